@@ -1,0 +1,143 @@
+#ifndef RL_CONF_H
+#define RL_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* The configuration: JSON file -> validated, immutable struct. Built once
+ * by rl_conf_load/rl_conf_parse on the main thread, then only read. Every
+ * error names its JSON path, e.g.
+ *   policies[2].limits[0].per: "5x" is not a duration                     */
+
+typedef enum {
+    RL_ALGO_GCRA = 0,
+    RL_ALGO_FIXED_WINDOW,
+    RL_ALGO_SLIDING_WINDOW
+} rl_algo_t;
+
+typedef struct rl_limit {
+    rl_algo_t algo;
+    int64_t requests;   /* > 0 */
+    int64_t period_ms;  /* > 0 */
+    int64_t burst;      /* gcra only: > 0, defaults to requests */
+    int64_t block_ms;   /* 0 = no block */
+    /* Redis key suffix naming this limit, stable across reloads as long
+     * as the limit's algorithm and period do not change: "g300000",
+     * "f10000", "s60000"; test limits get a "t" in front ("tg10000"). */
+    char suffix[40];
+} rl_limit_t;
+
+typedef enum {
+    RL_KEY_TENANT = 0,
+    RL_KEY_USER,
+    RL_KEY_IP,
+    RL_KEY_METHOD,
+    RL_KEY_ROUTE,      /* the matched pattern text */
+    RL_KEY_PATH,       /* the concrete path */
+    RL_KEY_PATH_PARAM, /* path.NAME */
+    RL_KEY_HEADER      /* header.NAME (name stored lower-case) */
+} rl_key_kind_t;
+
+typedef struct rl_key_field {
+    rl_key_kind_t kind;
+    char *name;  /* NAME for path.NAME / header.NAME, else NULL */
+    char *spec;  /* as written in the config: "path.siteIdentifier" */
+} rl_key_field_t;
+
+typedef enum {
+    RL_SEG_LITERAL = 0,
+    RL_SEG_PARAM       /* {name} */
+} rl_seg_kind_t;
+
+typedef struct rl_segment {
+    rl_seg_kind_t kind;
+    char *text;        /* literal text, or the parameter name */
+    size_t len;
+} rl_segment_t;
+
+/* A path pattern: "/a/{b}/c", "/a/*", "/*". */
+typedef struct rl_pattern {
+    char *text;          /* as written */
+    rl_segment_t *segs;
+    int nsegs;
+    int wildcard;        /* trailing "*": matches zero or more segments */
+} rl_pattern_t;
+
+typedef enum {
+    RL_HEADERS_X_RATELIMIT = 0,          /* "x-ratelimit" */
+    RL_HEADERS_X_RATELIMIT_RETRY_AFTER,  /* "x-ratelimit-retry-after" */
+    RL_HEADERS_IETF,                     /* "ietf" */
+    RL_HEADERS_NONE                      /* "none" */
+} rl_header_style_t;
+
+typedef struct rl_test_rule {
+    char *header;        /* lower-case header name */
+    char *value;         /* exact value that triggers it */
+    rl_limit_t *limits;
+    int nlimits;
+} rl_test_rule_t;
+
+typedef struct rl_policy {
+    char *name;
+    int index;                 /* position in the file */
+    char *method;              /* upper-case, NULL = any method */
+    rl_pattern_t path;
+    rl_key_field_t *key;
+    int nkey;
+    rl_limit_t *limits;
+    int nlimits;
+    rl_test_rule_t *test;      /* NULL if none */
+    rl_header_style_t headers;
+    int failure_open;          /* "failure_mode": "open" (1) / "closed" (0) */
+    int deny_status;           /* default 429 */
+    json_t *deny_body;         /* owned; may hold {retry_after} etc.; NULL = default body */
+    int shadow;                /* "mode": "shadow" */
+} rl_policy_t;
+
+typedef enum { RL_STORE_REDIS = 0, RL_STORE_MEMORY } rl_store_type_t;
+
+typedef struct rl_conf_store {
+    rl_store_type_t type;
+    char *host;                /* from "address": "host:port" */
+    int port;
+    int timeout_ms;            /* default 50 */
+    char *prefix;              /* default "rl" */
+    char *username;            /* optional */
+    char *password;            /* optional, never logged */
+    int db;                    /* SELECT n, default 0 */
+} rl_conf_store_t;
+
+typedef struct rl_conf_http {
+    int64_t max_body_bytes;    /* default 10485760 */
+    int64_t max_header_bytes;  /* default 65536 */
+    int64_t read_timeout_ms;   /* default 10000 */
+    int64_t idle_timeout_ms;   /* default 60000 */
+    int64_t max_connections;   /* per worker, default 10000 */
+} rl_conf_http_t;
+
+typedef struct rl_conf {
+    char *listen_host;         /* from "listen": "host:port" */
+    int listen_port;           /* 0 = pick a free port */
+    int workers;               /* 0 = online cores */
+    char *log_level;           /* "info" default */
+    rl_conf_http_t http;
+    rl_conf_store_t store;
+    rl_policy_t *policies;
+    int npolicies;
+    char hash[17];             /* first 16 hex digits of SHA-256 of the file */
+} rl_conf_t;
+
+/* Parses and validates a config from JSON text. Returns a new conf the
+ * caller frees with rl_conf_free, or NULL with err filled ("path: problem"). */
+rl_conf_t *rl_conf_parse(const char *text, size_t len, char *err, size_t errlen);
+
+/* Reads FILE then rl_conf_parse. Same ownership. */
+rl_conf_t *rl_conf_load(const char *path, char *err, size_t errlen);
+
+void rl_conf_free(rl_conf_t *conf);
+
+/* Looks up a policy by name; NULL if none. */
+const rl_policy_t *rl_conf_policy(const rl_conf_t *conf, const char *name);
+
+#endif

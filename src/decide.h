@@ -1,0 +1,53 @@
+#ifndef RL_DECIDE_H
+#define RL_DECIDE_H
+
+#include <stdint.h>
+#include "conf.h"
+#include "policy.h"
+#include "request.h"
+#include "store.h"
+
+/* The decision core: one decision request in, one verdict out. Knows
+ * nothing of HTTP, so every front end (/v1/decide, the batch endpoint,
+ * forward-auth) calls it the same way. Worker thread only. */
+
+typedef struct rl_verdict {
+    int allowed;                 /* what the caller should do */
+    const rl_policy_t *policy;   /* NULL: no policy applies */
+    const rl_limit_t *limit_def; /* the most restrictive limit (fewest remaining) */
+    int64_t limit;               /* its requests */
+    int64_t remaining;
+    int64_t reset_after_ms;
+    int64_t retry_after_ms;      /* 0 when allowed */
+    int64_t now_ms;              /* the store's clock at the decision */
+    int blocked;                 /* denied because of an active block */
+    int degraded;                /* the store failed; failure_mode decided */
+    const char *degraded_reason; /* "timeout", "disconnected", ... or NULL */
+    int test;                    /* the policy's test header applied */
+    int shadow_would_deny;       /* shadow policy that would have denied */
+    int status;                  /* HTTP status a gateway should answer: 200, deny_status, or 503 */
+} rl_verdict_t;
+
+typedef enum {
+    RL_DECIDE_OK = 0,            /* verdict is set */
+    RL_DECIDE_INVALID,           /* the request lacks a key field: 422 VAL_001 */
+    RL_DECIDE_UNAVAILABLE        /* store failed and failure_mode is closed: 503 */
+} rl_decide_status_t;
+
+/* v and message are valid only during the callback. message is set for
+ * RL_DECIDE_INVALID ("tenant is required for policy \"x\""). For
+ * RL_DECIDE_UNAVAILABLE v is also set (allowed 0, degraded 1). */
+typedef void rl_decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
+                          const char *message);
+
+/* Decides req under conf with store. req may be freed once this returns.
+ * cb is called exactly once, possibly before this returns. */
+void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
+               rl_decide_cb *cb, void *arg);
+
+/* Builds the verdict from a store result for policy p (pure; used by
+ * rl_decide and tested on its own). */
+void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimits,
+                       int test, const rl_store_result_t *res, rl_verdict_t *v);
+
+#endif

@@ -1,0 +1,46 @@
+#ifndef RL_REPLY_H
+#define RL_REPLY_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include "decide.h"
+
+/* Verdict -> rate-limit headers, deny body and the /v1/decide JSON.
+ * Pure: no I/O, no clock (times derive from v->now_ms). */
+
+#define RL_REPLY_MAX_HEADERS 6
+
+typedef struct rl_reply_header {
+    char name[32];
+    char value[160];
+} rl_reply_header_t;
+
+/* Fills out[] with the headers of v's policy header style, plus
+ * Retry-After (seconds, rounded up, >= 1) on a denial. None when no
+ * policy applies. Returns the number written (<= RL_REPLY_MAX_HEADERS).
+ * Styles:
+ *  x-ratelimit:             X-RateLimit-Limit, X-RateLimit-Remaining,
+ *                           X-RateLimit-Reset (unix seconds of the reset)
+ *  x-ratelimit-retry-after: X-RateLimit-Limit, X-Ratelimit-Remaining,
+ *                           X-Ratelimit-Retry-After (unix seconds)
+ *  ietf:                    RateLimit-Policy: "name";q=LIMIT;w=WINDOW_S
+ *                           RateLimit: "name";r=REMAINING;t=RESET_S
+ *  none:                    nothing but Retry-After on a denial */
+int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out);
+
+/* Expands {retry_after} (seconds, rounded up), {retry_after_human}
+ * ("2 minutes"), {limit} and {policy} in s. Returns a new string
+ * (caller frees). Unknown {words} are left as they are. */
+char *rl_reply_template(const char *s, const rl_verdict_t *v);
+
+/* The deny body of v's policy with every string templated (recursively
+ * through objects and arrays); the default when the policy has none is
+ * {"error": "rate limit exceeded", "code": "RATE_001"}. New reference. */
+json_t *rl_reply_deny_body(const rl_verdict_t *v);
+
+/* The /v1/decide reply object: allowed, policy, limit, remaining,
+ * reset_after_ms, retry_after_ms, blocked, degraded, status, headers,
+ * and body (on a denial); "shadow" for shadow policies. New reference. */
+json_t *rl_reply_decision(const rl_verdict_t *v);
+
+#endif

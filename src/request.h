@@ -1,0 +1,51 @@
+#ifndef RL_REQUEST_H
+#define RL_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* A decision request, whatever front end it came from (JSON body of
+ * /v1/decide, an item of /v1/decide/batch, the headers of /v1/authorize).
+ * All strings are borrowed: they point into the JSON object or the HTTP
+ * request they came from and live as long as it does. */
+
+#define RL_MAX_REQ_HEADERS 64
+
+typedef struct rl_header {
+    const char *name;      /* compared case-insensitively */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} rl_header_t;
+
+typedef struct rl_request {
+    const char *method;    /* upper-case; default "GET" */
+    const char *path;      /* required; query string already stripped */
+    size_t path_len;
+    const char *tenant;    /* NULL if absent */
+    const char *user;
+    const char *ip;
+    const char *policy;    /* force this policy by name; NULL = match */
+    rl_header_t headers[RL_MAX_REQ_HEADERS];
+    int nheaders;
+    int64_t cost;          /* >= 0, default 1; 0 = peek */
+} rl_request_t;
+
+/* Validation failure of a request: code is "VAL_001" (missing field,
+ * HTTP 422) or "VAL_002" (bad type or value, HTTP 422); message names the
+ * field, e.g. "path is required", "cost must be a non-negative integer". */
+typedef struct rl_request_error {
+    const char *code;
+    char message[160];
+} rl_request_error_t;
+
+/* Fills req from a decide-shaped JSON object. Unknown fields are ignored.
+ * Returns 0, or -1 with err filled. req borrows from obj. Pure. */
+int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err);
+
+/* Finds a header by name, case-insensitively. Returns its value (and
+ * length in *len if len is not NULL) or NULL. */
+const char *rl_request_header(const rl_request_t *req, const char *name, size_t *len);
+
+#endif

@@ -1,0 +1,83 @@
+#ifndef RL_STORE_H
+#define RL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "algo_mem.h"
+#include "conf.h"
+
+/* One store interface, two implementations (store_redis, store_mem).
+ * Each worker thread owns its own rl_store_t and calls it only from its
+ * own event loop.
+ *
+ * Redis protocol of the decision script (lua/decide.lua), shared by the
+ * Lua and store_redis.c:
+ *   KEYS[2i-1] = base..":"..limit.suffix        state of limit i
+ *   KEYS[2i]   = base..":"..limit.suffix..":b"  its block marker
+ *   ARGV[1] = cost (0 = peek), ARGV[2] = n,
+ *   then per limit 5 values: algo (0 gcra, 1 fixed, 2 sliding),
+ *   requests, period_ms, burst, block_ms.
+ *   Reply: { now_ms, allowed, then per limit:
+ *            allowed, remaining, reset_after_ms, retry_after_ms, blocked }
+ *   Time comes from TIME inside the script, so every replica shares the
+ *   Redis clock. */
+
+typedef struct rl_store_op {
+    const char *base_key;        /* "<prefix>:{...}" */
+    size_t base_len;
+    const rl_limit_t *limits;
+    int nlimits;                 /* 1..RL_MAX_LIMITS */
+    int64_t cost;                /* 0 = peek */
+} rl_store_op_t;
+
+typedef struct rl_store_result {
+    int status;                  /* RL_OK, or RL_ERR when the store failed */
+    const char *error;           /* static: "timeout", "disconnected", "bad_reply", ... */
+    int allowed;
+    int64_t now_ms;              /* the store's clock */
+    rl_limit_result_t limits[RL_MAX_LIMITS];
+} rl_store_result_t;
+
+/* Called exactly once per operation, possibly before the call that
+ * started it returns. res is only valid during the callback. */
+typedef void rl_store_cb(void *arg, const rl_store_result_t *res);
+
+typedef struct rl_store rl_store_t;
+
+typedef struct rl_store_ops {
+    /* Decides (or peeks) the op atomically. The op and its strings may be
+     * freed by the caller as soon as this returns. */
+    void (*decide)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg);
+    /* Clears every key of the op (its limits and block markers). */
+    void (*reset)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg);
+    /* 1 if the store can answer now. */
+    int (*connected)(rl_store_t *s);
+    void (*free)(rl_store_t *s);
+} rl_store_ops_t;
+
+struct rl_store {
+    const rl_store_ops_t *ops;
+    void *impl;
+};
+
+static inline void rl_store_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+{
+    s->ops->decide(s, op, cb, arg);
+}
+static inline void rl_store_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+{
+    s->ops->reset(s, op, cb, arg);
+}
+static inline int rl_store_connected(rl_store_t *s)
+{
+    return s->ops->connected(s);
+}
+static inline void rl_store_free(rl_store_t *s)
+{
+    if (s != NULL) s->ops->free(s);
+}
+
+/* Calls cb with a failed result carrying `error`. */
+void rl_store_fail(rl_store_cb *cb, void *arg, const char *error);
+
+#endif

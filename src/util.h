@@ -1,0 +1,33 @@
+#ifndef RL_UTIL_H
+#define RL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RL_OK 0
+#define RL_ERR -1
+
+/* Wall clock in milliseconds since the epoch. Any thread. */
+int64_t rl_now_ms(void);
+
+/* Monotonic clock in microseconds. Any thread. */
+int64_t rl_mono_us(void);
+
+/* Parses a duration such as "250ms", "1s", "10s", "2m", "5m", "1h", "1d"
+ * into milliseconds (> 0). Returns RL_OK or RL_ERR. Pure. */
+int rl_duration_parse(const char *s, int64_t *ms);
+
+/* Writes "2 minutes", "45 seconds", "1 hour", "3 days" for a number of
+ * seconds (rounded to the largest whole unit that fits). Pure. */
+void rl_human_duration(int64_t seconds, char *buf, size_t len);
+
+/* Fills buf with a random 32-hex-digit id (plus NUL: len >= 33). */
+void rl_random_id(char *buf, size_t len);
+
+/* Constant-time comparison of two byte strings of the given lengths. */
+int rl_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Lower-case hex SHA-256 of data into out (65 bytes with NUL). */
+void rl_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif
