@@ -6,7 +6,7 @@
 
 /* The algorithms in C, for the memory store. Pure functions of (state,
  * now): tests inject the clock. Semantics are exactly those of
- * lua/*.lua (see docs/algorithms.md):
+ * the Lua scripts in lua/ (see docs/algorithms.md):
  *  - gcra: v[0] = theoretical arrival time (ms). Emission interval
  *    T = period/requests; admits if tat' - burst*T <= now.
  *  - fixed_window: windows aligned to the epoch (floor(now/period));

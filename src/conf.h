@@ -56,7 +56,7 @@ typedef struct rl_segment {
     size_t len;
 } rl_segment_t;
 
-/* A path pattern: "/a/{b}/c", "/a/*", "/*". */
+/* A path pattern: literal segments, {name} segments, a trailing "*". */
 typedef struct rl_pattern {
     char *text;          /* as written */
     rl_segment_t *segs;

@@ -45,6 +45,10 @@ typedef void rl_decide_cb(void *arg, rl_decide_status_t status, const rl_verdict
 void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
                rl_decide_cb *cb, void *arg);
 
+/* Frees the calling thread's recycled decision contexts; a worker calls
+ * it once its loop has ended and no decision is pending. */
+void rl_decide_thread_cleanup(void);
+
 /* Builds the verdict from a store result for policy p (pure; used by
  * rl_decide and tested on its own). */
 void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimits,

@@ -36,13 +36,13 @@ static void log_emit(rl_log_level_t level, const char *msg, json_t *obj)
 {
     struct timespec ts;
     struct tm tm;
-    char tsbuf[40];
+    char tsbuf[96];
     char *line;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(tsbuf, sizeof(tsbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(tsbuf, sizeof(tsbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
     json_object_set_new(obj, "ts", json_string(tsbuf));
     json_object_set_new(obj, "level", json_string(level_names[level]));
     json_object_set_new(obj, "msg", json_string(msg));

@@ -25,7 +25,7 @@ typedef struct rl_match {
 } rl_match_t;
 
 /* Compiles a pattern such as "/platform/v2/process/{siteIdentifier}" or
- * "/*" into p (owned by p; free with rl_pattern_free). Returns 0, or -1
+ * a pattern ending in a "*" segment into p (owned by p; free with rl_pattern_free). Returns 0, or -1
  * with err filled ("empty parameter name", "'*' must be the last
  * segment", ...). */
 int rl_pattern_compile(const char *text, rl_pattern_t *p, char *err, size_t errlen);

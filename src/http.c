@@ -1,0 +1,723 @@
+/* A small HTTP/1.1 server on libevent bufferevents (see http.h for why it
+ * is not evhttp). One rl_http_server_t per worker thread; everything here
+ * runs on that worker's event loop. */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <event2/buffer.h>
+#include <event2/listener.h>
+#include "log.h"
+#include "util.h"
+
+/* ---------------------------------------------------------------------
+ * Types
+ * ------------------------------------------------------------------- */
+
+typedef enum {
+    CONN_IDLE = 0,    /* waiting for the first byte of a request */
+    CONN_READING,     /* part of a request has arrived */
+    CONN_HANDLING,    /* the handler owns the request */
+    CONN_CLOSING      /* flushing a last reply, then close */
+} conn_state_t;
+
+struct rl_http_conn {
+    rl_http_server_t *srv;
+    struct bufferevent *bev;
+    struct event *timer;
+    rl_http_conn_t *prev, *next;
+    conn_state_t state;
+    size_t searched;          /* bytes of input already searched for CRLFCRLF */
+    size_t head_len;          /* request line + headers + CRLFCRLF */
+    int64_t content_length;   /* -1 none */
+    int chunked;
+    int continue_sent;
+    char *head;               /* copy of the request head, parsed in place (owned) */
+    size_t head_cap;
+    char *chunk_body;         /* decoded chunked body (owned) */
+    size_t chunk_len, chunk_cap;
+    size_t consumed;          /* input bytes that belong to the request */
+    int peer_gone;
+    rl_http_req_t req;
+};
+
+struct rl_http_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    rl_conf_http_t limits;
+    rl_http_handler *handler;
+    void *arg;
+    char id_prefix[17];
+    uint64_t id_seq;
+    int nconns;
+    int inflight;
+    int draining;
+    rl_http_conn_t *conns;
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+
+#define RL_STR_(x) #x
+#define RL_STR(x) RL_STR_(x)
+#define RL_BUSY_LEN 62
+static void conn_process(rl_http_conn_t *c);
+
+/* ---------------------------------------------------------------------
+ * Status phrases and small helpers
+ * ------------------------------------------------------------------- */
+
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    { 100, "Continue" }, { 200, "OK" }, { 202, "Accepted" }, { 204, "No Content" },
+    { 400, "Bad Request" }, { 401, "Unauthorized" }, { 403, "Forbidden" },
+    { 404, "Not Found" }, { 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+    { 409, "Conflict" }, { 411, "Length Required" }, { 413, "Payload Too Large" },
+    { 415, "Unsupported Media Type" }, { 422, "Unprocessable Entity" },
+    { 429, "Too Many Requests" }, { 431, "Request Header Fields Too Large" },
+    { 500, "Internal Server Error" }, { 501, "Not Implemented" },
+    { 502, "Bad Gateway" }, { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+};
+
+const char *rl_http_reason(int status)
+{
+    size_t i;
+    for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status) return reasons[i].reason;
+    }
+    return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+}
+
+void *rl_http_req_arg(const rl_http_req_t *req)
+{
+    return req->conn->srv->arg;
+}
+
+const char *rl_http_header(const rl_http_req_t *req, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    int i;
+    for (i = 0; i < req->nheaders; i++) {
+        if (req->headers[i].name_len == nlen && strncasecmp(req->headers[i].name, name, nlen) == 0) {
+            if (len != NULL) *len = req->headers[i].value_len;
+            return req->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+static int is_tchar(int ch)
+{
+    return isalnum(ch) || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* A caller's X-Request-Id is echoed only if it is short and plain, so it
+ * cannot inject headers or bloat logs. */
+static int request_id_ok(const char *v, size_t len)
+{
+    size_t i;
+    if (len == 0 || len >= RL_HTTP_ID_MAX) return 0;
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!isalnum(ch) && ch != '-' && ch != '_' && ch != '.' && ch != ':') return 0;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------------
+ * Connection lifecycle
+ * ------------------------------------------------------------------- */
+
+static void conn_free(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+
+    if (c->prev != NULL) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next != NULL) c->next->prev = c->prev;
+    s->nconns--;
+    if (c->timer != NULL) event_free(c->timer);
+    if (c->bev != NULL) bufferevent_free(c->bev);
+    free(c->chunk_body);
+    free(c->head);
+    free(c);
+}
+
+static void conn_arm_timer(rl_http_conn_t *c, int64_t ms)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    evtimer_add(c->timer, &tv);
+}
+
+/* Back to waiting for the next request on a kept-alive connection. */
+static void conn_reset_request(rl_http_conn_t *c)
+{
+    c->searched = 0;
+    c->head_len = 0;
+    c->content_length = -1;
+    c->chunked = 0;
+    c->continue_sent = 0;
+    c->chunk_len = 0;
+    c->consumed = 0;
+    if (c->chunk_cap > 65536) {
+        free(c->chunk_body);
+        c->chunk_body = NULL;
+        c->chunk_cap = 0;
+    }
+    memset(&c->req, 0, sizeof(c->req));
+}
+
+/* Writes a complete reply into the output buffer. */
+static void write_reply(rl_http_conn_t *c, int status, const char *const *names,
+                        const char *const *values, int n, const char *ctype, const char *body,
+                        size_t len, int close_after)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int i;
+
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, rl_http_reason(status));
+    for (i = 0; i < n; i++) evbuffer_add_printf(out, "%s: %s\r\n", names[i], values[i]);
+    if (body != NULL) {
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype != NULL ? ctype : "application/json");
+    }
+    evbuffer_add_printf(out, "Content-Length: %zu\r\n", body != NULL ? len : 0);
+    if (c->req.id[0] != '\0') evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
+    evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n", close_after ? 21 : 2);
+    if (body != NULL && len > 0) evbuffer_add(out, body, len);
+}
+
+static void conn_close_when_flushed(struct bufferevent *bev, void *arg)
+{
+    rl_http_conn_t *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) conn_free(c);
+}
+
+/* Sends a protocol-level error in the JSON error shape and closes. */
+static void conn_fail(rl_http_conn_t *c, int status, const char *code, const char *msg)
+{
+    char body[512];
+    int len;
+
+    if (c->req.id[0] == '\0') {
+        snprintf(c->req.id, sizeof(c->req.id), "%s%016llx", c->srv->id_prefix,
+                 (unsigned long long)++c->srv->id_seq);
+    }
+    len = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
+                   msg, code, c->req.id);
+    write_reply(c, status, NULL, NULL, 0, NULL, body, (size_t)len, 1);
+    c->state = CONN_CLOSING;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, conn_close_when_flushed, NULL, c);
+    /* A peer that never reads its error must not hold the slot forever. */
+    conn_arm_timer(c, 1000);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_http_conn_t *c = arg;
+
+    switch (c->state) {
+    case CONN_READING:
+        conn_fail(c, 408, "REQUEST_TIMEOUT", "request not received in time");
+        break;
+    case CONN_HANDLING:
+        break;  /* the handler always answers; nothing to do */
+    default:
+        conn_free(c);  /* idle keep-alive connection, or a stuck flush */
+        break;
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    rl_http_conn_t *c = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (c->state == CONN_HANDLING) {
+            /* The handler still owns the request: free after its reply. */
+            c->peer_gone = 1;
+            bufferevent_disable(bev, EV_READ | EV_WRITE);
+            return;
+        }
+        conn_free(c);
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * Parsing
+ * ------------------------------------------------------------------- */
+
+/* Parses the request line and headers in place (head is writable and
+ * head_len long, ending in CRLFCRLF). Returns 0, or an HTTP status with
+ * *msg set. */
+static int parse_head(rl_http_conn_t *c, char *head, size_t head_len, const char **msg)
+{
+    rl_http_req_t *r = &c->req;
+    char *end = head + head_len - 2;  /* points at the final CRLF */
+    char *p = head, *line_end, *sp1, *sp2, *q;
+    int http10;
+    const char *te = NULL;
+
+    line_end = memchr(p, '\r', (size_t)(end - p));
+    if (line_end == NULL || line_end[1] != '\n') { *msg = "malformed request line"; return 400; }
+    *line_end = '\0';
+    sp1 = strchr(p, ' ');
+    if (sp1 == NULL) { *msg = "malformed request line"; return 400; }
+    *sp1 = '\0';
+    sp2 = strchr(sp1 + 1, ' ');
+    if (sp2 == NULL) { *msg = "malformed request line"; return 400; }
+    *sp2 = '\0';
+    for (q = p; *q; q++) {
+        if (!is_tchar((unsigned char)*q)) { *msg = "malformed method"; return 400; }
+    }
+    if (*p == '\0') { *msg = "malformed method"; return 400; }
+    if (sp1[1] != '/') { *msg = "request target must start with /"; return 400; }
+    for (q = sp1 + 1; *q; q++) {
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q == 0x7f) {
+            *msg = "malformed request target";
+            return 400;
+        }
+    }
+    if (strcmp(sp2 + 1, "HTTP/1.1") == 0) http10 = 0;
+    else if (strcmp(sp2 + 1, "HTTP/1.0") == 0) http10 = 1;
+    else { *msg = "unsupported HTTP version"; return 400; }
+
+    r->method = p;
+    r->target = sp1 + 1;
+    r->path = r->target;
+    q = strchr(r->target, '?');
+    r->path_len = q != NULL ? (size_t)(q - r->target) : strlen(r->target);
+    r->keep_alive = !http10;
+
+    p = line_end + 2;
+    while (p < end) {
+        char *colon, *v, *ve;
+        line_end = memchr(p, '\r', (size_t)(end - p + 1));
+        if (line_end == NULL || line_end[1] != '\n') { *msg = "malformed header"; return 400; }
+        if (*p == ' ' || *p == '\t') { *msg = "obsolete header folding"; return 400; }
+        *line_end = '\0';
+        colon = strchr(p, ':');
+        if (colon == NULL || colon == p) { *msg = "malformed header"; return 400; }
+        for (q = p; q < colon; q++) {
+            /* No space before the colon: a smuggling shape (RFC 9112 5.1). */
+            if (!is_tchar((unsigned char)*q)) { *msg = "malformed header name"; return 400; }
+        }
+        v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        ve = line_end;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        *ve = '\0';
+        for (q = v; q < ve; q++) {
+            if ((unsigned char)*q < 0x20 && *q != '\t') { *msg = "control byte in header"; return 400; }
+        }
+        if (r->nheaders == RL_HTTP_MAX_HEADERS) { *msg = "too many headers"; return 431; }
+        r->headers[r->nheaders].name = p;
+        r->headers[r->nheaders].name_len = (size_t)(colon - p);
+        r->headers[r->nheaders].value = v;
+        r->headers[r->nheaders].value_len = (size_t)(ve - v);
+        *colon = '\0';
+
+        if (strcasecmp(p, "content-length") == 0) {
+            int64_t n = 0;
+            if (*v == '\0') { *msg = "invalid Content-Length"; return 400; }
+            for (q = v; *q; q++) {
+                if (!isdigit((unsigned char)*q) || n > (INT64_MAX - 9) / 10) {
+                    *msg = "invalid Content-Length";
+                    return 400;
+                }
+                n = n * 10 + (*q - '0');
+            }
+            if (c->content_length >= 0 && c->content_length != n) {
+                *msg = "conflicting Content-Length headers";
+                return 400;
+            }
+            c->content_length = n;
+        } else if (strcasecmp(p, "transfer-encoding") == 0) {
+            if (te != NULL) { *msg = "repeated Transfer-Encoding"; return 400; }
+            te = v;
+        } else if (strcasecmp(p, "connection") == 0) {
+            if (strcasecmp(v, "close") == 0) r->keep_alive = 0;
+            else if (strcasecmp(v, "keep-alive") == 0) r->keep_alive = 1;
+        } else if (strcasecmp(p, "x-request-id") == 0) {
+            if (request_id_ok(v, (size_t)(ve - v))) memcpy(r->id, v, (size_t)(ve - v) + 1);
+        }
+        r->nheaders++;
+        p = line_end + 2;
+    }
+    if (te != NULL) {
+        /* Both framings at once is the classic smuggling shape: refuse. */
+        if (c->content_length >= 0) {
+            *msg = "both Content-Length and Transfer-Encoding";
+            return 400;
+        }
+        if (strcasecmp(te, "chunked") != 0) { *msg = "unsupported Transfer-Encoding"; return 501; }
+        c->chunked = 1;
+    }
+    return 0;
+}
+
+/* Decodes as much of a chunked body as the input holds, from offset
+ * c->consumed. Returns 1 when complete, 0 when more is needed, or an HTTP
+ * status on error. */
+static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **msg)
+{
+    for (;;) {
+        size_t avail = evbuffer_get_length(in) - c->consumed;
+        struct evbuffer_ptr pos;
+        char line[64];
+        size_t line_len;
+        char *endp;
+        unsigned long long n;
+
+        if (avail == 0) return 0;
+        evbuffer_ptr_set(in, &pos, c->consumed, EVBUFFER_PTR_SET);
+        pos = evbuffer_search_eol(in, &pos, NULL, EVBUFFER_EOL_CRLF_STRICT);
+        if (pos.pos < 0) {
+            if (avail > sizeof(line)) { *msg = "malformed chunk size"; return 400; }
+            return 0;
+        }
+        line_len = (size_t)pos.pos - c->consumed;
+        if (line_len >= sizeof(line) || line_len == 0) { *msg = "malformed chunk size"; return 400; }
+        {
+            struct evbuffer_ptr start;
+            evbuffer_ptr_set(in, &start, c->consumed, EVBUFFER_PTR_SET);
+            evbuffer_copyout_from(in, &start, line, line_len);
+        }
+        line[line_len] = '\0';
+        if (!isxdigit((unsigned char)line[0])) { *msg = "malformed chunk size"; return 400; }
+        errno = 0;
+        n = strtoull(line, &endp, 16);
+        if (errno != 0 || (*endp != '\0' && *endp != ';')) { *msg = "malformed chunk size"; return 400; }
+        if (n > (unsigned long long)c->srv->limits.max_body_bytes ||
+            c->chunk_len + n > (unsigned long long)c->srv->limits.max_body_bytes) {
+            *msg = "request body too large";
+            return 413;
+        }
+        if (n == 0) {
+            /* Last chunk: trailers (ignored) end with an empty line. */
+            size_t off = (size_t)pos.pos + 2;
+            for (;;) {
+                struct evbuffer_ptr tp;
+                evbuffer_ptr_set(in, &tp, off, EVBUFFER_PTR_SET);
+                tp = evbuffer_search_eol(in, &tp, NULL, EVBUFFER_EOL_CRLF_STRICT);
+                if (tp.pos < 0) {
+                    if (evbuffer_get_length(in) - off > (size_t)c->srv->limits.max_header_bytes) {
+                        *msg = "trailers too large";
+                        return 431;
+                    }
+                    return 0;
+                }
+                if ((size_t)tp.pos == off) {
+                    c->consumed = off + 2;
+                    return 1;
+                }
+                off = (size_t)tp.pos + 2;
+            }
+        }
+        if (evbuffer_get_length(in) < (size_t)pos.pos + 2 + n + 2) return 0;
+        if (c->chunk_len + n + 1 > c->chunk_cap) {
+            size_t cap = c->chunk_cap ? c->chunk_cap : 1024;
+            char *nb;
+            while (cap < c->chunk_len + n + 1) cap *= 2;
+            nb = realloc(c->chunk_body, cap);
+            if (nb == NULL) { *msg = "out of memory"; return 503; }
+            c->chunk_body = nb;
+            c->chunk_cap = cap;
+        }
+        {
+            struct evbuffer_ptr dp;
+            char crlf[2];
+            evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2, EVBUFFER_PTR_SET);
+            evbuffer_copyout_from(in, &dp, c->chunk_body + c->chunk_len, n);
+            evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2 + n, EVBUFFER_PTR_SET);
+            evbuffer_copyout_from(in, &dp, crlf, 2);
+            if (crlf[0] != '\r' || crlf[1] != '\n') { *msg = "malformed chunk"; return 400; }
+        }
+        c->chunk_len += n;
+        c->consumed = (size_t)pos.pos + 2 + n + 2;
+    }
+}
+
+/* Hands a complete request to the handler. base is the contiguous input
+ * (head + body) for a Content-Length body; it stays put while the handler
+ * runs because reading is off until the reply. */
+static void conn_dispatch(rl_http_conn_t *c, char *base)
+{
+    rl_http_server_t *s = c->srv;
+
+    if (c->chunked) {
+        c->req.body = c->chunk_body != NULL ? c->chunk_body : "";
+        c->req.body_len = c->chunk_len;
+    } else {
+        c->req.body = base != NULL ? base + c->head_len : "";
+        c->req.body_len = c->content_length > 0 ? (size_t)c->content_length : 0;
+        c->consumed = c->head_len + c->req.body_len;
+    }
+    if (c->req.id[0] == '\0') {
+        snprintf(c->req.id, sizeof(c->req.id), "%s%016llx", s->id_prefix,
+                 (unsigned long long)++s->id_seq);
+    }
+    if (s->draining) c->req.keep_alive = 0;
+    c->req.conn = c;
+    c->req.start_us = rl_mono_us();
+    c->state = CONN_HANDLING;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    s->inflight++;
+    s->handler(&c->req, s->arg);
+}
+
+/* Parses whatever the input holds; dispatches a request when complete. */
+static void conn_process(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    const char *msg = NULL;
+    int rc;
+
+    if (c->state != CONN_IDLE && c->state != CONN_READING) return;
+    if (len == 0) return;
+    if (c->state == CONN_IDLE) {
+        c->state = CONN_READING;
+        evtimer_del(c->timer);
+        conn_arm_timer(c, s->limits.read_timeout_ms);
+    }
+    if (c->head_len == 0) {
+        struct evbuffer_ptr start, found;
+        size_t from = c->searched > 3 ? c->searched - 3 : 0;
+        char *head;
+
+        evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET);
+        found = evbuffer_search(in, "\r\n\r\n", 4, &start);
+        if (found.pos < 0) {
+            c->searched = len;
+            if (len > (size_t)s->limits.max_header_bytes) {
+                conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
+            }
+            return;
+        }
+        if ((size_t)found.pos + 4 > (size_t)s->limits.max_header_bytes) {
+            conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
+            return;
+        }
+        c->head_len = (size_t)found.pos + 4;
+        /* A copy: the input buffer may move its bytes while the body is
+         * still arriving, and the request's strings must stay put. */
+        if (c->head_cap < c->head_len + 1) {
+            head = realloc(c->head, c->head_len + 1);
+            if (head == NULL) {
+                conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
+                return;
+            }
+            c->head = head;
+            c->head_cap = c->head_len + 1;
+        }
+        evbuffer_copyout(in, c->head, c->head_len);
+        c->head[c->head_len] = '\0';
+        rc = parse_head(c, c->head, c->head_len, &msg);
+        if (rc != 0) {
+            conn_fail(c, rc, rc == 431 ? "HEADERS_TOO_LARGE" : rc == 501 ? "NOT_IMPLEMENTED" : "BAD_REQUEST", msg);
+            return;
+        }
+        /* The body limit is enforced from the declared length, before a
+         * byte of the body is read. */
+        if (c->content_length > s->limits.max_body_bytes) {
+            conn_fail(c, 413, "PAYLOAD_TOO_LARGE", "request body too large");
+            return;
+        }
+        {
+            const char *expect = rl_http_header(&c->req, "expect", NULL);
+            if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && !c->continue_sent &&
+                (c->content_length > 0 || c->chunked)) {
+                evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                c->continue_sent = 1;
+            }
+        }
+        c->consumed = c->head_len;
+    }
+    if (c->chunked) {
+        rc = decode_chunked(c, in, &msg);
+        if (rc == 0) return;
+        if (rc != 1) {
+            conn_fail(c, rc, rc == 413 ? "PAYLOAD_TOO_LARGE" : rc == 431 ? "HEADERS_TOO_LARGE" : "BAD_REQUEST", msg);
+            return;
+        }
+        conn_dispatch(c, NULL);
+        return;
+    }
+    if (c->content_length > 0 && len < c->head_len + (size_t)c->content_length) return;
+    conn_dispatch(c, (char *)evbuffer_pullup(in, (ev_ssize_t)(c->head_len + (c->content_length > 0 ? (size_t)c->content_length : 0))));
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    conn_process(arg);
+}
+
+/* Output drained after a reply that had to wait: resume reading. */
+static void conn_write_resume_cb(struct bufferevent *bev, void *arg)
+{
+    rl_http_conn_t *c = arg;
+    bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_enable(bev, EV_READ);
+    conn_process(c);
+}
+
+void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
+                   const char *const *values, int n, const char *ctype, const char *body, size_t len)
+{
+    rl_http_conn_t *c = req->conn;
+    rl_http_server_t *s = c->srv;
+    struct evbuffer *in;
+    int close_after = !req->keep_alive || s->draining;
+
+    s->inflight--;
+    if (c->peer_gone) {
+        conn_free(c);
+        return;
+    }
+    write_reply(c, status, names, values, n, ctype, body, len, close_after);
+    in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, c->consumed);
+    conn_reset_request(c);
+    if (close_after) {
+        c->state = CONN_CLOSING;
+        bufferevent_setcb(c->bev, NULL, conn_close_when_flushed, conn_event_cb, c);
+        conn_arm_timer(c, 5000);
+        return;
+    }
+    c->state = CONN_IDLE;
+    conn_arm_timer(c, s->limits.idle_timeout_ms);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 262144) {
+        /* A client that pipelines without reading: wait for it to drain. */
+        bufferevent_setcb(c->bev, NULL, conn_write_resume_cb, conn_event_cb, c);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    conn_process(c);
+}
+
+/* ---------------------------------------------------------------------
+ * Accepting
+ * ------------------------------------------------------------------- */
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    rl_http_server_t *s = arg;
+    rl_http_conn_t *c;
+    int one = 1;
+
+    if (s->nconns >= s->limits.max_connections || s->draining) {
+        /* Refuse rather than queue without bound. Best effort: the socket
+         * is fresh, so this small write does not block in practice. */
+#define RL_BUSY_BODY "{\"error\":\"too many connections\",\"code\":\"BUSY\",\"trace_id\":null}"
+        static const char busy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: " RL_STR(RL_BUSY_LEN) "\r\n\r\n" RL_BUSY_BODY;
+        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        evutil_closesocket(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = s;
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(s->base, conn_timer_cb, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev != NULL) bufferevent_free(c->bev);
+        else evutil_closesocket(fd);
+        if (c->timer != NULL) event_free(c->timer);
+        free(c);
+        return;
+    }
+    c->content_length = -1;
+    c->next = s->conns;
+    if (s->conns != NULL) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ);
+    c->state = CONN_IDLE;
+    conn_arm_timer(c, s->limits.idle_timeout_ms);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: keep serving open connections; the listener
+     * retries on the next readiness. */
+    rl_warn("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_conf_http_t *limits,
+                                     const char *id_prefix, rl_http_handler *handler, void *arg)
+{
+    rl_http_server_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) return NULL;
+    s->base = base;
+    s->limits = *limits;
+    s->handler = handler;
+    s->arg = arg;
+    snprintf(s->id_prefix, sizeof(s->id_prefix), "%s", id_prefix);
+    s->listener = evconnlistener_new(base, accept_cb, s, LEV_OPT_REUSEABLE, -1, fd);
+    if (s->listener == NULL) {
+        free(s);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(s->listener, accept_error_cb);
+    return s;
+}
+
+void rl_http_server_stop_accepting(rl_http_server_t *s)
+{
+    rl_http_conn_t *c, *next;
+
+    s->draining = 1;
+    if (s->listener != NULL) {
+        evconnlistener_free(s->listener);
+        s->listener = NULL;
+    }
+    /* Idle keep-alive connections have nothing to finish. */
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_IDLE) conn_free(c);
+    }
+}
+
+int rl_http_server_inflight(const rl_http_server_t *s)
+{
+    return s->inflight;
+}
+
+int rl_http_server_connections(const rl_http_server_t *s)
+{
+    return s->nconns;
+}
+
+void rl_http_server_free(rl_http_server_t *s)
+{
+    if (s == NULL) return;
+    if (s->listener != NULL) evconnlistener_free(s->listener);
+    while (s->conns != NULL) conn_free(s->conns);
+    free(s);
+}

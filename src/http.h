@@ -1,0 +1,77 @@
+#ifndef RL_HTTP_H
+#define RL_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "conf.h"
+#include "request.h"
+
+/* A small HTTP/1.1 server on bufferevents, one per worker thread. It is
+ * ours rather than evhttp so that every limit answers in the project's
+ * JSON error shape (413 from Content-Length before the body is read, 431
+ * past max_header_bytes), slow clients are cut off by an absolute
+ * deadline, connections are capped per worker, and TLS can be layered
+ * in with an OpenSSL bufferevent. Requests on one connection are served
+ * one at a time, in order (pipelined requests wait in the input buffer).
+ * Worker thread only. */
+
+#define RL_HTTP_MAX_HEADERS 64
+#define RL_HTTP_ID_MAX 129
+
+typedef struct rl_http_server rl_http_server_t;
+typedef struct rl_http_conn rl_http_conn_t;
+
+typedef struct rl_http_req {
+    rl_http_conn_t *conn;
+    const char *method;        /* as sent: "POST" */
+    const char *target;        /* as sent, with the query string */
+    const char *path;          /* target without the query string (not NUL terminated at path_len!) */
+    size_t path_len;
+    rl_header_t headers[RL_HTTP_MAX_HEADERS];
+    int nheaders;
+    const char *body;          /* body_len bytes, not NUL terminated */
+    size_t body_len;
+    int keep_alive;
+    int64_t start_us;          /* monotonic, when the request was complete */
+    char id[RL_HTTP_ID_MAX];   /* X-Request-Id: echoed, or generated */
+} rl_http_req_t;
+
+/* Called once per complete request. The handler must answer it exactly
+ * once with rl_http_reply (now or later from the same thread). The request
+ * and its strings stay valid until then. */
+typedef void rl_http_handler(rl_http_req_t *req, void *arg);
+
+/* Creates a server on base accepting on the listening socket fd (shared
+ * with other workers; not closed by the server). */
+rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_conf_http_t *limits,
+                                     const char *id_prefix, rl_http_handler *handler, void *arg);
+
+/* Stops accepting; open connections finish their request and close. */
+void rl_http_server_stop_accepting(rl_http_server_t *s);
+
+/* Requests being handled and connections open now. */
+int rl_http_server_inflight(const rl_http_server_t *s);
+int rl_http_server_connections(const rl_http_server_t *s);
+
+/* Closes every connection (answering none) and frees s. */
+void rl_http_server_free(rl_http_server_t *s);
+
+/* The handler arg of the server that received req. */
+void *rl_http_req_arg(const rl_http_req_t *req);
+
+/* Header lookup on a request, case-insensitive; NULL if absent. */
+const char *rl_http_header(const rl_http_req_t *req, const char *name, size_t *len);
+
+/* Answers req: status, extra headers (name/value arrays, n entries, may be
+ * 0), and body (len bytes, content type application/json unless ctype
+ * says otherwise; NULL for none). Adds Content-Length, X-Request-Id and
+ * Connection headers. req is invalid afterwards. */
+void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
+                   const char *const *values, int n, const char *ctype, const char *body, size_t len);
+
+/* Reason phrase of a status code ("Too Many Requests"). */
+const char *rl_http_reason(int status);
+
+#endif

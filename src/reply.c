@@ -1,0 +1,454 @@
+/* Verdict -> rate-limit headers, deny body and the /v1/decide JSON.
+ * Pure: no I/O and no clock; every time derives from v->now_ms, the
+ * store's clock at the decision. Any thread. */
+#include "reply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ------------------------------------------------------------------ */
+/* Time helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Milliseconds -> whole seconds, rounded up; negative values count as 0. */
+static int64_t ms_to_s_ceil(int64_t ms)
+{
+    if (ms <= 0) {
+        return 0;
+    }
+    return (ms + 999) / 1000;
+}
+
+/* The Retry-After value of v: seconds rounded up, at least 1. */
+static int64_t retry_after_s(const rl_verdict_t *v)
+{
+    int64_t s = ms_to_s_ceil(v->retry_after_ms);
+
+    return s < 1 ? 1 : s;
+}
+
+/* Remaining requests as shown to clients: never below 0. */
+static int64_t shown_remaining(const rl_verdict_t *v)
+{
+    return v->remaining < 0 ? 0 : v->remaining;
+}
+
+/* ------------------------------------------------------------------ */
+/* Headers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Writes the policy name as a Structured Field string ("name", with '"'
+ * and '\' escaped and bytes outside printable ASCII as '?') into buf of
+ * len bytes; a name too long for buf is cut, the quotes always close. */
+static void sf_string(const char *name, char *buf, size_t len)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)name;
+
+    if (len < 3) {
+        if (len > 0) {
+            buf[0] = '\0';
+        }
+        return;
+    }
+    buf[o++] = '"';
+    for (; *p != '\0'; p++) {
+        int esc = (*p == '"' || *p == '\\');
+        size_t need = esc ? 2 : 1;
+
+        if (o + need + 2 > len) {
+            break;
+        }
+        if (esc) {
+            buf[o++] = '\\';
+            buf[o++] = (char)*p;
+        } else if (*p < 0x20 || *p > 0x7e) {
+            buf[o++] = '?';
+        } else {
+            buf[o++] = (char)*p;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+}
+
+/* Formats one header value of v into buf (len bytes). */
+typedef void rl_header_fmt_fn(const rl_verdict_t *v, char *buf, size_t len);
+
+/* The limit's requests. */
+static void fmt_limit(const rl_verdict_t *v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld", (long long)v->limit);
+}
+
+/* Requests left (>= 0). */
+static void fmt_remaining(const rl_verdict_t *v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld", (long long)shown_remaining(v));
+}
+
+/* Unix seconds at which the limit is fully available again. */
+static void fmt_reset_at(const rl_verdict_t *v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld", (long long)ms_to_s_ceil(v->now_ms + v->reset_after_ms));
+}
+
+/* Unix seconds at which a retry may pass: the retry time on a denial,
+ * the reset time otherwise. */
+static void fmt_retry_at(const rl_verdict_t *v, char *buf, size_t len)
+{
+    int64_t after = v->allowed ? v->reset_after_ms : v->retry_after_ms;
+
+    snprintf(buf, len, "%lld", (long long)ms_to_s_ceil(v->now_ms + after));
+}
+
+/* RateLimit-Policy: "name";q=LIMIT;w=WINDOW_S (w omitted without a limit). */
+static void fmt_ietf_policy(const rl_verdict_t *v, char *buf, size_t len)
+{
+    char name[112];
+
+    sf_string(v->policy->name, name, sizeof(name));
+    if (v->limit_def != NULL) {
+        snprintf(buf, len, "%s;q=%lld;w=%lld", name, (long long)v->limit,
+                 (long long)ms_to_s_ceil(v->limit_def->period_ms));
+    } else {
+        snprintf(buf, len, "%s;q=%lld", name, (long long)v->limit);
+    }
+}
+
+/* RateLimit: "name";r=REMAINING;t=RESET_S. */
+static void fmt_ietf_state(const rl_verdict_t *v, char *buf, size_t len)
+{
+    char name[112];
+
+    sf_string(v->policy->name, name, sizeof(name));
+    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)shown_remaining(v),
+             (long long)ms_to_s_ceil(v->reset_after_ms));
+}
+
+/* The headers of each style, in the order they are emitted. */
+static const struct {
+    rl_header_style_t style;
+    const char *name;
+    rl_header_fmt_fn *fmt;
+} header_table[] = {
+    { RL_HEADERS_X_RATELIMIT, "X-RateLimit-Limit", fmt_limit },
+    { RL_HEADERS_X_RATELIMIT, "X-RateLimit-Remaining", fmt_remaining },
+    { RL_HEADERS_X_RATELIMIT, "X-RateLimit-Reset", fmt_reset_at },
+    { RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-RateLimit-Limit", fmt_limit },
+    { RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Remaining", fmt_remaining },
+    { RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Retry-After", fmt_retry_at },
+    { RL_HEADERS_IETF, "RateLimit-Policy", fmt_ietf_policy },
+    { RL_HEADERS_IETF, "RateLimit", fmt_ietf_state },
+};
+
+/* Fills out[] per reply.h. A degraded verdict carries no store numbers
+ * (and no store clock), so it gets no style headers, only Retry-After
+ * on a denial. */
+int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
+{
+    size_t i;
+    int n = 0;
+
+    if (v->policy == NULL) {
+        return 0;
+    }
+    for (i = 0; i < sizeof(header_table) / sizeof(header_table[0]) && !v->degraded; i++) {
+        if (header_table[i].style != v->policy->headers || n >= RL_REPLY_MAX_HEADERS - 1) {
+            continue;
+        }
+        snprintf(out[n].name, sizeof(out[n].name), "%s", header_table[i].name);
+        header_table[i].fmt(v, out[n].value, sizeof(out[n].value));
+        n++;
+    }
+    if (!v->allowed) {
+        snprintf(out[n].name, sizeof(out[n].name), "Retry-After");
+        snprintf(out[n].value, sizeof(out[n].value), "%lld", (long long)retry_after_s(v));
+        n++;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Deny body templating                                                */
+/* ------------------------------------------------------------------ */
+
+/* A growing output string; NULL data after an allocation failure. */
+typedef struct rl_sbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+} rl_sbuf_t;
+
+/* Appends n bytes of s to b; on allocation failure frees b's data and
+ * leaves it NULL, after which every append is a no-op. */
+static void sbuf_add(rl_sbuf_t *b, const char *s, size_t n)
+{
+    if (b->data == NULL) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap * 2;
+        char *p;
+
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        p = realloc(b->data, cap);
+        if (p == NULL) {
+            free(b->data);
+            b->data = NULL;
+            return;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* Writes one placeholder's value of v into buf (len bytes). */
+typedef void rl_placeholder_fn(const rl_verdict_t *v, char *buf, size_t len);
+
+/* {retry_after}: seconds, rounded up, at least 1 (as Retry-After). */
+static void ph_retry_after(const rl_verdict_t *v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld", (long long)retry_after_s(v));
+}
+
+/* {retry_after_human}: "2 minutes", "45 seconds". */
+static void ph_retry_after_human(const rl_verdict_t *v, char *buf, size_t len)
+{
+    rl_human_duration(retry_after_s(v), buf, len);
+}
+
+/* {policy}: the policy name, empty without a policy. */
+static void ph_policy(const rl_verdict_t *v, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", v->policy != NULL ? v->policy->name : "");
+}
+
+/* The placeholders a deny body may hold. */
+static const struct {
+    const char *name; /* with braces */
+    rl_placeholder_fn *fill;
+} placeholder_table[] = {
+    { "{retry_after}", ph_retry_after },
+    { "{retry_after_human}", ph_retry_after_human },
+    { "{limit}", fmt_limit },
+    { "{policy}", ph_policy },
+};
+
+/* Expands the placeholders of s (see reply.h). Caller frees the result;
+ * NULL only when memory runs out. */
+char *rl_reply_template(const char *s, const rl_verdict_t *v)
+{
+    rl_sbuf_t b = { NULL, 0, 64 };
+    const char *p = s;
+
+    b.data = malloc(b.cap);
+    if (b.data == NULL) {
+        return NULL;
+    }
+    b.data[0] = '\0';
+    while (*p != '\0') {
+        const char *brace = strchr(p, '{');
+        size_t i;
+        int hit = 0;
+
+        if (brace == NULL) {
+            sbuf_add(&b, p, strlen(p));
+            break;
+        }
+        sbuf_add(&b, p, (size_t)(brace - p));
+        p = brace;
+        for (i = 0; i < sizeof(placeholder_table) / sizeof(placeholder_table[0]); i++) {
+            size_t n = strlen(placeholder_table[i].name);
+
+            if (strncmp(p, placeholder_table[i].name, n) == 0) {
+                char val[128];
+
+                placeholder_table[i].fill(v, val, sizeof(val));
+                sbuf_add(&b, val, strlen(val));
+                p += n;
+                hit = 1;
+                break;
+            }
+        }
+        if (!hit) {
+            sbuf_add(&b, "{", 1);
+            p++;
+        }
+    }
+    return b.data;
+}
+
+/* Templates every string inside j (a copy the caller owns) in place,
+ * through objects and arrays. Returns RL_OK or RL_ERR (out of memory). */
+static int template_json(json_t *j, const rl_verdict_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    char *s;
+    int rc;
+
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        if (strchr(json_string_value(j), '{') == NULL) {
+            return RL_OK;
+        }
+        s = rl_reply_template(json_string_value(j), v);
+        if (s == NULL) {
+            return RL_ERR;
+        }
+        rc = json_string_set(j, s) == 0 ? RL_OK : RL_ERR;
+        free(s);
+        return rc;
+    case JSON_OBJECT:
+        json_object_foreach(j, key, item) {
+            if (template_json(item, v) != RL_OK) {
+                return RL_ERR;
+            }
+        }
+        return RL_OK;
+    case JSON_ARRAY:
+        json_array_foreach(j, i, item) {
+            if (template_json(item, v) != RL_OK) {
+                return RL_ERR;
+            }
+        }
+        return RL_OK;
+    default:
+        return RL_OK;
+    }
+}
+
+/* The deny body per reply.h. New reference; NULL only when memory runs
+ * out. */
+json_t *rl_reply_deny_body(const rl_verdict_t *v)
+{
+    json_t *body;
+
+    if (v->policy != NULL && v->policy->deny_body != NULL) {
+        body = json_deep_copy(v->policy->deny_body);
+    } else {
+        body = json_pack("{s:s, s:s}", "error", "rate limit exceeded", "code", "RATE_001");
+    }
+    if (body == NULL) {
+        return NULL;
+    }
+    if (template_json(body, v) != RL_OK) {
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+/* ------------------------------------------------------------------ */
+/* The /v1/decide reply                                                */
+/* ------------------------------------------------------------------ */
+
+/* The headers of v as a JSON object name -> value. New reference. */
+static json_t *headers_json(const rl_verdict_t *v)
+{
+    rl_reply_header_t hdr[RL_REPLY_MAX_HEADERS];
+    json_t *obj = json_object();
+    int n = rl_reply_headers(v, hdr);
+    int i;
+
+    if (obj == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (json_object_set_new(obj, hdr[i].name, json_string(hdr[i].value)) != 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* The "shadow" member of a shadow policy's reply: would_deny, and the
+ * status and body it would have denied with. New reference. */
+static json_t *shadow_json(const rl_verdict_t *v)
+{
+    json_t *obj = json_object();
+
+    if (obj == NULL) {
+        goto err;
+    }
+    if (json_object_set_new(obj, "would_deny", json_boolean(v->shadow_would_deny)) != 0) {
+        goto err;
+    }
+    /* set_new takes the value's reference even when it fails. */
+    if (v->shadow_would_deny &&
+        (json_object_set_new(obj, "status", json_integer(v->policy->deny_status)) != 0 ||
+         json_object_set_new(obj, "body", rl_reply_deny_body(v)) != 0)) {
+        goto err;
+    }
+    return obj;
+
+err:
+    json_decref(obj);
+    return NULL;
+}
+
+/* The HTTP status a gateway should answer with, when the verdict left
+ * it unset: 200 when allowed, the policy's deny status otherwise. */
+static int reply_status(const rl_verdict_t *v)
+{
+    if (v->status != 0) {
+        return v->status;
+    }
+    if (v->allowed) {
+        return 200;
+    }
+    return v->policy != NULL && v->policy->deny_status != 0 ? v->policy->deny_status : 429;
+}
+
+/* The /v1/decide reply object per reply.h; keys in a fixed order (see
+ * docs/api.md). New reference; NULL only when memory runs out. */
+json_t *rl_reply_decision(const rl_verdict_t *v)
+{
+    int has = v->policy != NULL;
+    const char *reason;
+    json_t *obj;
+
+    obj = json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}",
+                    "allowed", v->allowed ? 1 : 0,
+                    "policy", has ? json_string(v->policy->name) : json_null(),
+                    "limit", (json_int_t)(has ? v->limit : 0),
+                    "remaining", (json_int_t)(has ? shown_remaining(v) : 0),
+                    "reset_after_ms", (json_int_t)(has ? v->reset_after_ms : 0),
+                    "retry_after_ms", (json_int_t)(has ? v->retry_after_ms : 0),
+                    "blocked", v->blocked ? 1 : 0,
+                    "degraded", v->degraded ? 1 : 0,
+                    "status", reply_status(v),
+                    "headers", headers_json(v));
+    if (obj == NULL) {
+        goto err;
+    }
+    if (!v->allowed && json_object_set_new(obj, "body", rl_reply_deny_body(v)) != 0) {
+        goto err;
+    }
+    reason = v->degraded_reason != NULL ? v->degraded_reason : "unknown";
+    if (v->degraded && json_object_set_new(obj, "degraded_reason", json_string(reason)) != 0) {
+        goto err;
+    }
+    if (v->test && json_object_set_new(obj, "test", json_true()) != 0) {
+        goto err;
+    }
+    if (has && v->policy->shadow && json_object_set_new(obj, "shadow", shadow_json(v)) != 0) {
+        goto err;
+    }
+    return obj;
+
+err:
+    json_decref(obj);
+    return NULL;
+}

@@ -1,0 +1,149 @@
+/* Worker threads: one event loop each, started behind a barrier so the
+ * service answers only once every worker is ready. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "log.h"
+#include "decide.h"
+#include "server.h"
+#include "store_redis.h"
+#include "util.h"
+
+#define RL_DRAIN_MS 5000
+
+static void worker_publish_store(rl_worker_t *w)
+{
+    __atomic_store_n(&w->store_up, rl_store_connected(w->store), __ATOMIC_RELAXED);
+}
+
+/* Housekeeping every 100 ms: publish store state; while stopping, exit
+ * once in-flight requests are done or the drain deadline has passed. */
+static void worker_tick(evutil_socket_t fd, short what, void *arg)
+{
+    rl_worker_t *w = arg;
+
+    worker_publish_store(w);
+    if (w->stop_deadline_us != 0 &&
+        (rl_http_server_inflight(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void worker_notify(evutil_socket_t fd, short what, void *arg)
+{
+    rl_worker_t *w = arg;
+    char buf[16];
+    ssize_t n = read(fd, buf, sizeof(buf));
+
+    if (n <= 0 || w->stop_deadline_us != 0) return;
+    w->stop_deadline_us = rl_mono_us() + (int64_t)RL_DRAIN_MS * 1000;
+    rl_http_server_stop_accepting(w->http);
+    worker_tick(-1, 0, w);
+}
+
+int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
+{
+    const rl_conf_t *conf = app->conf;
+    struct event_config *cfg = NULL;
+    struct timeval tick = { 0, 100000 };
+    char prefix[17];
+
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->app = app;
+    w->conf = conf;
+    w->listen_fd = listen_fd;
+    w->notify_fd[0] = w->notify_fd[1] = -1;
+
+    cfg = event_config_new();
+    if (cfg == NULL) goto err;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (w->base == NULL) goto err;
+
+    if (pipe2(w->notify_fd, O_NONBLOCK | O_CLOEXEC) != 0) goto err;
+    w->notify_ev = event_new(w->base, w->notify_fd[0], EV_READ | EV_PERSIST, worker_notify, w);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
+    if (w->notify_ev == NULL || w->tick_ev == NULL) goto err;
+    event_add(w->notify_ev, NULL);
+    event_add(w->tick_ev, &tick);
+
+    if (conf->store.type == RL_STORE_MEMORY) {
+        w->store = rl_store_mem_new(app->mem, NULL, NULL);
+    } else {
+        w->store = rl_store_redis_new(w->base, &conf->store);
+    }
+    if (w->store == NULL) goto err;
+
+    /* Request ids: a random per-worker prefix plus a counter, unique
+     * without a syscall per request. */
+    {
+        char id32[33];
+        rl_random_id(id32, sizeof(id32));
+        memcpy(prefix, id32, 16);
+        prefix[16] = '\0';
+    }
+    w->http = rl_http_server_new(w->base, listen_fd, &conf->http, prefix, rl_server_handle, w);
+    if (w->http == NULL) goto err;
+    return 0;
+
+err:
+    rl_error("worker %d: initialisation failed", id);
+    return -1;
+}
+
+static void *worker_main(void *arg)
+{
+    rl_worker_t *w = arg;
+
+    event_base_dispatch(w->base);
+    /* Pending store operations end here, on this thread, so the decision
+     * contexts they free return to this thread's list before it goes. */
+    rl_store_free(w->store);
+    w->store = NULL;
+    rl_decide_thread_cleanup();
+    return NULL;
+}
+
+int rl_worker_start(rl_worker_t *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void rl_worker_stop(rl_worker_t *w)
+{
+    ssize_t n;
+    do {
+        n = write(w->notify_fd[1], "s", 1);
+    } while (n < 0 && errno == EINTR);
+}
+
+void rl_worker_join(rl_worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+    /* The store went first, on the worker thread (worker_main): failing
+     * its pending operations answered their requests while the HTTP
+     * server still held their connections. */
+    rl_store_free(w->store);
+    rl_http_server_free(w->http);
+    if (w->tick_ev != NULL) event_free(w->tick_ev);
+    if (w->notify_ev != NULL) event_free(w->notify_ev);
+    if (w->notify_fd[0] >= 0) close(w->notify_fd[0]);
+    if (w->notify_fd[1] >= 0) close(w->notify_fd[1]);
+    if (w->base != NULL) event_base_free(w->base);
+    w->base = NULL;
+}
+
+int rl_app_store_up(const rl_app_t *app)
+{
+    int i;
+    for (i = 0; i < app->nworkers; i++) {
+        if (!__atomic_load_n(&app->workers[i].store_up, __ATOMIC_RELAXED)) return 0;
+    }
+    return 1;
+}

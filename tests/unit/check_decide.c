@@ -1,0 +1,248 @@
+/* The decision core: verdict building (pure) and whole decisions over the
+ * memory store with an injected clock. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include "conf.h"
+#include "decide.h"
+#include "store_mem.h"
+#include "util.h"
+
+static rl_limit_t mk_limit(int64_t requests, int64_t period_ms)
+{
+    rl_limit_t l;
+    memset(&l, 0, sizeof(l));
+    l.algo = RL_ALGO_GCRA;
+    l.requests = requests;
+    l.burst = requests;
+    l.period_ms = period_ms;
+    return l;
+}
+
+static rl_policy_t mk_policy(void)
+{
+    rl_policy_t p;
+    memset(&p, 0, sizeof(p));
+    p.name = "p";
+    p.deny_status = 429;
+    p.failure_open = 1;
+    return p;
+}
+
+START_TEST(verdict_picks_fewest_remaining_when_allowed)
+{
+    rl_limit_t limits[3] = { mk_limit(1000, 1000), mk_limit(10000, 60000), mk_limit(100, 3600000) };
+    rl_policy_t p = mk_policy();
+    rl_store_result_t res;
+    rl_verdict_t v;
+
+    memset(&res, 0, sizeof(res));
+    res.allowed = 1;
+    res.now_ms = 1000;
+    res.limits[0] = (rl_limit_result_t){ 1, 0, 999, 1, 0 };
+    res.limits[1] = (rl_limit_result_t){ 1, 0, 9999, 6, 0 };
+    res.limits[2] = (rl_limit_result_t){ 1, 0, 5, 36000, 0 };
+    rl_decide_verdict(&p, limits, 3, 0, &res, &v);
+    ck_assert_int_eq(v.allowed, 1);
+    ck_assert_int_eq(v.status, 200);
+    ck_assert_int_eq(v.limit, 100);
+    ck_assert_int_eq(v.remaining, 5);
+    ck_assert_int_eq(v.reset_after_ms, 36000);
+    ck_assert_int_eq(v.retry_after_ms, 0);
+    ck_assert_ptr_eq(v.limit_def, &limits[2]);
+}
+END_TEST
+
+START_TEST(verdict_denied_describes_longest_wait)
+{
+    rl_limit_t limits[2] = { mk_limit(5, 1000), mk_limit(60, 60000) };
+    rl_policy_t p = mk_policy();
+    rl_store_result_t res;
+    rl_verdict_t v;
+
+    memset(&res, 0, sizeof(res));
+    res.allowed = 0;
+    res.limits[0] = (rl_limit_result_t){ 0, 0, 0, 1000, 200 };
+    res.limits[1] = (rl_limit_result_t){ 0, 1, 0, 10000, 10000 };
+    rl_decide_verdict(&p, limits, 2, 0, &res, &v);
+    ck_assert_int_eq(v.allowed, 0);
+    ck_assert_int_eq(v.status, 429);
+    ck_assert_int_eq(v.limit, 60);
+    ck_assert_int_eq(v.retry_after_ms, 10000);
+    ck_assert_int_eq(v.blocked, 1);
+
+    /* A limit that admitted is never the one described on a denial. */
+    res.limits[0] = (rl_limit_result_t){ 1, 0, 3, 400, 0 };
+    res.limits[1] = (rl_limit_result_t){ 0, 0, 0, 7000, 7000 };
+    rl_decide_verdict(&p, limits, 2, 0, &res, &v);
+    ck_assert_int_eq(v.limit, 60);
+    ck_assert_int_eq(v.retry_after_ms, 7000);
+    ck_assert_int_eq(v.blocked, 0);
+}
+END_TEST
+
+START_TEST(verdict_shadow_never_denies)
+{
+    rl_limit_t limits[1] = { mk_limit(1, 1000) };
+    rl_policy_t p = mk_policy();
+    rl_store_result_t res;
+    rl_verdict_t v;
+
+    p.shadow = 1;
+    memset(&res, 0, sizeof(res));
+    res.allowed = 0;
+    res.limits[0] = (rl_limit_result_t){ 0, 0, 0, 1000, 1000 };
+    rl_decide_verdict(&p, limits, 1, 0, &res, &v);
+    ck_assert_int_eq(v.allowed, 1);
+    ck_assert_int_eq(v.shadow_would_deny, 1);
+    ck_assert_int_eq(v.status, 200);
+}
+END_TEST
+
+/* Whole decisions through rl_decide over the memory store. */
+
+static int64_t fake_now;
+static int64_t fake_clock(void *arg)
+{
+    return fake_now;
+}
+
+typedef struct seen {
+    int calls;
+    rl_decide_status_t status;
+    rl_verdict_t v;
+    char message[256];
+} seen_t;
+
+static void on_decision(void *arg, rl_decide_status_t status, const rl_verdict_t *v, const char *msg)
+{
+    seen_t *s = arg;
+    s->calls++;
+    s->status = status;
+    if (v != NULL) s->v = *v;
+    snprintf(s->message, sizeof(s->message), "%s", msg != NULL ? msg : "");
+}
+
+static const char *conf_text =
+    "{\"store\": {\"type\": \"memory\"}, \"policies\": ["
+    " {\"name\": \"process\", \"match\": {\"method\": \"POST\", \"path\": \"/process/{site}\"},"
+    "  \"key\": [\"tenant\", \"path.site\"],"
+    "  \"limits\": [{\"requests\": 1, \"per\": \"5m\", \"burst\": 1}],"
+    "  \"test\": {\"header\": \"rate-limit-test\", \"value\": \"match\","
+    "            \"limits\": [{\"requests\": 2, \"per\": \"10s\", \"algorithm\": \"fixed_window\"}]},"
+    "  \"deny\": {\"status\": 429}},"
+    " {\"name\": \"other\", \"match\": {\"path\": \"/api/*\"}, \"key\": [\"path\"],"
+    "  \"limits\": [{\"requests\": 5, \"per\": \"1s\"}]}]}";
+
+static seen_t decide_once(const rl_conf_t *conf, rl_store_t *store, rl_request_t *req)
+{
+    seen_t s;
+    memset(&s, 0, sizeof(s));
+    rl_decide(conf, store, req, on_decision, &s);
+    return s;
+}
+
+START_TEST(decide_end_to_end_memory_store)
+{
+    char err[256];
+    rl_conf_t *conf = rl_conf_parse(conf_text, strlen(conf_text), err, sizeof(err));
+    rl_mem_table_t *t;
+    rl_store_t *store;
+    rl_request_t req;
+    seen_t s;
+    int i, admitted;
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    t = rl_mem_table_new();
+    store = rl_store_mem_new(t, fake_clock, NULL);
+    fake_now = 1700000000000LL;
+
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.path = "/process/site-1";
+    req.path_len = strlen(req.path);
+    req.tenant = "acme";
+    req.cost = 1;
+
+    s = decide_once(conf, store, &req);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(s.status, RL_DECIDE_OK);
+    ck_assert_int_eq(s.v.allowed, 1);
+    ck_assert_str_eq(s.v.policy->name, "process");
+
+    s = decide_once(conf, store, &req);
+    ck_assert_int_eq(s.v.allowed, 0);
+    ck_assert_int_eq(s.v.status, 429);
+    ck_assert_int_eq(s.v.retry_after_ms, 300000);
+
+    /* Another site has its own counter. */
+    req.path = "/process/site-2";
+    req.path_len = strlen(req.path);
+    s = decide_once(conf, store, &req);
+    ck_assert_int_eq(s.v.allowed, 1);
+
+    /* The test header counts against the test limits only. */
+    req.headers[0] = (rl_header_t){ "Rate-Limit-Test", 15, "match", 5 };
+    req.nheaders = 1;
+    for (i = 0, admitted = 0; i < 5; i++) {
+        s = decide_once(conf, store, &req);
+        ck_assert_int_eq(s.v.test, 1);
+        admitted += s.v.allowed;
+    }
+    ck_assert_int_eq(admitted, 2);
+    req.nheaders = 0;
+
+    /* Missing key field: invalid, naming it. */
+    req.tenant = NULL;
+    s = decide_once(conf, store, &req);
+    ck_assert_int_eq(s.status, RL_DECIDE_INVALID);
+    ck_assert_msg(strstr(s.message, "tenant") != NULL, "%s", s.message);
+
+    /* No policy: admitted, no policy. */
+    req.path = "/nothing";
+    req.path_len = strlen(req.path);
+    s = decide_once(conf, store, &req);
+    ck_assert_int_eq(s.status, RL_DECIDE_OK);
+    ck_assert_int_eq(s.v.allowed, 1);
+    ck_assert_ptr_null(s.v.policy);
+
+    /* Each endpoint on its own under the catch-all. */
+    req.method = "GET";
+    for (i = 0, admitted = 0; i < 8; i++) {
+        req.path = (i % 2) ? "/api/a" : "/api/b";
+        req.path_len = strlen(req.path);
+        admitted += decide_once(conf, store, &req).v.allowed;
+    }
+    ck_assert_int_eq(admitted, 8);
+    for (i = 0, admitted = 0; i < 4; i++) {
+        req.path = "/api/a";
+        req.path_len = strlen(req.path);
+        admitted += decide_once(conf, store, &req).v.allowed;
+    }
+    ck_assert_int_eq(admitted, 1);
+
+    rl_store_free(store);
+    rl_mem_table_free(t);
+    rl_conf_free(conf);
+    rl_decide_thread_cleanup();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("decide");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, verdict_picks_fewest_remaining_when_allowed);
+    tcase_add_test(tc, verdict_denied_describes_longest_wait);
+    tcase_add_test(tc, verdict_shadow_never_denies);
+    tcase_add_test(tc, decide_end_to_end_memory_store);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

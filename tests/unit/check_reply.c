@@ -1,0 +1,558 @@
+/* Unit tests of reply.c: rate-limit headers per style, Retry-After
+ * rounding, deny-body templating and the /v1/decide JSON. Policies,
+ * limits and verdicts are built by hand (no config parsing). */
+#include <check.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reply.h"
+
+/* The store's clock in every test: now + 299512 ms is exactly
+ * 1730113500 s, the issue's example. */
+#define NOW_MS 1730113200488LL
+
+static rl_limit_t limit_5m = { RL_ALGO_GCRA, 1, 300000, 1, 0, "g300000" };
+static rl_limit_t limit_1m = { RL_ALGO_FIXED_WINDOW, 60, 60000, 60, 0, "f60000" };
+
+/* A policy named name with the given header style and no deny body. */
+static rl_policy_t make_policy(const char *name, rl_header_style_t style)
+{
+    rl_policy_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.name = (char *)name;
+    p.headers = style;
+    p.deny_status = 429;
+    p.failure_open = 1;
+    return p;
+}
+
+/* A verdict of policy p at NOW_MS against limit l. */
+static rl_verdict_t make_verdict(const rl_policy_t *p, const rl_limit_t *l, int allowed,
+                                 int64_t remaining, int64_t reset_ms, int64_t retry_ms)
+{
+    rl_verdict_t v;
+
+    memset(&v, 0, sizeof(v));
+    v.allowed = allowed;
+    v.policy = p;
+    v.limit_def = l;
+    v.limit = l != NULL ? l->requests : 0;
+    v.remaining = remaining;
+    v.reset_after_ms = reset_ms;
+    v.retry_after_ms = retry_ms;
+    v.now_ms = NOW_MS;
+    v.status = allowed ? 200 : (p != NULL ? p->deny_status : 200);
+    return v;
+}
+
+/* Compact JSON text of j (caller frees). */
+static char *dump(const json_t *j)
+{
+    return json_dumps(j, JSON_COMPACT);
+}
+
+/* ------------------------------------------------------------------ */
+/* Headers per style                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef struct header_case {
+    const char *what;
+    rl_header_style_t style;
+    const rl_limit_t *limit;
+    int allowed;
+    int64_t remaining, reset_ms, retry_ms;
+    int nexp;
+    const char *exp[RL_REPLY_MAX_HEADERS][2];
+} header_case_t;
+
+static const header_case_t header_cases[] = {
+    { "x-ratelimit allowed", RL_HEADERS_X_RATELIMIT, &limit_1m, 1, 59, 1000, 0, 3,
+      { { "X-RateLimit-Limit", "60" }, { "X-RateLimit-Remaining", "59" },
+        { "X-RateLimit-Reset", "1730113202" } } },
+    { "x-ratelimit denied", RL_HEADERS_X_RATELIMIT, &limit_1m, 0, 0, 60000, 30500, 4,
+      { { "X-RateLimit-Limit", "60" }, { "X-RateLimit-Remaining", "0" },
+        { "X-RateLimit-Reset", "1730113261" }, { "Retry-After", "31" } } },
+    { "x-ratelimit-retry-after denied (issue example)", RL_HEADERS_X_RATELIMIT_RETRY_AFTER,
+      &limit_5m, 0, 0, 300000, 299512, 4,
+      { { "X-RateLimit-Limit", "1" }, { "X-Ratelimit-Remaining", "0" },
+        { "X-Ratelimit-Retry-After", "1730113500" }, { "Retry-After", "300" } } },
+    { "x-ratelimit-retry-after allowed uses the reset", RL_HEADERS_X_RATELIMIT_RETRY_AFTER,
+      &limit_5m, 1, 0, 300000, 0, 3,
+      { { "X-RateLimit-Limit", "1" }, { "X-Ratelimit-Remaining", "0" },
+        { "X-Ratelimit-Retry-After", "1730113501" } } },
+    { "ietf denied", RL_HEADERS_IETF, &limit_5m, 0, 0, 300000, 299512, 3,
+      { { "RateLimit-Policy", "\"site-process\";q=1;w=300" },
+        { "RateLimit", "\"site-process\";r=0;t=300" }, { "Retry-After", "300" } } },
+    { "ietf allowed, reset rounded up", RL_HEADERS_IETF, &limit_1m, 1, 42, 17001, 0, 2,
+      { { "RateLimit-Policy", "\"site-process\";q=60;w=60" },
+        { "RateLimit", "\"site-process\";r=42;t=18" } } },
+    { "none allowed", RL_HEADERS_NONE, &limit_5m, 1, 0, 300000, 0, 0, { { NULL, NULL } } },
+    { "none denied", RL_HEADERS_NONE, &limit_5m, 0, 0, 300000, 299512, 1,
+      { { "Retry-After", "300" } } },
+    { "negative remaining shows 0", RL_HEADERS_X_RATELIMIT, &limit_1m, 0, -3, 2000, 1000, 4,
+      { { "X-RateLimit-Limit", "60" }, { "X-RateLimit-Remaining", "0" },
+        { "X-RateLimit-Reset", "1730113203" }, { "Retry-After", "1" } } },
+};
+
+START_TEST(test_headers_style)
+{
+    const header_case_t *c = &header_cases[_i];
+    rl_policy_t p = make_policy("site-process", c->style);
+    rl_verdict_t v = make_verdict(&p, c->limit, c->allowed, c->remaining, c->reset_ms,
+                                  c->retry_ms);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+    int n = rl_reply_headers(&v, out);
+    int i;
+
+    ck_assert_msg(n == c->nexp, "%s: %d headers, want %d", c->what, n, c->nexp);
+    for (i = 0; i < n; i++) {
+        ck_assert_msg(strcmp(out[i].name, c->exp[i][0]) == 0, "%s: header %d is %s, want %s",
+                      c->what, i, out[i].name, c->exp[i][0]);
+        ck_assert_msg(strcmp(out[i].value, c->exp[i][1]) == 0, "%s: %s is %s, want %s",
+                      c->what, out[i].name, out[i].value, c->exp[i][1]);
+    }
+}
+END_TEST
+
+START_TEST(test_headers_no_policy)
+{
+    rl_verdict_t v = make_verdict(NULL, NULL, 1, 0, 0, 0);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+
+    ck_assert_int_eq(rl_reply_headers(&v, out), 0);
+}
+END_TEST
+
+START_TEST(test_headers_shadow_would_deny)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_X_RATELIMIT);
+    rl_verdict_t v = make_verdict(&p, &limit_1m, 1, 0, 60000, 30000);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+    int n, i;
+
+    p.shadow = 1;
+    v.shadow_would_deny = 1;
+    n = rl_reply_headers(&v, out);
+    ck_assert_int_eq(n, 3);
+    for (i = 0; i < n; i++) {
+        ck_assert_str_ne(out[i].name, "Retry-After");
+    }
+}
+END_TEST
+
+START_TEST(test_headers_degraded)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_X_RATELIMIT);
+    rl_verdict_t v = make_verdict(&p, &limit_1m, 0, 0, 0, 0);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+
+    v.degraded = 1;
+    v.now_ms = 0;
+    v.status = 503;
+    ck_assert_int_eq(rl_reply_headers(&v, out), 1);
+    ck_assert_str_eq(out[0].name, "Retry-After");
+    ck_assert_str_eq(out[0].value, "1");
+
+    v.allowed = 1;
+    v.status = 200;
+    ck_assert_int_eq(rl_reply_headers(&v, out), 0);
+}
+END_TEST
+
+START_TEST(test_headers_ietf_name_escaped)
+{
+    rl_policy_t p = make_policy("a\"b\\c", RL_HEADERS_IETF);
+    rl_verdict_t v = make_verdict(&p, &limit_5m, 1, 1, 0, 0);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+
+    ck_assert_int_eq(rl_reply_headers(&v, out), 2);
+    ck_assert_str_eq(out[0].value, "\"a\\\"b\\\\c\";q=1;w=300");
+    ck_assert_str_eq(out[1].value, "\"a\\\"b\\\\c\";r=1;t=0");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Retry-After rounding                                                */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+    int64_t retry_ms;
+    const char *exp;
+} retry_cases[] = {
+    { 0, "1" }, { 1, "1" }, { 999, "1" }, { 1000, "1" }, { 1001, "2" },
+    { 299512, "300" }, { 300000, "300" }, { 300001, "301" },
+};
+
+START_TEST(test_retry_after_rounding)
+{
+    rl_policy_t p = make_policy("r", RL_HEADERS_NONE);
+    rl_verdict_t v = make_verdict(&p, &limit_5m, 0, 0, 300000, retry_cases[_i].retry_ms);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+    char *s;
+
+    ck_assert_int_eq(rl_reply_headers(&v, out), 1);
+    ck_assert_str_eq(out[0].name, "Retry-After");
+    ck_assert_msg(strcmp(out[0].value, retry_cases[_i].exp) == 0, "%lld ms -> %s, want %s",
+                  (long long)retry_cases[_i].retry_ms, out[0].value, retry_cases[_i].exp);
+    /* The body's {retry_after} says the same as the header. */
+    s = rl_reply_template("{retry_after}", &v);
+    ck_assert_str_eq(s, retry_cases[_i].exp);
+    free(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Templating                                                          */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+    int64_t retry_ms;
+    const char *in;
+    const char *exp;
+} template_cases[] = {
+    { 119001, "wait {retry_after}s", "wait 120s" },
+    { 119001, "retry in {retry_after_human}", "retry in 2 minutes" },
+    { 45000, "retry in {retry_after_human}", "retry in 45 seconds" },
+    { 1, "{retry_after_human}", "1 second" },
+    { 3600000, "{retry_after_human}", "1 hour" },
+    { 1000, "{limit} per window", "5 per window" },
+    { 1000, "policy {policy}", "policy site-process" },
+    { 1000, "{policy}:{limit}:{retry_after}", "site-process:5:1" },
+    { 1000, "{unknown} and {limit}", "{unknown} and 5" },
+    { 1000, "{Limit} {limit", "{Limit} {limit" },
+    { 1000, "{{limit}}", "{5}" },
+    { 1000, "{", "{" },
+    { 1000, "}{", "}{" },
+    { 1000, "no placeholder", "no placeholder" },
+    { 1000, "", "" },
+    { 1000, "caf\xc3\xa9 {limit}", "caf\xc3\xa9 5" },
+};
+
+START_TEST(test_template)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
+    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g60000" };
+    rl_verdict_t v = make_verdict(&p, &l, 0, 0, 60000, template_cases[_i].retry_ms);
+    char *s = rl_reply_template(template_cases[_i].in, &v);
+
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(strcmp(s, template_cases[_i].exp) == 0, "\"%s\" -> \"%s\", want \"%s\"",
+                  template_cases[_i].in, s, template_cases[_i].exp);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_template_long)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
+    rl_verdict_t v = make_verdict(&p, &limit_5m, 0, 0, 300000, 299512);
+    char in[4096];
+    char *s;
+    size_t i;
+
+    /* Many placeholders force the output buffer to grow several times. */
+    in[0] = '\0';
+    for (i = 0; i < 200; i++) {
+        strcat(in, "{policy}");
+    }
+    s = rl_reply_template(in, &v);
+    ck_assert_uint_eq(strlen(s), 200 * strlen("site-process"));
+    ck_assert(strncmp(s, "site-processsite-process", 24) == 0);
+    free(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Deny body                                                           */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_deny_body_default)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
+    rl_verdict_t v = make_verdict(&p, &limit_5m, 0, 0, 300000, 299512);
+    json_t *b = rl_reply_deny_body(&v);
+    char *s = dump(b);
+
+    ck_assert_str_eq(s, "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}");
+    free(s);
+    json_decref(b);
+}
+END_TEST
+
+START_TEST(test_deny_body_nested)
+{
+    static const char *cfg =
+        "{\"success\":false,\"message\":\"Too many attempts. Retry in {retry_after_human}.\","
+        "\"{limit}\":\"key is not templated\","
+        "\"meta\":{\"retry\":\"{retry_after}\",\"limit\":5,\"ratio\":0.5,\"none\":null,"
+        "\"list\":[\"{policy}\",1,true,[\"{limit}/{unknown}\"],{\"deep\":\"{retry_after}s\"}]}}";
+    static const char *exp =
+        "{\"success\":false,\"message\":\"Too many attempts. Retry in 2 minutes.\","
+        "\"{limit}\":\"key is not templated\","
+        "\"meta\":{\"retry\":\"120\",\"limit\":5,\"ratio\":0.5,\"none\":null,"
+        "\"list\":[\"site-process\",1,true,[\"5/{unknown}\"],{\"deep\":\"120s\"}]}}";
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
+    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g60000" };
+    rl_verdict_t v;
+    json_t *b;
+    char *s, *orig;
+
+    p.deny_body = json_loads(cfg, 0, NULL);
+    ck_assert_ptr_nonnull(p.deny_body);
+    orig = dump(p.deny_body);
+    v = make_verdict(&p, &l, 0, 0, 60000, 119500);
+    b = rl_reply_deny_body(&v);
+    s = dump(b);
+    ck_assert_str_eq(s, exp);
+    free(s);
+    json_decref(b);
+
+    /* The policy's own body is untouched: the next denial is templated
+     * afresh. */
+    s = dump(p.deny_body);
+    ck_assert_str_eq(s, orig);
+    free(s);
+    v.retry_after_ms = 45000;
+    b = rl_reply_deny_body(&v);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "meta"), "retry")),
+                     "45");
+    json_decref(b);
+
+    free(orig);
+    json_decref(p.deny_body);
+}
+END_TEST
+
+START_TEST(test_deny_body_non_object)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
+    rl_verdict_t v = make_verdict(&p, &limit_5m, 0, 0, 300000, 299512);
+    json_t *b;
+
+    p.deny_body = json_string("slow down for {retry_after_human}");
+    b = rl_reply_deny_body(&v);
+    ck_assert_str_eq(json_string_value(b), "slow down for 5 minutes");
+    json_decref(b);
+    json_decref(p.deny_body);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The /v1/decide JSON                                                 */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_decision_denied_issue_example)
+{
+    rl_policy_t p = make_policy("site-process", RL_HEADERS_X_RATELIMIT_RETRY_AFTER);
+    rl_verdict_t v;
+    json_t *d;
+    char *s;
+
+    p.deny_body = json_loads("{\"success\": false, \"message\": \"Too many attempts.\"}", 0, NULL);
+    v = make_verdict(&p, &limit_5m, 0, 0, 300000, 299512);
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":false,\"policy\":\"site-process\",\"limit\":1,\"remaining\":0,"
+        "\"reset_after_ms\":300000,\"retry_after_ms\":299512,\"blocked\":false,"
+        "\"degraded\":false,\"status\":429,"
+        "\"headers\":{\"X-RateLimit-Limit\":\"1\",\"X-Ratelimit-Remaining\":\"0\","
+        "\"X-Ratelimit-Retry-After\":\"1730113500\",\"Retry-After\":\"300\"},"
+        "\"body\":{\"success\":false,\"message\":\"Too many attempts.\"}}");
+    free(s);
+    json_decref(d);
+    json_decref(p.deny_body);
+}
+END_TEST
+
+START_TEST(test_decision_allowed)
+{
+    rl_policy_t p = make_policy("per-minute", RL_HEADERS_X_RATELIMIT);
+    rl_verdict_t v = make_verdict(&p, &limit_1m, 1, 59, 1000, 0);
+    json_t *d = rl_reply_decision(&v);
+    char *s = dump(d);
+
+    ck_assert_str_eq(s,
+        "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,\"remaining\":59,"
+        "\"reset_after_ms\":1000,\"retry_after_ms\":0,\"blocked\":false,"
+        "\"degraded\":false,\"status\":200,"
+        "\"headers\":{\"X-RateLimit-Limit\":\"60\",\"X-RateLimit-Remaining\":\"59\","
+        "\"X-RateLimit-Reset\":\"1730113202\"}}");
+    free(s);
+    json_decref(d);
+}
+END_TEST
+
+START_TEST(test_decision_blocked_test_header)
+{
+    rl_policy_t p = make_policy("burst", RL_HEADERS_NONE);
+    rl_limit_t l = { RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10000" };
+    rl_verdict_t v = make_verdict(&p, &l, 0, 0, 10000, 9000);
+    json_t *d;
+    char *s;
+
+    v.blocked = 1;
+    v.test = 1;
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":false,\"policy\":\"burst\",\"limit\":1000,\"remaining\":0,"
+        "\"reset_after_ms\":10000,\"retry_after_ms\":9000,\"blocked\":true,"
+        "\"degraded\":false,\"status\":429,\"headers\":{\"Retry-After\":\"9\"},"
+        "\"body\":{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"},\"test\":true}");
+    free(s);
+    json_decref(d);
+}
+END_TEST
+
+START_TEST(test_decision_no_policy)
+{
+    rl_verdict_t v = make_verdict(NULL, NULL, 1, 0, 0, 0);
+    json_t *d;
+    char *s;
+
+    v.status = 0; /* unset by the caller: still 200 */
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":true,\"policy\":null,\"limit\":0,\"remaining\":0,"
+        "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
+        "\"degraded\":false,\"status\":200,\"headers\":{}}");
+    free(s);
+    json_decref(d);
+}
+END_TEST
+
+START_TEST(test_decision_degraded_open)
+{
+    rl_policy_t p = make_policy("per-minute", RL_HEADERS_X_RATELIMIT);
+    rl_verdict_t v = make_verdict(&p, &limit_1m, 1, 0, 0, 0);
+    json_t *d;
+    char *s;
+
+    v.degraded = 1;
+    v.degraded_reason = "timeout";
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,\"remaining\":0,"
+        "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
+        "\"degraded\":true,\"status\":200,\"headers\":{},\"degraded_reason\":\"timeout\"}");
+    free(s);
+    json_decref(d);
+}
+END_TEST
+
+START_TEST(test_decision_degraded_closed)
+{
+    rl_policy_t p = make_policy("per-minute", RL_HEADERS_X_RATELIMIT);
+    rl_verdict_t v = make_verdict(&p, &limit_1m, 0, 0, 0, 0);
+    json_t *d;
+    char *s;
+
+    p.failure_open = 0;
+    v.degraded = 1;
+    v.degraded_reason = NULL;
+    v.status = 503;
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":false,\"policy\":\"per-minute\",\"limit\":60,\"remaining\":0,"
+        "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
+        "\"degraded\":true,\"status\":503,\"headers\":{\"Retry-After\":\"1\"},"
+        "\"body\":{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"},"
+        "\"degraded_reason\":\"unknown\"}");
+    free(s);
+    json_decref(d);
+}
+END_TEST
+
+START_TEST(test_decision_shadow)
+{
+    rl_policy_t p = make_policy("trial", RL_HEADERS_IETF);
+    rl_verdict_t v = make_verdict(&p, &limit_1m, 1, 0, 60000, 1500);
+    json_t *d;
+    char *s;
+
+    p.shadow = 1;
+    p.deny_status = 503;
+    p.deny_body = json_pack("{s:s}", "message", "retry in {retry_after}s ({policy})");
+    v.shadow_would_deny = 1;
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":0,"
+        "\"reset_after_ms\":60000,\"retry_after_ms\":1500,\"blocked\":false,"
+        "\"degraded\":false,\"status\":200,"
+        "\"headers\":{\"RateLimit-Policy\":\"\\\"trial\\\";q=60;w=60\","
+        "\"RateLimit\":\"\\\"trial\\\";r=0;t=60\"},"
+        "\"shadow\":{\"would_deny\":true,\"status\":503,"
+        "\"body\":{\"message\":\"retry in 2s (trial)\"}}}");
+    free(s);
+    json_decref(d);
+
+    v = make_verdict(&p, &limit_1m, 1, 12, 48000, 0);
+    d = rl_reply_decision(&v);
+    s = dump(d);
+    ck_assert_str_eq(s,
+        "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":12,"
+        "\"reset_after_ms\":48000,\"retry_after_ms\":0,\"blocked\":false,"
+        "\"degraded\":false,\"status\":200,"
+        "\"headers\":{\"RateLimit-Policy\":\"\\\"trial\\\";q=60;w=60\","
+        "\"RateLimit\":\"\\\"trial\\\";r=12;t=48\"},"
+        "\"shadow\":{\"would_deny\":false}}");
+    free(s);
+    json_decref(d);
+    json_decref(p.deny_body);
+}
+END_TEST
+
+/* Every test case of this file. */
+static Suite *reply_suite(void)
+{
+    Suite *s = suite_create("reply");
+    TCase *tc = tcase_create("headers");
+
+    tcase_add_loop_test(tc, test_headers_style, 0,
+                        (int)(sizeof(header_cases) / sizeof(header_cases[0])));
+    tcase_add_test(tc, test_headers_no_policy);
+    tcase_add_test(tc, test_headers_shadow_would_deny);
+    tcase_add_test(tc, test_headers_degraded);
+    tcase_add_test(tc, test_headers_ietf_name_escaped);
+    tcase_add_loop_test(tc, test_retry_after_rounding, 0,
+                        (int)(sizeof(retry_cases) / sizeof(retry_cases[0])));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("template");
+    tcase_add_loop_test(tc, test_template, 0,
+                        (int)(sizeof(template_cases) / sizeof(template_cases[0])));
+    tcase_add_test(tc, test_template_long);
+    tcase_add_test(tc, test_deny_body_default);
+    tcase_add_test(tc, test_deny_body_nested);
+    tcase_add_test(tc, test_deny_body_non_object);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("decision");
+    tcase_add_test(tc, test_decision_denied_issue_example);
+    tcase_add_test(tc, test_decision_allowed);
+    tcase_add_test(tc, test_decision_blocked_test_header);
+    tcase_add_test(tc, test_decision_no_policy);
+    tcase_add_test(tc, test_decision_degraded_open);
+    tcase_add_test(tc, test_decision_degraded_closed);
+    tcase_add_test(tc, test_decision_shadow);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(reply_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
