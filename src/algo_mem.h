@@ -7,8 +7,8 @@
 /* The algorithms in C, for the memory store. Pure functions of (state,
  * now): tests inject the clock. Semantics are exactly those of
  * the Lua scripts in lua/ (see docs/algorithms.md):
- *  - gcra: v[0] = theoretical arrival time (ms). Emission interval
- *    T = period/requests; admits if tat' - burst*T <= now.
+ *  - gcra: v[0] = theoretical arrival time (microseconds). Emission
+ *    interval T = ceil(period_us/requests); admits if tat' - burst*T <= now.
  *  - fixed_window: windows aligned to the epoch (floor(now/period));
  *    v[0] = window index, v[1] = count.
  *  - sliding_window: v[0] = current window index, v[1] = previous window

@@ -137,7 +137,7 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
         if (req->policy != NULL) {
             snprintf(msg, sizeof(msg), "policy \"%.64s\" does not exist or does not match the request",
                      req->policy);
-            cb(arg, RL_DECIDE_INVALID, NULL, msg);
+            cb(arg, RL_DECIDE_BAD_POLICY, NULL, msg);
             return;
         }
         memset(&v, 0, sizeof(v));
@@ -149,7 +149,10 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
     }
     len = rl_policy_key(p, conf->store.prefix, req, &m, key, sizeof(key), &missing);
     if (len < 0) {
-        snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"", missing, p->name);
+        /* missing is NULL only if the key overflowed, which a validated
+         * config rules out; answer it as invalid all the same. */
+        snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"",
+                 missing != NULL ? missing : "a shorter key", p->name);
         cb(arg, RL_DECIDE_INVALID, NULL, msg);
         return;
     }

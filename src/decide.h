@@ -31,11 +31,12 @@ typedef struct rl_verdict {
 typedef enum {
     RL_DECIDE_OK = 0,            /* verdict is set */
     RL_DECIDE_INVALID,           /* the request lacks a key field: 422 VAL_001 */
+    RL_DECIDE_BAD_POLICY,        /* "policy" names none that fits: 422 VAL_002 */
     RL_DECIDE_UNAVAILABLE        /* store failed and failure_mode is closed: 503 */
 } rl_decide_status_t;
 
 /* v and message are valid only during the callback. message is set for
- * RL_DECIDE_INVALID ("tenant is required for policy \"x\""). For
+ * RL_DECIDE_INVALID and RL_DECIDE_BAD_POLICY ("tenant is required for policy \"x\""). For
  * RL_DECIDE_UNAVAILABLE v is also set (allowed 0, degraded 1). */
 typedef void rl_decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
                           const char *message);

@@ -43,11 +43,17 @@ static void log_emit(rl_log_level_t level, const char *msg, json_t *obj)
     gmtime_r(&ts.tv_sec, &tm);
     snprintf(tsbuf, sizeof(tsbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
-    json_object_set_new(obj, "ts", json_string(tsbuf));
-    json_object_set_new(obj, "level", json_string(level_names[level]));
-    json_object_set_new(obj, "msg", json_string(msg));
-    line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
+    {
+        /* ts, level and msg lead every line; the fields follow. */
+        json_t *line_obj = json_object();
+        json_object_set_new(line_obj, "ts", json_string(tsbuf));
+        json_object_set_new(line_obj, "level", json_string(level_names[level]));
+        json_object_set_new(line_obj, "msg", json_string(msg));
+        json_object_update(line_obj, obj);
+        json_decref(obj);
+        line = json_dumps(line_obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(line_obj);
+    }
     if (line != NULL) {
         size_t n = strlen(line);
         line[n] = '\n';  /* json_dumps leaves room: we replace the NUL */

@@ -13,7 +13,7 @@ typedef struct rl_mem_table rl_mem_table_t;
 /* Creates the shared table. Main thread; free after all workers stopped. */
 rl_mem_table_t *rl_mem_table_new(void);
 void rl_mem_table_free(rl_mem_table_t *t);
-/* Number of live keys (for tests and metrics). */
+/* Number of stored entries, expired ones not yet swept included. */
 size_t rl_mem_table_size(rl_mem_table_t *t);
 
 /* A store handle over the shared table, one per worker. The clock is

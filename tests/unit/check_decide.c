@@ -161,7 +161,7 @@ START_TEST(decide_end_to_end_memory_store)
     req.method = "POST";
     req.path = "/process/site-1";
     req.path_len = strlen(req.path);
-    req.tenant = "acme";
+    req.tenant = "tenant-a";
     req.cost = 1;
 
     s = decide_once(conf, store, &req);

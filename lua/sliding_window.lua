@@ -1,0 +1,64 @@
+-- Sliding window: the previous window's count, weighted by the part of it
+-- still inside the sliding period, plus the current window's count:
+--   estimate = prev * (period - elapsed) / period + cur
+-- Every test is done multiplied by period, in exact integers.
+-- Value: "<idx>:<prev>:<cur>" with PX until the end of the next window.
+-- Returns ok, remaining, reset_after_ms, retry_after_ms, value, ttl_ms.
+local function sliding_window(state_str, lim, now_us, now_ms, cost)
+    local period = lim.period
+    local requests = lim.requests
+    local idx = math.floor(now_ms / period)
+    local elapsed = now_ms - idx * period
+    local left = period - elapsed
+    local prev, cur = 0, 0
+    if state_str then
+        local sidx, sprev, scur = string.match(state_str, '^(%-?%d+):(%d+):(%d+)$')
+        sidx = tonumber(sidx)
+        if sidx == idx then
+            prev, cur = tonumber(sprev), tonumber(scur)
+        elseif sidx == idx - 1 then
+            prev = tonumber(scur)
+        end
+    end
+    local ok = prev * left + (cur + cost) * period <= requests * period
+    local cur_after = cur
+    if ok then
+        cur_after = cur + cost
+    end
+    local remaining = math.floor((requests * period - prev * left - cur_after * period) / period)
+    if remaining < 0 then
+        remaining = 0
+    end
+    local reset = 0
+    if cur_after > 0 then
+        reset = left + period
+    elseif prev > 0 then
+        reset = left
+    end
+    if ok then
+        return true, remaining, reset, 0,
+            string.format('%.0f:%.0f:%.0f', idx, prev, cur_after), left + period
+    end
+    local retry
+    if cost > requests then
+        retry = reset
+        if retry <= 0 then
+            retry = period
+        end
+    elseif cur + cost <= requests then
+        -- prev's weight decays enough inside this window
+        retry = left - math.floor((requests - cur - cost) * period / prev)
+    else
+        -- next window: prev' = cur, cur' = 0
+        local wait = period - math.floor((requests - cost) * period / cur)
+        if wait < 0 then
+            wait = 0
+        end
+        retry = left + wait
+    end
+    if retry < 1 then
+        retry = 1
+    end
+    return false, remaining, reset, retry, nil, 0
+end
+

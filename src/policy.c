@@ -1,0 +1,416 @@
+/* Matching a request to a policy and building its Redis key. Pure: no I/O,
+ * no clock, no allocation on the matching and key paths, so every worker
+ * thread may call these at once on the shared, immutable conf. */
+#include "policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+/* ------------------------------------------------------------------------
+ * Path patterns
+ * ---------------------------------------------------------------------- */
+
+/* 1 if c may appear in a {name} parameter name. */
+static int pattern_is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_';
+}
+
+/* Frees what rl_pattern_compile put into p and zeroes p; safe on a zeroed
+ * or partly compiled pattern. */
+void rl_pattern_free(rl_pattern_t *p)
+{
+    int i;
+
+    if (p == NULL) {
+        return;
+    }
+    for (i = 0; i < p->nsegs; i++) {
+        free(p->segs[i].text);
+    }
+    free(p->segs);
+    free(p->text);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Checks one segment s (len bytes) of a pattern and appends it to p.
+ * last is 1 for the final segment. Returns 0, or -1 with err filled. */
+static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len, int last,
+                               char *err, size_t errlen)
+{
+    rl_segment_t *seg;
+    size_t i;
+    int j;
+
+    if (len == 1 && s[0] == '*') {
+        if (!last) {
+            snprintf(err, errlen, "'*' must be the last segment");
+            return -1;
+        }
+        p->wildcard = 1;
+        return 0;
+    }
+    seg = &p->segs[p->nsegs];
+    if (len >= 2 && s[0] == '{' && s[len - 1] == '}') {
+        if (len == 2) {
+            snprintf(err, errlen, "empty parameter name");
+            return -1;
+        }
+        for (i = 1; i + 1 < len; i++) {
+            if (!pattern_is_name_char(s[i])) {
+                snprintf(err, errlen, "parameter {%.*s} must be letters, digits or '_'",
+                         (int)(len - 2), s + 1);
+                return -1;
+            }
+        }
+        for (j = 0; j < p->nsegs; j++) {
+            if (p->segs[j].kind == RL_SEG_PARAM && p->segs[j].len == len - 2 &&
+                memcmp(p->segs[j].text, s + 1, len - 2) == 0) {
+                snprintf(err, errlen, "parameter {%.*s} appears twice", (int)(len - 2), s + 1);
+                return -1;
+            }
+        }
+        seg->kind = RL_SEG_PARAM;
+        seg->text = strndup(s + 1, len - 2);
+        seg->len = len - 2;
+    } else {
+        for (i = 0; i < len; i++) {
+            if (s[i] == '*') {
+                snprintf(err, errlen, "'*' must be a whole segment");
+                return -1;
+            }
+            if (s[i] == '{' || s[i] == '}') {
+                snprintf(err, errlen, "a parameter must be a whole segment such as {id}");
+                return -1;
+            }
+        }
+        seg->kind = RL_SEG_LITERAL;
+        seg->text = strndup(s, len);
+        seg->len = len;
+    }
+    if (seg->text == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    p->nsegs++;
+    return 0;
+}
+
+/* Compiles text into p (p owns copies of everything; free with
+ * rl_pattern_free). On failure p is left zeroed and err filled. */
+int rl_pattern_compile(const char *text, rl_pattern_t *p, char *err, size_t errlen)
+{
+    const char *s;
+    const char *end;
+    int nparams = 0;
+    size_t nslash = 0;
+    int i;
+
+    memset(p, 0, sizeof(*p));
+    if (text == NULL || text[0] != '/') {
+        snprintf(err, errlen, "must start with '/'");
+        return -1;
+    }
+    if (strchr(text, '?') != NULL || strchr(text, '#') != NULL) {
+        snprintf(err, errlen, "must not contain '?' or '#' (patterns match the path only)");
+        return -1;
+    }
+    for (s = text; *s != '\0'; s++) {
+        nslash += (*s == '/');
+    }
+    p->text = strdup(text);
+    p->segs = calloc(nslash, sizeof(*p->segs));
+    if (p->text == NULL || p->segs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s = text + 1;
+    for (;;) {
+        end = strchr(s, '/');
+        if (end == NULL) {
+            end = s + strlen(s);
+        }
+        if (pattern_add_segment(p, s, (size_t)(end - s), *end == '\0', err, errlen) != 0) {
+            goto fail;
+        }
+        if (*end == '\0') {
+            break;
+        }
+        s = end + 1;
+    }
+    for (i = 0; i < p->nsegs; i++) {
+        nparams += (p->segs[i].kind == RL_SEG_PARAM);
+    }
+    if (nparams > RL_MAX_PARAMS) {
+        snprintf(err, errlen, "more than %d parameters", RL_MAX_PARAMS);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    rl_pattern_free(p);
+    return -1;
+}
+
+/* Matches path against p; captures point into path (borrowed). */
+int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len, rl_match_t *m)
+{
+    const char *s;
+    const char *end;
+    const char *slash;
+    size_t seglen;
+    int more;
+    int i;
+
+    m->nparams = 0;
+    if (path == NULL || len == 0 || path[0] != '/') {
+        return 0;
+    }
+    s = path + 1;
+    end = path + len;
+    more = 1;  /* "/" holds one (empty) segment */
+    for (i = 0; i < p->nsegs; i++) {
+        const rl_segment_t *seg = &p->segs[i];
+
+        if (!more) {
+            return 0;
+        }
+        slash = memchr(s, '/', (size_t)(end - s));
+        seglen = (size_t)((slash != NULL ? slash : end) - s);
+        if (seg->kind == RL_SEG_LITERAL) {
+            if (seglen != seg->len || memcmp(s, seg->text, seglen) != 0) {
+                return 0;
+            }
+        } else {
+            if (seglen == 0 || m->nparams >= RL_MAX_PARAMS) {
+                return 0;
+            }
+            m->params[m->nparams].name = seg->text;
+            m->params[m->nparams].value = s;
+            m->params[m->nparams].len = seglen;
+            m->nparams++;
+        }
+        if (slash != NULL) {
+            s = slash + 1;
+        } else {
+            s = end;
+            more = 0;
+        }
+    }
+    return p->wildcard || !more;
+}
+
+/* ------------------------------------------------------------------------
+ * Policy lookup
+ * ---------------------------------------------------------------------- */
+
+/* 1 if p's method filter (if any) and path pattern fit req; fills m. */
+static int policy_fits(const rl_policy_t *p, const rl_request_t *req, rl_match_t *m)
+{
+    if (p->method != NULL && (req->method == NULL || strcasecmp(p->method, req->method) != 0)) {
+        return 0;
+    }
+    if (!rl_pattern_match(&p->path, req->path, req->path_len, m)) {
+        return 0;
+    }
+    m->policy = p;
+    return 1;
+}
+
+/* First fitting policy in file order, or the forced one; borrowed from
+ * conf. m is filled for the returned policy. */
+const rl_policy_t *rl_policy_find(const rl_conf_t *conf, const rl_request_t *req, rl_match_t *m)
+{
+    const rl_policy_t *p;
+    int i;
+
+    m->policy = NULL;
+    m->nparams = 0;
+    if (req->policy != NULL) {
+        p = rl_conf_policy(conf, req->policy);
+        if (p != NULL && policy_fits(p, req, m)) {
+            return p;
+        }
+        m->policy = NULL;
+        m->nparams = 0;
+        return NULL;
+    }
+    for (i = 0; i < conf->npolicies; i++) {
+        if (policy_fits(&conf->policies[i], req, m)) {
+            return &conf->policies[i];
+        }
+    }
+    m->policy = NULL;
+    m->nparams = 0;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Keys
+ * ---------------------------------------------------------------------- */
+
+/* 1 if byte c is kept as it is inside a key; every other byte is %XX. */
+static int key_is_safe(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '~' || c == '@' || c == '+' || c == '-';
+}
+
+/* Percent-encodes value into out, or writes "#<sha256 hex>" when the
+ * encoding would pass RL_KEY_VALUE_MAX. Encoded values never hold '#',
+ * so the two forms cannot meet. out is caller-owned. */
+size_t rl_key_encode(const char *value, size_t len, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t need = 0;
+    size_t i;
+    size_t o = 0;
+    char digest[65];
+
+    if (outlen == 0) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        need += key_is_safe((unsigned char)value[i]) ? 1 : 3;
+    }
+    if (need > RL_KEY_VALUE_MAX || need + 1 > outlen) {
+        rl_sha256_hex(value, len, digest);
+        snprintf(out, outlen, "#%s", digest);
+        return strlen(out);
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)value[i];
+
+        if (key_is_safe(c)) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* The capture named name in m, or NULL. */
+static const rl_param_t *key_param(const rl_match_t *m, const char *name)
+{
+    int i;
+
+    for (i = 0; i < m->nparams; i++) {
+        if (strcmp(m->params[i].name, name) == 0) {
+            return &m->params[i];
+        }
+    }
+    return NULL;
+}
+
+/* The raw value of key field f for req (borrowed), or NULL if absent.
+ * The method is upper-cased into tmp (caller's, RL_KEY_VALUE_MAX + 1
+ * bytes); a method longer than that is used as sent (it is hashed). */
+static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
+                             const rl_request_t *req, const rl_match_t *m, char *tmp,
+                             size_t *len)
+{
+    const rl_param_t *param;
+    const char *v = NULL;
+    size_t i;
+
+    switch (f->kind) {
+    case RL_KEY_TENANT:
+        v = req->tenant;
+        break;
+    case RL_KEY_USER:
+        v = req->user;
+        break;
+    case RL_KEY_IP:
+        v = req->ip;
+        break;
+    case RL_KEY_METHOD:
+        v = req->method;
+        if (v != NULL && strlen(v) <= RL_KEY_VALUE_MAX) {
+            for (i = 0; v[i] != '\0'; i++) {
+                tmp[i] = (v[i] >= 'a' && v[i] <= 'z') ? (char)(v[i] - 'a' + 'A') : v[i];
+            }
+            tmp[i] = '\0';
+            v = tmp;
+        }
+        break;
+    case RL_KEY_ROUTE:
+        v = p->path.text;
+        break;
+    case RL_KEY_PATH:
+        *len = req->path_len;
+        return req->path;
+    case RL_KEY_PATH_PARAM:
+        param = key_param(m, f->name);
+        if (param == NULL) {
+            return NULL;
+        }
+        *len = param->len;
+        return param->value;
+    case RL_KEY_HEADER:
+        return rl_request_header(req, f->name, len);
+    }
+    if (v != NULL) {
+        *len = strlen(v);
+    }
+    return v;
+}
+
+/* Writes "<prefix>:{<name>|<v1>|...}" into buf (caller's). Returns its
+ * length; -1 with *missing = the field's spec when a value is absent or
+ * empty; -1 with *missing = NULL if buf is too small (never with len >=
+ * RL_KEY_MAX and a validated conf). */
+int rl_policy_key(const rl_policy_t *p, const char *prefix, const rl_request_t *req,
+                  const rl_match_t *m, char *buf, size_t len, const char **missing)
+{
+    char enc[RL_KEY_VALUE_MAX + 1];
+    char tmp[RL_KEY_VALUE_MAX + 1];
+    const char *v;
+    size_t vlen = 0;
+    size_t elen;
+    size_t o;
+    int n;
+    int i;
+
+    *missing = NULL;
+    n = snprintf(buf, len, "%s:{", prefix);
+    if (n < 0 || (size_t)n >= len) {
+        return -1;
+    }
+    o = (size_t)n;
+    elen = rl_key_encode(p->name, strlen(p->name), enc, sizeof(enc));
+    if (o + elen >= len) {
+        return -1;
+    }
+    memcpy(buf + o, enc, elen);
+    o += elen;
+    for (i = 0; i < p->nkey; i++) {
+        vlen = 0;
+        v = key_value(&p->key[i], p, req, m, tmp, &vlen);
+        if (v == NULL || vlen == 0) {
+            *missing = p->key[i].spec;
+            return -1;
+        }
+        elen = rl_key_encode(v, vlen, enc, sizeof(enc));
+        if (o + 1 + elen >= len) {
+            return -1;
+        }
+        buf[o++] = '|';
+        memcpy(buf + o, enc, elen);
+        o += elen;
+    }
+    if (o + 2 > len) {
+        return -1;
+    }
+    buf[o++] = '}';
+    buf[o] = '\0';
+    return (int)o;
+}

@@ -1,0 +1,187 @@
+/* A decide-shaped JSON object -> rl_request_t. Pure; every string of the
+ * result is borrowed from the JSON object. Unknown fields are ignored so
+ * that newer clients can talk to older servers. */
+#include "request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define RL_COST_MAX 1000000000LL
+
+/* Fills err with code and a printf-style message; returns -1. */
+static int request_fail(rl_request_error_t *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int request_fail(rl_request_error_t *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Reads an optional string field: NULL into *out when absent or JSON
+ * null. Returns 0, or -1 (VAL_002) on a non-string or a NUL byte. name
+ * is the field as reported ("tenant", "headers.x-foo"). */
+static int request_string(json_t *v, const char *name, const char **out, size_t *len,
+                          rl_request_error_t *err)
+{
+    const char *s;
+    size_t n;
+
+    *out = NULL;
+    if (len != NULL) {
+        *len = 0;
+    }
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return request_fail(err, "VAL_002", "%s must be a string", name);
+    }
+    s = json_string_value(v);
+    n = json_string_length(v);
+    if (strlen(s) != n) {
+        return request_fail(err, "VAL_002", "%s contains a NUL byte", name);
+    }
+    *out = s;
+    if (len != NULL) {
+        *len = n;
+    }
+    return 0;
+}
+
+/* The optional string fields, read by one loop. */
+static const struct {
+    const char *name;
+    size_t offset;
+} request_strings[] = {
+    { "tenant", offsetof(rl_request_t, tenant) },
+    { "user", offsetof(rl_request_t, user) },
+    { "ip", offsetof(rl_request_t, ip) },
+    { "policy", offsetof(rl_request_t, policy) },
+};
+
+/* Reads "headers": an object of string values, at most
+ * RL_MAX_REQ_HEADERS. Names and values are borrowed from obj. */
+static int request_headers(json_t *v, rl_request_t *req, rl_request_error_t *err)
+{
+    const char *name;
+    json_t *val;
+    char field[96];
+
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return request_fail(err, "VAL_002", "headers must be an object");
+    }
+    if (json_object_size(v) > RL_MAX_REQ_HEADERS) {
+        return request_fail(err, "VAL_002", "headers: too many (max %d)", RL_MAX_REQ_HEADERS);
+    }
+    json_object_foreach(v, name, val) {
+        rl_header_t *h = &req->headers[req->nheaders];
+
+        snprintf(field, sizeof(field), "headers.%.80s", name);
+        if (request_string(val, field, &h->value, &h->value_len, err) != 0) {
+            return -1;
+        }
+        if (h->value == NULL) {
+            return request_fail(err, "VAL_002", "%s must be a string", field);
+        }
+        h->name = name;
+        h->name_len = strlen(name);
+        req->nheaders++;
+    }
+    return 0;
+}
+
+/* Fills req from obj (borrowing its strings). Returns 0, or -1 with err. */
+int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err)
+{
+    const char *q;
+    size_t i;
+    json_t *v;
+
+    memset(req, 0, sizeof(*req));
+    req->method = "GET";
+    req->cost = 1;
+    err->code = NULL;
+    err->message[0] = '\0';
+    if (!json_is_object(obj)) {
+        return request_fail(err, "VAL_002", "request body must be a JSON object");
+    }
+
+    v = json_object_get(obj, "path");
+    if (v == NULL || json_is_null(v)) {
+        return request_fail(err, "VAL_001", "path is required");
+    }
+    if (request_string(v, "path", &req->path, &req->path_len, err) != 0) {
+        return -1;
+    }
+    if (req->path_len == 0 || req->path[0] != '/') {
+        return request_fail(err, "VAL_002", "path must start with \"/\"");
+    }
+    q = memchr(req->path, '?', req->path_len);
+    if (q != NULL) {
+        req->path_len = (size_t)(q - req->path);
+    }
+
+    v = json_object_get(obj, "method");
+    if (v != NULL && !json_is_null(v)) {
+        if (request_string(v, "method", &req->method, NULL, err) != 0) {
+            return -1;
+        }
+        if (req->method[0] == '\0') {
+            return request_fail(err, "VAL_002", "method must not be empty");
+        }
+    }
+
+    for (i = 0; i < sizeof(request_strings) / sizeof(request_strings[0]); i++) {
+        const char **dst = (const char **)((char *)req + request_strings[i].offset);
+
+        v = json_object_get(obj, request_strings[i].name);
+        if (request_string(v, request_strings[i].name, dst, NULL, err) != 0) {
+            return -1;
+        }
+    }
+
+    if (request_headers(json_object_get(obj, "headers"), req, err) != 0) {
+        return -1;
+    }
+
+    v = json_object_get(obj, "cost");
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > RL_COST_MAX) {
+            return request_fail(err, "VAL_002", "cost must be an integer from 0 to %lld",
+                                RL_COST_MAX);
+        }
+        req->cost = (int64_t)json_integer_value(v);
+    }
+    return 0;
+}
+
+/* Finds header name in req (case-insensitive); the value is borrowed. */
+const char *rl_request_header(const rl_request_t *req, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    int i;
+
+    for (i = 0; i < req->nheaders; i++) {
+        const rl_header_t *h = &req->headers[i];
+
+        if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
+            if (len != NULL) {
+                *len = h->value_len;
+            }
+            return h->value;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,169 @@
+#!/bin/sh
+# Checks the decision script (lua/*.lua concatenated as the build does) on
+# a throwaway redis-server: admit, deny, peek, block, multi-limit, stored
+# values. Usage: tests/integration/lua_check.sh   (exit 0 = all passed)
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rl-lua.XXXXXX")
+PID=
+FAILS=0
+CHECKS=0
+
+cleanup() {
+    if [ -n "$PID" ]; then
+        kill "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# Starts redis-server on a free loopback port (retrying on a taken one).
+start_redis() {
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        PORT=$(( ($$ + $(date +%N | sed 's/^0*//;s/^$/0/')) % 20000 + 30000 ))
+        redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
+            --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+        PID=$!
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+            if redis-cli -p "$PORT" ping >/dev/null 2>&1; then
+                return 0
+            fi
+            kill -0 "$PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null
+        PID=
+    done
+    echo "lua_check: could not start redis-server" >&2
+    exit 1
+}
+
+rc() {
+    redis-cli -p "$PORT" "$@"
+}
+
+# check NAME GOT WANT: compares two strings.
+check() {
+    CHECKS=$((CHECKS + 1))
+    if [ "$2" = "$3" ]; then
+        echo "ok   $1"
+    else
+        echo "FAIL $1: got [$2] want [$3]"
+        FAILS=$((FAILS + 1))
+    fi
+}
+
+# check_true NAME EXPR...: runs a test(1) expression.
+check_true() {
+    name=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if [ "$@" ]; then
+        echo "ok   $name"
+    else
+        echo "FAIL $name: [$*] is false"
+        FAILS=$((FAILS + 1))
+    fi
+}
+
+# decide BASE COST then per limit: SUFFIX ALGO REQUESTS PERIOD BURST BLOCK.
+# Prints the reply on one line.
+decide() {
+    base=$1
+    cost=$2
+    shift 2
+    n=$(( $# / 6 ))
+    keys=
+    args=
+    while [ $# -ge 6 ]; do
+        keys="$keys $base:$1 $base:$1:b"
+        args="$args $2 $3 $4 $5 $6"
+        shift 6
+    done
+    # shellcheck disable=SC2086
+    rc EVALSHA "$SHA" $((2 * n)) $keys "$cost" "$n" $args | tr '\n' ' ' | sed 's/ $//'
+}
+
+# field REPLY I: the I-th (1-based) element of a reply line.
+field() {
+    echo "$1" | cut -d' ' -f"$2"
+}
+
+start_redis
+SCRIPT=$(cat "$ROOT/lua/gcra.lua" "$ROOT/lua/fixed_window.lua" \
+    "$ROOT/lua/sliding_window.lua" "$ROOT/lua/decide.lua")
+SHA=$(rc SCRIPT LOAD "$SCRIPT")
+check_true "script loads" "$(printf %s "$SHA" | wc -c)" -eq 40
+
+# GCRA 1 per 5 minutes, burst 1.
+R=$(decide 'rl:{site-1}' 1 g300000 0 1 300000 1 0)
+check "gcra admits" "$(echo "$R" | cut -d' ' -f2-)" "1 1 0 300000 0 0"
+R=$(decide 'rl:{site-1}' 1 g300000 0 1 300000 1 0)
+check "gcra denies" "$(echo "$R" | cut -d' ' -f2-4)" "0 0 0"
+RETRY=$(field "$R" 6)
+check_true "gcra retry ~300 s" "$RETRY" -ge 299000 -a "$RETRY" -le 300000
+check_true "gcra value is an integer" -n "$(rc GET 'rl:{site-1}:g300000' | grep -E '^[0-9]{16}$')"
+PTTL=$(rc PTTL 'rl:{site-1}:g300000')
+check_true "gcra expiry ~300 s" "$PTTL" -ge 299000 -a "$PTTL" -le 300000
+
+# GCRA burst: 5 at once of 10/s burst 5, then retry ~100 ms.
+for i in 4 3 2 1 0; do
+    R=$(decide 'rl:{burst}' 1 g1000 0 10 1000 5 0)
+    check "gcra burst remaining $i" "$(field "$R" 2) $(field "$R" 4)" "1 $i"
+done
+R=$(decide 'rl:{burst}' 1 g1000 0 10 1000 5 0)
+check "gcra burst exhausted" "$(field "$R" 2)" "0"
+check_true "gcra burst retry <= 100" "$(field "$R" 6)" -ge 1 -a "$(field "$R" 6)" -le 100
+
+# Peek: cost 0 on a fresh key stores nothing.
+R=$(decide 'rl:{peek}' 0 f3600000 1 7 3600000 0 0 g60000 0 5 60000 5 0)
+check "peek allowed, full" "$(field "$R" 2) $(field "$R" 3) $(field "$R" 4) $(field "$R" 8) $(field "$R" 9)" "1 1 7 1 5"
+check "peek writes nothing" "$(rc EXISTS 'rl:{peek}:f3600000' 'rl:{peek}:g60000')" "0"
+
+# Fixed window: value idx:count, reset = end of the hour window.
+R=$(decide 'rl:{fw}' 3 f3600000 1 10 3600000 0 0)
+NOW=$(field "$R" 1)
+check "fixed admits cost 3" "$(field "$R" 2) $(field "$R" 4)" "1 7"
+check "fixed reset = window end" "$(field "$R" 5)" "$(( (NOW / 3600000 + 1) * 3600000 - NOW ))"
+check "fixed value" "$(rc GET 'rl:{fw}:f3600000')" "$((NOW / 3600000)):3"
+R=$(decide 'rl:{fw}' 8 f3600000 1 10 3600000 0 0)
+check "fixed denies cost 8, retry = reset" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 6)" "0 7 $(field "$R" 5)"
+check "fixed deny consumed nothing" "$(rc GET 'rl:{fw}:f3600000')" "$((NOW / 3600000)):3"
+
+# Sliding window: value idx:prev:cur.
+R=$(decide 'rl:{sw}' 1 s3600000 2 5 3600000 0 0)
+NOW=$(field "$R" 1)
+check "sliding admits" "$(field "$R" 2) $(field "$R" 4)" "1 4"
+check "sliding value" "$(rc GET 'rl:{sw}:s3600000')" "$((NOW / 3600000)):0:1"
+check "sliding reset = end of next window" "$(field "$R" 5)" "$(( (NOW / 3600000 + 2) * 3600000 - NOW ))"
+
+# Multi-limit all-or-nothing: the second limit denies, the first keeps 9.
+R=$(decide 'rl:{multi}' 1 f3600000 1 10 3600000 0 0 g3600000 0 1 3600000 1 0)
+check "multi admits" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 9)" "1 9 0"
+R=$(decide 'rl:{multi}' 1 f3600000 1 10 3600000 0 0 g3600000 0 1 3600000 1 0)
+check "multi denies" "$(field "$R" 2) $(field "$R" 3) $(field "$R" 4) $(field "$R" 8)" "0 1 9 0"
+check "multi deny consumed nothing" "$(rc GET 'rl:{multi}:f3600000' | cut -d: -f2)" "1"
+
+# Block: GCRA 1 per 300 ms with a 600 ms block.
+R=$(decide 'rl:{blk}' 1 g300 0 1 300 1 600)
+check "block limit admits" "$(field "$R" 2)" "1"
+R=$(decide 'rl:{blk}' 1 g300 0 1 300 1 600)
+check "block set on deny" "$(field "$R" 2) $(field "$R" 6) $(field "$R" 7)" "0 600 1"
+NOW=$(field "$R" 1)
+check "block marker value" "$(rc GET 'rl:{blk}:g300:b')" "$((NOW + 600))"
+PTTL=$(rc PTTL 'rl:{blk}:g300:b')
+check_true "block marker expiry" "$PTTL" -ge 1 -a "$PTTL" -le 600
+sleep 0.35
+R=$(decide 'rl:{blk}' 0 g300 0 1 300 1 600)
+check "block holds after the limit refilled (peek)" "$(field "$R" 2) $(field "$R" 7)" "0 1"
+sleep 0.4
+R=$(decide 'rl:{blk}' 1 g300 0 1 300 1 600)
+check "block over" "$(field "$R" 2) $(field "$R" 7)" "1 0"
+
+# Bad arguments are an error reply, not a decision.
+check_true "bad arguments rejected" -n "$(rc EVALSHA "$SHA" 2 a b 1 1 9 1 1000 0 0 2>&1 | grep 'bad limit')"
+
+echo "lua_check: $CHECKS checks, $FAILS failed"
+[ "$FAILS" -eq 0 ]

@@ -1,0 +1,235 @@
+/* Unit tests of request.c: a table of JSON bodies, each with the request
+ * it must give or the error code and message a caller sees. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "request.h"
+
+/* Decodes text (NUL bytes allowed inside strings) or fails the test. */
+static json_t *body(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+
+    ck_assert_msg(v != NULL, "%s: %s", text, jerr.text);
+    return v;
+}
+
+/* A NULL field below means "expect absent". */
+static const struct {
+    const char *json;
+    const char *method;
+    const char *path;       /* the path as far as path_len */
+    const char *tenant;
+    const char *user;
+    const char *ip;
+    const char *policy;
+    long long cost;
+    int nheaders;
+} good_rows[] = {
+    { "{\"path\": \"/a\"}", "GET", "/a", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/\"}", "GET", "/", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/a/b?x=1&y=2\"}", "GET", "/a/b", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/?\"}", "GET", "/", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"method\": \"POST\", \"path\": \"/platform/v2/process/site-42\", \"tenant\": "
+      "\"tenant-7\", \"user\": \"user_789\", \"ip\": \"203.0.113.7\", \"headers\": "
+      "{\"rate-limit-test\": \"match\"}, \"cost\": 1, \"policy\": \"optional-name\"}",
+      "POST", "/platform/v2/process/site-42", "tenant-7", "user_789", "203.0.113.7",
+      "optional-name", 1, 1 },
+    { "{\"method\": \"delete\", \"path\": \"/x\"}", "delete", "/x", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/x\", \"method\": null, \"tenant\": null, \"user\": null, \"ip\": null, "
+      "\"policy\": null, \"headers\": null, \"cost\": null}",
+      "GET", "/x", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/x\", \"tenant\": \"\"}", "GET", "/x", "", NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/x\", \"cost\": 0}", "GET", "/x", NULL, NULL, NULL, NULL, 0, 0 },
+    { "{\"path\": \"/x\", \"cost\": 1000000000}", "GET", "/x", NULL, NULL, NULL, NULL,
+      1000000000, 0 },
+    { "{\"path\": \"/x\", \"headers\": {}}", "GET", "/x", NULL, NULL, NULL, NULL, 1, 0 },
+    { "{\"path\": \"/x\", \"headers\": {\"a\": \"1\", \"B\": \"\", \"c\": \"3\"}}", "GET", "/x",
+      NULL, NULL, NULL, NULL, 1, 3 },
+    /* unknown fields are ignored (forward compatible) */
+    { "{\"path\": \"/x\", \"trace\": {\"deep\": [1, 2]}, \"priority\": 5}", "GET", "/x", NULL,
+      NULL, NULL, NULL, 1, 0 },
+};
+
+/* Asserts that s equals want, or is NULL when want is NULL. */
+static void check_opt(const char *s, const char *want)
+{
+    if (want == NULL) {
+        ck_assert_ptr_null(s);
+    } else {
+        ck_assert_ptr_nonnull(s);
+        ck_assert_str_eq(s, want);
+    }
+}
+
+START_TEST(test_good)
+{
+    json_t *obj = body(good_rows[_i].json);
+    rl_request_t req;
+    rl_request_error_t err;
+
+    ck_assert_msg(rl_request_from_json(obj, &req, &err) == 0, "row %d: %s %s", _i,
+                  err.code != NULL ? err.code : "", err.message);
+    ck_assert_str_eq(req.method, good_rows[_i].method);
+    ck_assert_int_eq((int)req.path_len, (int)strlen(good_rows[_i].path));
+    ck_assert(memcmp(req.path, good_rows[_i].path, req.path_len) == 0);
+    check_opt(req.tenant, good_rows[_i].tenant);
+    check_opt(req.user, good_rows[_i].user);
+    check_opt(req.ip, good_rows[_i].ip);
+    check_opt(req.policy, good_rows[_i].policy);
+    ck_assert_int_eq(req.cost, good_rows[_i].cost);
+    ck_assert_int_eq(req.nheaders, good_rows[_i].nheaders);
+    json_decref(obj);
+}
+END_TEST
+
+static const struct {
+    const char *json;
+    const char *code;
+    const char *message;
+} bad_rows[] = {
+    { "[]", "VAL_002", "request body must be a JSON object" },
+    { "\"/a\"", "VAL_002", "request body must be a JSON object" },
+    { "null", "VAL_002", "request body must be a JSON object" },
+    { "{}", "VAL_001", "path is required" },
+    { "{\"path\": null}", "VAL_001", "path is required" },
+    { "{\"method\": \"GET\"}", "VAL_001", "path is required" },
+    { "{\"path\": 5}", "VAL_002", "path must be a string" },
+    { "{\"path\": \"\"}", "VAL_002", "path must start with \"/\"" },
+    { "{\"path\": \"a/b\"}", "VAL_002", "path must start with \"/\"" },
+    { "{\"path\": \"?x=/\"}", "VAL_002", "path must start with \"/\"" },
+    { "{\"path\": \"/a\\u0000b\"}", "VAL_002", "path contains a NUL byte" },
+    { "{\"path\": \"/a\", \"method\": 1}", "VAL_002", "method must be a string" },
+    { "{\"path\": \"/a\", \"method\": \"\"}", "VAL_002", "method must not be empty" },
+    { "{\"path\": \"/a\", \"tenant\": 42}", "VAL_002", "tenant must be a string" },
+    { "{\"path\": \"/a\", \"tenant\": \"t\\u0000x\"}", "VAL_002", "tenant contains a NUL byte" },
+    { "{\"path\": \"/a\", \"user\": {}}", "VAL_002", "user must be a string" },
+    { "{\"path\": \"/a\", \"user\": \"\\u0000\"}", "VAL_002", "user contains a NUL byte" },
+    { "{\"path\": \"/a\", \"ip\": [\"1.2.3.4\"]}", "VAL_002", "ip must be a string" },
+    { "{\"path\": \"/a\", \"policy\": true}", "VAL_002", "policy must be a string" },
+    { "{\"path\": \"/a\", \"headers\": []}", "VAL_002", "headers must be an object" },
+    { "{\"path\": \"/a\", \"headers\": \"x: y\"}", "VAL_002", "headers must be an object" },
+    { "{\"path\": \"/a\", \"headers\": {\"x-foo\": 1}}", "VAL_002",
+      "headers.x-foo must be a string" },
+    { "{\"path\": \"/a\", \"headers\": {\"x-foo\": null}}", "VAL_002",
+      "headers.x-foo must be a string" },
+    { "{\"path\": \"/a\", \"headers\": {\"ok\": \"1\", \"x-bar\": [\"a\"]}}", "VAL_002",
+      "headers.x-bar must be a string" },
+    { "{\"path\": \"/a\", \"headers\": {\"x-foo\": \"a\\u0000b\"}}", "VAL_002",
+      "headers.x-foo contains a NUL byte" },
+    { "{\"path\": \"/a\", \"cost\": -1}", "VAL_002",
+      "cost must be an integer from 0 to 1000000000" },
+    { "{\"path\": \"/a\", \"cost\": 1000000001}", "VAL_002",
+      "cost must be an integer from 0 to 1000000000" },
+    { "{\"path\": \"/a\", \"cost\": 1.5}", "VAL_002",
+      "cost must be an integer from 0 to 1000000000" },
+    { "{\"path\": \"/a\", \"cost\": \"1\"}", "VAL_002",
+      "cost must be an integer from 0 to 1000000000" },
+    { "{\"path\": \"/a\", \"cost\": true}", "VAL_002",
+      "cost must be an integer from 0 to 1000000000" },
+};
+
+START_TEST(test_bad)
+{
+    json_t *obj = body(bad_rows[_i].json);
+    rl_request_t req;
+    rl_request_error_t err;
+
+    ck_assert_msg(rl_request_from_json(obj, &req, &err) == -1, "row %d accepted: %s", _i,
+                  bad_rows[_i].json);
+    ck_assert_ptr_nonnull(err.code);
+    ck_assert_str_eq(err.code, bad_rows[_i].code);
+    ck_assert_str_eq(err.message, bad_rows[_i].message);
+    json_decref(obj);
+}
+END_TEST
+
+START_TEST(test_too_many_headers)
+{
+    json_t *obj = body("{\"path\": \"/a\"}");
+    json_t *h = json_object();
+    rl_request_t req;
+    rl_request_error_t err;
+    char name[16];
+    int i;
+
+    json_object_set_new(obj, "headers", h);
+    for (i = 0; i < RL_MAX_REQ_HEADERS; i++) {
+        snprintf(name, sizeof(name), "h%d", i);
+        json_object_set_new(h, name, json_string("v"));
+    }
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
+    ck_assert_int_eq(req.nheaders, RL_MAX_REQ_HEADERS);
+    json_object_set_new(h, "one-more", json_string("v"));
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), -1);
+    ck_assert_str_eq(err.code, "VAL_002");
+    ck_assert_str_eq(err.message, "headers: too many (max 64)");
+    json_decref(obj);
+}
+END_TEST
+
+START_TEST(test_header_lookup)
+{
+    json_t *obj = body("{\"path\": \"/a\", \"headers\": {\"Rate-Limit-Test\": \"match\", "
+                       "\"x-empty\": \"\", \"X-Long\": \"abcdef\"}}");
+    rl_request_t req;
+    rl_request_error_t err;
+    size_t len = 99;
+
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
+    ck_assert_str_eq(rl_request_header(&req, "rate-limit-test", &len), "match");
+    ck_assert_int_eq((int)len, 5);
+    ck_assert_str_eq(rl_request_header(&req, "RATE-LIMIT-TEST", NULL), "match");
+    ck_assert_str_eq(rl_request_header(&req, "x-empty", &len), "");
+    ck_assert_int_eq((int)len, 0);
+    ck_assert_str_eq(rl_request_header(&req, "x-long", NULL), "abcdef");
+    ck_assert_ptr_null(rl_request_header(&req, "x-lon", NULL));
+    ck_assert_ptr_null(rl_request_header(&req, "x-longer", NULL));
+    ck_assert_ptr_null(rl_request_header(&req, "rate-limit", NULL));
+    json_decref(obj);
+}
+END_TEST
+
+START_TEST(test_borrowed)
+{
+    json_t *obj = body("{\"path\": \"/a?q\", \"tenant\": \"t\"}");
+    rl_request_t req;
+    rl_request_error_t err;
+
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
+    /* The strings point into the JSON object: no copies to free. */
+    ck_assert_ptr_eq(req.path, json_string_value(json_object_get(obj, "path")));
+    ck_assert_ptr_eq(req.tenant, json_string_value(json_object_get(obj, "tenant")));
+    ck_assert_int_eq((int)req.path_len, 2);
+    json_decref(obj);
+}
+END_TEST
+
+/* Builds the suite. */
+static Suite *request_suite(void)
+{
+    Suite *s = suite_create("request");
+    TCase *tc = tcase_create("request");
+
+    tcase_add_loop_test(tc, test_good, 0, (int)(sizeof(good_rows) / sizeof(good_rows[0])));
+    tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
+    tcase_add_test(tc, test_too_many_headers);
+    tcase_add_test(tc, test_header_lookup);
+    tcase_add_test(tc, test_borrowed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(request_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
