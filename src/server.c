@@ -77,7 +77,7 @@ static void handle_ready(rl_worker_t *w, rl_http_req_t *req)
     static const char not_ready[] = "{\"status\":\"not_ready\",\"store\":\"disconnected\"}";
 
     /* This worker's own connection is checked live; the others through
-     * the state they publish every 100 ms. */
+     * the state they publish every 50 ms. */
     if (rl_store_connected(w->store) && rl_app_store_up(w->app)) {
         rl_http_reply(req, 200, NULL, NULL, 0, NULL, ready, sizeof(ready) - 1);
     } else {
@@ -159,7 +159,7 @@ static void handle_decide(rl_worker_t *w, rl_http_req_t *req)
     rl_request_error_t rerr;
     char msg[256];
 
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {
         snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                  jerr.column);

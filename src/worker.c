@@ -20,7 +20,7 @@ static void worker_publish_store(rl_worker_t *w)
     __atomic_store_n(&w->store_up, rl_store_connected(w->store), __ATOMIC_RELAXED);
 }
 
-/* Housekeeping every 100 ms: publish store state; while stopping, exit
+/* Housekeeping every 50 ms: publish store state; while stopping, exit
  * once in-flight requests are done or the drain deadline has passed. */
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -49,7 +49,7 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
 {
     const rl_conf_t *conf = app->conf;
     struct event_config *cfg = NULL;
-    struct timeval tick = { 0, 100000 };
+    struct timeval tick = { 0, 50000 };
     char prefix[17];
 
     memset(w, 0, sizeof(*w));

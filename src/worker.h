@@ -26,7 +26,7 @@ typedef struct rl_worker {
     const rl_conf_t *conf;
     int notify_fd[2];            /* pipe: the main thread writes 's' to stop */
     struct event *notify_ev;
-    struct event *tick_ev;       /* 100 ms housekeeping */
+    struct event *tick_ev;       /* 50 ms housekeeping */
     int64_t stop_deadline_us;    /* drain deadline once stopping */
     int store_up;                /* published for /ready (atomic access) */
     rl_stats_t stats;
