@@ -9,6 +9,8 @@
  * Main thread only; the result is read-only afterwards. */
 #include "conf.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -406,8 +408,18 @@ static int conf_address(conf_ctx_t *c, const char *path, json_t *v, void *dst,
                         const void *arg)
 {
     rl_conf_store_t *st = dst;
+    struct in6_addr a6;
+    struct in_addr a4;
 
-    return conf_hostport(c, path, v, &st->host, &st->port, 1);
+    if (conf_hostport(c, path, v, &st->host, &st->port, 1) != 0) return -1;
+    /* Workers never resolve names (a blocking call on the hot path), so
+     * the address must be numeric, or localhost. */
+    if (strcmp(st->host, "localhost") != 0 && inet_pton(AF_INET, st->host, &a4) != 1 &&
+        inet_pton(AF_INET6, st->host, &a6) != 1) {
+        return conf_fail(c, path, "\"%s\" must be a numeric IP address or localhost",
+                         json_string_value(v));
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------

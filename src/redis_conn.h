@@ -18,7 +18,12 @@
  * backoff (10 ms doubling to 1 s) without any call from the owner.
  * Commands sent while disconnected fail at once with "disconnected".
  * On every (re)connect AUTH and SELECT are sent first if configured, then
- * the on_connect hook runs (store_redis loads its script there). */
+ * a PING: the connection counts as connected only once Redis has answered
+ * all of them (a hung Redis that still accepts TCP is not "connected").
+ * Commands sent during that handshake fail at once with "disconnected".
+ * Then the on_connect hook runs (store_redis loads its script there);
+ * on_disconnect runs only when a connected connection is lost. Never call
+ * rl_redis_conn_free from the connection's own callbacks or hooks. */
 
 typedef struct rl_redis_conn rl_redis_conn_t;
 

@@ -206,7 +206,7 @@ START_TEST(test_full_fixture)
     ck_assert_int_eq(conf->http.idle_timeout_ms, 30000);
     ck_assert_int_eq(conf->http.max_connections, 500);
     ck_assert_int_eq(conf->store.type, RL_STORE_MEMORY);
-    ck_assert_str_eq(conf->store.host, "redis.internal");
+    ck_assert_str_eq(conf->store.host, "10.1.2.3");
     ck_assert_int_eq(conf->store.port, 6380);
     ck_assert_int_eq(conf->store.timeout_ms, 200);
     ck_assert_str_eq(conf->store.prefix, "rl-test.v2");
@@ -414,6 +414,8 @@ static const struct {
       "store.address: \"redis\" is not host:port" },
     { "{\"store\": {\"address\": \"redis:0\"}, \"policies\": []}",
       "store.address: \"redis:0\": port must be from 1 to 65535" },
+    { "{\"store\": {\"address\": \"redis.internal:6379\"}, \"policies\": []}",
+      "store.address: \"redis.internal:6379\" must be a numeric IP address or localhost" },
     { "{\"store\": {\"timeout_ms\": 0}, \"policies\": []}",
       "store.timeout_ms: must be an integer from 1 to 60000" },
     { "{\"store\": {\"timeout_ms\": 60001}, \"policies\": []}",
