@@ -60,6 +60,7 @@ struct rl_http_server {
     int nconns;
     int inflight;
     int draining;
+    int accepting;
     rl_http_conn_t *conns;
 };
 
@@ -679,7 +680,9 @@ rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_c
     s->handler = handler;
     s->arg = arg;
     snprintf(s->id_prefix, sizeof(s->id_prefix), "%s", id_prefix);
-    s->listener = evconnlistener_new(base, accept_cb, s, LEV_OPT_REUSEABLE, -1, fd);
+    s->listener = evconnlistener_new(base, accept_cb, s,
+                                     LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
+                                     -1, fd);
     if (s->listener == NULL) {
         free(s);
         return NULL;
@@ -688,12 +691,28 @@ rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_c
     return s;
 }
 
+void rl_http_server_start_accepting(rl_http_server_t *s)
+{
+    if (s->listener != NULL && !s->accepting) {
+        evconnlistener_enable(s->listener);
+        s->accepting = 1;
+    }
+}
+
+int rl_http_server_accepting(const rl_http_server_t *s)
+{
+    return s->accepting;
+}
+
 void rl_http_server_stop_accepting(rl_http_server_t *s)
 {
     rl_http_conn_t *c, *next;
 
     s->draining = 1;
+    s->accepting = 0;
     if (s->listener != NULL) {
+        /* Closes the socket too: the kernel stops completing handshakes
+         * that nobody would serve. */
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }

@@ -43,10 +43,15 @@ typedef struct rl_http_req {
  * and its strings stay valid until then. */
 typedef void rl_http_handler(rl_http_req_t *req, void *arg);
 
-/* Creates a server on base accepting on the listening socket fd (shared
- * with other workers; not closed by the server). */
+/* Creates a server on base for the listening socket fd, which it owns
+ * from then on (closed when it stops accepting or is freed). It accepts
+ * nothing until rl_http_server_start_accepting; until then the kernel
+ * holds new connections in the backlog. */
 rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_conf_http_t *limits,
                                      const char *id_prefix, rl_http_handler *handler, void *arg);
+
+void rl_http_server_start_accepting(rl_http_server_t *s);
+int rl_http_server_accepting(const rl_http_server_t *s);
 
 /* Stops accepting; open connections finish their request and close. */
 void rl_http_server_stop_accepting(rl_http_server_t *s);

@@ -132,16 +132,19 @@ static int run(rl_conf_t *conf)
     if (nworkers < 1) nworkers = 1;
     app.conf = conf;
     app.started_ms = rl_now_ms();
+    app.started_us = rl_mono_us();
     app.workers = calloc((size_t)nworkers, sizeof(rl_worker_t));
-    fds = calloc((size_t)nworkers, sizeof(int));
+    fds = malloc((size_t)nworkers * sizeof(int));
     if (app.workers == NULL || fds == NULL) goto cleanup;
+    for (i = 0; i < nworkers; i++) fds[i] = -1;
     if (conf->store.type == RL_STORE_MEMORY && (app.mem = rl_mem_table_new()) == NULL) goto cleanup;
     if (open_listeners(conf->listen_host, conf->listen_port, nworkers, fds, &port) < 0) {
         goto cleanup;
     }
     for (i = 0; i < nworkers; i++) {
-        if (rl_worker_init(&app.workers[i], &app, i, fds[i]) != 0) goto cleanup;
         app.nworkers = i + 1;
+        if (rl_worker_init(&app.workers[i], &app, i, fds[i]) != 0) goto cleanup;
+        fds[i] = -1;  /* the worker's HTTP server owns it now */
     }
 
     base = event_base_new();
@@ -192,7 +195,7 @@ cleanup:
     if (base != NULL) event_base_free(base);
     if (fds != NULL) {
         for (i = 0; i < nworkers; i++) {
-            if (fds[i] > 0) close(fds[i]);
+            if (fds[i] >= 0) close(fds[i]);
         }
     }
     free(fds);

@@ -14,19 +14,27 @@
 #include "util.h"
 
 #define RL_DRAIN_MS 5000
+#define RL_START_GRACE_US 2000000
 
 static void worker_publish_store(rl_worker_t *w)
 {
     __atomic_store_n(&w->store_up, rl_store_connected(w->store), __ATOMIC_RELAXED);
 }
 
-/* Housekeeping every 50 ms: publish store state; while stopping, exit
- * once in-flight requests are done or the drain deadline has passed. */
+/* Housekeeping every 50 ms: publish store state; start accepting once
+ * every worker's store is up (or the start-up grace has passed, so a
+ * Redis that is down at start cannot keep the service from answering by
+ * its failure modes); while stopping, exit once in-flight requests are
+ * done or the drain deadline has passed. */
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
     rl_worker_t *w = arg;
 
     worker_publish_store(w);
+    if (w->stop_deadline_us == 0 && !rl_http_server_accepting(w->http) &&
+        (rl_app_store_up(w->app) || rl_mono_us() > w->app->started_us + RL_START_GRACE_US)) {
+        rl_http_server_start_accepting(w->http);
+    }
     if (w->stop_deadline_us != 0 &&
         (rl_http_server_inflight(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
         event_base_loopexit(w->base, NULL);

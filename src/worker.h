@@ -39,6 +39,7 @@ struct rl_app {
     int nworkers;
     rl_mem_table_t *mem;         /* memory store only */
     int64_t started_ms;
+    int64_t started_us;          /* monotonic */
 };
 
 /* Creates the worker's loop, store and HTTP server (main thread, before
