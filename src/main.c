@@ -180,16 +180,7 @@ stop:
 
 cleanup:
     /* Workers that were built but never started still own resources. */
-    for (i = started; i < app.nworkers; i++) {
-        rl_worker_t *w = &app.workers[i];
-        rl_store_free(w->store);
-        rl_http_server_free(w->http);
-        if (w->tick_ev != NULL) event_free(w->tick_ev);
-        if (w->notify_ev != NULL) event_free(w->notify_ev);
-        if (w->notify_fd[0] >= 0) close(w->notify_fd[0]);
-        if (w->notify_fd[1] >= 0) close(w->notify_fd[1]);
-        if (w->base != NULL) event_base_free(w->base);
-    }
+    for (i = started; i < app.nworkers; i++) rl_worker_destroy(&app.workers[i]);
     if (sigterm != NULL) event_free(sigterm);
     if (sigint != NULL) event_free(sigint);
     if (base != NULL) event_base_free(base);

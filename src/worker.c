@@ -131,20 +131,29 @@ void rl_worker_stop(rl_worker_t *w)
     } while (n < 0 && errno == EINTR);
 }
 
-void rl_worker_join(rl_worker_t *w)
+void rl_worker_destroy(rl_worker_t *w)
 {
-    pthread_join(w->thread, NULL);
-    /* The store went first, on the worker thread (worker_main): failing
-     * its pending operations answered their requests while the HTTP
-     * server still held their connections. */
+    /* A started worker's store went first, on its own thread
+     * (worker_main): failing its pending operations answered their
+     * requests while the HTTP server still held their connections. */
     rl_store_free(w->store);
+    w->store = NULL;
     rl_http_server_free(w->http);
+    w->http = NULL;
     if (w->tick_ev != NULL) event_free(w->tick_ev);
     if (w->notify_ev != NULL) event_free(w->notify_ev);
     if (w->notify_fd[0] >= 0) close(w->notify_fd[0]);
     if (w->notify_fd[1] >= 0) close(w->notify_fd[1]);
     if (w->base != NULL) event_base_free(w->base);
+    w->tick_ev = w->notify_ev = NULL;
+    w->notify_fd[0] = w->notify_fd[1] = -1;
     w->base = NULL;
+}
+
+void rl_worker_join(rl_worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+    rl_worker_destroy(w);
 }
 
 int rl_app_store_up(const rl_app_t *app)

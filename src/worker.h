@@ -52,6 +52,10 @@ int rl_worker_start(rl_worker_t *w);
 void rl_worker_stop(rl_worker_t *w);
 void rl_worker_join(rl_worker_t *w);
 
+/* Frees what rl_worker_init built, for a worker whose thread has ended or
+ * never started. Main thread. */
+void rl_worker_destroy(rl_worker_t *w);
+
 /* 1 if every worker's store connection is up (any thread). */
 int rl_app_store_up(const rl_app_t *app);
 
