@@ -935,6 +935,7 @@ static int conf_tls(conf_ctx_t *c, const char *path, json_t *v, void *dst, const
     rl_conf_tls_t **t = dst;
     char sub[CONF_PATH_MAX];
     char terr[384];
+    const char *field;
     SSL_CTX *ctx;
 
     *t = calloc(1, sizeof(**t));
@@ -954,9 +955,12 @@ static int conf_tls(conf_ctx_t *c, const char *path, json_t *v, void *dst, const
         conf_path_field(sub, sizeof(sub), path, "server_name");
         return conf_fail(c, sub, "must not be empty");
     }
-    ctx = rl_redis_tls_ctx_new(*t, terr, sizeof(terr));
+    ctx = rl_redis_tls_ctx_new(*t, &field, terr, sizeof(terr));
     if (ctx == NULL) {
-        return conf_fail(c, path, "%s", terr);
+        if (field != NULL) {
+            conf_path_field(sub, sizeof(sub), path, field);
+        }
+        return conf_fail(c, field != NULL ? sub : path, "%s", terr);
     }
     SSL_CTX_free(ctx);
     return 0;

@@ -10,9 +10,10 @@
 
 #include "util.h"
 
-/* Writes "what path: <openssl reason>" into err and clears the OpenSSL
- * error queue of this thread. */
-static void tls_fail(char *err, size_t errlen, const char *what, const char *path)
+/* Writes "cannot load <path>: <openssl reason>" into err, names the
+ * field in *field, and clears this thread's OpenSSL error queue. */
+static void tls_fail(const char **field, const char *name, const char *path, char *err,
+                     size_t errlen)
 {
     unsigned long e = ERR_peek_last_error();
     char reason[160];
@@ -23,45 +24,42 @@ static void tls_fail(char *err, size_t errlen, const char *what, const char *pat
         snprintf(reason, sizeof(reason), "unknown error");
     }
     ERR_clear_error();
-    snprintf(err, errlen, "cannot load %s %s: %s", what, path, reason);
+    *field = name;
+    snprintf(err, errlen, "cannot load %s: %s", path, reason);
 }
 
-/* Builds the context; every failure names the file that caused it. */
-SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, char *err, size_t errlen)
+/* Builds the context; every failure names the field and file at fault. */
+SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, const char **field, char *err,
+                              size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
+    *field = NULL;
     if (ctx == NULL) {
-        tls_fail(err, errlen, "TLS", "context");
+        tls_fail(field, NULL, "a TLS context", err, errlen);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (tls->ca_file != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL) != 1) {
-            tls_fail(err, errlen, "store.tls.ca_file", tls->ca_file);
+            tls_fail(field, "ca_file", tls->ca_file, err, errlen);
             goto err;
         }
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        tls_fail(err, errlen, "the system's CA certificates", "");
+        tls_fail(field, "ca_file", "the system's CA certificates", err, errlen);
         goto err;
     }
     if (tls->cert_file != NULL &&
         SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1) {
-        tls_fail(err, errlen, "store.tls.cert_file", tls->cert_file);
+        tls_fail(field, "cert_file", tls->cert_file, err, errlen);
         goto err;
     }
-    if (tls->key_file != NULL) {
-        if (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1) {
-            tls_fail(err, errlen, "store.tls.key_file", tls->key_file);
-            goto err;
-        }
-        if (SSL_CTX_check_private_key(ctx) != 1) {
-            ERR_clear_error();
-            snprintf(err, errlen, "store.tls.key_file %s does not match store.tls.cert_file %s",
-                     tls->key_file, tls->cert_file);
-            goto err;
-        }
+    if (tls->key_file != NULL &&
+        (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_check_private_key(ctx) != 1)) {
+        tls_fail(field, "key_file", tls->key_file, err, errlen);
+        goto err;
     }
     return ctx;
 

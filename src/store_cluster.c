@@ -933,6 +933,7 @@ rl_store_t *rl_store_cluster_new(struct event_base *base, const rl_conf_store_t 
     store_cluster_t *cl = calloc(1, sizeof(*cl));
     struct timeval every;
     char err[256];
+    const char *field;
 
     if (cl == NULL) {
         return NULL;
@@ -942,8 +943,9 @@ rl_store_t *rl_store_cluster_new(struct event_base *base, const rl_conf_store_t 
     cl->base = base;
     cl->conf = conf;
     rl_store_redis_script_sha(cl->sha);
-    if (conf->tls != NULL && (cl->tls_ctx = rl_redis_tls_ctx_new(conf->tls, err, sizeof(err))) == NULL) {
-        rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "error", err, (const char *)NULL);
+    if (conf->tls != NULL && (cl->tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+        rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
+                  field != NULL ? field : "tls", "error", err, (const char *)NULL);
         goto err;
     }
     cl->periodic_ev = event_new(base, -1, EV_PERSIST, cl_periodic, cl);

@@ -285,6 +285,7 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     rl_redis_conn_opts_t opts;
     SSL_CTX *tls_ctx = NULL;
     char err[256];
+    const char *field;
 
     if (st == NULL) {
         return NULL;
@@ -294,8 +295,9 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     rl_store_redis_script_sha(st->sha);
     snprintf(st->name, sizeof(st->name), strchr(conf->host, ':') != NULL ? "[%s]:%d" : "%s:%d",
              conf->host, conf->port);
-    if (conf->tls != NULL && (tls_ctx = rl_redis_tls_ctx_new(conf->tls, err, sizeof(err))) == NULL) {
-        rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "error", err, (const char *)NULL);
+    if (conf->tls != NULL && (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+        rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
+                  field != NULL ? field : "tls", "error", err, (const char *)NULL);
         free(st);
         return NULL;
     }
