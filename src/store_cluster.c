@@ -521,13 +521,15 @@ static void cl_op_done(cl_op_t *o, rl_store_result_t *res, const char *error)
     }
 }
 
-/* The op's timer: in WAIT the next try, in INFLIGHT the deadline. */
+/* The op's timer: in WAIT the next try, in INFLIGHT the deadline. A
+ * deadline that passes during a retry after a backoff reports why the op
+ * was backing off (the slot is down, say), not the last try's timeout. */
 static void cl_op_timer(evutil_socket_t fd, short what, void *arg)
 {
     cl_op_t *o = arg;
 
     if (o->state == OP_INFLIGHT) {
-        cl_op_done(o, NULL, "timeout");
+        cl_op_done(o, NULL, o->backoffs > 0 ? o->error : "timeout");
     } else if (o->state == OP_WAIT) {
         cl_op_dispatch(o);
     }
