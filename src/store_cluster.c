@@ -77,7 +77,9 @@ typedef struct cl_op {
     int noscript_retried;
     int asking;                    /* the command out went after ASKING */
     cl_node_t *sent_to;            /* INFLIGHT: the node it went to */
-    const char *error;             /* the reason if the deadline passes while waiting */
+    const char *error;             /* what to report if the deadline passes now */
+    int error_from_reply;          /* error came from Redis (TRYAGAIN ..): a later
+                                    * try that times out still reports it */
 } cl_op_t;
 
 struct store_cluster {
@@ -486,7 +488,8 @@ static cl_op_t *cl_op_get(store_cluster_t *cl)
     o->noscript_retried = 0;
     o->asking = 0;
     o->sent_to = NULL;
-    o->error = "disconnected";
+    o->error = "timeout";
+    o->error_from_reply = 0;
     return o;
 }
 
@@ -522,14 +525,15 @@ static void cl_op_done(cl_op_t *o, rl_store_result_t *res, const char *error)
 }
 
 /* The op's timer: in WAIT the next try, in INFLIGHT the deadline. A
- * deadline that passes during a retry after a backoff reports why the op
- * was backing off (the slot is down, say), not the last try's timeout. */
+ * deadline that passes during a retry after TRYAGAIN or CLUSTERDOWN
+ * reports that reason (the slot is still migrating or down, as far as
+ * anyone knows), else "timeout". */
 static void cl_op_timer(evutil_socket_t fd, short what, void *arg)
 {
     cl_op_t *o = arg;
 
     if (o->state == OP_INFLIGHT) {
-        cl_op_done(o, NULL, o->backoffs > 0 ? o->error : "timeout");
+        cl_op_done(o, NULL, o->error);
     } else if (o->state == OP_WAIT) {
         cl_op_dispatch(o);
     }
@@ -561,8 +565,9 @@ static void cl_op_later(cl_op_t *o)
 
 /* Sends o's command to n (after ASKING when asking). A node that is not
  * connected gets nothing: the op waits and tries again (the command did
- * not leave, so that is safe). After the first try the op's own timer
- * keeps its deadline, since the connection's is later. */
+ * not leave, so that is safe). Any send but the very first, made when
+ * the op started, arms the op's own timer for its deadline, since the
+ * connection's deadline for this command is later. */
 static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
 {
     static const char *const asking_argv[1] = { "ASKING" };
@@ -570,9 +575,13 @@ static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
 
     if (!rl_redis_conn_connected(n->conn)) {
         o->error = "disconnected";
+        o->error_from_reply = 0;
         cl_refresh(o->cl);
         cl_op_later(o);
         return;
+    }
+    if (!o->error_from_reply) {
+        o->error = "timeout";
     }
     if (asking) {
         rl_redis_conn_command(n->conn, 1, (const char **)asking_argv, asking_len, NULL, NULL);
@@ -580,7 +589,7 @@ static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
     o->state = OP_INFLIGHT;
     o->sent_to = n;
     o->asking = asking;
-    if (o->tries++ > 0) {
+    if (o->tries++ > 0 || o->backoffs > 0) {
         cl_timer_at(o->timer, o->deadline_us);
     }
     rl_redis_conn_command(n->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen, cl_op_reply, o);
@@ -599,6 +608,7 @@ static void cl_op_dispatch(cl_op_t *o)
     }
     if (n == NULL) {
         o->error = cl->have_map ? "cluster_down" : "disconnected";
+        o->error_from_reply = 0;
         cl_refresh(cl);
         cl_op_later(o);
         return;
@@ -711,6 +721,7 @@ static void cl_op_error(cl_op_t *o, cl_node_t *from, const redisReply *r)
             return;
         }
         o->error = cl_error_replies[i].error;
+        o->error_from_reply = 1;
         if (cl_error_replies[i].refresh) {
             cl_refresh(o->cl);
         }
@@ -945,7 +956,8 @@ rl_store_t *rl_store_cluster_new(struct event_base *base, const rl_conf_store_t 
     cl->base = base;
     cl->conf = conf;
     rl_store_redis_script_sha(cl->sha);
-    if (conf->tls != NULL && (cl->tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+    if (conf->tls != NULL &&
+        (cl->tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
         rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
                   field != NULL ? field : "tls", "error", err, (const char *)NULL);
         goto err;

@@ -293,9 +293,13 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     st->pub.ops = &store_redis_ops;
     st->pub.impl = st;
     rl_store_redis_script_sha(st->sha);
-    snprintf(st->name, sizeof(st->name), strchr(conf->host, ':') != NULL ? "[%s]:%d" : "%s:%d",
-             conf->host, conf->port);
-    if (conf->tls != NULL && (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+    if (strchr(conf->host, ':') != NULL) {
+        snprintf(st->name, sizeof(st->name), "[%s]:%d", conf->host, conf->port);
+    } else {
+        snprintf(st->name, sizeof(st->name), "%s:%d", conf->host, conf->port);
+    }
+    if (conf->tls != NULL &&
+        (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
         rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
                   field != NULL ? field : "tls", "error", err, (const char *)NULL);
         free(st);

@@ -69,6 +69,7 @@ struct fake_node {
 
 static fake_node_t g_nodes[FAKE_NODES];
 static char g_slots_reply[1024];    /* the CLUSTER SLOTS every fake answers */
+static int g_slots_delay_ms;        /* .. after this long */
 
 static void fake_read(struct bufferevent *bev, void *arg);
 
@@ -90,6 +91,26 @@ static void delayed_fire(evutil_socket_t fd, short what, void *arg)
     free(d);
     bufferevent_enable(fc->bev, EV_READ);
     fake_read(fc->bev, fc);
+}
+
+/* Sends reply to fc now, or after delay_ms: then the client's reading
+ * pauses until it is sent, so later replies keep their order. */
+static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
+{
+    delayed_t *d;
+    struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+    if (delay_ms <= 0) {
+        bufferevent_write(fc->bev, reply, strlen(reply));
+        return;
+    }
+    d = calloc(1, sizeof(*d));
+    d->fc = fc;
+    d->reply = reply;
+    d->ev = evtimer_new(g_base, delayed_fire, d);
+    evtimer_add(d->ev, &tv);
+    fc->paused = 1;
+    bufferevent_disable(fc->bev, EV_READ);
 }
 
 /* Answers one EVALSHA from the node's queue (or with OK_REPLY); asking
@@ -114,19 +135,7 @@ static void fake_evalsha(fake_client_t *fc, int asking)
         bufferevent_disable(fc->bev, EV_READ);
         return;
     }
-    if (c.delay_ms > 0) {
-        delayed_t *d = calloc(1, sizeof(*d));
-        struct timeval tv = { c.delay_ms / 1000, (c.delay_ms % 1000) * 1000 };
-
-        d->fc = fc;
-        d->reply = c.reply;
-        d->ev = evtimer_new(g_base, delayed_fire, d);
-        evtimer_add(d->ev, &tv);
-        fc->paused = 1;
-        bufferevent_disable(fc->bev, EV_READ);
-        return;
-    }
-    bufferevent_write(fc->bev, c.reply, strlen(c.reply));
+    fake_send(fc, c.reply, c.delay_ms);
 }
 
 /* One fake client: decodes commands and answers each. */
@@ -161,7 +170,7 @@ static void fake_read(struct bufferevent *bev, void *arg)
             evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n", sha);
         } else if (strcasecmp(name, "CLUSTER") == 0) {
             fc->node->cluster_slots++;
-            bufferevent_write(bev, g_slots_reply, strlen(g_slots_reply));
+            fake_send(fc, g_slots_reply, g_slots_delay_ms);
         } else if (strcasecmp(name, "PING") == 0) {
             bufferevent_write(bev, "+PONG\r\n", 7);
         } else {
@@ -405,6 +414,7 @@ static void setup(void)
     g_limit.burst = 10;
     snprintf(g_limit.suffix, sizeof(g_limit.suffix), "g60000");
     set_slots(two_halves);
+    g_slots_delay_ms = 0;
 }
 
 static void teardown(void)
@@ -698,6 +708,53 @@ START_TEST(test_deadline_spans_retries)
 }
 END_TEST
 
+/* The same after a backoff: TRYAGAIN after 50 ms, then the node hangs;
+ * the decision ends at 100 ms, reporting why it was retrying. */
+START_TEST(test_deadline_after_backoff)
+{
+    rl_store_t *s = new_store(100, 60000, 0, 1);
+    char lo[64];
+    int64_t t0;
+    result_t r;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 50, 0);
+    queue(0, NULL, 0, 0);
+    t0 = rl_mono_us();
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "tryagain");
+    ck_assert_int_ge(r.done_us - t0, 95000);
+    ck_assert_int_le(r.done_us - t0, 140000);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A decision made before the map is known waits for it; its first
+ * command, sent 60 ms in to a node that hangs, still ends at 100 ms. */
+START_TEST(test_deadline_before_map)
+{
+    rl_store_t *s;
+    char lo[64];
+    int64_t t0;
+    result_t r;
+
+    g_slots_delay_ms = 60;
+    queue(0, NULL, 0, 0);
+    s = new_store(100, 60000, 0, 0);
+    key_in(0, 8191, lo, sizeof(lo));
+    t0 = rl_mono_us();
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "timeout");
+    ck_assert_int_ge(r.done_us - t0, 95000);
+    ck_assert_int_le(r.done_us - t0, 140000);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    rl_store_free(s);
+}
+END_TEST
+
 /* NOSCRIPT: the script is loaded on that node and the command resent
  * once; a second NOSCRIPT is an error. Also after ASK. */
 START_TEST(test_noscript_on_node)
@@ -833,6 +890,8 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_lasting_errors_end_at_deadline);
     tcase_add_test(tc, test_redirect_loop);
     tcase_add_test(tc, test_deadline_spans_retries);
+    tcase_add_test(tc, test_deadline_after_backoff);
+    tcase_add_test(tc, test_deadline_before_map);
     tcase_add_test(tc, test_noscript_on_node);
     tcase_add_test(tc, test_other_errors);
     tcase_add_test(tc, test_not_a_cluster);
