@@ -232,7 +232,7 @@ def _hot_tenant(c, master):
 def _classify(results, what):
     """Checks each reply's shape and deadline; returns [(t_sent, degraded)]."""
     out = []
-    limit_s = FAIL_TIMEOUT_MS / 1000.0 + 0.3 * SLOW
+    limit_s = FAIL_TIMEOUT_MS / 1000.0 + 0.5 * SLOW  # slack for a loaded test box
     for t0, t1, status, js, body in results:
         check(t1 - t0 <= limit_s, "%s: a reply took %.3fs (deadline %d ms)" %
               (what, t1 - t0, FAIL_TIMEOUT_MS))
