@@ -18,8 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+#include <openssl/ssl.h>
+
 #include "algo_mem.h"
 #include "policy.h"
+#include "redis_tls.h"
 #include "util.h"
 
 #define CONF_PATH_MAX 256
@@ -27,6 +31,7 @@
 #define CONF_MAX_KEY 8
 #define CONF_REQUESTS_MAX 1000000000000LL
 #define CONF_HTTP_MAX 2147483647LL
+#define CONF_MAX_NODES 64
 
 /* ------------------------------------------------------------------------
  * Parsing context, errors and paths
@@ -403,23 +408,92 @@ static int conf_listen(conf_ctx_t *c, const char *path, json_t *v, void *dst, co
     return conf_hostport(c, path, v, &conf->listen_host, &conf->listen_port, 0);
 }
 
+/* Reads a Redis "host:port" into *host and *port. Workers never resolve
+ * names (a blocking call on the hot path), so the host must be numeric,
+ * or localhost. */
+static int conf_redis_hostport(conf_ctx_t *c, const char *path, json_t *v, char **host,
+                               int *port)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (conf_hostport(c, path, v, host, port, 1) != 0) return -1;
+    if (strcmp(*host, "localhost") != 0 && inet_pton(AF_INET, *host, &a4) != 1 &&
+        inet_pton(AF_INET6, *host, &a6) != 1) {
+        return conf_fail(c, path, "\"%s\" must be a numeric IP address or localhost",
+                         json_string_value(v));
+    }
+    return 0;
+}
+
 /* "store.address": dst is the store section. */
 static int conf_address(conf_ctx_t *c, const char *path, json_t *v, void *dst,
                         const void *arg)
 {
     rl_conf_store_t *st = dst;
-    struct in6_addr a6;
-    struct in_addr a4;
 
-    if (conf_hostport(c, path, v, &st->host, &st->port, 1) != 0) return -1;
-    /* Workers never resolve names (a blocking call on the hot path), so
-     * the address must be numeric, or localhost. */
-    if (strcmp(st->host, "localhost") != 0 && inet_pton(AF_INET, st->host, &a4) != 1 &&
-        inet_pton(AF_INET6, st->host, &a6) != 1) {
-        return conf_fail(c, path, "\"%s\" must be a numeric IP address or localhost",
-                         json_string_value(v));
+    return conf_redis_hostport(c, path, v, &st->host, &st->port);
+}
+
+/* "store.nodes": 1..64 distinct seed nodes; dst is the store section. */
+static int conf_nodes(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    rl_conf_store_t *st = dst;
+    char sub[CONF_PATH_MAX];
+    size_t i;
+    int j;
+
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > CONF_MAX_NODES) {
+        return conf_fail(c, path, "must be an array of 1 to %d \"host:port\" strings",
+                         CONF_MAX_NODES);
+    }
+    st->nodes = calloc(json_array_size(v), sizeof(*st->nodes));
+    if (st->nodes == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        rl_conf_node_t *n = &st->nodes[i];
+
+        conf_path_index(sub, sizeof(sub), path, i);
+        st->nnodes++;
+        if (conf_redis_hostport(c, sub, json_array_get(v, i), &n->host, &n->port) != 0) {
+            return -1;
+        }
+        for (j = 0; j < (int)i; j++) {
+            if (st->nodes[j].port == n->port && strcmp(st->nodes[j].host, n->host) == 0) {
+                return conf_fail(c, sub, "\"%s\" repeats nodes[%d]",
+                                 json_string_value(json_array_get(v, i)), j);
+            }
+        }
     }
     return 0;
+}
+
+/* Reads true or false into *(int *)dst. */
+static int conf_bool(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    if (!json_is_boolean(v)) {
+        return conf_fail(c, path, "must be true or false");
+    }
+    *(int *)dst = json_is_true(v);
+    return 0;
+}
+
+/* Reads the path of a file ratelimitd must be able to read, into
+ * *(char **)dst. */
+static int conf_file(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    const char *s;
+
+    if (!json_is_string(v)) {
+        return conf_fail(c, path, "must be a string");
+    }
+    s = json_string_value(v);
+    if (s[0] == '\0' || access(s, R_OK) != 0) {
+        return conf_fail(c, path, "cannot read \"%s\": %s", s,
+                         s[0] == '\0' ? "empty path" : strerror(errno));
+    }
+    return conf_set_str(c, path, dst, s);
 }
 
 /* ------------------------------------------------------------------------
@@ -432,6 +506,7 @@ static const conf_range_t range_db = { 0, 15 };
 static const conf_range_t range_http = { 1, CONF_HTTP_MAX };
 static const conf_range_t range_requests = { 1, CONF_REQUESTS_MAX };
 static const conf_range_t range_status = { 400, 599 };
+static const conf_range_t range_refresh = { 100, 3600000 };
 
 static const conf_enum_item_t log_level_items[] = {
     { "debug", 0 }, { "info", 1 }, { "warn", 2 }, { "error", 3 },
@@ -845,6 +920,52 @@ static int conf_http(conf_ctx_t *c, const char *path, json_t *v, void *dst, cons
     return conf_object(c, path, v, http_fields, CONF_NELEM(http_fields), dst);
 }
 
+static const conf_field_t tls_fields[] = {
+    { "ca_file", conf_file, offsetof(rl_conf_tls_t, ca_file), 0, NULL },
+    { "cert_file", conf_file, offsetof(rl_conf_tls_t, cert_file), 0, NULL },
+    { "key_file", conf_file, offsetof(rl_conf_tls_t, key_file), 0, NULL },
+    { "server_name", conf_string, offsetof(rl_conf_tls_t, server_name), 0, NULL },
+};
+
+/* "store.tls": allocated into *(rl_conf_tls_t **)dst. The certificate
+ * and key come as a pair, and are loaded once here so that a bad file
+ * fails the config check instead of every connection. */
+static int conf_tls(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    rl_conf_tls_t **t = dst;
+    char sub[CONF_PATH_MAX];
+    char terr[384];
+    const char *field;
+    SSL_CTX *ctx;
+
+    *t = calloc(1, sizeof(**t));
+    if (*t == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    if (conf_object(c, path, v, tls_fields, CONF_NELEM(tls_fields), *t) != 0) {
+        return -1;
+    }
+    if (((*t)->cert_file == NULL) != ((*t)->key_file == NULL)) {
+        conf_path_field(sub, sizeof(sub), path,
+                        (*t)->cert_file == NULL ? "key_file" : "cert_file");
+        return conf_fail(c, sub, "needs store.tls.%s",
+                         (*t)->cert_file == NULL ? "cert_file" : "key_file");
+    }
+    if ((*t)->server_name != NULL && (*t)->server_name[0] == '\0') {
+        conf_path_field(sub, sizeof(sub), path, "server_name");
+        return conf_fail(c, sub, "must not be empty");
+    }
+    ctx = rl_redis_tls_ctx_new(*t, &field, terr, sizeof(terr));
+    if (ctx == NULL) {
+        if (field != NULL) {
+            conf_path_field(sub, sizeof(sub), path, field);
+        }
+        return conf_fail(c, field != NULL ? sub : path, "%s", terr);
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 static const conf_field_t store_fields[] = {
     { "type", conf_enum, offsetof(rl_conf_store_t, type), 0, &enum_store_type },
     { "address", conf_address, 0, 0, NULL },
@@ -853,14 +974,32 @@ static const conf_field_t store_fields[] = {
     { "username", conf_string, offsetof(rl_conf_store_t, username), 0, NULL },
     { "password", conf_string, offsetof(rl_conf_store_t, password), 0, NULL },
     { "db", conf_int, offsetof(rl_conf_store_t, db), 0, &range_db },
+    { "cluster", conf_bool, offsetof(rl_conf_store_t, cluster), 0, NULL },
+    { "nodes", conf_nodes, 0, 0, NULL },
+    { "refresh_interval_ms", conf_int, offsetof(rl_conf_store_t, refresh_interval_ms), 0,
+      &range_refresh },
+    { "tls", conf_tls, offsetof(rl_conf_store_t, tls), 0, NULL },
+};
+
+/* Store fields that only make sense in one mode: a field given in the
+ * other mode is an error, not silently ignored. */
+static const struct {
+    const char *field;
+    int cluster;             /* the mode the field belongs to */
+    const char *problem;
+} store_mode_fields[] = {
+    { "nodes", 1, "only applies with \"cluster\": true" },
+    { "refresh_interval_ms", 1, "only applies with \"cluster\": true" },
+    { "address", 0, "not used with \"cluster\": true; list the seed nodes in store.nodes" },
 };
 
 /* "store": dst is conf->store. A username needs a password (AUTH takes
- * both or the password alone). */
+ * both or the password alone); a cluster needs seed nodes and db 0. */
 static int conf_store(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
 {
     rl_conf_store_t *st = dst;
     char sub[CONF_PATH_MAX];
+    size_t i;
 
     if (conf_object(c, path, v, store_fields, CONF_NELEM(store_fields), dst) != 0) {
         return -1;
@@ -868,6 +1007,21 @@ static int conf_store(conf_ctx_t *c, const char *path, json_t *v, void *dst, con
     if (st->username != NULL && st->password == NULL) {
         conf_path_field(sub, sizeof(sub), path, "username");
         return conf_fail(c, sub, "needs store.password");
+    }
+    for (i = 0; i < CONF_NELEM(store_mode_fields); i++) {
+        if (store_mode_fields[i].cluster != st->cluster &&
+            json_object_get(v, store_mode_fields[i].field) != NULL) {
+            conf_path_field(sub, sizeof(sub), path, store_mode_fields[i].field);
+            return conf_fail(c, sub, "%s", store_mode_fields[i].problem);
+        }
+    }
+    if (st->cluster && st->nnodes == 0) {
+        conf_path_field(sub, sizeof(sub), path, "nodes");
+        return conf_fail(c, sub, "is required with \"cluster\": true");
+    }
+    if (st->cluster && st->db != 0) {
+        conf_path_field(sub, sizeof(sub), path, "db");
+        return conf_fail(c, sub, "must be 0 with \"cluster\": true (a cluster has one database)");
     }
     return 0;
 }
@@ -894,6 +1048,7 @@ static void conf_defaults(rl_conf_t *conf)
     conf->store.type = RL_STORE_REDIS;
     conf->store.port = 6379;
     conf->store.timeout_ms = 50;
+    conf->store.refresh_interval_ms = 5000;
 }
 
 /* Sets each string default that the file left unset. */
@@ -1060,7 +1215,21 @@ void rl_conf_free(rl_conf_t *conf)
     free(conf->store.host);
     free(conf->store.prefix);
     free(conf->store.username);
+    if (conf->store.password != NULL) {
+        explicit_bzero(conf->store.password, strlen(conf->store.password));
+    }
     free(conf->store.password);
+    for (i = 0; i < conf->store.nnodes; i++) {
+        free(conf->store.nodes[i].host);
+    }
+    free(conf->store.nodes);
+    if (conf->store.tls != NULL) {
+        free(conf->store.tls->ca_file);
+        free(conf->store.tls->cert_file);
+        free(conf->store.tls->key_file);
+        free(conf->store.tls->server_name);
+        free(conf->store.tls);
+    }
     free(conf);
 }
 

@@ -97,6 +97,21 @@ typedef struct rl_policy {
 
 typedef enum { RL_STORE_REDIS = 0, RL_STORE_MEMORY } rl_store_type_t;
 
+/* "store.tls": TLS to Redis (standalone and cluster). Absent: plain TCP. */
+typedef struct rl_conf_tls {
+    char *ca_file;             /* NULL: the system's default CAs */
+    char *cert_file;           /* client certificate, only with key_file */
+    char *key_file;
+    char *server_name;         /* SNI and the name the certificate must carry;
+                                * NULL: the node's IP address */
+} rl_conf_tls_t;
+
+/* A seed node of "store.nodes". */
+typedef struct rl_conf_node {
+    char *host;                /* numeric IP address or "localhost" */
+    int port;
+} rl_conf_node_t;
+
 typedef struct rl_conf_store {
     rl_store_type_t type;
     char *host;                /* from "address": "host:port" */
@@ -106,6 +121,11 @@ typedef struct rl_conf_store {
     char *username;            /* optional */
     char *password;            /* optional, never logged */
     int db;                    /* SELECT n, default 0 */
+    int cluster;               /* "cluster": true selects store_cluster */
+    rl_conf_node_t *nodes;     /* cluster seed nodes (1..64) */
+    int nnodes;
+    int refresh_interval_ms;   /* periodic topology refresh, default 5000 */
+    rl_conf_tls_t *tls;        /* NULL: no TLS */
 } rl_conf_store_t;
 
 typedef struct rl_conf_http {

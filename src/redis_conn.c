@@ -1,18 +1,19 @@
 /* One asynchronous Redis connection on one worker's event loop.
  *
- * Three layers, bottom up, so Redis Cluster and TLS can be added without a
- * rewrite:
- *   transport  conn_transport_open/close: the bufferevent and its socket.
- *              TLS replaces the socket bufferevent with an OpenSSL one
- *              here; nothing above it sees the difference.
+ * Three layers, bottom up:
+ *   transport  conn_transport_open/close: the bufferevent and its socket,
+ *              plain or OpenSSL (opts.tls_ctx); nothing above it sees
+ *              the difference. The OpenSSL bufferevent reports
+ *              BEV_EVENT_CONNECTED once the TLS handshake succeeded.
  *   pipeline   a FIFO ring of pending commands matched in order to the
  *              replies that one redisReader decodes; one timer per
  *              connection enforces every deadline.
  *   session    connect, AUTH/SELECT/PING handshake, reconnect with capped
  *              exponential backoff, the on_connect/on_disconnect hooks.
- * A Cluster slot router sits on top: one rl_redis_conn_t per node, error
- * replies (MOVED, ASK) reach its callbacks as replies, and ASKING plus the
- * command go out as two back-to-back rl_redis_conn_command calls.
+ * The cluster store (store_cluster.c) sits on top: one rl_redis_conn_t per
+ * node, error replies (MOVED, ASK) reach its callbacks as replies, and
+ * ASKING plus the command go out as two back-to-back
+ * rl_redis_conn_command calls.
  *
  * Rules the owner must keep (the header cannot say everything):
  *  - Commands issued while the handshake runs fail with "disconnected":
@@ -41,9 +42,12 @@
 #include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 
 #include "log.h"
+#include "redis_tls.h"
 #include "util.h"
 
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 1000
@@ -78,6 +82,8 @@ struct rl_redis_conn {
     int timeout_ms;
     int connect_timeout_ms;
     int db;
+    SSL_CTX *tls_ctx;            /* NULL: plain TCP */
+    char *tls_server_name;
     void (*on_connect)(void *arg, rl_redis_conn_t *c);
     void (*on_disconnect)(void *arg, rl_redis_conn_t *c);
     void *hook_arg;
@@ -281,12 +287,40 @@ static void conn_transport_close(rl_redis_conn_t *c)
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
-/* Creates the bufferevent and the reader and starts a non-blocking
- * connect. Returns RL_OK, or RL_ERR with nothing left open. */
+/* A TLS bufferevent that starts its handshake once TCP is up; the
+ * bufferevent owns the SSL. NULL on failure. */
+static struct bufferevent *conn_tls_bev(rl_redis_conn_t *c)
+{
+    SSL *ssl = SSL_new(c->tls_ctx);
+    struct bufferevent *bev;
+
+    if (ssl == NULL || rl_redis_tls_prepare(ssl, c->tls_server_name, c->host) != RL_OK) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* A server that closes without close_notify is an EOF like any other. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* Creates the bufferevent (plain, or TLS when configured) and the reader
+ * and starts a non-blocking connect. Returns RL_OK, or RL_ERR with
+ * nothing left open. */
 static int conn_transport_open(rl_redis_conn_t *c)
 {
     c->reader = redisReaderCreate();
-    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->tls_ctx != NULL) {
+        c->bev = conn_tls_bev(c);
+    } else {
+        c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (c->reader == NULL || c->bev == NULL) {
         goto err;
     }
@@ -575,8 +609,19 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_EOF) {
         conn_fail(c, "connection closed by server");
     } else if (what & BEV_EVENT_ERROR) {
-        snprintf(why, sizeof(why), "%s",
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        unsigned long tls_err = c->tls_ctx != NULL ? bufferevent_get_openssl_error(bev) : 0;
+
+        if (tls_err != 0) {
+            char reason[80];
+            ERR_error_string_n(tls_err, reason, sizeof(reason));
+            snprintf(why, sizeof(why), "tls: %s", reason);
+            while (bufferevent_get_openssl_error(bev) != 0) {
+                /* drain the rest: one reason is logged */
+            }
+        } else {
+            snprintf(why, sizeof(why), "%s",
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        }
         conn_fail(c, why);
     }
 }
@@ -677,6 +722,8 @@ static void conn_destroy(rl_redis_conn_t *c)
     free(c->password);
     free(c->username);
     free(c->host);
+    free(c->tls_server_name);
+    SSL_CTX_free(c->tls_ctx);
     free(c->ring);
     free(c);
 }
@@ -726,6 +773,12 @@ rl_redis_conn_t *rl_redis_conn_new(struct event_base *base, const rl_redis_conn_
     c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                                                          : CONN_DEFAULT_CONNECT_TIMEOUT_MS;
     c->db = opts->db;
+    c->tls_server_name = conn_strdup(opts->tls_server_name, &failed);
+    if (opts->tls_ctx != NULL && SSL_CTX_up_ref(opts->tls_ctx) == 1) {
+        c->tls_ctx = opts->tls_ctx;
+    } else if (opts->tls_ctx != NULL) {
+        failed = 1;
+    }
     c->on_connect = opts->on_connect;
     c->on_disconnect = opts->on_disconnect;
     c->hook_arg = opts->hook_arg;

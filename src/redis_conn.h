@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 
 /* One asynchronous connection to one Redis node, driven by one worker's
  * event loop. Socket I/O through a libevent bufferevent (so TLS can be
@@ -40,6 +41,8 @@ typedef struct rl_redis_conn_opts {
     const char *username;       /* NULL: AUTH password only */
     const char *password;       /* NULL: no AUTH */
     int db;                     /* SELECT if > 0 */
+    SSL_CTX *tls_ctx;           /* non-NULL: TLS (the connection holds a reference) */
+    const char *tls_server_name; /* SNI and certificate name; NULL: check host's IP */
     void (*on_connect)(void *arg, rl_redis_conn_t *c);    /* may be NULL */
     void (*on_disconnect)(void *arg, rl_redis_conn_t *c); /* may be NULL */
     void *hook_arg;

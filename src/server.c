@@ -64,18 +64,30 @@ static void handle_health(rl_worker_t *w, rl_http_req_t *req)
     rl_http_reply(req, 200, NULL, NULL, 0, NULL, body, sizeof(body) - 1);
 }
 
+/* Adds one Redis node's state to the "nodes" object of /ready. */
+static void ready_add_node(void *arg, const char *name, const char *state)
+{
+    json_object_set_new(arg, name, json_string(state));
+}
+
+/* 200 while the store can decide (a cluster: every slot has a reachable
+ * master), 503 otherwise; "nodes" lists each Redis node this worker
+ * talks to, "up" or "down". */
 static void handle_ready(rl_worker_t *w, rl_http_req_t *req)
 {
-    static const char ready[] = "{\"status\":\"ready\",\"store\":\"connected\"}";
-    static const char not_ready[] = "{\"status\":\"not_ready\",\"store\":\"disconnected\"}";
-
     /* This worker's own connection is checked live; the others through
      * the state they publish every 50 ms. */
-    if (rl_store_connected(w->store) && rl_app_store_up(w->app)) {
-        rl_http_reply(req, 200, NULL, NULL, 0, NULL, ready, sizeof(ready) - 1);
-    } else {
-        rl_http_reply(req, 503, NULL, NULL, 0, NULL, not_ready, sizeof(not_ready) - 1);
+    int up = rl_store_connected(w->store) && rl_app_store_up(w->app);
+    json_t *obj = json_object();
+
+    json_object_set_new(obj, "status", json_string(up ? "ready" : "not_ready"));
+    json_object_set_new(obj, "store", json_string(up ? "connected" : "disconnected"));
+    if (rl_store_has_nodes(w->store)) {
+        json_t *nodes = json_object();
+        rl_store_nodes(w->store, ready_add_node, nodes);
+        json_object_set_new(obj, "nodes", nodes);
     }
+    rl_server_reply_json(req, up ? 200 : 503, obj, NULL, NULL, 0);
 }
 
 /* ---------------------------------------------------------------------

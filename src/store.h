@@ -44,15 +44,24 @@ typedef void rl_store_cb(void *arg, const rl_store_result_t *res);
 
 typedef struct rl_store rl_store_t;
 
+/* Called once per Redis node by the nodes op, in a stable order: name is
+ * "host:port", state "up" (connected and answering) or "down". Both are
+ * valid only during the call. */
+typedef void rl_store_node_fn(void *arg, const char *name, const char *state);
+
 typedef struct rl_store_ops {
     /* Decides (or peeks) the op atomically. The op and its strings may be
      * freed by the caller as soon as this returns. */
     void (*decide)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg);
     /* Clears every key of the op (its limits and block markers). */
     void (*reset)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg);
-    /* 1 if the store can answer now. */
+    /* 1 if the store can answer now (a cluster: every slot has a
+     * reachable master). */
     int (*connected)(rl_store_t *s);
     void (*free)(rl_store_t *s);
+    /* Reports every Redis node the store talks to (/ready); NULL for a
+     * store without nodes (memory). */
+    void (*nodes)(rl_store_t *s, rl_store_node_fn *fn, void *arg);
 } rl_store_ops_t;
 
 struct rl_store {
@@ -75,6 +84,15 @@ static inline int rl_store_connected(rl_store_t *s)
 static inline void rl_store_free(rl_store_t *s)
 {
     if (s != NULL) s->ops->free(s);
+}
+/* 1 if the store has nodes to report. */
+static inline int rl_store_has_nodes(const rl_store_t *s)
+{
+    return s->ops->nodes != NULL;
+}
+static inline void rl_store_nodes(rl_store_t *s, rl_store_node_fn *fn, void *arg)
+{
+    if (s->ops->nodes != NULL) s->ops->nodes(s, fn, arg);
 }
 
 /* Calls cb with a failed result carrying `error`. */

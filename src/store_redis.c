@@ -2,10 +2,11 @@
  * script (lua/, protocol in store.h) on the worker's rl_redis_conn.
  *
  * Each operation borrows a context from the store's free list. The
- * context owns the key and number strings the command points into, so
- * the caller may free its op as soon as decide() returns and a NOSCRIPT
- * retry can resend the same argv. Contexts and their buffers are reused:
- * no malloc per request in steady state beyond hiredis's formatting. */
+ * context's command (redis_cmd.c) owns the key and number strings its
+ * argv points into, so the caller may free its op as soon as decide()
+ * returns and a NOSCRIPT retry can resend the same argv. Contexts and
+ * their buffers are reused: no malloc per request in steady state beyond
+ * hiredis's formatting. */
 #include "store_redis.h"
 
 #include <stdio.h>
@@ -13,18 +14,15 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+#include "cluster.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "redis_cmd.h"
 #include "redis_conn.h"
+#include "redis_tls.h"
 #include "util.h"
 
-#define STORE_MAX_BASE 2048                       /* RL_KEY_MAX of policy.h */
-#define STORE_MAX_ARGS (5 + 7 * RL_MAX_LIMITS)    /* EVALSHA sha n keys.. cost n 5*n */
-#define STORE_NUM_MAX 24                          /* an int64 in decimal, with NUL */
-#define STORE_BUF_MIN 1024
 #define STORE_WARN_INTERVAL_US 1000000
-
-typedef enum { STORE_OP_DECIDE = 0, STORE_OP_RESET } store_kind_t;
 
 typedef struct store_redis store_redis_t;
 
@@ -32,21 +30,16 @@ typedef struct store_redis store_redis_t;
 typedef struct store_op {
     struct store_op *next_free;
     store_redis_t *st;
-    store_kind_t kind;
-    int nlimits;
     int retried;                  /* NOSCRIPT retry done */
     rl_store_cb *cb;
     void *arg;
-    int argc;
-    const char *argv[STORE_MAX_ARGS];
-    size_t argvlen[STORE_MAX_ARGS];
-    char *buf;                    /* the strings argv points into; kept on reuse */
-    size_t bufcap;
+    rl_redis_cmd_t cmd;           /* argv and its strings; kept on reuse */
 } store_op_t;
 
 struct store_redis {
     rl_store_t pub;
     rl_redis_conn_t *conn;
+    char name[RL_CLUSTER_NAME_MAX];  /* "host:port", for /ready */
     char sha[41];
     store_op_t *free_ops;
     int64_t last_warn_us;
@@ -66,27 +59,6 @@ static void store_warn(store_redis_t *st, const char *what, const char *detail)
     }
     st->last_warn_us = now;
     rl_log_kv(RL_LOG_WARN, what, "detail", detail, (const char *)NULL);
-}
-
-/* Writes v in decimal at p (no NUL); returns the length. */
-static size_t store_fmt_i64(char *p, int64_t v)
-{
-    char tmp[STORE_NUM_MAX];
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    size_t n = 0;
-    size_t len = 0;
-
-    do {
-        tmp[n++] = (char)('0' + (u % 10));
-        u /= 10;
-    } while (u != 0);
-    if (v < 0) {
-        p[len++] = '-';
-    }
-    while (n > 0) {
-        p[len++] = tmp[--n];
-    }
-    return len;
 }
 
 /* Takes a context from the free list (or allocates one). NULL if out of
@@ -117,178 +89,17 @@ static void store_op_put(store_redis_t *st, store_op_t *o)
     st->free_ops = o;
 }
 
-/* Makes o->buf hold at least need bytes. RL_OK or RL_ERR. */
-static int store_op_reserve(store_op_t *o, size_t need)
-{
-    size_t cap = o->bufcap > 0 ? o->bufcap : STORE_BUF_MIN;
-    char *b;
-
-    if (need <= o->bufcap) {
-        return RL_OK;
-    }
-    while (cap < need) {
-        cap *= 2;
-    }
-    b = realloc(o->buf, cap);
-    if (b == NULL) {
-        return RL_ERR;
-    }
-    o->buf = b;
-    o->bufcap = cap;
-    return RL_OK;
-}
-
-/* Appends one argument of len bytes at *p (copied when src != NULL,
- * already written otherwise). */
-static void store_arg(store_op_t *o, char **p, const char *src, size_t len)
-{
-    if (src != NULL) {
-        memcpy(*p, src, len);
-    }
-    o->argv[o->argc] = *p;
-    o->argvlen[o->argc] = len;
-    o->argc++;
-    *p += len;
-}
-
-/* Appends a number argument. */
-static void store_arg_num(store_op_t *o, char **p, int64_t v)
-{
-    store_arg(o, p, NULL, store_fmt_i64(*p, v));
-}
-
-/* Appends base ":" suffix (and ":b" when block) as one key argument. */
-static void store_arg_key(store_op_t *o, char **p, const rl_store_op_t *op, const char *suffix,
-                          int block)
-{
-    char *start = *p;
-    size_t slen = strlen(suffix);
-
-    memcpy(start, op->base_key, op->base_len);
-    start[op->base_len] = ':';
-    memcpy(start + op->base_len + 1, suffix, slen);
-    if (block) {
-        memcpy(start + op->base_len + 1 + slen, ":b", 2);
-    }
-    store_arg(o, p, NULL, op->base_len + 1 + slen + (block ? 2 : 0));
-}
-
-/* Fills o->argv for op: EVALSHA of the decision script, or DEL of every
- * key of the op. RL_OK or RL_ERR (out of memory). */
-static int store_op_build(store_op_t *o, const rl_store_op_t *op, store_kind_t kind)
-{
-    static const int64_t algo_num[] = {
-        [RL_ALGO_GCRA] = 0, [RL_ALGO_FIXED_WINDOW] = 1, [RL_ALGO_SLIDING_WINDOW] = 2,
-    };
-    size_t need = 64 + (size_t)(3 + 5 * op->nlimits) * STORE_NUM_MAX;  /* literals, numbers */
-    char *p;
-    int i;
-
-    for (i = 0; i < op->nlimits; i++) {
-        need += 2 * (op->base_len + strlen(op->limits[i].suffix)) + 4;
-    }
-    if (store_op_reserve(o, need) != RL_OK) {
-        return RL_ERR;
-    }
-    p = o->buf;
-    o->argc = 0;
-    o->kind = kind;
-    o->nlimits = op->nlimits;
-    if (kind == STORE_OP_DECIDE) {
-        store_arg(o, &p, "EVALSHA", 7);
-        store_arg(o, &p, o->st->sha, 40);
-        store_arg_num(o, &p, 2 * (int64_t)op->nlimits);
-    } else {
-        store_arg(o, &p, "DEL", 3);
-    }
-    for (i = 0; i < op->nlimits; i++) {
-        store_arg_key(o, &p, op, op->limits[i].suffix, 0);
-        store_arg_key(o, &p, op, op->limits[i].suffix, 1);
-    }
-    if (kind == STORE_OP_DECIDE) {
-        store_arg_num(o, &p, op->cost);
-        store_arg_num(o, &p, op->nlimits);
-        for (i = 0; i < op->nlimits; i++) {
-            const rl_limit_t *l = &op->limits[i];
-            store_arg_num(o, &p, algo_num[l->algo]);
-            store_arg_num(o, &p, l->requests);
-            store_arg_num(o, &p, l->period_ms);
-            store_arg_num(o, &p, l->burst);
-            store_arg_num(o, &p, l->block_ms);
-        }
-    }
-    return RL_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* Replies                                                             */
 /* ------------------------------------------------------------------ */
 
-/* 1 if r is an integer reply equal to 0 or 1. */
-static int store_is_flag(const redisReply *r)
-{
-    return r->integer == 0 || r->integer == 1;
-}
-
-/* Decodes the script's reply { now_ms, allowed, 5 ints per limit } into
- * res. Returns NULL, or the static error for a failed result. */
-static const char *store_parse_decide(store_op_t *o, const redisReply *r, rl_store_result_t *res)
-{
-    size_t i;
-    int k;
-
-    if (r->type == REDIS_REPLY_ERROR) {
-        store_warn(o->st, "redis decision script failed", r->str);
-        return "script_error";
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 5 * (size_t)o->nlimits) {
-        return "bad_reply";
-    }
-    for (i = 0; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_INTEGER) {
-            return "bad_reply";
-        }
-    }
-    if (!store_is_flag(r->element[1])) {
-        return "bad_reply";
-    }
-    res->now_ms = r->element[0]->integer;
-    res->allowed = (int)r->element[1]->integer;
-    for (k = 0; k < o->nlimits; k++) {
-        redisReply **e = &r->element[2 + 5 * k];
-        rl_limit_result_t *l = &res->limits[k];
-        if (!store_is_flag(e[0]) || !store_is_flag(e[4])) {
-            return "bad_reply";
-        }
-        l->allowed = (int)e[0]->integer;
-        l->remaining = e[1]->integer;
-        l->reset_after_ms = e[2]->integer;
-        l->retry_after_ms = e[3]->integer;
-        l->blocked = (int)e[4]->integer;
-    }
-    return NULL;
-}
-
-/* Decodes DEL's integer reply: the keys are gone, the next request is
- * admitted. Returns NULL or the error. */
-static const char *store_parse_reset(store_op_t *o, const redisReply *r, rl_store_result_t *res)
-{
-    if (r->type == REDIS_REPLY_ERROR) {
-        store_warn(o->st, "redis reset failed", r->str);
-        return "redis_error";
-    }
-    if (r->type != REDIS_REPLY_INTEGER) {
-        return "bad_reply";
-    }
-    res->allowed = 1;
-    return NULL;
-}
-
-typedef const char *store_parse_fn(store_op_t *o, const redisReply *r, rl_store_result_t *res);
-
-static store_parse_fn *const store_parsers[] = {
-    [STORE_OP_DECIDE] = store_parse_decide,
-    [STORE_OP_RESET] = store_parse_reset,
+/* Error text per command kind, for an error reply that is not NOSCRIPT. */
+static const struct {
+    const char *log;
+    const char *error;
+} store_error_replies[] = {
+    [RL_REDIS_CMD_DECIDE] = { "redis decision script failed", "script_error" },
+    [RL_REDIS_CMD_RESET] = { "redis reset failed", "redis_error" },
 };
 
 /* SCRIPT LOAD reply: only checked and logged, nothing waits for it. */
@@ -334,15 +145,22 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
         rl_store_fail(cb, cb_arg, err != NULL ? err : "disconnected");
         return;
     }
-    if (o->kind == STORE_OP_DECIDE && !o->retried && reply->type == REDIS_REPLY_ERROR &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        o->retried = 1;
-        store_load_script(st);
-        rl_redis_conn_command(st->conn, o->argc, o->argv, o->argvlen, store_op_reply, o);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (o->cmd.kind == RL_REDIS_CMD_DECIDE && !o->retried &&
+            strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+            o->retried = 1;
+            store_load_script(st);
+            rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
+                                  store_op_reply, o);
+            return;
+        }
+        store_warn(st, store_error_replies[o->cmd.kind].log, reply->str);
+        store_op_put(st, o);
+        rl_store_fail(cb, cb_arg, store_error_replies[o->cmd.kind].error);
         return;
     }
     memset(&res, 0, sizeof(res));
-    error = store_parsers[o->kind](o, reply, &res);
+    error = rl_redis_cmd_parse(&o->cmd, reply, &res);
     store_op_put(st, o);
     if (error != NULL) {
         rl_store_fail(cb, cb_arg, error);
@@ -353,37 +171,30 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
 }
 
 /* Starts one operation; cb gets exactly one result. */
-static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, store_kind_t kind,
+static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_cmd_kind_t kind,
                               rl_store_cb *cb, void *arg)
 {
     store_redis_t *st = s->impl;
+    const char *bad = rl_redis_cmd_check(op);
     store_op_t *o;
-    int i;
 
-    if (op->nlimits < 1 || op->nlimits > RL_MAX_LIMITS || op->base_len > STORE_MAX_BASE ||
-        op->cost < 0) {
-        rl_store_fail(cb, arg, "bad_op");
+    if (bad != NULL) {
+        rl_store_fail(cb, arg, bad);
         return;
-    }
-    for (i = 0; i < op->nlimits; i++) {
-        if ((unsigned)op->limits[i].algo > RL_ALGO_SLIDING_WINDOW) {
-            rl_store_fail(cb, arg, "bad_op");
-            return;
-        }
     }
     o = store_op_get(st);
     if (o == NULL) {
         rl_store_fail(cb, arg, "out_of_memory");
         return;
     }
-    if (store_op_build(o, op, kind) != RL_OK) {
+    if (rl_redis_cmd_build(&o->cmd, st->sha, op, kind) != RL_OK) {
         store_op_put(st, o);
         rl_store_fail(cb, arg, "out_of_memory");
         return;
     }
     o->cb = cb;
     o->arg = arg;
-    rl_redis_conn_command(st->conn, o->argc, o->argv, o->argvlen, store_op_reply, o);
+    rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen, store_op_reply, o);
 }
 
 /* ------------------------------------------------------------------ */
@@ -394,14 +205,14 @@ static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, store_kind
 static void store_redis_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                                void *arg)
 {
-    store_redis_start(s, op, STORE_OP_DECIDE, cb, arg);
+    store_redis_start(s, op, RL_REDIS_CMD_DECIDE, cb, arg);
 }
 
 /* Deletes every state and block key of op. */
 static void store_redis_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                               void *arg)
 {
-    store_redis_start(s, op, STORE_OP_RESET, cb, arg);
+    store_redis_start(s, op, RL_REDIS_CMD_RESET, cb, arg);
 }
 
 /* 1 while the connection is up and authenticated. */
@@ -421,17 +232,26 @@ static void store_redis_free(rl_store_t *s)
     while (st->free_ops != NULL) {
         store_op_t *o = st->free_ops;
         st->free_ops = o->next_free;
-        free(o->buf);
+        rl_redis_cmd_free(&o->cmd);
         free(o);
     }
     free(st);
 }
 
+/* The one node: its address and whether the connection is up. */
+static void store_redis_nodes(rl_store_t *s, rl_store_node_fn *fn, void *arg)
+{
+    store_redis_t *st = s->impl;
+
+    fn(arg, st->name, rl_redis_conn_connected(st->conn) ? "up" : "down");
+}
+
 static const rl_store_ops_t store_redis_ops = {
-    store_redis_decide,
-    store_redis_reset,
-    store_redis_connected,
-    store_redis_free,
+    .decide = store_redis_decide,
+    .reset = store_redis_reset,
+    .connected = store_redis_connected,
+    .free = store_redis_free,
+    .nodes = store_redis_nodes,
 };
 
 /* on_connect hook: every (re)connect loads the script, so a restarted or
@@ -463,6 +283,9 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
 {
     store_redis_t *st = calloc(1, sizeof(*st));
     rl_redis_conn_opts_t opts;
+    SSL_CTX *tls_ctx = NULL;
+    char err[256];
+    const char *field;
 
     if (st == NULL) {
         return NULL;
@@ -470,6 +293,18 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     st->pub.ops = &store_redis_ops;
     st->pub.impl = st;
     rl_store_redis_script_sha(st->sha);
+    if (strchr(conf->host, ':') != NULL) {
+        snprintf(st->name, sizeof(st->name), "[%s]:%d", conf->host, conf->port);
+    } else {
+        snprintf(st->name, sizeof(st->name), "%s:%d", conf->host, conf->port);
+    }
+    if (conf->tls != NULL &&
+        (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+        rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
+                  field != NULL ? field : "tls", "error", err, (const char *)NULL);
+        free(st);
+        return NULL;
+    }
     memset(&opts, 0, sizeof(opts));
     opts.host = conf->host;
     opts.port = conf->port;
@@ -477,9 +312,12 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     opts.username = conf->username;
     opts.password = conf->password;
     opts.db = conf->db;
+    opts.tls_ctx = tls_ctx;
+    opts.tls_server_name = conf->tls != NULL ? conf->tls->server_name : NULL;
     opts.on_connect = store_redis_on_connect;
     opts.hook_arg = st;
     st->conn = rl_redis_conn_new(base, &opts);
+    SSL_CTX_free(tls_ctx);  /* the connection holds its own reference */
     if (st->conn == NULL) {
         free(st);
         return NULL;

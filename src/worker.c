@@ -10,6 +10,7 @@
 #include "log.h"
 #include "decide.h"
 #include "server.h"
+#include "store_cluster.h"
 #include "store_redis.h"
 #include "util.h"
 
@@ -83,6 +84,8 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
 
     if (conf->store.type == RL_STORE_MEMORY) {
         w->store = rl_store_mem_new(app->mem, NULL, NULL);
+    } else if (conf->store.cluster) {
+        w->store = rl_store_cluster_new(w->base, &conf->store);
     } else {
         w->store = rl_store_redis_new(w->base, &conf->store);
     }

@@ -13,8 +13,21 @@ def _json_reply(r):
 
 
 def _ready(svc):
+    """(status, body without "nodes"); "nodes" itself is checked here: the
+    one Redis node, "up" when ready (the answering worker's own view, so
+    it may already read "up" while another worker still says 503), and
+    none for the memory store."""
     r = svc.d.request("GET", "/ready", timeout=2.0)
-    return r.status, _json_reply(r)
+    body = _json_reply(r)
+    nodes = body.pop("nodes", None)
+    if svc.store == "redis":
+        name = "127.0.0.1:%d" % svc.redis.port
+        eq(list(nodes), [name], "/ready nodes")
+        if r.status == 200:
+            eq(nodes[name], "up", "/ready node state when ready")
+    else:
+        eq(nodes, None, "/ready nodes of the memory store")
+    return r.status, body
 
 
 READY = (200, {"status": "ready", "store": "connected"})

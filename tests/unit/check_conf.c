@@ -292,6 +292,44 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+/* A cluster store: seeds in order (localhost kept as written), the
+ * refresh interval, TLS fields; the defaults of a non-cluster store. */
+START_TEST(test_store_cluster_and_tls)
+{
+    static const char text[] =
+        "{\"store\": {\"type\": \"redis\", \"cluster\": true, "
+        "\"nodes\": [\"10.0.0.1:7000\", \"[::1]:7001\", \"localhost:7002\"], "
+        "\"refresh_interval_ms\": 2500, \"username\": \"u\", \"password\": \"p\", "
+        "\"tls\": {\"server_name\": \"redis.example\"}}, \"policies\": []}";
+    char err[512];
+    rl_conf_t *conf = parse(text, err, sizeof(err));
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_int_eq(conf->store.cluster, 1);
+    ck_assert_int_eq(conf->store.nnodes, 3);
+    ck_assert_str_eq(conf->store.nodes[0].host, "10.0.0.1");
+    ck_assert_int_eq(conf->store.nodes[0].port, 7000);
+    ck_assert_str_eq(conf->store.nodes[1].host, "::1");
+    ck_assert_int_eq(conf->store.nodes[1].port, 7001);
+    ck_assert_str_eq(conf->store.nodes[2].host, "localhost");
+    ck_assert_int_eq(conf->store.refresh_interval_ms, 2500);
+    ck_assert_ptr_nonnull(conf->store.tls);
+    ck_assert_ptr_null(conf->store.tls->ca_file);
+    ck_assert_ptr_null(conf->store.tls->cert_file);
+    ck_assert_str_eq(conf->store.tls->server_name, "redis.example");
+    rl_conf_free(conf);
+
+    conf = parse("{\"policies\": []}", err, sizeof(err));
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_int_eq(conf->store.cluster, 0);
+    ck_assert_int_eq(conf->store.nnodes, 0);
+    ck_assert_ptr_null(conf->store.nodes);
+    ck_assert_int_eq(conf->store.refresh_interval_ms, 5000);
+    ck_assert_ptr_null(conf->store.tls);
+    rl_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_listen_forms)
 {
     static const struct {
@@ -432,6 +470,56 @@ static const struct {
     { "{\"store\": {\"host\": \"x\"}, \"policies\": []}", "store.host: unknown field" },
     { "{\"store\": {\"username\": \"u\"}, \"policies\": []}",
       "store.username: needs store.password" },
+    /* store: cluster */
+    { "{\"store\": {\"cluster\": \"yes\"}, \"policies\": []}",
+      "store.cluster: must be true or false" },
+    { "{\"store\": {\"cluster\": true}, \"policies\": []}",
+      "store.nodes: is required with \"cluster\": true" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": []}, \"policies\": []}",
+      "store.nodes: must be an array of 1 to 64 \"host:port\" strings" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": \"10.0.0.1:6379\"}, \"policies\": []}",
+      "store.nodes: must be an array of 1 to 64 \"host:port\" strings" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:6379\", 7000]}, \"policies\": []}",
+      "store.nodes[1]: must be a string" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"redis-1:6379\"]}, \"policies\": []}",
+      "store.nodes[0]: \"redis-1:6379\" must be a numeric IP address or localhost" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1\"]}, \"policies\": []}",
+      "store.nodes[0]: \"10.0.0.1\" is not host:port" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:0\"]}, \"policies\": []}",
+      "store.nodes[0]: \"10.0.0.1:0\": port must be from 1 to 65535" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\", \"10.0.0.2:7000\", "
+      "\"10.0.0.1:7000\"]}, \"policies\": []}",
+      "store.nodes[2]: \"10.0.0.1:7000\" repeats nodes[0]" },
+    { "{\"store\": {\"nodes\": [\"10.0.0.1:7000\"]}, \"policies\": []}",
+      "store.nodes: only applies with \"cluster\": true" },
+    { "{\"store\": {\"refresh_interval_ms\": 1000}, \"policies\": []}",
+      "store.refresh_interval_ms: only applies with \"cluster\": true" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
+      "\"refresh_interval_ms\": 99}, \"policies\": []}",
+      "store.refresh_interval_ms: must be an integer from 100 to 3600000" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
+      "\"address\": \"10.0.0.1:7000\"}, \"policies\": []}",
+      "store.address: not used with \"cluster\": true; list the seed nodes in store.nodes" },
+    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], \"db\": 1}, "
+      "\"policies\": []}",
+      "store.db: must be 0 with \"cluster\": true (a cluster has one database)" },
+    /* store: tls */
+    { "{\"store\": {\"tls\": true}, \"policies\": []}", "store.tls: must be an object" },
+    { "{\"store\": {\"tls\": {\"ca\": \"x\"}}, \"policies\": []}",
+      "store.tls.ca: unknown field" },
+    { "{\"store\": {\"tls\": {\"ca_file\": \"/nonexistent/ca.crt\"}}, \"policies\": []}",
+      "store.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file or directory" },
+    { "{\"store\": {\"tls\": {\"ca_file\": \"\"}}, \"policies\": []}",
+      "store.tls.ca_file: cannot read \"\": empty path" },
+    { "{\"store\": {\"tls\": {\"cert_file\": 1}}, \"policies\": []}",
+      "store.tls.cert_file: must be a string" },
+    { "{\"store\": {\"tls\": {\"server_name\": \"\"}}, \"policies\": []}",
+      "store.tls.server_name: must not be empty" },
+    { "{\"store\": {\"tls\": {\"key_file\": \"" RL_SRCDIR "/README.md\"}}, \"policies\": []}",
+      "store.tls.key_file: needs store.tls.cert_file" },
+    { "{\"store\": {\"tls\": {\"ca_file\": \"" RL_SRCDIR "/README.md\"}}, \"policies\": []}",
+      "store.tls.ca_file: cannot load " RL_SRCDIR "/README.md: error:05800088:x509 certificate "
+      "routines::no certificate or crl found" },
     /* policy */
     { POL("42"), "policies[0]: must be an object" },
     { POL("{\"match\": {\"path\": \"/\"}, " LIM1 "}"), "policies[0].name: is required" },
@@ -623,6 +711,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_example_platform);
     tcase_add_test(tc, test_example_build_payments_events);
     tcase_add_test(tc, test_full_fixture);
+    tcase_add_test(tc, test_store_cluster_and_tls);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_listen_forms);
     tcase_add_test(tc, test_hash);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "cluster.h"
 #include "policy.h"
 #include "request.h"
 #include "util.h"
@@ -665,6 +666,70 @@ START_TEST(test_key_no_shift)
 }
 END_TEST
 
+/* The Redis Cluster slot of every key of a decision (base, base:suffix,
+ * base:suffix:b) is the CRC16 of the braced tag alone, and that tag is
+ * exactly "<policy>|<encoded values>": no hostile identifier (in a
+ * tenant, user, header, path parameter or path) can move a key to
+ * another slot or open a second tag. */
+START_TEST(test_key_slot_from_tag_only)
+{
+    static char long_v[300];
+    static const char *hostile[] = {
+        "a}b", "{x}", "}{", "x}:{y", "{", "}", "a:b", "a b", "\t\n\x01\x7f", "%7B", "|", "a|b",
+        "\xc3\xa9", "{{}}", long_v,
+    };
+    rl_conf_t *conf = conf_from(key_conf);
+    size_t i;
+
+    memset(long_v, '{', sizeof(long_v) - 1);
+    for (i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        const char *h = hostile[i];
+        char path[512];
+        char key[RL_KEY_MAX];
+        char tag[RL_KEY_MAX];
+        char full[RL_KEY_MAX + 32];
+        char enc[RL_KEY_VALUE_MAX + 1];
+        char penc[RL_KEY_VALUE_MAX + 1];
+        char seg[RL_KEY_VALUE_MAX + 1];
+        const char *missing;
+        rl_request_t req;
+        int slot;
+        int n;
+
+        /* tenant, user, ip and the X-Api-Key header carry the hostile
+         * value; the {id} segment and the path hold it too (a path
+         * segment cannot hold '/', so that byte stays out). */
+        req_init(&req, "GET", "/");
+        snprintf(path, sizeof(path), "/a/%s/x", h);
+        req.path = path;
+        req.path_len = strlen(path);
+        req.tenant = h;
+        req.user = h;
+        req.ip = h;
+        req_header(&req, "x-api-key", h);
+        n = build_key(conf, &req, key, sizeof(key), &missing);
+        ck_assert_int_gt(n, 0);
+        rl_key_encode(h, strlen(h), enc, sizeof(enc));
+        rl_key_encode(path, strlen(path), penc, sizeof(penc));
+        rl_key_encode(h, strlen(h), seg, sizeof(seg));
+        snprintf(tag, sizeof(tag), "every|%s|%s|%s|GET|%%2Fa%%2F%%7Bid%%7D%%2F%%2A|%s|%s|%s",
+                 enc, enc, enc, penc, seg, enc);
+        snprintf(full, sizeof(full), "rl:{%s}", tag);
+        ck_assert_str_eq(key, full);
+        slot = rl_cluster_crc16(tag, strlen(tag)) & (RL_CLUSTER_SLOTS - 1);
+        ck_assert_int_eq(rl_cluster_key_slot(key, (size_t)n), slot);
+        snprintf(full, sizeof(full), "%s:f60000", key);
+        ck_assert_int_eq(rl_cluster_key_slot(full, strlen(full)), slot);
+        snprintf(full, sizeof(full), "%s:tg1000:b", key);
+        ck_assert_int_eq(rl_cluster_key_slot(full, strlen(full)), slot);
+        /* The prefix does not matter either. */
+        snprintf(full, sizeof(full), "another-prefix:%s:s1000", strchr(key, '{'));
+        ck_assert_int_eq(rl_cluster_key_slot(full, strlen(full)), slot);
+    }
+    rl_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_key_longest_fits)
 {
     /* Eight fields of hashed values, the longest prefix and name: the key
@@ -731,6 +796,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_encode_hashing);
     tcase_add_test(tc, test_key_hostile);
     tcase_add_test(tc, test_key_no_shift);
+    tcase_add_test(tc, test_key_slot_from_tag_only);
     tcase_add_test(tc, test_key_longest_fits);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,238 @@
+/* The command of one store operation: op -> argv, reply -> result. Moved
+ * out of store_redis.c so the standalone and cluster stores build and
+ * parse exactly the same bytes. */
+#include "redis_cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define CMD_NUM_MAX 24                          /* an int64 in decimal, with NUL */
+#define CMD_BUF_MIN 1024
+
+/* Writes v in decimal at p (no NUL); returns the length. */
+static size_t cmd_fmt_i64(char *p, int64_t v)
+{
+    char tmp[CMD_NUM_MAX];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0;
+    size_t len = 0;
+
+    do {
+        tmp[n++] = (char)('0' + (u % 10));
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        p[len++] = '-';
+    }
+    while (n > 0) {
+        p[len++] = tmp[--n];
+    }
+    return len;
+}
+
+/* Makes cmd->buf hold at least need bytes. RL_OK or RL_ERR. */
+static int cmd_reserve(rl_redis_cmd_t *cmd, size_t need)
+{
+    size_t cap = cmd->bufcap > 0 ? cmd->bufcap : CMD_BUF_MIN;
+    char *b;
+
+    if (need <= cmd->bufcap) {
+        return RL_OK;
+    }
+    while (cap < need) {
+        cap *= 2;
+    }
+    b = realloc(cmd->buf, cap);
+    if (b == NULL) {
+        return RL_ERR;
+    }
+    cmd->buf = b;
+    cmd->bufcap = cap;
+    return RL_OK;
+}
+
+/* Appends one argument of len bytes at *p (copied when src != NULL,
+ * already written otherwise). */
+static void cmd_arg(rl_redis_cmd_t *cmd, char **p, const char *src, size_t len)
+{
+    if (src != NULL) {
+        memcpy(*p, src, len);
+    }
+    cmd->argv[cmd->argc] = *p;
+    cmd->argvlen[cmd->argc] = len;
+    cmd->argc++;
+    *p += len;
+}
+
+/* Appends a number argument. */
+static void cmd_arg_num(rl_redis_cmd_t *cmd, char **p, int64_t v)
+{
+    cmd_arg(cmd, p, NULL, cmd_fmt_i64(*p, v));
+}
+
+/* Appends base ":" suffix (and ":b" when block) as one key argument. */
+static void cmd_arg_key(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op,
+                        const char *suffix, int block)
+{
+    char *start = *p;
+    size_t slen = strlen(suffix);
+
+    memcpy(start, op->base_key, op->base_len);
+    start[op->base_len] = ':';
+    memcpy(start + op->base_len + 1, suffix, slen);
+    if (block) {
+        memcpy(start + op->base_len + 1 + slen, ":b", 2);
+    }
+    cmd_arg(cmd, p, NULL, op->base_len + 1 + slen + (block ? 2 : 0));
+}
+
+/* Rejects ops no command can carry. */
+const char *rl_redis_cmd_check(const rl_store_op_t *op)
+{
+    int i;
+
+    if (op->nlimits < 1 || op->nlimits > RL_MAX_LIMITS || op->base_len > RL_REDIS_CMD_MAX_BASE ||
+        op->cost < 0) {
+        return "bad_op";
+    }
+    for (i = 0; i < op->nlimits; i++) {
+        if ((unsigned)op->limits[i].algo > RL_ALGO_SLIDING_WINDOW) {
+            return "bad_op";
+        }
+    }
+    return NULL;
+}
+
+/* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
+ * key of the op. */
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha, const rl_store_op_t *op,
+                       rl_redis_cmd_kind_t kind)
+{
+    static const int64_t algo_num[] = {
+        [RL_ALGO_GCRA] = 0, [RL_ALGO_FIXED_WINDOW] = 1, [RL_ALGO_SLIDING_WINDOW] = 2,
+    };
+    size_t need = 64 + (size_t)(3 + 5 * op->nlimits) * CMD_NUM_MAX;  /* literals, numbers */
+    char *p;
+    int i;
+
+    for (i = 0; i < op->nlimits; i++) {
+        need += 2 * (op->base_len + strlen(op->limits[i].suffix)) + 4;
+    }
+    if (cmd_reserve(cmd, need) != RL_OK) {
+        return RL_ERR;
+    }
+    p = cmd->buf;
+    cmd->argc = 0;
+    cmd->kind = kind;
+    cmd->nlimits = op->nlimits;
+    if (kind == RL_REDIS_CMD_DECIDE) {
+        cmd_arg(cmd, &p, "EVALSHA", 7);
+        cmd_arg(cmd, &p, sha, 40);
+        cmd_arg_num(cmd, &p, 2 * (int64_t)op->nlimits);
+    } else {
+        cmd_arg(cmd, &p, "DEL", 3);
+    }
+    for (i = 0; i < op->nlimits; i++) {
+        cmd_arg_key(cmd, &p, op, op->limits[i].suffix, 0);
+        cmd_arg_key(cmd, &p, op, op->limits[i].suffix, 1);
+    }
+    if (kind == RL_REDIS_CMD_DECIDE) {
+        cmd_arg_num(cmd, &p, op->cost);
+        cmd_arg_num(cmd, &p, op->nlimits);
+        for (i = 0; i < op->nlimits; i++) {
+            const rl_limit_t *l = &op->limits[i];
+            cmd_arg_num(cmd, &p, algo_num[l->algo]);
+            cmd_arg_num(cmd, &p, l->requests);
+            cmd_arg_num(cmd, &p, l->period_ms);
+            cmd_arg_num(cmd, &p, l->burst);
+            cmd_arg_num(cmd, &p, l->block_ms);
+        }
+    }
+    return RL_OK;
+}
+
+/* EVALSHA sha numkeys KEY... / DEL KEY...: the first key's index. */
+const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len)
+{
+    int i = cmd->kind == RL_REDIS_CMD_DECIDE ? 3 : 1;
+
+    *len = cmd->argvlen[i];
+    return cmd->argv[i];
+}
+
+/* 1 if r is an integer reply equal to 0 or 1. */
+static int cmd_is_flag(const redisReply *r)
+{
+    return r->integer == 0 || r->integer == 1;
+}
+
+/* Decodes the script's reply { now_ms, allowed, 5 ints per limit }. */
+static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd, const redisReply *r,
+                                    rl_store_result_t *res)
+{
+    size_t i;
+    int k;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 5 * (size_t)cmd->nlimits) {
+        return "bad_reply";
+    }
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_INTEGER) {
+            return "bad_reply";
+        }
+    }
+    if (!cmd_is_flag(r->element[1])) {
+        return "bad_reply";
+    }
+    res->now_ms = r->element[0]->integer;
+    res->allowed = (int)r->element[1]->integer;
+    for (k = 0; k < cmd->nlimits; k++) {
+        redisReply **e = &r->element[2 + 5 * k];
+        rl_limit_result_t *l = &res->limits[k];
+        if (!cmd_is_flag(e[0]) || !cmd_is_flag(e[4])) {
+            return "bad_reply";
+        }
+        l->allowed = (int)e[0]->integer;
+        l->remaining = e[1]->integer;
+        l->reset_after_ms = e[2]->integer;
+        l->retry_after_ms = e[3]->integer;
+        l->blocked = (int)e[4]->integer;
+    }
+    return NULL;
+}
+
+/* Decodes DEL's integer reply: the keys are gone, the next request is
+ * admitted. */
+static const char *cmd_parse_reset(const rl_redis_cmd_t *cmd, const redisReply *r,
+                                   rl_store_result_t *res)
+{
+    if (r->type != REDIS_REPLY_INTEGER) {
+        return "bad_reply";
+    }
+    res->allowed = 1;
+    return NULL;
+}
+
+typedef const char *cmd_parse_fn(const rl_redis_cmd_t *cmd, const redisReply *r,
+                                 rl_store_result_t *res);
+
+static cmd_parse_fn *const cmd_parsers[] = {
+    [RL_REDIS_CMD_DECIDE] = cmd_parse_decide,
+    [RL_REDIS_CMD_RESET] = cmd_parse_reset,
+};
+
+/* Dispatches on the command's kind. */
+const char *rl_redis_cmd_parse(const rl_redis_cmd_t *cmd, const redisReply *r,
+                               rl_store_result_t *res)
+{
+    return cmd_parsers[cmd->kind](cmd, r, res);
+}
+
+void rl_redis_cmd_free(rl_redis_cmd_t *cmd)
+{
+    free(cmd->buf);
+    cmd->buf = NULL;
+    cmd->bufcap = 0;
+}

@@ -1,0 +1,54 @@
+#ifndef RL_REDIS_CMD_H
+#define RL_REDIS_CMD_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+#include "store.h"
+
+/* The Redis command of one store operation, shared by the standalone
+ * store (store_redis.c) and the cluster store (store_cluster.c): an op
+ * becomes argv (EVALSHA of the decision script, or DEL of the op's keys,
+ * protocol in store.h), and the reply becomes a store result. Pure: no
+ * I/O, no clock. The command owns the strings its argv points into, so a
+ * retry (NOSCRIPT, MOVED, ASK) resends the same argv after the caller's
+ * op is gone. Buffers are kept across reuse: no allocation per request in
+ * steady state. */
+
+#define RL_REDIS_CMD_MAX_BASE 2048                     /* RL_KEY_MAX of policy.h */
+#define RL_REDIS_CMD_MAX_ARGS (5 + 7 * RL_MAX_LIMITS)  /* EVALSHA sha n keys.. cost n 5*n */
+
+typedef enum { RL_REDIS_CMD_DECIDE = 0, RL_REDIS_CMD_RESET } rl_redis_cmd_kind_t;
+
+typedef struct rl_redis_cmd {
+    rl_redis_cmd_kind_t kind;
+    int nlimits;
+    int argc;
+    const char *argv[RL_REDIS_CMD_MAX_ARGS];
+    size_t argvlen[RL_REDIS_CMD_MAX_ARGS];
+    char *buf;                   /* the strings argv points into; kept on reuse */
+    size_t bufcap;
+} rl_redis_cmd_t;
+
+/* "bad_op" if op cannot be sent (no limits, too many, a base key past
+ * RL_REDIS_CMD_MAX_BASE, a negative cost, an unknown algorithm), else NULL. */
+const char *rl_redis_cmd_check(const rl_store_op_t *op);
+
+/* Fills cmd for a checked op; sha is the script's (40 hex digits). The
+ * first key argument is the op's first key, for slot routing. Returns
+ * RL_OK or RL_ERR (out of memory). */
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha, const rl_store_op_t *op,
+                       rl_redis_cmd_kind_t kind);
+
+/* The first key of cmd (for the cluster slot) and its length. */
+const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len);
+
+/* Decodes a non-error reply of cmd into res (status left to the caller).
+ * Returns NULL, or a static error ("bad_reply"). Error replies are the
+ * caller's: they may be redirections or NOSCRIPT. */
+const char *rl_redis_cmd_parse(const rl_redis_cmd_t *cmd, const redisReply *r,
+                               rl_store_result_t *res);
+
+/* Frees cmd's buffer (cmd itself is the caller's). */
+void rl_redis_cmd_free(rl_redis_cmd_t *cmd);
+
+#endif

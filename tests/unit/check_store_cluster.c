@@ -1,0 +1,912 @@
+/* Tests of store_cluster.c against fake cluster nodes served on the
+ * test's own event loop: each fake answers CLUSTER SLOTS with the map the
+ * test sets, SCRIPT LOAD with the real SHA, ASKING with +OK, and EVALSHA
+ * from a per-node queue of canned replies (MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN, NOSCRIPT, a delay, no answer at all), then with a valid
+ * script reply. Real servers only send these in states that are hard to
+ * hold still; here every redirection and deadline rule is checked
+ * exactly. (The integration tests drive a real cluster.) Every wait is
+ * bounded. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster.h"
+#include "store_cluster.h"
+#include "store_redis.h"
+#include "util.h"
+
+#define FAKE_NODES 3
+#define FAKE_CLIENTS 8
+#define FAKE_QUEUE 32
+#define OK_REPLY "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:9\r\n:30000\r\n:0\r\n:0\r\n"
+
+static struct event_base *g_base;
+
+/* ------------------------------------------------------------------ */
+/* Fake cluster nodes                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct canned {
+    const char *reply;      /* raw RESP; NULL: never answer */
+    int delay_ms;
+    int repeat;             /* stays at the head of the queue */
+} canned_t;
+
+typedef struct fake_node fake_node_t;
+
+typedef struct fake_client {
+    fake_node_t *node;
+    struct bufferevent *bev;
+    redisReader *reader;
+    int asking;
+    int paused;              /* a delayed reply is pending: later ones wait */
+} fake_client_t;
+
+struct fake_node {
+    struct evconnlistener *lis;
+    int port;
+    canned_t queue[FAKE_QUEUE];
+    int qhead;
+    int qlen;
+    int evalsha;             /* EVALSHA received */
+    int evalsha_asking;      /* of which right after ASKING */
+    int asking;
+    int script_load;
+    int cluster_slots;
+    fake_client_t clients[FAKE_CLIENTS];
+    int nclients;
+};
+
+static fake_node_t g_nodes[FAKE_NODES];
+static char g_slots_reply[1024];    /* the CLUSTER SLOTS every fake answers */
+static int g_slots_delay_ms;        /* .. after this long */
+
+static void fake_read(struct bufferevent *bev, void *arg);
+
+typedef struct delayed {
+    fake_client_t *fc;
+    const char *reply;
+    struct event *ev;
+} delayed_t;
+
+/* Sends a delayed reply, then serves what the client sent meanwhile (its
+ * reading was paused, so replies stay in order), and frees the record. */
+static void delayed_fire(evutil_socket_t fd, short what, void *arg)
+{
+    delayed_t *d = arg;
+    fake_client_t *fc = d->fc;
+
+    bufferevent_write(fc->bev, d->reply, strlen(d->reply));
+    event_free(d->ev);
+    free(d);
+    bufferevent_enable(fc->bev, EV_READ);
+    fake_read(fc->bev, fc);
+}
+
+/* Sends reply to fc now, or after delay_ms: then the client's reading
+ * pauses until it is sent, so later replies keep their order. */
+static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
+{
+    delayed_t *d;
+    struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+    if (delay_ms <= 0) {
+        bufferevent_write(fc->bev, reply, strlen(reply));
+        return;
+    }
+    d = calloc(1, sizeof(*d));
+    d->fc = fc;
+    d->reply = reply;
+    d->ev = evtimer_new(g_base, delayed_fire, d);
+    evtimer_add(d->ev, &tv);
+    fc->paused = 1;
+    bufferevent_disable(fc->bev, EV_READ);
+}
+
+/* Answers one EVALSHA from the node's queue (or with OK_REPLY); asking
+ * says whether ASKING came right before it on this connection. */
+static void fake_evalsha(fake_client_t *fc, int asking)
+{
+    fake_node_t *n = fc->node;
+    canned_t c = { OK_REPLY, 0, 0 };
+
+    n->evalsha++;
+    n->evalsha_asking += asking;
+    if (n->qlen > 0) {
+        c = n->queue[n->qhead];
+        if (!c.repeat) {
+            n->qhead = (n->qhead + 1) % FAKE_QUEUE;
+            n->qlen--;
+        }
+    }
+    if (c.reply == NULL) {
+        /* A hung server answers nothing more on this connection. */
+        fc->paused = 1;
+        bufferevent_disable(fc->bev, EV_READ);
+        return;
+    }
+    fake_send(fc, c.reply, c.delay_ms);
+}
+
+/* One fake client: decodes commands and answers each. */
+static void fake_read(struct bufferevent *bev, void *arg)
+{
+    fake_client_t *fc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char sha[41];
+    char buf[4096];
+    int len;
+    void *req;
+
+    fc->paused = 0;
+    while ((len = evbuffer_remove(in, buf, sizeof(buf))) > 0) {
+        redisReaderFeed(fc->reader, buf, (size_t)len);
+    }
+    rl_store_redis_script_sha(sha);
+    while (!fc->paused && redisReaderGetReply(fc->reader, &req) == REDIS_OK && req != NULL) {
+        redisReply *r = req;
+        const char *name = r->element[0]->str;
+        int asking = fc->asking;
+
+        fc->asking = 0;
+        if (strcasecmp(name, "EVALSHA") == 0) {
+            fake_evalsha(fc, asking);
+        } else if (strcasecmp(name, "ASKING") == 0) {
+            fc->node->asking++;
+            fc->asking = 1;
+            bufferevent_write(bev, "+OK\r\n", 5);
+        } else if (strcasecmp(name, "SCRIPT") == 0) {
+            fc->node->script_load++;
+            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n", sha);
+        } else if (strcasecmp(name, "CLUSTER") == 0) {
+            fc->node->cluster_slots++;
+            fake_send(fc, g_slots_reply, g_slots_delay_ms);
+        } else if (strcasecmp(name, "PING") == 0) {
+            bufferevent_write(bev, "+PONG\r\n", 7);
+        } else {
+            bufferevent_write(bev, "+OK\r\n", 5);
+        }
+        freeReplyObject(r);
+    }
+}
+
+static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                        int salen, void *arg)
+{
+    fake_node_t *n = arg;
+    fake_client_t *fc;
+
+    if (n->nclients == FAKE_CLIENTS) {
+        evutil_closesocket(fd);
+        return;
+    }
+    fc = &n->clients[n->nclients++];
+    fc->node = n;
+    fc->reader = redisReaderCreate();
+    fc->bev = bufferevent_socket_new(g_base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(fc->bev, fake_read, NULL, NULL, fc);
+    bufferevent_enable(fc->bev, EV_READ | EV_WRITE);
+}
+
+/* Queues a canned EVALSHA reply on node i. */
+static void queue(int i, const char *reply, int delay_ms, int repeat)
+{
+    fake_node_t *n = &g_nodes[i];
+    canned_t *c = &n->queue[(n->qhead + n->qlen) % FAKE_QUEUE];
+
+    ck_assert_int_lt(n->qlen, FAKE_QUEUE);
+    c->reply = reply;
+    c->delay_ms = delay_ms;
+    c->repeat = repeat;
+    n->qlen++;
+}
+
+/* Sets the CLUSTER SLOTS reply: ranges[k] = { start, end, node index }
+ * (node index -1 ends the list). */
+static void set_slots(const int ranges[][3])
+{
+    int k;
+    int n = 0;
+    size_t used;
+
+    while (ranges[n][2] >= 0) {
+        n++;
+    }
+    used = (size_t)snprintf(g_slots_reply, sizeof(g_slots_reply), "*%d\r\n", n);
+    for (k = 0; k < n; k++) {
+        used += (size_t)snprintf(g_slots_reply + used, sizeof(g_slots_reply) - used,
+                                 "*3\r\n:%d\r\n:%d\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
+                                 ranges[k][0], ranges[k][1], g_nodes[ranges[k][2]].port);
+    }
+}
+
+/* A message with a node's address: "MOVED 12 127.0.0.1:port" as RESP. */
+static const char *redirect(char *buf, size_t len, const char *kind, int slot, int node)
+{
+    snprintf(buf, len, "-%s %d 127.0.0.1:%d\r\n", kind, slot, g_nodes[node].port);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Runs the loop until pred(arg) holds or ms pass; returns pred(arg). */
+static int run_until(int (*pred)(void *), void *arg, int ms)
+{
+    int64_t end = rl_mono_us() + (int64_t)ms * 1000;
+    struct timeval tv = { 0, 2000 };
+    struct event *tick = event_new(g_base, -1, EV_PERSIST, tick_cb, NULL);
+
+    event_add(tick, &tv);
+    while (!pred(arg) && rl_mono_us() < end) {
+        event_base_loop(g_base, EVLOOP_ONCE);
+    }
+    event_free(tick);
+    return pred(arg);
+}
+
+static int pred_never(void *arg)
+{
+    return 0;
+}
+
+static void run_for(int ms)
+{
+    run_until(pred_never, NULL, ms);
+}
+
+static int pred_connected(void *arg)
+{
+    return rl_store_connected(arg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Store helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct result {
+    int calls;
+    rl_store_result_t res;
+    int64_t done_us;
+} result_t;
+
+static void result_cb(void *arg, const rl_store_result_t *res)
+{
+    result_t *r = arg;
+
+    r->calls++;
+    r->res = *res;
+    r->done_us = rl_mono_us();
+}
+
+static int pred_result(void *arg)
+{
+    return ((result_t *)arg)->calls > 0;
+}
+
+static rl_conf_store_t g_conf;
+static rl_conf_node_t g_seeds[FAKE_NODES];
+static rl_limit_t g_limit;
+
+/* A cluster store seeded with node 0 (and node 1 when two_seeds). */
+static rl_store_t *new_store(int timeout_ms, int refresh_ms, int two_seeds, int expect_up)
+{
+    rl_store_t *s;
+    int i;
+
+    memset(&g_conf, 0, sizeof(g_conf));
+    g_conf.type = RL_STORE_REDIS;
+    g_conf.cluster = 1;
+    g_conf.timeout_ms = timeout_ms;
+    g_conf.refresh_interval_ms = refresh_ms;
+    g_conf.prefix = (char *)"rl";
+    for (i = 0; i < FAKE_NODES; i++) {
+        g_seeds[i].host = (char *)"127.0.0.1";
+        g_seeds[i].port = g_nodes[i].port;
+    }
+    g_conf.nodes = g_seeds;
+    g_conf.nnodes = two_seeds ? 2 : 1;
+    s = rl_store_cluster_new(g_base, &g_conf);
+    ck_assert_ptr_nonnull(s);
+    if (expect_up) {
+        ck_assert_msg(run_until(pred_connected, s, 2000), "store did not come up");
+    }
+    return s;
+}
+
+/* A base key whose slot lies in [lo, hi]. */
+static const char *key_in(int lo, int hi, char *buf, size_t len)
+{
+    int i;
+
+    for (i = 0; i < 100000; i++) {
+        int n = snprintf(buf, len, "rl:{p|t%d}", i);
+        int slot = rl_cluster_key_slot(buf, (size_t)n);
+        if (slot >= lo && slot <= hi) {
+            return buf;
+        }
+    }
+    ck_abort_msg("no key found");
+    return NULL;
+}
+
+/* Decides on base and waits (2 s at most) for exactly one result. */
+static result_t decide(rl_store_t *s, const char *base)
+{
+    rl_store_op_t op;
+    result_t r;
+
+    memset(&r, 0, sizeof(r));
+    op.base_key = base;
+    op.base_len = strlen(base);
+    op.limits = &g_limit;
+    op.nlimits = 1;
+    op.cost = 1;
+    rl_store_decide(s, &op, result_cb, &r);
+    ck_assert_msg(run_until(pred_result, &r, 2000), "no result");
+    run_for(5);
+    ck_assert_int_eq(r.calls, 1);
+    return r;
+}
+
+/* Asserts a successful result decoded from OK_REPLY. */
+static void assert_ok(const result_t *r)
+{
+    ck_assert_msg(r->res.status == RL_OK, "failed: %s", r->res.error ? r->res.error : "?");
+    ck_assert_int_eq(r->res.allowed, 1);
+    ck_assert_int_eq(r->res.limits[0].remaining, 9);
+}
+
+/* Decides on base and asserts the OK_REPLY result. */
+static void decide_ok(rl_store_t *s, const char *base)
+{
+    result_t r = decide(s, base);
+
+    assert_ok(&r);
+}
+
+static const int two_halves[][3] = { { 0, 8191, 0 }, { 8192, 16383, 1 }, { 0, 0, -1 } };
+
+/* ------------------------------------------------------------------ */
+/* Fixtures                                                            */
+/* ------------------------------------------------------------------ */
+
+static void setup(void)
+{
+    int i;
+
+    g_base = event_base_new();
+    ck_assert_ptr_nonnull(g_base);
+    memset(g_nodes, 0, sizeof(g_nodes));
+    for (i = 0; i < FAKE_NODES; i++) {
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        g_nodes[i].lis = evconnlistener_new_bind(g_base, fake_accept, &g_nodes[i],
+                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+                                                 (struct sockaddr *)&sa, sizeof(sa));
+        ck_assert_ptr_nonnull(g_nodes[i].lis);
+        getsockname(evconnlistener_get_fd(g_nodes[i].lis), (struct sockaddr *)&sa, &len);
+        g_nodes[i].port = ntohs(sa.sin_port);
+    }
+    memset(&g_limit, 0, sizeof(g_limit));
+    g_limit.algo = RL_ALGO_GCRA;
+    g_limit.requests = 10;
+    g_limit.period_ms = 60000;
+    g_limit.burst = 10;
+    snprintf(g_limit.suffix, sizeof(g_limit.suffix), "g60000");
+    set_slots(two_halves);
+    g_slots_delay_ms = 0;
+}
+
+static void teardown(void)
+{
+    int i;
+    int j;
+
+    for (i = 0; i < FAKE_NODES; i++) {
+        for (j = 0; j < g_nodes[i].nclients; j++) {
+            bufferevent_free(g_nodes[i].clients[j].bev);
+            redisReaderFree(g_nodes[i].clients[j].reader);
+        }
+        if (g_nodes[i].lis != NULL) {
+            evconnlistener_free(g_nodes[i].lis);
+        }
+    }
+    event_base_free(g_base);
+    g_base = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                               */
+/* ------------------------------------------------------------------ */
+
+/* One seed is enough: the map names node 1, which the store connects to;
+ * each key goes to the master of its slot; /ready lists both nodes up. */
+START_TEST(test_routes_by_slot)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    char lo[64];
+    char hi[64];
+
+    key_in(0, 8191, lo, sizeof(lo));
+    key_in(8192, 16383, hi, sizeof(hi));
+    decide_ok(s, lo);
+    decide_ok(s, hi);
+    decide_ok(s, hi);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].script_load, 1);
+    ck_assert_int_eq(g_nodes[1].script_load, 1);
+    rl_store_free(s);
+}
+END_TEST
+
+typedef struct node_seen {
+    int n;
+    char names[4][RL_CLUSTER_NAME_MAX];
+    char states[4][8];
+} node_seen_t;
+
+static void record_node(void *arg, const char *name, const char *state)
+{
+    node_seen_t *ns = arg;
+
+    ck_assert_int_lt(ns->n, 4);
+    snprintf(ns->names[ns->n], sizeof(ns->names[0]), "%s", name);
+    snprintf(ns->states[ns->n], sizeof(ns->states[0]), "%s", state);
+    ns->n++;
+}
+
+START_TEST(test_nodes_and_coverage)
+{
+    static const int half[][3] = { { 0, 8191, 0 }, { 0, 0, -1 } };
+    rl_store_t *s = new_store(500, 100, 0, 1);
+    node_seen_t ns;
+    char want[RL_CLUSTER_NAME_MAX];
+    char hi[64];
+    result_t r;
+    int64_t t0;
+
+    memset(&ns, 0, sizeof(ns));
+    ck_assert(rl_store_has_nodes(s));
+    rl_store_nodes(s, record_node, &ns);
+    ck_assert_int_eq(ns.n, 2);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", g_nodes[0].port);
+    ck_assert_str_eq(ns.names[0], want);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", g_nodes[1].port);
+    ck_assert_str_eq(ns.names[1], want);
+    ck_assert_str_eq(ns.states[0], "up");
+    ck_assert_str_eq(ns.states[1], "up");
+
+    /* The periodic refresh (100 ms) learns that half the slots have no
+     * master: not ready, node 1 dropped, decisions there fail with
+     * "cluster_down" at their deadline, not before. */
+    set_slots(half);
+    run_for(300);
+    ck_assert_int_eq(rl_store_connected(s), 0);
+    memset(&ns, 0, sizeof(ns));
+    rl_store_nodes(s, record_node, &ns);
+    ck_assert_int_eq(ns.n, 1);
+    key_in(8192, 16383, hi, sizeof(hi));
+    t0 = rl_mono_us();
+    r = decide(s, hi);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "cluster_down");
+    ck_assert_int_ge(r.done_us - t0, 480000);
+    ck_assert_int_le(r.done_us - t0, 600000);
+    /* Covered again: ready again, without a restart. */
+    set_slots(two_halves);
+    ck_assert(run_until(pred_connected, s, 1000));
+    decide_ok(s, hi);
+    rl_store_free(s);
+}
+END_TEST
+
+/* MOVED: retried on the named node at once, and the map learns it: the
+ * next decision goes straight there. */
+START_TEST(test_moved_updates_map)
+{
+    rl_store_t *s = new_store(500, 60000, 1, 1);
+    char lo[64];
+    char msg[64];
+    int slot;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    slot = rl_cluster_key_slot(lo, strlen(lo));
+    queue(0, redirect(msg, sizeof(msg), "MOVED", slot, 1), 0, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha_asking, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* MOVED to a node the map never named: the store connects to it and
+ * the decision waits for that connection (within its deadline). */
+START_TEST(test_moved_to_new_node)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    char lo[64];
+    char msg[64];
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, redirect(msg, sizeof(msg), "MOVED", rl_cluster_key_slot(lo, strlen(lo)), 2), 0, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[2].evalsha, 1);
+    ck_assert_int_eq(g_nodes[2].script_load, 1);
+    rl_store_free(s);
+}
+END_TEST
+
+/* ASK: ASKING and the command go to the named node, once; the map stays,
+ * so the next decision goes to the old owner again. */
+START_TEST(test_ask_once)
+{
+    rl_store_t *s = new_store(500, 60000, 1, 1);
+    char lo[64];
+    char msg[64];
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)), 1), 0, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[1].asking, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha_asking, 1);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    rl_store_free(s);
+}
+END_TEST
+
+/* ASK, then TRYAGAIN from the importing node (a multi-key script while
+ * the keys are split): retried from the top until the migration ends. */
+START_TEST(test_ask_then_tryagain)
+{
+    rl_store_t *s = new_store(500, 60000, 1, 1);
+    char lo[64];
+    char msg[64];
+
+    key_in(0, 8191, lo, sizeof(lo));
+    redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)), 1);
+    queue(0, msg, 0, 0);
+    queue(1, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 0);
+    queue(0, msg, 0, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[1].evalsha, 2);
+    ck_assert_int_eq(g_nodes[1].evalsha_asking, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* TRYAGAIN and LOADING: retried with a short backoff. */
+START_TEST(test_transient_errors_retried)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    char lo[64];
+    int64_t t0;
+    result_t r;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 0);
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 0);
+    queue(0, "-LOADING Redis is loading the dataset in memory\r\n", 0, 0);
+    queue(0, "-CLUSTERDOWN The cluster is down\r\n", 0, 0);
+    t0 = rl_mono_us();
+    r = decide(s, lo);
+    assert_ok(&r);
+    ck_assert_int_eq(g_nodes[0].evalsha, 5);
+    /* Backoff 1 + 2 + 4 + 8 ms, well inside the deadline. */
+    ck_assert_int_ge(r.done_us - t0, 14000);
+    ck_assert_int_le(r.done_us - t0, 200000);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A lasting CLUSTERDOWN ends at the deadline with "cluster_down"; a
+ * lasting TRYAGAIN with "tryagain". */
+START_TEST(test_lasting_errors_end_at_deadline)
+{
+    static const struct {
+        const char *reply;
+        const char *error;
+    } rows[] = {
+        { "-CLUSTERDOWN The cluster is down\r\n", "cluster_down" },
+        { "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", "tryagain" },
+    };
+    rl_store_t *s = new_store(100, 60000, 0, 1);
+    char lo[64];
+    size_t i;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int64_t t0;
+        result_t r;
+
+        g_nodes[0].qhead = g_nodes[0].qlen = 0;
+        queue(0, rows[i].reply, 0, 1);
+        t0 = rl_mono_us();
+        r = decide(s, lo);
+        ck_assert_int_eq(r.res.status, RL_ERR);
+        ck_assert_str_eq(r.res.error, rows[i].error);
+        ck_assert_int_ge(r.done_us - t0, 90000);
+        ck_assert_int_le(r.done_us - t0, 140000);
+    }
+    rl_store_free(s);
+}
+END_TEST
+
+/* Redirections that never settle end fast with "too_many_redirects". */
+START_TEST(test_redirect_loop)
+{
+    rl_store_t *s = new_store(500, 60000, 1, 1);
+    char lo[64];
+    char to1[64];
+    char to0[64];
+    int slot;
+    result_t r;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    slot = rl_cluster_key_slot(lo, strlen(lo));
+    queue(0, redirect(to1, sizeof(to1), "MOVED", slot, 1), 0, 1);
+    queue(1, redirect(to0, sizeof(to0), "MOVED", slot, 0), 0, 1);
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "too_many_redirects");
+    ck_assert_int_le(g_nodes[0].evalsha + g_nodes[1].evalsha, 17);
+    rl_store_free(s);
+}
+END_TEST
+
+/* After a redirection the op's own deadline holds: a MOVED after 60 ms
+ * to a node that never answers ends at 100 ms, not 160. */
+START_TEST(test_deadline_spans_retries)
+{
+    rl_store_t *s = new_store(100, 60000, 1, 1);
+    char lo[64];
+    char msg[64];
+    int64_t t0;
+    result_t r;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, redirect(msg, sizeof(msg), "MOVED", rl_cluster_key_slot(lo, strlen(lo)), 1), 60, 0);
+    queue(1, NULL, 0, 0);
+    t0 = rl_mono_us();
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "timeout");
+    ck_assert_int_ge(r.done_us - t0, 95000);
+    ck_assert_int_le(r.done_us - t0, 140000);
+    /* The orphaned command's late reply is absorbed: the store works on. */
+    run_for(150);
+    decide_ok(s, lo);
+    rl_store_free(s);
+}
+END_TEST
+
+/* The same after a backoff: TRYAGAIN after 50 ms, then the node hangs;
+ * the decision ends at 100 ms, reporting why it was retrying. */
+START_TEST(test_deadline_after_backoff)
+{
+    rl_store_t *s = new_store(100, 60000, 0, 1);
+    char lo[64];
+    int64_t t0;
+    result_t r;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 50, 0);
+    queue(0, NULL, 0, 0);
+    t0 = rl_mono_us();
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "tryagain");
+    ck_assert_int_ge(r.done_us - t0, 95000);
+    ck_assert_int_le(r.done_us - t0, 140000);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A decision made before the map is known waits for it; its first
+ * command, sent 60 ms in to a node that hangs, still ends at 100 ms. */
+START_TEST(test_deadline_before_map)
+{
+    rl_store_t *s;
+    char lo[64];
+    int64_t t0;
+    result_t r;
+
+    g_slots_delay_ms = 60;
+    queue(0, NULL, 0, 0);
+    s = new_store(100, 60000, 0, 0);
+    key_in(0, 8191, lo, sizeof(lo));
+    t0 = rl_mono_us();
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "timeout");
+    ck_assert_int_ge(r.done_us - t0, 95000);
+    ck_assert_int_le(r.done_us - t0, 140000);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    rl_store_free(s);
+}
+END_TEST
+
+/* NOSCRIPT: the script is loaded on that node and the command resent
+ * once; a second NOSCRIPT is an error. Also after ASK. */
+START_TEST(test_noscript_on_node)
+{
+    static const char noscript[] = "-NOSCRIPT No matching script. Please use EVAL.\r\n";
+    rl_store_t *s = new_store(500, 60000, 1, 1);
+    char lo[64];
+    char msg[64];
+    result_t r;
+    int loads0 = g_nodes[0].script_load;
+    int loads1 = g_nodes[1].script_load;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, noscript, 0, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].script_load, loads0 + 1);
+
+    queue(0, noscript, 0, 0);
+    queue(0, noscript, 0, 0);
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "script_error");
+
+    queue(0, redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)), 1), 0, 0);
+    queue(1, noscript, 0, 0);
+    decide_ok(s, lo);
+    ck_assert_int_eq(g_nodes[1].script_load, loads1 + 1);
+    ck_assert_int_eq(g_nodes[1].evalsha_asking, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* Other error replies end the op without a retry. */
+START_TEST(test_other_errors)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    char lo[64];
+    result_t r;
+
+    key_in(0, 8191, lo, sizeof(lo));
+    queue(0, "-ERR user_script:1: boom\r\n", 0, 0);
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "script_error");
+    queue(0, "-MOVED nonsense\r\n", 0, 0);
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "bad_reply");
+    queue(0, ":1\r\n", 0, 0);
+    r = decide(s, lo);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "bad_reply");
+    ck_assert_int_eq(g_nodes[0].evalsha, 3);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A node that is not a cluster: CLUSTER SLOTS fails, no map, not ready,
+ * decisions fail "disconnected" at their deadline. */
+START_TEST(test_not_a_cluster)
+{
+    rl_store_t *s;
+    char lo[64];
+    result_t r;
+
+    snprintf(g_slots_reply, sizeof(g_slots_reply),
+             "-ERR This instance has cluster support disabled\r\n");
+    s = new_store(100, 60000, 0, 0);
+    run_for(100);
+    ck_assert_int_eq(rl_store_connected(s), 0);
+    ck_assert_int_ge(g_nodes[0].cluster_slots, 1);
+    r = decide(s, key_in(0, 8191, lo, sizeof(lo)));
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "disconnected");
+    ck_assert_int_eq(g_nodes[0].evalsha, 0);
+    rl_store_free(s);
+}
+END_TEST
+
+/* Ops waiting on a backoff when the store is freed end "disconnected",
+ * exactly once; so do ops in flight. */
+START_TEST(test_free_ends_pending_ops)
+{
+    rl_store_t *s = new_store(1000, 60000, 0, 1);
+    rl_store_op_t op;
+    result_t waiting;
+    result_t inflight;
+    char lo[64];
+    char lo2[64];
+
+    key_in(0, 8191, lo, sizeof(lo));
+    snprintf(lo2, sizeof(lo2), "%s", lo);
+    memset(&waiting, 0, sizeof(waiting));
+    memset(&inflight, 0, sizeof(inflight));
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 1);
+    op.base_key = lo;
+    op.base_len = strlen(lo);
+    op.limits = &g_limit;
+    op.nlimits = 1;
+    op.cost = 1;
+    rl_store_decide(s, &op, result_cb, &waiting);
+    run_for(20);
+    g_nodes[0].qhead = g_nodes[0].qlen = 0;
+    queue(0, NULL, 0, 1);
+    op.base_key = lo2;
+    rl_store_decide(s, &op, result_cb, &inflight);
+    run_for(20);
+    ck_assert_int_eq(waiting.calls + inflight.calls, 0);
+    rl_store_free(s);
+    ck_assert_int_eq(waiting.calls, 1);
+    ck_assert_int_eq(inflight.calls, 1);
+    ck_assert_str_eq(waiting.res.error, "disconnected");
+    ck_assert_str_eq(inflight.res.error, "disconnected");
+}
+END_TEST
+
+/* Builds the suite. */
+static Suite *store_cluster_suite(void)
+{
+    Suite *s = suite_create("store_cluster");
+    TCase *tc = tcase_create("fake");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_routes_by_slot);
+    tcase_add_test(tc, test_nodes_and_coverage);
+    tcase_add_test(tc, test_moved_updates_map);
+    tcase_add_test(tc, test_moved_to_new_node);
+    tcase_add_test(tc, test_ask_once);
+    tcase_add_test(tc, test_ask_then_tryagain);
+    tcase_add_test(tc, test_transient_errors_retried);
+    tcase_add_test(tc, test_lasting_errors_end_at_deadline);
+    tcase_add_test(tc, test_redirect_loop);
+    tcase_add_test(tc, test_deadline_spans_retries);
+    tcase_add_test(tc, test_deadline_after_backoff);
+    tcase_add_test(tc, test_deadline_before_map);
+    tcase_add_test(tc, test_noscript_on_node);
+    tcase_add_test(tc, test_other_errors);
+    tcase_add_test(tc, test_not_a_cluster);
+    tcase_add_test(tc, test_free_ends_pending_ops);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(store_cluster_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
