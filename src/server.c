@@ -15,16 +15,20 @@ static rl_route_fn handle_health;
 static rl_route_fn handle_ready;
 
 /* Every route: path, the one method it accepts, whether it takes a JSON
- * body, and its handler. Adding an endpoint is one line. */
+ * body, its handler, and whether callers must authenticate (RL_ROUTE_AUTH:
+ * whenever auth.mode is not "none"; 0: an open route, unless listed in
+ * auth.protect_paths). Adding an endpoint is one line. */
+#define RL_ROUTE_AUTH 1
 static const struct route {
     const char *path;
     const char *method;
     int json_body;
     rl_route_fn *fn;
+    int auth;
 } routes[] = {
-    { "/health", "GET", 0, handle_health },
-    { "/ready", "GET", 0, handle_ready },
-    { "/v1/decide", "POST", 1, rl_api_decide },
+    { "/health", "GET", 0, handle_health, 0 },
+    { "/ready", "GET", 0, handle_ready, 0 },
+    { "/v1/decide", "POST", 1, rl_api_decide, RL_ROUTE_AUTH },
 };
 
 /* ---------------------------------------------------------------------
@@ -126,6 +130,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         rl_server_reply_json(req, 405, obj, names, values, 1);
         return;
     }
+    if (!rl_server_caller_ok(w, req, found->auth)) return;
     if (found->json_body && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
         rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
         return;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
+#include "auth.h"
 #include "decide.h"
 #include "server.h"
 #include "store_redis.h"
@@ -107,6 +108,7 @@ static void *worker_main(void *arg)
     rl_store_free(w->store);
     w->store = NULL;
     rl_decide_thread_cleanup();
+    rl_auth_thread_cleanup();
     return NULL;
 }
 
