@@ -1,8 +1,23 @@
 /* TLS for the listener: one SSL_CTX per process, built at start-up. */
 #include "tls.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <openssl/err.h>
+
+/* 0 if file can be opened for reading, else -1 with err filled. */
+static int tls_readable(char *err, size_t errlen, const char *field, const char *file)
+{
+    FILE *f = fopen(file, "rb");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot read %s: %s", field, file, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
 
 /* Writes "field: what FILE: reason" with the last OpenSSL error. */
 static void tls_error(char *err, size_t errlen, const char *field, const char *what,
@@ -18,8 +33,13 @@ static void tls_error(char *err, size_t errlen, const char *field, const char *w
 
 SSL_CTX *rl_tls_ctx_new(const rl_conf_tls_t *tls, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx;
 
+    if (tls_readable(err, errlen, "tls.cert_file", tls->cert_file) != 0 ||
+        tls_readable(err, errlen, "tls.key_file", tls->key_file) != 0) {
+        return NULL;
+    }
+    ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
         snprintf(err, errlen, "tls: cannot create a TLS context");
         ERR_clear_error();
