@@ -65,7 +65,11 @@ struct rl_http_server {
     int draining;
     rl_http_conn_t *conns;
     SSL_CTX *tls;             /* shared, read-only; NULL = plain HTTP */
+    int large_seen;           /* a request of RL_HTTP_LARGE bytes or more was read */
 };
+
+/* Input this large marks the server for rl_http_server_take_large. */
+#define RL_HTTP_LARGE 65536
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 
@@ -497,6 +501,7 @@ static void conn_process(rl_http_conn_t *c)
 
     if (c->state != CONN_IDLE && c->state != CONN_READING) return;
     if (len == 0) return;
+    if (len >= RL_HTTP_LARGE) s->large_seen = 1;
     if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
         evtimer_del(c->timer);
@@ -735,6 +740,13 @@ void rl_http_server_stop_accepting(rl_http_server_t *s)
         next = c->next;
         if (c->state == CONN_IDLE) conn_free(c);
     }
+}
+
+int rl_http_server_take_large(rl_http_server_t *s)
+{
+    int seen = s->large_seen;
+    s->large_seen = 0;
+    return seen;
 }
 
 int rl_http_server_inflight(const rl_http_server_t *s)

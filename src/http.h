@@ -59,6 +59,11 @@ void rl_http_server_set_tls(rl_http_server_t *s, struct ssl_ctx_st *ctx);
 /* Stops accepting; open connections finish their request and close. */
 void rl_http_server_stop_accepting(rl_http_server_t *s);
 
+/* 1 if a request of 64 KB or more (head and body) was read since the
+ * last call, which clears the mark. The worker then gives the memory
+ * such a request used back to the system once idle. */
+int rl_http_server_take_large(rl_http_server_t *s);
+
 /* Requests being handled and connections open now. */
 int rl_http_server_inflight(const rl_http_server_t *s);
 int rl_http_server_connections(const rl_http_server_t *s);

@@ -49,10 +49,27 @@ void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj, const cha
     free(body);
 }
 
+/* message as a JSON string. A message quoting the client's bytes (a
+ * parser's "near '...'") may not be valid UTF-8, which JSON cannot carry:
+ * then its non-ASCII bytes become '?'. */
+static json_t *error_message(const char *message)
+{
+    json_t *s = json_string(message);
+    char safe[512];
+    size_t i;
+
+    if (s != NULL) return s;
+    for (i = 0; message[i] != '\0' && i + 1 < sizeof(safe); i++) {
+        safe[i] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
+    }
+    safe[i] = '\0';
+    return json_string(safe);
+}
+
 void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message)
 {
     json_t *obj = json_object();
-    json_object_set_new(obj, "error", json_string(message));
+    json_object_set_new(obj, "error", error_message(message));
     json_object_set_new(obj, "code", json_string(code));
     json_object_set_new(obj, "trace_id", json_string(req->id));
     rl_server_reply_json(req, status, obj, NULL, NULL, 0);
