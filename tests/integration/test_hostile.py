@@ -280,7 +280,7 @@ def test_hostile_table():
         os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
                                       ":quarantine_size_mb=16").lstrip(":")
     near_kb = 64 * 1024 if asan else 4 * 1024       # back near the start
-    growth_kb = 24 * 1024 if asan else 1024         # growth over five more passes
+    growth_kb = 40 * 1024 if asan else 1024         # growth over five more passes
     table = rows()
     check(len(table) >= 120, "the table has %d rows" % len(table))
     with service(CFG, "memory") as svc:

@@ -3,10 +3,13 @@ signature is checked before anything is counted, forgers spend nothing,
 and each failure has its AUTH code."""
 
 import json
+import os
 import random
+import re
+import subprocess
 import time
 
-from harness import (STORES, EMPTY_SHA256, caller_headers, check, config, eq, limit,
+from harness import (ROOT, SLOW, STORES, EMPTY_SHA256, caller_headers, check, config, eq, limit,
                      parametrize, policy, service, sha256_hex, sign, tenant_headers)
 
 ACME = "acme-corp-tenant-secret-01"
@@ -166,3 +169,28 @@ def test_with_caller_auth():
                                    "/v1/decide", body))
         assert_auth(svc.request("POST", "/v1/decide", body=body, headers=hdrs), 401, "AUTH_001",
                     "valid caller, forged tenant")
+
+
+def test_docs_tenant_example():
+    """The tenant example of docs/security.md, run as written (port
+    aside), is verified and counted under acme-corp."""
+    with open(os.path.join(ROOT, "docs", "security.md")) as f:
+        m = re.search(r"<!-- tenant-example -->\s*```sh\n(.*?)```", f.read(), re.S)
+    check(m is not None, "docs/security.md has no tenant-example block")
+    cfg = config(dict(policy("events-tenant", "/v1/events", [limit(10, "1h")], key=["tenant"],
+                             method="POST"), verify_tenant="hmac"),
+                 tenants=[{"id": "acme-corp", "secret": "acme-corp-secret-change-me"}])
+    with service(cfg, "memory") as svc:
+        script = m.group(1).replace("127.0.0.1:8080", "127.0.0.1:%d" % svc.port)
+        for i in range(2):
+            p = subprocess.run(["bash", "-c", "set -eu\n" + script], capture_output=True,
+                               timeout=20 * SLOW)
+            eq(p.returncode, 0, "the example's exit code (%r)" % p.stderr[-300:])
+            v = json.loads(p.stdout.decode())
+            eq((v.get("allowed"), v.get("policy"), v.get("remaining")),
+               (True, "events-tenant", 9 - i), "the example's verdict %d: %r" % (i + 1, v))
+        # The same request with another secret is refused.
+        p = subprocess.run(["bash", "-c", "set -eu\n" + script.replace(
+            "acme-corp-secret-change-me", "acme-corp-secret-guessed!!")], capture_output=True,
+            timeout=20 * SLOW)
+        eq(json.loads(p.stdout.decode()).get("code"), "AUTH_001", "a forged signature")
