@@ -2,34 +2,26 @@
  * per-address count of failed attempts. See auth.h for the scheme. */
 #include "auth.h"
 
+/* The SHA-256 functions below are deprecated by OpenSSL 3.0 in favour of
+ * EVP, but EVP allocates on every digest and MAC initialisation (1 and 5
+ * mallocs), and this runs for every authenticated request. The low-level
+ * context lives on the stack: no allocation, no shared state. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <netinet/in.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include "util.h"
 
 #define AUTH_SIG_PREFIX_LEN (sizeof(RL_AUTH_SIG_PREFIX) - 1)
 #define AUTH_TS_DIGITS_MAX 15
 #define AUTH_FAIL_BUCKETS 4096     /* power of two */
-
-/* ---------------------------------------------------------------------
- * Per-thread OpenSSL contexts
- * ------------------------------------------------------------------- */
-
-/* Fetched once per thread and reused: no implicit fetch (and its global
- * lock) and no allocation per check. */
-typedef struct auth_crypto {
-    EVP_MAC *mac;
-    EVP_MAC_CTX *mctx;
-    EVP_MD *md;
-    EVP_MD_CTX *dctx;
-} auth_crypto_t;
+#define AUTH_BLOCK 64              /* SHA-256 block size, for HMAC */
 
 /* One failure bucket: a fixed window and the failures counted in it. */
 typedef struct auth_bucket {
@@ -42,57 +34,17 @@ typedef struct auth_fail_table {
     auth_bucket_t buckets[AUTH_FAIL_BUCKETS];
 } auth_fail_table_t;
 
-static _Thread_local auth_crypto_t tl_crypto;
 static _Thread_local auth_fail_table_t *tl_fails;
-
-/* The calling thread's contexts, created on first use; NULL if OpenSSL
- * cannot provide them. */
-static auth_crypto_t *auth_crypto(void)
-{
-    auth_crypto_t *c = &tl_crypto;
-    OSSL_PARAM params[2];
-    char digest[] = "SHA256";
-
-    if (c->dctx != NULL) {
-        return c;
-    }
-    c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (c->mac == NULL || c->md == NULL) {
-        goto err;
-    }
-    c->mctx = EVP_MAC_CTX_new(c->mac);
-    if (c->mctx == NULL) {
-        goto err;
-    }
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (EVP_MAC_CTX_set_params(c->mctx, params) != 1) {
-        goto err;
-    }
-    c->dctx = EVP_MD_CTX_new();
-    if (c->dctx == NULL) {
-        goto err;
-    }
-    return c;
-
-err:
-    rl_auth_thread_cleanup();
-    return NULL;
-}
 
 void rl_auth_thread_cleanup(void)
 {
-    auth_crypto_t *c = &tl_crypto;
-
-    EVP_MD_CTX_free(c->dctx);
-    EVP_MAC_CTX_free(c->mctx);
-    EVP_MD_free(c->md);
-    EVP_MAC_free(c->mac);
-    memset(c, 0, sizeof(*c));
     free(tl_fails);
     tl_fails = NULL;
 }
+
+/* ---------------------------------------------------------------------
+ * SHA-256 and HMAC-SHA256 (RFC 2104), on the stack
+ * ------------------------------------------------------------------- */
 
 /* Writes the lower-case hex of n bytes of md into out (2n chars, no NUL). */
 static void auth_hex(const unsigned char *md, size_t n, char *out)
@@ -107,24 +59,61 @@ static void auth_hex(const unsigned char *md, size_t n, char *out)
 }
 
 /* Lower-case hex SHA-256 of data into out (64 chars + NUL). */
-static int auth_sha256_hex(const void *data, size_t len, char out[65])
+static void auth_sha256_hex(const void *data, size_t len, char out[65])
 {
-    auth_crypto_t *c = auth_crypto();
-    unsigned char md[32];
-    unsigned int mdlen = 0;
+    SHA256_CTX c;
+    unsigned char md[SHA256_DIGEST_LENGTH];
 
-    if (c == NULL || EVP_DigestInit_ex2(c->dctx, c->md, NULL) != 1 ||
-        EVP_DigestUpdate(c->dctx, data, len) != 1 ||
-        EVP_DigestFinal_ex(c->dctx, md, &mdlen) != 1 || mdlen != 32) {
-        return -1;
-    }
-    auth_hex(md, 32, out);
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(md, &c);
+    auth_hex(md, sizeof(md), out);
     out[64] = '\0';
-    return 0;
 }
 
-/* Feeds s upper-cased to the MAC, a few bytes at a time (no copy of s). */
-static int auth_mac_upper(EVP_MAC_CTX *m, const char *s, size_t len)
+/* Starts an HMAC: inner has absorbed key^ipad, outer key^opad. The key
+ * material on the stack is wiped before returning. */
+static void auth_hmac_init(SHA256_CTX *inner, SHA256_CTX *outer, const unsigned char *key,
+                           size_t key_len)
+{
+    unsigned char k[AUTH_BLOCK], pad[AUTH_BLOCK];
+    size_t i;
+
+    memset(k, 0, sizeof(k));
+    if (key_len > AUTH_BLOCK) {
+        SHA256_CTX c;
+        SHA256_Init(&c);
+        SHA256_Update(&c, key, key_len);
+        SHA256_Final(k, &c);
+        OPENSSL_cleanse(&c, sizeof(c));
+    } else {
+        memcpy(k, key, key_len);
+    }
+    for (i = 0; i < AUTH_BLOCK; i++) pad[i] = k[i] ^ 0x36;
+    SHA256_Init(inner);
+    SHA256_Update(inner, pad, AUTH_BLOCK);
+    for (i = 0; i < AUTH_BLOCK; i++) pad[i] = k[i] ^ 0x5c;
+    SHA256_Init(outer);
+    SHA256_Update(outer, pad, AUTH_BLOCK);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+/* Finishes an HMAC into md (32 bytes) and wipes both states. */
+static void auth_hmac_final(SHA256_CTX *inner, SHA256_CTX *outer, unsigned char *md)
+{
+    unsigned char ih[SHA256_DIGEST_LENGTH];
+
+    SHA256_Final(ih, inner);
+    SHA256_Update(outer, ih, sizeof(ih));
+    SHA256_Final(md, outer);
+    OPENSSL_cleanse(ih, sizeof(ih));
+    OPENSSL_cleanse(inner, sizeof(*inner));
+    OPENSSL_cleanse(outer, sizeof(*outer));
+}
+
+/* Feeds s upper-cased to the hash, a few bytes at a time (no copy of s). */
+static void auth_update_upper(SHA256_CTX *c, const char *s, size_t len)
 {
     char buf[32];
     size_t i, n;
@@ -134,45 +123,38 @@ static int auth_mac_upper(EVP_MAC_CTX *m, const char *s, size_t len)
         for (i = 0; i < n; i++) {
             buf[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 'a' + 'A') : s[i];
         }
-        if (EVP_MAC_update(m, (const unsigned char *)buf, n) != 1) {
-            return -1;
-        }
+        SHA256_Update(c, buf, n);
         s += n;
         len -= n;
     }
-    return 0;
 }
 
 int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts, size_t ts_len,
                  const char *method, size_t method_len, const char *path, size_t path_len,
                  const char *body_sha256_hex, char *out)
 {
-    auth_crypto_t *c = auth_crypto();
-    unsigned char md[32], nl = '\n';
+    SHA256_CTX inner, outer;
+    unsigned char md[SHA256_DIGEST_LENGTH];
     char body_hex[64];
-    size_t mdlen = 0, i;
+    size_t i;
 
-    if (c == NULL) {
-        return -1;
-    }
     for (i = 0; i < 64; i++) {
         char ch = body_sha256_hex[i];
         body_hex[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
     }
-    if (EVP_MAC_init(c->mctx, secret, secret_len, NULL) != 1 ||
-        EVP_MAC_update(c->mctx, (const unsigned char *)ts, ts_len) != 1 ||
-        EVP_MAC_update(c->mctx, &nl, 1) != 1 ||
-        auth_mac_upper(c->mctx, method, method_len) != 0 ||
-        EVP_MAC_update(c->mctx, &nl, 1) != 1 ||
-        EVP_MAC_update(c->mctx, (const unsigned char *)path, path_len) != 1 ||
-        EVP_MAC_update(c->mctx, &nl, 1) != 1 ||
-        EVP_MAC_update(c->mctx, (const unsigned char *)body_hex, 64) != 1 ||
-        EVP_MAC_final(c->mctx, md, &mdlen, sizeof(md)) != 1 || mdlen != 32) {
-        return -1;
-    }
+    auth_hmac_init(&inner, &outer, secret, secret_len);
+    SHA256_Update(&inner, ts, ts_len);
+    SHA256_Update(&inner, "\n", 1);
+    auth_update_upper(&inner, method, method_len);
+    SHA256_Update(&inner, "\n", 1);
+    SHA256_Update(&inner, path, path_len);
+    SHA256_Update(&inner, "\n", 1);
+    SHA256_Update(&inner, body_hex, 64);
+    auth_hmac_final(&inner, &outer, md);
     memcpy(out, RL_AUTH_SIG_PREFIX, AUTH_SIG_PREFIX_LEN);
-    auth_hex(md, 32, out + AUTH_SIG_PREFIX_LEN);
+    auth_hex(md, sizeof(md), out + AUTH_SIG_PREFIX_LEN);
     out[RL_AUTH_SIG_LEN] = '\0';
+    OPENSSL_cleanse(md, sizeof(md));
     return 0;
 }
 
@@ -287,10 +269,8 @@ static int auth_check_sig(const rl_principal_t *p, const char *ts, size_t ts_len
     char want[RL_AUTH_SIG_LEN + 1];
     int ok;
 
-    if (rl_auth_sign(p->secret, p->secret_len, ts, ts_len, method, method_len, path, path_len,
-                     body_hex, want) != 0) {
-        return auth_fail(err, 401, "AUTH_001", "invalid signature (crypto failure)");
-    }
+    rl_auth_sign(p->secret, p->secret_len, ts, ts_len, method, method_len, path, path_len,
+                 body_hex, want);
     ok = rl_consttime_eq(want, RL_AUTH_SIG_LEN, sig, sig_len);
     rl_wipe(want, sizeof(want));
     if (!ok) {
@@ -353,9 +333,7 @@ static int auth_caller_hmac(const rl_conf_auth_t *auth, const rl_auth_input_t *i
                        err) != 0) {
         return -1;
     }
-    if (auth_sha256_hex(in->body, in->body_len, body_hex) != 0) {
-        return auth_fail(err, 401, "AUTH_001", "invalid signature (crypto failure)");
-    }
+    auth_sha256_hex(in->body, in->body_len, body_hex);
     if (auth_check_sig(p, v[1], len[1], in->method, in->method_len, in->target, in->target_len,
                        body_hex, v[2], len[2], err) != 0) {
         return -1;
@@ -395,9 +373,7 @@ static int auth_caller_bearer(const rl_conf_auth_t *auth, const rl_auth_input_t 
     if (len == 0) {
         return auth_fail(err, 401, "AUTH_002", "missing header Authorization: Bearer");
     }
-    if (auth_sha256_hex(v, len, key_hex) != 0) {
-        return auth_fail(err, 401, "AUTH_001", "invalid key (crypto failure)");
-    }
+    auth_sha256_hex(v, len, key_hex);
     for (i = 0; i < auth->ncallers; i++) {
         if (rl_consttime_eq(key_hex, 64, auth->callers[i].key_sha256, 64)) {
             match = &auth->callers[i];

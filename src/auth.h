@@ -16,10 +16,9 @@
  * TIMESTAMP is the header value as sent (unix seconds), METHOD upper-case,
  * PATH the request target with its query string as sent, BODY_SHA256_HEX
  * the lower-case hex SHA-256 of the raw body. Every comparison of a
- * secret-derived value is constant-time. The functions here do no I/O;
- * the OpenSSL contexts they use are per thread and reused, so a check
- * allocates nothing after a thread's first. Any thread; secrets never
- * appear in an error message. */
+ * secret-derived value is constant-time. The functions here do no I/O
+ * and allocate nothing (hash states live on the stack). Any thread;
+ * secrets never appear in an error message. */
 
 #define RL_AUTH_SIG_PREFIX "hmac-sha256="
 #define RL_AUTH_SIG_LEN 76          /* prefix + 64 hex digits */
@@ -45,7 +44,7 @@ typedef struct rl_auth_input {
 
 /* Computes the signature of one request into out (RL_AUTH_SIG_LEN + 1
  * bytes, NUL terminated). body_sha256_hex is 64 hex digits, any case.
- * Returns 0, or -1 if OpenSSL failed. Pure. */
+ * Returns 0. Pure. */
 int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts, size_t ts_len,
                  const char *method, size_t method_len, const char *path, size_t path_len,
                  const char *body_sha256_hex, char *out);
@@ -86,8 +85,8 @@ int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer, i
 void rl_auth_note_failure(const rl_conf_auth_t *auth, const struct sockaddr *peer,
                           int64_t now_ms);
 
-/* Frees the calling thread's OpenSSL contexts and failure table; a
- * worker calls it once its loop has ended. */
+/* Frees the calling thread's failure table; a worker calls it once its
+ * loop has ended. */
 void rl_auth_thread_cleanup(void);
 
 #endif
