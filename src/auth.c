@@ -89,10 +89,14 @@ static void auth_hmac_init(SHA256_CTX *inner, SHA256_CTX *outer, const unsigned 
     } else {
         memcpy(k, key, key_len);
     }
-    for (i = 0; i < AUTH_BLOCK; i++) pad[i] = k[i] ^ 0x36;
+    for (i = 0; i < AUTH_BLOCK; i++) {
+        pad[i] = k[i] ^ 0x36;
+    }
     SHA256_Init(inner);
     SHA256_Update(inner, pad, AUTH_BLOCK);
-    for (i = 0; i < AUTH_BLOCK; i++) pad[i] = k[i] ^ 0x5c;
+    for (i = 0; i < AUTH_BLOCK; i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
     SHA256_Init(outer);
     SHA256_Update(outer, pad, AUTH_BLOCK);
     OPENSSL_cleanse(k, sizeof(k));
