@@ -732,6 +732,10 @@ void rl_http_server_stop_accepting(rl_http_server_t *s)
 
     s->draining = 1;
     if (s->listener != NULL) {
+        /* The socket itself stays open until the process ends, and the
+         * kernel would go on completing handshakes on it: stop listening,
+         * so new clients are refused at once rather than left waiting. */
+        shutdown(evconnlistener_get_fd(s->listener), SHUT_RD);
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }
