@@ -250,7 +250,8 @@ def test_failed_auth_throttled_per_address():
     """After max_failures failed attempts from one address within
     failure_window, even a valid request from it gets 429 RATE_001 with
     Retry-After, until the window ends."""
-    cfg = hmac_config(max_failures=5, failure_window="2s")
+    window = int(4 * SLOW)
+    cfg = hmac_config(max_failures=5, failure_window="%ds" % window)
     with service(cfg, "memory") as svc:
         t0 = time.monotonic()
         for i in range(5):
@@ -260,14 +261,18 @@ def test_failed_auth_throttled_per_address():
         body = assert_error(r, 429, "RATE_001", "valid request after 5 failures")
         check("failed authentications" in body["error"], "message %r" % body["error"])
         retry = int(r.header("Retry-After") or "0")
-        check(1 <= retry <= 2, "Retry-After %r" % r.header("Retry-After"))
-        for _ in range(20):
-            eq(_send(svc, _signed(caller=("gateway-eu", "wrong"))).status, 429,
-               "guessing goes on being refused")
+        check(1 <= retry <= window, "Retry-After %r" % r.header("Retry-After"))
+        for _ in range(10):
+            r = _send(svc, _signed(caller=("gateway-eu", "wrong")))
+            if time.monotonic() - t0 < window - 0.5:
+                eq(r.status, 429, "guessing goes on being refused")
         eq(svc.request("GET", "/health").status, 200, "/health is not throttled")
-        time.sleep(max(0.0, 2.1 - (time.monotonic() - t0)))
+        time.sleep(max(0.0, window + 0.1 - (time.monotonic() - t0)))
         r = _send(svc, _signed())
         eq(r.status, 200, "valid request once the window ended (%r)" % r.body[:200])
+
+
+test_failed_auth_throttled_per_address.timeout = 60
 
 
 def _doc_block():
