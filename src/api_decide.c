@@ -38,6 +38,9 @@ static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verd
     case RL_DECIDE_BAD_POLICY:
         rl_server_error(req, 422, "VAL_002", message);
         return;
+    case RL_DECIDE_AUTH:
+        rl_server_error(req, v->status, v->error_code, message);
+        return;
     case RL_DECIDE_UNAVAILABLE:
         obj = json_object();
         json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
@@ -68,6 +71,7 @@ static void decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *
     rl_worker_t *w = rl_http_req_arg(req);
 
     if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) RL_STAT_INC(&w->stats, decisions_invalid);
+    else if (status == RL_DECIDE_AUTH) RL_STAT_INC(&w->stats, tenant_auth_failures);
     else count_verdict(w, v);
     decide_http_done(req, status, v, message);
 }
@@ -80,7 +84,8 @@ void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
     rl_request_error_t rerr;
     char msg[256];
 
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    root = json_loadb(req->body, req->body_len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                  jerr.column);

@@ -845,6 +845,25 @@ static int conf_policy_name(conf_ctx_t *c, const char *path, json_t *v, void *ds
     return 0;
 }
 
+static const conf_enum_item_t verify_items[] = {
+    { "none", 0 }, { "hmac", 1 },
+};
+static const conf_enum_t enum_verify = { verify_items, CONF_NELEM(verify_items) };
+
+/* "verify_tenant" of a policy: "hmac" needs the top-level "tenants",
+ * which is parsed before "policies" (see top_fields). */
+static int conf_verify_tenant(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                              const void *arg)
+{
+    if (conf_enum(c, path, v, dst, &enum_verify) != 0) {
+        return -1;
+    }
+    if (*(int *)dst != 0 && c->conf->ntenants == 0) {
+        return conf_fail(c, path, "\"hmac\" needs a non-empty top-level \"tenants\" list");
+    }
+    return 0;
+}
+
 /* Table order is parse order: match comes before key, which checks
  * path.NAME against the compiled pattern. */
 static const conf_field_t policy_fields[] = {
@@ -857,6 +876,7 @@ static const conf_field_t policy_fields[] = {
     { "failure_mode", conf_enum, offsetof(rl_policy_t, failure_open), 0, &enum_failure },
     { "deny", conf_deny, 0, 0, NULL },
     { "mode", conf_enum, offsetof(rl_policy_t, shadow), 0, &enum_mode },
+    { "verify_tenant", conf_verify_tenant, offsetof(rl_policy_t, verify_tenant), 0, NULL },
 };
 
 /* "policies": an array (may be empty) of policies; dst is the conf. */
@@ -896,6 +916,381 @@ static int conf_policies(conf_ctx_t *c, const char *path, json_t *v, void *dst,
         }
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Callers, tenants and TLS
+ *
+ * A principal (a caller of the API, or a tenant) is read into a
+ * conf_principal_src_t first, so that its secret can come from exactly one
+ * of "secret", "secret_file" and "secret_env", then moved into an
+ * rl_principal_t. No error message ever holds a secret's value.
+ * ---------------------------------------------------------------------- */
+
+#define CONF_PRINCIPAL_ID_MAX 128
+#define CONF_PRINCIPALS_MAX 100000
+#define CONF_SECRET_MIN 16
+#define CONF_SECRET_MAX 4096
+#define CONF_PROTECT_MAX 16
+
+typedef struct conf_principal_src {
+    char *id;
+    char *secret;
+    char *secret_file;
+    char *secret_env;
+    char *key_sha256;
+    int suspended;
+} conf_principal_src_t;
+
+static const conf_range_t range_skew = { 1, 86400 };
+static const conf_range_t range_failures = { 1, 1000000 };
+
+static const conf_enum_item_t status_items[] = {
+    { "active", 0 }, { "suspended", 1 },
+};
+static const conf_enum_t enum_status = { status_items, CONF_NELEM(status_items) };
+
+static const conf_enum_item_t auth_mode_items[] = {
+    { "none", RL_AUTH_NONE }, { "hmac", RL_AUTH_HMAC }, { "bearer", RL_AUTH_BEARER },
+};
+static const conf_enum_t enum_auth_mode = { auth_mode_items, CONF_NELEM(auth_mode_items) };
+
+static const conf_enum_item_t tls_version_items[] = {
+    { "1.2", 12 }, { "1.3", 13 },
+};
+static const conf_enum_t enum_tls_version = { tls_version_items,
+                                              CONF_NELEM(tls_version_items) };
+
+/* Overwrites then frees s (a secret or a copy of one); NULL is fine. */
+static void conf_free_secret(char *s)
+{
+    if (s != NULL) {
+        rl_wipe(s, strlen(s));
+        free(s);
+    }
+}
+
+/* Frees n principals and the array (secrets wiped first). */
+static void conf_free_principals(rl_principal_t *list, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        free(list[i].id);
+        if (list[i].secret != NULL) {
+            rl_wipe(list[i].secret, list[i].secret_len);
+            free(list[i].secret);
+        }
+    }
+    free(list);
+}
+
+/* Frees what a principal source holds. */
+static void conf_principal_src_free(conf_principal_src_t *src)
+{
+    free(src->id);
+    conf_free_secret(src->secret);
+    free(src->secret_file);
+    free(src->secret_env);
+    free(src->key_sha256);
+}
+
+/* "id" of a principal: 1-128 visible ASCII characters (it travels in
+ * X-Caller-Id and X-Tenant-Id headers). */
+static int conf_principal_id(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                             const void *arg)
+{
+    const char *s;
+    size_t i, n;
+
+    if (!json_is_string(v)) {
+        return conf_fail(c, path, "must be a string");
+    }
+    s = json_string_value(v);
+    n = json_string_length(v);
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+            break;
+        }
+    }
+    if (n == 0 || n > CONF_PRINCIPAL_ID_MAX || i < n) {
+        return conf_fail(c, path, "must be 1 to %d visible ASCII characters",
+                         CONF_PRINCIPAL_ID_MAX);
+    }
+    return conf_set_str(c, path, dst, s);
+}
+
+static const conf_field_t principal_fields[] = {
+    { "id", conf_principal_id, offsetof(conf_principal_src_t, id), 1, NULL },
+    { "secret", conf_string, offsetof(conf_principal_src_t, secret), 0, NULL },
+    { "secret_file", conf_string, offsetof(conf_principal_src_t, secret_file), 0, NULL },
+    { "secret_env", conf_string, offsetof(conf_principal_src_t, secret_env), 0, NULL },
+    { "key_sha256", conf_string, offsetof(conf_principal_src_t, key_sha256), 0, NULL },
+    { "status", conf_enum, offsetof(conf_principal_src_t, suspended), 0, &enum_status },
+};
+
+/* Reads the secret file at fname into a new *out / *len, without its
+ * final line break. */
+static int conf_read_secret_file(conf_ctx_t *c, const char *path, const char *fname,
+                                 unsigned char **out, size_t *len)
+{
+    unsigned char buf[CONF_SECRET_MAX + 1];
+    FILE *f = fopen(fname, "rb");
+    size_t n;
+    int rc = -1;
+
+    if (f == NULL) {
+        return conf_fail(c, path, "cannot read %s: %s", fname, strerror(errno));
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    if (ferror(f)) {
+        conf_fail(c, path, "cannot read %s: %s", fname, strerror(errno));
+        goto done;
+    }
+    if (n > CONF_SECRET_MAX) {
+        conf_fail(c, path, "%s is larger than %d bytes", fname, CONF_SECRET_MAX);
+        goto done;
+    }
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf[n - 1] == '\r') {
+            n--;
+        }
+    }
+    *out = malloc(n + 1);
+    if (*out == NULL) {
+        conf_fail(c, path, "out of memory");
+        goto done;
+    }
+    memcpy(*out, buf, n);
+    (*out)[n] = '\0';
+    *len = n;
+    rc = 0;
+
+done:
+    rl_wipe(buf, sizeof(buf));
+    fclose(f);
+    return rc;
+}
+
+/* Moves src's secret, from whichever single source it names, into p. */
+static int conf_principal_secret(conf_ctx_t *c, const char *path, conf_principal_src_t *src,
+                                 rl_principal_t *p)
+{
+    char sub[CONF_PATH_MAX];
+    int sources = (src->secret != NULL) + (src->secret_file != NULL) + (src->secret_env != NULL);
+
+    if (src->key_sha256 != NULL) {
+        conf_path_field(sub, sizeof(sub), path, "key_sha256");
+        return conf_fail(c, sub, "only for auth mode \"bearer\"");
+    }
+    if (sources != 1) {
+        return conf_fail(c, path, "needs exactly one of secret, secret_file, secret_env");
+    }
+    if (src->secret != NULL) {
+        conf_path_field(sub, sizeof(sub), path, "secret");
+        p->secret_len = strlen(src->secret);
+        p->secret = (unsigned char *)src->secret;
+        src->secret = NULL;
+    } else if (src->secret_file != NULL) {
+        conf_path_field(sub, sizeof(sub), path, "secret_file");
+        if (conf_read_secret_file(c, sub, src->secret_file, &p->secret, &p->secret_len) != 0) {
+            return -1;
+        }
+    } else {
+        const char *val = getenv(src->secret_env);
+
+        conf_path_field(sub, sizeof(sub), path, "secret_env");
+        if (val == NULL || val[0] == '\0') {
+            return conf_fail(c, sub, "environment variable %s is not set or empty",
+                             src->secret_env);
+        }
+        p->secret_len = strlen(val);
+        p->secret = (unsigned char *)strdup(val);
+        if (p->secret == NULL) {
+            return conf_fail(c, sub, "out of memory");
+        }
+    }
+    if (p->secret_len < CONF_SECRET_MIN || p->secret_len > CONF_SECRET_MAX) {
+        return conf_fail(c, sub, "the secret must be %d to %d bytes long", CONF_SECRET_MIN,
+                         CONF_SECRET_MAX);
+    }
+    return 0;
+}
+
+/* Moves src's key hash into p (bearer callers). */
+static int conf_principal_key(conf_ctx_t *c, const char *path, conf_principal_src_t *src,
+                              rl_principal_t *p)
+{
+    char sub[CONF_PATH_MAX];
+    size_t i;
+
+    if (src->secret != NULL || src->secret_file != NULL || src->secret_env != NULL) {
+        return conf_fail(c, path, "auth mode \"bearer\" takes key_sha256, not a secret");
+    }
+    conf_path_field(sub, sizeof(sub), path, "key_sha256");
+    if (src->key_sha256 == NULL) {
+        return conf_fail(c, sub, "is required");
+    }
+    if (strlen(src->key_sha256) != 64 || strspn(src->key_sha256, "0123456789abcdefABCDEF") != 64) {
+        return conf_fail(c, sub, "must be 64 hex digits (the SHA-256 of the key)");
+    }
+    for (i = 0; i < 64; i++) {
+        char ch = src->key_sha256[i];
+        p->key_sha256[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    p->key_sha256[64] = '\0';
+    return 0;
+}
+
+/* Orders principals by id (byte order), so lookups can bisect. */
+static int conf_principal_cmp(const void *a, const void *b)
+{
+    return strcmp(((const rl_principal_t *)a)->id, ((const rl_principal_t *)b)->id);
+}
+
+/* Parses an array of principals at path into a new *out / *n, sorted by
+ * id. mode is RL_AUTH_HMAC (secrets) or RL_AUTH_BEARER (key hashes). */
+static int conf_principals(conf_ctx_t *c, const char *path, json_t *v, rl_principal_t **out,
+                           int *n, rl_auth_mode_t mode)
+{
+    char sub[CONF_PATH_MAX];
+    size_t i;
+    int rc;
+
+    if (!json_is_array(v) || json_array_size(v) > CONF_PRINCIPALS_MAX) {
+        return conf_fail(c, path, "must be an array of at most %d entries", CONF_PRINCIPALS_MAX);
+    }
+    if (json_array_size(v) == 0) {
+        return 0;
+    }
+    *out = calloc(json_array_size(v), sizeof(**out));
+    if (*out == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        conf_principal_src_t src;
+        rl_principal_t *p = &(*out)[i];
+
+        memset(&src, 0, sizeof(src));
+        (*n)++;
+        conf_path_index(sub, sizeof(sub), path, i);
+        rc = conf_object(c, sub, json_array_get(v, i), principal_fields,
+                         CONF_NELEM(principal_fields), &src);
+        if (rc == 0) {
+            p->id = src.id;
+            src.id = NULL;
+            p->suspended = src.suspended;
+            rc = mode == RL_AUTH_BEARER ? conf_principal_key(c, sub, &src, p)
+                                        : conf_principal_secret(c, sub, &src, p);
+        }
+        conf_principal_src_free(&src);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    qsort(*out, (size_t)*n, sizeof(**out), conf_principal_cmp);
+    for (i = 1; i < (size_t)*n; i++) {
+        if (strcmp((*out)[i - 1].id, (*out)[i].id) == 0) {
+            return conf_fail(c, path, "id \"%s\" appears more than once", (*out)[i].id);
+        }
+    }
+    return 0;
+}
+
+/* "auth.callers": dst is the auth section; "mode" was parsed first. */
+static int conf_callers(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    rl_conf_auth_t *a = dst;
+
+    if (a->mode == RL_AUTH_NONE) {
+        return conf_fail(c, path, "auth mode \"none\" takes no callers");
+    }
+    return conf_principals(c, path, v, &a->callers, &a->ncallers, a->mode);
+}
+
+/* "auth.protect_paths": endpoints open by default (/health, /ready,
+ * /metrics) that should require caller authentication too. */
+static int conf_protect_paths(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                              const void *arg)
+{
+    rl_conf_auth_t *a = dst;
+    char sub[CONF_PATH_MAX];
+    size_t i;
+
+    if (!json_is_array(v) || json_array_size(v) > CONF_PROTECT_MAX) {
+        return conf_fail(c, path, "must be an array of at most %d paths", CONF_PROTECT_MAX);
+    }
+    if (json_array_size(v) == 0) {
+        return 0;
+    }
+    a->protect_paths = calloc(json_array_size(v), sizeof(*a->protect_paths));
+    if (a->protect_paths == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+
+        conf_path_index(sub, sizeof(sub), path, i);
+        if (!json_is_string(item) || json_string_value(item)[0] != '/') {
+            return conf_fail(c, sub, "must be a path starting with \"/\"");
+        }
+        if (conf_set_str(c, sub, &a->protect_paths[i], json_string_value(item)) != 0) {
+            return -1;
+        }
+        a->nprotect++;
+    }
+    return 0;
+}
+
+/* Table order is parse order: callers need the mode. */
+static const conf_field_t auth_fields[] = {
+    { "mode", conf_enum, offsetof(rl_conf_auth_t, mode), 0, &enum_auth_mode },
+    { "callers", conf_callers, 0, 0, NULL },
+    { "max_clock_skew_s", conf_int64, offsetof(rl_conf_auth_t, max_clock_skew_s), 0,
+      &range_skew },
+    { "max_failures", conf_int64, offsetof(rl_conf_auth_t, max_failures), 0, &range_failures },
+    { "failure_window", conf_duration, offsetof(rl_conf_auth_t, failure_window_ms), 0, NULL },
+    { "protect_paths", conf_protect_paths, 0, 0, NULL },
+};
+
+/* "auth": dst is conf->auth. hmac and bearer need at least one caller. */
+static int conf_auth(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    rl_conf_auth_t *a = dst;
+    char sub[CONF_PATH_MAX];
+
+    if (conf_object(c, path, v, auth_fields, CONF_NELEM(auth_fields), dst) != 0) {
+        return -1;
+    }
+    if (a->mode != RL_AUTH_NONE && a->ncallers == 0) {
+        conf_path_field(sub, sizeof(sub), path, "callers");
+        return conf_fail(c, sub, "auth mode \"%s\" needs at least one caller",
+                         a->mode == RL_AUTH_HMAC ? "hmac" : "bearer");
+    }
+    return 0;
+}
+
+/* "tenants": the tenants whose signatures policies with "verify_tenant"
+ * check; dst is the conf. */
+static int conf_tenants(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    rl_conf_t *conf = dst;
+
+    return conf_principals(c, path, v, &conf->tenants, &conf->ntenants, RL_AUTH_HMAC);
+}
+
+static const conf_field_t listen_tls_fields[] = {
+    { "cert_file", conf_string, offsetof(rl_conf_listen_tls_t, cert_file), 1, NULL },
+    { "key_file", conf_string, offsetof(rl_conf_listen_tls_t, key_file), 1, NULL },
+    { "min_version", conf_enum, offsetof(rl_conf_listen_tls_t, min_version), 0, &enum_tls_version },
+};
+
+/* "tls": dst is conf->tls. The files are loaded when the service starts
+ * (and by --check-config), not here. */
+static int conf_listen_tls(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    return conf_object(c, path, v, listen_tls_fields, CONF_NELEM(listen_tls_fields), dst);
 }
 
 /* ------------------------------------------------------------------------
@@ -1032,6 +1427,10 @@ static const conf_field_t top_fields[] = {
     { "log_level", conf_enum_str, offsetof(rl_conf_t, log_level), 0, &enum_log_level },
     { "http", conf_http, offsetof(rl_conf_t, http), 0, NULL },
     { "store", conf_store, offsetof(rl_conf_t, store), 0, NULL },
+    /* auth and tenants before policies: verify_tenant checks tenants. */
+    { "auth", conf_auth, offsetof(rl_conf_t, auth), 0, NULL },
+    { "tenants", conf_tenants, 0, 0, NULL },
+    { "tls", conf_listen_tls, offsetof(rl_conf_t, tls), 0, NULL },
     { "policies", conf_policies, 0, 1, NULL },
 };
 
@@ -1049,6 +1448,10 @@ static void conf_defaults(rl_conf_t *conf)
     conf->store.port = 6379;
     conf->store.timeout_ms = 50;
     conf->store.refresh_interval_ms = 5000;
+    conf->auth.max_clock_skew_s = 300;
+    conf->auth.max_failures = 10;
+    conf->auth.failure_window_ms = 60000;
+    conf->tls.min_version = 12;
 }
 
 /* Sets each string default that the file left unset. */
@@ -1096,6 +1499,12 @@ rl_conf_t *rl_conf_parse(const char *text, size_t len, char *err, size_t errlen)
     c.cur_policy = 0;
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        /* The parser quotes the text near the error ("near 'abc'"), which
+         * may be part of a secret: only the position is reported. */
+        char *near = strstr(jerr.text, " near '");
+        if (near != NULL) {
+            *near = '\0';
+        }
         snprintf(err, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
         goto fail;
     }
@@ -1171,6 +1580,9 @@ done:
     if (f != NULL) {
         fclose(f);
     }
+    if (buf != NULL) {
+        rl_wipe(buf, len);  /* the text may hold secrets */
+    }
     free(buf);
     return conf;
 }
@@ -1230,6 +1642,14 @@ void rl_conf_free(rl_conf_t *conf)
         free(conf->store.tls->server_name);
         free(conf->store.tls);
     }
+    conf_free_principals(conf->auth.callers, conf->auth.ncallers);
+    conf_free_principals(conf->tenants, conf->ntenants);
+    for (i = 0; i < conf->auth.nprotect; i++) {
+        free(conf->auth.protect_paths[i]);
+    }
+    free(conf->auth.protect_paths);
+    free(conf->tls.cert_file);
+    free(conf->tls.key_file);
     free(conf);
 }
 

@@ -93,6 +93,7 @@ typedef struct rl_policy {
     int deny_status;           /* default 429 */
     json_t *deny_body;         /* owned; may hold {retry_after} etc.; NULL = default body */
     int shadow;                /* "mode": "shadow" */
+    int verify_tenant;         /* "verify_tenant": "hmac" (1) / "none" (0) */
 } rl_policy_t;
 
 typedef enum { RL_STORE_REDIS = 0, RL_STORE_MEMORY } rl_store_type_t;
@@ -136,6 +137,38 @@ typedef struct rl_conf_http {
     int64_t max_connections;   /* per worker, default 10000 */
 } rl_conf_http_t;
 
+/* A caller of the API or a tenant: who it is and how it proves it.
+ * secret (hmac) comes from "secret", "secret_file" or "secret_env"; it
+ * is never logged, and is wiped when the conf is freed. key_sha256
+ * (bearer) is the lower-case hex SHA-256 of the caller's key. */
+typedef struct rl_principal {
+    char *id;
+    unsigned char *secret;     /* hmac only, secret_len bytes, NULL otherwise */
+    size_t secret_len;
+    char key_sha256[65];       /* bearer only, "" otherwise */
+    int suspended;             /* "status": "suspended" */
+} rl_principal_t;
+
+typedef enum { RL_AUTH_NONE = 0, RL_AUTH_HMAC, RL_AUTH_BEARER } rl_auth_mode_t;
+
+typedef struct rl_conf_auth {
+    rl_auth_mode_t mode;       /* default none */
+    rl_principal_t *callers;
+    int ncallers;
+    int64_t max_clock_skew_s;  /* default 300; also for tenant signatures */
+    int64_t max_failures;      /* failed authentications per source address, default 10 */
+    int64_t failure_window_ms; /* ... per this window, default 60000 */
+    char **protect_paths;      /* open routes that need auth too ("/metrics") */
+    int nprotect;
+} rl_conf_auth_t;
+
+/* TLS on the HTTP listener (rl_conf_tls_t is TLS to Redis). */
+typedef struct rl_conf_listen_tls {
+    char *cert_file;           /* NULL: plain HTTP */
+    char *key_file;
+    int min_version;           /* 12 or 13, default 12 */
+} rl_conf_listen_tls_t;
+
 typedef struct rl_conf {
     char *listen_host;         /* from "listen": "host:port" */
     int listen_port;           /* 0 = pick a free port */
@@ -145,6 +178,10 @@ typedef struct rl_conf {
     rl_conf_store_t store;
     rl_policy_t *policies;
     int npolicies;
+    rl_conf_auth_t auth;
+    rl_principal_t *tenants;   /* for policies with "verify_tenant" */
+    int ntenants;
+    rl_conf_listen_tls_t tls;
     char hash[17];             /* first 16 hex digits of SHA-256 of the file */
 } rl_conf_t;
 

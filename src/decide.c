@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "auth.h"
 #include "util.h"
 
 typedef struct decide_ctx {
@@ -129,6 +130,7 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
     const rl_policy_t *p;
     const char *missing = NULL;
     decide_ctx_t *c;
+    rl_request_t signed_req;
     int len, test = 0;
 
     p = rl_policy_find(conf, req, &m);
@@ -146,6 +148,28 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
         v.now_ms = rl_now_ms();
         cb(arg, RL_DECIDE_OK, &v, NULL);
         return;
+    }
+    if (p->verify_tenant) {
+        /* The end client's signature is checked before anything counts,
+         * and the tenant that signed is the one charged. */
+        rl_auth_error_t aerr;
+        const char *tenant;
+
+        if (rl_auth_tenant(conf, req, rl_now_ms() / 1000, &tenant, &aerr) != 0) {
+            rl_verdict_t v;
+            memset(&v, 0, sizeof(v));
+            v.policy = p;
+            v.status = aerr.status;
+            v.error_code = aerr.code;
+            v.now_ms = rl_now_ms();
+            cb(arg, RL_DECIDE_AUTH, &v, aerr.message);
+            return;
+        }
+        if (req->tenant == NULL) {
+            signed_req = *req;
+            signed_req.tenant = tenant;
+            req = &signed_req;
+        }
     }
     len = rl_policy_key(p, conf->store.prefix, req, &m, key, sizeof(key), &missing);
     if (len < 0) {

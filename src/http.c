@@ -14,7 +14,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 #include "log.h"
 #include "util.h"
 
@@ -46,6 +48,7 @@ struct rl_http_conn {
     size_t chunk_len, chunk_cap;
     size_t consumed;          /* input bytes that belong to the request */
     int peer_gone;
+    struct sockaddr_storage peer;  /* the client's address */
     rl_http_req_t req;
 };
 
@@ -62,7 +65,12 @@ struct rl_http_server {
     int draining;
     int accepting;
     rl_http_conn_t *conns;
+    SSL_CTX *tls;             /* shared, read-only; NULL = plain HTTP */
+    int large_seen;           /* a request of RL_HTTP_LARGE bytes or more was read */
 };
+
+/* Input this large marks the server for rl_http_server_take_large. */
+#define RL_HTTP_LARGE 65536
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 
@@ -101,6 +109,11 @@ const char *rl_http_reason(int status)
 void *rl_http_req_arg(const rl_http_req_t *req)
 {
     return req->conn->srv->arg;
+}
+
+const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req)
+{
+    return (const struct sockaddr *)&req->conn->peer;
 }
 
 const char *rl_http_header(const rl_http_req_t *req, const char *name, size_t *len)
@@ -260,12 +273,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
  * Parsing
  * ------------------------------------------------------------------- */
 
-/* Parses the request line and headers in place (head is writable and
- * head_len long, ending in CRLFCRLF). Returns 0, or an HTTP status with
- * *msg set. */
-static int parse_head(rl_http_conn_t *c, char *head, size_t head_len, const char **msg)
+/* Parses the request line and headers in place (see http.h). */
+int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *content_length,
+                       int *chunked, const char **msg)
 {
-    rl_http_req_t *r = &c->req;
     char *end = head + head_len - 2;  /* points at the final CRLF */
     char *p = head, *line_end, *sp1, *sp2, *q;
     int http10;
@@ -340,11 +351,11 @@ static int parse_head(rl_http_conn_t *c, char *head, size_t head_len, const char
                 }
                 n = n * 10 + (*q - '0');
             }
-            if (c->content_length >= 0 && c->content_length != n) {
+            if (*content_length >= 0 && *content_length != n) {
                 *msg = "conflicting Content-Length headers";
                 return 400;
             }
-            c->content_length = n;
+            *content_length = n;
         } else if (strcasecmp(p, "transfer-encoding") == 0) {
             if (te != NULL) { *msg = "repeated Transfer-Encoding"; return 400; }
             te = v;
@@ -359,12 +370,12 @@ static int parse_head(rl_http_conn_t *c, char *head, size_t head_len, const char
     }
     if (te != NULL) {
         /* Both framings at once is the classic smuggling shape: refuse. */
-        if (c->content_length >= 0) {
+        if (*content_length >= 0) {
             *msg = "both Content-Length and Transfer-Encoding";
             return 400;
         }
         if (strcasecmp(te, "chunked") != 0) { *msg = "unsupported Transfer-Encoding"; return 501; }
-        c->chunked = 1;
+        *chunked = 1;
     }
     return 0;
 }
@@ -491,6 +502,7 @@ static void conn_process(rl_http_conn_t *c)
 
     if (c->state != CONN_IDLE && c->state != CONN_READING) return;
     if (len == 0) return;
+    if (len >= RL_HTTP_LARGE) s->large_seen = 1;
     if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
         evtimer_del(c->timer);
@@ -528,7 +540,8 @@ static void conn_process(rl_http_conn_t *c)
         }
         evbuffer_copyout(in, c->head, c->head_len);
         c->head[c->head_len] = '\0';
-        rc = parse_head(c, c->head, c->head_len, &msg);
+        rc = rl_http_parse_head(c->head, c->head_len, &c->req, &c->content_length, &c->chunked,
+                                &msg);
         if (rc != 0) {
             conn_fail(c, rc, rc == 431 ? "HEADERS_TOO_LARGE" : rc == 501 ? "NOT_IMPLEMENTED" : "BAD_REQUEST", msg);
             return;
@@ -629,8 +642,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         static const char busy[] =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
             "Connection: close\r\nContent-Length: " RL_STR(RL_BUSY_LEN) "\r\n\r\n" RL_BUSY_BODY;
-        ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
+        /* On a TLS listener plain text would only garble the handshake:
+         * the connection is just closed. */
+        if (s->tls == NULL) {
+            ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+        }
         evutil_closesocket(fd);
         return;
     }
@@ -641,7 +658,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = s;
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (salen > 0 && (size_t)salen <= sizeof(c->peer)) memcpy(&c->peer, sa, (size_t)salen);
+    if (s->tls != NULL) {
+        /* The SSL object belongs to the bufferevent from here on (freed
+         * with it: BEV_OPT_CLOSE_ON_FREE). */
+        SSL *ssl = SSL_new(s->tls);
+        if (ssl != NULL) {
+            c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+            if (c->bev == NULL) SSL_free(ssl);
+            else bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        }
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
     if (c->bev == NULL || c->timer == NULL) {
         if (c->bev != NULL) bufferevent_free(c->bev);
@@ -658,7 +688,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ);
     c->state = CONN_IDLE;
-    conn_arm_timer(c, s->limits.idle_timeout_ms);
+    /* A TLS handshake is part of reading the first request: a client that
+     * stalls in it is cut off by the read timeout. */
+    conn_arm_timer(c, s->tls != NULL && s->limits.read_timeout_ms < s->limits.idle_timeout_ms
+                          ? s->limits.read_timeout_ms : s->limits.idle_timeout_ms);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -704,6 +737,11 @@ int rl_http_server_accepting(const rl_http_server_t *s)
     return s->accepting;
 }
 
+void rl_http_server_set_tls(rl_http_server_t *s, struct ssl_ctx_st *ctx)
+{
+    s->tls = ctx;
+}
+
 void rl_http_server_stop_accepting(rl_http_server_t *s)
 {
     rl_http_conn_t *c, *next;
@@ -721,6 +759,13 @@ void rl_http_server_stop_accepting(rl_http_server_t *s)
         next = c->next;
         if (c->state == CONN_IDLE) conn_free(c);
     }
+}
+
+int rl_http_server_take_large(rl_http_server_t *s)
+{
+    int seen = s->large_seen;
+    s->large_seen = 0;
+    return seen;
 }
 
 int rl_http_server_inflight(const rl_http_server_t *s)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 #include "conf.h"
 #include "request.h"
 
@@ -52,9 +53,20 @@ rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_c
 
 void rl_http_server_start_accepting(rl_http_server_t *s);
 int rl_http_server_accepting(const rl_http_server_t *s);
+/* Serves TLS on s from now on: every accepted connection gets an SSL
+ * object from ctx (borrowed: created at start-up, shared read-only by
+ * every worker, freed after the workers stop). Main thread, before the
+ * worker starts. */
+struct ssl_ctx_st;
+void rl_http_server_set_tls(rl_http_server_t *s, struct ssl_ctx_st *ctx);
 
 /* Stops accepting; open connections finish their request and close. */
 void rl_http_server_stop_accepting(rl_http_server_t *s);
+
+/* 1 if a request of 64 KB or more (head and body) was read since the
+ * last call, which clears the mark. The worker then gives the memory
+ * such a request used back to the system once idle. */
+int rl_http_server_take_large(rl_http_server_t *s);
 
 /* Requests being handled and connections open now. */
 int rl_http_server_inflight(const rl_http_server_t *s);
@@ -65,6 +77,22 @@ void rl_http_server_free(rl_http_server_t *s);
 
 /* The handler arg of the server that received req. */
 void *rl_http_req_arg(const rl_http_req_t *req);
+
+/* The address of the client that sent req (AF_INET or AF_INET6). */
+const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req);
+
+/* Parses a request head in place: head is writable, head_len bytes long
+ * and ends in CRLFCRLF (a NUL at head[head_len] is not required). On
+ * entry r is zeroed, *content_length is -1 and *chunked 0. Fills r's
+ * method, target, path, headers, keep_alive and id (an acceptable
+ * X-Request-Id), *content_length and *chunked. Returns 0, or the HTTP
+ * status to refuse the request with (400, 431, 501) and *msg. Rejects
+ * what request smuggling is made of: Content-Length with
+ * Transfer-Encoding, conflicting Content-Lengths, repeated
+ * Transfer-Encoding, obsolete line folding, spaces before a colon, control
+ * bytes. Pure; any thread. */
+int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *content_length,
+                       int *chunked, const char **msg);
 
 /* Header lookup on a request, case-insensitive; NULL if absent. */
 const char *rl_http_header(const rl_http_req_t *req, const char *name, size_t *len);

@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "log.h"
 #include "store_mem.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -124,6 +125,8 @@ static int run(rl_conf_t *conf)
     rl_app_t app;
     struct event_base *base = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
+    SSL_CTX *tls = NULL;
+    char err[512];
     int *fds = NULL;
     int i, nworkers, started = 0, port = 0, rc = 1;
 
@@ -138,6 +141,10 @@ static int run(rl_conf_t *conf)
     if (app.workers == NULL || fds == NULL) goto cleanup;
     for (i = 0; i < nworkers; i++) fds[i] = -1;
     if (conf->store.type == RL_STORE_MEMORY && (app.mem = rl_mem_table_new()) == NULL) goto cleanup;
+    if (conf->tls.cert_file != NULL && (tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err))) == NULL) {
+        rl_log_kv(RL_LOG_ERROR, "invalid TLS configuration", "error", err, NULL);
+        goto cleanup;
+    }
     if (open_listeners(conf->listen_host, conf->listen_port, nworkers, fds, &port) < 0) {
         goto cleanup;
     }
@@ -145,6 +152,7 @@ static int run(rl_conf_t *conf)
         app.nworkers = i + 1;
         if (rl_worker_init(&app.workers[i], &app, i, fds[i]) != 0) goto cleanup;
         fds[i] = -1;  /* the worker's HTTP server owns it now */
+        if (tls != NULL) rl_http_server_set_tls(app.workers[i].http, tls);
     }
 
     base = event_base_new();
@@ -168,7 +176,8 @@ static int run(rl_conf_t *conf)
         snprintf(portbuf, sizeof(portbuf), "%d", port);
         rl_log_kv(RL_LOG_INFO, "listening", "address", addr, "port", portbuf, "workers", workers,
                   "store", conf->store.type == RL_STORE_MEMORY ? "memory" : "redis",
-                  "config_hash", conf->hash, "version", PACKAGE_VERSION, NULL);
+                  "config_hash", conf->hash, "version", PACKAGE_VERSION,
+                  "tls", tls != NULL ? "on" : "off", NULL);
     }
     event_base_dispatch(base);
     rc = 0;
@@ -191,6 +200,7 @@ cleanup:
     }
     free(fds);
     free(app.workers);
+    SSL_CTX_free(tls);  /* after every worker, and its connections, is gone */
     if (app.mem != NULL) rl_mem_table_free(app.mem);
     return rc;
 }
@@ -231,6 +241,15 @@ int main(int argc, char **argv)
         if (conf == NULL) {
             fprintf(stderr, "%s: %s\n", check, err);
             return 1;
+        }
+        if (conf->tls.cert_file != NULL) {
+            SSL_CTX *tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err));
+            if (tls == NULL) {
+                fprintf(stderr, "%s: %s\n", check, err);
+                rl_conf_free(conf);
+                return 1;
+            }
+            SSL_CTX_free(tls);
         }
         printf("%s: ok (%d policies)\n", check, conf->npolicies);
         rl_conf_free(conf);

@@ -101,6 +101,56 @@ static int request_headers(json_t *v, rl_request_t *req, rl_request_error_t *err
     return 0;
 }
 
+/* Length of the separator at p (n bytes left): '/' or '\\' (1), their
+ * percent-encodings %2F and %5C (3), or 0. */
+static size_t request_sep_len(const char *p, size_t n)
+{
+    if (*p == '/' || *p == '\\') {
+        return 1;
+    }
+    if (n >= 3 && p[0] == '%' && ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
+                                  (p[1] == '5' && (p[2] == 'c' || p[2] == 'C')))) {
+        return 3;
+    }
+    return 0;
+}
+
+/* Length of the dot at p: '.' (1) or %2E (3), or 0. */
+static size_t request_dot_len(const char *p, size_t n)
+{
+    if (*p == '.') {
+        return 1;
+    }
+    if (n >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E')) {
+        return 3;
+    }
+    return 0;
+}
+
+int rl_request_path_safe(const char *path, size_t len)
+{
+    size_t i = 0, step;
+    int dots = 0, other = 0;
+
+    /* Segments are split at every separator a backend might decode. */
+    while (i <= len) {
+        if (i == len || (step = request_sep_len(path + i, len - i)) > 0) {
+            if (!other && (dots == 1 || dots == 2)) {
+                return -1;
+            }
+            dots = other = 0;
+            i += i == len ? 1 : step;
+        } else if ((step = request_dot_len(path + i, len - i)) > 0) {
+            dots++;
+            i += step;
+        } else {
+            other = 1;
+            i++;
+        }
+    }
+    return 0;
+}
+
 /* Fills req from obj (borrowing its strings). Returns 0, or -1 with err. */
 int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err)
 {
@@ -127,9 +177,14 @@ int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err
     if (req->path_len == 0 || req->path[0] != '/') {
         return request_fail(err, "VAL_002", "path must start with \"/\"");
     }
+    req->target = req->path;
+    req->target_len = req->path_len;
     q = memchr(req->path, '?', req->path_len);
     if (q != NULL) {
         req->path_len = (size_t)(q - req->path);
+    }
+    if (rl_request_path_safe(req->path, req->path_len) != 0) {
+        return request_fail(err, "VAL_002", "path must not contain \".\" or \"..\" segments");
     }
 
     v = json_object_get(obj, "method");

@@ -23,6 +23,9 @@ typedef struct rl_request {
     const char *method;    /* upper-case; default "GET" */
     const char *path;      /* required; query string already stripped */
     size_t path_len;
+    const char *target;    /* the path with its query string, as sent (what a
+                            * tenant signs); NULL = path/path_len */
+    size_t target_len;
     const char *tenant;    /* NULL if absent */
     const char *user;
     const char *ip;
@@ -43,6 +46,12 @@ typedef struct rl_request_error {
 /* Fills req from a decide-shaped JSON object. Unknown fields are ignored.
  * Returns 0, or -1 with err filled. req borrows from obj. Pure. */
 int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err);
+
+/* 0 if path (len bytes, no query string) has no dot-segment: no "." or
+ * ".." between separators, where '/', '\\', %2F, %5C separate and %2E is
+ * a dot. A backend that resolves "/a/../b" to "/b" would otherwise be
+ * limited under the wrong policy. -1 if it has one. Pure. */
+int rl_request_path_safe(const char *path, size_t len);
 
 /* Finds a header by name, case-insensitively. Returns its value (and
  * length in *len if len is not NULL) or NULL. */

@@ -15,16 +15,20 @@ static rl_route_fn handle_health;
 static rl_route_fn handle_ready;
 
 /* Every route: path, the one method it accepts, whether it takes a JSON
- * body, and its handler. Adding an endpoint is one line. */
+ * body, its handler, and whether callers must authenticate (RL_ROUTE_AUTH:
+ * whenever auth.mode is not "none"; 0: an open route, unless listed in
+ * auth.protect_paths). Adding an endpoint is one line. */
+#define RL_ROUTE_AUTH 1
 static const struct route {
     const char *path;
     const char *method;
     int json_body;
     rl_route_fn *fn;
+    int auth;
 } routes[] = {
-    { "/health", "GET", 0, handle_health },
-    { "/ready", "GET", 0, handle_ready },
-    { "/v1/decide", "POST", 1, rl_api_decide },
+    { "/health", "GET", 0, handle_health, 0 },
+    { "/ready", "GET", 0, handle_ready, 0 },
+    { "/v1/decide", "POST", 1, rl_api_decide, RL_ROUTE_AUTH },
 };
 
 /* ---------------------------------------------------------------------
@@ -45,10 +49,27 @@ void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj, const cha
     free(body);
 }
 
+/* message as a JSON string. A message quoting the client's bytes (a
+ * parser's "near '...'") may not be valid UTF-8, which JSON cannot carry:
+ * then its non-ASCII bytes become '?'. */
+static json_t *error_message(const char *message)
+{
+    json_t *s = json_string(message);
+    char safe[512];
+    size_t i;
+
+    if (s != NULL) return s;
+    for (i = 0; message[i] != '\0' && i + 1 < sizeof(safe); i++) {
+        safe[i] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
+    }
+    safe[i] = '\0';
+    return json_string(safe);
+}
+
 void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message)
 {
     json_t *obj = json_object();
-    json_object_set_new(obj, "error", json_string(message));
+    json_object_set_new(obj, "error", error_message(message));
     json_object_set_new(obj, "code", json_string(code));
     json_object_set_new(obj, "trace_id", json_string(req->id));
     rl_server_reply_json(req, status, obj, NULL, NULL, 0);
@@ -138,6 +159,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         rl_server_reply_json(req, 405, obj, names, values, 1);
         return;
     }
+    if (!rl_server_caller_ok(w, req, found->auth)) return;
     if (found->json_body && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
         rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
         return;

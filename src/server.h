@@ -21,6 +21,11 @@ void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj, const cha
 /* The APIs, one file each (api_<name>.c). */
 rl_route_fn rl_api_decide;   /* POST /v1/decide */
 
+/* Caller authentication of a routed request (server_auth.c): returns 1
+ * if req may proceed, or answers it (401/403/429) and returns 0.
+ * route_auth is the route's auth column. */
+int rl_server_caller_ok(struct rl_worker *w, rl_http_req_t *req, int route_auth);
+
 /* Answers req with the error shape {"error", "code", "trace_id"}. */
 void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message);
 

@@ -16,7 +16,9 @@
     X(decisions_unmatched, "decisions for which no policy applied")            \
     X(decisions_invalid, "decision requests rejected as invalid")              \
     X(decisions_degraded, "decisions made by the failure mode")                \
-    X(store_errors, "store operations that failed")
+    X(store_errors, "store operations that failed")                             \
+    X(auth_failures, "requests refused by caller authentication")              \
+    X(tenant_auth_failures, "decisions refused by tenant verification")
 
 typedef struct rl_stats {
 #define RL_STATS_FIELD(name, help) uint64_t name;

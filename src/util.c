@@ -106,6 +106,11 @@ int rl_consttime_eq(const void *a, size_t alen, const void *b, size_t blen)
     return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
+void rl_wipe(void *p, size_t len)
+{
+    if (p != NULL && len > 0) OPENSSL_cleanse(p, len);
+}
+
 void rl_sha256_hex(const void *data, size_t len, char out[65])
 {
     static const char hex[] = "0123456789abcdef";

@@ -27,6 +27,10 @@ void rl_random_id(char *buf, size_t len);
 /* Constant-time comparison of two byte strings of the given lengths. */
 int rl_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
 
+/* Overwrites len bytes at p with zeros in a way the compiler keeps
+ * (for secrets about to be freed). */
+void rl_wipe(void *p, size_t len);
+
 /* Lower-case hex SHA-256 of data into out (65 bytes with NUL). */
 void rl_sha256_hex(const void *data, size_t len, char out[65]);
 

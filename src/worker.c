@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
+#include "auth.h"
 #include "decide.h"
 #include "server.h"
 #include "store_cluster.h"
@@ -16,6 +18,23 @@
 
 #define RL_DRAIN_MS 5000
 #define RL_START_GRACE_US 2000000
+
+/* When this worker last gave memory back (worker thread only). */
+static _Thread_local int64_t last_trim_us;
+
+/* After a large request (a 100 KB header, a megabyte body, a JSON object
+ * of 50,000 members), the allocator keeps the freed pages: once the
+ * worker is idle, hand them back, at most once a second, so that memory
+ * returns to where it was. Never while a request is in flight. */
+static void worker_trim(rl_worker_t *w)
+{
+    int64_t now = rl_mono_us();
+
+    if (rl_http_server_inflight(w->http) != 0 || now - last_trim_us < 1000000) return;
+    if (!rl_http_server_take_large(w->http)) return;
+    last_trim_us = now;
+    malloc_trim(0);
+}
 
 static void worker_publish_store(rl_worker_t *w)
 {
@@ -36,6 +55,7 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
         (rl_app_store_up(w->app) || rl_mono_us() > w->app->started_us + RL_START_GRACE_US)) {
         rl_http_server_start_accepting(w->http);
     }
+    worker_trim(w);
     if (w->stop_deadline_us != 0 &&
         (rl_http_server_inflight(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
         event_base_loopexit(w->base, NULL);
@@ -118,6 +138,7 @@ static void *worker_main(void *arg)
     rl_store_free(w->store);
     w->store = NULL;
     rl_decide_thread_cleanup();
+    rl_auth_thread_cleanup();
     return NULL;
 }
 

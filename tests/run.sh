@@ -6,6 +6,7 @@
 #   2. build/sanitize: ./configure --enable-werror --enable-sanitizers
 #                      (ASan + UBSan), the same tests, and no sanitizer
 #                      report allowed in any ratelimitd's stderr
+# and last the libFuzzer targets of tests/fuzz, FUZZ_SECONDS (20) each.
 # Installs missing Debian packages first. Ends with "N passed, N failed"
 # and exits non-zero on any failure.
 set -euo pipefail
@@ -139,6 +140,44 @@ run_scripts() {
     done
 }
 
+# Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined)
+# and runs each for FUZZ_SECONDS; a crash, leak or sanitizer report fails
+# it. Installs clang and its libFuzzer runtime first if they are missing.
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+run_fuzzers() {
+    local dir="$ROOT/build/fuzz" missing=() sudo=() pkg line name n=0
+    for pkg in "${FUZZ_PACKAGES[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        rl_say "installing ${missing[*]}"
+        "${sudo[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    rl_say "fuzzing, ${FUZZ_SECONDS}s per target"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    RL_FUZZ_OUT="$dir" "$ROOT/tests/fuzz/run.sh" "$FUZZ_SECONDS" >"$dir/run.log" 2>&1 || true
+    while IFS= read -r line; do
+        [[ $line =~ ^fuzz\ ([a-z_]+):\ (ok|FAILED|built)\ (.*)$ ]] || continue
+        name=${BASH_REMATCH[1]}
+        n=$((n + 1))
+        echo "$line"
+        if [ "${BASH_REMATCH[2]}" = ok ]; then
+            record "fuzz: $name" 1 0 "${BASH_REMATCH[3]}"
+        else
+            record "fuzz: $name" 0 1 "${BASH_REMATCH[3]}"
+        fi
+    done <"$dir/run.log"
+    if [ "$n" -eq 0 ] || grep -q FAILED "$dir/run.log"; then
+        tail -n 60 "$dir/run.log"
+        [ "$n" -gt 0 ] || record "fuzz" 0 1 "no target ran"
+    fi
+}
+
 main() {
     local start
     start=$(date +%s)
@@ -151,6 +190,7 @@ main() {
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build_and_test sanitize "--enable-werror --enable-sanitizers" 2
     unset ASAN_OPTIONS UBSAN_OPTIONS
+    run_fuzzers
 
     echo
     echo "== summary ($(($(date +%s) - start))s)"

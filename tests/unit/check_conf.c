@@ -387,10 +387,10 @@ START_TEST(test_load_errors)
     ck_assert_str_eq(err, "cannot read /nonexistent/ratelimitd.json: No such file or directory");
 
     ck_assert_ptr_null(rl_conf_load(FIXTURE("syntax-error.json"), err, sizeof(err)));
-    ck_assert_str_eq(err, "line 3 column 20: string or '}' expected near '}'");
+    ck_assert_str_eq(err, "line 3 column 20: string or '}' expected");
 
     ck_assert_ptr_null(parse("{\"policies\": [], \"policies\": []}", err, sizeof(err)));
-    ck_assert_str_eq(err, "line 1 column 27: duplicate object key near '\"policies\"'");
+    ck_assert_str_eq(err, "line 1 column 27: duplicate object key");
 
     ck_assert_ptr_null(parse("", err, sizeof(err)));
     ck_assert_str_eq(err, "line 1 column 0: '[' or '{' expected near end of file");

@@ -208,6 +208,49 @@ START_TEST(test_borrowed)
 }
 END_TEST
 
+/* Dot-segments, literal or percent-encoded, between any separator a
+ * backend might decode, are refused; dots inside a segment are fine. */
+static const struct {
+    const char *path;
+    int safe;
+} path_rows[] = {
+    { "/", 1 }, { "/a/b", 1 }, { "/a.b/c", 1 }, { "/...", 1 }, { "/a/.../b", 1 },
+    { "/.well-known/x", 1 }, { "/a/b.", 1 }, { "/v1.2/x", 1 }, { "//a//", 1 },
+    { "/a/%2e%2e%2e", 1 }, { "/%2", 1 }, { "/a%2", 1 }, { "/%", 1 },
+    { "/.", 0 }, { "/..", 0 }, { "/a/./b", 0 }, { "/a/../b", 0 }, { "/a/..", 0 },
+    { "/../etc/passwd", 0 }, { "/a/%2e%2e/b", 0 }, { "/a/%2E%2E/b", 0 }, { "/a/.%2e/b", 0 },
+    { "/a/%2e/b", 0 }, { "/a%2f..%2fb", 0 }, { "/a%2F..%2Fb", 0 }, { "/a\\..\\b", 0 },
+    { "/a%5c..%5cb", 0 }, { "/a/..%2fb", 0 },
+};
+
+START_TEST(test_path_safe)
+{
+    const char *p = path_rows[_i].path;
+
+    ck_assert_msg((rl_request_path_safe(p, strlen(p)) == 0) == path_rows[_i].safe, "%s", p);
+}
+END_TEST
+
+START_TEST(test_path_traversal_refused)
+{
+    json_t *obj = body("{\"path\": \"/payments/../admin?x=/../\"}");
+    rl_request_t req;
+    rl_request_error_t err;
+
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), -1);
+    ck_assert_str_eq(err.code, "VAL_002");
+    ck_assert_str_eq(err.message, "path must not contain \".\" or \"..\" segments");
+    json_decref(obj);
+    /* Only the path counts, not the query string; target keeps both. */
+    obj = body("{\"path\": \"/payments/x?next=/../admin\"}");
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
+    ck_assert_int_eq((int)req.path_len, 11);
+    ck_assert_int_eq((int)req.target_len, (int)strlen("/payments/x?next=/../admin"));
+    ck_assert_ptr_eq(req.target, req.path);
+    json_decref(obj);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *request_suite(void)
 {
@@ -219,6 +262,8 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_too_many_headers);
     tcase_add_test(tc, test_header_lookup);
     tcase_add_test(tc, test_borrowed);
+    tcase_add_loop_test(tc, test_path_safe, 0, (int)(sizeof(path_rows) / sizeof(path_rows[0])));
+    tcase_add_test(tc, test_path_traversal_refused);
     suite_add_tcase(s, tc);
     return s;
 }
