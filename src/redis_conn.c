@@ -44,6 +44,7 @@
 #include <event2/util.h>
 
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 1000
@@ -473,6 +474,9 @@ static void conn_ready(rl_redis_conn_t *c)
     c->backoff_ms = CONN_BACKOFF_MIN_MS;
     if (c->ever_ready) {
         c->stats.reconnects++;
+        if (rl_stats_self != NULL) {
+            RL_STAT_INC(rl_stats_self, store_reconnects);
+        }
     }
     c->ever_ready = 1;
     if (c->last_failure[0] != '\0') {

@@ -25,6 +25,9 @@ static const struct route {
     { "/health", "GET", 0, handle_health },
     { "/ready", "GET", 0, handle_ready },
     { "/v1/decide", "POST", 1, rl_api_decide },
+    { "/metrics", "GET", 0, rl_api_metrics },
+    { "/v1/admin/reset", "POST", 1, rl_api_admin_reset },
+    { "/v1/policies", "GET", 0, rl_api_policies },
 };
 
 /* ---------------------------------------------------------------------

@@ -20,6 +20,9 @@ void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj, const cha
 
 /* The APIs, one file each (api_<name>.c). */
 rl_route_fn rl_api_decide;   /* POST /v1/decide */
+rl_route_fn rl_api_metrics;  /* GET /metrics */
+rl_route_fn rl_api_admin_reset; /* POST /v1/admin/reset (admin) */
+rl_route_fn rl_api_policies; /* GET /v1/policies (admin) */
 
 /* Answers req with the error shape {"error", "code", "trace_id"}. */
 void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message);
