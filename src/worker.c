@@ -171,7 +171,10 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
 
     cfg = event_config_new();
     if (cfg == NULL) goto err;
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    /* The changelist folds a read that is disabled at dispatch and enabled
+     * again by a reply in the same loop iteration (a deny-cache hit, the
+     * memory store) into no epoll_ctl at all. No fd is dup()ed here. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     if (w->base == NULL) goto err;
