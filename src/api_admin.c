@@ -117,7 +117,9 @@ void rl_api_admin_reset(rl_worker_t *w, rl_http_req_t *req)
     if (!admin_authorized(w, req)) {
         return;
     }
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    /* Any JSON value parses; a non-object is a 422 from the request parser. */
+    root = json_loadb(req->body, req->body_len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                  jerr.column);

@@ -763,8 +763,14 @@ void rl_http_server_stop_accepting(rl_http_server_t *s)
 
     s->draining = 1;
     if (s->listener != NULL) {
+        /* Stop listening at once: shut down, a listening socket refuses
+         * new connections (and resets those not yet accepted) instead of
+         * letting the kernel complete them into a backlog nobody reads.
+         * The fd itself stays open; the main thread closes it. */
+        evutil_socket_t fd = evconnlistener_get_fd(s->listener);
         evconnlistener_free(s->listener);
         s->listener = NULL;
+        if (fd >= 0) shutdown(fd, SHUT_RDWR);
     }
     /* Idle keep-alive connections have nothing to finish. */
     for (c = s->conns; c != NULL; c = next) {
