@@ -8,16 +8,8 @@
 #include "reply.h"
 #include "request.h"
 #include "server.h"
+#include "util.h"
 #include "worker.h"
-
-static void count_verdict(rl_worker_t *w, const rl_verdict_t *v)
-{
-    if (v->degraded) RL_STAT_INC(&w->stats, decisions_degraded);
-    if (v->policy == NULL) RL_STAT_INC(&w->stats, decisions_unmatched);
-    else if (v->shadow_would_deny) RL_STAT_INC(&w->stats, decisions_shadow_denied);
-    else if (v->allowed) RL_STAT_INC(&w->stats, decisions_allowed);
-    else RL_STAT_INC(&w->stats, decisions_denied);
-}
 
 /* Answers /v1/decide from the verdict: 200 with the decision JSON and the
  * rate-limit headers, 422 for an invalid request, 503 when the store is
@@ -63,17 +55,24 @@ static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verd
     rl_server_reply_json(req, 200, rl_reply_decision(v), names, values, n);
 }
 
-/* Counts, then answers. The worker is the HTTP server's handler arg. */
+/* Answers, then records the latency and the access log line (the
+ * decision core has counted the verdict). The worker is the HTTP
+ * server's handler arg. */
 static void decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
                       const char *message)
 {
     rl_http_req_t *req = arg;
     rl_worker_t *w = rl_http_req_arg(req);
+    int64_t start_us = req->start_us;
+    int64_t latency_us;
+    char id[RL_HTTP_ID_MAX];
 
-    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) RL_STAT_INC(&w->stats, decisions_invalid);
-    else if (status == RL_DECIDE_AUTH) RL_STAT_INC(&w->stats, tenant_auth_failures);
-    else count_verdict(w, v);
+    memcpy(id, req->id, sizeof(id));
     decide_http_done(req, status, v, message);
+    /* req is gone now; its id was copied. */
+    latency_us = rl_mono_us() - start_us;
+    rl_hist_observe(&w->stats.hist_decision, latency_us);
+    rl_worker_access_log(w, id, status, v, latency_us);
 }
 
 void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
@@ -84,6 +83,7 @@ void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
     rl_request_error_t rerr;
     char msg[256];
 
+    /* Any JSON value parses; a non-object is a 422 from the request parser. */
     root = json_loadb(req->body, req->body_len,
                       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {

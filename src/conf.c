@@ -1421,6 +1421,90 @@ static int conf_store(conf_ctx_t *c, const char *path, json_t *v, void *dst, con
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Operations: admin, access_log, deny_cache
+ * ---------------------------------------------------------------------- */
+
+static const conf_range_t range_cache_entries = { 0, 1048576 };
+
+/* Reads a number from 0 to 1 into *(double *)dst. */
+static int conf_fraction(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                         const void *arg)
+{
+    double d;
+
+    if (!json_is_number(v) || (d = json_number_value(v)) < 0.0 || d > 1.0) {
+        return conf_fail(c, path, "must be a number from 0 to 1");
+    }
+    *(double *)dst = d;
+    return 0;
+}
+
+/* Reads 64 hex digits (a SHA-256), stored lower-case, into *(char **)dst.
+ * The value is never echoed in the error. */
+static int conf_sha256(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    const char *s;
+
+    if (!json_is_string(v)) {
+        return conf_fail(c, path, "must be a string");
+    }
+    s = json_string_value(v);
+    if (strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64) {
+        return conf_fail(c, path, "must be 64 hexadecimal digits (the SHA-256 of the key)");
+    }
+    if (conf_set_str(c, path, dst, s) != 0) {
+        return -1;
+    }
+    conf_lower(*(char **)dst);
+    return 0;
+}
+
+static const conf_field_t admin_fields[] = {
+    { "enabled", conf_bool, offsetof(rl_conf_admin_t, enabled), 0, NULL },
+    { "key_sha256", conf_sha256, offsetof(rl_conf_admin_t, key_sha256), 0, NULL },
+};
+
+/* "admin": dst is conf->admin. Enabled admin endpoints need a key. */
+static int conf_admin(conf_ctx_t *c, const char *path, json_t *v, void *dst, const void *arg)
+{
+    rl_conf_admin_t *a = dst;
+    char sub[CONF_PATH_MAX];
+
+    if (conf_object(c, path, v, admin_fields, CONF_NELEM(admin_fields), dst) != 0) {
+        return -1;
+    }
+    if (a->enabled && a->key_sha256 == NULL) {
+        conf_path_field(sub, sizeof(sub), path, "key_sha256");
+        return conf_fail(c, sub, "is required when admin.enabled is true");
+    }
+    return 0;
+}
+
+static const conf_field_t access_log_fields[] = {
+    { "sample", conf_fraction, offsetof(rl_conf_ops_t, access_log_sample), 0, NULL },
+};
+
+/* "access_log": dst is conf->ops. */
+static int conf_access_log(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                           const void *arg)
+{
+    return conf_object(c, path, v, access_log_fields, CONF_NELEM(access_log_fields), dst);
+}
+
+static const conf_field_t deny_cache_fields[] = {
+    { "entries", conf_int64, offsetof(rl_conf_ops_t, deny_cache_entries), 0,
+      &range_cache_entries },
+    { "max_ttl", conf_duration, offsetof(rl_conf_ops_t, deny_cache_max_ttl_ms), 0, NULL },
+};
+
+/* "deny_cache": dst is conf->ops. */
+static int conf_deny_cache(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                           const void *arg)
+{
+    return conf_object(c, path, v, deny_cache_fields, CONF_NELEM(deny_cache_fields), dst);
+}
+
 static const conf_field_t top_fields[] = {
     { "listen", conf_listen, 0, 0, NULL },
     { "workers", conf_int, offsetof(rl_conf_t, workers), 0, &range_workers },
@@ -1432,6 +1516,9 @@ static const conf_field_t top_fields[] = {
     { "tenants", conf_tenants, 0, 0, NULL },
     { "tls", conf_listen_tls, offsetof(rl_conf_t, tls), 0, NULL },
     { "policies", conf_policies, 0, 1, NULL },
+    { "admin", conf_admin, offsetof(rl_conf_t, admin), 0, NULL },
+    { "access_log", conf_access_log, offsetof(rl_conf_t, ops), 0, NULL },
+    { "deny_cache", conf_deny_cache, offsetof(rl_conf_t, ops), 0, NULL },
 };
 
 /* Fills the defaults that are not strings (strings are set after the
@@ -1452,6 +1539,8 @@ static void conf_defaults(rl_conf_t *conf)
     conf->auth.max_failures = 10;
     conf->auth.failure_window_ms = 60000;
     conf->tls.min_version = 12;
+    conf->ops.deny_cache_entries = 16384;
+    conf->ops.deny_cache_max_ttl_ms = 10000;
 }
 
 /* Sets each string default that the file left unset. */
@@ -1650,6 +1739,7 @@ void rl_conf_free(rl_conf_t *conf)
     free(conf->auth.protect_paths);
     free(conf->tls.cert_file);
     free(conf->tls.key_file);
+    free(conf->admin.key_sha256);
     free(conf);
 }
 

@@ -94,6 +94,7 @@ typedef struct rl_policy {
     json_t *deny_body;         /* owned; may hold {retry_after} etc.; NULL = default body */
     int shadow;                /* "mode": "shadow" */
     int verify_tenant;         /* "verify_tenant": "hmac" (1) / "none" (0) */
+    int stats_slot;            /* metrics slot of the policy's name (stats.c), set at load */
 } rl_policy_t;
 
 typedef enum { RL_STORE_REDIS = 0, RL_STORE_MEMORY } rl_store_type_t;
@@ -168,6 +169,18 @@ typedef struct rl_conf_listen_tls {
     char *key_file;
     int min_version;           /* 12 or 13, default 12 */
 } rl_conf_listen_tls_t;
+/* "admin": the admin endpoints (/v1/admin/reset, /v1/policies). */
+typedef struct rl_conf_admin {
+    int enabled;               /* default 0: the endpoints answer 404 */
+    char *key_sha256;          /* 64 lower-case hex digits: SHA-256 of the bearer key */
+} rl_conf_admin_t;
+
+/* "access_log" and "deny_cache" (see docs/operations.md). */
+typedef struct rl_conf_ops {
+    double access_log_sample;  /* 0..1, default 0: no access log */
+    int64_t deny_cache_entries;/* per worker, default 16384; 0 = off */
+    int64_t deny_cache_max_ttl_ms; /* default 10000 */
+} rl_conf_ops_t;
 
 typedef struct rl_conf {
     char *listen_host;         /* from "listen": "host:port" */
@@ -183,6 +196,9 @@ typedef struct rl_conf {
     int ntenants;
     rl_conf_listen_tls_t tls;
     char hash[17];             /* first 16 hex digits of SHA-256 of the file */
+    rl_conf_admin_t admin;
+    rl_conf_ops_t ops;
+    uint64_t generation;       /* 1 at start, +1 per reload (reload.c); 0 if never live */
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the

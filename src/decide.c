@@ -6,14 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth.h"
+#include "confref.h"
+#include "deny_cache.h"
+#include "stats.h"
 #include "util.h"
+
+typedef enum { DECIDE_OP_DECIDE = 0, DECIDE_OP_RESET } decide_kind_t;
 
 typedef struct decide_ctx {
     struct decide_ctx *next_free;
+    const rl_conf_t *conf;       /* pinned until the callback has returned */
     const rl_policy_t *policy;
     const rl_limit_t *limits;
     int nlimits;
     int test;
+    decide_kind_t kind;
+    int64_t cost;
+    int64_t sent_us;             /* monotonic, when the store call went out */
+    uint64_t epoch;              /* deny cache invalidation epoch at that time */
+    size_t keylen;               /* 0 when the key is too long to cache */
+    char key[RL_DENY_KEY_MAX];
     rl_decide_cb *cb;
     void *arg;
 } decide_ctx_t;
@@ -86,6 +98,113 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimi
     }
 }
 
+/* Counts a finished decision in the calling worker's stats: per policy
+ * and verdict, plus the totals. No-op off a worker thread. */
+static void decide_count(rl_decide_status_t status, const rl_verdict_t *v)
+{
+    rl_stats_t *st = rl_stats_self;
+    rl_stats_verdict_t verdict;
+
+    if (st == NULL) {
+        return;
+    }
+    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) {
+        RL_STAT_INC(st, decisions_invalid);
+        return;
+    }
+    if (status == RL_DECIDE_AUTH) {
+        RL_STAT_INC(st, tenant_auth_failures);
+        return;
+    }
+    if (v->policy == NULL) {
+        RL_STAT_INC(st, decisions_unmatched);
+        return;
+    }
+    if (v->degraded) {
+        verdict = RL_VERDICT_error;
+        RL_STAT_INC(st, decisions_degraded);
+        RL_STAT_ADDV(st->degraded[rl_stats_reason(v->degraded_reason)], 1);
+    } else if (v->shadow_would_deny) {
+        verdict = RL_VERDICT_shadow_denied;
+        RL_STAT_INC(st, decisions_shadow_denied);
+    } else if (v->allowed) {
+        verdict = RL_VERDICT_allowed;
+        RL_STAT_INC(st, decisions_allowed);
+    } else {
+        verdict = RL_VERDICT_denied;
+        RL_STAT_INC(st, decisions_denied);
+    }
+    rl_stats_policy_count(st, v->policy->stats_slot, verdict);
+}
+
+/* Counts a failed store operation and observes its round trip. */
+static void decide_count_store(const decide_ctx_t *c, const rl_store_result_t *res)
+{
+    rl_stats_t *st = rl_stats_self;
+
+    if (st == NULL) {
+        return;
+    }
+    rl_hist_observe(&st->hist_store, rl_mono_us() - c->sent_us);
+    if (res->status != RL_OK) {
+        RL_STAT_INC(st, store_errors);
+        RL_STAT_ADDV(st->store_error[rl_stats_reason(res->error)], 1);
+    }
+}
+
+void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits, int test,
+                              const rl_deny_entry_t *e, int64_t now_us, rl_verdict_t *v)
+{
+    int64_t elapsed_ms = (now_us - e->sent_us) / 1000;
+
+    memset(v, 0, sizeof(*v));
+    v->policy = p;
+    v->test = test;
+    v->limit_def = &limits[e->pick];
+    v->limit = limits[e->pick].requests;
+    v->remaining = e->remaining;
+    v->retry_after_ms = e->retry_after_ms - elapsed_ms;
+    if (v->retry_after_ms < 1) {
+        v->retry_after_ms = 1;
+    }
+    v->reset_after_ms = e->reset_after_ms - elapsed_ms;
+    if (v->reset_after_ms < v->retry_after_ms) {
+        v->reset_after_ms = v->retry_after_ms;
+    }
+    v->now_ms = e->now_ms + elapsed_ms;
+    v->blocked = e->blocked;
+    v->cached = 1;
+    v->allowed = 0;
+    v->status = p->deny_status;
+    if (p->shadow) {
+        v->allowed = 1;
+        v->shadow_would_deny = 1;
+        v->status = 200;
+    }
+}
+
+/* Remembers a store denial in the worker's deny cache (cost > 0 only). */
+static void decide_cache_put(const decide_ctx_t *c, const rl_store_result_t *res,
+                             const rl_verdict_t *v)
+{
+    rl_deny_entry_t e;
+
+    if (rl_deny_cache_self == NULL || c->keylen == 0 || c->cost <= 0 || res->allowed) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.sent_us = c->sent_us;
+    e.epoch = c->epoch;
+    e.now_ms = res->now_ms;
+    e.cost = c->cost;
+    e.pick = (int16_t)(v->limit_def - c->limits);
+    e.remaining = v->remaining;
+    e.reset_after_ms = v->reset_after_ms;
+    e.retry_after_ms = v->retry_after_ms;
+    e.blocked = (uint8_t)v->blocked;
+    rl_deny_cache_put(rl_deny_cache_self, c->conf->generation, c->key, c->keylen, c->test, &e);
+}
+
 /* The store failed: the policy's failure mode decides. */
 static void verdict_degraded(const decide_ctx_t *c, const rl_store_result_t *res, rl_verdict_t *v)
 {
@@ -102,26 +221,47 @@ static void verdict_degraded(const decide_ctx_t *c, const rl_store_result_t *res
     v->status = v->allowed ? 200 : 503;
 }
 
+/* The store answered a decision (or a reset): verdict, counts, deny
+ * cache, then the caller's callback. The conf stays pinned until that
+ * callback has returned, because the verdict points into it. */
 static void decide_done(void *arg, const rl_store_result_t *res)
 {
     decide_ctx_t *c = arg;
     rl_decide_cb *cb = c->cb;
     void *cb_arg = c->arg;
+    const rl_conf_t *conf = c->conf;
     rl_verdict_t v;
     rl_decide_status_t status = RL_DECIDE_OK;
 
+    decide_count_store(c, res);
     if (res->status != RL_OK) {
         verdict_degraded(c, res, &v);
         if (!v.allowed) status = RL_DECIDE_UNAVAILABLE;
+    } else if (c->kind == DECIDE_OP_RESET) {
+        memset(&v, 0, sizeof(v));
+        v.policy = c->policy;
+        v.test = c->test;
+        v.allowed = 1;
+        v.status = 200;
+        v.now_ms = rl_now_ms();
+        /* The key is less restrictive now: no cache may keep denying it. */
+        rl_deny_cache_invalidate_all();
     } else {
         rl_decide_verdict(c->policy, c->limits, c->nlimits, c->test, res, &v);
+        decide_cache_put(c, res, &v);
+    }
+    if (c->kind == DECIDE_OP_DECIDE) {
+        decide_count(status, &v);
     }
     ctx_put(c);
     cb(cb_arg, status, &v, NULL);
+    rl_conf_unpin(conf);
 }
 
-void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
-               rl_decide_cb *cb, void *arg)
+/* Finds the policy and key of req and, for a decision, answers from the
+ * deny cache when it can; otherwise starts the store operation. */
+static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
+                         decide_kind_t kind, rl_decide_cb *cb, void *arg)
 {
     char key[RL_KEY_MAX];
     char msg[192];
@@ -132,13 +272,20 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
     decide_ctx_t *c;
     rl_request_t signed_req;
     int len, test = 0;
+    int64_t now_us;
 
     p = rl_policy_find(conf, req, &m);
     if (p == NULL) {
         rl_verdict_t v;
-        if (req->policy != NULL) {
-            snprintf(msg, sizeof(msg), "policy \"%.64s\" does not exist or does not match the request",
-                     req->policy);
+        if (req->policy != NULL || kind == DECIDE_OP_RESET) {
+            if (req->policy != NULL) {
+                snprintf(msg, sizeof(msg),
+                         "policy \"%.64s\" does not exist or does not match the request",
+                         req->policy);
+            } else {
+                snprintf(msg, sizeof(msg), "no policy applies to the request");
+            }
+            if (kind == DECIDE_OP_DECIDE) decide_count(RL_DECIDE_BAD_POLICY, NULL);
             cb(arg, RL_DECIDE_BAD_POLICY, NULL, msg);
             return;
         }
@@ -146,12 +293,14 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
         v.allowed = 1;
         v.status = 200;
         v.now_ms = rl_now_ms();
+        decide_count(RL_DECIDE_OK, &v);
         cb(arg, RL_DECIDE_OK, &v, NULL);
         return;
     }
-    if (p->verify_tenant) {
+    if (p->verify_tenant && kind == DECIDE_OP_DECIDE) {
         /* The end client's signature is checked before anything counts,
-         * and the tenant that signed is the one charged. */
+         * and the tenant that signed is the one charged. An admin reset
+         * acts for support staff, not the tenant: no signature there. */
         rl_auth_error_t aerr;
         const char *tenant;
 
@@ -162,6 +311,7 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
             v.status = aerr.status;
             v.error_code = aerr.code;
             v.now_ms = rl_now_ms();
+            decide_count(RL_DECIDE_AUTH, &v);
             cb(arg, RL_DECIDE_AUTH, &v, aerr.message);
             return;
         }
@@ -177,6 +327,7 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
          * config rules out; answer it as invalid all the same. */
         snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"",
                  missing != NULL ? missing : "a shorter key", p->name);
+        if (kind == DECIDE_OP_DECIDE) decide_count(RL_DECIDE_INVALID, NULL);
         cb(arg, RL_DECIDE_INVALID, NULL, msg);
         return;
     }
@@ -185,6 +336,24 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
         const char *val = rl_request_header(req, p->test->header, &vlen);
         test = val != NULL && vlen == strlen(p->test->value) && memcmp(val, p->test->value, vlen) == 0;
     }
+    now_us = rl_mono_us();
+    if (kind == DECIDE_OP_DECIDE && rl_deny_cache_self != NULL) {
+        if (req->cost > 0) {
+            const rl_deny_entry_t *e = rl_deny_cache_get(rl_deny_cache_self, conf->generation, key,
+                                                         (size_t)len, test, req->cost, now_us);
+            if (e != NULL) {
+                rl_verdict_t v;
+                rl_decide_verdict_cached(p, test ? p->test->limits : p->limits, test, e, now_us, &v);
+                if (rl_stats_self != NULL) RL_STAT_INC(rl_stats_self, deny_cache_hits);
+                decide_count(RL_DECIDE_OK, &v);
+                cb(arg, RL_DECIDE_OK, &v, NULL);
+                return;
+            }
+        } else {
+            /* A peek reads the store: whatever it says is newer. */
+            rl_deny_cache_drop(rl_deny_cache_self, key, (size_t)len, test);
+        }
+    }
     c = ctx_get();
     if (c == NULL) {
         rl_store_result_t res;
@@ -192,23 +361,56 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
         res.status = RL_ERR;
         res.error = "out_of_memory";
         {
-            decide_ctx_t tmp = { NULL, p, p->limits, p->nlimits, test, cb, arg };
+            decide_ctx_t tmp;
             rl_verdict_t v;
+            memset(&tmp, 0, sizeof(tmp));
+            tmp.policy = p;
+            tmp.limits = p->limits;
+            tmp.nlimits = p->nlimits;
+            tmp.test = test;
             verdict_degraded(&tmp, &res, &v);
+            if (kind == DECIDE_OP_DECIDE) decide_count(RL_DECIDE_OK, &v);
             cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
         }
         return;
     }
+    c->conf = conf;
     c->policy = p;
     c->limits = test ? p->test->limits : p->limits;
     c->nlimits = test ? p->test->nlimits : p->nlimits;
     c->test = test;
+    c->kind = kind;
+    c->cost = req->cost;
     c->cb = cb;
     c->arg = arg;
+    c->sent_us = now_us;
+    c->epoch = rl_deny_cache_epoch();
+    c->keylen = 0;
+    if ((size_t)len <= sizeof(c->key)) {
+        memcpy(c->key, key, (size_t)len);
+        c->keylen = (size_t)len;
+    }
     op.base_key = key;
     op.base_len = (size_t)len;
     op.limits = c->limits;
     op.nlimits = c->nlimits;
     op.cost = req->cost;
-    rl_store_decide(store, &op, decide_done, c);
+    rl_conf_pin(conf);
+    if (kind == DECIDE_OP_RESET) {
+        rl_store_reset(store, &op, decide_done, c);
+    } else {
+        rl_store_decide(store, &op, decide_done, c);
+    }
+}
+
+void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
+               rl_decide_cb *cb, void *arg)
+{
+    decide_start(conf, store, req, DECIDE_OP_DECIDE, cb, arg);
+}
+
+void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
+                     rl_decide_cb *cb, void *arg)
+{
+    decide_start(conf, store, req, DECIDE_OP_RESET, cb, arg);
 }

@@ -25,6 +25,7 @@ typedef struct rl_verdict {
     const char *degraded_reason; /* "timeout", "disconnected", ... or NULL */
     int test;                    /* the policy's test header applied */
     int shadow_would_deny;       /* shadow policy that would have denied */
+    int cached;                  /* answered by the local deny cache */
     int status;                  /* HTTP status a gateway should answer: 200, deny_status, or 503;
                                   * for RL_DECIDE_AUTH, 401 or 403 */
     const char *error_code;      /* RL_DECIDE_AUTH only: "AUTH_001".."AUTH_005" (static) */
@@ -53,6 +54,16 @@ typedef void rl_decide_cb(void *arg, rl_decide_status_t status, const rl_verdict
 void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
                rl_decide_cb *cb, void *arg);
 
+/* Clears the state of req's key for its policy (the limits req would be
+ * decided against: the test limits when its test header is present),
+ * through the store's reset. cb gets RL_DECIDE_OK with v->policy and
+ * v->test set, RL_DECIDE_BAD_POLICY when no policy applies (or "policy"
+ * names none that fits), RL_DECIDE_INVALID when a key field is missing,
+ * or RL_DECIDE_UNAVAILABLE / a degraded v when the store failed. Every
+ * worker's deny cache is invalidated once the store has answered. */
+void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
+                     rl_decide_cb *cb, void *arg);
+
 /* Frees the calling thread's recycled decision contexts; a worker calls
  * it once its loop has ended and no decision is pending. */
 void rl_decide_thread_cleanup(void);
@@ -61,5 +72,13 @@ void rl_decide_thread_cleanup(void);
  * rl_decide and tested on its own). */
 void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimits,
                        int test, const rl_store_result_t *res, rl_verdict_t *v);
+
+struct rl_deny_entry;
+
+/* Builds the verdict of a denial answered by the deny cache entry e at
+ * local monotonic time now_us (pure; limits are the set e was decided
+ * on). Times in it are the cached ones minus the time elapsed since. */
+void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits, int test,
+                              const struct rl_deny_entry *e, int64_t now_us, rl_verdict_t *v);
 
 #endif

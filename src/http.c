@@ -192,22 +192,81 @@ static void conn_reset_request(rl_http_conn_t *c)
     memset(&c->req, 0, sizeof(c->req));
 }
 
-/* Writes a complete reply into the output buffer. */
+/* Appends len bytes of s to the reply head being built in buf (cap
+ * bytes); returns the new length, or cap + 1 once it no longer fits. */
+static size_t head_put(char *buf, size_t n, size_t cap, const char *s, size_t len)
+{
+    if (n > cap || len > cap - n) return cap + 1;
+    memcpy(buf + n, s, len);
+    return n + len;
+}
+
+/* Appends an unsigned number in decimal, as head_put. */
+static size_t head_put_num(char *buf, size_t n, size_t cap, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return head_put(buf, n, cap, tmp + i, sizeof(tmp) - i);
+}
+
+/* Writes a complete reply into the output buffer: the head is built in
+ * one stack buffer with plain copies (no printf on the hot path) and
+ * added with one call; a head too large for it falls back to printf. */
 static void write_reply(rl_http_conn_t *c, int status, const char *const *names,
                         const char *const *values, int n, const char *ctype, const char *body,
                         size_t len, int close_after)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    char head[2048];
+    const size_t cap = sizeof(head);
+    const char *reason = rl_http_reason(status);
+    size_t h = 0;
     int i;
 
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, rl_http_reason(status));
-    for (i = 0; i < n; i++) evbuffer_add_printf(out, "%s: %s\r\n", names[i], values[i]);
-    if (body != NULL) {
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype != NULL ? ctype : "application/json");
+    h = head_put(head, h, cap, "HTTP/1.1 ", 9);
+    h = head_put_num(head, h, cap, (uint64_t)status);
+    h = head_put(head, h, cap, " ", 1);
+    h = head_put(head, h, cap, reason, strlen(reason));
+    h = head_put(head, h, cap, "\r\n", 2);
+    for (i = 0; i < n; i++) {
+        h = head_put(head, h, cap, names[i], strlen(names[i]));
+        h = head_put(head, h, cap, ": ", 2);
+        h = head_put(head, h, cap, values[i], strlen(values[i]));
+        h = head_put(head, h, cap, "\r\n", 2);
     }
-    evbuffer_add_printf(out, "Content-Length: %zu\r\n", body != NULL ? len : 0);
-    if (c->req.id[0] != '\0') evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
-    evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n", close_after ? 21 : 2);
+    if (body != NULL) {
+        const char *ct = ctype != NULL ? ctype : "application/json";
+        h = head_put(head, h, cap, "Content-Type: ", 14);
+        h = head_put(head, h, cap, ct, strlen(ct));
+        h = head_put(head, h, cap, "\r\n", 2);
+    }
+    h = head_put(head, h, cap, "Content-Length: ", 16);
+    h = head_put_num(head, h, cap, body != NULL ? (uint64_t)len : 0);
+    h = head_put(head, h, cap, "\r\n", 2);
+    if (c->req.id[0] != '\0') {
+        h = head_put(head, h, cap, "X-Request-Id: ", 14);
+        h = head_put(head, h, cap, c->req.id, strlen(c->req.id));
+        h = head_put(head, h, cap, "\r\n", 2);
+    }
+    h = close_after ? head_put(head, h, cap, "Connection: close\r\n\r\n", 21)
+                    : head_put(head, h, cap, "\r\n", 2);
+    if (h <= cap) {
+        evbuffer_add(out, head, h);
+    } else {
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
+        for (i = 0; i < n; i++) evbuffer_add_printf(out, "%s: %s\r\n", names[i], values[i]);
+        if (body != NULL) {
+            evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype != NULL ? ctype : "application/json");
+        }
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n", body != NULL ? len : 0);
+        if (c->req.id[0] != '\0') evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
+        evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n", close_after ? 21 : 2);
+    }
     if (body != NULL && len > 0) evbuffer_add(out, body, len);
 }
 
@@ -478,8 +537,18 @@ static void conn_dispatch(rl_http_conn_t *c, char *base)
         c->consumed = c->head_len + c->req.body_len;
     }
     if (c->req.id[0] == '\0') {
-        snprintf(c->req.id, sizeof(c->req.id), "%s%016llx", s->id_prefix,
-                 (unsigned long long)++s->id_seq);
+        /* prefix + 16 hex digits of the sequence, without printf. */
+        static const char hex[] = "0123456789abcdef";
+        size_t plen = strlen(s->id_prefix);
+        uint64_t seq = ++s->id_seq;
+        int k;
+
+        memcpy(c->req.id, s->id_prefix, plen);
+        for (k = 15; k >= 0; k--) {
+            c->req.id[plen + (size_t)k] = hex[seq & 15];
+            seq >>= 4;
+        }
+        c->req.id[plen + 16] = '\0';
     }
     if (s->draining) c->req.keep_alive = 0;
     c->req.conn = c;

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conf.h"
 #include "log.h"
+#include "reload.h"
 #include "store_mem.h"
 #include "tls.h"
 #include "util.h"
@@ -31,7 +32,10 @@ static void usage(FILE *out)
             "  -l, --listen HOST:PORT   override the configuration's \"listen\"\n"
             "  -v, --verbose            debug logging\n"
             "  -V, --version            print the version and exit\n"
-            "  -h, --help               print this help and exit\n");
+            "  -h, --help               print this help and exit\n"
+            "\n"
+            "Signals: SIGHUP reloads FILE (an invalid file is refused and the running\n"
+            "configuration stays); SIGTERM and SIGINT finish the requests in flight and exit.\n");
 }
 
 /* Splits "host:port" or "[v6]:port". Returns 0 or -1. */
@@ -119,12 +123,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(base, NULL);
 }
 
-/* Runs the service until SIGTERM/SIGINT. Returns the exit code. */
-static int run(rl_conf_t *conf)
+/* SIGHUP: reload the configuration file (main thread, in the loop). */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    rl_info("signal %d: reloading the configuration", (int)sig);
+    rl_reload(arg);
+}
+
+/* Runs the service until SIGTERM/SIGINT. conf and json are taken over.
+ * Returns the exit code. */
+static int run(rl_conf_t *conf, json_t *json, const char *path, int listen_overridden, int verbose)
 {
     rl_app_t app;
     struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     SSL_CTX *tls = NULL;
     char err[512];
     int *fds = NULL;
@@ -134,6 +146,9 @@ static int run(rl_conf_t *conf)
     nworkers = conf->workers > 0 ? conf->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nworkers < 1) nworkers = 1;
     app.conf = conf;
+    app.conf_path = path;
+    app.listen_overridden = listen_overridden;
+    app.verbose = verbose;
     app.started_ms = rl_now_ms();
     app.started_us = rl_mono_us();
     app.workers = calloc((size_t)nworkers, sizeof(rl_worker_t));
@@ -154,14 +169,23 @@ static int run(rl_conf_t *conf)
         fds[i] = -1;  /* the worker's HTTP server owns it now */
         if (tls != NULL) rl_http_server_set_tls(app.workers[i].http, tls);
     }
+    app.access_log = rl_access_log_new(app.nworkers, 262144, STDERR_FILENO);
+    if (app.access_log == NULL) goto cleanup;
+    /* From here on the conf belongs to its reference (freed with it). */
+    i = rl_reload_start(&app, conf, json);
+    conf = NULL;
+    json = NULL;
+    if (i != 0) goto cleanup;
 
     base = event_base_new();
     if (base == NULL) goto cleanup;
     sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     sigint = evsignal_new(base, SIGINT, on_signal, base);
-    if (sigterm == NULL || sigint == NULL) goto cleanup;
+    sighup = evsignal_new(base, SIGHUP, on_sighup, &app);
+    if (sigterm == NULL || sigint == NULL || sighup == NULL) goto cleanup;
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    evsignal_add(sighup, NULL);
 
     /* Every worker is fully built before the first starts: the service
      * never answers half-initialised. */
@@ -171,12 +195,12 @@ static int run(rl_conf_t *conf)
     }
     {
         char addr[300], workers[16], portbuf[8];
-        snprintf(addr, sizeof(addr), "%s:%d", conf->listen_host, port);
+        snprintf(addr, sizeof(addr), "%s:%d", app.conf->listen_host, port);
         snprintf(workers, sizeof(workers), "%d", app.nworkers);
         snprintf(portbuf, sizeof(portbuf), "%d", port);
         rl_log_kv(RL_LOG_INFO, "listening", "address", addr, "port", portbuf, "workers", workers,
-                  "store", conf->store.type == RL_STORE_MEMORY ? "memory" : "redis",
-                  "config_hash", conf->hash, "version", PACKAGE_VERSION,
+                  "store", app.conf->store.type == RL_STORE_MEMORY ? "memory" : "redis",
+                  "config_hash", app.conf->hash, "version", PACKAGE_VERSION,
                   "tls", tls != NULL ? "on" : "off", NULL);
     }
     event_base_dispatch(base);
@@ -192,6 +216,12 @@ cleanup:
     for (i = started; i < app.nworkers; i++) rl_worker_destroy(&app.workers[i]);
     if (sigterm != NULL) event_free(sigterm);
     if (sigint != NULL) event_free(sigint);
+    if (sighup != NULL) event_free(sighup);
+    rl_access_log_free(app.access_log);
+    rl_reload_stop(&app);
+    rl_conf_free(conf);
+    json_decref(json);
+    rl_stats_registry_free();
     if (base != NULL) event_base_free(base);
     if (fds != NULL) {
         for (i = 0; i < nworkers; i++) {
@@ -219,6 +249,7 @@ int main(int argc, char **argv)
     const char *config = NULL, *check = NULL, *listen_override = NULL;
     char err[512];
     rl_conf_t *conf;
+    json_t *json = NULL;
     int opt, verbose = 0, rc;
 
     while ((opt = getopt_long(argc, argv, "c:t:l:vVh", opts, NULL)) != -1) {
@@ -256,7 +287,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    conf = rl_conf_load(config, err, sizeof(err));
+    conf = rl_reload_load(config, &json, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "%s: %s\n", config, err);
         rl_log_kv(RL_LOG_ERROR, "invalid configuration", "file", config, "error", err, NULL);
@@ -268,6 +299,7 @@ int main(int argc, char **argv)
         if (split_host_port(listen_override, host, sizeof(host), &port) != 0) {
             fprintf(stderr, "--listen: \"%s\" is not HOST:PORT\n", listen_override);
             rl_conf_free(conf);
+            json_decref(json);
             return 2;
         }
         free(conf->listen_host);
@@ -279,7 +311,6 @@ int main(int argc, char **argv)
         rl_log_set_level(verbose ? RL_LOG_DEBUG : level >= 0 ? (rl_log_level_t)level : RL_LOG_INFO);
     }
     signal(SIGPIPE, SIG_IGN);
-    rc = run(conf);
-    rl_conf_free(conf);
+    rc = run(conf, json, config, listen_override != NULL, verbose);
     return rc;
 }

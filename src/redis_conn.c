@@ -48,6 +48,7 @@
 
 #include "log.h"
 #include "redis_tls.h"
+#include "stats.h"
 #include "util.h"
 
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 1000
@@ -351,32 +352,67 @@ static void conn_transport_connected(rl_redis_conn_t *c)
 /* Pipeline                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Writes "<prefix><n>\r\n" at p; returns the bytes written. */
+static size_t resp_head(char *p, char prefix, size_t n)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    size_t len = 0;
+
+    do {
+        tmp[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    p[len++] = prefix;
+    memcpy(p + len, tmp + i, sizeof(tmp) - i);
+    len += sizeof(tmp) - i;
+    p[len++] = '\r';
+    p[len++] = '\n';
+    return len;
+}
+
+/* Encodes argv as a RESP array of bulk strings straight into out (one
+ * reserved extent, no malloc, no printf per argument). RL_OK or RL_ERR. */
+static int resp_encode(struct evbuffer *out, int argc, const char **argv, const size_t *argvlen)
+{
+    struct evbuffer_iovec v;
+    size_t need = 24 + 2;
+    size_t pos = 0;
+    char *p;
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        need += 1 + 20 + 2 + argvlen[i] + 2;
+    }
+    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1 || v.iov_len < need) {
+        return RL_ERR;
+    }
+    p = v.iov_base;
+    pos += resp_head(p + pos, '*', (size_t)argc);
+    for (i = 0; i < argc; i++) {
+        pos += resp_head(p + pos, '$', argvlen[i]);
+        memcpy(p + pos, argv[i], argvlen[i]);
+        pos += argvlen[i];
+        p[pos++] = '\r';
+        p[pos++] = '\n';
+    }
+    v.iov_len = pos;
+    return evbuffer_commit_space(out, &v, 1) == 0 ? RL_OK : RL_ERR;
+}
+
 /* Encodes one command into the output buffer and queues its callback.
  * Returns RL_OK, or RL_ERR (nothing queued, cb not called). */
 static int conn_send(rl_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
                      rl_redis_cb *cb, void *arg, int64_t deadline_us)
 {
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    int rc = RL_ERR;
-
-    if (len < 0 || cmd == NULL) {
-        goto done;
+    if (argc < 1 || ring_push(c, cb, arg, deadline_us) != RL_OK) {
+        return RL_ERR;
     }
-    if (ring_push(c, cb, arg, deadline_us) != RL_OK) {
-        goto done;
-    }
-    if (evbuffer_add(bufferevent_get_output(c->bev), cmd, (size_t)len) != 0) {
+    if (resp_encode(bufferevent_get_output(c->bev), argc, argv, argvlen) != RL_OK) {
         c->len--;  /* take back the entry just pushed */
-        goto done;
+        return RL_ERR;
     }
-    rc = RL_OK;
-
-done:
-    if (cmd != NULL) {
-        redisFreeCommand(cmd);
-    }
-    return rc;
+    return RL_OK;
 }
 
 /* Pops every complete reply and hands it to the oldest pending entry.
@@ -507,6 +543,9 @@ static void conn_ready(rl_redis_conn_t *c)
     c->backoff_ms = CONN_BACKOFF_MIN_MS;
     if (c->ever_ready) {
         c->stats.reconnects++;
+        if (rl_stats_self != NULL) {
+            RL_STAT_INC(rl_stats_self, store_reconnects);
+        }
     }
     c->ever_ready = 1;
     if (c->last_failure[0] != '\0') {

@@ -29,6 +29,9 @@ static const struct route {
     { "/health", "GET", 0, handle_health, 0 },
     { "/ready", "GET", 0, handle_ready, 0 },
     { "/v1/decide", "POST", 1, rl_api_decide, RL_ROUTE_AUTH },
+    { "/metrics", "GET", 0, rl_api_metrics, 0 },
+    { "/v1/admin/reset", "POST", 1, rl_api_admin_reset, 0 },
+    { "/v1/policies", "GET", 0, rl_api_policies, 0 },
 };
 
 /* ---------------------------------------------------------------------

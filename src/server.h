@@ -20,6 +20,9 @@ void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj, const cha
 
 /* The APIs, one file each (api_<name>.c). */
 rl_route_fn rl_api_decide;   /* POST /v1/decide */
+rl_route_fn rl_api_metrics;  /* GET /metrics */
+rl_route_fn rl_api_admin_reset; /* POST /v1/admin/reset (admin) */
+rl_route_fn rl_api_policies; /* GET /v1/policies (admin) */
 
 /* Caller authentication of a routed request (server_auth.c): returns 1
  * if req may proceed, or answers it (401/403/429) and returns 0.

@@ -36,6 +36,7 @@
 #include "lua_scripts.h"
 #include "redis_cmd.h"
 #include "redis_conn.h"
+#include "stats.h"
 #include "redis_tls.h"
 #include "store_redis.h"
 #include "util.h"
@@ -634,6 +635,7 @@ static void cl_on_moved(cl_op_t *o, cl_node_t *from, const redisReply *r)
         cl_op_done(o, NULL, "too_many_redirects");
         return;
     }
+    if (rl_stats_self != NULL) RL_STAT_INC(rl_stats_self, store_redirections);
     n = cl_node_get(cl, &a);
     if (n == NULL) {
         cl_op_done(o, NULL, "out_of_memory");
@@ -661,6 +663,7 @@ static void cl_on_ask(cl_op_t *o, cl_node_t *from, const redisReply *r)
         cl_op_done(o, NULL, "too_many_redirects");
         return;
     }
+    if (rl_stats_self != NULL) RL_STAT_INC(rl_stats_self, store_redirections);
     n = cl_node_get(o->cl, &a);
     if (n == NULL) {
         cl_op_done(o, NULL, "out_of_memory");

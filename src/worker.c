@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
@@ -41,11 +42,19 @@ static void worker_publish_store(rl_worker_t *w)
     __atomic_store_n(&w->store_up, rl_store_connected(w->store), __ATOMIC_RELAXED);
 }
 
-/* Housekeeping every 50 ms: publish store state; start accepting once
- * every worker's store is up (or the start-up grace has passed, so a
- * Redis that is down at start cannot keep the service from answering by
- * its failure modes); while stopping, exit once in-flight requests are
- * done or the drain deadline has passed. */
+/* Publishes the gauges a scrape reads (single writer: this worker). */
+static void worker_publish_gauges(rl_worker_t *w)
+{
+    RL_STAT_SET(&w->stats, inflight, rl_http_server_inflight(w->http));
+    RL_STAT_SET(&w->stats, connections, rl_http_server_connections(w->http));
+    RL_STAT_SET(&w->stats, deny_cache_entries, rl_deny_cache_size(w->deny_cache));
+}
+
+/* Housekeeping every 50 ms: publish store state and gauges; start
+ * accepting once every worker's store is up (or the start-up grace has
+ * passed, so a Redis that is down at start cannot keep the service from
+ * answering by its failure modes); while stopping, exit once in-flight
+ * requests are done or the drain deadline has passed. */
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
     rl_worker_t *w = arg;
@@ -56,22 +65,122 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
         rl_http_server_start_accepting(w->http);
     }
     worker_trim(w);
+    worker_publish_gauges(w);
     if (w->stop_deadline_us != 0 &&
         (rl_http_server_inflight(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
         event_base_loopexit(w->base, NULL);
     }
 }
 
+/* (Re)builds or empties the deny cache for the worker's current conf:
+ * a new generation never serves a denial decided under an older one. */
+static void worker_deny_cache_sync(rl_worker_t *w)
+{
+    const rl_conf_ops_t *ops = &w->conf->ops;
+
+    if (w->deny_cache == NULL || ops->deny_cache_entries != w->deny_cache_entries ||
+        ops->deny_cache_max_ttl_ms != w->deny_cache_ttl_ms) {
+        rl_deny_cache_free(w->deny_cache);
+        w->deny_cache = rl_deny_cache_new((size_t)ops->deny_cache_entries,
+                                          ops->deny_cache_max_ttl_ms * 1000);
+        w->deny_cache_entries = ops->deny_cache_entries;
+        w->deny_cache_ttl_ms = ops->deny_cache_max_ttl_ms;
+    }
+    if (w->deny_cache != NULL) {
+        rl_deny_cache_clear(w->deny_cache, w->conf->generation);
+    }
+    rl_deny_cache_self = w->deny_cache;
+}
+
+/* Adopts the conf waiting in the mailbox, if any. Requests already in
+ * flight keep the conf they pinned. Worker thread. */
+static void worker_adopt_conf(rl_worker_t *w)
+{
+    rl_confref_t *ref = __atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL);
+
+    if (ref == NULL) {
+        return;
+    }
+    if (rl_confref_adopt(ref) != 0) {
+        rl_error("worker %d: out of memory adopting a new configuration; keeping the old one",
+                 w->id);
+        return;
+    }
+    w->conf = rl_confref_conf(ref);
+    worker_deny_cache_sync(w);
+    rl_debug("worker %d: configuration generation %llu in force", w->id,
+             (unsigned long long)w->conf->generation);
+}
+
+/* The notify pipe: 'r' = a new conf is in the mailbox, 's' = stop. */
 static void worker_notify(evutil_socket_t fd, short what, void *arg)
 {
     rl_worker_t *w = arg;
-    char buf[16];
+    char buf[64];
     ssize_t n = read(fd, buf, sizeof(buf));
+    int stop = 0;
+    ssize_t i;
 
-    if (n <= 0 || w->stop_deadline_us != 0) return;
+    if (n <= 0) return;
+    for (i = 0; i < n; i++) {
+        if (buf[i] == 's') stop = 1;
+    }
+    worker_adopt_conf(w);
+    if (!stop || w->stop_deadline_us != 0) return;
     w->stop_deadline_us = rl_mono_us() + (int64_t)RL_DRAIN_MS * 1000;
     rl_http_server_stop_accepting(w->http);
     worker_tick(-1, 0, w);
+}
+
+void rl_worker_send_conf(rl_worker_t *w, rl_confref_t *ref)
+{
+    rl_confref_t *old = __atomic_exchange_n(&w->next_conf, ref, __ATOMIC_ACQ_REL);
+    ssize_t n;
+
+    /* A conf the worker never picked up is replaced: drop its reference. */
+    rl_confref_release(old);
+    do {
+        n = write(w->notify_fd[1], "r", 1);
+    } while (n < 0 && errno == EINTR);
+}
+
+/* Verdict name of a finished decision, for the access log. */
+static const char *worker_verdict_name(rl_decide_status_t status, const rl_verdict_t *v)
+{
+    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) return "invalid";
+    if (v->policy == NULL) return "unmatched";
+    if (v->degraded) return "error";
+    if (v->shadow_would_deny) return "shadow_denied";
+    return v->allowed ? "allowed" : "denied";
+}
+
+void rl_worker_access_log(rl_worker_t *w, const char *id, rl_decide_status_t status,
+                          const rl_verdict_t *v, int64_t latency_us)
+{
+    double sample = w->conf->ops.access_log_sample;
+    char line[768];
+    size_t n;
+    uint64_t x;
+    int http_status;
+
+    if (sample <= 0.0 || w->app->access_log == NULL) return;
+    if (sample < 1.0) {
+        x = w->rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w->rng = x;
+        if ((double)(x >> 11) * (1.0 / 9007199254740992.0) >= sample) return;
+    }
+    /* The status the gateway is told to answer (429 for a denial). */
+    http_status = status == RL_DECIDE_OK ? v->status : status == RL_DECIDE_UNAVAILABLE ? 503 : 422;
+    n = rl_access_log_format(line, sizeof(line), rl_now_ms(), id,
+                             v != NULL && v->policy != NULL ? v->policy->name : NULL,
+                             worker_verdict_name(status, v), http_status, latency_us,
+                             v != NULL && v->cached);
+    if (n == 0 || rl_access_log_push(w->app->access_log, w->id, line, n) != 0) {
+        RL_STAT_INC(&w->stats, access_log_dropped);
+    }
 }
 
 int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
@@ -90,7 +199,10 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
 
     cfg = event_config_new();
     if (cfg == NULL) goto err;
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    /* The changelist folds a read that is disabled at dispatch and enabled
+     * again by a reply in the same loop iteration (a deny-cache hit, the
+     * memory store) into no epoll_ctl at all. No fd is dup()ed here. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     if (w->base == NULL) goto err;
@@ -121,6 +233,12 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     }
     w->http = rl_http_server_new(w->base, listen_fd, &conf->http, prefix, rl_server_handle, w);
     if (w->http == NULL) goto err;
+    {
+        /* Seed of the access log sampling: 16 random hex digits. */
+        char seed[33];
+        rl_random_id(seed, sizeof(seed));
+        w->rng = strtoull(seed + 16, NULL, 16) | 1;
+    }
     return 0;
 
 err:
@@ -132,13 +250,21 @@ static void *worker_main(void *arg)
 {
     rl_worker_t *w = arg;
 
+    rl_stats_self = &w->stats;
+    worker_adopt_conf(w);
+    worker_deny_cache_sync(w);
     event_base_dispatch(w->base);
     /* Pending store operations end here, on this thread, so the decision
-     * contexts they free return to this thread's list before it goes. */
+     * contexts they free return to this thread's list before it goes
+     * (and unpin their confs). */
     rl_store_free(w->store);
     w->store = NULL;
     rl_decide_thread_cleanup();
     rl_auth_thread_cleanup();
+    rl_confref_thread_cleanup();
+    rl_confref_release(__atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL));
+    rl_stats_self = NULL;
+    rl_deny_cache_self = NULL;
     return NULL;
 }
 
@@ -172,6 +298,11 @@ void rl_worker_destroy(rl_worker_t *w)
     w->tick_ev = w->notify_ev = NULL;
     w->notify_fd[0] = w->notify_fd[1] = -1;
     w->base = NULL;
+    rl_deny_cache_free(w->deny_cache);
+    w->deny_cache = NULL;
+    rl_stats_free(&w->stats);
+    rl_confref_release(w->next_conf);
+    w->next_conf = NULL;
 }
 
 void rl_worker_join(rl_worker_t *w)

@@ -178,10 +178,26 @@ run_fuzzers() {
     fi
 }
 
+# Installs the Debian packages only the tests need (the /metrics tests
+# parse with python3-prometheus-client), when missing.
+install_test_packages() {
+    local pkgs=(python3-prometheus-client) missing=() pkg sudo=()
+    for pkg in "${pkgs[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    rl_say "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 main() {
     local start
     start=$(date +%s)
     rl_install_deps
+    install_test_packages
     cd "$ROOT"
     rl_prepare_source "$ROOT"
     run_scripts

@@ -867,3 +867,83 @@ def sanitizer_build():
             return b"__asan_init" in f.read()
     except OSError:
         return False
+# Operations: /metrics, reloads, Redis command counts
+# --------------------------------------------------------------------------
+
+def prometheus_parser():
+    """prometheus_client's text parser (Debian's python3-prometheus-client;
+    its directory is added to sys.path when another Python runs the tests)."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        import sys
+        for d in ("/usr/lib/python3/dist-packages",):
+            if os.path.isdir(os.path.join(d, "prometheus_client")) and d not in sys.path:
+                sys.path.append(d)
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            raise TestFailure("python3-prometheus-client is not installed "
+                              "(tests/run.sh installs it)")
+    return text_string_to_metric_families
+
+
+def scrape(daemon):
+    """GET /metrics of daemon, parsed: {sample name: {labels tuple: value}},
+    labels as a sorted tuple of (name, value). Fails unless the reply is 200
+    in the Prometheus text format and parses."""
+    r = daemon.request("GET", "/metrics")
+    eq(r.status, 200, "GET /metrics status")
+    ctype = r.header("Content-Type") or ""
+    check(ctype.startswith("text/plain; version=0.0.4"), "/metrics Content-Type %r" % ctype)
+    out = {}
+    for family in prometheus_parser()(r.body.decode()):
+        for s in family.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def metric(samples, name, **labels):
+    """One sample's value from scrape() output (0 if absent)."""
+    return samples.get(name, {}).get(tuple(sorted(labels.items())), 0)
+
+
+def rewrite_config(daemon, config):
+    """Replaces daemon's config file (atomically, by rename) without
+    signalling it."""
+    tmp = daemon.conf_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+    os.replace(tmp, daemon.conf_path)
+
+
+def reload_config(daemon, config=None, timeout=5.0):
+    """Writes config (if given), sends SIGHUP and waits until /metrics shows
+    one more reload (ok or failed). Returns "ok" or "failed"."""
+    before = scrape(daemon)
+    ok0 = metric(before, "ratelimitd_config_reloads_total", result="ok")
+    failed0 = metric(before, "ratelimitd_config_reloads_total", result="failed")
+    if config is not None:
+        rewrite_config(daemon, config)
+    daemon.signal(signal.SIGHUP)
+
+    def done():
+        m = scrape(daemon)
+        if metric(m, "ratelimitd_config_reloads_total", result="ok") > ok0:
+            return "ok"
+        if metric(m, "ratelimitd_config_reloads_total", result="failed") > failed0:
+            return "failed"
+        return None
+    return wait_until(done, timeout * SLOW, what="the reload to be counted")
+
+
+def redis_calls(redis, command="evalsha"):
+    """Calls of one command since the last CONFIG RESETSTAT (INFO commandstats)."""
+    info = redis.call("INFO", "commandstats")
+    for line in info.splitlines():
+        if line.startswith("cmdstat_%s:" % command):
+            for part in line.split(":", 1)[1].split(","):
+                k, _, v = part.partition("=")
+                if k == "calls":
+                    return int(v)
+    return 0

@@ -1,0 +1,241 @@
+/* The admin endpoints: POST /v1/admin/reset and GET /v1/policies.
+ *
+ * Both answer 404 unless "admin": {"enabled": true}, and then require
+ * "Authorization: Bearer <key>" whose SHA-256 equals admin.key_sha256,
+ * compared in constant time (401 AUTH_002 when missing, AUTH_001 when
+ * wrong). The check is one function, admin_authorized, so it can later
+ * defer to the caller authentication of the security work. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include "decide.h"
+#include "log.h"
+#include "request.h"
+#include "server.h"
+#include "util.h"
+#include "worker.h"
+
+/* Answers 401 in the error shape with WWW-Authenticate: Bearer. */
+static void admin_unauthorized(rl_http_req_t *req, const char *code, const char *message)
+{
+    static const char *const names[] = { "WWW-Authenticate" };
+    static const char *const values[] = { "Bearer realm=\"ratelimitd-admin\"" };
+    json_t *obj = json_object();
+
+    json_object_set_new(obj, "error", json_string(message));
+    json_object_set_new(obj, "code", json_string(code));
+    json_object_set_new(obj, "trace_id", json_string(req->id));
+    rl_server_reply_json(req, 401, obj, names, values, 1);
+}
+
+/* 1 if req may use the admin endpoints; otherwise it has been answered
+ * (404 while admin is disabled, 401 without the right bearer key). */
+static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
+{
+    const rl_conf_admin_t *a = &w->conf->admin;
+    const char *auth;
+    size_t len = 0;
+    char digest[65];
+
+    if (!a->enabled || a->key_sha256 == NULL) {
+        rl_server_error(req, 404, "NOT_FOUND", "no such endpoint");
+        return 0;
+    }
+    auth = rl_http_header(req, "authorization", &len);
+    if (auth == NULL || len < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
+        admin_unauthorized(req, "AUTH_002", "missing header: Authorization: Bearer <admin key>");
+        return 0;
+    }
+    auth += 7;
+    len -= 7;
+    while (len > 0 && *auth == ' ') {
+        auth++;
+        len--;
+    }
+    rl_sha256_hex(auth, len, digest);
+    if (!rl_consttime_eq(digest, 64, a->key_sha256, 64)) {
+        admin_unauthorized(req, "AUTH_001", "invalid admin key");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------------
+ * POST /v1/admin/reset
+ * ------------------------------------------------------------------- */
+
+/* The store answered the reset: 200 {"reset": true, "policy", "test"},
+ * or the decide API's error for the same problem. */
+static void admin_reset_done(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
+                             const char *message)
+{
+    rl_http_req_t *req = arg;
+    rl_worker_t *w = rl_http_req_arg(req);
+    json_t *obj;
+
+    switch (status) {
+    case RL_DECIDE_INVALID:
+        rl_server_error(req, 422, "VAL_001", message);
+        return;
+    case RL_DECIDE_BAD_POLICY:
+        rl_server_error(req, 422, "VAL_002", message);
+        return;
+    case RL_DECIDE_AUTH:
+        /* Resets skip tenant verification; kept for completeness. */
+        rl_server_error(req, v->status, v->error_code, message);
+        return;
+    case RL_DECIDE_UNAVAILABLE:
+    case RL_DECIDE_OK:
+        break;
+    }
+    if (status == RL_DECIDE_UNAVAILABLE || v->degraded) {
+        /* Whatever the failure mode: a reset that did not happen is an error. */
+        obj = json_object();
+        json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
+        json_object_set_new(obj, "code", json_string("STORE_001"));
+        json_object_set_new(obj, "trace_id", json_string(req->id));
+        json_object_set_new(obj, "reset", json_false());
+        json_object_set_new(obj, "policy", json_string(v->policy->name));
+        json_object_set_new(obj, "degraded_reason",
+                            json_string(v->degraded_reason != NULL ? v->degraded_reason : "unknown"));
+        rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
+        return;
+    }
+    RL_STAT_INC(&w->stats, admin_resets);
+    rl_log_kv(RL_LOG_INFO, "admin reset", "policy", v->policy->name, "request_id", req->id,
+              "test", v->test ? "true" : "false", NULL);
+    obj = json_pack("{s:b, s:s, s:b}", "reset", 1, "policy", v->policy->name, "test", v->test);
+    rl_server_reply_json(req, 200, obj, NULL, NULL, 0);
+}
+
+void rl_api_admin_reset(rl_worker_t *w, rl_http_req_t *req)
+{
+    json_error_t jerr;
+    json_t *root;
+    rl_request_t dr;
+    rl_request_error_t rerr;
+    char msg[256];
+
+    if (!admin_authorized(w, req)) {
+        return;
+    }
+    /* Any JSON value parses; a non-object is a 422 from the request parser. */
+    root = json_loadb(req->body, req->body_len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    if (root == NULL) {
+        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                 jerr.column);
+        rl_server_error(req, 400, "VAL_002", msg);
+        return;
+    }
+    if (rl_request_from_json(root, &dr, &rerr) != 0) {
+        json_decref(root);
+        rl_server_error(req, 422, rerr.code, rerr.message);
+        return;
+    }
+    rl_decide_reset(w->conf, w->store, &dr, admin_reset_done, req);
+    json_decref(root);
+}
+
+/* ---------------------------------------------------------------------
+ * GET /v1/policies
+ * ------------------------------------------------------------------- */
+
+/* A duration in ms as the config writes it: the largest unit that
+ * divides it ("5m", "10s", "250ms"). */
+static void admin_duration(int64_t ms, char *buf, size_t len)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = { { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+    size_t i;
+
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms >= units[i].ms && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+static const char *const algo_names[] = { "gcra", "fixed_window", "sliding_window" };
+static const char *const header_names[] = { "x-ratelimit", "x-ratelimit-retry-after", "ietf",
+                                            "none" };
+
+/* The limits array of a policy or test rule. New reference. */
+static json_t *admin_limits(const rl_limit_t *limits, int n)
+{
+    json_t *arr = json_array();
+    char per[32];
+    char block[32];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const rl_limit_t *l = &limits[i];
+        json_t *o;
+
+        admin_duration(l->period_ms, per, sizeof(per));
+        o = json_pack("{s:I, s:s, s:s}", "requests", (json_int_t)l->requests, "per", per,
+                      "algorithm", algo_names[l->algo]);
+        if (l->algo == RL_ALGO_GCRA) {
+            json_object_set_new(o, "burst", json_integer(l->burst));
+        }
+        if (l->block_ms > 0) {
+            admin_duration(l->block_ms, block, sizeof(block));
+            json_object_set_new(o, "block", json_string(block));
+        }
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* One policy as listed: no deny body and no test header value (a caller
+ * who knows it can trip the test limits). New reference. */
+static json_t *admin_policy(const rl_policy_t *p)
+{
+    json_t *o = json_object();
+    json_t *match = json_object();
+    json_t *key = json_array();
+    int i;
+
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(match, "method", p->method != NULL ? json_string(p->method) : json_null());
+    json_object_set_new(match, "path", json_string(p->path.text));
+    json_object_set_new(o, "match", match);
+    for (i = 0; i < p->nkey; i++) {
+        json_array_append_new(key, json_string(p->key[i].spec));
+    }
+    json_object_set_new(o, "key", key);
+    json_object_set_new(o, "limits", admin_limits(p->limits, p->nlimits));
+    if (p->test != NULL) {
+        json_object_set_new(o, "test", json_pack("{s:s, s:o}", "header", p->test->header, "limits",
+                                                 admin_limits(p->test->limits, p->test->nlimits)));
+    }
+    json_object_set_new(o, "mode", json_string(p->shadow ? "shadow" : "enforce"));
+    json_object_set_new(o, "failure_mode", json_string(p->failure_open ? "open" : "closed"));
+    json_object_set_new(o, "headers", json_string(header_names[p->headers]));
+    json_object_set_new(o, "deny_status", json_integer(p->deny_status));
+    return o;
+}
+
+void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
+{
+    json_t *arr;
+    json_t *obj;
+    int i;
+
+    if (!admin_authorized(w, req)) {
+        return;
+    }
+    arr = json_array();
+    for (i = 0; i < w->conf->npolicies; i++) {
+        json_array_append_new(arr, admin_policy(&w->conf->policies[i]));
+    }
+    obj = json_pack("{s:s, s:I, s:o}", "config_hash", w->conf->hash, "generation",
+                    (json_int_t)w->conf->generation, "policies", arr);
+    rl_server_reply_json(req, 200, obj, NULL, NULL, 0);
+}

@@ -1,0 +1,205 @@
+/* Loading and reloading the configuration (see reload.h). Main thread. */
+#include "reload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stats.h"
+#include "util.h"
+
+/* Top-level sections only a restart can apply: the listening sockets,
+ * the threads, the HTTP servers' limits and the store connections are
+ * built once at start-up. */
+static const char *const restart_fields[] = { "listen", "workers", "http", "store" };
+
+/* Reads the whole file into a new buffer (*len bytes, NUL added). */
+static char *reload_read(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0;
+    size_t n;
+
+    *len = 0;
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (*len + 1 >= cap) {
+            char *nb;
+            cap = cap == 0 ? 65536 : cap * 2;
+            nb = realloc(buf, cap);
+            if (nb == NULL) {
+                snprintf(err, errlen, "cannot read %s: %s", path, strerror(ENOMEM));
+                goto err;
+            }
+            buf = nb;
+        }
+        n = fread(buf + *len, 1, cap - *len - 1, f);
+        *len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        goto err;
+    }
+    fclose(f);
+    buf[*len] = '\0';
+    return buf;
+
+err:
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = reload_read(path, &len, err, errlen);
+    rl_conf_t *conf;
+
+    *json = NULL;
+    if (text == NULL) {
+        return NULL;
+    }
+    conf = rl_conf_parse(text, len, err, errlen);
+    if (conf != NULL) {
+        /* The conf parsed, so the JSON does too. */
+        *json = json_loadb(text, len, 0, NULL);
+        if (*json == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rl_conf_free(conf);
+            conf = NULL;
+        }
+    }
+    free(text);
+    return conf;
+}
+
+const char *rl_reload_restart_field(const json_t *old, const json_t *new, int listen_overridden)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(restart_fields) / sizeof(restart_fields[0]); i++) {
+        const json_t *a = json_object_get(old, restart_fields[i]);
+        const json_t *b = json_object_get(new, restart_fields[i]);
+
+        if (listen_overridden && strcmp(restart_fields[i], "listen") == 0) {
+            continue;
+        }
+        if ((a == NULL) != (b == NULL) || (a != NULL && !json_equal((json_t *)a, (json_t *)b))) {
+            return restart_fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* Gives conf its generation and metrics slots, and every worker the
+ * counter chunks those slots need. 0 or -1. */
+static int reload_prepare(rl_app_t *app, rl_conf_t *conf)
+{
+    int i;
+
+    for (i = 0; i < conf->npolicies; i++) {
+        conf->policies[i].stats_slot = rl_stats_policy_slot(conf->policies[i].name);
+    }
+    for (i = 0; i < app->nworkers; i++) {
+        if (rl_stats_policy_reserve(&app->workers[i].stats, rl_stats_policy_slots()) != 0) {
+            return -1;
+        }
+    }
+    conf->generation = ++app->generation;
+    return 0;
+}
+
+/* Makes conf (with json) the app's current conf and sends it to every
+ * worker. Ownership of both is taken. 0 or -1 (then conf and json are
+ * freed and nothing changed). */
+static int reload_publish(rl_app_t *app, rl_conf_t *conf, json_t *json)
+{
+    rl_confref_t *ref;
+    int i;
+
+    if (reload_prepare(app, conf) != 0 ||
+        (ref = rl_confref_new(conf, app->nworkers + 1)) == NULL) {
+        rl_conf_free(conf);
+        json_decref(json);
+        return -1;
+    }
+    for (i = 0; i < app->nworkers; i++) {
+        rl_worker_send_conf(&app->workers[i], ref);
+    }
+    rl_confref_release(app->conf_ref);
+    json_decref(app->conf_json);
+    app->conf_ref = ref;
+    app->conf = conf;
+    app->conf_json = json;
+    __atomic_store_n(&app->reload_ms, rl_now_ms(), __ATOMIC_RELAXED);
+    return 0;
+}
+
+int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json)
+{
+    return reload_publish(app, conf, json);
+}
+
+/* Counts and logs a failed reload; the running conf stays. */
+static void reload_failed(rl_app_t *app, const char *error)
+{
+    __atomic_add_fetch(&app->reloads_failed, 1, __ATOMIC_RELAXED);
+    rl_log_kv(RL_LOG_ERROR, "configuration reload failed; the running configuration stays in force",
+              "file", app->conf_path, "error", error, "config_hash", app->conf->hash, NULL);
+}
+
+void rl_reload(rl_app_t *app)
+{
+    char err[512];
+    char gen[24];
+    char npol[16];
+    json_t *json = NULL;
+    rl_conf_t *conf = rl_reload_load(app->conf_path, &json, err, sizeof(err));
+    const char *field;
+    int level;
+
+    if (conf == NULL) {
+        reload_failed(app, err);
+        return;
+    }
+    field = rl_reload_restart_field(app->conf_json, json, app->listen_overridden);
+    if (field != NULL) {
+        /* No value is quoted: the store section holds the password. */
+        snprintf(err, sizeof(err), "%s: changed; this section takes effect only on a restart",
+                 field);
+        rl_conf_free(conf);
+        json_decref(json);
+        reload_failed(app, err);
+        return;
+    }
+    if (reload_publish(app, conf, json) != 0) {
+        reload_failed(app, "out of memory");
+        return;
+    }
+    level = rl_log_level_parse(app->conf->log_level);
+    rl_log_set_level(app->verbose ? RL_LOG_DEBUG : level >= 0 ? (rl_log_level_t)level : RL_LOG_INFO);
+    __atomic_add_fetch(&app->reloads_ok, 1, __ATOMIC_RELAXED);
+    snprintf(gen, sizeof(gen), "%llu", (unsigned long long)app->conf->generation);
+    snprintf(npol, sizeof(npol), "%d", app->conf->npolicies);
+    rl_log_kv(RL_LOG_INFO, "configuration reloaded", "file", app->conf_path, "config_hash",
+              app->conf->hash, "generation", gen, "policies", npol, NULL);
+}
+
+void rl_reload_stop(rl_app_t *app)
+{
+    rl_confref_release(app->conf_ref);
+    json_decref(app->conf_json);
+    app->conf_ref = NULL;
+    app->conf_json = NULL;
+    app->conf = NULL;
+}

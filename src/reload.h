@@ -1,0 +1,40 @@
+#ifndef RL_RELOAD_H
+#define RL_RELOAD_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include "conf.h"
+#include "worker.h"
+
+/* Configuration (re)loading on the main thread: the start-up load, and
+ * SIGHUP. A reload validates the whole new file first; if it is invalid,
+ * or changes a section that only a restart can apply ("listen",
+ * "workers", "http", "store"), the running conf stays in force and the
+ * failure is logged and counted. Otherwise every worker gets the new conf
+ * through its mailbox and notify pipe and swaps to it between two
+ * requests; requests in flight finish on the conf they started with
+ * (confref.h), and policies that did not change keep their Redis keys,
+ * so their counters carry on. */
+
+/* Reads FILE once: the validated conf (caller's) and, in *json, the
+ * parsed file (caller's, json_decref) for later comparisons. NULL with
+ * err set on any error. */
+rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err, size_t errlen);
+
+/* The first restart-only top-level field ("listen" unless
+ * listen_overridden, "workers", "http", "store") whose JSON differs
+ * between old and new, or NULL if none does. Pure. */
+const char *rl_reload_restart_field(const json_t *old, const json_t *new, int listen_overridden);
+
+/* Puts conf (ownership taken, also on failure) and json (same) in force
+ * at start-up: generation 1, metrics slots, one reference per worker in
+ * its mailbox. The workers are initialised, not yet started. 0 or -1. */
+int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json);
+
+/* Re-reads app->conf_path and, if valid, hands it to every worker. */
+void rl_reload(rl_app_t *app);
+
+/* Drops the main thread's conf and JSON once every worker is joined. */
+void rl_reload_stop(rl_app_t *app);
+
+#endif

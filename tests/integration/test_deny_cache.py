@@ -1,0 +1,155 @@
+"""The exact local deny cache: a flood on a denied key from several
+ratelimitd processes admits exactly what Redis alone would, while Redis
+sees only a small fraction of the flood (INFO commandstats); a cost-0 peek
+bypasses it, a reload and an admin reset invalidate it, and it never
+denies past the moment the key can pass again."""
+
+import copy
+import hashlib
+import time
+
+from harness import (SLOW, check, config, eq, hammer, limit, metric, policy, redis_calls,
+                     reload_config, scrape, service)
+
+ADMIN_KEY = "deny-cache-admin-key"
+
+
+def _admin():
+    return {"enabled": True, "key_sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}
+
+
+def _flood(svc, total, clients, body):
+    ports = [d.port for d in svc.daemons]
+    results, elapsed = hammer(ports, total, clients, lambda i: body)
+    for r in results:
+        eq(r.status, 200, "flood reply status (%r)" % r.body[:200])
+        check(r.json["degraded"] is False, "degraded verdict in the flood: %r" % r.body[:200])
+    return sum(1 for r in results if r.json["allowed"]), results, elapsed
+
+
+def test_flood_fixed_window_three_processes():
+    """3 processes x 2 workers, 12 clients, 6,000 requests on one key limited
+    to 100 per hour: exactly 100 admitted; Redis runs the decision script
+    for at most a tenth of the flood."""
+    cfg = config(policy("flood", "/*", [limit(100, "1h", "fixed_window")], key=["tenant"]),
+                 workers=2)
+    with service(cfg, "redis", instances=3) as svc:
+        svc.redis.call("CONFIG", "RESETSTAT")
+        admitted, results, elapsed = _flood(svc, 6000, 12, {"path": "/x", "tenant": "abuser"})
+        calls = redis_calls(svc.redis)
+        eq(admitted, 100, "admitted out of 6000")
+        check(calls <= 600, "Redis ran the script %d times for 6000 requests" % calls)
+        hits = sum(metric(scrape(d), "ratelimitd_deny_cache_hits_total") for d in svc.daemons)
+        eq(hits + calls, 6000, "deny cache hits + store calls = requests")
+        denied = [r.json for r in results if not r.json["allowed"]]
+        check(all(v["status"] == 429 and v["retry_after_ms"] >= 1 and v["remaining"] == 0
+                  for v in denied), "cached denials look like store denials")
+
+
+test_flood_fixed_window_three_processes.timeout = 120
+
+
+def test_flood_gcra_refill_is_exact():
+    """GCRA 20 per second, burst 5 (one request per 50 ms after the burst),
+    flooded for about 3 s by 2 processes: admissions keep coming at the
+    refill rate (the cache never denies past the moment a request can
+    pass) and never exceed what GCRA allows; Redis sees a small fraction."""
+    cfg = config(policy("gcra", "/*", [limit(20, "1s", burst=5)], key=["tenant"]), workers=2)
+    with service(cfg, "redis", instances=2) as svc:
+        svc.redis.call("CONFIG", "RESETSTAT")
+        deadline = time.monotonic() + 3.0
+        admitted = 0
+        sent = 0
+        t0 = time.monotonic()
+        while time.monotonic() < deadline:
+            a, results, _ = _flood(svc, 800, 8, {"path": "/x", "tenant": "g"})
+            admitted += a
+            sent += len(results)
+        elapsed = time.monotonic() - t0
+        calls = redis_calls(svc.redis)
+        upper = 5 + int(elapsed / 0.05) + 2
+        lower = 5 + int((elapsed - 0.25 * SLOW) / 0.05) - 3
+        check(lower <= admitted <= upper,
+              "admitted %d in %.2fs, expected %d..%d" % (admitted, elapsed, lower, upper))
+        check(calls * 4 <= sent, "Redis ran the script %d times for %d requests" % (calls, sent))
+
+
+test_flood_gcra_refill_is_exact.timeout = 120
+
+
+def test_block_served_from_cache_and_lifted_on_time():
+    """2 per second with a 2 s block: once it trips, a flood is denied with
+    "blocked": true, mostly without the store; right after the block ends
+    (the window has rolled over by then) the key is admitted again."""
+    cfg = config(policy("blk", "/*", [limit(2, "1s", "fixed_window", block="2s")],
+                        key=["tenant"]), workers=2)
+    with service(cfg, "redis") as svc:
+        tripped = None
+        for _ in range(10):
+            v = svc.verdict(path="/x", tenant="b")
+            if not v["allowed"]:
+                tripped = time.monotonic()
+                break
+        check(tripped is not None, "the limit never denied")
+        eq(v["blocked"], True, "the first denial starts the block")
+        svc.redis.call("CONFIG", "RESETSTAT")
+        sent = 0
+        while time.monotonic() < tripped + 1.2:
+            admitted, results, _ = _flood(svc, 200, 8, {"path": "/x", "tenant": "b"})
+            eq(admitted, 0, "admitted during the block")
+            check(all(r.json["blocked"] for r in results), "every denial says blocked")
+            sent += len(results)
+        calls = redis_calls(svc.redis)
+        check(calls * 5 <= sent, "Redis ran the script %d times for %d requests" % (calls, sent))
+        time.sleep(max(0.0, tripped + 2.0 - time.monotonic()))
+        v = svc.verdict(path="/x", tenant="b")
+        eq((v["allowed"], v["blocked"]), (True, False), "right after the block ended")
+
+
+def test_reload_invalidates_and_peek_bypasses():
+    """A denial cached under "1 per hour" is not served after a reload
+    raises the limit to 3 (same key, so the count of 1 carries on and the
+    next request passes); a cost-0 peek reads Redis, not the cache."""
+    cfg = config(policy("p", "/*", [limit(1, "1h", "fixed_window")], key=["tenant"]), workers=1)
+    with service(cfg, "redis") as svc:
+        eq(svc.verdict(path="/x", tenant="t")["allowed"], True, "first")
+        for _ in range(3):
+            eq(svc.verdict(path="/x", tenant="t")["allowed"], False, "denied")
+        check(metric(scrape(svc.d), "ratelimitd_deny_cache_hits_total") >= 1, "cache used")
+        svc.redis.call("CONFIG", "RESETSTAT")
+        peek = svc.verdict(path="/x", tenant="t", cost=0)
+        eq((peek["allowed"], peek["remaining"]), (True, 0), "peek")
+        eq(redis_calls(svc.redis), 1, "the peek went to Redis")
+        new = copy.deepcopy(svc.d.config)
+        new["policies"][0]["limits"][0]["requests"] = 3
+        eq(reload_config(svc.d, new), "ok", "reload")
+        v = svc.verdict(path="/x", tenant="t")
+        eq((v["allowed"], v["remaining"]), (True, 1), "after raising the limit to 3")
+
+
+def test_admin_reset_invalidates_every_worker():
+    """After POST /v1/admin/reset no worker of that process keeps denying."""
+    cfg = config(policy("p", "/*", [limit(1, "1h", "fixed_window")], key=["tenant"]),
+                 workers=2, admin=_admin())
+    with service(cfg, "redis") as svc:
+        ports = [svc.port]
+        # Many connections, so both workers see (and cache) the denial.
+        results, _ = hammer(ports, 200, 8, lambda i: {"path": "/x", "tenant": "r"})
+        eq(sum(1 for r in results if r.json["allowed"]), 1, "admitted before the reset")
+        r = svc.request("POST", "/v1/admin/reset", json_body={"path": "/x", "tenant": "r"},
+                        headers={"Authorization": "Bearer " + ADMIN_KEY})
+        eq(r.status, 200, "reset status (%r)" % r.body)
+        results, _ = hammer(ports, 200, 8, lambda i: {"path": "/x", "tenant": "r"})
+        eq(sum(1 for r in results if r.json["allowed"]), 1, "admitted after the reset")
+
+
+def test_cache_disabled():
+    """"deny_cache": {"entries": 0} turns it off: every denial is a store call."""
+    cfg = config(policy("p", "/*", [limit(1, "1h", "fixed_window")], key=["tenant"]),
+                 workers=1, deny_cache={"entries": 0})
+    with service(cfg, "redis") as svc:
+        svc.redis.call("CONFIG", "RESETSTAT")
+        for _ in range(20):
+            svc.verdict(path="/x", tenant="t")
+        eq(redis_calls(svc.redis), 20, "script calls with the cache off")
+        eq(metric(scrape(svc.d), "ratelimitd_deny_cache_hits_total"), 0, "cache hits")
