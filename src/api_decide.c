@@ -67,9 +67,15 @@ static void decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *
     rl_http_req_t *req = arg;
     rl_worker_t *w = rl_http_req_arg(req);
 
+    rl_api_count(w, status, v);
+    decide_http_done(req, status, v, message);
+}
+
+/* Counts an outcome: invalid requests, else the verdict's kind. */
+void rl_api_count(rl_worker_t *w, rl_decide_status_t status, const rl_verdict_t *v)
+{
     if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) RL_STAT_INC(&w->stats, decisions_invalid);
     else count_verdict(w, v);
-    decide_http_done(req, status, v, message);
 }
 
 void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)

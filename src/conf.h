@@ -116,6 +116,13 @@ typedef struct rl_conf_http {
     int64_t max_connections;   /* per worker, default 10000 */
 } rl_conf_http_t;
 
+/* "forward_auth": how /v1/authorize reads and answers a request. */
+typedef struct rl_conf_forward_auth {
+    int deny_status;           /* 0 = the policy's deny.status */
+    char *tenant_header;       /* lower-case, default "x-tenant-id" */
+    char *user_header;         /* lower-case, default "x-user-id" */
+} rl_conf_forward_auth_t;
+
 typedef struct rl_conf {
     char *listen_host;         /* from "listen": "host:port" */
     int listen_port;           /* 0 = pick a free port */
@@ -126,6 +133,7 @@ typedef struct rl_conf {
     rl_policy_t *policies;
     int npolicies;
     char hash[17];             /* first 16 hex digits of SHA-256 of the file */
+    rl_conf_forward_auth_t forward_auth;
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the

@@ -14,17 +14,25 @@
 static rl_route_fn handle_health;
 static rl_route_fn handle_ready;
 
-/* Every route: path, the one method it accepts, whether it takes a JSON
- * body, and its handler. Adding an endpoint is one line. */
+/* Route flags. */
+enum {
+    ROUTE_JSON = 1,    /* takes a JSON body (Content-Type checked) */
+    ROUTE_PREFIX = 2   /* every sub-path under path is routed here too */
+};
+
+/* Every route: path, the one method it accepts (NULL: any), its flags,
+ * and its handler. Adding an endpoint is one line. */
 static const struct route {
     const char *path;
     const char *method;
-    int json_body;
+    int flags;
     rl_route_fn *fn;
 } routes[] = {
     { "/health", "GET", 0, handle_health },
     { "/ready", "GET", 0, handle_ready },
     { "/v1/decide", "POST", 1, rl_api_decide },
+    { "/v1/decide/batch", "POST", ROUTE_JSON, rl_api_batch },
+    { "/v1/authorize", NULL, ROUTE_PREFIX, rl_api_authorize },
 };
 
 /* ---------------------------------------------------------------------
@@ -104,8 +112,9 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
 
     RL_STAT_INC(&w->stats, http_requests);
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strlen(routes[i].path) == req->path_len &&
-            memcmp(routes[i].path, req->path, req->path_len) == 0) {
+        size_t n = strlen(routes[i].path);
+        if (n <= req->path_len && memcmp(routes[i].path, req->path, n) == 0 &&
+            (n == req->path_len || ((routes[i].flags & ROUTE_PREFIX) && req->path[n] == '/'))) {
             found = &routes[i];
             break;
         }
@@ -114,7 +123,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         rl_server_error(req, 404, "NOT_FOUND", "no such endpoint");
         return;
     }
-    if (strcmp(req->method, found->method) != 0) {
+    if (found->method != NULL && strcmp(req->method, found->method) != 0) {
         static const char *const names[] = { "Allow" };
         const char *values[] = { found->method };
         json_t *obj = json_object();
@@ -126,7 +135,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         rl_server_reply_json(req, 405, obj, names, values, 1);
         return;
     }
-    if (found->json_body && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
+    if ((found->flags & ROUTE_JSON) && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
         rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
         return;
     }
