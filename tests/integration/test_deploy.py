@@ -376,3 +376,16 @@ def test_gateway_examples():
     eq(dyn["http"]["routers"]["app"]["middlewares"], ["ratelimitd"], "router middlewares")
     (static,) = _load_yaml(os.path.join(DEPLOY, "traefik", "traefik.yaml"))
     eq(static["providers"]["file"]["filename"], "deploy/traefik/dynamic.yaml", "file provider")
+
+
+def test_integrations_doc_snippets():
+    """Every snippet of docs/integrations.md introduced by "From `FILE`:"
+    is a verbatim part of FILE, so the guide shows what deploy/ ships."""
+    with open(os.path.join(ROOT, "docs", "integrations.md")) as f:
+        doc = f.read()
+    blocks = re.findall(r"From `([^`]+)`:\n\n```[a-z]*\n(.*?)\n```", doc, re.S)
+    check(len(blocks) >= 8, "snippets found in docs/integrations.md: %d" % len(blocks))
+    for path, text in blocks:
+        with open(os.path.join(ROOT, path)) as f:
+            check(text in f.read(), "docs/integrations.md: the snippet from %s is not in the file "
+                  "(first line: %r)" % (path, text.splitlines()[0]))
