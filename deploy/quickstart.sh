@@ -7,8 +7,8 @@
 # what it started.
 #
 #   deploy/quickstart.sh --cluster
-# starts a local 3-master Redis Cluster instead (127.0.0.1:7000-7002,
-# files in a temp dir) and two ratelimitd replicas sharing it on
+# starts a local 3-master Redis Cluster instead (127.0.0.1:7000-7002 and
+# their cluster bus ports 17000-17002, files in a temp dir) and two ratelimitd replicas sharing it on
 # 127.0.0.1:8080 and 127.0.0.1:8081, and shows a decision allowed by one
 # replica and the next denied by the other.
 #
@@ -113,6 +113,11 @@ cluster_start() {
             [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
             sleep 0.1
         done
+        if [ "$(redis-cli -p "$port" ping 2>/dev/null)" != PONG ]; then
+            echo "redis-server on port $port did not start:" >&2
+            tail -n 20 "$TMP/redis-$port/redis.log" >&2
+            exit 1
+        fi
     done
     rl_say "redis-cli --cluster create ${nodes[*]} --cluster-replicas 0"
     redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
@@ -164,7 +169,13 @@ replica_start() {
 # The --cluster demo: two replicas, one quota.
 cluster_main() {
     local port2=$((HTTP_PORT + 1)) tenant body
-    need_free_ports "$HTTP_PORT" "$port2" "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2))
+    if [ "$CLUSTER_PORT" -gt 55533 ]; then
+        # Each node also listens on its port + 10000 (the cluster bus).
+        echo "QUICKSTART_CLUSTER_PORT must be at most 55533" >&2
+        exit 2
+    fi
+    need_free_ports "$HTTP_PORT" "$port2" "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)) \
+        $((CLUSTER_PORT + 10000)) $((CLUSTER_PORT + 10001)) $((CLUSTER_PORT + 10002))
     rl_say "starting a 3-master Redis Cluster on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 2)) (files in $TMP)"
     cluster_start
     cluster_config

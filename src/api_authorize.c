@@ -16,6 +16,7 @@
 
 #define AUTHORIZE_PREFIX "/v1/authorize"
 #define AUTHORIZE_IP_MAX 128
+#define AUTHORIZE_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Where each field of the decision request comes from, first header
  * present wins. tenant and user come from forward_auth's configured
@@ -93,11 +94,11 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req, rl
 
     memset(dr, 0, sizeof(*dr));
     dr->cost = 1;
-    dr->method = authorize_first(req, method_headers, 2, &len);
+    dr->method = authorize_first(req, method_headers, AUTHORIZE_NELEM(method_headers), &len);
     if (dr->method == NULL) {
         dr->method = req->method;
     }
-    dr->path = authorize_first(req, uri_headers, 2, &len);
+    dr->path = authorize_first(req, uri_headers, AUTHORIZE_NELEM(uri_headers), &len);
     if (dr->path != NULL) {
         dr->path_len = len;
         if (dr->path[0] != '/') {

@@ -152,3 +152,18 @@ def test_authorize_routes():
         eq(svc.d.request("GET", "/v1/authorize/").status, 200, "/v1/authorize/")
         eq(svc.d.request("POST", "/v1/authorize/x", body=b"anything").status, 200,
            "a body is ignored")
+
+
+def test_authorize_head():
+    """HEAD (a gateway passing the client's method on): the status and
+    headers, no body, and the kept-alive connection still works after."""
+    with service(CFG, "memory") as svc:
+        c = svc.d.client()
+        hdrs = {"X-Tenant-Id": "t", "X-Original-Method": "POST"}
+        for want in (200, 429):
+            r = c.request("HEAD", "/v1/authorize/sites/h", headers=hdrs)
+            eq((r.status, r.body), (want, b""), "HEAD /v1/authorize/sites/h")
+        eq(r.header("X-Ratelimit-Remaining"), "0", "headers on the HEAD denial")
+        r = c.request("POST", "/v1/authorize/sites/h", headers=hdrs)
+        eq((r.status, r.json), (429, DENY["body"]), "POST after HEAD on the same connection")
+        c.close()

@@ -8,6 +8,7 @@ with "this ratelimitd does not accept the cluster store config"."""
 
 import os
 import re
+import socket
 import subprocess
 
 from harness import BINARY, ROOT, SLOW, check, eq, free_port
@@ -15,16 +16,19 @@ from harness import BINARY, ROOT, SLOW, check, eq, free_port
 SCRIPT = os.path.join(ROOT, "deploy", "quickstart.sh")
 
 
-def _free_run(n):
-    """A first port p with p .. p+n-1 all free (a few tries)."""
-    import socket
+def _free_run(n, bus=False):
+    """A first port p with p .. p+n-1 all free (a few tries); with bus,
+    p+10000 .. p+10000+n-1 too (a Redis Cluster node's bus port)."""
     for _ in range(50):
         base = free_port()
-        if base + n > 65535:
+        if base + n + (10000 if bus else 0) > 65535:
             continue
+        ports = list(range(base, base + n))
+        if bus:
+            ports += [p + 10000 for p in ports]
         socks = []
         try:
-            for p in range(base, base + n):
+            for p in ports:
                 s = socket.socket()
                 s.bind(("127.0.0.1", p))
                 socks.append(s)
@@ -39,7 +43,7 @@ def _free_run(n):
 
 def test_quickstart_cluster():
     env = dict(os.environ, RATELIMITD=BINARY, QUICKSTART_NO_WAIT="1",
-               QUICKSTART_HTTP_PORT=str(_free_run(2)), QUICKSTART_CLUSTER_PORT=str(_free_run(3)))
+               QUICKSTART_HTTP_PORT=str(_free_run(2)), QUICKSTART_CLUSTER_PORT=str(_free_run(3, bus=True)))
     p = subprocess.run(["bash", SCRIPT, "--cluster"], env=env, capture_output=True,
                        timeout=90 * SLOW)
     out = p.stdout.decode(errors="replace")
