@@ -5,6 +5,16 @@
 # deploy/examples/ratelimitd.json on 127.0.0.1:8080, shows one decision
 # allowed and the next denied with curl, then runs until Ctrl-C and stops
 # what it started.
+#
+#   deploy/quickstart.sh --cluster
+# starts a local 3-master Redis Cluster instead (127.0.0.1:7000-7002 and
+# their cluster bus ports 17000-17002, files in a temp dir) and two ratelimitd replicas sharing it on
+# 127.0.0.1:8080 and 127.0.0.1:8081, and shows a decision allowed by one
+# replica and the next denied by the other.
+#
+# Environment: RATELIMITD=path uses that binary instead of building;
+# QUICKSTART_HTTP_PORT (8080) and QUICKSTART_CLUSTER_PORT (7000) move the
+# ports; QUICKSTART_NO_WAIT=1 stops everything after the demo.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,49 +23,201 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 CONFIG="$ROOT/deploy/examples/ratelimitd.json"
 BUILD="$ROOT/build/quickstart"
-URL="http://127.0.0.1:8080"
+HTTP_PORT=${QUICKSTART_HTTP_PORT:-8080}
+CLUSTER_PORT=${QUICKSTART_CLUSTER_PORT:-7000}
+URL="http://127.0.0.1:$HTTP_PORT"
 TMP=$(mktemp -d)
 RL_PID=
 RL_REDIS_PID=
+RL_PIDS=()
+CLUSTER_PIDS=()
+CLUSTER=0
+
+case "${1:-}" in
+    --cluster) CLUSTER=1 ;;
+    "") ;;
+    *)
+        echo "usage: $0 [--cluster]" >&2
+        exit 2
+        ;;
+esac
 
 # Stops ratelimitd and the throwaway redis-server (only what this script
 # started), then removes the temp dir. Runs from the EXIT trap.
 # shellcheck disable=SC2317
 cleanup() {
     trap - EXIT INT TERM
-    if [ -n "$RL_PID" ]; then
-        rl_say "stopping ratelimitd (pid $RL_PID)"
-        rl_stop_pid "$RL_PID"
-    fi
-    if [ -n "$RL_REDIS_PID" ]; then
-        rl_say "stopping redis-server (pid $RL_REDIS_PID)"
-        rl_stop_pid "$RL_REDIS_PID"
-    fi
+    local pid
+    for pid in $RL_PID "${RL_PIDS[@]}"; do
+        rl_say "stopping ratelimitd (pid $pid)"
+        rl_stop_pid "$pid"
+    done
+    for pid in $RL_REDIS_PID "${CLUSTER_PIDS[@]}"; do
+        rl_say "stopping redis-server (pid $pid)"
+        rl_stop_pid "$pid"
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-rl_install_deps
-rl_prepare_source "$ROOT"
-mkdir -p "$BUILD"
-if [ ! -f "$BUILD/Makefile" ]; then
-    rl_say "configure (in $BUILD)"
-    (cd "$BUILD" && "$ROOT/configure" >configure.log 2>&1) || {
-        tail -n 30 "$BUILD/configure.log"
+# Installs, builds and sets BIN (or uses $RATELIMITD as it is).
+build() {
+    if [ -n "${RATELIMITD:-}" ]; then
+        BIN=$RATELIMITD
+        return 0
+    fi
+    rl_install_deps
+    rl_prepare_source "$ROOT"
+    mkdir -p "$BUILD"
+    if [ ! -f "$BUILD/Makefile" ]; then
+        rl_say "configure (in $BUILD)"
+        (cd "$BUILD" && "$ROOT/configure" >configure.log 2>&1) || {
+            tail -n 30 "$BUILD/configure.log"
+            exit 1
+        }
+    fi
+    rl_say "make"
+    make -C "$BUILD" -j"$(nproc 2>/dev/null || echo 2)" >"$BUILD/make.log" 2>&1 || {
+        tail -n 30 "$BUILD/make.log"
         exit 1
     }
-fi
-rl_say "make"
-make -C "$BUILD" -j"$(nproc 2>/dev/null || echo 2)" >"$BUILD/make.log" 2>&1 || {
-    tail -n 30 "$BUILD/make.log"
+    BIN=$BUILD/ratelimitd
+}
+
+# Fails unless every TCP port given is free on 127.0.0.1.
+need_free_ports() {
+    local port
+    for port in "$@"; do
+        if rl_port_open 127.0.0.1 "$port"; then
+            echo "something already listens on 127.0.0.1:$port: stop it and run this again" >&2
+            exit 1
+        fi
+    done
+}
+
+# Starts a 3-master Redis Cluster on CLUSTER_PORT..CLUSTER_PORT+2 with its
+# files in TMP and waits until it serves every slot.
+cluster_start() {
+    local port dir nodes=()
+    for port in "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)); do
+        dir="$TMP/redis-$port"
+        mkdir -p "$dir"
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+            --cluster-enabled yes --cluster-config-file nodes.conf >"$dir/redis.log" 2>&1 &
+        CLUSTER_PIDS+=($!)
+        nodes+=("127.0.0.1:$port")
+    done
+    for port in "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)); do
+        for _ in $(seq 100); do
+            [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
+            sleep 0.1
+        done
+        if [ "$(redis-cli -p "$port" ping 2>/dev/null)" != PONG ]; then
+            echo "redis-server on port $port did not start:" >&2
+            tail -n 20 "$TMP/redis-$port/redis.log" >&2
+            exit 1
+        fi
+    done
+    rl_say "redis-cli --cluster create ${nodes[*]} --cluster-replicas 0"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$TMP/cluster-create.log" 2>&1 || {
+        cat "$TMP/cluster-create.log" >&2
+        exit 1
+    }
+    for port in "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)); do
+        for _ in $(seq 100); do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+            sleep 0.1
+        done
+        if ! redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; then
+            echo "the Redis Cluster did not become ready on port $port" >&2
+            exit 1
+        fi
+    done
+}
+
+# Writes the example config with the cluster store to TMP/ratelimitd.json.
+cluster_config() {
+    python3 - "$CONFIG" "$TMP/ratelimitd.json" "$CLUSTER_PORT" <<'PY'
+import json, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(src) as f:
+    conf = json.load(f)
+conf["store"] = {"type": "redis", "cluster": True,
+                 "nodes": ["127.0.0.1:%d" % (port + i) for i in range(3)],
+                 "timeout_ms": conf.get("store", {}).get("timeout_ms", 50),
+                 "prefix": conf.get("store", {}).get("prefix", "rl")}
+with open(dst, "w") as f:
+    json.dump(conf, f, indent=2)
+PY
+}
+
+# Starts one ratelimitd on CONF listening on 127.0.0.1:PORT and waits for
+# /ready; adds its pid to RL_PIDS.
+replica_start() {
+    local conf=$1 port=$2
+    "$BIN" -c "$conf" --listen "127.0.0.1:$port" 2>"$TMP/ratelimitd-$port.log" &
+    RL_PIDS+=($!)
+    if ! rl_wait_http "http://127.0.0.1:$port/ready" 10; then
+        echo "ratelimitd on port $port did not become ready:" >&2
+        tail -n 20 "$TMP/ratelimitd-$port.log" >&2
+        exit 1
+    fi
+}
+
+# The --cluster demo: two replicas, one quota.
+cluster_main() {
+    local port2=$((HTTP_PORT + 1)) tenant body
+    if [ "$CLUSTER_PORT" -gt 55533 ]; then
+        # Each node also listens on its port + 10000 (the cluster bus).
+        echo "QUICKSTART_CLUSTER_PORT must be at most 55533" >&2
+        exit 2
+    fi
+    need_free_ports "$HTTP_PORT" "$port2" "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)) \
+        $((CLUSTER_PORT + 10000)) $((CLUSTER_PORT + 10001)) $((CLUSTER_PORT + 10002))
+    rl_say "starting a 3-master Redis Cluster on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 2)) (files in $TMP)"
+    cluster_start
+    cluster_config
+    if ! "$BIN" --check-config "$TMP/ratelimitd.json" >"$TMP/check-config.log" 2>&1; then
+        echo "this ratelimitd does not accept the cluster store config:" >&2
+        cat "$TMP/check-config.log" >&2
+        exit 1
+    fi
+    rl_say "starting two ratelimitd replicas on 127.0.0.1:$HTTP_PORT and 127.0.0.1:$port2"
+    replica_start "$TMP/ratelimitd.json" "$HTTP_PORT"
+    replica_start "$TMP/ratelimitd.json" "$port2"
+    tenant="demo-$(date +%s)"
+    body="{\"method\": \"POST\", \"path\": \"/platform/v2/process/site-42\", \"tenant\": \"$tenant\"}"
+    echo
+    echo "Two replicas share one Redis Cluster. Ask the first, then the second:"
+    for port in "$HTTP_PORT" "$port2"; do
+        echo
+        echo "\$ curl -sS -i -X POST http://127.0.0.1:$port/v1/decide -H 'Content-Type: application/json' -d '$body'"
+        curl -sS -i -X POST "http://127.0.0.1:$port/v1/decide" -H 'Content-Type: application/json' -d "$body"
+        echo
+    done
+    echo
+    echo "The first replica allowed the request; the second denied the next one:"
+    echo "the quota lives in the cluster, not in either replica."
+    if [ "${QUICKSTART_NO_WAIT:-0}" = 1 ]; then
+        return 0
+    fi
+    echo
+    echo "Running until Ctrl-C (logs in $TMP)."
+    wait -n "${RL_PIDS[@]}" || true
+    echo "a ratelimitd exited:" >&2
+    tail -n 20 "$TMP"/ratelimitd-*.log >&2
     exit 1
 }
 
-if rl_port_open 127.0.0.1 8080; then
-    echo "something already listens on 127.0.0.1:8080: stop it and run this again" >&2
-    exit 1
+build
+if [ "$CLUSTER" = 1 ]; then
+    cluster_main
+    exit 0
 fi
+
+need_free_ports "$HTTP_PORT"
 if rl_port_open 127.0.0.1 6379; then
     rl_say "using the Redis that already listens on 127.0.0.1:6379"
 else
@@ -64,7 +226,7 @@ else
 fi
 
 rl_say "starting ratelimitd -c deploy/examples/ratelimitd.json (logs: $TMP/ratelimitd.log)"
-"$BUILD/ratelimitd" -c "$CONFIG" 2>"$TMP/ratelimitd.log" &
+"$BIN" -c "$CONFIG" --listen "127.0.0.1:$HTTP_PORT" 2>"$TMP/ratelimitd.log" &
 RL_PID=$!
 if ! rl_wait_http "$URL/ready" 10; then
     echo "ratelimitd did not become ready:" >&2
@@ -91,6 +253,9 @@ echo
 echo "The first reply says \"allowed\": true; the second \"allowed\": false with the"
 echo "429 body and headers a gateway should send back. See docs/api.md for more."
 echo
+if [ "${QUICKSTART_NO_WAIT:-0}" = 1 ]; then
+    exit 0
+fi
 echo "Running until Ctrl-C (logs: tail -f $TMP/ratelimitd.log)."
 wait "$RL_PID" || true
 RL_PID=

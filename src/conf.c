@@ -1505,6 +1505,20 @@ static int conf_deny_cache(conf_ctx_t *c, const char *path, json_t *v, void *dst
     return conf_object(c, path, v, deny_cache_fields, CONF_NELEM(deny_cache_fields), dst);
 }
 
+static const conf_field_t forward_auth_fields[] = {
+    { "deny_status", conf_int, offsetof(rl_conf_forward_auth_t, deny_status), 0, &range_status },
+    { "tenant_header", conf_header_name, offsetof(rl_conf_forward_auth_t, tenant_header), 0,
+      NULL },
+    { "user_header", conf_header_name, offsetof(rl_conf_forward_auth_t, user_header), 0, NULL },
+};
+
+/* "forward_auth": dst is conf->forward_auth. */
+static int conf_forward_auth(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                             const void *arg)
+{
+    return conf_object(c, path, v, forward_auth_fields, CONF_NELEM(forward_auth_fields), dst);
+}
+
 static const conf_field_t top_fields[] = {
     { "listen", conf_listen, 0, 0, NULL },
     { "workers", conf_int, offsetof(rl_conf_t, workers), 0, &range_workers },
@@ -1519,6 +1533,7 @@ static const conf_field_t top_fields[] = {
     { "admin", conf_admin, offsetof(rl_conf_t, admin), 0, NULL },
     { "access_log", conf_access_log, offsetof(rl_conf_t, ops), 0, NULL },
     { "deny_cache", conf_deny_cache, offsetof(rl_conf_t, ops), 0, NULL },
+    { "forward_auth", conf_forward_auth, offsetof(rl_conf_t, forward_auth), 0, NULL },
 };
 
 /* Fills the defaults that are not strings (strings are set after the
@@ -1554,6 +1569,10 @@ static int conf_string_defaults(conf_ctx_t *c, rl_conf_t *conf)
         { offsetof(rl_conf_t, log_level), "info" },
         { offsetof(rl_conf_t, store) + offsetof(rl_conf_store_t, host), "127.0.0.1" },
         { offsetof(rl_conf_t, store) + offsetof(rl_conf_store_t, prefix), "rl" },
+        { offsetof(rl_conf_t, forward_auth) + offsetof(rl_conf_forward_auth_t, tenant_header),
+          "x-tenant-id" },
+        { offsetof(rl_conf_t, forward_auth) + offsetof(rl_conf_forward_auth_t, user_header),
+          "x-user-id" },
     };
     size_t i;
 
@@ -1740,6 +1759,8 @@ void rl_conf_free(rl_conf_t *conf)
     free(conf->tls.cert_file);
     free(conf->tls.key_file);
     free(conf->admin.key_sha256);
+    free(conf->forward_auth.tenant_header);
+    free(conf->forward_auth.user_header);
     free(conf);
 }
 

@@ -181,6 +181,12 @@ typedef struct rl_conf_ops {
     int64_t deny_cache_entries;/* per worker, default 16384; 0 = off */
     int64_t deny_cache_max_ttl_ms; /* default 10000 */
 } rl_conf_ops_t;
+/* "forward_auth": how /v1/authorize reads and answers a request. */
+typedef struct rl_conf_forward_auth {
+    int deny_status;           /* 0 = the policy's deny.status */
+    char *tenant_header;       /* lower-case, default "x-tenant-id" */
+    char *user_header;         /* lower-case, default "x-user-id" */
+} rl_conf_forward_auth_t;
 
 typedef struct rl_conf {
     char *listen_host;         /* from "listen": "host:port" */
@@ -199,6 +205,7 @@ typedef struct rl_conf {
     rl_conf_admin_t admin;
     rl_conf_ops_t ops;
     uint64_t generation;       /* 1 at start, +1 per reload (reload.c); 0 if never live */
+    rl_conf_forward_auth_t forward_auth;
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the

@@ -672,6 +672,12 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
         conn_free(c);
         return;
     }
+    if (strcmp(req->method, "HEAD") == 0) {
+        /* Headers only: a body would be read as the start of the next
+         * reply on a kept-alive connection. */
+        body = NULL;
+        len = 0;
+    }
     write_reply(c, status, names, values, n, ctype, body, len, close_after);
     in = bufferevent_get_input(c->bev);
     evbuffer_drain(in, c->consumed);

@@ -14,23 +14,32 @@
 static rl_route_fn handle_health;
 static rl_route_fn handle_ready;
 
-/* Every route: path, the one method it accepts, whether it takes a JSON
- * body, its handler, and whether callers must authenticate (RL_ROUTE_AUTH:
- * whenever auth.mode is not "none"; 0: an open route, unless listed in
- * auth.protect_paths). Adding an endpoint is one line. */
+/* Route flags. */
+enum {
+    ROUTE_JSON = 1,    /* takes a JSON body (Content-Type checked) */
+    ROUTE_PREFIX = 2   /* every sub-path under path is routed here too */
+};
+
+/* Whether callers must authenticate: RL_ROUTE_AUTH whenever auth.mode is
+ * not "none"; 0, an open route unless listed in auth.protect_paths. */
 #define RL_ROUTE_AUTH 1
+
+/* Every route: path, the one method it accepts (NULL: any), its flags,
+ * its handler, and its auth column. Adding an endpoint is one line. */
 static const struct route {
     const char *path;
     const char *method;
-    int json_body;
+    int flags;
     rl_route_fn *fn;
     int auth;
 } routes[] = {
     { "/health", "GET", 0, handle_health, 0 },
     { "/ready", "GET", 0, handle_ready, 0 },
-    { "/v1/decide", "POST", 1, rl_api_decide, RL_ROUTE_AUTH },
+    { "/v1/decide", "POST", ROUTE_JSON, rl_api_decide, RL_ROUTE_AUTH },
+    { "/v1/decide/batch", "POST", ROUTE_JSON, rl_api_batch, RL_ROUTE_AUTH },
+    { "/v1/authorize", NULL, ROUTE_PREFIX, rl_api_authorize, RL_ROUTE_AUTH },
     { "/metrics", "GET", 0, rl_api_metrics, 0 },
-    { "/v1/admin/reset", "POST", 1, rl_api_admin_reset, 0 },
+    { "/v1/admin/reset", "POST", ROUTE_JSON, rl_api_admin_reset, 0 },
     { "/v1/policies", "GET", 0, rl_api_policies, 0 },
 };
 
@@ -140,8 +149,9 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
 
     RL_STAT_INC(&w->stats, http_requests);
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strlen(routes[i].path) == req->path_len &&
-            memcmp(routes[i].path, req->path, req->path_len) == 0) {
+        size_t n = strlen(routes[i].path);
+        if (n <= req->path_len && memcmp(routes[i].path, req->path, n) == 0 &&
+            (n == req->path_len || ((routes[i].flags & ROUTE_PREFIX) && req->path[n] == '/'))) {
             found = &routes[i];
             break;
         }
@@ -150,7 +160,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         rl_server_error(req, 404, "NOT_FOUND", "no such endpoint");
         return;
     }
-    if (strcmp(req->method, found->method) != 0) {
+    if (found->method != NULL && strcmp(req->method, found->method) != 0) {
         static const char *const names[] = { "Allow" };
         const char *values[] = { found->method };
         json_t *obj = json_object();
@@ -163,7 +173,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         return;
     }
     if (!rl_server_caller_ok(w, req, found->auth)) return;
-    if (found->json_body && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
+    if ((found->flags & ROUTE_JSON) && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
         rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
         return;
     }

@@ -2,6 +2,7 @@
 #define RL_SERVER_H
 
 #include <jansson.h>
+#include "decide.h"
 #include "http.h"
 
 struct rl_worker;
@@ -28,6 +29,8 @@ rl_route_fn rl_api_policies; /* GET /v1/policies (admin) */
  * if req may proceed, or answers it (401/403/429) and returns 0.
  * route_auth is the route's auth column. */
 int rl_server_caller_ok(struct rl_worker *w, rl_http_req_t *req, int route_auth);
+rl_route_fn rl_api_batch;    /* POST /v1/decide/batch (api_batch.c) */
+rl_route_fn rl_api_authorize; /* any method, /v1/authorize and below (api_authorize.c) */
 
 /* Answers req with the error shape {"error", "code", "trace_id"}. */
 void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message);

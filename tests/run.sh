@@ -193,11 +193,28 @@ install_test_packages() {
         --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Installs what the gateway and deploy tests need, each only if missing:
+# Debian's nginx (auth_request is built in), systemd-analyze (package
+# systemd) and python3-yaml.
+install_gateway_deps() {
+    local missing=() sudo=()
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+    python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    rl_say "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 main() {
     local start
     start=$(date +%s)
     rl_install_deps
     install_test_packages
+    install_gateway_deps
     cd "$ROOT"
     rl_prepare_source "$ROOT"
     run_scripts

@@ -1,0 +1,211 @@
+/* POST /v1/decide/batch: up to RL_BATCH_MAX decide bodies in one
+ * request. Every item is handed to the decision core in order, one after
+ * the other, before any answer comes back: the store queues each item's
+ * command on the worker's connection, so the whole batch leaves in one
+ * pipeline and Redis reads it in a few large reads. The reply is built
+ * from the verdicts as they come back, by index, and sent with the last. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "decide.h"
+#include "reply.h"
+#include "request.h"
+#include "server.h"
+#include "worker.h"
+
+#define RL_BATCH_MAX 1000
+
+typedef struct batch batch_t;
+
+/* One item's callback argument: its batch and position. */
+typedef struct batch_item {
+    batch_t *b;
+    size_t index;
+} batch_item_t;
+
+/* A batch in flight. Owned by itself: freed when the reply is sent. */
+struct batch {
+    rl_http_req_t *req;
+    rl_worker_t *w;
+    json_t *results;       /* one entry per item, null until decided */
+    json_t *errors;        /* {"index", "code", "message"} of invalid items */
+    size_t pending;        /* items whose verdict has not come back */
+    int issuing;           /* 1 while items are still being handed out */
+    batch_item_t items[];  /* one per item */
+};
+
+/* Records item index as invalid: a null result and an errors entry. */
+static void batch_invalid(batch_t *b, size_t index, const char *code, const char *message)
+{
+    json_t *e = json_object();
+
+    json_object_set_new(e, "index", json_integer((json_int_t)index));
+    json_object_set_new(e, "code", json_string(code));
+    json_object_set_new(e, "message", json_string(message));
+    json_array_append_new(b->errors, e);
+}
+
+/* Sends the reply once every item is decided and frees b: 200 with
+ * results and errors, or 400 when no item was valid. */
+static void batch_finish(batch_t *b)
+{
+    json_t *obj = json_object();
+    size_t nitems = json_array_size(b->results);
+
+    json_object_set_new(obj, "trace_id", json_string(b->req->id));
+    if (json_array_size(b->errors) == nitems) {
+        json_t *err = json_object();
+        json_object_set_new(err, "error", json_string("validation failed"));
+        json_object_set_new(err, "code", json_string("VAL_001"));
+        json_object_set_new(err, "trace_id", json_string(b->req->id));
+        json_object_set_new(err, "errors", b->errors);
+        json_decref(obj);
+        json_decref(b->results);
+        rl_server_reply_json(b->req, 400, err, NULL, NULL, 0);
+    } else {
+        json_object_set_new(obj, "results", b->results);
+        json_object_set_new(obj, "errors", b->errors);
+        rl_server_reply_json(b->req, 200, obj, NULL, NULL, 0);
+    }
+    free(b);
+}
+
+/* The result object of a store failure under failure_mode closed: what
+ * /v1/decide answers with 503, as one item. */
+static json_t *batch_unavailable(const rl_verdict_t *v)
+{
+    json_t *obj = json_object();
+
+    json_object_set_new(obj, "allowed", json_false());
+    json_object_set_new(obj, "policy", json_string(v->policy->name));
+    json_object_set_new(obj, "degraded", json_true());
+    json_object_set_new(obj, "degraded_reason", json_string(v->degraded_reason));
+    json_object_set_new(obj, "status", json_integer(503));
+    json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
+    json_object_set_new(obj, "code", json_string("STORE_001"));
+    return obj;
+}
+
+/* One item's verdict: copied into the results (v and message live only
+ * during this call); the last one sends the reply. */
+static void batch_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
+                     const char *message)
+{
+    batch_item_t *it = arg;
+    batch_t *b = it->b;
+
+    switch (status) {
+    case RL_DECIDE_INVALID:
+        batch_invalid(b, it->index, "VAL_001", message);
+        break;
+    case RL_DECIDE_BAD_POLICY:
+        batch_invalid(b, it->index, "VAL_002", message);
+        break;
+    case RL_DECIDE_AUTH:
+        batch_invalid(b, it->index, v->error_code, message);
+        break;
+    case RL_DECIDE_UNAVAILABLE:
+        json_array_set_new(b->results, it->index, batch_unavailable(v));
+        break;
+    case RL_DECIDE_OK:
+        json_array_set_new(b->results, it->index, rl_reply_decision(v));
+        break;
+    }
+    if (--b->pending == 0 && !b->issuing) {
+        batch_finish(b);
+    }
+}
+
+/* Checks the envelope: {"requests": [ 1 to RL_BATCH_MAX items ]}.
+ * Returns the array (borrowed from root), or NULL after answering. */
+static json_t *batch_envelope(rl_http_req_t *req, json_t *root)
+{
+    json_t *items;
+    char msg[96];
+
+    if (!json_is_object(root)) {
+        rl_server_error(req, 422, "VAL_002", "request body must be a JSON object");
+        return NULL;
+    }
+    items = json_object_get(root, "requests");
+    if (items == NULL || json_is_null(items)) {
+        rl_server_error(req, 422, "VAL_001", "requests is required");
+        return NULL;
+    }
+    if (!json_is_array(items)) {
+        rl_server_error(req, 422, "VAL_002", "requests must be an array");
+        return NULL;
+    }
+    if (json_array_size(items) == 0) {
+        rl_server_error(req, 422, "VAL_002", "requests must not be empty");
+        return NULL;
+    }
+    if (json_array_size(items) > RL_BATCH_MAX) {
+        snprintf(msg, sizeof(msg), "too many requests: %zu (max %d)", json_array_size(items),
+                 RL_BATCH_MAX);
+        rl_server_error(req, 400, "VAL_003", msg);
+        return NULL;
+    }
+    return items;
+}
+
+/* Parses the batch, hands every valid item to the decision core in
+ * order, and lets the last verdict answer. */
+void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
+{
+    json_error_t jerr;
+    json_t *root, *items, *item;
+    batch_t *b = NULL;
+    rl_request_t dr;
+    rl_request_error_t rerr;
+    size_t i, n;
+    char msg[256];
+
+    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    if (root == NULL) {
+        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                 jerr.column);
+        rl_server_error(req, 400, "VAL_002", msg);
+        return;
+    }
+    items = batch_envelope(req, root);
+    if (items == NULL) {
+        goto done;
+    }
+    n = json_array_size(items);
+    b = calloc(1, sizeof(*b) + n * sizeof(b->items[0]));
+    if (b == NULL) {
+        rl_server_error(req, 500, "INTERNAL", "out of memory");
+        goto done;
+    }
+    b->req = req;
+    b->w = w;
+    b->results = json_array();
+    b->errors = json_array();
+    for (i = 0; i < n; i++) {
+        json_array_append_new(b->results, json_null());
+    }
+    b->issuing = 1;
+    /* Counted up front: a verdict may come back before rl_decide returns. */
+    b->pending = n;
+    json_array_foreach(items, i, item) {
+        b->items[i].b = b;
+        b->items[i].index = i;
+        if (rl_request_from_json(item, &dr, &rerr) != 0) {
+            RL_STAT_INC(&w->stats, decisions_invalid);
+            batch_invalid(b, i, rerr.code, rerr.message);
+            b->pending--;
+            continue;
+        }
+        rl_decide(w->conf, w->store, &dr, batch_cb, &b->items[i]);
+    }
+    b->issuing = 0;
+    if (b->pending == 0) {
+        batch_finish(b);
+    }
+
+done:
+    /* The decision core copied what it needs: the JSON can go now. */
+    json_decref(root);
+}
