@@ -27,9 +27,9 @@ done
 
 # The sources each target links, besides its own fuzz_NAME.c.
 declare -A SOURCES=(
-    [request]="src/request.c src/policy.c src/conf.c src/auth.c src/util.c"
-    [conf]="src/conf.c src/policy.c src/request.c src/util.c"
-    [pattern]="src/policy.c src/request.c src/conf.c src/util.c"
+    [request]="src/request.c src/policy.c src/conf.c src/auth.c src/redis_tls.c src/log.c src/util.c"
+    [conf]="src/conf.c src/policy.c src/request.c src/redis_tls.c src/log.c src/util.c"
+    [pattern]="src/policy.c src/request.c src/conf.c src/redis_tls.c src/log.c src/util.c"
     [http_head]="src/http.c src/log.c src/util.c"
 )
 
