@@ -112,22 +112,15 @@ static void admin_reset_done(void *arg, rl_decide_status_t status, const rl_verd
 
 void rl_api_admin_reset(rl_worker_t *w, rl_http_req_t *req)
 {
-    json_error_t jerr;
     json_t *root;
     rl_request_t dr;
     rl_request_error_t rerr;
-    char msg[256];
 
     if (!admin_authorized(w, req)) {
         return;
     }
-    /* Any JSON value parses; a non-object is a 422 from the request parser. */
-    root = json_loadb(req->body, req->body_len,
-                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    root = rl_server_json_body(req);
     if (root == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
-        rl_server_error(req, 400, "VAL_002", msg);
         return;
     }
     if (rl_request_from_json(root, &dr, &rerr) != 0) {

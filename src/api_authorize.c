@@ -180,31 +180,10 @@ static void authorize_cb(void *arg, rl_decide_status_t status, const rl_verdict_
     rl_worker_t *w = rl_http_req_arg(req);
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
     const char *names[RL_REPLY_MAX_HEADERS + 2], *values[RL_REPLY_MAX_HEADERS + 2];
-    json_t *obj;
     int n, i;
 
-    switch (status) {
-    case RL_DECIDE_INVALID:
-        rl_server_error(req, 422, "VAL_001", message);
+    if (rl_server_decide_failed(req, status, v, message)) {
         return;
-    case RL_DECIDE_BAD_POLICY:
-        rl_server_error(req, 422, "VAL_002", message);
-        return;
-    case RL_DECIDE_AUTH:
-        /* The end client's tenant signature failed: nothing was counted. */
-        rl_server_error(req, v->status, v->error_code, message);
-        return;
-    case RL_DECIDE_UNAVAILABLE:
-        obj = json_object();
-        json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
-        json_object_set_new(obj, "code", json_string("STORE_001"));
-        json_object_set_new(obj, "trace_id", json_string(req->id));
-        json_object_set_new(obj, "policy", json_string(v->policy->name));
-        json_object_set_new(obj, "degraded_reason", json_string(v->degraded_reason));
-        rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
-        return;
-    case RL_DECIDE_OK:
-        break;
     }
     n = rl_reply_headers(v, hdrs);
     for (i = 0; i < n; i++) {

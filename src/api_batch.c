@@ -154,19 +154,14 @@ static json_t *batch_envelope(rl_http_req_t *req, json_t *root)
  * order, and lets the last verdict answer. */
 void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
 {
-    json_error_t jerr;
     json_t *root, *items, *item;
     batch_t *b = NULL;
     rl_request_t dr;
     rl_request_error_t rerr;
     size_t i, n;
-    char msg[256];
 
-    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    root = rl_server_json_body(req);
     if (root == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
-        rl_server_error(req, 400, "VAL_002", msg);
         return;
     }
     items = batch_envelope(req, root);

@@ -20,32 +20,10 @@ static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verd
     rl_http_req_t *req = arg;
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
     const char *names[RL_REPLY_MAX_HEADERS], *values[RL_REPLY_MAX_HEADERS];
-    json_t *obj;
     int n, i;
 
-    switch (status) {
-    case RL_DECIDE_INVALID:
-        rl_server_error(req, 422, "VAL_001", message);
+    if (rl_server_decide_failed(req, status, v, message)) {
         return;
-    case RL_DECIDE_BAD_POLICY:
-        rl_server_error(req, 422, "VAL_002", message);
-        return;
-    case RL_DECIDE_AUTH:
-        rl_server_error(req, v->status, v->error_code, message);
-        return;
-    case RL_DECIDE_UNAVAILABLE:
-        obj = json_object();
-        json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
-        json_object_set_new(obj, "code", json_string("STORE_001"));
-        json_object_set_new(obj, "trace_id", json_string(req->id));
-        json_object_set_new(obj, "allowed", json_false());
-        json_object_set_new(obj, "policy", json_string(v->policy->name));
-        json_object_set_new(obj, "degraded", json_true());
-        json_object_set_new(obj, "degraded_reason", json_string(v->degraded_reason));
-        rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
-        return;
-    case RL_DECIDE_OK:
-        break;
     }
     n = rl_reply_headers(v, hdrs);
     for (i = 0; i < n; i++) {
@@ -77,19 +55,12 @@ static void decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *
 
 void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
 {
-    json_error_t jerr;
     json_t *root;
     rl_request_t dr;
     rl_request_error_t rerr;
-    char msg[256];
 
-    /* Any JSON value parses; a non-object is a 422 from the request parser. */
-    root = json_loadb(req->body, req->body_len,
-                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    root = rl_server_json_body(req);
     if (root == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
-        rl_server_error(req, 400, "VAL_002", msg);
         return;
     }
     if (rl_request_from_json(root, &dr, &rerr) != 0) {

@@ -78,6 +78,55 @@ static json_t *error_message(const char *message)
     return json_string(safe);
 }
 
+json_t *rl_server_json_body(rl_http_req_t *req)
+{
+    json_error_t jerr;
+    json_t *root;
+    char msg[256];
+
+    root = json_loadb(req->body, req->body_len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    if (root == NULL) {
+        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                 jerr.column);
+        rl_server_error(req, 400, "VAL_002", msg);
+    }
+    return root;
+}
+
+int rl_server_decide_failed(rl_http_req_t *req, rl_decide_status_t status, const rl_verdict_t *v,
+                            const char *message)
+{
+    json_t *obj;
+
+    switch (status) {
+    case RL_DECIDE_INVALID:
+        rl_server_error(req, 422, "VAL_001", message);
+        return 1;
+    case RL_DECIDE_BAD_POLICY:
+        rl_server_error(req, 422, "VAL_002", message);
+        return 1;
+    case RL_DECIDE_AUTH:
+        /* The end client's tenant signature failed: nothing was counted. */
+        rl_server_error(req, v->status, v->error_code, message);
+        return 1;
+    case RL_DECIDE_UNAVAILABLE:
+        obj = json_object();
+        json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
+        json_object_set_new(obj, "code", json_string("STORE_001"));
+        json_object_set_new(obj, "trace_id", json_string(req->id));
+        json_object_set_new(obj, "allowed", json_false());
+        json_object_set_new(obj, "policy", json_string(v->policy->name));
+        json_object_set_new(obj, "degraded", json_true());
+        json_object_set_new(obj, "degraded_reason", json_string(v->degraded_reason));
+        rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
+        return 1;
+    case RL_DECIDE_OK:
+        break;
+    }
+    return 0;
+}
+
 void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message)
 {
     json_t *obj = json_object();
