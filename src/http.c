@@ -48,6 +48,7 @@ struct rl_http_conn {
     size_t chunk_len, chunk_cap;
     size_t consumed;          /* input bytes that belong to the request */
     int peer_gone;
+    uint64_t served;          /* requests handed to the handler */
     struct sockaddr_storage peer;  /* the client's address */
     rl_http_req_t req;
 };
@@ -77,6 +78,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 #define RL_STR_(x) #x
 #define RL_STR(x) RL_STR_(x)
 #define RL_BUSY_LEN 62
+#define RL_HTTP_STOP_GRACE_MS 250
 static void conn_process(rl_http_conn_t *c);
 
 /* ---------------------------------------------------------------------
@@ -557,6 +559,7 @@ static void conn_dispatch(rl_http_conn_t *c, char *base)
     evtimer_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
     s->inflight++;
+    c->served++;
     s->handler(&c->req, s->arg);
 }
 
@@ -829,10 +832,18 @@ void rl_http_server_stop_accepting(rl_http_server_t *s)
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }
-    /* Idle keep-alive connections have nothing to finish. */
+    /* Idle keep-alive connections have nothing to finish. A connection
+     * accepted a moment ago whose first request may already be on its
+     * way gets a short grace instead (the idle timer frees it). */
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->state == CONN_IDLE) conn_free(c);
+        if (c->state != CONN_IDLE) continue;
+        if (c->served > 0) {
+            conn_free(c);
+        } else {
+            evtimer_del(c->timer);
+            conn_arm_timer(c, RL_HTTP_STOP_GRACE_MS);
+        }
     }
 }
 

@@ -66,8 +66,9 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
     }
     worker_trim(w);
     worker_publish_gauges(w);
+    /* Open connections count too: a last reply may still be flushing. */
     if (w->stop_deadline_us != 0 &&
-        (rl_http_server_inflight(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
+        (rl_http_server_connections(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
         event_base_loopexit(w->base, NULL);
     }
 }
