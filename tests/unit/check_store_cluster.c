@@ -20,6 +20,7 @@
 #include <event2/listener.h>
 #include <hiredis/hiredis.h>
 
+#include "loop_helper.h"
 #include "cluster.h"
 #include "store_cluster.h"
 #include "store_redis.h"
@@ -241,34 +242,9 @@ static const char *redirect(char *buf, size_t len, const char *kind, int slot, i
 /* Loop helpers                                                        */
 /* ------------------------------------------------------------------ */
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns pred(arg). */
-static int run_until(int (*pred)(void *), void *arg, int ms)
-{
-    int64_t end = rl_mono_us() + (int64_t)ms * 1000;
-    struct timeval tv = { 0, 2000 };
-    struct event *tick = event_new(g_base, -1, EV_PERSIST, tick_cb, NULL);
-
-    event_add(tick, &tv);
-    while (!pred(arg) && rl_mono_us() < end) {
-        event_base_loop(g_base, EVLOOP_ONCE);
-    }
-    event_free(tick);
-    return pred(arg);
-}
-
-static int pred_never(void *arg)
-{
-    return 0;
-}
-
-static void run_for(int ms)
-{
-    run_until(pred_never, NULL, ms);
-}
+/* Bounded loop runs on the test's base (loop_helper.c). */
+#define run_until(pred, arg, ms) rl_test_run_until(g_base, (pred), (arg), (ms))
+#define run_for(ms) rl_test_run_for(g_base, (ms))
 
 static int pred_connected(void *arg)
 {

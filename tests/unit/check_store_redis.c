@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "loop_helper.h"
 #include "redis_conn.h"
 #include "lua_scripts.h"
 #include "redis_helper.h"
@@ -32,37 +33,9 @@ static const char *const auth_args[] = { "--requirepass", PASSWORD, NULL };
 /* Loop helpers                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Wakes EVLOOP_ONCE up so bounded waits re-check their clock. */
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-/* Runs the loop until pred(arg) holds or ms pass; returns pred(arg). */
-static int run_until(int (*pred)(void *), void *arg, int ms)
-{
-    int64_t end = rl_mono_us() + (int64_t)ms * 1000;
-    struct timeval tv = { 0, 5000 };
-    struct event *tick = event_new(g_base, -1, EV_PERSIST, tick_cb, NULL);
-
-    event_add(tick, &tv);
-    while (!pred(arg) && rl_mono_us() < end) {
-        event_base_loop(g_base, EVLOOP_ONCE);
-    }
-    event_free(tick);
-    return pred(arg);
-}
-
-/* Predicates for run_until. */
-static int pred_never(void *arg)
-{
-    return 0;
-}
-
-/* Runs the loop for ms milliseconds. */
-static void run_for(int ms)
-{
-    run_until(pred_never, NULL, ms);
-}
+/* Bounded loop runs on the test's base (loop_helper.c). */
+#define run_until(pred, arg, ms) rl_test_run_until(g_base, (pred), (arg), (ms))
+#define run_for(ms) rl_test_run_for(g_base, (ms))
 
 typedef struct count_target {
     const int *count;
