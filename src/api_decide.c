@@ -20,6 +20,8 @@ static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verd
     rl_http_req_t *req = arg;
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
     const char *names[RL_REPLY_MAX_HEADERS], *values[RL_REPLY_MAX_HEADERS];
+    char body[4096];
+    size_t len;
     int n, i;
 
     if (rl_server_decide_failed(req, status, v, message)) {
@@ -30,6 +32,12 @@ static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verd
         names[i] = hdrs[i].name;
         values[i] = hdrs[i].value;
     }
+    len = rl_reply_decision_write(v, body, sizeof(body));
+    if (len < sizeof(body)) {
+        rl_http_reply(req, 200, names, values, n, NULL, body, len);
+        return;
+    }
+    /* A policy's deny body too large for the stack buffer. */
     rl_server_reply_json(req, 200, rl_reply_decision(v), names, values, n);
 }
 

@@ -44,10 +44,15 @@ struct rl_http_conn {
     int continue_sent;
     char *head;               /* copy of the request head, parsed in place (owned) */
     size_t head_cap;
-    char *chunk_body;         /* decoded chunked body (owned) */
-    size_t chunk_len, chunk_cap;
+    char *body;               /* the request's body, copied or decoded (owned) */
+    size_t body_len, body_cap;
     size_t consumed;          /* input bytes that belong to the request */
-    int peer_gone;
+    int peer_gone;            /* the peer reset: drop the reply */
+    int read_eof;             /* the peer half-closed: reply, then close */
+    int read_paused;          /* see conn_update_reading */
+    int dispatching;          /* inside the handler's synchronous part */
+    int tls;
+    int write_waiting;        /* plain socket: EV_WRITE on until output drains */
     uint64_t served;          /* requests handed to the handler */
     struct sockaddr_storage peer;  /* the client's address */
     rl_http_req_t req;
@@ -163,7 +168,7 @@ static void conn_free(rl_http_conn_t *c)
     s->nconns--;
     if (c->timer != NULL) event_free(c->timer);
     if (c->bev != NULL) bufferevent_free(c->bev);
-    free(c->chunk_body);
+    free(c->body);
     free(c->head);
     free(c);
 }
@@ -176,6 +181,75 @@ static void conn_arm_timer(rl_http_conn_t *c, int64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Closes from the event loop, never from inside a callback chain that
+ * still holds c. */
+static void conn_close_soon(rl_http_conn_t *c)
+{
+    c->state = CONN_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_del(c->timer);
+    conn_arm_timer(c, 0);
+}
+
+/* Grows the body buffer to at least need bytes: exactly, so ten thousand
+ * kept-alive connections hold only their last small body. */
+static int conn_body_reserve(rl_http_conn_t *c, size_t need)
+{
+    char *nb;
+
+    if (need <= c->body_cap) return 0;
+    nb = realloc(c->body, need);
+    if (nb == NULL) return -1;
+    c->body = nb;
+    c->body_cap = need;
+    return 0;
+}
+
+/* Plain sockets are written at once, from the handler's reply: EV_WRITE is
+ * registered only when the socket cannot take the whole reply, which saves
+ * two epoll_ctl calls per request. TLS bufferevents write on their own.
+ * Returns -1 if the peer is gone. */
+static int conn_flush(rl_http_conn_t *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int rc;
+
+    if (c->tls || c->write_waiting || evbuffer_get_length(out) == 0) return 0;
+    /* The bufferevent freezes its output's front; it unfreezes the same
+     * way around its own writes. */
+    evbuffer_unfreeze(out, 1);
+    rc = evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+    if (evbuffer_get_length(out) > 0) {
+        c->write_waiting = 1;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+    return 0;
+}
+
+/* Input waiting behind a request being handled, and replies the client
+ * has not read, are bounded: reading pauses past these until they drain. */
+#define RL_HTTP_PENDING_INPUT_MAX 65536
+#define RL_HTTP_PENDING_OUTPUT_MAX 262144
+
+static void conn_update_reading(rl_http_conn_t *c)
+{
+    int pause;
+
+    if (c->state == CONN_CLOSING || c->read_eof) return;
+    pause = evbuffer_get_length(bufferevent_get_output(c->bev)) > RL_HTTP_PENDING_OUTPUT_MAX ||
+            (c->state == CONN_HANDLING &&
+             evbuffer_get_length(bufferevent_get_input(c->bev)) > RL_HTTP_PENDING_INPUT_MAX);
+    if (pause && !c->read_paused) {
+        bufferevent_disable(c->bev, EV_READ);
+        c->read_paused = 1;
+    } else if (!pause && c->read_paused) {
+        bufferevent_enable(c->bev, EV_READ);
+        c->read_paused = 0;
+    }
+}
+
 /* Back to waiting for the next request on a kept-alive connection. */
 static void conn_reset_request(rl_http_conn_t *c)
 {
@@ -184,12 +258,12 @@ static void conn_reset_request(rl_http_conn_t *c)
     c->content_length = -1;
     c->chunked = 0;
     c->continue_sent = 0;
-    c->chunk_len = 0;
+    c->body_len = 0;
     c->consumed = 0;
-    if (c->chunk_cap > 65536) {
-        free(c->chunk_body);
-        c->chunk_body = NULL;
-        c->chunk_cap = 0;
+    if (c->body_cap > 65536) {
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
     }
     memset(&c->req, 0, sizeof(c->req));
 }
@@ -272,10 +346,22 @@ static void write_reply(rl_http_conn_t *c, int status, const char *const *names,
     if (body != NULL && len > 0) evbuffer_add(out, body, len);
 }
 
-static void conn_close_when_flushed(struct bufferevent *bev, void *arg)
+/* The output drained (after a write that had to wait, or any TLS write). */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     rl_http_conn_t *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) conn_free(c);
+
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
+    if (c->write_waiting) {
+        c->write_waiting = 0;
+        bufferevent_disable(bev, EV_WRITE);
+    }
+    if (c->state == CONN_CLOSING) {
+        conn_free(c);
+        return;
+    }
+    conn_update_reading(c);
+    conn_process(c);
 }
 
 /* Sends a protocol-level error in the JSON error shape and closes. */
@@ -291,10 +377,13 @@ static void conn_fail(rl_http_conn_t *c, int status, const char *code, const cha
     len = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
                    msg, code, c->req.id);
     write_reply(c, status, NULL, NULL, 0, NULL, body, (size_t)len, 1);
+    if (conn_flush(c) < 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_close_soon(c);
+        return;
+    }
     c->state = CONN_CLOSING;
     evtimer_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setcb(c->bev, NULL, conn_close_when_flushed, NULL, c);
     /* A peer that never reads its error must not hold the slot forever. */
     conn_arm_timer(c, 1000);
 }
@@ -321,7 +410,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         if (c->state == CONN_HANDLING) {
-            /* The handler still owns the request: free after its reply. */
+            /* The handler still owns the request. A peer that only shut
+             * its sending side still gets the reply; a reset one does not. */
+            if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+                c->read_eof = 1;
+                return;
+            }
             c->peer_gone = 1;
             bufferevent_disable(bev, EV_READ | EV_WRITE);
             return;
@@ -474,7 +568,7 @@ static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **m
         n = strtoull(line, &endp, 16);
         if (errno != 0 || (*endp != '\0' && *endp != ';')) { *msg = "malformed chunk size"; return 400; }
         if (n > (unsigned long long)c->srv->limits.max_body_bytes ||
-            c->chunk_len + n > (unsigned long long)c->srv->limits.max_body_bytes) {
+            c->body_len + n > (unsigned long long)c->srv->limits.max_body_bytes) {
             *msg = "request body too large";
             return 413;
         }
@@ -500,44 +594,55 @@ static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **m
             }
         }
         if (evbuffer_get_length(in) < (size_t)pos.pos + 2 + n + 2) return 0;
-        if (c->chunk_len + n + 1 > c->chunk_cap) {
-            size_t cap = c->chunk_cap ? c->chunk_cap : 1024;
-            char *nb;
-            while (cap < c->chunk_len + n + 1) cap *= 2;
-            nb = realloc(c->chunk_body, cap);
-            if (nb == NULL) { *msg = "out of memory"; return 503; }
-            c->chunk_body = nb;
-            c->chunk_cap = cap;
+        if (c->body_len + n + 1 > c->body_cap) {
+            size_t cap = c->body_cap ? c->body_cap : 1024;
+            while (cap < c->body_len + n + 1) cap *= 2;
+            if (conn_body_reserve(c, cap) != 0) { *msg = "out of memory"; return 503; }
         }
         {
             struct evbuffer_ptr dp;
             char crlf[2];
             evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2, EVBUFFER_PTR_SET);
-            evbuffer_copyout_from(in, &dp, c->chunk_body + c->chunk_len, n);
+            evbuffer_copyout_from(in, &dp, c->body + c->body_len, n);
             evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2 + n, EVBUFFER_PTR_SET);
             evbuffer_copyout_from(in, &dp, crlf, 2);
             if (crlf[0] != '\r' || crlf[1] != '\n') { *msg = "malformed chunk"; return 400; }
         }
-        c->chunk_len += n;
+        c->body_len += n;
         c->consumed = (size_t)pos.pos + 2 + n + 2;
     }
 }
 
-/* Hands a complete request to the handler. base is the contiguous input
- * (head + body) for a Content-Length body; it stays put while the handler
- * runs because reading is off until the reply. */
-static void conn_dispatch(rl_http_conn_t *c, char *base)
+/* Hands a complete request to the handler. Its head and body are copies
+ * owned by the connection and its bytes leave the input, so reading may
+ * go on while the handler runs (no epoll_ctl per request to pause it).
+ * Returns 0, or -1 after failing the connection. */
+static int conn_dispatch(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
 
-    if (c->chunked) {
-        c->req.body = c->chunk_body != NULL ? c->chunk_body : "";
-        c->req.body_len = c->chunk_len;
-    } else {
-        c->req.body = base != NULL ? base + c->head_len : "";
-        c->req.body_len = c->content_length > 0 ? (size_t)c->content_length : 0;
-        c->consumed = c->head_len + c->req.body_len;
+    if (!c->chunked) {
+        size_t n = c->content_length > 0 ? (size_t)c->content_length : 0;
+
+        if (n > 0) {
+            struct evbuffer_ptr at;
+
+            if (conn_body_reserve(c, n + 1) != 0) {
+                conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
+                return -1;
+            }
+            evbuffer_ptr_set(in, &at, c->head_len, EVBUFFER_PTR_SET);
+            evbuffer_copyout_from(in, &at, c->body, n);
+        }
+        c->body_len = n;
+        c->consumed = c->head_len + n;
     }
+    if (c->body_len > 0) c->body[c->body_len] = '\0';
+    c->req.body = c->body_len > 0 ? c->body : "";
+    c->req.body_len = c->body_len;
+    evbuffer_drain(in, c->consumed);
+    c->consumed = 0;
     if (c->req.id[0] == '\0') {
         /* prefix + 16 hex digits of the sequence, without printf. */
         static const char hex[] = "0123456789abcdef";
@@ -557,14 +662,18 @@ static void conn_dispatch(rl_http_conn_t *c, char *base)
     c->req.start_us = rl_mono_us();
     c->state = CONN_HANDLING;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
     s->inflight++;
     c->served++;
+    c->dispatching = 1;
     s->handler(&c->req, s->arg);
+    c->dispatching = 0;
+    return 0;
 }
 
-/* Parses whatever the input holds; dispatches a request when complete. */
-static void conn_process(rl_http_conn_t *c)
+/* Parses what the input holds. Returns 1 when a whole request is there
+ * (head parsed, body complete), 0 when more is needed or after failing
+ * the connection. */
+static int conn_parse(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -572,8 +681,7 @@ static void conn_process(rl_http_conn_t *c)
     const char *msg = NULL;
     int rc;
 
-    if (c->state != CONN_IDLE && c->state != CONN_READING) return;
-    if (len == 0) return;
+    if (len == 0) return 0;
     if (len >= RL_HTTP_LARGE) s->large_seen = 1;
     if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
@@ -592,11 +700,11 @@ static void conn_process(rl_http_conn_t *c)
             if (len > (size_t)s->limits.max_header_bytes) {
                 conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
             }
-            return;
+            return 0;
         }
         if ((size_t)found.pos + 4 > (size_t)s->limits.max_header_bytes) {
             conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
-            return;
+            return 0;
         }
         c->head_len = (size_t)found.pos + 4;
         /* A copy: the input buffer may move its bytes while the body is
@@ -605,7 +713,7 @@ static void conn_process(rl_http_conn_t *c)
             head = realloc(c->head, c->head_len + 1);
             if (head == NULL) {
                 conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
-                return;
+                return 0;
             }
             c->head = head;
             c->head_cap = c->head_len + 1;
@@ -616,13 +724,13 @@ static void conn_process(rl_http_conn_t *c)
                                 &msg);
         if (rc != 0) {
             conn_fail(c, rc, rc == 431 ? "HEADERS_TOO_LARGE" : rc == 501 ? "NOT_IMPLEMENTED" : "BAD_REQUEST", msg);
-            return;
+            return 0;
         }
         /* The body limit is enforced from the declared length, before a
          * byte of the body is read. */
         if (c->content_length > s->limits.max_body_bytes) {
             conn_fail(c, 413, "PAYLOAD_TOO_LARGE", "request body too large");
-            return;
+            return 0;
         }
         {
             const char *expect = rl_http_header(&c->req, "expect", NULL);
@@ -630,35 +738,44 @@ static void conn_process(rl_http_conn_t *c)
                 (c->content_length > 0 || c->chunked)) {
                 evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 c->continue_sent = 1;
+                (void)conn_flush(c);  /* a dead peer shows on the next read */
             }
         }
         c->consumed = c->head_len;
     }
     if (c->chunked) {
         rc = decode_chunked(c, in, &msg);
-        if (rc == 0) return;
+        if (rc == 0) return 0;
         if (rc != 1) {
             conn_fail(c, rc, rc == 413 ? "PAYLOAD_TOO_LARGE" : rc == 431 ? "HEADERS_TOO_LARGE" : "BAD_REQUEST", msg);
-            return;
+            return 0;
         }
-        conn_dispatch(c, NULL);
-        return;
+        return 1;
     }
-    if (c->content_length > 0 && len < c->head_len + (size_t)c->content_length) return;
-    conn_dispatch(c, (char *)evbuffer_pullup(in, (ev_ssize_t)(c->head_len + (c->content_length > 0 ? (size_t)c->content_length : 0))));
+    return c->content_length <= 0 || len >= c->head_len + (size_t)c->content_length;
 }
+
+/* Serves every whole request the input holds, one after another: a
+ * handler that answers at once returns the connection to CONN_IDLE and
+ * the loop takes the next pipelined request (a loop, not a recursion, so
+ * a long pipeline cannot exhaust the stack). */
+static void conn_process(rl_http_conn_t *c)
+{
+    while ((c->state == CONN_IDLE || c->state == CONN_READING) && !c->read_paused) {
+        if (!conn_parse(c) || conn_dispatch(c) != 0) return;
+    }
+}
+
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-    conn_process(arg);
-}
-
-/* Output drained after a reply that had to wait: resume reading. */
-static void conn_write_resume_cb(struct bufferevent *bev, void *arg)
-{
     rl_http_conn_t *c = arg;
-    bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
-    bufferevent_enable(bev, EV_READ);
+
+    if (c->state == CONN_HANDLING) {
+        /* Pipelined bytes wait for the reply; only their amount is checked. */
+        conn_update_reading(c);
+        return;
+    }
     conn_process(c);
 }
 
@@ -667,12 +784,11 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
 {
     rl_http_conn_t *c = req->conn;
     rl_http_server_t *s = c->srv;
-    struct evbuffer *in;
-    int close_after = !req->keep_alive || s->draining;
+    int close_after = !req->keep_alive || s->draining || c->read_eof;
 
     s->inflight--;
     if (c->peer_gone) {
-        conn_free(c);
+        conn_close_soon(c);
         return;
     }
     if (strcmp(req->method, "HEAD") == 0) {
@@ -682,24 +798,28 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
         len = 0;
     }
     write_reply(c, status, names, values, n, ctype, body, len, close_after);
-    in = bufferevent_get_input(c->bev);
-    evbuffer_drain(in, c->consumed);
     conn_reset_request(c);
+    if (conn_flush(c) < 0) {
+        conn_close_soon(c);
+        return;
+    }
     if (close_after) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+            conn_close_soon(c);
+            return;
+        }
         c->state = CONN_CLOSING;
-        bufferevent_setcb(c->bev, NULL, conn_close_when_flushed, conn_event_cb, c);
+        bufferevent_disable(c->bev, EV_READ);
         conn_arm_timer(c, 5000);
         return;
     }
     c->state = CONN_IDLE;
     conn_arm_timer(c, s->limits.idle_timeout_ms);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 262144) {
-        /* A client that pipelines without reading: wait for it to drain. */
-        bufferevent_setcb(c->bev, NULL, conn_write_resume_cb, conn_event_cb, c);
-        return;
-    }
-    bufferevent_enable(c->bev, EV_READ);
-    conn_process(c);
+    /* A client that pipelines without reading waits for its replies to
+     * drain (conn_write_cb resumes it). */
+    conn_update_reading(c);
+    /* Inside conn_process's loop, that loop takes the next request. */
+    if (!c->dispatching) conn_process(c);
 }
 
 /* ---------------------------------------------------------------------
@@ -749,7 +869,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         }
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        /* Written by conn_flush; EV_WRITE only while a write waits. */
+        if (c->bev != NULL) bufferevent_disable(c->bev, EV_WRITE);
     }
+    c->tls = s->tls != NULL;
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
     if (c->bev == NULL || c->timer == NULL) {
         if (c->bev != NULL) bufferevent_free(c->bev);
@@ -763,7 +886,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (s->conns != NULL) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ);
     c->state = CONN_IDLE;
     /* A TLS handshake is part of reading the first request: a client that

@@ -30,6 +30,27 @@ static int64_t retry_after_s(const rl_verdict_t *v)
     return s < 1 ? 1 : s;
 }
 
+/* Writes v in decimal into buf (len >= 21 bytes), NUL-terminated;
+ * returns its length. printf costs more than the whole decision here. */
+static size_t fmt_i64(char *buf, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp), n;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        tmp[--i] = '-';
+    }
+    n = sizeof(tmp) - i;
+    memcpy(buf, tmp + i, n);
+    buf[n] = '\0';
+    return n;
+}
+
 /* Remaining requests as shown to clients: never below 0. */
 static int64_t shown_remaining(const rl_verdict_t *v)
 {
@@ -81,19 +102,22 @@ typedef void rl_header_fmt_fn(const rl_verdict_t *v, char *buf, size_t len);
 /* The limit's requests. */
 static void fmt_limit(const rl_verdict_t *v, char *buf, size_t len)
 {
-    snprintf(buf, len, "%lld", (long long)v->limit);
+    (void)len;
+    fmt_i64(buf, v->limit);
 }
 
 /* Requests left (>= 0). */
 static void fmt_remaining(const rl_verdict_t *v, char *buf, size_t len)
 {
-    snprintf(buf, len, "%lld", (long long)shown_remaining(v));
+    (void)len;
+    fmt_i64(buf, shown_remaining(v));
 }
 
 /* Unix seconds at which the limit is fully available again. */
 static void fmt_reset_at(const rl_verdict_t *v, char *buf, size_t len)
 {
-    snprintf(buf, len, "%lld", (long long)ms_to_s_ceil(v->now_ms + v->reset_after_ms));
+    (void)len;
+    fmt_i64(buf, ms_to_s_ceil(v->now_ms + v->reset_after_ms));
 }
 
 /* Unix seconds at which a retry may pass: the retry time on a denial,
@@ -102,7 +126,8 @@ static void fmt_retry_at(const rl_verdict_t *v, char *buf, size_t len)
 {
     int64_t after = v->allowed ? v->reset_after_ms : v->retry_after_ms;
 
-    snprintf(buf, len, "%lld", (long long)ms_to_s_ceil(v->now_ms + after));
+    (void)len;
+    fmt_i64(buf, ms_to_s_ceil(v->now_ms + after));
 }
 
 /* RateLimit-Policy: "name";q=LIMIT;w=WINDOW_S (w omitted without a limit). */
@@ -160,13 +185,13 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
         if (header_table[i].style != v->policy->headers || n >= RL_REPLY_MAX_HEADERS - 1) {
             continue;
         }
-        snprintf(out[n].name, sizeof(out[n].name), "%s", header_table[i].name);
+        memcpy(out[n].name, header_table[i].name, strlen(header_table[i].name) + 1);
         header_table[i].fmt(v, out[n].value, sizeof(out[n].value));
         n++;
     }
     if (!v->allowed) {
-        snprintf(out[n].name, sizeof(out[n].name), "Retry-After");
-        snprintf(out[n].value, sizeof(out[n].value), "%lld", (long long)retry_after_s(v));
+        memcpy(out[n].name, "Retry-After", sizeof("Retry-After"));
+        fmt_i64(out[n].value, retry_after_s(v));
         n++;
     }
     return n;
@@ -451,4 +476,182 @@ json_t *rl_reply_decision(const rl_verdict_t *v)
 err:
     json_decref(obj);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The /v1/decide reply, written directly                              */
+/* ------------------------------------------------------------------ */
+
+/* A JSON writer into a caller's buffer. len counts what would have been
+ * written, so len > cap means the buffer was too small. */
+typedef struct jw {
+    char *buf;
+    size_t len;
+    size_t cap;
+} jw_t;
+
+static void jw_raw(jw_t *w, const char *s, size_t n)
+{
+    if (w->len <= w->cap && n <= w->cap - w->len) {
+        memcpy(w->buf + w->len, s, n);
+    }
+    w->len += n;
+}
+
+#define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
+
+static void jw_int(jw_t *w, int64_t v)
+{
+    char tmp[24];
+
+    jw_raw(w, tmp, fmt_i64(tmp, v));
+}
+
+static void jw_bool(jw_t *w, int b)
+{
+    if (b) {
+        JW_LIT(w, "true");
+    } else {
+        JW_LIT(w, "false");
+    }
+}
+
+/* A JSON string, escaped exactly as jansson dumps it (so both writers of
+ * this reply agree byte for byte: tests/unit/check_reply.c). */
+static void jw_str(jw_t *w, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *run = p;
+
+    JW_LIT(w, "\"");
+    for (; *p != '\0'; p++) {
+        char esc[7];
+        size_t n = 2;
+
+        if (*p >= 0x20 && *p != '"' && *p != '\\') {
+            continue;
+        }
+        jw_raw(w, (const char *)run, (size_t)(p - run));
+        run = p + 1;
+        esc[0] = '\\';
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+            break;
+        }
+        jw_raw(w, esc, n);
+    }
+    jw_raw(w, (const char *)run, (size_t)(p - run));
+    JW_LIT(w, "\"");
+}
+
+/* The deny body: the default one is a constant; a policy's own goes
+ * through jansson, as it is templated per verdict. */
+static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
+{
+    json_t *body;
+    size_t n;
+
+    if (v->policy == NULL || v->policy->deny_body == NULL) {
+        JW_LIT(w, "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}");
+        return;
+    }
+    body = rl_reply_deny_body(v);
+    if (body == NULL) {
+        w->len = w->cap + 1; /* out of memory: the caller falls back */
+        return;
+    }
+    n = json_dumpb(body, w->len <= w->cap ? w->buf + w->len : NULL,
+                   w->len <= w->cap ? w->cap - w->len : 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (n == 0) {
+        w->len = w->cap + 1;
+        return;
+    }
+    w->len += n;
+}
+
+/* Writes the same bytes as json_dumps(rl_reply_decision(v), JSON_COMPACT |
+ * JSON_PRESERVE_ORDER), without a jansson tree: no allocation on the
+ * allow path. */
+size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
+{
+    rl_reply_header_t hdr[RL_REPLY_MAX_HEADERS];
+    int has = v->policy != NULL;
+    jw_t w = { buf, 0, cap };
+    int n = rl_reply_headers(v, hdr);
+    int i;
+
+    JW_LIT(&w, "{\"allowed\":");
+    jw_bool(&w, v->allowed);
+    JW_LIT(&w, ",\"policy\":");
+    if (has) {
+        jw_str(&w, v->policy->name);
+    } else {
+        JW_LIT(&w, "null");
+    }
+    JW_LIT(&w, ",\"limit\":");
+    jw_int(&w, has ? v->limit : 0);
+    JW_LIT(&w, ",\"remaining\":");
+    jw_int(&w, has ? shown_remaining(v) : 0);
+    JW_LIT(&w, ",\"reset_after_ms\":");
+    jw_int(&w, has ? v->reset_after_ms : 0);
+    JW_LIT(&w, ",\"retry_after_ms\":");
+    jw_int(&w, has ? v->retry_after_ms : 0);
+    JW_LIT(&w, ",\"blocked\":");
+    jw_bool(&w, v->blocked);
+    JW_LIT(&w, ",\"degraded\":");
+    jw_bool(&w, v->degraded);
+    JW_LIT(&w, ",\"status\":");
+    jw_int(&w, reply_status(v));
+    JW_LIT(&w, ",\"headers\":{");
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            JW_LIT(&w, ",");
+        }
+        jw_str(&w, hdr[i].name);
+        JW_LIT(&w, ":");
+        jw_str(&w, hdr[i].value);
+    }
+    JW_LIT(&w, "}");
+    if (!v->allowed) {
+        JW_LIT(&w, ",\"body\":");
+        jw_deny_body(&w, v);
+    }
+    if (v->degraded) {
+        JW_LIT(&w, ",\"degraded_reason\":");
+        jw_str(&w, v->degraded_reason != NULL ? v->degraded_reason : "unknown");
+    }
+    if (v->test) {
+        JW_LIT(&w, ",\"test\":true");
+    }
+    if (has && v->policy->shadow) {
+        JW_LIT(&w, ",\"shadow\":{\"would_deny\":");
+        jw_bool(&w, v->shadow_would_deny);
+        if (v->shadow_would_deny) {
+            JW_LIT(&w, ",\"status\":");
+            jw_int(&w, v->policy->deny_status);
+            JW_LIT(&w, ",\"body\":");
+            jw_deny_body(&w, v);
+        }
+        JW_LIT(&w, "}");
+    }
+    JW_LIT(&w, "}");
+    if (w.len < cap) {
+        buf[w.len] = '\0';
+    }
+    return w.len;
 }

@@ -43,4 +43,10 @@ json_t *rl_reply_deny_body(const rl_verdict_t *v);
  * and body (on a denial); "shadow" for shadow policies. New reference. */
 json_t *rl_reply_decision(const rl_verdict_t *v);
 
+/* Writes the bytes of json_dumps(rl_reply_decision(v), JSON_COMPACT |
+ * JSON_PRESERVE_ORDER) into buf (cap bytes) without allocating (a policy's
+ * own deny body excepted). Returns their length; a value >= cap means buf
+ * was too small (or memory ran out) and holds nothing usable. */
+size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap);
+
 #endif

@@ -509,6 +509,64 @@ START_TEST(test_decision_shadow)
 }
 END_TEST
 
+/* The direct writer of the /v1/decide reply (the allow path's) agrees
+ * byte for byte with the jansson tree's dump, over every shape a reply
+ * takes; and a buffer too small by even one byte is reported, never cut. */
+static const char *writer_names[] = {
+    "per-minute", "quote\"and\\back", "tab\tnew\nline\x01\x1f", "caf\xc3\xa9 \xe2\x9c\x93",
+};
+
+START_TEST(test_decision_writer_matches_jansson)
+{
+    rl_limit_t l = { RL_ALGO_GCRA, 60, 60000, 60, 0, "g60000" };
+    int name_i = _i / 64;
+    int style = (_i / 16) % 4;
+    int shape = _i % 16;
+    rl_policy_t p = make_policy(writer_names[name_i], (rl_header_style_t)style);
+    rl_verdict_t v;
+    json_t *d;
+    char *want;
+    char buf[4096];
+    size_t len, cap;
+
+    if (shape & 1) {
+        p.deny_body = json_pack("{s:s, s:[s, i], s:{s:s}}", "message",
+                                "retry in {retry_after}s ({policy}) \"{limit}\"", "list",
+                                "{retry_after_human}", 7, "nested", "p", "{policy}");
+        p.deny_status = 503;
+    }
+    v = make_verdict(&p, &l, !(shape & 2), (shape & 2) ? -2 : 41, 12345, (shape & 2) ? 6789 : 0);
+    if (shape & 4) {
+        p.shadow = 1;
+        v.allowed = 1;
+        v.shadow_would_deny = (shape & 2) != 0;
+    }
+    if (shape & 8) {
+        v.degraded = 1;
+        v.degraded_reason = (shape & 1) ? NULL : "timeout";
+        v.test = 1;
+        v.blocked = 1;
+    }
+    if (shape == 15) {
+        v.policy = NULL; /* no policy applies */
+    }
+    d = rl_reply_decision(&v);
+    ck_assert_ptr_nonnull(d);
+    want = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_ptr_nonnull(want);
+    len = rl_reply_decision_write(&v, buf, sizeof(buf));
+    ck_assert_uint_lt(len, sizeof(buf));
+    ck_assert_str_eq(buf, want);
+    ck_assert_uint_eq(len, strlen(want));
+    for (cap = 0; cap <= len; cap++) {
+        ck_assert_uint_ge(rl_reply_decision_write(&v, buf, cap), cap);
+    }
+    free(want);
+    json_decref(d);
+    json_decref(p.deny_body);
+}
+END_TEST
+
 /* Every test case of this file. */
 static Suite *reply_suite(void)
 {
@@ -542,6 +600,7 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_decision_degraded_open);
     tcase_add_test(tc, test_decision_degraded_closed);
     tcase_add_test(tc, test_decision_shadow);
+    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0, 4 * 64);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,172 @@
+"""The HTTP/1.1 connection itself: pipelined requests answered in order
+(decisions that wait for Redis among them), a deep pipeline, a client that
+shuts its sending side after the request (it still gets the reply), and
+a client that pipelines without reading its replies (the server stops
+reading from it, keeps its memory bounded and goes on serving others)."""
+
+import json
+import re
+import socket
+import threading
+import time
+
+from harness import (SLOW, check, config, eq, limit, policy, rss_kb, sanitizer_build,
+                     service)
+
+# A day-long fixed window: every decision of a test lowers "remaining" by
+# exactly one.
+CFG = config(policy("p", "/*", [limit(1000000, "1d", "fixed_window")], key=["tenant"]),
+             workers=1)
+
+
+def _open(port, timeout=10.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def _decide(tenant, rid, close=False):
+    body = json.dumps({"path": "/x", "tenant": tenant}).encode()
+    head = ("POST /v1/decide HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "X-Request-Id: %s\r\nContent-Length: %d\r\n%s\r\n"
+            % (rid, len(body), "Connection: close\r\n" if close else ""))
+    return head.encode() + body
+
+
+def _health(rid):
+    return ("GET /health HTTP/1.1\r\nHost: t\r\nX-Request-Id: %s\r\n\r\n" % rid).encode()
+
+
+def _replies(sock, n, timeout):
+    """Reads n whole replies from sock: [(status, request id, body)]."""
+    buf = b""
+    out = []
+    deadline = time.monotonic() + timeout * SLOW
+    while len(out) < n:
+        m = re.match(rb"HTTP/1\.1 (\d+) [^\r]*\r\n((?:[^\r]+\r\n)*)\r\n", buf)
+        if m:
+            headers = dict((k.lower(), v) for k, v in
+                           (ln.split(b": ", 1) for ln in m.group(2).split(b"\r\n") if ln))
+            length = int(headers.get(b"content-length", b"0"))
+            end = m.end() + length
+            if len(buf) >= end:
+                out.append((int(m.group(1)), headers.get(b"x-request-id", b"").decode(),
+                            buf[m.end():end]))
+                buf = buf[end:]
+                continue
+        left = deadline - time.monotonic()
+        check(left > 0, "only %d of %d replies within %.0fs" % (len(out), n, timeout * SLOW))
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        check(chunk != b"", "connection closed after %d of %d replies" % (len(out), n))
+        buf += chunk
+    return out, buf
+
+
+def test_pipelined_requests_answered_in_order():
+    """300 requests in one write, decisions (answered after a Redis round
+    trip) and health checks (answered at once) interleaved: 300 replies in
+    request order, each decision counted once."""
+    with service(CFG) as svc:
+        reqs = []
+        for i in range(300):
+            reqs.append(_decide("pipe", "r%d" % i) if i % 3 else _health("r%d" % i))
+        s = _open(svc.port)
+        try:
+            s.sendall(b"".join(reqs))
+            out, rest = _replies(s, 300, 20.0)
+        finally:
+            s.close()
+        eq([rid for _, rid, _ in out], ["r%d" % i for i in range(300)], "reply order")
+        check(all(st == 200 for st, _, _ in out), "statuses %r" % sorted({st for st, _, _ in out}))
+        eq(rest, b"", "bytes after the last reply")
+        remaining = [json.loads(b)["remaining"] for _, _, b in out[1::3]]
+        check(remaining == sorted(remaining, reverse=True) and len(set(remaining)) == len(remaining),
+              "each decision counted once, in order: %r" % remaining[:10])
+
+
+def test_deep_pipeline():
+    """5,000 health checks in one write (a long pipeline is served by a
+    loop, not a recursion that could exhaust a worker's stack)."""
+    with service(CFG, "memory") as svc:
+        s = _open(svc.port)
+        try:
+            s.sendall(b"".join(_health("h%d" % i) for i in range(5000)))
+            out, _ = _replies(s, 5000, 30.0)
+        finally:
+            s.close()
+        eq(out[-1][1], "h4999", "last reply's request id")
+        check(all(st == 200 for st, _, _ in out), "every health check answered 200")
+        eq(svc.request("GET", "/health").status, 200, "service still serving")
+
+
+def _read_to_eof(sock, timeout):
+    buf = b""
+    sock.settimeout(timeout * SLOW)
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
+
+
+def test_half_closed_client_gets_its_reply():
+    """A client that sends its request and shuts down its sending side
+    (HTTP/1.0-style tools do) gets the whole reply, then the close: for a
+    decision that waits on Redis and for one answered at once."""
+    with service(CFG) as svc:
+        for req in (_decide("half", "d1"), _health("h1"), _decide("half", "d2", close=True)):
+            s = _open(svc.port)
+            try:
+                s.sendall(req)
+                s.shutdown(socket.SHUT_WR)
+                data = _read_to_eof(s, 10.0)
+            finally:
+                s.close()
+            check(data.startswith(b"HTTP/1.1 200 "), "reply to a half-closed client: %r" % data[:80])
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+            eq(len(body), length, "whole body received")
+        v = svc.verdict(path="/x", tenant="half")
+        eq(v["remaining"], 1000000 - 3, "the two decisions and this one counted")
+
+
+def test_client_that_never_reads_is_bounded():
+    """A client pipelines 200,000 requests and never reads a reply: the
+    server stops reading from it once its unread replies pile up, its RSS
+    stays bounded, and other clients are served meanwhile. When the client
+    finally reads, every reply is there, in order."""
+    with service(CFG, "memory") as svc:
+        rss0 = rss_kb(svc.d.pid)
+        s = _open(svc.port)
+        batch = b"".join(_health("n%d" % i) for i in range(1000))
+        sent = [0]
+
+        def writer():
+            try:
+                s.settimeout(None)
+                for _ in range(200):
+                    s.sendall(batch)
+                    sent[0] += 1000
+            except OSError:
+                pass
+
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        time.sleep(1.5 * SLOW)
+        check(t.is_alive(), "the writer was not held back: the server read without bound")
+        stuck_at = sent[0]
+        check(stuck_at < 200000, "all %d requests were taken" % stuck_at)
+        eq(svc.request("GET", "/health").status, 200, "another client is served")
+        grown = rss_kb(svc.d.pid) - rss0
+        bound = 64 * 1024 if sanitizer_build() else 16 * 1024
+        check(grown < bound, "RSS grew %d kB with a non-reading client (bound %d kB)"
+              % (grown, bound))
+        try:
+            out, _ = _replies(s, stuck_at, 60.0)
+        finally:
+            pass
+        eq([rid for _, rid, _ in out[:3]], ["n0", "n1", "n2"], "first replies in order")
+        check(all(st == 200 for st, _, _ in out), "every reply is 200")
+        s.close()
+        t.join(10 * SLOW)
