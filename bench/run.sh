@@ -274,8 +274,8 @@ main() {
         "$ROOT/lua/decide.lua" | redis-cli -p "$REDIS_PORT" -x script load)
     redis_r=$(redis-benchmark -p "$REDIS_PORT" -c "$CONNS" --threads "$THREADS" -r "$KEYS" \
         -n $((DURATION * 40000)) --csv \
-        evalsha "$sha" 2 "rl:{bench-allow|k__rand_int__}:g60000" \
-        "rl:{bench-allow|k__rand_int__}:g60000:b" 1 1 0 1000000 60000 1000000 0 |
+        evalsha "$sha" 2 "rl:{bench-allow|k__rand_int__}:g1m" \
+        "rl:{bench-allow|k__rand_int__}:g1m:b" 1 1 0 1000000 60000 1000000 0 |
         tail -n 1 | tr -d '"')
     echo "$redis_r"
     REDIS_RPS=$(echo "$redis_r" | cut -d, -f2)
@@ -304,7 +304,7 @@ main() {
     # per hour, burst 1), so each key lives an hour: the allow policy's
     # keys expire within a millisecond (1,000,000 per minute).
     seq 0 $((MEM_KEYS - 1)) | awk -v sha="$sha" '{
-        k = "rl:{bench-deny|k" $1 "}:g3600000"
+        k = "rl:{bench-deny|k" $1 "}:g1h"
         printf "EVALSHA %s 2 %s %s:b 1 1 0 1 3600000 1 0\n", sha, k, k
     }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
     sleep 2

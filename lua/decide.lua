@@ -7,7 +7,29 @@
 -- All-or-nothing: every limit is evaluated first; state is written only
 -- if all admit. cost 0 is a peek and never writes. Time is Redis TIME,
 -- shared by every replica.
-local algos = { [0] = gcra, [1] = fixed_window, [2] = sliding_window }
+--
+-- Each algorithm is three steps: load(key) -> state or nil (a fresh
+-- limit); decide(state, lim, now_us, now_ms, cost) -> ok, remaining,
+-- reset_after_ms, retry_after_ms, new_state, ttl_ms (pure); and
+-- store(key, new_state, ttl_ms). GCRA keeps its TAT in the key's expiry
+-- (gcra.lua); the window algorithms keep a string value with PX ttl_ms.
+-- A block marker is "<until_ms>" with PX block_ms.
+
+-- Loads a window algorithm's state string; nil if there is none.
+local function string_load(key)
+    return redis.call('GET', key) or nil
+end
+
+-- Stores a window algorithm's state string, expiring after ttl_ms.
+local function string_store(key, value, ttl_ms)
+    redis.call('SET', key, value, 'PX', string.format('%.0f', ttl_ms))
+end
+
+local algos = {
+    [0] = gcra,
+    [1] = { load = string_load, decide = fixed_window, store = string_store },
+    [2] = { load = string_load, decide = sliding_window, store = string_store },
+}
 
 local cost = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
@@ -55,13 +77,10 @@ for i = 1, n do
         r.reset = until_ms - now_ms
         r.retry = r.reset
     else
-        local state = redis.call('GET', KEYS[2 * i - 1])
-        if not state then
-            state = nil
-        end
-        r.state = state
+        local algo = algos[lim.algo]
+        r.state = algo.load(KEYS[2 * i - 1])
         r.ok, r.remaining, r.reset, r.retry, r.value, r.ttl =
-            algos[lim.algo](state, lim, now_us, now_ms, cost)
+            algo.decide(r.state, lim, now_us, now_ms, cost)
         r.blocked = false
         if cost == 0 then
             r.ok, r.retry = true, 0
@@ -77,12 +96,12 @@ for i = 1, n do
     local lim, r = lims[i], res[i]
     if allowed then
         if cost > 0 then
-            redis.call('SET', KEYS[2 * i - 1], r.value, 'PX', string.format('%.0f', r.ttl))
+            algos[lim.algo].store(KEYS[2 * i - 1], r.value, r.ttl)
         end
     elseif r.ok and cost > 0 then
         -- Nothing is consumed: report this limit as it stands.
         local _
-        _, r.remaining, r.reset = algos[lim.algo](r.state, lim, now_us, now_ms, 0)
+        _, r.remaining, r.reset = algos[lim.algo].decide(r.state, lim, now_us, now_ms, 0)
     elseif not r.ok and not r.blocked and lim.block > 0 and cost > 0 then
         local until_ms = now_ms + lim.block
         redis.call('SET', KEYS[2 * i], string.format('%.0f', until_ms),

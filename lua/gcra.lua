@@ -3,13 +3,39 @@
 -- T = ceil(period_us / requests) is an integer, so every step below is
 -- exact integer arithmetic in Lua's doubles (all values stay below 2^53).
 -- A request of `cost` passes iff (max(TAT, now) + cost*T) - burst*T <= now.
--- Value: "<tat>" with PX until the bucket is full again.
--- Returns ok, remaining, reset_after_ms, retry_after_ms, value, ttl_ms;
--- value is nil when nothing would be stored. Writes nothing itself.
-local function gcra(state_str, lim, now_us, now_ms, cost)
+--
+-- Storage: TAT lives mostly in the key's expiry. With
+--   exp_ms = ceil(TAT / 1000)   and   value = exp_ms*1000 - TAT  (0..999)
+-- the key is SET to value with PXAT exp_ms, and TAT = PEXPIRETIME*1000 -
+-- value, exact to the microsecond. The key expires when the bucket is full
+-- again (TAT <= now), so a missing key is a full bucket. A value below
+-- 10000 is one of Redis's shared integers: no value object per key.
+-- PEXPIRETIME needs Redis >= 7.0.
+
+-- Reads the TAT stored under key: a number, or nil for a full bucket.
+local function gcra_load(key)
+    local v = redis.call('GET', key)
+    if not v then
+        return nil
+    end
+    return redis.call('PEXPIRETIME', key) * 1000 - tonumber(v)
+end
+
+-- Stores tat (as gcra_decide returned it) under key; ttl_ms is unused,
+-- the expiry is derived from tat itself.
+local function gcra_store(key, tat, ttl_ms)
+    local exp_ms = math.ceil(tat / 1000)
+    redis.call('SET', key, string.format('%.0f', exp_ms * 1000 - tat),
+        'PXAT', string.format('%.0f', exp_ms))
+end
+
+-- Decides a request of `cost` against the stored TAT (number or nil).
+-- Returns ok, remaining, reset_after_ms, retry_after_ms, new_tat;
+-- new_tat is nil when nothing would be stored. Writes nothing itself.
+local function gcra_decide(tat, lim, now_us, now_ms, cost)
     local t = math.ceil(lim.period * 1000 / lim.requests)
     local burst = lim.burst
-    local tat = tonumber(state_str) or now_us
+    tat = tat or now_us
     if tat < now_us then
         tat = now_us
     end
@@ -18,7 +44,7 @@ local function gcra(state_str, lim, now_us, now_ms, cost)
     if cost <= burst and allow_at <= now_us then
         local remaining = math.floor((now_us - allow_at) / t)
         local reset = math.ceil((new_tat - now_us) / 1000)
-        return true, remaining, reset, 0, string.format('%.0f', new_tat), reset
+        return true, remaining, reset, 0, new_tat
     end
     local remaining = math.floor((now_us - (tat - burst * t)) / t)
     if remaining < 0 then
@@ -34,6 +60,7 @@ local function gcra(state_str, lim, now_us, now_ms, cost)
     else
         retry = math.ceil((allow_at - now_us) / 1000)
     end
-    return false, remaining, reset, retry, nil, 0
+    return false, remaining, reset, retry, nil
 end
 
+local gcra = { load = gcra_load, decide = gcra_decide, store = gcra_store }

@@ -528,6 +528,15 @@ static const conf_enum_t enum_algo = { algo_items, CONF_NELEM(algo_items) };
 /* Key suffix letter per algorithm, indexed by rl_algo_t. */
 static const char algo_letters[] = { 'g', 'f', 's' };
 
+/* Units of a key suffix's period, largest first: the period is written in
+ * the largest one that divides it exactly, so each period has one name. */
+static const struct {
+    const char *name;
+    int64_t ms;
+} suffix_units[] = {
+    { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
+};
+
 static const conf_enum_item_t headers_items[] = {
     { "x-ratelimit", RL_HEADERS_X_RATELIMIT },
     { "x-ratelimit-retry-after", RL_HEADERS_X_RATELIMIT_RETRY_AFTER },
@@ -573,6 +582,18 @@ static const conf_field_t limit_fields[] = {
     { "block", conf_duration, offsetof(rl_limit_t, block_ms), 0, NULL },
 };
 
+void rl_conf_limit_suffix(char *buf, size_t len, const char *prefix, rl_algo_t algo,
+                          int64_t period_ms)
+{
+    size_t i = 0;
+
+    while (i + 1 < CONF_NELEM(suffix_units) && period_ms % suffix_units[i].ms != 0) {
+        i++;
+    }
+    snprintf(buf, len, "%s%c%lld%s", prefix, algo_letters[algo],
+             (long long)(period_ms / suffix_units[i].ms), suffix_units[i].name);
+}
+
 /* Parses an array of 1..RL_MAX_LIMITS limits into a new *out / *n;
  * suffixes get sprefix in front ("" or "t"). */
 static int conf_limits(conf_ctx_t *c, const char *path, json_t *v, const char *sprefix,
@@ -609,8 +630,7 @@ static int conf_limits(conf_ctx_t *c, const char *path, json_t *v, const char *s
         if (l->burst == 0) {
             l->burst = l->requests;
         }
-        snprintf(l->suffix, sizeof(l->suffix), "%s%c%lld", sprefix, algo_letters[l->algo],
-                 (long long)l->period_ms);
+        rl_conf_limit_suffix(l->suffix, sizeof(l->suffix), sprefix, l->algo, l->period_ms);
         for (j = 0; j < i; j++) {
             if (strcmp((*out)[j].suffix, l->suffix) == 0) {
                 return conf_fail(c, sub, "same algorithm and period as %s[%zu]",

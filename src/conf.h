@@ -23,8 +23,10 @@ typedef struct rl_limit {
     int64_t burst;      /* gcra only: > 0, defaults to requests */
     int64_t block_ms;   /* 0 = no block */
     /* Redis key suffix naming this limit, stable across reloads as long
-     * as the limit's algorithm and period do not change: "g300000",
-     * "f10000", "s60000"; test limits get a "t" in front ("tg10000"). */
+     * as the limit's algorithm and period do not change: the algorithm's
+     * letter, then the period in the largest unit (d, h, m, s, ms) that
+     * divides it: "g5m", "f10s", "s1h", "g1500ms"; test limits get a "t"
+     * in front ("tg10s"). At most 24 bytes with the NUL. */
     char suffix[40];
 } rl_limit_t;
 
@@ -216,6 +218,11 @@ rl_conf_t *rl_conf_parse(const char *text, size_t len, char *err, size_t errlen)
 rl_conf_t *rl_conf_load(const char *path, char *err, size_t errlen);
 
 void rl_conf_free(rl_conf_t *conf);
+
+/* Writes the key suffix of a limit (see rl_limit_t.suffix) into buf:
+ * prefix ("" or "t"), the algorithm's letter, the period. Pure. */
+void rl_conf_limit_suffix(char *buf, size_t len, const char *prefix, rl_algo_t algo,
+                          int64_t period_ms);
 
 /* Looks up a policy by name; NULL if none. */
 const rl_policy_t *rl_conf_policy(const rl_conf_t *conf, const char *name);

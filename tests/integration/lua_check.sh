@@ -98,68 +98,95 @@ SHA=$(rc SCRIPT LOAD "$SCRIPT")
 check_true "script loads" "$(printf %s "$SHA" | wc -c)" -eq 40
 
 # GCRA 1 per 5 minutes, burst 1.
-R=$(decide 'rl:{site-1}' 1 g300000 0 1 300000 1 0)
+R=$(decide 'rl:{site-1}' 1 g5m 0 1 300000 1 0)
 check "gcra admits" "$(echo "$R" | cut -d' ' -f2-)" "1 1 0 300000 0 0"
-R=$(decide 'rl:{site-1}' 1 g300000 0 1 300000 1 0)
+R=$(decide 'rl:{site-1}' 1 g5m 0 1 300000 1 0)
 check "gcra denies" "$(echo "$R" | cut -d' ' -f2-4)" "0 0 0"
 RETRY=$(field "$R" 6)
 check_true "gcra retry ~300 s" "$RETRY" -ge 299000 -a "$RETRY" -le 300000
-check_true "gcra value is an integer" -n "$(rc GET 'rl:{site-1}:g300000' | grep -E '^[0-9]{16}$')"
-PTTL=$(rc PTTL 'rl:{site-1}:g300000')
+# GCRA state: value in 0..999 and PXAT, TAT = PEXPIRETIME*1000 - value.
+# The first request of a fresh 1-per-5-minutes bucket sets TAT = now + 300 s.
+V=$(rc GET 'rl:{site-1}:g5m')
+check_true "gcra value is an integer 0..999" -n "$(echo "$V" | grep -E '^[0-9]{1,3}$')"
+PTTL=$(rc PTTL 'rl:{site-1}:g5m')
 check_true "gcra expiry ~300 s" "$PTTL" -ge 299000 -a "$PTTL" -le 300000
+EXPAT=$(rc PEXPIRETIME 'rl:{site-1}:g5m')
+R=$(decide 'rl:{site-1}' 0 g5m 0 1 300000 1 0)
+NOW=$(field "$R" 1)
+check_true "gcra PEXPIRETIME in the future" "$EXPAT" -gt "$NOW"
+# A TAT written in the new encoding decides exactly: 1 per 1 s, burst 2
+# (T = 1,000,000 us), TAT = now + 500,123 us. Cost 2 would need
+# allow_at = TAT <= now: refused with remaining 1 and retry
+# ceil(500.123 ms) = 501 less the time since. Cost 1 passes
+# (allow_at = TAT - T) with remaining 0, and the stored TAT becomes
+# TAT + T, exact to the microsecond.
+TIME=$(rc TIME | tr '\n' ' ')
+NOWUS=$(( $(echo "$TIME" | cut -d' ' -f1) * 1000000 + $(echo "$TIME" | cut -d' ' -f2) ))
+TAT=$((NOWUS + 500123))
+EXP=$(( (TAT + 999) / 1000 ))
+rc SET 'rl:{tat}:g1s' $((EXP * 1000 - TAT)) PXAT "$EXP" >/dev/null
+R=$(decide 'rl:{tat}' 2 g1s 0 1 1000 2 0)
+NOW2=$(field "$R" 1)
+check "gcra stored TAT denies cost 2, remaining 1" "$(field "$R" 2) $(field "$R" 4)" "0 1"
+check_true "gcra stored TAT retry ~501 ms" "$(field "$R" 6)" -le 501 -a "$(field "$R" 6)" -ge $((501 - (NOW2 - NOWUS / 1000) - 1))
+R=$(decide 'rl:{tat}' 1 g1s 0 1 1000 2 0)
+check "gcra stored TAT admits cost 1" "$(field "$R" 2) $(field "$R" 4)" "1 0"
+V=$(rc GET 'rl:{tat}:g1s')
+EXPAT=$(rc PEXPIRETIME 'rl:{tat}:g1s')
+check "gcra new TAT = old TAT + T, exact to the us" "$((EXPAT * 1000 - V))" "$((TAT + 1000000))"
 
 # GCRA burst: 5 at once of 10/s burst 5, then retry ~100 ms.
 for i in 4 3 2 1 0; do
-    R=$(decide 'rl:{burst}' 1 g1000 0 10 1000 5 0)
+    R=$(decide 'rl:{burst}' 1 g1s 0 10 1000 5 0)
     check "gcra burst remaining $i" "$(field "$R" 2) $(field "$R" 4)" "1 $i"
 done
-R=$(decide 'rl:{burst}' 1 g1000 0 10 1000 5 0)
+R=$(decide 'rl:{burst}' 1 g1s 0 10 1000 5 0)
 check "gcra burst exhausted" "$(field "$R" 2)" "0"
 check_true "gcra burst retry <= 100" "$(field "$R" 6)" -ge 1 -a "$(field "$R" 6)" -le 100
 
 # Peek: cost 0 on a fresh key stores nothing.
-R=$(decide 'rl:{peek}' 0 f3600000 1 7 3600000 0 0 g60000 0 5 60000 5 0)
+R=$(decide 'rl:{peek}' 0 f1h 1 7 3600000 0 0 g1m 0 5 60000 5 0)
 check "peek allowed, full" "$(field "$R" 2) $(field "$R" 3) $(field "$R" 4) $(field "$R" 8) $(field "$R" 9)" "1 1 7 1 5"
-check "peek writes nothing" "$(rc EXISTS 'rl:{peek}:f3600000' 'rl:{peek}:g60000')" "0"
+check "peek writes nothing" "$(rc EXISTS 'rl:{peek}:f1h' 'rl:{peek}:g1m')" "0"
 
 # Fixed window: value idx:count, reset = end of the hour window.
-R=$(decide 'rl:{fw}' 3 f3600000 1 10 3600000 0 0)
+R=$(decide 'rl:{fw}' 3 f1h 1 10 3600000 0 0)
 NOW=$(field "$R" 1)
 check "fixed admits cost 3" "$(field "$R" 2) $(field "$R" 4)" "1 7"
 check "fixed reset = window end" "$(field "$R" 5)" "$(( (NOW / 3600000 + 1) * 3600000 - NOW ))"
-check "fixed value" "$(rc GET 'rl:{fw}:f3600000')" "$((NOW / 3600000)):3"
-R=$(decide 'rl:{fw}' 8 f3600000 1 10 3600000 0 0)
+check "fixed value" "$(rc GET 'rl:{fw}:f1h')" "$((NOW / 3600000)):3"
+R=$(decide 'rl:{fw}' 8 f1h 1 10 3600000 0 0)
 check "fixed denies cost 8, retry = reset" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 6)" "0 7 $(field "$R" 5)"
-check "fixed deny consumed nothing" "$(rc GET 'rl:{fw}:f3600000')" "$((NOW / 3600000)):3"
+check "fixed deny consumed nothing" "$(rc GET 'rl:{fw}:f1h')" "$((NOW / 3600000)):3"
 
 # Sliding window: value idx:prev:cur.
-R=$(decide 'rl:{sw}' 1 s3600000 2 5 3600000 0 0)
+R=$(decide 'rl:{sw}' 1 s1h 2 5 3600000 0 0)
 NOW=$(field "$R" 1)
 check "sliding admits" "$(field "$R" 2) $(field "$R" 4)" "1 4"
-check "sliding value" "$(rc GET 'rl:{sw}:s3600000')" "$((NOW / 3600000)):0:1"
+check "sliding value" "$(rc GET 'rl:{sw}:s1h')" "$((NOW / 3600000)):0:1"
 check "sliding reset = end of next window" "$(field "$R" 5)" "$(( (NOW / 3600000 + 2) * 3600000 - NOW ))"
 
 # Multi-limit all-or-nothing: the second limit denies, the first keeps 9.
-R=$(decide 'rl:{multi}' 1 f3600000 1 10 3600000 0 0 g3600000 0 1 3600000 1 0)
+R=$(decide 'rl:{multi}' 1 f1h 1 10 3600000 0 0 g1h 0 1 3600000 1 0)
 check "multi admits" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 9)" "1 9 0"
-R=$(decide 'rl:{multi}' 1 f3600000 1 10 3600000 0 0 g3600000 0 1 3600000 1 0)
+R=$(decide 'rl:{multi}' 1 f1h 1 10 3600000 0 0 g1h 0 1 3600000 1 0)
 check "multi denies" "$(field "$R" 2) $(field "$R" 3) $(field "$R" 4) $(field "$R" 8)" "0 1 9 0"
-check "multi deny consumed nothing" "$(rc GET 'rl:{multi}:f3600000' | cut -d: -f2)" "1"
+check "multi deny consumed nothing" "$(rc GET 'rl:{multi}:f1h' | cut -d: -f2)" "1"
 
 # Block: GCRA 1 per 300 ms with a 600 ms block.
-R=$(decide 'rl:{blk}' 1 g300 0 1 300 1 600)
+R=$(decide 'rl:{blk}' 1 g300ms 0 1 300 1 600)
 check "block limit admits" "$(field "$R" 2)" "1"
-R=$(decide 'rl:{blk}' 1 g300 0 1 300 1 600)
+R=$(decide 'rl:{blk}' 1 g300ms 0 1 300 1 600)
 check "block set on deny" "$(field "$R" 2) $(field "$R" 6) $(field "$R" 7)" "0 600 1"
 NOW=$(field "$R" 1)
-check "block marker value" "$(rc GET 'rl:{blk}:g300:b')" "$((NOW + 600))"
-PTTL=$(rc PTTL 'rl:{blk}:g300:b')
+check "block marker value" "$(rc GET 'rl:{blk}:g300ms:b')" "$((NOW + 600))"
+PTTL=$(rc PTTL 'rl:{blk}:g300ms:b')
 check_true "block marker expiry" "$PTTL" -ge 1 -a "$PTTL" -le 600
 sleep 0.35
-R=$(decide 'rl:{blk}' 0 g300 0 1 300 1 600)
+R=$(decide 'rl:{blk}' 0 g300ms 0 1 300 1 600)
 check "block holds after the limit refilled (peek)" "$(field "$R" 2) $(field "$R" 7)" "0 1"
 sleep 0.4
-R=$(decide 'rl:{blk}' 1 g300 0 1 300 1 600)
+R=$(decide 'rl:{blk}' 1 g300ms 0 1 300 1 600)
 check "block over" "$(field "$R" 2) $(field "$R" 7)" "1 0"
 
 # Bad arguments are an error reply, not a decision.

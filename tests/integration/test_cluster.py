@@ -86,7 +86,7 @@ def test_cluster_ready_routing_and_spread():
             total += len(keys)
             for k in keys:
                 tag = k[k.index("{") + 1:k.index("}")]
-                eq(k, "rl:{%s}:f3600000" % tag, "key layout")
+                eq(k, "rl:{%s}:f1h" % tag, "key layout")
                 check(tag.startswith("p|"), "tag %r" % tag)
                 eq(key_slot(k), int(m.call("CLUSTER", "KEYSLOT", k)), "slot of %r" % k)
                 check(c.master_of_slot(key_slot(k)) is m, "%r lives on its slot's master" % k)
@@ -171,7 +171,7 @@ def test_cluster_resharding_under_load():
         slot = key_slot("{hot|h}")
         source = c.master_of_slot(slot)
         target = [m for m in c.masters() if m is not source][0]
-        key = "rl:{hot|h}:f3600000"
+        key = "rl:{hot|h}:f1h"
         with daemons(cfg, instances=2) as ds:
             wait_window(c.nodes[0], 3600, 30 * SLOW)
             load = Load([d.port for d in ds], 24, lambda i: {"path": "/x", "tenant": "h"},

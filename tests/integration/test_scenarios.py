@@ -365,14 +365,32 @@ def _redis_keys(svc, pattern):
     return sorted(svc.redis.call("KEYS", pattern))
 
 
+def _redis_now_us(svc):
+    sec, usec = svc.redis.call("TIME")
+    return int(sec) * 1000000 + int(usec)
+
+
 def test_redis_key_layout():
     """Redis keys: prefix, one hash tag per decision, every key expires."""
     cfg = config(policy("lay", "/*", [limit(1, "1m"), limit(10, "1h", "fixed_window", block="5s")],
                         key=["tenant"]), store={"prefix": "tst", "timeout_ms": 200})
     with service(cfg, "redis") as svc:
+        t0_us = _redis_now_us(svc)
         eq(svc.verdict(path="/l", tenant="a{b}c")["allowed"], True, "first request")
+        t1_us = _redis_now_us(svc)
         eq(svc.verdict(path="/l", tenant="a{b}c")["allowed"], False, "second request")
         keys = _redis_keys(svc, "*")
+        eq(sorted(k[k.index("}") + 1:] for k in keys), [":f1h", ":g1m"],
+           "suffixes: algorithm letter, period in its largest whole unit")
+        # GCRA: value 0..999 and PXAT; TAT = PEXPIRETIME*1000 - value, which
+        # the first request set to its now + T (T = 60 s); the denied
+        # second request wrote nothing.
+        g = [k for k in keys if k.endswith(":g1m")][0]
+        v = svc.redis.call("GET", g)
+        check(v.isdigit() and 0 <= int(v) <= 999, "GCRA value %r is 0..999" % v)
+        tat = int(svc.redis.call("PEXPIRETIME", g)) * 1000 - int(v)
+        check(t0_us + 60000000 <= tat <= t1_us + 60000000,
+              "GCRA TAT %d within [%d, %d] + 60 s" % (tat, t0_us, t1_us))
         check(keys, "no keys in Redis")
         tags = set()
         for k in keys:

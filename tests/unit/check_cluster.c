@@ -51,8 +51,8 @@ static const struct {
     { "{", 4092 },                   /* no closing brace: the whole key */
     { "}{", 12793 },
     /* ratelimitd's keys: only the braced part counts. */
-    { "rl:{p|t1}:f60000", 3571 },
-    { "other-prefix:{p|t1}:g1000:b", 3571 },
+    { "rl:{p|t1}:f1m", 3571 },
+    { "other-prefix:{p|t1}:g1s:b", 3571 },
     { "p|t1", 3571 },
 };
 

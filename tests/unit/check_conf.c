@@ -106,7 +106,7 @@ START_TEST(test_example_platform)
     check_key(p, 0, RL_KEY_TENANT, NULL, "tenant");
     check_key(p, 1, RL_KEY_PATH_PARAM, "siteIdentifier", "path.siteIdentifier");
     ck_assert_int_eq(p->nlimits, 1);
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 1, 300000, 1, 0, "g300000");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 1, 300000, 1, 0, "g5m");
     ck_assert_int_eq(p->headers, RL_HEADERS_X_RATELIMIT_RETRY_AFTER);
     ck_assert_int_eq(p->failure_open, 1);
     ck_assert_int_eq(p->deny_status, 429);
@@ -117,7 +117,7 @@ START_TEST(test_example_platform)
     ck_assert_str_eq(p->method, "GET");
     ck_assert_str_eq(p->path.text,
                      "/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}");
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 60, 60000, 60, 0, "g60000");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m");
     check_body(p, body);
 
     p = rl_conf_policy(conf, "platform-other");
@@ -126,14 +126,14 @@ START_TEST(test_example_platform)
     ck_assert_str_eq(p->path.text, "/platform/*");
     ck_assert_int_eq(p->path.wildcard, 1);
     check_key(p, 1, RL_KEY_PATH, NULL, "path");
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 5, 1000, 5, 0, "g1000");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 5, 1000, 5, 0, "g1s");
     ck_assert_int_eq(p->headers, RL_HEADERS_X_RATELIMIT_RETRY_AFTER);
     check_body(p, body);
 
     p = rl_conf_policy(conf, "product-other");
     ck_assert_ptr_nonnull(p);
     ck_assert_str_eq(p->path.text, "/product/*");
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 5, 1000, 5, 0, "g1000");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 5, 1000, 5, 0, "g1s");
     rl_conf_free(conf);
 }
 END_TEST
@@ -154,7 +154,7 @@ START_TEST(test_example_build_payments_events)
         ck_assert_str_eq(p->path.text, build_paths[i]);
         ck_assert_int_eq(p->nkey, 1);
         check_key(p, 0, RL_KEY_USER, NULL, "user");
-        check_limit(&p->limits[0], RL_ALGO_GCRA, 1, 120000, 1, 0, "g120000");
+        check_limit(&p->limits[0], RL_ALGO_GCRA, 1, 120000, 1, 0, "g2m");
         check_body(p, "{\"message\":\"Rate limit exceeded. Try again in {retry_after_human}.\"}");
     }
 
@@ -164,12 +164,12 @@ START_TEST(test_example_build_payments_events)
     ck_assert_str_eq(p->path.text, "/payments/*");
     check_key(p, 0, RL_KEY_TENANT, NULL, "tenant");
     check_key(p, 1, RL_KEY_PATH, NULL, "path");
-    check_limit(&p->limits[0], RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10000");
+    check_limit(&p->limits[0], RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10s");
     ck_assert_ptr_nonnull(p->test);
     ck_assert_str_eq(p->test->header, "rate-limit-test");
     ck_assert_str_eq(p->test->value, "match");
     ck_assert_int_eq(p->test->nlimits, 1);
-    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 3, 10000, 3, 10000, "tf10000");
+    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 3, 10000, 3, 10000, "tf10s");
     check_body(p, "{\"errors\":[{\"code\":64,\"errorCode\":\"C_RATE_LIMIT_EXCEEDED_TEMP_BLOCK\","
                   "\"msg\":\"Rate of requests exceeded - Temporary block implemented\","
                   "\"severity\":2}]}");
@@ -180,14 +180,74 @@ START_TEST(test_example_build_payments_events)
     ck_assert_str_eq(p->path.text, "/v1/events");
     check_key(p, 0, RL_KEY_TENANT, NULL, "tenant");
     ck_assert_int_eq(p->nlimits, 4);
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 1000, 1000, 1000, 0, "g1000");
-    check_limit(&p->limits[1], RL_ALGO_FIXED_WINDOW, 10000, 60000, 10000, 0, "f60000");
-    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 100000, 3600000, 100000, 0, "f3600000");
-    check_limit(&p->limits[3], RL_ALGO_FIXED_WINDOW, 1000000, 86400000, 1000000, 0,
-                "f86400000");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 1000, 1000, 1000, 0, "g1s");
+    check_limit(&p->limits[1], RL_ALGO_FIXED_WINDOW, 10000, 60000, 10000, 0, "f1m");
+    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 100000, 3600000, 100000, 0, "f1h");
+    check_limit(&p->limits[3], RL_ALGO_FIXED_WINDOW, 1000000, 86400000, 1000000, 0, "f1d");
     ck_assert_int_eq(p->headers, RL_HEADERS_X_RATELIMIT);
     check_body(p, "{\"code\":\"RATE_001\",\"error\":\"Rate limit exceeded\"}");
     rl_conf_free(conf);
+}
+END_TEST
+
+/* Key suffixes: the period in the largest unit that divides it. */
+static const struct {
+    const char *prefix;
+    rl_algo_t algo;
+    long long period_ms;
+    const char *suffix;
+} suffix_rows[] = {
+    { "", RL_ALGO_GCRA, 3600000, "g1h" },
+    { "", RL_ALGO_GCRA, 300000, "g5m" },
+    { "", RL_ALGO_GCRA, 60000, "g1m" },
+    { "", RL_ALGO_FIXED_WINDOW, 10000, "f10s" },
+    { "", RL_ALGO_GCRA, 90000, "g90s" },
+    { "", RL_ALGO_GCRA, 1500, "g1500ms" },
+    { "", RL_ALGO_GCRA, 1, "g1ms" },
+    { "", RL_ALGO_GCRA, 1000, "g1s" },
+    { "", RL_ALGO_GCRA, 86400000, "g1d" },
+    { "", RL_ALGO_GCRA, 172800000, "g2d" },
+    { "", RL_ALGO_SLIDING_WINDOW, 90000000, "s25h" },
+    { "", RL_ALGO_SLIDING_WINDOW, 86460000, "s1441m" },
+    { "t", RL_ALGO_FIXED_WINDOW, 10000, "tf10s" },
+    { "t", RL_ALGO_GCRA, 315360000000LL, "tg3650d" },
+    { "t", RL_ALGO_SLIDING_WINDOW, 315359999999LL, "ts315359999999ms" },
+};
+
+START_TEST(test_limit_suffix)
+{
+    char buf[sizeof(((rl_limit_t *)NULL)->suffix)];
+
+    rl_conf_limit_suffix(buf, sizeof(buf), suffix_rows[_i].prefix, suffix_rows[_i].algo,
+                         suffix_rows[_i].period_ms);
+    ck_assert_str_eq(buf, suffix_rows[_i].suffix);
+}
+END_TEST
+
+/* The suffix that reaches a parsed limit, and periods equal in
+ * milliseconds but written differently give the same suffix. */
+START_TEST(test_limit_suffix_parsed)
+{
+    char err[512];
+    rl_conf_t *conf = parse("{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a\"},"
+                            " \"limits\": [{\"requests\": 1, \"per\": \"90s\"},"
+                            "{\"requests\": 1, \"per\": \"1500ms\"},"
+                            "{\"requests\": 1, \"per\": \"48h\","
+                            " \"algorithm\": \"fixed_window\"}]}]}",
+                            err, sizeof(err));
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_str_eq(conf->policies[0].limits[0].suffix, "g90s");
+    ck_assert_str_eq(conf->policies[0].limits[1].suffix, "g1500ms");
+    ck_assert_str_eq(conf->policies[0].limits[2].suffix, "f2d");
+    rl_conf_free(conf);
+
+    conf = parse("{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a\"},"
+                 " \"limits\": [{\"requests\": 1, \"per\": \"60s\"},"
+                 "{\"requests\": 2, \"per\": \"1m\"}]}]}",
+                 err, sizeof(err));
+    ck_assert_ptr_null(conf);
+    ck_assert_str_eq(err, "policies[0].limits[1]: same algorithm and period as limits[0]");
 }
 END_TEST
 
@@ -232,13 +292,13 @@ START_TEST(test_full_fixture)
     check_key(p, 6, RL_KEY_PATH_PARAM, "item_id", "path.item_id");
     check_key(p, 7, RL_KEY_HEADER, "x-api-key", "header.X-Api-Key");
     ck_assert_int_eq(p->nlimits, 3);
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 10, 1000, 20, 30000, "g1000");
-    check_limit(&p->limits[1], RL_ALGO_SLIDING_WINDOW, 100, 60000, 100, 0, "s60000");
-    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 1000, 3600000, 1000, 300000, "f3600000");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 10, 1000, 20, 30000, "g1s");
+    check_limit(&p->limits[1], RL_ALGO_SLIDING_WINDOW, 100, 60000, 100, 0, "s1m");
+    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 1000, 3600000, 1000, 300000, "f1h");
     ck_assert_ptr_nonnull(p->test);
     ck_assert_str_eq(p->test->header, "rate-limit-test");
     ck_assert_str_eq(p->test->value, "match");
-    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 2, 10000, 2, 10000, "tf10000");
+    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 2, 10000, 2, 10000, "tf10s");
     ck_assert_int_eq(p->headers, RL_HEADERS_IETF);
     ck_assert_int_eq(p->failure_open, 0);
     ck_assert_int_eq(p->deny_status, 503);
@@ -250,7 +310,7 @@ START_TEST(test_full_fixture)
     ck_assert_int_eq(p->index, 1);
     ck_assert_ptr_null(p->method);
     ck_assert_int_eq(p->nkey, 0);
-    check_limit(&p->limits[0], RL_ALGO_GCRA, 7, 250, 7, 0, "g250");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 7, 250, 7, 0, "g250ms");
     ck_assert_ptr_null(p->test);
     ck_assert_int_eq(p->headers, RL_HEADERS_X_RATELIMIT);
     ck_assert_int_eq(p->failure_open, 1);
@@ -711,6 +771,9 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_example_platform);
     tcase_add_test(tc, test_example_build_payments_events);
     tcase_add_test(tc, test_full_fixture);
+    tcase_add_loop_test(tc, test_limit_suffix, 0,
+                        (int)(sizeof(suffix_rows) / sizeof(suffix_rows[0])));
+    tcase_add_test(tc, test_limit_suffix_parsed);
     tcase_add_test(tc, test_store_cluster_and_tls);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_listen_forms);

@@ -12,8 +12,8 @@
  * 1730113500 s, the issue's example. */
 #define NOW_MS 1730113200488LL
 
-static rl_limit_t limit_5m = { RL_ALGO_GCRA, 1, 300000, 1, 0, "g300000" };
-static rl_limit_t limit_1m = { RL_ALGO_FIXED_WINDOW, 60, 60000, 60, 0, "f60000" };
+static rl_limit_t limit_5m = { RL_ALGO_GCRA, 1, 300000, 1, 0, "g5m" };
+static rl_limit_t limit_1m = { RL_ALGO_FIXED_WINDOW, 60, 60000, 60, 0, "f1m" };
 
 /* A policy named name with the given header style and no deny body. */
 static rl_policy_t make_policy(const char *name, rl_header_style_t style)
@@ -233,7 +233,7 @@ static const struct {
 START_TEST(test_template)
 {
     rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
-    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g60000" };
+    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g1m" };
     rl_verdict_t v = make_verdict(&p, &l, 0, 0, 60000, template_cases[_i].retry_ms);
     char *s = rl_reply_template(template_cases[_i].in, &v);
 
@@ -294,7 +294,7 @@ START_TEST(test_deny_body_nested)
         "\"meta\":{\"retry\":\"120\",\"limit\":5,\"ratio\":0.5,\"none\":null,"
         "\"list\":[\"site-process\",1,true,[\"5/{unknown}\"],{\"deep\":\"120s\"}]}}";
     rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
-    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g60000" };
+    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g1m" };
     rl_verdict_t v;
     json_t *b;
     char *s, *orig;
@@ -388,7 +388,7 @@ END_TEST
 START_TEST(test_decision_blocked_test_header)
 {
     rl_policy_t p = make_policy("burst", RL_HEADERS_NONE);
-    rl_limit_t l = { RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10000" };
+    rl_limit_t l = { RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10s" };
     rl_verdict_t v = make_verdict(&p, &l, 0, 0, 10000, 9000);
     json_t *d;
     char *s;

@@ -388,7 +388,7 @@ static void setup(void)
     g_limit.requests = 10;
     g_limit.period_ms = 60000;
     g_limit.burst = 10;
-    snprintf(g_limit.suffix, sizeof(g_limit.suffix), "g60000");
+    snprintf(g_limit.suffix, sizeof(g_limit.suffix), "g1m");
     set_slots(two_halves);
     g_slots_delay_ms = 0;
 }

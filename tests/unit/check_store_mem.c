@@ -81,8 +81,8 @@ START_TEST(keys_isolated)
     rl_mem_table_t *t = rl_mem_table_new();
     test_clock_t c = {T0};
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
-    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 60000, 0, "f60000");
-    rl_limit_t lt = mk(RL_ALGO_FIXED_WINDOW, 1, 60000, 0, "tf60000");
+    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 60000, 0, "f1m");
+    rl_limit_t lt = mk(RL_ALGO_FIXED_WINDOW, 1, 60000, 0, "tf1m");
     seen_t seen;
 
     ck_assert(allowed(s, "rl:{a}", &l, 1));
@@ -105,8 +105,8 @@ START_TEST(reset_clears_the_keys)
     rl_mem_table_t *t = rl_mem_table_new();
     test_clock_t c = {T0};
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
-    rl_limit_t l[2] = {mk(RL_ALGO_GCRA, 1, 60000, 10000, "g60000"),
-                       mk(RL_ALGO_SLIDING_WINDOW, 5, 60000, 0, "s60000")};
+    rl_limit_t l[2] = {mk(RL_ALGO_GCRA, 1, 60000, 10000, "g1m"),
+                       mk(RL_ALGO_SLIDING_WINDOW, 5, 60000, 0, "s1m")};
     rl_store_op_t op = {"rl:{r}", 6, l, 2, 1};
     seen_t seen;
 
@@ -134,7 +134,7 @@ START_TEST(expiry_frees_entries)
     rl_mem_table_t *t = rl_mem_table_new();
     test_clock_t c = {T0};
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
-    rl_limit_t l = mk(RL_ALGO_GCRA, 1, 1000, 0, "g1000");
+    rl_limit_t l = mk(RL_ALGO_GCRA, 1, 1000, 0, "g1s");
     char base[64];
     int i;
 
@@ -172,7 +172,7 @@ START_TEST(block_outlives_state)
     rl_mem_table_t *t = rl_mem_table_new();
     test_clock_t c = {T0};
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
-    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 10000, "f1000");
+    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 10000, "f1s");
     seen_t seen;
 
     ck_assert(allowed(s, "rl:{b}", &l, 1));
@@ -194,8 +194,8 @@ START_TEST(multi_limit_all_or_nothing)
     rl_mem_table_t *t = rl_mem_table_new();
     test_clock_t c = {T0};
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
-    rl_limit_t l[2] = {mk(RL_ALGO_FIXED_WINDOW, 3, 1000, 0, "f1000"),
-                       mk(RL_ALGO_FIXED_WINDOW, 100, 60000, 0, "f60000")};
+    rl_limit_t l[2] = {mk(RL_ALGO_FIXED_WINDOW, 3, 1000, 0, "f1s"),
+                       mk(RL_ALGO_FIXED_WINDOW, 100, 60000, 0, "f1m")};
     seen_t seen;
     int i;
 
@@ -217,8 +217,8 @@ START_TEST(long_key)
     rl_mem_table_t *t = rl_mem_table_new();
     test_clock_t c = {T0};
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
-    rl_limit_t l[2] = {mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 0, "f1000"),
-                       mk(RL_ALGO_GCRA, 1, 1000, 0, "g1000")};
+    rl_limit_t l[2] = {mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 0, "f1s"),
+                       mk(RL_ALGO_GCRA, 1, 1000, 0, "g1s")};
     char *base = malloc(3000);
 
     memset(base, 'x', 2999);
@@ -240,7 +240,7 @@ START_TEST(bad_op_fails)
 {
     rl_mem_table_t *t = rl_mem_table_new();
     rl_store_t *s = rl_store_mem_new(t, NULL, NULL);
-    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 0, "f1000");
+    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 0, "f1s");
     seen_t seen;
 
     seen = decide(s, "rl:{x}", &l, 0, 1);
@@ -262,7 +262,7 @@ START_TEST(wall_clock_by_default)
 {
     rl_mem_table_t *t = rl_mem_table_new();
     rl_store_t *s = rl_store_mem_new(t, NULL, NULL);
-    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 60000, 0, "f60000");
+    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 1, 60000, 0, "f1m");
     int64_t before = rl_now_ms();
     seen_t seen = decide(s, "rl:{w}", &l, 1, 1);
     int64_t after = rl_now_ms();
@@ -340,10 +340,10 @@ static int hammer_all(const rl_limit_t *limits, int n)
 
 START_TEST(concurrent_exactness)
 {
-    rl_limit_t f = mk(RL_ALGO_FIXED_WINDOW, 100, 60000, 0, "f60000");
-    rl_limit_t all[3] = {mk(RL_ALGO_GCRA, 100, 60000, 0, "g60000"),
-                         mk(RL_ALGO_SLIDING_WINDOW, 100, 60000, 0, "s60000"),
-                         mk(RL_ALGO_FIXED_WINDOW, 1000, 60000, 0, "f60000")};
+    rl_limit_t f = mk(RL_ALGO_FIXED_WINDOW, 100, 60000, 0, "f1m");
+    rl_limit_t all[3] = {mk(RL_ALGO_GCRA, 100, 60000, 0, "g1m"),
+                         mk(RL_ALGO_SLIDING_WINDOW, 100, 60000, 0, "s1m"),
+                         mk(RL_ALGO_FIXED_WINDOW, 1000, 60000, 0, "f1m")};
 
     ck_assert_int_eq(hammer_all(&f, 1), 100);
     ck_assert_int_eq(hammer_all(all, 3), 100);

@@ -338,7 +338,7 @@ END_TEST
 START_TEST(test_fresh_key_counts_down_then_denies)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g3600000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{count}", &l, 1, 1);
     rl_store_op_t peek = mk_op("rl:{count}", &l, 1, 0);
     int64_t expect_remaining[3] = { 2, 1, 0 };
@@ -369,14 +369,87 @@ START_TEST(test_fresh_key_counts_down_then_denies)
 }
 END_TEST
 
+/* The GCRA state of key: the TAT in microseconds, rebuilt from its value
+ * (0..999) and its expiry (PEXPIRETIME, milliseconds). */
+static long long gcra_tat(const char *key)
+{
+    redisReply *r = rl_test_redis_cmd(&g_srv, NULL, "GET %s", key);
+    long long exp_ms = raw_int("PEXPIRETIME %s", key);
+    char *end;
+    long long v;
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    v = strtoll(r->str, &end, 10);
+    ck_assert_msg(*end == '\0' && r->len >= 1 && r->len <= 3, "value %s", r->str);
+    ck_assert(v >= 0 && v <= 999);
+    freeReplyObject(r);
+    ck_assert(exp_ms > 0);
+    return exp_ms * 1000 - v;
+}
+
+/* Whether ms = ceil((until_us - now_us) / 1000) for some now_us inside
+ * millisecond now_ms (the script's clock has microseconds). */
+static int in_ceil_ms(int64_t ms, long long until_us, int64_t now_ms)
+{
+    long long d = until_us - now_ms * 1000;
+
+    return ms >= d / 1000 && ms <= (d + 999) / 1000;
+}
+
+/* GCRA keeps its TAT in the key's expiry, exact to the microsecond:
+ * 7 per hour is T = 514,285,715 us, not a whole number of milliseconds. */
+START_TEST(test_gcra_state_in_expiry)
+{
+    rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 7, 3600000, 2, 0, "g1h");
+    rl_store_op_t op = mk_op("rl:{tat}", &l, 1, 1);
+    rl_store_op_t peek = mk_op("rl:{tat}", &l, 1, 0);
+    const long long t = 514285715;
+    rl_store_result_t r;
+    long long tat1;
+    long long tat2;
+    long long now_ms;
+
+    r = decide_wait(s, &op);
+    ck_assert_int_eq(r.allowed, 1);
+    ck_assert_int_eq(r.limits[0].remaining, 1);
+    now_ms = r.now_ms;
+    /* Fresh bucket: TAT = now_us + T, now_us within now_ms's millisecond. */
+    tat1 = gcra_tat("rl:{tat}:g1h");
+    ck_assert(tat1 >= now_ms * 1000 + t && tat1 <= now_ms * 1000 + 999 + t);
+    ck_assert(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h") > now_ms);
+    ck_assert_int_eq(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h"), (tat1 + 999) / 1000);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{tat}:g1h:b"), 0);
+    /* A peek reads the TAT back and writes nothing. */
+    r = decide_wait(s, &peek);
+    ck_assert_int_eq(r.limits[0].remaining, 1);
+    ck_assert_int_eq(gcra_tat("rl:{tat}:g1h"), tat1);
+    /* The second request moves TAT by exactly T and resets at TAT; the
+     * third is refused with retry until TAT - T. */
+    r = decide_wait(s, &op);
+    ck_assert_int_eq(r.allowed, 1);
+    ck_assert_int_eq(r.limits[0].remaining, 0);
+    tat2 = gcra_tat("rl:{tat}:g1h");
+    ck_assert_int_eq(tat2, tat1 + t);
+    ck_assert(in_ceil_ms(r.limits[0].reset_after_ms, tat2, r.now_ms));
+    r = decide_wait(s, &op);
+    ck_assert_int_eq(r.allowed, 0);
+    ck_assert_int_eq(r.limits[0].remaining, 0);
+    ck_assert(in_ceil_ms(r.limits[0].retry_after_ms, tat2 - t, r.now_ms));
+    ck_assert_int_eq(gcra_tat("rl:{tat}:g1h"), tat2);
+    rl_store_free(s);
+}
+END_TEST
+
 /* The algorithm numbers reach the script: each algorithm has its own
  * exact reset time after one request in a 1 h period. */
 START_TEST(test_algorithms_reach_the_script)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t g = mk_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g3600000");
-    rl_limit_t f = mk_limit(RL_ALGO_FIXED_WINDOW, 2, 3600000, 2, 0, "f3600000");
-    rl_limit_t w = mk_limit(RL_ALGO_SLIDING_WINDOW, 2, 3600000, 2, 0, "s3600000");
+    rl_limit_t g = mk_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g1h");
+    rl_limit_t f = mk_limit(RL_ALGO_FIXED_WINDOW, 2, 3600000, 2, 0, "f1h");
+    rl_limit_t w = mk_limit(RL_ALGO_SLIDING_WINDOW, 2, 3600000, 2, 0, "s1h");
     rl_store_op_t og = mk_op("rl:{algos}", &g, 1, 1);
     rl_store_op_t of = mk_op("rl:{algos}", &f, 1, 1);
     rl_store_op_t ow = mk_op("rl:{algos}", &w, 1, 1);
@@ -400,8 +473,8 @@ START_TEST(test_multi_limit_all_or_nothing)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
     rl_limit_t lims[2] = {
-        mk_limit(RL_ALGO_FIXED_WINDOW, 5, 86400000, 5, 0, "f86400000"),
-        mk_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g3600000"),
+        mk_limit(RL_ALGO_FIXED_WINDOW, 5, 86400000, 5, 0, "f1d"),
+        mk_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g1h"),
     };
     rl_store_op_t both = mk_op("rl:{multi}", lims, 2, 1);
     rl_store_op_t first = mk_op("rl:{multi}", lims, 1, 1);
@@ -432,7 +505,7 @@ END_TEST
 START_TEST(test_pipelining_in_order_exact)
 {
     rl_store_t *s = new_store(g_srv.port, 2000, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 50, 3600000, 50, 0, "g3600000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 50, 3600000, 50, 0, "g1h");
     slot_t *slots = calloc(PIPELINED, sizeof(*slots));
     int done = 0;
     int admitted = 0;
@@ -473,7 +546,7 @@ END_TEST
 START_TEST(test_noscript_reload_and_retry)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 10, 60000, 10, 0, "g60000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 10, 60000, 10, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{noscript}", &l, 1, 1);
     rl_store_result_t r;
     redisReply *rep;
@@ -485,7 +558,7 @@ START_TEST(test_noscript_reload_and_retry)
     ck_assert_ptr_nonnull(rep);
     freeReplyObject(rep);
     rl_store_redis_script_sha(sha);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{noscript}:g60000"), 1);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{noscript}:g1m"), 1);
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.status, RL_OK);
     ck_assert_int_eq(r.allowed, 1);
@@ -502,7 +575,7 @@ END_TEST
 START_TEST(test_reset_clears_state_and_block)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_FIXED_WINDOW, 1, 86400000, 1, 600000, "f86400000");
+    rl_limit_t l = mk_limit(RL_ALGO_FIXED_WINDOW, 1, 86400000, 1, 600000, "f1d");
     rl_store_op_t op = mk_op("rl:{reset}", &l, 1, 1);
     rl_store_result_t r;
 
@@ -513,13 +586,13 @@ START_TEST(test_reset_clears_state_and_block)
     ck_assert_int_eq(r.limits[0].blocked, 1);
     ck_assert(r.limits[0].retry_after_ms >= 600000);
     /* Keys are named as store.h says. */
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f86400000"), 1);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f86400000:b"), 1);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d"), 1);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d:b"), 1);
     r = reset_wait(s, &op);
     ck_assert_int_eq(r.status, RL_OK);
     ck_assert_int_eq(r.allowed, 1);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f86400000"), 0);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f86400000:b"), 0);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d"), 0);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d:b"), 0);
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.allowed, 1);
     rl_store_free(s);
@@ -529,7 +602,7 @@ END_TEST
 START_TEST(test_bad_ops_fail_at_once)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 1, 1000, 1, 0, "g1000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 1, 1000, 1, 0, "g1s");
     char *big = malloc(4000);
     rl_store_op_t op;
     slot_t sl;
@@ -556,8 +629,8 @@ END_TEST
 START_TEST(test_store_timeout_then_works)
 {
     rl_store_t *s = new_store(g_srv.port, 50, NULL, NULL, 1);
-    rl_limit_t la = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g3600000");
-    rl_limit_t lb = mk_limit(RL_ALGO_GCRA, 7, 3600000, 7, 0, "g3600000");
+    rl_limit_t la = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
+    rl_limit_t lb = mk_limit(RL_ALGO_GCRA, 7, 3600000, 7, 0, "g1h");
     rl_store_op_t warm = mk_op("rl:{warm}", &la, 1, 1);
     rl_store_op_t oa = mk_op("rl:{late}", &la, 1, 1);
     rl_store_op_t ob = mk_op("rl:{next}", &lb, 1, 1);
@@ -595,7 +668,7 @@ START_TEST(test_disconnect_and_reconnect)
 {
     rl_store_t *s = new_store(g_srv.port, 200, NULL, NULL, 1);
     rl_redis_conn_t *c = new_conn(g_srv.port, 10000, NULL, 0);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 5, 3600000, 5, 0, "g3600000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 5, 3600000, 5, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{restart}", &l, 1, 1);
     const char *blpop[] = { "BLPOP", "rl:{restart}:list", "0" };
     const char *ping[] = { "PING" };
@@ -876,7 +949,7 @@ START_TEST(test_auth_good_password)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, PASSWORD, 1);
     rl_store_t *su = new_store(g_srv.port, 500, "default", PASSWORD, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g60000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{auth}", &l, 1, 1);
     rl_store_result_t r;
 
@@ -894,7 +967,7 @@ END_TEST
 START_TEST(test_auth_bad_password_never_connects)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, "wrong-password", 0);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g60000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{auth}", &l, 1, 1);
     slot_t sl;
     int i;
@@ -1018,7 +1091,7 @@ static void teardown_fake(void)
 /* One decide against the fake answering EVALSHA with reply. */
 static rl_store_result_t fake_decide(rl_store_t *s, const char *reply)
 {
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g60000");
+    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{fake}", &l, 1, 1);
 
     g_fake.evalsha_reply = reply;
@@ -1110,6 +1183,7 @@ static Suite *store_redis_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_script_sha_matches_redis);
     tcase_add_test(tc, test_fresh_key_counts_down_then_denies);
+    tcase_add_test(tc, test_gcra_state_in_expiry);
     tcase_add_test(tc, test_algorithms_reach_the_script);
     tcase_add_test(tc, test_multi_limit_all_or_nothing);
     tcase_add_test(tc, test_pipelining_in_order_exact);
