@@ -518,7 +518,7 @@ static const char *writer_names[] = {
 
 START_TEST(test_decision_writer_matches_jansson)
 {
-    rl_limit_t l = { RL_ALGO_GCRA, 60, 60000, 60, 0, "g60000" };
+    rl_limit_t l = { RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m" };
     int name_i = _i / 64;
     int style = (_i / 16) % 4;
     int shape = _i % 16;
