@@ -31,6 +31,9 @@ typedef enum {
     CONN_CLOSING      /* flushing a last reply, then close */
 } conn_state_t;
 
+/* Free requests a server keeps for reuse; more are freed. */
+#define RL_HTTP_REQ_POOL 256
+
 struct rl_http_conn {
     rl_http_server_t *srv;
     struct bufferevent *bev;
@@ -55,7 +58,9 @@ struct rl_http_conn {
     int write_waiting;        /* plain socket: EV_WRITE on until output drains */
     uint64_t served;          /* requests handed to the handler */
     struct sockaddr_storage peer;  /* the client's address */
-    rl_http_req_t req;
+    rl_http_req_t *req;       /* from the server's pool from the first byte of a
+                               * request to its reply; NULL while idle, so an idle
+                               * connection holds no header table */
 };
 
 struct rl_http_server {
@@ -73,6 +78,8 @@ struct rl_http_server {
     rl_http_conn_t *conns;
     SSL_CTX *tls;             /* shared, read-only; NULL = plain HTTP */
     int large_seen;           /* a request of RL_HTTP_LARGE bytes or more was read */
+    rl_http_req_t *req_pool[RL_HTTP_REQ_POOL];  /* free requests, reused */
+    int nreq_pool;
 };
 
 /* Input this large marks the server for rl_http_server_take_large. */
@@ -158,6 +165,34 @@ static int request_id_ok(const char *v, size_t len)
  * Connection lifecycle
  * ------------------------------------------------------------------- */
 
+/* Gives c a zeroed request (reused from the pool when one is free).
+ * Returns 0, or -1 when memory runs out. */
+static int conn_req_get(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+
+    if (c->req != NULL) return 0;
+    if (s->nreq_pool > 0) {
+        c->req = s->req_pool[--s->nreq_pool];
+        memset(c->req, 0, sizeof(*c->req));
+    } else {
+        c->req = calloc(1, sizeof(*c->req));
+        if (c->req == NULL) return -1;
+    }
+    return 0;
+}
+
+/* Returns c's request, if any, to the pool. */
+static void conn_req_put(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+
+    if (c->req == NULL) return;
+    if (s->nreq_pool < RL_HTTP_REQ_POOL) s->req_pool[s->nreq_pool++] = c->req;
+    else free(c->req);
+    c->req = NULL;
+}
+
 static void conn_free(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
@@ -168,6 +203,7 @@ static void conn_free(rl_http_conn_t *c)
     s->nconns--;
     if (c->timer != NULL) event_free(c->timer);
     if (c->bev != NULL) bufferevent_free(c->bev);
+    conn_req_put(c);
     free(c->body);
     free(c->head);
     free(c);
@@ -265,7 +301,7 @@ static void conn_reset_request(rl_http_conn_t *c)
         c->body = NULL;
         c->body_cap = 0;
     }
-    memset(&c->req, 0, sizeof(c->req));
+    conn_req_put(c);
 }
 
 /* Appends len bytes of s to the reply head being built in buf (cap
@@ -293,7 +329,7 @@ static size_t head_put_num(char *buf, size_t n, size_t cap, uint64_t v)
 /* Writes a complete reply into the output buffer: the head is built in
  * one stack buffer with plain copies (no printf on the hot path) and
  * added with one call; a head too large for it falls back to printf. */
-static void write_reply(rl_http_conn_t *c, int status, const char *const *names,
+static void write_reply(rl_http_conn_t *c, const char *id, int status, const char *const *names,
                         const char *const *values, int n, const char *ctype, const char *body,
                         size_t len, int close_after)
 {
@@ -324,9 +360,9 @@ static void write_reply(rl_http_conn_t *c, int status, const char *const *names,
     h = head_put(head, h, cap, "Content-Length: ", 16);
     h = head_put_num(head, h, cap, body != NULL ? (uint64_t)len : 0);
     h = head_put(head, h, cap, "\r\n", 2);
-    if (c->req.id[0] != '\0') {
+    if (id[0] != '\0') {
         h = head_put(head, h, cap, "X-Request-Id: ", 14);
-        h = head_put(head, h, cap, c->req.id, strlen(c->req.id));
+        h = head_put(head, h, cap, id, strlen(id));
         h = head_put(head, h, cap, "\r\n", 2);
     }
     h = close_after ? head_put(head, h, cap, "Connection: close\r\n\r\n", 21)
@@ -340,7 +376,7 @@ static void write_reply(rl_http_conn_t *c, int status, const char *const *names,
             evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype != NULL ? ctype : "application/json");
         }
         evbuffer_add_printf(out, "Content-Length: %zu\r\n", body != NULL ? len : 0);
-        if (c->req.id[0] != '\0') evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
+        if (id[0] != '\0') evbuffer_add_printf(out, "X-Request-Id: %s\r\n", id);
         evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n", close_after ? 21 : 2);
     }
     if (body != NULL && len > 0) evbuffer_add(out, body, len);
@@ -368,15 +404,18 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_fail(rl_http_conn_t *c, int status, const char *code, const char *msg)
 {
     char body[512];
+    char id[RL_HTTP_ID_MAX];
     int len;
 
-    if (c->req.id[0] == '\0') {
-        snprintf(c->req.id, sizeof(c->req.id), "%s%016llx", c->srv->id_prefix,
+    if (c->req != NULL && c->req->id[0] != '\0') {
+        memcpy(id, c->req->id, sizeof(id));
+    } else {
+        snprintf(id, sizeof(id), "%s%016llx", c->srv->id_prefix,
                  (unsigned long long)++c->srv->id_seq);
     }
     len = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
-                   msg, code, c->req.id);
-    write_reply(c, status, NULL, NULL, 0, NULL, body, (size_t)len, 1);
+                   msg, code, id);
+    write_reply(c, id, status, NULL, NULL, 0, NULL, body, (size_t)len, 1);
     if (conn_flush(c) < 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_close_soon(c);
         return;
@@ -639,33 +678,33 @@ static int conn_dispatch(rl_http_conn_t *c)
         c->consumed = c->head_len + n;
     }
     if (c->body_len > 0) c->body[c->body_len] = '\0';
-    c->req.body = c->body_len > 0 ? c->body : "";
-    c->req.body_len = c->body_len;
+    c->req->body = c->body_len > 0 ? c->body : "";
+    c->req->body_len = c->body_len;
     evbuffer_drain(in, c->consumed);
     c->consumed = 0;
-    if (c->req.id[0] == '\0') {
+    if (c->req->id[0] == '\0') {
         /* prefix + 16 hex digits of the sequence, without printf. */
         static const char hex[] = "0123456789abcdef";
         size_t plen = strlen(s->id_prefix);
         uint64_t seq = ++s->id_seq;
         int k;
 
-        memcpy(c->req.id, s->id_prefix, plen);
+        memcpy(c->req->id, s->id_prefix, plen);
         for (k = 15; k >= 0; k--) {
-            c->req.id[plen + (size_t)k] = hex[seq & 15];
+            c->req->id[plen + (size_t)k] = hex[seq & 15];
             seq >>= 4;
         }
-        c->req.id[plen + 16] = '\0';
+        c->req->id[plen + 16] = '\0';
     }
-    if (s->draining) c->req.keep_alive = 0;
-    c->req.conn = c;
-    c->req.start_us = rl_mono_us();
+    if (s->draining) c->req->keep_alive = 0;
+    c->req->conn = c;
+    c->req->start_us = rl_mono_us();
     c->state = CONN_HANDLING;
     evtimer_del(c->timer);
     s->inflight++;
     c->served++;
     c->dispatching = 1;
-    s->handler(&c->req, s->arg);
+    s->handler(c->req, s->arg);
     c->dispatching = 0;
     return 0;
 }
@@ -687,6 +726,10 @@ static int conn_parse(rl_http_conn_t *c)
         c->state = CONN_READING;
         evtimer_del(c->timer);
         conn_arm_timer(c, s->limits.read_timeout_ms);
+        if (conn_req_get(c) != 0) {
+            conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
+            return 0;
+        }
     }
     if (c->head_len == 0) {
         struct evbuffer_ptr start, found;
@@ -720,7 +763,7 @@ static int conn_parse(rl_http_conn_t *c)
         }
         evbuffer_copyout(in, c->head, c->head_len);
         c->head[c->head_len] = '\0';
-        rc = rl_http_parse_head(c->head, c->head_len, &c->req, &c->content_length, &c->chunked,
+        rc = rl_http_parse_head(c->head, c->head_len, c->req, &c->content_length, &c->chunked,
                                 &msg);
         if (rc != 0) {
             conn_fail(c, rc, rc == 431 ? "HEADERS_TOO_LARGE" : rc == 501 ? "NOT_IMPLEMENTED" : "BAD_REQUEST", msg);
@@ -733,7 +776,7 @@ static int conn_parse(rl_http_conn_t *c)
             return 0;
         }
         {
-            const char *expect = rl_http_header(&c->req, "expect", NULL);
+            const char *expect = rl_http_header(c->req, "expect", NULL);
             if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && !c->continue_sent &&
                 (c->content_length > 0 || c->chunked)) {
                 evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -797,7 +840,7 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
         body = NULL;
         len = 0;
     }
-    write_reply(c, status, names, values, n, ctype, body, len, close_after);
+    write_reply(c, req->id, status, names, values, n, ctype, body, len, close_after);
     conn_reset_request(c);
     if (conn_flush(c) < 0) {
         conn_close_soon(c);
@@ -992,5 +1035,6 @@ void rl_http_server_free(rl_http_server_t *s)
     if (s == NULL) return;
     if (s->listener != NULL) evconnlistener_free(s->listener);
     while (s->conns != NULL) conn_free(s->conns);
+    while (s->nreq_pool > 0) free(s->req_pool[--s->nreq_pool]);
     free(s);
 }
