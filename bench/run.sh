@@ -106,6 +106,52 @@ wrk_run() {
         grep '^RESULT' || echo "RESULT requests=0 seconds=1 rps=0 p50_us=0 p99_us=0 p999_us=0 errors=1 non2xx=0"
 }
 
+# CPU time (clock ticks, user + system, every thread) of the given pids.
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+
+# Busy CPU time of the whole machine (clock ticks, all cores).
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+# Runs wrk like wrk_run while counting the CPU of PIDS (a quoted list):
+# prints the RESULT line plus cpu_pct=, cpu_us_per_req= (theirs) and
+# machine_pct= (every process, of nproc * 100).
+wrk_run_cpu() {
+    local url=$1 prefix=$2 pids=$3 t0 m0 t1 m1 res hz
+    hz=$(getconf CLK_TCK)
+    # shellcheck disable=SC2086 # pids is a list
+    t0=$(cpu_ticks $pids)
+    m0=$(machine_ticks)
+    res=$(wrk_run "$url" "$prefix" "$DURATION")
+    # shellcheck disable=SC2086
+    t1=$(cpu_ticks $pids)
+    m1=$(machine_ticks)
+    echo "$res" | awk -v d=$((t1 - t0)) -v m=$((m1 - m0)) -v hz="$hz" -v s="$DURATION" '{
+        split($0, f, " "); n = 0
+        for (i in f) if (f[i] ~ /^requests=/) { split(f[i], kv, "="); n = kv[2] }
+        printf "%s cpu_pct=%.0f cpu_us_per_req=%.1f machine_pct=%.0f\n", $0,
+            100 * d / hz / s, n > 0 ? 1e6 * d / hz / n : 0, 100 * m / hz / s
+    }'
+}
+
+# Redis's CPU since ticks t0 over a run whose RESULT line is given:
+# prints "<percent of one core> <microseconds per request>".
+redis_share() {
+    local t0=$1 res=$2 t1 hz
+    hz=$(getconf CLK_TCK)
+    t1=$(cpu_ticks "$RL_REDIS_PID")
+    awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$DURATION" -v n="$(field "$res" requests)" \
+        'BEGIN { printf "%.0f %.1f", 100 * d / hz / s, n > 0 ? 1e6 * d / hz / n : 0 }'
+}
+
 # Extracts NAME=value from a RESULT line.
 field() {
     echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'
@@ -210,7 +256,7 @@ start_node_peer() {
 # ---------------------------------------------------------------------------
 
 main() {
-    local started url allow deny nginx_r node_r redis_r t0 t1 cmds0 cmds1 eval0 eval1
+    local started url allow deny nginx_r node_r redis_r t0 t1 cmds0 cmds1 eval1 redis_t0
     local rss_idle rss_after rss_conns mem0 mem1 dbsize per_key conns_pid sha perf_txt=""
     started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     rl_install_deps
@@ -226,7 +272,9 @@ main() {
 
     rl_say "allow path: warm-up ${WARMUP}s, then ${DURATION}s"
     wrk_run "$url" /allow "$WARMUP" >/dev/null
-    allow=$(wrk_run "$url" /allow "$DURATION")
+    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
+    allow=$(wrk_run_cpu "$url" /allow "$RL_PID")
+    ALLOW_REDIS=$(redis_share "$redis_t0" "$allow")
     echo "$allow"
 
     rl_say "deny path: ${WARMUP}s to push every key over its limit, then ${DURATION}s"
@@ -263,7 +311,7 @@ main() {
     coproc CONNS_PROC { python3 "$ROOT/bench/conns.py" "$RL_PORT" "$OPEN_CONNS"; }
     conns_pid=$CONNS_PROC_PID
     PIDS+=("$conns_pid")
-    read -r -u "${CONNS_PROC[0]}" line || true
+    read -r -u "${CONNS_PROC[0]}" _ || true
     sleep 0.5
     rss_conns=$(rss_kb "$RL_PID")
     OPEN_SEEN=$(curl -fsS "$url/metrics" | awk '$1 == "ratelimitd_open_connections" { print $2 }')
@@ -292,7 +340,9 @@ main() {
     rl_say "Node.js peer (rate-limiter-flexible + ioredis)"
     start_node_peer
     wrk_run "http://127.0.0.1:$NODE_PORT" /allow "$WARMUP" >/dev/null
-    node_r=$(wrk_run "http://127.0.0.1:$NODE_PORT" /allow "$DURATION")
+    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
+    node_r=$(wrk_run_cpu "http://127.0.0.1:$NODE_PORT" /allow "$NODE_PID $(pgrep -P "$NODE_PID" | tr '\n' ' ')")
+    NODE_REDIS=$(redis_share "$redis_t0" "$node_r")
     echo "$node_r"
     rl_stop_pid "$NODE_PID"
 
@@ -375,6 +425,12 @@ report() {
         echo "| deny run: requests/s answered | $d_rps |"
         echo "| deny run: Redis EVALSHA/s | $DENY_EVALS |"
         echo "| deny run: Redis commands/s, all (INFO total_commands_processed) | $DENY_CMDS |"
+        echo "| allow run, CPU of ratelimitd: % of one core / µs per request | $(field "$allow" cpu_pct) % / $(field "$allow" cpu_us_per_req) µs |"
+        echo "| allow run, CPU of Redis: % of one core / µs per request | ${ALLOW_REDIS% *} % / ${ALLOW_REDIS#* } µs |"
+        echo "| allow run, CPU of the whole machine (wrk included), of $(($(nproc) * 100)) % | $(field "$allow" machine_pct) % |"
+        echo "| Node.js peer run, CPU of node: % of one core / µs per request | $(field "$node_r" cpu_pct) % / $(field "$node_r" cpu_us_per_req) µs |"
+        echo "| Node.js peer run, CPU of Redis: % of one core / µs per request | ${NODE_REDIS% *} % / ${NODE_REDIS#* } µs |"
+        echo "| Node.js peer run, CPU of the whole machine, of $(($(nproc) * 100)) % | $(field "$node_r" machine_pct) % |"
         if [ -n "$perf_txt" ]; then
             echo
             echo "## Profile of ratelimitd on the allow path (perf, 5 s, self time)"

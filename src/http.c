@@ -37,6 +37,8 @@ typedef enum {
 struct rl_http_conn {
     rl_http_server_t *srv;
     struct bufferevent *bev;
+    struct event *rev;        /* plain sockets are read by this event, not by the
+                               * bufferevent: saves its FIONREAD ioctl per read */
     struct event *timer;
     rl_http_conn_t *prev, *next;
     conn_state_t state;
@@ -202,6 +204,7 @@ static void conn_free(rl_http_conn_t *c)
     if (c->next != NULL) c->next->prev = c->prev;
     s->nconns--;
     if (c->timer != NULL) event_free(c->timer);
+    if (c->rev != NULL) event_free(c->rev);
     if (c->bev != NULL) bufferevent_free(c->bev);
     conn_req_put(c);
     free(c->body);
@@ -217,12 +220,25 @@ static void conn_arm_timer(rl_http_conn_t *c, int64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* Turns reading from c's socket on or off. */
+static void conn_reading(rl_http_conn_t *c, int on)
+{
+    if (c->rev != NULL) {
+        if (on) event_add(c->rev, NULL);
+        else event_del(c->rev);
+    } else if (on) {
+        bufferevent_enable(c->bev, EV_READ);
+    } else {
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
 /* Closes from the event loop, never from inside a callback chain that
  * still holds c. */
 static void conn_close_soon(rl_http_conn_t *c)
 {
     c->state = CONN_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_reading(c, 0);
     evtimer_del(c->timer);
     conn_arm_timer(c, 0);
 }
@@ -278,10 +294,10 @@ static void conn_update_reading(rl_http_conn_t *c)
             (c->state == CONN_HANDLING &&
              evbuffer_get_length(bufferevent_get_input(c->bev)) > RL_HTTP_PENDING_INPUT_MAX);
     if (pause && !c->read_paused) {
-        bufferevent_disable(c->bev, EV_READ);
+        conn_reading(c, 0);
         c->read_paused = 1;
     } else if (!pause && c->read_paused) {
-        bufferevent_enable(c->bev, EV_READ);
+        conn_reading(c, 1);
         c->read_paused = 0;
     }
 }
@@ -422,7 +438,7 @@ static void conn_fail(rl_http_conn_t *c, int status, const char *code, const cha
     }
     c->state = CONN_CLOSING;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
+    conn_reading(c, 0);
     /* A peer that never reads its error must not hold the slot forever. */
     conn_arm_timer(c, 1000);
 }
@@ -456,7 +472,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
                 return;
             }
             c->peer_gone = 1;
-            bufferevent_disable(bev, EV_READ | EV_WRITE);
+            conn_reading(c, 0);
+            bufferevent_disable(bev, EV_WRITE);
             return;
         }
         conn_free(c);
@@ -810,6 +827,42 @@ static void conn_process(rl_http_conn_t *c)
 }
 
 
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Reads what a plain socket holds into the input as bufferevent would,
+ * without its FIONREAD ioctl. A fresh request asks for a small extent (an
+ * allocation of 4 KB once the input is empty); a request still arriving
+ * for a large one. */
+static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_http_conn_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    int err = 0;
+
+    (void)what;
+    /* The bufferevent freezes its input's end; it unfreezes the same way
+     * around its own reads. */
+    evbuffer_unfreeze(in, 0);
+    if (evbuffer_reserve_space(in, evbuffer_get_length(in) > 0 ? 16384 : 2048, &v, 1) == 1) {
+        n = recv(fd, v.iov_base, v.iov_len, 0);
+        err = errno;
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(in, &v, 1);
+        }
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0) {
+        conn_read_cb(c->bev, c);
+        return;
+    }
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) return;
+    conn_reading(c, 0);
+    conn_event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     rl_http_conn_t *c = arg;
@@ -852,7 +905,7 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
             return;
         }
         c->state = CONN_CLOSING;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_reading(c, 0);
         conn_arm_timer(c, 5000);
         return;
     }
@@ -914,10 +967,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
         /* Written by conn_flush; EV_WRITE only while a write waits. */
         if (c->bev != NULL) bufferevent_disable(c->bev, EV_WRITE);
+        c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_plain_read_cb, c);
     }
     c->tls = s->tls != NULL;
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
-    if (c->bev == NULL || c->timer == NULL) {
+    if (c->bev == NULL || c->timer == NULL || (!c->tls && c->rev == NULL)) {
+        if (c->rev != NULL) event_free(c->rev);
         if (c->bev != NULL) bufferevent_free(c->bev);
         else evutil_closesocket(fd);
         if (c->timer != NULL) event_free(c->timer);
@@ -930,7 +985,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->conns = c;
     s->nconns++;
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ);
+    conn_reading(c, 1);
     c->state = CONN_IDLE;
     /* A TLS handshake is part of reading the first request: a client that
      * stalls in it is cut off by the read timeout. */
