@@ -138,7 +138,7 @@ wrk_run_cpu() {
         split($0, f, " "); n = 0
         for (i in f) if (f[i] ~ /^requests=/) { split(f[i], kv, "="); n = kv[2] }
         printf "%s cpu_pct=%.0f cpu_us_per_req=%.1f machine_pct=%.0f\n", $0,
-            100 * d / hz / s, n > 0 ? 1e6 * d / hz / n : 0, 100 * m / hz / s
+            100 * d / hz / s, (n > 0 ? 1e6 * d / hz / n : 0), 100 * m / hz / s
     }'
 }
 
@@ -149,7 +149,7 @@ redis_share() {
     hz=$(getconf CLK_TCK)
     t1=$(cpu_ticks "$RL_REDIS_PID")
     awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$DURATION" -v n="$(field "$res" requests)" \
-        'BEGIN { printf "%.0f %.1f", 100 * d / hz / s, n > 0 ? 1e6 * d / hz / n : 0 }'
+        'BEGIN { printf "%.0f %.1f", 100 * d / hz / s, (n > 0 ? 1e6 * d / hz / n : 0) }'
 }
 
 # Extracts NAME=value from a RESULT line.
