@@ -1,5 +1,8 @@
-/* The Redis store: every decision is one EVALSHA of the embedded decision
- * script (lua/, protocol in store.h) on the worker's rl_redis_conn.
+/* The Redis store: decisions are EVALSHA calls of the embedded decision
+ * script (lua/, protocol in store.h) on the worker's rl_redis_conn. The
+ * decisions a worker starts in one pass of its event loop go out as one
+ * batched call (decide.lua's "batch" form): Redis pays its per-call cost
+ * once for all of them, and each is still decided atomically, in order.
  *
  * Each operation borrows a context from the store's free list. The
  * context's command (redis_cmd.c) owns the key and number strings its
@@ -23,6 +26,7 @@
 #include "util.h"
 
 #define STORE_WARN_INTERVAL_US 1000000
+#define STORE_BATCH_MAX 64
 
 typedef struct store_redis store_redis_t;
 
@@ -36,12 +40,32 @@ typedef struct store_op {
     rl_redis_cmd_t cmd;           /* argv and its strings; kept on reuse */
 } store_op_t;
 
+/* Decisions sent as one batched EVALSHA; owned by the store, on its free
+ * list when idle (argv is kept on reuse). */
+typedef struct store_batch {
+    struct store_batch *next_free;
+    store_redis_t *st;
+    int nops;
+    int retried;                  /* NOSCRIPT retry done */
+    store_op_t *ops[STORE_BATCH_MAX];
+    rl_store_result_t res[STORE_BATCH_MAX];
+    int argc;
+    int cap;
+    const char **argv;
+    size_t *argvlen;
+    char numkeys[24];
+    char count[24];
+} store_batch_t;
+
 struct store_redis {
     rl_store_t pub;
     rl_redis_conn_t *conn;
     char name[RL_CLUSTER_NAME_MAX];  /* "host:port", for /ready */
     char sha[41];
     store_op_t *free_ops;
+    store_batch_t *open;             /* decisions started in this loop pass */
+    store_batch_t *free_batches;
+    struct event *flush;             /* sends the open batch, end of the pass */
     int64_t last_warn_us;
 };
 
@@ -170,6 +194,216 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
     cb(cb_arg, &res);
 }
 
+/* ------------------------------------------------------------------ */
+/* Batches                                                             */
+/* ------------------------------------------------------------------ */
+
+static store_batch_t *store_batch_get(store_redis_t *st)
+{
+    store_batch_t *b = st->free_batches;
+
+    if (b != NULL) {
+        st->free_batches = b->next_free;
+    } else {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            return NULL;
+        }
+        b->st = st;
+    }
+    b->nops = 0;
+    b->retried = 0;
+    return b;
+}
+
+static void store_batch_put(store_redis_t *st, store_batch_t *b)
+{
+    b->next_free = st->free_batches;
+    st->free_batches = b;
+}
+
+/* Ends every operation of b with its result in b->res (or error when
+ * given). Every context goes back to the free lists first, so that the
+ * callbacks may start new operations. */
+static void store_batch_finish(store_batch_t *b, const char *error)
+{
+    store_redis_t *st = b->st;
+    rl_store_cb *cbs[STORE_BATCH_MAX];
+    void *args[STORE_BATCH_MAX];
+    int n = b->nops;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        cbs[i] = b->ops[i]->cb;
+        args[i] = b->ops[i]->arg;
+        store_op_put(st, b->ops[i]);
+    }
+    for (i = 0; i < n; i++) {
+        if (error != NULL) {
+            rl_store_fail(cbs[i], args[i], error);
+        } else if (b->res[i].status != RL_OK) {
+            rl_store_fail(cbs[i], args[i], b->res[i].error);
+        } else {
+            cbs[i](args[i], &b->res[i]);
+        }
+    }
+    /* Last: the results live in b until every callback has run. */
+    store_batch_put(st, b);
+}
+
+/* Reply to a batch: one reply per decision, in order. NOSCRIPT reloads
+ * and retries the whole batch once. */
+static void store_batch_reply(void *arg, redisReply *reply, const char *err)
+{
+    store_batch_t *b = arg;
+    store_redis_t *st = b->st;
+    int i;
+
+    if (reply == NULL) {
+        store_batch_finish(b, err != NULL ? err : "disconnected");
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!b->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+            b->retried = 1;
+            store_load_script(st);
+            rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen, store_batch_reply, b);
+            return;
+        }
+        store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, reply->str);
+        store_batch_finish(b, store_error_replies[RL_REDIS_CMD_DECIDE].error);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->nops) {
+        store_batch_finish(b, "bad_reply");
+        return;
+    }
+    for (i = 0; i < b->nops; i++) {
+        const redisReply *e = reply->element[i];
+        rl_store_result_t *res = &b->res[i];
+
+        memset(res, 0, sizeof(*res));
+        if (e->type == REDIS_REPLY_ERROR) {
+            store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, e->str);
+            res->status = RL_ERR;
+            res->error = store_error_replies[RL_REDIS_CMD_DECIDE].error;
+            continue;
+        }
+        res->error = rl_redis_cmd_parse(&b->ops[i]->cmd, e, res);
+        res->status = res->error == NULL ? RL_OK : RL_ERR;
+    }
+    store_batch_finish(b, NULL);
+}
+
+/* Builds b's command: EVALSHA sha numkeys, every decision's keys, then
+ * "batch" count and every decision's arguments (decide.lua). The strings
+ * stay in each op's command. RL_OK or RL_ERR (out of memory). */
+static int store_batch_build(store_redis_t *st, store_batch_t *b)
+{
+    int need = 5;
+    int nkeys = 0;
+    int i;
+    int j;
+
+    for (i = 0; i < b->nops; i++) {
+        need += b->ops[i]->cmd.argc - 3;
+        nkeys += 2 * b->ops[i]->cmd.nlimits;
+    }
+    if (need > b->cap) {
+        const char **argv = realloc(b->argv, (size_t)need * sizeof(*argv));
+        size_t *argvlen;
+
+        if (argv == NULL) {
+            return RL_ERR;
+        }
+        b->argv = argv;
+        argvlen = realloc(b->argvlen, (size_t)need * sizeof(*argvlen));
+        if (argvlen == NULL) {
+            return RL_ERR;
+        }
+        b->argvlen = argvlen;
+        b->cap = need;
+    }
+    b->argc = 0;
+    b->argv[b->argc] = "EVALSHA";
+    b->argvlen[b->argc++] = 7;
+    b->argv[b->argc] = st->sha;
+    b->argvlen[b->argc++] = 40;
+    b->argv[b->argc] = b->numkeys;
+    b->argvlen[b->argc++] = (size_t)snprintf(b->numkeys, sizeof(b->numkeys), "%d", nkeys);
+    for (i = 0; i < b->nops; i++) {
+        const rl_redis_cmd_t *c = &b->ops[i]->cmd;
+
+        for (j = 3; j < 3 + 2 * c->nlimits; j++) {
+            b->argv[b->argc] = c->argv[j];
+            b->argvlen[b->argc++] = c->argvlen[j];
+        }
+    }
+    b->argv[b->argc] = "batch";
+    b->argvlen[b->argc++] = 5;
+    b->argv[b->argc] = b->count;
+    b->argvlen[b->argc++] = (size_t)snprintf(b->count, sizeof(b->count), "%d", b->nops);
+    for (i = 0; i < b->nops; i++) {
+        const rl_redis_cmd_t *c = &b->ops[i]->cmd;
+
+        for (j = 3 + 2 * c->nlimits; j < c->argc; j++) {
+            b->argv[b->argc] = c->argv[j];
+            b->argvlen[b->argc++] = c->argvlen[j];
+        }
+    }
+    return RL_OK;
+}
+
+/* Sends the open batch: a lone decision as the plain one-request call. */
+static void store_flush(store_redis_t *st)
+{
+    store_batch_t *b = st->open;
+    store_op_t *o;
+
+    if (b == NULL) {
+        return;
+    }
+    st->open = NULL;
+    if (b->nops == 1) {
+        o = b->ops[0];
+        store_batch_put(st, b);
+        rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
+                              store_op_reply, o);
+        return;
+    }
+    if (store_batch_build(st, b) != RL_OK) {
+        store_batch_finish(b, "out_of_memory");
+        return;
+    }
+    rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen, store_batch_reply, b);
+}
+
+static void store_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    store_flush(arg);
+}
+
+/* Adds o to the open batch, opening one (and scheduling its flush after
+ * every callback ready in this loop pass) if needed. RL_ERR if no batch
+ * could be had: the caller sends o alone. */
+static int store_batch_add(store_redis_t *st, store_op_t *o)
+{
+    if (st->open == NULL) {
+        st->open = store_batch_get(st);
+        if (st->open == NULL) {
+            return RL_ERR;
+        }
+        event_active(st->flush, EV_TIMEOUT, 0);
+    }
+    st->open->ops[st->open->nops++] = o;
+    if (st->open->nops == STORE_BATCH_MAX) {
+        store_flush(st);
+    }
+    return RL_OK;
+}
+
 /* Starts one operation; cb gets exactly one result. */
 static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_cmd_kind_t kind,
                               rl_store_cb *cb, void *arg)
@@ -194,6 +428,12 @@ static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_c
     }
     o->cb = cb;
     o->arg = arg;
+    if (kind == RL_REDIS_CMD_DECIDE && rl_redis_conn_connected(st->conn) &&
+        store_batch_add(st, o) == RL_OK) {
+        return;
+    }
+    /* Anything else keeps its order behind the decisions started before. */
+    store_flush(st);
     rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen, store_op_reply, o);
 }
 
@@ -228,7 +468,23 @@ static void store_redis_free(rl_store_t *s)
 {
     store_redis_t *st = s->impl;
 
+    /* Decisions not sent yet end like the pending ones: "disconnected". */
+    if (st->open != NULL) {
+        store_batch_t *b = st->open;
+        st->open = NULL;
+        store_batch_finish(b, "disconnected");
+    }
+    if (st->flush != NULL) {
+        event_free(st->flush);
+    }
     rl_redis_conn_free(st->conn);
+    while (st->free_batches != NULL) {
+        store_batch_t *b = st->free_batches;
+        st->free_batches = b->next_free;
+        free(b->argv);
+        free(b->argvlen);
+        free(b);
+    }
     while (st->free_ops != NULL) {
         store_op_t *o = st->free_ops;
         st->free_ops = o->next_free;
@@ -318,7 +574,14 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     opts.hook_arg = st;
     st->conn = rl_redis_conn_new(base, &opts);
     SSL_CTX_free(tls_ctx);  /* the connection holds its own reference */
-    if (st->conn == NULL) {
+    st->flush = event_new(base, -1, 0, store_flush_cb, st);
+    if (st->conn == NULL || st->flush == NULL) {
+        if (st->conn != NULL) {
+            rl_redis_conn_free(st->conn);
+        }
+        if (st->flush != NULL) {
+            event_free(st->flush);
+        }
         free(st);
         return NULL;
     }

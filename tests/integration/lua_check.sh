@@ -192,5 +192,28 @@ check "block over" "$(field "$R" 2) $(field "$R" 7)" "1 0"
 # Bad arguments are an error reply, not a decision.
 check_true "bad arguments rejected" -n "$(rc EVALSHA "$SHA" 2 a b 1 1 9 1 1000 0 0 2>&1 | grep 'bad limit')"
 
+# The batch form: several requests in one call, decided in order as if
+# each were its own call. Three requests on one fixed window of 2 (the
+# third is denied), then a GCRA request with two limits; one request with
+# a bad limit is an error for that request alone.
+B=$(rc EVALSHA "$SHA" 10 'rl:{bt}:f1h' 'rl:{bt}:f1h:b' 'rl:{bt}:f1h' 'rl:{bt}:f1h:b' \
+    'rl:{bt}:f1h' 'rl:{bt}:f1h:b' 'rl:{bg}:g1h' 'rl:{bg}:g1h:b' 'rl:{bg}:g1m' 'rl:{bg}:g1m:b' \
+    batch 4 1 1 1 2 3600000 2 0 1 1 1 2 3600000 2 0 1 1 1 2 3600000 2 0 \
+    1 2 0 10 3600000 10 0 0 5 60000 5 0 | tr '\n' ' ')
+# redis-cli prints nested arrays flat: 7 + 7 + 7 + 12 integers
+# (now_ms allowed, then per limit allowed remaining reset retry blocked).
+# shellcheck disable=SC2086
+set -- $B
+check "batch: 33 values for 4 replies" "$#" "33"
+check "batch: window admits, admits, denies" "${2} ${4} ${9} ${11} ${16} ${18}" "1 1 1 0 0 0"
+check "batch: two-limit reply" "${23} ${24} ${25} ${29} ${30}" "1 1 9 1 4"
+check "batch state equals separate calls" "$(rc GET 'rl:{bt}:f1h' | cut -d: -f2)" "2"
+E=$(rc EVALSHA "$SHA" 4 'rl:{be}:f1h' 'rl:{be}:f1h:b' 'rl:{be2}:f1h' 'rl:{be2}:f1h:b' \
+    batch 2 1 1 9 2 3600000 2 0 1 1 1 2 3600000 2 0 2>&1 | tr '\n' ' ')
+check_true "batch: a bad request fails alone" -n "$(echo "$E" | grep 'bad limit 1')"
+check "batch: the good one is decided" "$(rc GET 'rl:{be2}:f1h' | cut -d: -f2)" "1"
+check_true "batch: a bad layout is refused whole" \
+    -n "$(rc EVALSHA "$SHA" 2 a b batch 2 1 1 1 2 1000 2 0 2>&1 | grep 'bad batch')"
+
 echo "lua_check: $CHECKS checks, $FAILS failed"
 [ "$FAILS" -eq 0 ]

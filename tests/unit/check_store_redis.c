@@ -543,6 +543,99 @@ START_TEST(test_pipelining_in_order_exact)
 }
 END_TEST
 
+/* Calls of EVALSHA since the last CONFIG RESETSTAT (INFO commandstats). */
+static long long evalsha_calls(void)
+{
+    redisReply *r = rl_test_redis_cmd(&g_srv, NULL, "INFO commandstats");
+    const char *p;
+    long long v = 0;
+
+    ck_assert_ptr_nonnull(r);
+    p = strstr(r->str, "cmdstat_evalsha:calls=");
+    if (p != NULL) {
+        v = strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10);
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+/* Decisions started in one loop pass go out as batched calls of at most
+ * 64 (150 -> 3 EVALSHA), each still decided atomically and in order: a
+ * fixed window of 10 admits exactly the first ten, a cost-3 request
+ * spends three, a peek spends nothing; the batch after a SCRIPT FLUSH is
+ * reloaded and retried whole. */
+START_TEST(test_batched_decisions_in_order)
+{
+    rl_store_t *s = new_store(g_srv.port, 2000, NULL, NULL, 1);
+    rl_limit_t fw = mk_limit(RL_ALGO_FIXED_WINDOW, 10, 3600000, 10, 0, "f1h");
+    rl_limit_t gc = mk_limit(RL_ALGO_GCRA, 1000, 3600000, 1000, 0, "g1h");
+    enum { N = 150 };
+    slot_t *slots = calloc(N, sizeof(*slots));
+    redisReply *rep;
+    int round;
+    int i;
+
+    ck_assert_ptr_nonnull(slots);
+    ck_assert_msg(run_until(pred_store_up, s, 2000), "store never connected");
+    for (round = 0; round < 2; round++) {
+        int done = 0;
+
+        memset(slots, 0, N * sizeof(*slots));
+        rep = rl_test_redis_cmd(&g_srv, NULL, round == 0 ? "CONFIG RESETSTAT" : "SCRIPT FLUSH");
+        ck_assert_ptr_nonnull(rep);
+        freeReplyObject(rep);
+        if (round == 1) {
+            rep = rl_test_redis_cmd(&g_srv, NULL, "CONFIG RESETSTAT");
+            freeReplyObject(rep);
+        }
+        for (i = 0; i < N; i++) {
+            char base[32];
+            rl_store_op_t op;
+
+            /* Even: one shared fixed window; odd: a GCRA key each, every
+             * 7th of them a peek, every 5th a cost of 3. */
+            if (i % 2 == 0) {
+                snprintf(base, sizeof(base), "rl:{batch%d}", round);
+                op = mk_op(base, &fw, 1, 1);
+            } else {
+                snprintf(base, sizeof(base), "rl:{batch%d-%d}", round, i);
+                op = mk_op(base, &gc, 1, i % 7 == 0 ? 0 : i % 5 == 0 ? 3 : 1);
+            }
+            rl_store_decide(s, &op, slot_cb, &slots[i]);
+        }
+        for (i = 0; i < 300 && done < N; i++) {
+            int j;
+            run_for(10);
+            for (done = 0, j = 0; j < N; j++) {
+                done += slots[j].done;
+            }
+        }
+        ck_assert_int_eq(done, N);
+        for (i = 0; i < N; i++) {
+            ck_assert_int_eq(slots[i].calls, 1);
+            ck_assert_int_eq(slots[i].res.status, RL_OK);
+            if (i > 0) {
+                ck_assert_int_gt(slots[i].seq, slots[i - 1].seq);
+            }
+            if (i % 2 == 0) {
+                ck_assert_int_eq(slots[i].res.allowed, i / 2 < 10);
+                ck_assert_int_eq(slots[i].res.limits[0].remaining, i / 2 < 10 ? 9 - i / 2 : 0);
+            } else {
+                ck_assert_int_eq(slots[i].res.allowed, 1);
+                ck_assert_int_eq(slots[i].res.limits[0].remaining,
+                                 i % 7 == 0 ? 1000 : i % 5 == 0 ? 997 : 999);
+            }
+        }
+        /* 150 decisions in 64 + 64 + 22. After the flush all three are
+         * already on the wire when the first NOSCRIPT comes back: each
+         * is answered NOSCRIPT, then retried once. */
+        ck_assert_int_eq(evalsha_calls(), round == 0 ? 3 : 6);
+    }
+    free(slots);
+    rl_store_free(s);
+}
+END_TEST
+
 START_TEST(test_noscript_reload_and_retry)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
@@ -1187,6 +1280,7 @@ static Suite *store_redis_suite(void)
     tcase_add_test(tc, test_algorithms_reach_the_script);
     tcase_add_test(tc, test_multi_limit_all_or_nothing);
     tcase_add_test(tc, test_pipelining_in_order_exact);
+    tcase_add_test(tc, test_batched_decisions_in_order);
     tcase_add_test(tc, test_noscript_reload_and_retry);
     tcase_add_test(tc, test_reset_clears_state_and_block);
     tcase_add_test(tc, test_bad_ops_fail_at_once);
