@@ -94,6 +94,9 @@ struct rl_redis_conn {
     struct bufferevent *bev;     /* NULL when idle */
     redisReader *reader;         /* NULL when idle: every socket gets a fresh one */
     struct event *timer;
+    struct event *flush;         /* writes the commands of one loop pass at once */
+    int flush_pending;
+    int write_waiting;           /* plain socket: EV_WRITE on until output drains */
     conn_state_t state;
     unsigned epoch;              /* bumped on every teardown */
     int handshake_left;
@@ -279,6 +282,7 @@ static void conn_transport_close(rl_redis_conn_t *c)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
+    c->write_waiting = 0;
     if (c->reader != NULL) {
         redisReaderFree(c->reader);
         c->reader = NULL;
@@ -286,6 +290,7 @@ static void conn_transport_close(rl_redis_conn_t *c)
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* A TLS bufferevent that starts its handshake once TCP is up; the
@@ -325,7 +330,7 @@ static int conn_transport_open(rl_redis_conn_t *c)
     if (c->reader == NULL || c->bev == NULL) {
         goto err;
     }
-    bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
         goto err;
@@ -337,7 +342,9 @@ err:
     return RL_ERR;
 }
 
-/* Connected socket: no Nagle delay for small pipelined commands. */
+/* Connected socket: no Nagle delay for small pipelined commands. A plain
+ * socket is written by conn_flush_cb from now on, EV_WRITE only while a
+ * write waits (no epoll_ctl pair and no extra loop pass per flush). */
 static void conn_transport_connected(rl_redis_conn_t *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
@@ -345,6 +352,50 @@ static void conn_transport_connected(rl_redis_conn_t *c)
 
     if (fd >= 0) {
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (c->tls_ctx == NULL) {
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
+}
+
+/* Writes the commands queued in this loop pass with one writev; what the
+ * socket does not take is left to the bufferevent (EV_WRITE on until the
+ * output drains, when conn_write_cb turns it off again). */
+static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_redis_conn_t *c = arg;
+    struct evbuffer *out;
+
+    (void)fd;
+    (void)what;
+    c->flush_pending = 0;
+    if (c->bev == NULL || c->write_waiting) {
+        return;
+    }
+    out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0) {
+        return;
+    }
+    /* The bufferevent freezes its output's front; it unfreezes the same
+     * way around its own writes. A failed write shows on the next read or
+     * write of the bufferevent. */
+    evbuffer_unfreeze(out, 1);
+    (void)evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) {
+        c->write_waiting = 1;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+}
+
+/* The output drained after a write that had to wait. */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    rl_redis_conn_t *c = arg;
+
+    if (c->write_waiting && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        c->write_waiting = 0;
+        bufferevent_disable(bev, EV_WRITE);
     }
 }
 
@@ -411,6 +462,12 @@ static int conn_send(rl_redis_conn_t *c, int argc, const char **argv, const size
     if (resp_encode(bufferevent_get_output(c->bev), argc, argv, argvlen) != RL_OK) {
         c->len--;  /* take back the entry just pushed */
         return RL_ERR;
+    }
+    /* Plain sockets: written once the loop has run every callback that is
+     * ready now, so the commands they queue leave in one write. */
+    if (c->tls_ctx == NULL && !c->flush_pending) {
+        c->flush_pending = 1;
+        event_active(c->flush, EV_WRITE, 0);
     }
     return RL_OK;
 }
@@ -755,6 +812,9 @@ static void conn_destroy(rl_redis_conn_t *c)
     if (c->timer != NULL) {
         event_free(c->timer);
     }
+    if (c->flush != NULL) {
+        event_free(c->flush);
+    }
     if (c->password != NULL) {
         explicit_bzero(c->password, strlen(c->password));
     }
@@ -826,7 +886,8 @@ rl_redis_conn_t *rl_redis_conn_new(struct event_base *base, const rl_redis_conn_
     c->cap = CONN_RING_MIN;
     c->ring = malloc(c->cap * sizeof(*c->ring));
     c->timer = evtimer_new(base, conn_timer_cb, c);
-    if (failed || c->ring == NULL || c->timer == NULL) {
+    c->flush = event_new(base, -1, 0, conn_flush_cb, c);
+    if (failed || c->ring == NULL || c->timer == NULL || c->flush == NULL) {
         rl_error("redis connection: out of memory");
         goto err;
     }

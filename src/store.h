@@ -20,7 +20,11 @@
  *   Reply: { now_ms, allowed, then per limit:
  *            allowed, remaining, reset_after_ms, retry_after_ms, blocked }
  *   Time comes from TIME inside the script, so every replica shares the
- *   Redis clock. */
+ *   Redis clock.
+ *   Batch form (store_redis.c sends the decisions of one loop pass so):
+ *   ARGV[1] = "batch", ARGV[2] = count, then every request's ARGV; KEYS =
+ *   every request's KEYS; reply = one reply per request, or an error
+ *   reply for that request alone. */
 
 typedef struct rl_store_op {
     const char *base_key;        /* "<prefix>:{...}" */
