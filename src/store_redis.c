@@ -27,6 +27,7 @@
 
 #define STORE_WARN_INTERVAL_US 1000000
 #define STORE_BATCH_MAX 64
+#define STORE_BATCH_FREE_MAX 8        /* idle batches kept for reuse */
 
 typedef struct store_redis store_redis_t;
 
@@ -48,7 +49,6 @@ typedef struct store_batch {
     int nops;
     int retried;                  /* NOSCRIPT retry done */
     store_op_t *ops[STORE_BATCH_MAX];
-    rl_store_result_t res[STORE_BATCH_MAX];
     int argc;
     int cap;
     const char **argv;
@@ -65,6 +65,7 @@ struct store_redis {
     store_op_t *free_ops;
     store_batch_t *open;             /* decisions started in this loop pass */
     store_batch_t *free_batches;
+    int nfree_batches;
     struct event *flush;             /* sends the open batch, end of the pass */
     int64_t last_warn_us;
 };
@@ -204,6 +205,7 @@ static store_batch_t *store_batch_get(store_redis_t *st)
 
     if (b != NULL) {
         st->free_batches = b->next_free;
+        st->nfree_batches--;
     } else {
         b = calloc(1, sizeof(*b));
         if (b == NULL) {
@@ -216,38 +218,58 @@ static store_batch_t *store_batch_get(store_redis_t *st)
     return b;
 }
 
-static void store_batch_put(store_redis_t *st, store_batch_t *b)
+static void store_batch_free(store_batch_t *b)
 {
-    b->next_free = st->free_batches;
-    st->free_batches = b;
+    free(b->argv);
+    free(b->argvlen);
+    free(b);
 }
 
-/* Ends every operation of b with its result in b->res (or error when
- * given). Every context goes back to the free lists first, so that the
- * callbacks may start new operations. */
-static void store_batch_finish(store_batch_t *b, const char *error)
+/* Returns b to the free list; past STORE_BATCH_FREE_MAX idle ones it is
+ * freed, so a burst of batches in flight does not stay allocated. */
+static void store_batch_put(store_redis_t *st, store_batch_t *b)
+{
+    if (st->nfree_batches >= STORE_BATCH_FREE_MAX) {
+        store_batch_free(b);
+        return;
+    }
+    b->next_free = st->free_batches;
+    st->free_batches = b;
+    st->nfree_batches++;
+}
+
+/* Ends every operation of b, in order: with error when given, else with
+ * its element of reply (an array of b->nops). Each context goes back to
+ * the free list just before its callback, which may start new
+ * operations; the later ones stay b's until their turn. */
+static void store_batch_finish(store_batch_t *b, const redisReply *reply, const char *error)
 {
     store_redis_t *st = b->st;
-    rl_store_cb *cbs[STORE_BATCH_MAX];
-    void *args[STORE_BATCH_MAX];
-    int n = b->nops;
     int i;
 
-    for (i = 0; i < n; i++) {
-        cbs[i] = b->ops[i]->cb;
-        args[i] = b->ops[i]->arg;
-        store_op_put(st, b->ops[i]);
-    }
-    for (i = 0; i < n; i++) {
-        if (error != NULL) {
-            rl_store_fail(cbs[i], args[i], error);
-        } else if (b->res[i].status != RL_OK) {
-            rl_store_fail(cbs[i], args[i], b->res[i].error);
+    for (i = 0; i < b->nops; i++) {
+        store_op_t *o = b->ops[i];
+        rl_store_cb *cb = o->cb;
+        void *arg = o->arg;
+        rl_store_result_t res;
+        const char *e = error;
+
+        memset(&res, 0, sizeof(res));
+        if (e == NULL && reply->element[i]->type == REDIS_REPLY_ERROR) {
+            /* That decision alone failed (decide.lua checks each one). */
+            store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, reply->element[i]->str);
+            e = store_error_replies[RL_REDIS_CMD_DECIDE].error;
+        } else if (e == NULL) {
+            e = rl_redis_cmd_parse(&o->cmd, reply->element[i], &res);
+        }
+        store_op_put(st, o);
+        if (e != NULL) {
+            rl_store_fail(cb, arg, e);
         } else {
-            cbs[i](args[i], &b->res[i]);
+            res.status = RL_OK;
+            cb(arg, &res);
         }
     }
-    /* Last: the results live in b until every callback has run. */
     store_batch_put(st, b);
 }
 
@@ -257,10 +279,9 @@ static void store_batch_reply(void *arg, redisReply *reply, const char *err)
 {
     store_batch_t *b = arg;
     store_redis_t *st = b->st;
-    int i;
 
     if (reply == NULL) {
-        store_batch_finish(b, err != NULL ? err : "disconnected");
+        store_batch_finish(b, NULL, err != NULL ? err : "disconnected");
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -271,28 +292,14 @@ static void store_batch_reply(void *arg, redisReply *reply, const char *err)
             return;
         }
         store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, reply->str);
-        store_batch_finish(b, store_error_replies[RL_REDIS_CMD_DECIDE].error);
+        store_batch_finish(b, NULL, store_error_replies[RL_REDIS_CMD_DECIDE].error);
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->nops) {
-        store_batch_finish(b, "bad_reply");
+        store_batch_finish(b, NULL, "bad_reply");
         return;
     }
-    for (i = 0; i < b->nops; i++) {
-        const redisReply *e = reply->element[i];
-        rl_store_result_t *res = &b->res[i];
-
-        memset(res, 0, sizeof(*res));
-        if (e->type == REDIS_REPLY_ERROR) {
-            store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, e->str);
-            res->status = RL_ERR;
-            res->error = store_error_replies[RL_REDIS_CMD_DECIDE].error;
-            continue;
-        }
-        res->error = rl_redis_cmd_parse(&b->ops[i]->cmd, e, res);
-        res->status = res->error == NULL ? RL_OK : RL_ERR;
-    }
-    store_batch_finish(b, NULL);
+    store_batch_finish(b, reply, NULL);
 }
 
 /* Builds b's command: EVALSHA sha numkeys, every decision's keys, then
@@ -372,7 +379,7 @@ static void store_flush(store_redis_t *st)
         return;
     }
     if (store_batch_build(st, b) != RL_OK) {
-        store_batch_finish(b, "out_of_memory");
+        store_batch_finish(b, NULL, "out_of_memory");
         return;
     }
     rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen, store_batch_reply, b);
@@ -472,7 +479,7 @@ static void store_redis_free(rl_store_t *s)
     if (st->open != NULL) {
         store_batch_t *b = st->open;
         st->open = NULL;
-        store_batch_finish(b, "disconnected");
+        store_batch_finish(b, NULL, "disconnected");
     }
     if (st->flush != NULL) {
         event_free(st->flush);
@@ -481,9 +488,7 @@ static void store_redis_free(rl_store_t *s)
     while (st->free_batches != NULL) {
         store_batch_t *b = st->free_batches;
         st->free_batches = b->next_free;
-        free(b->argv);
-        free(b->argvlen);
-        free(b);
+        store_batch_free(b);
     }
     while (st->free_ops != NULL) {
         store_op_t *o = st->free_ops;
