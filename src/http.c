@@ -17,6 +17,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
+#include "bev_write.h"
 #include "log.h"
 #include "util.h"
 
@@ -263,20 +264,12 @@ static int conn_body_reserve(rl_http_conn_t *c, size_t need)
  * Returns -1 if the peer is gone. */
 static int conn_flush(rl_http_conn_t *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     int rc;
 
-    if (c->tls || c->write_waiting || evbuffer_get_length(out) == 0) return 0;
-    /* The bufferevent freezes its output's front; it unfreezes the same
-     * way around its own writes. */
-    evbuffer_unfreeze(out, 1);
-    rc = evbuffer_write(out, bufferevent_getfd(c->bev));
-    evbuffer_freeze(out, 1);
-    if (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
-    if (evbuffer_get_length(out) > 0) {
-        c->write_waiting = 1;
-        bufferevent_enable(c->bev, EV_WRITE);
-    }
+    if (c->tls || c->write_waiting) return 0;
+    rc = rl_bev_write_now(c->bev);
+    if (rc < 0) return -1;
+    c->write_waiting = rc;
     return 0;
 }
 

@@ -46,6 +46,7 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 
+#include "bev_write.h"
 #include "log.h"
 #include "redis_tls.h"
 #include "stats.h"
@@ -364,7 +365,7 @@ static void conn_transport_connected(rl_redis_conn_t *c)
 static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     rl_redis_conn_t *c = arg;
-    struct evbuffer *out;
+    int rc;
 
     (void)fd;
     (void)what;
@@ -372,20 +373,13 @@ static void conn_flush_cb(evutil_socket_t fd, short what, void *arg)
     if (c->bev == NULL || c->write_waiting) {
         return;
     }
-    out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0) {
-        return;
-    }
-    /* The bufferevent freezes its output's front; it unfreezes the same
-     * way around its own writes. A failed write shows on the next read or
-     * write of the bufferevent. */
-    evbuffer_unfreeze(out, 1);
-    (void)evbuffer_write(out, bufferevent_getfd(c->bev));
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0) {
-        c->write_waiting = 1;
+    rc = rl_bev_write_now(c->bev);
+    if (rc < 0) {
+        /* The bufferevent retries the write and reports the error. */
         bufferevent_enable(c->bev, EV_WRITE);
+        rc = 1;
     }
+    c->write_waiting = rc;
 }
 
 /* The output drained after a write that had to wait. */
