@@ -53,19 +53,10 @@ trap cleanup EXIT
 # ---------------------------------------------------------------------------
 
 install_bench_deps() {
-    local pkgs=(wrk redis-server redis-tools nginx-light) missing=() pkg sudo=()
+    local pkgs=(wrk redis-server redis-tools nginx-light)
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
     command -v perf >/dev/null 2>&1 || pkgs+=(linux-perf)
-    for pkg in "${pkgs[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-        rl_say "installing ${missing[*]}"
-        "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-            --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    rl_apt_install_missing "${pkgs[@]}"
     if [ ! -d "$ROOT/bench/peers/node/node_modules/rate-limiter-flexible" ] ||
         [ ! -d "$ROOT/bench/peers/node/node_modules/ioredis" ]; then
         rl_say "npm install (bench/peers/node)"

@@ -11,23 +11,30 @@ rl_say() {
     printf '==> %s\n' "$*" >&2
 }
 
-# Installs the packages of RL_PACKAGES that are missing (apt-get update
-# runs once, only when something is missing).
-rl_install_deps() {
-    local missing=() pkg sudo=()
-    for pkg in "${RL_PACKAGES[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -eq 0 ]; then
-        return 0
-    fi
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo=(sudo)
-    fi
-    rl_say "installing ${missing[*]}"
+# Installs the given Debian packages (nothing to do without any): one
+# apt-get update, then one install, with sudo unless root.
+rl_apt_install() {
+    local sudo=()
+    [ $# -gt 0 ] || return 0
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    rl_say "installing $*"
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-        --no-install-recommends "${missing[@]}" >/dev/null
+        --no-install-recommends "$@" >/dev/null
+}
+
+# Installs those of the given packages that dpkg does not know as installed.
+rl_apt_install_missing() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    rl_apt_install "${missing[@]}"
+}
+
+# Installs the packages of RL_PACKAGES that are missing.
+rl_install_deps() {
+    rl_apt_install_missing "${RL_PACKAGES[@]}"
 }
 
 # Prints a TCP port that is free on 127.0.0.1.

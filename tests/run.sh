@@ -146,17 +146,8 @@ run_scripts() {
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 run_fuzzers() {
-    local dir="$ROOT/build/fuzz" missing=() sudo=() pkg line name n=0
-    for pkg in "${FUZZ_PACKAGES[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-        rl_say "installing ${missing[*]}"
-        "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-            --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    local dir="$ROOT/build/fuzz" line name n=0
+    rl_apt_install_missing "${FUZZ_PACKAGES[@]}"
     rl_say "fuzzing, ${FUZZ_SECONDS}s per target"
     rm -rf "$dir"
     mkdir -p "$dir"
@@ -181,32 +172,18 @@ run_fuzzers() {
 # Installs the Debian packages only the tests need (the /metrics tests
 # parse with python3-prometheus-client), when missing.
 install_test_packages() {
-    local pkgs=(python3-prometheus-client) missing=() pkg sudo=()
-    for pkg in "${pkgs[@]}"; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    rl_say "installing ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-        --no-install-recommends "${missing[@]}" >/dev/null
+    rl_apt_install_missing python3-prometheus-client
 }
 
 # Installs what the gateway and deploy tests need, each only if missing:
 # Debian's nginx (auth_request is built in), systemd-analyze (package
 # systemd) and python3-yaml.
 install_gateway_deps() {
-    local missing=() sudo=()
+    local missing=()
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    rl_say "installing ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-        --no-install-recommends "${missing[@]}" >/dev/null
+    rl_apt_install "${missing[@]}"
 }
 
 main() {
