@@ -1,5 +1,5 @@
 """The HTTP/1.1 connection itself: pipelined requests answered in order
-(decisions that wait for Redis among them), a deep pipeline, a client that
+(decisions that wait for Redis among them), a 5,000-deep pipeline, a client that
 shuts its sending side after the request (it still gets the reply), and
 a client that pipelines without reading its replies (the server stops
 reading from it, keeps its memory bounded and goes on serving others)."""
@@ -86,8 +86,8 @@ def test_pipelined_requests_answered_in_order():
 
 
 def test_deep_pipeline():
-    """5,000 health checks in one write (a long pipeline is served by a
-    loop, not a recursion that could exhaust a worker's stack)."""
+    """5,000 health checks in one write are all answered, in order, and
+    the service goes on serving."""
     with service(CFG, "memory") as svc:
         s = _open(svc.port)
         try:
