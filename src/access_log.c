@@ -17,20 +17,21 @@
  * worker only, tail by the writer thread only. */
 typedef struct access_ring {
     char *buf;
-    size_t size;               /* a power of two */
-    uint64_t head;             /* bytes ever pushed (release by the worker) */
-    uint64_t tail;             /* bytes ever written (release by the writer) */
+    size_t size;   /* a power of two */
+    uint64_t head; /* bytes ever pushed (release by the worker) */
+    uint64_t tail; /* bytes ever written (release by the writer) */
 } access_ring_t;
 
 struct rl_access_log {
     access_ring_t *rings;
     int nrings;
     int fd;
-    int stop;                  /* atomic: set by rl_access_log_free */
+    int stop; /* atomic: set by rl_access_log_free */
     pthread_t thread;
 };
 
-int rl_access_log_push(rl_access_log_t *l, int ring, const char *line, size_t len)
+int rl_access_log_push(rl_access_log_t *l, int ring, const char *line,
+                       size_t len)
 {
     access_ring_t *r;
     uint64_t head, tail;
@@ -93,7 +94,7 @@ static int access_drain(rl_access_log_t *l, access_ring_t *r)
         for (cut = n; cut > 0 && chunk[cut - 1] != '\n'; cut--) {
         }
         if (cut == 0) {
-            cut = n;   /* a line longer than a chunk: write it in pieces */
+            cut = n; /* a line longer than a chunk: write it in pieces */
         }
         access_write_all(l->fd, chunk, cut);
         tail += cut;
@@ -108,7 +109,7 @@ static int access_drain(rl_access_log_t *l, access_ring_t *r)
 static void *access_main(void *arg)
 {
     rl_access_log_t *l = arg;
-    struct timespec ts = { 0, ACCESS_PERIOD_NS };
+    struct timespec ts = {0, ACCESS_PERIOD_NS};
     int i;
 
     for (;;) {
@@ -226,9 +227,10 @@ static int access_printf(char *buf, size_t len, size_t *n, const char *fmt, ...)
     return 0;
 }
 
-size_t rl_access_log_format(char *buf, size_t len, int64_t wall_ms, const char *request_id,
-                            const char *policy, const char *verdict, int status,
-                            int64_t latency_us, int cached)
+size_t rl_access_log_format(char *buf, size_t len, int64_t wall_ms,
+                            const char *request_id, const char *policy,
+                            const char *verdict, int status, int64_t latency_us,
+                            int cached)
 {
     struct tm tm;
     time_t sec = (time_t)(wall_ms / 1000);
@@ -236,10 +238,11 @@ size_t rl_access_log_format(char *buf, size_t len, int64_t wall_ms, const char *
 
     gmtime_r(&sec, &tm);
     if (access_printf(buf, len, &n,
-                      "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"info\","
+                      "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\","
+                      "\"level\":\"info\","
                       "\"msg\":\"access\",\"request_id\":",
-                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                      tm.tm_sec, (int)(wall_ms % 1000)) != 0 ||
+                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                      tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000)) != 0 ||
         access_json_str(buf, len, &n, request_id) != 0 ||
         access_printf(buf, len, &n, ",\"policy\":") != 0) {
         return 0;
@@ -250,8 +253,9 @@ size_t rl_access_log_format(char *buf, size_t len, int64_t wall_ms, const char *
     }
     if (access_printf(buf, len, &n, ",\"verdict\":") != 0 ||
         access_json_str(buf, len, &n, verdict) != 0 ||
-        access_printf(buf, len, &n, ",\"status\":%d,\"latency_us\":%lld,\"cached\":%s}\n", status,
-                      (long long)latency_us, cached ? "true" : "false") != 0) {
+        access_printf(
+            buf, len, &n, ",\"status\":%d,\"latency_us\":%lld,\"cached\":%s}\n",
+            status, (long long)latency_us, cached ? "true" : "false") != 0) {
         return 0;
     }
     return n;

@@ -19,7 +19,8 @@ rl_access_log_t *rl_access_log_new(int nrings, size_t ring_bytes, int fd);
 
 /* Appends one line (len bytes, ending in '\n') to ring; only the ring's
  * own worker calls it. Returns 0, or -1 when it was dropped. */
-int rl_access_log_push(rl_access_log_t *l, int ring, const char *line, size_t len);
+int rl_access_log_push(rl_access_log_t *l, int ring, const char *line,
+                       size_t len);
 
 /* Writes what is left and stops the thread (the workers have stopped). */
 void rl_access_log_free(rl_access_log_t *l);
@@ -30,8 +31,9 @@ void rl_access_log_free(rl_access_log_t *l);
  * request_id and policy are restricted character sets (http.c, conf.c)
  * and are escaped all the same. Returns the length, or 0 if it did not
  * fit. No key value (tenant, user, path, ...) is ever part of it. */
-size_t rl_access_log_format(char *buf, size_t len, int64_t wall_ms, const char *request_id,
-                            const char *policy, const char *verdict, int status,
-                            int64_t latency_us, int cached);
+size_t rl_access_log_format(char *buf, size_t len, int64_t wall_ms,
+                            const char *request_id, const char *policy,
+                            const char *verdict, int status, int64_t latency_us,
+                            int cached);
 
 #endif

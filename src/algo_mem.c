@@ -14,8 +14,8 @@ typedef struct algo_eval {
     rl_limit_state_t next; /* the state to store if the request is admitted */
 } algo_eval_t;
 
-typedef void algo_fn(const rl_limit_t *l, const rl_limit_state_t *st, int64_t now_ms, int64_t cost,
-                     algo_eval_t *e);
+typedef void algo_fn(const rl_limit_t *l, const rl_limit_state_t *st,
+                     int64_t now_ms, int64_t cost, algo_eval_t *e);
 
 /* ------------------------------------------------------------------------
  * Integer helpers
@@ -50,8 +50,8 @@ static int64_t algo_max(int64_t a, int64_t b)
 
 /* Evaluates a GCRA limit: T = ceil(period_us / requests), admits iff
  * max(tat, now) + cost*T - burst*T <= now (lua/gcra.lua). */
-static void algo_gcra(const rl_limit_t *l, const rl_limit_state_t *st, int64_t now_ms, int64_t cost,
-                      algo_eval_t *e)
+static void algo_gcra(const rl_limit_t *l, const rl_limit_state_t *st,
+                      int64_t now_ms, int64_t cost, algo_eval_t *e)
 {
     int64_t now = now_ms * 1000;
     int64_t t = algo_ceil_div(l->period_ms * 1000, l->requests);
@@ -73,7 +73,8 @@ static void algo_gcra(const rl_limit_t *l, const rl_limit_state_t *st, int64_t n
     e->remaining = algo_max(algo_floor_div(now - (tat - burst * t), t), 0);
     e->reset_after_ms = algo_ceil_div(tat - now, 1000);
     if (cost > burst) {
-        e->retry_after_ms = e->reset_after_ms > 0 ? e->reset_after_ms : l->period_ms;
+        e->retry_after_ms =
+            e->reset_after_ms > 0 ? e->reset_after_ms : l->period_ms;
     } else {
         e->retry_after_ms = algo_ceil_div(allow_at - now, 1000);
     }
@@ -85,8 +86,8 @@ static void algo_gcra(const rl_limit_t *l, const rl_limit_state_t *st, int64_t n
 
 /* Evaluates a fixed-window limit over epoch-aligned windows
  * (lua/fixed_window.lua). */
-static void algo_fixed_window(const rl_limit_t *l, const rl_limit_state_t *st, int64_t now_ms,
-                              int64_t cost, algo_eval_t *e)
+static void algo_fixed_window(const rl_limit_t *l, const rl_limit_state_t *st,
+                              int64_t now_ms, int64_t cost, algo_eval_t *e)
 {
     int64_t idx = algo_floor_div(now_ms, l->period_ms);
     int64_t count = st->v[0] == idx ? st->v[1] : 0;
@@ -113,8 +114,8 @@ static void algo_fixed_window(const rl_limit_t *l, const rl_limit_state_t *st, i
 
 /* Evaluates a sliding-window limit: estimate = prev*(period-elapsed)/period
  * + cur, every comparison multiplied by period (lua/sliding_window.lua). */
-static void algo_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st, int64_t now_ms,
-                                int64_t cost, algo_eval_t *e)
+static void algo_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
+                                int64_t now_ms, int64_t cost, algo_eval_t *e)
 {
     int64_t period = l->period_ms;
     int64_t requests = l->requests;
@@ -132,8 +133,10 @@ static void algo_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
     }
     e->ok = prev * left + (cur + cost) * period <= requests * period;
     cur_after = e->ok ? cur + cost : cur;
-    e->remaining =
-        algo_max(algo_floor_div(requests * period - prev * left - cur_after * period, period), 0);
+    e->remaining = algo_max(
+        algo_floor_div(requests * period - prev * left - cur_after * period,
+                       period),
+        0);
     if (cur_after > 0) {
         e->reset_after_ms = left + period;
     } else if (prev > 0) {
@@ -153,11 +156,14 @@ static void algo_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
         e->retry_after_ms = e->reset_after_ms > 0 ? e->reset_after_ms : period;
     } else if (cur + cost <= requests) {
         /* prev's weight decays enough inside this window */
-        e->retry_after_ms = left - algo_floor_div((requests - cur - cost) * period, prev);
+        e->retry_after_ms =
+            left - algo_floor_div((requests - cur - cost) * period, prev);
     } else {
         /* next window: prev' = cur, cur' = 0 */
         e->retry_after_ms =
-            left + algo_max(period - algo_floor_div((requests - cost) * period, cur), 0);
+            left +
+            algo_max(period - algo_floor_div((requests - cost) * period, cur),
+                     0);
     }
     e->retry_after_ms = algo_max(e->retry_after_ms, 1);
 }
@@ -175,8 +181,8 @@ static algo_fn *const algo_table[] = {
 
 /* Evaluates limit l on st (an expired state counts as empty); e->next
  * starts from st so block_until is kept. */
-static void algo_eval(const rl_limit_t *l, const rl_limit_state_t *st, int64_t now_ms, int64_t cost,
-                      algo_eval_t *e)
+static void algo_eval(const rl_limit_t *l, const rl_limit_state_t *st,
+                      int64_t now_ms, int64_t cost, algo_eval_t *e)
 {
     rl_limit_state_t cur = *st;
 
@@ -192,15 +198,15 @@ static void algo_eval(const rl_limit_t *l, const rl_limit_state_t *st, int64_t n
 /* 1 if l can be evaluated: a known algorithm, requests and period > 0. */
 static int algo_limit_valid(const rl_limit_t *l)
 {
-    return (unsigned)l->algo < sizeof(algo_table) / sizeof(algo_table[0]) && l->requests > 0 &&
-           l->period_ms > 0;
+    return (unsigned)l->algo < sizeof(algo_table) / sizeof(algo_table[0]) &&
+           l->requests > 0 && l->period_ms > 0;
 }
 
 /* Decides one request against n limits, all or nothing; see algo_mem.h.
  * The caller owns every array; nothing is allocated. An invalid limit
  * (which rl_conf never produces) denies without touching any state. */
-int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states, int64_t now_ms,
-                   int64_t cost, rl_limit_result_t *results)
+int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
+                   int64_t now_ms, int64_t cost, rl_limit_result_t *results)
 {
     algo_eval_t evals[RL_MAX_LIMITS];
     int allowed = 1;

@@ -21,16 +21,17 @@
 
 typedef struct rl_limit_state {
     int64_t v[3];
-    int64_t expires_ms;       /* 0 = empty state */
-    int64_t block_until_ms;   /* 0 = not blocked */
+    int64_t expires_ms;     /* 0 = empty state */
+    int64_t block_until_ms; /* 0 = not blocked */
 } rl_limit_state_t;
 
 typedef struct rl_limit_result {
     int allowed;
-    int blocked;              /* denied because of an active block */
-    int64_t remaining;        /* requests left after this decision */
-    int64_t reset_after_ms;   /* until the limit is fully available again */
-    int64_t retry_after_ms;   /* 0 if allowed; else until a request of this cost can pass */
+    int blocked;            /* denied because of an active block */
+    int64_t remaining;      /* requests left after this decision */
+    int64_t reset_after_ms; /* until the limit is fully available again */
+    int64_t retry_after_ms; /* 0 if allowed; else until a request of this cost
+                               can pass */
 } rl_limit_result_t;
 
 /* Decides one request of `cost` against n limits at once. states[i] is

@@ -18,10 +18,11 @@
 #include "worker.h"
 
 /* Answers 401 in the error shape with WWW-Authenticate: Bearer. */
-static void admin_unauthorized(rl_http_req_t *req, const char *code, const char *message)
+static void admin_unauthorized(rl_http_req_t *req, const char *code,
+                               const char *message)
 {
-    static const char *const names[] = { "WWW-Authenticate" };
-    static const char *const values[] = { "Bearer realm=\"ratelimitd-admin\"" };
+    static const char *const names[] = {"WWW-Authenticate"};
+    static const char *const values[] = {"Bearer realm=\"ratelimitd-admin\""};
     json_t *obj = json_object();
 
     json_object_set_new(obj, "error", json_string(message));
@@ -45,7 +46,8 @@ static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
     }
     auth = rl_http_header(req, "authorization", &len);
     if (auth == NULL || len < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
-        admin_unauthorized(req, "AUTH_002", "missing header: Authorization: Bearer <admin key>");
+        admin_unauthorized(req, "AUTH_002",
+                           "missing header: Authorization: Bearer <admin key>");
         return 0;
     }
     auth += 7;
@@ -68,8 +70,8 @@ static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
 
 /* The store answered the reset: 200 {"reset": true, "policy", "test"},
  * or the decide API's error for the same problem. */
-static void admin_reset_done(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
-                             const char *message)
+static void admin_reset_done(void *arg, rl_decide_status_t status,
+                             const rl_verdict_t *v, const char *message)
 {
     rl_http_req_t *req = arg;
     rl_worker_t *w = rl_http_req_arg(req);
@@ -87,26 +89,30 @@ static void admin_reset_done(void *arg, rl_decide_status_t status, const rl_verd
         rl_server_error(req, v->status, v->error_code, message);
         return;
     case RL_DECIDE_UNAVAILABLE:
-    case RL_DECIDE_OK:
-        break;
+    case RL_DECIDE_OK: break;
     }
     if (status == RL_DECIDE_UNAVAILABLE || v->degraded) {
-        /* Whatever the failure mode: a reset that did not happen is an error. */
+        /* Whatever the failure mode: a reset that did not happen is an error.
+         */
         obj = json_object();
-        json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
+        json_object_set_new(obj, "error",
+                            json_string("rate-limit store unavailable"));
         json_object_set_new(obj, "code", json_string("STORE_001"));
         json_object_set_new(obj, "trace_id", json_string(req->id));
         json_object_set_new(obj, "reset", json_false());
         json_object_set_new(obj, "policy", json_string(v->policy->name));
         json_object_set_new(obj, "degraded_reason",
-                            json_string(v->degraded_reason != NULL ? v->degraded_reason : "unknown"));
+                            json_string(v->degraded_reason != NULL
+                                            ? v->degraded_reason
+                                            : "unknown"));
         rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
         return;
     }
     RL_STAT_INC(&w->stats, admin_resets);
-    rl_log_kv(RL_LOG_INFO, "admin reset", "policy", v->policy->name, "request_id", req->id,
-              "test", v->test ? "true" : "false", NULL);
-    obj = json_pack("{s:b, s:s, s:b}", "reset", 1, "policy", v->policy->name, "test", v->test);
+    rl_log_kv(RL_LOG_INFO, "admin reset", "policy", v->policy->name,
+              "request_id", req->id, "test", v->test ? "true" : "false", NULL);
+    obj = json_pack("{s:b, s:s, s:b}", "reset", 1, "policy", v->policy->name,
+                    "test", v->test);
     rl_server_reply_json(req, 200, obj, NULL, NULL, 0);
 }
 
@@ -143,21 +149,23 @@ static void admin_duration(int64_t ms, char *buf, size_t len)
     static const struct {
         const char *unit;
         int64_t ms;
-    } units[] = { { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
     size_t i;
 
     for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (ms >= units[i].ms && ms % units[i].ms == 0) {
-            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms),
+                     units[i].unit);
             return;
         }
     }
     snprintf(buf, len, "%lldms", (long long)ms);
 }
 
-static const char *const algo_names[] = { "gcra", "fixed_window", "sliding_window" };
-static const char *const header_names[] = { "x-ratelimit", "x-ratelimit-retry-after", "ietf",
-                                            "none" };
+static const char *const algo_names[] = {"gcra", "fixed_window",
+                                         "sliding_window"};
+static const char *const header_names[] = {
+    "x-ratelimit", "x-ratelimit-retry-after", "ietf", "none"};
 
 /* The limits array of a policy or test rule. New reference. */
 static json_t *admin_limits(const rl_limit_t *limits, int n)
@@ -172,8 +180,8 @@ static json_t *admin_limits(const rl_limit_t *limits, int n)
         json_t *o;
 
         admin_duration(l->period_ms, per, sizeof(per));
-        o = json_pack("{s:I, s:s, s:s}", "requests", (json_int_t)l->requests, "per", per,
-                      "algorithm", algo_names[l->algo]);
+        o = json_pack("{s:I, s:s, s:s}", "requests", (json_int_t)l->requests,
+                      "per", per, "algorithm", algo_names[l->algo]);
         if (l->algo == RL_ALGO_GCRA) {
             json_object_set_new(o, "burst", json_integer(l->burst));
         }
@@ -196,7 +204,9 @@ static json_t *admin_policy(const rl_policy_t *p)
     int i;
 
     json_object_set_new(o, "name", json_string(p->name));
-    json_object_set_new(match, "method", p->method != NULL ? json_string(p->method) : json_null());
+    json_object_set_new(match, "method",
+                        p->method != NULL ? json_string(p->method)
+                                          : json_null());
     json_object_set_new(match, "path", json_string(p->path.text));
     json_object_set_new(o, "match", match);
     for (i = 0; i < p->nkey; i++) {
@@ -205,11 +215,15 @@ static json_t *admin_policy(const rl_policy_t *p)
     json_object_set_new(o, "key", key);
     json_object_set_new(o, "limits", admin_limits(p->limits, p->nlimits));
     if (p->test != NULL) {
-        json_object_set_new(o, "test", json_pack("{s:s, s:o}", "header", p->test->header, "limits",
-                                                 admin_limits(p->test->limits, p->test->nlimits)));
+        json_object_set_new(
+            o, "test",
+            json_pack("{s:s, s:o}", "header", p->test->header, "limits",
+                      admin_limits(p->test->limits, p->test->nlimits)));
     }
-    json_object_set_new(o, "mode", json_string(p->shadow ? "shadow" : "enforce"));
-    json_object_set_new(o, "failure_mode", json_string(p->failure_open ? "open" : "closed"));
+    json_object_set_new(o, "mode",
+                        json_string(p->shadow ? "shadow" : "enforce"));
+    json_object_set_new(o, "failure_mode",
+                        json_string(p->failure_open ? "open" : "closed"));
     json_object_set_new(o, "headers", json_string(header_names[p->headers]));
     json_object_set_new(o, "deny_status", json_integer(p->deny_status));
     return o;
@@ -228,7 +242,8 @@ void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
     for (i = 0; i < w->conf->npolicies; i++) {
         json_array_append_new(arr, admin_policy(&w->conf->policies[i]));
     }
-    obj = json_pack("{s:s, s:I, s:o}", "config_hash", w->conf->hash, "generation",
-                    (json_int_t)w->conf->generation, "policies", arr);
+    obj =
+        json_pack("{s:s, s:I, s:o}", "config_hash", w->conf->hash, "generation",
+                  (json_int_t)w->conf->generation, "policies", arr);
     rl_server_reply_json(req, 200, obj, NULL, NULL, 0);
 }

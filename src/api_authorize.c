@@ -21,11 +21,13 @@
 /* Where each field of the decision request comes from, first header
  * present wins. tenant and user come from forward_auth's configured
  * headers instead. */
-static const char *const method_headers[] = { "x-original-method", "x-forwarded-method" };
-static const char *const uri_headers[] = { "x-original-uri", "x-forwarded-uri" };
+static const char *const method_headers[] = {"x-original-method",
+                                             "x-forwarded-method"};
+static const char *const uri_headers[] = {"x-original-uri", "x-forwarded-uri"};
 
 /* The value of the first non-empty header of names[] in req, or NULL. */
-static const char *authorize_first(const rl_http_req_t *req, const char *const *names, size_t n,
+static const char *authorize_first(const rl_http_req_t *req,
+                                   const char *const *names, size_t n,
                                    size_t *len)
 {
     size_t i;
@@ -52,7 +54,8 @@ static const char *authorize_header(const rl_http_req_t *req, const char *name)
  * trimmed), else X-Real-IP, copied into buf (AUTHORIZE_IP_MAX bytes).
  * Returns buf, NULL when neither header says anything, or sets *toolong
  * when the address does not fit. */
-static const char *authorize_ip(const rl_http_req_t *req, char *buf, int *toolong)
+static const char *authorize_ip(const rl_http_req_t *req, char *buf,
+                                int *toolong)
 {
     size_t len = 0;
     const char *v = rl_http_header(req, "x-forwarded-for", &len);
@@ -69,8 +72,12 @@ static const char *authorize_ip(const rl_http_req_t *req, char *buf, int *toolon
     if (end == NULL) {
         end = v + len;
     }
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
     if (end == v) {
         return NULL;
     }
@@ -85,8 +92,9 @@ static const char *authorize_ip(const rl_http_req_t *req, char *buf, int *toolon
 
 /* Fills dr from req's headers (strings borrowed from req, the address
  * copied into ipbuf). Returns 0, or -1 with a message in msg. */
-static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req, rl_request_t *dr,
-                             char *ipbuf, char *msg, size_t msglen)
+static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req,
+                             rl_request_t *dr, char *ipbuf, char *msg,
+                             size_t msglen)
 {
     size_t len = 0, plen = sizeof(AUTHORIZE_PREFIX) - 1;
     const char *q;
@@ -94,15 +102,18 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req, rl
 
     memset(dr, 0, sizeof(*dr));
     dr->cost = 1;
-    dr->method = authorize_first(req, method_headers, AUTHORIZE_NELEM(method_headers), &len);
+    dr->method = authorize_first(req, method_headers,
+                                 AUTHORIZE_NELEM(method_headers), &len);
     if (dr->method == NULL) {
         dr->method = req->method;
     }
-    dr->path = authorize_first(req, uri_headers, AUTHORIZE_NELEM(uri_headers), &len);
+    dr->path =
+        authorize_first(req, uri_headers, AUTHORIZE_NELEM(uri_headers), &len);
     if (dr->path != NULL) {
         dr->path_len = len;
         if (dr->path[0] != '/') {
-            snprintf(msg, msglen, "X-Original-URI / X-Forwarded-Uri must start with \"/\"");
+            snprintf(msg, msglen,
+                     "X-Original-URI / X-Forwarded-Uri must start with \"/\"");
             return -1;
         }
     } else if (req->path_len > plen) {
@@ -127,13 +138,16 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req, rl
     dr->user = authorize_header(req, conf->forward_auth.user_header);
     dr->ip = authorize_ip(req, ipbuf, &toolong);
     if (toolong) {
-        snprintf(msg, msglen, "X-Forwarded-For: the first address is longer than %d bytes",
+        snprintf(msg, msglen,
+                 "X-Forwarded-For: the first address is longer than %d bytes",
                  AUTHORIZE_IP_MAX - 1);
         return -1;
     }
     /* Both tables hold 64 entries, so every header fits. */
-    dr->nheaders = req->nheaders < RL_MAX_REQ_HEADERS ? req->nheaders : RL_MAX_REQ_HEADERS;
-    memcpy(dr->headers, req->headers, (size_t)dr->nheaders * sizeof(dr->headers[0]));
+    dr->nheaders =
+        req->nheaders < RL_MAX_REQ_HEADERS ? req->nheaders : RL_MAX_REQ_HEADERS;
+    memcpy(dr->headers, req->headers,
+           (size_t)dr->nheaders * sizeof(dr->headers[0]));
     return 0;
 }
 
@@ -142,8 +156,9 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req, rl
  * status overridden, X-RateLimit-Deny-Status and X-RateLimit-Deny-Body
  * carry the policy's own status and body (one line of ASCII JSON) for a
  * gateway that can only pass headers on (nginx auth_request_set). */
-static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf, const rl_verdict_t *v,
-                           const char **names, const char **values, int n)
+static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf,
+                           const rl_verdict_t *v, const char **names,
+                           const char **values, int n)
 {
     json_t *body = rl_reply_deny_body(v);
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -153,7 +168,8 @@ static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf, const rl_v
 
     if (conf->forward_auth.deny_status != 0) {
         code = conf->forward_auth.deny_status;
-        ascii = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+        ascii = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                     JSON_ENSURE_ASCII);
         snprintf(status, sizeof(status), "%d", v->status);
         names[n] = "X-RateLimit-Deny-Status";
         values[n++] = status;
@@ -173,13 +189,14 @@ static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf, const rl_v
 }
 
 /* The verdict -> the gateway's answer. arg is the HTTP request. */
-static void authorize_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
-                         const char *message)
+static void authorize_cb(void *arg, rl_decide_status_t status,
+                         const rl_verdict_t *v, const char *message)
 {
     rl_http_req_t *req = arg;
     rl_worker_t *w = rl_http_req_arg(req);
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
-    const char *names[RL_REPLY_MAX_HEADERS + 2], *values[RL_REPLY_MAX_HEADERS + 2];
+    const char *names[RL_REPLY_MAX_HEADERS + 2],
+        *values[RL_REPLY_MAX_HEADERS + 2];
     int n, i;
 
     if (rl_server_decide_failed(req, status, v, message)) {

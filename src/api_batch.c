@@ -28,15 +28,16 @@ typedef struct batch_item {
 struct batch {
     rl_http_req_t *req;
     rl_worker_t *w;
-    json_t *results;       /* one entry per item, null until decided */
-    json_t *errors;        /* {"index", "code", "message"} of invalid items */
-    size_t pending;        /* items whose verdict has not come back */
-    int issuing;           /* 1 while items are still being handed out */
-    batch_item_t items[];  /* one per item */
+    json_t *results;      /* one entry per item, null until decided */
+    json_t *errors;       /* {"index", "code", "message"} of invalid items */
+    size_t pending;       /* items whose verdict has not come back */
+    int issuing;          /* 1 while items are still being handed out */
+    batch_item_t items[]; /* one per item */
 };
 
 /* Records item index as invalid: a null result and an errors entry. */
-static void batch_invalid(batch_t *b, size_t index, const char *code, const char *message)
+static void batch_invalid(batch_t *b, size_t index, const char *code,
+                          const char *message)
 {
     json_t *e = json_object();
 
@@ -80,17 +81,19 @@ static json_t *batch_unavailable(const rl_verdict_t *v)
     json_object_set_new(obj, "allowed", json_false());
     json_object_set_new(obj, "policy", json_string(v->policy->name));
     json_object_set_new(obj, "degraded", json_true());
-    json_object_set_new(obj, "degraded_reason", json_string(v->degraded_reason));
+    json_object_set_new(obj, "degraded_reason",
+                        json_string(v->degraded_reason));
     json_object_set_new(obj, "status", json_integer(503));
-    json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
+    json_object_set_new(obj, "error",
+                        json_string("rate-limit store unavailable"));
     json_object_set_new(obj, "code", json_string("STORE_001"));
     return obj;
 }
 
 /* One item's verdict: copied into the results (v and message live only
  * during this call); the last one sends the reply. */
-static void batch_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
-                     const char *message)
+static void batch_cb(void *arg, rl_decide_status_t status,
+                     const rl_verdict_t *v, const char *message)
 {
     batch_item_t *it = arg;
     batch_t *b = it->b;
@@ -125,7 +128,8 @@ static json_t *batch_envelope(rl_http_req_t *req, json_t *root)
     char msg[96];
 
     if (!json_is_object(root)) {
-        rl_server_error(req, 422, "VAL_002", "request body must be a JSON object");
+        rl_server_error(req, 422, "VAL_002",
+                        "request body must be a JSON object");
         return NULL;
     }
     items = json_object_get(root, "requests");
@@ -142,8 +146,8 @@ static json_t *batch_envelope(rl_http_req_t *req, json_t *root)
         return NULL;
     }
     if (json_array_size(items) > RL_BATCH_MAX) {
-        snprintf(msg, sizeof(msg), "too many requests: %zu (max %d)", json_array_size(items),
-                 RL_BATCH_MAX);
+        snprintf(msg, sizeof(msg), "too many requests: %zu (max %d)",
+                 json_array_size(items), RL_BATCH_MAX);
         rl_server_error(req, 400, "VAL_003", msg);
         return NULL;
     }
@@ -184,7 +188,8 @@ void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
     b->issuing = 1;
     /* Counted up front: a verdict may come back before rl_decide returns. */
     b->pending = n;
-    json_array_foreach(items, i, item) {
+    json_array_foreach(items, i, item)
+    {
         b->items[i].b = b;
         b->items[i].index = i;
         if (rl_request_from_json(item, &dr, &rerr) != 0) {

@@ -14,8 +14,8 @@
 /* Answers /v1/decide from the verdict: 200 with the decision JSON and the
  * rate-limit headers, 422 for an invalid request, 503 when the store is
  * down and the policy fails closed. */
-static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
-                             const char *message)
+static void decide_http_done(void *arg, rl_decide_status_t status,
+                             const rl_verdict_t *v, const char *message)
 {
     rl_http_req_t *req = arg;
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
@@ -44,8 +44,8 @@ static void decide_http_done(void *arg, rl_decide_status_t status, const rl_verd
 /* Answers, then records the latency and the access log line (the
  * decision core has counted the verdict). The worker is the HTTP
  * server's handler arg. */
-static void decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
-                      const char *message)
+static void decide_cb(void *arg, rl_decide_status_t status,
+                      const rl_verdict_t *v, const char *message)
 {
     rl_http_req_t *req = arg;
     rl_worker_t *w = rl_http_req_arg(req);
@@ -80,4 +80,3 @@ void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
     /* The decision core copied what it needs: the JSON can go now. */
     json_decref(root);
 }
-

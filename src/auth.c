@@ -20,8 +20,8 @@
 
 #define AUTH_SIG_PREFIX_LEN (sizeof(RL_AUTH_SIG_PREFIX) - 1)
 #define AUTH_TS_DIGITS_MAX 15
-#define AUTH_FAIL_BUCKETS 4096     /* power of two */
-#define AUTH_BLOCK 64              /* SHA-256 block size, for HMAC */
+#define AUTH_FAIL_BUCKETS 4096 /* power of two */
+#define AUTH_BLOCK 64          /* SHA-256 block size, for HMAC */
 
 /* One failure bucket: a fixed window and the failures counted in it. */
 typedef struct auth_bucket {
@@ -30,7 +30,7 @@ typedef struct auth_bucket {
 } auth_bucket_t;
 
 typedef struct auth_fail_table {
-    uint64_t seed;                 /* random: an attacker cannot aim at a bucket */
+    uint64_t seed; /* random: an attacker cannot aim at a bucket */
     auth_bucket_t buckets[AUTH_FAIL_BUCKETS];
 } auth_fail_table_t;
 
@@ -73,8 +73,8 @@ static void auth_sha256_hex(const void *data, size_t len, char out[65])
 
 /* Starts an HMAC: inner has absorbed key^ipad, outer key^opad. The key
  * material on the stack is wiped before returning. */
-static void auth_hmac_init(SHA256_CTX *inner, SHA256_CTX *outer, const unsigned char *key,
-                           size_t key_len)
+static void auth_hmac_init(SHA256_CTX *inner, SHA256_CTX *outer,
+                           const unsigned char *key, size_t key_len)
 {
     unsigned char k[AUTH_BLOCK], pad[AUTH_BLOCK];
     size_t i;
@@ -104,7 +104,8 @@ static void auth_hmac_init(SHA256_CTX *inner, SHA256_CTX *outer, const unsigned 
 }
 
 /* Finishes an HMAC into md (32 bytes) and wipes both states. */
-static void auth_hmac_final(SHA256_CTX *inner, SHA256_CTX *outer, unsigned char *md)
+static void auth_hmac_final(SHA256_CTX *inner, SHA256_CTX *outer,
+                            unsigned char *md)
 {
     unsigned char ih[SHA256_DIGEST_LENGTH];
 
@@ -125,7 +126,8 @@ static void auth_update_upper(SHA256_CTX *c, const char *s, size_t len)
     while (len > 0) {
         n = len < sizeof(buf) ? len : sizeof(buf);
         for (i = 0; i < n; i++) {
-            buf[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 'a' + 'A') : s[i];
+            buf[i] =
+                (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 'a' + 'A') : s[i];
         }
         SHA256_Update(c, buf, n);
         s += n;
@@ -133,9 +135,10 @@ static void auth_update_upper(SHA256_CTX *c, const char *s, size_t len)
     }
 }
 
-int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts, size_t ts_len,
-                 const char *method, size_t method_len, const char *path, size_t path_len,
-                 const char *body_sha256_hex, char *out)
+int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
+                 size_t ts_len, const char *method, size_t method_len,
+                 const char *path, size_t path_len, const char *body_sha256_hex,
+                 char *out)
 {
     SHA256_CTX inner, outer;
     unsigned char md[SHA256_DIGEST_LENGTH];
@@ -167,10 +170,12 @@ int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
  * ------------------------------------------------------------------- */
 
 /* Fills err; returns -1. */
-static int auth_fail(rl_auth_error_t *err, int status, const char *code, const char *fmt, ...)
+static int auth_fail(rl_auth_error_t *err, int status, const char *code,
+                     const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int auth_fail(rl_auth_error_t *err, int status, const char *code, const char *fmt, ...)
+static int auth_fail(rl_auth_error_t *err, int status, const char *code,
+                     const char *fmt, ...)
 {
     va_list ap;
 
@@ -186,8 +191,8 @@ static int auth_fail(rl_auth_error_t *err, int status, const char *code, const c
 /* The one value of header name among n headers: 1 with *value and *len set,
  * 0 when absent or empty, -1 when it appears more than once (two values
  * for one credential: which one a proxy saw is anyone's guess). */
-static int auth_header(const rl_header_t *h, int n, const char *name, const char **value,
-                       size_t *len)
+static int auth_header(const rl_header_t *h, int n, const char *name,
+                       const char **value, size_t *len)
 {
     size_t nlen = strlen(name);
     int i, found = 0;
@@ -210,17 +215,20 @@ static int auth_header(const rl_header_t *h, int n, const char *name, const char
 /* The named headers of one scheme, read together: AUTH_002 names the
  * first missing one, AUTH_001 the first repeated one. */
 static int auth_headers(const rl_header_t *h, int n, const char *const *names,
-                        const char **values, size_t *lens, int count, rl_auth_error_t *err)
+                        const char **values, size_t *lens, int count,
+                        rl_auth_error_t *err)
 {
     int i, rc;
 
     for (i = 0; i < count; i++) {
         rc = auth_header(h, n, names[i], &values[i], &lens[i]);
         if (rc < 0) {
-            return auth_fail(err, 401, "AUTH_001", "%s appears more than once", names[i]);
+            return auth_fail(err, 401, "AUTH_001", "%s appears more than once",
+                             names[i]);
         }
         if (rc == 0) {
-            return auth_fail(err, 401, "AUTH_002", "missing header %s", names[i]);
+            return auth_fail(err, 401, "AUTH_002", "missing header %s",
+                             names[i]);
         }
     }
     return 0;
@@ -241,8 +249,8 @@ static int auth_is_hex(const char *s, size_t len)
 }
 
 /* Checks a timestamp header (unix seconds, digits only) against now_s. */
-static int auth_timestamp(const char *name, const char *ts, size_t len, int64_t now_s,
-                          int64_t skew, rl_auth_error_t *err)
+static int auth_timestamp(const char *name, const char *ts, size_t len,
+                          int64_t now_s, int64_t skew, rl_auth_error_t *err)
 {
     int64_t t = 0;
     size_t i;
@@ -252,29 +260,32 @@ static int auth_timestamp(const char *name, const char *ts, size_t len, int64_t 
     }
     for (i = 0; i < len; i++) {
         if (ts[i] < '0' || ts[i] > '9') {
-            return auth_fail(err, 401, "AUTH_004", "%s must be unix seconds", name);
+            return auth_fail(err, 401, "AUTH_004", "%s must be unix seconds",
+                             name);
         }
         t = t * 10 + (ts[i] - '0');
     }
     if (t < now_s - skew || t > now_s + skew) {
-        return auth_fail(err, 401, "AUTH_004",
-                         "timestamp expired: %s is more than %lld s from the server's clock",
-                         name, (long long)skew);
+        return auth_fail(
+            err, 401, "AUTH_004",
+            "timestamp expired: %s is more than %lld s from the server's clock",
+            name, (long long)skew);
     }
     return 0;
 }
 
 /* Verifies sig (as sent) against the signature of the rest with secret. */
-static int auth_check_sig(const rl_principal_t *p, const char *ts, size_t ts_len,
-                          const char *method, size_t method_len, const char *path,
-                          size_t path_len, const char *body_hex, const char *sig,
-                          size_t sig_len, rl_auth_error_t *err)
+static int auth_check_sig(const rl_principal_t *p, const char *ts,
+                          size_t ts_len, const char *method, size_t method_len,
+                          const char *path, size_t path_len,
+                          const char *body_hex, const char *sig, size_t sig_len,
+                          rl_auth_error_t *err)
 {
     char want[RL_AUTH_SIG_LEN + 1];
     int ok;
 
-    rl_auth_sign(p->secret, p->secret_len, ts, ts_len, method, method_len, path, path_len,
-                 body_hex, want);
+    rl_auth_sign(p->secret, p->secret_len, ts, ts_len, method, method_len, path,
+                 path_len, body_hex, want);
     ok = rl_consttime_eq(want, RL_AUTH_SIG_LEN, sig, sig_len);
     rl_wipe(want, sizeof(want));
     if (!ok) {
@@ -283,8 +294,8 @@ static int auth_check_sig(const rl_principal_t *p, const char *ts, size_t ts_len
     return 0;
 }
 
-const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n, const char *id,
-                                   size_t len)
+const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n,
+                                   const char *id, size_t len)
 {
     int lo = 0, hi = n - 1;
 
@@ -313,33 +324,34 @@ const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n, const char
  * Callers
  * ------------------------------------------------------------------- */
 
-static const char *const caller_headers[] = { "X-Caller-Id", "X-Caller-Timestamp",
-                                              "X-Caller-Signature" };
+static const char *const caller_headers[] = {
+    "X-Caller-Id", "X-Caller-Timestamp", "X-Caller-Signature"};
 
 /* hmac mode: X-Caller-Id, X-Caller-Timestamp, X-Caller-Signature. */
-static int auth_caller_hmac(const rl_conf_auth_t *auth, const rl_auth_input_t *in,
-                            int64_t now_s, const rl_principal_t **caller,
-                            rl_auth_error_t *err)
+static int auth_caller_hmac(const rl_conf_auth_t *auth,
+                            const rl_auth_input_t *in, int64_t now_s,
+                            const rl_principal_t **caller, rl_auth_error_t *err)
 {
     const char *v[3];
     size_t len[3];
     char body_hex[65];
     const rl_principal_t *p;
 
-    if (auth_headers(in->headers, in->nheaders, caller_headers, v, len, 3, err) != 0) {
+    if (auth_headers(in->headers, in->nheaders, caller_headers, v, len, 3,
+                     err) != 0) {
         return -1;
     }
     p = rl_auth_find(auth->callers, auth->ncallers, v[0], len[0]);
     if (p == NULL) {
         return auth_fail(err, 401, "AUTH_005", "caller not found");
     }
-    if (auth_timestamp("X-Caller-Timestamp", v[1], len[1], now_s, auth->max_clock_skew_s,
-                       err) != 0) {
+    if (auth_timestamp("X-Caller-Timestamp", v[1], len[1], now_s,
+                       auth->max_clock_skew_s, err) != 0) {
         return -1;
     }
     auth_sha256_hex(in->body, in->body_len, body_hex);
-    if (auth_check_sig(p, v[1], len[1], in->method, in->method_len, in->target, in->target_len,
-                       body_hex, v[2], len[2], err) != 0) {
+    if (auth_check_sig(p, v[1], len[1], in->method, in->method_len, in->target,
+                       in->target_len, body_hex, v[2], len[2], err) != 0) {
         return -1;
     }
     if (p->suspended) {
@@ -352,10 +364,12 @@ static int auth_caller_hmac(const rl_conf_auth_t *auth, const rl_auth_input_t *i
 /* bearer mode: "Authorization: Bearer KEY"; the conf holds SHA-256(KEY).
  * Every caller's hash is compared, so the time taken says nothing about
  * which one matched. */
-static int auth_caller_bearer(const rl_conf_auth_t *auth, const rl_auth_input_t *in,
-                              const rl_principal_t **caller, rl_auth_error_t *err)
+static int auth_caller_bearer(const rl_conf_auth_t *auth,
+                              const rl_auth_input_t *in,
+                              const rl_principal_t **caller,
+                              rl_auth_error_t *err)
 {
-    static const char *const names[] = { "Authorization" };
+    static const char *const names[] = {"Authorization"};
     const char *v;
     size_t len;
     char key_hex[65];
@@ -366,7 +380,8 @@ static int auth_caller_bearer(const rl_conf_auth_t *auth, const rl_auth_input_t 
         return -1;
     }
     if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0) {
-        return auth_fail(err, 401, "AUTH_002", "missing header Authorization: Bearer");
+        return auth_fail(err, 401, "AUTH_002",
+                         "missing header Authorization: Bearer");
     }
     v += 7;
     len -= 7;
@@ -375,7 +390,8 @@ static int auth_caller_bearer(const rl_conf_auth_t *auth, const rl_auth_input_t 
         len--;
     }
     if (len == 0) {
-        return auth_fail(err, 401, "AUTH_002", "missing header Authorization: Bearer");
+        return auth_fail(err, 401, "AUTH_002",
+                         "missing header Authorization: Bearer");
     }
     auth_sha256_hex(v, len, key_hex);
     for (i = 0; i < auth->ncallers; i++) {
@@ -394,17 +410,15 @@ static int auth_caller_bearer(const rl_conf_auth_t *auth, const rl_auth_input_t 
     return 0;
 }
 
-int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in, int64_t now_s,
-                   const rl_principal_t **caller, rl_auth_error_t *err)
+int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in,
+                   int64_t now_s, const rl_principal_t **caller,
+                   rl_auth_error_t *err)
 {
     *caller = NULL;
     switch (auth->mode) {
-    case RL_AUTH_HMAC:
-        return auth_caller_hmac(auth, in, now_s, caller, err);
-    case RL_AUTH_BEARER:
-        return auth_caller_bearer(auth, in, caller, err);
-    case RL_AUTH_NONE:
-        break;
+    case RL_AUTH_HMAC: return auth_caller_hmac(auth, in, now_s, caller, err);
+    case RL_AUTH_BEARER: return auth_caller_bearer(auth, in, caller, err);
+    case RL_AUTH_NONE: break;
     }
     return 0;
 }
@@ -413,14 +427,15 @@ int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in, int64_
  * Tenants
  * ------------------------------------------------------------------- */
 
-static const char *const tenant_headers[] = { "X-Tenant-Id", "X-Timestamp", "X-Signature" };
+static const char *const tenant_headers[] = {"X-Tenant-Id", "X-Timestamp",
+                                             "X-Signature"};
 
 /* The hex SHA-256 of the empty body, used when X-Content-SHA256 is absent. */
 static const char empty_body_sha256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req, int64_t now_s,
-                   const char **tenant, rl_auth_error_t *err)
+int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req,
+                   int64_t now_s, const char **tenant, rl_auth_error_t *err)
 {
     const char *v[3], *body_hex = empty_body_sha256, *target = req->target, *ch;
     size_t len[3], target_len = req->target_len, ch_len;
@@ -428,16 +443,20 @@ int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req, int64_t now_s
     int rc;
 
     *tenant = NULL;
-    if (auth_headers(req->headers, req->nheaders, tenant_headers, v, len, 3, err) != 0) {
+    if (auth_headers(req->headers, req->nheaders, tenant_headers, v, len, 3,
+                     err) != 0) {
         return -1;
     }
-    rc = auth_header(req->headers, req->nheaders, "X-Content-SHA256", &ch, &ch_len);
+    rc = auth_header(req->headers, req->nheaders, "X-Content-SHA256", &ch,
+                     &ch_len);
     if (rc < 0) {
-        return auth_fail(err, 401, "AUTH_001", "X-Content-SHA256 appears more than once");
+        return auth_fail(err, 401, "AUTH_001",
+                         "X-Content-SHA256 appears more than once");
     }
     if (rc > 0) {
         if (ch_len != 64 || !auth_is_hex(ch, ch_len)) {
-            return auth_fail(err, 401, "AUTH_001", "X-Content-SHA256 must be 64 hex digits");
+            return auth_fail(err, 401, "AUTH_001",
+                             "X-Content-SHA256 must be 64 hex digits");
         }
         body_hex = ch;
     }
@@ -448,18 +467,19 @@ int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req, int64_t now_s
     /* The tenant counted must be the tenant that signed. */
     if (req->tenant != NULL && (strlen(req->tenant) != len[0] ||
                                 memcmp(req->tenant, v[0], len[0]) != 0)) {
-        return auth_fail(err, 401, "AUTH_001", "tenant does not match X-Tenant-Id");
+        return auth_fail(err, 401, "AUTH_001",
+                         "tenant does not match X-Tenant-Id");
     }
-    if (auth_timestamp("X-Timestamp", v[1], len[1], now_s, conf->auth.max_clock_skew_s, err) !=
-        0) {
+    if (auth_timestamp("X-Timestamp", v[1], len[1], now_s,
+                       conf->auth.max_clock_skew_s, err) != 0) {
         return -1;
     }
     if (target == NULL) {
         target = req->path;
         target_len = req->path_len;
     }
-    if (auth_check_sig(p, v[1], len[1], req->method, strlen(req->method), target, target_len,
-                       body_hex, v[2], len[2], err) != 0) {
+    if (auth_check_sig(p, v[1], len[1], req->method, strlen(req->method),
+                       target, target_len, body_hex, v[2], len[2], err) != 0) {
         return -1;
     }
     if (p->suspended) {
@@ -490,7 +510,8 @@ static auth_fail_table_t *auth_fail_table(void)
 /* The bucket of peer's address (IPv4, or the /64 of IPv6; an IPv4-mapped
  * IPv6 address counts as its IPv4 address), hashed with the table's seed.
  * NULL for other address families. */
-static auth_bucket_t *auth_bucket(auth_fail_table_t *t, const struct sockaddr *peer)
+static auth_bucket_t *auth_bucket(auth_fail_table_t *t,
+                                  const struct sockaddr *peer)
 {
     const unsigned char *a;
     size_t n, i;
@@ -500,10 +521,12 @@ static auth_bucket_t *auth_bucket(auth_fail_table_t *t, const struct sockaddr *p
         return NULL;
     }
     if (peer->sa_family == AF_INET) {
-        a = (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr;
+        a = (const unsigned char *)&((const struct sockaddr_in *)peer)
+                ->sin_addr;
         n = 4;
     } else if (peer->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+        const struct in6_addr *a6 =
+            &((const struct sockaddr_in6 *)peer)->sin6_addr;
         a = a6->s6_addr;
         n = 8;
         if (IN6_IS_ADDR_V4MAPPED(a6)) {
@@ -526,14 +549,14 @@ static auth_bucket_t *auth_bucket(auth_fail_table_t *t, const struct sockaddr *p
     return &t->buckets[h & (AUTH_FAIL_BUCKETS - 1)];
 }
 
-int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer, int64_t now_ms,
-                      int64_t *retry_after_s)
+int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer,
+                      int64_t now_ms, int64_t *retry_after_s)
 {
     auth_bucket_t *b;
     int64_t end;
 
     if (tl_fails == NULL) {
-        return 0;  /* no failure yet on this thread */
+        return 0; /* no failure yet on this thread */
     }
     b = auth_bucket(tl_fails, peer);
     if (b == NULL || b->failures < (uint64_t)auth->max_failures) {
@@ -547,8 +570,8 @@ int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer, i
     return 1;
 }
 
-void rl_auth_note_failure(const rl_conf_auth_t *auth, const struct sockaddr *peer,
-                          int64_t now_ms)
+void rl_auth_note_failure(const rl_conf_auth_t *auth,
+                          const struct sockaddr *peer, int64_t now_ms)
 {
     auth_fail_table_t *t = auth_fail_table();
     auth_bucket_t *b;
@@ -556,7 +579,8 @@ void rl_auth_note_failure(const rl_conf_auth_t *auth, const struct sockaddr *pee
     if (t == NULL || (b = auth_bucket(t, peer)) == NULL) {
         return;
     }
-    if (now_ms - b->window_start_ms >= auth->failure_window_ms || now_ms < b->window_start_ms) {
+    if (now_ms - b->window_start_ms >= auth->failure_window_ms ||
+        now_ms < b->window_start_ms) {
         b->window_start_ms = now_ms;
         b->failures = 0;
     }

@@ -21,22 +21,22 @@
  * secrets never appear in an error message. */
 
 #define RL_AUTH_SIG_PREFIX "hmac-sha256="
-#define RL_AUTH_SIG_LEN 76          /* prefix + 64 hex digits */
+#define RL_AUTH_SIG_LEN 76 /* prefix + 64 hex digits */
 
 typedef struct rl_auth_error {
-    int status;                     /* 401, 403, or 429 (throttled) */
-    const char *code;               /* "AUTH_001".."AUTH_005", "RATE_001"; static */
+    int status;       /* 401, 403, or 429 (throttled) */
+    const char *code; /* "AUTH_001".."AUTH_005", "RATE_001"; static */
     char message[160];
-    int64_t retry_after_s;          /* 429 only */
+    int64_t retry_after_s; /* 429 only */
 } rl_auth_error_t;
 
 /* A request to ratelimitd itself, as caller authentication sees it. */
 typedef struct rl_auth_input {
-    const char *method;             /* as sent */
+    const char *method; /* as sent */
     size_t method_len;
-    const char *target;             /* path with its query string, as sent */
+    const char *target; /* path with its query string, as sent */
     size_t target_len;
-    const char *body;               /* raw body (after chunked decoding) */
+    const char *body; /* raw body (after chunked decoding) */
     size_t body_len;
     const rl_header_t *headers;
     int nheaders;
@@ -45,9 +45,10 @@ typedef struct rl_auth_input {
 /* Computes the signature of one request into out (RL_AUTH_SIG_LEN + 1
  * bytes, NUL terminated). body_sha256_hex is 64 hex digits, any case.
  * Returns 0. Pure. */
-int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts, size_t ts_len,
-                 const char *method, size_t method_len, const char *path, size_t path_len,
-                 const char *body_sha256_hex, char *out);
+int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
+                 size_t ts_len, const char *method, size_t method_len,
+                 const char *path, size_t path_len, const char *body_sha256_hex,
+                 char *out);
 
 /* Authenticates a caller under auth (mode hmac or bearer; mode none
  * accepts everyone) at wall-clock time now_s. Returns 0 with *caller set
@@ -58,8 +59,9 @@ int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
  *   401 AUTH_001 bad signature or unknown bearer key; also a repeated
  *                or malformed authentication header
  *   403 AUTH_003 the caller is suspended (its proof was valid) */
-int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in, int64_t now_s,
-                   const rl_principal_t **caller, rl_auth_error_t *err);
+int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in,
+                   int64_t now_s, const rl_principal_t **caller,
+                   rl_auth_error_t *err);
 
 /* Verifies the end client's tenant signature carried in req's headers
  * (X-Tenant-Id, X-Timestamp, X-Signature, optional X-Content-SHA256) over
@@ -67,23 +69,23 @@ int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in, int64_
  * The same errors as rl_auth_caller, and 401 AUTH_001 when req->tenant is
  * set and is not X-Tenant-Id. Returns 0 with *tenant set to the verified
  * id (a NUL-terminated header value borrowed from req), or -1. */
-int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req, int64_t now_s,
-                   const char **tenant, rl_auth_error_t *err);
+int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req,
+                   int64_t now_s, const char **tenant, rl_auth_error_t *err);
 
 /* Looks up a principal by id (len bytes) in a list sorted by id (as the
  * conf keeps them). NULL if none. */
-const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n, const char *id,
-                                   size_t len);
+const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n,
+                                   const char *id, size_t len);
 
 /* Failed authentications, counted per source address (IPv4 address, or
  * IPv6 /64) in fixed windows of auth->failure_window_ms, in a table owned
  * by the calling thread (no lock). rl_auth_throttled returns 1, with
  * *retry_after_s set, while the address has reached auth->max_failures
  * in the current window; rl_auth_note_failure counts one failure. */
-int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer, int64_t now_ms,
-                      int64_t *retry_after_s);
-void rl_auth_note_failure(const rl_conf_auth_t *auth, const struct sockaddr *peer,
-                          int64_t now_ms);
+int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer,
+                      int64_t now_ms, int64_t *retry_after_s);
+void rl_auth_note_failure(const rl_conf_auth_t *auth,
+                          const struct sockaddr *peer, int64_t now_ms);
 
 /* Frees the calling thread's failure table; a worker calls it once its
  * loop has ended. */

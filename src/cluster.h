@@ -10,8 +10,8 @@
  * tests need no server. The store that uses them is store_cluster.c. */
 
 #define RL_CLUSTER_SLOTS 16384
-#define RL_CLUSTER_HOST_MAX 64      /* a numeric IPv4/IPv6 address, with NUL */
-#define RL_CLUSTER_NAME_MAX 80      /* "host:port" or "[v6]:port", with NUL */
+#define RL_CLUSTER_HOST_MAX 64 /* a numeric IPv4/IPv6 address, with NUL */
+#define RL_CLUSTER_NAME_MAX 80 /* "host:port" or "[v6]:port", with NUL */
 
 /* CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the checksum
  * the Redis Cluster specification hashes keys with. */
@@ -38,14 +38,14 @@ int rl_cluster_addr_parse(const char *s, size_t len, rl_cluster_addr_t *a);
 
 typedef enum {
     RL_CLUSTER_REDIR_NONE = 0,
-    RL_CLUSTER_REDIR_MOVED,       /* "MOVED <slot> <host>:<port>" */
-    RL_CLUSTER_REDIR_ASK          /* "ASK <slot> <host>:<port>" */
+    RL_CLUSTER_REDIR_MOVED, /* "MOVED <slot> <host>:<port>" */
+    RL_CLUSTER_REDIR_ASK    /* "ASK <slot> <host>:<port>" */
 } rl_cluster_redir_t;
 
 /* Parses a MOVED or ASK error text. Returns the kind (filling *slot and
  * *a), or RL_CLUSTER_REDIR_NONE for any other or malformed text. */
-rl_cluster_redir_t rl_cluster_parse_redirect(const char *err, size_t len, int *slot,
-                                             rl_cluster_addr_t *a);
+rl_cluster_redir_t rl_cluster_parse_redirect(const char *err, size_t len,
+                                             int *slot, rl_cluster_addr_t *a);
 
 /* Called once per node of each slot range of a CLUSTER SLOTS reply:
  * role 0 is the range's master, 1.. its replicas. Returns 0 to go on. */

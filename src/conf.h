@@ -18,10 +18,10 @@ typedef enum {
 
 typedef struct rl_limit {
     rl_algo_t algo;
-    int64_t requests;   /* > 0 */
-    int64_t period_ms;  /* > 0 */
-    int64_t burst;      /* gcra only: > 0, defaults to requests */
-    int64_t block_ms;   /* 0 = no block */
+    int64_t requests;  /* > 0 */
+    int64_t period_ms; /* > 0 */
+    int64_t burst;     /* gcra only: > 0, defaults to requests */
+    int64_t block_ms;  /* 0 = no block */
     /* Redis key suffix naming this limit, stable across reloads as long
      * as the limit's algorithm and period do not change: the algorithm's
      * letter, then the period in the largest unit (d, h, m, s, ms) that
@@ -43,101 +43,103 @@ typedef enum {
 
 typedef struct rl_key_field {
     rl_key_kind_t kind;
-    char *name;  /* NAME for path.NAME / header.NAME, else NULL */
-    char *spec;  /* as written in the config: "path.siteIdentifier" */
+    char *name; /* NAME for path.NAME / header.NAME, else NULL */
+    char *spec; /* as written in the config: "path.siteIdentifier" */
 } rl_key_field_t;
 
 typedef enum {
     RL_SEG_LITERAL = 0,
-    RL_SEG_PARAM       /* {name} */
+    RL_SEG_PARAM /* {name} */
 } rl_seg_kind_t;
 
 typedef struct rl_segment {
     rl_seg_kind_t kind;
-    char *text;        /* literal text, or the parameter name */
+    char *text; /* literal text, or the parameter name */
     size_t len;
 } rl_segment_t;
 
 /* A path pattern: literal segments, {name} segments, a trailing "*". */
 typedef struct rl_pattern {
-    char *text;          /* as written */
+    char *text; /* as written */
     rl_segment_t *segs;
     int nsegs;
-    int wildcard;        /* trailing "*": matches zero or more segments */
+    int wildcard; /* trailing "*": matches zero or more segments */
 } rl_pattern_t;
 
 typedef enum {
-    RL_HEADERS_X_RATELIMIT = 0,          /* "x-ratelimit" */
-    RL_HEADERS_X_RATELIMIT_RETRY_AFTER,  /* "x-ratelimit-retry-after" */
-    RL_HEADERS_IETF,                     /* "ietf" */
-    RL_HEADERS_NONE                      /* "none" */
+    RL_HEADERS_X_RATELIMIT = 0,         /* "x-ratelimit" */
+    RL_HEADERS_X_RATELIMIT_RETRY_AFTER, /* "x-ratelimit-retry-after" */
+    RL_HEADERS_IETF,                    /* "ietf" */
+    RL_HEADERS_NONE                     /* "none" */
 } rl_header_style_t;
 
 typedef struct rl_test_rule {
-    char *header;        /* lower-case header name */
-    char *value;         /* exact value that triggers it */
+    char *header; /* lower-case header name */
+    char *value;  /* exact value that triggers it */
     rl_limit_t *limits;
     int nlimits;
 } rl_test_rule_t;
 
 typedef struct rl_policy {
     char *name;
-    int index;                 /* position in the file */
-    char *method;              /* upper-case, NULL = any method */
+    int index;    /* position in the file */
+    char *method; /* upper-case, NULL = any method */
     rl_pattern_t path;
     rl_key_field_t *key;
     int nkey;
     rl_limit_t *limits;
     int nlimits;
-    rl_test_rule_t *test;      /* NULL if none */
+    rl_test_rule_t *test; /* NULL if none */
     rl_header_style_t headers;
-    int failure_open;          /* "failure_mode": "open" (1) / "closed" (0) */
-    int deny_status;           /* default 429 */
-    json_t *deny_body;         /* owned; may hold {retry_after} etc.; NULL = default body */
-    int shadow;                /* "mode": "shadow" */
-    int verify_tenant;         /* "verify_tenant": "hmac" (1) / "none" (0) */
-    int stats_slot;            /* metrics slot of the policy's name (stats.c), set at load */
+    int failure_open; /* "failure_mode": "open" (1) / "closed" (0) */
+    int deny_status;  /* default 429 */
+    json_t *
+        deny_body; /* owned; may hold {retry_after} etc.; NULL = default body */
+    int shadow;    /* "mode": "shadow" */
+    int verify_tenant; /* "verify_tenant": "hmac" (1) / "none" (0) */
+    int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
+                     */
 } rl_policy_t;
 
 typedef enum { RL_STORE_REDIS = 0, RL_STORE_MEMORY } rl_store_type_t;
 
 /* "store.tls": TLS to Redis (standalone and cluster). Absent: plain TCP. */
 typedef struct rl_conf_tls {
-    char *ca_file;             /* NULL: the system's default CAs */
-    char *cert_file;           /* client certificate, only with key_file */
+    char *ca_file;   /* NULL: the system's default CAs */
+    char *cert_file; /* client certificate, only with key_file */
     char *key_file;
-    char *server_name;         /* SNI and the name the certificate must carry;
-                                * NULL: the node's IP address */
+    char *server_name; /* SNI and the name the certificate must carry;
+                        * NULL: the node's IP address */
 } rl_conf_tls_t;
 
 /* A seed node of "store.nodes". */
 typedef struct rl_conf_node {
-    char *host;                /* numeric IP address or "localhost" */
+    char *host; /* numeric IP address or "localhost" */
     int port;
 } rl_conf_node_t;
 
 typedef struct rl_conf_store {
     rl_store_type_t type;
-    char *host;                /* from "address": "host:port" */
+    char *host; /* from "address": "host:port" */
     int port;
-    int timeout_ms;            /* default 50 */
-    char *prefix;              /* default "rl" */
-    char *username;            /* optional */
-    char *password;            /* optional, never logged */
-    int db;                    /* SELECT n, default 0 */
-    int cluster;               /* "cluster": true selects store_cluster */
-    rl_conf_node_t *nodes;     /* cluster seed nodes (1..64) */
+    int timeout_ms;        /* default 50 */
+    char *prefix;          /* default "rl" */
+    char *username;        /* optional */
+    char *password;        /* optional, never logged */
+    int db;                /* SELECT n, default 0 */
+    int cluster;           /* "cluster": true selects store_cluster */
+    rl_conf_node_t *nodes; /* cluster seed nodes (1..64) */
     int nnodes;
-    int refresh_interval_ms;   /* periodic topology refresh, default 5000 */
-    rl_conf_tls_t *tls;        /* NULL: no TLS */
+    int refresh_interval_ms; /* periodic topology refresh, default 5000 */
+    rl_conf_tls_t *tls;      /* NULL: no TLS */
 } rl_conf_store_t;
 
 typedef struct rl_conf_http {
-    int64_t max_body_bytes;    /* default 10485760 */
-    int64_t max_header_bytes;  /* default 65536 */
-    int64_t read_timeout_ms;   /* default 10000 */
-    int64_t idle_timeout_ms;   /* default 60000 */
-    int64_t max_connections;   /* per worker, default 10000 */
+    int64_t max_body_bytes;   /* default 10485760 */
+    int64_t max_header_bytes; /* default 65536 */
+    int64_t read_timeout_ms;  /* default 10000 */
+    int64_t idle_timeout_ms;  /* default 60000 */
+    int64_t max_connections;  /* per worker, default 10000 */
 } rl_conf_http_t;
 
 /* A caller of the API or a tenant: who it is and how it proves it.
@@ -146,20 +148,21 @@ typedef struct rl_conf_http {
  * (bearer) is the lower-case hex SHA-256 of the caller's key. */
 typedef struct rl_principal {
     char *id;
-    unsigned char *secret;     /* hmac only, secret_len bytes, NULL otherwise */
+    unsigned char *secret; /* hmac only, secret_len bytes, NULL otherwise */
     size_t secret_len;
-    char key_sha256[65];       /* bearer only, "" otherwise */
-    int suspended;             /* "status": "suspended" */
+    char key_sha256[65]; /* bearer only, "" otherwise */
+    int suspended;       /* "status": "suspended" */
 } rl_principal_t;
 
 typedef enum { RL_AUTH_NONE = 0, RL_AUTH_HMAC, RL_AUTH_BEARER } rl_auth_mode_t;
 
 typedef struct rl_conf_auth {
-    rl_auth_mode_t mode;       /* default none */
+    rl_auth_mode_t mode; /* default none */
     rl_principal_t *callers;
     int ncallers;
-    int64_t max_clock_skew_s;  /* default 300; also for tenant signatures */
-    int64_t max_failures;      /* failed authentications per source address, default 10 */
+    int64_t max_clock_skew_s; /* default 300; also for tenant signatures */
+    int64_t max_failures; /* failed authentications per source address, default
+                             10 */
     int64_t failure_window_ms; /* ... per this window, default 60000 */
     char **protect_paths;      /* open routes that need auth too ("/metrics") */
     int nprotect;
@@ -167,52 +170,54 @@ typedef struct rl_conf_auth {
 
 /* TLS on the HTTP listener (rl_conf_tls_t is TLS to Redis). */
 typedef struct rl_conf_listen_tls {
-    char *cert_file;           /* NULL: plain HTTP */
+    char *cert_file; /* NULL: plain HTTP */
     char *key_file;
-    int min_version;           /* 12 or 13, default 12 */
+    int min_version; /* 12 or 13, default 12 */
 } rl_conf_listen_tls_t;
 /* "admin": the admin endpoints (/v1/admin/reset, /v1/policies). */
 typedef struct rl_conf_admin {
-    int enabled;               /* default 0: the endpoints answer 404 */
-    char *key_sha256;          /* 64 lower-case hex digits: SHA-256 of the bearer key */
+    int enabled;      /* default 0: the endpoints answer 404 */
+    char *key_sha256; /* 64 lower-case hex digits: SHA-256 of the bearer key */
 } rl_conf_admin_t;
 
 /* "access_log" and "deny_cache" (see docs/operations.md). */
 typedef struct rl_conf_ops {
-    double access_log_sample;  /* 0..1, default 0: no access log */
-    int64_t deny_cache_entries;/* per worker, default 16384; 0 = off */
+    double access_log_sample;      /* 0..1, default 0: no access log */
+    int64_t deny_cache_entries;    /* per worker, default 16384; 0 = off */
     int64_t deny_cache_max_ttl_ms; /* default 10000 */
 } rl_conf_ops_t;
 /* "forward_auth": how /v1/authorize reads and answers a request. */
 typedef struct rl_conf_forward_auth {
-    int deny_status;           /* 0 = the policy's deny.status */
-    char *tenant_header;       /* lower-case, default "x-tenant-id" */
-    char *user_header;         /* lower-case, default "x-user-id" */
+    int deny_status;     /* 0 = the policy's deny.status */
+    char *tenant_header; /* lower-case, default "x-tenant-id" */
+    char *user_header;   /* lower-case, default "x-user-id" */
 } rl_conf_forward_auth_t;
 
 typedef struct rl_conf {
-    char *listen_host;         /* from "listen": "host:port" */
-    int listen_port;           /* 0 = pick a free port */
-    int workers;               /* 0 = online cores */
-    char *log_level;           /* "info" default */
+    char *listen_host; /* from "listen": "host:port" */
+    int listen_port;   /* 0 = pick a free port */
+    int workers;       /* 0 = online cores */
+    char *log_level;   /* "info" default */
     rl_conf_http_t http;
     rl_conf_store_t store;
     rl_policy_t *policies;
     int npolicies;
     rl_conf_auth_t auth;
-    rl_principal_t *tenants;   /* for policies with "verify_tenant" */
+    rl_principal_t *tenants; /* for policies with "verify_tenant" */
     int ntenants;
     rl_conf_listen_tls_t tls;
-    char hash[17];             /* first 16 hex digits of SHA-256 of the file */
+    char hash[17]; /* first 16 hex digits of SHA-256 of the file */
     rl_conf_admin_t admin;
     rl_conf_ops_t ops;
-    uint64_t generation;       /* 1 at start, +1 per reload (reload.c); 0 if never live */
+    uint64_t
+        generation; /* 1 at start, +1 per reload (reload.c); 0 if never live */
     rl_conf_forward_auth_t forward_auth;
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the
  * caller frees with rl_conf_free, or NULL with err filled ("path: problem"). */
-rl_conf_t *rl_conf_parse(const char *text, size_t len, char *err, size_t errlen);
+rl_conf_t *rl_conf_parse(const char *text, size_t len, char *err,
+                         size_t errlen);
 
 /* Reads FILE then rl_conf_parse. Same ownership. */
 rl_conf_t *rl_conf_load(const char *path, char *err, size_t errlen);
@@ -221,8 +226,8 @@ void rl_conf_free(rl_conf_t *conf);
 
 /* Writes the key suffix of a limit (see rl_limit_t.suffix) into buf:
  * prefix ("" or "t"), the algorithm's letter, the period. Pure. */
-void rl_conf_limit_suffix(char *buf, size_t len, const char *prefix, rl_algo_t algo,
-                          int64_t period_ms);
+void rl_conf_limit_suffix(char *buf, size_t len, const char *prefix,
+                          rl_algo_t algo, int64_t period_ms);
 
 /* Looks up a policy by name; NULL if none. */
 const rl_policy_t *rl_conf_policy(const rl_conf_t *conf, const char *name);

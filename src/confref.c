@@ -5,13 +5,13 @@
 
 struct rl_confref {
     rl_conf_t *conf;
-    int refs;                  /* atomic: one per holding thread */
+    int refs; /* atomic: one per holding thread */
 };
 
 /* One conf a thread holds: the current one first, then retired ones. */
 typedef struct conf_hold {
     rl_confref_t *ref;
-    long pins;                 /* this thread's in-flight operations on it */
+    long pins; /* this thread's in-flight operations on it */
     struct conf_hold *next;
 } conf_hold_t;
 

@@ -15,16 +15,16 @@ typedef enum { DECIDE_OP_DECIDE = 0, DECIDE_OP_RESET } decide_kind_t;
 
 typedef struct decide_ctx {
     struct decide_ctx *next_free;
-    const rl_conf_t *conf;       /* pinned until the callback has returned */
+    const rl_conf_t *conf; /* pinned until the callback has returned */
     const rl_policy_t *policy;
     const rl_limit_t *limits;
     int nlimits;
     int test;
     decide_kind_t kind;
     int64_t cost;
-    int64_t sent_us;             /* monotonic, when the store call went out */
-    uint64_t epoch;              /* deny cache invalidation epoch at that time */
-    size_t keylen;               /* 0 when the key is too long to cache */
+    int64_t sent_us; /* monotonic, when the store call went out */
+    uint64_t epoch;  /* deny cache invalidation epoch at that time */
+    size_t keylen;   /* 0 when the key is too long to cache */
     char key[RL_DENY_KEY_MAX];
     rl_decide_cb *cb;
     void *arg;
@@ -58,8 +58,9 @@ void rl_decide_thread_cleanup(void)
     }
 }
 
-void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimits, int test,
-                       const rl_store_result_t *res, rl_verdict_t *v)
+void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
+                       int nlimits, int test, const rl_store_result_t *res,
+                       rl_verdict_t *v)
 {
     int i, pick = 0;
 
@@ -72,10 +73,16 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimi
         const rl_limit_result_t *a = &res->limits[i], *b = &res->limits[pick];
         if (!res->allowed) {
             /* Denied: describe the limit that keeps the caller out longest. */
-            if (!b->allowed && a->allowed) continue;
-            if ((!a->allowed && b->allowed) || a->retry_after_ms > b->retry_after_ms) pick = i;
+            if (!b->allowed && a->allowed) {
+                continue;
+            }
+            if ((!a->allowed && b->allowed) ||
+                a->retry_after_ms > b->retry_after_ms) {
+                pick = i;
+            }
         } else if (a->remaining < b->remaining ||
-                   (a->remaining == b->remaining && a->reset_after_ms > b->reset_after_ms)) {
+                   (a->remaining == b->remaining &&
+                    a->reset_after_ms > b->reset_after_ms)) {
             /* Admitted: the most restrictive limit, fewest remaining. */
             pick = i;
         }
@@ -86,9 +93,13 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimi
     v->reset_after_ms = res->limits[pick].reset_after_ms;
     v->retry_after_ms = res->allowed ? 0 : res->limits[pick].retry_after_ms;
     for (i = 0; i < nlimits; i++) {
-        if (res->limits[i].blocked && !res->limits[i].allowed) v->blocked = 1;
+        if (res->limits[i].blocked && !res->limits[i].allowed) {
+            v->blocked = 1;
+        }
     }
-    if (!res->allowed && v->retry_after_ms < 1) v->retry_after_ms = 1;
+    if (!res->allowed && v->retry_after_ms < 1) {
+        v->retry_after_ms = 1;
+    }
     v->status = res->allowed ? 200 : p->deny_status;
     if (!res->allowed && p->shadow) {
         /* Shadow mode: counted and reported, never enforced. */
@@ -138,7 +149,8 @@ static void decide_count(rl_decide_status_t status, const rl_verdict_t *v)
 }
 
 /* Counts a failed store operation and observes its round trip. */
-static void decide_count_store(const decide_ctx_t *c, const rl_store_result_t *res)
+static void decide_count_store(const decide_ctx_t *c,
+                               const rl_store_result_t *res)
 {
     rl_stats_t *st = rl_stats_self;
 
@@ -152,8 +164,9 @@ static void decide_count_store(const decide_ctx_t *c, const rl_store_result_t *r
     }
 }
 
-void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits, int test,
-                              const rl_deny_entry_t *e, int64_t now_us, rl_verdict_t *v)
+void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits,
+                              int test, const rl_deny_entry_t *e,
+                              int64_t now_us, rl_verdict_t *v)
 {
     int64_t elapsed_ms = (now_us - e->sent_us) / 1000;
 
@@ -184,12 +197,14 @@ void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits, in
 }
 
 /* Remembers a store denial in the worker's deny cache (cost > 0 only). */
-static void decide_cache_put(const decide_ctx_t *c, const rl_store_result_t *res,
+static void decide_cache_put(const decide_ctx_t *c,
+                             const rl_store_result_t *res,
                              const rl_verdict_t *v)
 {
     rl_deny_entry_t e;
 
-    if (rl_deny_cache_self == NULL || c->keylen == 0 || c->cost <= 0 || res->allowed) {
+    if (rl_deny_cache_self == NULL || c->keylen == 0 || c->cost <= 0 ||
+        res->allowed) {
         return;
     }
     memset(&e, 0, sizeof(e));
@@ -202,11 +217,13 @@ static void decide_cache_put(const decide_ctx_t *c, const rl_store_result_t *res
     e.reset_after_ms = v->reset_after_ms;
     e.retry_after_ms = v->retry_after_ms;
     e.blocked = (uint8_t)v->blocked;
-    rl_deny_cache_put(rl_deny_cache_self, c->conf->generation, c->key, c->keylen, c->test, &e);
+    rl_deny_cache_put(rl_deny_cache_self, c->conf->generation, c->key,
+                      c->keylen, c->test, &e);
 }
 
 /* The store failed: the policy's failure mode decides. */
-static void verdict_degraded(const decide_ctx_t *c, const rl_store_result_t *res, rl_verdict_t *v)
+static void verdict_degraded(const decide_ctx_t *c,
+                             const rl_store_result_t *res, rl_verdict_t *v)
 {
     memset(v, 0, sizeof(*v));
     v->policy = c->policy;
@@ -236,7 +253,9 @@ static void decide_done(void *arg, const rl_store_result_t *res)
     decide_count_store(c, res);
     if (res->status != RL_OK) {
         verdict_degraded(c, res, &v);
-        if (!v.allowed) status = RL_DECIDE_UNAVAILABLE;
+        if (!v.allowed) {
+            status = RL_DECIDE_UNAVAILABLE;
+        }
     } else if (c->kind == DECIDE_OP_RESET) {
         memset(&v, 0, sizeof(v));
         v.policy = c->policy;
@@ -260,8 +279,9 @@ static void decide_done(void *arg, const rl_store_result_t *res)
 
 /* Finds the policy and key of req and, for a decision, answers from the
  * deny cache when it can; otherwise starts the store operation. */
-static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
-                         decide_kind_t kind, rl_decide_cb *cb, void *arg)
+static void decide_start(const rl_conf_t *conf, rl_store_t *store,
+                         const rl_request_t *req, decide_kind_t kind,
+                         rl_decide_cb *cb, void *arg)
 {
     char key[RL_KEY_MAX];
     char msg[192];
@@ -280,12 +300,15 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_requ
         if (req->policy != NULL || kind == DECIDE_OP_RESET) {
             if (req->policy != NULL) {
                 snprintf(msg, sizeof(msg),
-                         "policy \"%.64s\" does not exist or does not match the request",
+                         "policy \"%.64s\" does not exist or does not match "
+                         "the request",
                          req->policy);
             } else {
                 snprintf(msg, sizeof(msg), "no policy applies to the request");
             }
-            if (kind == DECIDE_OP_DECIDE) decide_count(RL_DECIDE_BAD_POLICY, NULL);
+            if (kind == DECIDE_OP_DECIDE) {
+                decide_count(RL_DECIDE_BAD_POLICY, NULL);
+            }
             cb(arg, RL_DECIDE_BAD_POLICY, NULL, msg);
             return;
         }
@@ -304,7 +327,8 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_requ
         rl_auth_error_t aerr;
         const char *tenant;
 
-        if (rl_auth_tenant(conf, req, rl_now_ms() / 1000, &tenant, &aerr) != 0) {
+        if (rl_auth_tenant(conf, req, rl_now_ms() / 1000, &tenant, &aerr) !=
+            0) {
             rl_verdict_t v;
             memset(&v, 0, sizeof(v));
             v.policy = p;
@@ -321,30 +345,38 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_requ
             req = &signed_req;
         }
     }
-    len = rl_policy_key(p, conf->store.prefix, req, &m, key, sizeof(key), &missing);
+    len = rl_policy_key(p, conf->store.prefix, req, &m, key, sizeof(key),
+                        &missing);
     if (len < 0) {
         /* missing is NULL only if the key overflowed, which a validated
          * config rules out; answer it as invalid all the same. */
         snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"",
                  missing != NULL ? missing : "a shorter key", p->name);
-        if (kind == DECIDE_OP_DECIDE) decide_count(RL_DECIDE_INVALID, NULL);
+        if (kind == DECIDE_OP_DECIDE) {
+            decide_count(RL_DECIDE_INVALID, NULL);
+        }
         cb(arg, RL_DECIDE_INVALID, NULL, msg);
         return;
     }
     if (p->test != NULL) {
         size_t vlen;
         const char *val = rl_request_header(req, p->test->header, &vlen);
-        test = val != NULL && vlen == strlen(p->test->value) && memcmp(val, p->test->value, vlen) == 0;
+        test = val != NULL && vlen == strlen(p->test->value) &&
+               memcmp(val, p->test->value, vlen) == 0;
     }
     now_us = rl_mono_us();
     if (kind == DECIDE_OP_DECIDE && rl_deny_cache_self != NULL) {
         if (req->cost > 0) {
-            const rl_deny_entry_t *e = rl_deny_cache_get(rl_deny_cache_self, conf->generation, key,
-                                                         (size_t)len, test, req->cost, now_us);
+            const rl_deny_entry_t *e =
+                rl_deny_cache_get(rl_deny_cache_self, conf->generation, key,
+                                  (size_t)len, test, req->cost, now_us);
             if (e != NULL) {
                 rl_verdict_t v;
-                rl_decide_verdict_cached(p, test ? p->test->limits : p->limits, test, e, now_us, &v);
-                if (rl_stats_self != NULL) RL_STAT_INC(rl_stats_self, deny_cache_hits);
+                rl_decide_verdict_cached(p, test ? p->test->limits : p->limits,
+                                         test, e, now_us, &v);
+                if (rl_stats_self != NULL) {
+                    RL_STAT_INC(rl_stats_self, deny_cache_hits);
+                }
                 decide_count(RL_DECIDE_OK, &v);
                 cb(arg, RL_DECIDE_OK, &v, NULL);
                 return;
@@ -369,7 +401,9 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_requ
             tmp.nlimits = p->nlimits;
             tmp.test = test;
             verdict_degraded(&tmp, &res, &v);
-            if (kind == DECIDE_OP_DECIDE) decide_count(RL_DECIDE_OK, &v);
+            if (kind == DECIDE_OP_DECIDE) {
+                decide_count(RL_DECIDE_OK, &v);
+            }
             cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
         }
         return;
@@ -403,14 +437,14 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store, const rl_requ
     }
 }
 
-void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
-               rl_decide_cb *cb, void *arg)
+void rl_decide(const rl_conf_t *conf, rl_store_t *store,
+               const rl_request_t *req, rl_decide_cb *cb, void *arg)
 {
     decide_start(conf, store, req, DECIDE_OP_DECIDE, cb, arg);
 }
 
-void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
-                     rl_decide_cb *cb, void *arg)
+void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store,
+                     const rl_request_t *req, rl_decide_cb *cb, void *arg)
 {
     decide_start(conf, store, req, DECIDE_OP_RESET, cb, arg);
 }

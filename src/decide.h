@@ -12,10 +12,11 @@
  * forward-auth) calls it the same way. Worker thread only. */
 
 typedef struct rl_verdict {
-    int allowed;                 /* what the caller should do */
-    const rl_policy_t *policy;   /* NULL: no policy applies */
-    const rl_limit_t *limit_def; /* the most restrictive limit (fewest remaining) */
-    int64_t limit;               /* its requests */
+    int allowed;               /* what the caller should do */
+    const rl_policy_t *policy; /* NULL: no policy applies */
+    const rl_limit_t
+        *limit_def; /* the most restrictive limit (fewest remaining) */
+    int64_t limit;  /* its requests */
     int64_t remaining;
     int64_t reset_after_ms;
     int64_t retry_after_ms;      /* 0 when allowed */
@@ -26,33 +27,34 @@ typedef struct rl_verdict {
     int test;                    /* the policy's test header applied */
     int shadow_would_deny;       /* shadow policy that would have denied */
     int cached;                  /* answered by the local deny cache */
-    int status;                  /* HTTP status a gateway should answer: 200, deny_status, or 503;
-                                  * for RL_DECIDE_AUTH, 401 or 403 */
-    const char *error_code;      /* RL_DECIDE_AUTH only: "AUTH_001".."AUTH_005" (static) */
+    int status; /* HTTP status a gateway should answer: 200, deny_status, or
+                 * 503; for RL_DECIDE_AUTH, 401 or 403 */
+    const char
+        *error_code; /* RL_DECIDE_AUTH only: "AUTH_001".."AUTH_005" (static) */
 } rl_verdict_t;
 
 typedef enum {
-    RL_DECIDE_OK = 0,            /* verdict is set */
-    RL_DECIDE_INVALID,           /* the request lacks a key field: 422 VAL_001 */
-    RL_DECIDE_BAD_POLICY,        /* "policy" names none that fits: 422 VAL_002 */
-    RL_DECIDE_UNAVAILABLE,       /* store failed and failure_mode is closed: 503 */
-    RL_DECIDE_AUTH               /* the policy verifies tenants and the signature failed:
-                                  * answer v->status (401/403) with v->error_code; nothing
-                                  * was counted */
+    RL_DECIDE_OK = 0,      /* verdict is set */
+    RL_DECIDE_INVALID,     /* the request lacks a key field: 422 VAL_001 */
+    RL_DECIDE_BAD_POLICY,  /* "policy" names none that fits: 422 VAL_002 */
+    RL_DECIDE_UNAVAILABLE, /* store failed and failure_mode is closed: 503 */
+    RL_DECIDE_AUTH /* the policy verifies tenants and the signature failed:
+                    * answer v->status (401/403) with v->error_code; nothing
+                    * was counted */
 } rl_decide_status_t;
 
 /* v and message are valid only during the callback. message is set for
- * RL_DECIDE_INVALID and RL_DECIDE_BAD_POLICY ("tenant is required for policy \"x\""). For
- * RL_DECIDE_UNAVAILABLE v is also set (allowed 0, degraded 1). For
+ * RL_DECIDE_INVALID and RL_DECIDE_BAD_POLICY ("tenant is required for policy
+ * \"x\""). For RL_DECIDE_UNAVAILABLE v is also set (allowed 0, degraded 1). For
  * RL_DECIDE_AUTH both are: v->policy, v->status, v->error_code and the
  * message ("invalid signature"). */
-typedef void rl_decide_cb(void *arg, rl_decide_status_t status, const rl_verdict_t *v,
-                          const char *message);
+typedef void rl_decide_cb(void *arg, rl_decide_status_t status,
+                          const rl_verdict_t *v, const char *message);
 
 /* Decides req under conf with store. req may be freed once this returns.
  * cb is called exactly once, possibly before this returns. */
-void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
-               rl_decide_cb *cb, void *arg);
+void rl_decide(const rl_conf_t *conf, rl_store_t *store,
+               const rl_request_t *req, rl_decide_cb *cb, void *arg);
 
 /* Clears the state of req's key for its policy (the limits req would be
  * decided against: the test limits when its test header is present),
@@ -61,8 +63,8 @@ void rl_decide(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req
  * names none that fits), RL_DECIDE_INVALID when a key field is missing,
  * or RL_DECIDE_UNAVAILABLE / a degraded v when the store failed. Every
  * worker's deny cache is invalidated once the store has answered. */
-void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store, const rl_request_t *req,
-                     rl_decide_cb *cb, void *arg);
+void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store,
+                     const rl_request_t *req, rl_decide_cb *cb, void *arg);
 
 /* Frees the calling thread's recycled decision contexts; a worker calls
  * it once its loop has ended and no decision is pending. */
@@ -70,15 +72,17 @@ void rl_decide_thread_cleanup(void);
 
 /* Builds the verdict from a store result for policy p (pure; used by
  * rl_decide and tested on its own). */
-void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits, int nlimits,
-                       int test, const rl_store_result_t *res, rl_verdict_t *v);
+void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
+                       int nlimits, int test, const rl_store_result_t *res,
+                       rl_verdict_t *v);
 
 struct rl_deny_entry;
 
 /* Builds the verdict of a denial answered by the deny cache entry e at
  * local monotonic time now_us (pure; limits are the set e was decided
  * on). Times in it are the cached ones minus the time elapsed since. */
-void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits, int test,
-                              const struct rl_deny_entry *e, int64_t now_us, rl_verdict_t *v);
+void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits,
+                              int test, const struct rl_deny_entry *e,
+                              int64_t now_us, rl_verdict_t *v);
 
 #endif

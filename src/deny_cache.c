@@ -12,8 +12,8 @@ _Thread_local rl_deny_cache_t *rl_deny_cache_self;
 static uint64_t invalidate_epoch;
 
 struct rl_deny_cache {
-    rl_deny_entry_t *slots;      /* nbuckets * RL_DENY_WAYS */
-    size_t mask;                 /* nbuckets - 1 */
+    rl_deny_entry_t *slots; /* nbuckets * RL_DENY_WAYS */
+    size_t mask;            /* nbuckets - 1 */
     size_t used;
     int64_t max_ttl_us;
     uint64_t gen;
@@ -108,24 +108,25 @@ static void deny_check_epoch(rl_deny_cache_t *c)
 }
 
 /* The slot holding (key, test) in its bucket, or NULL. */
-static rl_deny_entry_t *deny_find(rl_deny_cache_t *c, uint64_t h, const char *key, size_t len,
-                                  int test)
+static rl_deny_entry_t *deny_find(rl_deny_cache_t *c, uint64_t h,
+                                  const char *key, size_t len, int test)
 {
     rl_deny_entry_t *b = &c->slots[(h & c->mask) * RL_DENY_WAYS];
     int w;
 
     for (w = 0; w < RL_DENY_WAYS; w++) {
         rl_deny_entry_t *e = &b[w];
-        if (e->until_us != 0 && e->hash == h && e->keylen == len && e->test == (test ? 1 : 0) &&
-            memcmp(e->key, key, len) == 0) {
+        if (e->until_us != 0 && e->hash == h && e->keylen == len &&
+            e->test == (test ? 1 : 0) && memcmp(e->key, key, len) == 0) {
             return e;
         }
     }
     return NULL;
 }
 
-const rl_deny_entry_t *rl_deny_cache_get(rl_deny_cache_t *c, uint64_t gen, const char *key,
-                                         size_t len, int test, int64_t cost, int64_t now_us)
+const rl_deny_entry_t *rl_deny_cache_get(rl_deny_cache_t *c, uint64_t gen,
+                                         const char *key, size_t len, int test,
+                                         int64_t cost, int64_t now_us)
 {
     rl_deny_entry_t *e;
 
@@ -148,7 +149,8 @@ const rl_deny_entry_t *rl_deny_cache_get(rl_deny_cache_t *c, uint64_t gen, const
     return cost >= e->cost && e->gen == gen ? e : NULL;
 }
 
-int64_t rl_deny_until_us(int64_t sent_us, int64_t retry_after_ms, int64_t max_ttl_us)
+int64_t rl_deny_until_us(int64_t sent_us, int64_t retry_after_ms,
+                         int64_t max_ttl_us)
 {
     int64_t ttl;
 
@@ -163,8 +165,8 @@ int64_t rl_deny_until_us(int64_t sent_us, int64_t retry_after_ms, int64_t max_tt
     return ttl > 0 ? sent_us + ttl : 0;
 }
 
-void rl_deny_cache_put(rl_deny_cache_t *c, uint64_t gen, const char *key, size_t len, int test,
-                       rl_deny_entry_t *e)
+void rl_deny_cache_put(rl_deny_cache_t *c, uint64_t gen, const char *key,
+                       size_t len, int test, rl_deny_entry_t *e)
 {
     uint64_t h;
     rl_deny_entry_t *b;
@@ -207,7 +209,8 @@ void rl_deny_cache_put(rl_deny_cache_t *c, uint64_t gen, const char *key, size_t
     memcpy(slot->key, key, len);
 }
 
-void rl_deny_cache_drop(rl_deny_cache_t *c, const char *key, size_t len, int test)
+void rl_deny_cache_drop(rl_deny_cache_t *c, const char *key, size_t len,
+                        int test)
 {
     rl_deny_entry_t *e;
 

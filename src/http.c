@@ -26,10 +26,10 @@
  * ------------------------------------------------------------------- */
 
 typedef enum {
-    CONN_IDLE = 0,    /* waiting for the first byte of a request */
-    CONN_READING,     /* part of a request has arrived */
-    CONN_HANDLING,    /* the handler owns the request */
-    CONN_CLOSING      /* flushing a last reply, then close */
+    CONN_IDLE = 0, /* waiting for the first byte of a request */
+    CONN_READING,  /* part of a request has arrived */
+    CONN_HANDLING, /* the handler owns the request */
+    CONN_CLOSING   /* flushing a last reply, then close */
 } conn_state_t;
 
 /* Free requests a server keeps for reuse; more are freed. */
@@ -38,32 +38,32 @@ typedef enum {
 struct rl_http_conn {
     rl_http_server_t *srv;
     struct bufferevent *bev;
-    struct event *rev;        /* plain sockets are read by this event, not by the
-                               * bufferevent: saves its FIONREAD ioctl per read */
+    struct event *rev; /* plain sockets are read by this event, not by the
+                        * bufferevent: saves its FIONREAD ioctl per read */
     struct event *timer;
     rl_http_conn_t *prev, *next;
     conn_state_t state;
-    size_t searched;          /* bytes of input already searched for CRLFCRLF */
-    size_t head_len;          /* request line + headers + CRLFCRLF */
-    int64_t content_length;   /* -1 none */
+    size_t searched;        /* bytes of input already searched for CRLFCRLF */
+    size_t head_len;        /* request line + headers + CRLFCRLF */
+    int64_t content_length; /* -1 none */
     int chunked;
     int continue_sent;
-    char *head;               /* copy of the request head, parsed in place (owned) */
+    char *head; /* copy of the request head, parsed in place (owned) */
     size_t head_cap;
-    char *body;               /* the request's body, copied or decoded (owned) */
+    char *body; /* the request's body, copied or decoded (owned) */
     size_t body_len, body_cap;
-    size_t consumed;          /* input bytes that belong to the request */
-    int peer_gone;            /* the peer reset: drop the reply */
-    int read_eof;             /* the peer half-closed: reply, then close */
-    int read_paused;          /* see conn_update_reading */
-    int dispatching;          /* inside the handler's synchronous part */
+    size_t consumed; /* input bytes that belong to the request */
+    int peer_gone;   /* the peer reset: drop the reply */
+    int read_eof;    /* the peer half-closed: reply, then close */
+    int read_paused; /* see conn_update_reading */
+    int dispatching; /* inside the handler's synchronous part */
     int tls;
-    int write_waiting;        /* plain socket: EV_WRITE on until output drains */
-    uint64_t served;          /* requests handed to the handler */
-    struct sockaddr_storage peer;  /* the client's address */
-    rl_http_req_t *req;       /* from the server's pool from the first byte of a
-                               * request to its reply; NULL while idle, so an idle
-                               * connection holds no header table */
+    int write_waiting; /* plain socket: EV_WRITE on until output drains */
+    uint64_t served;   /* requests handed to the handler */
+    struct sockaddr_storage peer; /* the client's address */
+    rl_http_req_t *req; /* from the server's pool from the first byte of a
+                         * request to its reply; NULL while idle, so an idle
+                         * connection holds no header table */
 };
 
 struct rl_http_server {
@@ -79,9 +79,9 @@ struct rl_http_server {
     int draining;
     int accepting;
     rl_http_conn_t *conns;
-    SSL_CTX *tls;             /* shared, read-only; NULL = plain HTTP */
-    int large_seen;           /* a request of RL_HTTP_LARGE bytes or more was read */
-    rl_http_req_t *req_pool[RL_HTTP_REQ_POOL];  /* free requests, reused */
+    SSL_CTX *tls;   /* shared, read-only; NULL = plain HTTP */
+    int large_seen; /* a request of RL_HTTP_LARGE bytes or more was read */
+    rl_http_req_t *req_pool[RL_HTTP_REQ_POOL]; /* free requests, reused */
     int nreq_pool;
 };
 
@@ -104,21 +104,37 @@ static const struct {
     int status;
     const char *reason;
 } reasons[] = {
-    { 100, "Continue" }, { 200, "OK" }, { 202, "Accepted" }, { 204, "No Content" },
-    { 400, "Bad Request" }, { 401, "Unauthorized" }, { 403, "Forbidden" },
-    { 404, "Not Found" }, { 405, "Method Not Allowed" }, { 408, "Request Timeout" },
-    { 409, "Conflict" }, { 411, "Length Required" }, { 413, "Payload Too Large" },
-    { 415, "Unsupported Media Type" }, { 422, "Unprocessable Entity" },
-    { 429, "Too Many Requests" }, { 431, "Request Header Fields Too Large" },
-    { 500, "Internal Server Error" }, { 501, "Not Implemented" },
-    { 502, "Bad Gateway" }, { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+    {100, "Continue"},
+    {200, "OK"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Payload Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
 };
 
 const char *rl_http_reason(int status)
 {
     size_t i;
     for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
-        if (reasons[i].status == status) return reasons[i].reason;
+        if (reasons[i].status == status) {
+            return reasons[i].reason;
+        }
     }
     return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
 }
@@ -133,13 +149,17 @@ const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req)
     return (const struct sockaddr *)&req->conn->peer;
 }
 
-const char *rl_http_header(const rl_http_req_t *req, const char *name, size_t *len)
+const char *rl_http_header(const rl_http_req_t *req, const char *name,
+                           size_t *len)
 {
     size_t nlen = strlen(name);
     int i;
     for (i = 0; i < req->nheaders; i++) {
-        if (req->headers[i].name_len == nlen && strncasecmp(req->headers[i].name, name, nlen) == 0) {
-            if (len != NULL) *len = req->headers[i].value_len;
+        if (req->headers[i].name_len == nlen &&
+            strncasecmp(req->headers[i].name, name, nlen) == 0) {
+            if (len != NULL) {
+                *len = req->headers[i].value_len;
+            }
             return req->headers[i].value;
         }
     }
@@ -156,10 +176,14 @@ static int is_tchar(int ch)
 static int request_id_ok(const char *v, size_t len)
 {
     size_t i;
-    if (len == 0 || len >= RL_HTTP_ID_MAX) return 0;
+    if (len == 0 || len >= RL_HTTP_ID_MAX) {
+        return 0;
+    }
     for (i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)v[i];
-        if (!isalnum(ch) && ch != '-' && ch != '_' && ch != '.' && ch != ':') return 0;
+        if (!isalnum(ch) && ch != '-' && ch != '_' && ch != '.' && ch != ':') {
+            return 0;
+        }
     }
     return 1;
 }
@@ -174,13 +198,17 @@ static int conn_req_get(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
 
-    if (c->req != NULL) return 0;
+    if (c->req != NULL) {
+        return 0;
+    }
     if (s->nreq_pool > 0) {
         c->req = s->req_pool[--s->nreq_pool];
         memset(c->req, 0, sizeof(*c->req));
     } else {
         c->req = calloc(1, sizeof(*c->req));
-        if (c->req == NULL) return -1;
+        if (c->req == NULL) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -190,9 +218,14 @@ static void conn_req_put(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
 
-    if (c->req == NULL) return;
-    if (s->nreq_pool < RL_HTTP_REQ_POOL) s->req_pool[s->nreq_pool++] = c->req;
-    else free(c->req);
+    if (c->req == NULL) {
+        return;
+    }
+    if (s->nreq_pool < RL_HTTP_REQ_POOL) {
+        s->req_pool[s->nreq_pool++] = c->req;
+    } else {
+        free(c->req);
+    }
     c->req = NULL;
 }
 
@@ -200,13 +233,24 @@ static void conn_free(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
 
-    if (c->prev != NULL) c->prev->next = c->next;
-    else s->conns = c->next;
-    if (c->next != NULL) c->next->prev = c->prev;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
     s->nconns--;
-    if (c->timer != NULL) event_free(c->timer);
-    if (c->rev != NULL) event_free(c->rev);
-    if (c->bev != NULL) bufferevent_free(c->bev);
+    if (c->timer != NULL) {
+        event_free(c->timer);
+    }
+    if (c->rev != NULL) {
+        event_free(c->rev);
+    }
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+    }
     conn_req_put(c);
     free(c->body);
     free(c->head);
@@ -225,8 +269,11 @@ static void conn_arm_timer(rl_http_conn_t *c, int64_t ms)
 static void conn_reading(rl_http_conn_t *c, int on)
 {
     if (c->rev != NULL) {
-        if (on) event_add(c->rev, NULL);
-        else event_del(c->rev);
+        if (on) {
+            event_add(c->rev, NULL);
+        } else {
+            event_del(c->rev);
+        }
     } else if (on) {
         bufferevent_enable(c->bev, EV_READ);
     } else {
@@ -250,9 +297,13 @@ static int conn_body_reserve(rl_http_conn_t *c, size_t need)
 {
     char *nb;
 
-    if (need <= c->body_cap) return 0;
+    if (need <= c->body_cap) {
+        return 0;
+    }
     nb = realloc(c->body, need);
-    if (nb == NULL) return -1;
+    if (nb == NULL) {
+        return -1;
+    }
     c->body = nb;
     c->body_cap = need;
     return 0;
@@ -266,9 +317,13 @@ static int conn_flush(rl_http_conn_t *c)
 {
     int rc;
 
-    if (c->tls || c->write_waiting) return 0;
+    if (c->tls || c->write_waiting) {
+        return 0;
+    }
     rc = rl_bev_write_now(c->bev);
-    if (rc < 0) return -1;
+    if (rc < 0) {
+        return -1;
+    }
     c->write_waiting = rc;
     return 0;
 }
@@ -282,10 +337,14 @@ static void conn_update_reading(rl_http_conn_t *c)
 {
     int pause;
 
-    if (c->state == CONN_CLOSING || c->read_eof) return;
-    pause = evbuffer_get_length(bufferevent_get_output(c->bev)) > RL_HTTP_PENDING_OUTPUT_MAX ||
+    if (c->state == CONN_CLOSING || c->read_eof) {
+        return;
+    }
+    pause = evbuffer_get_length(bufferevent_get_output(c->bev)) >
+                RL_HTTP_PENDING_OUTPUT_MAX ||
             (c->state == CONN_HANDLING &&
-             evbuffer_get_length(bufferevent_get_input(c->bev)) > RL_HTTP_PENDING_INPUT_MAX);
+             evbuffer_get_length(bufferevent_get_input(c->bev)) >
+                 RL_HTTP_PENDING_INPUT_MAX);
     if (pause && !c->read_paused) {
         conn_reading(c, 0);
         c->read_paused = 1;
@@ -315,9 +374,12 @@ static void conn_reset_request(rl_http_conn_t *c)
 
 /* Appends len bytes of s to the reply head being built in buf (cap
  * bytes); returns the new length, or cap + 1 once it no longer fits. */
-static size_t head_put(char *buf, size_t n, size_t cap, const char *s, size_t len)
+static size_t head_put(char *buf, size_t n, size_t cap, const char *s,
+                       size_t len)
 {
-    if (n > cap || len > cap - n) return cap + 1;
+    if (n > cap || len > cap - n) {
+        return cap + 1;
+    }
     memcpy(buf + n, s, len);
     return n + len;
 }
@@ -338,9 +400,10 @@ static size_t head_put_num(char *buf, size_t n, size_t cap, uint64_t v)
 /* Writes a complete reply into the output buffer: the head is built in
  * one stack buffer with plain copies (no printf on the hot path) and
  * added with one call; a head too large for it falls back to printf. */
-static void write_reply(rl_http_conn_t *c, const char *id, int status, const char *const *names,
-                        const char *const *values, int n, const char *ctype, const char *body,
-                        size_t len, int close_after)
+static void write_reply(rl_http_conn_t *c, const char *id, int status,
+                        const char *const *names, const char *const *values,
+                        int n, const char *ctype, const char *body, size_t len,
+                        int close_after)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char head[2048];
@@ -380,15 +443,24 @@ static void write_reply(rl_http_conn_t *c, const char *id, int status, const cha
         evbuffer_add(out, head, h);
     } else {
         evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
-        for (i = 0; i < n; i++) evbuffer_add_printf(out, "%s: %s\r\n", names[i], values[i]);
-        if (body != NULL) {
-            evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype != NULL ? ctype : "application/json");
+        for (i = 0; i < n; i++) {
+            evbuffer_add_printf(out, "%s: %s\r\n", names[i], values[i]);
         }
-        evbuffer_add_printf(out, "Content-Length: %zu\r\n", body != NULL ? len : 0);
-        if (id[0] != '\0') evbuffer_add_printf(out, "X-Request-Id: %s\r\n", id);
-        evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n", close_after ? 21 : 2);
+        if (body != NULL) {
+            evbuffer_add_printf(out, "Content-Type: %s\r\n",
+                                ctype != NULL ? ctype : "application/json");
+        }
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n",
+                            body != NULL ? len : 0);
+        if (id[0] != '\0') {
+            evbuffer_add_printf(out, "X-Request-Id: %s\r\n", id);
+        }
+        evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n",
+                     close_after ? 21 : 2);
     }
-    if (body != NULL && len > 0) evbuffer_add(out, body, len);
+    if (body != NULL && len > 0) {
+        evbuffer_add(out, body, len);
+    }
 }
 
 /* The output drained (after a write that had to wait, or any TLS write). */
@@ -396,7 +468,9 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     rl_http_conn_t *c = arg;
 
-    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
+        return;
+    }
     if (c->write_waiting) {
         c->write_waiting = 0;
         bufferevent_disable(bev, EV_WRITE);
@@ -410,7 +484,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 }
 
 /* Sends a protocol-level error in the JSON error shape and closes. */
-static void conn_fail(rl_http_conn_t *c, int status, const char *code, const char *msg)
+static void conn_fail(rl_http_conn_t *c, int status, const char *code,
+                      const char *msg)
 {
     char body[512];
     char id[RL_HTTP_ID_MAX];
@@ -422,10 +497,12 @@ static void conn_fail(rl_http_conn_t *c, int status, const char *code, const cha
         snprintf(id, sizeof(id), "%s%016llx", c->srv->id_prefix,
                  (unsigned long long)++c->srv->id_seq);
     }
-    len = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
+    len = snprintf(body, sizeof(body),
+                   "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
                    msg, code, id);
     write_reply(c, id, status, NULL, NULL, 0, NULL, body, (size_t)len, 1);
-    if (conn_flush(c) < 0 || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (conn_flush(c) < 0 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_close_soon(c);
         return;
     }
@@ -444,10 +521,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     case CONN_READING:
         conn_fail(c, 408, "REQUEST_TIMEOUT", "request not received in time");
         break;
-    case CONN_HANDLING:
-        break;  /* the handler always answers; nothing to do */
+    case CONN_HANDLING: break; /* the handler always answers; nothing to do */
     default:
-        conn_free(c);  /* idle keep-alive connection, or a stuck flush */
+        conn_free(c); /* idle keep-alive connection, or a stuck flush */
         break;
     }
 }
@@ -478,37 +554,60 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
  * ------------------------------------------------------------------- */
 
 /* Parses the request line and headers in place (see http.h). */
-int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *content_length,
-                       int *chunked, const char **msg)
+int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
+                       int64_t *content_length, int *chunked, const char **msg)
 {
-    char *end = head + head_len - 2;  /* points at the final CRLF */
+    char *end = head + head_len - 2; /* points at the final CRLF */
     char *p = head, *line_end, *sp1, *sp2, *q;
     int http10;
     const char *te = NULL;
 
     line_end = memchr(p, '\r', (size_t)(end - p));
-    if (line_end == NULL || line_end[1] != '\n') { *msg = "malformed request line"; return 400; }
+    if (line_end == NULL || line_end[1] != '\n') {
+        *msg = "malformed request line";
+        return 400;
+    }
     *line_end = '\0';
     sp1 = strchr(p, ' ');
-    if (sp1 == NULL) { *msg = "malformed request line"; return 400; }
+    if (sp1 == NULL) {
+        *msg = "malformed request line";
+        return 400;
+    }
     *sp1 = '\0';
     sp2 = strchr(sp1 + 1, ' ');
-    if (sp2 == NULL) { *msg = "malformed request line"; return 400; }
+    if (sp2 == NULL) {
+        *msg = "malformed request line";
+        return 400;
+    }
     *sp2 = '\0';
     for (q = p; *q; q++) {
-        if (!is_tchar((unsigned char)*q)) { *msg = "malformed method"; return 400; }
+        if (!is_tchar((unsigned char)*q)) {
+            *msg = "malformed method";
+            return 400;
+        }
     }
-    if (*p == '\0') { *msg = "malformed method"; return 400; }
-    if (sp1[1] != '/') { *msg = "request target must start with /"; return 400; }
+    if (*p == '\0') {
+        *msg = "malformed method";
+        return 400;
+    }
+    if (sp1[1] != '/') {
+        *msg = "request target must start with /";
+        return 400;
+    }
     for (q = sp1 + 1; *q; q++) {
         if ((unsigned char)*q <= 0x20 || (unsigned char)*q == 0x7f) {
             *msg = "malformed request target";
             return 400;
         }
     }
-    if (strcmp(sp2 + 1, "HTTP/1.1") == 0) http10 = 0;
-    else if (strcmp(sp2 + 1, "HTTP/1.0") == 0) http10 = 1;
-    else { *msg = "unsupported HTTP version"; return 400; }
+    if (strcmp(sp2 + 1, "HTTP/1.1") == 0) {
+        http10 = 0;
+    } else if (strcmp(sp2 + 1, "HTTP/1.0") == 0) {
+        http10 = 1;
+    } else {
+        *msg = "unsupported HTTP version";
+        return 400;
+    }
 
     r->method = p;
     r->target = sp1 + 1;
@@ -521,24 +620,46 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *c
     while (p < end) {
         char *colon, *v, *ve;
         line_end = memchr(p, '\r', (size_t)(end - p + 1));
-        if (line_end == NULL || line_end[1] != '\n') { *msg = "malformed header"; return 400; }
-        if (*p == ' ' || *p == '\t') { *msg = "obsolete header folding"; return 400; }
+        if (line_end == NULL || line_end[1] != '\n') {
+            *msg = "malformed header";
+            return 400;
+        }
+        if (*p == ' ' || *p == '\t') {
+            *msg = "obsolete header folding";
+            return 400;
+        }
         *line_end = '\0';
         colon = strchr(p, ':');
-        if (colon == NULL || colon == p) { *msg = "malformed header"; return 400; }
+        if (colon == NULL || colon == p) {
+            *msg = "malformed header";
+            return 400;
+        }
         for (q = p; q < colon; q++) {
             /* No space before the colon: a smuggling shape (RFC 9112 5.1). */
-            if (!is_tchar((unsigned char)*q)) { *msg = "malformed header name"; return 400; }
+            if (!is_tchar((unsigned char)*q)) {
+                *msg = "malformed header name";
+                return 400;
+            }
         }
         v = colon + 1;
-        while (*v == ' ' || *v == '\t') v++;
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
         ve = line_end;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) {
+            ve--;
+        }
         *ve = '\0';
         for (q = v; q < ve; q++) {
-            if ((unsigned char)*q < 0x20 && *q != '\t') { *msg = "control byte in header"; return 400; }
+            if ((unsigned char)*q < 0x20 && *q != '\t') {
+                *msg = "control byte in header";
+                return 400;
+            }
         }
-        if (r->nheaders == RL_HTTP_MAX_HEADERS) { *msg = "too many headers"; return 431; }
+        if (r->nheaders == RL_HTTP_MAX_HEADERS) {
+            *msg = "too many headers";
+            return 431;
+        }
         r->headers[r->nheaders].name = p;
         r->headers[r->nheaders].name_len = (size_t)(colon - p);
         r->headers[r->nheaders].value = v;
@@ -547,7 +668,10 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *c
 
         if (strcasecmp(p, "content-length") == 0) {
             int64_t n = 0;
-            if (*v == '\0') { *msg = "invalid Content-Length"; return 400; }
+            if (*v == '\0') {
+                *msg = "invalid Content-Length";
+                return 400;
+            }
             for (q = v; *q; q++) {
                 if (!isdigit((unsigned char)*q) || n > (INT64_MAX - 9) / 10) {
                     *msg = "invalid Content-Length";
@@ -561,13 +685,21 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *c
             }
             *content_length = n;
         } else if (strcasecmp(p, "transfer-encoding") == 0) {
-            if (te != NULL) { *msg = "repeated Transfer-Encoding"; return 400; }
+            if (te != NULL) {
+                *msg = "repeated Transfer-Encoding";
+                return 400;
+            }
             te = v;
         } else if (strcasecmp(p, "connection") == 0) {
-            if (strcasecmp(v, "close") == 0) r->keep_alive = 0;
-            else if (strcasecmp(v, "keep-alive") == 0) r->keep_alive = 1;
+            if (strcasecmp(v, "close") == 0) {
+                r->keep_alive = 0;
+            } else if (strcasecmp(v, "keep-alive") == 0) {
+                r->keep_alive = 1;
+            }
         } else if (strcasecmp(p, "x-request-id") == 0) {
-            if (request_id_ok(v, (size_t)(ve - v))) memcpy(r->id, v, (size_t)(ve - v) + 1);
+            if (request_id_ok(v, (size_t)(ve - v))) {
+                memcpy(r->id, v, (size_t)(ve - v) + 1);
+            }
         }
         r->nheaders++;
         p = line_end + 2;
@@ -578,7 +710,10 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *c
             *msg = "both Content-Length and Transfer-Encoding";
             return 400;
         }
-        if (strcasecmp(te, "chunked") != 0) { *msg = "unsupported Transfer-Encoding"; return 501; }
+        if (strcasecmp(te, "chunked") != 0) {
+            *msg = "unsupported Transfer-Encoding";
+            return 501;
+        }
         *chunked = 1;
     }
     return 0;
@@ -587,7 +722,8 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *c
 /* Decodes as much of a chunked body as the input holds, from offset
  * c->consumed. Returns 1 when complete, 0 when more is needed, or an HTTP
  * status on error. */
-static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **msg)
+static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in,
+                          const char **msg)
 {
     for (;;) {
         size_t avail = evbuffer_get_length(in) - c->consumed;
@@ -597,27 +733,42 @@ static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **m
         char *endp;
         unsigned long long n;
 
-        if (avail == 0) return 0;
+        if (avail == 0) {
+            return 0;
+        }
         evbuffer_ptr_set(in, &pos, c->consumed, EVBUFFER_PTR_SET);
         pos = evbuffer_search_eol(in, &pos, NULL, EVBUFFER_EOL_CRLF_STRICT);
         if (pos.pos < 0) {
-            if (avail > sizeof(line)) { *msg = "malformed chunk size"; return 400; }
+            if (avail > sizeof(line)) {
+                *msg = "malformed chunk size";
+                return 400;
+            }
             return 0;
         }
         line_len = (size_t)pos.pos - c->consumed;
-        if (line_len >= sizeof(line) || line_len == 0) { *msg = "malformed chunk size"; return 400; }
+        if (line_len >= sizeof(line) || line_len == 0) {
+            *msg = "malformed chunk size";
+            return 400;
+        }
         {
             struct evbuffer_ptr start;
             evbuffer_ptr_set(in, &start, c->consumed, EVBUFFER_PTR_SET);
             evbuffer_copyout_from(in, &start, line, line_len);
         }
         line[line_len] = '\0';
-        if (!isxdigit((unsigned char)line[0])) { *msg = "malformed chunk size"; return 400; }
+        if (!isxdigit((unsigned char)line[0])) {
+            *msg = "malformed chunk size";
+            return 400;
+        }
         errno = 0;
         n = strtoull(line, &endp, 16);
-        if (errno != 0 || (*endp != '\0' && *endp != ';')) { *msg = "malformed chunk size"; return 400; }
+        if (errno != 0 || (*endp != '\0' && *endp != ';')) {
+            *msg = "malformed chunk size";
+            return 400;
+        }
         if (n > (unsigned long long)c->srv->limits.max_body_bytes ||
-            c->body_len + n > (unsigned long long)c->srv->limits.max_body_bytes) {
+            c->body_len + n >
+                (unsigned long long)c->srv->limits.max_body_bytes) {
             *msg = "request body too large";
             return 413;
         }
@@ -627,9 +778,11 @@ static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **m
             for (;;) {
                 struct evbuffer_ptr tp;
                 evbuffer_ptr_set(in, &tp, off, EVBUFFER_PTR_SET);
-                tp = evbuffer_search_eol(in, &tp, NULL, EVBUFFER_EOL_CRLF_STRICT);
+                tp = evbuffer_search_eol(in, &tp, NULL,
+                                         EVBUFFER_EOL_CRLF_STRICT);
                 if (tp.pos < 0) {
-                    if (evbuffer_get_length(in) - off > (size_t)c->srv->limits.max_header_bytes) {
+                    if (evbuffer_get_length(in) - off >
+                        (size_t)c->srv->limits.max_header_bytes) {
                         *msg = "trailers too large";
                         return 431;
                     }
@@ -642,20 +795,31 @@ static int decode_chunked(rl_http_conn_t *c, struct evbuffer *in, const char **m
                 off = (size_t)tp.pos + 2;
             }
         }
-        if (evbuffer_get_length(in) < (size_t)pos.pos + 2 + n + 2) return 0;
+        if (evbuffer_get_length(in) < (size_t)pos.pos + 2 + n + 2) {
+            return 0;
+        }
         if (c->body_len + n + 1 > c->body_cap) {
             size_t cap = c->body_cap ? c->body_cap : 1024;
-            while (cap < c->body_len + n + 1) cap *= 2;
-            if (conn_body_reserve(c, cap) != 0) { *msg = "out of memory"; return 503; }
+            while (cap < c->body_len + n + 1) {
+                cap *= 2;
+            }
+            if (conn_body_reserve(c, cap) != 0) {
+                *msg = "out of memory";
+                return 503;
+            }
         }
         {
             struct evbuffer_ptr dp;
             char crlf[2];
             evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2, EVBUFFER_PTR_SET);
             evbuffer_copyout_from(in, &dp, c->body + c->body_len, n);
-            evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2 + n, EVBUFFER_PTR_SET);
+            evbuffer_ptr_set(in, &dp, (size_t)pos.pos + 2 + n,
+                             EVBUFFER_PTR_SET);
             evbuffer_copyout_from(in, &dp, crlf, 2);
-            if (crlf[0] != '\r' || crlf[1] != '\n') { *msg = "malformed chunk"; return 400; }
+            if (crlf[0] != '\r' || crlf[1] != '\n') {
+                *msg = "malformed chunk";
+                return 400;
+            }
         }
         c->body_len += n;
         c->consumed = (size_t)pos.pos + 2 + n + 2;
@@ -687,7 +851,9 @@ static int conn_dispatch(rl_http_conn_t *c)
         c->body_len = n;
         c->consumed = c->head_len + n;
     }
-    if (c->body_len > 0) c->body[c->body_len] = '\0';
+    if (c->body_len > 0) {
+        c->body[c->body_len] = '\0';
+    }
     c->req->body = c->body_len > 0 ? c->body : "";
     c->req->body_len = c->body_len;
     evbuffer_drain(in, c->consumed);
@@ -706,7 +872,9 @@ static int conn_dispatch(rl_http_conn_t *c)
         }
         c->req->id[plen + 16] = '\0';
     }
-    if (s->draining) c->req->keep_alive = 0;
+    if (s->draining) {
+        c->req->keep_alive = 0;
+    }
     c->req->conn = c;
     c->req->start_us = rl_mono_us();
     c->state = CONN_HANDLING;
@@ -730,8 +898,12 @@ static int conn_parse(rl_http_conn_t *c)
     const char *msg = NULL;
     int rc;
 
-    if (len == 0) return 0;
-    if (len >= RL_HTTP_LARGE) s->large_seen = 1;
+    if (len == 0) {
+        return 0;
+    }
+    if (len >= RL_HTTP_LARGE) {
+        s->large_seen = 1;
+    }
     if (c->state == CONN_IDLE) {
         c->state = CONN_READING;
         evtimer_del(c->timer);
@@ -751,7 +923,8 @@ static int conn_parse(rl_http_conn_t *c)
         if (found.pos < 0) {
             c->searched = len;
             if (len > (size_t)s->limits.max_header_bytes) {
-                conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
+                conn_fail(c, 431, "HEADERS_TOO_LARGE",
+                          "request headers too large");
             }
             return 0;
         }
@@ -773,10 +946,14 @@ static int conn_parse(rl_http_conn_t *c)
         }
         evbuffer_copyout(in, c->head, c->head_len);
         c->head[c->head_len] = '\0';
-        rc = rl_http_parse_head(c->head, c->head_len, c->req, &c->content_length, &c->chunked,
-                                &msg);
+        rc = rl_http_parse_head(c->head, c->head_len, c->req,
+                                &c->content_length, &c->chunked, &msg);
         if (rc != 0) {
-            conn_fail(c, rc, rc == 431 ? "HEADERS_TOO_LARGE" : rc == 501 ? "NOT_IMPLEMENTED" : "BAD_REQUEST", msg);
+            conn_fail(c, rc,
+                      rc == 431   ? "HEADERS_TOO_LARGE"
+                      : rc == 501 ? "NOT_IMPLEMENTED"
+                                  : "BAD_REQUEST",
+                      msg);
             return 0;
         }
         /* The body limit is enforced from the declared length, before a
@@ -787,25 +964,33 @@ static int conn_parse(rl_http_conn_t *c)
         }
         {
             const char *expect = rl_http_header(c->req, "expect", NULL);
-            if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && !c->continue_sent &&
-                (c->content_length > 0 || c->chunked)) {
-                evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+                !c->continue_sent && (c->content_length > 0 || c->chunked)) {
+                evbuffer_add(bufferevent_get_output(c->bev),
+                             "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 c->continue_sent = 1;
-                (void)conn_flush(c);  /* a dead peer shows on the next read */
+                (void)conn_flush(c); /* a dead peer shows on the next read */
             }
         }
         c->consumed = c->head_len;
     }
     if (c->chunked) {
         rc = decode_chunked(c, in, &msg);
-        if (rc == 0) return 0;
+        if (rc == 0) {
+            return 0;
+        }
         if (rc != 1) {
-            conn_fail(c, rc, rc == 413 ? "PAYLOAD_TOO_LARGE" : rc == 431 ? "HEADERS_TOO_LARGE" : "BAD_REQUEST", msg);
+            conn_fail(c, rc,
+                      rc == 413   ? "PAYLOAD_TOO_LARGE"
+                      : rc == 431 ? "HEADERS_TOO_LARGE"
+                                  : "BAD_REQUEST",
+                      msg);
             return 0;
         }
         return 1;
     }
-    return c->content_length <= 0 || len >= c->head_len + (size_t)c->content_length;
+    return c->content_length <= 0 ||
+           len >= c->head_len + (size_t)c->content_length;
 }
 
 /* Serves every whole request the input holds, one after another: a
@@ -814,11 +999,13 @@ static int conn_parse(rl_http_conn_t *c)
  * a long pipeline cannot exhaust the stack). */
 static void conn_process(rl_http_conn_t *c)
 {
-    while ((c->state == CONN_IDLE || c->state == CONN_READING) && !c->read_paused) {
-        if (!conn_parse(c) || conn_dispatch(c) != 0) return;
+    while ((c->state == CONN_IDLE || c->state == CONN_READING) &&
+           !c->read_paused) {
+        if (!conn_parse(c) || conn_dispatch(c) != 0) {
+            return;
+        }
     }
 }
-
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -838,7 +1025,8 @@ static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
     /* The bufferevent freezes its input's end; it unfreezes the same way
      * around its own reads. */
     evbuffer_unfreeze(in, 0);
-    if (evbuffer_reserve_space(in, evbuffer_get_length(in) > 0 ? 16384 : 2048, &v, 1) == 1) {
+    if (evbuffer_reserve_space(in, evbuffer_get_length(in) > 0 ? 16384 : 2048,
+                               &v, 1) == 1) {
         n = recv(fd, v.iov_base, v.iov_len, 0);
         err = errno;
         if (n > 0) {
@@ -851,9 +1039,13 @@ static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
         conn_read_cb(c->bev, c);
         return;
     }
-    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) return;
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) {
+        return;
+    }
     conn_reading(c, 0);
-    conn_event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+    conn_event_cb(
+        c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+        c);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -869,7 +1061,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 }
 
 void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
-                   const char *const *values, int n, const char *ctype, const char *body, size_t len)
+                   const char *const *values, int n, const char *ctype,
+                   const char *body, size_t len)
 {
     rl_http_conn_t *c = req->conn;
     rl_http_server_t *s = c->srv;
@@ -886,7 +1079,8 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
         body = NULL;
         len = 0;
     }
-    write_reply(c, req->id, status, names, values, n, ctype, body, len, close_after);
+    write_reply(c, req->id, status, names, values, n, ctype, body, len,
+                close_after);
     conn_reset_request(c);
     if (conn_flush(c) < 0) {
         conn_close_soon(c);
@@ -908,15 +1102,17 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
      * drain (conn_write_cb resumes it). */
     conn_update_reading(c);
     /* Inside conn_process's loop, that loop takes the next request. */
-    if (!c->dispatching) conn_process(c);
+    if (!c->dispatching) {
+        conn_process(c);
+    }
 }
 
 /* ---------------------------------------------------------------------
  * Accepting
  * ------------------------------------------------------------------- */
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
 {
     rl_http_server_t *s = arg;
     rl_http_conn_t *c;
@@ -925,14 +1121,18 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (s->nconns >= s->limits.max_connections || s->draining) {
         /* Refuse rather than queue without bound. Best effort: the socket
          * is fresh, so this small write does not block in practice. */
-#define RL_BUSY_BODY "{\"error\":\"too many connections\",\"code\":\"BUSY\",\"trace_id\":null}"
+#define RL_BUSY_BODY                                                           \
+    "{\"error\":\"too many connections\",\"code\":\"BUSY\",\"trace_id\":null}"
         static const char busy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            "Connection: close\r\nContent-Length: " RL_STR(RL_BUSY_LEN) "\r\n\r\n" RL_BUSY_BODY;
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+            "application/json\r\n"
+            "Connection: close\r\nContent-Length: " RL_STR(
+                RL_BUSY_LEN) "\r\n\r\n" RL_BUSY_BODY;
         /* On a TLS listener plain text would only garble the handshake:
          * the connection is just closed. */
         if (s->tls == NULL) {
-            ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t w =
+                send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
         }
         evutil_closesocket(fd);
@@ -945,36 +1145,54 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = s;
-    if (salen > 0 && (size_t)salen <= sizeof(c->peer)) memcpy(&c->peer, sa, (size_t)salen);
+    if (salen > 0 && (size_t)salen <= sizeof(c->peer)) {
+        memcpy(&c->peer, sa, (size_t)salen);
+    }
     if (s->tls != NULL) {
         /* The SSL object belongs to the bufferevent from here on (freed
          * with it: BEV_OPT_CLOSE_ON_FREE). */
         SSL *ssl = SSL_new(s->tls);
         if (ssl != NULL) {
-            c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+            c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl,
+                                                    BUFFEREVENT_SSL_ACCEPTING,
                                                     BEV_OPT_CLOSE_ON_FREE);
-            if (c->bev == NULL) SSL_free(ssl);
-            else bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+            if (c->bev == NULL) {
+                SSL_free(ssl);
+            } else {
+                bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+            }
         }
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
         /* Written by conn_flush; EV_WRITE only while a write waits. */
-        if (c->bev != NULL) bufferevent_disable(c->bev, EV_WRITE);
-        c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_plain_read_cb, c);
+        if (c->bev != NULL) {
+            bufferevent_disable(c->bev, EV_WRITE);
+        }
+        c->rev =
+            event_new(s->base, fd, EV_READ | EV_PERSIST, conn_plain_read_cb, c);
     }
     c->tls = s->tls != NULL;
     c->timer = evtimer_new(s->base, conn_timer_cb, c);
     if (c->bev == NULL || c->timer == NULL || (!c->tls && c->rev == NULL)) {
-        if (c->rev != NULL) event_free(c->rev);
-        if (c->bev != NULL) bufferevent_free(c->bev);
-        else evutil_closesocket(fd);
-        if (c->timer != NULL) event_free(c->timer);
+        if (c->rev != NULL) {
+            event_free(c->rev);
+        }
+        if (c->bev != NULL) {
+            bufferevent_free(c->bev);
+        } else {
+            evutil_closesocket(fd);
+        }
+        if (c->timer != NULL) {
+            event_free(c->timer);
+        }
         free(c);
         return;
     }
     c->content_length = -1;
     c->next = s->conns;
-    if (s->conns != NULL) s->conns->prev = c;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
     s->conns = c;
     s->nconns++;
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
@@ -982,8 +1200,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->state = CONN_IDLE;
     /* A TLS handshake is part of reading the first request: a client that
      * stalls in it is cut off by the read timeout. */
-    conn_arm_timer(c, s->tls != NULL && s->limits.read_timeout_ms < s->limits.idle_timeout_ms
-                          ? s->limits.read_timeout_ms : s->limits.idle_timeout_ms);
+    conn_arm_timer(c, s->tls != NULL && s->limits.read_timeout_ms <
+                                            s->limits.idle_timeout_ms
+                          ? s->limits.read_timeout_ms
+                          : s->limits.idle_timeout_ms);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -994,20 +1214,24 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     rl_warn("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
-rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_conf_http_t *limits,
-                                     const char *id_prefix, rl_http_handler *handler, void *arg)
+rl_http_server_t *rl_http_server_new(struct event_base *base, int fd,
+                                     const rl_conf_http_t *limits,
+                                     const char *id_prefix,
+                                     rl_http_handler *handler, void *arg)
 {
     rl_http_server_t *s = calloc(1, sizeof(*s));
 
-    if (s == NULL) return NULL;
+    if (s == NULL) {
+        return NULL;
+    }
     s->base = base;
     s->limits = *limits;
     s->handler = handler;
     s->arg = arg;
     snprintf(s->id_prefix, sizeof(s->id_prefix), "%s", id_prefix);
-    s->listener = evconnlistener_new(base, accept_cb, s,
-                                     LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED,
-                                     -1, fd);
+    s->listener = evconnlistener_new(
+        base, accept_cb, s,
+        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);
     if (s->listener == NULL) {
         free(s);
         return NULL;
@@ -1051,7 +1275,9 @@ void rl_http_server_stop_accepting(rl_http_server_t *s)
      * way gets a short grace instead (the idle timer frees it). */
     for (c = s->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->state != CONN_IDLE) continue;
+        if (c->state != CONN_IDLE) {
+            continue;
+        }
         if (c->served > 0) {
             conn_free(c);
         } else {
@@ -1080,9 +1306,17 @@ int rl_http_server_connections(const rl_http_server_t *s)
 
 void rl_http_server_free(rl_http_server_t *s)
 {
-    if (s == NULL) return;
-    if (s->listener != NULL) evconnlistener_free(s->listener);
-    while (s->conns != NULL) conn_free(s->conns);
-    while (s->nreq_pool > 0) free(s->req_pool[--s->nreq_pool]);
+    if (s == NULL) {
+        return;
+    }
+    if (s->listener != NULL) {
+        evconnlistener_free(s->listener);
+    }
+    while (s->conns != NULL) {
+        conn_free(s->conns);
+    }
+    while (s->nreq_pool > 0) {
+        free(s->req_pool[--s->nreq_pool]);
+    }
     free(s);
 }

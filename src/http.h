@@ -26,17 +26,18 @@ typedef struct rl_http_conn rl_http_conn_t;
 
 typedef struct rl_http_req {
     rl_http_conn_t *conn;
-    const char *method;        /* as sent: "POST" */
-    const char *target;        /* as sent, with the query string */
-    const char *path;          /* target without the query string (not NUL terminated at path_len!) */
+    const char *method; /* as sent: "POST" */
+    const char *target; /* as sent, with the query string */
+    const char *path; /* target without the query string (not NUL terminated at
+                         path_len!) */
     size_t path_len;
     rl_header_t headers[RL_HTTP_MAX_HEADERS];
     int nheaders;
-    const char *body;          /* body_len bytes, not NUL terminated */
+    const char *body; /* body_len bytes, not NUL terminated */
     size_t body_len;
     int keep_alive;
-    int64_t start_us;          /* monotonic, when the request was complete */
-    char id[RL_HTTP_ID_MAX];   /* X-Request-Id: echoed, or generated */
+    int64_t start_us;        /* monotonic, when the request was complete */
+    char id[RL_HTTP_ID_MAX]; /* X-Request-Id: echoed, or generated */
 } rl_http_req_t;
 
 /* Called once per complete request. The handler must answer it exactly
@@ -48,8 +49,10 @@ typedef void rl_http_handler(rl_http_req_t *req, void *arg);
  * from then on (closed when it stops accepting or is freed). It accepts
  * nothing until rl_http_server_start_accepting; until then the kernel
  * holds new connections in the backlog. */
-rl_http_server_t *rl_http_server_new(struct event_base *base, int fd, const rl_conf_http_t *limits,
-                                     const char *id_prefix, rl_http_handler *handler, void *arg);
+rl_http_server_t *rl_http_server_new(struct event_base *base, int fd,
+                                     const rl_conf_http_t *limits,
+                                     const char *id_prefix,
+                                     rl_http_handler *handler, void *arg);
 
 void rl_http_server_start_accepting(rl_http_server_t *s);
 int rl_http_server_accepting(const rl_http_server_t *s);
@@ -91,18 +94,20 @@ const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req);
  * Transfer-Encoding, conflicting Content-Lengths, repeated
  * Transfer-Encoding, obsolete line folding, spaces before a colon, control
  * bytes. Pure; any thread. */
-int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r, int64_t *content_length,
-                       int *chunked, const char **msg);
+int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
+                       int64_t *content_length, int *chunked, const char **msg);
 
 /* Header lookup on a request, case-insensitive; NULL if absent. */
-const char *rl_http_header(const rl_http_req_t *req, const char *name, size_t *len);
+const char *rl_http_header(const rl_http_req_t *req, const char *name,
+                           size_t *len);
 
 /* Answers req: status, extra headers (name/value arrays, n entries, may be
  * 0), and body (len bytes, content type application/json unless ctype
  * says otherwise; NULL for none). Adds Content-Length, X-Request-Id and
  * Connection headers. req is invalid afterwards. */
 void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
-                   const char *const *values, int n, const char *ctype, const char *body, size_t len);
+                   const char *const *values, int n, const char *ctype,
+                   const char *body, size_t len);
 
 /* Reason phrase of a status code ("Too Many Requests"). */
 const char *rl_http_reason(int status);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 static volatile int log_level = RL_LOG_INFO;
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void rl_log_set_level(rl_log_level_t level)
 {
@@ -26,7 +26,9 @@ int rl_log_level_parse(const char *name)
 {
     int i;
     for (i = 0; i < 4; i++) {
-        if (name != NULL && strcmp(name, level_names[i]) == 0) return i;
+        if (name != NULL && strcmp(name, level_names[i]) == 0) {
+            return i;
+        }
     }
     return -1;
 }
@@ -41,8 +43,9 @@ static void log_emit(rl_log_level_t level, const char *msg, json_t *obj)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(tsbuf, sizeof(tsbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+    snprintf(tsbuf, sizeof(tsbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
     {
         /* ts, level and msg lead every line; the fields follow. */
         json_t *line_obj = json_object();
@@ -56,8 +59,10 @@ static void log_emit(rl_log_level_t level, const char *msg, json_t *obj)
     }
     if (line != NULL) {
         size_t n = strlen(line);
-        line[n] = '\n';  /* json_dumps leaves room: we replace the NUL */
-        if (write(STDERR_FILENO, line, n + 1) < 0) { /* nowhere left to report it */ }
+        line[n] = '\n'; /* json_dumps leaves room: we replace the NUL */
+        if (write(STDERR_FILENO, line, n + 1) <
+            0) { /* nowhere left to report it */
+        }
         free(line);
     }
 }
@@ -67,7 +72,9 @@ void rl_log(rl_log_level_t level, const char *fmt, ...)
     char msg[1024];
     va_list ap;
 
-    if ((int)level < log_level) return;
+    if ((int)level < log_level) {
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -80,7 +87,9 @@ void rl_log_kv(rl_log_level_t level, const char *msg, ...)
     va_list ap;
     const char *k;
 
-    if ((int)level < log_level) return;
+    if ((int)level < log_level) {
+        return;
+    }
     obj = json_object();
     va_start(ap, msg);
     while ((k = va_arg(ap, const char *)) != NULL) {

@@ -17,8 +17,8 @@
 /* 1 if c may appear in a {name} parameter name. */
 static int pattern_is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_';
 }
 
 /* Frees what rl_pattern_compile put into p and zeroes p; safe on a zeroed
@@ -40,8 +40,8 @@ void rl_pattern_free(rl_pattern_t *p)
 
 /* Checks one segment s (len bytes) of a pattern and appends it to p.
  * last is 1 for the final segment. Returns 0, or -1 with err filled. */
-static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len, int last,
-                               char *err, size_t errlen)
+static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len,
+                               int last, char *err, size_t errlen)
 {
     rl_segment_t *seg;
     size_t i;
@@ -63,7 +63,8 @@ static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len, int l
         }
         for (i = 1; i + 1 < len; i++) {
             if (!pattern_is_name_char(s[i])) {
-                snprintf(err, errlen, "parameter {%.*s} must be letters, digits or '_'",
+                snprintf(err, errlen,
+                         "parameter {%.*s} must be letters, digits or '_'",
                          (int)(len - 2), s + 1);
                 return -1;
             }
@@ -71,7 +72,8 @@ static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len, int l
         for (j = 0; j < p->nsegs; j++) {
             if (p->segs[j].kind == RL_SEG_PARAM && p->segs[j].len == len - 2 &&
                 memcmp(p->segs[j].text, s + 1, len - 2) == 0) {
-                snprintf(err, errlen, "parameter {%.*s} appears twice", (int)(len - 2), s + 1);
+                snprintf(err, errlen, "parameter {%.*s} appears twice",
+                         (int)(len - 2), s + 1);
                 return -1;
             }
         }
@@ -85,7 +87,8 @@ static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len, int l
                 return -1;
             }
             if (s[i] == '{' || s[i] == '}') {
-                snprintf(err, errlen, "a parameter must be a whole segment such as {id}");
+                snprintf(err, errlen,
+                         "a parameter must be a whole segment such as {id}");
                 return -1;
             }
         }
@@ -103,7 +106,8 @@ static int pattern_add_segment(rl_pattern_t *p, const char *s, size_t len, int l
 
 /* Compiles text into p (p owns copies of everything; free with
  * rl_pattern_free). On failure p is left zeroed and err filled. */
-int rl_pattern_compile(const char *text, rl_pattern_t *p, char *err, size_t errlen)
+int rl_pattern_compile(const char *text, rl_pattern_t *p, char *err,
+                       size_t errlen)
 {
     const char *s;
     const char *end;
@@ -117,7 +121,8 @@ int rl_pattern_compile(const char *text, rl_pattern_t *p, char *err, size_t errl
         return -1;
     }
     if (strchr(text, '?') != NULL || strchr(text, '#') != NULL) {
-        snprintf(err, errlen, "must not contain '?' or '#' (patterns match the path only)");
+        snprintf(err, errlen,
+                 "must not contain '?' or '#' (patterns match the path only)");
         return -1;
     }
     for (s = text; *s != '\0'; s++) {
@@ -135,7 +140,8 @@ int rl_pattern_compile(const char *text, rl_pattern_t *p, char *err, size_t errl
         if (end == NULL) {
             end = s + strlen(s);
         }
-        if (pattern_add_segment(p, s, (size_t)(end - s), *end == '\0', err, errlen) != 0) {
+        if (pattern_add_segment(p, s, (size_t)(end - s), *end == '\0', err,
+                                errlen) != 0) {
             goto fail;
         }
         if (*end == '\0') {
@@ -158,7 +164,8 @@ fail:
 }
 
 /* Matches path against p; captures point into path (borrowed). */
-int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len, rl_match_t *m)
+int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
+                     rl_match_t *m)
 {
     const char *s;
     const char *end;
@@ -173,7 +180,7 @@ int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len, rl_mat
     }
     s = path + 1;
     end = path + len;
-    more = 1;  /* "/" holds one (empty) segment */
+    more = 1; /* "/" holds one (empty) segment */
     for (i = 0; i < p->nsegs; i++) {
         const rl_segment_t *seg = &p->segs[i];
 
@@ -210,9 +217,11 @@ int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len, rl_mat
  * ---------------------------------------------------------------------- */
 
 /* 1 if p's method filter (if any) and path pattern fit req; fills m. */
-static int policy_fits(const rl_policy_t *p, const rl_request_t *req, rl_match_t *m)
+static int policy_fits(const rl_policy_t *p, const rl_request_t *req,
+                       rl_match_t *m)
 {
-    if (p->method != NULL && (req->method == NULL || strcasecmp(p->method, req->method) != 0)) {
+    if (p->method != NULL &&
+        (req->method == NULL || strcasecmp(p->method, req->method) != 0)) {
         return 0;
     }
     if (!rl_pattern_match(&p->path, req->path, req->path_len, m)) {
@@ -224,7 +233,8 @@ static int policy_fits(const rl_policy_t *p, const rl_request_t *req, rl_match_t
 
 /* First fitting policy in file order, or the forced one; borrowed from
  * conf. m is filled for the returned policy. */
-const rl_policy_t *rl_policy_find(const rl_conf_t *conf, const rl_request_t *req, rl_match_t *m)
+const rl_policy_t *rl_policy_find(const rl_conf_t *conf,
+                                  const rl_request_t *req, rl_match_t *m)
 {
     const rl_policy_t *p;
     int i;
@@ -257,8 +267,9 @@ const rl_policy_t *rl_policy_find(const rl_conf_t *conf, const rl_request_t *req
 /* 1 if byte c is kept as it is inside a key; every other byte is %XX. */
 static int key_is_safe(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '~' || c == '@' || c == '+' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' ||
+           c == '@' || c == '+' || c == '-';
 }
 
 /* Percent-encodes value into out, or writes "#<sha256 hex>" when the
@@ -315,39 +326,30 @@ static const rl_param_t *key_param(const rl_match_t *m, const char *name)
  * The method is upper-cased into tmp (caller's, RL_KEY_VALUE_MAX + 1
  * bytes); a method longer than that is used as sent (it is hashed). */
 static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
-                             const rl_request_t *req, const rl_match_t *m, char *tmp,
-                             size_t *len)
+                             const rl_request_t *req, const rl_match_t *m,
+                             char *tmp, size_t *len)
 {
     const rl_param_t *param;
     const char *v = NULL;
     size_t i;
 
     switch (f->kind) {
-    case RL_KEY_TENANT:
-        v = req->tenant;
-        break;
-    case RL_KEY_USER:
-        v = req->user;
-        break;
-    case RL_KEY_IP:
-        v = req->ip;
-        break;
+    case RL_KEY_TENANT: v = req->tenant; break;
+    case RL_KEY_USER: v = req->user; break;
+    case RL_KEY_IP: v = req->ip; break;
     case RL_KEY_METHOD:
         v = req->method;
         if (v != NULL && strlen(v) <= RL_KEY_VALUE_MAX) {
             for (i = 0; v[i] != '\0'; i++) {
-                tmp[i] = (v[i] >= 'a' && v[i] <= 'z') ? (char)(v[i] - 'a' + 'A') : v[i];
+                tmp[i] = (v[i] >= 'a' && v[i] <= 'z') ? (char)(v[i] - 'a' + 'A')
+                                                      : v[i];
             }
             tmp[i] = '\0';
             v = tmp;
         }
         break;
-    case RL_KEY_ROUTE:
-        v = p->path.text;
-        break;
-    case RL_KEY_PATH:
-        *len = req->path_len;
-        return req->path;
+    case RL_KEY_ROUTE: v = p->path.text; break;
+    case RL_KEY_PATH: *len = req->path_len; return req->path;
     case RL_KEY_PATH_PARAM:
         param = key_param(m, f->name);
         if (param == NULL) {
@@ -355,8 +357,7 @@ static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
         }
         *len = param->len;
         return param->value;
-    case RL_KEY_HEADER:
-        return rl_request_header(req, f->name, len);
+    case RL_KEY_HEADER: return rl_request_header(req, f->name, len);
     }
     if (v != NULL) {
         *len = strlen(v);
@@ -368,8 +369,9 @@ static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
  * length; -1 with *missing = the field's spec when a value is absent or
  * empty; -1 with *missing = NULL if buf is too small (never with len >=
  * RL_KEY_MAX and a validated conf). */
-int rl_policy_key(const rl_policy_t *p, const char *prefix, const rl_request_t *req,
-                  const rl_match_t *m, char *buf, size_t len, const char **missing)
+int rl_policy_key(const rl_policy_t *p, const char *prefix,
+                  const rl_request_t *req, const rl_match_t *m, char *buf,
+                  size_t len, const char **missing)
 {
     char enc[RL_KEY_VALUE_MAX + 1];
     char tmp[RL_KEY_VALUE_MAX + 1];

@@ -8,7 +8,7 @@
 
 #include "util.h"
 
-#define CMD_NUM_MAX 24                          /* an int64 in decimal, with NUL */
+#define CMD_NUM_MAX 24 /* an int64 in decimal, with NUL */
 #define CMD_BUF_MIN 1024
 
 /* Writes v in decimal at p (no NUL); returns the length. */
@@ -93,8 +93,8 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
 {
     int i;
 
-    if (op->nlimits < 1 || op->nlimits > RL_MAX_LIMITS || op->base_len > RL_REDIS_CMD_MAX_BASE ||
-        op->cost < 0) {
+    if (op->nlimits < 1 || op->nlimits > RL_MAX_LIMITS ||
+        op->base_len > RL_REDIS_CMD_MAX_BASE || op->cost < 0) {
         return "bad_op";
     }
     for (i = 0; i < op->nlimits; i++) {
@@ -107,13 +107,16 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
 
 /* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
  * key of the op. */
-int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha, const rl_store_op_t *op,
-                       rl_redis_cmd_kind_t kind)
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
+                       const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
     static const int64_t algo_num[] = {
-        [RL_ALGO_GCRA] = 0, [RL_ALGO_FIXED_WINDOW] = 1, [RL_ALGO_SLIDING_WINDOW] = 2,
+        [RL_ALGO_GCRA] = 0,
+        [RL_ALGO_FIXED_WINDOW] = 1,
+        [RL_ALGO_SLIDING_WINDOW] = 2,
     };
-    size_t need = 64 + (size_t)(3 + 5 * op->nlimits) * CMD_NUM_MAX;  /* literals, numbers */
+    size_t need = 64 + (size_t)(3 + 5 * op->nlimits) *
+                           CMD_NUM_MAX; /* literals, numbers */
     char *p;
     int i;
 
@@ -169,13 +172,14 @@ static int cmd_is_flag(const redisReply *r)
 }
 
 /* Decodes the script's reply { now_ms, allowed, 5 ints per limit }. */
-static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd, const redisReply *r,
-                                    rl_store_result_t *res)
+static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
+                                    const redisReply *r, rl_store_result_t *res)
 {
     size_t i;
     int k;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 5 * (size_t)cmd->nlimits) {
+    if (r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2 + 5 * (size_t)cmd->nlimits) {
         return "bad_reply";
     }
     for (i = 0; i < r->elements; i++) {
@@ -205,8 +209,8 @@ static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd, const redisReply 
 
 /* Decodes DEL's integer reply: the keys are gone, the next request is
  * admitted. */
-static const char *cmd_parse_reset(const rl_redis_cmd_t *cmd, const redisReply *r,
-                                   rl_store_result_t *res)
+static const char *cmd_parse_reset(const rl_redis_cmd_t *cmd,
+                                   const redisReply *r, rl_store_result_t *res)
 {
     if (r->type != REDIS_REPLY_INTEGER) {
         return "bad_reply";

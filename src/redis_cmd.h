@@ -14,10 +14,14 @@
  * op is gone. Buffers are kept across reuse: no allocation per request in
  * steady state. */
 
-#define RL_REDIS_CMD_MAX_BASE 2048                     /* RL_KEY_MAX of policy.h */
-#define RL_REDIS_CMD_MAX_ARGS (5 + 7 * RL_MAX_LIMITS)  /* EVALSHA sha n keys.. cost n 5*n */
+#define RL_REDIS_CMD_MAX_BASE 2048 /* RL_KEY_MAX of policy.h */
+#define RL_REDIS_CMD_MAX_ARGS                                                  \
+    (5 + 7 * RL_MAX_LIMITS) /* EVALSHA sha n keys.. cost n 5*n */
 
-typedef enum { RL_REDIS_CMD_DECIDE = 0, RL_REDIS_CMD_RESET } rl_redis_cmd_kind_t;
+typedef enum {
+    RL_REDIS_CMD_DECIDE = 0,
+    RL_REDIS_CMD_RESET
+} rl_redis_cmd_kind_t;
 
 typedef struct rl_redis_cmd {
     rl_redis_cmd_kind_t kind;
@@ -25,7 +29,7 @@ typedef struct rl_redis_cmd {
     int argc;
     const char *argv[RL_REDIS_CMD_MAX_ARGS];
     size_t argvlen[RL_REDIS_CMD_MAX_ARGS];
-    char *buf;                   /* the strings argv points into; kept on reuse */
+    char *buf; /* the strings argv points into; kept on reuse */
     size_t bufcap;
 } rl_redis_cmd_t;
 
@@ -36,8 +40,8 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op);
 /* Fills cmd for a checked op; sha is the script's (40 hex digits). The
  * first key argument is the op's first key, for slot routing. Returns
  * RL_OK or RL_ERR (out of memory). */
-int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha, const rl_store_op_t *op,
-                       rl_redis_cmd_kind_t kind);
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
+                       const rl_store_op_t *op, rl_redis_cmd_kind_t kind);
 
 /* The first key of cmd (for the cluster slot) and its length. */
 const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len);

@@ -55,22 +55,22 @@
 #define CONN_DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define CONN_BACKOFF_MIN_MS 10
 #define CONN_BACKOFF_MAX_MS 1000
-#define CONN_RING_MIN 64             /* a power of two */
+#define CONN_RING_MIN 64 /* a power of two */
 #define CONN_MAX_ABANDONED 1000
 #define CONN_HUNG_FACTOR 5
 #define CONN_HUNG_MIN_MS 1000
 #define CONN_READ_IOV 16
 
 typedef enum {
-    CONN_IDLE = 0,      /* no socket; the timer starts the next attempt */
-    CONN_CONNECTING,    /* TCP connect in flight; the timer is its deadline */
-    CONN_HANDSHAKE,     /* AUTH / SELECT in flight; same deadline */
-    CONN_READY,         /* commands accepted; the timer is the head's deadline */
-    CONN_CLOSING        /* rl_redis_conn_free is running */
+    CONN_IDLE = 0,   /* no socket; the timer starts the next attempt */
+    CONN_CONNECTING, /* TCP connect in flight; the timer is its deadline */
+    CONN_HANDSHAKE,  /* AUTH / SELECT in flight; same deadline */
+    CONN_READY,      /* commands accepted; the timer is the head's deadline */
+    CONN_CLOSING     /* rl_redis_conn_free is running */
 } conn_state_t;
 
 typedef struct conn_pending {
-    rl_redis_cb *cb;     /* NULL once timed out: the late reply is dropped */
+    rl_redis_cb *cb; /* NULL once timed out: the late reply is dropped */
     void *arg;
     int64_t deadline_us; /* monotonic */
 } conn_pending_t;
@@ -84,7 +84,7 @@ struct rl_redis_conn {
     int timeout_ms;
     int connect_timeout_ms;
     int db;
-    SSL_CTX *tls_ctx;            /* NULL: plain TCP */
+    SSL_CTX *tls_ctx; /* NULL: plain TCP */
     char *tls_server_name;
     void (*on_connect)(void *arg, rl_redis_conn_t *c);
     void (*on_disconnect)(void *arg, rl_redis_conn_t *c);
@@ -92,24 +92,24 @@ struct rl_redis_conn {
 
     struct sockaddr_storage addr;
     int addrlen;
-    struct bufferevent *bev;     /* NULL when idle */
-    redisReader *reader;         /* NULL when idle: every socket gets a fresh one */
+    struct bufferevent *bev; /* NULL when idle */
+    redisReader *reader;     /* NULL when idle: every socket gets a fresh one */
     struct event *timer;
-    struct event *flush;         /* writes the commands of one loop pass at once */
+    struct event *flush; /* writes the commands of one loop pass at once */
     int flush_pending;
-    int write_waiting;           /* plain socket: EV_WRITE on until output drains */
+    int write_waiting; /* plain socket: EV_WRITE on until output drains */
     conn_state_t state;
-    unsigned epoch;              /* bumped on every teardown */
+    unsigned epoch; /* bumped on every teardown */
     int handshake_left;
     int64_t connect_deadline_us;
     int backoff_ms;
     int ever_ready;
-    char last_failure[96];       /* logged once until the state changes */
+    char last_failure[96]; /* logged once until the state changes */
 
     /* Pending commands, oldest first. The first nabandoned entries are
      * the timed-out ones: deadlines only grow, so they form a prefix. */
     conn_pending_t *ring;
-    size_t cap;                  /* a power of two */
+    size_t cap; /* a power of two */
     size_t head;
     size_t len;
     size_t nabandoned;
@@ -132,7 +132,8 @@ static conn_pending_t *ring_at(rl_redis_conn_t *c, size_t i)
 
 /* Appends an entry, doubling the ring when full. Returns RL_OK or RL_ERR
  * (out of memory). */
-static int ring_push(rl_redis_conn_t *c, rl_redis_cb *cb, void *arg, int64_t deadline_us)
+static int ring_push(rl_redis_conn_t *c, rl_redis_cb *cb, void *arg,
+                     int64_t deadline_us)
 {
     conn_pending_t *p;
 
@@ -265,7 +266,8 @@ static void conn_expire(rl_redis_conn_t *c)
         }
     }
     if (c->nabandoned > CONN_MAX_ABANDONED ||
-        (c->nabandoned > 0 && now >= ring_at(c, 0)->deadline_us + conn_hung_grace_us(c))) {
+        (c->nabandoned > 0 &&
+         now >= ring_at(c, 0)->deadline_us + conn_hung_grace_us(c))) {
         conn_fail(c, "not answering");
         return;
     }
@@ -301,13 +303,14 @@ static struct bufferevent *conn_tls_bev(rl_redis_conn_t *c)
     SSL *ssl = SSL_new(c->tls_ctx);
     struct bufferevent *bev;
 
-    if (ssl == NULL || rl_redis_tls_prepare(ssl, c->tls_server_name, c->host) != RL_OK) {
+    if (ssl == NULL ||
+        rl_redis_tls_prepare(ssl, c->tls_server_name, c->host) != RL_OK) {
         SSL_free(ssl);
         ERR_clear_error();
         return NULL;
     }
-    bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
+    bev = bufferevent_openssl_socket_new(
+        c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         SSL_free(ssl);
         return NULL;
@@ -333,7 +336,8 @@ static int conn_transport_open(rl_redis_conn_t *c)
     }
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr, c->addrlen) < 0) {
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr,
+                                   c->addrlen) < 0) {
         goto err;
     }
     return RL_OK;
@@ -387,7 +391,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     rl_redis_conn_t *c = arg;
 
-    if (c->write_waiting && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    if (c->write_waiting &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         c->write_waiting = 0;
         bufferevent_disable(bev, EV_WRITE);
     }
@@ -418,7 +423,8 @@ static size_t resp_head(char *p, char prefix, size_t n)
 
 /* Encodes argv as a RESP array of bulk strings straight into out (one
  * reserved extent, no malloc, no printf per argument). RL_OK or RL_ERR. */
-static int resp_encode(struct evbuffer *out, int argc, const char **argv, const size_t *argvlen)
+static int resp_encode(struct evbuffer *out, int argc, const char **argv,
+                       const size_t *argvlen)
 {
     struct evbuffer_iovec v;
     size_t need = 24 + 2;
@@ -429,7 +435,8 @@ static int resp_encode(struct evbuffer *out, int argc, const char **argv, const 
     for (i = 0; i < argc; i++) {
         need += 1 + 20 + 2 + argvlen[i] + 2;
     }
-    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1 || v.iov_len < need) {
+    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) < 1 ||
+        v.iov_len < need) {
         return RL_ERR;
     }
     p = v.iov_base;
@@ -447,14 +454,16 @@ static int resp_encode(struct evbuffer *out, int argc, const char **argv, const 
 
 /* Encodes one command into the output buffer and queues its callback.
  * Returns RL_OK, or RL_ERR (nothing queued, cb not called). */
-static int conn_send(rl_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
-                     rl_redis_cb *cb, void *arg, int64_t deadline_us)
+static int conn_send(rl_redis_conn_t *c, int argc, const char **argv,
+                     const size_t *argvlen, rl_redis_cb *cb, void *arg,
+                     int64_t deadline_us)
 {
     if (argc < 1 || ring_push(c, cb, arg, deadline_us) != RL_OK) {
         return RL_ERR;
     }
-    if (resp_encode(bufferevent_get_output(c->bev), argc, argv, argvlen) != RL_OK) {
-        c->len--;  /* take back the entry just pushed */
+    if (resp_encode(bufferevent_get_output(c->bev), argc, argv, argvlen) !=
+        RL_OK) {
+        c->len--; /* take back the entry just pushed */
         return RL_ERR;
     }
     /* Plain sockets: written once the loop has run every callback that is
@@ -522,7 +531,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             n = CONN_READ_IOV;
         }
         for (i = 0; i < n; i++) {
-            if (redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len) != REDIS_OK) {
+            if (redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len) !=
+                REDIS_OK) {
                 c->stats.errors++;
                 conn_fail(c, "protocol error");
                 return;
@@ -549,8 +559,8 @@ static void conn_log_failure(rl_redis_conn_t *c, const char *why)
     }
     snprintf(c->last_failure, sizeof(c->last_failure), "%s", why);
     snprintf(port, sizeof(port), "%d", c->port);
-    rl_log_kv(RL_LOG_WARN, "redis connection failed", "host", c->host, "port", port,
-              "reason", c->last_failure, (const char *)NULL);
+    rl_log_kv(RL_LOG_WARN, "redis connection failed", "host", c->host, "port",
+              port, "reason", c->last_failure, (const char *)NULL);
 }
 
 /* Schedules the next connect attempt after the current backoff, then
@@ -640,7 +650,8 @@ static int conn_handshake_send(rl_redis_conn_t *c, int argc, const char **argv)
     for (i = 0; i < argc; i++) {
         lens[i] = strlen(argv[i]);
     }
-    if (conn_send(c, argc, argv, lens, conn_handshake_cb, c, c->connect_deadline_us) != RL_OK) {
+    if (conn_send(c, argc, argv, lens, conn_handshake_cb, c,
+                  c->connect_deadline_us) != RL_OK) {
         return RL_ERR;
     }
     c->handshake_left++;
@@ -699,7 +710,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_EOF) {
         conn_fail(c, "connection closed by server");
     } else if (what & BEV_EVENT_ERROR) {
-        unsigned long tls_err = c->tls_ctx != NULL ? bufferevent_get_openssl_error(bev) : 0;
+        unsigned long tls_err =
+            c->tls_ctx != NULL ? bufferevent_get_openssl_error(bev) : 0;
 
         if (tls_err != 0) {
             char reason[80];
@@ -722,7 +734,8 @@ static void conn_connect(rl_redis_conn_t *c)
     unsigned epoch = c->epoch;
 
     c->state = CONN_CONNECTING;
-    c->connect_deadline_us = rl_mono_us() + (int64_t)c->connect_timeout_ms * 1000;
+    c->connect_deadline_us =
+        rl_mono_us() + (int64_t)c->connect_timeout_ms * 1000;
     conn_timer_at(c, c->connect_deadline_us);
     /* A failure may already have torn down (and rescheduled) from inside
      * bufferevent_socket_connect: the epoch tells. */
@@ -843,7 +856,8 @@ static char *conn_strdup(const char *s, int *failed)
 /* Creates c; the first connect starts on the next loop iteration, so no
  * hook runs before this returns. Returns NULL on bad options (the host
  * must be numeric or "localhost": no blocking DNS on a worker). */
-rl_redis_conn_t *rl_redis_conn_new(struct event_base *base, const rl_redis_conn_opts_t *opts)
+rl_redis_conn_t *rl_redis_conn_new(struct event_base *base,
+                                   const rl_redis_conn_opts_t *opts)
 {
     rl_redis_conn_t *c;
     int failed = 0;
@@ -863,8 +877,9 @@ rl_redis_conn_t *rl_redis_conn_new(struct event_base *base, const rl_redis_conn_
     c->password = conn_strdup(opts->password, &failed);
     c->port = opts->port;
     c->timeout_ms = opts->timeout_ms;
-    c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                                         : CONN_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->connect_timeout_ms = opts->connect_timeout_ms > 0
+                                ? opts->connect_timeout_ms
+                                : CONN_DEFAULT_CONNECT_TIMEOUT_MS;
     c->db = opts->db;
     c->tls_server_name = conn_strdup(opts->tls_server_name, &failed);
     if (opts->tls_ctx != NULL && SSL_CTX_up_ref(opts->tls_ctx) == 1) {
@@ -886,7 +901,8 @@ rl_redis_conn_t *rl_redis_conn_new(struct event_base *base, const rl_redis_conn_
         goto err;
     }
     if (conn_resolve(c) != RL_OK) {
-        rl_log_kv(RL_LOG_ERROR, "redis address must be a numeric IP address or localhost",
+        rl_log_kv(RL_LOG_ERROR,
+                  "redis address must be a numeric IP address or localhost",
                   "host", c->host, (const char *)NULL);
         goto err;
     }
@@ -927,7 +943,8 @@ int rl_redis_conn_connected(const rl_redis_conn_t *c)
 }
 
 /* Copies the counters. Owning thread only. */
-void rl_redis_conn_get_stats(const rl_redis_conn_t *c, rl_redis_conn_stats_t *out)
+void rl_redis_conn_get_stats(const rl_redis_conn_t *c,
+                             rl_redis_conn_stats_t *out)
 {
     *out = c->stats;
 }

@@ -36,13 +36,14 @@ typedef void rl_redis_cb(void *arg, redisReply *reply, const char *err);
 typedef struct rl_redis_conn_opts {
     const char *host;
     int port;
-    int timeout_ms;             /* command deadline, > 0 */
-    int connect_timeout_ms;     /* default: 1000 */
-    const char *username;       /* NULL: AUTH password only */
-    const char *password;       /* NULL: no AUTH */
-    int db;                     /* SELECT if > 0 */
-    SSL_CTX *tls_ctx;           /* non-NULL: TLS (the connection holds a reference) */
-    const char *tls_server_name; /* SNI and certificate name; NULL: check host's IP */
+    int timeout_ms;         /* command deadline, > 0 */
+    int connect_timeout_ms; /* default: 1000 */
+    const char *username;   /* NULL: AUTH password only */
+    const char *password;   /* NULL: no AUTH */
+    int db;                 /* SELECT if > 0 */
+    SSL_CTX *tls_ctx; /* non-NULL: TLS (the connection holds a reference) */
+    const char
+        *tls_server_name; /* SNI and certificate name; NULL: check host's IP */
     void (*on_connect)(void *arg, rl_redis_conn_t *c);    /* may be NULL */
     void (*on_disconnect)(void *arg, rl_redis_conn_t *c); /* may be NULL */
     void *hook_arg;
@@ -50,7 +51,8 @@ typedef struct rl_redis_conn_opts {
 
 /* Creates the connection and starts connecting. Strings in opts are
  * copied. Worker thread only. */
-rl_redis_conn_t *rl_redis_conn_new(struct event_base *base, const rl_redis_conn_opts_t *opts);
+rl_redis_conn_t *rl_redis_conn_new(struct event_base *base,
+                                   const rl_redis_conn_opts_t *opts);
 
 /* Sends one command (argv/argvlen as for redisFormatCommandArgv). cb is
  * called exactly once, maybe before this returns (when disconnected).
@@ -65,7 +67,8 @@ int rl_redis_conn_connected(const rl_redis_conn_t *c);
 typedef struct rl_redis_conn_stats {
     uint64_t commands, timeouts, errors, reconnects;
 } rl_redis_conn_stats_t;
-void rl_redis_conn_get_stats(const rl_redis_conn_t *c, rl_redis_conn_stats_t *out);
+void rl_redis_conn_get_stats(const rl_redis_conn_t *c,
+                             rl_redis_conn_stats_t *out);
 
 /* Fails every pending callback with "disconnected" and frees c. */
 void rl_redis_conn_free(rl_redis_conn_t *c);

@@ -12,8 +12,8 @@
 
 /* Writes "cannot load <path>: <openssl reason>" into err, names the
  * field in *field, and clears this thread's OpenSSL error queue. */
-static void tls_fail(const char **field, const char *name, const char *path, char *err,
-                     size_t errlen)
+static void tls_fail(const char **field, const char *name, const char *path,
+                     char *err, size_t errlen)
 {
     unsigned long e = ERR_peek_last_error();
     char reason[160];
@@ -29,8 +29,8 @@ static void tls_fail(const char **field, const char *name, const char *path, cha
 }
 
 /* Builds the context; every failure names the field and file at fault. */
-SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, const char **field, char *err,
-                              size_t errlen)
+SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, const char **field,
+                              char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
@@ -56,7 +56,8 @@ SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, const char **field, char
         goto err;
     }
     if (tls->key_file != NULL &&
-        (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1 ||
+        (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) !=
+             1 ||
          SSL_CTX_check_private_key(ctx) != 1)) {
         tls_fail(field, "key_file", tls->key_file, err, errlen);
         goto err;
@@ -89,7 +90,8 @@ int rl_redis_tls_prepare(SSL *ssl, const char *server_name, const char *host)
         }
         return RL_OK;
     }
-    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1) {
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 ||
+        SSL_set1_host(ssl, name) != 1) {
         return RL_ERR;
     }
     return RL_OK;

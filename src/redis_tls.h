@@ -15,8 +15,8 @@
  * at fault ("ca_file", "cert_file", "key_file"; NULL if none) and err
  * filled ("cannot load /x: <reason>"); err never holds key material.
  * Main thread (start-up and config checks). */
-SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, const char **field, char *err,
-                              size_t errlen);
+SSL_CTX *rl_redis_tls_ctx_new(const rl_conf_tls_t *tls, const char **field,
+                              char *err, size_t errlen);
 
 /* Prepares ssl for a connection to host: with server_name, SNI and a
  * certificate check for that name (or IP address); without, a check

@@ -13,10 +13,12 @@
 /* Top-level sections only a restart can apply: the listening sockets,
  * the threads, the HTTP servers' limits and the store connections are
  * built once at start-up. */
-static const char *const restart_fields[] = { "listen", "workers", "http", "store" };
+static const char *const restart_fields[] = {"listen", "workers", "http",
+                                             "store"};
 
 /* Reads the whole file into a new buffer (*len bytes, NUL added). */
-static char *reload_read(const char *path, size_t *len, char *err, size_t errlen)
+static char *reload_read(const char *path, size_t *len, char *err,
+                         size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
@@ -34,7 +36,8 @@ static char *reload_read(const char *path, size_t *len, char *err, size_t errlen
             cap = cap == 0 ? 65536 : cap * 2;
             nb = realloc(buf, cap);
             if (nb == NULL) {
-                snprintf(err, errlen, "cannot read %s: %s", path, strerror(ENOMEM));
+                snprintf(err, errlen, "cannot read %s: %s", path,
+                         strerror(ENOMEM));
                 goto err;
             }
             buf = nb;
@@ -59,7 +62,8 @@ err:
     return NULL;
 }
 
-rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err, size_t errlen)
+rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err,
+                          size_t errlen)
 {
     size_t len;
     char *text = reload_read(path, &len, err, errlen);
@@ -83,7 +87,8 @@ rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err, size_t err
     return conf;
 }
 
-const char *rl_reload_restart_field(const json_t *old, const json_t *new, int listen_overridden)
+const char *rl_reload_restart_field(const json_t *old, const json_t *new,
+                                    int listen_overridden)
 {
     size_t i;
 
@@ -94,7 +99,8 @@ const char *rl_reload_restart_field(const json_t *old, const json_t *new, int li
         if (listen_overridden && strcmp(restart_fields[i], "listen") == 0) {
             continue;
         }
-        if ((a == NULL) != (b == NULL) || (a != NULL && !json_equal((json_t *)a, (json_t *)b))) {
+        if ((a == NULL) != (b == NULL) ||
+            (a != NULL && !json_equal((json_t *)a, (json_t *)b))) {
             return restart_fields[i];
         }
     }
@@ -108,10 +114,12 @@ static int reload_prepare(rl_app_t *app, rl_conf_t *conf)
     int i;
 
     for (i = 0; i < conf->npolicies; i++) {
-        conf->policies[i].stats_slot = rl_stats_policy_slot(conf->policies[i].name);
+        conf->policies[i].stats_slot =
+            rl_stats_policy_slot(conf->policies[i].name);
     }
     for (i = 0; i < app->nworkers; i++) {
-        if (rl_stats_policy_reserve(&app->workers[i].stats, rl_stats_policy_slots()) != 0) {
+        if (rl_stats_policy_reserve(&app->workers[i].stats,
+                                    rl_stats_policy_slots()) != 0) {
             return -1;
         }
     }
@@ -154,8 +162,11 @@ int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json)
 static void reload_failed(rl_app_t *app, const char *error)
 {
     __atomic_add_fetch(&app->reloads_failed, 1, __ATOMIC_RELAXED);
-    rl_log_kv(RL_LOG_ERROR, "configuration reload failed; the running configuration stays in force",
-              "file", app->conf_path, "error", error, "config_hash", app->conf->hash, NULL);
+    rl_log_kv(
+        RL_LOG_ERROR,
+        "configuration reload failed; the running configuration stays in force",
+        "file", app->conf_path, "error", error, "config_hash", app->conf->hash,
+        NULL);
 }
 
 void rl_reload(rl_app_t *app)
@@ -172,10 +183,12 @@ void rl_reload(rl_app_t *app)
         reload_failed(app, err);
         return;
     }
-    field = rl_reload_restart_field(app->conf_json, json, app->listen_overridden);
+    field =
+        rl_reload_restart_field(app->conf_json, json, app->listen_overridden);
     if (field != NULL) {
         /* No value is quoted: the store section holds the password. */
-        snprintf(err, sizeof(err), "%s: changed; this section takes effect only on a restart",
+        snprintf(err, sizeof(err),
+                 "%s: changed; this section takes effect only on a restart",
                  field);
         rl_conf_free(conf);
         json_decref(json);
@@ -187,12 +200,16 @@ void rl_reload(rl_app_t *app)
         return;
     }
     level = rl_log_level_parse(app->conf->log_level);
-    rl_log_set_level(app->verbose ? RL_LOG_DEBUG : level >= 0 ? (rl_log_level_t)level : RL_LOG_INFO);
+    rl_log_set_level(app->verbose ? RL_LOG_DEBUG
+                     : level >= 0 ? (rl_log_level_t)level
+                                  : RL_LOG_INFO);
     __atomic_add_fetch(&app->reloads_ok, 1, __ATOMIC_RELAXED);
-    snprintf(gen, sizeof(gen), "%llu", (unsigned long long)app->conf->generation);
+    snprintf(gen, sizeof(gen), "%llu",
+             (unsigned long long)app->conf->generation);
     snprintf(npol, sizeof(npol), "%d", app->conf->npolicies);
-    rl_log_kv(RL_LOG_INFO, "configuration reloaded", "file", app->conf_path, "config_hash",
-              app->conf->hash, "generation", gen, "policies", npol, NULL);
+    rl_log_kv(RL_LOG_INFO, "configuration reloaded", "file", app->conf_path,
+              "config_hash", app->conf->hash, "generation", gen, "policies",
+              npol, NULL);
 }
 
 void rl_reload_stop(rl_app_t *app)

@@ -19,12 +19,14 @@
 /* Reads FILE once: the validated conf (caller's) and, in *json, the
  * parsed file (caller's, json_decref) for later comparisons. NULL with
  * err set on any error. */
-rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err, size_t errlen);
+rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err,
+                          size_t errlen);
 
 /* The first restart-only top-level field ("listen" unless
  * listen_overridden, "workers", "http", "store") whose JSON differs
  * between old and new, or NULL if none does. Pure. */
-const char *rl_reload_restart_field(const json_t *old, const json_t *new, int listen_overridden);
+const char *rl_reload_restart_field(const json_t *old, const json_t *new,
+                                    int listen_overridden);
 
 /* Puts conf (ownership taken, also on failure) and json (same) in force
  * at start-up: generation 1, metrics slots, one reference per worker in

@@ -160,14 +160,16 @@ static const struct {
     const char *name;
     rl_header_fmt_fn *fmt;
 } header_table[] = {
-    { RL_HEADERS_X_RATELIMIT, "X-RateLimit-Limit", fmt_limit },
-    { RL_HEADERS_X_RATELIMIT, "X-RateLimit-Remaining", fmt_remaining },
-    { RL_HEADERS_X_RATELIMIT, "X-RateLimit-Reset", fmt_reset_at },
-    { RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-RateLimit-Limit", fmt_limit },
-    { RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Remaining", fmt_remaining },
-    { RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Retry-After", fmt_retry_at },
-    { RL_HEADERS_IETF, "RateLimit-Policy", fmt_ietf_policy },
-    { RL_HEADERS_IETF, "RateLimit", fmt_ietf_state },
+    {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Limit", fmt_limit},
+    {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Remaining", fmt_remaining},
+    {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Reset", fmt_reset_at},
+    {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-RateLimit-Limit", fmt_limit},
+    {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Remaining",
+     fmt_remaining},
+    {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Retry-After",
+     fmt_retry_at},
+    {RL_HEADERS_IETF, "RateLimit-Policy", fmt_ietf_policy},
+    {RL_HEADERS_IETF, "RateLimit", fmt_ietf_state},
 };
 
 /* Fills out[] per reply.h. A degraded verdict carries no store numbers
@@ -181,11 +183,15 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
     if (v->policy == NULL) {
         return 0;
     }
-    for (i = 0; i < sizeof(header_table) / sizeof(header_table[0]) && !v->degraded; i++) {
-        if (header_table[i].style != v->policy->headers || n >= RL_REPLY_MAX_HEADERS - 1) {
+    for (i = 0;
+         i < sizeof(header_table) / sizeof(header_table[0]) && !v->degraded;
+         i++) {
+        if (header_table[i].style != v->policy->headers ||
+            n >= RL_REPLY_MAX_HEADERS - 1) {
             continue;
         }
-        memcpy(out[n].name, header_table[i].name, strlen(header_table[i].name) + 1);
+        memcpy(out[n].name, header_table[i].name,
+               strlen(header_table[i].name) + 1);
         header_table[i].fmt(v, out[n].value, sizeof(out[n].value));
         n++;
     }
@@ -262,17 +268,17 @@ static const struct {
     const char *name; /* with braces */
     rl_placeholder_fn *fill;
 } placeholder_table[] = {
-    { "{retry_after}", ph_retry_after },
-    { "{retry_after_human}", ph_retry_after_human },
-    { "{limit}", fmt_limit },
-    { "{policy}", ph_policy },
+    {"{retry_after}", ph_retry_after},
+    {"{retry_after_human}", ph_retry_after_human},
+    {"{limit}", fmt_limit},
+    {"{policy}", ph_policy},
 };
 
 /* Expands the placeholders of s (see reply.h). Caller frees the result;
  * NULL only when memory runs out. */
 char *rl_reply_template(const char *s, const rl_verdict_t *v)
 {
-    rl_sbuf_t b = { NULL, 0, 64 };
+    rl_sbuf_t b = {NULL, 0, 64};
     const char *p = s;
 
     b.data = malloc(b.cap);
@@ -291,7 +297,9 @@ char *rl_reply_template(const char *s, const rl_verdict_t *v)
         }
         sbuf_add(&b, p, (size_t)(brace - p));
         p = brace;
-        for (i = 0; i < sizeof(placeholder_table) / sizeof(placeholder_table[0]); i++) {
+        for (i = 0;
+             i < sizeof(placeholder_table) / sizeof(placeholder_table[0]);
+             i++) {
             size_t n = strlen(placeholder_table[i].name);
 
             if (strncmp(p, placeholder_table[i].name, n) == 0) {
@@ -335,21 +343,22 @@ static int template_json(json_t *j, const rl_verdict_t *v)
         free(s);
         return rc;
     case JSON_OBJECT:
-        json_object_foreach(j, key, item) {
+        json_object_foreach(j, key, item)
+        {
             if (template_json(item, v) != RL_OK) {
                 return RL_ERR;
             }
         }
         return RL_OK;
     case JSON_ARRAY:
-        json_array_foreach(j, i, item) {
+        json_array_foreach(j, i, item)
+        {
             if (template_json(item, v) != RL_OK) {
                 return RL_ERR;
             }
         }
         return RL_OK;
-    default:
-        return RL_OK;
+    default: return RL_OK;
     }
 }
 
@@ -362,7 +371,8 @@ json_t *rl_reply_deny_body(const rl_verdict_t *v)
     if (v->policy != NULL && v->policy->deny_body != NULL) {
         body = json_deep_copy(v->policy->deny_body);
     } else {
-        body = json_pack("{s:s, s:s}", "error", "rate limit exceeded", "code", "RATE_001");
+        body = json_pack("{s:s, s:s}", "error", "rate limit exceeded", "code",
+                         "RATE_001");
     }
     if (body == NULL) {
         return NULL;
@@ -390,7 +400,8 @@ static json_t *headers_json(const rl_verdict_t *v)
         return NULL;
     }
     for (i = 0; i < n; i++) {
-        if (json_object_set_new(obj, hdr[i].name, json_string(hdr[i].value)) != 0) {
+        if (json_object_set_new(obj, hdr[i].name, json_string(hdr[i].value)) !=
+            0) {
             json_decref(obj);
             return NULL;
         }
@@ -407,12 +418,14 @@ static json_t *shadow_json(const rl_verdict_t *v)
     if (obj == NULL) {
         goto err;
     }
-    if (json_object_set_new(obj, "would_deny", json_boolean(v->shadow_would_deny)) != 0) {
+    if (json_object_set_new(obj, "would_deny",
+                            json_boolean(v->shadow_would_deny)) != 0) {
         goto err;
     }
     /* set_new takes the value's reference even when it fails. */
     if (v->shadow_would_deny &&
-        (json_object_set_new(obj, "status", json_integer(v->policy->deny_status)) != 0 ||
+        (json_object_set_new(obj, "status",
+                             json_integer(v->policy->deny_status)) != 0 ||
          json_object_set_new(obj, "body", rl_reply_deny_body(v)) != 0)) {
         goto err;
     }
@@ -433,7 +446,9 @@ static int reply_status(const rl_verdict_t *v)
     if (v->allowed) {
         return 200;
     }
-    return v->policy != NULL && v->policy->deny_status != 0 ? v->policy->deny_status : 429;
+    return v->policy != NULL && v->policy->deny_status != 0
+               ? v->policy->deny_status
+               : 429;
 }
 
 /* The /v1/decide reply object per reply.h; keys in a fixed order (see
@@ -444,31 +459,33 @@ json_t *rl_reply_decision(const rl_verdict_t *v)
     const char *reason;
     json_t *obj;
 
-    obj = json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}",
-                    "allowed", v->allowed ? 1 : 0,
-                    "policy", has ? json_string(v->policy->name) : json_null(),
-                    "limit", (json_int_t)(has ? v->limit : 0),
-                    "remaining", (json_int_t)(has ? shown_remaining(v) : 0),
-                    "reset_after_ms", (json_int_t)(has ? v->reset_after_ms : 0),
-                    "retry_after_ms", (json_int_t)(has ? v->retry_after_ms : 0),
-                    "blocked", v->blocked ? 1 : 0,
-                    "degraded", v->degraded ? 1 : 0,
-                    "status", reply_status(v),
-                    "headers", headers_json(v));
+    obj =
+        json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}",
+                  "allowed", v->allowed ? 1 : 0, "policy",
+                  has ? json_string(v->policy->name) : json_null(), "limit",
+                  (json_int_t)(has ? v->limit : 0), "remaining",
+                  (json_int_t)(has ? shown_remaining(v) : 0), "reset_after_ms",
+                  (json_int_t)(has ? v->reset_after_ms : 0), "retry_after_ms",
+                  (json_int_t)(has ? v->retry_after_ms : 0), "blocked",
+                  v->blocked ? 1 : 0, "degraded", v->degraded ? 1 : 0, "status",
+                  reply_status(v), "headers", headers_json(v));
     if (obj == NULL) {
         goto err;
     }
-    if (!v->allowed && json_object_set_new(obj, "body", rl_reply_deny_body(v)) != 0) {
+    if (!v->allowed &&
+        json_object_set_new(obj, "body", rl_reply_deny_body(v)) != 0) {
         goto err;
     }
     reason = v->degraded_reason != NULL ? v->degraded_reason : "unknown";
-    if (v->degraded && json_object_set_new(obj, "degraded_reason", json_string(reason)) != 0) {
+    if (v->degraded &&
+        json_object_set_new(obj, "degraded_reason", json_string(reason)) != 0) {
         goto err;
     }
     if (v->test && json_object_set_new(obj, "test", json_true()) != 0) {
         goto err;
     }
-    if (has && v->policy->shadow && json_object_set_new(obj, "shadow", shadow_json(v)) != 0) {
+    if (has && v->policy->shadow &&
+        json_object_set_new(obj, "shadow", shadow_json(v)) != 0) {
         goto err;
     }
     return obj;
@@ -575,7 +592,8 @@ static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
         return;
     }
     n = json_dumpb(body, w->len <= w->cap ? w->buf + w->len : NULL,
-                   w->len <= w->cap ? w->cap - w->len : 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                   w->len <= w->cap ? w->cap - w->len : 0,
+                   JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     if (n == 0) {
         w->len = w->cap + 1;
@@ -591,7 +609,7 @@ size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
 {
     rl_reply_header_t hdr[RL_REPLY_MAX_HEADERS];
     int has = v->policy != NULL;
-    jw_t w = { buf, 0, cap };
+    jw_t w = {buf, 0, cap};
     int n = rl_reply_headers(v, hdr);
     int i;
 

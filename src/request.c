@@ -11,10 +11,12 @@
 #define RL_COST_MAX 1000000000LL
 
 /* Fills err with code and a printf-style message; returns -1. */
-static int request_fail(rl_request_error_t *err, const char *code, const char *fmt, ...)
+static int request_fail(rl_request_error_t *err, const char *code,
+                        const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int request_fail(rl_request_error_t *err, const char *code, const char *fmt, ...)
+static int request_fail(rl_request_error_t *err, const char *code,
+                        const char *fmt, ...)
 {
     va_list ap;
 
@@ -28,8 +30,8 @@ static int request_fail(rl_request_error_t *err, const char *code, const char *f
 /* Reads an optional string field: NULL into *out when absent or JSON
  * null. Returns 0, or -1 (VAL_002) on a non-string or a NUL byte. name
  * is the field as reported ("tenant", "headers.x-foo"). */
-static int request_string(json_t *v, const char *name, const char **out, size_t *len,
-                          rl_request_error_t *err)
+static int request_string(json_t *v, const char *name, const char **out,
+                          size_t *len, rl_request_error_t *err)
 {
     const char *s;
     size_t n;
@@ -61,15 +63,16 @@ static const struct {
     const char *name;
     size_t offset;
 } request_strings[] = {
-    { "tenant", offsetof(rl_request_t, tenant) },
-    { "user", offsetof(rl_request_t, user) },
-    { "ip", offsetof(rl_request_t, ip) },
-    { "policy", offsetof(rl_request_t, policy) },
+    {"tenant", offsetof(rl_request_t, tenant)},
+    {"user", offsetof(rl_request_t, user)},
+    {"ip", offsetof(rl_request_t, ip)},
+    {"policy", offsetof(rl_request_t, policy)},
 };
 
 /* Reads "headers": an object of string values, at most
  * RL_MAX_REQ_HEADERS. Names and values are borrowed from obj. */
-static int request_headers(json_t *v, rl_request_t *req, rl_request_error_t *err)
+static int request_headers(json_t *v, rl_request_t *req,
+                           rl_request_error_t *err)
 {
     const char *name;
     json_t *val;
@@ -82,9 +85,11 @@ static int request_headers(json_t *v, rl_request_t *req, rl_request_error_t *err
         return request_fail(err, "VAL_002", "headers must be an object");
     }
     if (json_object_size(v) > RL_MAX_REQ_HEADERS) {
-        return request_fail(err, "VAL_002", "headers: too many (max %d)", RL_MAX_REQ_HEADERS);
+        return request_fail(err, "VAL_002", "headers: too many (max %d)",
+                            RL_MAX_REQ_HEADERS);
     }
-    json_object_foreach(v, name, val) {
+    json_object_foreach(v, name, val)
+    {
         rl_header_t *h = &req->headers[req->nheaders];
 
         snprintf(field, sizeof(field), "headers.%.80s", name);
@@ -108,8 +113,9 @@ static size_t request_sep_len(const char *p, size_t n)
     if (*p == '/' || *p == '\\') {
         return 1;
     }
-    if (n >= 3 && p[0] == '%' && ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
-                                  (p[1] == '5' && (p[2] == 'c' || p[2] == 'C')))) {
+    if (n >= 3 && p[0] == '%' &&
+        ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
+         (p[1] == '5' && (p[2] == 'c' || p[2] == 'C')))) {
         return 3;
     }
     return 0;
@@ -152,7 +158,8 @@ int rl_request_path_safe(const char *path, size_t len)
 }
 
 /* Fills req from obj (borrowing its strings). Returns 0, or -1 with err. */
-int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err)
+int rl_request_from_json(json_t *obj, rl_request_t *req,
+                         rl_request_error_t *err)
 {
     const char *q;
     size_t i;
@@ -164,7 +171,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err
     err->code = NULL;
     err->message[0] = '\0';
     if (!json_is_object(obj)) {
-        return request_fail(err, "VAL_002", "request body must be a JSON object");
+        return request_fail(err, "VAL_002",
+                            "request body must be a JSON object");
     }
 
     v = json_object_get(obj, "path");
@@ -184,7 +192,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err
         req->path_len = (size_t)(q - req->path);
     }
     if (rl_request_path_safe(req->path, req->path_len) != 0) {
-        return request_fail(err, "VAL_002", "path must not contain \".\" or \"..\" segments");
+        return request_fail(err, "VAL_002",
+                            "path must not contain \".\" or \"..\" segments");
     }
 
     v = json_object_get(obj, "method");
@@ -198,7 +207,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err
     }
 
     for (i = 0; i < sizeof(request_strings) / sizeof(request_strings[0]); i++) {
-        const char **dst = (const char **)((char *)req + request_strings[i].offset);
+        const char **dst =
+            (const char **)((char *)req + request_strings[i].offset);
 
         v = json_object_get(obj, request_strings[i].name);
         if (request_string(v, request_strings[i].name, dst, NULL, err) != 0) {
@@ -214,7 +224,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
             json_integer_value(v) > RL_COST_MAX) {
-            return request_fail(err, "VAL_002", "cost must be an integer from 0 to %lld",
+            return request_fail(err, "VAL_002",
+                                "cost must be an integer from 0 to %lld",
                                 RL_COST_MAX);
         }
         req->cost = (int64_t)json_integer_value(v);
@@ -223,7 +234,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err
 }
 
 /* Finds header name in req (case-insensitive); the value is borrowed. */
-const char *rl_request_header(const rl_request_t *req, const char *name, size_t *len)
+const char *rl_request_header(const rl_request_t *req, const char *name,
+                              size_t *len)
 {
     size_t n = strlen(name);
     int i;

@@ -13,26 +13,26 @@
 #define RL_MAX_REQ_HEADERS 64
 
 typedef struct rl_header {
-    const char *name;      /* compared case-insensitively */
+    const char *name; /* compared case-insensitively */
     size_t name_len;
     const char *value;
     size_t value_len;
 } rl_header_t;
 
 typedef struct rl_request {
-    const char *method;    /* upper-case; default "GET" */
-    const char *path;      /* required; query string already stripped */
+    const char *method; /* upper-case; default "GET" */
+    const char *path;   /* required; query string already stripped */
     size_t path_len;
-    const char *target;    /* the path with its query string, as sent (what a
-                            * tenant signs); NULL = path/path_len */
+    const char *target; /* the path with its query string, as sent (what a
+                         * tenant signs); NULL = path/path_len */
     size_t target_len;
-    const char *tenant;    /* NULL if absent */
+    const char *tenant; /* NULL if absent */
     const char *user;
     const char *ip;
-    const char *policy;    /* force this policy by name; NULL = match */
+    const char *policy; /* force this policy by name; NULL = match */
     rl_header_t headers[RL_MAX_REQ_HEADERS];
     int nheaders;
-    int64_t cost;          /* >= 0, default 1; 0 = peek */
+    int64_t cost; /* >= 0, default 1; 0 = peek */
 } rl_request_t;
 
 /* Validation failure of a request: code is "VAL_001" (missing field,
@@ -45,7 +45,8 @@ typedef struct rl_request_error {
 
 /* Fills req from a decide-shaped JSON object. Unknown fields are ignored.
  * Returns 0, or -1 with err filled. req borrows from obj. Pure. */
-int rl_request_from_json(json_t *obj, rl_request_t *req, rl_request_error_t *err);
+int rl_request_from_json(json_t *obj, rl_request_t *req,
+                         rl_request_error_t *err);
 
 /* 0 if path (len bytes, no query string) has no dot-segment: no "." or
  * ".." between separators, where '/', '\\', %2F, %5C separate and %2E is
@@ -55,6 +56,7 @@ int rl_request_path_safe(const char *path, size_t len);
 
 /* Finds a header by name, case-insensitively. Returns its value (and
  * length in *len if len is not NULL) or NULL. */
-const char *rl_request_header(const rl_request_t *req, const char *name, size_t *len);
+const char *rl_request_header(const rl_request_t *req, const char *name,
+                              size_t *len);
 
 #endif

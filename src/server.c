@@ -16,8 +16,8 @@ static rl_route_fn handle_ready;
 
 /* Route flags. */
 enum {
-    ROUTE_JSON = 1,    /* takes a JSON body (Content-Type checked) */
-    ROUTE_PREFIX = 2   /* every sub-path under path is routed here too */
+    ROUTE_JSON = 1,  /* takes a JSON body (Content-Type checked) */
+    ROUTE_PREFIX = 2 /* every sub-path under path is routed here too */
 };
 
 /* Whether callers must authenticate: RL_ROUTE_AUTH whenever auth.mode is
@@ -33,27 +33,29 @@ static const struct route {
     rl_route_fn *fn;
     int auth;
 } routes[] = {
-    { "/health", "GET", 0, handle_health, 0 },
-    { "/ready", "GET", 0, handle_ready, 0 },
-    { "/v1/decide", "POST", ROUTE_JSON, rl_api_decide, RL_ROUTE_AUTH },
-    { "/v1/decide/batch", "POST", ROUTE_JSON, rl_api_batch, RL_ROUTE_AUTH },
-    { "/v1/authorize", NULL, ROUTE_PREFIX, rl_api_authorize, RL_ROUTE_AUTH },
-    { "/metrics", "GET", 0, rl_api_metrics, 0 },
-    { "/v1/admin/reset", "POST", ROUTE_JSON, rl_api_admin_reset, 0 },
-    { "/v1/policies", "GET", 0, rl_api_policies, 0 },
+    {"/health", "GET", 0, handle_health, 0},
+    {"/ready", "GET", 0, handle_ready, 0},
+    {"/v1/decide", "POST", ROUTE_JSON, rl_api_decide, RL_ROUTE_AUTH},
+    {"/v1/decide/batch", "POST", ROUTE_JSON, rl_api_batch, RL_ROUTE_AUTH},
+    {"/v1/authorize", NULL, ROUTE_PREFIX, rl_api_authorize, RL_ROUTE_AUTH},
+    {"/metrics", "GET", 0, rl_api_metrics, 0},
+    {"/v1/admin/reset", "POST", ROUTE_JSON, rl_api_admin_reset, 0},
+    {"/v1/policies", "GET", 0, rl_api_policies, 0},
 };
 
 /* ---------------------------------------------------------------------
  * Replies
  * ------------------------------------------------------------------- */
 
-void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj, const char *const *names,
-                       const char *const *values, int n)
+void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj,
+                          const char *const *names, const char *const *values,
+                          int n)
 {
     char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
     if (body == NULL) {
-        static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"INTERNAL\"}";
+        static const char oom[] =
+            "{\"error\":\"out of memory\",\"code\":\"INTERNAL\"}";
         rl_http_reply(req, 500, NULL, NULL, 0, NULL, oom, sizeof(oom) - 1);
         return;
     }
@@ -70,7 +72,9 @@ static json_t *error_message(const char *message)
     char safe[512];
     size_t i;
 
-    if (s != NULL) return s;
+    if (s != NULL) {
+        return s;
+    }
     for (i = 0; message[i] != '\0' && i + 1 < sizeof(safe); i++) {
         safe[i] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
     }
@@ -85,17 +89,18 @@ json_t *rl_server_json_body(rl_http_req_t *req)
     char msg[256];
 
     root = json_loadb(req->body, req->body_len,
-                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+                      &jerr);
     if (root == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
+        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
         rl_server_error(req, 400, "VAL_002", msg);
     }
     return root;
 }
 
-int rl_server_decide_failed(rl_http_req_t *req, rl_decide_status_t status, const rl_verdict_t *v,
-                            const char *message)
+int rl_server_decide_failed(rl_http_req_t *req, rl_decide_status_t status,
+                            const rl_verdict_t *v, const char *message)
 {
     json_t *obj;
 
@@ -112,22 +117,24 @@ int rl_server_decide_failed(rl_http_req_t *req, rl_decide_status_t status, const
         return 1;
     case RL_DECIDE_UNAVAILABLE:
         obj = json_object();
-        json_object_set_new(obj, "error", json_string("rate-limit store unavailable"));
+        json_object_set_new(obj, "error",
+                            json_string("rate-limit store unavailable"));
         json_object_set_new(obj, "code", json_string("STORE_001"));
         json_object_set_new(obj, "trace_id", json_string(req->id));
         json_object_set_new(obj, "allowed", json_false());
         json_object_set_new(obj, "policy", json_string(v->policy->name));
         json_object_set_new(obj, "degraded", json_true());
-        json_object_set_new(obj, "degraded_reason", json_string(v->degraded_reason));
+        json_object_set_new(obj, "degraded_reason",
+                            json_string(v->degraded_reason));
         rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
         return 1;
-    case RL_DECIDE_OK:
-        break;
+    case RL_DECIDE_OK: break;
     }
     return 0;
 }
 
-void rl_server_error(rl_http_req_t *req, int status, const char *code, const char *message)
+void rl_server_error(rl_http_req_t *req, int status, const char *code,
+                     const char *message)
 {
     json_t *obj = json_object();
     json_object_set_new(obj, "error", error_message(message));
@@ -163,7 +170,8 @@ static void handle_ready(rl_worker_t *w, rl_http_req_t *req)
     json_t *obj = json_object();
 
     json_object_set_new(obj, "status", json_string(up ? "ready" : "not_ready"));
-    json_object_set_new(obj, "store", json_string(up ? "connected" : "disconnected"));
+    json_object_set_new(obj, "store",
+                        json_string(up ? "connected" : "disconnected"));
     if (rl_store_has_nodes(w->store)) {
         json_t *nodes = json_object();
         rl_store_nodes(w->store, ready_add_node, nodes);
@@ -182,11 +190,17 @@ static int content_type_is_json(const char *ct)
     size_t n;
     const char *semi;
 
-    if (ct == NULL) return 0;
+    if (ct == NULL) {
+        return 0;
+    }
     semi = strchr(ct, ';');
     n = semi != NULL ? (size_t)(semi - ct) : strlen(ct);
-    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
-    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return 1;
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
+        n--;
+    }
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) {
+        return 1;
+    }
     return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
@@ -200,7 +214,8 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         size_t n = strlen(routes[i].path);
         if (n <= req->path_len && memcmp(routes[i].path, req->path, n) == 0 &&
-            (n == req->path_len || ((routes[i].flags & ROUTE_PREFIX) && req->path[n] == '/'))) {
+            (n == req->path_len ||
+             ((routes[i].flags & ROUTE_PREFIX) && req->path[n] == '/'))) {
             found = &routes[i];
             break;
         }
@@ -210,8 +225,8 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         return;
     }
     if (found->method != NULL && strcmp(req->method, found->method) != 0) {
-        static const char *const names[] = { "Allow" };
-        const char *values[] = { found->method };
+        static const char *const names[] = {"Allow"};
+        const char *values[] = {found->method};
         json_t *obj = json_object();
         char msg[96];
         snprintf(msg, sizeof(msg), "method not allowed: use %s", found->method);
@@ -221,9 +236,13 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         rl_server_reply_json(req, 405, obj, names, values, 1);
         return;
     }
-    if (!rl_server_caller_ok(w, req, found->auth)) return;
-    if ((found->flags & ROUTE_JSON) && !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
-        rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
+    if (!rl_server_caller_ok(w, req, found->auth)) {
+        return;
+    }
+    if ((found->flags & ROUTE_JSON) &&
+        !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
+        rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE",
+                        "Content-Type must be application/json");
         return;
     }
     found->fn(w, req);

@@ -25,7 +25,8 @@ static int path_protected(const rl_conf_auth_t *a, const rl_http_req_t *req)
 
 /* Answers an authentication failure in the error shape, with
  * WWW-Authenticate on a bearer 401 and Retry-After on a 429. */
-static void auth_reply(rl_http_req_t *req, const rl_conf_auth_t *a, const rl_auth_error_t *err)
+static void auth_reply(rl_http_req_t *req, const rl_conf_auth_t *a,
+                       const rl_auth_error_t *err)
 {
     json_t *obj = json_object();
     const char *names[1], *values[1];

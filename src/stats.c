@@ -8,7 +8,8 @@
 _Thread_local rl_stats_t *rl_stats_self;
 
 const int64_t rl_hist_bounds_us[RL_HIST_NBOUNDS] = {
-    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+    50,    100,   250,   500,    1000,   2500,   5000,
+    10000, 25000, 50000, 100000, 250000, 500000, 1000000,
 };
 
 static const char *const reason_names[] = {
@@ -44,15 +45,19 @@ void rl_stats_add(rl_stats_t *dst, const rl_stats_t *src)
 {
     int i;
 
-#define RL_STATS_SUM(name, help) dst->name += __atomic_load_n(&src->name, __ATOMIC_RELAXED);
+#define RL_STATS_SUM(name, help)                                               \
+    dst->name += __atomic_load_n(&src->name, __ATOMIC_RELAXED);
     RL_STATS_COUNTERS(RL_STATS_SUM)
     RL_STATS_GAUGES(RL_STATS_SUM)
 #undef RL_STATS_SUM
     for (i = 0; i < RL_NREASONS; i++) {
-        dst->degraded[i] += __atomic_load_n(&src->degraded[i], __ATOMIC_RELAXED);
-        dst->store_error[i] += __atomic_load_n(&src->store_error[i], __ATOMIC_RELAXED);
+        dst->degraded[i] +=
+            __atomic_load_n(&src->degraded[i], __ATOMIC_RELAXED);
+        dst->store_error[i] +=
+            __atomic_load_n(&src->store_error[i], __ATOMIC_RELAXED);
     }
-#define RL_STATS_HIST_SUM(name, metric, help) hist_add(&dst->hist_##name, &src->hist_##name);
+#define RL_STATS_HIST_SUM(name, metric, help)                                  \
+    hist_add(&dst->hist_##name, &src->hist_##name);
     RL_STATS_HISTOGRAMS(RL_STATS_HIST_SUM)
 #undef RL_STATS_HIST_SUM
 }
@@ -91,7 +96,8 @@ const char *rl_stats_reason_name(int reason)
 
 const char *rl_stats_verdict_name(int verdict)
 {
-    return verdict >= 0 && verdict < RL_NVERDICTS ? verdict_names[verdict] : "error";
+    return verdict >= 0 && verdict < RL_NVERDICTS ? verdict_names[verdict]
+                                                  : "error";
 }
 
 void rl_stats_policy_count(rl_stats_t *st, int slot, rl_stats_verdict_t verdict)
@@ -101,24 +107,29 @@ void rl_stats_policy_count(rl_stats_t *st, int slot, rl_stats_verdict_t verdict)
     if (slot < 0 || slot >= RL_STATS_POLICY_CHUNK * RL_STATS_POLICY_CHUNKS) {
         return;
     }
-    chunk = __atomic_load_n(&st->policy[slot / RL_STATS_POLICY_CHUNK], __ATOMIC_ACQUIRE);
+    chunk = __atomic_load_n(&st->policy[slot / RL_STATS_POLICY_CHUNK],
+                            __ATOMIC_ACQUIRE);
     if (chunk != NULL) {
         RL_STAT_ADDV(chunk[slot % RL_STATS_POLICY_CHUNK].v[verdict], 1);
     }
 }
 
-void rl_stats_policy_read(const rl_stats_t *st, int slot, uint64_t out[RL_NVERDICTS])
+void rl_stats_policy_read(const rl_stats_t *st, int slot,
+                          uint64_t out[RL_NVERDICTS])
 {
     const rl_stats_policy_t *chunk = NULL;
     int i;
 
     if (slot >= 0 && slot < RL_STATS_POLICY_CHUNK * RL_STATS_POLICY_CHUNKS) {
-        chunk = __atomic_load_n(&st->policy[slot / RL_STATS_POLICY_CHUNK], __ATOMIC_ACQUIRE);
+        chunk = __atomic_load_n(&st->policy[slot / RL_STATS_POLICY_CHUNK],
+                                __ATOMIC_ACQUIRE);
     }
     for (i = 0; i < RL_NVERDICTS; i++) {
-        out[i] = chunk != NULL
-                     ? __atomic_load_n(&chunk[slot % RL_STATS_POLICY_CHUNK].v[i], __ATOMIC_RELAXED)
-                     : 0;
+        out[i] =
+            chunk != NULL
+                ? __atomic_load_n(&chunk[slot % RL_STATS_POLICY_CHUNK].v[i],
+                                  __ATOMIC_RELAXED)
+                : 0;
     }
 }
 
@@ -130,7 +141,9 @@ int rl_stats_policy_slot(const char *name)
     char *copy;
 
     for (i = 0; i < n; i++) {
-        if (strcmp(name_chunks[i / RL_STATS_POLICY_CHUNK][i % RL_STATS_POLICY_CHUNK], name) == 0) {
+        if (strcmp(name_chunks[i / RL_STATS_POLICY_CHUNK]
+                              [i % RL_STATS_POLICY_CHUNK],
+                   name) == 0) {
             return i;
         }
     }
@@ -143,7 +156,8 @@ int rl_stats_policy_slot(const char *name)
         if (chunk == NULL) {
             return -1;
         }
-        __atomic_store_n(&name_chunks[n / RL_STATS_POLICY_CHUNK], chunk, __ATOMIC_RELEASE);
+        __atomic_store_n(&name_chunks[n / RL_STATS_POLICY_CHUNK], chunk,
+                         __ATOMIC_RELEASE);
     }
     copy = strdup(name);
     if (copy == NULL) {
@@ -166,7 +180,8 @@ const char *rl_stats_policy_name(int slot)
     if (slot < 0 || slot >= rl_stats_policy_slots()) {
         return NULL;
     }
-    chunk = __atomic_load_n(&name_chunks[slot / RL_STATS_POLICY_CHUNK], __ATOMIC_ACQUIRE);
+    chunk = __atomic_load_n(&name_chunks[slot / RL_STATS_POLICY_CHUNK],
+                            __ATOMIC_ACQUIRE);
     return chunk[slot % RL_STATS_POLICY_CHUNK];
 }
 
@@ -174,9 +189,12 @@ int rl_stats_policy_reserve(rl_stats_t *st, int nslots)
 {
     int c;
 
-    for (c = 0; c * RL_STATS_POLICY_CHUNK < nslots && c < RL_STATS_POLICY_CHUNKS; c++) {
+    for (c = 0;
+         c * RL_STATS_POLICY_CHUNK < nslots && c < RL_STATS_POLICY_CHUNKS;
+         c++) {
         if (st->policy[c] == NULL) {
-            rl_stats_policy_t *chunk = calloc(RL_STATS_POLICY_CHUNK, sizeof(*chunk));
+            rl_stats_policy_t *chunk =
+                calloc(RL_STATS_POLICY_CHUNK, sizeof(*chunk));
             if (chunk == NULL) {
                 return -1;
             }

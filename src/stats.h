@@ -16,44 +16,61 @@
     X(decisions_unmatched, "decisions for which no policy applied")            \
     X(decisions_invalid, "decision requests rejected as invalid")              \
     X(decisions_degraded, "decisions made by the failure mode")                \
-    X(store_errors, "store operations that failed")                             \
+    X(store_errors, "store operations that failed")                            \
     X(auth_failures, "requests refused by caller authentication")              \
-    X(tenant_auth_failures, "decisions refused by tenant verification")             \
+    X(tenant_auth_failures, "decisions refused by tenant verification")        \
     X(store_reconnects, "store connections re-established after a loss")       \
     X(store_redirections, "Redis Cluster redirections (MOVED, ASK) followed")  \
     X(deny_cache_hits, "denials answered by the local deny cache")             \
-    X(admin_resets, "keys cleared through POST /v1/admin/reset")              \
-    X(access_log_dropped, "access log lines dropped because the buffer was full")
+    X(admin_resets, "keys cleared through POST /v1/admin/reset")               \
+    X(access_log_dropped,                                                      \
+      "access log lines dropped because the buffer was full")
 
 /* Gauges a worker publishes from its 50 ms tick (same single writer). */
 #define RL_STATS_GAUGES(X)                                                     \
-    X(inflight, "requests being handled")                                     \
+    X(inflight, "requests being handled")                                      \
     X(connections, "open client connections")                                  \
     X(deny_cache_entries, "keys held by the local deny cache")
 
 /* Why a store operation failed (the store's static error strings);
  * anything else counts as "other". */
 #define RL_STATS_REASONS(X)                                                    \
-    X(timeout) X(disconnected) X(bad_reply) X(script_error) X(redis_error)    \
-    X(protocol) X(out_of_memory) X(bad_op) X(tryagain) X(cluster_down) X(loading) \
-    X(too_many_redirects) X(other)
+    X(timeout)                                                                 \
+    X(disconnected)                                                            \
+    X(bad_reply)                                                               \
+    X(script_error)                                                            \
+    X(redis_error)                                                             \
+    X(protocol)                                                                \
+    X(out_of_memory)                                                           \
+    X(bad_op)                                                                  \
+    X(tryagain)                                                                \
+    X(cluster_down)                                                            \
+    X(loading)                                                                 \
+    X(too_many_redirects)                                                      \
+    X(other)
 
 /* Verdicts counted per policy. */
-#define RL_STATS_VERDICTS(X) X(allowed) X(denied) X(shadow_denied) X(error)
+#define RL_STATS_VERDICTS(X)                                                   \
+    X(allowed)                                                                 \
+    X(denied)                                                                  \
+    X(shadow_denied)                                                           \
+    X(error)
 
+/* clang-format off: an X-macro expansion is not a statement */
 typedef enum {
 #define RL_STATS_REASON_ENUM(name) RL_REASON_##name,
     RL_STATS_REASONS(RL_STATS_REASON_ENUM)
 #undef RL_STATS_REASON_ENUM
-    RL_NREASONS
+        RL_NREASONS
 } rl_stats_reason_t;
 
 typedef enum {
 #define RL_STATS_VERDICT_ENUM(name) RL_VERDICT_##name,
     RL_STATS_VERDICTS(RL_STATS_VERDICT_ENUM)
 #undef RL_STATS_VERDICT_ENUM
-    RL_NVERDICTS
+        RL_NVERDICTS
 } rl_stats_verdict_t;
+/* clang-format on */
 
 /* Histogram buckets (upper bounds, microseconds); the last bucket is
  * +Inf. Buckets are not cumulative here; the scrape adds them up. */
@@ -88,8 +105,8 @@ typedef struct rl_stats {
     RL_STATS_COUNTERS(RL_STATS_FIELD)
     RL_STATS_GAUGES(RL_STATS_FIELD)
 #undef RL_STATS_FIELD
-    uint64_t degraded[RL_NREASONS];      /* decisions made by the failure mode */
-    uint64_t store_error[RL_NREASONS];   /* failed store operations */
+    uint64_t degraded[RL_NREASONS];    /* decisions made by the failure mode */
+    uint64_t store_error[RL_NREASONS]; /* failed store operations */
 #define RL_STATS_HIST_FIELD(name, metric, help) rl_hist_t hist_##name;
     RL_STATS_HISTOGRAMS(RL_STATS_HIST_FIELD)
 #undef RL_STATS_HIST_FIELD
@@ -103,10 +120,13 @@ typedef struct rl_stats {
 extern _Thread_local rl_stats_t *rl_stats_self;
 
 /* Single-writer update: only the owning worker calls these. */
-#define RL_STAT_ADDV(lvalue, n) \
-    __atomic_store_n(&(lvalue), __atomic_load_n(&(lvalue), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define RL_STAT_ADDV(lvalue, n)                                                \
+    __atomic_store_n(&(lvalue),                                                \
+                     __atomic_load_n(&(lvalue), __ATOMIC_RELAXED) + (n),       \
+                     __ATOMIC_RELAXED)
 #define RL_STAT_INC(st, field) RL_STAT_ADDV((st)->field, 1)
-#define RL_STAT_SET(st, field, v) __atomic_store_n(&(st)->field, (uint64_t)(v), __ATOMIC_RELAXED)
+#define RL_STAT_SET(st, field, v)                                              \
+    __atomic_store_n(&(st)->field, (uint64_t)(v), __ATOMIC_RELAXED)
 
 /* Adds src into dst (counters, gauges, reasons, histograms; not the
  * per-policy chunks) with relaxed loads; any thread. */
@@ -122,11 +142,13 @@ const char *rl_stats_verdict_name(int verdict);
 
 /* Counts one verdict for the policy in slot (owning worker; slot < 0 is
  * ignored). */
-void rl_stats_policy_count(rl_stats_t *st, int slot, rl_stats_verdict_t verdict);
+void rl_stats_policy_count(rl_stats_t *st, int slot,
+                           rl_stats_verdict_t verdict);
 
 /* Reads the verdict counts of slot from st (any thread); zeros if the
  * slot was never reserved. */
-void rl_stats_policy_read(const rl_stats_t *st, int slot, uint64_t out[RL_NVERDICTS]);
+void rl_stats_policy_read(const rl_stats_t *st, int slot,
+                          uint64_t out[RL_NVERDICTS]);
 
 /* The slot of a policy name, given out on first use; -1 once every slot
  * is taken (that policy is then not counted). Main thread only. */

@@ -27,18 +27,18 @@
  *   reply for that request alone. */
 
 typedef struct rl_store_op {
-    const char *base_key;        /* "<prefix>:{...}" */
+    const char *base_key; /* "<prefix>:{...}" */
     size_t base_len;
     const rl_limit_t *limits;
-    int nlimits;                 /* 1..RL_MAX_LIMITS */
-    int64_t cost;                /* 0 = peek */
+    int nlimits;  /* 1..RL_MAX_LIMITS */
+    int64_t cost; /* 0 = peek */
 } rl_store_op_t;
 
 typedef struct rl_store_result {
-    int status;                  /* RL_OK, or RL_ERR when the store failed */
-    const char *error;           /* static: "timeout", "disconnected", "bad_reply", ... */
+    int status;        /* RL_OK, or RL_ERR when the store failed */
+    const char *error; /* static: "timeout", "disconnected", "bad_reply", ... */
     int allowed;
-    int64_t now_ms;              /* the store's clock */
+    int64_t now_ms; /* the store's clock */
     rl_limit_result_t limits[RL_MAX_LIMITS];
 } rl_store_result_t;
 
@@ -56,9 +56,11 @@ typedef void rl_store_node_fn(void *arg, const char *name, const char *state);
 typedef struct rl_store_ops {
     /* Decides (or peeks) the op atomically. The op and its strings may be
      * freed by the caller as soon as this returns. */
-    void (*decide)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg);
+    void (*decide)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
+                   void *arg);
     /* Clears every key of the op (its limits and block markers). */
-    void (*reset)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg);
+    void (*reset)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
+                  void *arg);
     /* 1 if the store can answer now (a cluster: every slot has a
      * reachable master). */
     int (*connected)(rl_store_t *s);
@@ -73,11 +75,13 @@ struct rl_store {
     void *impl;
 };
 
-static inline void rl_store_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+static inline void rl_store_decide(rl_store_t *s, const rl_store_op_t *op,
+                                   rl_store_cb *cb, void *arg)
 {
     s->ops->decide(s, op, cb, arg);
 }
-static inline void rl_store_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+static inline void rl_store_reset(rl_store_t *s, const rl_store_op_t *op,
+                                  rl_store_cb *cb, void *arg)
 {
     s->ops->reset(s, op, cb, arg);
 }
@@ -87,16 +91,21 @@ static inline int rl_store_connected(rl_store_t *s)
 }
 static inline void rl_store_free(rl_store_t *s)
 {
-    if (s != NULL) s->ops->free(s);
+    if (s != NULL) {
+        s->ops->free(s);
+    }
 }
 /* 1 if the store has nodes to report. */
 static inline int rl_store_has_nodes(const rl_store_t *s)
 {
     return s->ops->nodes != NULL;
 }
-static inline void rl_store_nodes(rl_store_t *s, rl_store_node_fn *fn, void *arg)
+static inline void rl_store_nodes(rl_store_t *s, rl_store_node_fn *fn,
+                                  void *arg)
 {
-    if (s->ops->nodes != NULL) s->ops->nodes(s, fn, arg);
+    if (s->ops->nodes != NULL) {
+        s->ops->nodes(s, fn, arg);
+    }
 }
 
 /* Calls cb with a failed result carrying `error`. */

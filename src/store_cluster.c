@@ -42,71 +42,74 @@
 #include "util.h"
 
 #define CL_MAX_REDIRECTS 16
-#define CL_REFRESH_MIN_US 100000       /* refreshes on errors: at most 10 per second */
-#define CL_BACKOFF_MIN_US 1000         /* TRYAGAIN / CLUSTERDOWN / no node: 1, 2, 4 .. */
-#define CL_BACKOFF_MAX_US 20000        /* .. up to 20 ms between tries */
+#define CL_REFRESH_MIN_US                                                      \
+    100000 /* refreshes on errors: at most 10 per second */
+#define CL_BACKOFF_MIN_US                                                      \
+    1000 /* TRYAGAIN / CLUSTERDOWN / no node: 1, 2, 4 .. */
+#define CL_BACKOFF_MAX_US 20000 /* .. up to 20 ms between tries */
 #define CL_WARN_INTERVAL_US 1000000
 
 typedef struct store_cluster store_cluster_t;
 
 typedef struct cl_node {
-    struct cl_node *next;          /* in the live or the dead list */
+    struct cl_node *next; /* in the live or the dead list */
     store_cluster_t *cl;
     rl_redis_conn_t *conn;
     rl_cluster_addr_t addr;
-    char name[RL_CLUSTER_NAME_MAX];  /* "host:port" */
-    int seed;                      /* from store.nodes: never dropped */
-    int seen;                      /* named by the last CLUSTER SLOTS */
+    char name[RL_CLUSTER_NAME_MAX]; /* "host:port" */
+    int seed;                       /* from store.nodes: never dropped */
+    int seen;                       /* named by the last CLUSTER SLOTS */
 } cl_node_t;
 
 typedef enum { OP_FREE = 0, OP_WAIT, OP_INFLIGHT, OP_ORPHAN } cl_op_state_t;
 
 typedef struct cl_op {
     struct cl_op *next_free;
-    struct cl_op *next_all;        /* every context, for the final free */
+    struct cl_op *next_all; /* every context, for the final free */
     store_cluster_t *cl;
     cl_op_state_t state;
     rl_redis_cmd_t cmd;
     rl_store_cb *cb;
     void *arg;
-    struct event *timer;           /* WAIT: next try; INFLIGHT after a retry: deadline */
+    struct event *timer; /* WAIT: next try; INFLIGHT after a retry: deadline */
     int slot;
-    int64_t deadline_us;           /* monotonic */
-    int tries;                     /* commands sent or attempted */
+    int64_t deadline_us; /* monotonic */
+    int tries;           /* commands sent or attempted */
     int backoffs;
     int redirects;
     int noscript_retried;
-    int asking;                    /* the command out went after ASKING */
-    cl_node_t *sent_to;            /* INFLIGHT: the node it went to */
-    const char *error;             /* what to report if the deadline passes now */
-    int error_from_reply;          /* error came from Redis (TRYAGAIN ..): a later
-                                    * try that times out still reports it */
+    int asking;           /* the command out went after ASKING */
+    cl_node_t *sent_to;   /* INFLIGHT: the node it went to */
+    const char *error;    /* what to report if the deadline passes now */
+    int error_from_reply; /* error came from Redis (TRYAGAIN ..): a later
+                           * try that times out still reports it */
 } cl_op_t;
 
 struct store_cluster {
     rl_store_t pub;
     struct event_base *base;
     const rl_conf_store_t *conf;
-    SSL_CTX *tls_ctx;              /* NULL: plain TCP */
+    SSL_CTX *tls_ctx; /* NULL: plain TCP */
     char sha[41];
-    cl_node_t *slots[RL_CLUSTER_SLOTS];  /* master of each slot, NULL: none known */
-    int have_map;                  /* a CLUSTER SLOTS reply was applied */
-    cl_node_t *nodes;              /* live, in order of discovery */
-    cl_node_t *dead;               /* dropped, freed by gc_ev */
+    cl_node_t
+        *slots[RL_CLUSTER_SLOTS]; /* master of each slot, NULL: none known */
+    int have_map;                 /* a CLUSTER SLOTS reply was applied */
+    cl_node_t *nodes;             /* live, in order of discovery */
+    cl_node_t *dead;              /* dropped, freed by gc_ev */
     cl_op_t *free_ops;
     cl_op_t *all_ops;
-    struct event *periodic_ev;     /* refresh every refresh_interval_ms */
-    struct event *refresh_ev;      /* a refresh held back by the rate limit */
-    struct event *gc_ev;           /* frees the dead list */
+    struct event *periodic_ev; /* refresh every refresh_interval_ms */
+    struct event *refresh_ev;  /* a refresh held back by the rate limit */
+    struct event *gc_ev;       /* frees the dead list */
     int refresh_inflight;
-    int refresh_armed;             /* refresh_ev is pending */
-    int refresh_wanted;            /* wanted while no node was reachable */
+    int refresh_armed;  /* refresh_ev is pending */
+    int refresh_wanted; /* wanted while no node was reachable */
     int64_t last_refresh_us;
-    unsigned rr;                   /* where the next refresh starts looking */
-    char refresh_host[RL_CLUSTER_HOST_MAX];  /* the node asked ("" in replies) */
-    int nmasters;                  /* of the last map, to log changes */
+    unsigned rr; /* where the next refresh starts looking */
+    char refresh_host[RL_CLUSTER_HOST_MAX]; /* the node asked ("" in replies) */
+    int nmasters; /* of the last map, to log changes */
     int nnodes;
-    int closing;                   /* store_cluster_free is running */
+    int closing; /* store_cluster_free is running */
     int64_t last_warn_us;
 };
 
@@ -155,7 +158,7 @@ static void cl_script_loaded(void *arg, redisReply *reply, const char *err)
     store_cluster_t *cl = arg;
 
     if (reply == NULL || cl->closing) {
-        return;  /* a later EVALSHA reports the failure */
+        return; /* a later EVALSHA reports the failure */
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         cl_warn(cl, "redis SCRIPT LOAD failed", reply->str);
@@ -168,8 +171,8 @@ static void cl_script_loaded(void *arg, redisReply *reply, const char *err)
 /* Sends SCRIPT LOAD of the decision script to n, fire and forget. */
 static void cl_load_script(store_cluster_t *cl, cl_node_t *n)
 {
-    const char *argv[3] = { "SCRIPT", "LOAD", RL_LUA_DECIDE };
-    size_t argvlen[3] = { 6, 4, strlen(RL_LUA_DECIDE) };
+    const char *argv[3] = {"SCRIPT", "LOAD", RL_LUA_DECIDE};
+    size_t argvlen[3] = {6, 4, strlen(RL_LUA_DECIDE)};
 
     rl_redis_conn_command(n->conn, 3, argv, argvlen, cl_script_loaded, cl);
 }
@@ -210,7 +213,8 @@ static cl_node_t *cl_node_find(store_cluster_t *cl, const rl_cluster_addr_t *a)
 
 /* Creates a live node for a with its connection (AUTH, TLS as for every
  * node), appended to the live list. NULL on failure. */
-static cl_node_t *cl_node_add(store_cluster_t *cl, const rl_cluster_addr_t *a, int seed)
+static cl_node_t *cl_node_add(store_cluster_t *cl, const rl_cluster_addr_t *a,
+                              int seed)
 {
     cl_node_t *n = calloc(1, sizeof(*n));
     cl_node_t **tail;
@@ -230,7 +234,8 @@ static cl_node_t *cl_node_add(store_cluster_t *cl, const rl_cluster_addr_t *a, i
     opts.username = cl->conf->username;
     opts.password = cl->conf->password;
     opts.tls_ctx = cl->tls_ctx;
-    opts.tls_server_name = cl->conf->tls != NULL ? cl->conf->tls->server_name : NULL;
+    opts.tls_server_name =
+        cl->conf->tls != NULL ? cl->conf->tls->server_name : NULL;
     opts.on_connect = cl_node_connected;
     opts.on_disconnect = cl_node_disconnected;
     opts.hook_arg = n;
@@ -307,7 +312,8 @@ static cl_node_t *cl_pick_node(store_cluster_t *cl)
 
 /* CLUSTER SLOTS walk callback: marks each named node seen (creating it
  * if new) and points the range's slots at its master. */
-static int cl_apply_node(void *arg, int start, int end, int role, const rl_cluster_addr_t *a)
+static int cl_apply_node(void *arg, int start, int end, int role,
+                         const rl_cluster_addr_t *a)
 {
     store_cluster_t *cl = arg;
     cl_node_t *n = cl_node_get(cl, a);
@@ -341,8 +347,10 @@ static void cl_apply(store_cluster_t *cl, const redisReply *r)
         n->seen = 0;
     }
     memset(cl->slots, 0, sizeof(cl->slots));
-    if (rl_cluster_slots_walk(r, cl->refresh_host, cl_apply_node, cl, NULL) < 0) {
-        cl_warn(cl, "redis cluster: out of memory while applying the slot map", "");
+    if (rl_cluster_slots_walk(r, cl->refresh_host, cl_apply_node, cl, NULL) <
+        0) {
+        cl_warn(cl, "redis cluster: out of memory while applying the slot map",
+                "");
     }
     cl->have_map = 1;
     pp = &cl->nodes;
@@ -373,8 +381,8 @@ static void cl_apply(store_cluster_t *cl, const redisReply *r)
         cl->nnodes = count;
         snprintf(m, sizeof(m), "%d", masters);
         snprintf(c, sizeof(c), "%d", count);
-        rl_log_kv(RL_LOG_INFO, "redis cluster slot map", "master_ranges", m, "nodes", c,
-                  (const char *)NULL);
+        rl_log_kv(RL_LOG_INFO, "redis cluster slot map", "master_ranges", m,
+                  "nodes", c, (const char *)NULL);
     }
 }
 
@@ -395,15 +403,18 @@ static void cl_slots_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        cl_warn(cl, "redis CLUSTER SLOTS failed (is it a cluster?)", reply->str);
+        cl_warn(cl, "redis CLUSTER SLOTS failed (is it a cluster?)",
+                reply->str);
         return;
     }
-    if (rl_cluster_slots_walk(reply, cl->refresh_host, NULL, NULL, &skipped) < 0) {
+    if (rl_cluster_slots_walk(reply, cl->refresh_host, NULL, NULL, &skipped) <
+        0) {
         cl_warn(cl, "redis CLUSTER SLOTS reply not understood", "");
         return;
     }
     if (skipped > 0) {
-        cl_warn(cl, "redis cluster: nodes without a numeric IP address are ignored",
+        cl_warn(cl,
+                "redis cluster: nodes without a numeric IP address are ignored",
                 "set cluster-preferred-endpoint-type ip");
     }
     cl_apply(cl, reply);
@@ -414,18 +425,20 @@ static void cl_slots_reply(void *arg, redisReply *reply, const char *err)
  * one asked for while no node is connected runs at the next connect. */
 static void cl_refresh(store_cluster_t *cl)
 {
-    static const char *const argv[2] = { "CLUSTER", "SLOTS" };
-    static const size_t argvlen[2] = { 7, 5 };
+    static const char *const argv[2] = {"CLUSTER", "SLOTS"};
+    static const size_t argvlen[2] = {7, 5};
     int64_t now = rl_mono_us();
     cl_node_t *n;
 
     if (cl->closing || cl->refresh_inflight) {
         return;
     }
-    if (cl->last_refresh_us != 0 && now - cl->last_refresh_us < CL_REFRESH_MIN_US) {
+    if (cl->last_refresh_us != 0 &&
+        now - cl->last_refresh_us < CL_REFRESH_MIN_US) {
         if (!cl->refresh_armed) {
             cl->refresh_armed = 1;
-            cl_timer_at(cl->refresh_ev, cl->last_refresh_us + CL_REFRESH_MIN_US);
+            cl_timer_at(cl->refresh_ev,
+                        cl->last_refresh_us + CL_REFRESH_MIN_US);
         }
         return;
     }
@@ -438,7 +451,8 @@ static void cl_refresh(store_cluster_t *cl)
     cl->refresh_inflight = 1;
     cl->refresh_wanted = 0;
     snprintf(cl->refresh_host, sizeof(cl->refresh_host), "%s", n->addr.host);
-    rl_redis_conn_command(n->conn, 2, (const char **)argv, argvlen, cl_slots_reply, cl);
+    rl_redis_conn_command(n->conn, 2, (const char **)argv, argvlen,
+                          cl_slots_reply, cl);
 }
 
 /* refresh_ev: the held-back refresh. */
@@ -547,7 +561,8 @@ static void cl_op_later(cl_op_t *o)
 {
     int64_t now = rl_mono_us();
     int64_t left = o->deadline_us - now;
-    int64_t wait = (int64_t)CL_BACKOFF_MIN_US << (o->backoffs < 5 ? o->backoffs : 5);
+    int64_t wait = (int64_t)CL_BACKOFF_MIN_US
+                   << (o->backoffs < 5 ? o->backoffs : 5);
 
     if (o->cl->closing || left < CL_BACKOFF_MIN_US) {
         cl_op_done(o, NULL, o->error);
@@ -571,8 +586,8 @@ static void cl_op_later(cl_op_t *o)
  * connection's deadline for this command is later. */
 static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
 {
-    static const char *const asking_argv[1] = { "ASKING" };
-    static const size_t asking_len[1] = { 6 };
+    static const char *const asking_argv[1] = {"ASKING"};
+    static const size_t asking_len[1] = {6};
 
     if (!rl_redis_conn_connected(n->conn)) {
         o->error = "disconnected";
@@ -585,7 +600,8 @@ static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
         o->error = "timeout";
     }
     if (asking) {
-        rl_redis_conn_command(n->conn, 1, (const char **)asking_argv, asking_len, NULL, NULL);
+        rl_redis_conn_command(n->conn, 1, (const char **)asking_argv,
+                              asking_len, NULL, NULL);
     }
     o->state = OP_INFLIGHT;
     o->sent_to = n;
@@ -593,7 +609,8 @@ static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
     if (o->tries++ > 0 || o->backoffs > 0) {
         cl_timer_at(o->timer, o->deadline_us);
     }
-    rl_redis_conn_command(n->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen, cl_op_reply, o);
+    rl_redis_conn_command(n->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
+                          cl_op_reply, o);
 }
 
 /* Routes o by the slot map: to the slot's master, or waits for one
@@ -626,7 +643,8 @@ static void cl_on_moved(cl_op_t *o, cl_node_t *from, const redisReply *r)
     cl_node_t *n;
     int slot;
 
-    if (rl_cluster_parse_redirect(r->str, r->len, &slot, &a) != RL_CLUSTER_REDIR_MOVED) {
+    if (rl_cluster_parse_redirect(r->str, r->len, &slot, &a) !=
+        RL_CLUSTER_REDIR_MOVED) {
         cl_warn(cl, "redis cluster: malformed MOVED", r->str);
         cl_op_done(o, NULL, "bad_reply");
         return;
@@ -635,7 +653,9 @@ static void cl_on_moved(cl_op_t *o, cl_node_t *from, const redisReply *r)
         cl_op_done(o, NULL, "too_many_redirects");
         return;
     }
-    if (rl_stats_self != NULL) RL_STAT_INC(rl_stats_self, store_redirections);
+    if (rl_stats_self != NULL) {
+        RL_STAT_INC(rl_stats_self, store_redirections);
+    }
     n = cl_node_get(cl, &a);
     if (n == NULL) {
         cl_op_done(o, NULL, "out_of_memory");
@@ -654,7 +674,8 @@ static void cl_on_ask(cl_op_t *o, cl_node_t *from, const redisReply *r)
     cl_node_t *n;
     int slot;
 
-    if (rl_cluster_parse_redirect(r->str, r->len, &slot, &a) != RL_CLUSTER_REDIR_ASK) {
+    if (rl_cluster_parse_redirect(r->str, r->len, &slot, &a) !=
+        RL_CLUSTER_REDIR_ASK) {
         cl_warn(o->cl, "redis cluster: malformed ASK", r->str);
         cl_op_done(o, NULL, "bad_reply");
         return;
@@ -663,7 +684,9 @@ static void cl_on_ask(cl_op_t *o, cl_node_t *from, const redisReply *r)
         cl_op_done(o, NULL, "too_many_redirects");
         return;
     }
-    if (rl_stats_self != NULL) RL_STAT_INC(rl_stats_self, store_redirections);
+    if (rl_stats_self != NULL) {
+        RL_STAT_INC(rl_stats_self, store_redirections);
+    }
     n = cl_node_get(o->cl, &a);
     if (n == NULL) {
         cl_op_done(o, NULL, "out_of_memory");
@@ -697,14 +720,14 @@ static const struct {
     const char *error;
     int refresh;
 } cl_error_replies[] = {
-    { "MOVED ", cl_on_moved, NULL, 0 },
-    { "ASK ", cl_on_ask, NULL, 0 },
-    { "NOSCRIPT", cl_on_noscript, NULL, 0 },
-    { "TRYAGAIN", NULL, "tryagain", 0 },        /* keys split by a migration */
-    { "CLUSTERDOWN", NULL, "cluster_down", 1 }, /* no master for a slot yet */
-    { "LOADING", NULL, "loading", 0 },          /* a restarted node reading its data */
-    { "MASTERDOWN", NULL, "cluster_down", 1 },
-    { "READONLY", NULL, "cluster_down", 1 },    /* the map points at a replica */
+    {"MOVED ", cl_on_moved, NULL, 0},
+    {"ASK ", cl_on_ask, NULL, 0},
+    {"NOSCRIPT", cl_on_noscript, NULL, 0},
+    {"TRYAGAIN", NULL, "tryagain", 0},        /* keys split by a migration */
+    {"CLUSTERDOWN", NULL, "cluster_down", 1}, /* no master for a slot yet */
+    {"LOADING", NULL, "loading", 0}, /* a restarted node reading its data */
+    {"MASTERDOWN", NULL, "cluster_down", 1},
+    {"READONLY", NULL, "cluster_down", 1}, /* the map points at a replica */
 };
 
 /* An error reply: a redirection or a transient state is handled; any
@@ -713,10 +736,12 @@ static void cl_op_error(cl_op_t *o, cl_node_t *from, const redisReply *r)
 {
     size_t i;
 
-    for (i = 0; i < sizeof(cl_error_replies) / sizeof(cl_error_replies[0]); i++) {
+    for (i = 0; i < sizeof(cl_error_replies) / sizeof(cl_error_replies[0]);
+         i++) {
         size_t plen = strlen(cl_error_replies[i].prefix);
 
-        if (r->len < plen || memcmp(r->str, cl_error_replies[i].prefix, plen) != 0) {
+        if (r->len < plen ||
+            memcmp(r->str, cl_error_replies[i].prefix, plen) != 0) {
             continue;
         }
         if (cl_error_replies[i].fn != NULL) {
@@ -756,7 +781,8 @@ static void cl_op_reply(void *arg, redisReply *reply, const char *err)
         cl_op_put(cl, o);
         return;
     }
-    o->state = OP_WAIT;  /* nothing out any more; the handlers below move it on */
+    o->state =
+        OP_WAIT; /* nothing out any more; the handlers below move it on */
     evtimer_del(o->timer);
     if (reply == NULL) {
         cl_refresh(cl);
@@ -777,8 +803,8 @@ static void cl_op_reply(void *arg, redisReply *reply, const char *err)
 }
 
 /* Starts one operation; cb gets exactly one result. */
-static void cl_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_cmd_kind_t kind,
-                     rl_store_cb *cb, void *arg)
+static void cl_start(rl_store_t *s, const rl_store_op_t *op,
+                     rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg)
 {
     store_cluster_t *cl = s->impl;
     const char *bad = rl_redis_cmd_check(op);
@@ -804,8 +830,9 @@ static void cl_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_cmd_kind_t
     o->slot = rl_cluster_key_slot(key, klen);
     o->cb = cb;
     o->arg = arg;
-    o->deadline_us = rl_mono_us() + (int64_t)(cl->conf->timeout_ms > 0 ? cl->conf->timeout_ms
-                                                                        : 50) * 1000;
+    o->deadline_us =
+        rl_mono_us() +
+        (int64_t)(cl->conf->timeout_ms > 0 ? cl->conf->timeout_ms : 50) * 1000;
     cl_op_dispatch(o);
 }
 
@@ -814,13 +841,15 @@ static void cl_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_cmd_kind_t
 /* ------------------------------------------------------------------ */
 
 /* Decides op with one EVALSHA on the master of its slot. */
-static void cl_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+static void cl_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
+                      void *arg)
 {
     cl_start(s, op, RL_REDIS_CMD_DECIDE, cb, arg);
 }
 
 /* Deletes every state and block key of op (one slot, so one DEL). */
-static void cl_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+static void cl_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
+                     void *arg)
 {
     cl_start(s, op, RL_REDIS_CMD_RESET, cb, arg);
 }
@@ -944,7 +973,8 @@ static int cl_add_seeds(store_cluster_t *cl)
 }
 
 /* Builds the store, its events and a connection per seed node. */
-rl_store_t *rl_store_cluster_new(struct event_base *base, const rl_conf_store_t *conf)
+rl_store_t *rl_store_cluster_new(struct event_base *base,
+                                 const rl_conf_store_t *conf)
 {
     store_cluster_t *cl = calloc(1, sizeof(*cl));
     struct timeval every;
@@ -960,15 +990,18 @@ rl_store_t *rl_store_cluster_new(struct event_base *base, const rl_conf_store_t 
     cl->conf = conf;
     rl_store_redis_script_sha(cl->sha);
     if (conf->tls != NULL &&
-        (cl->tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+        (cl->tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err,
+                                            sizeof(err))) == NULL) {
         rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
-                  field != NULL ? field : "tls", "error", err, (const char *)NULL);
+                  field != NULL ? field : "tls", "error", err,
+                  (const char *)NULL);
         goto err;
     }
     cl->periodic_ev = event_new(base, -1, EV_PERSIST, cl_periodic, cl);
     cl->refresh_ev = evtimer_new(base, cl_refresh_timer, cl);
     cl->gc_ev = evtimer_new(base, cl_gc, cl);
-    if (cl->periodic_ev == NULL || cl->refresh_ev == NULL || cl->gc_ev == NULL) {
+    if (cl->periodic_ev == NULL || cl->refresh_ev == NULL ||
+        cl->gc_ev == NULL) {
         goto err;
     }
     every.tv_sec = conf->refresh_interval_ms / 1000;

@@ -19,6 +19,7 @@
  * next loop iteration); the first connected node is asked for the slot
  * map. Returns NULL on bad settings (a TLS file that cannot be loaded)
  * or out of memory. conf must outlive the store. */
-rl_store_t *rl_store_cluster_new(struct event_base *base, const rl_conf_store_t *conf);
+rl_store_t *rl_store_cluster_new(struct event_base *base,
+                                 const rl_conf_store_t *conf);
 
 #endif

@@ -72,14 +72,16 @@ static uint64_t mem_hash(const char *s, size_t len)
 
 /* The shard of a base key: by its hash tag (the bytes between the first
  * '{' and the next '}', if not empty), else by the whole base. */
-static mem_shard_t *mem_shard_of(rl_mem_table_t *t, const char *base, size_t len)
+static mem_shard_t *mem_shard_of(rl_mem_table_t *t, const char *base,
+                                 size_t len)
 {
     const char *open = memchr(base, '{', len);
     const char *tag = base;
     size_t tlen = len;
 
     if (open != NULL) {
-        const char *close = memchr(open + 1, '}', len - (size_t)(open + 1 - base));
+        const char *close =
+            memchr(open + 1, '}', len - (size_t)(open + 1 - base));
 
         if (close != NULL && close > open + 1) {
             tag = open + 1;
@@ -97,13 +99,14 @@ static int mem_live(const rl_limit_state_t *st, int64_t now_ms)
 
 /* Finds key in sh; *link is set to the pointer that points at it (for
  * unlinking). Returns NULL if absent. Shard lock held. */
-static mem_entry_t *mem_find(mem_shard_t *sh, const char *key, size_t len, uint64_t hash,
-                             mem_entry_t ***link)
+static mem_entry_t *mem_find(mem_shard_t *sh, const char *key, size_t len,
+                             uint64_t hash, mem_entry_t ***link)
 {
     mem_entry_t **p = &sh->buckets[hash & (sh->nbuckets - 1)];
 
     for (; *p != NULL; p = &(*p)->next) {
-        if ((*p)->hash == hash && (*p)->klen == len && memcmp((*p)->key, key, len) == 0) {
+        if ((*p)->hash == hash && (*p)->klen == len &&
+            memcmp((*p)->key, key, len) == 0) {
             *link = p;
             return *p;
         }
@@ -222,7 +225,8 @@ static int mem_op_valid(const rl_store_op_t *op)
     for (i = 0; i < op->nlimits; i++) {
         const rl_limit_t *l = &op->limits[i];
 
-        if ((unsigned)l->algo > RL_ALGO_SLIDING_WINDOW || l->requests < 1 || l->period_ms < 1) {
+        if ((unsigned)l->algo > RL_ALGO_SLIDING_WINDOW || l->requests < 1 ||
+            l->period_ms < 1) {
             return 0;
         }
     }
@@ -242,7 +246,8 @@ static int64_t mem_now(mem_store_t *m)
 /* Decides op under its shard's lock and calls cb once, after unlocking.
  * Entries for new keys are allocated before anything is written, so a
  * shortage of memory fails the whole decision and changes nothing. */
-static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
+                       void *arg)
 {
     mem_store_t *m = s->impl;
     mem_keys_t keys;
@@ -282,7 +287,8 @@ static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, 
         }
     }
 
-    res.allowed = rl_algo_decide(op->limits, op->nlimits, states, res.now_ms, op->cost, res.limits);
+    res.allowed = rl_algo_decide(op->limits, op->nlimits, states, res.now_ms,
+                                 op->cost, res.limits);
 
     for (i = 0; i < op->nlimits; i++) {
         if (found[i] == NULL && mem_live(&states[i], res.now_ms)) {
@@ -303,7 +309,8 @@ static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, 
             fresh[i]->st = states[i];
             fresh[i]->klen = keys.len[i];
             memcpy(fresh[i]->key, keys.key[i], keys.len[i]);
-            if (mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link) != NULL) {
+            if (mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link) !=
+                NULL) {
                 /* two limits with one suffix: the later one wins */
                 (*link)->st = states[i];
                 continue;
@@ -332,7 +339,8 @@ cleanup:
 }
 
 /* Removes every key of op (state and block alike), then calls cb once. */
-static void mem_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, void *arg)
+static void mem_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
+                      void *arg)
 {
     mem_store_t *m = s->impl;
     mem_keys_t keys;
@@ -355,7 +363,8 @@ static void mem_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb, v
     for (i = 0; i < op->nlimits; i++) {
         mem_entry_t **link;
 
-        if (mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link) != NULL) {
+        if (mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link) !=
+            NULL) {
             mem_unlink(sh, link);
         }
     }
@@ -452,7 +461,8 @@ size_t rl_mem_table_size(rl_mem_table_t *t)
 }
 
 /* Creates a worker's handle over t; rl_store_free frees it. */
-rl_store_t *rl_store_mem_new(rl_mem_table_t *t, int64_t (*now_ms)(void *), void *clock_arg)
+rl_store_t *rl_store_mem_new(rl_mem_table_t *t, int64_t (*now_ms)(void *),
+                             void *clock_arg)
 {
     mem_store_t *m = calloc(1, sizeof(*m));
 

@@ -19,6 +19,7 @@ size_t rl_mem_table_size(rl_mem_table_t *t);
 /* A store handle over the shared table, one per worker. The clock is
  * injectable for tests: now_ms(clock_arg) is used when now_ms is not
  * NULL, else the wall clock. Callbacks run synchronously. */
-rl_store_t *rl_store_mem_new(rl_mem_table_t *t, int64_t (*now_ms)(void *), void *clock_arg);
+rl_store_t *rl_store_mem_new(rl_mem_table_t *t, int64_t (*now_ms)(void *),
+                             void *clock_arg);
 
 #endif

@@ -27,7 +27,7 @@
 
 #define STORE_WARN_INTERVAL_US 1000000
 #define STORE_BATCH_MAX 64
-#define STORE_BATCH_FREE_MAX 8        /* idle batches kept for reuse */
+#define STORE_BATCH_FREE_MAX 8 /* idle batches kept for reuse */
 
 typedef struct store_redis store_redis_t;
 
@@ -35,10 +35,10 @@ typedef struct store_redis store_redis_t;
 typedef struct store_op {
     struct store_op *next_free;
     store_redis_t *st;
-    int retried;                  /* NOSCRIPT retry done */
+    int retried; /* NOSCRIPT retry done */
     rl_store_cb *cb;
     void *arg;
-    rl_redis_cmd_t cmd;           /* argv and its strings; kept on reuse */
+    rl_redis_cmd_t cmd; /* argv and its strings; kept on reuse */
 } store_op_t;
 
 /* Decisions sent as one batched EVALSHA; owned by the store, on its free
@@ -47,7 +47,7 @@ typedef struct store_batch {
     struct store_batch *next_free;
     store_redis_t *st;
     int nops;
-    int retried;                  /* NOSCRIPT retry done */
+    int retried; /* NOSCRIPT retry done */
     store_op_t *ops[STORE_BATCH_MAX];
     int argc;
     int cap;
@@ -60,13 +60,13 @@ typedef struct store_batch {
 struct store_redis {
     rl_store_t pub;
     rl_redis_conn_t *conn;
-    char name[RL_CLUSTER_NAME_MAX];  /* "host:port", for /ready */
+    char name[RL_CLUSTER_NAME_MAX]; /* "host:port", for /ready */
     char sha[41];
     store_op_t *free_ops;
-    store_batch_t *open;             /* decisions started in this loop pass */
+    store_batch_t *open; /* decisions started in this loop pass */
     store_batch_t *free_batches;
     int nfree_batches;
-    struct event *flush;             /* sends the open batch, end of the pass */
+    struct event *flush; /* sends the open batch, end of the pass */
     int64_t last_warn_us;
 };
 
@@ -79,7 +79,8 @@ static void store_warn(store_redis_t *st, const char *what, const char *detail)
 {
     int64_t now = rl_mono_us();
 
-    if (st->last_warn_us != 0 && now - st->last_warn_us < STORE_WARN_INTERVAL_US) {
+    if (st->last_warn_us != 0 &&
+        now - st->last_warn_us < STORE_WARN_INTERVAL_US) {
         return;
     }
     st->last_warn_us = now;
@@ -123,8 +124,8 @@ static const struct {
     const char *log;
     const char *error;
 } store_error_replies[] = {
-    [RL_REDIS_CMD_DECIDE] = { "redis decision script failed", "script_error" },
-    [RL_REDIS_CMD_RESET] = { "redis reset failed", "redis_error" },
+    [RL_REDIS_CMD_DECIDE] = {"redis decision script failed", "script_error"},
+    [RL_REDIS_CMD_RESET] = {"redis reset failed", "redis_error"},
 };
 
 /* SCRIPT LOAD reply: only checked and logged, nothing waits for it. */
@@ -133,7 +134,7 @@ static void store_script_loaded(void *arg, redisReply *reply, const char *err)
     store_redis_t *st = arg;
 
     if (reply == NULL) {
-        return;  /* the EVALSHA that follows reports the failure */
+        return; /* the EVALSHA that follows reports the failure */
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         store_warn(st, "redis SCRIPT LOAD failed", reply->str);
@@ -146,8 +147,8 @@ static void store_script_loaded(void *arg, redisReply *reply, const char *err)
 /* Sends SCRIPT LOAD of the decision script, fire and forget. */
 static void store_load_script(store_redis_t *st)
 {
-    const char *argv[3] = { "SCRIPT", "LOAD", RL_LUA_DECIDE };
-    size_t argvlen[3] = { 6, 4, strlen(RL_LUA_DECIDE) };
+    const char *argv[3] = {"SCRIPT", "LOAD", RL_LUA_DECIDE};
+    size_t argvlen[3] = {6, 4, strlen(RL_LUA_DECIDE)};
 
     rl_redis_conn_command(st->conn, 3, argv, argvlen, store_script_loaded, st);
 }
@@ -175,8 +176,8 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
             strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             o->retried = 1;
             store_load_script(st);
-            rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
-                                  store_op_reply, o);
+            rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv,
+                                  o->cmd.argvlen, store_op_reply, o);
             return;
         }
         store_warn(st, store_error_replies[o->cmd.kind].log, reply->str);
@@ -242,7 +243,8 @@ static void store_batch_put(store_redis_t *st, store_batch_t *b)
  * its element of reply (an array of b->nops). Each context goes back to
  * the free list just before its callback, which may start new
  * operations; the later ones stay b's until their turn. */
-static void store_batch_finish(store_batch_t *b, const redisReply *reply, const char *error)
+static void store_batch_finish(store_batch_t *b, const redisReply *reply,
+                               const char *error)
 {
     store_redis_t *st = b->st;
     int i;
@@ -257,7 +259,8 @@ static void store_batch_finish(store_batch_t *b, const redisReply *reply, const 
         memset(&res, 0, sizeof(res));
         if (e == NULL && reply->element[i]->type == REDIS_REPLY_ERROR) {
             /* That decision alone failed (decide.lua checks each one). */
-            store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, reply->element[i]->str);
+            store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log,
+                       reply->element[i]->str);
             e = store_error_replies[RL_REDIS_CMD_DECIDE].error;
         } else if (e == NULL) {
             e = rl_redis_cmd_parse(&o->cmd, reply->element[i], &res);
@@ -288,14 +291,18 @@ static void store_batch_reply(void *arg, redisReply *reply, const char *err)
         if (!b->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             b->retried = 1;
             store_load_script(st);
-            rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen, store_batch_reply, b);
+            rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen,
+                                  store_batch_reply, b);
             return;
         }
-        store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log, reply->str);
-        store_batch_finish(b, NULL, store_error_replies[RL_REDIS_CMD_DECIDE].error);
+        store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log,
+                   reply->str);
+        store_batch_finish(b, NULL,
+                           store_error_replies[RL_REDIS_CMD_DECIDE].error);
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)b->nops) {
+    if (reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != (size_t)b->nops) {
         store_batch_finish(b, NULL, "bad_reply");
         return;
     }
@@ -337,7 +344,8 @@ static int store_batch_build(store_redis_t *st, store_batch_t *b)
     b->argv[b->argc] = st->sha;
     b->argvlen[b->argc++] = 40;
     b->argv[b->argc] = b->numkeys;
-    b->argvlen[b->argc++] = (size_t)snprintf(b->numkeys, sizeof(b->numkeys), "%d", nkeys);
+    b->argvlen[b->argc++] =
+        (size_t)snprintf(b->numkeys, sizeof(b->numkeys), "%d", nkeys);
     for (i = 0; i < b->nops; i++) {
         const rl_redis_cmd_t *c = &b->ops[i]->cmd;
 
@@ -349,7 +357,8 @@ static int store_batch_build(store_redis_t *st, store_batch_t *b)
     b->argv[b->argc] = "batch";
     b->argvlen[b->argc++] = 5;
     b->argv[b->argc] = b->count;
-    b->argvlen[b->argc++] = (size_t)snprintf(b->count, sizeof(b->count), "%d", b->nops);
+    b->argvlen[b->argc++] =
+        (size_t)snprintf(b->count, sizeof(b->count), "%d", b->nops);
     for (i = 0; i < b->nops; i++) {
         const rl_redis_cmd_t *c = &b->ops[i]->cmd;
 
@@ -374,15 +383,16 @@ static void store_flush(store_redis_t *st)
     if (b->nops == 1) {
         o = b->ops[0];
         store_batch_put(st, b);
-        rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
-                              store_op_reply, o);
+        rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv,
+                              o->cmd.argvlen, store_op_reply, o);
         return;
     }
     if (store_batch_build(st, b) != RL_OK) {
         store_batch_finish(b, NULL, "out_of_memory");
         return;
     }
-    rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen, store_batch_reply, b);
+    rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen,
+                          store_batch_reply, b);
 }
 
 static void store_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -412,8 +422,9 @@ static int store_batch_add(store_redis_t *st, store_op_t *o)
 }
 
 /* Starts one operation; cb gets exactly one result. */
-static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_cmd_kind_t kind,
-                              rl_store_cb *cb, void *arg)
+static void store_redis_start(rl_store_t *s, const rl_store_op_t *op,
+                              rl_redis_cmd_kind_t kind, rl_store_cb *cb,
+                              void *arg)
 {
     store_redis_t *st = s->impl;
     const char *bad = rl_redis_cmd_check(op);
@@ -441,7 +452,8 @@ static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_c
     }
     /* Anything else keeps its order behind the decisions started before. */
     store_flush(st);
-    rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen, store_op_reply, o);
+    rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
+                          store_op_reply, o);
 }
 
 /* ------------------------------------------------------------------ */
@@ -449,15 +461,15 @@ static void store_redis_start(rl_store_t *s, const rl_store_op_t *op, rl_redis_c
 /* ------------------------------------------------------------------ */
 
 /* Decides op with one EVALSHA. */
-static void store_redis_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
-                               void *arg)
+static void store_redis_decide(rl_store_t *s, const rl_store_op_t *op,
+                               rl_store_cb *cb, void *arg)
 {
     store_redis_start(s, op, RL_REDIS_CMD_DECIDE, cb, arg);
 }
 
 /* Deletes every state and block key of op. */
-static void store_redis_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
-                              void *arg)
+static void store_redis_reset(rl_store_t *s, const rl_store_op_t *op,
+                              rl_store_cb *cb, void *arg)
 {
     store_redis_start(s, op, RL_REDIS_CMD_RESET, cb, arg);
 }
@@ -530,7 +542,8 @@ void rl_store_redis_script_sha(char out[41])
     unsigned int mdlen = 0;
     unsigned int i;
 
-    EVP_Digest(RL_LUA_DECIDE, strlen(RL_LUA_DECIDE), md, &mdlen, EVP_sha1(), NULL);
+    EVP_Digest(RL_LUA_DECIDE, strlen(RL_LUA_DECIDE), md, &mdlen, EVP_sha1(),
+               NULL);
     for (i = 0; i < 20; i++) {
         out[i * 2] = hex[md[i] >> 4];
         out[i * 2 + 1] = hex[md[i] & 15];
@@ -540,7 +553,8 @@ void rl_store_redis_script_sha(char out[41])
 
 /* Creates the store and its connection (which starts connecting on the
  * next loop iteration). Returns NULL on bad settings or out of memory. */
-rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *conf)
+rl_store_t *rl_store_redis_new(struct event_base *base,
+                               const rl_conf_store_t *conf)
 {
     store_redis_t *st = calloc(1, sizeof(*st));
     rl_redis_conn_opts_t opts;
@@ -560,9 +574,11 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
         snprintf(st->name, sizeof(st->name), "%s:%d", conf->host, conf->port);
     }
     if (conf->tls != NULL &&
-        (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) == NULL) {
+        (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) ==
+            NULL) {
         rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
-                  field != NULL ? field : "tls", "error", err, (const char *)NULL);
+                  field != NULL ? field : "tls", "error", err,
+                  (const char *)NULL);
         free(st);
         return NULL;
     }
@@ -578,7 +594,7 @@ rl_store_t *rl_store_redis_new(struct event_base *base, const rl_conf_store_t *c
     opts.on_connect = store_redis_on_connect;
     opts.hook_arg = st;
     st->conn = rl_redis_conn_new(base, &opts);
-    SSL_CTX_free(tls_ctx);  /* the connection holds its own reference */
+    SSL_CTX_free(tls_ctx); /* the connection holds its own reference */
     st->flush = event_new(base, -1, 0, store_flush_cb, st);
     if (st->conn == NULL || st->flush == NULL) {
         if (st->conn != NULL) {

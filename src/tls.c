@@ -7,12 +7,14 @@
 #include <openssl/err.h>
 
 /* 0 if file can be opened for reading, else -1 with err filled. */
-static int tls_readable(char *err, size_t errlen, const char *field, const char *file)
+static int tls_readable(char *err, size_t errlen, const char *field,
+                        const char *file)
 {
     FILE *f = fopen(file, "rb");
 
     if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot read %s: %s", field, file, strerror(errno));
+        snprintf(err, errlen, "%s: cannot read %s: %s", field, file,
+                 strerror(errno));
         return -1;
     }
     fclose(f);
@@ -20,8 +22,8 @@ static int tls_readable(char *err, size_t errlen, const char *field, const char 
 }
 
 /* Writes "field: what FILE: reason" with the last OpenSSL error. */
-static void tls_error(char *err, size_t errlen, const char *field, const char *what,
-                      const char *file)
+static void tls_error(char *err, size_t errlen, const char *field,
+                      const char *what, const char *file)
 {
     unsigned long e = ERR_peek_last_error();
     const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
@@ -31,7 +33,8 @@ static void tls_error(char *err, size_t errlen, const char *field, const char *w
     ERR_clear_error();
 }
 
-SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err, size_t errlen)
+SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err,
+                        size_t errlen)
 {
     SSL_CTX *ctx;
 
@@ -45,8 +48,9 @@ SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err, size_t errle
         ERR_clear_error();
         return NULL;
     }
-    if (SSL_CTX_set_min_proto_version(ctx, tls->min_version == 13 ? TLS1_3_VERSION
-                                                                   : TLS1_2_VERSION) != 1) {
+    if (SSL_CTX_set_min_proto_version(ctx, tls->min_version == 13
+                                               ? TLS1_3_VERSION
+                                               : TLS1_2_VERSION) != 1) {
         snprintf(err, errlen, "tls.min_version: not supported by this OpenSSL");
         goto err;
     }
@@ -61,13 +65,14 @@ SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err, size_t errle
         tls_error(err, errlen, "tls.cert_file", "cannot load", tls->cert_file);
         goto err;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1) {
+    if (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) !=
+        1) {
         tls_error(err, errlen, "tls.key_file", "cannot load", tls->key_file);
         goto err;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        tls_error(err, errlen, "tls.key_file", "does not match the certificate in",
-                  tls->cert_file);
+        tls_error(err, errlen, "tls.key_file",
+                  "does not match the certificate in", tls->cert_file);
         goto err;
     }
     return ctx;

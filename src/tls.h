@@ -14,6 +14,7 @@
  * version. Returns a new context (free with SSL_CTX_free), or NULL with
  * err filled ("tls.key_file: cannot load /etc/x.key: ..."); the error
  * never holds key material. */
-SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err, size_t errlen);
+SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err,
+                        size_t errlen);
 
 #endif

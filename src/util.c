@@ -29,7 +29,7 @@ static const struct {
     const char *suffix;
     int64_t ms;
 } duration_units[] = {
-    { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
+    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
 };
 
 int rl_duration_parse(const char *s, int64_t *ms)
@@ -38,18 +38,26 @@ int rl_duration_parse(const char *s, int64_t *ms)
     int64_t n = 0;
     size_t i;
 
-    if (s == NULL || !isdigit((unsigned char)*p)) return RL_ERR;
+    if (s == NULL || !isdigit((unsigned char)*p)) {
+        return RL_ERR;
+    }
     while (isdigit((unsigned char)*p)) {
-        if (n > (INT64_MAX / 10) - 10) return RL_ERR;
+        if (n > (INT64_MAX / 10) - 10) {
+            return RL_ERR;
+        }
         n = n * 10 + (*p - '0');
         p++;
     }
-    if (n <= 0) return RL_ERR;
+    if (n <= 0) {
+        return RL_ERR;
+    }
     for (i = 0; i < sizeof(duration_units) / sizeof(duration_units[0]); i++) {
         if (strcmp(p, duration_units[i].suffix) == 0) {
             /* Cap at 10 years: anything longer is a typo, and the cap keeps
              * every later sum of times far from overflow. */
-            if (n > (int64_t)315360000000LL / duration_units[i].ms) return RL_ERR;
+            if (n > (int64_t)315360000000LL / duration_units[i].ms) {
+                return RL_ERR;
+            }
             *ms = n * duration_units[i].ms;
             return RL_OK;
         }
@@ -62,16 +70,20 @@ void rl_human_duration(int64_t seconds, char *buf, size_t len)
     static const struct {
         const char *name;
         int64_t s;
-    } units[] = { { "day", 86400 }, { "hour", 3600 }, { "minute", 60 }, { "second", 1 } };
+    } units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
     size_t i;
 
-    if (seconds < 1) seconds = 1;
+    if (seconds < 1) {
+        seconds = 1;
+    }
     for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (seconds >= units[i].s && (seconds % units[i].s == 0 || units[i].s == 1 ||
-                                      seconds / units[i].s >= 2)) {
+        if (seconds >= units[i].s &&
+            (seconds % units[i].s == 0 || units[i].s == 1 ||
+             seconds / units[i].s >= 2)) {
             /* Round up so a client that waits that long is admitted. */
             int64_t n = (seconds + units[i].s - 1) / units[i].s;
-            snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name, n == 1 ? "" : "s");
+            snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name,
+                     n == 1 ? "" : "s");
             return;
         }
     }
@@ -85,13 +97,17 @@ void rl_random_id(char *buf, size_t len)
     size_t i;
 
     if (len < 33) {
-        if (len > 0) buf[0] = '\0';
+        if (len > 0) {
+            buf[0] = '\0';
+        }
         return;
     }
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         /* Ids are for tracing, not secrets: fall back to the clock. */
         int64_t t = rl_mono_us();
-        for (i = 0; i < sizeof(raw); i++) raw[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)i;
+        for (i = 0; i < sizeof(raw); i++) {
+            raw[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)i;
+        }
     }
     for (i = 0; i < sizeof(raw); i++) {
         buf[i * 2] = hex[raw[i] >> 4];
@@ -102,13 +118,17 @@ void rl_random_id(char *buf, size_t len)
 
 int rl_consttime_eq(const void *a, size_t alen, const void *b, size_t blen)
 {
-    if (alen != blen) return 0;
+    if (alen != blen) {
+        return 0;
+    }
     return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
 void rl_wipe(void *p, size_t len)
 {
-    if (p != NULL && len > 0) OPENSSL_cleanse(p, len);
+    if (p != NULL && len > 0) {
+        OPENSSL_cleanse(p, len);
+    }
 }
 
 void rl_sha256_hex(const void *data, size_t len, char out[65])

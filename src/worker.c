@@ -31,15 +31,20 @@ static void worker_trim(rl_worker_t *w)
 {
     int64_t now = rl_mono_us();
 
-    if (rl_http_server_inflight(w->http) != 0 || now - last_trim_us < 1000000) return;
-    if (!rl_http_server_take_large(w->http)) return;
+    if (rl_http_server_inflight(w->http) != 0 || now - last_trim_us < 1000000) {
+        return;
+    }
+    if (!rl_http_server_take_large(w->http)) {
+        return;
+    }
     last_trim_us = now;
     malloc_trim(0);
 }
 
 static void worker_publish_store(rl_worker_t *w)
 {
-    __atomic_store_n(&w->store_up, rl_store_connected(w->store), __ATOMIC_RELAXED);
+    __atomic_store_n(&w->store_up, rl_store_connected(w->store),
+                     __ATOMIC_RELAXED);
 }
 
 /* Publishes the gauges a scrape reads (single writer: this worker). */
@@ -47,7 +52,8 @@ static void worker_publish_gauges(rl_worker_t *w)
 {
     RL_STAT_SET(&w->stats, inflight, rl_http_server_inflight(w->http));
     RL_STAT_SET(&w->stats, connections, rl_http_server_connections(w->http));
-    RL_STAT_SET(&w->stats, deny_cache_entries, rl_deny_cache_size(w->deny_cache));
+    RL_STAT_SET(&w->stats, deny_cache_entries,
+                rl_deny_cache_size(w->deny_cache));
 }
 
 /* Housekeeping every 50 ms: publish store state and gauges; start
@@ -61,14 +67,15 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 
     worker_publish_store(w);
     if (w->stop_deadline_us == 0 && !rl_http_server_accepting(w->http) &&
-        (rl_app_store_up(w->app) || rl_mono_us() > w->app->started_us + RL_START_GRACE_US)) {
+        (rl_app_store_up(w->app) ||
+         rl_mono_us() > w->app->started_us + RL_START_GRACE_US)) {
         rl_http_server_start_accepting(w->http);
     }
     worker_trim(w);
     worker_publish_gauges(w);
     /* Open connections count too: a last reply may still be flushing. */
-    if (w->stop_deadline_us != 0 &&
-        (rl_http_server_connections(w->http) == 0 || rl_mono_us() > w->stop_deadline_us)) {
+    if (w->stop_deadline_us != 0 && (rl_http_server_connections(w->http) == 0 ||
+                                     rl_mono_us() > w->stop_deadline_us)) {
         event_base_loopexit(w->base, NULL);
     }
 }
@@ -79,7 +86,8 @@ static void worker_deny_cache_sync(rl_worker_t *w)
 {
     const rl_conf_ops_t *ops = &w->conf->ops;
 
-    if (w->deny_cache == NULL || ops->deny_cache_entries != w->deny_cache_entries ||
+    if (w->deny_cache == NULL ||
+        ops->deny_cache_entries != w->deny_cache_entries ||
         ops->deny_cache_max_ttl_ms != w->deny_cache_ttl_ms) {
         rl_deny_cache_free(w->deny_cache);
         w->deny_cache = rl_deny_cache_new((size_t)ops->deny_cache_entries,
@@ -97,13 +105,15 @@ static void worker_deny_cache_sync(rl_worker_t *w)
  * flight keep the conf they pinned. Worker thread. */
 static void worker_adopt_conf(rl_worker_t *w)
 {
-    rl_confref_t *ref = __atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL);
+    rl_confref_t *ref =
+        __atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL);
 
     if (ref == NULL) {
         return;
     }
     if (rl_confref_adopt(ref) != 0) {
-        rl_error("worker %d: out of memory adopting a new configuration; keeping the old one",
+        rl_error("worker %d: out of memory adopting a new configuration; "
+                 "keeping the old one",
                  w->id);
         return;
     }
@@ -122,12 +132,18 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
     int stop = 0;
     ssize_t i;
 
-    if (n <= 0) return;
+    if (n <= 0) {
+        return;
+    }
     for (i = 0; i < n; i++) {
-        if (buf[i] == 's') stop = 1;
+        if (buf[i] == 's') {
+            stop = 1;
+        }
     }
     worker_adopt_conf(w);
-    if (!stop || w->stop_deadline_us != 0) return;
+    if (!stop || w->stop_deadline_us != 0) {
+        return;
+    }
     w->stop_deadline_us = rl_mono_us() + (int64_t)RL_DRAIN_MS * 1000;
     rl_http_server_stop_accepting(w->http);
     worker_tick(-1, 0, w);
@@ -135,7 +151,8 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
 
 void rl_worker_send_conf(rl_worker_t *w, rl_confref_t *ref)
 {
-    rl_confref_t *old = __atomic_exchange_n(&w->next_conf, ref, __ATOMIC_ACQ_REL);
+    rl_confref_t *old =
+        __atomic_exchange_n(&w->next_conf, ref, __ATOMIC_ACQ_REL);
     ssize_t n;
 
     /* A conf the worker never picked up is replaced: drop its reference. */
@@ -146,17 +163,27 @@ void rl_worker_send_conf(rl_worker_t *w, rl_confref_t *ref)
 }
 
 /* Verdict name of a finished decision, for the access log. */
-static const char *worker_verdict_name(rl_decide_status_t status, const rl_verdict_t *v)
+static const char *worker_verdict_name(rl_decide_status_t status,
+                                       const rl_verdict_t *v)
 {
-    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) return "invalid";
-    if (v->policy == NULL) return "unmatched";
-    if (v->degraded) return "error";
-    if (v->shadow_would_deny) return "shadow_denied";
+    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) {
+        return "invalid";
+    }
+    if (v->policy == NULL) {
+        return "unmatched";
+    }
+    if (v->degraded) {
+        return "error";
+    }
+    if (v->shadow_would_deny) {
+        return "shadow_denied";
+    }
     return v->allowed ? "allowed" : "denied";
 }
 
-void rl_worker_access_log(rl_worker_t *w, const char *id, rl_decide_status_t status,
-                          const rl_verdict_t *v, int64_t latency_us)
+void rl_worker_access_log(rl_worker_t *w, const char *id,
+                          rl_decide_status_t status, const rl_verdict_t *v,
+                          int64_t latency_us)
 {
     double sample = w->conf->ops.access_log_sample;
     char line[768];
@@ -164,21 +191,28 @@ void rl_worker_access_log(rl_worker_t *w, const char *id, rl_decide_status_t sta
     uint64_t x;
     int http_status;
 
-    if (sample <= 0.0 || w->app->access_log == NULL) return;
+    if (sample <= 0.0 || w->app->access_log == NULL) {
+        return;
+    }
     if (sample < 1.0) {
         x = w->rng;
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         w->rng = x;
-        if ((double)(x >> 11) * (1.0 / 9007199254740992.0) >= sample) return;
+        if ((double)(x >> 11) * (1.0 / 9007199254740992.0) >= sample) {
+            return;
+        }
     }
     /* The status the gateway is told to answer (429 for a denial). */
-    http_status = status == RL_DECIDE_OK ? v->status : status == RL_DECIDE_UNAVAILABLE ? 503 : 422;
+    http_status = status == RL_DECIDE_OK            ? v->status
+                  : status == RL_DECIDE_UNAVAILABLE ? 503
+                                                    : 422;
     n = rl_access_log_format(line, sizeof(line), rl_now_ms(), id,
-                             v != NULL && v->policy != NULL ? v->policy->name : NULL,
-                             worker_verdict_name(status, v), http_status, latency_us,
-                             v != NULL && v->cached);
+                             v != NULL && v->policy != NULL ? v->policy->name
+                                                            : NULL,
+                             worker_verdict_name(status, v), http_status,
+                             latency_us, v != NULL && v->cached);
     if (n == 0 || rl_access_log_push(w->app->access_log, w->id, line, n) != 0) {
         RL_STAT_INC(&w->stats, access_log_dropped);
     }
@@ -188,7 +222,7 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
 {
     const rl_conf_t *conf = app->conf;
     struct event_config *cfg = NULL;
-    struct timeval tick = { 0, 50000 };
+    struct timeval tick = {0, 50000};
     char prefix[17];
 
     memset(w, 0, sizeof(*w));
@@ -199,19 +233,29 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     w->notify_fd[0] = w->notify_fd[1] = -1;
 
     cfg = event_config_new();
-    if (cfg == NULL) goto err;
+    if (cfg == NULL) {
+        goto err;
+    }
     /* The changelist folds a read that is disabled at dispatch and enabled
      * again by a reply in the same loop iteration (a deny-cache hit, the
      * memory store) into no epoll_ctl at all. No fd is dup()ed here. */
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK |
+                                   EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
-    if (w->base == NULL) goto err;
+    if (w->base == NULL) {
+        goto err;
+    }
 
-    if (pipe2(w->notify_fd, O_NONBLOCK | O_CLOEXEC) != 0) goto err;
-    w->notify_ev = event_new(w->base, w->notify_fd[0], EV_READ | EV_PERSIST, worker_notify, w);
+    if (pipe2(w->notify_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        goto err;
+    }
+    w->notify_ev = event_new(w->base, w->notify_fd[0], EV_READ | EV_PERSIST,
+                             worker_notify, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
-    if (w->notify_ev == NULL || w->tick_ev == NULL) goto err;
+    if (w->notify_ev == NULL || w->tick_ev == NULL) {
+        goto err;
+    }
     event_add(w->notify_ev, NULL);
     event_add(w->tick_ev, &tick);
 
@@ -222,7 +266,9 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     } else {
         w->store = rl_store_redis_new(w->base, &conf->store);
     }
-    if (w->store == NULL) goto err;
+    if (w->store == NULL) {
+        goto err;
+    }
 
     /* Request ids: a random per-worker prefix plus a counter, unique
      * without a syscall per request. */
@@ -232,8 +278,11 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
         memcpy(prefix, id32, 16);
         prefix[16] = '\0';
     }
-    w->http = rl_http_server_new(w->base, listen_fd, &conf->http, prefix, rl_server_handle, w);
-    if (w->http == NULL) goto err;
+    w->http = rl_http_server_new(w->base, listen_fd, &conf->http, prefix,
+                                 rl_server_handle, w);
+    if (w->http == NULL) {
+        goto err;
+    }
     {
         /* Seed of the access log sampling: 16 random hex digits. */
         char seed[33];
@@ -263,7 +312,8 @@ static void *worker_main(void *arg)
     rl_decide_thread_cleanup();
     rl_auth_thread_cleanup();
     rl_confref_thread_cleanup();
-    rl_confref_release(__atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL));
+    rl_confref_release(
+        __atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL));
     rl_stats_self = NULL;
     rl_deny_cache_self = NULL;
     return NULL;
@@ -291,11 +341,21 @@ void rl_worker_destroy(rl_worker_t *w)
     w->store = NULL;
     rl_http_server_free(w->http);
     w->http = NULL;
-    if (w->tick_ev != NULL) event_free(w->tick_ev);
-    if (w->notify_ev != NULL) event_free(w->notify_ev);
-    if (w->notify_fd[0] >= 0) close(w->notify_fd[0]);
-    if (w->notify_fd[1] >= 0) close(w->notify_fd[1]);
-    if (w->base != NULL) event_base_free(w->base);
+    if (w->tick_ev != NULL) {
+        event_free(w->tick_ev);
+    }
+    if (w->notify_ev != NULL) {
+        event_free(w->notify_ev);
+    }
+    if (w->notify_fd[0] >= 0) {
+        close(w->notify_fd[0]);
+    }
+    if (w->notify_fd[1] >= 0) {
+        close(w->notify_fd[1]);
+    }
+    if (w->base != NULL) {
+        event_base_free(w->base);
+    }
     w->tick_ev = w->notify_ev = NULL;
     w->notify_fd[0] = w->notify_fd[1] = -1;
     w->base = NULL;
@@ -316,7 +376,9 @@ int rl_app_store_up(const rl_app_t *app)
 {
     int i;
     for (i = 0; i < app->nworkers; i++) {
-        if (!__atomic_load_n(&app->workers[i].store_up, __ATOMIC_RELAXED)) return 0;
+        if (!__atomic_load_n(&app->workers[i].store_up, __ATOMIC_RELAXED)) {
+            return 0;
+        }
     }
     return 1;
 }

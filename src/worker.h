@@ -28,17 +28,19 @@ typedef struct rl_worker {
     int listen_fd;
     rl_http_server_t *http;
     rl_store_t *store;
-    const rl_conf_t *conf;       /* the current conf (swapped by a reload) */
-    rl_confref_t *next_conf;     /* mailbox: a reload's conf not yet adopted (atomic) */
+    const rl_conf_t *conf; /* the current conf (swapped by a reload) */
+    rl_confref_t
+        *next_conf; /* mailbox: a reload's conf not yet adopted (atomic) */
     rl_deny_cache_t *deny_cache; /* NULL when "deny_cache.entries" is 0 */
     int64_t deny_cache_entries;  /* the settings it was built with */
     int64_t deny_cache_ttl_ms;
-    uint64_t rng;                /* access log sampling (xorshift) */
-    int notify_fd[2];            /* pipe: the main thread writes 's' to stop, 'r' to reload */
+    uint64_t rng;     /* access log sampling (xorshift) */
+    int notify_fd[2]; /* pipe: the main thread writes 's' to stop, 'r' to reload
+                       */
     struct event *notify_ev;
-    struct event *tick_ev;       /* 50 ms housekeeping */
-    int64_t stop_deadline_us;    /* drain deadline once stopping */
-    int store_up;                /* published for /ready (atomic access) */
+    struct event *tick_ev;    /* 50 ms housekeeping */
+    int64_t stop_deadline_us; /* drain deadline once stopping */
+    int store_up;             /* published for /ready (atomic access) */
     rl_stats_t stats;
 } rl_worker_t;
 
@@ -46,23 +48,23 @@ typedef struct rl_worker {
  * the reload fields, which the main thread writes (atomics where a
  * scrape reads them). */
 struct rl_app {
-    const rl_conf_t *conf;       /* the main thread's current conf */
+    const rl_conf_t *conf; /* the main thread's current conf */
     rl_worker_t *workers;
     int nworkers;
-    rl_mem_table_t *mem;         /* memory store only */
+    rl_mem_table_t *mem; /* memory store only */
     int64_t started_ms;
-    int64_t started_us;          /* monotonic */
+    int64_t started_us; /* monotonic */
     rl_access_log_t *access_log;
     /* Reload (reload.c), main thread. */
-    rl_confref_t *conf_ref;      /* the main thread's reference to conf */
+    rl_confref_t *conf_ref; /* the main thread's reference to conf */
     const char *conf_path;
-    json_t *conf_json;           /* the running file, to compare restart-only sections */
-    int listen_overridden;       /* --listen given: "listen" is not compared */
-    int verbose;                 /* -v: the log level stays debug */
+    json_t *conf_json; /* the running file, to compare restart-only sections */
+    int listen_overridden; /* --listen given: "listen" is not compared */
+    int verbose;           /* -v: the log level stays debug */
     uint64_t generation;
-    uint64_t reloads_ok;         /* atomic */
-    uint64_t reloads_failed;     /* atomic */
-    int64_t reload_ms;           /* atomic: wall clock of the last successful (re)load */
+    uint64_t reloads_ok;     /* atomic */
+    uint64_t reloads_failed; /* atomic */
+    int64_t reload_ms; /* atomic: wall clock of the last successful (re)load */
 };
 
 /* Creates the worker's loop, store and HTTP server (main thread, before
@@ -88,7 +90,8 @@ void rl_worker_send_conf(rl_worker_t *w, rl_confref_t *ref);
 
 /* Writes one sampled access log line for a finished decision (the
  * worker's own thread). id is the request id. */
-void rl_worker_access_log(rl_worker_t *w, const char *id, rl_decide_status_t status,
-                          const rl_verdict_t *v, int64_t latency_us);
+void rl_worker_access_log(rl_worker_t *w, const char *id,
+                          rl_decide_status_t status, const rl_verdict_t *v,
+                          int64_t latency_us);
 
 #endif

@@ -6,7 +6,8 @@
 #   2. build/sanitize: ./configure --enable-werror --enable-sanitizers
 #                      (ASan + UBSan), the same tests, and no sanitizer
 #                      report allowed in any ratelimitd's stderr
-# and last the libFuzzer targets of tests/fuzz, FUZZ_SECONDS (20) each.
+# then the style check (tests/style.sh), and last the libFuzzer targets
+# of tests/fuzz, FUZZ_SECONDS (20) each.
 # Installs missing Debian packages first. Ends with "N passed, N failed"
 # and exits non-zero on any failure.
 set -euo pipefail
@@ -170,9 +171,24 @@ run_fuzzers() {
 }
 
 # Installs the Debian packages only the tests need (the /metrics tests
-# parse with python3-prometheus-client), when missing.
+# parse with python3-prometheus-client; the style check runs clang-format
+# and clang-tidy), when missing.
 install_test_packages() {
-    rl_apt_install_missing python3-prometheus-client
+    rl_apt_install_missing python3-prometheus-client clang-format clang-tidy
+}
+
+# The layout and brace rules of STYLE.md (tests/style.sh), on the
+# configured werror build.
+run_style() {
+    local log="$ROOT/build/werror/style.log"
+    rl_say "style check"
+    if "$ROOT/tests/style.sh" "$ROOT/build/werror" >"$log" 2>&1; then
+        tail -n 1 "$log"
+        record "style" 1 0
+    else
+        cat "$log"
+        record "style" 0 1
+    fi
 }
 
 # Installs what the gateway and deploy tests need, each only if missing:
@@ -196,6 +212,7 @@ main() {
     rl_prepare_source "$ROOT"
     run_scripts
     build_and_test werror "--enable-werror" 1
+    run_style
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     build_and_test sanitize "--enable-werror --enable-sanitizers" 2

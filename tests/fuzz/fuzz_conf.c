@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rl_conf_t *conf = rl_conf_parse((const char *)data, size, err, sizeof(err));
 
     if (conf == NULL) {
-        if (err[0] == '\0' || (strncmp(err, "line ", 5) == 0 && strstr(err, " near '") != NULL)) {
+        if (err[0] == '\0' ||
+            (strncmp(err, "line ", 5) == 0 && strstr(err, " near '") != NULL)) {
             abort();
         }
         return 0;

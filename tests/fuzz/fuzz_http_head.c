@@ -29,11 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(head, data, head_len);
     memset(&req, 0, sizeof(req));
-    rc = rl_http_parse_head(head, head_len, &req, &content_length, &chunked, &msg);
+    rc = rl_http_parse_head(head, head_len, &req, &content_length, &chunked,
+                            &msg);
     if (rc == 0) {
-        if (req.method == NULL || req.method[0] == '\0' || req.target[0] != '/' ||
-            req.nheaders > RL_HTTP_MAX_HEADERS || (chunked && content_length >= 0) ||
-            req.path_len > strlen(req.target) || strlen(req.id) >= RL_HTTP_ID_MAX) {
+        if (req.method == NULL || req.method[0] == '\0' ||
+            req.target[0] != '/' || req.nheaders > RL_HTTP_MAX_HEADERS ||
+            (chunked && content_length >= 0) ||
+            req.path_len > strlen(req.target) ||
+            strlen(req.id) >= RL_HTTP_ID_MAX) {
             abort();
         }
         for (i = 0; i < req.nheaders; i++) {

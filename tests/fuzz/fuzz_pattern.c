@@ -36,7 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&m, 0, sizeof(m));
         if (rl_pattern_match(&p, path_copy, path_len, &m) == 1) {
             for (i = 0; i < m.nparams; i++) {
-                if (m.params[i].value < path_copy || m.params[i].value + m.params[i].len > path_copy + path_len) {
+                if (m.params[i].value < path_copy ||
+                    m.params[i].value + m.params[i].len >
+                        path_copy + path_len) {
                     abort();
                 }
             }

@@ -16,14 +16,19 @@
 #include "request.h"
 
 static const char fuzz_conf_text[] =
-    "{\"tenants\": [{\"id\": \"acme-corp\", \"secret\": \"tenant-secret-0123456789\"},"
-    " {\"id\": \"gone\", \"secret\": \"tenant-secret-0123456789\", \"status\": \"suspended\"}],"
+    "{\"tenants\": [{\"id\": \"acme-corp\", \"secret\": "
+    "\"tenant-secret-0123456789\"},"
+    " {\"id\": \"gone\", \"secret\": \"tenant-secret-0123456789\", \"status\": "
+    "\"suspended\"}],"
     " \"policies\": ["
-    "  {\"name\": \"site\", \"match\": {\"method\": \"POST\", \"path\": \"/p/v2/{site}/x/*\"},"
-    "   \"key\": [\"tenant\", \"path.site\", \"header.x-key\"], \"verify_tenant\": \"hmac\","
+    "  {\"name\": \"site\", \"match\": {\"method\": \"POST\", \"path\": "
+    "\"/p/v2/{site}/x/*\"},"
+    "   \"key\": [\"tenant\", \"path.site\", \"header.x-key\"], "
+    "\"verify_tenant\": \"hmac\","
     "   \"limits\": [{\"requests\": 1, \"per\": \"5m\"}]},"
     "  {\"name\": \"all\", \"match\": {\"path\": \"/*\"},"
-    "   \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", \"path\"],"
+    "   \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", "
+    "\"path\"],"
     "   \"limits\": [{\"requests\": 5, \"per\": \"1s\"}]}]}";
 
 static rl_conf_t *fuzz_conf;
@@ -35,7 +40,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char err[256];
 
-    fuzz_conf = rl_conf_parse(fuzz_conf_text, sizeof(fuzz_conf_text) - 1, err, sizeof(err));
+    fuzz_conf = rl_conf_parse(fuzz_conf_text, sizeof(fuzz_conf_text) - 1, err,
+                              sizeof(err));
     if (fuzz_conf == NULL) {
         fprintf(stderr, "fuzz config: %s\n", err);
         abort();
@@ -57,27 +63,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int len;
 
     root = json_loadb((const char *)data, size,
-                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+                      &jerr);
     if (root == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
+        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
         return 0;
     }
     if (rl_request_from_json(root, &req, &rerr) != 0) {
-        if (rerr.code == NULL || (strcmp(rerr.code, "VAL_001") != 0 && strcmp(rerr.code, "VAL_002") != 0)) {
+        if (rerr.code == NULL || (strcmp(rerr.code, "VAL_001") != 0 &&
+                                  strcmp(rerr.code, "VAL_002") != 0)) {
             abort();
         }
         json_decref(root);
         return 0;
     }
-    if (req.path_len == 0 || req.path[0] != '/' || rl_request_path_safe(req.path, req.path_len) != 0 ||
-        req.cost < 0 || req.nheaders > RL_MAX_REQ_HEADERS) {
+    if (req.path_len == 0 || req.path[0] != '/' ||
+        rl_request_path_safe(req.path, req.path_len) != 0 || req.cost < 0 ||
+        req.nheaders > RL_MAX_REQ_HEADERS) {
         abort();
     }
     p = rl_policy_find(fuzz_conf, &req, &m);
     if (p != NULL) {
         if (p->verify_tenant) {
-            if (rl_auth_tenant(fuzz_conf, &req, 1730113200, &tenant, &aerr) != 0) {
+            if (rl_auth_tenant(fuzz_conf, &req, 1730113200, &tenant, &aerr) !=
+                0) {
                 if (aerr.status != 401 && aerr.status != 403) {
                     abort();
                 }

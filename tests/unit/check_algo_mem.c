@@ -11,8 +11,8 @@
 #define T0 1728000000000LL
 
 /* A limit of the given shape. */
-static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms, int64_t burst,
-                     int64_t block_ms)
+static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms,
+                     int64_t burst, int64_t block_ms)
 {
     rl_limit_t l;
 
@@ -26,8 +26,8 @@ static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms, int64_
 }
 
 /* Decides one request against one limit; returns allowed. */
-static int one(const rl_limit_t *l, rl_limit_state_t *st, int64_t now, int64_t cost,
-               rl_limit_result_t *r)
+static int one(const rl_limit_t *l, rl_limit_state_t *st, int64_t now,
+               int64_t cost, rl_limit_result_t *r)
 {
     int allowed = rl_algo_decide(l, 1, st, now, cost, r);
 
@@ -36,8 +36,8 @@ static int one(const rl_limit_t *l, rl_limit_state_t *st, int64_t now, int64_t c
 }
 
 /* Asserts one limit's result. */
-static void expect(const rl_limit_result_t *r, int allowed, long long remaining, long long reset,
-                   long long retry, int blocked)
+static void expect(const rl_limit_result_t *r, int allowed, long long remaining,
+                   long long reset, long long retry, int blocked)
 {
     ck_assert_int_eq(r->allowed, allowed);
     ck_assert_int_eq(r->remaining, remaining);
@@ -288,7 +288,8 @@ END_TEST
 
 START_TEST(multi_limit_all_or_nothing)
 {
-    rl_limit_t l[2] = {mk(RL_ALGO_FIXED_WINDOW, 10, 1000, 0, 0), mk(RL_ALGO_GCRA, 2, 1000, 2, 0)};
+    rl_limit_t l[2] = {mk(RL_ALGO_FIXED_WINDOW, 10, 1000, 0, 0),
+                       mk(RL_ALGO_GCRA, 2, 1000, 2, 0)};
     rl_limit_state_t st[2];
     rl_limit_state_t saved[2];
     rl_limit_result_t r[2];
@@ -354,7 +355,8 @@ END_TEST
 
 START_TEST(cost_zero_peek_writes_nothing)
 {
-    rl_limit_t l[3] = {mk(RL_ALGO_GCRA, 5, 1000, 5, 0), mk(RL_ALGO_FIXED_WINDOW, 5, 1000, 0, 0),
+    rl_limit_t l[3] = {mk(RL_ALGO_GCRA, 5, 1000, 5, 0),
+                       mk(RL_ALGO_FIXED_WINDOW, 5, 1000, 0, 0),
                        mk(RL_ALGO_SLIDING_WINDOW, 5, 1000, 0, 0)};
     rl_limit_t blk = mk(RL_ALGO_FIXED_WINDOW, 1, 1000, 0, 5000);
     rl_limit_state_t st[3];
@@ -466,7 +468,8 @@ START_TEST(tenant_profile_gcra_sustained)
         if (rl_algo_decide(l, 4, st, T0 + t, 1, r)) {
             admitted++;
         } else {
-            ck_assert(r[0].allowed && !r[1].allowed && r[2].allowed && r[3].allowed);
+            ck_assert(r[0].allowed && !r[1].allowed && r[2].allowed &&
+                      r[3].allowed);
         }
     }
     ck_assert_int_eq(admitted, 19999);

@@ -34,8 +34,8 @@ static rl_conf_t *load_ok(const char *path)
 
 /* Asserts that limit l has the given shape. */
 static void check_limit(const rl_limit_t *l, rl_algo_t algo, long long requests,
-                        long long period_ms, long long burst, long long block_ms,
-                        const char *suffix)
+                        long long period_ms, long long burst,
+                        long long block_ms, const char *suffix)
 {
     ck_assert_int_eq(l->algo, algo);
     ck_assert_int_eq(l->requests, requests);
@@ -51,14 +51,15 @@ static void check_body(const rl_policy_t *p, const char *json)
     char *s;
 
     ck_assert_ptr_nonnull(p->deny_body);
-    s = json_dumps(p->deny_body, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    s = json_dumps(p->deny_body,
+                   JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     ck_assert_str_eq(s, json);
     free(s);
 }
 
 /* Asserts key field i of p. */
-static void check_key(const rl_policy_t *p, int i, rl_key_kind_t kind, const char *name,
-                      const char *spec)
+static void check_key(const rl_policy_t *p, int i, rl_key_kind_t kind,
+                      const char *name, const char *spec)
 {
     ck_assert_int_lt(i, p->nkey);
     ck_assert_int_eq(p->key[i].kind, kind);
@@ -115,8 +116,9 @@ START_TEST(test_example_platform)
     p = rl_conf_policy(conf, "platform-product-read");
     ck_assert_ptr_nonnull(p);
     ck_assert_str_eq(p->method, "GET");
-    ck_assert_str_eq(p->path.text,
-                     "/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}");
+    ck_assert_str_eq(
+        p->path.text,
+        "/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}");
     check_limit(&p->limits[0], RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m");
     check_body(p, body);
 
@@ -142,9 +144,9 @@ START_TEST(test_example_build_payments_events)
 {
     rl_conf_t *conf = load_ok(EXAMPLE);
     const rl_policy_t *p;
-    static const char *const build[] = { "build-upload", "build-distribute" };
-    static const char *const build_paths[] = { "/projects/upload-file",
-                                               "/projects/distribute-file" };
+    static const char *const build[] = {"build-upload", "build-distribute"};
+    static const char *const build_paths[] = {"/projects/upload-file",
+                                              "/projects/distribute-file"};
     int i;
 
     for (i = 0; i < 2; i++) {
@@ -155,7 +157,8 @@ START_TEST(test_example_build_payments_events)
         ck_assert_int_eq(p->nkey, 1);
         check_key(p, 0, RL_KEY_USER, NULL, "user");
         check_limit(&p->limits[0], RL_ALGO_GCRA, 1, 120000, 1, 0, "g2m");
-        check_body(p, "{\"message\":\"Rate limit exceeded. Try again in {retry_after_human}.\"}");
+        check_body(p, "{\"message\":\"Rate limit exceeded. Try again in "
+                      "{retry_after_human}.\"}");
     }
 
     p = rl_conf_policy(conf, "payments-endpoint");
@@ -164,15 +167,20 @@ START_TEST(test_example_build_payments_events)
     ck_assert_str_eq(p->path.text, "/payments/*");
     check_key(p, 0, RL_KEY_TENANT, NULL, "tenant");
     check_key(p, 1, RL_KEY_PATH, NULL, "path");
-    check_limit(&p->limits[0], RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10s");
+    check_limit(&p->limits[0], RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000,
+                "f10s");
     ck_assert_ptr_nonnull(p->test);
     ck_assert_str_eq(p->test->header, "rate-limit-test");
     ck_assert_str_eq(p->test->value, "match");
     ck_assert_int_eq(p->test->nlimits, 1);
-    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 3, 10000, 3, 10000, "tf10s");
-    check_body(p, "{\"errors\":[{\"code\":64,\"errorCode\":\"C_RATE_LIMIT_EXCEEDED_TEMP_BLOCK\","
-                  "\"msg\":\"Rate of requests exceeded - Temporary block implemented\","
-                  "\"severity\":2}]}");
+    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 3, 10000, 3, 10000,
+                "tf10s");
+    check_body(
+        p,
+        "{\"errors\":[{\"code\":64,\"errorCode\":\"C_RATE_LIMIT_EXCEEDED_TEMP_"
+        "BLOCK\","
+        "\"msg\":\"Rate of requests exceeded - Temporary block implemented\","
+        "\"severity\":2}]}");
 
     p = rl_conf_policy(conf, "events-tenant");
     ck_assert_ptr_nonnull(p);
@@ -181,9 +189,12 @@ START_TEST(test_example_build_payments_events)
     check_key(p, 0, RL_KEY_TENANT, NULL, "tenant");
     ck_assert_int_eq(p->nlimits, 4);
     check_limit(&p->limits[0], RL_ALGO_GCRA, 1000, 1000, 1000, 0, "g1s");
-    check_limit(&p->limits[1], RL_ALGO_FIXED_WINDOW, 10000, 60000, 10000, 0, "f1m");
-    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 100000, 3600000, 100000, 0, "f1h");
-    check_limit(&p->limits[3], RL_ALGO_FIXED_WINDOW, 1000000, 86400000, 1000000, 0, "f1d");
+    check_limit(&p->limits[1], RL_ALGO_FIXED_WINDOW, 10000, 60000, 10000, 0,
+                "f1m");
+    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 100000, 3600000, 100000, 0,
+                "f1h");
+    check_limit(&p->limits[3], RL_ALGO_FIXED_WINDOW, 1000000, 86400000, 1000000,
+                0, "f1d");
     ck_assert_int_eq(p->headers, RL_HEADERS_X_RATELIMIT);
     check_body(p, "{\"code\":\"RATE_001\",\"error\":\"Rate limit exceeded\"}");
     rl_conf_free(conf);
@@ -197,29 +208,29 @@ static const struct {
     long long period_ms;
     const char *suffix;
 } suffix_rows[] = {
-    { "", RL_ALGO_GCRA, 3600000, "g1h" },
-    { "", RL_ALGO_GCRA, 300000, "g5m" },
-    { "", RL_ALGO_GCRA, 60000, "g1m" },
-    { "", RL_ALGO_FIXED_WINDOW, 10000, "f10s" },
-    { "", RL_ALGO_GCRA, 90000, "g90s" },
-    { "", RL_ALGO_GCRA, 1500, "g1500ms" },
-    { "", RL_ALGO_GCRA, 1, "g1ms" },
-    { "", RL_ALGO_GCRA, 1000, "g1s" },
-    { "", RL_ALGO_GCRA, 86400000, "g1d" },
-    { "", RL_ALGO_GCRA, 172800000, "g2d" },
-    { "", RL_ALGO_SLIDING_WINDOW, 90000000, "s25h" },
-    { "", RL_ALGO_SLIDING_WINDOW, 86460000, "s1441m" },
-    { "t", RL_ALGO_FIXED_WINDOW, 10000, "tf10s" },
-    { "t", RL_ALGO_GCRA, 315360000000LL, "tg3650d" },
-    { "t", RL_ALGO_SLIDING_WINDOW, 315359999999LL, "ts315359999999ms" },
+    {"", RL_ALGO_GCRA, 3600000, "g1h"},
+    {"", RL_ALGO_GCRA, 300000, "g5m"},
+    {"", RL_ALGO_GCRA, 60000, "g1m"},
+    {"", RL_ALGO_FIXED_WINDOW, 10000, "f10s"},
+    {"", RL_ALGO_GCRA, 90000, "g90s"},
+    {"", RL_ALGO_GCRA, 1500, "g1500ms"},
+    {"", RL_ALGO_GCRA, 1, "g1ms"},
+    {"", RL_ALGO_GCRA, 1000, "g1s"},
+    {"", RL_ALGO_GCRA, 86400000, "g1d"},
+    {"", RL_ALGO_GCRA, 172800000, "g2d"},
+    {"", RL_ALGO_SLIDING_WINDOW, 90000000, "s25h"},
+    {"", RL_ALGO_SLIDING_WINDOW, 86460000, "s1441m"},
+    {"t", RL_ALGO_FIXED_WINDOW, 10000, "tf10s"},
+    {"t", RL_ALGO_GCRA, 315360000000LL, "tg3650d"},
+    {"t", RL_ALGO_SLIDING_WINDOW, 315359999999LL, "ts315359999999ms"},
 };
 
 START_TEST(test_limit_suffix)
 {
     char buf[sizeof(((rl_limit_t *)NULL)->suffix)];
 
-    rl_conf_limit_suffix(buf, sizeof(buf), suffix_rows[_i].prefix, suffix_rows[_i].algo,
-                         suffix_rows[_i].period_ms);
+    rl_conf_limit_suffix(buf, sizeof(buf), suffix_rows[_i].prefix,
+                         suffix_rows[_i].algo, suffix_rows[_i].period_ms);
     ck_assert_str_eq(buf, suffix_rows[_i].suffix);
 }
 END_TEST
@@ -229,12 +240,13 @@ END_TEST
 START_TEST(test_limit_suffix_parsed)
 {
     char err[512];
-    rl_conf_t *conf = parse("{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a\"},"
-                            " \"limits\": [{\"requests\": 1, \"per\": \"90s\"},"
-                            "{\"requests\": 1, \"per\": \"1500ms\"},"
-                            "{\"requests\": 1, \"per\": \"48h\","
-                            " \"algorithm\": \"fixed_window\"}]}]}",
-                            err, sizeof(err));
+    rl_conf_t *conf =
+        parse("{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a\"},"
+              " \"limits\": [{\"requests\": 1, \"per\": \"90s\"},"
+              "{\"requests\": 1, \"per\": \"1500ms\"},"
+              "{\"requests\": 1, \"per\": \"48h\","
+              " \"algorithm\": \"fixed_window\"}]}]}",
+              err, sizeof(err));
 
     ck_assert_msg(conf != NULL, "%s", err);
     ck_assert_str_eq(conf->policies[0].limits[0].suffix, "g90s");
@@ -242,12 +254,14 @@ START_TEST(test_limit_suffix_parsed)
     ck_assert_str_eq(conf->policies[0].limits[2].suffix, "f2d");
     rl_conf_free(conf);
 
-    conf = parse("{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a\"},"
-                 " \"limits\": [{\"requests\": 1, \"per\": \"60s\"},"
-                 "{\"requests\": 2, \"per\": \"1m\"}]}]}",
-                 err, sizeof(err));
+    conf =
+        parse("{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a\"},"
+              " \"limits\": [{\"requests\": 1, \"per\": \"60s\"},"
+              "{\"requests\": 2, \"per\": \"1m\"}]}]}",
+              err, sizeof(err));
     ck_assert_ptr_null(conf);
-    ck_assert_str_eq(err, "policies[0].limits[1]: same algorithm and period as limits[0]");
+    ck_assert_str_eq(
+        err, "policies[0].limits[1]: same algorithm and period as limits[0]");
 }
 END_TEST
 
@@ -293,12 +307,15 @@ START_TEST(test_full_fixture)
     check_key(p, 7, RL_KEY_HEADER, "x-api-key", "header.X-Api-Key");
     ck_assert_int_eq(p->nlimits, 3);
     check_limit(&p->limits[0], RL_ALGO_GCRA, 10, 1000, 20, 30000, "g1s");
-    check_limit(&p->limits[1], RL_ALGO_SLIDING_WINDOW, 100, 60000, 100, 0, "s1m");
-    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 1000, 3600000, 1000, 300000, "f1h");
+    check_limit(&p->limits[1], RL_ALGO_SLIDING_WINDOW, 100, 60000, 100, 0,
+                "s1m");
+    check_limit(&p->limits[2], RL_ALGO_FIXED_WINDOW, 1000, 3600000, 1000,
+                300000, "f1h");
     ck_assert_ptr_nonnull(p->test);
     ck_assert_str_eq(p->test->header, "rate-limit-test");
     ck_assert_str_eq(p->test->value, "match");
-    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 2, 10000, 2, 10000, "tf10s");
+    check_limit(&p->test->limits[0], RL_ALGO_FIXED_WINDOW, 2, 10000, 2, 10000,
+                "tf10s");
     ck_assert_int_eq(p->headers, RL_HEADERS_IETF);
     ck_assert_int_eq(p->failure_open, 0);
     ck_assert_int_eq(p->deny_status, 503);
@@ -359,7 +376,8 @@ START_TEST(test_store_cluster_and_tls)
     static const char text[] =
         "{\"store\": {\"type\": \"redis\", \"cluster\": true, "
         "\"nodes\": [\"10.0.0.1:7000\", \"[::1]:7001\", \"localhost:7002\"], "
-        "\"refresh_interval_ms\": 2500, \"username\": \"u\", \"password\": \"p\", "
+        "\"refresh_interval_ms\": 2500, \"username\": \"u\", \"password\": "
+        "\"p\", "
         "\"tls\": {\"server_name\": \"redis.example\"}}, \"policies\": []}";
     char err[512];
     rl_conf_t *conf = parse(text, err, sizeof(err));
@@ -397,10 +415,10 @@ START_TEST(test_listen_forms)
         const char *host;
         int port;
     } rows[] = {
-        { "0.0.0.0:0", "0.0.0.0", 0 },
-        { "localhost:65535", "localhost", 65535 },
-        { "[::]:8081", "::", 8081 },
-        { "[fe80::1]:80", "fe80::1", 80 },
+        {"0.0.0.0:0", "0.0.0.0", 0},
+        {"localhost:65535", "localhost", 65535},
+        {"[::]:8081", "::", 8081},
+        {"[fe80::1]:80", "fe80::1", 80},
     };
     char text[256];
     char err[256];
@@ -409,7 +427,8 @@ START_TEST(test_listen_forms)
     for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         rl_conf_t *conf;
 
-        snprintf(text, sizeof(text), "{\"listen\": \"%s\", \"policies\": []}", rows[i].listen);
+        snprintf(text, sizeof(text), "{\"listen\": \"%s\", \"policies\": []}",
+                 rows[i].listen);
         conf = parse(text, err, sizeof(err));
         ck_assert_msg(conf != NULL, "%s: %s", rows[i].listen, err);
         ck_assert_str_eq(conf->listen_host, rows[i].host);
@@ -443,17 +462,23 @@ START_TEST(test_load_errors)
 {
     char err[512];
 
-    ck_assert_ptr_null(rl_conf_load("/nonexistent/ratelimitd.json", err, sizeof(err)));
-    ck_assert_str_eq(err, "cannot read /nonexistent/ratelimitd.json: No such file or directory");
+    ck_assert_ptr_null(
+        rl_conf_load("/nonexistent/ratelimitd.json", err, sizeof(err)));
+    ck_assert_str_eq(
+        err,
+        "cannot read /nonexistent/ratelimitd.json: No such file or directory");
 
-    ck_assert_ptr_null(rl_conf_load(FIXTURE("syntax-error.json"), err, sizeof(err)));
+    ck_assert_ptr_null(
+        rl_conf_load(FIXTURE("syntax-error.json"), err, sizeof(err)));
     ck_assert_str_eq(err, "line 3 column 20: string or '}' expected");
 
-    ck_assert_ptr_null(parse("{\"policies\": [], \"policies\": []}", err, sizeof(err)));
+    ck_assert_ptr_null(
+        parse("{\"policies\": [], \"policies\": []}", err, sizeof(err)));
     ck_assert_str_eq(err, "line 1 column 27: duplicate object key");
 
     ck_assert_ptr_null(parse("", err, sizeof(err)));
-    ck_assert_str_eq(err, "line 1 column 0: '[' or '{' expected near end of file");
+    ck_assert_str_eq(err,
+                     "line 1 column 0: '[' or '{' expected near end of file");
 }
 END_TEST
 
@@ -474,243 +499,311 @@ static const struct {
     const char *error;
 } bad_rows[] = {
     /* top level */
-    { "[]", "top level: must be an object" },
-    { "{}", "policies: is required" },
-    { "{\"polices\": []}", "polices: unknown field" },
-    { "{\"policies\": {}}", "policies: must be an array" },
-    { "{\"listen\": 8080, \"policies\": []}", "listen: must be a string" },
-    { "{\"listen\": \"localhost\", \"policies\": []}", "listen: \"localhost\" is not host:port" },
-    { "{\"listen\": \"::1:80\", \"policies\": []}", "listen: \"::1:80\" is not host:port" },
-    { "{\"listen\": \":80\", \"policies\": []}", "listen: \":80\" is not host:port" },
-    { "{\"listen\": \"[::1]80\", \"policies\": []}", "listen: \"[::1]80\" is not host:port" },
-    { "{\"listen\": \"h:8o\", \"policies\": []}", "listen: \"h:8o\" is not host:port" },
-    { "{\"listen\": \"127.0.0.1:70000\", \"policies\": []}",
-      "listen: \"127.0.0.1:70000\": port must be from 0 to 65535" },
-    { "{\"workers\": 257, \"policies\": []}", "workers: must be an integer from 0 to 256" },
-    { "{\"workers\": -1, \"policies\": []}", "workers: must be an integer from 0 to 256" },
-    { "{\"workers\": 1.5, \"policies\": []}", "workers: must be an integer from 0 to 256" },
-    { "{\"workers\": \"4\", \"policies\": []}", "workers: must be an integer from 0 to 256" },
-    { "{\"log_level\": \"verbose\", \"policies\": []}",
-      "log_level: \"verbose\" is not one of debug, info, warn, error" },
+    {"[]", "top level: must be an object"},
+    {"{}", "policies: is required"},
+    {"{\"polices\": []}", "polices: unknown field"},
+    {"{\"policies\": {}}", "policies: must be an array"},
+    {"{\"listen\": 8080, \"policies\": []}", "listen: must be a string"},
+    {"{\"listen\": \"localhost\", \"policies\": []}",
+     "listen: \"localhost\" is not host:port"},
+    {"{\"listen\": \"::1:80\", \"policies\": []}",
+     "listen: \"::1:80\" is not host:port"},
+    {"{\"listen\": \":80\", \"policies\": []}",
+     "listen: \":80\" is not host:port"},
+    {"{\"listen\": \"[::1]80\", \"policies\": []}",
+     "listen: \"[::1]80\" is not host:port"},
+    {"{\"listen\": \"h:8o\", \"policies\": []}",
+     "listen: \"h:8o\" is not host:port"},
+    {"{\"listen\": \"127.0.0.1:70000\", \"policies\": []}",
+     "listen: \"127.0.0.1:70000\": port must be from 0 to 65535"},
+    {"{\"workers\": 257, \"policies\": []}",
+     "workers: must be an integer from 0 to 256"},
+    {"{\"workers\": -1, \"policies\": []}",
+     "workers: must be an integer from 0 to 256"},
+    {"{\"workers\": 1.5, \"policies\": []}",
+     "workers: must be an integer from 0 to 256"},
+    {"{\"workers\": \"4\", \"policies\": []}",
+     "workers: must be an integer from 0 to 256"},
+    {"{\"log_level\": \"verbose\", \"policies\": []}",
+     "log_level: \"verbose\" is not one of debug, info, warn, error"},
     /* http */
-    { "{\"http\": [], \"policies\": []}", "http: must be an object" },
-    { "{\"http\": {\"max_bodybytes\": 1}, \"policies\": []}", "http.max_bodybytes: unknown field" },
-    { "{\"http\": {\"max_body_bytes\": 0}, \"policies\": []}",
-      "http.max_body_bytes: must be an integer from 1 to 2147483647" },
-    { "{\"http\": {\"max_header_bytes\": -5}, \"policies\": []}",
-      "http.max_header_bytes: must be an integer from 1 to 2147483647" },
-    { "{\"http\": {\"read_timeout_ms\": true}, \"policies\": []}",
-      "http.read_timeout_ms: must be an integer from 1 to 2147483647" },
-    { "{\"http\": {\"idle_timeout_ms\": 0}, \"policies\": []}",
-      "http.idle_timeout_ms: must be an integer from 1 to 2147483647" },
-    { "{\"http\": {\"max_connections\": 0}, \"policies\": []}",
-      "http.max_connections: must be an integer from 1 to 2147483647" },
+    {"{\"http\": [], \"policies\": []}", "http: must be an object"},
+    {"{\"http\": {\"max_bodybytes\": 1}, \"policies\": []}",
+     "http.max_bodybytes: unknown field"},
+    {"{\"http\": {\"max_body_bytes\": 0}, \"policies\": []}",
+     "http.max_body_bytes: must be an integer from 1 to 2147483647"},
+    {"{\"http\": {\"max_header_bytes\": -5}, \"policies\": []}",
+     "http.max_header_bytes: must be an integer from 1 to 2147483647"},
+    {"{\"http\": {\"read_timeout_ms\": true}, \"policies\": []}",
+     "http.read_timeout_ms: must be an integer from 1 to 2147483647"},
+    {"{\"http\": {\"idle_timeout_ms\": 0}, \"policies\": []}",
+     "http.idle_timeout_ms: must be an integer from 1 to 2147483647"},
+    {"{\"http\": {\"max_connections\": 0}, \"policies\": []}",
+     "http.max_connections: must be an integer from 1 to 2147483647"},
     /* store */
-    { "{\"store\": {\"type\": \"memcached\"}, \"policies\": []}",
-      "store.type: \"memcached\" is not one of redis, memory" },
-    { "{\"store\": {\"address\": \"redis\"}, \"policies\": []}",
-      "store.address: \"redis\" is not host:port" },
-    { "{\"store\": {\"address\": \"redis:0\"}, \"policies\": []}",
-      "store.address: \"redis:0\": port must be from 1 to 65535" },
-    { "{\"store\": {\"address\": \"redis.internal:6379\"}, \"policies\": []}",
-      "store.address: \"redis.internal:6379\" must be a numeric IP address or localhost" },
-    { "{\"store\": {\"timeout_ms\": 0}, \"policies\": []}",
-      "store.timeout_ms: must be an integer from 1 to 60000" },
-    { "{\"store\": {\"timeout_ms\": 60001}, \"policies\": []}",
-      "store.timeout_ms: must be an integer from 1 to 60000" },
-    { "{\"store\": {\"prefix\": \"a b\"}, \"policies\": []}",
-      "store.prefix: \"a b\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -" },
-    { "{\"store\": {\"prefix\": \"\"}, \"policies\": []}",
-      "store.prefix: \"\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -" },
-    { "{\"store\": {\"prefix\": \"{tag}\"}, \"policies\": []}",
-      "store.prefix: \"{tag}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -" },
-    { "{\"store\": {\"db\": 16}, \"policies\": []}", "store.db: must be an integer from 0 to 15" },
-    { "{\"store\": {\"password\": 123}, \"policies\": []}", "store.password: must be a string" },
-    { "{\"store\": {\"username\": null}, \"policies\": []}", "store.username: must be a string" },
-    { "{\"store\": {\"host\": \"x\"}, \"policies\": []}", "store.host: unknown field" },
-    { "{\"store\": {\"username\": \"u\"}, \"policies\": []}",
-      "store.username: needs store.password" },
+    {"{\"store\": {\"type\": \"memcached\"}, \"policies\": []}",
+     "store.type: \"memcached\" is not one of redis, memory"},
+    {"{\"store\": {\"address\": \"redis\"}, \"policies\": []}",
+     "store.address: \"redis\" is not host:port"},
+    {"{\"store\": {\"address\": \"redis:0\"}, \"policies\": []}",
+     "store.address: \"redis:0\": port must be from 1 to 65535"},
+    {"{\"store\": {\"address\": \"redis.internal:6379\"}, \"policies\": []}",
+     "store.address: \"redis.internal:6379\" must be a numeric IP address or "
+     "localhost"},
+    {"{\"store\": {\"timeout_ms\": 0}, \"policies\": []}",
+     "store.timeout_ms: must be an integer from 1 to 60000"},
+    {"{\"store\": {\"timeout_ms\": 60001}, \"policies\": []}",
+     "store.timeout_ms: must be an integer from 1 to 60000"},
+    {"{\"store\": {\"prefix\": \"a b\"}, \"policies\": []}",
+     "store.prefix: \"a b\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+    {"{\"store\": {\"prefix\": \"\"}, \"policies\": []}",
+     "store.prefix: \"\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+    {"{\"store\": {\"prefix\": \"{tag}\"}, \"policies\": []}",
+     "store.prefix: \"{tag}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+    {"{\"store\": {\"db\": 16}, \"policies\": []}",
+     "store.db: must be an integer from 0 to 15"},
+    {"{\"store\": {\"password\": 123}, \"policies\": []}",
+     "store.password: must be a string"},
+    {"{\"store\": {\"username\": null}, \"policies\": []}",
+     "store.username: must be a string"},
+    {"{\"store\": {\"host\": \"x\"}, \"policies\": []}",
+     "store.host: unknown field"},
+    {"{\"store\": {\"username\": \"u\"}, \"policies\": []}",
+     "store.username: needs store.password"},
     /* store: cluster */
-    { "{\"store\": {\"cluster\": \"yes\"}, \"policies\": []}",
-      "store.cluster: must be true or false" },
-    { "{\"store\": {\"cluster\": true}, \"policies\": []}",
-      "store.nodes: is required with \"cluster\": true" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": []}, \"policies\": []}",
-      "store.nodes: must be an array of 1 to 64 \"host:port\" strings" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": \"10.0.0.1:6379\"}, \"policies\": []}",
-      "store.nodes: must be an array of 1 to 64 \"host:port\" strings" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:6379\", 7000]}, \"policies\": []}",
-      "store.nodes[1]: must be a string" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"redis-1:6379\"]}, \"policies\": []}",
-      "store.nodes[0]: \"redis-1:6379\" must be a numeric IP address or localhost" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1\"]}, \"policies\": []}",
-      "store.nodes[0]: \"10.0.0.1\" is not host:port" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:0\"]}, \"policies\": []}",
-      "store.nodes[0]: \"10.0.0.1:0\": port must be from 1 to 65535" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\", \"10.0.0.2:7000\", "
-      "\"10.0.0.1:7000\"]}, \"policies\": []}",
-      "store.nodes[2]: \"10.0.0.1:7000\" repeats nodes[0]" },
-    { "{\"store\": {\"nodes\": [\"10.0.0.1:7000\"]}, \"policies\": []}",
-      "store.nodes: only applies with \"cluster\": true" },
-    { "{\"store\": {\"refresh_interval_ms\": 1000}, \"policies\": []}",
-      "store.refresh_interval_ms: only applies with \"cluster\": true" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
-      "\"refresh_interval_ms\": 99}, \"policies\": []}",
-      "store.refresh_interval_ms: must be an integer from 100 to 3600000" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
-      "\"address\": \"10.0.0.1:7000\"}, \"policies\": []}",
-      "store.address: not used with \"cluster\": true; list the seed nodes in store.nodes" },
-    { "{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], \"db\": 1}, "
-      "\"policies\": []}",
-      "store.db: must be 0 with \"cluster\": true (a cluster has one database)" },
+    {"{\"store\": {\"cluster\": \"yes\"}, \"policies\": []}",
+     "store.cluster: must be true or false"},
+    {"{\"store\": {\"cluster\": true}, \"policies\": []}",
+     "store.nodes: is required with \"cluster\": true"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": []}, \"policies\": []}",
+     "store.nodes: must be an array of 1 to 64 \"host:port\" strings"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": \"10.0.0.1:6379\"}, "
+     "\"policies\": []}",
+     "store.nodes: must be an array of 1 to 64 \"host:port\" strings"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:6379\", 7000]}, "
+     "\"policies\": []}",
+     "store.nodes[1]: must be a string"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"redis-1:6379\"]}, "
+     "\"policies\": []}",
+     "store.nodes[0]: \"redis-1:6379\" must be a numeric IP address or "
+     "localhost"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1\"]}, "
+     "\"policies\": []}",
+     "store.nodes[0]: \"10.0.0.1\" is not host:port"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:0\"]}, "
+     "\"policies\": []}",
+     "store.nodes[0]: \"10.0.0.1:0\": port must be from 1 to 65535"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\", "
+     "\"10.0.0.2:7000\", "
+     "\"10.0.0.1:7000\"]}, \"policies\": []}",
+     "store.nodes[2]: \"10.0.0.1:7000\" repeats nodes[0]"},
+    {"{\"store\": {\"nodes\": [\"10.0.0.1:7000\"]}, \"policies\": []}",
+     "store.nodes: only applies with \"cluster\": true"},
+    {"{\"store\": {\"refresh_interval_ms\": 1000}, \"policies\": []}",
+     "store.refresh_interval_ms: only applies with \"cluster\": true"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
+     "\"refresh_interval_ms\": 99}, \"policies\": []}",
+     "store.refresh_interval_ms: must be an integer from 100 to 3600000"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
+     "\"address\": \"10.0.0.1:7000\"}, \"policies\": []}",
+     "store.address: not used with \"cluster\": true; list the seed nodes in "
+     "store.nodes"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], \"db\": "
+     "1}, "
+     "\"policies\": []}",
+     "store.db: must be 0 with \"cluster\": true (a cluster has one database)"},
     /* store: tls */
-    { "{\"store\": {\"tls\": true}, \"policies\": []}", "store.tls: must be an object" },
-    { "{\"store\": {\"tls\": {\"ca\": \"x\"}}, \"policies\": []}",
-      "store.tls.ca: unknown field" },
-    { "{\"store\": {\"tls\": {\"ca_file\": \"/nonexistent/ca.crt\"}}, \"policies\": []}",
-      "store.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file or directory" },
-    { "{\"store\": {\"tls\": {\"ca_file\": \"\"}}, \"policies\": []}",
-      "store.tls.ca_file: cannot read \"\": empty path" },
-    { "{\"store\": {\"tls\": {\"cert_file\": 1}}, \"policies\": []}",
-      "store.tls.cert_file: must be a string" },
-    { "{\"store\": {\"tls\": {\"server_name\": \"\"}}, \"policies\": []}",
-      "store.tls.server_name: must not be empty" },
-    { "{\"store\": {\"tls\": {\"key_file\": \"" RL_SRCDIR "/README.md\"}}, \"policies\": []}",
-      "store.tls.key_file: needs store.tls.cert_file" },
-    { "{\"store\": {\"tls\": {\"ca_file\": \"" RL_SRCDIR "/README.md\"}}, \"policies\": []}",
-      "store.tls.ca_file: cannot load " RL_SRCDIR "/README.md: error:05800088:x509 certificate "
-      "routines::no certificate or crl found" },
+    {"{\"store\": {\"tls\": true}, \"policies\": []}",
+     "store.tls: must be an object"},
+    {"{\"store\": {\"tls\": {\"ca\": \"x\"}}, \"policies\": []}",
+     "store.tls.ca: unknown field"},
+    {"{\"store\": {\"tls\": {\"ca_file\": \"/nonexistent/ca.crt\"}}, "
+     "\"policies\": []}",
+     "store.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file or "
+     "directory"},
+    {"{\"store\": {\"tls\": {\"ca_file\": \"\"}}, \"policies\": []}",
+     "store.tls.ca_file: cannot read \"\": empty path"},
+    {"{\"store\": {\"tls\": {\"cert_file\": 1}}, \"policies\": []}",
+     "store.tls.cert_file: must be a string"},
+    {"{\"store\": {\"tls\": {\"server_name\": \"\"}}, \"policies\": []}",
+     "store.tls.server_name: must not be empty"},
+    {"{\"store\": {\"tls\": {\"key_file\": \"" RL_SRCDIR
+     "/README.md\"}}, \"policies\": []}",
+     "store.tls.key_file: needs store.tls.cert_file"},
+    {"{\"store\": {\"tls\": {\"ca_file\": \"" RL_SRCDIR
+     "/README.md\"}}, \"policies\": []}",
+     "store.tls.ca_file: cannot load " RL_SRCDIR
+     "/README.md: error:05800088:x509 certificate "
+     "routines::no certificate or crl found"},
     /* policy */
-    { POL("42"), "policies[0]: must be an object" },
-    { POL("{\"match\": {\"path\": \"/\"}, " LIM1 "}"), "policies[0].name: is required" },
-    { POL("{\"name\": \"a/b\", \"match\": {\"path\": \"/\"}, " LIM1 "}"),
-      "policies[0].name: \"a/b\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -" },
-    { POL("{\"name\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", "
-          "\"match\": {\"path\": \"/\"}, " LIM1 "}"),
-      "policies[0].name: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" "
-      "must be 1 to 64 characters of A-Z a-z 0-9 _ . -" },
-    { POL("{\"name\": \"x\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
-          "{\"name\": \"api\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
-          "{\"name\": \"y\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
-          "{\"name\": \"api\", \"match\": {\"path\": \"/x\"}, " LIM1 "}"),
-      "policies[3].name: \"api\" is used by policies[1]" },
-    { P(", \"limts\": []"), "policies[0].limts: unknown field" },
-    { POL("{\"name\": \"a\", " LIM1 "}"), "policies[0].match: is required" },
-    { PM("\"/x\""), "policies[0].match: must be an object" },
-    { PM("{\"method\": \"GET\"}"), "policies[0].match.path: is required" },
-    { PM("{\"path\": \"/\", \"host\": \"h\"}"), "policies[0].match.host: unknown field" },
-    { PM("{\"path\": \"x\"}"), "policies[0].match.path: \"x\": must start with '/'" },
-    { PM("{\"path\": \"\"}"), "policies[0].match.path: \"\": must start with '/'" },
-    { PM("{\"path\": \"/a/*/b\"}"),
-      "policies[0].match.path: \"/a/*/b\": '*' must be the last segment" },
-    { PM("{\"path\": \"/a*\"}"), "policies[0].match.path: \"/a*\": '*' must be a whole segment" },
-    { PM("{\"path\": \"/a/{}\"}"), "policies[0].match.path: \"/a/{}\": empty parameter name" },
-    { PM("{\"path\": \"/{id}/{id}\"}"),
-      "policies[0].match.path: \"/{id}/{id}\": parameter {id} appears twice" },
-    { PM("{\"path\": \"/{a-b}\"}"),
-      "policies[0].match.path: \"/{a-b}\": parameter {a-b} must be letters, digits or '_'" },
-    { PM("{\"path\": \"/v{id}\"}"),
-      "policies[0].match.path: \"/v{id}\": a parameter must be a whole segment such as {id}" },
-    { PM("{\"path\": \"/a?b=1\"}"),
-      "policies[0].match.path: \"/a?b=1\": must not contain '?' or '#' (patterns match the "
-      "path only)" },
-    { PM("{\"path\": \"/\", \"method\": \"FETCH\"}"),
-      "policies[0].match.method: \"FETCH\" is not one of GET, POST, PUT, PATCH, DELETE, HEAD, "
-      "OPTIONS" },
-    { PM("{\"path\": \"/\", \"method\": 1}"), "policies[0].match.method: must be a string" },
+    {POL("42"), "policies[0]: must be an object"},
+    {POL("{\"match\": {\"path\": \"/\"}, " LIM1 "}"),
+     "policies[0].name: is required"},
+    {POL("{\"name\": \"a/b\", \"match\": {\"path\": \"/\"}, " LIM1 "}"),
+     "policies[0].name: \"a/b\" must be 1 to 64 characters of A-Z a-z 0-9 _ . "
+     "-"},
+    {POL("{\"name\": "
+         "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""
+         ", "
+         "\"match\": {\"path\": \"/\"}, " LIM1 "}"),
+     "policies[0].name: "
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" "
+     "must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+    {POL("{\"name\": \"x\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
+         "{\"name\": \"api\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
+         "{\"name\": \"y\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
+         "{\"name\": \"api\", \"match\": {\"path\": \"/x\"}, " LIM1 "}"),
+     "policies[3].name: \"api\" is used by policies[1]"},
+    {P(", \"limts\": []"), "policies[0].limts: unknown field"},
+    {POL("{\"name\": \"a\", " LIM1 "}"), "policies[0].match: is required"},
+    {PM("\"/x\""), "policies[0].match: must be an object"},
+    {PM("{\"method\": \"GET\"}"), "policies[0].match.path: is required"},
+    {PM("{\"path\": \"/\", \"host\": \"h\"}"),
+     "policies[0].match.host: unknown field"},
+    {PM("{\"path\": \"x\"}"),
+     "policies[0].match.path: \"x\": must start with '/'"},
+    {PM("{\"path\": \"\"}"),
+     "policies[0].match.path: \"\": must start with '/'"},
+    {PM("{\"path\": \"/a/*/b\"}"),
+     "policies[0].match.path: \"/a/*/b\": '*' must be the last segment"},
+    {PM("{\"path\": \"/a*\"}"),
+     "policies[0].match.path: \"/a*\": '*' must be a whole segment"},
+    {PM("{\"path\": \"/a/{}\"}"),
+     "policies[0].match.path: \"/a/{}\": empty parameter name"},
+    {PM("{\"path\": \"/{id}/{id}\"}"),
+     "policies[0].match.path: \"/{id}/{id}\": parameter {id} appears twice"},
+    {PM("{\"path\": \"/{a-b}\"}"),
+     "policies[0].match.path: \"/{a-b}\": parameter {a-b} must be letters, "
+     "digits or '_'"},
+    {PM("{\"path\": \"/v{id}\"}"),
+     "policies[0].match.path: \"/v{id}\": a parameter must be a whole segment "
+     "such as {id}"},
+    {PM("{\"path\": \"/a?b=1\"}"), "policies[0].match.path: \"/a?b=1\": must "
+                                   "not contain '?' or '#' (patterns match the "
+                                   "path only)"},
+    {PM("{\"path\": \"/\", \"method\": \"FETCH\"}"),
+     "policies[0].match.method: \"FETCH\" is not one of GET, POST, PUT, PATCH, "
+     "DELETE, HEAD, "
+     "OPTIONS"},
+    {PM("{\"path\": \"/\", \"method\": 1}"),
+     "policies[0].match.method: must be a string"},
     /* key */
-    { P(", \"key\": \"tenant\""), "policies[0].key: must be an array of 0 to 8 key fields" },
-    { P(", \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", \"path\", "
-        "\"path.id\", \"header.a\", \"header.b\"]"),
-      "policies[0].key: must be an array of 0 to 8 key fields" },
-    { P(", \"key\": [5]"), "policies[0].key[0]: must be a string" },
-    { P(", \"key\": [\"tenantt\"]"),
-      "policies[0].key[0]: \"tenantt\" is not a key field (tenant, user, ip, method, route, "
-      "path, path.NAME, header.NAME)" },
-    { P(", \"key\": [\"Tenant\"]"),
-      "policies[0].key[0]: \"Tenant\" is not a key field (tenant, user, ip, method, route, "
-      "path, path.NAME, header.NAME)" },
-    { P(", \"key\": [\"tenant\", \"path.site\"]"),
-      "policies[0].key[1]: \"path.site\" needs a {site} segment in match.path" },
-    { P(", \"key\": [\"path.\"]"), "policies[0].key[0]: \"path.\" needs a parameter name" },
-    { P(", \"key\": [\"header.\"]"),
-      "policies[0].key[0]: \"header.\" does not name a valid header" },
-    { P(", \"key\": [\"header.x y\"]"),
-      "policies[0].key[0]: \"header.x y\" does not name a valid header" },
-    { P(", \"key\": [\"tenant\", \"tenant\"]"), "policies[0].key[1]: \"tenant\" repeats key[0]" },
-    { P(", \"key\": [\"header.X-A\", \"header.x-a\"]"),
-      "policies[0].key[1]: \"header.x-a\" repeats key[0]" },
+    {P(", \"key\": \"tenant\""),
+     "policies[0].key: must be an array of 0 to 8 key fields"},
+    {P(", \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", "
+       "\"path\", "
+       "\"path.id\", \"header.a\", \"header.b\"]"),
+     "policies[0].key: must be an array of 0 to 8 key fields"},
+    {P(", \"key\": [5]"), "policies[0].key[0]: must be a string"},
+    {P(", \"key\": [\"tenantt\"]"),
+     "policies[0].key[0]: \"tenantt\" is not a key field (tenant, user, ip, "
+     "method, route, "
+     "path, path.NAME, header.NAME)"},
+    {P(", \"key\": [\"Tenant\"]"),
+     "policies[0].key[0]: \"Tenant\" is not a key field (tenant, user, ip, "
+     "method, route, "
+     "path, path.NAME, header.NAME)"},
+    {P(", \"key\": [\"tenant\", \"path.site\"]"),
+     "policies[0].key[1]: \"path.site\" needs a {site} segment in match.path"},
+    {P(", \"key\": [\"path.\"]"),
+     "policies[0].key[0]: \"path.\" needs a parameter name"},
+    {P(", \"key\": [\"header.\"]"),
+     "policies[0].key[0]: \"header.\" does not name a valid header"},
+    {P(", \"key\": [\"header.x y\"]"),
+     "policies[0].key[0]: \"header.x y\" does not name a valid header"},
+    {P(", \"key\": [\"tenant\", \"tenant\"]"),
+     "policies[0].key[1]: \"tenant\" repeats key[0]"},
+    {P(", \"key\": [\"header.X-A\", \"header.x-a\"]"),
+     "policies[0].key[1]: \"header.x-a\" repeats key[0]"},
     /* limits */
-    { POL("{" BASE "}"), "policies[0].limits: is required" },
-    { PL(""), "policies[0].limits: must be an array of 1 to 8 limits" },
-    { PL("{\"requests\": 1, \"per\": \"1s\"}, {\"requests\": 1, \"per\": \"2s\"}, "
-         "{\"requests\": 1, \"per\": \"3s\"}, {\"requests\": 1, \"per\": \"4s\"}, "
-         "{\"requests\": 1, \"per\": \"5s\"}, {\"requests\": 1, \"per\": \"6s\"}, "
-         "{\"requests\": 1, \"per\": \"7s\"}, {\"requests\": 1, \"per\": \"8s\"}, "
-         "{\"requests\": 1, \"per\": \"9s\"}"),
-      "policies[0].limits: must be an array of 1 to 8 limits" },
-    { PL("\"1/s\""), "policies[0].limits[0]: must be an object" },
-    { PL("{\"per\": \"1s\"}"), "policies[0].limits[0].requests: is required" },
-    { PL("{\"requests\": 1}"), "policies[0].limits[0].per: is required" },
-    { PL("{\"requests\": 0, \"per\": \"1s\"}"),
-      "policies[0].limits[0].requests: must be an integer from 1 to 1000000000000" },
-    { PL("{\"requests\": 1000000000001, \"per\": \"1s\"}"),
-      "policies[0].limits[0].requests: must be an integer from 1 to 1000000000000" },
-    { PL("{\"requests\": 1, \"per\": \"5x\"}"),
-      "policies[0].limits[0].per: \"5x\" is not a duration" },
-    { PL("{\"requests\": 1, \"per\": \"0s\"}"),
-      "policies[0].limits[0].per: \"0s\" is not a duration" },
-    { PL("{\"requests\": 1, \"per\": 10}"),
-      "policies[0].limits[0].per: must be a duration string such as \"10s\"" },
-    { PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"token_bucket\"}"),
-      "policies[0].limits[0].algorithm: \"token_bucket\" is not one of gcra, fixed_window, "
-      "sliding_window" },
-    { PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"fixed_window\", \"burst\": 2}"),
-      "policies[0].limits[0].burst: only applies to algorithm \"gcra\"" },
-    { PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"sliding_window\", \"burst\": 2}"),
-      "policies[0].limits[0].burst: only applies to algorithm \"gcra\"" },
-    { PL("{\"requests\": 1, \"per\": \"1s\", \"burst\": 0}"),
-      "policies[0].limits[0].burst: must be an integer from 1 to 1000000000000" },
-    { PL("{\"requests\": 1, \"per\": \"1s\", \"block\": \"forever\"}"),
-      "policies[0].limits[0].block: \"forever\" is not a duration" },
-    { PL("{\"requests\": 1, \"per\": \"1s\", \"window\": \"1s\"}"),
-      "policies[0].limits[0].window: unknown field" },
-    { PL("{\"requests\": 10, \"per\": \"1m\"}, {\"requests\": 20, \"per\": \"60s\"}"),
-      "policies[0].limits[1]: same algorithm and period as limits[0]" },
-    { POL("{\"name\": \"x\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
-          "{\"name\": \"y\", \"match\": {\"path\": \"/y\"}, " LIM1 "},"
-          "{\"name\": \"z\", \"match\": {\"path\": \"/z\"}, "
-          "\"limits\": [{\"requests\": 1, \"per\": \"5x\"}]}"),
-      "policies[2].limits[0].per: \"5x\" is not a duration" },
+    {POL("{" BASE "}"), "policies[0].limits: is required"},
+    {PL(""), "policies[0].limits: must be an array of 1 to 8 limits"},
+    {PL("{\"requests\": 1, \"per\": \"1s\"}, {\"requests\": 1, \"per\": "
+        "\"2s\"}, "
+        "{\"requests\": 1, \"per\": \"3s\"}, {\"requests\": 1, \"per\": "
+        "\"4s\"}, "
+        "{\"requests\": 1, \"per\": \"5s\"}, {\"requests\": 1, \"per\": "
+        "\"6s\"}, "
+        "{\"requests\": 1, \"per\": \"7s\"}, {\"requests\": 1, \"per\": "
+        "\"8s\"}, "
+        "{\"requests\": 1, \"per\": \"9s\"}"),
+     "policies[0].limits: must be an array of 1 to 8 limits"},
+    {PL("\"1/s\""), "policies[0].limits[0]: must be an object"},
+    {PL("{\"per\": \"1s\"}"), "policies[0].limits[0].requests: is required"},
+    {PL("{\"requests\": 1}"), "policies[0].limits[0].per: is required"},
+    {PL("{\"requests\": 0, \"per\": \"1s\"}"),
+     "policies[0].limits[0].requests: must be an integer from 1 to "
+     "1000000000000"},
+    {PL("{\"requests\": 1000000000001, \"per\": \"1s\"}"),
+     "policies[0].limits[0].requests: must be an integer from 1 to "
+     "1000000000000"},
+    {PL("{\"requests\": 1, \"per\": \"5x\"}"),
+     "policies[0].limits[0].per: \"5x\" is not a duration"},
+    {PL("{\"requests\": 1, \"per\": \"0s\"}"),
+     "policies[0].limits[0].per: \"0s\" is not a duration"},
+    {PL("{\"requests\": 1, \"per\": 10}"),
+     "policies[0].limits[0].per: must be a duration string such as \"10s\""},
+    {PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"token_bucket\"}"),
+     "policies[0].limits[0].algorithm: \"token_bucket\" is not one of gcra, "
+     "fixed_window, "
+     "sliding_window"},
+    {PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"fixed_window\", "
+        "\"burst\": 2}"),
+     "policies[0].limits[0].burst: only applies to algorithm \"gcra\""},
+    {PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"sliding_window\", "
+        "\"burst\": 2}"),
+     "policies[0].limits[0].burst: only applies to algorithm \"gcra\""},
+    {PL("{\"requests\": 1, \"per\": \"1s\", \"burst\": 0}"),
+     "policies[0].limits[0].burst: must be an integer from 1 to 1000000000000"},
+    {PL("{\"requests\": 1, \"per\": \"1s\", \"block\": \"forever\"}"),
+     "policies[0].limits[0].block: \"forever\" is not a duration"},
+    {PL("{\"requests\": 1, \"per\": \"1s\", \"window\": \"1s\"}"),
+     "policies[0].limits[0].window: unknown field"},
+    {PL("{\"requests\": 10, \"per\": \"1m\"}, {\"requests\": 20, \"per\": "
+        "\"60s\"}"),
+     "policies[0].limits[1]: same algorithm and period as limits[0]"},
+    {POL("{\"name\": \"x\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
+         "{\"name\": \"y\", \"match\": {\"path\": \"/y\"}, " LIM1 "},"
+         "{\"name\": \"z\", \"match\": {\"path\": \"/z\"}, "
+         "\"limits\": [{\"requests\": 1, \"per\": \"5x\"}]}"),
+     "policies[2].limits[0].per: \"5x\" is not a duration"},
     /* test */
-    { P(", \"test\": []"), "policies[0].test: must be an object" },
-    { P(", \"test\": {\"value\": \"match\", " LIM1 "}"), "policies[0].test.header: is required" },
-    { P(", \"test\": {\"header\": \"t\", " LIM1 "}"), "policies[0].test.value: is required" },
-    { P(", \"test\": {\"header\": \"t\", \"value\": \"v\"}"),
-      "policies[0].test.limits: is required" },
-    { P(", \"test\": {\"header\": \"bad header\", \"value\": \"v\", " LIM1 "}"),
-      "policies[0].test.header: \"bad header\" is not a header name" },
-    { P(", \"test\": {\"header\": \"t\", \"value\": 1, " LIM1 "}"),
-      "policies[0].test.value: must be a string" },
-    { P(", \"test\": {\"header\": \"t\", \"value\": \"v\", \"limits\": ["
-        "{\"requests\": 1, \"per\": \"1s\"}, {\"requests\": 2, \"per\": \"1000ms\"}]}"),
-      "policies[0].test.limits[1]: same algorithm and period as limits[0]" },
-    { P(", \"test\": {\"header\": \"t\", \"value\": \"v\", \"limits\": [{\"requests\": 1}]}"),
-      "policies[0].test.limits[0].per: is required" },
+    {P(", \"test\": []"), "policies[0].test: must be an object"},
+    {P(", \"test\": {\"value\": \"match\", " LIM1 "}"),
+     "policies[0].test.header: is required"},
+    {P(", \"test\": {\"header\": \"t\", " LIM1 "}"),
+     "policies[0].test.value: is required"},
+    {P(", \"test\": {\"header\": \"t\", \"value\": \"v\"}"),
+     "policies[0].test.limits: is required"},
+    {P(", \"test\": {\"header\": \"bad header\", \"value\": \"v\", " LIM1 "}"),
+     "policies[0].test.header: \"bad header\" is not a header name"},
+    {P(", \"test\": {\"header\": \"t\", \"value\": 1, " LIM1 "}"),
+     "policies[0].test.value: must be a string"},
+    {P(", \"test\": {\"header\": \"t\", \"value\": \"v\", \"limits\": ["
+       "{\"requests\": 1, \"per\": \"1s\"}, {\"requests\": 2, \"per\": "
+       "\"1000ms\"}]}"),
+     "policies[0].test.limits[1]: same algorithm and period as limits[0]"},
+    {P(", \"test\": {\"header\": \"t\", \"value\": \"v\", \"limits\": "
+       "[{\"requests\": 1}]}"),
+     "policies[0].test.limits[0].per: is required"},
     /* headers, failure_mode, deny, mode */
-    { P(", \"headers\": \"x-rate\""),
-      "policies[0].headers: \"x-rate\" is not one of x-ratelimit, x-ratelimit-retry-after, "
-      "ietf, none" },
-    { P(", \"failure_mode\": \"half\""),
-      "policies[0].failure_mode: \"half\" is not one of open, closed" },
-    { P(", \"failure_mode\": false"), "policies[0].failure_mode: must be a string" },
-    { P(", \"deny\": 429"), "policies[0].deny: must be an object" },
-    { P(", \"deny\": {\"status\": 200}"),
-      "policies[0].deny.status: must be an integer from 400 to 599" },
-    { P(", \"deny\": {\"status\": 600}"),
-      "policies[0].deny.status: must be an integer from 400 to 599" },
-    { P(", \"deny\": {\"code\": \"RATE_001\"}"), "policies[0].deny.code: unknown field" },
-    { P(", \"mode\": \"dry-run\""), "policies[0].mode: \"dry-run\" is not one of enforce, shadow" },
+    {P(", \"headers\": \"x-rate\""),
+     "policies[0].headers: \"x-rate\" is not one of x-ratelimit, "
+     "x-ratelimit-retry-after, "
+     "ietf, none"},
+    {P(", \"failure_mode\": \"half\""),
+     "policies[0].failure_mode: \"half\" is not one of open, closed"},
+    {P(", \"failure_mode\": false"),
+     "policies[0].failure_mode: must be a string"},
+    {P(", \"deny\": 429"), "policies[0].deny: must be an object"},
+    {P(", \"deny\": {\"status\": 200}"),
+     "policies[0].deny.status: must be an integer from 400 to 599"},
+    {P(", \"deny\": {\"status\": 600}"),
+     "policies[0].deny.status: must be an integer from 400 to 599"},
+    {P(", \"deny\": {\"code\": \"RATE_001\"}"),
+     "policies[0].deny.code: unknown field"},
+    {P(", \"mode\": \"dry-run\""),
+     "policies[0].mode: \"dry-run\" is not one of enforce, shadow"},
 };
 
 START_TEST(test_bad_config)
@@ -722,9 +815,11 @@ START_TEST(test_bad_config)
     if (conf != NULL) {
         rl_conf_free(conf);
     }
-    ck_assert_msg(conf == NULL, "row %d was accepted: %s", _i, bad_rows[_i].json);
-    ck_assert_msg(strcmp(err, bad_rows[_i].error) == 0, "row %d: %s\n  got:  %s\n  want: %s", _i,
-                  bad_rows[_i].json, err, bad_rows[_i].error);
+    ck_assert_msg(conf == NULL, "row %d was accepted: %s", _i,
+                  bad_rows[_i].json);
+    ck_assert_msg(strcmp(err, bad_rows[_i].error) == 0,
+                  "row %d: %s\n  got:  %s\n  want: %s", _i, bad_rows[_i].json,
+                  err, bad_rows[_i].error);
 }
 END_TEST
 
@@ -737,16 +832,19 @@ START_TEST(test_near_misses_accepted)
         P(""),
         P(", \"key\": []"),
         P(", \"key\": [\"tenant\", \"path.id\", \"header.X-Y\"]"),
-        PL("{\"requests\": 10, \"per\": \"1m\"}, {\"requests\": 20, \"per\": \"60s\", "
+        PL("{\"requests\": 10, \"per\": \"1m\"}, {\"requests\": 20, \"per\": "
+           "\"60s\", "
            "\"algorithm\": \"fixed_window\"}"),
-        PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": \"fixed_window\", "
+        PL("{\"requests\": 1, \"per\": \"1s\", \"algorithm\": "
+           "\"fixed_window\", "
            "\"block\": \"1m\"}"),
         PM("{\"path\": \"/\", \"method\": \"options\"}"),
         PM("{\"path\": \"/a/{b_1}/*\"}"),
         P(", \"test\": {\"header\": \"t\", \"value\": \"v\", " LIM1 "}"),
         P(", \"deny\": {\"status\": 400, \"body\": null}"),
         P(", \"deny\": {\"status\": 599, \"body\": [1, \"{limit}\"]}"),
-        "{\"store\": {\"type\": \"memory\", \"db\": 15, \"timeout_ms\": 60000}, \"policies\": []}",
+        "{\"store\": {\"type\": \"memory\", \"db\": 15, \"timeout_ms\": "
+        "60000}, \"policies\": []}",
         "{\"http\": {\"max_body_bytes\": 2147483647}, \"policies\": []}",
     };
     char err[512];
@@ -779,7 +877,8 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_listen_forms);
     tcase_add_test(tc, test_hash);
     tcase_add_test(tc, test_load_errors);
-    tcase_add_loop_test(tc, test_bad_config, 0, (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
+    tcase_add_loop_test(tc, test_bad_config, 0,
+                        (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
     tcase_add_test(tc, test_near_misses_accepted);
     suite_add_tcase(s, tc);
     return s;

@@ -35,8 +35,9 @@ START_TEST(test_values)
 {
     char err[512];
     rl_conf_t *conf = parse("{\"forward_auth\": {\"deny_status\": 403, "
-                            "\"tenant_header\": \"X-Account\", \"user_header\": \"X-Auth-User\"}"
-                            NOPOL, err, sizeof(err));
+                            "\"tenant_header\": \"X-Account\", "
+                            "\"user_header\": \"X-Auth-User\"}" NOPOL,
+                            err, sizeof(err));
 
     ck_assert_msg(conf != NULL, "%s", err);
     ck_assert_int_eq(conf->forward_auth.deny_status, 403);
@@ -50,20 +51,21 @@ static const struct {
     const char *json;
     const char *error;
 } bad_rows[] = {
-    { "{\"forward_auth\": [] " NOPOL, "forward_auth: must be an object" },
-    { "{\"forward_auth\": {\"deny\": 403}" NOPOL, "forward_auth.deny: unknown field" },
-    { "{\"forward_auth\": {\"deny_status\": 200}" NOPOL,
-      "forward_auth.deny_status: must be an integer from 400 to 599" },
-    { "{\"forward_auth\": {\"deny_status\": 600}" NOPOL,
-      "forward_auth.deny_status: must be an integer from 400 to 599" },
-    { "{\"forward_auth\": {\"deny_status\": \"403\"}" NOPOL,
-      "forward_auth.deny_status: must be an integer from 400 to 599" },
-    { "{\"forward_auth\": {\"tenant_header\": 1}" NOPOL,
-      "forward_auth.tenant_header: must be a string" },
-    { "{\"forward_auth\": {\"tenant_header\": \"\"}" NOPOL,
-      "forward_auth.tenant_header: \"\" is not a header name" },
-    { "{\"forward_auth\": {\"user_header\": \"X User\"}" NOPOL,
-      "forward_auth.user_header: \"X User\" is not a header name" },
+    {"{\"forward_auth\": [] " NOPOL, "forward_auth: must be an object"},
+    {"{\"forward_auth\": {\"deny\": 403}" NOPOL,
+     "forward_auth.deny: unknown field"},
+    {"{\"forward_auth\": {\"deny_status\": 200}" NOPOL,
+     "forward_auth.deny_status: must be an integer from 400 to 599"},
+    {"{\"forward_auth\": {\"deny_status\": 600}" NOPOL,
+     "forward_auth.deny_status: must be an integer from 400 to 599"},
+    {"{\"forward_auth\": {\"deny_status\": \"403\"}" NOPOL,
+     "forward_auth.deny_status: must be an integer from 400 to 599"},
+    {"{\"forward_auth\": {\"tenant_header\": 1}" NOPOL,
+     "forward_auth.tenant_header: must be a string"},
+    {"{\"forward_auth\": {\"tenant_header\": \"\"}" NOPOL,
+     "forward_auth.tenant_header: \"\" is not a header name"},
+    {"{\"forward_auth\": {\"user_header\": \"X User\"}" NOPOL,
+     "forward_auth.user_header: \"X User\" is not a header name"},
 };
 
 START_TEST(test_bad_config)
@@ -74,9 +76,11 @@ START_TEST(test_bad_config)
     if (conf != NULL) {
         rl_conf_free(conf);
     }
-    ck_assert_msg(conf == NULL, "row %d was accepted: %s", _i, bad_rows[_i].json);
-    ck_assert_msg(strcmp(err, bad_rows[_i].error) == 0, "row %d: %s\n  got:  %s\n  want: %s", _i,
-                  bad_rows[_i].json, err, bad_rows[_i].error);
+    ck_assert_msg(conf == NULL, "row %d was accepted: %s", _i,
+                  bad_rows[_i].json);
+    ck_assert_msg(strcmp(err, bad_rows[_i].error) == 0,
+                  "row %d: %s\n  got:  %s\n  want: %s", _i, bad_rows[_i].json,
+                  err, bad_rows[_i].error);
 }
 END_TEST
 
@@ -87,7 +91,8 @@ START_TEST(test_near_misses_accepted)
         "{\"forward_auth\": {}" NOPOL,
         "{\"forward_auth\": {\"deny_status\": 400}" NOPOL,
         "{\"forward_auth\": {\"deny_status\": 599}" NOPOL,
-        "{\"forward_auth\": {\"tenant_header\": \"x\", \"user_header\": \"X-User_1\"}" NOPOL,
+        "{\"forward_auth\": {\"tenant_header\": \"x\", \"user_header\": "
+        "\"X-User_1\"}" NOPOL,
     };
     char err[512];
     size_t i;
@@ -109,7 +114,8 @@ static Suite *forward_auth_suite(void)
 
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_values);
-    tcase_add_loop_test(tc, test_bad_config, 0, (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
+    tcase_add_loop_test(tc, test_bad_config, 0,
+                        (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
     tcase_add_test(tc, test_near_misses_accepted);
     suite_add_tcase(s, tc);
     return s;

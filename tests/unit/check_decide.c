@@ -31,7 +31,8 @@ static rl_policy_t mk_policy(void)
 
 START_TEST(verdict_picks_fewest_remaining_when_allowed)
 {
-    rl_limit_t limits[3] = { mk_limit(1000, 1000), mk_limit(10000, 60000), mk_limit(100, 3600000) };
+    rl_limit_t limits[3] = {mk_limit(1000, 1000), mk_limit(10000, 60000),
+                            mk_limit(100, 3600000)};
     rl_policy_t p = mk_policy();
     rl_store_result_t res;
     rl_verdict_t v;
@@ -39,9 +40,9 @@ START_TEST(verdict_picks_fewest_remaining_when_allowed)
     memset(&res, 0, sizeof(res));
     res.allowed = 1;
     res.now_ms = 1000;
-    res.limits[0] = (rl_limit_result_t){ 1, 0, 999, 1, 0 };
-    res.limits[1] = (rl_limit_result_t){ 1, 0, 9999, 6, 0 };
-    res.limits[2] = (rl_limit_result_t){ 1, 0, 5, 36000, 0 };
+    res.limits[0] = (rl_limit_result_t){1, 0, 999, 1, 0};
+    res.limits[1] = (rl_limit_result_t){1, 0, 9999, 6, 0};
+    res.limits[2] = (rl_limit_result_t){1, 0, 5, 36000, 0};
     rl_decide_verdict(&p, limits, 3, 0, &res, &v);
     ck_assert_int_eq(v.allowed, 1);
     ck_assert_int_eq(v.status, 200);
@@ -55,15 +56,15 @@ END_TEST
 
 START_TEST(verdict_denied_describes_longest_wait)
 {
-    rl_limit_t limits[2] = { mk_limit(5, 1000), mk_limit(60, 60000) };
+    rl_limit_t limits[2] = {mk_limit(5, 1000), mk_limit(60, 60000)};
     rl_policy_t p = mk_policy();
     rl_store_result_t res;
     rl_verdict_t v;
 
     memset(&res, 0, sizeof(res));
     res.allowed = 0;
-    res.limits[0] = (rl_limit_result_t){ 0, 0, 0, 1000, 200 };
-    res.limits[1] = (rl_limit_result_t){ 0, 1, 0, 10000, 10000 };
+    res.limits[0] = (rl_limit_result_t){0, 0, 0, 1000, 200};
+    res.limits[1] = (rl_limit_result_t){0, 1, 0, 10000, 10000};
     rl_decide_verdict(&p, limits, 2, 0, &res, &v);
     ck_assert_int_eq(v.allowed, 0);
     ck_assert_int_eq(v.status, 429);
@@ -72,8 +73,8 @@ START_TEST(verdict_denied_describes_longest_wait)
     ck_assert_int_eq(v.blocked, 1);
 
     /* A limit that admitted is never the one described on a denial. */
-    res.limits[0] = (rl_limit_result_t){ 1, 0, 3, 400, 0 };
-    res.limits[1] = (rl_limit_result_t){ 0, 0, 0, 7000, 7000 };
+    res.limits[0] = (rl_limit_result_t){1, 0, 3, 400, 0};
+    res.limits[1] = (rl_limit_result_t){0, 0, 0, 7000, 7000};
     rl_decide_verdict(&p, limits, 2, 0, &res, &v);
     ck_assert_int_eq(v.limit, 60);
     ck_assert_int_eq(v.retry_after_ms, 7000);
@@ -83,7 +84,7 @@ END_TEST
 
 START_TEST(verdict_shadow_never_denies)
 {
-    rl_limit_t limits[1] = { mk_limit(1, 1000) };
+    rl_limit_t limits[1] = {mk_limit(1, 1000)};
     rl_policy_t p = mk_policy();
     rl_store_result_t res;
     rl_verdict_t v;
@@ -91,7 +92,7 @@ START_TEST(verdict_shadow_never_denies)
     p.shadow = 1;
     memset(&res, 0, sizeof(res));
     res.allowed = 0;
-    res.limits[0] = (rl_limit_result_t){ 0, 0, 0, 1000, 1000 };
+    res.limits[0] = (rl_limit_result_t){0, 0, 0, 1000, 1000};
     rl_decide_verdict(&p, limits, 1, 0, &res, &v);
     ck_assert_int_eq(v.allowed, 1);
     ck_assert_int_eq(v.shadow_would_deny, 1);
@@ -114,27 +115,34 @@ typedef struct seen {
     char message[256];
 } seen_t;
 
-static void on_decision(void *arg, rl_decide_status_t status, const rl_verdict_t *v, const char *msg)
+static void on_decision(void *arg, rl_decide_status_t status,
+                        const rl_verdict_t *v, const char *msg)
 {
     seen_t *s = arg;
     s->calls++;
     s->status = status;
-    if (v != NULL) s->v = *v;
+    if (v != NULL) {
+        s->v = *v;
+    }
     snprintf(s->message, sizeof(s->message), "%s", msg != NULL ? msg : "");
 }
 
 static const char *conf_text =
     "{\"store\": {\"type\": \"memory\"}, \"policies\": ["
-    " {\"name\": \"process\", \"match\": {\"method\": \"POST\", \"path\": \"/process/{site}\"},"
+    " {\"name\": \"process\", \"match\": {\"method\": \"POST\", \"path\": "
+    "\"/process/{site}\"},"
     "  \"key\": [\"tenant\", \"path.site\"],"
     "  \"limits\": [{\"requests\": 1, \"per\": \"5m\", \"burst\": 1}],"
     "  \"test\": {\"header\": \"rate-limit-test\", \"value\": \"match\","
-    "            \"limits\": [{\"requests\": 2, \"per\": \"10s\", \"algorithm\": \"fixed_window\"}]},"
+    "            \"limits\": [{\"requests\": 2, \"per\": \"10s\", "
+    "\"algorithm\": \"fixed_window\"}]},"
     "  \"deny\": {\"status\": 429}},"
-    " {\"name\": \"other\", \"match\": {\"path\": \"/api/*\"}, \"key\": [\"path\"],"
+    " {\"name\": \"other\", \"match\": {\"path\": \"/api/*\"}, \"key\": "
+    "[\"path\"],"
     "  \"limits\": [{\"requests\": 5, \"per\": \"1s\"}]}]}";
 
-static seen_t decide_once(const rl_conf_t *conf, rl_store_t *store, rl_request_t *req)
+static seen_t decide_once(const rl_conf_t *conf, rl_store_t *store,
+                          rl_request_t *req)
 {
     seen_t s;
     memset(&s, 0, sizeof(s));
@@ -145,7 +153,8 @@ static seen_t decide_once(const rl_conf_t *conf, rl_store_t *store, rl_request_t
 START_TEST(decide_end_to_end_memory_store)
 {
     char err[256];
-    rl_conf_t *conf = rl_conf_parse(conf_text, strlen(conf_text), err, sizeof(err));
+    rl_conf_t *conf =
+        rl_conf_parse(conf_text, strlen(conf_text), err, sizeof(err));
     rl_mem_table_t *t;
     rl_store_t *store;
     rl_request_t req;
@@ -182,7 +191,7 @@ START_TEST(decide_end_to_end_memory_store)
     ck_assert_int_eq(s.v.allowed, 1);
 
     /* The test header counts against the test limits only. */
-    req.headers[0] = (rl_header_t){ "Rate-Limit-Test", 15, "match", 5 };
+    req.headers[0] = (rl_header_t){"Rate-Limit-Test", 15, "match", 5};
     req.nheaders = 1;
     for (i = 0, admitted = 0; i < 5; i++) {
         s = decide_once(conf, store, &req);

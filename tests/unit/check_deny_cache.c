@@ -29,7 +29,8 @@ static rl_deny_entry_t mk_entry(int64_t sent_us, int64_t retry_ms, int64_t cost)
 START_TEST(until_is_conservative)
 {
     /* 1 ms off for rounding, then 1/1000 for clock rates. */
-    ck_assert_int_eq(rl_deny_until_us(1000000, 1000, 60000000), 1000000 + 999000 - 999);
+    ck_assert_int_eq(rl_deny_until_us(1000000, 1000, 60000000),
+                     1000000 + 999000 - 999);
     ck_assert_int_eq(rl_deny_until_us(5, 2, 60000000), 5 + 1000 - 1);
     /* Nothing to gain from a denial of 1 ms or less. */
     ck_assert_int_eq(rl_deny_until_us(5, 1, 60000000), 0);
@@ -59,7 +60,8 @@ START_TEST(serves_until_expiry_for_same_key_test_gen_and_larger_cost)
     /* The test limits are another key; another generation another conf. */
     ck_assert_ptr_null(rl_deny_cache_get(c, 7, KEY, KLEN, 1, 2, 1000001));
     ck_assert_ptr_null(rl_deny_cache_get(c, 8, KEY, KLEN, 0, 2, 1000001));
-    ck_assert_ptr_null(rl_deny_cache_get(c, 7, "rl:{p|tenanT}", KLEN, 0, 2, 1000001));
+    ck_assert_ptr_null(
+        rl_deny_cache_get(c, 7, "rl:{p|tenanT}", KLEN, 0, 2, 1000001));
     /* At the expiry time the store decides again, and the slot frees. */
     ck_assert_ptr_null(rl_deny_cache_get(c, 7, KEY, KLEN, 0, 2, until));
     ck_assert_uint_eq(rl_deny_cache_size(c), 0);
@@ -74,7 +76,7 @@ START_TEST(put_ignores_other_generations_long_keys_and_short_denials)
     char longkey[RL_DENY_KEY_MAX + 2];
 
     rl_deny_cache_clear(c, 3);
-    rl_deny_cache_put(c, 2, KEY, KLEN, 0, &e);   /* decided under an older conf */
+    rl_deny_cache_put(c, 2, KEY, KLEN, 0, &e); /* decided under an older conf */
     ck_assert_uint_eq(rl_deny_cache_size(c), 0);
     memset(longkey, 'k', sizeof(longkey));
     rl_deny_cache_put(c, 3, longkey, sizeof(longkey), 0, &e);
@@ -94,7 +96,7 @@ START_TEST(invalidation_empties_and_blocks_older_denials)
 
     rl_deny_cache_clear(c, 1);
     rl_deny_cache_put(c, 1, KEY, KLEN, 0, &e);
-    late = mk_entry(10, 500, 1);         /* sent before the invalidation */
+    late = mk_entry(10, 500, 1); /* sent before the invalidation */
     rl_deny_cache_invalidate_all();
     ck_assert_ptr_null(rl_deny_cache_get(c, 1, KEY, KLEN, 0, 1, 20));
     ck_assert_uint_eq(rl_deny_cache_size(c), 0);
@@ -111,7 +113,7 @@ END_TEST
 
 START_TEST(bounded_with_eviction_of_the_soonest)
 {
-    rl_deny_cache_t *c = rl_deny_cache_new(4, 60000000);   /* one bucket of 4 */
+    rl_deny_cache_t *c = rl_deny_cache_new(4, 60000000); /* one bucket of 4 */
     char key[16];
     int i;
 
@@ -173,8 +175,10 @@ int main(void)
     int failed;
 
     tcase_add_test(tc, until_is_conservative);
-    tcase_add_test(tc, serves_until_expiry_for_same_key_test_gen_and_larger_cost);
-    tcase_add_test(tc, put_ignores_other_generations_long_keys_and_short_denials);
+    tcase_add_test(tc,
+                   serves_until_expiry_for_same_key_test_gen_and_larger_cost);
+    tcase_add_test(tc,
+                   put_ignores_other_generations_long_keys_and_short_denials);
     tcase_add_test(tc, invalidation_empties_and_blocks_older_denials);
     tcase_add_test(tc, bounded_with_eviction_of_the_soonest);
     tcase_add_test(tc, cached_verdict_counts_down);

@@ -59,23 +59,23 @@ static const struct {
     const char *pattern;
     const char *error;
 } compile_errors[] = {
-    { "", "must start with '/'" },
-    { "a/b", "must start with '/'" },
-    { "*", "must start with '/'" },
-    { "/a/*/b", "'*' must be the last segment" },
-    { "/*/*", "'*' must be the last segment" },
-    { "/a*", "'*' must be a whole segment" },
-    { "/a/**", "'*' must be a whole segment" },
-    { "/{}", "empty parameter name" },
-    { "/{a.b}", "parameter {a.b} must be letters, digits or '_'" },
-    { "/{id}/x/{id}", "parameter {id} appears twice" },
-    { "/{id", "a parameter must be a whole segment such as {id}" },
-    { "/id}", "a parameter must be a whole segment such as {id}" },
-    { "/x{id}", "a parameter must be a whole segment such as {id}" },
-    { "/a?b", "must not contain '?' or '#' (patterns match the path only)" },
-    { "/a#b", "must not contain '?' or '#' (patterns match the path only)" },
-    { "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}/{j}/{k}/{l}/{m}/{n}/{o}/{p}/{q}",
-      "more than 16 parameters" },
+    {"", "must start with '/'"},
+    {"a/b", "must start with '/'"},
+    {"*", "must start with '/'"},
+    {"/a/*/b", "'*' must be the last segment"},
+    {"/*/*", "'*' must be the last segment"},
+    {"/a*", "'*' must be a whole segment"},
+    {"/a/**", "'*' must be a whole segment"},
+    {"/{}", "empty parameter name"},
+    {"/{a.b}", "parameter {a.b} must be letters, digits or '_'"},
+    {"/{id}/x/{id}", "parameter {id} appears twice"},
+    {"/{id", "a parameter must be a whole segment such as {id}"},
+    {"/id}", "a parameter must be a whole segment such as {id}"},
+    {"/x{id}", "a parameter must be a whole segment such as {id}"},
+    {"/a?b", "must not contain '?' or '#' (patterns match the path only)"},
+    {"/a#b", "must not contain '?' or '#' (patterns match the path only)"},
+    {"/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}/{j}/{k}/{l}/{m}/{n}/{o}/{p}/{q}",
+     "more than 16 parameters"},
 };
 
 START_TEST(test_compile_errors)
@@ -84,7 +84,9 @@ START_TEST(test_compile_errors)
     char err[160];
 
     err[0] = '\0';
-    ck_assert_int_eq(rl_pattern_compile(compile_errors[_i].pattern, &p, err, sizeof(err)), -1);
+    ck_assert_int_eq(
+        rl_pattern_compile(compile_errors[_i].pattern, &p, err, sizeof(err)),
+        -1);
     ck_assert_str_eq(err, compile_errors[_i].error);
     ck_assert_ptr_null(p.segs);
     ck_assert_ptr_null(p.text);
@@ -121,8 +123,11 @@ START_TEST(test_compile_shapes)
     rl_pattern_free(&p);
 
     /* Sixteen parameters is the limit, not an error. */
-    ck_assert_int_eq(rl_pattern_compile("/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}/{j}/{k}/{l}/{m}"
-                                        "/{n}/{o}/{p}", &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(rl_pattern_compile(
+                         "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}/{j}/{k}/{l}/{m}"
+                         "/{n}/{o}/{p}",
+                         &p, err, sizeof(err)),
+                     0);
     rl_pattern_free(&p);
 }
 END_TEST
@@ -135,50 +140,52 @@ static const struct {
     int match;
     const char *captures;
 } match_rows[] = {
-    { "/*", "/", 1, "" },
-    { "/*", "/a", 1, "" },
-    { "/*", "/a/b/c", 1, "" },
-    { "/*", "//", 1, "" },
-    { "/*", "a", 0, "" },
-    { "/*", "", 0, "" },
-    { "/a/*", "/a", 1, "" },
-    { "/a/*", "/a/", 1, "" },
-    { "/a/*", "/a/b/c", 1, "" },
-    { "/a/*", "/ab", 0, "" },
-    { "/a/*", "/b/a", 0, "" },
-    { "/a/*", "/", 0, "" },
-    { "/a/*", "/A/b", 0, "" },
-    { "/", "/", 1, "" },
-    { "/", "/a", 0, "" },
-    { "/a", "/a", 1, "" },
-    { "/a", "/a/", 0, "" },
-    { "/a", "/A", 0, "" },
-    { "/a", "/a?x=1", 1, "" },
-    { "/a/", "/a/", 1, "" },
-    { "/a/", "/a", 0, "" },
-    { "/a//b", "/a//b", 1, "" },
-    { "/a//b", "/a/b", 0, "" },
-    { "/a/{id}", "/a/42", 1, "id=42" },
-    { "/a/{id}", "/a/42?q=/b", 1, "id=42" },
-    { "/a/{id}", "/a/", 0, "" },
-    { "/a/{id}", "/a", 0, "" },
-    { "/a/{id}", "/a/42/x", 0, "" },
-    { "/a/{id}", "/a/%7Bx%7D", 1, "id=%7Bx%7D" },
-    { "/{x}/*", "/foo", 1, "x=foo" },
-    { "/{x}/*", "/foo/bar/baz", 1, "x=foo" },
-    { "/{x}/*", "/", 0, "" },
-    { "/{x}/*", "//a", 0, "" },
-    { "/a/{id}/*", "/a/1/b/c", 1, "id=1" },
-    { "/platform/v2/process/{siteIdentifier}", "/platform/v2/process/site-42", 1,
-      "siteIdentifier=site-42" },
-    { "/platform/v2/process/{siteIdentifier}", "/platform/v2/process", 0, "" },
-    { "/platform/v2/process/{siteIdentifier}", "/platform/v2/Process/site-42", 0, "" },
-    { "/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}",
-      "/product/v2/site/s1/stage/live/77", 1, "siteIdentifier=s1,stageName=live,stageId=77" },
-    { "/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}",
-      "/product/v2/site/s1/stage/live", 0, "" },
-    { "/projects/upload-file", "/projects/upload-file", 1, "" },
-    { "/projects/upload-file", "/projects/upload-files", 0, "" },
+    {"/*", "/", 1, ""},
+    {"/*", "/a", 1, ""},
+    {"/*", "/a/b/c", 1, ""},
+    {"/*", "//", 1, ""},
+    {"/*", "a", 0, ""},
+    {"/*", "", 0, ""},
+    {"/a/*", "/a", 1, ""},
+    {"/a/*", "/a/", 1, ""},
+    {"/a/*", "/a/b/c", 1, ""},
+    {"/a/*", "/ab", 0, ""},
+    {"/a/*", "/b/a", 0, ""},
+    {"/a/*", "/", 0, ""},
+    {"/a/*", "/A/b", 0, ""},
+    {"/", "/", 1, ""},
+    {"/", "/a", 0, ""},
+    {"/a", "/a", 1, ""},
+    {"/a", "/a/", 0, ""},
+    {"/a", "/A", 0, ""},
+    {"/a", "/a?x=1", 1, ""},
+    {"/a/", "/a/", 1, ""},
+    {"/a/", "/a", 0, ""},
+    {"/a//b", "/a//b", 1, ""},
+    {"/a//b", "/a/b", 0, ""},
+    {"/a/{id}", "/a/42", 1, "id=42"},
+    {"/a/{id}", "/a/42?q=/b", 1, "id=42"},
+    {"/a/{id}", "/a/", 0, ""},
+    {"/a/{id}", "/a", 0, ""},
+    {"/a/{id}", "/a/42/x", 0, ""},
+    {"/a/{id}", "/a/%7Bx%7D", 1, "id=%7Bx%7D"},
+    {"/{x}/*", "/foo", 1, "x=foo"},
+    {"/{x}/*", "/foo/bar/baz", 1, "x=foo"},
+    {"/{x}/*", "/", 0, ""},
+    {"/{x}/*", "//a", 0, ""},
+    {"/a/{id}/*", "/a/1/b/c", 1, "id=1"},
+    {"/platform/v2/process/{siteIdentifier}", "/platform/v2/process/site-42", 1,
+     "siteIdentifier=site-42"},
+    {"/platform/v2/process/{siteIdentifier}", "/platform/v2/process", 0, ""},
+    {"/platform/v2/process/{siteIdentifier}", "/platform/v2/Process/site-42", 0,
+     ""},
+    {"/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}",
+     "/product/v2/site/s1/stage/live/77", 1,
+     "siteIdentifier=s1,stageName=live,stageId=77"},
+    {"/product/v2/site/{siteIdentifier}/stage/{stageName}/{stageId}",
+     "/product/v2/site/s1/stage/live", 0, ""},
+    {"/projects/upload-file", "/projects/upload-file", 1, ""},
+    {"/projects/upload-file", "/projects/upload-files", 0, ""},
 };
 
 START_TEST(test_match_table)
@@ -194,16 +201,18 @@ START_TEST(test_match_table)
     int i;
     int r;
 
-    ck_assert_int_eq(rl_pattern_compile(match_rows[_i].pattern, &p, err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        rl_pattern_compile(match_rows[_i].pattern, &p, err, sizeof(err)), 0);
     memset(&m, 0, sizeof(m));
     r = rl_pattern_match(&p, path, len, &m);
-    ck_assert_msg(r == match_rows[_i].match, "%s vs %s: got %d", match_rows[_i].pattern, path, r);
+    ck_assert_msg(r == match_rows[_i].match, "%s vs %s: got %d",
+                  match_rows[_i].pattern, path, r);
     got[0] = '\0';
     if (r) {
         for (i = 0; i < m.nparams; i++) {
-            used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%s=%.*s",
-                                     i == 0 ? "" : ",", m.params[i].name,
-                                     (int)m.params[i].len, m.params[i].value);
+            used += (size_t)snprintf(
+                got + used, sizeof(got) - used, "%s%s=%.*s", i == 0 ? "" : ",",
+                m.params[i].name, (int)m.params[i].len, m.params[i].value);
         }
         ck_assert_str_eq(got, match_rows[_i].captures);
     }
@@ -217,11 +226,13 @@ END_TEST
 
 static const char *find_conf =
     "{\"policies\": ["
-    " {\"name\": \"special\", \"match\": {\"method\": \"post\", \"path\": \"/a/special\"},"
+    " {\"name\": \"special\", \"match\": {\"method\": \"post\", \"path\": "
+    "\"/a/special\"},"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
     " {\"name\": \"by-id\", \"match\": {\"path\": \"/a/{id}\"},"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
-    " {\"name\": \"deletes\", \"match\": {\"method\": \"DELETE\", \"path\": \"/*\"},"
+    " {\"name\": \"deletes\", \"match\": {\"method\": \"DELETE\", \"path\": "
+    "\"/*\"},"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
     " {\"name\": \"b-tree\", \"match\": {\"path\": \"/b/*\"},"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]}"
@@ -236,25 +247,25 @@ static const struct {
     const char *expect;
     const char *id;
 } find_rows[] = {
-    { "POST", "/a/special", NULL, "special", NULL },
-    { "post", "/a/special", NULL, "special", NULL },
-    { "GET", "/a/special", NULL, "by-id", "special" },
-    { "GET", "/a/7", NULL, "by-id", "7" },
-    { "DELETE", "/a/7", NULL, "by-id", "7" },
-    { "DELETE", "/zzz", NULL, "deletes", NULL },
-    { "delete", "/b/x", NULL, "deletes", NULL },
-    { "GET", "/b/x", NULL, "b-tree", NULL },
-    { "GET", "/b", NULL, "b-tree", NULL },
-    { "GET", "/zzz", NULL, NULL, NULL },
-    { "GET", "/a", NULL, NULL, NULL },
-    { NULL, "/a/special", NULL, "by-id", "special" },
+    {"POST", "/a/special", NULL, "special", NULL},
+    {"post", "/a/special", NULL, "special", NULL},
+    {"GET", "/a/special", NULL, "by-id", "special"},
+    {"GET", "/a/7", NULL, "by-id", "7"},
+    {"DELETE", "/a/7", NULL, "by-id", "7"},
+    {"DELETE", "/zzz", NULL, "deletes", NULL},
+    {"delete", "/b/x", NULL, "deletes", NULL},
+    {"GET", "/b/x", NULL, "b-tree", NULL},
+    {"GET", "/b", NULL, "b-tree", NULL},
+    {"GET", "/zzz", NULL, NULL, NULL},
+    {"GET", "/a", NULL, NULL, NULL},
+    {NULL, "/a/special", NULL, "by-id", "special"},
     /* forced by name: only that policy, and only if it fits */
-    { "POST", "/a/special", "by-id", "by-id", "special" },
-    { "DELETE", "/b/x", "b-tree", "b-tree", NULL },
-    { "GET", "/a/special", "special", NULL, NULL },
-    { "POST", "/a/other", "special", NULL, NULL },
-    { "GET", "/b/x", "unknown", NULL, NULL },
-    { "GET", "/b/x", "B-tree", NULL, NULL },
+    {"POST", "/a/special", "by-id", "by-id", "special"},
+    {"DELETE", "/b/x", "b-tree", "b-tree", NULL},
+    {"GET", "/a/special", "special", NULL, NULL},
+    {"POST", "/a/other", "special", NULL, NULL},
+    {"GET", "/b/x", "unknown", NULL, NULL},
+    {"GET", "/b/x", "B-tree", NULL, NULL},
 };
 
 START_TEST(test_find)
@@ -269,7 +280,8 @@ START_TEST(test_find)
     memset(&m, 0xff, sizeof(m));
     p = rl_policy_find(conf, &req, &m);
     if (find_rows[_i].expect == NULL) {
-        ck_assert_msg(p == NULL, "row %d: got %s", _i, p != NULL ? p->name : "");
+        ck_assert_msg(p == NULL, "row %d: got %s", _i,
+                      p != NULL ? p->name : "");
         ck_assert_ptr_null(m.policy);
         ck_assert_int_eq(m.nparams, 0);
     } else {
@@ -279,8 +291,10 @@ START_TEST(test_find)
         if (find_rows[_i].id != NULL) {
             ck_assert_int_eq(m.nparams, 1);
             ck_assert_str_eq(m.params[0].name, "id");
-            ck_assert_int_eq((int)m.params[0].len, (int)strlen(find_rows[_i].id));
-            ck_assert(memcmp(m.params[0].value, find_rows[_i].id, m.params[0].len) == 0);
+            ck_assert_int_eq((int)m.params[0].len,
+                             (int)strlen(find_rows[_i].id));
+            ck_assert(memcmp(m.params[0].value, find_rows[_i].id,
+                             m.params[0].len) == 0);
         } else {
             ck_assert_int_eq(m.nparams, 0);
         }
@@ -295,22 +309,22 @@ static const struct {
     const char *path;
     const char *expect;
 } example_rows[] = {
-    { "POST", "/platform/v2/process/site-42", "platform-process" },
-    { "GET", "/platform/v2/process/site-42", "platform-other" },
-    { "POST", "/platform/v2/process", "platform-other" },
-    { "GET", "/platform/v2/sites", "platform-other" },
-    { "GET", "/product/v2/site/s1/stage/live/77", "platform-product-read" },
-    { "PUT", "/product/v2/site/s1/stage/live/77", "product-other" },
-    { "GET", "/product/v2/catalog", "product-other" },
-    { "POST", "/projects/upload-file", "build-upload" },
-    { "POST", "/projects/distribute-file", "build-distribute" },
-    { "GET", "/projects/upload-file", NULL },
-    { "GET", "/projects", NULL },
-    { "GET", "/payments/txns", "payments-endpoint" },
-    { "DELETE", "/payments/logins/9", "payments-endpoint" },
-    { "POST", "/v1/events", "events-tenant" },
-    { "GET", "/v1/events", NULL },
-    { "GET", "/health", NULL },
+    {"POST", "/platform/v2/process/site-42", "platform-process"},
+    {"GET", "/platform/v2/process/site-42", "platform-other"},
+    {"POST", "/platform/v2/process", "platform-other"},
+    {"GET", "/platform/v2/sites", "platform-other"},
+    {"GET", "/product/v2/site/s1/stage/live/77", "platform-product-read"},
+    {"PUT", "/product/v2/site/s1/stage/live/77", "product-other"},
+    {"GET", "/product/v2/catalog", "product-other"},
+    {"POST", "/projects/upload-file", "build-upload"},
+    {"POST", "/projects/distribute-file", "build-distribute"},
+    {"GET", "/projects/upload-file", NULL},
+    {"GET", "/projects", NULL},
+    {"GET", "/payments/txns", "payments-endpoint"},
+    {"DELETE", "/payments/logins/9", "payments-endpoint"},
+    {"POST", "/v1/events", "events-tenant"},
+    {"GET", "/v1/events", NULL},
+    {"GET", "/health", NULL},
 };
 
 START_TEST(test_find_example)
@@ -325,7 +339,8 @@ START_TEST(test_find_example)
     req_init(&req, example_rows[_i].method, example_rows[_i].path);
     p = rl_policy_find(conf, &req, &m);
     if (example_rows[_i].expect == NULL) {
-        ck_assert_msg(p == NULL, "%s %s -> %s", req.method, req.path, p != NULL ? p->name : "");
+        ck_assert_msg(p == NULL, "%s %s -> %s", req.method, req.path,
+                      p != NULL ? p->name : "");
     } else {
         ck_assert_msg(p != NULL, "%s %s -> none", req.method, req.path);
         ck_assert_str_eq(p->name, example_rows[_i].expect);
@@ -355,18 +370,20 @@ END_TEST
 static const char *key_conf =
     "{\"store\": {\"prefix\": \"rl\"}, \"policies\": ["
     " {\"name\": \"every\", \"match\": {\"path\": \"/a/{id}/*\"},"
-    "  \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", \"path\", \"path.id\","
+    "  \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", "
+    "\"path\", \"path.id\","
     "           \"header.X-Api-Key\"],"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
     " {\"name\": \"shared.one_2\", \"match\": {\"path\": \"/s\"}, \"key\": [],"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
-    " {\"name\": \"pair\", \"match\": {\"path\": \"/*\"}, \"key\": [\"tenant\", \"user\"],"
+    " {\"name\": \"pair\", \"match\": {\"path\": \"/*\"}, \"key\": "
+    "[\"tenant\", \"user\"],"
     "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]}"
     "]}";
 
 /* Builds the key of the request's policy into buf; returns its length. */
-static int build_key(const rl_conf_t *conf, const rl_request_t *req, char *buf, size_t len,
-                     const char **missing)
+static int build_key(const rl_conf_t *conf, const rl_request_t *req, char *buf,
+                     size_t len, const char **missing)
 {
     rl_match_t m;
     const rl_policy_t *p = rl_policy_find(conf, req, &m);
@@ -395,8 +412,10 @@ START_TEST(test_key_every_field)
 
     every_request(&req);
     n = build_key(conf, &req, buf, sizeof(buf), &missing);
-    ck_assert_str_eq(buf, "rl:{every|t-7|u1|203.0.113.7|POST|%2Fa%2F%7Bid%7D%2F%2A|%2Fa%2F42%2Fx"
-                          "|42|k-1}");
+    ck_assert_str_eq(
+        buf,
+        "rl:{every|t-7|u1|203.0.113.7|POST|%2Fa%2F%7Bid%7D%2F%2A|%2Fa%2F42%2Fx"
+        "|42|k-1}");
     ck_assert_int_eq(n, (int)strlen(buf));
     ck_assert_ptr_null(missing);
     rl_conf_free(conf);
@@ -424,16 +443,16 @@ static const struct {
     int empty;
     const char *spec;
 } missing_rows[] = {
-    { "tenant", 0, "tenant" },
-    { "tenant", 1, "tenant" },
-    { "user", 0, "user" },
-    { "user", 1, "user" },
-    { "ip", 0, "ip" },
-    { "ip", 1, "ip" },
-    { "method", 0, "method" },
-    { "method", 1, "method" },
-    { "header", 0, "header.X-Api-Key" },
-    { "header", 1, "header.X-Api-Key" },
+    {"tenant", 0, "tenant"},
+    {"tenant", 1, "tenant"},
+    {"user", 0, "user"},
+    {"user", 1, "user"},
+    {"ip", 0, "ip"},
+    {"ip", 1, "ip"},
+    {"method", 0, "method"},
+    {"method", 1, "method"},
+    {"header", 0, "header.X-Api-Key"},
+    {"header", 1, "header.X-Api-Key"},
 };
 
 START_TEST(test_key_missing)
@@ -453,7 +472,7 @@ START_TEST(test_key_missing)
         req.ip = v;
     } else if (strcmp(missing_rows[_i].field, "method") == 0) {
         req.method = v;
-        req.policy = "every";  /* method is not part of the match */
+        req.policy = "every"; /* method is not part of the match */
     } else {
         req.nheaders = 0;
         if (v != NULL) {
@@ -508,26 +527,27 @@ static const struct {
     const char *in;
     const char *out;
 } encode_rows[] = {
-    { "abc", "abc" },
-    { "AZaz09._~@+-", "AZaz09._~@+-" },
-    { "a b", "a%20b" },
-    { "a}b", "a%7Db" },
-    { "{x}", "%7Bx%7D" },
-    { "a:b", "a%3Ab" },
-    { "a|b", "a%7Cb" },
-    { "100%", "100%25" },
-    { "#abc", "%23abc" },
-    { "/path/x", "%2Fpath%2Fx" },
-    { "\x01\x1f\x7f", "%01%1F%7F" },
-    { "\xc3\xa9t\xc3\xa9", "%C3%A9t%C3%A9" },
-    { "a\r\nb", "a%0D%0Ab" },
-    { "", "" },
+    {"abc", "abc"},
+    {"AZaz09._~@+-", "AZaz09._~@+-"},
+    {"a b", "a%20b"},
+    {"a}b", "a%7Db"},
+    {"{x}", "%7Bx%7D"},
+    {"a:b", "a%3Ab"},
+    {"a|b", "a%7Cb"},
+    {"100%", "100%25"},
+    {"#abc", "%23abc"},
+    {"/path/x", "%2Fpath%2Fx"},
+    {"\x01\x1f\x7f", "%01%1F%7F"},
+    {"\xc3\xa9t\xc3\xa9", "%C3%A9t%C3%A9"},
+    {"a\r\nb", "a%0D%0Ab"},
+    {"", ""},
 };
 
 START_TEST(test_encode_table)
 {
     char out[RL_KEY_VALUE_MAX + 1];
-    size_t n = rl_key_encode(encode_rows[_i].in, strlen(encode_rows[_i].in), out, sizeof(out));
+    size_t n = rl_key_encode(encode_rows[_i].in, strlen(encode_rows[_i].in),
+                             out, sizeof(out));
 
     ck_assert_str_eq(out, encode_rows[_i].out);
     ck_assert_int_eq((int)n, (int)strlen(encode_rows[_i].out));
@@ -604,8 +624,28 @@ START_TEST(test_key_hostile)
     static char long_a[10241];
     static char long_b[10241];
     static const char *hostile[] = {
-        "a}b", "{x}", "a:b", "a|b", "b|c", "a", "b", "c", "a b", "}", "{", "|", ":",
-        "}{", "x}:{y", "%7D", "%", "#", "\t\n\r\x01\x7f", "\xc3\xa9", long_a, long_b,
+        "a}b",
+        "{x}",
+        "a:b",
+        "a|b",
+        "b|c",
+        "a",
+        "b",
+        "c",
+        "a b",
+        "}",
+        "{",
+        "|",
+        ":",
+        "}{",
+        "x}:{y",
+        "%7D",
+        "%",
+        "#",
+        "\t\n\r\x01\x7f",
+        "\xc3\xa9",
+        long_a,
+        long_b,
     };
     enum { N = sizeof(hostile) / sizeof(hostile[0]) };
     static char keys[N * N][RL_KEY_MAX];
@@ -634,8 +674,8 @@ START_TEST(test_key_hostile)
     /* Every (tenant, user) pair has its own key. */
     for (i = 0; i < N * N; i++) {
         for (k = i + 1; k < N * N; k++) {
-            ck_assert_msg(strcmp(keys[i], keys[k]) != 0, "pairs %d and %d share key %s", i, k,
-                          keys[i]);
+            ck_assert_msg(strcmp(keys[i], keys[k]) != 0,
+                          "pairs %d and %d share key %s", i, k, keys[i]);
         }
     }
     rl_conf_free(conf);
@@ -675,8 +715,8 @@ START_TEST(test_key_slot_from_tag_only)
 {
     static char long_v[300];
     static const char *hostile[] = {
-        "a}b", "{x}", "}{", "x}:{y", "{", "}", "a:b", "a b", "\t\n\x01\x7f", "%7B", "|", "a|b",
-        "\xc3\xa9", "{{}}", long_v,
+        "a}b",          "{x}", "}{", "x}:{y", "{",        "}",    "a:b",  "a b",
+        "\t\n\x01\x7f", "%7B", "|",  "a|b",   "\xc3\xa9", "{{}}", long_v,
     };
     rl_conf_t *conf = conf_from(key_conf);
     size_t i;
@@ -712,8 +752,9 @@ START_TEST(test_key_slot_from_tag_only)
         rl_key_encode(h, strlen(h), enc, sizeof(enc));
         rl_key_encode(path, strlen(path), penc, sizeof(penc));
         rl_key_encode(h, strlen(h), seg, sizeof(seg));
-        snprintf(tag, sizeof(tag), "every|%s|%s|%s|GET|%%2Fa%%2F%%7Bid%%7D%%2F%%2A|%s|%s|%s",
-                 enc, enc, enc, penc, seg, enc);
+        snprintf(tag, sizeof(tag),
+                 "every|%s|%s|%s|GET|%%2Fa%%2F%%7Bid%%7D%%2F%%2A|%s|%s|%s", enc,
+                 enc, enc, penc, seg, enc);
         snprintf(full, sizeof(full), "rl:{%s}", tag);
         ck_assert_str_eq(key, full);
         slot = rl_cluster_crc16(tag, strlen(tag)) & (RL_CLUSTER_SLOTS - 1);
@@ -743,13 +784,16 @@ START_TEST(test_key_longest_fits)
     int n;
 
     memset(big, '}', sizeof(big) - 1);
-    snprintf(text, sizeof(text),
-             "{\"store\": {\"prefix\": \"%s\"}, \"policies\": [{\"name\": \"%s\","
-             " \"match\": {\"path\": \"/{p}\"},"
-             " \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", \"path\","
-             " \"path.p\", \"header.h\"], \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]}]}",
-             "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp",
-             "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn");
+    snprintf(
+        text, sizeof(text),
+        "{\"store\": {\"prefix\": \"%s\"}, \"policies\": [{\"name\": \"%s\","
+        " \"match\": {\"path\": \"/{p}\"},"
+        " \"key\": [\"tenant\", \"user\", \"ip\", \"method\", \"route\", "
+        "\"path\","
+        " \"path.p\", \"header.h\"], \"limits\": [{\"requests\": 1, \"per\": "
+        "\"1s\"}]}]}",
+        "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp",
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn");
     conf = conf_from(text);
     req_init(&req, big, "/");
     /* A path of one 4 KB segment. */
@@ -761,10 +805,12 @@ START_TEST(test_key_longest_fits)
     req.user = big + 1;
     req.ip = big + 1;
     req_header(&req, "h", big + 1);
-    n = rl_policy_key(&conf->policies[0], conf->store.prefix, &req,
-                      &(rl_match_t){ .policy = &conf->policies[0], .nparams = 1,
-                                     .params = { { "p", big + 1, sizeof(big) - 2 } } },
-                      buf, sizeof(buf), &missing);
+    n = rl_policy_key(
+        &conf->policies[0], conf->store.prefix, &req,
+        &(rl_match_t){.policy = &conf->policies[0],
+                      .nparams = 1,
+                      .params = {{"p", big + 1, sizeof(big) - 2}}},
+        buf, sizeof(buf), &missing);
     ck_assert_int_gt(n, 0);
     ck_assert_int_lt(n, RL_KEY_MAX);
     rl_conf_free(conf);
@@ -777,11 +823,14 @@ static Suite *policy_suite(void)
     Suite *s = suite_create("policy");
     TCase *tc = tcase_create("policy");
 
-    tcase_add_loop_test(tc, test_compile_errors, 0,
-                        (int)(sizeof(compile_errors) / sizeof(compile_errors[0])));
+    tcase_add_loop_test(
+        tc, test_compile_errors, 0,
+        (int)(sizeof(compile_errors) / sizeof(compile_errors[0])));
     tcase_add_test(tc, test_compile_shapes);
-    tcase_add_loop_test(tc, test_match_table, 0, (int)(sizeof(match_rows) / sizeof(match_rows[0])));
-    tcase_add_loop_test(tc, test_find, 0, (int)(sizeof(find_rows) / sizeof(find_rows[0])));
+    tcase_add_loop_test(tc, test_match_table, 0,
+                        (int)(sizeof(match_rows) / sizeof(match_rows[0])));
+    tcase_add_loop_test(tc, test_find, 0,
+                        (int)(sizeof(find_rows) / sizeof(find_rows[0])));
     tcase_add_loop_test(tc, test_find_example, 0,
                         (int)(sizeof(example_rows) / sizeof(example_rows[0])));
     tcase_add_test(tc, test_find_empty_conf);

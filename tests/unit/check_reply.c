@@ -12,8 +12,8 @@
  * 1730113500 s, the issue's example. */
 #define NOW_MS 1730113200488LL
 
-static rl_limit_t limit_5m = { RL_ALGO_GCRA, 1, 300000, 1, 0, "g5m" };
-static rl_limit_t limit_1m = { RL_ALGO_FIXED_WINDOW, 60, 60000, 60, 0, "f1m" };
+static rl_limit_t limit_5m = {RL_ALGO_GCRA, 1, 300000, 1, 0, "g5m"};
+static rl_limit_t limit_1m = {RL_ALGO_FIXED_WINDOW, 60, 60000, 60, 0, "f1m"};
 
 /* A policy named name with the given header style and no deny body. */
 static rl_policy_t make_policy(const char *name, rl_header_style_t style)
@@ -29,8 +29,9 @@ static rl_policy_t make_policy(const char *name, rl_header_style_t style)
 }
 
 /* A verdict of policy p at NOW_MS against limit l. */
-static rl_verdict_t make_verdict(const rl_policy_t *p, const rl_limit_t *l, int allowed,
-                                 int64_t remaining, int64_t reset_ms, int64_t retry_ms)
+static rl_verdict_t make_verdict(const rl_policy_t *p, const rl_limit_t *l,
+                                 int allowed, int64_t remaining,
+                                 int64_t reset_ms, int64_t retry_ms)
 {
     rl_verdict_t v;
 
@@ -68,50 +69,123 @@ typedef struct header_case {
 } header_case_t;
 
 static const header_case_t header_cases[] = {
-    { "x-ratelimit allowed", RL_HEADERS_X_RATELIMIT, &limit_1m, 1, 59, 1000, 0, 3,
-      { { "X-RateLimit-Limit", "60" }, { "X-RateLimit-Remaining", "59" },
-        { "X-RateLimit-Reset", "1730113202" } } },
-    { "x-ratelimit denied", RL_HEADERS_X_RATELIMIT, &limit_1m, 0, 0, 60000, 30500, 4,
-      { { "X-RateLimit-Limit", "60" }, { "X-RateLimit-Remaining", "0" },
-        { "X-RateLimit-Reset", "1730113261" }, { "Retry-After", "31" } } },
-    { "x-ratelimit-retry-after denied (issue example)", RL_HEADERS_X_RATELIMIT_RETRY_AFTER,
-      &limit_5m, 0, 0, 300000, 299512, 4,
-      { { "X-RateLimit-Limit", "1" }, { "X-Ratelimit-Remaining", "0" },
-        { "X-Ratelimit-Retry-After", "1730113500" }, { "Retry-After", "300" } } },
-    { "x-ratelimit-retry-after allowed uses the reset", RL_HEADERS_X_RATELIMIT_RETRY_AFTER,
-      &limit_5m, 1, 0, 300000, 0, 3,
-      { { "X-RateLimit-Limit", "1" }, { "X-Ratelimit-Remaining", "0" },
-        { "X-Ratelimit-Retry-After", "1730113501" } } },
-    { "ietf denied", RL_HEADERS_IETF, &limit_5m, 0, 0, 300000, 299512, 3,
-      { { "RateLimit-Policy", "\"site-process\";q=1;w=300" },
-        { "RateLimit", "\"site-process\";r=0;t=300" }, { "Retry-After", "300" } } },
-    { "ietf allowed, reset rounded up", RL_HEADERS_IETF, &limit_1m, 1, 42, 17001, 0, 2,
-      { { "RateLimit-Policy", "\"site-process\";q=60;w=60" },
-        { "RateLimit", "\"site-process\";r=42;t=18" } } },
-    { "none allowed", RL_HEADERS_NONE, &limit_5m, 1, 0, 300000, 0, 0, { { NULL, NULL } } },
-    { "none denied", RL_HEADERS_NONE, &limit_5m, 0, 0, 300000, 299512, 1,
-      { { "Retry-After", "300" } } },
-    { "negative remaining shows 0", RL_HEADERS_X_RATELIMIT, &limit_1m, 0, -3, 2000, 1000, 4,
-      { { "X-RateLimit-Limit", "60" }, { "X-RateLimit-Remaining", "0" },
-        { "X-RateLimit-Reset", "1730113203" }, { "Retry-After", "1" } } },
+    {"x-ratelimit allowed",
+     RL_HEADERS_X_RATELIMIT,
+     &limit_1m,
+     1,
+     59,
+     1000,
+     0,
+     3,
+     {{"X-RateLimit-Limit", "60"},
+      {"X-RateLimit-Remaining", "59"},
+      {"X-RateLimit-Reset", "1730113202"}}},
+    {"x-ratelimit denied",
+     RL_HEADERS_X_RATELIMIT,
+     &limit_1m,
+     0,
+     0,
+     60000,
+     30500,
+     4,
+     {{"X-RateLimit-Limit", "60"},
+      {"X-RateLimit-Remaining", "0"},
+      {"X-RateLimit-Reset", "1730113261"},
+      {"Retry-After", "31"}}},
+    {"x-ratelimit-retry-after denied (issue example)",
+     RL_HEADERS_X_RATELIMIT_RETRY_AFTER,
+     &limit_5m,
+     0,
+     0,
+     300000,
+     299512,
+     4,
+     {{"X-RateLimit-Limit", "1"},
+      {"X-Ratelimit-Remaining", "0"},
+      {"X-Ratelimit-Retry-After", "1730113500"},
+      {"Retry-After", "300"}}},
+    {"x-ratelimit-retry-after allowed uses the reset",
+     RL_HEADERS_X_RATELIMIT_RETRY_AFTER,
+     &limit_5m,
+     1,
+     0,
+     300000,
+     0,
+     3,
+     {{"X-RateLimit-Limit", "1"},
+      {"X-Ratelimit-Remaining", "0"},
+      {"X-Ratelimit-Retry-After", "1730113501"}}},
+    {"ietf denied",
+     RL_HEADERS_IETF,
+     &limit_5m,
+     0,
+     0,
+     300000,
+     299512,
+     3,
+     {{"RateLimit-Policy", "\"site-process\";q=1;w=300"},
+      {"RateLimit", "\"site-process\";r=0;t=300"},
+      {"Retry-After", "300"}}},
+    {"ietf allowed, reset rounded up",
+     RL_HEADERS_IETF,
+     &limit_1m,
+     1,
+     42,
+     17001,
+     0,
+     2,
+     {{"RateLimit-Policy", "\"site-process\";q=60;w=60"},
+      {"RateLimit", "\"site-process\";r=42;t=18"}}},
+    {"none allowed",
+     RL_HEADERS_NONE,
+     &limit_5m,
+     1,
+     0,
+     300000,
+     0,
+     0,
+     {{NULL, NULL}}},
+    {"none denied",
+     RL_HEADERS_NONE,
+     &limit_5m,
+     0,
+     0,
+     300000,
+     299512,
+     1,
+     {{"Retry-After", "300"}}},
+    {"negative remaining shows 0",
+     RL_HEADERS_X_RATELIMIT,
+     &limit_1m,
+     0,
+     -3,
+     2000,
+     1000,
+     4,
+     {{"X-RateLimit-Limit", "60"},
+      {"X-RateLimit-Remaining", "0"},
+      {"X-RateLimit-Reset", "1730113203"},
+      {"Retry-After", "1"}}},
 };
 
 START_TEST(test_headers_style)
 {
     const header_case_t *c = &header_cases[_i];
     rl_policy_t p = make_policy("site-process", c->style);
-    rl_verdict_t v = make_verdict(&p, c->limit, c->allowed, c->remaining, c->reset_ms,
-                                  c->retry_ms);
+    rl_verdict_t v = make_verdict(&p, c->limit, c->allowed, c->remaining,
+                                  c->reset_ms, c->retry_ms);
     rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
     int n = rl_reply_headers(&v, out);
     int i;
 
     ck_assert_msg(n == c->nexp, "%s: %d headers, want %d", c->what, n, c->nexp);
     for (i = 0; i < n; i++) {
-        ck_assert_msg(strcmp(out[i].name, c->exp[i][0]) == 0, "%s: header %d is %s, want %s",
-                      c->what, i, out[i].name, c->exp[i][0]);
-        ck_assert_msg(strcmp(out[i].value, c->exp[i][1]) == 0, "%s: %s is %s, want %s",
-                      c->what, out[i].name, out[i].value, c->exp[i][1]);
+        ck_assert_msg(strcmp(out[i].name, c->exp[i][0]) == 0,
+                      "%s: header %d is %s, want %s", c->what, i, out[i].name,
+                      c->exp[i][0]);
+        ck_assert_msg(strcmp(out[i].value, c->exp[i][1]) == 0,
+                      "%s: %s is %s, want %s", c->what, out[i].name,
+                      out[i].value, c->exp[i][1]);
     }
 }
 END_TEST
@@ -181,21 +255,23 @@ static const struct {
     int64_t retry_ms;
     const char *exp;
 } retry_cases[] = {
-    { 0, "1" }, { 1, "1" }, { 999, "1" }, { 1000, "1" }, { 1001, "2" },
-    { 299512, "300" }, { 300000, "300" }, { 300001, "301" },
+    {0, "1"},    {1, "1"},        {999, "1"},      {1000, "1"},
+    {1001, "2"}, {299512, "300"}, {300000, "300"}, {300001, "301"},
 };
 
 START_TEST(test_retry_after_rounding)
 {
     rl_policy_t p = make_policy("r", RL_HEADERS_NONE);
-    rl_verdict_t v = make_verdict(&p, &limit_5m, 0, 0, 300000, retry_cases[_i].retry_ms);
+    rl_verdict_t v =
+        make_verdict(&p, &limit_5m, 0, 0, 300000, retry_cases[_i].retry_ms);
     rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
     char *s;
 
     ck_assert_int_eq(rl_reply_headers(&v, out), 1);
     ck_assert_str_eq(out[0].name, "Retry-After");
-    ck_assert_msg(strcmp(out[0].value, retry_cases[_i].exp) == 0, "%lld ms -> %s, want %s",
-                  (long long)retry_cases[_i].retry_ms, out[0].value, retry_cases[_i].exp);
+    ck_assert_msg(strcmp(out[0].value, retry_cases[_i].exp) == 0,
+                  "%lld ms -> %s, want %s", (long long)retry_cases[_i].retry_ms,
+                  out[0].value, retry_cases[_i].exp);
     /* The body's {retry_after} says the same as the header. */
     s = rl_reply_template("{retry_after}", &v);
     ck_assert_str_eq(s, retry_cases[_i].exp);
@@ -212,34 +288,36 @@ static const struct {
     const char *in;
     const char *exp;
 } template_cases[] = {
-    { 119001, "wait {retry_after}s", "wait 120s" },
-    { 119001, "retry in {retry_after_human}", "retry in 2 minutes" },
-    { 45000, "retry in {retry_after_human}", "retry in 45 seconds" },
-    { 1, "{retry_after_human}", "1 second" },
-    { 3600000, "{retry_after_human}", "1 hour" },
-    { 1000, "{limit} per window", "5 per window" },
-    { 1000, "policy {policy}", "policy site-process" },
-    { 1000, "{policy}:{limit}:{retry_after}", "site-process:5:1" },
-    { 1000, "{unknown} and {limit}", "{unknown} and 5" },
-    { 1000, "{Limit} {limit", "{Limit} {limit" },
-    { 1000, "{{limit}}", "{5}" },
-    { 1000, "{", "{" },
-    { 1000, "}{", "}{" },
-    { 1000, "no placeholder", "no placeholder" },
-    { 1000, "", "" },
-    { 1000, "caf\xc3\xa9 {limit}", "caf\xc3\xa9 5" },
+    {119001, "wait {retry_after}s", "wait 120s"},
+    {119001, "retry in {retry_after_human}", "retry in 2 minutes"},
+    {45000, "retry in {retry_after_human}", "retry in 45 seconds"},
+    {1, "{retry_after_human}", "1 second"},
+    {3600000, "{retry_after_human}", "1 hour"},
+    {1000, "{limit} per window", "5 per window"},
+    {1000, "policy {policy}", "policy site-process"},
+    {1000, "{policy}:{limit}:{retry_after}", "site-process:5:1"},
+    {1000, "{unknown} and {limit}", "{unknown} and 5"},
+    {1000, "{Limit} {limit", "{Limit} {limit"},
+    {1000, "{{limit}}", "{5}"},
+    {1000, "{", "{"},
+    {1000, "}{", "}{"},
+    {1000, "no placeholder", "no placeholder"},
+    {1000, "", ""},
+    {1000, "caf\xc3\xa9 {limit}", "caf\xc3\xa9 5"},
 };
 
 START_TEST(test_template)
 {
     rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
-    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g1m" };
-    rl_verdict_t v = make_verdict(&p, &l, 0, 0, 60000, template_cases[_i].retry_ms);
+    rl_limit_t l = {RL_ALGO_GCRA, 5, 60000, 5, 0, "g1m"};
+    rl_verdict_t v =
+        make_verdict(&p, &l, 0, 0, 60000, template_cases[_i].retry_ms);
     char *s = rl_reply_template(template_cases[_i].in, &v);
 
     ck_assert_ptr_nonnull(s);
-    ck_assert_msg(strcmp(s, template_cases[_i].exp) == 0, "\"%s\" -> \"%s\", want \"%s\"",
-                  template_cases[_i].in, s, template_cases[_i].exp);
+    ck_assert_msg(strcmp(s, template_cases[_i].exp) == 0,
+                  "\"%s\" -> \"%s\", want \"%s\"", template_cases[_i].in, s,
+                  template_cases[_i].exp);
     free(s);
 }
 END_TEST
@@ -275,7 +353,8 @@ START_TEST(test_deny_body_default)
     json_t *b = rl_reply_deny_body(&v);
     char *s = dump(b);
 
-    ck_assert_str_eq(s, "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}");
+    ck_assert_str_eq(
+        s, "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}");
     free(s);
     json_decref(b);
 }
@@ -283,18 +362,22 @@ END_TEST
 
 START_TEST(test_deny_body_nested)
 {
-    static const char *cfg =
-        "{\"success\":false,\"message\":\"Too many attempts. Retry in {retry_after_human}.\","
-        "\"{limit}\":\"key is not templated\","
-        "\"meta\":{\"retry\":\"{retry_after}\",\"limit\":5,\"ratio\":0.5,\"none\":null,"
-        "\"list\":[\"{policy}\",1,true,[\"{limit}/{unknown}\"],{\"deep\":\"{retry_after}s\"}]}}";
+    static const char *cfg = "{\"success\":false,\"message\":\"Too many "
+                             "attempts. Retry in {retry_after_human}.\","
+                             "\"{limit}\":\"key is not templated\","
+                             "\"meta\":{\"retry\":\"{retry_after}\",\"limit\":"
+                             "5,\"ratio\":0.5,\"none\":null,"
+                             "\"list\":[\"{policy}\",1,true,[\"{limit}/"
+                             "{unknown}\"],{\"deep\":\"{retry_after}s\"}]}}";
     static const char *exp =
-        "{\"success\":false,\"message\":\"Too many attempts. Retry in 2 minutes.\","
+        "{\"success\":false,\"message\":\"Too many attempts. Retry in 2 "
+        "minutes.\","
         "\"{limit}\":\"key is not templated\","
         "\"meta\":{\"retry\":\"120\",\"limit\":5,\"ratio\":0.5,\"none\":null,"
-        "\"list\":[\"site-process\",1,true,[\"5/{unknown}\"],{\"deep\":\"120s\"}]}}";
+        "\"list\":[\"site-process\",1,true,[\"5/"
+        "{unknown}\"],{\"deep\":\"120s\"}]}}";
     rl_policy_t p = make_policy("site-process", RL_HEADERS_NONE);
-    rl_limit_t l = { RL_ALGO_GCRA, 5, 60000, 5, 0, "g1m" };
+    rl_limit_t l = {RL_ALGO_GCRA, 5, 60000, 5, 0, "g1m"};
     rl_verdict_t v;
     json_t *b;
     char *s, *orig;
@@ -316,8 +399,9 @@ START_TEST(test_deny_body_nested)
     free(s);
     v.retry_after_ms = 45000;
     b = rl_reply_deny_body(&v);
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "meta"), "retry")),
-                     "45");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(b, "meta"), "retry")),
+        "45");
     json_decref(b);
 
     free(orig);
@@ -345,20 +429,25 @@ END_TEST
 
 START_TEST(test_decision_denied_issue_example)
 {
-    rl_policy_t p = make_policy("site-process", RL_HEADERS_X_RATELIMIT_RETRY_AFTER);
+    rl_policy_t p =
+        make_policy("site-process", RL_HEADERS_X_RATELIMIT_RETRY_AFTER);
     rl_verdict_t v;
     json_t *d;
     char *s;
 
-    p.deny_body = json_loads("{\"success\": false, \"message\": \"Too many attempts.\"}", 0, NULL);
+    p.deny_body = json_loads(
+        "{\"success\": false, \"message\": \"Too many attempts.\"}", 0, NULL);
     v = make_verdict(&p, &limit_5m, 0, 0, 300000, 299512);
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
-        "{\"allowed\":false,\"policy\":\"site-process\",\"limit\":1,\"remaining\":0,"
+    ck_assert_str_eq(
+        s,
+        "{\"allowed\":false,\"policy\":\"site-process\",\"limit\":1,"
+        "\"remaining\":0,"
         "\"reset_after_ms\":300000,\"retry_after_ms\":299512,\"blocked\":false,"
         "\"degraded\":false,\"status\":429,"
-        "\"headers\":{\"X-RateLimit-Limit\":\"1\",\"X-Ratelimit-Remaining\":\"0\","
+        "\"headers\":{\"X-RateLimit-Limit\":\"1\",\"X-Ratelimit-Remaining\":"
+        "\"0\","
         "\"X-Ratelimit-Retry-After\":\"1730113500\",\"Retry-After\":\"300\"},"
         "\"body\":{\"success\":false,\"message\":\"Too many attempts.\"}}");
     free(s);
@@ -374,12 +463,14 @@ START_TEST(test_decision_allowed)
     json_t *d = rl_reply_decision(&v);
     char *s = dump(d);
 
-    ck_assert_str_eq(s,
-        "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,\"remaining\":59,"
-        "\"reset_after_ms\":1000,\"retry_after_ms\":0,\"blocked\":false,"
-        "\"degraded\":false,\"status\":200,"
-        "\"headers\":{\"X-RateLimit-Limit\":\"60\",\"X-RateLimit-Remaining\":\"59\","
-        "\"X-RateLimit-Reset\":\"1730113202\"}}");
+    ck_assert_str_eq(
+        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,"
+           "\"remaining\":59,"
+           "\"reset_after_ms\":1000,\"retry_after_ms\":0,\"blocked\":false,"
+           "\"degraded\":false,\"status\":200,"
+           "\"headers\":{\"X-RateLimit-Limit\":\"60\",\"X-RateLimit-"
+           "Remaining\":\"59\","
+           "\"X-RateLimit-Reset\":\"1730113202\"}}");
     free(s);
     json_decref(d);
 }
@@ -388,7 +479,7 @@ END_TEST
 START_TEST(test_decision_blocked_test_header)
 {
     rl_policy_t p = make_policy("burst", RL_HEADERS_NONE);
-    rl_limit_t l = { RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10s" };
+    rl_limit_t l = {RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000, "f10s"};
     rl_verdict_t v = make_verdict(&p, &l, 0, 0, 10000, 9000);
     json_t *d;
     char *s;
@@ -397,11 +488,14 @@ START_TEST(test_decision_blocked_test_header)
     v.test = 1;
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
-        "{\"allowed\":false,\"policy\":\"burst\",\"limit\":1000,\"remaining\":0,"
+    ck_assert_str_eq(
+        s,
+        "{\"allowed\":false,\"policy\":\"burst\",\"limit\":1000,\"remaining\":"
+        "0,"
         "\"reset_after_ms\":10000,\"retry_after_ms\":9000,\"blocked\":true,"
         "\"degraded\":false,\"status\":429,\"headers\":{\"Retry-After\":\"9\"},"
-        "\"body\":{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"},\"test\":true}");
+        "\"body\":{\"error\":\"rate limit "
+        "exceeded\",\"code\":\"RATE_001\"},\"test\":true}");
     free(s);
     json_decref(d);
 }
@@ -416,10 +510,10 @@ START_TEST(test_decision_no_policy)
     v.status = 0; /* unset by the caller: still 200 */
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
-        "{\"allowed\":true,\"policy\":null,\"limit\":0,\"remaining\":0,"
-        "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
-        "\"degraded\":false,\"status\":200,\"headers\":{}}");
+    ck_assert_str_eq(
+        s, "{\"allowed\":true,\"policy\":null,\"limit\":0,\"remaining\":0,"
+           "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
+           "\"degraded\":false,\"status\":200,\"headers\":{}}");
     free(s);
     json_decref(d);
 }
@@ -436,10 +530,12 @@ START_TEST(test_decision_degraded_open)
     v.degraded_reason = "timeout";
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
-        "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,\"remaining\":0,"
-        "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
-        "\"degraded\":true,\"status\":200,\"headers\":{},\"degraded_reason\":\"timeout\"}");
+    ck_assert_str_eq(
+        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,"
+           "\"remaining\":0,"
+           "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
+           "\"degraded\":true,\"status\":200,\"headers\":{},\"degraded_"
+           "reason\":\"timeout\"}");
     free(s);
     json_decref(d);
 }
@@ -458,8 +554,10 @@ START_TEST(test_decision_degraded_closed)
     v.status = 503;
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
-        "{\"allowed\":false,\"policy\":\"per-minute\",\"limit\":60,\"remaining\":0,"
+    ck_assert_str_eq(
+        s,
+        "{\"allowed\":false,\"policy\":\"per-minute\",\"limit\":60,"
+        "\"remaining\":0,"
         "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
         "\"degraded\":true,\"status\":503,\"headers\":{\"Retry-After\":\"1\"},"
         "\"body\":{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"},"
@@ -478,11 +576,13 @@ START_TEST(test_decision_shadow)
 
     p.shadow = 1;
     p.deny_status = 503;
-    p.deny_body = json_pack("{s:s}", "message", "retry in {retry_after}s ({policy})");
+    p.deny_body =
+        json_pack("{s:s}", "message", "retry in {retry_after}s ({policy})");
     v.shadow_would_deny = 1;
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
+    ck_assert_str_eq(
+        s,
         "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":0,"
         "\"reset_after_ms\":60000,\"retry_after_ms\":1500,\"blocked\":false,"
         "\"degraded\":false,\"status\":200,"
@@ -496,7 +596,8 @@ START_TEST(test_decision_shadow)
     v = make_verdict(&p, &limit_1m, 1, 12, 48000, 0);
     d = rl_reply_decision(&v);
     s = dump(d);
-    ck_assert_str_eq(s,
+    ck_assert_str_eq(
+        s,
         "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":12,"
         "\"reset_after_ms\":48000,\"retry_after_ms\":0,\"blocked\":false,"
         "\"degraded\":false,\"status\":200,"
@@ -513,12 +614,15 @@ END_TEST
  * byte for byte with the jansson tree's dump, over every shape a reply
  * takes; and a buffer too small by even one byte is reported, never cut. */
 static const char *writer_names[] = {
-    "per-minute", "quote\"and\\back", "tab\tnew\nline\x01\x1f", "caf\xc3\xa9 \xe2\x9c\x93",
+    "per-minute",
+    "quote\"and\\back",
+    "tab\tnew\nline\x01\x1f",
+    "caf\xc3\xa9 \xe2\x9c\x93",
 };
 
 START_TEST(test_decision_writer_matches_jansson)
 {
-    rl_limit_t l = { RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m" };
+    rl_limit_t l = {RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m"};
     int name_i = _i / 64;
     int style = (_i / 16) % 4;
     int shape = _i % 16;
@@ -530,12 +634,14 @@ START_TEST(test_decision_writer_matches_jansson)
     size_t len, cap;
 
     if (shape & 1) {
-        p.deny_body = json_pack("{s:s, s:[s, i], s:{s:s}}", "message",
-                                "retry in {retry_after}s ({policy}) \"{limit}\"", "list",
-                                "{retry_after_human}", 7, "nested", "p", "{policy}");
+        p.deny_body =
+            json_pack("{s:s, s:[s, i], s:{s:s}}", "message",
+                      "retry in {retry_after}s ({policy}) \"{limit}\"", "list",
+                      "{retry_after_human}", 7, "nested", "p", "{policy}");
         p.deny_status = 503;
     }
-    v = make_verdict(&p, &l, !(shape & 2), (shape & 2) ? -2 : 41, 12345, (shape & 2) ? 6789 : 0);
+    v = make_verdict(&p, &l, !(shape & 2), (shape & 2) ? -2 : 41, 12345,
+                     (shape & 2) ? 6789 : 0);
     if (shape & 4) {
         p.shadow = 1;
         v.allowed = 1;
@@ -584,8 +690,9 @@ static Suite *reply_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("template");
-    tcase_add_loop_test(tc, test_template, 0,
-                        (int)(sizeof(template_cases) / sizeof(template_cases[0])));
+    tcase_add_loop_test(
+        tc, test_template, 0,
+        (int)(sizeof(template_cases) / sizeof(template_cases[0])));
     tcase_add_test(tc, test_template_long);
     tcase_add_test(tc, test_deny_body_default);
     tcase_add_test(tc, test_deny_body_nested);

@@ -21,7 +21,7 @@ static json_t *body(const char *text)
 static const struct {
     const char *json;
     const char *method;
-    const char *path;       /* the path as far as path_len */
+    const char *path; /* the path as far as path_len */
     const char *tenant;
     const char *user;
     const char *ip;
@@ -29,29 +29,39 @@ static const struct {
     long long cost;
     int nheaders;
 } good_rows[] = {
-    { "{\"path\": \"/a\"}", "GET", "/a", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/\"}", "GET", "/", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/a/b?x=1&y=2\"}", "GET", "/a/b", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/?\"}", "GET", "/", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"method\": \"POST\", \"path\": \"/platform/v2/process/site-42\", \"tenant\": "
-      "\"tenant-7\", \"user\": \"user_789\", \"ip\": \"203.0.113.7\", \"headers\": "
-      "{\"rate-limit-test\": \"match\"}, \"cost\": 1, \"policy\": \"optional-name\"}",
-      "POST", "/platform/v2/process/site-42", "tenant-7", "user_789", "203.0.113.7",
-      "optional-name", 1, 1 },
-    { "{\"method\": \"delete\", \"path\": \"/x\"}", "delete", "/x", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/x\", \"method\": null, \"tenant\": null, \"user\": null, \"ip\": null, "
-      "\"policy\": null, \"headers\": null, \"cost\": null}",
-      "GET", "/x", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/x\", \"tenant\": \"\"}", "GET", "/x", "", NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/x\", \"cost\": 0}", "GET", "/x", NULL, NULL, NULL, NULL, 0, 0 },
-    { "{\"path\": \"/x\", \"cost\": 1000000000}", "GET", "/x", NULL, NULL, NULL, NULL,
-      1000000000, 0 },
-    { "{\"path\": \"/x\", \"headers\": {}}", "GET", "/x", NULL, NULL, NULL, NULL, 1, 0 },
-    { "{\"path\": \"/x\", \"headers\": {\"a\": \"1\", \"B\": \"\", \"c\": \"3\"}}", "GET", "/x",
-      NULL, NULL, NULL, NULL, 1, 3 },
+    {"{\"path\": \"/a\"}", "GET", "/a", NULL, NULL, NULL, NULL, 1, 0},
+    {"{\"path\": \"/\"}", "GET", "/", NULL, NULL, NULL, NULL, 1, 0},
+    {"{\"path\": \"/a/b?x=1&y=2\"}", "GET", "/a/b", NULL, NULL, NULL, NULL, 1,
+     0},
+    {"{\"path\": \"/?\"}", "GET", "/", NULL, NULL, NULL, NULL, 1, 0},
+    {"{\"method\": \"POST\", \"path\": \"/platform/v2/process/site-42\", "
+     "\"tenant\": "
+     "\"tenant-7\", \"user\": \"user_789\", \"ip\": \"203.0.113.7\", "
+     "\"headers\": "
+     "{\"rate-limit-test\": \"match\"}, \"cost\": 1, \"policy\": "
+     "\"optional-name\"}",
+     "POST", "/platform/v2/process/site-42", "tenant-7", "user_789",
+     "203.0.113.7", "optional-name", 1, 1},
+    {"{\"method\": \"delete\", \"path\": \"/x\"}", "delete", "/x", NULL, NULL,
+     NULL, NULL, 1, 0},
+    {"{\"path\": \"/x\", \"method\": null, \"tenant\": null, \"user\": null, "
+     "\"ip\": null, "
+     "\"policy\": null, \"headers\": null, \"cost\": null}",
+     "GET", "/x", NULL, NULL, NULL, NULL, 1, 0},
+    {"{\"path\": \"/x\", \"tenant\": \"\"}", "GET", "/x", "", NULL, NULL, NULL,
+     1, 0},
+    {"{\"path\": \"/x\", \"cost\": 0}", "GET", "/x", NULL, NULL, NULL, NULL, 0,
+     0},
+    {"{\"path\": \"/x\", \"cost\": 1000000000}", "GET", "/x", NULL, NULL, NULL,
+     NULL, 1000000000, 0},
+    {"{\"path\": \"/x\", \"headers\": {}}", "GET", "/x", NULL, NULL, NULL, NULL,
+     1, 0},
+    {"{\"path\": \"/x\", \"headers\": {\"a\": \"1\", \"B\": \"\", \"c\": "
+     "\"3\"}}",
+     "GET", "/x", NULL, NULL, NULL, NULL, 1, 3},
     /* unknown fields are ignored (forward compatible) */
-    { "{\"path\": \"/x\", \"trace\": {\"deep\": [1, 2]}, \"priority\": 5}", "GET", "/x", NULL,
-      NULL, NULL, NULL, 1, 0 },
+    {"{\"path\": \"/x\", \"trace\": {\"deep\": [1, 2]}, \"priority\": 5}",
+     "GET", "/x", NULL, NULL, NULL, NULL, 1, 0},
 };
 
 /* Asserts that s equals want, or is NULL when want is NULL. */
@@ -71,8 +81,8 @@ START_TEST(test_good)
     rl_request_t req;
     rl_request_error_t err;
 
-    ck_assert_msg(rl_request_from_json(obj, &req, &err) == 0, "row %d: %s %s", _i,
-                  err.code != NULL ? err.code : "", err.message);
+    ck_assert_msg(rl_request_from_json(obj, &req, &err) == 0, "row %d: %s %s",
+                  _i, err.code != NULL ? err.code : "", err.message);
     ck_assert_str_eq(req.method, good_rows[_i].method);
     ck_assert_int_eq((int)req.path_len, (int)strlen(good_rows[_i].path));
     ck_assert(memcmp(req.path, good_rows[_i].path, req.path_len) == 0);
@@ -91,45 +101,53 @@ static const struct {
     const char *code;
     const char *message;
 } bad_rows[] = {
-    { "[]", "VAL_002", "request body must be a JSON object" },
-    { "\"/a\"", "VAL_002", "request body must be a JSON object" },
-    { "null", "VAL_002", "request body must be a JSON object" },
-    { "{}", "VAL_001", "path is required" },
-    { "{\"path\": null}", "VAL_001", "path is required" },
-    { "{\"method\": \"GET\"}", "VAL_001", "path is required" },
-    { "{\"path\": 5}", "VAL_002", "path must be a string" },
-    { "{\"path\": \"\"}", "VAL_002", "path must start with \"/\"" },
-    { "{\"path\": \"a/b\"}", "VAL_002", "path must start with \"/\"" },
-    { "{\"path\": \"?x=/\"}", "VAL_002", "path must start with \"/\"" },
-    { "{\"path\": \"/a\\u0000b\"}", "VAL_002", "path contains a NUL byte" },
-    { "{\"path\": \"/a\", \"method\": 1}", "VAL_002", "method must be a string" },
-    { "{\"path\": \"/a\", \"method\": \"\"}", "VAL_002", "method must not be empty" },
-    { "{\"path\": \"/a\", \"tenant\": 42}", "VAL_002", "tenant must be a string" },
-    { "{\"path\": \"/a\", \"tenant\": \"t\\u0000x\"}", "VAL_002", "tenant contains a NUL byte" },
-    { "{\"path\": \"/a\", \"user\": {}}", "VAL_002", "user must be a string" },
-    { "{\"path\": \"/a\", \"user\": \"\\u0000\"}", "VAL_002", "user contains a NUL byte" },
-    { "{\"path\": \"/a\", \"ip\": [\"1.2.3.4\"]}", "VAL_002", "ip must be a string" },
-    { "{\"path\": \"/a\", \"policy\": true}", "VAL_002", "policy must be a string" },
-    { "{\"path\": \"/a\", \"headers\": []}", "VAL_002", "headers must be an object" },
-    { "{\"path\": \"/a\", \"headers\": \"x: y\"}", "VAL_002", "headers must be an object" },
-    { "{\"path\": \"/a\", \"headers\": {\"x-foo\": 1}}", "VAL_002",
-      "headers.x-foo must be a string" },
-    { "{\"path\": \"/a\", \"headers\": {\"x-foo\": null}}", "VAL_002",
-      "headers.x-foo must be a string" },
-    { "{\"path\": \"/a\", \"headers\": {\"ok\": \"1\", \"x-bar\": [\"a\"]}}", "VAL_002",
-      "headers.x-bar must be a string" },
-    { "{\"path\": \"/a\", \"headers\": {\"x-foo\": \"a\\u0000b\"}}", "VAL_002",
-      "headers.x-foo contains a NUL byte" },
-    { "{\"path\": \"/a\", \"cost\": -1}", "VAL_002",
-      "cost must be an integer from 0 to 1000000000" },
-    { "{\"path\": \"/a\", \"cost\": 1000000001}", "VAL_002",
-      "cost must be an integer from 0 to 1000000000" },
-    { "{\"path\": \"/a\", \"cost\": 1.5}", "VAL_002",
-      "cost must be an integer from 0 to 1000000000" },
-    { "{\"path\": \"/a\", \"cost\": \"1\"}", "VAL_002",
-      "cost must be an integer from 0 to 1000000000" },
-    { "{\"path\": \"/a\", \"cost\": true}", "VAL_002",
-      "cost must be an integer from 0 to 1000000000" },
+    {"[]", "VAL_002", "request body must be a JSON object"},
+    {"\"/a\"", "VAL_002", "request body must be a JSON object"},
+    {"null", "VAL_002", "request body must be a JSON object"},
+    {"{}", "VAL_001", "path is required"},
+    {"{\"path\": null}", "VAL_001", "path is required"},
+    {"{\"method\": \"GET\"}", "VAL_001", "path is required"},
+    {"{\"path\": 5}", "VAL_002", "path must be a string"},
+    {"{\"path\": \"\"}", "VAL_002", "path must start with \"/\""},
+    {"{\"path\": \"a/b\"}", "VAL_002", "path must start with \"/\""},
+    {"{\"path\": \"?x=/\"}", "VAL_002", "path must start with \"/\""},
+    {"{\"path\": \"/a\\u0000b\"}", "VAL_002", "path contains a NUL byte"},
+    {"{\"path\": \"/a\", \"method\": 1}", "VAL_002", "method must be a string"},
+    {"{\"path\": \"/a\", \"method\": \"\"}", "VAL_002",
+     "method must not be empty"},
+    {"{\"path\": \"/a\", \"tenant\": 42}", "VAL_002",
+     "tenant must be a string"},
+    {"{\"path\": \"/a\", \"tenant\": \"t\\u0000x\"}", "VAL_002",
+     "tenant contains a NUL byte"},
+    {"{\"path\": \"/a\", \"user\": {}}", "VAL_002", "user must be a string"},
+    {"{\"path\": \"/a\", \"user\": \"\\u0000\"}", "VAL_002",
+     "user contains a NUL byte"},
+    {"{\"path\": \"/a\", \"ip\": [\"1.2.3.4\"]}", "VAL_002",
+     "ip must be a string"},
+    {"{\"path\": \"/a\", \"policy\": true}", "VAL_002",
+     "policy must be a string"},
+    {"{\"path\": \"/a\", \"headers\": []}", "VAL_002",
+     "headers must be an object"},
+    {"{\"path\": \"/a\", \"headers\": \"x: y\"}", "VAL_002",
+     "headers must be an object"},
+    {"{\"path\": \"/a\", \"headers\": {\"x-foo\": 1}}", "VAL_002",
+     "headers.x-foo must be a string"},
+    {"{\"path\": \"/a\", \"headers\": {\"x-foo\": null}}", "VAL_002",
+     "headers.x-foo must be a string"},
+    {"{\"path\": \"/a\", \"headers\": {\"ok\": \"1\", \"x-bar\": [\"a\"]}}",
+     "VAL_002", "headers.x-bar must be a string"},
+    {"{\"path\": \"/a\", \"headers\": {\"x-foo\": \"a\\u0000b\"}}", "VAL_002",
+     "headers.x-foo contains a NUL byte"},
+    {"{\"path\": \"/a\", \"cost\": -1}", "VAL_002",
+     "cost must be an integer from 0 to 1000000000"},
+    {"{\"path\": \"/a\", \"cost\": 1000000001}", "VAL_002",
+     "cost must be an integer from 0 to 1000000000"},
+    {"{\"path\": \"/a\", \"cost\": 1.5}", "VAL_002",
+     "cost must be an integer from 0 to 1000000000"},
+    {"{\"path\": \"/a\", \"cost\": \"1\"}", "VAL_002",
+     "cost must be an integer from 0 to 1000000000"},
+    {"{\"path\": \"/a\", \"cost\": true}", "VAL_002",
+     "cost must be an integer from 0 to 1000000000"},
 };
 
 START_TEST(test_bad)
@@ -138,8 +156,8 @@ START_TEST(test_bad)
     rl_request_t req;
     rl_request_error_t err;
 
-    ck_assert_msg(rl_request_from_json(obj, &req, &err) == -1, "row %d accepted: %s", _i,
-                  bad_rows[_i].json);
+    ck_assert_msg(rl_request_from_json(obj, &req, &err) == -1,
+                  "row %d accepted: %s", _i, bad_rows[_i].json);
     ck_assert_ptr_nonnull(err.code);
     ck_assert_str_eq(err.code, bad_rows[_i].code);
     ck_assert_str_eq(err.message, bad_rows[_i].message);
@@ -173,8 +191,9 @@ END_TEST
 
 START_TEST(test_header_lookup)
 {
-    json_t *obj = body("{\"path\": \"/a\", \"headers\": {\"Rate-Limit-Test\": \"match\", "
-                       "\"x-empty\": \"\", \"X-Long\": \"abcdef\"}}");
+    json_t *obj =
+        body("{\"path\": \"/a\", \"headers\": {\"Rate-Limit-Test\": \"match\", "
+             "\"x-empty\": \"\", \"X-Long\": \"abcdef\"}}");
     rl_request_t req;
     rl_request_error_t err;
     size_t len = 99;
@@ -202,7 +221,8 @@ START_TEST(test_borrowed)
     ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
     /* The strings point into the JSON object: no copies to free. */
     ck_assert_ptr_eq(req.path, json_string_value(json_object_get(obj, "path")));
-    ck_assert_ptr_eq(req.tenant, json_string_value(json_object_get(obj, "tenant")));
+    ck_assert_ptr_eq(req.tenant,
+                     json_string_value(json_object_get(obj, "tenant")));
     ck_assert_int_eq((int)req.path_len, 2);
     json_decref(obj);
 }
@@ -214,20 +234,43 @@ static const struct {
     const char *path;
     int safe;
 } path_rows[] = {
-    { "/", 1 }, { "/a/b", 1 }, { "/a.b/c", 1 }, { "/...", 1 }, { "/a/.../b", 1 },
-    { "/.well-known/x", 1 }, { "/a/b.", 1 }, { "/v1.2/x", 1 }, { "//a//", 1 },
-    { "/a/%2e%2e%2e", 1 }, { "/%2", 1 }, { "/a%2", 1 }, { "/%", 1 },
-    { "/.", 0 }, { "/..", 0 }, { "/a/./b", 0 }, { "/a/../b", 0 }, { "/a/..", 0 },
-    { "/../etc/passwd", 0 }, { "/a/%2e%2e/b", 0 }, { "/a/%2E%2E/b", 0 }, { "/a/.%2e/b", 0 },
-    { "/a/%2e/b", 0 }, { "/a%2f..%2fb", 0 }, { "/a%2F..%2Fb", 0 }, { "/a\\..\\b", 0 },
-    { "/a%5c..%5cb", 0 }, { "/a/..%2fb", 0 },
+    {"/", 1},
+    {"/a/b", 1},
+    {"/a.b/c", 1},
+    {"/...", 1},
+    {"/a/.../b", 1},
+    {"/.well-known/x", 1},
+    {"/a/b.", 1},
+    {"/v1.2/x", 1},
+    {"//a//", 1},
+    {"/a/%2e%2e%2e", 1},
+    {"/%2", 1},
+    {"/a%2", 1},
+    {"/%", 1},
+    {"/.", 0},
+    {"/..", 0},
+    {"/a/./b", 0},
+    {"/a/../b", 0},
+    {"/a/..", 0},
+    {"/../etc/passwd", 0},
+    {"/a/%2e%2e/b", 0},
+    {"/a/%2E%2E/b", 0},
+    {"/a/.%2e/b", 0},
+    {"/a/%2e/b", 0},
+    {"/a%2f..%2fb", 0},
+    {"/a%2F..%2Fb", 0},
+    {"/a\\..\\b", 0},
+    {"/a%5c..%5cb", 0},
+    {"/a/..%2fb", 0},
 };
 
 START_TEST(test_path_safe)
 {
     const char *p = path_rows[_i].path;
 
-    ck_assert_msg((rl_request_path_safe(p, strlen(p)) == 0) == path_rows[_i].safe, "%s", p);
+    ck_assert_msg((rl_request_path_safe(p, strlen(p)) == 0) ==
+                      path_rows[_i].safe,
+                  "%s", p);
 }
 END_TEST
 
@@ -239,13 +282,15 @@ START_TEST(test_path_traversal_refused)
 
     ck_assert_int_eq(rl_request_from_json(obj, &req, &err), -1);
     ck_assert_str_eq(err.code, "VAL_002");
-    ck_assert_str_eq(err.message, "path must not contain \".\" or \"..\" segments");
+    ck_assert_str_eq(err.message,
+                     "path must not contain \".\" or \"..\" segments");
     json_decref(obj);
     /* Only the path counts, not the query string; target keeps both. */
     obj = body("{\"path\": \"/payments/x?next=/../admin\"}");
     ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
     ck_assert_int_eq((int)req.path_len, 11);
-    ck_assert_int_eq((int)req.target_len, (int)strlen("/payments/x?next=/../admin"));
+    ck_assert_int_eq((int)req.target_len,
+                     (int)strlen("/payments/x?next=/../admin"));
     ck_assert_ptr_eq(req.target, req.path);
     json_decref(obj);
 }
@@ -257,12 +302,15 @@ static Suite *request_suite(void)
     Suite *s = suite_create("request");
     TCase *tc = tcase_create("request");
 
-    tcase_add_loop_test(tc, test_good, 0, (int)(sizeof(good_rows) / sizeof(good_rows[0])));
-    tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
+    tcase_add_loop_test(tc, test_good, 0,
+                        (int)(sizeof(good_rows) / sizeof(good_rows[0])));
+    tcase_add_loop_test(tc, test_bad, 0,
+                        (int)(sizeof(bad_rows) / sizeof(bad_rows[0])));
     tcase_add_test(tc, test_too_many_headers);
     tcase_add_test(tc, test_header_lookup);
     tcase_add_test(tc, test_borrowed);
-    tcase_add_loop_test(tc, test_path_safe, 0, (int)(sizeof(path_rows) / sizeof(path_rows[0])));
+    tcase_add_loop_test(tc, test_path_safe, 0,
+                        (int)(sizeof(path_rows) / sizeof(path_rows[0])));
     tcase_add_test(tc, test_path_traversal_refused);
     suite_add_tcase(s, tc);
     return s;

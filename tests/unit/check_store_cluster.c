@@ -29,7 +29,8 @@
 #define FAKE_NODES 3
 #define FAKE_CLIENTS 8
 #define FAKE_QUEUE 32
-#define OK_REPLY "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:9\r\n:30000\r\n:0\r\n:0\r\n"
+#define OK_REPLY                                                               \
+    "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:9\r\n:30000\r\n:0\r\n:0\r\n"
 
 static struct event_base *g_base;
 
@@ -38,9 +39,9 @@ static struct event_base *g_base;
 /* ------------------------------------------------------------------ */
 
 typedef struct canned {
-    const char *reply;      /* raw RESP; NULL: never answer */
+    const char *reply; /* raw RESP; NULL: never answer */
     int delay_ms;
-    int repeat;             /* stays at the head of the queue */
+    int repeat; /* stays at the head of the queue */
 } canned_t;
 
 typedef struct fake_node fake_node_t;
@@ -50,7 +51,7 @@ typedef struct fake_client {
     struct bufferevent *bev;
     redisReader *reader;
     int asking;
-    int paused;              /* a delayed reply is pending: later ones wait */
+    int paused; /* a delayed reply is pending: later ones wait */
 } fake_client_t;
 
 struct fake_node {
@@ -59,8 +60,8 @@ struct fake_node {
     canned_t queue[FAKE_QUEUE];
     int qhead;
     int qlen;
-    int evalsha;             /* EVALSHA received */
-    int evalsha_asking;      /* of which right after ASKING */
+    int evalsha;        /* EVALSHA received */
+    int evalsha_asking; /* of which right after ASKING */
     int asking;
     int script_load;
     int cluster_slots;
@@ -69,8 +70,8 @@ struct fake_node {
 };
 
 static fake_node_t g_nodes[FAKE_NODES];
-static char g_slots_reply[1024];    /* the CLUSTER SLOTS every fake answers */
-static int g_slots_delay_ms;        /* .. after this long */
+static char g_slots_reply[1024]; /* the CLUSTER SLOTS every fake answers */
+static int g_slots_delay_ms;     /* .. after this long */
 
 static void fake_read(struct bufferevent *bev, void *arg);
 
@@ -99,7 +100,7 @@ static void delayed_fire(evutil_socket_t fd, short what, void *arg)
 static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
 {
     delayed_t *d;
-    struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
 
     if (delay_ms <= 0) {
         bufferevent_write(fc->bev, reply, strlen(reply));
@@ -119,7 +120,7 @@ static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
 static void fake_evalsha(fake_client_t *fc, int asking)
 {
     fake_node_t *n = fc->node;
-    canned_t c = { OK_REPLY, 0, 0 };
+    canned_t c = {OK_REPLY, 0, 0};
 
     n->evalsha++;
     n->evalsha_asking += asking;
@@ -154,7 +155,8 @@ static void fake_read(struct bufferevent *bev, void *arg)
         redisReaderFeed(fc->reader, buf, (size_t)len);
     }
     rl_store_redis_script_sha(sha);
-    while (!fc->paused && redisReaderGetReply(fc->reader, &req) == REDIS_OK && req != NULL) {
+    while (!fc->paused && redisReaderGetReply(fc->reader, &req) == REDIS_OK &&
+           req != NULL) {
         redisReply *r = req;
         const char *name = r->element[0]->str;
         int asking = fc->asking;
@@ -168,7 +170,8 @@ static void fake_read(struct bufferevent *bev, void *arg)
             bufferevent_write(bev, "+OK\r\n", 5);
         } else if (strcasecmp(name, "SCRIPT") == 0) {
             fc->node->script_load++;
-            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n", sha);
+            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n",
+                                sha);
         } else if (strcasecmp(name, "CLUSTER") == 0) {
             fc->node->cluster_slots++;
             fake_send(fc, g_slots_reply, g_slots_delay_ms);
@@ -181,8 +184,8 @@ static void fake_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-                        int salen, void *arg)
+static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd,
+                        struct sockaddr *sa, int salen, void *arg)
 {
     fake_node_t *n = arg;
     fake_client_t *fc;
@@ -225,16 +228,19 @@ static void set_slots(const int ranges[][3])
     }
     used = (size_t)snprintf(g_slots_reply, sizeof(g_slots_reply), "*%d\r\n", n);
     for (k = 0; k < n; k++) {
-        used += (size_t)snprintf(g_slots_reply + used, sizeof(g_slots_reply) - used,
-                                 "*3\r\n:%d\r\n:%d\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
-                                 ranges[k][0], ranges[k][1], g_nodes[ranges[k][2]].port);
+        used += (size_t)snprintf(
+            g_slots_reply + used, sizeof(g_slots_reply) - used,
+            "*3\r\n:%d\r\n:%d\r\n*2\r\n$9\r\n127.0.0.1\r\n:%d\r\n",
+            ranges[k][0], ranges[k][1], g_nodes[ranges[k][2]].port);
     }
 }
 
 /* A message with a node's address: "MOVED 12 127.0.0.1:port" as RESP. */
-static const char *redirect(char *buf, size_t len, const char *kind, int slot, int node)
+static const char *redirect(char *buf, size_t len, const char *kind, int slot,
+                            int node)
 {
-    snprintf(buf, len, "-%s %d 127.0.0.1:%d\r\n", kind, slot, g_nodes[node].port);
+    snprintf(buf, len, "-%s %d 127.0.0.1:%d\r\n", kind, slot,
+             g_nodes[node].port);
     return buf;
 }
 
@@ -280,7 +286,8 @@ static rl_conf_node_t g_seeds[FAKE_NODES];
 static rl_limit_t g_limit;
 
 /* A cluster store seeded with node 0 (and node 1 when two_seeds). */
-static rl_store_t *new_store(int timeout_ms, int refresh_ms, int two_seeds, int expect_up)
+static rl_store_t *new_store(int timeout_ms, int refresh_ms, int two_seeds,
+                             int expect_up)
 {
     rl_store_t *s;
     int i;
@@ -300,7 +307,8 @@ static rl_store_t *new_store(int timeout_ms, int refresh_ms, int two_seeds, int 
     s = rl_store_cluster_new(g_base, &g_conf);
     ck_assert_ptr_nonnull(s);
     if (expect_up) {
-        ck_assert_msg(run_until(pred_connected, s, 2000), "store did not come up");
+        ck_assert_msg(run_until(pred_connected, s, 2000),
+                      "store did not come up");
     }
     return s;
 }
@@ -343,7 +351,8 @@ static result_t decide(rl_store_t *s, const char *base)
 /* Asserts a successful result decoded from OK_REPLY. */
 static void assert_ok(const result_t *r)
 {
-    ck_assert_msg(r->res.status == RL_OK, "failed: %s", r->res.error ? r->res.error : "?");
+    ck_assert_msg(r->res.status == RL_OK, "failed: %s",
+                  r->res.error ? r->res.error : "?");
     ck_assert_int_eq(r->res.allowed, 1);
     ck_assert_int_eq(r->res.limits[0].remaining, 9);
 }
@@ -356,7 +365,7 @@ static void decide_ok(rl_store_t *s, const char *base)
     assert_ok(&r);
 }
 
-static const int two_halves[][3] = { { 0, 8191, 0 }, { 8192, 16383, 1 }, { 0, 0, -1 } };
+static const int two_halves[][3] = {{0, 8191, 0}, {8192, 16383, 1}, {0, 0, -1}};
 
 /* ------------------------------------------------------------------ */
 /* Fixtures                                                            */
@@ -376,11 +385,13 @@ static void setup(void)
         memset(&sa, 0, sizeof(sa));
         sa.sin_family = AF_INET;
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        g_nodes[i].lis = evconnlistener_new_bind(g_base, fake_accept, &g_nodes[i],
-                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                                 (struct sockaddr *)&sa, sizeof(sa));
+        g_nodes[i].lis =
+            evconnlistener_new_bind(g_base, fake_accept, &g_nodes[i],
+                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                    16, (struct sockaddr *)&sa, sizeof(sa));
         ck_assert_ptr_nonnull(g_nodes[i].lis);
-        getsockname(evconnlistener_get_fd(g_nodes[i].lis), (struct sockaddr *)&sa, &len);
+        getsockname(evconnlistener_get_fd(g_nodes[i].lis),
+                    (struct sockaddr *)&sa, &len);
         g_nodes[i].port = ntohs(sa.sin_port);
     }
     memset(&g_limit, 0, sizeof(g_limit));
@@ -454,7 +465,7 @@ static void record_node(void *arg, const char *name, const char *state)
 
 START_TEST(test_nodes_and_coverage)
 {
-    static const int half[][3] = { { 0, 8191, 0 }, { 0, 0, -1 } };
+    static const int half[][3] = {{0, 8191, 0}, {0, 0, -1}};
     rl_store_t *s = new_store(500, 100, 0, 1);
     node_seen_t ns;
     char want[RL_CLUSTER_NAME_MAX];
@@ -529,7 +540,10 @@ START_TEST(test_moved_to_new_node)
     char msg[64];
 
     key_in(0, 8191, lo, sizeof(lo));
-    queue(0, redirect(msg, sizeof(msg), "MOVED", rl_cluster_key_slot(lo, strlen(lo)), 2), 0, 0);
+    queue(0,
+          redirect(msg, sizeof(msg), "MOVED",
+                   rl_cluster_key_slot(lo, strlen(lo)), 2),
+          0, 0);
     decide_ok(s, lo);
     ck_assert_int_eq(g_nodes[2].evalsha, 1);
     ck_assert_int_eq(g_nodes[2].script_load, 1);
@@ -546,7 +560,10 @@ START_TEST(test_ask_once)
     char msg[64];
 
     key_in(0, 8191, lo, sizeof(lo));
-    queue(0, redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)), 1), 0, 0);
+    queue(0,
+          redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)),
+                   1),
+          0, 0);
     decide_ok(s, lo);
     ck_assert_int_eq(g_nodes[1].asking, 1);
     ck_assert_int_eq(g_nodes[1].evalsha, 1);
@@ -569,7 +586,8 @@ START_TEST(test_ask_then_tryagain)
     key_in(0, 8191, lo, sizeof(lo));
     redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)), 1);
     queue(0, msg, 0, 0);
-    queue(1, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 0);
+    queue(1, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0,
+          0);
     queue(0, msg, 0, 0);
     decide_ok(s, lo);
     ck_assert_int_eq(g_nodes[0].evalsha, 2);
@@ -588,8 +606,10 @@ START_TEST(test_transient_errors_retried)
     result_t r;
 
     key_in(0, 8191, lo, sizeof(lo));
-    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 0);
-    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 0);
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0,
+          0);
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0,
+          0);
     queue(0, "-LOADING Redis is loading the dataset in memory\r\n", 0, 0);
     queue(0, "-CLUSTERDOWN The cluster is down\r\n", 0, 0);
     t0 = rl_mono_us();
@@ -611,8 +631,9 @@ START_TEST(test_lasting_errors_end_at_deadline)
         const char *reply;
         const char *error;
     } rows[] = {
-        { "-CLUSTERDOWN The cluster is down\r\n", "cluster_down" },
-        { "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", "tryagain" },
+        {"-CLUSTERDOWN The cluster is down\r\n", "cluster_down"},
+        {"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+         "tryagain"},
     };
     rl_store_t *s = new_store(100, 60000, 0, 1);
     char lo[64];
@@ -669,7 +690,10 @@ START_TEST(test_deadline_spans_retries)
     result_t r;
 
     key_in(0, 8191, lo, sizeof(lo));
-    queue(0, redirect(msg, sizeof(msg), "MOVED", rl_cluster_key_slot(lo, strlen(lo)), 1), 60, 0);
+    queue(0,
+          redirect(msg, sizeof(msg), "MOVED",
+                   rl_cluster_key_slot(lo, strlen(lo)), 1),
+          60, 0);
     queue(1, NULL, 0, 0);
     t0 = rl_mono_us();
     r = decide(s, lo);
@@ -694,7 +718,8 @@ START_TEST(test_deadline_after_backoff)
     result_t r;
 
     key_in(0, 8191, lo, sizeof(lo));
-    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 50, 0);
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 50,
+          0);
     queue(0, NULL, 0, 0);
     t0 = rl_mono_us();
     r = decide(s, lo);
@@ -735,7 +760,8 @@ END_TEST
  * once; a second NOSCRIPT is an error. Also after ASK. */
 START_TEST(test_noscript_on_node)
 {
-    static const char noscript[] = "-NOSCRIPT No matching script. Please use EVAL.\r\n";
+    static const char noscript[] =
+        "-NOSCRIPT No matching script. Please use EVAL.\r\n";
     rl_store_t *s = new_store(500, 60000, 1, 1);
     char lo[64];
     char msg[64];
@@ -755,7 +781,10 @@ START_TEST(test_noscript_on_node)
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "script_error");
 
-    queue(0, redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)), 1), 0, 0);
+    queue(0,
+          redirect(msg, sizeof(msg), "ASK", rl_cluster_key_slot(lo, strlen(lo)),
+                   1),
+          0, 0);
     queue(1, noscript, 0, 0);
     decide_ok(s, lo);
     ck_assert_int_eq(g_nodes[1].script_load, loads1 + 1);
@@ -826,7 +855,8 @@ START_TEST(test_free_ends_pending_ops)
     snprintf(lo2, sizeof(lo2), "%s", lo);
     memset(&waiting, 0, sizeof(waiting));
     memset(&inflight, 0, sizeof(inflight));
-    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0, 1);
+    queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0,
+          1);
     op.base_key = lo;
     op.base_len = strlen(lo);
     op.limits = &g_limit;

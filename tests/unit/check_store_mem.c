@@ -39,8 +39,8 @@ static void on_result(void *arg, const rl_store_result_t *res)
 }
 
 /* A limit of the given shape named suffix. */
-static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms, int64_t block_ms,
-                     const char *suffix)
+static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms,
+                     int64_t block_ms, const char *suffix)
 {
     rl_limit_t l;
 
@@ -56,7 +56,8 @@ static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms, int64_
 
 /* Decides cost on base against the limits; checks the callback ran once,
  * synchronously, and returns what it saw. */
-static seen_t decide(rl_store_t *s, const char *base, const rl_limit_t *limits, int n, int64_t cost)
+static seen_t decide(rl_store_t *s, const char *base, const rl_limit_t *limits,
+                     int n, int64_t cost)
 {
     rl_store_op_t op = {base, strlen(base), limits, n, cost};
     seen_t seen;
@@ -68,7 +69,8 @@ static seen_t decide(rl_store_t *s, const char *base, const rl_limit_t *limits, 
 }
 
 /* Decides and returns allowed, asserting the store did not fail. */
-static int allowed(rl_store_t *s, const char *base, const rl_limit_t *limits, int n)
+static int allowed(rl_store_t *s, const char *base, const rl_limit_t *limits,
+                   int n)
 {
     seen_t seen = decide(s, base, limits, n, 1);
 

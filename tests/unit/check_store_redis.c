@@ -24,10 +24,11 @@
 
 static struct event_base *g_base;
 static rl_test_redis_t g_srv;
-static int g_seq;   /* callback order across a test */
+static int g_seq; /* callback order across a test */
 
-static const char *const debug_args[] = { "--enable-debug-command", "local", NULL };
-static const char *const auth_args[] = { "--requirepass", PASSWORD, NULL };
+static const char *const debug_args[] = {"--enable-debug-command", "local",
+                                         NULL};
+static const char *const auth_args[] = {"--requirepass", PASSWORD, NULL};
 
 /* ------------------------------------------------------------------ */
 /* Loop helpers                                                        */
@@ -51,7 +52,7 @@ static int pred_count(void *arg)
 /* Runs the loop until *count >= target (at most ms). */
 static int wait_count(const int *count, int target, int ms)
 {
-    count_target_t t = { count, target };
+    count_target_t t = {count, target};
     return run_until(pred_count, &t, ms);
 }
 
@@ -77,7 +78,7 @@ static redisContext *send_no_wait(const char *cmd)
 {
     redisContext *ctx = rl_test_redis_connect(&g_srv, NULL);
     int done = 0;
-    struct timespec ts = { 0, 30 * 1000000L };
+    struct timespec ts = {0, 30 * 1000000L};
 
     ck_assert_ptr_nonnull(ctx);
     ck_assert_int_eq(redisAppendCommand(ctx, cmd), REDIS_OK);
@@ -121,8 +122,8 @@ static void slot_cb(void *arg, const rl_store_result_t *res)
 }
 
 /* A limit as conf.c would build it. */
-static rl_limit_t mk_limit(rl_algo_t algo, int64_t requests, int64_t period_ms, int64_t burst,
-                           int64_t block_ms, const char *suffix)
+static rl_limit_t mk_limit(rl_algo_t algo, int64_t requests, int64_t period_ms,
+                           int64_t burst, int64_t block_ms, const char *suffix)
 {
     rl_limit_t l;
 
@@ -137,7 +138,8 @@ static rl_limit_t mk_limit(rl_algo_t algo, int64_t requests, int64_t period_ms, 
 }
 
 /* An op on base (not copied: the store must copy what it keeps). */
-static rl_store_op_t mk_op(const char *base, const rl_limit_t *limits, int n, int64_t cost)
+static rl_store_op_t mk_op(const char *base, const rl_limit_t *limits, int n,
+                           int64_t cost)
 {
     rl_store_op_t op;
 
@@ -150,8 +152,8 @@ static rl_store_op_t mk_op(const char *base, const rl_limit_t *limits, int n, in
 }
 
 /* A Redis store for g_srv (or port), connected unless expect_up is 0. */
-static rl_store_t *new_store(int port, int timeout_ms, const char *user, const char *password,
-                             int expect_up)
+static rl_store_t *new_store(int port, int timeout_ms, const char *user,
+                             const char *password, int expect_up)
 {
     rl_conf_store_t conf;
     rl_store_t *s;
@@ -167,7 +169,8 @@ static rl_store_t *new_store(int port, int timeout_ms, const char *user, const c
     s = rl_store_redis_new(g_base, &conf);
     ck_assert_ptr_nonnull(s);
     if (expect_up) {
-        ck_assert_msg(run_until(pred_store_up, s, 2000), "store did not connect");
+        ck_assert_msg(run_until(pred_store_up, s, 2000),
+                      "store did not connect");
     }
     return s;
 }
@@ -216,7 +219,7 @@ static long long raw_int(const char *fmt, const char *arg)
 
 typedef struct creply {
     int calls;
-    int type;            /* -1 for NULL */
+    int type; /* -1 for NULL */
     char str[64];
     char err[32];
 } creply_t;
@@ -228,7 +231,8 @@ static void creply_cb(void *arg, redisReply *r, const char *err)
 
     c->calls++;
     c->type = r != NULL ? r->type : -1;
-    snprintf(c->str, sizeof(c->str), "%s", r != NULL && r->str != NULL ? r->str : "");
+    snprintf(c->str, sizeof(c->str), "%s",
+             r != NULL && r->str != NULL ? r->str : "");
     snprintf(c->err, sizeof(c->err), "%s", err != NULL ? err : "");
 }
 
@@ -250,7 +254,8 @@ static void hook_connect(void *arg, rl_redis_conn_t *c)
 }
 
 /* A connection to port with the given command timeout, hooks counting. */
-static rl_redis_conn_t *new_conn(int port, int timeout_ms, const char *password, int db)
+static rl_redis_conn_t *new_conn(int port, int timeout_ms, const char *password,
+                                 int db)
 {
     rl_redis_conn_opts_t o;
     rl_redis_conn_t *c;
@@ -265,12 +270,14 @@ static rl_redis_conn_t *new_conn(int port, int timeout_ms, const char *password,
     o.on_disconnect = hook_disconnect;
     c = rl_redis_conn_new(g_base, &o);
     ck_assert_ptr_nonnull(c);
-    ck_assert_msg(run_until(pred_conn_up, c, 2000), "connection did not come up");
+    ck_assert_msg(run_until(pred_conn_up, c, 2000),
+                  "connection did not come up");
     return c;
 }
 
 /* Sends a command given as NUL-terminated words. */
-static int conn_cmd(rl_redis_conn_t *c, creply_t *out, int argc, const char **argv)
+static int conn_cmd(rl_redis_conn_t *c, creply_t *out, int argc,
+                    const char **argv)
 {
     size_t lens[8];
     int i;
@@ -341,7 +348,7 @@ START_TEST(test_fresh_key_counts_down_then_denies)
     rl_limit_t l = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{count}", &l, 1, 1);
     rl_store_op_t peek = mk_op("rl:{count}", &l, 1, 0);
-    int64_t expect_remaining[3] = { 2, 1, 0 };
+    int64_t expect_remaining[3] = {2, 1, 0};
     rl_store_result_t r;
     int i;
 
@@ -359,7 +366,8 @@ START_TEST(test_fresh_key_counts_down_then_denies)
     ck_assert_int_eq(r.allowed, 0);
     ck_assert_int_eq(r.limits[0].allowed, 0);
     ck_assert_int_eq(r.limits[0].remaining, 0);
-    ck_assert(r.limits[0].retry_after_ms > 1100000 && r.limits[0].retry_after_ms <= 1200000);
+    ck_assert(r.limits[0].retry_after_ms > 1100000 &&
+              r.limits[0].retry_after_ms <= 1200000);
     ck_assert_int_eq(r.limits[0].blocked, 0);
     /* A peek reports without consuming. */
     r = decide_wait(s, &peek);
@@ -381,7 +389,8 @@ static long long gcra_tat(const char *key)
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
     v = strtoll(r->str, &end, 10);
-    ck_assert_msg(*end == '\0' && r->len >= 1 && r->len <= 3, "value %s", r->str);
+    ck_assert_msg(*end == '\0' && r->len >= 1 && r->len <= 3, "value %s",
+                  r->str);
     ck_assert(v >= 0 && v <= 999);
     freeReplyObject(r);
     ck_assert(exp_ms > 0);
@@ -419,7 +428,8 @@ START_TEST(test_gcra_state_in_expiry)
     tat1 = gcra_tat("rl:{tat}:g1h");
     ck_assert(tat1 >= now_ms * 1000 + t && tat1 <= now_ms * 1000 + 999 + t);
     ck_assert(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h") > now_ms);
-    ck_assert_int_eq(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h"), (tat1 + 999) / 1000);
+    ck_assert_int_eq(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h"),
+                     (tat1 + 999) / 1000);
     ck_assert_int_eq(raw_int("EXISTS %s", "rl:{tat}:g1h:b"), 0);
     /* A peek reads the TAT back and writes nothing. */
     r = decide_wait(s, &peek);
@@ -463,7 +473,8 @@ START_TEST(test_algorithms_reach_the_script)
     ck_assert_int_eq(r.limits[0].reset_after_ms, 3600000 - r.now_ms % 3600000);
     r = decide_wait(s, &ow);
     ck_assert_int_eq(r.status, RL_OK);
-    ck_assert_int_eq(r.limits[0].reset_after_ms, 2 * 3600000 - r.now_ms % 3600000);
+    ck_assert_int_eq(r.limits[0].reset_after_ms,
+                     2 * 3600000 - r.now_ms % 3600000);
     ck_assert_int_eq(r.limits[0].remaining, 1);
     rl_store_free(s);
 }
@@ -521,7 +532,7 @@ START_TEST(test_pipelining_in_order_exact)
         rl_store_decide(s, &op, slot_cb, &slots[i]);
         memset(base, 'x', sizeof(base) - 1);
     }
-    ck_assert_int_eq(g_seq, 0);  /* nothing answered before the loop ran */
+    ck_assert_int_eq(g_seq, 0); /* nothing answered before the loop ran */
     for (i = 0; i < 500 && done < PIPELINED; i++) {
         int j;
         run_for(10);
@@ -581,7 +592,8 @@ START_TEST(test_batched_decisions_in_order)
         int done = 0;
 
         memset(slots, 0, N * sizeof(*slots));
-        rep = rl_test_redis_cmd(&g_srv, NULL, round == 0 ? "CONFIG RESETSTAT" : "SCRIPT FLUSH");
+        rep = rl_test_redis_cmd(
+            &g_srv, NULL, round == 0 ? "CONFIG RESETSTAT" : "SCRIPT FLUSH");
         ck_assert_ptr_nonnull(rep);
         freeReplyObject(rep);
         if (round == 1) {
@@ -619,11 +631,14 @@ START_TEST(test_batched_decisions_in_order)
             }
             if (i % 2 == 0) {
                 ck_assert_int_eq(slots[i].res.allowed, i / 2 < 10);
-                ck_assert_int_eq(slots[i].res.limits[0].remaining, i / 2 < 10 ? 9 - i / 2 : 0);
+                ck_assert_int_eq(slots[i].res.limits[0].remaining,
+                                 i / 2 < 10 ? 9 - i / 2 : 0);
             } else {
                 ck_assert_int_eq(slots[i].res.allowed, 1);
                 ck_assert_int_eq(slots[i].res.limits[0].remaining,
-                                 i % 7 == 0 ? 1000 : i % 5 == 0 ? 997 : 999);
+                                 i % 7 == 0   ? 1000
+                                 : i % 5 == 0 ? 997
+                                              : 999);
             }
         }
         /* 150 decisions in 64 + 64 + 22. After the flush all three are
@@ -668,7 +683,8 @@ END_TEST
 START_TEST(test_reset_clears_state_and_block)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_FIXED_WINDOW, 1, 86400000, 1, 600000, "f1d");
+    rl_limit_t l =
+        mk_limit(RL_ALGO_FIXED_WINDOW, 1, 86400000, 1, 600000, "f1d");
     rl_store_op_t op = mk_op("rl:{reset}", &l, 1, 1);
     rl_store_result_t r;
 
@@ -743,7 +759,8 @@ START_TEST(test_store_timeout_then_works)
     took_ms = (rl_mono_us() - t0) / 1000;
     ck_assert_int_eq(sa.res.status, RL_ERR);
     ck_assert_str_eq(sa.res.error, "timeout");
-    ck_assert_msg(took_ms >= 45 && took_ms < 150, "timeout took %lld ms", (long long)took_ms);
+    ck_assert_msg(took_ms >= 45 && took_ms < 150, "timeout took %lld ms",
+                  (long long)took_ms);
     finish_no_wait(sleeper);
     /* The late reply ({..., remaining 2}) must be dropped: this decide
      * gets its own reply (remaining 6). */
@@ -763,8 +780,8 @@ START_TEST(test_disconnect_and_reconnect)
     rl_redis_conn_t *c = new_conn(g_srv.port, 10000, NULL, 0);
     rl_limit_t l = mk_limit(RL_ALGO_GCRA, 5, 3600000, 5, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{restart}", &l, 1, 1);
-    const char *blpop[] = { "BLPOP", "rl:{restart}:list", "0" };
-    const char *ping[] = { "PING" };
+    const char *blpop[] = {"BLPOP", "rl:{restart}:list", "0"};
+    const char *ping[] = {"PING"};
     rl_redis_conn_stats_t st;
     creply_t pending;
     creply_t now;
@@ -781,7 +798,8 @@ START_TEST(test_disconnect_and_reconnect)
     ck_assert_int_eq(pending.calls, 0);
 
     rl_test_redis_stop(&g_srv);
-    ck_assert_msg(wait_count(&pending.calls, 1, 2000), "pending command not failed");
+    ck_assert_msg(wait_count(&pending.calls, 1, 2000),
+                  "pending command not failed");
     ck_assert_int_eq(pending.type, -1);
     ck_assert_str_eq(pending.err, "disconnected");
     ck_assert(run_until(pred_store_down, s, 2000));
@@ -798,7 +816,7 @@ START_TEST(test_disconnect_and_reconnect)
     ck_assert(wait_count(&sl.calls, 1, 500));
     ck_assert_int_eq(sl.res.status, RL_ERR);
     ck_assert_str_eq(sl.res.error, "disconnected");
-    run_for(300);  /* some failed attempts: the backoff grows */
+    run_for(300); /* some failed attempts: the backoff grows */
     ck_assert_int_eq(pending.calls, 1);
 
     ck_assert_int_eq(rl_test_redis_start(&g_srv, g_srv.port, debug_args), 0);
@@ -830,8 +848,8 @@ END_TEST
 START_TEST(test_conn_late_reply_is_dropped)
 {
     rl_redis_conn_t *c = new_conn(g_srv.port, 200, NULL, 0);
-    const char *echo_a[] = { "ECHO", "a" };
-    const char *echo_b[] = { "ECHO", "b" };
+    const char *echo_a[] = {"ECHO", "a"};
+    const char *echo_b[] = {"ECHO", "b"};
     redisContext *sleeper;
     rl_redis_conn_stats_t st;
     creply_t a;
@@ -865,7 +883,7 @@ END_TEST
 START_TEST(test_conn_too_many_abandoned_reconnects)
 {
     rl_redis_conn_t *c = new_conn(g_srv.port, 50, NULL, 0);
-    const char *ping[] = { "PING" };
+    const char *ping[] = {"PING"};
     creply_t *rs = calloc(FLOOD, sizeof(*rs));
     redisContext *sleeper;
     creply_t after;
@@ -901,7 +919,7 @@ END_TEST
 START_TEST(test_conn_old_abandoned_reconnects)
 {
     rl_redis_conn_t *c = new_conn(g_srv.port, 50, NULL, 0);
-    const char *ping[] = { "PING" };
+    const char *ping[] = {"PING"};
     redisContext *sleeper;
     creply_t one;
     int64_t t0;
@@ -914,9 +932,11 @@ START_TEST(test_conn_old_abandoned_reconnects)
     ck_assert(wait_count(&one.calls, 1, 500));
     ck_assert_str_eq(one.err, "timeout");
     ck_assert_int_eq(g_disconnects, 0);
-    ck_assert_msg(wait_count(&g_disconnects, 1, 1500), "old abandoned command kept");
+    ck_assert_msg(wait_count(&g_disconnects, 1, 1500),
+                  "old abandoned command kept");
     took_ms = (rl_mono_us() - t0) / 1000;
-    ck_assert_msg(took_ms >= 900 && took_ms < 1400, "closed after %lld ms", (long long)took_ms);
+    ck_assert_msg(took_ms >= 900 && took_ms < 1400, "closed after %lld ms",
+                  (long long)took_ms);
     ck_assert_int_eq(one.calls, 1);
     finish_no_wait(sleeper);
     rl_redis_conn_free(c);
@@ -955,7 +975,7 @@ static creply_t g_chained;
 /* Issues a second command from inside the first one's callback. */
 static void chain_cb(void *arg, redisReply *r, const char *err)
 {
-    const char *echo[] = { "ECHO", "chained" };
+    const char *echo[] = {"ECHO", "chained"};
 
     creply_cb(arg, r, err);
     conn_cmd(g_chain_conn, &g_chained, 2, echo);
@@ -964,16 +984,17 @@ static void chain_cb(void *arg, redisReply *r, const char *err)
 START_TEST(test_conn_callbacks_reenter_and_free_fails_pending)
 {
     rl_redis_conn_t *c = new_conn(g_srv.port, 1000, NULL, 0);
-    const char *ping[] = { "PING" };
-    const char *blpop[] = { "BLPOP", "rl:{free}:list", "0" };
-    size_t lens[1] = { 4 };
+    const char *ping[] = {"PING"};
+    const char *blpop[] = {"BLPOP", "rl:{free}:list", "0"};
+    size_t lens[1] = {4};
     creply_t first;
     creply_t blocked;
 
     g_chain_conn = c;
     memset(&first, 0, sizeof(first));
     memset(&g_chained, 0, sizeof(g_chained));
-    ck_assert_int_eq(rl_redis_conn_command(c, 1, ping, lens, chain_cb, &first), 0);
+    ck_assert_int_eq(rl_redis_conn_command(c, 1, ping, lens, chain_cb, &first),
+                     0);
     ck_assert(wait_count(&g_chained.calls, 1, 1000));
     ck_assert_str_eq(first.str, "PONG");
     ck_assert_str_eq(g_chained.str, "chained");
@@ -989,7 +1010,7 @@ END_TEST
 START_TEST(test_conn_select_db)
 {
     rl_redis_conn_t *c = new_conn(g_srv.port, 1000, NULL, 3);
-    const char *set[] = { "SET", "rl:{db}", "three" };
+    const char *set[] = {"SET", "rl:{db}", "three"};
     redisContext *ctx;
     redisReply *r;
     creply_t ok;
@@ -1091,7 +1112,7 @@ typedef struct fake_client {
 typedef struct fake {
     struct evconnlistener *lis;
     int port;
-    const char *evalsha_reply;   /* raw RESP sent for each EVALSHA */
+    const char *evalsha_reply; /* raw RESP sent for each EVALSHA */
     int evalsha;
     int script_load;
     fake_client_t clients[FAKE_CLIENTS];
@@ -1120,10 +1141,12 @@ static void fake_read(struct bufferevent *bev, void *arg)
         const char *name = r->element[0]->str;
         if (strcasecmp(name, "EVALSHA") == 0) {
             g_fake.evalsha++;
-            bufferevent_write(bev, g_fake.evalsha_reply, strlen(g_fake.evalsha_reply));
+            bufferevent_write(bev, g_fake.evalsha_reply,
+                              strlen(g_fake.evalsha_reply));
         } else if (strcasecmp(name, "SCRIPT") == 0) {
             g_fake.script_load++;
-            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n", sha);
+            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n",
+                                sha);
         } else {
             bufferevent_write(bev, "+OK\r\n", 5);
         }
@@ -1132,8 +1155,8 @@ static void fake_read(struct bufferevent *bev, void *arg)
 }
 
 /* Fake server: one bufferevent and one request reader per client. */
-static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-                        int salen, void *arg)
+static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd,
+                        struct sockaddr *sa, int salen, void *arg)
 {
     fake_client_t *fc;
 
@@ -1159,11 +1182,12 @@ static void setup_fake(void)
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    g_fake.lis = evconnlistener_new_bind(g_base, fake_accept, NULL,
-                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                         (struct sockaddr *)&sa, sizeof(sa));
+    g_fake.lis = evconnlistener_new_bind(
+        g_base, fake_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+        16, (struct sockaddr *)&sa, sizeof(sa));
     ck_assert_ptr_nonnull(g_fake.lis);
-    getsockname(evconnlistener_get_fd(g_fake.lis), (struct sockaddr *)&sa, &len);
+    getsockname(evconnlistener_get_fd(g_fake.lis), (struct sockaddr *)&sa,
+                &len);
     g_fake.port = ntohs(sa.sin_port);
 }
 
@@ -1199,7 +1223,7 @@ START_TEST(test_fake_noscript_retried_exactly_once)
 
     run_for(20);
     loads = g_fake.script_load;
-    ck_assert_int_eq(loads, 1);  /* on connect */
+    ck_assert_int_eq(loads, 1); /* on connect */
     r = fake_decide(s, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
     ck_assert_int_eq(r.status, RL_ERR);
     ck_assert_str_eq(r.error, "script_error");
@@ -1216,22 +1240,27 @@ START_TEST(test_fake_reply_shapes)
         int status;
         const char *error;
     } cases[] = {
-        { "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:0\r\n", RL_OK, NULL },
-        { ":1\r\n", RL_ERR, "bad_reply" },
-        { "*3\r\n:1\r\n:1\r\n:1\r\n", RL_ERR, "bad_reply" },
-        { "*7\r\n:1700000000000\r\n:1\r\n:1\r\n$1\r\n1\r\n:30000\r\n:0\r\n:0\r\n", RL_ERR,
-          "bad_reply" },
-        { "*7\r\n:1700000000000\r\n:2\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:0\r\n", RL_ERR, "bad_reply" },
-        { "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:5\r\n", RL_ERR, "bad_reply" },
-        { "$-1\r\n", RL_ERR, "bad_reply" },
-        { "-ERR user_script:1: boom\r\n", RL_ERR, "script_error" },
+        {"*7\r\n:1700000000000\r\n:1\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:0\r\n",
+         RL_OK, NULL},
+        {":1\r\n", RL_ERR, "bad_reply"},
+        {"*3\r\n:1\r\n:1\r\n:1\r\n", RL_ERR, "bad_reply"},
+        {"*7\r\n:1700000000000\r\n:1\r\n:1\r\n$1\r\n1\r\n:30000\r\n:0\r\n:"
+         "0\r\n",
+         RL_ERR, "bad_reply"},
+        {"*7\r\n:1700000000000\r\n:2\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:0\r\n",
+         RL_ERR, "bad_reply"},
+        {"*7\r\n:1700000000000\r\n:1\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:5\r\n",
+         RL_ERR, "bad_reply"},
+        {"$-1\r\n", RL_ERR, "bad_reply"},
+        {"-ERR user_script:1: boom\r\n", RL_ERR, "script_error"},
     };
     rl_store_t *s = new_store(g_fake.port, 500, NULL, NULL, 1);
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         rl_store_result_t r = fake_decide(s, cases[i].reply);
-        ck_assert_msg(r.status == cases[i].status, "case %zu: status %d", i, r.status);
+        ck_assert_msg(r.status == cases[i].status, "case %zu: status %d", i,
+                      r.status);
         if (cases[i].error != NULL) {
             ck_assert_str_eq(r.error, cases[i].error);
         } else {

@@ -8,10 +8,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 }
 
-int rl_test_run_until(struct event_base *base, int (*pred)(void *), void *arg, int ms)
+int rl_test_run_until(struct event_base *base, int (*pred)(void *), void *arg,
+                      int ms)
 {
     int64_t end = rl_mono_us() + (int64_t)ms * 1000;
-    struct timeval tv = { 0, 2000 };
+    struct timeval tv = {0, 2000};
     struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 
     event_add(tick, &tv);

@@ -24,7 +24,8 @@ static char helper_root[64];
 static pid_t helper_root_owner;
 
 /* Removes one entry of the root tree (nftw callback, children first). */
-static int helper_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int helper_rm_entry(const char *path, const struct stat *st, int flag,
+                           struct FTW *ftw)
 {
     remove(path);
     return 0;
@@ -55,7 +56,7 @@ void rl_test_redis_init(void)
 /* Sleeps ms milliseconds. */
 static void helper_sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
 }
@@ -81,9 +82,10 @@ int rl_test_free_port(void)
     return port;
 }
 
-redisContext *rl_test_redis_connect(const rl_test_redis_t *r, const char *password)
+redisContext *rl_test_redis_connect(const rl_test_redis_t *r,
+                                    const char *password)
 {
-    struct timeval tv = { 2, 0 };
+    struct timeval tv = {2, 0};
     redisContext *ctx = redisConnectWithTimeout("127.0.0.1", r->port, tv);
 
     if (ctx == NULL || ctx->err) {
@@ -107,7 +109,8 @@ redisContext *rl_test_redis_connect(const rl_test_redis_t *r, const char *passwo
     return ctx;
 }
 
-redisReply *rl_test_redis_cmd(const rl_test_redis_t *r, const char *password, const char *fmt, ...)
+redisReply *rl_test_redis_cmd(const rl_test_redis_t *r, const char *password,
+                              const char *fmt, ...)
 {
     redisContext *ctx = rl_test_redis_connect(r, password);
     redisReply *rep;
@@ -200,7 +203,7 @@ int rl_test_redis_start(rl_test_redis_t *r, int port, const char *const *extra)
     for (waited = 0; waited < HELPER_WAIT_MS; waited += 20) {
         int status;
         if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            r->pid = 0;  /* it exited: port taken or bad arguments */
+            r->pid = 0; /* it exited: port taken or bad arguments */
             return -1;
         }
         if (helper_answers(r)) {

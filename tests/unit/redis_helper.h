@@ -8,9 +8,9 @@
  * persistence, stopped by pid. The server dies with the process that
  * started it (PR_SET_PDEATHSIG), so a crashed test leaves nothing behind. */
 typedef struct rl_test_redis {
-    pid_t pid;           /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     int port;
-    char dir[128];       /* temp dir, "" until the first start */
+    char dir[128]; /* temp dir, "" until the first start */
 } rl_test_redis_t;
 
 /* Call once from main() before the tests run: creates the root temp dir
@@ -36,7 +36,8 @@ void rl_test_redis_stop(rl_test_redis_t *r);
 void rl_test_redis_cleanup(rl_test_redis_t *r);
 
 /* Opens a blocking hiredis connection (AUTH password if not NULL), or NULL. */
-redisContext *rl_test_redis_connect(const rl_test_redis_t *r, const char *password);
+redisContext *rl_test_redis_connect(const rl_test_redis_t *r,
+                                    const char *password);
 
 /* Runs one command on a fresh blocking connection; returns the reply
  * (caller frees with freeReplyObject) or NULL. */
