@@ -45,17 +45,17 @@ static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
         return 0;
     }
     if (rl_auth_bearer_key(req->headers, req->nheaders, digest, &err) != 0) {
-        admin_unauthorized(req, err.kind,
-                           err.kind == RL_ERR_AUTH_MISSING
-                               ? "missing header: Authorization: Bearer "
-                                 "<admin key>"
-                               : err.message);
+        if (err.kind == RL_ERR_AUTH_MISSING) {
+            admin_unauthorized(req, RL_ERR_ADMIN_KEY_MISSING, NULL);
+        } else {
+            admin_unauthorized(req, err.kind, err.message);
+        }
         return 0;
     }
     ok = rl_consttime_eq(digest, 64, a->key_sha256, 64);
     rl_wipe(digest, sizeof(digest));
     if (!ok) {
-        admin_unauthorized(req, RL_ERR_AUTH_INVALID, "invalid admin key");
+        admin_unauthorized(req, RL_ERR_ADMIN_KEY_INVALID, NULL);
         return 0;
     }
     return 1;
