@@ -97,3 +97,32 @@ def test_authorize_writes_one_line_per_request():
             lines = _lines_of(svc, r.header("X-Request-Id"), 1)
             eq(len(lines), 1, "access lines of one /v1/authorize")
             eq((lines[0]["status"], lines[0]["verdict"]), (status, verdict), "access line")
+
+
+def test_store_down_logs_503_on_every_front_end():
+    """failure_mode closed with Redis stopped: /v1/decide, a batch item
+    and /v1/authorize each log status 503 (what the client got), verdict
+    "error"; failure_mode open logs 200."""
+    cfg = config(
+        policy("closed", "/closed/*", [limit(100, "1m")], key=["tenant"], failure_mode="closed"),
+        policy("open", "/open/*", [limit(100, "1m")], key=["tenant"], failure_mode="open"),
+        store={"timeout_ms": 50}, access_log={"sample": 1.0}, workers=1)
+    with service(cfg, "redis") as svc:
+        svc.redis.stop()
+        wait_until(lambda: svc.d.request("GET", "/ready", timeout=2.0).status == 503,
+                   5.0 * SLOW, what="/ready 503 once Redis is down")
+        r = svc.decide(path="/closed/x", tenant="t")
+        eq(r.status, 503, "decide, failing closed")
+        line = _lines_of(svc, r.header("X-Request-Id"), 1)
+        eq([(o["status"], o["verdict"]) for o in line], [(503, "error")], "decide line")
+        r = svc.request("POST", "/v1/decide/batch", json_body={"requests": [
+            {"path": "/closed/x", "tenant": "t"}, {"path": "/open/x", "tenant": "t"}]})
+        eq(r.status, 200, "batch status")
+        eq(r.json["results"][0]["status"], 503, "the closed item")
+        lines = _lines_of(svc, r.header("X-Request-Id"), 2)
+        eq(sorted((o["status"], o["verdict"]) for o in lines), [(200, "error"), (503, "error")],
+           "batch lines")
+        r = svc.request("GET", "/v1/authorize/closed/x", headers={"X-Tenant-Id": "t"})
+        eq(r.status, 503, "authorize, failing closed")
+        line = _lines_of(svc, r.header("X-Request-Id"), 1)
+        eq([(o["status"], o["verdict"]) for o in line], [(503, "error")], "authorize line")
