@@ -20,7 +20,8 @@ CFG = config(
     access_log={"sample": 1.0}, workers=1)
 
 
-def _access(svc):
+def access_lines(svc):
+    """Every access log line ratelimitd has written so far, parsed."""
     out = []
     with open(svc.d.log_path, errors="replace") as f:
         for line in f:
@@ -33,10 +34,10 @@ def _access(svc):
     return out
 
 
-def _lines_of(svc, rid, n):
+def lines_of(svc, rid, n):
     """The access lines of request rid, once there are at least n."""
     def got():
-        lines = [o for o in _access(svc) if o["request_id"] == rid]
+        lines = [o for o in access_lines(svc) if o["request_id"] == rid]
         return lines if len(lines) >= n else None
     lines = wait_until(got, 5 * SLOW, what="%d access lines of %s" % (n, rid))
     return lines
@@ -58,7 +59,7 @@ def test_tenant_verification_failure_logs_401_403():
         ]
         for what, r, status, verdict in cases:
             eq(r.status, status, "reply status (%s: %r)" % (what, r.body[:200]))
-            line = _lines_of(svc, r.header("X-Request-Id"), 1)
+            line = lines_of(svc, r.header("X-Request-Id"), 1)
             eq(len(line), 1, "access lines (%s)" % what)
             eq((line[0]["status"], line[0]["verdict"], line[0]["policy"]),
                (status, verdict, "events"), "access line (%s)" % what)
@@ -76,7 +77,7 @@ def test_batch_of_three_writes_three_lines():
         eq(r.status, 200, "batch status (%r)" % r.body[:300])
         eq([x is None for x in r.json["results"]], [False, False, True], "results")
         eq(r.json["errors"][0]["index"], 2, "the invalid item")
-        lines = _lines_of(svc, r.header("X-Request-Id"), 3)
+        lines = lines_of(svc, r.header("X-Request-Id"), 3)
         eq(len(lines), 3, "access lines of a batch of 3")
         eq(sorted((o["status"], o["verdict"]) for o in lines),
            [(200, "allowed"), (422, "invalid"), (429, "denied")], "item lines")
@@ -94,7 +95,7 @@ def test_authorize_writes_one_line_per_request():
         ]
         for r, (status, verdict) in zip(sent, want):
             eq(r.status, status, "reply status (%r)" % r.body[:200])
-            lines = _lines_of(svc, r.header("X-Request-Id"), 1)
+            lines = lines_of(svc, r.header("X-Request-Id"), 1)
             eq(len(lines), 1, "access lines of one /v1/authorize")
             eq((lines[0]["status"], lines[0]["verdict"]), (status, verdict), "access line")
 
@@ -113,16 +114,16 @@ def test_store_down_logs_503_on_every_front_end():
                    5.0 * SLOW, what="/ready 503 once Redis is down")
         r = svc.decide(path="/closed/x", tenant="t")
         eq(r.status, 503, "decide, failing closed")
-        line = _lines_of(svc, r.header("X-Request-Id"), 1)
+        line = lines_of(svc, r.header("X-Request-Id"), 1)
         eq([(o["status"], o["verdict"]) for o in line], [(503, "error")], "decide line")
         r = svc.request("POST", "/v1/decide/batch", json_body={"requests": [
             {"path": "/closed/x", "tenant": "t"}, {"path": "/open/x", "tenant": "t"}]})
         eq(r.status, 200, "batch status")
         eq(r.json["results"][0]["status"], 503, "the closed item")
-        lines = _lines_of(svc, r.header("X-Request-Id"), 2)
+        lines = lines_of(svc, r.header("X-Request-Id"), 2)
         eq(sorted((o["status"], o["verdict"]) for o in lines), [(200, "error"), (503, "error")],
            "batch lines")
         r = svc.request("GET", "/v1/authorize/closed/x", headers={"X-Tenant-Id": "t"})
         eq(r.status, 503, "authorize, failing closed")
-        line = _lines_of(svc, r.header("X-Request-Id"), 1)
+        line = lines_of(svc, r.header("X-Request-Id"), 1)
         eq([(o["status"], o["verdict"]) for o in line], [(503, "error")], "authorize line")

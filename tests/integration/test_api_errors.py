@@ -7,7 +7,8 @@ carries its code in "errors"; the access log gives its status."""
 import hashlib
 import json
 
-from harness import SLOW, check, config, eq, limit, policy, service, sha256_hex, wait_until
+from harness import check, config, eq, limit, policy, service, sha256_hex
+from test_access_log import lines_of
 
 CALLER_KEY = "caller-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef"
@@ -60,10 +61,7 @@ def batch_item(fields):
         eq(r.status, 200, "batch status (%r)" % r.body[:200])
         errors = r.json["errors"]
         eq([e["index"] for e in errors], [1], "invalid items")
-        rid = r.header("X-Request-Id")
-        lines = wait_until(lambda: [o for o in _access(svc) if o["request_id"] == rid]
-                           if len([o for o in _access(svc) if o["request_id"] == rid]) >= 2
-                           else None, 5 * SLOW, what="the batch's access lines")
+        lines = lines_of(svc, r.header("X-Request-Id"), 2)
         statuses = sorted(o["status"] for o in lines)
         check(200 in statuses, "the valid item's line: %r" % lines)
         statuses.remove(200)
@@ -80,19 +78,6 @@ def authorize(headers=None, auth=CALLER, method="GET", path="/v1/authorize"):
 
 def admin(body=None, method="POST", ctype=JSON, auth=ADMIN, path="/v1/admin/reset"):
     return lambda svc: _reply(_send(svc, method, path, body, ctype, auth))
-
-
-def _access(svc):
-    out = []
-    with open(svc.d.log_path, errors="replace") as f:
-        for line in f:
-            try:
-                o = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(o, dict) and o.get("msg") == "access":
-                out.append(o)
-    return out
 
 
 GOOD = {"path": "/x", "tenant": "t"}
