@@ -8,14 +8,13 @@ typedef struct error_row {
 } error_row_t;
 
 static const error_row_t error_rows[RL_NERRORS] = {
-    [RL_ERR_NONE] = {"", 200, ""},
 #define RL_ERRORS_ROW(name, code, status, message)                             \
     [RL_ERR_##name] = {code, status, message},
     RL_ERRORS(RL_ERRORS_ROW)
 #undef RL_ERRORS_ROW
 };
 
-/* The row of kind, INTERNAL's when kind is out of range. */
+/* The row of kind; INTERNAL's when kind is NONE or out of range. */
 static const error_row_t *error_row(rl_error_t kind)
 {
     if ((int)kind <= RL_ERR_NONE || kind >= RL_NERRORS) {
