@@ -3,13 +3,15 @@
  * Both answer 404 unless "admin": {"enabled": true}, and then require
  * "Authorization: Bearer <key>" whose SHA-256 equals admin.key_sha256,
  * compared in constant time (401 AUTH_002 when missing, AUTH_001 when
- * wrong). The check is one function, admin_authorized, so it can later
- * defer to the caller authentication of the security work. */
+ * wrong). The header is read by the bearer check that caller
+ * authentication uses (rl_auth_bearer_key). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <jansson.h>
+#include "api.h"
+#include "auth.h"
 #include "decide.h"
 #include "log.h"
 #include "request.h"
@@ -17,48 +19,43 @@
 #include "util.h"
 #include "worker.h"
 
-/* Answers 401 in the error shape with WWW-Authenticate: Bearer. */
-static void admin_unauthorized(rl_http_req_t *req, const char *code,
+/* Answers a 401 of kind in the error shape with WWW-Authenticate. */
+static void admin_unauthorized(rl_http_req_t *req, rl_error_t kind,
                                const char *message)
 {
     static const char *const names[] = {"WWW-Authenticate"};
     static const char *const values[] = {"Bearer realm=\"ratelimitd-admin\""};
-    json_t *obj = json_object();
 
-    json_object_set_new(obj, "error", json_string(message));
-    json_object_set_new(obj, "code", json_string(code));
-    json_object_set_new(obj, "trace_id", json_string(req->id));
-    rl_server_reply_json(req, 401, obj, names, values, 1);
+    rl_api_error_headers(req, kind, message, names, values, 1);
 }
 
 /* 1 if req may use the admin endpoints; otherwise it has been answered
- * (404 while admin is disabled, 401 without the right bearer key). */
+ * (404 while admin is disabled, 401 without the right bearer key). The
+ * key is read by caller authentication's bearer check and compared in
+ * constant time. */
 static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
 {
     const rl_conf_admin_t *a = &w->conf->admin;
-    const char *auth;
-    size_t len = 0;
+    rl_auth_error_t err;
     char digest[65];
+    int ok;
 
     if (!a->enabled || a->key_sha256 == NULL) {
-        rl_server_error(req, 404, "NOT_FOUND", "no such endpoint");
+        rl_api_error(req, RL_ERR_NOT_FOUND, NULL);
         return 0;
     }
-    auth = rl_http_header(req, "authorization", &len);
-    if (auth == NULL || len < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
-        admin_unauthorized(req, "AUTH_002",
-                           "missing header: Authorization: Bearer <admin key>");
+    if (rl_auth_bearer_key(req->headers, req->nheaders, digest, &err) != 0) {
+        if (err.kind == RL_ERR_AUTH_MISSING) {
+            admin_unauthorized(req, RL_ERR_ADMIN_KEY_MISSING, NULL);
+        } else {
+            admin_unauthorized(req, err.kind, err.message);
+        }
         return 0;
     }
-    auth += 7;
-    len -= 7;
-    while (len > 0 && *auth == ' ') {
-        auth++;
-        len--;
-    }
-    rl_sha256_hex(auth, len, digest);
-    if (!rl_consttime_eq(digest, 64, a->key_sha256, 64)) {
-        admin_unauthorized(req, "AUTH_001", "invalid admin key");
+    ok = rl_consttime_eq(digest, 64, a->key_sha256, 64);
+    rl_wipe(digest, sizeof(digest));
+    if (!ok) {
+        admin_unauthorized(req, RL_ERR_ADMIN_KEY_INVALID, NULL);
         return 0;
     }
     return 1;
@@ -69,43 +66,33 @@ static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
  * ------------------------------------------------------------------- */
 
 /* The store answered the reset: 200 {"reset": true, "policy", "test"},
- * or the decide API's error for the same problem. */
+ * or the decide API's error for the same outcome. Whatever the failure
+ * mode, a reset that did not happen (degraded, even open) is 503. */
 static void admin_reset_done(void *arg, rl_decide_status_t status,
                              const rl_verdict_t *v, const char *message)
 {
     rl_http_req_t *req = arg;
     rl_worker_t *w = rl_http_req_arg(req);
+    rl_outcome_t o;
     json_t *obj;
 
-    switch (status) {
-    case RL_DECIDE_INVALID:
-        rl_server_error(req, 422, "VAL_001", message);
-        return;
-    case RL_DECIDE_BAD_POLICY:
-        rl_server_error(req, 422, "VAL_002", message);
-        return;
-    case RL_DECIDE_AUTH:
-        /* Resets skip tenant verification; kept for completeness. */
-        rl_server_error(req, v->status, v->error_code, message);
-        return;
-    case RL_DECIDE_UNAVAILABLE:
-    case RL_DECIDE_OK: break;
+    rl_outcome_of(status, v, &o);
+    if (o.kind == RL_OUTCOME_DEGRADED_OPEN) {
+        rl_outcome_make(RL_OUTCOME_UNAVAILABLE, v, RL_ERR_NONE, &o);
     }
-    if (status == RL_DECIDE_UNAVAILABLE || v->degraded) {
-        /* Whatever the failure mode: a reset that did not happen is an error.
-         */
-        obj = json_object();
-        json_object_set_new(obj, "error",
-                            json_string("rate-limit store unavailable"));
-        json_object_set_new(obj, "code", json_string("STORE_001"));
-        json_object_set_new(obj, "trace_id", json_string(req->id));
+    if (o.reply == RL_OUTCOME_REPLY_ERROR) {
+        rl_api_error(req, o.error, message);
+        return;
+    }
+    if (o.reply == RL_OUTCOME_REPLY_UNAVAILABLE) {
+        obj = rl_api_error_body(req->id, o.error, NULL);
         json_object_set_new(obj, "reset", json_false());
         json_object_set_new(obj, "policy", json_string(v->policy->name));
         json_object_set_new(obj, "degraded_reason",
                             json_string(v->degraded_reason != NULL
                                             ? v->degraded_reason
                                             : "unknown"));
-        rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
+        rl_api_reply_json(req, o.status, obj, NULL, NULL, 0);
         return;
     }
     RL_STAT_INC(&w->stats, admin_resets);
@@ -113,25 +100,20 @@ static void admin_reset_done(void *arg, rl_decide_status_t status,
               "request_id", req->id, "test", v->test ? "true" : "false", NULL);
     obj = json_pack("{s:b, s:s, s:b}", "reset", 1, "policy", v->policy->name,
                     "test", v->test);
-    rl_server_reply_json(req, 200, obj, NULL, NULL, 0);
+    rl_api_reply_json(req, 200, obj, NULL, NULL, 0);
 }
 
 void rl_api_admin_reset(rl_worker_t *w, rl_http_req_t *req)
 {
     json_t *root;
     rl_request_t dr;
-    rl_request_error_t rerr;
+    rl_outcome_t o;
 
     if (!admin_authorized(w, req)) {
         return;
     }
-    root = rl_server_json_body(req);
+    root = rl_api_request_body(req, &dr, &o);
     if (root == NULL) {
-        return;
-    }
-    if (rl_request_from_json(root, &dr, &rerr) != 0) {
-        json_decref(root);
-        rl_server_error(req, 422, rerr.code, rerr.message);
         return;
     }
     rl_decide_reset(w->conf, w->store, &dr, admin_reset_done, req);
@@ -245,5 +227,5 @@ void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
     obj =
         json_pack("{s:s, s:I, s:o}", "config_hash", w->conf->hash, "generation",
                   (json_int_t)w->conf->generation, "policies", arr);
-    rl_server_reply_json(req, 200, obj, NULL, NULL, 0);
+    rl_api_reply_json(req, 200, obj, NULL, NULL, 0);
 }

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "api.h"
 #include "decide.h"
 #include "reply.h"
 #include "request.h"
 #include "server.h"
+#include "util.h"
 #include "worker.h"
 
 #define AUTHORIZE_PREFIX "/v1/authorize"
@@ -91,10 +93,12 @@ static const char *authorize_ip(const rl_http_req_t *req, char *buf,
 }
 
 /* Fills dr from req's headers (strings borrowed from req, the address
- * copied into ipbuf). Returns 0, or -1 with a message in msg. */
-static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req,
-                             rl_request_t *dr, char *ipbuf, char *msg,
-                             size_t msglen)
+ * copied into ipbuf). Returns RL_ERR_NONE, or the error kind with a
+ * message in msg: INVALID_HEADER for a header that cannot be used,
+ * BAD_PATH for dot segments (as /v1/decide answers them). */
+static rl_error_t authorize_request(const rl_conf_t *conf,
+                                    const rl_http_req_t *req, rl_request_t *dr,
+                                    char *ipbuf, char *msg, size_t msglen)
 {
     size_t len = 0, plen = sizeof(AUTHORIZE_PREFIX) - 1;
     const char *q;
@@ -114,7 +118,7 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req,
         if (dr->path[0] != '/') {
             snprintf(msg, msglen,
                      "X-Original-URI / X-Forwarded-Uri must start with \"/\"");
-            return -1;
+            return RL_ERR_INVALID_HEADER;
         }
     } else if (req->path_len > plen) {
         dr->path = req->path + plen;
@@ -131,8 +135,8 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req,
         dr->path_len = (size_t)(q - dr->path);
     }
     if (rl_request_path_safe(dr->path, dr->path_len) != 0) {
-        snprintf(msg, msglen, "path must not contain \".\" or \"..\" segments");
-        return -1;
+        snprintf(msg, msglen, "%s", rl_error_message(RL_ERR_BAD_PATH));
+        return RL_ERR_BAD_PATH;
     }
     dr->tenant = authorize_header(req, conf->forward_auth.tenant_header);
     dr->user = authorize_header(req, conf->forward_auth.user_header);
@@ -141,14 +145,22 @@ static int authorize_request(const rl_conf_t *conf, const rl_http_req_t *req,
         snprintf(msg, msglen,
                  "X-Forwarded-For: the first address is longer than %d bytes",
                  AUTHORIZE_IP_MAX - 1);
-        return -1;
+        return RL_ERR_INVALID_HEADER;
     }
     /* Both tables hold 64 entries, so every header fits. */
     dr->nheaders =
         req->nheaders < RL_MAX_REQ_HEADERS ? req->nheaders : RL_MAX_REQ_HEADERS;
     memcpy(dr->headers, req->headers,
            (size_t)dr->nheaders * sizeof(dr->headers[0]));
-    return 0;
+    return RL_ERR_NONE;
+}
+
+/* The status a denial is answered with: forward_auth.deny_status if set,
+ * else the policy's. */
+static int authorize_deny_status(const rl_conf_t *conf, const rl_verdict_t *v)
+{
+    return conf->forward_auth.deny_status != 0 ? conf->forward_auth.deny_status
+                                               : v->status;
 }
 
 /* Answers a denial: the status (forward_auth.deny_status if set, else
@@ -164,10 +176,9 @@ static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf,
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char *ascii = NULL;
     char status[16];
-    int code = v->status;
+    int code = authorize_deny_status(conf, v);
 
     if (conf->forward_auth.deny_status != 0) {
-        code = conf->forward_auth.deny_status;
         ascii = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
                                      JSON_ENSURE_ASCII);
         snprintf(status, sizeof(status), "%d", v->status);
@@ -179,7 +190,7 @@ static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf,
         }
     }
     if (text == NULL) {
-        rl_server_error(req, 500, "INTERNAL", "out of memory");
+        rl_api_error(req, RL_ERR_INTERNAL, NULL);
     } else {
         rl_http_reply(req, code, names, values, n, NULL, text, strlen(text));
     }
@@ -188,19 +199,19 @@ static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf,
     json_decref(body);
 }
 
-/* The verdict -> the gateway's answer. arg is the HTTP request. */
-static void authorize_cb(void *arg, rl_decide_status_t status,
-                         const rl_verdict_t *v, const char *message)
+/* Answers outcome o: the error reply, 200 without a body, or the
+ * denial; returns the status the gateway got. */
+static int authorize_answer(rl_http_req_t *req, const rl_conf_t *conf,
+                            const rl_outcome_t *o, const rl_verdict_t *v,
+                            const char *message)
 {
-    rl_http_req_t *req = arg;
-    rl_worker_t *w = rl_http_req_arg(req);
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
     const char *names[RL_REPLY_MAX_HEADERS + 2],
         *values[RL_REPLY_MAX_HEADERS + 2];
     int n, i;
 
-    if (rl_server_decide_failed(req, status, v, message)) {
-        return;
+    if (rl_api_outcome_failed(req, o, v, message)) {
+        return o->status;
     }
     n = rl_reply_headers(v, hdrs);
     for (i = 0; i < n; i++) {
@@ -209,21 +220,47 @@ static void authorize_cb(void *arg, rl_decide_status_t status,
     }
     if (v->allowed) {
         rl_http_reply(req, 200, names, values, n, NULL, NULL, 0);
-    } else {
-        authorize_deny(req, w->conf, v, names, values, n);
+        return 200;
     }
+    authorize_deny(req, conf, v, names, values, n);
+    return authorize_deny_status(conf, v);
+}
+
+/* The verdict -> the gateway's answer and its access log line. arg is
+ * the HTTP request. */
+static void authorize_cb(void *arg, rl_decide_status_t status,
+                         const rl_verdict_t *v, const char *message)
+{
+    rl_http_req_t *req = arg;
+    rl_worker_t *w = rl_http_req_arg(req);
+    int64_t start_us = req->start_us;
+    char id[RL_HTTP_ID_MAX];
+    rl_outcome_t o;
+
+    memcpy(id, req->id, sizeof(id));
+    rl_outcome_of(status, v, &o);
+    o.status = authorize_answer(req, w->conf, &o, v, message);
+    /* req is gone now; its id was copied. */
+    rl_api_access_log(w, id, &o, v, rl_mono_us() - start_us);
 }
 
 /* Builds the decision request from the headers and decides it. */
 void rl_api_authorize(rl_worker_t *w, rl_http_req_t *req)
 {
     rl_request_t dr;
+    rl_outcome_t o;
+    rl_error_t kind;
     char ipbuf[AUTHORIZE_IP_MAX];
     char msg[160];
+    char id[RL_HTTP_ID_MAX];
+    int64_t start_us = req->start_us;
 
-    if (authorize_request(w->conf, req, &dr, ipbuf, msg, sizeof(msg)) != 0) {
-        RL_STAT_INC(&w->stats, decisions_invalid);
-        rl_server_error(req, 400, "VAL_002", msg);
+    kind = authorize_request(w->conf, req, &dr, ipbuf, msg, sizeof(msg));
+    if (kind != RL_ERR_NONE) {
+        memcpy(id, req->id, sizeof(id));
+        rl_outcome_make(RL_OUTCOME_BAD_REQUEST, NULL, kind, &o);
+        rl_api_error(req, kind, msg);
+        rl_api_account(w, id, &o, NULL, start_us);
         return;
     }
     /* The decision core copies what it needs before it returns. */

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "api.h"
 #include "decide.h"
 #include "reply.h"
 #include "request.h"
 #include "server.h"
+#include "util.h"
 #include "worker.h"
 
 #define RL_BATCH_MAX 1000
@@ -28,22 +30,27 @@ typedef struct batch_item {
 struct batch {
     rl_http_req_t *req;
     rl_worker_t *w;
-    json_t *results;      /* one entry per item, null until decided */
-    json_t *errors;       /* {"index", "code", "message"} of invalid items */
-    size_t pending;       /* items whose verdict has not come back */
-    int issuing;          /* 1 while items are still being handed out */
-    batch_item_t items[]; /* one per item */
+    char id[RL_HTTP_ID_MAX]; /* req's id, for every item's access log line */
+    int64_t start_us;        /* monotonic: when req was complete */
+    json_t *results;         /* one entry per item, null until decided */
+    json_t *errors;          /* {"index", "code", "message"} of invalid items */
+    size_t pending;          /* items whose verdict has not come back */
+    int issuing;             /* 1 while items are still being handed out */
+    batch_item_t items[];    /* one per item */
 };
 
-/* Records item index as invalid: a null result and an errors entry. */
-static void batch_invalid(batch_t *b, size_t index, const char *code,
+/* Records item index as invalid: a null result and an errors entry
+ * {"index", "code", "message"} of kind (message NULL: its default). */
+static void batch_invalid(batch_t *b, size_t index, rl_error_t kind,
                           const char *message)
 {
     json_t *e = json_object();
 
     json_object_set_new(e, "index", json_integer((json_int_t)index));
-    json_object_set_new(e, "code", json_string(code));
-    json_object_set_new(e, "message", json_string(message));
+    json_object_set_new(e, "code", json_string(rl_error_code(kind)));
+    json_object_set_new(
+        e, "message",
+        json_string(message != NULL ? message : rl_error_message(kind)));
     json_array_append_new(b->errors, e);
 }
 
@@ -51,70 +58,60 @@ static void batch_invalid(batch_t *b, size_t index, const char *code,
  * results and errors, or 400 when no item was valid. */
 static void batch_finish(batch_t *b)
 {
-    json_t *obj = json_object();
+    json_t *obj;
     size_t nitems = json_array_size(b->results);
 
-    json_object_set_new(obj, "trace_id", json_string(b->req->id));
     if (json_array_size(b->errors) == nitems) {
-        json_t *err = json_object();
-        json_object_set_new(err, "error", json_string("validation failed"));
-        json_object_set_new(err, "code", json_string("VAL_001"));
-        json_object_set_new(err, "trace_id", json_string(b->req->id));
-        json_object_set_new(err, "errors", b->errors);
-        json_decref(obj);
+        obj = rl_api_error_body(b->req->id, RL_ERR_BATCH_INVALID, NULL);
+        json_object_set_new(obj, "errors", b->errors);
         json_decref(b->results);
-        rl_server_reply_json(b->req, 400, err, NULL, NULL, 0);
+        rl_api_reply_json(b->req, rl_error_status(RL_ERR_BATCH_INVALID), obj,
+                          NULL, NULL, 0);
     } else {
+        obj = json_object();
+        json_object_set_new(obj, "trace_id", json_string(b->req->id));
         json_object_set_new(obj, "results", b->results);
         json_object_set_new(obj, "errors", b->errors);
-        rl_server_reply_json(b->req, 200, obj, NULL, NULL, 0);
+        rl_api_reply_json(b->req, 200, obj, NULL, NULL, 0);
     }
     free(b);
 }
 
 /* The result object of a store failure under failure_mode closed: what
  * /v1/decide answers with 503, as one item. */
-static json_t *batch_unavailable(const rl_verdict_t *v)
+static json_t *batch_unavailable(const rl_outcome_t *o, const rl_verdict_t *v)
 {
     json_t *obj = json_object();
 
-    json_object_set_new(obj, "allowed", json_false());
-    json_object_set_new(obj, "policy", json_string(v->policy->name));
-    json_object_set_new(obj, "degraded", json_true());
-    json_object_set_new(obj, "degraded_reason",
-                        json_string(v->degraded_reason));
-    json_object_set_new(obj, "status", json_integer(503));
-    json_object_set_new(obj, "error",
-                        json_string("rate-limit store unavailable"));
-    json_object_set_new(obj, "code", json_string("STORE_001"));
+    rl_api_unavailable_fields(obj, v);
+    json_object_set_new(obj, "status", json_integer(o->status));
+    json_object_set_new(obj, "error", json_string(rl_error_message(o->error)));
+    json_object_set_new(obj, "code", json_string(rl_error_code(o->error)));
     return obj;
 }
 
 /* One item's verdict: copied into the results (v and message live only
- * during this call); the last one sends the reply. */
+ * during this call) and access-logged; the last one sends the reply. */
 static void batch_cb(void *arg, rl_decide_status_t status,
                      const rl_verdict_t *v, const char *message)
 {
     batch_item_t *it = arg;
     batch_t *b = it->b;
+    rl_outcome_t o;
 
-    switch (status) {
-    case RL_DECIDE_INVALID:
-        batch_invalid(b, it->index, "VAL_001", message);
+    rl_outcome_of(status, v, &o);
+    switch (o.reply) {
+    case RL_OUTCOME_REPLY_ERROR:
+        batch_invalid(b, it->index, o.error, message);
         break;
-    case RL_DECIDE_BAD_POLICY:
-        batch_invalid(b, it->index, "VAL_002", message);
+    case RL_OUTCOME_REPLY_UNAVAILABLE:
+        json_array_set_new(b->results, it->index, batch_unavailable(&o, v));
         break;
-    case RL_DECIDE_AUTH:
-        batch_invalid(b, it->index, v->error_code, message);
-        break;
-    case RL_DECIDE_UNAVAILABLE:
-        json_array_set_new(b->results, it->index, batch_unavailable(v));
-        break;
-    case RL_DECIDE_OK:
+    case RL_OUTCOME_REPLY_VERDICT:
         json_array_set_new(b->results, it->index, rl_reply_decision(v));
         break;
     }
+    rl_api_access_log(b->w, b->id, &o, v, rl_mono_us() - b->start_us);
     if (--b->pending == 0 && !b->issuing) {
         batch_finish(b);
     }
@@ -128,27 +125,27 @@ static json_t *batch_envelope(rl_http_req_t *req, json_t *root)
     char msg[96];
 
     if (!json_is_object(root)) {
-        rl_server_error(req, 422, "VAL_002",
-                        "request body must be a JSON object");
+        rl_api_error(req, RL_ERR_INVALID_FIELD,
+                     "request body must be a JSON object");
         return NULL;
     }
     items = json_object_get(root, "requests");
     if (items == NULL || json_is_null(items)) {
-        rl_server_error(req, 422, "VAL_001", "requests is required");
+        rl_api_error(req, RL_ERR_MISSING_FIELD, "requests is required");
         return NULL;
     }
     if (!json_is_array(items)) {
-        rl_server_error(req, 422, "VAL_002", "requests must be an array");
+        rl_api_error(req, RL_ERR_INVALID_FIELD, "requests must be an array");
         return NULL;
     }
     if (json_array_size(items) == 0) {
-        rl_server_error(req, 422, "VAL_002", "requests must not be empty");
+        rl_api_error(req, RL_ERR_INVALID_FIELD, "requests must not be empty");
         return NULL;
     }
     if (json_array_size(items) > RL_BATCH_MAX) {
         snprintf(msg, sizeof(msg), "too many requests: %zu (max %d)",
                  json_array_size(items), RL_BATCH_MAX);
-        rl_server_error(req, 400, "VAL_003", msg);
+        rl_api_error(req, RL_ERR_BATCH_TOO_LARGE, msg);
         return NULL;
     }
     return items;
@@ -162,9 +159,10 @@ void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
     batch_t *b = NULL;
     rl_request_t dr;
     rl_request_error_t rerr;
+    rl_outcome_t o;
     size_t i, n;
 
-    root = rl_server_json_body(req);
+    root = rl_api_json_body(req);
     if (root == NULL) {
         return;
     }
@@ -175,11 +173,13 @@ void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
     n = json_array_size(items);
     b = calloc(1, sizeof(*b) + n * sizeof(b->items[0]));
     if (b == NULL) {
-        rl_server_error(req, 500, "INTERNAL", "out of memory");
+        rl_api_error(req, RL_ERR_INTERNAL, NULL);
         goto done;
     }
     b->req = req;
     b->w = w;
+    memcpy(b->id, req->id, sizeof(b->id));
+    b->start_us = req->start_us;
     b->results = json_array();
     b->errors = json_array();
     for (i = 0; i < n; i++) {
@@ -193,8 +193,9 @@ void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
         b->items[i].b = b;
         b->items[i].index = i;
         if (rl_request_from_json(item, &dr, &rerr) != 0) {
-            RL_STAT_INC(&w->stats, decisions_invalid);
-            batch_invalid(b, i, rerr.code, rerr.message);
+            rl_outcome_make(RL_OUTCOME_BAD_REQUEST, NULL, rerr.kind, &o);
+            rl_api_account(w, b->id, &o, NULL, b->start_us);
+            batch_invalid(b, i, rerr.kind, rerr.message);
             b->pending--;
             continue;
         }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "api.h"
 #include "decide.h"
 #include "reply.h"
 #include "request.h"
@@ -11,20 +12,18 @@
 #include "util.h"
 #include "worker.h"
 
-/* Answers /v1/decide from the verdict: 200 with the decision JSON and the
- * rate-limit headers, 422 for an invalid request, 503 when the store is
- * down and the policy fails closed. */
-static void decide_http_done(void *arg, rl_decide_status_t status,
+/* Answers /v1/decide for outcome o: 200 with the decision JSON and the
+ * rate-limit headers, or the outcome's error reply. */
+static void decide_http_done(rl_http_req_t *req, const rl_outcome_t *o,
                              const rl_verdict_t *v, const char *message)
 {
-    rl_http_req_t *req = arg;
     rl_reply_header_t hdrs[RL_REPLY_MAX_HEADERS];
     const char *names[RL_REPLY_MAX_HEADERS], *values[RL_REPLY_MAX_HEADERS];
     char body[4096];
     size_t len;
     int n, i;
 
-    if (rl_server_decide_failed(req, status, v, message)) {
+    if (rl_api_outcome_failed(req, o, v, message)) {
         return;
     }
     n = rl_reply_headers(v, hdrs);
@@ -38,7 +37,7 @@ static void decide_http_done(void *arg, rl_decide_status_t status,
         return;
     }
     /* A policy's deny body too large for the stack buffer. */
-    rl_server_reply_json(req, 200, rl_reply_decision(v), names, values, n);
+    rl_api_reply_json(req, 200, rl_reply_decision(v), names, values, n);
 }
 
 /* Answers, then records the latency and the access log line (the
@@ -52,28 +51,29 @@ static void decide_cb(void *arg, rl_decide_status_t status,
     int64_t start_us = req->start_us;
     int64_t latency_us;
     char id[RL_HTTP_ID_MAX];
+    rl_outcome_t o;
 
     memcpy(id, req->id, sizeof(id));
-    decide_http_done(req, status, v, message);
+    rl_outcome_of(status, v, &o);
+    decide_http_done(req, &o, v, message);
     /* req is gone now; its id was copied. */
     latency_us = rl_mono_us() - start_us;
     rl_hist_observe(&w->stats.hist_decision, latency_us);
-    rl_worker_access_log(w, id, status, v, latency_us);
+    rl_api_access_log(w, id, &o, v, latency_us);
 }
 
 void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
 {
     json_t *root;
     rl_request_t dr;
-    rl_request_error_t rerr;
+    rl_outcome_t o;
+    int64_t start_us = req->start_us;
+    char id[RL_HTTP_ID_MAX];
 
-    root = rl_server_json_body(req);
+    memcpy(id, req->id, sizeof(id));
+    root = rl_api_request_body(req, &dr, &o);
     if (root == NULL) {
-        return;
-    }
-    if (rl_request_from_json(root, &dr, &rerr) != 0) {
-        json_decref(root);
-        rl_server_error(req, 422, rerr.code, rerr.message);
+        rl_api_account(w, id, &o, NULL, start_us);
         return;
     }
     rl_decide(w->conf, w->store, &dr, decide_cb, req);

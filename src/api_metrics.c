@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
+#include "api.h"
 #include "config.h"
 #include "server.h"
 #include "stats.h"
@@ -198,14 +199,14 @@ void rl_api_metrics(rl_worker_t *w, rl_http_req_t *req)
     char *body;
 
     if (out == NULL) {
-        rl_server_error(req, 500, "INTERNAL", "out of memory");
+        rl_api_error(req, RL_ERR_INTERNAL, NULL);
         return;
     }
     metrics_render(out, w);
     len = evbuffer_get_length(out);
     body = (char *)evbuffer_pullup(out, -1);
     if (body == NULL && len > 0) {
-        rl_server_error(req, 500, "INTERNAL", "out of memory");
+        rl_api_error(req, RL_ERR_INTERNAL, NULL);
     } else {
         rl_http_reply(req, 200, NULL, NULL, 0, METRICS_CTYPE, body, len);
     }

@@ -170,17 +170,17 @@ int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
  * ------------------------------------------------------------------- */
 
 /* Fills err; returns -1. */
-static int auth_fail(rl_auth_error_t *err, int status, const char *code,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int auth_fail(rl_auth_error_t *err, rl_error_t kind, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
 
-static int auth_fail(rl_auth_error_t *err, int status, const char *code,
-                     const char *fmt, ...)
+static int auth_fail(rl_auth_error_t *err, rl_error_t kind, const char *fmt,
+                     ...)
 {
     va_list ap;
 
-    err->status = status;
-    err->code = code;
+    err->kind = kind;
+    err->status = rl_error_status(kind);
+    err->code = rl_error_code(kind);
     err->retry_after_s = 0;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
@@ -223,11 +223,11 @@ static int auth_headers(const rl_header_t *h, int n, const char *const *names,
     for (i = 0; i < count; i++) {
         rc = auth_header(h, n, names[i], &values[i], &lens[i]);
         if (rc < 0) {
-            return auth_fail(err, 401, "AUTH_001", "%s appears more than once",
-                             names[i]);
+            return auth_fail(err, RL_ERR_AUTH_INVALID,
+                             "%s appears more than once", names[i]);
         }
         if (rc == 0) {
-            return auth_fail(err, 401, "AUTH_002", "missing header %s",
+            return auth_fail(err, RL_ERR_AUTH_MISSING, "missing header %s",
                              names[i]);
         }
     }
@@ -256,18 +256,19 @@ static int auth_timestamp(const char *name, const char *ts, size_t len,
     size_t i;
 
     if (len > AUTH_TS_DIGITS_MAX) {
-        return auth_fail(err, 401, "AUTH_004", "%s must be unix seconds", name);
+        return auth_fail(err, RL_ERR_AUTH_TIMESTAMP, "%s must be unix seconds",
+                         name);
     }
     for (i = 0; i < len; i++) {
         if (ts[i] < '0' || ts[i] > '9') {
-            return auth_fail(err, 401, "AUTH_004", "%s must be unix seconds",
-                             name);
+            return auth_fail(err, RL_ERR_AUTH_TIMESTAMP,
+                             "%s must be unix seconds", name);
         }
         t = t * 10 + (ts[i] - '0');
     }
     if (t < now_s - skew || t > now_s + skew) {
         return auth_fail(
-            err, 401, "AUTH_004",
+            err, RL_ERR_AUTH_TIMESTAMP,
             "timestamp expired: %s is more than %lld s from the server's clock",
             name, (long long)skew);
     }
@@ -289,7 +290,7 @@ static int auth_check_sig(const rl_principal_t *p, const char *ts,
     ok = rl_consttime_eq(want, RL_AUTH_SIG_LEN, sig, sig_len);
     rl_wipe(want, sizeof(want));
     if (!ok) {
-        return auth_fail(err, 401, "AUTH_001", "invalid signature");
+        return auth_fail(err, RL_ERR_AUTH_INVALID, "invalid signature");
     }
     return 0;
 }
@@ -343,7 +344,7 @@ static int auth_caller_hmac(const rl_conf_auth_t *auth,
     }
     p = rl_auth_find(auth->callers, auth->ncallers, v[0], len[0]);
     if (p == NULL) {
-        return auth_fail(err, 401, "AUTH_005", "caller not found");
+        return auth_fail(err, RL_ERR_AUTH_UNKNOWN, "caller not found");
     }
     if (auth_timestamp("X-Caller-Timestamp", v[1], len[1], now_s,
                        auth->max_clock_skew_s, err) != 0) {
@@ -355,9 +356,38 @@ static int auth_caller_hmac(const rl_conf_auth_t *auth,
         return -1;
     }
     if (p->suspended) {
-        return auth_fail(err, 403, "AUTH_003", "caller suspended");
+        return auth_fail(err, RL_ERR_AUTH_SUSPENDED, "caller suspended");
     }
     *caller = p;
+    return 0;
+}
+
+/* See auth.h: the one "Authorization: Bearer KEY" reader. */
+int rl_auth_bearer_key(const rl_header_t *headers, int nheaders,
+                       char key_hex[65], rl_auth_error_t *err)
+{
+    static const char *const names[] = {"Authorization"};
+    const char *v;
+    size_t len;
+
+    if (auth_headers(headers, nheaders, names, &v, &len, 1, err) != 0) {
+        return -1;
+    }
+    if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0) {
+        return auth_fail(err, RL_ERR_AUTH_MISSING,
+                         "missing header Authorization: Bearer");
+    }
+    v += 7;
+    len -= 7;
+    while (len > 0 && *v == ' ') {
+        v++;
+        len--;
+    }
+    if (len == 0) {
+        return auth_fail(err, RL_ERR_AUTH_MISSING,
+                         "missing header Authorization: Bearer");
+    }
+    auth_sha256_hex(v, len, key_hex);
     return 0;
 }
 
@@ -369,31 +399,13 @@ static int auth_caller_bearer(const rl_conf_auth_t *auth,
                               const rl_principal_t **caller,
                               rl_auth_error_t *err)
 {
-    static const char *const names[] = {"Authorization"};
-    const char *v;
-    size_t len;
     char key_hex[65];
     const rl_principal_t *match = NULL;
     int i;
 
-    if (auth_headers(in->headers, in->nheaders, names, &v, &len, 1, err) != 0) {
+    if (rl_auth_bearer_key(in->headers, in->nheaders, key_hex, err) != 0) {
         return -1;
     }
-    if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0) {
-        return auth_fail(err, 401, "AUTH_002",
-                         "missing header Authorization: Bearer");
-    }
-    v += 7;
-    len -= 7;
-    while (len > 0 && *v == ' ') {
-        v++;
-        len--;
-    }
-    if (len == 0) {
-        return auth_fail(err, 401, "AUTH_002",
-                         "missing header Authorization: Bearer");
-    }
-    auth_sha256_hex(v, len, key_hex);
     for (i = 0; i < auth->ncallers; i++) {
         if (rl_consttime_eq(key_hex, 64, auth->callers[i].key_sha256, 64)) {
             match = &auth->callers[i];
@@ -401,10 +413,10 @@ static int auth_caller_bearer(const rl_conf_auth_t *auth,
     }
     rl_wipe(key_hex, sizeof(key_hex));
     if (match == NULL) {
-        return auth_fail(err, 401, "AUTH_001", "invalid key");
+        return auth_fail(err, RL_ERR_AUTH_INVALID, "invalid key");
     }
     if (match->suspended) {
-        return auth_fail(err, 403, "AUTH_003", "caller suspended");
+        return auth_fail(err, RL_ERR_AUTH_SUSPENDED, "caller suspended");
     }
     *caller = match;
     return 0;
@@ -450,24 +462,24 @@ int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req,
     rc = auth_header(req->headers, req->nheaders, "X-Content-SHA256", &ch,
                      &ch_len);
     if (rc < 0) {
-        return auth_fail(err, 401, "AUTH_001",
+        return auth_fail(err, RL_ERR_AUTH_INVALID,
                          "X-Content-SHA256 appears more than once");
     }
     if (rc > 0) {
         if (ch_len != 64 || !auth_is_hex(ch, ch_len)) {
-            return auth_fail(err, 401, "AUTH_001",
+            return auth_fail(err, RL_ERR_AUTH_INVALID,
                              "X-Content-SHA256 must be 64 hex digits");
         }
         body_hex = ch;
     }
     p = rl_auth_find(conf->tenants, conf->ntenants, v[0], len[0]);
     if (p == NULL) {
-        return auth_fail(err, 401, "AUTH_005", "tenant not found");
+        return auth_fail(err, RL_ERR_AUTH_UNKNOWN, "tenant not found");
     }
     /* The tenant counted must be the tenant that signed. */
     if (req->tenant != NULL && (strlen(req->tenant) != len[0] ||
                                 memcmp(req->tenant, v[0], len[0]) != 0)) {
-        return auth_fail(err, 401, "AUTH_001",
+        return auth_fail(err, RL_ERR_AUTH_INVALID,
                          "tenant does not match X-Tenant-Id");
     }
     if (auth_timestamp("X-Timestamp", v[1], len[1], now_s,
@@ -483,7 +495,7 @@ int rl_auth_tenant(const rl_conf_t *conf, const rl_request_t *req,
         return -1;
     }
     if (p->suspended) {
-        return auth_fail(err, 403, "AUTH_003", "tenant suspended");
+        return auth_fail(err, RL_ERR_AUTH_SUSPENDED, "tenant suspended");
     }
     *tenant = v[0];
     return 0;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include "conf.h"
+#include "errors.h"
 #include "request.h"
 
 /* Authentication: who may ask for decisions (callers) and whose quota a
@@ -24,8 +25,9 @@
 #define RL_AUTH_SIG_LEN 76 /* prefix + 64 hex digits */
 
 typedef struct rl_auth_error {
-    int status;       /* 401, 403, or 429 (throttled) */
-    const char *code; /* "AUTH_001".."AUTH_005", "RATE_001"; static */
+    rl_error_t kind;  /* RL_ERR_AUTH_* (errors.h) */
+    int status;       /* kind's status: 401, 403, or 429 (throttled) */
+    const char *code; /* kind's code: "AUTH_001".."AUTH_005", "RATE_001" */
     char message[160];
     int64_t retry_after_s; /* 429 only */
 } rl_auth_error_t;
@@ -62,6 +64,16 @@ int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
 int rl_auth_caller(const rl_conf_auth_t *auth, const rl_auth_input_t *in,
                    int64_t now_s, const rl_principal_t **caller,
                    rl_auth_error_t *err);
+
+/* Reads the one "Authorization: Bearer KEY" header among headers and
+ * writes the lower-case hex SHA-256 of KEY into key_hex (65 bytes, NUL
+ * terminated; the caller compares it in constant time with
+ * rl_consttime_eq and wipes it). Returns 0, or -1 with err: 401 AUTH_002
+ * when absent, empty or another scheme, 401 AUTH_001 when repeated. The
+ * one bearer check of caller authentication and the admin endpoints.
+ * Pure, any thread. */
+int rl_auth_bearer_key(const rl_header_t *headers, int nheaders,
+                       char key_hex[65], rl_auth_error_t *err);
 
 /* Verifies the end client's tenant signature carried in req's headers
  * (X-Tenant-Id, X-Timestamp, X-Signature, optional X-Content-SHA256) over

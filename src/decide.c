@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "confref.h"
 #include "deny_cache.h"
+#include "outcome.h"
 #include "stats.h"
 #include "util.h"
 
@@ -109,43 +110,17 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
     }
 }
 
-/* Counts a finished decision in the calling worker's stats: per policy
- * and verdict, plus the totals. No-op off a worker thread. */
+/* Counts a finished decision in the calling worker's stats, as its
+ * outcome row says. No-op off a worker thread. */
 static void decide_count(rl_decide_status_t status, const rl_verdict_t *v)
 {
-    rl_stats_t *st = rl_stats_self;
-    rl_stats_verdict_t verdict;
+    rl_outcome_t o;
 
-    if (st == NULL) {
+    if (rl_stats_self == NULL) {
         return;
     }
-    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) {
-        RL_STAT_INC(st, decisions_invalid);
-        return;
-    }
-    if (status == RL_DECIDE_AUTH) {
-        RL_STAT_INC(st, tenant_auth_failures);
-        return;
-    }
-    if (v->policy == NULL) {
-        RL_STAT_INC(st, decisions_unmatched);
-        return;
-    }
-    if (v->degraded) {
-        verdict = RL_VERDICT_error;
-        RL_STAT_INC(st, decisions_degraded);
-        RL_STAT_ADDV(st->degraded[rl_stats_reason(v->degraded_reason)], 1);
-    } else if (v->shadow_would_deny) {
-        verdict = RL_VERDICT_shadow_denied;
-        RL_STAT_INC(st, decisions_shadow_denied);
-    } else if (v->allowed) {
-        verdict = RL_VERDICT_allowed;
-        RL_STAT_INC(st, decisions_allowed);
-    } else {
-        verdict = RL_VERDICT_denied;
-        RL_STAT_INC(st, decisions_denied);
-    }
-    rl_stats_policy_count(st, v->policy->stats_slot, verdict);
+    rl_outcome_of(status, v, &o);
+    rl_outcome_count(rl_stats_self, &o, v);
 }
 
 /* Counts a failed store operation and observes its round trip. */
@@ -277,6 +252,176 @@ static void decide_done(void *arg, const rl_store_result_t *res)
     rl_conf_unpin(conf);
 }
 
+/* No policy matched req: 422 BAD_POLICY when req names one or for a
+ * reset, else an unmatched verdict (allowed, nothing counted in the
+ * store). */
+static void decide_no_policy(const rl_request_t *req, decide_kind_t kind,
+                             rl_decide_cb *cb, void *arg)
+{
+    char msg[192];
+    rl_verdict_t v;
+
+    if (req->policy != NULL || kind == DECIDE_OP_RESET) {
+        if (req->policy != NULL) {
+            snprintf(msg, sizeof(msg),
+                     "policy \"%.64s\" does not exist or does not match "
+                     "the request",
+                     req->policy);
+        } else {
+            snprintf(msg, sizeof(msg), "no policy applies to the request");
+        }
+        if (kind == DECIDE_OP_DECIDE) {
+            decide_count(RL_DECIDE_BAD_POLICY, NULL);
+        }
+        cb(arg, RL_DECIDE_BAD_POLICY, NULL, msg);
+        return;
+    }
+    memset(&v, 0, sizeof(v));
+    v.allowed = 1;
+    v.status = 200;
+    v.now_ms = rl_now_ms();
+    decide_count(RL_DECIDE_OK, &v);
+    cb(arg, RL_DECIDE_OK, &v, NULL);
+}
+
+/* Verifies the end client's tenant signature for policy p before
+ * anything counts; the tenant that signed is the one charged. Returns
+ * the request to decide (req, or *signed_req with the signed tenant), or
+ * NULL after answering RL_DECIDE_AUTH. */
+static const rl_request_t *decide_tenant(const rl_conf_t *conf,
+                                         const rl_policy_t *p,
+                                         const rl_request_t *req,
+                                         rl_request_t *signed_req,
+                                         rl_decide_cb *cb, void *arg)
+{
+    rl_auth_error_t aerr;
+    const char *tenant;
+    rl_verdict_t v;
+
+    if (rl_auth_tenant(conf, req, rl_now_ms() / 1000, &tenant, &aerr) != 0) {
+        memset(&v, 0, sizeof(v));
+        v.policy = p;
+        v.status = aerr.status;
+        v.error = aerr.kind;
+        v.now_ms = rl_now_ms();
+        decide_count(RL_DECIDE_AUTH, &v);
+        cb(arg, RL_DECIDE_AUTH, &v, aerr.message);
+        return NULL;
+    }
+    if (req->tenant == NULL) {
+        *signed_req = *req;
+        signed_req->tenant = tenant;
+        return signed_req;
+    }
+    return req;
+}
+
+/* 1 if req carries policy p's test header with its value. */
+static int decide_test_applies(const rl_policy_t *p, const rl_request_t *req)
+{
+    size_t vlen;
+    const char *val;
+
+    if (p->test == NULL) {
+        return 0;
+    }
+    val = rl_request_header(req, p->test->header, &vlen);
+    return val != NULL && vlen == strlen(p->test->value) &&
+           memcmp(val, p->test->value, vlen) == 0;
+}
+
+/* A decision's deny cache step: answers from the cache and returns 1
+ * when the key (len bytes) is known to be denied; a peek (cost 0) drops
+ * the entry instead, as the store's answer will be newer. */
+static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
+                             const rl_request_t *req, const char *key,
+                             size_t len, int test, int64_t now_us,
+                             rl_decide_cb *cb, void *arg)
+{
+    const rl_deny_entry_t *e;
+    rl_verdict_t v;
+
+    if (rl_deny_cache_self == NULL) {
+        return 0;
+    }
+    if (req->cost <= 0) {
+        rl_deny_cache_drop(rl_deny_cache_self, key, len, test);
+        return 0;
+    }
+    e = rl_deny_cache_get(rl_deny_cache_self, conf->generation, key, len, test,
+                          req->cost, now_us);
+    if (e == NULL) {
+        return 0;
+    }
+    rl_decide_verdict_cached(p, test ? p->test->limits : p->limits, test, e,
+                             now_us, &v);
+    if (rl_stats_self != NULL) {
+        RL_STAT_INC(rl_stats_self, deny_cache_hits);
+    }
+    decide_count(RL_DECIDE_OK, &v);
+    cb(arg, RL_DECIDE_OK, &v, NULL);
+    return 1;
+}
+
+/* No context could be allocated: the policy's failure mode answers, as
+ * for a store failure. */
+static void decide_no_memory(const rl_policy_t *p, int test, decide_kind_t kind,
+                             rl_decide_cb *cb, void *arg)
+{
+    rl_store_result_t res;
+    decide_ctx_t tmp;
+    rl_verdict_t v;
+
+    memset(&res, 0, sizeof(res));
+    res.status = RL_ERR;
+    res.error = "out_of_memory";
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.policy = p;
+    tmp.limits = p->limits;
+    tmp.nlimits = p->nlimits;
+    tmp.test = test;
+    verdict_degraded(&tmp, &res, &v);
+    if (kind == DECIDE_OP_DECIDE) {
+        decide_count(RL_DECIDE_OK, &v);
+    }
+    cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
+}
+
+/* Fills context c for policy p and key (len bytes), pins conf and starts
+ * the store operation; decide_done answers. */
+static void decide_send(const rl_conf_t *conf, rl_store_t *store,
+                        decide_ctx_t *c, const rl_policy_t *p, int test,
+                        const rl_request_t *req, const char *key, size_t len,
+                        int64_t now_us)
+{
+    rl_store_op_t op;
+
+    c->conf = conf;
+    c->policy = p;
+    c->limits = test ? p->test->limits : p->limits;
+    c->nlimits = test ? p->test->nlimits : p->nlimits;
+    c->test = test;
+    c->cost = req->cost;
+    c->sent_us = now_us;
+    c->epoch = rl_deny_cache_epoch();
+    c->keylen = 0;
+    if (len <= sizeof(c->key)) {
+        memcpy(c->key, key, len);
+        c->keylen = len;
+    }
+    op.base_key = key;
+    op.base_len = len;
+    op.limits = c->limits;
+    op.nlimits = c->nlimits;
+    op.cost = req->cost;
+    rl_conf_pin(conf);
+    if (c->kind == DECIDE_OP_RESET) {
+        rl_store_reset(store, &op, decide_done, c);
+    } else {
+        rl_store_decide(store, &op, decide_done, c);
+    }
+}
+
 /* Finds the policy and key of req and, for a decision, answers from the
  * deny cache when it can; otherwise starts the store operation. */
 static void decide_start(const rl_conf_t *conf, rl_store_t *store,
@@ -286,63 +431,24 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
     char key[RL_KEY_MAX];
     char msg[192];
     rl_match_t m;
-    rl_store_op_t op;
     const rl_policy_t *p;
     const char *missing = NULL;
     decide_ctx_t *c;
     rl_request_t signed_req;
-    int len, test = 0;
+    int len, test;
     int64_t now_us;
 
     p = rl_policy_find(conf, req, &m);
     if (p == NULL) {
-        rl_verdict_t v;
-        if (req->policy != NULL || kind == DECIDE_OP_RESET) {
-            if (req->policy != NULL) {
-                snprintf(msg, sizeof(msg),
-                         "policy \"%.64s\" does not exist or does not match "
-                         "the request",
-                         req->policy);
-            } else {
-                snprintf(msg, sizeof(msg), "no policy applies to the request");
-            }
-            if (kind == DECIDE_OP_DECIDE) {
-                decide_count(RL_DECIDE_BAD_POLICY, NULL);
-            }
-            cb(arg, RL_DECIDE_BAD_POLICY, NULL, msg);
-            return;
-        }
-        memset(&v, 0, sizeof(v));
-        v.allowed = 1;
-        v.status = 200;
-        v.now_ms = rl_now_ms();
-        decide_count(RL_DECIDE_OK, &v);
-        cb(arg, RL_DECIDE_OK, &v, NULL);
+        decide_no_policy(req, kind, cb, arg);
         return;
     }
+    /* An admin reset acts for support staff, not the tenant: no
+     * signature there. */
     if (p->verify_tenant && kind == DECIDE_OP_DECIDE) {
-        /* The end client's signature is checked before anything counts,
-         * and the tenant that signed is the one charged. An admin reset
-         * acts for support staff, not the tenant: no signature there. */
-        rl_auth_error_t aerr;
-        const char *tenant;
-
-        if (rl_auth_tenant(conf, req, rl_now_ms() / 1000, &tenant, &aerr) !=
-            0) {
-            rl_verdict_t v;
-            memset(&v, 0, sizeof(v));
-            v.policy = p;
-            v.status = aerr.status;
-            v.error_code = aerr.code;
-            v.now_ms = rl_now_ms();
-            decide_count(RL_DECIDE_AUTH, &v);
-            cb(arg, RL_DECIDE_AUTH, &v, aerr.message);
+        req = decide_tenant(conf, p, req, &signed_req, cb, arg);
+        if (req == NULL) {
             return;
-        }
-        if (req->tenant == NULL) {
-            signed_req = *req;
-            signed_req.tenant = tenant;
-            req = &signed_req;
         }
     }
     len = rl_policy_key(p, conf->store.prefix, req, &m, key, sizeof(key),
@@ -358,83 +464,22 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
         cb(arg, RL_DECIDE_INVALID, NULL, msg);
         return;
     }
-    if (p->test != NULL) {
-        size_t vlen;
-        const char *val = rl_request_header(req, p->test->header, &vlen);
-        test = val != NULL && vlen == strlen(p->test->value) &&
-               memcmp(val, p->test->value, vlen) == 0;
-    }
+    test = decide_test_applies(p, req);
     now_us = rl_mono_us();
-    if (kind == DECIDE_OP_DECIDE && rl_deny_cache_self != NULL) {
-        if (req->cost > 0) {
-            const rl_deny_entry_t *e =
-                rl_deny_cache_get(rl_deny_cache_self, conf->generation, key,
-                                  (size_t)len, test, req->cost, now_us);
-            if (e != NULL) {
-                rl_verdict_t v;
-                rl_decide_verdict_cached(p, test ? p->test->limits : p->limits,
-                                         test, e, now_us, &v);
-                if (rl_stats_self != NULL) {
-                    RL_STAT_INC(rl_stats_self, deny_cache_hits);
-                }
-                decide_count(RL_DECIDE_OK, &v);
-                cb(arg, RL_DECIDE_OK, &v, NULL);
-                return;
-            }
-        } else {
-            /* A peek reads the store: whatever it says is newer. */
-            rl_deny_cache_drop(rl_deny_cache_self, key, (size_t)len, test);
-        }
+    if (kind == DECIDE_OP_DECIDE &&
+        decide_from_cache(conf, p, req, key, (size_t)len, test, now_us, cb,
+                          arg)) {
+        return;
     }
     c = ctx_get();
     if (c == NULL) {
-        rl_store_result_t res;
-        memset(&res, 0, sizeof(res));
-        res.status = RL_ERR;
-        res.error = "out_of_memory";
-        {
-            decide_ctx_t tmp;
-            rl_verdict_t v;
-            memset(&tmp, 0, sizeof(tmp));
-            tmp.policy = p;
-            tmp.limits = p->limits;
-            tmp.nlimits = p->nlimits;
-            tmp.test = test;
-            verdict_degraded(&tmp, &res, &v);
-            if (kind == DECIDE_OP_DECIDE) {
-                decide_count(RL_DECIDE_OK, &v);
-            }
-            cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
-        }
+        decide_no_memory(p, test, kind, cb, arg);
         return;
     }
-    c->conf = conf;
-    c->policy = p;
-    c->limits = test ? p->test->limits : p->limits;
-    c->nlimits = test ? p->test->nlimits : p->nlimits;
-    c->test = test;
     c->kind = kind;
-    c->cost = req->cost;
     c->cb = cb;
     c->arg = arg;
-    c->sent_us = now_us;
-    c->epoch = rl_deny_cache_epoch();
-    c->keylen = 0;
-    if ((size_t)len <= sizeof(c->key)) {
-        memcpy(c->key, key, (size_t)len);
-        c->keylen = (size_t)len;
-    }
-    op.base_key = key;
-    op.base_len = (size_t)len;
-    op.limits = c->limits;
-    op.nlimits = c->nlimits;
-    op.cost = req->cost;
-    rl_conf_pin(conf);
-    if (kind == DECIDE_OP_RESET) {
-        rl_store_reset(store, &op, decide_done, c);
-    } else {
-        rl_store_decide(store, &op, decide_done, c);
-    }
+    decide_send(conf, store, c, p, test, req, key, (size_t)len, now_us);
 }
 
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,

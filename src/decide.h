@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include "conf.h"
+#include "errors.h"
 #include "policy.h"
 #include "request.h"
 #include "store.h"
@@ -29,8 +30,8 @@ typedef struct rl_verdict {
     int cached;                  /* answered by the local deny cache */
     int status; /* HTTP status a gateway should answer: 200, deny_status, or
                  * 503; for RL_DECIDE_AUTH, 401 or 403 */
-    const char
-        *error_code; /* RL_DECIDE_AUTH only: "AUTH_001".."AUTH_005" (static) */
+    rl_error_t error; /* RL_DECIDE_AUTH only: the tenant check's RL_ERR_AUTH_*
+                       * kind (errors.h) */
 } rl_verdict_t;
 
 typedef enum {
@@ -39,14 +40,14 @@ typedef enum {
     RL_DECIDE_BAD_POLICY,  /* "policy" names none that fits: 422 VAL_002 */
     RL_DECIDE_UNAVAILABLE, /* store failed and failure_mode is closed: 503 */
     RL_DECIDE_AUTH /* the policy verifies tenants and the signature failed:
-                    * answer v->status (401/403) with v->error_code; nothing
+                    * answer v->status (401/403) with v->error; nothing
                     * was counted */
 } rl_decide_status_t;
 
 /* v and message are valid only during the callback. message is set for
  * RL_DECIDE_INVALID and RL_DECIDE_BAD_POLICY ("tenant is required for policy
  * \"x\""). For RL_DECIDE_UNAVAILABLE v is also set (allowed 0, degraded 1). For
- * RL_DECIDE_AUTH both are: v->policy, v->status, v->error_code and the
+ * RL_DECIDE_AUTH both are: v->policy, v->status, v->error and the
  * message ("invalid signature"). */
 typedef void rl_decide_cb(void *arg, rl_decide_status_t status,
                           const rl_verdict_t *v, const char *message);

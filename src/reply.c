@@ -371,8 +371,9 @@ json_t *rl_reply_deny_body(const rl_verdict_t *v)
     if (v->policy != NULL && v->policy->deny_body != NULL) {
         body = json_deep_copy(v->policy->deny_body);
     } else {
-        body = json_pack("{s:s, s:s}", "error", "rate limit exceeded", "code",
-                         "RATE_001");
+        body = json_pack("{s:s, s:s}", "error",
+                         rl_error_message(RL_ERR_RATE_LIMITED), "code",
+                         rl_error_code(RL_ERR_RATE_LIMITED));
     }
     if (body == NULL) {
         return NULL;
@@ -583,7 +584,11 @@ static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
     size_t n;
 
     if (v->policy == NULL || v->policy->deny_body == NULL) {
-        JW_LIT(w, "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}");
+        JW_LIT(w, "{\"error\":");
+        jw_str(w, rl_error_message(RL_ERR_RATE_LIMITED));
+        JW_LIT(w, ",\"code\":");
+        jw_str(w, rl_error_code(RL_ERR_RATE_LIMITED));
+        JW_LIT(w, "}");
         return;
     }
     body = rl_reply_deny_body(v);

@@ -7,20 +7,22 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "errors.h"
 
 #define RL_COST_MAX 1000000000LL
 
-/* Fills err with code and a printf-style message; returns -1. */
-static int request_fail(rl_request_error_t *err, const char *code,
+/* Fills err with kind (and its code) and a printf-style message; returns -1. */
+static int request_fail(rl_request_error_t *err, rl_error_t kind,
                         const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int request_fail(rl_request_error_t *err, const char *code,
+static int request_fail(rl_request_error_t *err, rl_error_t kind,
                         const char *fmt, ...)
 {
     va_list ap;
 
-    err->code = code;
+    err->kind = kind;
+    err->code = rl_error_code(kind);
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
@@ -44,12 +46,14 @@ static int request_string(json_t *v, const char *name, const char **out,
         return 0;
     }
     if (!json_is_string(v)) {
-        return request_fail(err, "VAL_002", "%s must be a string", name);
+        return request_fail(err, RL_ERR_INVALID_FIELD, "%s must be a string",
+                            name);
     }
     s = json_string_value(v);
     n = json_string_length(v);
     if (strlen(s) != n) {
-        return request_fail(err, "VAL_002", "%s contains a NUL byte", name);
+        return request_fail(err, RL_ERR_INVALID_FIELD, "%s contains a NUL byte",
+                            name);
     }
     *out = s;
     if (len != NULL) {
@@ -82,11 +86,12 @@ static int request_headers(json_t *v, rl_request_t *req,
         return 0;
     }
     if (!json_is_object(v)) {
-        return request_fail(err, "VAL_002", "headers must be an object");
+        return request_fail(err, RL_ERR_INVALID_FIELD,
+                            "headers must be an object");
     }
     if (json_object_size(v) > RL_MAX_REQ_HEADERS) {
-        return request_fail(err, "VAL_002", "headers: too many (max %d)",
-                            RL_MAX_REQ_HEADERS);
+        return request_fail(err, RL_ERR_INVALID_FIELD,
+                            "headers: too many (max %d)", RL_MAX_REQ_HEADERS);
     }
     json_object_foreach(v, name, val)
     {
@@ -97,7 +102,8 @@ static int request_headers(json_t *v, rl_request_t *req,
             return -1;
         }
         if (h->value == NULL) {
-            return request_fail(err, "VAL_002", "%s must be a string", field);
+            return request_fail(err, RL_ERR_INVALID_FIELD,
+                                "%s must be a string", field);
         }
         h->name = name;
         h->name_len = strlen(name);
@@ -168,22 +174,24 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
     memset(req, 0, sizeof(*req));
     req->method = "GET";
     req->cost = 1;
+    err->kind = RL_ERR_NONE;
     err->code = NULL;
     err->message[0] = '\0';
     if (!json_is_object(obj)) {
-        return request_fail(err, "VAL_002",
+        return request_fail(err, RL_ERR_INVALID_FIELD,
                             "request body must be a JSON object");
     }
 
     v = json_object_get(obj, "path");
     if (v == NULL || json_is_null(v)) {
-        return request_fail(err, "VAL_001", "path is required");
+        return request_fail(err, RL_ERR_MISSING_FIELD, "path is required");
     }
     if (request_string(v, "path", &req->path, &req->path_len, err) != 0) {
         return -1;
     }
     if (req->path_len == 0 || req->path[0] != '/') {
-        return request_fail(err, "VAL_002", "path must start with \"/\"");
+        return request_fail(err, RL_ERR_INVALID_FIELD,
+                            "path must start with \"/\"");
     }
     req->target = req->path;
     req->target_len = req->path_len;
@@ -192,8 +200,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
         req->path_len = (size_t)(q - req->path);
     }
     if (rl_request_path_safe(req->path, req->path_len) != 0) {
-        return request_fail(err, "VAL_002",
-                            "path must not contain \".\" or \"..\" segments");
+        return request_fail(err, RL_ERR_BAD_PATH, "%s",
+                            rl_error_message(RL_ERR_BAD_PATH));
     }
 
     v = json_object_get(obj, "method");
@@ -202,7 +210,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
             return -1;
         }
         if (req->method[0] == '\0') {
-            return request_fail(err, "VAL_002", "method must not be empty");
+            return request_fail(err, RL_ERR_INVALID_FIELD,
+                                "method must not be empty");
         }
     }
 
@@ -224,7 +233,7 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
             json_integer_value(v) > RL_COST_MAX) {
-            return request_fail(err, "VAL_002",
+            return request_fail(err, RL_ERR_INVALID_FIELD,
                                 "cost must be an integer from 0 to %lld",
                                 RL_COST_MAX);
         }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "errors.h"
 
 /* A decision request, whatever front end it came from (JSON body of
  * /v1/decide, an item of /v1/decide/batch, the headers of /v1/authorize).
@@ -35,10 +36,12 @@ typedef struct rl_request {
     int64_t cost; /* >= 0, default 1; 0 = peek */
 } rl_request_t;
 
-/* Validation failure of a request: code is "VAL_001" (missing field,
- * HTTP 422) or "VAL_002" (bad type or value, HTTP 422); message names the
- * field, e.g. "path is required", "cost must be a non-negative integer". */
+/* Validation failure of a request: kind is RL_ERR_MISSING_FIELD,
+ * RL_ERR_INVALID_FIELD or RL_ERR_BAD_PATH (errors.h), code its code
+ * (static); message names the field, e.g. "path is required", "cost must
+ * be a non-negative integer". */
 typedef struct rl_request_error {
+    rl_error_t kind;
     const char *code;
     char message[160];
 } rl_request_error_t;

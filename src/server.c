@@ -1,5 +1,6 @@
-/* The HTTP front end: the route table, content checks, the error shape,
- * health and readiness. Each API lives in its own api_*.c. */
+/* The HTTP router: the route table, the method, auth and content checks,
+ * health and readiness. Each API lives in its own api_*.c; every reply
+ * is built through api.h. */
 #include "server.h"
 
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <jansson.h>
+#include "api.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -44,106 +46,6 @@ static const struct route {
 };
 
 /* ---------------------------------------------------------------------
- * Replies
- * ------------------------------------------------------------------- */
-
-void rl_server_reply_json(rl_http_req_t *req, int status, json_t *obj,
-                          const char *const *names, const char *const *values,
-                          int n)
-{
-    char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    if (body == NULL) {
-        static const char oom[] =
-            "{\"error\":\"out of memory\",\"code\":\"INTERNAL\"}";
-        rl_http_reply(req, 500, NULL, NULL, 0, NULL, oom, sizeof(oom) - 1);
-        return;
-    }
-    rl_http_reply(req, status, names, values, n, NULL, body, strlen(body));
-    free(body);
-}
-
-/* message as a JSON string. A message quoting the client's bytes (a
- * parser's "near '...'") may not be valid UTF-8, which JSON cannot carry:
- * then its non-ASCII bytes become '?'. */
-static json_t *error_message(const char *message)
-{
-    json_t *s = json_string(message);
-    char safe[512];
-    size_t i;
-
-    if (s != NULL) {
-        return s;
-    }
-    for (i = 0; message[i] != '\0' && i + 1 < sizeof(safe); i++) {
-        safe[i] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
-    }
-    safe[i] = '\0';
-    return json_string(safe);
-}
-
-json_t *rl_server_json_body(rl_http_req_t *req)
-{
-    json_error_t jerr;
-    json_t *root;
-    char msg[256];
-
-    root = json_loadb(req->body, req->body_len,
-                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
-                      &jerr);
-    if (root == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
-        rl_server_error(req, 400, "VAL_002", msg);
-    }
-    return root;
-}
-
-int rl_server_decide_failed(rl_http_req_t *req, rl_decide_status_t status,
-                            const rl_verdict_t *v, const char *message)
-{
-    json_t *obj;
-
-    switch (status) {
-    case RL_DECIDE_INVALID:
-        rl_server_error(req, 422, "VAL_001", message);
-        return 1;
-    case RL_DECIDE_BAD_POLICY:
-        rl_server_error(req, 422, "VAL_002", message);
-        return 1;
-    case RL_DECIDE_AUTH:
-        /* The end client's tenant signature failed: nothing was counted. */
-        rl_server_error(req, v->status, v->error_code, message);
-        return 1;
-    case RL_DECIDE_UNAVAILABLE:
-        obj = json_object();
-        json_object_set_new(obj, "error",
-                            json_string("rate-limit store unavailable"));
-        json_object_set_new(obj, "code", json_string("STORE_001"));
-        json_object_set_new(obj, "trace_id", json_string(req->id));
-        json_object_set_new(obj, "allowed", json_false());
-        json_object_set_new(obj, "policy", json_string(v->policy->name));
-        json_object_set_new(obj, "degraded", json_true());
-        json_object_set_new(obj, "degraded_reason",
-                            json_string(v->degraded_reason));
-        rl_server_reply_json(req, 503, obj, NULL, NULL, 0);
-        return 1;
-    case RL_DECIDE_OK: break;
-    }
-    return 0;
-}
-
-void rl_server_error(rl_http_req_t *req, int status, const char *code,
-                     const char *message)
-{
-    json_t *obj = json_object();
-    json_object_set_new(obj, "error", error_message(message));
-    json_object_set_new(obj, "code", json_string(code));
-    json_object_set_new(obj, "trace_id", json_string(req->id));
-    rl_server_reply_json(req, status, obj, NULL, NULL, 0);
-}
-
-/* ---------------------------------------------------------------------
  * Health and readiness
  * ------------------------------------------------------------------- */
 
@@ -177,7 +79,7 @@ static void handle_ready(rl_worker_t *w, rl_http_req_t *req)
         rl_store_nodes(w->store, ready_add_node, nodes);
         json_object_set_new(obj, "nodes", nodes);
     }
-    rl_server_reply_json(req, up ? 200 : 503, obj, NULL, NULL, 0);
+    rl_api_reply_json(req, up ? 200 : 503, obj, NULL, NULL, 0);
 }
 
 /* ---------------------------------------------------------------------
@@ -221,19 +123,17 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
         }
     }
     if (found == NULL) {
-        rl_server_error(req, 404, "NOT_FOUND", "no such endpoint");
+        rl_api_error(req, RL_ERR_NOT_FOUND, NULL);
         return;
     }
     if (found->method != NULL && strcmp(req->method, found->method) != 0) {
         static const char *const names[] = {"Allow"};
         const char *values[] = {found->method};
-        json_t *obj = json_object();
         char msg[96];
-        snprintf(msg, sizeof(msg), "method not allowed: use %s", found->method);
-        json_object_set_new(obj, "error", json_string(msg));
-        json_object_set_new(obj, "code", json_string("METHOD_NOT_ALLOWED"));
-        json_object_set_new(obj, "trace_id", json_string(req->id));
-        rl_server_reply_json(req, 405, obj, names, values, 1);
+        snprintf(msg, sizeof(msg), "%s: use %s",
+                 rl_error_message(RL_ERR_METHOD_NOT_ALLOWED), found->method);
+        rl_api_error_headers(req, RL_ERR_METHOD_NOT_ALLOWED, msg, names, values,
+                             1);
         return;
     }
     if (!rl_server_caller_ok(w, req, found->auth)) {
@@ -241,8 +141,7 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
     }
     if ((found->flags & ROUTE_JSON) &&
         !content_type_is_json(rl_http_header(req, "content-type", NULL))) {
-        rl_server_error(req, 415, "UNSUPPORTED_MEDIA_TYPE",
-                        "Content-Type must be application/json");
+        rl_api_error(req, RL_ERR_UNSUPPORTED_MEDIA_TYPE, NULL);
         return;
     }
     found->fn(w, req);

@@ -1,8 +1,11 @@
 /* Caller authentication at the HTTP front end: which routes need it, the
  * per-address refusal after repeated failures, and the 401/403/429
- * replies. The checks themselves are in auth.c. Worker thread only. */
+ * replies (through api.h). The checks themselves are in auth.c. Called
+ * by the router (server.c) only; calls nothing of it. Worker thread
+ * only. */
 #include <stdio.h>
 #include <string.h>
+#include "api.h"
 #include "auth.h"
 #include "log.h"
 #include "server.h"
@@ -28,14 +31,10 @@ static int path_protected(const rl_conf_auth_t *a, const rl_http_req_t *req)
 static void auth_reply(rl_http_req_t *req, const rl_conf_auth_t *a,
                        const rl_auth_error_t *err)
 {
-    json_t *obj = json_object();
     const char *names[1], *values[1];
     char retry[24];
     int n = 0;
 
-    json_object_set_new(obj, "error", json_string(err->message));
-    json_object_set_new(obj, "code", json_string(err->code));
-    json_object_set_new(obj, "trace_id", json_string(req->id));
     if (err->status == 429) {
         snprintf(retry, sizeof(retry), "%lld", (long long)err->retry_after_s);
         names[0] = "Retry-After";
@@ -46,7 +45,7 @@ static void auth_reply(rl_http_req_t *req, const rl_conf_auth_t *a,
         values[0] = "Bearer realm=\"ratelimitd\"";
         n = 1;
     }
-    rl_server_reply_json(req, err->status, obj, names, values, n);
+    rl_api_error_headers(req, err->kind, err->message, names, values, n);
 }
 
 int rl_server_caller_ok(rl_worker_t *w, rl_http_req_t *req, int route_auth)
@@ -65,10 +64,11 @@ int rl_server_caller_ok(rl_worker_t *w, rl_http_req_t *req, int route_auth)
     /* An address that keeps failing is refused before any check: guessing
      * a secret goes no faster than max_failures per failure_window. */
     if (rl_auth_throttled(a, peer, now_ms, &err.retry_after_s)) {
-        err.status = 429;
-        err.code = "RATE_001";
-        snprintf(err.message, sizeof(err.message),
-                 "too many failed authentications from this address");
+        err.kind = RL_ERR_AUTH_THROTTLED;
+        err.status = rl_error_status(err.kind);
+        err.code = rl_error_code(err.kind);
+        snprintf(err.message, sizeof(err.message), "%s",
+                 rl_error_message(err.kind));
         RL_STAT_INC(&w->stats, auth_failures);
         auth_reply(req, a, &err);
         return 0;

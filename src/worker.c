@@ -162,34 +162,14 @@ void rl_worker_send_conf(rl_worker_t *w, rl_confref_t *ref)
     } while (n < 0 && errno == EINTR);
 }
 
-/* Verdict name of a finished decision, for the access log. */
-static const char *worker_verdict_name(rl_decide_status_t status,
-                                       const rl_verdict_t *v)
-{
-    if (status == RL_DECIDE_INVALID || status == RL_DECIDE_BAD_POLICY) {
-        return "invalid";
-    }
-    if (v->policy == NULL) {
-        return "unmatched";
-    }
-    if (v->degraded) {
-        return "error";
-    }
-    if (v->shadow_would_deny) {
-        return "shadow_denied";
-    }
-    return v->allowed ? "allowed" : "denied";
-}
-
-void rl_worker_access_log(rl_worker_t *w, const char *id,
-                          rl_decide_status_t status, const rl_verdict_t *v,
-                          int64_t latency_us)
+void rl_worker_access_log(rl_worker_t *w, const char *id, const char *policy,
+                          const char *verdict, int status, int64_t latency_us,
+                          int cached)
 {
     double sample = w->conf->ops.access_log_sample;
     char line[768];
     size_t n;
     uint64_t x;
-    int http_status;
 
     if (sample <= 0.0 || w->app->access_log == NULL) {
         return;
@@ -204,15 +184,8 @@ void rl_worker_access_log(rl_worker_t *w, const char *id,
             return;
         }
     }
-    /* The status the gateway is told to answer (429 for a denial). */
-    http_status = status == RL_DECIDE_OK            ? v->status
-                  : status == RL_DECIDE_UNAVAILABLE ? 503
-                                                    : 422;
-    n = rl_access_log_format(line, sizeof(line), rl_now_ms(), id,
-                             v != NULL && v->policy != NULL ? v->policy->name
-                                                            : NULL,
-                             worker_verdict_name(status, v), http_status,
-                             latency_us, v != NULL && v->cached);
+    n = rl_access_log_format(line, sizeof(line), rl_now_ms(), id, policy,
+                             verdict, status, latency_us, cached);
     if (n == 0 || rl_access_log_push(w->app->access_log, w->id, line, n) != 0) {
         RL_STAT_INC(&w->stats, access_log_dropped);
     }

@@ -89,9 +89,11 @@ int rl_app_store_up(const rl_app_t *app);
 void rl_worker_send_conf(rl_worker_t *w, rl_confref_t *ref);
 
 /* Writes one sampled access log line for a finished decision (the
- * worker's own thread). id is the request id. */
-void rl_worker_access_log(rl_worker_t *w, const char *id,
-                          rl_decide_status_t status, const rl_verdict_t *v,
-                          int64_t latency_us);
+ * worker's own thread): request id, policy name (NULL: none), verdict
+ * word and the status the client got, as the outcome table says
+ * (api.c's rl_api_access_log). */
+void rl_worker_access_log(rl_worker_t *w, const char *id, const char *policy,
+                          const char *verdict, int status, int64_t latency_us,
+                          int cached);
 
 #endif
