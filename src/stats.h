@@ -18,8 +18,9 @@
  * The rl_stats_t and rl_stats_proc_t fields, the scrape's sums and the
  * exposition (api_metrics.c) are all expanded from this list, and
  * docs/operations.md's table is checked against it (test_docs.py). A
- * new worker counter is one VALUE row plus its RL_STAT_INC. Rows are in
- * scrape order. */
+ * new worker counter is one VALUE row plus its RL_STAT_INC; a new process
+ * value (P shapes) is one row plus the line in api_metrics.c's
+ * metrics_collect that reads it. Rows are in scrape order. */
 #define RL_STATS_METRICS(X)                                                    \
     X(gauge, PINFO, version, "ratelimitd_build_info",                          \
       "version of the running binary")                                         \
@@ -141,8 +142,9 @@ typedef enum {
 #undef RL_STATS_RESULT_ENUM
         RL_NRESULTS
 } rl_stats_result_t;
+/* clang-format on */
 
-/* The shapes of RL_STATS_METRICS, for the exporter's table. */
+/* The shapes of RL_STATS_METRICS (see there), for the exporter's table. */
 typedef enum {
     RL_METRIC_VALUE,
     RL_METRIC_REASON,
@@ -153,7 +155,6 @@ typedef enum {
     RL_METRIC_PINFO,
     RL_METRIC_PRESULT
 } rl_metric_shape_t;
-/* clang-format on */
 
 /* Histogram buckets (upper bounds, microseconds); the last bucket is
  * +Inf. Buckets are not cumulative here; the scrape adds them up. */
