@@ -2,6 +2,7 @@
  * Prometheus text exposition format (version 0.0.4). The workers never
  * lock or share a cache line for this: each writes its own rl_stats_t,
  * and this reads them all with relaxed loads. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,49 +15,55 @@
 
 #define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* Plain counters: stats field, metric name, help. */
-#define METRICS_COUNTERS(X)                                                    \
-    X(http_requests, "ratelimitd_http_requests_total",                         \
-      "HTTP requests answered")                                                \
-    X(decisions_unmatched, "ratelimitd_decisions_unmatched_total",             \
-      "decision requests that no policy matched (allowed, nothing counted)")   \
-    X(decisions_invalid, "ratelimitd_decisions_invalid_total",                 \
-      "decision requests rejected as invalid (422)")                           \
-    X(store_reconnects, "ratelimitd_store_reconnects_total",                   \
-      "store connections re-established after a loss")                         \
-    X(store_redirections, "ratelimitd_store_redirections_total",               \
-      "Redis Cluster redirections (MOVED, ASK) followed")                      \
-    X(deny_cache_hits, "ratelimitd_deny_cache_hits_total",                     \
-      "denials answered by the local deny cache without a store round trip")   \
-    X(admin_resets, "ratelimitd_admin_resets_total",                           \
-      "keys cleared by POST /v1/admin/reset")                                  \
-    X(access_log_dropped, "ratelimitd_access_log_dropped_total",               \
-      "access log lines dropped because the log buffer was full")
+/* Where each shape's value lives: an offset into the summed rl_stats_t
+ * or into the rl_stats_proc_t snapshot (POLICY reads the slots by name). */
+#define METRICS_OFF_VALUE(f) offsetof(rl_stats_t, f)
+#define METRICS_OFF_REASON(f) offsetof(rl_stats_t, f)
+#define METRICS_OFF_POLICY(f) offsetof(rl_stats_t, f)
+#define METRICS_OFF_HIST(f) offsetof(rl_stats_t, hist_##f)
+#define METRICS_OFF_PVALUE(f) offsetof(rl_stats_proc_t, f)
+#define METRICS_OFF_PTIME(f) offsetof(rl_stats_proc_t, f)
+#define METRICS_OFF_PINFO(f) offsetof(rl_stats_proc_t, f)
+#define METRICS_OFF_PRESULT(f) offsetof(rl_stats_proc_t, f)
 
-/* Gauges: stats field, metric name, help. */
-#define METRICS_GAUGES(X)                                                      \
-    X(inflight, "ratelimitd_inflight_requests", "requests being handled now")  \
-    X(connections, "ratelimitd_open_connections", "open client connections")   \
-    X(deny_cache_entries, "ratelimitd_deny_cache_entries",                     \
-      "keys held by the local deny caches of all workers")
+/* One row of RL_STATS_METRICS, as data. */
+typedef struct metrics_row {
+    rl_metric_shape_t shape;
+    const char *type;
+    const char *field; /* also the label of a PINFO row */
+    const char *name;
+    const char *help;
+    size_t off;
+} metrics_row_t;
 
-/* Writes a HELP and a TYPE line. */
-static void metrics_head(struct evbuffer *out, const char *name,
-                         const char *type, const char *help)
+static const metrics_row_t metrics_rows[] = {
+#define METRICS_ROW(type, shape, field, name, help)                            \
+    {RL_METRIC_##shape, #type, #field, name, help, METRICS_OFF_##shape(field)},
+    RL_STATS_METRICS(METRICS_ROW)
+#undef METRICS_ROW
+};
+
+/* Writes n series of one family labelled label="names(i)". */
+static void metrics_labelled(struct evbuffer *out, const char *name,
+                             const char *label, const char *(*names)(int),
+                             const uint64_t *v, int n)
 {
-    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-                        type);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        evbuffer_add_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, names(i),
+                            (unsigned long long)v[i]);
+    }
 }
 
-/* Writes one histogram family from a summed rl_hist_t (cumulative
+/* Writes one histogram's series from a summed rl_hist_t (cumulative
  * buckets, seconds). */
 static void metrics_hist(struct evbuffer *out, const char *name,
-                         const char *help, const rl_hist_t *h)
+                         const rl_hist_t *h)
 {
     uint64_t cum = 0;
     int i;
 
-    metrics_head(out, name, "histogram", help);
     for (i = 0; i < RL_HIST_NBOUNDS; i++) {
         cum += h->bucket[i];
         evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
@@ -73,15 +80,12 @@ static void metrics_hist(struct evbuffer *out, const char *name,
 
 /* Per-policy verdict counters, for the policies of the serving worker's
  * conf (a policy that a reload removed stops being reported). */
-static void metrics_policies(struct evbuffer *out, const rl_worker_t *w)
+static void metrics_policies(struct evbuffer *out, const char *name,
+                             const rl_worker_t *w)
 {
     const rl_app_t *app = w->app;
     int p, k, v;
 
-    metrics_head(
-        out, "ratelimitd_decisions_total", "counter",
-        "decisions by policy and verdict (error: the store failed and the "
-        "failure_mode decided)");
     for (p = 0; p < w->conf->npolicies; p++) {
         const rl_policy_t *pol = &w->conf->policies[p];
         uint64_t sum[RL_NVERDICTS] = {0};
@@ -94,102 +98,89 @@ static void metrics_policies(struct evbuffer *out, const rl_worker_t *w)
             }
         }
         for (v = 0; v < RL_NVERDICTS; v++) {
-            evbuffer_add_printf(out,
-                                "ratelimitd_decisions_total{policy=\"%s\","
-                                "verdict=\"%s\"} %llu\n",
-                                pol->name, rl_stats_verdict_name(v),
+            evbuffer_add_printf(out, "%s{policy=\"%s\",verdict=\"%s\"} %llu\n",
+                                name, pol->name, rl_stats_verdict_name(v),
                                 (unsigned long long)sum[v]);
         }
     }
 }
 
-/* Writes every series into out. */
-static void metrics_render(struct evbuffer *out, rl_worker_t *w)
+/* Fills sum with every worker's counters, and proc with the process's
+ * values, as of now (serving worker's thread). */
+static void metrics_collect(rl_worker_t *w, rl_stats_t *sum,
+                            rl_stats_proc_t *proc)
 {
     const rl_app_t *app = w->app;
-    rl_stats_t sum;
     int i;
 
-    memset(&sum, 0, sizeof(sum));
+    memset(sum, 0, sizeof(*sum));
     for (i = 0; i < app->nworkers; i++) {
-        rl_stats_add(&sum, &app->workers[i].stats);
+        rl_stats_add(sum, &app->workers[i].stats);
     }
     /* This worker's own gauges live, not as of its last tick. */
-    sum.inflight +=
+    sum->inflight +=
         (uint64_t)rl_http_server_inflight(w->http) - w->stats.inflight;
-    sum.connections +=
+    sum->connections +=
         (uint64_t)rl_http_server_connections(w->http) - w->stats.connections;
 
-    metrics_head(out, "ratelimitd_build_info", "gauge",
-                 "version of the running binary");
-    evbuffer_add_printf(out, "ratelimitd_build_info{version=\"%s\"} 1\n",
-                        PACKAGE_VERSION);
-    metrics_head(out, "ratelimitd_start_time_seconds", "gauge",
-                 "unix time the process started");
-    evbuffer_add_printf(out, "ratelimitd_start_time_seconds %.3f\n",
-                        (double)app->started_ms / 1e3);
-    metrics_head(out, "ratelimitd_workers", "gauge", "worker threads");
-    evbuffer_add_printf(out, "ratelimitd_workers %d\n", app->nworkers);
+    proc->version = PACKAGE_VERSION;
+    proc->started_ms = app->started_ms;
+    proc->workers = (uint64_t)app->nworkers;
+    proc->reloads[RL_RESULT_ok] =
+        __atomic_load_n(&app->reloads_ok, __ATOMIC_RELAXED);
+    proc->reloads[RL_RESULT_failed] =
+        __atomic_load_n(&app->reloads_failed, __ATOMIC_RELAXED);
+    proc->hash = w->conf->hash;
+    proc->generation = w->conf->generation;
+    proc->loaded_ms = __atomic_load_n(&app->reload_ms, __ATOMIC_RELAXED);
+}
 
-    metrics_policies(out, w);
-#define METRICS_COUNTER(field, name, help)                                     \
-    metrics_head(out, name, "counter", help);                                  \
-    evbuffer_add_printf(out, name " %llu\n", (unsigned long long)sum.field);
-    METRICS_COUNTERS(METRICS_COUNTER)
-#undef METRICS_COUNTER
-#define METRICS_GAUGE(field, name, help)                                       \
-    metrics_head(out, name, "gauge", help);                                    \
-    evbuffer_add_printf(out, name " %llu\n", (unsigned long long)sum.field);
-    METRICS_GAUGES(METRICS_GAUGE)
-#undef METRICS_GAUGE
+/* Writes every row of RL_STATS_METRICS into out: HELP, TYPE, series. */
+static void metrics_render(struct evbuffer *out, rl_worker_t *w)
+{
+    rl_stats_t sum;
+    rl_stats_proc_t proc;
+    size_t i;
 
-    metrics_head(out, "ratelimitd_degraded_decisions_total", "counter",
-                 "decisions made by the policy's failure_mode because the "
-                 "store failed, by reason");
-    for (i = 0; i < RL_NREASONS; i++) {
-        evbuffer_add_printf(
-            out, "ratelimitd_degraded_decisions_total{reason=\"%s\"} %llu\n",
-            rl_stats_reason_name(i), (unsigned long long)sum.degraded[i]);
+    metrics_collect(w, &sum, &proc);
+    for (i = 0; i < sizeof(metrics_rows) / sizeof(metrics_rows[0]); i++) {
+        const metrics_row_t *m = &metrics_rows[i];
+        const char *s = (const char *)&sum + m->off;
+        const char *p = (const char *)&proc + m->off;
+
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m->name,
+                            m->help, m->name, m->type);
+        switch (m->shape) {
+        case RL_METRIC_VALUE:
+            evbuffer_add_printf(out, "%s %llu\n", m->name,
+                                (unsigned long long)*(const uint64_t *)s);
+            break;
+        case RL_METRIC_REASON:
+            metrics_labelled(out, m->name, "reason", rl_stats_reason_name,
+                             (const uint64_t *)s, RL_NREASONS);
+            break;
+        case RL_METRIC_POLICY: metrics_policies(out, m->name, w); break;
+        case RL_METRIC_HIST:
+            metrics_hist(out, m->name, (const rl_hist_t *)s);
+            break;
+        case RL_METRIC_PVALUE:
+            evbuffer_add_printf(out, "%s %llu\n", m->name,
+                                (unsigned long long)*(const uint64_t *)p);
+            break;
+        case RL_METRIC_PTIME:
+            evbuffer_add_printf(out, "%s %.3f\n", m->name,
+                                (double)*(const int64_t *)p / 1e3);
+            break;
+        case RL_METRIC_PINFO:
+            evbuffer_add_printf(out, "%s{%s=\"%s\"} 1\n", m->name, m->field,
+                                *(const char *const *)p);
+            break;
+        case RL_METRIC_PRESULT:
+            metrics_labelled(out, m->name, "result", rl_stats_result_name,
+                             (const uint64_t *)p, RL_NRESULTS);
+            break;
+        }
     }
-    metrics_head(out, "ratelimitd_store_errors_total", "counter",
-                 "store operations that failed, by reason");
-    for (i = 0; i < RL_NREASONS; i++) {
-        evbuffer_add_printf(
-            out, "ratelimitd_store_errors_total{reason=\"%s\"} %llu\n",
-            rl_stats_reason_name(i), (unsigned long long)sum.store_error[i]);
-    }
-
-    metrics_head(out, "ratelimitd_config_reloads_total", "counter",
-                 "configuration reloads (SIGHUP) by result; a failed one "
-                 "leaves the running "
-                 "configuration in force");
-    evbuffer_add_printf(out,
-                        "ratelimitd_config_reloads_total{result=\"ok\"} %llu\n",
-                        (unsigned long long)__atomic_load_n(&app->reloads_ok,
-                                                            __ATOMIC_RELAXED));
-    evbuffer_add_printf(
-        out, "ratelimitd_config_reloads_total{result=\"failed\"} %llu\n",
-        (unsigned long long)__atomic_load_n(&app->reloads_failed,
-                                            __ATOMIC_RELAXED));
-    metrics_head(out, "ratelimitd_config_info", "gauge",
-                 "the configuration in force: first 16 hex digits of the "
-                 "file's SHA-256");
-    evbuffer_add_printf(out, "ratelimitd_config_info{hash=\"%s\"} 1\n",
-                        w->conf->hash);
-    metrics_head(out, "ratelimitd_config_generation", "gauge",
-                 "1 for the start-up configuration, +1 per successful reload");
-    evbuffer_add_printf(out, "ratelimitd_config_generation %llu\n",
-                        (unsigned long long)w->conf->generation);
-    metrics_head(out, "ratelimitd_config_load_time_seconds", "gauge",
-                 "unix time the configuration in force was loaded");
-    evbuffer_add_printf(
-        out, "ratelimitd_config_load_time_seconds %.3f\n",
-        (double)__atomic_load_n(&app->reload_ms, __ATOMIC_RELAXED) / 1e3);
-
-#define METRICS_HIST(field, name, help)                                        \
-    metrics_hist(out, name, help, &sum.hist_##field);
-    RL_STATS_HISTOGRAMS(METRICS_HIST)
-#undef METRICS_HIST
 }
 
 void rl_api_metrics(rl_worker_t *w, rl_http_req_t *req)

@@ -24,6 +24,12 @@ static const char *const verdict_names[] = {
 #undef RL_STATS_VERDICT_NAME
 };
 
+static const char *const result_names[] = {
+#define RL_STATS_RESULT_NAME(name) #name,
+    RL_STATS_RESULTS(RL_STATS_RESULT_NAME)
+#undef RL_STATS_RESULT_NAME
+};
+
 /* Policy names by slot, in chunks that never move once published. Only
  * the main thread writes; scrapes read names below the published count. */
 static char **name_chunks[RL_STATS_POLICY_CHUNKS];
@@ -41,25 +47,31 @@ static void hist_add(rl_hist_t *dst, const rl_hist_t *src)
     dst->sum_us += __atomic_load_n(&src->sum_us, __ATOMIC_RELAXED);
 }
 
-void rl_stats_add(rl_stats_t *dst, const rl_stats_t *src)
+/* Adds n counters into dst with relaxed loads. */
+static void sum_u64(uint64_t *dst, const uint64_t *src, int n)
 {
     int i;
 
-#define RL_STATS_SUM(name, help)                                               \
-    dst->name += __atomic_load_n(&src->name, __ATOMIC_RELAXED);
-    RL_STATS_COUNTERS(RL_STATS_SUM)
-    RL_STATS_GAUGES(RL_STATS_SUM)
-#undef RL_STATS_SUM
-    for (i = 0; i < RL_NREASONS; i++) {
-        dst->degraded[i] +=
-            __atomic_load_n(&src->degraded[i], __ATOMIC_RELAXED);
-        dst->store_error[i] +=
-            __atomic_load_n(&src->store_error[i], __ATOMIC_RELAXED);
+    for (i = 0; i < n; i++) {
+        dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     }
-#define RL_STATS_HIST_SUM(name, metric, help)                                  \
-    hist_add(&dst->hist_##name, &src->hist_##name);
-    RL_STATS_HISTOGRAMS(RL_STATS_HIST_SUM)
-#undef RL_STATS_HIST_SUM
+}
+
+/* What rl_stats_add does for each shape's field. */
+#define STATS_SUM_VALUE(f) sum_u64(&dst->f, &src->f, 1);
+#define STATS_SUM_REASON(f) sum_u64(dst->f, src->f, RL_NREASONS);
+#define STATS_SUM_HIST(f) hist_add(&dst->hist_##f, &src->hist_##f);
+#define STATS_SUM_POLICY(f)
+#define STATS_SUM_PVALUE(f)
+#define STATS_SUM_PTIME(f)
+#define STATS_SUM_PINFO(f)
+#define STATS_SUM_PRESULT(f)
+
+void rl_stats_add(rl_stats_t *dst, const rl_stats_t *src)
+{
+#define STATS_SUM(type, shape, field, name, help) STATS_SUM_##shape(field)
+    RL_STATS_METRICS(STATS_SUM)
+#undef STATS_SUM
 }
 
 void rl_hist_observe(rl_hist_t *h, int64_t us)
@@ -98,6 +110,12 @@ const char *rl_stats_verdict_name(int verdict)
 {
     return verdict >= 0 && verdict < RL_NVERDICTS ? verdict_names[verdict]
                                                   : "error";
+}
+
+const char *rl_stats_result_name(int result)
+{
+    return result >= 0 && result < RL_NRESULTS ? result_names[result]
+                                               : "failed";
 }
 
 void rl_stats_policy_count(rl_stats_t *st, int slot, rl_stats_verdict_t verdict)

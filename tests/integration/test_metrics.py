@@ -2,9 +2,12 @@
 after traffic whose counts are known."""
 
 import hashlib
+import json
+import re
 
-from harness import (SLOW, check, config, eq, limit, metric, policy, scrape, service,
-                     wait_until)
+from harness import (SLOW, Client, check, config, eq, limit, metric, policy, scrape, service,
+                     sha256_hex, tenant_headers, wait_until)
+from test_docs import declared_metrics, declared_reasons
 
 
 def _cfg():
@@ -117,3 +120,78 @@ def test_metrics_memory_store_and_counters_survive_scrapes():
         eq(metric(b, "ratelimitd_http_requests_total"),
            metric(a, "ratelimitd_http_requests_total") + 1, "the scrape is an HTTP request")
         eq(metric(b, "ratelimitd_store_errors_total", reason="timeout"), 0, "store errors")
+
+
+BEARER = "metrics-caller-key-0123456789"
+TENANT_SECRET = "metrics-tenant-secret-01234"
+
+
+def _post_decide(svc, fields, headers):
+    c = Client(svc.port)
+    try:
+        return c.request("POST", "/v1/decide", body=json.dumps(fields).encode(),
+                         headers=dict({"Content-Type": "application/json"}, **headers))
+    finally:
+        c.close()
+
+
+def test_every_declared_metric_is_exported():
+    """Every row of RL_STATS_METRICS in src/stats.h (parsed from the header)
+    is in a scrape with its declared HELP text, TYPE and label names, every
+    reason, verdict and reload result has its series, and the scrape has no
+    family the header does not declare. The counters that were once
+    declared but never exported count what they say: a wrong caller key
+    and a forged tenant signature are one each."""
+    signed = dict(policy("signed", "/v1/events", [limit(5, "1m")], key=["tenant"],
+                         method="POST"), verify_tenant="hmac")
+    cfg = config(signed, policy("counted", "/api/*", [limit(1, "1h", "fixed_window")],
+                                key=["tenant"]),
+                 tenants=[{"id": "acme", "secret": TENANT_SECRET}], workers=2,
+                 auth={"mode": "bearer", "max_failures": 1000,
+                       "callers": [{"id": "gw", "key_sha256": sha256_hex(BEARER)}]})
+    good = {"Authorization": "Bearer " + BEARER}
+    with service(cfg, "memory") as svc:
+        for allowed in (True, False):
+            r = _post_decide(svc, {"path": "/api/x", "tenant": "t"}, good)
+            eq((r.status, r.json["allowed"]), (200, allowed), "verdict (%r)" % r.body[:200])
+        r = _post_decide(svc, {"path": "/api/x", "tenant": "t"},
+                         {"Authorization": "Bearer wrong"})
+        eq(r.status, 401, "wrong caller key")
+        forged = tenant_headers("acme", "not-the-secret", "POST", "/v1/events")
+        r = _post_decide(svc, {"method": "POST", "path": "/v1/events", "headers": forged}, good)
+        eq(r.status, 401, "forged tenant signature (%r)" % r.body[:200])
+
+        text = svc.d.request("GET", "/metrics").body.decode()
+        samples = scrape(svc.d)
+        helps = dict(re.findall(r"^# HELP (\S+) (.*)$", text, re.M))
+        types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+        declared = declared_metrics()
+        for m in declared:
+            name = m["name"]
+            eq(helps.get(name), m["help"], "HELP of %s" % name)
+            eq(types.get(name), m["type"], "TYPE of %s" % name)
+            series = name + "_bucket" if m["type"] == "histogram" else name
+            check(samples.get(series), "no series of %s in the scrape" % name)
+            for labels in samples[series]:
+                eq(tuple(sorted(k for k, _ in labels)), tuple(sorted(m["labels"])),
+                   "label names of %s" % name)
+        eq(sorted(types), sorted(m["name"] for m in declared),
+           "families in the scrape = RL_STATS_METRICS rows")
+
+        reasons = {dict(k)["reason"] for k in samples["ratelimitd_store_errors_total"]}
+        eq(sorted(reasons), sorted(declared_reasons()), "every store-error reason")
+        reasons = {dict(k)["reason"] for k in samples["ratelimitd_degraded_decisions_total"]}
+        eq(sorted(reasons), sorted(declared_reasons()), "every degraded reason")
+        results = {dict(k)["result"] for k in samples["ratelimitd_config_reloads_total"]}
+        eq(sorted(results), ["failed", "ok"], "reload results")
+        verdicts = {dict(k)["verdict"] for k in samples["ratelimitd_decisions_total"]
+                    if dict(k)["policy"] == "counted"}
+        eq(sorted(verdicts), ["allowed", "denied", "error", "shadow_denied"], "verdicts")
+
+        eq(metric(samples, "ratelimitd_auth_failures_total"), 1, "caller auth failures")
+        eq(metric(samples, "ratelimitd_tenant_auth_failures_total"), 1, "tenant auth failures")
+        eq(metric(samples, "ratelimitd_decisions_allowed_total"), 1, "allowed, all policies")
+        eq(metric(samples, "ratelimitd_decisions_denied_total"), 1, "denied, all policies")
+        eq(metric(samples, "ratelimitd_decisions_shadow_denied_total"), 0, "shadow denied")
+        eq(metric(samples, "ratelimitd_decisions_degraded_total"), 0, "degraded")
+        eq(metric(samples, "ratelimitd_store_failures_total"), 0, "store failures")
