@@ -30,7 +30,7 @@ declare -A SOURCES=(
     [request]="src/request.c src/policy.c src/conf.c src/auth.c src/redis_tls.c src/log.c src/util.c"
     [conf]="src/conf.c src/policy.c src/request.c src/redis_tls.c src/log.c src/util.c"
     [pattern]="src/policy.c src/request.c src/conf.c src/redis_tls.c src/log.c src/util.c"
-    [http_head]="src/http.c src/bev_write.c src/log.c src/util.c"
+    [http_head]="src/http_parse.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
