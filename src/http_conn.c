@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include "loop.h"
 #include "util.h"
 
 /* Input waiting behind a request being handled, and replies the client
@@ -83,12 +84,8 @@ void rl_http_conn_free(rl_http_conn_t *c)
         c->next->prev = c->prev;
     }
     s->nconns--;
-    if (c->timer != NULL) {
-        event_free(c->timer);
-    }
-    if (c->rev != NULL) {
-        event_free(c->rev);
-    }
+    rl_loop_event_free(c->timer);
+    rl_loop_event_free(c->rev);
     if (c->bev != NULL) {
         bufferevent_free(c->bev);
     }
@@ -632,17 +629,13 @@ static int conn_open(rl_http_conn_t *c, evutil_socket_t fd)
     if (c->bev != NULL && c->timer != NULL && (c->tls || c->rev != NULL)) {
         return 0;
     }
-    if (c->rev != NULL) {
-        event_free(c->rev);
-    }
+    rl_loop_event_free(c->rev);
     if (c->bev != NULL) {
         bufferevent_free(c->bev);
     } else {
         evutil_closesocket(fd);
     }
-    if (c->timer != NULL) {
-        event_free(c->timer);
-    }
+    rl_loop_event_free(c->timer);
     return -1;
 }
 
