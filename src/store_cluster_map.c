@@ -333,6 +333,7 @@ static int cl_add_seeds(store_cluster_t *cl)
     return RL_OK;
 }
 
+/* The map's events and the seed nodes (see store_cluster_int.h). */
 int rl_store_cluster_map_init(store_cluster_t *cl)
 {
     const rl_conf_store_t *conf = cl->conf;

@@ -152,6 +152,8 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
 /* Batches                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Takes a batch from the free list (or allocates one). NULL if out of
+ * memory. */
 static store_batch_t *store_batch_get(store_redis_t *st)
 {
     store_batch_t *b = st->free_batches;
@@ -171,6 +173,7 @@ static store_batch_t *store_batch_get(store_redis_t *st)
     return b;
 }
 
+/* Frees b and its argv arrays. */
 static void store_batch_free(store_batch_t *b)
 {
     free(b->argv);
@@ -345,6 +348,7 @@ static void store_flush(store_redis_t *st)
                           store_batch_reply, b);
 }
 
+/* The flush event: sends the batch opened in this loop pass. */
 static void store_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
