@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include "http.h"
 
-/* The HTTP/1.1 parser of the server in http.c: pure code, no I/O and no
+/* The HTTP/1.1 parser of the server in http*.c: pure code, no I/O and no
  * libevent. Bytes go in; a parsed request head, or a decoded chunked
  * body, comes out, or the HTTP status (with a static message) to refuse
  * the request with. The connection (http_conn.c) feeds it what it read.
