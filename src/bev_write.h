@@ -4,8 +4,8 @@
 #include <event2/bufferevent.h>
 
 /* Writing a plain socket bufferevent's output at once, from the caller,
- * instead of registering EV_WRITE and waiting a loop pass for it: http.c
- * answers requests and redis_conn.c flushes pipelines this way. The
+ * instead of registering EV_WRITE and waiting a loop pass for it: http_reply.c
+ * answers requests and redis_pipe.c flushes pipelines this way. The
  * bufferevent keeps EV_WRITE disabled except while bytes are left. */
 
 /* Writes what bev's output holds to its socket. Returns 0 when all of it

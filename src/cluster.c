@@ -206,6 +206,14 @@ rl_cluster_redir_t rl_cluster_parse_redirect(const char *err, size_t len,
     return RL_CLUSTER_REDIR_NONE;
 }
 
+/* 1 if r is an array of at least min elements whose first two are of
+ * types t0 and t1 (a CLUSTER SLOTS range or node entry). */
+static int cluster_reply_shape(const redisReply *r, size_t min, int t0, int t1)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements >= min &&
+           r->element[0]->type == t0 && r->element[1]->type == t1;
+}
+
 /* Reads one node entry [host, port, id?, ...] into a. Returns 0, 1 if
  * its host is not a numeric address, or -1 if the entry is malformed. */
 static int cluster_slots_node(const redisReply *n, const char *asked_host,
@@ -216,9 +224,7 @@ static int cluster_slots_node(const redisReply *n, const char *asked_host,
     size_t hlen;
     int plen;
 
-    if (n->type != REDIS_REPLY_ARRAY || n->elements < 2 ||
-        n->element[0]->type != REDIS_REPLY_STRING ||
-        n->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (!cluster_reply_shape(n, 2, REDIS_REPLY_STRING, REDIS_REPLY_INTEGER)) {
         return -1;
     }
     host = n->element[0]->str;
@@ -255,9 +261,8 @@ int rl_cluster_slots_walk(const redisReply *r, const char *asked_host,
         long long start;
         long long end;
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER) {
+        if (!cluster_reply_shape(e, 3, REDIS_REPLY_INTEGER,
+                                 REDIS_REPLY_INTEGER)) {
             return -1;
         }
         start = e->element[0]->integer;

@@ -84,18 +84,7 @@ void *rl_http_req_arg(const rl_http_req_t *req);
 /* The address of the client that sent req (AF_INET or AF_INET6). */
 const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req);
 
-/* Parses a request head in place: head is writable, head_len bytes long
- * and ends in CRLFCRLF (a NUL at head[head_len] is not required). On
- * entry r is zeroed, *content_length is -1 and *chunked 0. Fills r's
- * method, target, path, headers, keep_alive and id (an acceptable
- * X-Request-Id), *content_length and *chunked. Returns 0, or the HTTP
- * status to refuse the request with (400, 431, 501) and *msg. Rejects
- * what request smuggling is made of: Content-Length with
- * Transfer-Encoding, conflicting Content-Lengths, repeated
- * Transfer-Encoding, obsolete line folding, spaces before a colon, control
- * bytes. Pure; any thread. */
-int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
-                       int64_t *content_length, int *chunked, const char **msg);
+/* The request parser (rl_http_parse_head) is in http_parse.h. */
 
 /* Header lookup on a request, case-insensitive; NULL if absent. */
 const char *rl_http_header(const rl_http_req_t *req, const char *name,

@@ -22,10 +22,10 @@
 #include "lua_scripts.h"
 #include "redis_cmd.h"
 #include "redis_conn.h"
-#include "redis_tls.h"
+#include "store_common.h"
+#include "loop.h"
 #include "util.h"
 
-#define STORE_WARN_INTERVAL_US 1000000
 #define STORE_BATCH_MAX 64
 #define STORE_BATCH_FREE_MAX 8 /* idle batches kept for reuse */
 
@@ -61,31 +61,17 @@ struct store_redis {
     rl_store_t pub;
     rl_redis_conn_t *conn;
     char name[RL_CLUSTER_NAME_MAX]; /* "host:port", for /ready */
-    char sha[41];
+    rl_store_common_t sc;           /* the script's SHA, warnings */
     store_op_t *free_ops;
     store_batch_t *open; /* decisions started in this loop pass */
     store_batch_t *free_batches;
     int nfree_batches;
     struct event *flush; /* sends the open batch, end of the pass */
-    int64_t last_warn_us;
 };
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-/* Logs a warning at most once per second per store (so per worker). */
-static void store_warn(store_redis_t *st, const char *what, const char *detail)
-{
-    int64_t now = rl_mono_us();
-
-    if (st->last_warn_us != 0 &&
-        now - st->last_warn_us < STORE_WARN_INTERVAL_US) {
-        return;
-    }
-    st->last_warn_us = now;
-    rl_log_kv(RL_LOG_WARN, what, "detail", detail, (const char *)NULL);
-}
 
 /* Takes a context from the free list (or allocates one). NULL if out of
  * memory. */
@@ -119,40 +105,6 @@ static void store_op_put(store_redis_t *st, store_op_t *o)
 /* Replies                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Error text per command kind, for an error reply that is not NOSCRIPT. */
-static const struct {
-    const char *log;
-    const char *error;
-} store_error_replies[] = {
-    [RL_REDIS_CMD_DECIDE] = {"redis decision script failed", "script_error"},
-    [RL_REDIS_CMD_RESET] = {"redis reset failed", "redis_error"},
-};
-
-/* SCRIPT LOAD reply: only checked and logged, nothing waits for it. */
-static void store_script_loaded(void *arg, redisReply *reply, const char *err)
-{
-    store_redis_t *st = arg;
-
-    if (reply == NULL) {
-        return; /* the EVALSHA that follows reports the failure */
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        store_warn(st, "redis SCRIPT LOAD failed", reply->str);
-    } else if (reply->type != REDIS_REPLY_STRING || reply->len != 40 ||
-               memcmp(reply->str, st->sha, 40) != 0) {
-        store_warn(st, "redis SCRIPT LOAD returned an unexpected SHA", st->sha);
-    }
-}
-
-/* Sends SCRIPT LOAD of the decision script, fire and forget. */
-static void store_load_script(store_redis_t *st)
-{
-    const char *argv[3] = {"SCRIPT", "LOAD", RL_LUA_DECIDE};
-    size_t argvlen[3] = {6, 4, strlen(RL_LUA_DECIDE)};
-
-    rl_redis_conn_command(st->conn, 3, argv, argvlen, store_script_loaded, st);
-}
-
 /* Reply to an op's command: NOSCRIPT reloads and retries once (SCRIPT
  * LOAD and EVALSHA pipelined back to back), anything else ends the op.
  * The context goes back to the free list before the caller's callback
@@ -175,14 +127,14 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
         if (o->cmd.kind == RL_REDIS_CMD_DECIDE && !o->retried &&
             strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             o->retried = 1;
-            store_load_script(st);
+            rl_store_common_load_script(&st->sc, st->conn);
             rl_redis_conn_command(st->conn, o->cmd.argc, o->cmd.argv,
                                   o->cmd.argvlen, store_op_reply, o);
             return;
         }
-        store_warn(st, store_error_replies[o->cmd.kind].log, reply->str);
+        error = rl_store_common_error_reply(&st->sc, o->cmd.kind, reply->str);
         store_op_put(st, o);
-        rl_store_fail(cb, cb_arg, store_error_replies[o->cmd.kind].error);
+        rl_store_fail(cb, cb_arg, error);
         return;
     }
     memset(&res, 0, sizeof(res));
@@ -200,6 +152,8 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
 /* Batches                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Takes a batch from the free list (or allocates one). NULL if out of
+ * memory. */
 static store_batch_t *store_batch_get(store_redis_t *st)
 {
     store_batch_t *b = st->free_batches;
@@ -219,6 +173,7 @@ static store_batch_t *store_batch_get(store_redis_t *st)
     return b;
 }
 
+/* Frees b and its argv arrays. */
 static void store_batch_free(store_batch_t *b)
 {
     free(b->argv);
@@ -259,9 +214,8 @@ static void store_batch_finish(store_batch_t *b, const redisReply *reply,
         memset(&res, 0, sizeof(res));
         if (e == NULL && reply->element[i]->type == REDIS_REPLY_ERROR) {
             /* That decision alone failed (decide.lua checks each one). */
-            store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log,
-                       reply->element[i]->str);
-            e = store_error_replies[RL_REDIS_CMD_DECIDE].error;
+            e = rl_store_common_error_reply(&st->sc, RL_REDIS_CMD_DECIDE,
+                                            reply->element[i]->str);
         } else if (e == NULL) {
             e = rl_redis_cmd_parse(&o->cmd, reply->element[i], &res);
         }
@@ -290,15 +244,14 @@ static void store_batch_reply(void *arg, redisReply *reply, const char *err)
     if (reply->type == REDIS_REPLY_ERROR) {
         if (!b->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             b->retried = 1;
-            store_load_script(st);
+            rl_store_common_load_script(&st->sc, st->conn);
             rl_redis_conn_command(st->conn, b->argc, b->argv, b->argvlen,
                                   store_batch_reply, b);
             return;
         }
-        store_warn(st, store_error_replies[RL_REDIS_CMD_DECIDE].log,
-                   reply->str);
         store_batch_finish(b, NULL,
-                           store_error_replies[RL_REDIS_CMD_DECIDE].error);
+                           rl_store_common_error_reply(
+                               &st->sc, RL_REDIS_CMD_DECIDE, reply->str));
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY ||
@@ -341,7 +294,7 @@ static int store_batch_build(store_redis_t *st, store_batch_t *b)
     b->argc = 0;
     b->argv[b->argc] = "EVALSHA";
     b->argvlen[b->argc++] = 7;
-    b->argv[b->argc] = st->sha;
+    b->argv[b->argc] = st->sc.sha;
     b->argvlen[b->argc++] = 40;
     b->argv[b->argc] = b->numkeys;
     b->argvlen[b->argc++] =
@@ -395,6 +348,7 @@ static void store_flush(store_redis_t *st)
                           store_batch_reply, b);
 }
 
+/* The flush event: sends the batch opened in this loop pass. */
 static void store_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -427,21 +381,17 @@ static void store_redis_start(rl_store_t *s, const rl_store_op_t *op,
                               void *arg)
 {
     store_redis_t *st = s->impl;
-    const char *bad = rl_redis_cmd_check(op);
-    store_op_t *o;
+    store_op_t *o = store_op_get(st);
+    const char *bad;
 
-    if (bad != NULL) {
-        rl_store_fail(cb, arg, bad);
-        return;
-    }
-    o = store_op_get(st);
     if (o == NULL) {
         rl_store_fail(cb, arg, "out_of_memory");
         return;
     }
-    if (rl_redis_cmd_build(&o->cmd, st->sha, op, kind) != RL_OK) {
+    bad = rl_store_common_build(&st->sc, &o->cmd, op, kind);
+    if (bad != NULL) {
         store_op_put(st, o);
-        rl_store_fail(cb, arg, "out_of_memory");
+        rl_store_fail(cb, arg, bad);
         return;
     }
     o->cb = cb;
@@ -493,9 +443,7 @@ static void store_redis_free(rl_store_t *s)
         st->open = NULL;
         store_batch_finish(b, NULL, "disconnected");
     }
-    if (st->flush != NULL) {
-        event_free(st->flush);
-    }
+    rl_loop_event_free(st->flush);
     rl_redis_conn_free(st->conn);
     while (st->free_batches != NULL) {
         store_batch_t *b = st->free_batches;
@@ -531,7 +479,9 @@ static const rl_store_ops_t store_redis_ops = {
  * flushed Redis rarely answers NOSCRIPT at all. */
 static void store_redis_on_connect(void *arg, rl_redis_conn_t *c)
 {
-    store_load_script(arg);
+    store_redis_t *st = arg;
+
+    rl_store_common_load_script(&st->sc, c);
 }
 
 /* The SHA1 of the decision script, lower-case hex. */
@@ -559,38 +509,24 @@ rl_store_t *rl_store_redis_new(struct event_base *base,
     store_redis_t *st = calloc(1, sizeof(*st));
     rl_redis_conn_opts_t opts;
     SSL_CTX *tls_ctx = NULL;
-    char err[256];
-    const char *field;
 
     if (st == NULL) {
         return NULL;
     }
     st->pub.ops = &store_redis_ops;
     st->pub.impl = st;
-    rl_store_redis_script_sha(st->sha);
+    rl_store_common_init(&st->sc);
     if (strchr(conf->host, ':') != NULL) {
         snprintf(st->name, sizeof(st->name), "[%s]:%d", conf->host, conf->port);
     } else {
         snprintf(st->name, sizeof(st->name), "%s:%d", conf->host, conf->port);
     }
-    if (conf->tls != NULL &&
-        (tls_ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err))) ==
-            NULL) {
-        rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
-                  field != NULL ? field : "tls", "error", err,
-                  (const char *)NULL);
+    if (rl_store_common_tls(conf, &tls_ctx) != RL_OK) {
         free(st);
         return NULL;
     }
-    memset(&opts, 0, sizeof(opts));
-    opts.host = conf->host;
-    opts.port = conf->port;
-    opts.timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 50;
-    opts.username = conf->username;
-    opts.password = conf->password;
+    rl_store_common_conn_opts(conf, conf->host, conf->port, tls_ctx, &opts);
     opts.db = conf->db;
-    opts.tls_ctx = tls_ctx;
-    opts.tls_server_name = conf->tls != NULL ? conf->tls->server_name : NULL;
     opts.on_connect = store_redis_on_connect;
     opts.hook_arg = st;
     st->conn = rl_redis_conn_new(base, &opts);
@@ -600,9 +536,7 @@ rl_store_t *rl_store_redis_new(struct event_base *base,
         if (st->conn != NULL) {
             rl_redis_conn_free(st->conn);
         }
-        if (st->flush != NULL) {
-            event_free(st->flush);
-        }
+        rl_loop_event_free(st->flush);
         free(st);
         return NULL;
     }

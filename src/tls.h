@@ -7,7 +7,7 @@
 
 /* The listener's TLS context, built once at start-up from "tls" and then
  * shared read-only by every worker (each connection gets its own SSL
- * object from it in http.c). Main thread only. */
+ * object from it in http_conn.c). Main thread only. */
 
 /* Loads tls->cert_file (a PEM chain, leaf first) and tls->key_file,
  * checks that they belong together, and sets the minimum protocol

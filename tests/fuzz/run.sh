@@ -23,14 +23,15 @@ for arg in "$@"; do
     *) TARGETS+=("$arg") ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked)
 
 # The sources each target links, besides its own fuzz_NAME.c.
 declare -A SOURCES=(
     [request]="src/request.c src/policy.c src/conf.c src/auth.c src/redis_tls.c src/log.c src/util.c"
     [conf]="src/conf.c src/policy.c src/request.c src/redis_tls.c src/log.c src/util.c"
     [pattern]="src/policy.c src/request.c src/conf.c src/redis_tls.c src/log.c src/util.c"
-    [http_head]="src/http.c src/bev_write.c src/log.c src/util.c"
+    [http_head]="src/http_parse.c"
+    [http_chunked]="src/http_parse.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer

@@ -1,0 +1,78 @@
+#ifndef RL_HTTP_PARSE_H
+#define RL_HTTP_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "http.h"
+
+/* The HTTP/1.1 parser of the server in http*.c: pure code, no I/O and no
+ * libevent. Bytes go in; a parsed request head, or a decoded chunked
+ * body, comes out, or the HTTP status (with a static message) to refuse
+ * the request with. The connection (http_conn.c) feeds it what it read.
+ * Any thread; each state belongs to one caller. */
+
+/* Parses a request head in place: head is writable, head_len bytes long
+ * and ends in CRLFCRLF (a NUL at head[head_len] is not required). On
+ * entry r is zeroed, *content_length is -1 and *chunked 0. Fills r's
+ * method, target, path, headers, keep_alive and id (an acceptable
+ * X-Request-Id), *content_length and *chunked; r's strings point into
+ * head. Returns 0, or the HTTP status to refuse the request with (400,
+ * 431, 501) and *msg. Rejects what request smuggling is made of:
+ * Content-Length with Transfer-Encoding, conflicting Content-Lengths,
+ * repeated Transfer-Encoding, obsolete line folding, spaces before a
+ * colon, control bytes. */
+int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
+                       int64_t *content_length, int *chunked, const char **msg);
+
+/* A request body being collected: data (malloc'ed, owned by whoever holds
+ * the struct) holds len bytes of cap. */
+typedef struct rl_http_body {
+    char *data;
+    size_t len;
+    size_t cap;
+} rl_http_body_t;
+
+/* Grows b to at least need bytes: exactly, so ten thousand kept-alive
+ * connections hold only their last small body. RL_OK, or RL_ERR when
+ * memory runs out (b unchanged). */
+int rl_http_parse_body_reserve(rl_http_body_t *b, size_t need);
+
+/* Where the chunked decoder is: in a chunk-size line, in a chunk's data,
+ * in the CRLF after it, or in the trailers after the last chunk. */
+typedef enum {
+    RL_HTTP_CHUNK_SIZE = 0,
+    RL_HTTP_CHUNK_DATA,
+    RL_HTTP_CHUNK_DATA_END,
+    RL_HTTP_CHUNK_TRAILER
+} rl_http_chunk_state_t;
+
+#define RL_HTTP_CHUNK_LINE_MAX 64 /* a chunk-size line is shorter */
+
+/* The chunked decoder's state between calls; zeroed (with
+ * rl_http_parse_chunked_init) for each request. */
+typedef struct rl_http_chunked {
+    rl_http_chunk_state_t state;
+    char line[RL_HTTP_CHUNK_LINE_MAX]; /* the size line, as far as kept */
+    size_t line_len;                   /* bytes of the current line so far */
+    int line_cr;                       /* its last byte was CR */
+    uint64_t left;                     /* DATA: bytes of the chunk to come */
+    char crlf[2];                      /* DATA_END: the bytes after it */
+    int ncrlf;
+} rl_http_chunked_t;
+
+/* Starts decoding a new chunked body. */
+void rl_http_parse_chunked_init(rl_http_chunked_t *st);
+
+/* Decodes the len bytes at in (the next input of the body), appending
+ * the data of each chunk to body, which grows by doubling from 1 KB. The
+ * body may hold max_body bytes at most, trailers lines max_trailer each.
+ * `last` is set when in ends the input that has arrived: a line still
+ * open there that is already too long is refused then. Returns 0 when
+ * it needs more, 1 when the body is complete (*used: the bytes of in
+ * that belong to it; the rest is the next request), or an HTTP status
+ * (400, 413, 431, 503) with *msg. */
+int rl_http_parse_chunked(rl_http_chunked_t *st, const char *in, size_t len,
+                          int last, rl_http_body_t *body, int64_t max_body,
+                          int64_t max_trailer, size_t *used, const char **msg);
+
+#endif

@@ -1,0 +1,18 @@
+#ifndef RL_LOOP_H
+#define RL_LOOP_H
+
+#include <stdint.h>
+#include <event2/event.h>
+
+/* Small helpers for libevent events, shared by the modules that keep
+ * deadlines on the monotonic clock (redis_conn, store_cluster). The
+ * caller's thread owns the event. */
+
+/* Arms ev to fire at the monotonic time when_us (rl_mono_us); at once if
+ * that has passed. */
+void rl_loop_timer_at(struct event *ev, int64_t when_us);
+
+/* event_free for an event that may be NULL (never created). */
+void rl_loop_event_free(struct event *ev);
+
+#endif
