@@ -8,11 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include "errors.h"
 #include "log.h"
 
-#define RL_STR_(x) #x
-#define RL_STR(x) RL_STR_(x)
-#define RL_BUSY_LEN 62
 #define RL_HTTP_STOP_GRACE_MS 250
 
 /* The handler arg of the server that received req. */
@@ -41,24 +39,33 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     if (s->nconns >= s->limits.max_connections || s->draining) {
         /* Refuse rather than queue without bound. Best effort: the socket
          * is fresh, so this small write does not block in practice. */
-#define RL_BUSY_BODY                                                           \
-    "{\"error\":\"too many connections\",\"code\":\"BUSY\",\"trace_id\":null}"
-        static const char busy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-            "application/json\r\n"
-            "Connection: close\r\nContent-Length: " RL_STR(
-                RL_BUSY_LEN) "\r\n\r\n" RL_BUSY_BODY;
         /* On a TLS listener plain text would only garble the handshake:
          * the connection is just closed. */
         if (s->tls == NULL) {
-            ssize_t w =
-                send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t w = send(fd, s->busy, (size_t)s->busy_len,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
         }
         evutil_closesocket(fd);
         return;
     }
     (void)rl_http_conn_new(s, fd, sa, salen);
+}
+
+/* Builds the reply a refused connection gets (its body in the error
+ * shape, trace_id null: no request was read) into s->busy. */
+static void busy_reply_build(rl_http_server_t *s)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":null}",
+                     rl_error_message(RL_ERR_BUSY), rl_error_code(RL_ERR_BUSY));
+
+    s->busy_len = snprintf(s->busy, sizeof(s->busy),
+                           "HTTP/1.1 %d Service Unavailable\r\n"
+                           "Content-Type: application/json\r\n"
+                           "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+                           rl_error_status(RL_ERR_BUSY), n, body);
 }
 
 /* accept() failed: logged; the listener goes on. */
@@ -86,6 +93,7 @@ rl_http_server_t *rl_http_server_new(struct event_base *base, int fd,
     s->handler = handler;
     s->arg = arg;
     snprintf(s->id_prefix, sizeof(s->id_prefix), "%s", id_prefix);
+    busy_reply_build(s);
     s->listener = evconnlistener_new(
         base, accept_cb, s,
         LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);

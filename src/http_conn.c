@@ -7,6 +7,8 @@
  * conn_plain_read_cb). Worker thread only. */
 #include "http_int.h"
 
+#include "errors.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,9 +197,21 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
-/* Sends a protocol-level error in the JSON error shape and closes. */
-static void conn_fail(rl_http_conn_t *c, int status, const char *code,
-                      const char *msg)
+/* The error-table row of a parser's refusal status. */
+static rl_error_t conn_status_error(int status)
+{
+    switch (status) {
+    case 413: return RL_ERR_BODY_TOO_LARGE;
+    case 431: return RL_ERR_HEADERS_TOO_LARGE;
+    case 501: return RL_ERR_NOT_IMPLEMENTED;
+    default: return RL_ERR_BAD_REQUEST;
+    }
+}
+
+/* Sends a protocol-level error of kind in the JSON error shape (status
+ * and code from the error table; msg NULL: its default message) and
+ * closes. msg is a static string of the parser's, never client bytes. */
+static void conn_fail(rl_http_conn_t *c, rl_error_t kind, const char *msg)
 {
     char body[512];
     char id[RL_HTTP_ID_MAX];
@@ -211,9 +225,10 @@ static void conn_fail(rl_http_conn_t *c, int status, const char *code,
     }
     len = snprintf(body, sizeof(body),
                    "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
-                   msg, code, id);
-    rl_http_reply_write(c, id, status, NULL, NULL, 0, NULL, body, (size_t)len,
-                        1);
+                   msg != NULL ? msg : rl_error_message(kind),
+                   rl_error_code(kind), id);
+    rl_http_reply_write(c, id, rl_error_status(kind), NULL, NULL, 0, NULL, body,
+                        (size_t)len, 1);
     if (rl_http_reply_flush(c) < 0 ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         rl_http_conn_close_soon(c);
@@ -233,9 +248,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     rl_http_conn_t *c = arg;
 
     switch (c->state) {
-    case CONN_READING:
-        conn_fail(c, 408, "REQUEST_TIMEOUT", "request not received in time");
-        break;
+    case CONN_READING: conn_fail(c, RL_ERR_REQUEST_TIMEOUT, NULL); break;
     case CONN_HANDLING: break; /* the handler always answers; nothing to do */
     default:
         rl_http_conn_free(c); /* idle keep-alive connection, or a stuck flush */
@@ -285,7 +298,7 @@ static int conn_dispatch(rl_http_conn_t *c)
             struct evbuffer_ptr at;
 
             if (rl_http_parse_body_reserve(&c->body, n + 1) != RL_OK) {
-                conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
+                conn_fail(c, RL_ERR_OUT_OF_MEMORY, NULL);
                 return -1;
             }
             evbuffer_ptr_set(in, &at, c->head_len, EVBUFFER_PTR_SET);
@@ -338,7 +351,7 @@ static int conn_begin(rl_http_conn_t *c)
     evtimer_del(c->timer);
     rl_http_conn_arm_timer(c, c->srv->limits.read_timeout_ms);
     if (conn_req_get(c) != 0) {
-        conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
+        conn_fail(c, RL_ERR_OUT_OF_MEMORY, NULL);
         return -1;
     }
     return 0;
@@ -359,12 +372,12 @@ static int conn_copy_head(rl_http_conn_t *c, struct evbuffer *in, size_t len)
     if (found.pos < 0) {
         c->searched = len;
         if (len > (size_t)s->limits.max_header_bytes) {
-            conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
+            conn_fail(c, RL_ERR_HEADERS_TOO_LARGE, NULL);
         }
         return 0;
     }
     if ((size_t)found.pos + 4 > (size_t)s->limits.max_header_bytes) {
-        conn_fail(c, 431, "HEADERS_TOO_LARGE", "request headers too large");
+        conn_fail(c, RL_ERR_HEADERS_TOO_LARGE, NULL);
         return 0;
     }
     c->head_len = (size_t)found.pos + 4;
@@ -373,7 +386,7 @@ static int conn_copy_head(rl_http_conn_t *c, struct evbuffer *in, size_t len)
     if (c->head_cap < c->head_len + 1) {
         head = realloc(c->head, c->head_len + 1);
         if (head == NULL) {
-            conn_fail(c, 503, "OUT_OF_MEMORY", "out of memory");
+            conn_fail(c, RL_ERR_OUT_OF_MEMORY, NULL);
             return 0;
         }
         c->head = head;
@@ -395,15 +408,11 @@ static int conn_parse_head(rl_http_conn_t *c)
                                 &c->content_length, &c->chunked, &msg);
 
     if (rc != 0) {
-        conn_fail(c, rc,
-                  rc == 431   ? "HEADERS_TOO_LARGE"
-                  : rc == 501 ? "NOT_IMPLEMENTED"
-                              : "BAD_REQUEST",
-                  msg);
+        conn_fail(c, conn_status_error(rc), msg);
         return 0;
     }
     if (c->content_length > c->srv->limits.max_body_bytes) {
-        conn_fail(c, 413, "PAYLOAD_TOO_LARGE", "request body too large");
+        conn_fail(c, RL_ERR_BODY_TOO_LARGE, NULL);
         return 0;
     }
     expect = rl_http_header(c->req, "expect", NULL);
@@ -456,11 +465,7 @@ static int conn_read_chunked(rl_http_conn_t *c, struct evbuffer *in)
     if (rc == 0 || rc == 1) {
         return rc;
     }
-    conn_fail(c, rc,
-              rc == 413   ? "PAYLOAD_TOO_LARGE"
-              : rc == 431 ? "HEADERS_TOO_LARGE"
-                          : "BAD_REQUEST",
-              msg);
+    conn_fail(c, conn_status_error(rc), msg);
     return 0;
 }
 

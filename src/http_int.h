@@ -81,6 +81,8 @@ struct rl_http_server {
     int large_seen; /* a request of RL_HTTP_LARGE bytes or more was read */
     rl_http_req_t *req_pool[RL_HTTP_REQ_POOL]; /* free requests, reused */
     int nreq_pool;
+    char busy[256]; /* the 503 BUSY reply, built once from the error table */
+    int busy_len;
 };
 
 /* http_conn.c */

@@ -232,18 +232,7 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
 const char *rl_http_header(const rl_http_req_t *req, const char *name,
                            size_t *len)
 {
-    size_t nlen = strlen(name);
-    int i;
-    for (i = 0; i < req->nheaders; i++) {
-        if (req->headers[i].name_len == nlen &&
-            strncasecmp(req->headers[i].name, name, nlen) == 0) {
-            if (len != NULL) {
-                *len = req->headers[i].value_len;
-            }
-            return req->headers[i].value;
-        }
-    }
-    return NULL;
+    return rl_header_find(req->headers, req->nheaders, name, len);
 }
 
 /* ---------------------------------------------------------------------

@@ -243,21 +243,9 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
 }
 
 /* Finds header name in req (case-insensitive); the value is borrowed. */
+
 const char *rl_request_header(const rl_request_t *req, const char *name,
                               size_t *len)
 {
-    size_t n = strlen(name);
-    int i;
-
-    for (i = 0; i < req->nheaders; i++) {
-        const rl_header_t *h = &req->headers[i];
-
-        if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
-            if (len != NULL) {
-                *len = h->value_len;
-            }
-            return h->value;
-        }
-    }
-    return NULL;
+    return rl_header_find(req->headers, req->nheaders, name, len);
 }

@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <jansson.h>
 #include "errors.h"
 
@@ -57,8 +59,29 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
  * limited under the wrong policy. -1 if it has one. Pure. */
 int rl_request_path_safe(const char *path, size_t len);
 
-/* Finds a header by name, case-insensitively. Returns its value (and
- * length in *len if len is not NULL) or NULL. */
+/* Finds the first of the n headers named name, case-insensitively.
+ * Returns its value (and length in *len if len is not NULL) or NULL.
+ * Pure; shared by decision requests and parsed HTTP requests. */
+static inline const char *rl_header_find(const rl_header_t *headers, int n,
+                                         const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const rl_header_t *h = &headers[i];
+
+        if (h->name_len == nlen && strncasecmp(h->name, name, nlen) == 0) {
+            if (len != NULL) {
+                *len = h->value_len;
+            }
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+/* Finds a header of req by name (rl_header_find). */
 const char *rl_request_header(const rl_request_t *req, const char *name,
                               size_t *len);
 
