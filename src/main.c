@@ -357,7 +357,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    conf = rl_reload_load(config, &json, err, sizeof(err));
+    conf = rl_conf_read(config, &json, err, sizeof(err));
     if (conf == NULL) {
         fprintf(stderr, "%s: %s\n", config, err);
         rl_log_kv(RL_LOG_ERROR, "invalid configuration", "file", config,

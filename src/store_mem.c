@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "algo.h"
+#include "algo_mem.h"
 #include "util.h"
 
 #define MEM_SHARDS 64          /* power of two */
@@ -225,7 +227,7 @@ static int mem_op_valid(const rl_store_op_t *op)
     for (i = 0; i < op->nlimits; i++) {
         const rl_limit_t *l = &op->limits[i];
 
-        if ((unsigned)l->algo > RL_ALGO_SLIDING_WINDOW || l->requests < 1 ||
+        if (rl_algo_get(l->algo) == NULL || l->requests < 1 ||
             l->period_ms < 1) {
             return 0;
         }
