@@ -161,6 +161,23 @@ int conf_sub(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     return conf_object(c, path, v, arg, dst);
 }
 
+/* A nested object allocated when present: see conf_field.h. */
+int conf_sub_new(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                 const void *arg)
+{
+    const conf_alloc_t *a = arg;
+    void **obj = dst;
+
+    *obj = calloc(1, a->size);
+    if (*obj == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    if (conf_table_defaults(c, a->table, *obj) != 0) {
+        return -1;
+    }
+    return conf_object(c, path, v, a->table, *obj);
+}
+
 /* Runs each field's default (JSON text) through its own parser, and
  * recurses into nested objects. 0 or -1. */
 int conf_table_defaults(conf_ctx_t *c, const conf_table_t *t, void *base)
@@ -195,7 +212,8 @@ int conf_table_defaults(conf_ctx_t *c, const conf_table_t *t, void *base)
     return 0;
 }
 
-/* Calls each field's free function, and recurses into nested objects. */
+/* Calls each field's free function, and recurses into nested objects
+ * (freeing those conf_sub_new allocated). */
 void conf_table_free(const conf_table_t *t, void *base)
 {
     size_t i;
@@ -206,6 +224,15 @@ void conf_table_free(const conf_table_t *t, void *base)
 
         if (f->parse == conf_sub) {
             conf_table_free(f->arg, dst);
+        } else if (f->parse == conf_sub_new) {
+            const conf_alloc_t *a = f->arg;
+            void **obj = dst;
+
+            if (*obj != NULL) {
+                conf_table_free(a->table, *obj);
+                free(*obj);
+                *obj = NULL;
+            }
         } else if (f->free != NULL) {
             f->free(dst);
         }

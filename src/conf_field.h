@@ -41,7 +41,8 @@ typedef struct conf_field {
     conf_parse_fn *parse;
     size_t offset;
     int required;
-    const void *arg; /* a conf_table_t for conf_sub */
+    const void *arg; /* a conf_table_t for conf_sub, conf_alloc_t for
+                      * conf_sub_new */
     const char *def; /* default as JSON text ("50", "\"rl\""), or NULL */
     conf_free_fn *free;
 } conf_field_t;
@@ -53,6 +54,12 @@ typedef struct conf_table {
      * NULL. 0 or -1. */
     int (*check)(conf_ctx_t *c, const char *path, json_t *v, void *base);
 } conf_table_t;
+
+/* The arg of conf_sub_new: an object allocated only when present. */
+typedef struct conf_alloc {
+    const conf_table_t *table;
+    size_t size; /* of the struct table describes */
+} conf_alloc_t;
 
 typedef struct conf_range {
     int64_t min;
@@ -102,6 +109,12 @@ int conf_object(conf_ctx_t *c, const char *path, json_t *obj,
 /* A nested object: arg is its conf_table_t, dst its struct. The
  * defaults and the free recurse into it. */
 conf_parse_fn conf_sub;
+
+/* A nested object allocated when present: arg is its conf_alloc_t, dst
+ * the pointer (NULL when absent) that gets a new struct, filled with its
+ * table's defaults and then parsed. The free recurses into it and frees
+ * it. */
+conf_parse_fn conf_sub_new;
 
 /* Applies every default of t (recursing into conf_sub fields) to base,
  * which the caller zeroed. 0, or -1 (no memory). */

@@ -387,31 +387,7 @@ static const conf_field_t test_fields[] = {
 };
 static const conf_table_t test_table = {test_fields, CONF_NELEM(test_fields),
                                         NULL};
-
-/* Frees a test rule, *(rl_test_rule_t **)dst. */
-static void conf_free_test(void *dst)
-{
-    rl_test_rule_t **t = dst;
-
-    if (*t != NULL) {
-        conf_table_free(&test_table, *t);
-        free(*t);
-        *t = NULL;
-    }
-}
-
-/* "test": allocated into *(rl_test_rule_t **)dst. */
-static int conf_test(conf_ctx_t *c, const char *path, json_t *v, void *dst,
-                     const void *arg)
-{
-    rl_test_rule_t **t = dst;
-
-    *t = calloc(1, sizeof(**t));
-    if (*t == NULL) {
-        return conf_fail(c, path, "out of memory");
-    }
-    return conf_object(c, path, v, &test_table, *t);
-}
+static const conf_alloc_t test_alloc = {&test_table, sizeof(rl_test_rule_t)};
 
 /* "deny": fields of the policy itself. */
 static const conf_field_t deny_fields[] = {
@@ -471,8 +447,8 @@ static const conf_field_t policy_fields[] = {
     {"match", conf_sub, 0, 1, &match_table, NULL, NULL},
     {"key", conf_key, 0, 0, NULL, NULL, conf_free_key},
     {"limits", conf_policy_limits, 0, 1, NULL, NULL, conf_free_policy_limits},
-    {"test", conf_test, offsetof(rl_policy_t, test), 0, NULL, NULL,
-     conf_free_test},
+    {"test", conf_sub_new, offsetof(rl_policy_t, test), 0, &test_alloc, NULL,
+     NULL},
     {"headers", conf_enum, offsetof(rl_policy_t, headers), 0, &enum_headers,
      "\"x-ratelimit\"", NULL},
     {"failure_mode", conf_enum, offsetof(rl_policy_t, failure_open), 0,

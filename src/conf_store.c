@@ -137,51 +137,29 @@ static const conf_field_t tls_fields[] = {
     {"server_name", conf_string, offsetof(rl_conf_tls_t, server_name), 0, NULL,
      NULL, conf_free_str},
 };
-static const conf_table_t tls_table = {tls_fields, CONF_NELEM(tls_fields),
-                                       NULL};
-
-/* Frees store.tls, *(rl_conf_tls_t **)dst. */
-static void conf_free_tls(void *dst)
-{
-    rl_conf_tls_t **t = dst;
-
-    if (*t != NULL) {
-        conf_table_free(&tls_table, *t);
-        free(*t);
-        *t = NULL;
-    }
-}
-
-/* "store.tls": allocated into *(rl_conf_tls_t **)dst. The certificate
+/* "store.tls" as a whole (base is the rl_conf_tls_t): the certificate
  * and key come as a pair, and are loaded once here so that a bad file
  * fails the config check instead of every connection. */
-static int conf_tls(conf_ctx_t *c, const char *path, json_t *v, void *dst,
-                    const void *arg)
+static int conf_tls_check(conf_ctx_t *c, const char *path, json_t *v,
+                          void *base)
 {
-    rl_conf_tls_t **t = dst;
+    rl_conf_tls_t *t = base;
     char sub[CONF_PATH_MAX];
     char terr[384];
     const char *field;
     SSL_CTX *ctx;
 
-    *t = calloc(1, sizeof(**t));
-    if (*t == NULL) {
-        return conf_fail(c, path, "out of memory");
-    }
-    if (conf_object(c, path, v, &tls_table, *t) != 0) {
-        return -1;
-    }
-    if (((*t)->cert_file == NULL) != ((*t)->key_file == NULL)) {
+    if ((t->cert_file == NULL) != (t->key_file == NULL)) {
         conf_path_field(sub, sizeof(sub), path,
-                        (*t)->cert_file == NULL ? "key_file" : "cert_file");
+                        t->cert_file == NULL ? "key_file" : "cert_file");
         return conf_fail(c, sub, "needs store.tls.%s",
-                         (*t)->cert_file == NULL ? "cert_file" : "key_file");
+                         t->cert_file == NULL ? "cert_file" : "key_file");
     }
-    if ((*t)->server_name != NULL && (*t)->server_name[0] == '\0') {
+    if (t->server_name != NULL && t->server_name[0] == '\0') {
         conf_path_field(sub, sizeof(sub), path, "server_name");
         return conf_fail(c, sub, "must not be empty");
     }
-    ctx = rl_redis_tls_ctx_new(*t, &field, terr, sizeof(terr));
+    ctx = rl_redis_tls_ctx_new(t, &field, terr, sizeof(terr));
     if (ctx == NULL) {
         if (field != NULL) {
             conf_path_field(sub, sizeof(sub), path, field);
@@ -191,6 +169,10 @@ static int conf_tls(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     SSL_CTX_free(ctx);
     return 0;
 }
+
+static const conf_table_t tls_table = {tls_fields, CONF_NELEM(tls_fields),
+                                       conf_tls_check};
+static const conf_alloc_t tls_alloc = {&tls_table, sizeof(rl_conf_tls_t)};
 
 static const conf_field_t store_fields[] = {
     {"type", conf_enum, offsetof(rl_conf_store_t, type), 0, &enum_store_type,
@@ -212,8 +194,8 @@ static const conf_field_t store_fields[] = {
     {"refresh_interval_ms", conf_int,
      offsetof(rl_conf_store_t, refresh_interval_ms), 0, &range_refresh, "5000",
      NULL},
-    {"tls", conf_tls, offsetof(rl_conf_store_t, tls), 0, NULL, NULL,
-     conf_free_tls},
+    {"tls", conf_sub_new, offsetof(rl_conf_store_t, tls), 0, &tls_alloc, NULL,
+     NULL},
 };
 
 /* Store fields that only make sense in one mode: a field given in the

@@ -245,6 +245,31 @@ static int64_t mem_now(mem_store_t *m)
     return m->now_ms != NULL ? m->now_ms(m->clock_arg) : rl_now_ms();
 }
 
+/* Starts an operation: checks op and builds its keys (a failure is
+ * reported to cb, and NULL returned); then locks op's shard and returns
+ * it, with *res zeroed and its clock read under the lock. The caller
+ * unlocks and frees *keys. */
+static mem_shard_t *mem_begin(mem_store_t *m, const rl_store_op_t *op,
+                              rl_store_cb *cb, void *arg, mem_keys_t *keys,
+                              rl_store_result_t *res)
+{
+    mem_shard_t *sh;
+
+    if (!mem_op_valid(op)) {
+        rl_store_fail(cb, arg, "bad_request");
+        return NULL;
+    }
+    if (mem_keys_build(keys, op) != RL_OK) {
+        rl_store_fail(cb, arg, "out_of_memory");
+        return NULL;
+    }
+    memset(res, 0, sizeof(*res));
+    sh = mem_shard_of(m->table, op->base_key, op->base_len);
+    pthread_mutex_lock(&sh->lock);
+    res->now_ms = mem_now(m);
+    return sh;
+}
+
 /* Reads the state of each of op's n keys from sh (locked) into
  * states[] (zeroed when absent or expired; expired entries are dropped),
  * and the live entries into found[]. */
@@ -333,18 +358,10 @@ static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
     const char *error;
     int i;
 
-    if (!mem_op_valid(op)) {
-        rl_store_fail(cb, arg, "bad_request");
+    sh = mem_begin(m, op, cb, arg, &keys, &res);
+    if (sh == NULL) {
         return;
     }
-    if (mem_keys_build(&keys, op) != RL_OK) {
-        rl_store_fail(cb, arg, "out_of_memory");
-        return;
-    }
-    memset(&res, 0, sizeof(res));
-    sh = mem_shard_of(m->table, op->base_key, op->base_len);
-    pthread_mutex_lock(&sh->lock);
-    res.now_ms = mem_now(m);
     mem_load_states(sh, &keys, op->nlimits, res.now_ms, found, states);
     res.allowed = rl_algo_decide(op->limits, op->nlimits, states, res.now_ms,
                                  op->cost, res.limits);
@@ -373,18 +390,10 @@ static void mem_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
     rl_store_result_t res;
     int i;
 
-    if (!mem_op_valid(op)) {
-        rl_store_fail(cb, arg, "bad_request");
+    sh = mem_begin(m, op, cb, arg, &keys, &res);
+    if (sh == NULL) {
         return;
     }
-    if (mem_keys_build(&keys, op) != RL_OK) {
-        rl_store_fail(cb, arg, "out_of_memory");
-        return;
-    }
-    memset(&res, 0, sizeof(res));
-    sh = mem_shard_of(m->table, op->base_key, op->base_len);
-    pthread_mutex_lock(&sh->lock);
-    res.now_ms = mem_now(m);
     for (i = 0; i < op->nlimits; i++) {
         mem_entry_t **link;
 
