@@ -34,8 +34,8 @@ typedef struct rl_algo_eval {
 
 /* The algorithms' evaluations (algo_mem.c), one per row of algo.h and
  * named there: each looks at limit l on state st (an expired state
- * already counts as empty) and fills e; nothing is written. Pure; any
- * thread. */
+ * already counts as empty) and fills e, which arrives zeroed but for
+ * e->next, a copy of *st; nothing is written. Pure; any thread. */
 #define RL_ALGO_MEM_DECL(tag, word, letter, script, burst, mem)                \
     rl_algo_mem_fn mem;
 RL_ALGO_ROWS(RL_ALGO_MEM_DECL)
