@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <jansson.h>
-#include "algo.h"
 #include "decide.h"
 #include "log.h"
 #include "request.h"
