@@ -19,6 +19,7 @@
 #include "util.h"
 #include "worker.h"
 
+/* Prints the usage text to out. */
 static void usage(FILE *out)
 {
     fprintf(
@@ -139,6 +140,7 @@ err:
     return -1;
 }
 
+/* SIGTERM, SIGINT: stop the main loop (arg is its base); main thread. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct event_base *base = arg;
@@ -442,6 +444,9 @@ static int apply_listen(rl_conf_t *conf, const char *spec)
     return 0;
 }
 
+/* Parses the command line, then checks the config (-t) or runs the
+ * service (-c). Exit codes: 0 ok, 1 invalid config or failed start, 2
+ * usage error. */
 int main(int argc, char **argv)
 {
     main_opts_t o;

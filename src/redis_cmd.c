@@ -234,6 +234,7 @@ const char *rl_redis_cmd_parse(const rl_redis_cmd_t *cmd, const redisReply *r,
     return cmd_parsers[cmd->kind](cmd, r, res);
 }
 
+/* Frees cmd's buffer; cmd itself is the caller's. */
 void rl_redis_cmd_free(rl_redis_cmd_t *cmd)
 {
     free(cmd->buf);

@@ -15,6 +15,7 @@
 static const char *const restart_fields[] = {"listen", "workers", "http",
                                              "store", "tls"};
 
+/* The first restart-only field whose JSON differs; see reload.h. */
 const char *rl_reload_restart_field(const json_t *old, const json_t *new,
                                     int listen_overridden)
 {
@@ -81,6 +82,7 @@ static int reload_publish(rl_app_t *app, rl_conf_t *conf, json_t *json)
     return 0;
 }
 
+/* Puts the start-up conf in force; see reload.h. Main thread. */
 int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json)
 {
     return reload_publish(app, conf, json);
@@ -97,6 +99,9 @@ static void reload_failed(rl_app_t *app, const char *error)
         NULL);
 }
 
+/* SIGHUP: re-reads the file with the one config reader (rl_conf_read),
+ * refuses it if invalid or if it changes a restart-only section, else
+ * hands it to every worker. Main thread. */
 void rl_reload(rl_app_t *app)
 {
     char err[512];
@@ -140,6 +145,7 @@ void rl_reload(rl_app_t *app)
               npol, NULL);
 }
 
+/* Drops the main thread's conf and JSON; see reload.h. Main thread. */
 void rl_reload_stop(rl_app_t *app)
 {
     rl_confref_release(app->conf_ref);
