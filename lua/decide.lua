@@ -14,27 +14,20 @@
 -- if all admit. cost 0 is a peek and never writes. Time is Redis TIME,
 -- shared by every replica.
 --
--- Each algorithm is three steps: load(key) -> state or nil (a fresh
--- limit); decide(state, lim, now_us, now_ms, cost) -> ok, remaining,
--- reset_after_ms, retry_after_ms, new_state, ttl_ms (pure); and
--- store(key, new_state, ttl_ms). GCRA keeps its TAT in the key's expiry
--- (gcra.lua); the window algorithms keep a string value with PX ttl_ms.
+-- Each algorithm is a table of three steps, defined in its own file:
+-- load(key) -> state or nil (a fresh limit); decide(state, lim, now_us,
+-- now_ms, cost) -> ok, remaining, reset_after_ms, retry_after_ms,
+-- new_state, ttl_ms (pure); and store(key, new_state, ttl_ms). GCRA keeps
+-- its TAT in the key's expiry (gcra.lua); the window algorithms keep a
+-- string value with PX ttl_ms (window.lua).
 -- A block marker is "<until_ms>" with PX block_ms.
 
--- Loads a window algorithm's state string; nil if there is none.
-local function string_load(key)
-    return redis.call('GET', key) or nil
-end
-
--- Stores a window algorithm's state string, expiring after ttl_ms.
-local function string_store(key, value, ttl_ms)
-    redis.call('SET', key, value, 'PX', string.format('%.0f', ttl_ms))
-end
-
+-- The algorithms by script id: one row each, the ids of src/algo.h's
+-- rows (the wire protocol of src/store.h).
 local algos = {
     [0] = gcra,
-    [1] = { load = string_load, decide = fixed_window, store = string_store },
-    [2] = { load = string_load, decide = sliding_window, store = string_store },
+    [1] = fixed_window,
+    [2] = sliding_window,
 }
 
 local time = redis.call('TIME')

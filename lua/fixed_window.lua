@@ -2,7 +2,7 @@
 -- Value: "<idx>:<count>" with PX until the window ends. The stored idx is
 -- always compared, so correctness never depends on key expiry.
 -- Returns ok, remaining, reset_after_ms, retry_after_ms, value, ttl_ms.
-local function fixed_window(state_str, lim, now_us, now_ms, cost)
+local function fixed_window_decide(state_str, lim, now_us, now_ms, cost)
     local idx = math.floor(now_ms / lim.period)
     local count = 0
     if state_str then
@@ -24,3 +24,6 @@ local function fixed_window(state_str, lim, now_us, now_ms, cost)
     return false, remaining, reset, reset, nil, 0
 end
 
+local fixed_window = {
+    load = window_load, decide = fixed_window_decide, store = window_store
+}

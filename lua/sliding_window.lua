@@ -4,7 +4,7 @@
 -- Every test is done multiplied by period, in exact integers.
 -- Value: "<idx>:<prev>:<cur>" with PX until the end of the next window.
 -- Returns ok, remaining, reset_after_ms, retry_after_ms, value, ttl_ms.
-local function sliding_window(state_str, lim, now_us, now_ms, cost)
+local function sliding_window_decide(state_str, lim, now_us, now_ms, cost)
     local period = lim.period
     local requests = lim.requests
     local idx = math.floor(now_ms / period)
@@ -62,3 +62,6 @@ local function sliding_window(state_str, lim, now_us, now_ms, cost)
     return false, remaining, reset, retry, nil, 0
 end
 
+local sliding_window = {
+    load = window_load, decide = sliding_window_decide, store = window_store
+}

@@ -5,17 +5,7 @@
 
 #include <string.h>
 
-/* What one algorithm says about one limit, before anything is stored. */
-typedef struct algo_eval {
-    int ok; /* this limit alone would admit */
-    int64_t remaining;
-    int64_t reset_after_ms;
-    int64_t retry_after_ms;
-    rl_limit_state_t next; /* the state to store if the request is admitted */
-} algo_eval_t;
-
-typedef void algo_fn(const rl_limit_t *l, const rl_limit_state_t *st,
-                     int64_t now_ms, int64_t cost, algo_eval_t *e);
+#include "algo.h"
 
 /* ------------------------------------------------------------------------
  * Integer helpers
@@ -50,8 +40,8 @@ static int64_t algo_max(int64_t a, int64_t b)
 
 /* Evaluates a GCRA limit: T = ceil(period_us / requests), admits iff
  * max(tat, now) + cost*T - burst*T <= now (lua/gcra.lua). */
-static void algo_gcra(const rl_limit_t *l, const rl_limit_state_t *st,
-                      int64_t now_ms, int64_t cost, algo_eval_t *e)
+void rl_algo_mem_gcra(const rl_limit_t *l, const rl_limit_state_t *st,
+                      int64_t now_ms, int64_t cost, rl_algo_eval_t *e)
 {
     int64_t now = now_ms * 1000;
     int64_t t = algo_ceil_div(l->period_ms * 1000, l->requests);
@@ -86,8 +76,8 @@ static void algo_gcra(const rl_limit_t *l, const rl_limit_state_t *st,
 
 /* Evaluates a fixed-window limit over epoch-aligned windows
  * (lua/fixed_window.lua). */
-static void algo_fixed_window(const rl_limit_t *l, const rl_limit_state_t *st,
-                              int64_t now_ms, int64_t cost, algo_eval_t *e)
+void rl_algo_mem_fixed_window(const rl_limit_t *l, const rl_limit_state_t *st,
+                              int64_t now_ms, int64_t cost, rl_algo_eval_t *e)
 {
     int64_t idx = algo_floor_div(now_ms, l->period_ms);
     int64_t count = st->v[0] == idx ? st->v[1] : 0;
@@ -114,8 +104,8 @@ static void algo_fixed_window(const rl_limit_t *l, const rl_limit_state_t *st,
 
 /* Evaluates a sliding-window limit: estimate = prev*(period-elapsed)/period
  * + cur, every comparison multiplied by period (lua/sliding_window.lua). */
-static void algo_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
-                                int64_t now_ms, int64_t cost, algo_eval_t *e)
+void rl_algo_mem_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
+                                int64_t now_ms, int64_t cost, rl_algo_eval_t *e)
 {
     int64_t period = l->period_ms;
     int64_t requests = l->requests;
@@ -172,17 +162,10 @@ static void algo_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
  * The multi-limit decision
  * ------------------------------------------------------------------------ */
 
-/* Indexed by rl_algo_t. */
-static algo_fn *const algo_table[] = {
-    [RL_ALGO_GCRA] = algo_gcra,
-    [RL_ALGO_FIXED_WINDOW] = algo_fixed_window,
-    [RL_ALGO_SLIDING_WINDOW] = algo_sliding_window,
-};
-
 /* Evaluates limit l on st (an expired state counts as empty); e->next
  * starts from st so block_until is kept. */
 static void algo_eval(const rl_limit_t *l, const rl_limit_state_t *st,
-                      int64_t now_ms, int64_t cost, algo_eval_t *e)
+                      int64_t now_ms, int64_t cost, rl_algo_eval_t *e)
 {
     rl_limit_state_t cur = *st;
 
@@ -192,14 +175,13 @@ static void algo_eval(const rl_limit_t *l, const rl_limit_state_t *st,
     }
     memset(e, 0, sizeof(*e));
     e->next = cur;
-    algo_table[l->algo](l, &cur, now_ms, cost, e);
+    rl_algo_get(l->algo)->mem(l, &cur, now_ms, cost, e);
 }
 
 /* 1 if l can be evaluated: a known algorithm, requests and period > 0. */
 static int algo_limit_valid(const rl_limit_t *l)
 {
-    return (unsigned)l->algo < sizeof(algo_table) / sizeof(algo_table[0]) &&
-           l->requests > 0 && l->period_ms > 0;
+    return rl_algo_get(l->algo) != NULL && l->requests > 0 && l->period_ms > 0;
 }
 
 /* Decides one request against n limits, all or nothing; see algo_mem.h.
@@ -208,7 +190,7 @@ static int algo_limit_valid(const rl_limit_t *l)
 int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
                    int64_t now_ms, int64_t cost, rl_limit_result_t *results)
 {
-    algo_eval_t evals[RL_MAX_LIMITS];
+    rl_algo_eval_t evals[RL_MAX_LIMITS];
     int allowed = 1;
     int i;
 
@@ -263,7 +245,7 @@ int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
             states[i] = evals[i].next;
         } else if (r->allowed) {
             /* Nothing is consumed: report this limit as it stands. */
-            algo_eval_t peek;
+            rl_algo_eval_t peek;
 
             algo_eval(l, &states[i], now_ms, 0, &peek);
             r->remaining = peek.remaining;

@@ -2,7 +2,7 @@
 #define RL_ALGO_MEM_H
 
 #include <stdint.h>
-#include "conf.h"
+#include "limit.h"
 
 /* The algorithms in C, for the memory store. Pure functions of (state,
  * now): tests inject the clock. Semantics are exactly those of
@@ -17,22 +17,29 @@
  *    and every request is denied until then.
  * A denied request consumes nothing from any limit; cost 0 is a peek. */
 
-#define RL_MAX_LIMITS 8
-
 typedef struct rl_limit_state {
     int64_t v[3];
     int64_t expires_ms;     /* 0 = empty state */
     int64_t block_until_ms; /* 0 = not blocked */
 } rl_limit_state_t;
 
-typedef struct rl_limit_result {
-    int allowed;
-    int blocked;            /* denied because of an active block */
-    int64_t remaining;      /* requests left after this decision */
-    int64_t reset_after_ms; /* until the limit is fully available again */
-    int64_t retry_after_ms; /* 0 if allowed; else until a request of this cost
-                               can pass */
-} rl_limit_result_t;
+/* What one algorithm says about one limit, before anything is stored. */
+typedef struct rl_algo_eval {
+    int ok; /* this limit alone would admit */
+    int64_t remaining;
+    int64_t reset_after_ms;
+    int64_t retry_after_ms;
+    rl_limit_state_t next; /* the state to store if the request is admitted */
+} rl_algo_eval_t;
+
+/* The algorithms' evaluations (algo_mem.c), one per row of algo.h and
+ * named there: each looks at limit l on state st (an expired state
+ * already counts as empty) and fills e, which arrives zeroed but for
+ * e->next, a copy of *st; nothing is written. Pure; any thread. */
+#define RL_ALGO_MEM_DECL(tag, word, letter, script, burst, mem)                \
+    rl_algo_mem_fn mem;
+RL_ALGO_ROWS(RL_ALGO_MEM_DECL)
+#undef RL_ALGO_MEM_DECL
 
 /* Decides one request of `cost` against n limits at once. states[i] is
  * the state of limits[i] (zeroed = fresh); it is updated in place only

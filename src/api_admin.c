@@ -144,8 +144,6 @@ static void admin_duration(int64_t ms, char *buf, size_t len)
     snprintf(buf, len, "%lldms", (long long)ms);
 }
 
-static const char *const algo_names[] = {"gcra", "fixed_window",
-                                         "sliding_window"};
 static const char *const header_names[] = {
     "x-ratelimit", "x-ratelimit-retry-after", "ietf", "none"};
 
@@ -159,12 +157,14 @@ static json_t *admin_limits(const rl_limit_t *limits, int n)
 
     for (i = 0; i < n; i++) {
         const rl_limit_t *l = &limits[i];
+        const rl_algo_info_t *algo = rl_algo_get(l->algo);
         json_t *o;
 
         admin_duration(l->period_ms, per, sizeof(per));
         o = json_pack("{s:I, s:s, s:s}", "requests", (json_int_t)l->requests,
-                      "per", per, "algorithm", algo_names[l->algo]);
-        if (l->algo == RL_ALGO_GCRA) {
+                      "per", per, "algorithm",
+                      algo != NULL ? algo->name : "unknown");
+        if (algo != NULL && algo->has_burst) {
             json_object_set_new(o, "burst", json_integer(l->burst));
         }
         if (l->block_ms > 0) {

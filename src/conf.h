@@ -4,102 +4,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "limit.h"
+#include "policy.h"
 
 /* The configuration: JSON file -> validated, immutable struct. Built once
  * by rl_conf_load/rl_conf_parse on the main thread, then only read. Every
  * error names its JSON path, e.g.
  *   policies[2].limits[0].per: "5x" is not a duration                     */
-
-typedef enum {
-    RL_ALGO_GCRA = 0,
-    RL_ALGO_FIXED_WINDOW,
-    RL_ALGO_SLIDING_WINDOW
-} rl_algo_t;
-
-typedef struct rl_limit {
-    rl_algo_t algo;
-    int64_t requests;  /* > 0 */
-    int64_t period_ms; /* > 0 */
-    int64_t burst;     /* gcra only: > 0, defaults to requests */
-    int64_t block_ms;  /* 0 = no block */
-    /* Redis key suffix naming this limit, stable across reloads as long
-     * as the limit's algorithm and period do not change: the algorithm's
-     * letter, then the period in the largest unit (d, h, m, s, ms) that
-     * divides it: "g5m", "f10s", "s1h", "g1500ms"; test limits get a "t"
-     * in front ("tg10s"). At most 24 bytes with the NUL. */
-    char suffix[40];
-} rl_limit_t;
-
-typedef enum {
-    RL_KEY_TENANT = 0,
-    RL_KEY_USER,
-    RL_KEY_IP,
-    RL_KEY_METHOD,
-    RL_KEY_ROUTE,      /* the matched pattern text */
-    RL_KEY_PATH,       /* the concrete path */
-    RL_KEY_PATH_PARAM, /* path.NAME */
-    RL_KEY_HEADER      /* header.NAME (name stored lower-case) */
-} rl_key_kind_t;
-
-typedef struct rl_key_field {
-    rl_key_kind_t kind;
-    char *name; /* NAME for path.NAME / header.NAME, else NULL */
-    char *spec; /* as written in the config: "path.siteIdentifier" */
-} rl_key_field_t;
-
-typedef enum {
-    RL_SEG_LITERAL = 0,
-    RL_SEG_PARAM /* {name} */
-} rl_seg_kind_t;
-
-typedef struct rl_segment {
-    rl_seg_kind_t kind;
-    char *text; /* literal text, or the parameter name */
-    size_t len;
-} rl_segment_t;
-
-/* A path pattern: literal segments, {name} segments, a trailing "*". */
-typedef struct rl_pattern {
-    char *text; /* as written */
-    rl_segment_t *segs;
-    int nsegs;
-    int wildcard; /* trailing "*": matches zero or more segments */
-} rl_pattern_t;
-
-typedef enum {
-    RL_HEADERS_X_RATELIMIT = 0,         /* "x-ratelimit" */
-    RL_HEADERS_X_RATELIMIT_RETRY_AFTER, /* "x-ratelimit-retry-after" */
-    RL_HEADERS_IETF,                    /* "ietf" */
-    RL_HEADERS_NONE                     /* "none" */
-} rl_header_style_t;
-
-typedef struct rl_test_rule {
-    char *header; /* lower-case header name */
-    char *value;  /* exact value that triggers it */
-    rl_limit_t *limits;
-    int nlimits;
-} rl_test_rule_t;
-
-typedef struct rl_policy {
-    char *name;
-    int index;    /* position in the file */
-    char *method; /* upper-case, NULL = any method */
-    rl_pattern_t path;
-    rl_key_field_t *key;
-    int nkey;
-    rl_limit_t *limits;
-    int nlimits;
-    rl_test_rule_t *test; /* NULL if none */
-    rl_header_style_t headers;
-    int failure_open; /* "failure_mode": "open" (1) / "closed" (0) */
-    int deny_status;  /* default 429 */
-    json_t *
-        deny_body; /* owned; may hold {retry_after} etc.; NULL = default body */
-    int shadow;    /* "mode": "shadow" */
-    int verify_tenant; /* "verify_tenant": "hmac" (1) / "none" (0) */
-    int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
-                     */
-} rl_policy_t;
 
 typedef enum { RL_STORE_REDIS = 0, RL_STORE_MEMORY } rl_store_type_t;
 
@@ -219,15 +130,27 @@ typedef struct rl_conf {
 rl_conf_t *rl_conf_parse(const char *text, size_t len, char *err,
                          size_t errlen);
 
-/* Reads FILE then rl_conf_parse. Same ownership. */
+/* The one reader of a config file, used by start-up and reload: reads
+ * FILE, parses it like rl_conf_parse, and wipes the text (it may hold
+ * secrets) before freeing it, on every path. Returns the conf (caller's)
+ * and, when json is not NULL, the parsed file in *json (caller's,
+ * json_decref) for later comparisons. NULL with err set on any error
+ * (*json NULL). */
+rl_conf_t *rl_conf_read(const char *path, json_t **json, char *err,
+                        size_t errlen);
+
+/* rl_conf_read without the JSON. Same ownership. */
 rl_conf_t *rl_conf_load(const char *path, char *err, size_t errlen);
 
+/* Frees conf and everything it owns, secrets wiped; NULL is fine. */
 void rl_conf_free(rl_conf_t *conf);
 
 /* Writes the key suffix of a limit (see rl_limit_t.suffix) into buf:
- * prefix ("" or "t"), the algorithm's letter, the period. Pure. */
-void rl_conf_limit_suffix(char *buf, size_t len, const char *prefix,
-                          rl_algo_t algo, int64_t period_ms);
+ * prefix ("" or "t"), the algorithm's letter (algo.h), the period.
+ * Returns 0, or -1 (buf "") when algo is not an algorithm or the period
+ * is not positive. Pure. */
+int rl_conf_limit_suffix(char *buf, size_t len, const char *prefix,
+                         rl_algo_t algo, int64_t period_ms);
 
 /* Looks up a policy by name; NULL if none. */
 const rl_policy_t *rl_conf_policy(const rl_conf_t *conf, const char *name);

@@ -19,6 +19,7 @@
 #include "util.h"
 #include "worker.h"
 
+/* Prints the usage text to out. */
 static void usage(FILE *out)
 {
     fprintf(
@@ -139,6 +140,7 @@ err:
     return -1;
 }
 
+/* SIGTERM, SIGINT: stop the main loop (arg is its base); main thread. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct event_base *base = arg;
@@ -153,159 +155,222 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     rl_reload(arg);
 }
 
-/* Runs the service until SIGTERM/SIGINT. conf and json are taken over.
- * Returns the exit code. */
-static int run(rl_conf_t *conf, json_t *json, const char *path,
-               int listen_overridden, int verbose)
-{
+/* What one run of the service holds, so start-up, serving and cleanup can
+ * be separate steps with one cleanup path. */
+typedef struct main_run {
     rl_app_t app;
-    struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
-    SSL_CTX *tls = NULL;
-    char err[512];
-    int *fds = NULL;
-    int i, nworkers, started = 0, port = 0, rc = 1;
+    rl_conf_t *conf; /* until rl_reload_start takes it */
+    json_t *json;    /* same */
+    struct event_base *base;
+    struct event *sig[3]; /* SIGTERM, SIGINT, SIGHUP */
+    SSL_CTX *tls;         /* listener TLS, NULL for plain HTTP */
+    int *fds;             /* listening sockets not yet owned by a worker */
+    int nfds;
+    int started; /* workers started */
+    int port;    /* the bound port */
+} main_run_t;
 
-    memset(&app, 0, sizeof(app));
-    nworkers =
-        conf->workers > 0 ? conf->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (nworkers < 1) {
-        nworkers = 1;
+/* Builds everything the workers need from r->conf: the memory table, the
+ * listener TLS context, one listening socket and one initialised (not
+ * started) worker per thread, the access log. 0 or -1 (run_cleanup
+ * frees what was built). Main thread. */
+static int run_build(main_run_t *r)
+{
+    rl_conf_t *conf = r->conf;
+    char err[512];
+    int n;
+    int i;
+
+    n = conf->workers > 0 ? conf->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) {
+        n = 1;
     }
-    app.conf = conf;
-    app.conf_path = path;
-    app.listen_overridden = listen_overridden;
-    app.verbose = verbose;
-    app.started_ms = rl_now_ms();
-    app.started_us = rl_mono_us();
-    app.workers = calloc((size_t)nworkers, sizeof(rl_worker_t));
-    fds = malloc((size_t)nworkers * sizeof(int));
-    if (app.workers == NULL || fds == NULL) {
-        goto cleanup;
+    r->app.workers = calloc((size_t)n, sizeof(rl_worker_t));
+    r->fds = malloc((size_t)n * sizeof(int));
+    if (r->app.workers == NULL || r->fds == NULL) {
+        return -1;
     }
-    for (i = 0; i < nworkers; i++) {
-        fds[i] = -1;
+    r->nfds = n;
+    for (i = 0; i < n; i++) {
+        r->fds[i] = -1;
     }
     if (conf->store.type == RL_STORE_MEMORY &&
-        (app.mem = rl_mem_table_new()) == NULL) {
-        goto cleanup;
+        (r->app.mem = rl_mem_table_new()) == NULL) {
+        return -1;
     }
     if (conf->tls.cert_file != NULL &&
-        (tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err))) == NULL) {
+        (r->tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err))) == NULL) {
         rl_log_kv(RL_LOG_ERROR, "invalid TLS configuration", "error", err,
                   NULL);
-        goto cleanup;
+        return -1;
     }
-    if (open_listeners(conf->listen_host, conf->listen_port, nworkers, fds,
-                       &port) < 0) {
-        goto cleanup;
+    if (open_listeners(conf->listen_host, conf->listen_port, n, r->fds,
+                       &r->port) < 0) {
+        return -1;
     }
-    for (i = 0; i < nworkers; i++) {
-        app.nworkers = i + 1;
-        if (rl_worker_init(&app.workers[i], &app, i, fds[i]) != 0) {
-            goto cleanup;
+    for (i = 0; i < n; i++) {
+        r->app.nworkers = i + 1;
+        if (rl_worker_init(&r->app.workers[i], &r->app, i, r->fds[i]) != 0) {
+            return -1;
         }
-        fds[i] = -1; /* the worker's HTTP server owns it now */
-        if (tls != NULL) {
-            rl_http_server_set_tls(app.workers[i].http, tls);
+        r->fds[i] = -1; /* the worker's HTTP server owns it now */
+        if (r->tls != NULL) {
+            rl_http_server_set_tls(r->app.workers[i].http, r->tls);
         }
     }
-    app.access_log = rl_access_log_new(app.nworkers, 262144, STDERR_FILENO);
-    if (app.access_log == NULL) {
-        goto cleanup;
-    }
-    /* From here on the conf belongs to its reference (freed with it). */
-    i = rl_reload_start(&app, conf, json);
-    conf = NULL;
-    json = NULL;
-    if (i != 0) {
-        goto cleanup;
-    }
+    r->app.access_log =
+        rl_access_log_new(r->app.nworkers, 262144, STDERR_FILENO);
+    return r->app.access_log != NULL ? 0 : -1;
+}
 
-    base = event_base_new();
-    if (base == NULL) {
-        goto cleanup;
-    }
-    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    sigint = evsignal_new(base, SIGINT, on_signal, base);
-    sighup = evsignal_new(base, SIGHUP, on_sighup, &app);
-    if (sigterm == NULL || sigint == NULL || sighup == NULL) {
-        goto cleanup;
-    }
-    evsignal_add(sigterm, NULL);
-    evsignal_add(sigint, NULL);
-    evsignal_add(sighup, NULL);
+/* Creates the main loop and its signal events (SIGTERM and SIGINT stop,
+ * SIGHUP reloads). 0 or -1. Main thread. */
+static int run_signals(main_run_t *r)
+{
+    int i;
 
-    /* Every worker is fully built before the first starts: the service
-     * never answers half-initialised. */
-    for (i = 0; i < app.nworkers; i++) {
-        if (rl_worker_start(&app.workers[i]) != 0) {
+    r->base = event_base_new();
+    if (r->base == NULL) {
+        return -1;
+    }
+    r->sig[0] = evsignal_new(r->base, SIGTERM, on_signal, r->base);
+    r->sig[1] = evsignal_new(r->base, SIGINT, on_signal, r->base);
+    r->sig[2] = evsignal_new(r->base, SIGHUP, on_sighup, &r->app);
+    for (i = 0; i < 3; i++) {
+        if (r->sig[i] == NULL) {
+            return -1;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        evsignal_add(r->sig[i], NULL);
+    }
+    return 0;
+}
+
+/* Logs the "listening" line once every worker runs. */
+static void run_log_listening(const main_run_t *r)
+{
+    const rl_conf_t *conf = r->app.conf;
+    char addr[300];
+    char workers[16];
+    char portbuf[8];
+
+    snprintf(addr, sizeof(addr), "%s:%d", conf->listen_host, r->port);
+    snprintf(workers, sizeof(workers), "%d", r->app.nworkers);
+    snprintf(portbuf, sizeof(portbuf), "%d", r->port);
+    rl_log_kv(RL_LOG_INFO, "listening", "address", addr, "port", portbuf,
+              "workers", workers, "store",
+              conf->store.type == RL_STORE_MEMORY ? "memory" : "redis",
+              "config_hash", conf->hash, "version", PACKAGE_VERSION, "tls",
+              r->tls != NULL ? "on" : "off", NULL);
+}
+
+/* Starts every worker (all were fully built first: the service never
+ * answers half-initialised), runs the main loop until SIGTERM/SIGINT,
+ * then stops and joins the workers. The exit code. Main thread. */
+static int run_serve(main_run_t *r)
+{
+    int rc = 1;
+    int i;
+
+    for (i = 0; i < r->app.nworkers; i++) {
+        if (rl_worker_start(&r->app.workers[i]) != 0) {
             goto stop;
         }
-        started++;
+        r->started++;
     }
-    {
-        char addr[300], workers[16], portbuf[8];
-        snprintf(addr, sizeof(addr), "%s:%d", app.conf->listen_host, port);
-        snprintf(workers, sizeof(workers), "%d", app.nworkers);
-        snprintf(portbuf, sizeof(portbuf), "%d", port);
-        rl_log_kv(RL_LOG_INFO, "listening", "address", addr, "port", portbuf,
-                  "workers", workers, "store",
-                  app.conf->store.type == RL_STORE_MEMORY ? "memory" : "redis",
-                  "config_hash", app.conf->hash, "version", PACKAGE_VERSION,
-                  "tls", tls != NULL ? "on" : "off", NULL);
-    }
-    event_base_dispatch(base);
+    run_log_listening(r);
+    event_base_dispatch(r->base);
     rc = 0;
 
 stop:
-    for (i = 0; i < started; i++) {
-        rl_worker_stop(&app.workers[i]);
+    for (i = 0; i < r->started; i++) {
+        rl_worker_stop(&r->app.workers[i]);
     }
-    for (i = 0; i < started; i++) {
-        rl_worker_join(&app.workers[i]);
+    for (i = 0; i < r->started; i++) {
+        rl_worker_join(&r->app.workers[i]);
     }
     rl_info("stopped");
-
-cleanup:
-    /* Workers that were built but never started still own resources. */
-    for (i = started; i < app.nworkers; i++) {
-        rl_worker_destroy(&app.workers[i]);
-    }
-    if (sigterm != NULL) {
-        event_free(sigterm);
-    }
-    if (sigint != NULL) {
-        event_free(sigint);
-    }
-    if (sighup != NULL) {
-        event_free(sighup);
-    }
-    rl_access_log_free(app.access_log);
-    rl_reload_stop(&app);
-    rl_conf_free(conf);
-    json_decref(json);
-    rl_stats_registry_free();
-    if (base != NULL) {
-        event_base_free(base);
-    }
-    if (fds != NULL) {
-        for (i = 0; i < nworkers; i++) {
-            if (fds[i] >= 0) {
-                close(fds[i]);
-            }
-        }
-    }
-    free(fds);
-    free(app.workers);
-    SSL_CTX_free(tls); /* after every worker, and its connections, is gone */
-    if (app.mem != NULL) {
-        rl_mem_table_free(app.mem);
-    }
     return rc;
 }
 
-int main(int argc, char **argv)
+/* Frees everything r holds, in dependency order. */
+static void run_cleanup(main_run_t *r)
+{
+    int i;
+
+    /* Workers that were built but never started still own resources. */
+    for (i = r->started; i < r->app.nworkers; i++) {
+        rl_worker_destroy(&r->app.workers[i]);
+    }
+    for (i = 0; i < 3; i++) {
+        if (r->sig[i] != NULL) {
+            event_free(r->sig[i]);
+        }
+    }
+    rl_access_log_free(r->app.access_log);
+    rl_reload_stop(&r->app);
+    rl_conf_free(r->conf);
+    json_decref(r->json);
+    rl_stats_registry_free();
+    if (r->base != NULL) {
+        event_base_free(r->base);
+    }
+    for (i = 0; i < r->nfds; i++) {
+        if (r->fds[i] >= 0) {
+            close(r->fds[i]);
+        }
+    }
+    free(r->fds);
+    free(r->app.workers);
+    SSL_CTX_free(r->tls); /* after every worker, and its connections, is gone */
+    if (r->app.mem != NULL) {
+        rl_mem_table_free(r->app.mem);
+    }
+}
+
+/* Runs the service until SIGTERM/SIGINT. conf and json are taken over.
+ * Returns the exit code. Main thread. */
+static int run(rl_conf_t *conf, json_t *json, const char *path,
+               int listen_overridden, int verbose)
+{
+    main_run_t r;
+    int rc = 1;
+
+    memset(&r, 0, sizeof(r));
+    r.conf = conf;
+    r.json = json;
+    r.app.conf = conf;
+    r.app.conf_path = path;
+    r.app.listen_overridden = listen_overridden;
+    r.app.verbose = verbose;
+    r.app.started_ms = rl_now_ms();
+    r.app.started_us = rl_mono_us();
+    if (run_build(&r) == 0) {
+        /* From here on the conf belongs to its reference (freed with it). */
+        int started = rl_reload_start(&r.app, r.conf, r.json);
+
+        r.conf = NULL;
+        r.json = NULL;
+        if (started == 0 && run_signals(&r) == 0) {
+            rc = run_serve(&r);
+        }
+    }
+    run_cleanup(&r);
+    return rc;
+}
+
+/* The command line. */
+typedef struct main_opts {
+    const char *config; /* -c */
+    const char *check;  /* -t */
+    const char *listen; /* -l */
+    int verbose;        /* -v */
+} main_opts_t;
+
+/* Parses argv into o. Returns -1 to go on, or the exit code: 0 after
+ * --help or --version, 2 on a usage error. */
+static int parse_args(int argc, char **argv, main_opts_t *o)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -316,75 +381,103 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL, *check = NULL, *listen_override = NULL;
-    char err[512];
-    rl_conf_t *conf;
-    json_t *json = NULL;
-    int opt, verbose = 0, rc;
+    int opt;
 
+    memset(o, 0, sizeof(*o));
     while ((opt = getopt_long(argc, argv, "c:t:l:vVh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config = optarg; break;
-        case 't': check = optarg; break;
-        case 'l': listen_override = optarg; break;
-        case 'v': verbose = 1; break;
+        case 'c': o->config = optarg; break;
+        case 't': o->check = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 'v': o->verbose = 1; break;
         case 'V': printf("ratelimitd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || (config == NULL && check == NULL)) {
+    if (optind < argc || (o->config == NULL && o->check == NULL)) {
         usage(stderr);
         return 2;
     }
-    if (check != NULL) {
-        conf = rl_conf_load(check, err, sizeof(err));
-        if (conf == NULL) {
-            fprintf(stderr, "%s: %s\n", check, err);
+    return -1;
+}
+
+/* --check-config: validates the file at path, its listener TLS files
+ * included. The exit code: 0 valid, 1 invalid. */
+static int check_config(const char *path)
+{
+    char err[512];
+    rl_conf_t *conf = rl_conf_load(path, err, sizeof(err));
+
+    if (conf == NULL) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return 1;
+    }
+    if (conf->tls.cert_file != NULL) {
+        SSL_CTX *tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err));
+        if (tls == NULL) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            rl_conf_free(conf);
             return 1;
         }
-        if (conf->tls.cert_file != NULL) {
-            SSL_CTX *tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err));
-            if (tls == NULL) {
-                fprintf(stderr, "%s: %s\n", check, err);
-                rl_conf_free(conf);
-                return 1;
-            }
-            SSL_CTX_free(tls);
-        }
-        printf("%s: ok (%d policies)\n", check, conf->npolicies);
-        rl_conf_free(conf);
-        return 0;
+        SSL_CTX_free(tls);
     }
+    printf("%s: ok (%d policies)\n", path, conf->npolicies);
+    rl_conf_free(conf);
+    return 0;
+}
 
-    conf = rl_reload_load(config, &json, err, sizeof(err));
+/* --listen HOST:PORT: replaces conf's listen address. 0, or -1 (reported)
+ * when spec is not HOST:PORT. */
+static int apply_listen(rl_conf_t *conf, const char *spec)
+{
+    char host[256];
+    int port;
+
+    if (split_host_port(spec, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "--listen: \"%s\" is not HOST:PORT\n", spec);
+        return -1;
+    }
+    free(conf->listen_host);
+    conf->listen_host = strdup(host);
+    conf->listen_port = port;
+    return 0;
+}
+
+/* Parses the command line, then checks the config (-t) or runs the
+ * service (-c). Exit codes: 0 ok, 1 invalid config or failed start, 2
+ * usage error. */
+int main(int argc, char **argv)
+{
+    main_opts_t o;
+    char err[512];
+    rl_conf_t *conf;
+    json_t *json = NULL;
+    int level;
+    int rc = parse_args(argc, argv, &o);
+
+    if (rc >= 0) {
+        return rc;
+    }
+    if (o.check != NULL) {
+        return check_config(o.check);
+    }
+    conf = rl_conf_read(o.config, &json, err, sizeof(err));
     if (conf == NULL) {
-        fprintf(stderr, "%s: %s\n", config, err);
-        rl_log_kv(RL_LOG_ERROR, "invalid configuration", "file", config,
+        fprintf(stderr, "%s: %s\n", o.config, err);
+        rl_log_kv(RL_LOG_ERROR, "invalid configuration", "file", o.config,
                   "error", err, NULL);
         return 1;
     }
-    if (listen_override != NULL) {
-        char host[256];
-        int port;
-        if (split_host_port(listen_override, host, sizeof(host), &port) != 0) {
-            fprintf(stderr, "--listen: \"%s\" is not HOST:PORT\n",
-                    listen_override);
-            rl_conf_free(conf);
-            json_decref(json);
-            return 2;
-        }
-        free(conf->listen_host);
-        conf->listen_host = strdup(host);
-        conf->listen_port = port;
+    if (o.listen != NULL && apply_listen(conf, o.listen) != 0) {
+        rl_conf_free(conf);
+        json_decref(json);
+        return 2;
     }
-    {
-        int level = rl_log_level_parse(conf->log_level);
-        rl_log_set_level(verbose      ? RL_LOG_DEBUG
-                         : level >= 0 ? (rl_log_level_t)level
-                                      : RL_LOG_INFO);
-    }
+    level = rl_log_level_parse(conf->log_level);
+    rl_log_set_level(o.verbose    ? RL_LOG_DEBUG
+                     : level >= 0 ? (rl_log_level_t)level
+                                  : RL_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
-    rc = run(conf, json, config, listen_override != NULL, verbose);
-    return rc;
+    return run(conf, json, o.config, o.listen != NULL, o.verbose);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------------
@@ -231,9 +232,23 @@ static int policy_fits(const rl_policy_t *p, const rl_request_t *req,
     return 1;
 }
 
+/* The policy called name, borrowed from the array; NULL if none. */
+const rl_policy_t *rl_policy_by_name(const rl_policy_t *policies, int n,
+                                     const char *name)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(policies[i].name, name) == 0) {
+            return &policies[i];
+        }
+    }
+    return NULL;
+}
+
 /* First fitting policy in file order, or the forced one; borrowed from
  * conf. m is filled for the returned policy. */
-const rl_policy_t *rl_policy_find(const rl_conf_t *conf,
+const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
                                   const rl_request_t *req, rl_match_t *m)
 {
     const rl_policy_t *p;
@@ -242,7 +257,7 @@ const rl_policy_t *rl_policy_find(const rl_conf_t *conf,
     m->policy = NULL;
     m->nparams = 0;
     if (req->policy != NULL) {
-        p = rl_conf_policy(conf, req->policy);
+        p = rl_policy_by_name(conf->policies, conf->npolicies, req->policy);
         if (p != NULL && policy_fits(p, req, m)) {
             return p;
         }

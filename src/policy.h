@@ -2,11 +2,86 @@
 #define RL_POLICY_H
 
 #include <stddef.h>
-#include "conf.h"
+#include <jansson.h>
+#include "limit.h"
 #include "request.h"
 
-/* Matching a request to a policy and building its Redis key. Pure, no
- * I/O: the same for every store and every front end. */
+/* Policies: their types (built by conf_policy.c, read-only afterwards),
+ * matching a request to one and building its Redis key. Pure, no I/O:
+ * the same for every store and every front end. */
+
+typedef enum {
+    RL_KEY_TENANT = 0,
+    RL_KEY_USER,
+    RL_KEY_IP,
+    RL_KEY_METHOD,
+    RL_KEY_ROUTE,      /* the matched pattern text */
+    RL_KEY_PATH,       /* the concrete path */
+    RL_KEY_PATH_PARAM, /* path.NAME */
+    RL_KEY_HEADER      /* header.NAME (name stored lower-case) */
+} rl_key_kind_t;
+
+typedef struct rl_key_field {
+    rl_key_kind_t kind;
+    char *name; /* NAME for path.NAME / header.NAME, else NULL */
+    char *spec; /* as written in the config: "path.siteIdentifier" */
+} rl_key_field_t;
+
+typedef enum {
+    RL_SEG_LITERAL = 0,
+    RL_SEG_PARAM /* {name} */
+} rl_seg_kind_t;
+
+typedef struct rl_segment {
+    rl_seg_kind_t kind;
+    char *text; /* literal text, or the parameter name */
+    size_t len;
+} rl_segment_t;
+
+/* A path pattern: literal segments, {name} segments, a trailing "*". */
+typedef struct rl_pattern {
+    char *text; /* as written */
+    rl_segment_t *segs;
+    int nsegs;
+    int wildcard; /* trailing "*": matches zero or more segments */
+} rl_pattern_t;
+
+typedef enum {
+    RL_HEADERS_X_RATELIMIT = 0,         /* "x-ratelimit" */
+    RL_HEADERS_X_RATELIMIT_RETRY_AFTER, /* "x-ratelimit-retry-after" */
+    RL_HEADERS_IETF,                    /* "ietf" */
+    RL_HEADERS_NONE                     /* "none" */
+} rl_header_style_t;
+
+typedef struct rl_test_rule {
+    char *header; /* lower-case header name */
+    char *value;  /* exact value that triggers it */
+    rl_limit_t *limits;
+    int nlimits;
+} rl_test_rule_t;
+
+typedef struct rl_policy {
+    char *name;
+    int index;    /* position in the file */
+    char *method; /* upper-case, NULL = any method */
+    rl_pattern_t path;
+    rl_key_field_t *key;
+    int nkey;
+    rl_limit_t *limits;
+    int nlimits;
+    rl_test_rule_t *test; /* NULL if none */
+    rl_header_style_t headers;
+    int failure_open; /* "failure_mode": "open" (1) / "closed" (0) */
+    int deny_status;  /* default 429 */
+    json_t *
+        deny_body; /* owned; may hold {retry_after} etc.; NULL = default body */
+    int shadow;    /* "mode": "shadow" */
+    int verify_tenant; /* "verify_tenant": "hmac" (1) / "none" (0) */
+    int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
+                     */
+} rl_policy_t;
+
+struct rl_conf; /* conf.h: the policies a request is matched against */
 
 #define RL_MAX_PARAMS 16
 #define RL_KEY_MAX 2048      /* a base key never exceeds this */
@@ -38,10 +113,14 @@ void rl_pattern_free(rl_pattern_t *p);
 int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
                      rl_match_t *m);
 
+/* The policy called name among the n policies (borrowed), or NULL. */
+const rl_policy_t *rl_policy_by_name(const rl_policy_t *policies, int n,
+                                     const char *name);
+
 /* The first policy, in file order, whose method (if set) and path fit.
  * With req->policy set, that policy only (NULL if unknown or its method
  * or path does not fit). Returns NULL when none applies. */
-const rl_policy_t *rl_policy_find(const rl_conf_t *conf,
+const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
                                   const rl_request_t *req, rl_match_t *m);
 
 /* Encodes one identifier for use inside a key: bytes outside

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo.h"
 #include "util.h"
 
 #define CMD_NUM_MAX 24 /* an int64 in decimal, with NUL */
@@ -98,7 +99,7 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
         return "bad_op";
     }
     for (i = 0; i < op->nlimits; i++) {
-        if ((unsigned)op->limits[i].algo > RL_ALGO_SLIDING_WINDOW) {
+        if (rl_algo_get(op->limits[i].algo) == NULL) {
             return "bad_op";
         }
     }
@@ -106,20 +107,19 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
 }
 
 /* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
- * key of the op. */
+ * key of the op. An op rl_redis_cmd_check refuses (an unknown algorithm,
+ * say) is refused here too: RL_ERR, cmd unchanged. */
 int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
                        const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
-    static const int64_t algo_num[] = {
-        [RL_ALGO_GCRA] = 0,
-        [RL_ALGO_FIXED_WINDOW] = 1,
-        [RL_ALGO_SLIDING_WINDOW] = 2,
-    };
     size_t need = 64 + (size_t)(3 + 5 * op->nlimits) *
                            CMD_NUM_MAX; /* literals, numbers */
     char *p;
     int i;
 
+    if (rl_redis_cmd_check(op) != NULL) {
+        return RL_ERR;
+    }
     for (i = 0; i < op->nlimits; i++) {
         need += 2 * (op->base_len + strlen(op->limits[i].suffix)) + 4;
     }
@@ -146,7 +146,7 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
         cmd_arg_num(cmd, &p, op->nlimits);
         for (i = 0; i < op->nlimits; i++) {
             const rl_limit_t *l = &op->limits[i];
-            cmd_arg_num(cmd, &p, algo_num[l->algo]);
+            cmd_arg_num(cmd, &p, rl_algo_get(l->algo)->script_id);
             cmd_arg_num(cmd, &p, l->requests);
             cmd_arg_num(cmd, &p, l->period_ms);
             cmd_arg_num(cmd, &p, l->burst);
@@ -234,6 +234,7 @@ const char *rl_redis_cmd_parse(const rl_redis_cmd_t *cmd, const redisReply *r,
     return cmd_parsers[cmd->kind](cmd, r, res);
 }
 
+/* Frees cmd's buffer; cmd itself is the caller's. */
 void rl_redis_cmd_free(rl_redis_cmd_t *cmd)
 {
     free(cmd->buf);

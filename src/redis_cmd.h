@@ -37,9 +37,10 @@ typedef struct rl_redis_cmd {
  * RL_REDIS_CMD_MAX_BASE, a negative cost, an unknown algorithm), else NULL. */
 const char *rl_redis_cmd_check(const rl_store_op_t *op);
 
-/* Fills cmd for a checked op; sha is the script's (40 hex digits). The
- * first key argument is the op's first key, for slot routing. Returns
- * RL_OK or RL_ERR (out of memory). */
+/* Fills cmd for an op; sha is the script's (40 hex digits). The first
+ * key argument is the op's first key, for slot routing. Returns RL_OK,
+ * or RL_ERR (out of memory, or an op rl_redis_cmd_check refuses; cmd is
+ * then left as it was). */
 int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
                        const rl_store_op_t *op, rl_redis_cmd_kind_t kind);
 

@@ -1,7 +1,6 @@
 /* Loading and reloading the configuration (see reload.h). Main thread. */
 #include "reload.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,82 +10,12 @@
 #include "util.h"
 
 /* Top-level sections only a restart can apply: the listening sockets,
- * the threads, the HTTP servers' limits and the store connections are
- * built once at start-up. */
+ * the threads, the HTTP servers' limits, the store connections and the
+ * listener's TLS context are built once at start-up. */
 static const char *const restart_fields[] = {"listen", "workers", "http",
-                                             "store"};
+                                             "store", "tls"};
 
-/* Reads the whole file into a new buffer (*len bytes, NUL added). */
-static char *reload_read(const char *path, size_t *len, char *err,
-                         size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0;
-    size_t n;
-
-    *len = 0;
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
-        if (*len + 1 >= cap) {
-            char *nb;
-            cap = cap == 0 ? 65536 : cap * 2;
-            nb = realloc(buf, cap);
-            if (nb == NULL) {
-                snprintf(err, errlen, "cannot read %s: %s", path,
-                         strerror(ENOMEM));
-                goto err;
-            }
-            buf = nb;
-        }
-        n = fread(buf + *len, 1, cap - *len - 1, f);
-        *len += n;
-        if (n == 0) {
-            break;
-        }
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        goto err;
-    }
-    fclose(f);
-    buf[*len] = '\0';
-    return buf;
-
-err:
-    fclose(f);
-    free(buf);
-    return NULL;
-}
-
-rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err,
-                          size_t errlen)
-{
-    size_t len;
-    char *text = reload_read(path, &len, err, errlen);
-    rl_conf_t *conf;
-
-    *json = NULL;
-    if (text == NULL) {
-        return NULL;
-    }
-    conf = rl_conf_parse(text, len, err, errlen);
-    if (conf != NULL) {
-        /* The conf parsed, so the JSON does too. */
-        *json = json_loadb(text, len, 0, NULL);
-        if (*json == NULL) {
-            snprintf(err, errlen, "out of memory");
-            rl_conf_free(conf);
-            conf = NULL;
-        }
-    }
-    free(text);
-    return conf;
-}
-
+/* The first restart-only field whose JSON differs; see reload.h. */
 const char *rl_reload_restart_field(const json_t *old, const json_t *new,
                                     int listen_overridden)
 {
@@ -153,6 +82,7 @@ static int reload_publish(rl_app_t *app, rl_conf_t *conf, json_t *json)
     return 0;
 }
 
+/* Puts the start-up conf in force; see reload.h. Main thread. */
 int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json)
 {
     return reload_publish(app, conf, json);
@@ -169,13 +99,16 @@ static void reload_failed(rl_app_t *app, const char *error)
         NULL);
 }
 
+/* SIGHUP: re-reads the file with the one config reader (rl_conf_read),
+ * refuses it if invalid or if it changes a restart-only section, else
+ * hands it to every worker. Main thread. */
 void rl_reload(rl_app_t *app)
 {
     char err[512];
     char gen[24];
     char npol[16];
     json_t *json = NULL;
-    rl_conf_t *conf = rl_reload_load(app->conf_path, &json, err, sizeof(err));
+    rl_conf_t *conf = rl_conf_read(app->conf_path, &json, err, sizeof(err));
     const char *field;
     int level;
 
@@ -212,6 +145,7 @@ void rl_reload(rl_app_t *app)
               npol, NULL);
 }
 
+/* Drops the main thread's conf and JSON; see reload.h. Main thread. */
 void rl_reload_stop(rl_app_t *app)
 {
     rl_confref_release(app->conf_ref);

@@ -9,21 +9,15 @@
 /* Configuration (re)loading on the main thread: the start-up load, and
  * SIGHUP. A reload validates the whole new file first; if it is invalid,
  * or changes a section that only a restart can apply ("listen",
- * "workers", "http", "store"), the running conf stays in force and the
- * failure is logged and counted. Otherwise every worker gets the new conf
- * through its mailbox and notify pipe and swaps to it between two
- * requests; requests in flight finish on the conf they started with
- * (confref.h), and policies that did not change keep their Redis keys,
- * so their counters carry on. */
-
-/* Reads FILE once: the validated conf (caller's) and, in *json, the
- * parsed file (caller's, json_decref) for later comparisons. NULL with
- * err set on any error. */
-rl_conf_t *rl_reload_load(const char *path, json_t **json, char *err,
-                          size_t errlen);
+ * "workers", "http", "store", the listener's "tls"), the running conf
+ * stays in force and the failure is logged and counted. Otherwise every
+ * worker gets the new conf through its mailbox and notify pipe and swaps
+ * to it between two requests; requests in flight finish on the conf they
+ * started with (confref.h), and policies that did not change keep their Redis
+ * keys, so their counters carry on. */
 
 /* The first restart-only top-level field ("listen" unless
- * listen_overridden, "workers", "http", "store") whose JSON differs
+ * listen_overridden, "workers", "http", "store", "tls") whose JSON differs
  * between old and new, or NULL if none does. Pure. */
 const char *rl_reload_restart_field(const json_t *old, const json_t *new,
                                     int listen_overridden);

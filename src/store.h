@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "algo_mem.h"
+#include "limit.h"
 #include "conf.h"
 
 /* One store interface, two implementations (store_redis, store_mem).

@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "algo.h"
+#include "algo_mem.h"
 #include "util.h"
 
 #define MEM_SHARDS 64          /* power of two */
@@ -225,7 +227,7 @@ static int mem_op_valid(const rl_store_op_t *op)
     for (i = 0; i < op->nlimits; i++) {
         const rl_limit_t *l = &op->limits[i];
 
-        if ((unsigned)l->algo > RL_ALGO_SLIDING_WINDOW || l->requests < 1 ||
+        if (rl_algo_get(l->algo) == NULL || l->requests < 1 ||
             l->period_ms < 1) {
             return 0;
         }
@@ -243,9 +245,106 @@ static int64_t mem_now(mem_store_t *m)
     return m->now_ms != NULL ? m->now_ms(m->clock_arg) : rl_now_ms();
 }
 
+/* Starts an operation: checks op and builds its keys (a failure is
+ * reported to cb, and NULL returned); then locks op's shard and returns
+ * it, with *res zeroed and its clock read under the lock. The caller
+ * unlocks and frees *keys. */
+static mem_shard_t *mem_begin(mem_store_t *m, const rl_store_op_t *op,
+                              rl_store_cb *cb, void *arg, mem_keys_t *keys,
+                              rl_store_result_t *res)
+{
+    mem_shard_t *sh;
+
+    if (!mem_op_valid(op)) {
+        rl_store_fail(cb, arg, "bad_request");
+        return NULL;
+    }
+    if (mem_keys_build(keys, op) != RL_OK) {
+        rl_store_fail(cb, arg, "out_of_memory");
+        return NULL;
+    }
+    memset(res, 0, sizeof(*res));
+    sh = mem_shard_of(m->table, op->base_key, op->base_len);
+    pthread_mutex_lock(&sh->lock);
+    res->now_ms = mem_now(m);
+    return sh;
+}
+
+/* Reads the state of each of op's n keys from sh (locked) into
+ * states[] (zeroed when absent or expired; expired entries are dropped),
+ * and the live entries into found[]. */
+static void mem_load_states(mem_shard_t *sh, const mem_keys_t *keys, int n,
+                            int64_t now_ms, mem_entry_t **found,
+                            rl_limit_state_t *states)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        mem_entry_t **link;
+
+        found[i] =
+            mem_find(sh, keys->key[i], keys->len[i], keys->hash[i], &link);
+        if (found[i] != NULL && !mem_live(&found[i]->st, now_ms)) {
+            mem_unlink(sh, link);
+            found[i] = NULL;
+        }
+        if (found[i] != NULL) {
+            states[i] = found[i]->st;
+        } else {
+            memset(&states[i], 0, sizeof(states[i]));
+        }
+    }
+}
+
+/* Writes states[] back into sh (locked): into the found entries, or into
+ * new entries for live states of new keys. Every new entry is allocated
+ * before anything is written, so a shortage of memory changes nothing:
+ * then "out_of_memory", else NULL. fresh[] holds what was allocated and
+ * not linked (the caller frees it). */
+static const char *mem_store_states(mem_shard_t *sh, const mem_keys_t *keys,
+                                    int n, int64_t now_ms, mem_entry_t **found,
+                                    mem_entry_t **fresh,
+                                    const rl_limit_state_t *states)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (found[i] == NULL && mem_live(&states[i], now_ms)) {
+            fresh[i] = malloc(sizeof(mem_entry_t) + keys->len[i]);
+            if (fresh[i] == NULL) {
+                return "out_of_memory";
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        mem_entry_t **link;
+
+        if (found[i] != NULL) {
+            found[i]->st = states[i];
+        } else if (fresh[i] != NULL) {
+            fresh[i]->hash = keys->hash[i];
+            fresh[i]->st = states[i];
+            fresh[i]->klen = keys->len[i];
+            memcpy(fresh[i]->key, keys->key[i], keys->len[i]);
+            if (mem_find(sh, keys->key[i], keys->len[i], keys->hash[i],
+                         &link) != NULL) {
+                /* two limits with one suffix: the later one wins */
+                (*link)->st = states[i];
+                continue;
+            }
+            fresh[i]->next = NULL;
+            *link = fresh[i];
+            fresh[i] = NULL;
+            sh->count++;
+            mem_sweep(sh, now_ms);
+            mem_grow(sh);
+        }
+    }
+    return NULL;
+}
+
 /* Decides op under its shard's lock and calls cb once, after unlocking.
- * Entries for new keys are allocated before anything is written, so a
- * shortage of memory fails the whole decision and changes nothing. */
+ * A shortage of memory fails the whole decision and changes nothing. */
 static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                        void *arg)
 {
@@ -256,75 +355,18 @@ static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
     mem_entry_t *fresh[RL_MAX_LIMITS] = {NULL};
     rl_limit_state_t states[RL_MAX_LIMITS];
     rl_store_result_t res;
-    const char *error = NULL;
+    const char *error;
     int i;
 
-    if (!mem_op_valid(op)) {
-        rl_store_fail(cb, arg, "bad_request");
+    sh = mem_begin(m, op, cb, arg, &keys, &res);
+    if (sh == NULL) {
         return;
     }
-    if (mem_keys_build(&keys, op) != RL_OK) {
-        rl_store_fail(cb, arg, "out_of_memory");
-        return;
-    }
-    memset(&res, 0, sizeof(res));
-    sh = mem_shard_of(m->table, op->base_key, op->base_len);
-    pthread_mutex_lock(&sh->lock);
-    res.now_ms = mem_now(m);
-
-    for (i = 0; i < op->nlimits; i++) {
-        mem_entry_t **link;
-
-        found[i] = mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link);
-        if (found[i] != NULL && !mem_live(&found[i]->st, res.now_ms)) {
-            mem_unlink(sh, link);
-            found[i] = NULL;
-        }
-        if (found[i] != NULL) {
-            states[i] = found[i]->st;
-        } else {
-            memset(&states[i], 0, sizeof(states[i]));
-        }
-    }
-
+    mem_load_states(sh, &keys, op->nlimits, res.now_ms, found, states);
     res.allowed = rl_algo_decide(op->limits, op->nlimits, states, res.now_ms,
                                  op->cost, res.limits);
-
-    for (i = 0; i < op->nlimits; i++) {
-        if (found[i] == NULL && mem_live(&states[i], res.now_ms)) {
-            fresh[i] = malloc(sizeof(mem_entry_t) + keys.len[i]);
-            if (fresh[i] == NULL) {
-                error = "out_of_memory";
-                goto cleanup;
-            }
-        }
-    }
-    for (i = 0; i < op->nlimits; i++) {
-        mem_entry_t **link;
-
-        if (found[i] != NULL) {
-            found[i]->st = states[i];
-        } else if (fresh[i] != NULL) {
-            fresh[i]->hash = keys.hash[i];
-            fresh[i]->st = states[i];
-            fresh[i]->klen = keys.len[i];
-            memcpy(fresh[i]->key, keys.key[i], keys.len[i]);
-            if (mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link) !=
-                NULL) {
-                /* two limits with one suffix: the later one wins */
-                (*link)->st = states[i];
-                continue;
-            }
-            fresh[i]->next = NULL;
-            *link = fresh[i];
-            fresh[i] = NULL;
-            sh->count++;
-            mem_sweep(sh, res.now_ms);
-            mem_grow(sh);
-        }
-    }
-
-cleanup:
+    error = mem_store_states(sh, &keys, op->nlimits, res.now_ms, found, fresh,
+                             states);
     pthread_mutex_unlock(&sh->lock);
     for (i = 0; i < op->nlimits; i++) {
         free(fresh[i]);
@@ -348,18 +390,10 @@ static void mem_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
     rl_store_result_t res;
     int i;
 
-    if (!mem_op_valid(op)) {
-        rl_store_fail(cb, arg, "bad_request");
+    sh = mem_begin(m, op, cb, arg, &keys, &res);
+    if (sh == NULL) {
         return;
     }
-    if (mem_keys_build(&keys, op) != RL_OK) {
-        rl_store_fail(cb, arg, "out_of_memory");
-        return;
-    }
-    memset(&res, 0, sizeof(res));
-    sh = mem_shard_of(m->table, op->base_key, op->base_len);
-    pthread_mutex_lock(&sh->lock);
-    res.now_ms = mem_now(m);
     for (i = 0; i < op->nlimits; i++) {
         mem_entry_t **link;
 

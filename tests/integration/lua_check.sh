@@ -92,8 +92,15 @@ field() {
 }
 
 start_redis
-SCRIPT=$(cat "$ROOT/lua/gcra.lua" "$ROOT/lua/fixed_window.lua" \
-    "$ROOT/lua/sliding_window.lua" "$ROOT/lua/decide.lua")
+# The files and their order come from Makefile.am's RL_LUA_FILES, the one
+# list the build embeds.
+LUA_FILES=$(sed -n 's/^RL_LUA_FILES *= *//p' "$ROOT/Makefile.am")
+if [ -z "$LUA_FILES" ]; then
+    echo "lua_check: no RL_LUA_FILES in Makefile.am" >&2
+    exit 1
+fi
+# shellcheck disable=SC2086 # a list of file names
+SCRIPT=$(cd "$ROOT" && cat $LUA_FILES)
 SHA=$(rc SCRIPT LOAD "$SCRIPT")
 check_true "script loads" "$(printf %s "$SHA" | wc -c)" -eq 40
 

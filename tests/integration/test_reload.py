@@ -5,7 +5,9 @@ flight finish on the config they started with."""
 
 import copy
 import json
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
@@ -171,6 +173,42 @@ def test_invalid_reload_keeps_running_config():
 
         # A valid file afterwards is accepted.
         eq(reload_config(svc.d, svc.d.config), "ok", "valid file after failures")
+
+
+def test_reload_changing_listener_tls_is_refused():
+    """The listener's TLS context is built once at start: a reload that
+    turns TLS on (valid certificate and key files) is refused like the
+    other restart-only sections, logged naming "tls", counted as failed,
+    and the running config keeps answering over plain HTTP."""
+    from test_tls import make_pki
+
+    cfg = config(policy("a", "/a/*", [limit(2, "1h", "fixed_window")], key=["tenant"]))
+    d = tempfile.mkdtemp(prefix="rl-reload-tls-")
+    try:
+        pki = make_pki(d)
+        with service(cfg, "memory") as svc:
+            eq(svc.verdict(path="/a/x", tenant="t")["remaining"], 1, "before")
+            tls = copy.deepcopy(svc.d.config)
+            tls["tls"] = {"cert_file": pki["server.pem"], "key_file": pki["server.key"]}
+            eq(reload_config(svc.d, tls), "failed", "reload turning listener TLS on")
+            tls["tls"]["min_version"] = "1.3"
+            eq(reload_config(svc.d, tls), "failed", "reload with TLS 1.3")
+
+            v = svc.verdict(path="/a/x", tenant="t")
+            eq((v["policy"], v["remaining"]), ("a", 0), "the old config still decides")
+            m = scrape(svc.d)
+            eq(metric(m, "ratelimitd_config_reloads_total", result="failed"), 2,
+               "failed reloads")
+            eq(metric(m, "ratelimitd_config_reloads_total", result="ok"), 0, "ok reloads")
+            log = svc.d.stderr()
+            check("tls: changed; this section takes effect only on a restart" in log,
+                  "the tls change is not explained:\n" + log)
+            eq(reload_config(svc.d, svc.d.config), "ok", "the unchanged file again")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+test_reload_changing_listener_tls_is_refused.timeout = 60
 
 
 def test_in_flight_request_finishes_on_its_config():

@@ -2,10 +2,15 @@
  * checked by what a caller sees (allowed, remaining, reset, retry,
  * blocked) and by the state it leaves behind. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo.h"
 #include "algo_mem.h"
+#include "conf.h"
+#include "redis_cmd.h"
+#include "util.h"
 
 /* A clock aligned to a whole day (so to every second, minute and hour). */
 #define T0 1728000000000LL
@@ -517,6 +522,151 @@ START_TEST(invalid_limit_denies)
 }
 END_TEST
 
+/* Parses a config with one policy whose one limit uses algorithm word
+ * (and burst 3 when with_burst). The conf is the caller's; NULL with err
+ * filled if refused. */
+static rl_conf_t *parse_algo(const char *word, int with_burst, char *err,
+                             size_t errlen)
+{
+    char text[512];
+
+    snprintf(text, sizeof(text),
+             "{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": "
+             "\"/x\"}, \"limits\": [{\"requests\": 5, \"per\": \"1m\", "
+             "\"algorithm\": \"%s\"%s}]}]}",
+             word, with_burst ? ", \"burst\": 3" : "");
+    return rl_conf_parse(text, strlen(text), err, errlen);
+}
+
+/* Every row of algo.h round-trips: its config word parses to its enum
+ * value, which names the word again; its key suffix starts with its
+ * letter; letters and script ids are unique; "burst" is accepted exactly
+ * where the row says it applies; and the memory store decides it. */
+START_TEST(algo_rows_round_trip)
+{
+    char err[256];
+    int i;
+    int j;
+
+    for (i = 0; i < RL_ALGO_COUNT; i++) {
+        const rl_algo_info_t *a = rl_algo_get((rl_algo_t)i);
+        rl_limit_state_t st = {{0}, 0, 0};
+        rl_limit_result_t r;
+        const rl_limit_t *l;
+        rl_conf_t *conf;
+
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(a->algo, i);
+        ck_assert_ptr_eq(rl_algo_by_name(a->name), a);
+        ck_assert_ptr_nonnull(a->mem);
+        conf = parse_algo(a->name, 0, err, sizeof(err));
+        ck_assert_msg(conf != NULL, "%s: %s", a->name, err);
+        l = &conf->policies[0].limits[0];
+        ck_assert_int_eq(l->algo, a->algo);
+        ck_assert_str_eq(rl_algo_name(l->algo), a->name);
+        ck_assert_int_eq(l->suffix[0], a->letter);
+        ck_assert_str_eq(l->suffix + 1, "1m");
+        ck_assert(rl_algo_decide(l, 1, &st, T0, 1, &r));
+        ck_assert_int_eq(r.remaining, 4);
+        rl_conf_free(conf);
+        for (j = 0; j < i; j++) {
+            ck_assert_int_ne(rl_algo_get((rl_algo_t)j)->letter, a->letter);
+            ck_assert_int_ne(rl_algo_get((rl_algo_t)j)->script_id,
+                             a->script_id);
+        }
+        conf = parse_algo(a->name, 1, err, sizeof(err));
+        ck_assert_int_eq(conf != NULL, a->has_burst);
+        if (conf != NULL) {
+            ck_assert_int_eq(conf->policies[0].limits[0].burst, 3);
+        } else {
+            ck_assert_str_eq(err, "policies[0].limits[0].burst: only applies "
+                                  "to algorithm \"gcra\"");
+        }
+        rl_conf_free(conf);
+    }
+}
+END_TEST
+
+/* An algorithm value outside algo.h's rows is refused by every reader:
+ * the lookups, the key suffix, the memory algorithms, the Redis command
+ * (check and build) and the config's "algorithm" word. */
+START_TEST(algo_out_of_range_refused)
+{
+    static const int bad[] = {RL_ALGO_COUNT, RL_ALGO_COUNT + 1000, -1};
+    rl_store_op_t op;
+    rl_redis_cmd_t cmd;
+    rl_limit_result_t r;
+    char buf[40];
+    char err[256];
+    size_t i;
+
+    ck_assert_ptr_null(rl_algo_by_name("leaky_bucket"));
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rl_limit_t l = mk((rl_algo_t)bad[i], 5, 1000, 5, 0);
+        rl_limit_state_t st = {{0}, 0, 0};
+
+        ck_assert_ptr_null(rl_algo_get((rl_algo_t)bad[i]));
+        ck_assert_ptr_null(rl_algo_name((rl_algo_t)bad[i]));
+        ck_assert_int_eq(
+            rl_conf_limit_suffix(buf, sizeof(buf), "", (rl_algo_t)bad[i], 1000),
+            -1);
+        ck_assert_str_eq(buf, "");
+        ck_assert(!rl_algo_decide(&l, 1, &st, T0, 1, &r));
+        ck_assert_int_eq(st.expires_ms, 0);
+        snprintf(l.suffix, sizeof(l.suffix), "x1s");
+        op = (rl_store_op_t){"rl:{x}", 6, &l, 1, 1};
+        ck_assert_str_eq(rl_redis_cmd_check(&op), "bad_op");
+        memset(&cmd, 0, sizeof(cmd));
+        ck_assert_int_eq(rl_redis_cmd_build(&cmd,
+                                            "0123456789012345678901234567890123"
+                                            "456789",
+                                            &op, RL_REDIS_CMD_DECIDE),
+                         RL_ERR);
+        ck_assert_int_eq(cmd.argc, 0);
+        rl_redis_cmd_free(&cmd);
+    }
+    ck_assert_ptr_null(parse_algo("leaky_bucket", 0, err, sizeof(err)));
+    ck_assert_str_eq(err, "policies[0].limits[0].algorithm: \"leaky_bucket\" "
+                          "is not one of gcra, fixed_window, sliding_window");
+}
+END_TEST
+
+/* The Redis command carries each row's script id, the number decide.lua
+ * dispatches on (the wire protocol: 0 gcra, 1 fixed, 2 sliding). */
+START_TEST(algo_script_ids_on_the_wire)
+{
+    static const struct {
+        rl_algo_t algo;
+        const char *id;
+    } wire[] = {
+        {RL_ALGO_GCRA, "0"},
+        {RL_ALGO_FIXED_WINDOW, "1"},
+        {RL_ALGO_SLIDING_WINDOW, "2"},
+    };
+    rl_redis_cmd_t cmd;
+    size_t i;
+
+    ck_assert_int_eq(RL_ALGO_COUNT, sizeof(wire) / sizeof(wire[0]));
+    memset(&cmd, 0, sizeof(cmd));
+    for (i = 0; i < sizeof(wire) / sizeof(wire[0]); i++) {
+        rl_limit_t l = mk(wire[i].algo, 5, 1000, 5, 0);
+        rl_store_op_t op = {"rl:{x}", 6, &l, 1, 1};
+
+        snprintf(l.suffix, sizeof(l.suffix), "x1s");
+        ck_assert_int_eq(rl_redis_cmd_build(&cmd,
+                                            "0123456789012345678901234567890123"
+                                            "456789",
+                                            &op, RL_REDIS_CMD_DECIDE),
+                         RL_OK);
+        /* EVALSHA sha 2 key block cost n, then algo requests ... */
+        ck_assert_int_eq(cmd.argc, 12);
+        ck_assert_int_eq(cmd.argvlen[7], strlen(wire[i].id));
+        ck_assert(memcmp(cmd.argv[7], wire[i].id, cmd.argvlen[7]) == 0);
+    }
+    rl_redis_cmd_free(&cmd);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *algo_suite(void)
 {
@@ -543,6 +693,9 @@ static Suite *algo_suite(void)
     tcase_add_test(tc, tenant_profile_gcra_sustained);
     tcase_add_test(tc, tenant_profile_fixed_minute_exhausted);
     tcase_add_test(tc, invalid_limit_denies);
+    tcase_add_test(tc, algo_rows_round_trip);
+    tcase_add_test(tc, algo_out_of_range_refused);
+    tcase_add_test(tc, algo_script_ids_on_the_wire);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -408,6 +408,68 @@ START_TEST(test_store_cluster_and_tls)
 }
 END_TEST
 
+/* The defaults the descriptors carry reach every section, present or
+ * absent, partly given or not, and every policy and limit; a field given
+ * in the file replaces its default. */
+START_TEST(test_defaults_from_descriptors)
+{
+    char err[256];
+    const rl_policy_t *p;
+    rl_conf_t *conf = parse(
+        "{\"http\": {\"max_body_bytes\": 5}, \"store\": {\"prefix\": \"x\"}, "
+        "\"auth\": {\"max_failures\": 3}, \"forward_auth\": "
+        "{\"user_header\": \"X-U\"}, \"policies\": [{\"name\": \"a\", "
+        "\"match\": {\"path\": \"/a\"}, \"limits\": [{\"requests\": 4, "
+        "\"per\": \"1m\"}]}, {\"name\": \"b\", \"match\": {\"path\": \"/b\"}, "
+        "\"deny\": {\"body\": {}}, \"limits\": [{\"requests\": 2, \"per\": "
+        "\"1s\", \"algorithm\": \"fixed_window\"}]}]}",
+        err, sizeof(err));
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_int_eq(conf->http.max_body_bytes, 5);
+    ck_assert_int_eq(conf->http.max_header_bytes, 65536);
+    ck_assert_int_eq(conf->http.max_connections, 10000);
+    ck_assert_str_eq(conf->store.prefix, "x");
+    ck_assert_str_eq(conf->store.host, "127.0.0.1");
+    ck_assert_int_eq(conf->store.port, 6379);
+    ck_assert_int_eq(conf->store.refresh_interval_ms, 5000);
+    ck_assert_ptr_null(conf->store.tls);
+    ck_assert_int_eq(conf->auth.mode, RL_AUTH_NONE);
+    ck_assert_int_eq(conf->auth.max_failures, 3);
+    ck_assert_int_eq(conf->auth.max_clock_skew_s, 300);
+    ck_assert_int_eq(conf->auth.failure_window_ms, 60000);
+    ck_assert_ptr_null(conf->tls.cert_file);
+    ck_assert_int_eq(conf->tls.min_version, 12);
+    ck_assert_int_eq(conf->admin.enabled, 0);
+    ck_assert(conf->ops.access_log_sample == 0.0);
+    ck_assert_int_eq(conf->ops.deny_cache_entries, 16384);
+    ck_assert_int_eq(conf->ops.deny_cache_max_ttl_ms, 10000);
+    ck_assert_int_eq(conf->forward_auth.deny_status, 0);
+    ck_assert_str_eq(conf->forward_auth.tenant_header, "x-tenant-id");
+    ck_assert_str_eq(conf->forward_auth.user_header, "x-u");
+    ck_assert_int_eq(conf->npolicies, 2);
+    for (int i = 0; i < 2; i++) {
+        p = &conf->policies[i];
+        ck_assert_int_eq(p->index, i);
+        ck_assert_ptr_null(p->method);
+        ck_assert_int_eq(p->headers, RL_HEADERS_X_RATELIMIT);
+        ck_assert_int_eq(p->failure_open, 1);
+        ck_assert_int_eq(p->deny_status, 429);
+        ck_assert_int_eq(p->shadow, 0);
+        ck_assert_int_eq(p->verify_tenant, 0);
+        ck_assert_ptr_null(p->test);
+        ck_assert_int_eq(p->nkey, 0);
+    }
+    ck_assert_ptr_null(conf->policies[0].deny_body);
+    ck_assert_ptr_nonnull(conf->policies[1].deny_body);
+    check_limit(&conf->policies[0].limits[0], RL_ALGO_GCRA, 4, 60000, 4, 0,
+                "g1m");
+    check_limit(&conf->policies[1].limits[0], RL_ALGO_FIXED_WINDOW, 2, 1000, 2,
+                0, "f1s");
+    rl_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_listen_forms)
 {
     static const struct {
@@ -874,6 +936,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_limit_suffix_parsed);
     tcase_add_test(tc, test_store_cluster_and_tls);
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_defaults_from_descriptors);
     tcase_add_test(tc, test_listen_forms);
     tcase_add_test(tc, test_hash);
     tcase_add_test(tc, test_load_errors);

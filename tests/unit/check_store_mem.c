@@ -260,6 +260,33 @@ START_TEST(bad_op_fails)
 }
 END_TEST
 
+/* An algorithm value past the last row of algo.h (or negative) is refused
+ * before any state is touched; the same limit with a real algorithm is
+ * decided. */
+START_TEST(unknown_algorithm_refused)
+{
+    static const int bad[] = {RL_ALGO_COUNT, RL_ALGO_COUNT + 7, -1};
+    rl_mem_table_t *t = rl_mem_table_new();
+    rl_store_t *s = rl_store_mem_new(t, NULL, NULL);
+    rl_limit_t l = mk(RL_ALGO_FIXED_WINDOW, 5, 1000, 0, "f1s");
+    seen_t seen;
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        l.algo = (rl_algo_t)bad[i];
+        seen = decide(s, "rl:{x}", &l, 1, 1);
+        ck_assert_int_eq(seen.res.status, RL_ERR);
+        ck_assert_str_eq(seen.res.error, "bad_request");
+        ck_assert_int_eq(rl_mem_table_size(t), 0);
+    }
+    l.algo = RL_ALGO_FIXED_WINDOW;
+    ck_assert(allowed(s, "rl:{x}", &l, 1));
+    ck_assert_int_eq(rl_mem_table_size(t), 1);
+    rl_store_free(s);
+    rl_mem_table_free(t);
+}
+END_TEST
+
 START_TEST(wall_clock_by_default)
 {
     rl_mem_table_t *t = rl_mem_table_new();
@@ -366,6 +393,7 @@ static Suite *store_mem_suite(void)
     tcase_add_test(tc, multi_limit_all_or_nothing);
     tcase_add_test(tc, long_key);
     tcase_add_test(tc, bad_op_fails);
+    tcase_add_test(tc, unknown_algorithm_refused);
     tcase_add_test(tc, wall_clock_by_default);
     tcase_add_test(tc, concurrent_exactness);
     suite_add_tcase(s, tc);
