@@ -3,7 +3,8 @@
 # and tests/fuzz/: the layout of .clang-format (clang-format --dry-run
 # -Werror) and braces around every if/for/while/else body (clang-tidy's
 # readability-braces-around-statements, which clang-format 14 cannot
-# check). BUILD is a configured build folder (for config.h). Prints one
+# check), and the sizes of files and functions (tests/style_sizes.awk:
+# 900 and 80 lines). BUILD is a configured build folder (for config.h). Prints one
 # line per violated rule and exits non-zero on any.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,11 @@ if ! clang-tidy --quiet --warnings-as-errors='*' \
     >"$BUILD/style-braces.log" 2>&1; then
     grep -m 20 -E 'warning:|error:' "$BUILD/style-braces.log" || true
     echo "style: braces: statements without braces (clang-tidy --fix with readability-braces-around-statements adds them)"
+    rc=1
+fi
+# File and function sizes (tests/style_sizes.awk).
+if ! awk -f tests/style_sizes.awk src/*.c src/*.h; then
+    echo "style: sizes: split the files or functions named above"
     rc=1
 fi
 [ "$rc" -eq 0 ] && echo "style: ok (${#files[@]} files)"
