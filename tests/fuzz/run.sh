@@ -25,11 +25,16 @@ for arg in "$@"; do
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked)
 
+# The config module and what it needs, shared by the targets that parse
+# a configuration.
+CONF="src/conf.c src/conf_field.c src/conf_policy.c src/conf_auth.c src/conf_store.c
+    src/algo.c src/algo_mem.c src/errors.c src/policy.c src/request.c src/redis_tls.c
+    src/log.c src/util.c"
 # The sources each target links, besides its own fuzz_NAME.c.
 declare -A SOURCES=(
-    [request]="src/request.c src/policy.c src/conf.c src/auth.c src/redis_tls.c src/log.c src/util.c"
-    [conf]="src/conf.c src/policy.c src/request.c src/redis_tls.c src/log.c src/util.c"
-    [pattern]="src/policy.c src/request.c src/conf.c src/redis_tls.c src/log.c src/util.c"
+    [request]="$CONF src/auth.c"
+    [conf]="$CONF"
+    [pattern]="$CONF"
     [http_head]="src/http_parse.c"
     [http_chunked]="src/http_parse.c"
 )
