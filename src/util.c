@@ -65,29 +65,26 @@ int rl_duration_parse(const char *s, int64_t *ms)
     return RL_ERR;
 }
 
-void rl_human_duration(int64_t seconds, char *buf, size_t len)
+void rl_human_duration_ms(int64_t ms, char *buf, size_t len)
 {
+    /* Largest unit first; a wait of at least one unit is told in it. */
     static const struct {
         const char *name;
         int64_t s;
     } units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
+    int64_t s = ms <= 0 ? 1 : ms / 1000 + (ms % 1000 != 0);
+    int64_t n = s;
     size_t i;
 
-    if (seconds < 1) {
-        seconds = 1;
-    }
     for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (seconds >= units[i].s &&
-            (seconds % units[i].s == 0 || units[i].s == 1 ||
-             seconds / units[i].s >= 2)) {
-            /* Round up so a client that waits that long is admitted. */
-            int64_t n = (seconds + units[i].s - 1) / units[i].s;
-            snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name,
-                     n == 1 ? "" : "s");
-            return;
+        if (s >= units[i].s) {
+            /* Rounded up: a client that waits that long is admitted. */
+            n = s / units[i].s + (s % units[i].s != 0);
+            break;
         }
     }
-    snprintf(buf, len, "%lld seconds", (long long)seconds);
+    snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name,
+             n == 1 ? "" : "s");
 }
 
 void rl_random_id(char *buf, size_t len)
