@@ -72,17 +72,16 @@ void rl_human_duration_ms(int64_t ms, char *buf, size_t len)
         const char *name;
         int64_t s;
     } units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
+    const size_t nunits = sizeof(units) / sizeof(units[0]);
     int64_t s = ms <= 0 ? 1 : ms / 1000 + (ms % 1000 != 0);
-    int64_t n = s;
-    size_t i;
+    int64_t n;
+    size_t i = 0;
 
-    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (s >= units[i].s) {
-            /* Rounded up: a client that waits that long is admitted. */
-            n = s / units[i].s + (s % units[i].s != 0);
-            break;
-        }
+    while (i + 1 < nunits && s < units[i].s) {
+        i++;
     }
+    /* Rounded up: a client that waits that long is admitted. */
+    n = s / units[i].s + (s % units[i].s != 0);
     snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name,
              n == 1 ? "" : "s");
 }
