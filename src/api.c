@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "reply.h"
 #include "util.h"
 #include "worker.h"
 
@@ -149,17 +150,47 @@ void rl_api_unavailable_fields(json_t *obj, const rl_verdict_t *v)
                         json_string(v->degraded_reason));
 }
 
+json_t *rl_api_unavailable_body(const rl_outcome_t *o, const rl_verdict_t *v,
+                                const char *trace_id, const char *message)
+{
+    const rl_unavailable_t *u = v->policy->unavailable;
+    json_t *obj;
+
+    if (u != NULL && u->body != NULL) {
+        return rl_reply_template_json(u->body, v, trace_id);
+    }
+    obj = rl_api_error_body(trace_id, o->error, message);
+    rl_api_unavailable_fields(obj, v);
+    return obj;
+}
+
+json_t *rl_api_unavailable_item(const rl_outcome_t *o, const rl_verdict_t *v,
+                                const char *trace_id)
+{
+    const rl_unavailable_t *u = v->policy->unavailable;
+    json_t *obj = json_object();
+
+    rl_api_unavailable_fields(obj, v);
+    json_object_set_new(obj, "status", json_integer(o->status));
+    if (u != NULL && u->body != NULL) {
+        json_object_set_new(obj, "body",
+                            rl_reply_template_json(u->body, v, trace_id));
+        return obj;
+    }
+    json_object_set_new(obj, "error", json_string(rl_error_message(o->error)));
+    json_object_set_new(obj, "code", json_string(rl_error_code(o->error)));
+    return obj;
+}
+
 int rl_api_outcome_failed(rl_http_req_t *req, const rl_outcome_t *o,
                           const rl_verdict_t *v, const char *message)
 {
-    json_t *obj;
-
     switch (o->reply) {
     case RL_OUTCOME_REPLY_ERROR: rl_api_error(req, o->error, message); return 1;
     case RL_OUTCOME_REPLY_UNAVAILABLE:
-        obj = rl_api_error_body(req->id, o->error, message);
-        rl_api_unavailable_fields(obj, v);
-        rl_api_reply_json(req, o->status, obj, NULL, NULL, 0);
+        rl_api_reply_json(req, o->status,
+                          rl_api_unavailable_body(o, v, req->id, message), NULL,
+                          NULL, 0);
         return 1;
     case RL_OUTCOME_REPLY_VERDICT: break;
     }

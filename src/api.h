@@ -55,11 +55,27 @@ json_t *rl_api_request_body(rl_http_req_t *req, rl_request_t *dr,
  * "policy", "degraded" true, "degraded_reason". */
 void rl_api_unavailable_fields(json_t *obj, const rl_verdict_t *v);
 
+/* The body of an UNAVAILABLE outcome o (status o->status: the policy's
+ * "unavailable" status, else 503): the policy's "unavailable" body
+ * templated (placeholders of deny bodies plus {trace_id} = trace_id), or
+ * without one the STORE_001 error shape (message NULL: the default) with
+ * the verdict's fields. Every front end answers a fail-closed store
+ * failure with it. New reference (NULL only when memory runs out). */
+json_t *rl_api_unavailable_body(const rl_outcome_t *o, const rl_verdict_t *v,
+                                const char *trace_id, const char *message);
+
+/* The batch result of an UNAVAILABLE outcome o: the verdict's fields and
+ * "status", then "body" (the policy's "unavailable" body, templated as
+ * in rl_api_unavailable_body) or, without one, STORE_001's "error" and
+ * "code". New reference. */
+json_t *rl_api_unavailable_item(const rl_outcome_t *o, const rl_verdict_t *v,
+                                const char *trace_id);
+
 /* Answers the error outcomes of a decision the same way for /v1/decide
  * and /v1/authorize: an ERROR row with its kind's status and code and
- * message (NULL: the default), UNAVAILABLE with 503 STORE_001 and the
- * verdict's fields. Returns 1 if it answered req, 0 for a verdict row
- * (the front end writes its own reply). */
+ * message (NULL: the default), UNAVAILABLE with rl_api_unavailable_body
+ * and o->status. Returns 1 if it answered req, 0 for a verdict row (the
+ * front end writes its own reply). */
 int rl_api_outcome_failed(rl_http_req_t *req, const rl_outcome_t *o,
                           const rl_verdict_t *v, const char *message);
 

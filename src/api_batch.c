@@ -77,19 +77,6 @@ static void batch_finish(batch_t *b)
     free(b);
 }
 
-/* The result object of a store failure under failure_mode closed: what
- * /v1/decide answers with 503, as one item. */
-static json_t *batch_unavailable(const rl_outcome_t *o, const rl_verdict_t *v)
-{
-    json_t *obj = json_object();
-
-    rl_api_unavailable_fields(obj, v);
-    json_object_set_new(obj, "status", json_integer(o->status));
-    json_object_set_new(obj, "error", json_string(rl_error_message(o->error)));
-    json_object_set_new(obj, "code", json_string(rl_error_code(o->error)));
-    return obj;
-}
-
 /* One item's verdict: copied into the results (v and message live only
  * during this call) and access-logged; the last one sends the reply. */
 static void batch_cb(void *arg, rl_decide_status_t status,
@@ -105,7 +92,8 @@ static void batch_cb(void *arg, rl_decide_status_t status,
         batch_invalid(b, it->index, o.error, message);
         break;
     case RL_OUTCOME_REPLY_UNAVAILABLE:
-        json_array_set_new(b->results, it->index, batch_unavailable(&o, v));
+        json_array_set_new(b->results, it->index,
+                           rl_api_unavailable_item(&o, v, b->id));
         break;
     case RL_OUTCOME_REPLY_VERDICT:
         json_array_set_new(b->results, it->index, rl_reply_decision(v));

@@ -399,6 +399,19 @@ static const conf_field_t deny_fields[] = {
 static const conf_table_t deny_table = {deny_fields, CONF_NELEM(deny_fields),
                                         NULL};
 
+/* "unavailable": the status and body of a fail-closed store failure. */
+static const conf_range_t range_unavailable = {500, 599};
+static const conf_field_t unavailable_fields[] = {
+    {"status", conf_int, offsetof(rl_unavailable_t, status), 0,
+     &range_unavailable, "503", NULL},
+    {"body", conf_json, offsetof(rl_unavailable_t, body), 0, NULL, NULL,
+     conf_free_json},
+};
+static const conf_table_t unavailable_table = {
+    unavailable_fields, CONF_NELEM(unavailable_fields), NULL};
+static const conf_alloc_t unavailable_alloc = {&unavailable_table,
+                                               sizeof(rl_unavailable_t)};
+
 /* "name" of a policy: an identifier not used by an earlier policy. */
 static int conf_policy_name(conf_ctx_t *c, const char *path, json_t *v,
                             void *dst, const void *arg)
@@ -454,6 +467,8 @@ static const conf_field_t policy_fields[] = {
     {"failure_mode", conf_enum, offsetof(rl_policy_t, failure_open), 0,
      &enum_failure, "\"open\"", NULL},
     {"deny", conf_sub, 0, 0, &deny_table, NULL, NULL},
+    {"unavailable", conf_sub_new, offsetof(rl_policy_t, unavailable), 0,
+     &unavailable_alloc, NULL, NULL},
     {"mode", conf_enum, offsetof(rl_policy_t, shadow), 0, &enum_mode, NULL,
      NULL},
     {"verify_tenant", conf_verify_tenant, offsetof(rl_policy_t, verify_tenant),

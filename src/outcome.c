@@ -53,6 +53,11 @@ void rl_outcome_make(rl_outcome_kind_t kind, const rl_verdict_t *v,
     if (r->status == RL_OUTCOME_STATUS_DENY) {
         o->status = v != NULL && v->policy != NULL ? v->policy->deny_status
                                                    : rl_error_status(o->error);
+    } else if (r->status == RL_OUTCOME_STATUS_UNAVAILABLE) {
+        o->status =
+            v != NULL && v->policy != NULL && v->policy->unavailable != NULL
+                ? v->policy->unavailable->status
+                : rl_error_status(o->error);
     } else if (r->status == RL_OUTCOME_STATUS_ERROR) {
         o->status = rl_error_status(o->error);
     } else {

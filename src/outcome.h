@@ -23,6 +23,8 @@ typedef enum {
 /* Status column: a fixed status, or one of these. */
 #define RL_OUTCOME_STATUS_DENY (-1)  /* the policy's deny status */
 #define RL_OUTCOME_STATUS_ERROR (-2) /* the error kind's status */
+/* the policy's "unavailable" status, else the error kind's */
+#define RL_OUTCOME_STATUS_UNAVAILABLE (-3)
 
 /* Columns: name; "allowed" of the reply; how it is answered; its status;
  * its error kind (NONE on an error row: the failure's own kind, i.e. the
@@ -40,8 +42,8 @@ typedef enum {
       "unmatched")                                                             \
     X(DEGRADED_OPEN, 1, VERDICT, 200, NONE, decisions_degraded, error,         \
       "error")                                                                 \
-    X(UNAVAILABLE, 0, UNAVAILABLE, 503, STORE_UNAVAILABLE, decisions_degraded, \
-      error, "error")                                                          \
+    X(UNAVAILABLE, 0, UNAVAILABLE, RL_OUTCOME_STATUS_UNAVAILABLE,              \
+      STORE_UNAVAILABLE, decisions_degraded, error, "error")                   \
     X(INVALID, 0, ERROR, RL_OUTCOME_STATUS_ERROR, MISSING_FIELD,               \
       decisions_invalid, none, "invalid")                                      \
     X(BAD_POLICY, 0, ERROR, RL_OUTCOME_STATUS_ERROR, UNKNOWN_POLICY,           \
@@ -71,9 +73,10 @@ typedef struct rl_outcome {
     const char *verdict; /* the access log's word (static) */
 } rl_outcome_t;
 
-/* Fills o from row kind; v (may be NULL) gives the deny status and, for
- * TENANT_AUTH, the error kind; error is the kind of an error row whose
- * column is NONE (BAD_REQUEST: the request parser's). */
+/* Fills o from row kind; v (may be NULL) gives the deny status, the
+ * policy's unavailable status and, for TENANT_AUTH, the error kind; error is
+ * the kind of an error row whose column is NONE (BAD_REQUEST: the request
+ * parser's). */
 void rl_outcome_make(rl_outcome_kind_t kind, const rl_verdict_t *v,
                      rl_error_t error, rl_outcome_t *o);
 

@@ -60,6 +60,13 @@ typedef struct rl_test_rule {
     int nlimits;
 } rl_test_rule_t;
 
+/* "unavailable" of a policy: the reply of a store failure under
+ * failure_mode closed, instead of the fixed STORE_001 one. */
+typedef struct rl_unavailable {
+    int status;   /* 500..599, default 503 */
+    json_t *body; /* owned; may hold {trace_id} etc.; NULL = STORE_001's */
+} rl_unavailable_t;
+
 typedef struct rl_policy {
     char *name;
     int index;    /* position in the file */
@@ -72,7 +79,8 @@ typedef struct rl_policy {
     rl_test_rule_t *test; /* NULL if none */
     rl_header_style_t headers;
     int failure_open; /* "failure_mode": "open" (1) / "closed" (0) */
-    int deny_status;  /* default 429 */
+    rl_unavailable_t *unavailable; /* NULL: the STORE_001 reply */
+    int deny_status;               /* default 429 */
     json_t *
         deny_body; /* owned; may hold {retry_after} etc.; NULL = default body */
     int shadow;    /* "mode": "shadow" */

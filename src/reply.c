@@ -242,41 +242,92 @@ static void sbuf_add(rl_sbuf_t *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-/* Writes one placeholder's value of v into buf (len bytes). */
-typedef void rl_placeholder_fn(const rl_verdict_t *v, char *buf, size_t len);
+/* What a placeholder is filled from: the verdict, and the request id
+ * (NULL where the body has none: a deny body inside a decision). */
+typedef struct ph_ctx {
+    const rl_verdict_t *v;
+    const char *trace_id;
+} ph_ctx_t;
+
+/* Writes one placeholder's value into buf (len bytes). Returns 0, or -1
+ * when c has no value for it (the placeholder is left as it is). */
+typedef int rl_placeholder_fn(const ph_ctx_t *c, char *buf, size_t len);
 
 /* {retry_after}: seconds, rounded up, at least 1 (as Retry-After). */
-static void ph_retry_after(const rl_verdict_t *v, char *buf, size_t len)
+static int ph_retry_after(const ph_ctx_t *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%lld", (long long)retry_after_s(v));
+    snprintf(buf, len, "%lld", (long long)retry_after_s(c->v));
+    return 0;
 }
 
-/* {retry_after_human}: "2 minutes", "45 seconds". */
-static void ph_retry_after_human(const rl_verdict_t *v, char *buf, size_t len)
+/* {retry_after_human}: "2 minutes", "45 seconds", never shorter than
+ * the wait (util.h). */
+static int ph_retry_after_human(const ph_ctx_t *c, char *buf, size_t len)
 {
-    rl_human_duration(retry_after_s(v), buf, len);
+    rl_human_duration_ms(c->v->retry_after_ms, buf, len);
+    return 0;
+}
+
+/* {limit}: the limit of the deciding limit. */
+static int ph_limit(const ph_ctx_t *c, char *buf, size_t len)
+{
+    fmt_limit(c->v, buf, len);
+    return 0;
 }
 
 /* {policy}: the policy name, empty without a policy. */
-static void ph_policy(const rl_verdict_t *v, char *buf, size_t len)
+static int ph_policy(const ph_ctx_t *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", v->policy != NULL ? v->policy->name : "");
+    snprintf(buf, len, "%s", c->v->policy != NULL ? c->v->policy->name : "");
+    return 0;
 }
 
-/* The placeholders a deny body may hold. */
+/* {trace_id}: the request id (X-Request-Id), where the reply has one. */
+static int ph_trace_id(const ph_ctx_t *c, char *buf, size_t len)
+{
+    if (c->trace_id == NULL) {
+        return -1;
+    }
+    snprintf(buf, len, "%s", c->trace_id);
+    return 0;
+}
+
+/* The placeholders a deny or unavailable body may hold. */
 static const struct {
     const char *name; /* with braces */
     rl_placeholder_fn *fill;
 } placeholder_table[] = {
     {"{retry_after}", ph_retry_after},
     {"{retry_after_human}", ph_retry_after_human},
-    {"{limit}", fmt_limit},
+    {"{limit}", ph_limit},
     {"{policy}", ph_policy},
+    {"{trace_id}", ph_trace_id},
 };
 
-/* Expands the placeholders of s (see reply.h). Caller frees the result;
- * NULL only when memory runs out. */
-char *rl_reply_template(const char *s, const rl_verdict_t *v)
+/* Appends the value of the placeholder at p to b; returns its length in
+ * p, or 0 when p starts no placeholder that c can fill. */
+static size_t template_one(rl_sbuf_t *b, const char *p, const ph_ctx_t *c)
+{
+    char val[256]; /* > RL_HTTP_ID_MAX, the longest value */
+    size_t i, n;
+
+    for (i = 0; i < sizeof(placeholder_table) / sizeof(placeholder_table[0]);
+         i++) {
+        n = strlen(placeholder_table[i].name);
+        if (strncmp(p, placeholder_table[i].name, n) == 0) {
+            if (placeholder_table[i].fill(c, val, sizeof(val)) != 0) {
+                return 0;
+            }
+            sbuf_add(b, val, strlen(val));
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* Expands the placeholders of s from c. Caller frees the result; NULL
+ * only when memory runs out. */
+static char *template_str(const char *s, const ph_ctx_t *c)
 {
     rl_sbuf_t b = {NULL, 0, 64};
     const char *p = s;
@@ -288,8 +339,7 @@ char *rl_reply_template(const char *s, const rl_verdict_t *v)
     b.data[0] = '\0';
     while (*p != '\0') {
         const char *brace = strchr(p, '{');
-        size_t i;
-        int hit = 0;
+        size_t n;
 
         if (brace == NULL) {
             sbuf_add(&b, p, strlen(p));
@@ -297,32 +347,28 @@ char *rl_reply_template(const char *s, const rl_verdict_t *v)
         }
         sbuf_add(&b, p, (size_t)(brace - p));
         p = brace;
-        for (i = 0;
-             i < sizeof(placeholder_table) / sizeof(placeholder_table[0]);
-             i++) {
-            size_t n = strlen(placeholder_table[i].name);
-
-            if (strncmp(p, placeholder_table[i].name, n) == 0) {
-                char val[128];
-
-                placeholder_table[i].fill(v, val, sizeof(val));
-                sbuf_add(&b, val, strlen(val));
-                p += n;
-                hit = 1;
-                break;
-            }
-        }
-        if (!hit) {
+        n = template_one(&b, p, c);
+        if (n == 0) {
             sbuf_add(&b, "{", 1);
-            p++;
+            n = 1;
         }
+        p += n;
     }
     return b.data;
 }
 
+/* Expands the placeholders of s (see reply.h). Caller frees the result;
+ * NULL only when memory runs out. */
+char *rl_reply_template(const char *s, const rl_verdict_t *v)
+{
+    ph_ctx_t c = {v, NULL};
+
+    return template_str(s, &c);
+}
+
 /* Templates every string inside j (a copy the caller owns) in place,
  * through objects and arrays. Returns RL_OK or RL_ERR (out of memory). */
-static int template_json(json_t *j, const rl_verdict_t *v)
+static int template_ctx(json_t *j, const ph_ctx_t *c)
 {
     const char *key;
     json_t *item;
@@ -335,7 +381,7 @@ static int template_json(json_t *j, const rl_verdict_t *v)
         if (strchr(json_string_value(j), '{') == NULL) {
             return RL_OK;
         }
-        s = rl_reply_template(json_string_value(j), v);
+        s = template_str(json_string_value(j), c);
         if (s == NULL) {
             return RL_ERR;
         }
@@ -345,7 +391,7 @@ static int template_json(json_t *j, const rl_verdict_t *v)
     case JSON_OBJECT:
         json_object_foreach(j, key, item)
         {
-            if (template_json(item, v) != RL_OK) {
+            if (template_ctx(item, c) != RL_OK) {
                 return RL_ERR;
             }
         }
@@ -353,13 +399,34 @@ static int template_json(json_t *j, const rl_verdict_t *v)
     case JSON_ARRAY:
         json_array_foreach(j, i, item)
         {
-            if (template_json(item, v) != RL_OK) {
+            if (template_ctx(item, c) != RL_OK) {
                 return RL_ERR;
             }
         }
         return RL_OK;
     default: return RL_OK;
     }
+}
+
+/* template_ctx for a deny body: no request id. */
+static int template_json(json_t *j, const rl_verdict_t *v)
+{
+    ph_ctx_t c = {v, NULL};
+
+    return template_ctx(j, &c);
+}
+
+json_t *rl_reply_template_json(const json_t *body, const rl_verdict_t *v,
+                               const char *trace_id)
+{
+    ph_ctx_t c = {v, trace_id};
+    json_t *copy = json_deep_copy(body);
+
+    if (copy != NULL && template_ctx(copy, &c) != RL_OK) {
+        json_decref(copy);
+        copy = NULL;
+    }
+    return copy;
 }
 
 /* The deny body per reply.h. New reference; NULL only when memory runs

@@ -29,9 +29,17 @@ typedef struct rl_reply_header {
 int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out);
 
 /* Expands {retry_after} (seconds, rounded up), {retry_after_human}
- * ("2 minutes"), {limit} and {policy} in s. Returns a new string
- * (caller frees). Unknown {words} are left as they are. */
+ * ("2 minutes", never shorter than the wait: util.h), {limit} and
+ * {policy} in s. Returns a new string (caller frees). Unknown {words},
+ * and {trace_id} (no request id here), are left as they are. */
 char *rl_reply_template(const char *s, const rl_verdict_t *v);
+
+/* A copy of body with every string templated like rl_reply_template,
+ * plus {trace_id} = trace_id (NULL: left as it is); recursive through
+ * objects and arrays. For the policy's "unavailable" body. New
+ * reference; NULL only when memory runs out. */
+json_t *rl_reply_template_json(const json_t *body, const rl_verdict_t *v,
+                               const char *trace_id);
 
 /* The deny body of v's policy with every string templated (recursively
  * through objects and arrays); the default when the policy has none is

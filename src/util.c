@@ -65,29 +65,25 @@ int rl_duration_parse(const char *s, int64_t *ms)
     return RL_ERR;
 }
 
-void rl_human_duration(int64_t seconds, char *buf, size_t len)
+void rl_human_duration_ms(int64_t ms, char *buf, size_t len)
 {
+    /* Largest unit first; a wait of at least one unit is told in it. */
     static const struct {
         const char *name;
         int64_t s;
     } units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
-    size_t i;
+    const size_t nunits = sizeof(units) / sizeof(units[0]);
+    int64_t s = ms <= 0 ? 1 : ms / 1000 + (ms % 1000 != 0);
+    int64_t n;
+    size_t i = 0;
 
-    if (seconds < 1) {
-        seconds = 1;
+    while (i + 1 < nunits && s < units[i].s) {
+        i++;
     }
-    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (seconds >= units[i].s &&
-            (seconds % units[i].s == 0 || units[i].s == 1 ||
-             seconds / units[i].s >= 2)) {
-            /* Round up so a client that waits that long is admitted. */
-            int64_t n = (seconds + units[i].s - 1) / units[i].s;
-            snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name,
-                     n == 1 ? "" : "s");
-            return;
-        }
-    }
-    snprintf(buf, len, "%lld seconds", (long long)seconds);
+    /* Rounded up: a client that waits that long is admitted. */
+    n = s / units[i].s + (s % units[i].s != 0);
+    snprintf(buf, len, "%lld %s%s", (long long)n, units[i].name,
+             n == 1 ? "" : "s");
 }
 
 void rl_random_id(char *buf, size_t len)

@@ -17,9 +17,12 @@ int64_t rl_mono_us(void);
  * into milliseconds (> 0). Returns RL_OK or RL_ERR. Pure. */
 int rl_duration_parse(const char *s, int64_t *ms);
 
-/* Writes "2 minutes", "45 seconds", "1 hour", "3 days" for a number of
- * seconds (rounded to the largest whole unit that fits). Pure. */
-void rl_human_duration(int64_t seconds, char *buf, size_t len);
+/* Writes a wait of ms milliseconds in words, never shorter than the wait:
+ * ms rounded up to whole seconds (at least 1), then under 60 s "N
+ * seconds" ("1 second"), under 1 h whole minutes rounded up, under 1 day
+ * whole hours rounded up, else whole days rounded up ("61 s" -> "2
+ * minutes", "3600 s" -> "1 hour"). Pure, any thread. */
+void rl_human_duration_ms(int64_t ms, char *buf, size_t len);
 
 /* Fills buf with a random 32-hex-digit id (plus NUL: len >= 33). */
 void rl_random_id(char *buf, size_t len);

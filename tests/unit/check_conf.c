@@ -866,7 +866,46 @@ static const struct {
      "policies[0].deny.code: unknown field"},
     {P(", \"mode\": \"dry-run\""),
      "policies[0].mode: \"dry-run\" is not one of enforce, shadow"},
+    /* unavailable */
+    {P(", \"unavailable\": 503"), "policies[0].unavailable: must be an object"},
+    {P(", \"unavailable\": {\"status\": 429}"),
+     "policies[0].unavailable.status: must be an integer from 500 to 599"},
+    {P(", \"unavailable\": {\"status\": 600}"),
+     "policies[0].unavailable.status: must be an integer from 500 to 599"},
+    {P(", \"unavailable\": {\"status\": \"503\"}"),
+     "policies[0].unavailable.status: must be an integer from 500 to 599"},
+    {P(", \"unavailable\": {\"code\": \"STORE_001\"}"),
+     "policies[0].unavailable.code: unknown field"},
 };
+
+/* "unavailable": absent by default (the STORE_001 reply); status 503 by
+ * default; the body kept as written, placeholders and all. */
+START_TEST(test_unavailable)
+{
+    char err[256];
+    rl_conf_t *conf = parse(
+        POL("{" BASE ", " LIM1 "}, {\"name\": \"b\", \"match\": {\"path\": "
+            "\"/b\"}, " LIM1 ", \"unavailable\": {\"body\": {\"error\": "
+            "\"service temporarily unavailable\", \"trace_id\": "
+            "\"{trace_id}\"}}}, {\"name\": \"c\", \"match\": {\"path\": "
+            "\"/c\"}, " LIM1 ", \"unavailable\": {\"status\": 599}}"),
+        err, sizeof(err));
+    char *s;
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_ptr_null(conf->policies[0].unavailable);
+    ck_assert_ptr_nonnull(conf->policies[1].unavailable);
+    ck_assert_int_eq(conf->policies[1].unavailable->status, 503);
+    s = json_dumps(conf->policies[1].unavailable->body,
+                   JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_str_eq(s, "{\"error\":\"service temporarily unavailable\","
+                        "\"trace_id\":\"{trace_id}\"}");
+    free(s);
+    ck_assert_int_eq(conf->policies[2].unavailable->status, 599);
+    ck_assert_ptr_null(conf->policies[2].unavailable->body);
+    rl_conf_free(conf);
+}
+END_TEST
 
 START_TEST(test_bad_config)
 {
@@ -936,6 +975,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_limit_suffix_parsed);
     tcase_add_test(tc, test_store_cluster_and_tls);
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_unavailable);
     tcase_add_test(tc, test_defaults_from_descriptors);
     tcase_add_test(tc, test_listen_forms);
     tcase_add_test(tc, test_hash);

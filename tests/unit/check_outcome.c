@@ -89,6 +89,32 @@ START_TEST(test_bad_request_takes_its_kind)
 }
 END_TEST
 
+/* A fail-closed store failure takes the policy's "unavailable" status
+ * (the access log and every front end read o.status), else 503. */
+START_TEST(test_unavailable_status)
+{
+    rl_unavailable_t u = {599, NULL};
+    rl_policy_t p;
+    rl_verdict_t v;
+    rl_outcome_t o;
+
+    memset(&p, 0, sizeof(p));
+    memset(&v, 0, sizeof(v));
+    p.name = "ingest";
+    p.unavailable = &u;
+    v.policy = &p;
+    v.degraded = 1;
+    rl_outcome_of(RL_DECIDE_UNAVAILABLE, &v, &o);
+    ck_assert_int_eq(o.kind, RL_OUTCOME_UNAVAILABLE);
+    ck_assert_int_eq(o.status, 599);
+    ck_assert_int_eq(o.reply, RL_OUTCOME_REPLY_UNAVAILABLE);
+    ck_assert_str_eq(rl_error_code(o.error), "STORE_001");
+    p.unavailable = NULL;
+    rl_outcome_of(RL_DECIDE_UNAVAILABLE, &v, &o);
+    ck_assert_int_eq(o.status, 503);
+}
+END_TEST
+
 /* Each outcome bumps its row's counter, once. */
 START_TEST(test_counts)
 {
@@ -129,6 +155,7 @@ static Suite *outcome_suite(void)
     tcase_add_loop_test(tc, test_outcome_rows, 0,
                         (int)(sizeof(rows) / sizeof(rows[0])));
     tcase_add_test(tc, test_bad_request_takes_its_kind);
+    tcase_add_test(tc, test_unavailable_status);
     tcase_add_test(tc, test_counts);
     tcase_add_test(tc, test_error_bounds);
     suite_add_tcase(s, tc);

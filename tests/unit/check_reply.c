@@ -3,6 +3,8 @@
  * limits and verdicts are built by hand (no config parsing). */
 #include <check.h>
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,6 +321,70 @@ START_TEST(test_template)
                   "\"%s\" -> \"%s\", want \"%s\"", template_cases[_i].in, s,
                   template_cases[_i].exp);
     free(s);
+}
+END_TEST
+
+/* {retry_after_human}: the wait in ms, rounded up to seconds, then to
+ * the unit it reaches, never shorter than the wait. */
+static const struct {
+    int64_t retry_ms;
+    const char *exp;
+} human_cases[] = {
+    {0, "1 second"},       {500, "1 second"},
+    {1000, "1 second"},    {1001, "2 seconds"},
+    {59000, "59 seconds"}, {59001, "1 minute"},
+    {60000, "1 minute"},   {60001, "2 minutes"},
+    {61000, "2 minutes"},  {118000, "2 minutes"},
+    {119000, "2 minutes"}, {120000, "2 minutes"},
+    {120001, "3 minutes"}, {3599000, "60 minutes"},
+    {3600000, "1 hour"},   {3601000, "2 hours"},
+    {7200000, "2 hours"},  {86399000, "24 hours"},
+    {86400000, "1 day"},   {86401000, "2 days"},
+    {172800000, "2 days"}, {INT64_MAX, "106751991168 days"},
+};
+
+START_TEST(test_retry_after_human)
+{
+    rl_policy_t p = make_policy("build-upload", RL_HEADERS_NONE);
+    rl_limit_t l = {RL_ALGO_GCRA, 1, 120000, 1, 0, "g2m"};
+    rl_verdict_t v =
+        make_verdict(&p, &l, 0, 0, 120000, human_cases[_i].retry_ms);
+    char *s = rl_reply_template("Try again in {retry_after_human}.", &v);
+    char want[64];
+
+    snprintf(want, sizeof(want), "Try again in %s.", human_cases[_i].exp);
+    ck_assert_msg(strcmp(s, want) == 0, "%lld ms -> \"%s\", want \"%s\"",
+                  (long long)human_cases[_i].retry_ms, s, want);
+    free(s);
+}
+END_TEST
+
+/* {trace_id}: the request id in an "unavailable" body; left as it is
+ * where there is none (a deny body). */
+START_TEST(test_template_trace_id)
+{
+    rl_policy_t p = make_policy("ingest", RL_HEADERS_NONE);
+    rl_verdict_t v = make_verdict(&p, &limit_5m, 0, 0, 300000, 0);
+    json_t *body = json_pack("{s:s, s:s, s:[s]}", "error",
+                             "service temporarily unavailable", "trace_id",
+                             "{trace_id}", "list", "{policy}/{trace_id}");
+    json_t *out = rl_reply_template_json(body, &v, "a1b2c3");
+    char *s = dump(out);
+
+    ck_assert_str_eq(s,
+                     "{\"error\":\"service temporarily unavailable\","
+                     "\"trace_id\":\"a1b2c3\",\"list\":[\"ingest/a1b2c3\"]}");
+    free(s);
+    json_decref(out);
+    /* The configured body is untouched; without an id it stays. */
+    out = rl_reply_template_json(body, &v, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(out, "trace_id")),
+                     "{trace_id}");
+    json_decref(out);
+    s = rl_reply_template("{trace_id} {policy}", &v);
+    ck_assert_str_eq(s, "{trace_id} ingest");
+    free(s);
+    json_decref(body);
 }
 END_TEST
 
@@ -694,6 +760,9 @@ static Suite *reply_suite(void)
         tc, test_template, 0,
         (int)(sizeof(template_cases) / sizeof(template_cases[0])));
     tcase_add_test(tc, test_template_long);
+    tcase_add_loop_test(tc, test_retry_after_human, 0,
+                        (int)(sizeof(human_cases) / sizeof(human_cases[0])));
+    tcase_add_test(tc, test_template_trace_id);
     tcase_add_test(tc, test_deny_body_default);
     tcase_add_test(tc, test_deny_body_nested);
     tcase_add_test(tc, test_deny_body_non_object);
