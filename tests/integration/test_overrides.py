@@ -293,3 +293,45 @@ def test_config_overrides_refused_at_load():
             os.unlink(f.name)
         check(rc != 0 and path in (out + err), "%r: rc %r, %r names %s" % (
             overrides, rc, out + err, path))
+
+
+def test_cluster_overrides():
+    """On the 3+3 Redis Cluster: the override hash and its version live on
+    the master of their slot; a PUT through process A is applied by B within
+    1 s, raising 1,000 to 5,000 mid-window admits exactly 4,000 more across
+    both, a deny override counts nothing, and DELETE restores the default."""
+    from cluster import cluster, daemons, key_slot
+    cfg = _cfg(limits=[limit(1000, "1d", "fixed_window")])
+    with cluster() as c:
+        cfg["store"] = c.store_config(timeout_ms=1000)
+        with daemons(cfg, instances=2) as (a, b):
+            eq(_decide(a, "acme", cost=1000)["allowed"], True, "1,000 used")
+            body = {"policy": "tenants", "key": {"tenant": "acme"},
+                    "limits": [limit(5000, "1d", "fixed_window")]}
+            _put(a, body)
+            took = _seen(b, "acme", 5000, "admin")
+            check(took < 1.0 * SLOW, "B applied the PUT within 1 s (%.3f s)" % took)
+            _seen(a, "acme", 5000, "admin")
+            master = c.master_of_slot(key_slot("rl:{overrides}"))
+            cl = master.client()
+            try:
+                eq(len(cl.call("HKEYS", "rl:{overrides}")), 1, "the hash on its slot's master")
+                check(int(cl.call("GET", "rl:{overrides}:v")) >= 1, "its version beside it")
+            finally:
+                cl.close()
+            admitted = 0
+            for d in (a, b) * 2000:
+                admitted += _decide(d, "acme")["allowed"]
+            eq(admitted, 4000, "exactly 4,000 more after the raise")
+            check(not _decide(b, "acme")["allowed"], "then denied")
+            _put(b, {"policy": "tenants", "key": {"tenant": "bob"},
+                     "deny": {"status": 403, "body": {"error": "suspended"}}})
+            _seen(a, "bob", 1000, "admin")
+            v = _decide(a, "bob")
+            eq((v["allowed"], v["status"]), (False, 403), "deny override on the cluster")
+            r = a.request("DELETE", URL, json_body={"policy": "tenants", "key": {"tenant": "bob"}},
+                          headers=AUTH)
+            eq(r.status, 200, "DELETE status")
+            _seen(b, "bob", 1000, None)
+            v = _decide(b, "bob", cost=1000)
+            eq((v["allowed"], v["remaining"]), (True, 0), "nothing was counted while denied")
