@@ -335,3 +335,38 @@ def test_cluster_overrides():
             _seen(b, "bob", 1000, None)
             v = _decide(b, "bob", cost=1000)
             eq((v["allowed"], v["remaining"]), (True, 0), "nothing was counted while denied")
+
+
+def test_deny_override_on_authorize_and_batch():
+    """A deny override answers /v1/authorize with its status and body, a
+    batch item with its verdict, and the access log records the status the
+    client got (403, not the policy's 429)."""
+    import json
+    cfg = _cfg(overrides=[{"key": {"tenant": "bad"},
+                           "deny": {"status": 403, "body": {"error": "suspended"}}}])
+    cfg["access_log"] = {"sample": 1.0}
+    for store in STORES:
+        with service(cfg, store) as svc:
+            r = svc.d.request("GET", "/v1/authorize/api/x",
+                              headers={"X-Tenant-Id": "bad", "X-User-Id": "u"})
+            eq((r.status, r.json), (403, {"error": "suspended"}), store + ": authorize")
+            rid = r.header("X-Request-Id")
+
+            def line():
+                with open(svc.d.log_path, errors="replace") as f:
+                    for text in f:
+                        try:
+                            o = json.loads(text)
+                        except ValueError:
+                            continue
+                        if o.get("msg") == "access" and o.get("request_id") == rid:
+                            return o
+                return None
+            o = wait_until(line, 5 * SLOW, what="the access line")
+            eq((o["status"], o["verdict"]), (403, "denied"), store + ": access line")
+            r = svc.request("POST", "/v1/decide/batch", json_body={"requests": [
+                {"path": "/api/x", "tenant": "bad", "user": "u"},
+                {"path": "/api/x", "tenant": "good", "user": "u"}]})
+            eq(r.status, 200, "batch status (%r)" % r.body[:200])
+            got = [(x["allowed"], x["status"], x.get("override")) for x in r.json["results"]]
+            eq(got, [(False, 403, "config"), (True, 200, None)], store + ": batch items")
