@@ -147,7 +147,7 @@ static int ovr_ttl(rl_http_req_t *req, json_t *body, int64_t *expires_at)
                      "ttl: must be a duration from \"1s\" to \"366d\"");
         return -1;
     }
-    *expires_at = rl_now_ms() / 1000 + (ms + 999) / 1000;
+    *expires_at = (rl_now_ms() + ms + 999) / 1000; /* never before ttl */
     return 0;
 }
 

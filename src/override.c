@@ -46,18 +46,23 @@ void rl_override_clear(rl_override_t *o)
     memset(o, 0, sizeof(*o));
 }
 
-void rl_override_set_free(rl_override_set_t *set)
+/* Clears the n overrides of items and frees the array. */
+static void ovr_items_free(rl_override_t *items, int n)
 {
     int i;
 
-    if (set == NULL) {
-        return;
+    for (i = 0; i < n; i++) {
+        rl_override_clear(&items[i]);
     }
-    for (i = 0; i < set->n; i++) {
-        rl_override_clear(&set->items[i]);
+    free(items);
+}
+
+void rl_override_set_free(rl_override_set_t *set)
+{
+    if (set != NULL) {
+        ovr_items_free(set->items, set->n);
+        free(set);
     }
-    free(set->items);
-    free(set);
 }
 
 char *rl_override_field(const rl_override_t *o)
@@ -152,16 +157,10 @@ static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind);
 /* Frees snap and what it owns; NULL is fine. */
 static void ovr_snap_free(rl_override_snap_t *snap)
 {
-    int i;
-
-    if (snap == NULL) {
-        return;
+    if (snap != NULL) {
+        ovr_items_free(snap->items, snap->n);
+        free(snap);
     }
-    for (i = 0; i < snap->n; i++) {
-        rl_override_clear(&snap->items[i]);
-    }
-    free(snap->items);
-    free(snap);
 }
 
 /* Parses one stored entry into o against conf. 0, or -1 when it no
