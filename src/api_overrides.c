@@ -151,40 +151,54 @@ static int ovr_ttl(rl_http_req_t *req, json_t *body, int64_t *expires_at)
     return 0;
 }
 
-/* The store answered a change: 200 (PUT: the override; DELETE: what was
- * removed), 404 for a delete of nothing, 503 when the store failed. */
+/* This worker's snapshot has the change: 200 (PUT: the override; DELETE:
+ * what was removed), so the very next decision here sees it. */
+static void ovr_change_reply(void *arg)
+{
+    ovr_change_t *ch = arg;
+
+    rl_api_reply_json(ch->req, 200,
+                      ch->kind == RL_STORE_OVR_PUT
+                          ? json_incref(ch->stored)
+                          : json_pack("{s:b, s:s, s:O}", "deleted", 1, "policy",
+                                      ch->policy, "key", ch->key),
+                      NULL, NULL, 0);
+    ovr_change_free(ch);
+}
+
+/* The store answered a change: logged and counted, then answered once
+ * this worker has reloaded; 404 for a delete of nothing, 503 when the
+ * store failed. */
 static void ovr_change_done(void *arg, const rl_store_ovr_result_t *res)
 {
     ovr_change_t *ch = arg;
     rl_http_req_t *req = ch->req;
     rl_worker_t *w = rl_http_req_arg(req);
     int put = ch->kind == RL_STORE_OVR_PUT;
-    char *key = json_dumps(ch->key, JSON_COMPACT | JSON_SORT_KEYS);
+    char *key;
 
-    if (res->status != RL_OK) {
-        rl_api_error(req, RL_ERR_STORE_UNAVAILABLE, NULL);
-    } else if (!put && !res->found) {
-        rl_api_error(req, RL_ERR_NOT_FOUND,
-                     "no admin override for this policy and key");
-    } else {
-        if (put) {
-            RL_STAT_INC(&w->stats, override_puts);
+    if (res->status != RL_OK || (!put && !res->found)) {
+        if (res->status != RL_OK) {
+            rl_api_error(req, RL_ERR_STORE_UNAVAILABLE, NULL);
         } else {
-            RL_STAT_INC(&w->stats, override_deletes);
+            rl_api_error(req, RL_ERR_NOT_FOUND,
+                         "no admin override for this policy and key");
         }
-        rl_log_kv(RL_LOG_INFO,
-                  put ? "admin override stored" : "admin override deleted",
-                  "policy", ch->policy, "key", key != NULL ? key : "",
-                  "request_id", req->id, NULL);
-        rl_override_worker_refresh();
-        rl_api_reply_json(req, 200,
-                          put ? json_incref(ch->stored)
-                              : json_pack("{s:b, s:s, s:O}", "deleted", 1,
-                                          "policy", ch->policy, "key", ch->key),
-                          NULL, NULL, 0);
+        ovr_change_free(ch);
+        return;
     }
+    if (put) {
+        RL_STAT_INC(&w->stats, override_puts);
+    } else {
+        RL_STAT_INC(&w->stats, override_deletes);
+    }
+    key = json_dumps(ch->key, JSON_COMPACT | JSON_SORT_KEYS);
+    rl_log_kv(RL_LOG_INFO,
+              put ? "admin override stored" : "admin override deleted",
+              "policy", ch->policy, "key", key != NULL ? key : "", "request_id",
+              req->id, NULL);
     free(key);
-    ovr_change_free(ch);
+    rl_override_worker_reload(ovr_change_reply, ch);
 }
 
 /* Parses and sends a PUT (put 1) or DELETE to the store. */

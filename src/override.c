@@ -141,9 +141,9 @@ typedef struct ovr_worker {
     rl_store_t *store;
     const rl_conf_t *const *conf;
     struct event *timer;
-    int inflight;   /* a store op is out */
-    int dead;       /* stopped: the answer of the op out frees this */
-    int want_load;  /* load as soon as no op is out */
+    int inflight;   /* the poll's store op is out */
+    int pending;    /* reloads out (rl_override_worker_reload) */
+    int dead;       /* stopped: the last answer frees this */
     int loaded;     /* a load succeeded once */
     json_t *values; /* the entries of the last load (array of strings) */
     rl_override_snap_t *snap;
@@ -152,7 +152,8 @@ typedef struct ovr_worker {
 
 static _Thread_local ovr_worker_t *ovr_self;
 
-static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind);
+static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind,
+                     rl_store_ovr_cb *cb, void *arg);
 
 /* Frees snap and what it owns; NULL is fine. */
 static void ovr_snap_free(rl_override_snap_t *snap)
@@ -288,45 +289,77 @@ static void ovr_loaded(ovr_worker_t *w, const rl_store_ovr_result_t *res)
     ovr_snap_swap(w, snap);
 }
 
-/* The store answered the poll or the load. */
-static void ovr_done(void *arg, const rl_store_ovr_result_t *res)
-{
-    ovr_worker_t *w = arg;
-    int load = 0;
+/* One reload asked for by an admin change (rl_override_worker_reload). */
+typedef struct ovr_reload {
+    ovr_worker_t *w;
+    void (*done)(void *arg);
+    void *arg;
+} ovr_reload_t;
 
-    w->inflight = 0;
-    if (w->dead) {
+/* Frees w once it is stopped and no op of its is out. 1 if it did. */
+static int ovr_maybe_free(ovr_worker_t *w)
+{
+    if (w->dead && !w->inflight && w->pending == 0) {
         ovr_worker_free(w);
-        return;
+        return 1;
     }
-    if (res->status == RL_OK && res->values != NULL) {
+    return 0;
+}
+
+/* Installs a load's entries unless a newer version is in place. */
+static void ovr_take(ovr_worker_t *w, const rl_store_ovr_result_t *res)
+{
+    if (res->status == RL_OK && res->values != NULL &&
+        (w->snap == NULL || res->version >= w->snap->version)) {
         ovr_loaded(w, res);
-    } else if (res->status == RL_OK) {
-        load =
-            !w->loaded || w->snap == NULL || res->version != w->snap->version;
-    } else if (w->want_load) {
-        return; /* the next tick tries again */
-    }
-    if (load || w->want_load) {
-        w->want_load = 0;
-        ovr_send(w, RL_STORE_OVR_LOAD);
     }
 }
 
-/* Starts one store op for w. */
-static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind)
+/* The store answered the poll (a version, or the entries it loaded). */
+static void ovr_done(void *arg, const rl_store_ovr_result_t *res)
+{
+    ovr_worker_t *w = arg;
+
+    w->inflight = 0;
+    if (ovr_maybe_free(w) || w->dead) {
+        return;
+    }
+    ovr_take(w, res);
+    if (res->status == RL_OK && res->values == NULL &&
+        (!w->loaded || w->snap == NULL || res->version != w->snap->version)) {
+        ovr_send(w, RL_STORE_OVR_LOAD, ovr_done, w);
+    }
+}
+
+/* The store answered a reload: installs it, then tells the caller. */
+static void ovr_reload_done(void *arg, const rl_store_ovr_result_t *res)
+{
+    ovr_reload_t r = *(ovr_reload_t *)arg;
+
+    free(arg);
+    r.w->pending--;
+    if (!ovr_maybe_free(r.w) && !r.w->dead) {
+        ovr_take(r.w, res);
+    }
+    r.done(r.arg);
+}
+
+/* Starts one store op for w, answered to cb(arg). */
+static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind,
+                     rl_store_ovr_cb *cb, void *arg)
 {
     rl_store_ovr_op_t op;
 
-    if (w->store->ops->overrides == NULL) {
-        return;
-    }
     memset(&op, 0, sizeof(op));
     op.kind = kind;
     op.prefix = (*w->conf)->store.prefix;
     op.now_s = rl_now_ms() / 1000;
-    w->inflight = 1;
-    w->store->ops->overrides(w->store, &op, ovr_done, w);
+    if (cb == ovr_done) {
+        w->inflight = 1;
+    } else {
+        w->pending++;
+    }
+    w->store->ops->overrides(w->store, &op, cb, arg);
 }
 
 /* Every 250 ms: frees old snapshots and asks for the version. */
@@ -338,9 +371,8 @@ static void ovr_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ovr_gc(w, 0);
     if (!w->inflight) {
-        ovr_send(w, w->want_load || !w->loaded ? RL_STORE_OVR_LOAD
-                                               : RL_STORE_OVR_VERSION);
-        w->want_load = 0;
+        ovr_send(w, w->loaded ? RL_STORE_OVR_VERSION : RL_STORE_OVR_LOAD,
+                 ovr_done, w);
     }
 }
 
@@ -348,8 +380,12 @@ int rl_override_worker_start(struct event_base *base, struct rl_store *store,
                              const struct rl_conf *const *conf)
 {
     struct timeval tv = {0, OVR_POLL_MS * 1000};
-    ovr_worker_t *w = calloc(1, sizeof(*w));
+    ovr_worker_t *w;
 
+    if (store->ops->overrides == NULL) {
+        return 0;
+    }
+    w = calloc(1, sizeof(*w));
     if (w == NULL) {
         return -1;
     }
@@ -365,22 +401,23 @@ int rl_override_worker_start(struct event_base *base, struct rl_store *store,
         return -1;
     }
     ovr_self = w;
-    ovr_send(w, RL_STORE_OVR_LOAD);
+    ovr_send(w, RL_STORE_OVR_LOAD, ovr_done, w);
     return 0;
 }
 
-void rl_override_worker_refresh(void)
+void rl_override_worker_reload(void (*done)(void *arg), void *arg)
 {
     ovr_worker_t *w = ovr_self;
+    ovr_reload_t *r = w != NULL ? malloc(sizeof(*r)) : NULL;
 
-    if (w == NULL) {
+    if (r == NULL) {
+        done(arg); /* the next poll loads it */
         return;
     }
-    if (w->inflight) {
-        w->want_load = 1;
-    } else {
-        ovr_send(w, RL_STORE_OVR_LOAD);
-    }
+    r->w = w;
+    r->done = done;
+    r->arg = arg;
+    ovr_send(w, RL_STORE_OVR_LOAD, ovr_reload_done, r);
 }
 
 const rl_override_snap_t *rl_override_worker_snap(void)
@@ -410,11 +447,8 @@ void rl_override_worker_stop(void)
     ovr_self = NULL;
     event_free(w->timer);
     w->timer = NULL;
-    if (w->inflight) {
-        w->dead = 1;
-        return;
-    }
-    ovr_worker_free(w);
+    w->dead = 1;
+    ovr_maybe_free(w);
 }
 
 uint64_t rl_override_active(void)

@@ -121,8 +121,10 @@ char *rl_override_field(const rl_override_t *o);
 int rl_override_worker_start(struct event_base *base, struct rl_store *store,
                              const struct rl_conf *const *conf);
 
-/* Asks for a reload now (after this worker changed the overrides). */
-void rl_override_worker_refresh(void);
+/* Reloads the calling worker's snapshot now (it has just changed the
+ * overrides), then calls done(arg) on this thread, whether the load
+ * worked or not (a failed one is retried by the next poll). */
+void rl_override_worker_reload(void (*done)(void *arg), void *arg);
 
 /* The calling worker's current snapshot, or NULL (none loaded yet). */
 const rl_override_snap_t *rl_override_worker_snap(void);
