@@ -33,7 +33,7 @@ static void admin_unauthorized(rl_http_req_t *req, rl_error_t kind,
  * (404 while admin is disabled, 401 without the right bearer key). The
  * key is read by caller authentication's bearer check and compared in
  * constant time. */
-static int admin_authorized(rl_worker_t *w, rl_http_req_t *req)
+int rl_api_admin_authorized(rl_worker_t *w, rl_http_req_t *req)
 {
     const rl_conf_admin_t *a = &w->conf->admin;
     rl_auth_error_t err;
@@ -109,7 +109,7 @@ void rl_api_admin_reset(rl_worker_t *w, rl_http_req_t *req)
     rl_request_t dr;
     rl_outcome_t o;
 
-    if (!admin_authorized(w, req)) {
+    if (!rl_api_admin_authorized(w, req)) {
         return;
     }
     root = rl_api_request_body(req, &dr, &o);
@@ -217,7 +217,7 @@ void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
     json_t *obj;
     int i;
 
-    if (!admin_authorized(w, req)) {
+    if (!rl_api_admin_authorized(w, req)) {
         return;
     }
     arr = json_array();

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include "api.h"
+#include "override.h"
 #include "config.h"
 #include "server.h"
 #include "stats.h"
@@ -126,6 +127,7 @@ static void metrics_collect(rl_worker_t *w, rl_stats_t *sum,
     proc->version = PACKAGE_VERSION;
     proc->started_ms = app->started_ms;
     proc->workers = (uint64_t)app->nworkers;
+    proc->overrides = rl_override_active();
     proc->reloads[RL_RESULT_ok] =
         __atomic_load_n(&app->reloads_ok, __ATOMIC_RELAXED);
     proc->reloads[RL_RESULT_failed] =

@@ -116,8 +116,8 @@ int rl_conf_limit_suffix(char *buf, size_t len, const char *prefix,
 
 /* Parses an array of 1..RL_MAX_LIMITS limits into a new *out / *n;
  * suffixes get sprefix in front ("" or "t"). */
-static int conf_limits(conf_ctx_t *c, const char *path, json_t *v,
-                       const char *sprefix, rl_limit_t **out, int *n)
+int conf_limits(conf_ctx_t *c, const char *path, json_t *v, const char *sprefix,
+                rl_limit_t **out, int *n)
 {
     char sub[CONF_PATH_MAX];
     char bpath[CONF_PATH_MAX];
@@ -460,6 +460,7 @@ static const conf_field_t policy_fields[] = {
     {"match", conf_sub, 0, 1, &match_table, NULL, NULL},
     {"key", conf_key, 0, 0, NULL, NULL, conf_free_key},
     {"limits", conf_policy_limits, 0, 1, NULL, NULL, conf_free_policy_limits},
+    {"overrides", conf_overrides, 0, 0, NULL, NULL, conf_free_overrides},
     {"test", conf_sub_new, offsetof(rl_policy_t, test), 0, &test_alloc, NULL,
      NULL},
     {"headers", conf_enum, offsetof(rl_policy_t, headers), 0, &enum_headers,

@@ -9,6 +9,7 @@
 #include "confref.h"
 #include "deny_cache.h"
 #include "outcome.h"
+#include "override.h"
 #include "stats.h"
 #include "util.h"
 
@@ -21,6 +22,7 @@ typedef struct decide_ctx {
     const rl_limit_t *limits;
     int nlimits;
     int test;
+    const char *override; /* the verdict's "override" */
     decide_kind_t kind;
     int64_t cost;
     int64_t sent_us; /* monotonic, when the store call went out */
@@ -242,6 +244,7 @@ static void decide_done(void *arg, const rl_store_result_t *res)
         rl_deny_cache_invalidate_all();
     } else {
         rl_decide_verdict(c->policy, c->limits, c->nlimits, c->test, res, &v);
+        v.override = c->override;
         decide_cache_put(c, res, &v);
     }
     if (c->kind == DECIDE_OP_DECIDE) {
@@ -387,12 +390,36 @@ static void decide_no_memory(const rl_policy_t *p, int test, decide_kind_t kind,
     cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
 }
 
+/* A deny override applies (a suspended key): denied with its status and
+ * body, nothing counted, no store call. */
+static void decide_override_deny(const rl_policy_t *p, const rl_override_t *ov,
+                                 rl_decide_cb *cb, void *arg)
+{
+    rl_verdict_t v;
+
+    memset(&v, 0, sizeof(v));
+    v.policy = p;
+    v.limit_def = &p->limits[0];
+    v.limit = p->limits[0].requests;
+    v.now_ms = rl_now_ms();
+    v.status = ov->deny_status;
+    v.deny_body = ov->deny_body;
+    v.override = rl_override_source_name(ov->source);
+    if (p->shadow) {
+        v.allowed = 1;
+        v.shadow_would_deny = 1;
+        v.status = 200;
+    }
+    decide_count(RL_DECIDE_OK, &v);
+    cb(arg, RL_DECIDE_OK, &v, NULL);
+}
+
 /* Fills context c for policy p and key (len bytes), pins conf and starts
  * the store operation; decide_done answers. */
 static void decide_send(const rl_conf_t *conf, rl_store_t *store,
                         decide_ctx_t *c, const rl_policy_t *p, int test,
-                        const rl_request_t *req, const char *key, size_t len,
-                        int64_t now_us)
+                        const rl_override_t *ov, const rl_request_t *req,
+                        const char *key, size_t len, int64_t now_us)
 {
     rl_store_op_t op;
 
@@ -401,6 +428,12 @@ static void decide_send(const rl_conf_t *conf, rl_store_t *store,
     c->limits = test ? p->test->limits : p->limits;
     c->nlimits = test ? p->test->nlimits : p->nlimits;
     c->test = test;
+    c->override = NULL;
+    if (ov != NULL && ov->limits != NULL && !test) {
+        c->limits = ov->limits;
+        c->nlimits = ov->nlimits;
+        c->override = rl_override_source_name(ov->source);
+    }
     c->cost = req->cost;
     c->sent_us = now_us;
     c->epoch = rl_deny_cache_epoch();
@@ -408,6 +441,9 @@ static void decide_send(const rl_conf_t *conf, rl_store_t *store,
     if (len <= sizeof(c->key)) {
         memcpy(c->key, key, len);
         c->keylen = len;
+    }
+    if (c->override != NULL) {
+        c->keylen = 0; /* not cached: the cache knows p's own limits */
     }
     op.base_key = key;
     op.base_len = len;
@@ -435,6 +471,7 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
     const char *missing = NULL;
     decide_ctx_t *c;
     rl_request_t signed_req;
+    const rl_override_t *ov;
     int len, test;
     int64_t now_us;
 
@@ -465,8 +502,13 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
         return;
     }
     test = decide_test_applies(p, req);
+    ov = rl_override_for(p, req, &m);
+    if (ov != NULL && ov->limits == NULL && kind == DECIDE_OP_DECIDE) {
+        decide_override_deny(p, ov, cb, arg);
+        return;
+    }
     now_us = rl_mono_us();
-    if (kind == DECIDE_OP_DECIDE &&
+    if (kind == DECIDE_OP_DECIDE && (ov == NULL || test) &&
         decide_from_cache(conf, p, req, key, (size_t)len, test, now_us, cb,
                           arg)) {
         return;
@@ -479,7 +521,7 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
     c->kind = kind;
     c->cb = cb;
     c->arg = arg;
-    decide_send(conf, store, c, p, test, req, key, (size_t)len, now_us);
+    decide_send(conf, store, c, p, test, ov, req, key, (size_t)len, now_us);
 }
 
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,

@@ -32,6 +32,8 @@ typedef struct rl_verdict {
                  * 503; for RL_DECIDE_AUTH, 401 or 403 */
     rl_error_t error; /* RL_DECIDE_AUTH only: the tenant check's RL_ERR_AUTH_*
                        * kind (errors.h) */
+    const char *override;    /* "config" / "admin" when one applied, or NULL */
+    const json_t *deny_body; /* a deny override's body; NULL: the policy's */
 } rl_verdict_t;
 
 typedef enum {

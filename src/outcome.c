@@ -51,8 +51,11 @@ void rl_outcome_make(rl_outcome_kind_t kind, const rl_verdict_t *v,
         o->error = error != RL_ERR_NONE ? error : RL_ERR_INTERNAL;
     }
     if (r->status == RL_OUTCOME_STATUS_DENY) {
-        o->status = v != NULL && v->policy != NULL ? v->policy->deny_status
-                                                   : rl_error_status(o->error);
+        /* v->status: a deny override's status differs from the policy's. */
+        o->status = v != NULL && v->status != 0 ? v->status
+                    : v != NULL && v->policy != NULL
+                        ? v->policy->deny_status
+                        : rl_error_status(o->error);
     } else if (r->status == RL_OUTCOME_STATUS_UNAVAILABLE) {
         o->status =
             v != NULL && v->policy != NULL && v->policy->unavailable != NULL

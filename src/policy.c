@@ -431,3 +431,11 @@ int rl_policy_key(const rl_policy_t *p, const char *prefix,
     buf[o] = '\0';
     return (int)o;
 }
+
+const char *rl_policy_key_value(const rl_policy_t *p, int i,
+                                const rl_request_t *req, const rl_match_t *m,
+                                char *tmp, size_t *len)
+{
+    *len = 0;
+    return key_value(&p->key[i], p, req, m, tmp, len);
+}

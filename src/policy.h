@@ -87,6 +87,7 @@ typedef struct rl_policy {
     int verify_tenant; /* "verify_tenant": "hmac" (1) / "none" (0) */
     int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
                      */
+    struct rl_override_set *overrides; /* "overrides" (override.h); NULL */
 } rl_policy_t;
 
 struct rl_conf; /* conf.h: the policies a request is matched against */
@@ -146,5 +147,12 @@ size_t rl_key_encode(const char *value, size_t len, char *out, size_t outlen);
 int rl_policy_key(const rl_policy_t *p, const char *prefix,
                   const rl_request_t *req, const rl_match_t *m, char *buf,
                   size_t len, const char **missing);
+
+/* The raw value of policy p's key field i for req (borrowed; a method is
+ * upper-cased into tmp, RL_KEY_VALUE_MAX + 1 bytes), its length in *len;
+ * NULL when absent. Pure. */
+const char *rl_policy_key_value(const rl_policy_t *p, int i,
+                                const rl_request_t *req, const rl_match_t *m,
+                                char *tmp, size_t *len);
 
 #endif

@@ -429,14 +429,25 @@ json_t *rl_reply_template_json(const json_t *body, const rl_verdict_t *v,
     return copy;
 }
 
+/* The deny body a verdict's denial uses: a deny override's, else the
+ * policy's; NULL for the default body. Borrowed. */
+static const json_t *reply_deny_source(const rl_verdict_t *v)
+{
+    if (v->deny_body != NULL) {
+        return v->deny_body;
+    }
+    return v->policy != NULL ? v->policy->deny_body : NULL;
+}
+
 /* The deny body per reply.h. New reference; NULL only when memory runs
  * out. */
 json_t *rl_reply_deny_body(const rl_verdict_t *v)
 {
+    const json_t *src = reply_deny_source(v);
     json_t *body;
 
-    if (v->policy != NULL && v->policy->deny_body != NULL) {
-        body = json_deep_copy(v->policy->deny_body);
+    if (src != NULL) {
+        body = json_deep_copy(src);
     } else {
         body = json_pack("{s:s, s:s}", "error",
                          rl_error_message(RL_ERR_RATE_LIMITED), "code",
@@ -552,6 +563,10 @@ json_t *rl_reply_decision(const rl_verdict_t *v)
     if (v->test && json_object_set_new(obj, "test", json_true()) != 0) {
         goto err;
     }
+    if (v->override != NULL &&
+        json_object_set_new(obj, "override", json_string(v->override)) != 0) {
+        goto err;
+    }
     if (has && v->policy->shadow &&
         json_object_set_new(obj, "shadow", shadow_json(v)) != 0) {
         goto err;
@@ -650,7 +665,7 @@ static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
     json_t *body;
     size_t n;
 
-    if (v->policy == NULL || v->policy->deny_body == NULL) {
+    if (reply_deny_source(v) == NULL) {
         JW_LIT(w, "{\"error\":");
         jw_str(w, rl_error_message(RL_ERR_RATE_LIMITED));
         JW_LIT(w, ",\"code\":");
@@ -727,6 +742,10 @@ size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
     }
     if (v->test) {
         JW_LIT(&w, ",\"test\":true");
+    }
+    if (v->override != NULL) {
+        JW_LIT(&w, ",\"override\":");
+        jw_str(&w, v->override);
     }
     if (has && v->policy->shadow) {
         JW_LIT(&w, ",\"shadow\":{\"would_deny\":");

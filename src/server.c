@@ -27,7 +27,8 @@ enum {
 #define RL_ROUTE_AUTH 1
 
 /* Every route: path, the one method it accepts (NULL: any), its flags,
- * its handler, and its auth column. Adding an endpoint is one line. */
+ * its handler, and its auth column. Adding an endpoint is one line; a
+ * path with several methods has a row per method. */
 static const struct route {
     const char *path;
     const char *method;
@@ -43,6 +44,9 @@ static const struct route {
     {"/metrics", "GET", 0, rl_api_metrics, 0},
     {"/v1/admin/reset", "POST", ROUTE_JSON, rl_api_admin_reset, 0},
     {"/v1/policies", "GET", 0, rl_api_policies, 0},
+    {"/v1/admin/overrides", "GET", 0, rl_api_overrides_list, 0},
+    {"/v1/admin/overrides", "PUT", ROUTE_JSON, rl_api_overrides_put, 0},
+    {"/v1/admin/overrides", "DELETE", ROUTE_JSON, rl_api_overrides_delete, 0},
 };
 
 /* ---------------------------------------------------------------------
@@ -106,34 +110,65 @@ static int content_type_is_json(const char *ct)
     return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
+/* 1 if route r serves req's path. */
+static int route_fits(const struct route *r, const rl_http_req_t *req)
+{
+    size_t n = strlen(r->path);
+
+    return n <= req->path_len && memcmp(r->path, req->path, n) == 0 &&
+           (n == req->path_len ||
+            ((r->flags & ROUTE_PREFIX) && req->path[n] == '/'));
+}
+
+/* Answers 405 for a path whose rows (from first on) take other methods,
+ * with Allow listing them. */
+static void route_method_not_allowed(rl_http_req_t *req,
+                                     const struct route *first)
+{
+    static const char *const names[] = {"Allow"};
+    const struct route *end = routes + sizeof(routes) / sizeof(routes[0]);
+    const struct route *r;
+    char allow[64] = "";
+    char msg[128];
+    const char *values[1];
+
+    for (r = first; r < end; r++) {
+        if (strcmp(r->path, first->path) == 0) {
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow),
+                     "%s%s", allow[0] != '\0' ? ", " : "", r->method);
+        }
+    }
+    values[0] = allow;
+    snprintf(msg, sizeof(msg), "%s: use %s",
+             rl_error_message(RL_ERR_METHOD_NOT_ALLOWED), allow);
+    rl_api_error_headers(req, RL_ERR_METHOD_NOT_ALLOWED, msg, names, values, 1);
+}
+
 void rl_server_handle(rl_http_req_t *req, void *arg)
 {
     rl_worker_t *w = arg;
     const struct route *found = NULL;
+    const struct route *path_only = NULL;
     size_t i;
 
     RL_STAT_INC(&w->stats, http_requests);
-    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        size_t n = strlen(routes[i].path);
-        if (n <= req->path_len && memcmp(routes[i].path, req->path, n) == 0 &&
-            (n == req->path_len ||
-             ((routes[i].flags & ROUTE_PREFIX) && req->path[n] == '/'))) {
-            found = &routes[i];
-            break;
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && found == NULL; i++) {
+        if (!route_fits(&routes[i], req)) {
+            continue;
         }
+        if (routes[i].method == NULL ||
+            strcmp(req->method, routes[i].method) == 0) {
+            found = &routes[i];
+        } else if (path_only == NULL) {
+            path_only = &routes[i];
+        }
+    }
+    if (found == NULL && path_only != NULL) {
+        route_method_not_allowed(req, path_only);
+        return;
     }
     if (found == NULL) {
         rl_api_error(req, RL_ERR_NOT_FOUND, NULL);
-        return;
-    }
-    if (found->method != NULL && strcmp(req->method, found->method) != 0) {
-        static const char *const names[] = {"Allow"};
-        const char *values[] = {found->method};
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s: use %s",
-                 rl_error_message(RL_ERR_METHOD_NOT_ALLOWED), found->method);
-        rl_api_error_headers(req, RL_ERR_METHOD_NOT_ALLOWED, msg, names, values,
-                             1);
         return;
     }
     if (!rl_server_caller_ok(w, req, found->auth)) {

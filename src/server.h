@@ -16,12 +16,20 @@ typedef void rl_route_fn(struct rl_worker *w, rl_http_req_t *req);
 
 /* The APIs, one file each (api_<name>.c). Adding one: its file, its line
  * here and its row in server.c's route table. */
-rl_route_fn rl_api_decide;      /* POST /v1/decide */
-rl_route_fn rl_api_batch;       /* POST /v1/decide/batch */
-rl_route_fn rl_api_authorize;   /* any method, /v1/authorize and below */
-rl_route_fn rl_api_metrics;     /* GET /metrics */
-rl_route_fn rl_api_admin_reset; /* POST /v1/admin/reset (admin) */
-rl_route_fn rl_api_policies;    /* GET /v1/policies (admin) */
+rl_route_fn rl_api_decide;           /* POST /v1/decide */
+rl_route_fn rl_api_batch;            /* POST /v1/decide/batch */
+rl_route_fn rl_api_authorize;        /* any method, /v1/authorize and below */
+rl_route_fn rl_api_metrics;          /* GET /metrics */
+rl_route_fn rl_api_admin_reset;      /* POST /v1/admin/reset (admin) */
+rl_route_fn rl_api_policies;         /* GET /v1/policies (admin) */
+rl_route_fn rl_api_overrides_list;   /* GET /v1/admin/overrides (admin) */
+rl_route_fn rl_api_overrides_put;    /* PUT /v1/admin/overrides (admin) */
+rl_route_fn rl_api_overrides_delete; /* DELETE /v1/admin/overrides (admin) */
+
+/* 1 if req may use the admin endpoints; otherwise it has been answered
+ * (404 while admin is disabled, 401 without the right bearer key).
+ * api_admin.c; worker thread. */
+int rl_api_admin_authorized(struct rl_worker *w, rl_http_req_t *req);
 
 /* Caller authentication of a routed request (server_auth.c): returns 1
  * if req may proceed, or answers it (401/403/429) and returns 0.

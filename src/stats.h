@@ -46,6 +46,12 @@
       "denials answered by the local deny cache without a store round trip")   \
     X(counter, VALUE, admin_resets, "ratelimitd_admin_resets_total",           \
       "keys cleared by POST /v1/admin/reset")                                  \
+    X(counter, VALUE, override_puts, "ratelimitd_override_puts_total",         \
+      "admin overrides stored by PUT /v1/admin/overrides")                     \
+    X(counter, VALUE, override_deletes, "ratelimitd_override_deletes_total",   \
+      "admin overrides removed by DELETE /v1/admin/overrides")                 \
+    X(gauge, PVALUE, overrides, "ratelimitd_admin_overrides",                  \
+      "admin overrides in force, as a worker last loaded them")                \
     X(counter, VALUE, access_log_dropped,                                      \
       "ratelimitd_access_log_dropped_total",                                   \
       "access log lines dropped because the log buffer was full")              \

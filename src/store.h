@@ -53,6 +53,38 @@ typedef struct rl_store rl_store_t;
  * valid only during the call. */
 typedef void rl_store_node_fn(void *arg, const char *name, const char *state);
 
+/* The admin overrides op (store_ovr.c): one hash of overrides and its
+ * version counter, changed together atomically. */
+typedef enum {
+    RL_STORE_OVR_VERSION = 0, /* read the version */
+    RL_STORE_OVR_LOAD,        /* read the version and every entry */
+    RL_STORE_OVR_PUT,         /* set field to value, drop expired entries */
+    RL_STORE_OVR_DELETE       /* remove field, drop expired entries */
+} rl_store_ovr_kind_t;
+
+typedef struct rl_store_ovr_op {
+    rl_store_ovr_kind_t kind;
+    const char *prefix; /* the store prefix: keys "<prefix>:{overrides}" */
+    const char *field;  /* PUT, DELETE: "<policy>\n<canonical key JSON>" */
+    size_t field_len;
+    const char *value; /* PUT: the override's JSON */
+    size_t value_len;
+    int64_t expires_at; /* PUT: unix s, 0 never */
+    int64_t now_s;      /* unix s: entries expired by then are dropped */
+} rl_store_ovr_op_t;
+
+typedef struct rl_store_ovr_result {
+    int status;                /* RL_OK or RL_ERR */
+    const char *error;         /* static, on RL_ERR */
+    uint64_t version;          /* after the op */
+    int found;                 /* DELETE: the field existed */
+    int n;                     /* LOAD: entries */
+    const char *const *values; /* LOAD: each entry's JSON (NUL terminated) */
+} rl_store_ovr_result_t;
+
+/* Called exactly once per overrides op; res valid only during the call. */
+typedef void rl_store_ovr_cb(void *arg, const rl_store_ovr_result_t *res);
+
 typedef struct rl_store_ops {
     /* Decides (or peeks) the op atomically. The op and its strings may be
      * freed by the caller as soon as this returns. */
@@ -61,6 +93,9 @@ typedef struct rl_store_ops {
     /* Clears every key of the op (its limits and block markers). */
     void (*reset)(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                   void *arg);
+    /* The admin overrides op (see rl_store_ovr_op_t). */
+    void (*overrides)(rl_store_t *s, const rl_store_ovr_op_t *op,
+                      rl_store_ovr_cb *cb, void *arg);
     /* 1 if the store can answer now (a cluster: every slot has a
      * reachable master). */
     int (*connected)(rl_store_t *s);

@@ -37,6 +37,7 @@
 #include "loop.h"
 #include "stats.h"
 #include "store_cluster_int.h"
+#include "store_ovr.h"
 #include "util.h"
 
 #define CL_MAX_REDIRECTS 16
@@ -484,12 +485,32 @@ static void cl_free(rl_store_t *s)
     free(cl);
 }
 
+/* The admin overrides op on the master of the hash key's slot; not
+ * retried (a redirection asks for a new map, and the next poll or the
+ * admin's next try goes to the new master). */
+static void cl_overrides(rl_store_t *s, const rl_store_ovr_op_t *op,
+                         rl_store_ovr_cb *cb, void *arg)
+{
+    store_cluster_t *cl = s->impl;
+    char key[256];
+    size_t n = rl_store_ovr_key(op->prefix, key, sizeof(key));
+    cl_node_t *node = cl->slots[rl_cluster_key_slot(key, n)];
+
+    if (node == NULL || !rl_redis_conn_connected(node->conn)) {
+        rl_store_cluster_refresh(cl);
+        rl_store_ovr_fail(cb, arg, "disconnected");
+        return;
+    }
+    rl_store_ovr_redis(node->conn, op, cb, arg);
+}
+
 static const rl_store_ops_t cl_ops = {
     .decide = cl_decide,
     .reset = cl_reset,
     .connected = cl_connected,
     .free = cl_free,
     .nodes = cl_nodes,
+    .overrides = cl_overrides,
 };
 
 /* Builds the store, its events and a connection per seed node. */

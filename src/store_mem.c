@@ -11,6 +11,7 @@
 #include <string.h>
 #include "algo.h"
 #include "algo_mem.h"
+#include "store_ovr.h"
 #include "util.h"
 
 #define MEM_SHARDS 64          /* power of two */
@@ -426,6 +427,7 @@ static const rl_store_ops_t mem_ops = {
     .reset = mem_reset,
     .connected = mem_connected,
     .free = mem_free,
+    .overrides = rl_store_ovr_mem,
 };
 
 /* ------------------------------------------------------------------------

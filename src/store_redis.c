@@ -23,6 +23,7 @@
 #include "redis_cmd.h"
 #include "redis_conn.h"
 #include "store_common.h"
+#include "store_ovr.h"
 #include "loop.h"
 #include "util.h"
 
@@ -467,12 +468,22 @@ static void store_redis_nodes(rl_store_t *s, rl_store_node_fn *fn, void *arg)
     fn(arg, st->name, rl_redis_conn_connected(st->conn) ? "up" : "down");
 }
 
+/* The admin overrides op on the one connection (store_ovr.c). */
+static void store_redis_overrides(rl_store_t *s, const rl_store_ovr_op_t *op,
+                                  rl_store_ovr_cb *cb, void *arg)
+{
+    store_redis_t *st = s->impl;
+
+    rl_store_ovr_redis(st->conn, op, cb, arg);
+}
+
 static const rl_store_ops_t store_redis_ops = {
     .decide = store_redis_decide,
     .reset = store_redis_reset,
     .connected = store_redis_connected,
     .free = store_redis_free,
     .nodes = store_redis_nodes,
+    .overrides = store_redis_overrides,
 };
 
 /* on_connect hook: every (re)connect loads the script, so a restarted or

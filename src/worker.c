@@ -12,6 +12,7 @@
 #include "log.h"
 #include "auth.h"
 #include "decide.h"
+#include "override.h"
 #include "server.h"
 #include "store_cluster.h"
 #include "store_redis.h"
@@ -276,7 +277,12 @@ static void *worker_main(void *arg)
     rl_stats_self = &w->stats;
     worker_adopt_conf(w);
     worker_deny_cache_sync(w);
+    if (rl_override_worker_start(w->base, w->store, &w->conf) != 0) {
+        rl_error("worker %d: admin overrides not polled (out of memory)",
+                 w->id);
+    }
     event_base_dispatch(w->base);
+    rl_override_worker_stop();
     /* Pending store operations end here, on this thread, so the decision
      * contexts they free return to this thread's list before it goes
      * (and unpin their confs). */

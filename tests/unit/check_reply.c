@@ -689,9 +689,10 @@ static const char *writer_names[] = {
 START_TEST(test_decision_writer_matches_jansson)
 {
     rl_limit_t l = {RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m"};
-    int name_i = _i / 64;
-    int style = (_i / 16) % 4;
-    int shape = _i % 16;
+    int name_i = _i / 128;
+    int style = (_i / 32) % 4;
+    int shape = _i % 32;
+    json_t *ovr_body = json_pack("{s:s}", "error", "suspended ({policy})");
     rl_policy_t p = make_policy(writer_names[name_i], (rl_header_style_t)style);
     rl_verdict_t v;
     json_t *d;
@@ -719,7 +720,11 @@ START_TEST(test_decision_writer_matches_jansson)
         v.test = 1;
         v.blocked = 1;
     }
-    if (shape == 15) {
+    if (shape & 16) {
+        v.override = (shape & 1) ? "admin" : "config";
+        v.deny_body = (shape & 2) ? ovr_body : NULL;
+    }
+    if ((shape & 15) == 15) {
         v.policy = NULL; /* no policy applies */
     }
     d = rl_reply_decision(&v);
@@ -735,6 +740,39 @@ START_TEST(test_decision_writer_matches_jansson)
     }
     free(want);
     json_decref(d);
+    json_decref(p.deny_body);
+    json_decref(ovr_body);
+}
+END_TEST
+
+/* An override that applied is named by "override" (after "test"); a deny
+ * override's body replaces the policy's, templated the same way. */
+START_TEST(test_decision_override)
+{
+    rl_limit_t l = {RL_ALGO_FIXED_WINDOW, 1000, 60000, 1000, 0, "f1m"};
+    rl_policy_t p = make_policy("tenants", RL_HEADERS_NONE);
+    rl_verdict_t v = make_verdict(&p, &l, 0, 0, 5000, 0);
+    json_t *body = json_pack("{s:s}", "error", "suspended ({policy})");
+    char buf[1024];
+
+    p.deny_body = json_pack("{s:s}", "error", "policy body");
+    v.status = 403;
+    v.override = "config";
+    v.deny_body = body;
+    rl_reply_decision_write(&v, buf, sizeof(buf));
+    ck_assert_str_eq(
+        buf, "{\"allowed\":false,\"policy\":\"tenants\",\"limit\":1000,"
+             "\"remaining\":0,\"reset_after_ms\":5000,\"retry_after_ms\":0,"
+             "\"blocked\":false,\"degraded\":false,\"status\":403,"
+             "\"headers\":{\"Retry-After\":\"1\"},"
+             "\"body\":{\"error\":\"suspended (tenants)\"},"
+             "\"override\":\"config\"}");
+    v.override = NULL;
+    v.deny_body = NULL;
+    rl_reply_decision_write(&v, buf, sizeof(buf));
+    ck_assert_ptr_null(strstr(buf, "override"));
+    ck_assert_ptr_nonnull(strstr(buf, "policy body"));
+    json_decref(body);
     json_decref(p.deny_body);
 }
 END_TEST
@@ -776,7 +814,8 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_decision_degraded_open);
     tcase_add_test(tc, test_decision_degraded_closed);
     tcase_add_test(tc, test_decision_shadow);
-    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0, 4 * 64);
+    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0, 4 * 128);
+    tcase_add_test(tc, test_decision_override);
     suite_add_tcase(s, tc);
     return s;
 }
