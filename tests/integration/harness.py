@@ -536,6 +536,17 @@ def run_binary(args, timeout=30.0):
     return p.returncode, out, err
 
 
+def check_config(cfg):
+    """Runs --check-config on the config dict cfg: (returncode, stdout and
+    stderr together)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ratelimitd.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        rc, out, err = run_binary(["--check-config", path])
+    return rc, out + err
+
+
 # --------------------------------------------------------------------------
 # Services: redis (optional) + one or more ratelimitd on one config
 # --------------------------------------------------------------------------

@@ -87,11 +87,13 @@ def test_batch_of_three_writes_three_lines():
 def test_authorize_writes_one_line_per_request():
     with service(CFG, "memory") as svc:
         want = [(200, "allowed"), (429, "denied"), (422, "invalid"), (422, "invalid")]
+        nginx = {"X-Original-Method": "GET", "X-Original-URI": "/one/x"}
         sent = [
-            svc.request("GET", "/v1/authorize/one/x", headers={"X-Tenant-Id": "a1"}),
-            svc.request("GET", "/v1/authorize/one/x", headers={"X-Tenant-Id": "a1"}),
-            svc.request("GET", "/v1/authorize/one/x"),
-            svc.request("GET", "/v1/authorize/a/../b", headers={"X-Tenant-Id": "a1"}),
+            svc.request("GET", "/v1/authorize", headers=dict(nginx, **{"X-Tenant-Id": "a1"})),
+            svc.request("GET", "/v1/authorize", headers=dict(nginx, **{"X-Tenant-Id": "a1"})),
+            svc.request("GET", "/v1/authorize", headers=nginx),
+            svc.request("GET", "/v1/authorize", headers=dict(
+                nginx, **{"X-Tenant-Id": "a1", "X-Original-URI": "/a/../b"})),
         ]
         for r, (status, verdict) in zip(sent, want):
             eq(r.status, status, "reply status (%r)" % r.body[:200])
