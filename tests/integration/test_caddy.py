@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import http.client
 
-from harness import (ROOT, SLOW, TestFailure, check, config, eq, free_port, limit, policy,
+from harness import (ROOT, SLOW, GatewayProcess, TestFailure, check, config, eq, free_port, limit, policy,
                      service, wait_until)
 
 CADDYFILE = os.path.join(ROOT, "deploy", "caddy", "Caddyfile")
@@ -37,10 +37,13 @@ def caddy_binary():
     return path
 
 
-class Caddy:
+class Caddy(GatewayProcess):
     """One caddy process on the shipped Caddyfile, addresses replaced, plus
     an application site block that answers with the rate-limit headers
     it was handed."""
+
+    name = "caddy"
+    log_name = "caddy.log"
 
     def __init__(self, rl_port):
         self.dir = tempfile.mkdtemp(prefix="rl-caddy-")
@@ -68,39 +71,12 @@ class Caddy:
                                       "--adapter", "caddyfile"], env=env, cwd=self.dir,
                                      stdin=subprocess.DEVNULL, stdout=self.log_file,
                                      stderr=subprocess.STDOUT)
-        wait_until(self._up, 15.0 * SLOW, what="caddy on port %d" % self.port)
+        wait_until(self.app_up, 15.0 * SLOW, what="caddy on port %d" % self.port)
         return self
 
-    def _up(self):
-        if self.proc.poll() is not None:
-            raise TestFailure("caddy exited with %s:\n%s" % (self.proc.returncode, self.log()))
-        c = http.client.HTTPConnection("127.0.0.1", self.app_port, timeout=1.0)
-        try:
-            c.request("GET", "/")
-            return c.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            c.close()
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "caddy.log"), errors="replace") as f:
-                return f.read()[-3000:]
-        except OSError:
-            return ""
-
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        GatewayProcess.stop(self)
         self.log_file.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _send(port, method, path, headers=None):
