@@ -125,7 +125,8 @@ def test_store_down_logs_503_on_every_front_end():
         lines = lines_of(svc, r.header("X-Request-Id"), 2)
         eq(sorted((o["status"], o["verdict"]) for o in lines), [(200, "error"), (503, "error")],
            "batch lines")
-        r = svc.request("GET", "/v1/authorize/closed/x", headers={"X-Tenant-Id": "t"})
+        r = svc.request("GET", "/v1/authorize", headers={
+            "X-Tenant-Id": "t", "X-Original-Method": "GET", "X-Original-URI": "/closed/x"})
         eq(r.status, 503, "authorize, failing closed")
         line = lines_of(svc, r.header("X-Request-Id"), 1)
         eq([(o["status"], o["verdict"]) for o in line], [(503, "error")], "authorize line")
