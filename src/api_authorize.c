@@ -1,9 +1,17 @@
 /* /v1/authorize, any method, any sub-path: forward authentication for
- * gateways (nginx auth_request, Envoy ext_authz, Traefik ForwardAuth).
- * The decision request is built from the incoming request's headers,
- * the verdict is answered with a status the gateway understands: 200 and
- * no body to let the request pass, the deny status, body and headers to
- * refuse it. */
+ * gateways (nginx auth_request, Envoy ext_authz, Traefik ForwardAuth,
+ * Caddy forward_auth). The decision request is built from the incoming
+ * request's headers, and only from the ones forward_auth names: the
+ * original method and URI from forward_auth.method_header / uri_header
+ * (or, set to null, the request's own method and the path below
+ * /v1/authorize, the Envoy way), the client address from
+ * forward_auth.client_ip. Nothing is guessed from other headers, so a
+ * header the client adds cannot change the decision. The verdict is
+ * answered with a status the gateway understands: 200 and no body to
+ * let the request pass, the deny status, body and headers to refuse
+ * it. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,106 +26,187 @@
 
 #define AUTHORIZE_PREFIX "/v1/authorize"
 #define AUTHORIZE_IP_MAX 128
-#define AUTHORIZE_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Where each field of the decision request comes from, first header
- * present wins. tenant and user come from forward_auth's configured
- * headers instead. */
-static const char *const method_headers[] = {"x-original-method",
-                                             "x-forwarded-method"};
-static const char *const uri_headers[] = {"x-original-uri", "x-forwarded-uri"};
-
-/* The value of the first non-empty header of names[] in req, or NULL. */
-static const char *authorize_first(const rl_http_req_t *req,
-                                   const char *const *names, size_t n,
-                                   size_t *len)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        const char *v = rl_http_header(req, names[i], len);
-        if (v != NULL && *len > 0) {
-            return v;
-        }
-    }
-    return NULL;
-}
+/* One entry of a comma-separated header list, borrowed from the request. */
+typedef struct authorize_item {
+    const char *p;
+    size_t len;
+} authorize_item_t;
 
 /* A header's value, NULL when absent or empty. Borrowed from req. */
-static const char *authorize_header(const rl_http_req_t *req, const char *name)
+static const char *authorize_header(const rl_http_req_t *req, const char *name,
+                                    size_t *len)
 {
-    size_t len = 0;
-    const char *v = rl_http_header(req, name, &len);
+    size_t n = 0;
+    const char *v = rl_http_header(req, name, &n);
 
-    return v != NULL && len > 0 ? v : NULL;
+    if (len != NULL) {
+        *len = n;
+    }
+    return v != NULL && n > 0 ? v : NULL;
 }
 
-/* The client address: the first entry of X-Forwarded-For (spaces
- * trimmed), else X-Real-IP, copied into buf (AUTHORIZE_IP_MAX bytes).
- * Returns buf, NULL when neither header says anything, or sets *toolong
- * when the address does not fit. */
-static const char *authorize_ip(const rl_http_req_t *req, char *buf,
-                                int *toolong)
+/* Splits every line of header name in req, in order, into its
+ * comma-separated entries (spaces trimmed, empty ones skipped), as if
+ * the lines were joined with commas (RFC 9110 5.3). Fills items (max
+ * entries); returns the number of entries, max + 1 when there are more,
+ * and the number of lines in *lines. */
+static int authorize_list(const rl_http_req_t *req, const char *name,
+                          authorize_item_t *items, int max, int *lines)
 {
-    size_t len = 0;
-    const char *v = rl_http_header(req, "x-forwarded-for", &len);
-    const char *end;
+    size_t nlen = strlen(name);
+    int i, n = 0;
 
-    *toolong = 0;
-    if (v == NULL || len == 0) {
-        v = rl_http_header(req, "x-real-ip", &len);
+    *lines = 0;
+    for (i = 0; i < req->nheaders; i++) {
+        const rl_header_t *h = &req->headers[i];
+        const char *p = h->value, *end = h->value + h->value_len;
+
+        if (h->name_len != nlen || strncasecmp(h->name, name, nlen) != 0) {
+            continue;
+        }
+        (*lines)++;
+        while (p < end) {
+            const char *c = memchr(p, ',', (size_t)(end - p));
+            const char *e = c != NULL ? c : end;
+            const char *b = p;
+
+            while (b < e && (*b == ' ' || *b == '\t')) {
+                b++;
+            }
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t')) {
+                e--;
+            }
+            if (e > b) {
+                if (n == max) {
+                    return max + 1;
+                }
+                items[n].p = b;
+                items[n++].len = (size_t)(e - b);
+            }
+            p = c != NULL ? c + 1 : end;
+        }
     }
-    if (v == NULL) {
+    return n;
+}
+
+/* Writes the address text p (len bytes) in its canonical form into buf
+ * (AUTHORIZE_IP_MAX bytes). 0, or -1 when it is not an IPv4 or IPv6
+ * address. */
+static int authorize_canon(const char *p, size_t len, char *buf)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    char tmp[AUTHORIZE_IP_MAX];
+    int af;
+
+    if (len >= sizeof(tmp)) {
+        return -1;
+    }
+    memcpy(tmp, p, len);
+    tmp[len] = '\0';
+    af = memchr(tmp, ':', len) != NULL ? AF_INET6 : AF_INET;
+    if (inet_pton(af, tmp, addr) != 1 ||
+        inet_ntop(af, addr, buf, AUTHORIZE_IP_MAX) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The TCP peer's address as text into buf; NULL for a family without
+ * one. */
+static const char *authorize_peer(const rl_http_req_t *req, char *buf)
+{
+    const struct sockaddr *sa = rl_http_req_peer(req);
+    const void *addr = NULL;
+
+    if (sa->sa_family == AF_INET) {
+        addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    }
+    if (addr == NULL ||
+        inet_ntop(sa->sa_family, addr, buf, AUTHORIZE_IP_MAX) == NULL) {
         return NULL;
     }
-    end = memchr(v, ',', len);
-    if (end == NULL) {
-        end = v + len;
-    }
-    while (v < end && (*v == ' ' || *v == '\t')) {
-        v++;
-    }
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
-        end--;
-    }
-    if (end == v) {
-        return NULL;
-    }
-    if ((size_t)(end - v) >= AUTHORIZE_IP_MAX) {
-        *toolong = 1;
-        return NULL;
-    }
-    memcpy(buf, v, (size_t)(end - v));
-    buf[end - v] = '\0';
     return buf;
 }
 
-/* Fills dr from req's headers (strings borrowed from req, the address
- * copied into ipbuf). Returns RL_ERR_NONE, or the error kind with a
- * message in msg: INVALID_HEADER for a header that cannot be used,
- * BAD_PATH for dot segments (as /v1/decide answers them). */
-static rl_error_t authorize_request(const rl_conf_t *conf,
-                                    const rl_http_req_t *req, rl_request_t *dr,
-                                    char *ipbuf, char *msg, size_t msglen)
+/* The client address forward_auth.client_ip names, canonical, into buf
+ * (AUTHORIZE_IP_MAX bytes): the TCP peer, the header whole, or the
+ * entry trusted_hops from the right of the header's joined lines.
+ * *ip is NULL when the header is absent. RL_ERR_NONE, or
+ * INVALID_HEADER with msg for too many entries, too few, a repeated
+ * single-address header, or an entry that is not an address. */
+static rl_error_t authorize_ip(const rl_conf_client_ip_t *cf,
+                               const rl_http_req_t *req, char *buf,
+                               const char **ip, char *msg, size_t msglen)
 {
-    size_t len = 0, plen = sizeof(AUTHORIZE_PREFIX) - 1;
-    const char *q;
-    int toolong;
+    authorize_item_t items[RL_CONF_FORWARD_MAX_HOPS];
+    int n, lines, want = cf->trusted_hops > 0 ? cf->trusted_hops : 1;
 
-    memset(dr, 0, sizeof(*dr));
-    dr->cost = 1;
-    dr->method = authorize_first(req, method_headers,
-                                 AUTHORIZE_NELEM(method_headers), &len);
-    if (dr->method == NULL) {
-        dr->method = req->method;
+    *ip = NULL;
+    if (cf->header == NULL) {
+        *ip = authorize_peer(req, buf);
+        return RL_ERR_NONE;
     }
-    dr->path =
-        authorize_first(req, uri_headers, AUTHORIZE_NELEM(uri_headers), &len);
-    if (dr->path != NULL) {
-        dr->path_len = len;
+    n = authorize_list(req, cf->header, items, RL_CONF_FORWARD_MAX_HOPS,
+                       &lines);
+    if (lines == 0) {
+        return RL_ERR_NONE;
+    }
+    if (n > RL_CONF_FORWARD_MAX_HOPS) {
+        snprintf(msg, msglen, "%s has more than %d entries", cf->header,
+                 RL_CONF_FORWARD_MAX_HOPS);
+        return RL_ERR_INVALID_HEADER;
+    }
+    if (cf->trusted_hops == 0 && (lines > 1 || n > 1)) {
+        snprintf(msg, msglen, "%s must hold one address", cf->header);
+        return RL_ERR_INVALID_HEADER;
+    }
+    if (n < want) {
+        snprintf(msg, msglen,
+                 "%s has %d entries, forward_auth.client_ip.trusted_hops "
+                 "is %d",
+                 cf->header, n, want);
+        return RL_ERR_INVALID_HEADER;
+    }
+    if (authorize_canon(items[n - want].p, items[n - want].len, buf) != 0) {
+        snprintf(msg, msglen,
+                 "%s: entry %d from the right is not an IP address", cf->header,
+                 want);
+        return RL_ERR_INVALID_HEADER;
+    }
+    *ip = buf;
+    return RL_ERR_NONE;
+}
+
+/* The original method and path: from the configured headers (400
+ * MISSING_HEADER when absent), or, configured null, the request's own
+ * method and the path below /v1/authorize. Borrowed from req. */
+static rl_error_t authorize_target(const rl_conf_forward_auth_t *fa,
+                                   const rl_http_req_t *req, rl_request_t *dr,
+                                   char *msg, size_t msglen)
+{
+    size_t plen = sizeof(AUTHORIZE_PREFIX) - 1;
+
+    dr->method = req->method;
+    if (fa->method_header != NULL) {
+        dr->method = authorize_header(req, fa->method_header, NULL);
+        if (dr->method == NULL) {
+            snprintf(msg, msglen, "%s is required (forward_auth.method_header)",
+                     fa->method_header);
+            return RL_ERR_MISSING_HEADER;
+        }
+    }
+    if (fa->uri_header != NULL) {
+        dr->path = authorize_header(req, fa->uri_header, &dr->path_len);
+        if (dr->path == NULL) {
+            snprintf(msg, msglen, "%s is required (forward_auth.uri_header)",
+                     fa->uri_header);
+            return RL_ERR_MISSING_HEADER;
+        }
         if (dr->path[0] != '/') {
-            snprintf(msg, msglen,
-                     "X-Original-URI / X-Forwarded-Uri must start with \"/\"");
+            snprintf(msg, msglen, "%s must start with \"/\"", fa->uri_header);
             return RL_ERR_INVALID_HEADER;
         }
     } else if (req->path_len > plen) {
@@ -126,6 +215,28 @@ static rl_error_t authorize_request(const rl_conf_t *conf,
     } else {
         dr->path = "/";
         dr->path_len = 1;
+    }
+    return RL_ERR_NONE;
+}
+
+/* Fills dr from req's headers (strings borrowed from req, the address
+ * copied into ipbuf). Returns RL_ERR_NONE, or the error kind with a
+ * message in msg: MISSING_HEADER / INVALID_HEADER for a header that is
+ * absent or cannot be used, BAD_PATH for dot segments (as /v1/decide
+ * answers them). */
+static rl_error_t authorize_request(const rl_conf_t *conf,
+                                    const rl_http_req_t *req, rl_request_t *dr,
+                                    char *ipbuf, char *msg, size_t msglen)
+{
+    const rl_conf_forward_auth_t *fa = &conf->forward_auth;
+    const char *q;
+    rl_error_t kind;
+
+    memset(dr, 0, sizeof(*dr));
+    dr->cost = 1;
+    kind = authorize_target(fa, req, dr, msg, msglen);
+    if (kind != RL_ERR_NONE) {
+        return kind;
     }
     /* What a tenant signs is the path with its query, as sent. */
     dr->target = dr->path;
@@ -138,14 +249,11 @@ static rl_error_t authorize_request(const rl_conf_t *conf,
         snprintf(msg, msglen, "%s", rl_error_message(RL_ERR_BAD_PATH));
         return RL_ERR_BAD_PATH;
     }
-    dr->tenant = authorize_header(req, conf->forward_auth.tenant_header);
-    dr->user = authorize_header(req, conf->forward_auth.user_header);
-    dr->ip = authorize_ip(req, ipbuf, &toolong);
-    if (toolong) {
-        snprintf(msg, msglen,
-                 "X-Forwarded-For: the first address is longer than %d bytes",
-                 AUTHORIZE_IP_MAX - 1);
-        return RL_ERR_INVALID_HEADER;
+    dr->tenant = authorize_header(req, fa->tenant_header, NULL);
+    dr->user = authorize_header(req, fa->user_header, NULL);
+    kind = authorize_ip(&fa->client_ip, req, ipbuf, &dr->ip, msg, msglen);
+    if (kind != RL_ERR_NONE) {
+        return kind;
     }
     /* Both tables hold 64 entries, so every header fits. */
     dr->nheaders =

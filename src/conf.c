@@ -135,6 +135,54 @@ static const conf_field_t deny_cache_fields[] = {
 static const conf_table_t deny_cache_table = {
     deny_cache_fields, CONF_NELEM(deny_cache_fields), NULL};
 
+/* A header name, or JSON null for "not from a header" (*dst NULL). */
+static int conf_header_or_null(conf_ctx_t *c, const char *path, json_t *v,
+                               void *dst, const void *arg)
+{
+    if (json_is_null(v)) {
+        conf_free_str(dst);
+        return 0;
+    }
+    return conf_header_name(c, path, v, dst, arg);
+}
+
+static const conf_range_t range_hops = {0, RL_CONF_FORWARD_MAX_HOPS};
+
+static const conf_field_t client_ip_fields[] = {
+    {"header", conf_header_name, offsetof(rl_conf_client_ip_t, header), 1, NULL,
+     NULL, conf_free_str},
+    {"trusted_hops", conf_int, offsetof(rl_conf_client_ip_t, trusted_hops), 0,
+     &range_hops, NULL, NULL},
+};
+static const conf_table_t client_ip_table = {
+    client_ip_fields, CONF_NELEM(client_ip_fields), NULL};
+
+/* "forward_auth.client_ip": "peer", or {"header", "trusted_hops"}; dst
+ * is the rl_conf_client_ip_t, replaced whole. */
+static int conf_client_ip(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                          const void *arg)
+{
+    rl_conf_client_ip_t *ip = dst;
+
+    conf_table_free(&client_ip_table, ip);
+    memset(ip, 0, sizeof(*ip));
+    if (json_is_string(v) && strcmp(json_string_value(v), "peer") == 0) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return conf_fail(c, path,
+                         "must be \"peer\" or {\"header\": ..., "
+                         "\"trusted_hops\": ...}");
+    }
+    return conf_object(c, path, v, &client_ip_table, ip);
+}
+
+/* Frees forward_auth.client_ip; dst is the rl_conf_client_ip_t. */
+static void conf_free_client_ip(void *dst)
+{
+    conf_table_free(&client_ip_table, dst);
+}
+
 static const conf_field_t forward_auth_fields[] = {
     {"deny_status", conf_int, offsetof(rl_conf_forward_auth_t, deny_status), 0,
      &range_status, NULL, NULL},
@@ -144,6 +192,15 @@ static const conf_field_t forward_auth_fields[] = {
     {"user_header", conf_header_name,
      offsetof(rl_conf_forward_auth_t, user_header), 0, NULL, "\"x-user-id\"",
      conf_free_str},
+    {"uri_header", conf_header_or_null,
+     offsetof(rl_conf_forward_auth_t, uri_header), 0, NULL,
+     "\"x-original-uri\"", conf_free_str},
+    {"method_header", conf_header_or_null,
+     offsetof(rl_conf_forward_auth_t, method_header), 0, NULL,
+     "\"x-original-method\"", conf_free_str},
+    {"client_ip", conf_client_ip, offsetof(rl_conf_forward_auth_t, client_ip),
+     0, NULL, "{\"header\": \"x-forwarded-for\", \"trusted_hops\": 1}",
+     conf_free_client_ip},
 };
 static const conf_table_t forward_auth_table = {
     forward_auth_fields, CONF_NELEM(forward_auth_fields), NULL};

@@ -98,10 +98,26 @@ typedef struct rl_conf_ops {
     int64_t deny_cache_max_ttl_ms; /* default 10000 */
 } rl_conf_ops_t;
 /* "forward_auth": how /v1/authorize reads and answers a request. */
+/* At most this many X-Forwarded-For entries (all its lines joined) are
+ * read; a request with more is refused. */
+#define RL_CONF_FORWARD_MAX_HOPS 32
+
+/* "forward_auth.client_ip": where the client address comes from. */
+typedef struct rl_conf_client_ip {
+    char *header;     /* lower-case; NULL = the TCP peer ("peer") */
+    int trusted_hops; /* 0 = the header whole; N = the Nth entry from the
+                       * right of the comma-separated list */
+} rl_conf_client_ip_t;
+
 typedef struct rl_conf_forward_auth {
     int deny_status;     /* 0 = the policy's deny.status */
     char *tenant_header; /* lower-case, default "x-tenant-id" */
     char *user_header;   /* lower-case, default "x-user-id" */
+    char *uri_header;    /* lower-case, default "x-original-uri"; NULL =
+                          * the path below /v1/authorize (Envoy) */
+    char *method_header; /* lower-case, default "x-original-method"; NULL =
+                          * the request's own method (Envoy) */
+    rl_conf_client_ip_t client_ip; /* default X-Forwarded-For, 1 hop */
 } rl_conf_forward_auth_t;
 
 typedef struct rl_conf {

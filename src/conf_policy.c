@@ -114,6 +114,47 @@ int rl_conf_limit_suffix(char *buf, size_t len, const char *prefix,
     return 0;
 }
 
+/* The largest products a limit may have so that every step of the
+ * algorithms (the lua/ scripts in doubles, algo_mem.c in int64_t) stays an
+ * exact integer below 2^53 for a clock below 2^52 us (the year 2112);
+ * docs/algorithms.md derives them. GCRA: burst * T <= 2^51 us, T =
+ * ceil(per_us / requests), so TAT <= now + 2 * burst * T <= 2^53.
+ * Sliding window: requests * per_ms <= 2^51, so prev * left + (cur +
+ * cost) * per <= 3 * requests * per < 2^53. block + now and the PXAT of
+ * a TAT (ms) are far below that with per and block at most 10 years. */
+#define CONF_GCRA_BURST_US_MAX (1LL << 51)
+#define CONF_SLIDING_PRODUCT_MAX (1LL << 51)
+
+/* Refuses limit l (at path sub) whose numbers could leave the exact
+ * range above, naming the field to change. 0 or -1. */
+static int conf_limit_range(conf_ctx_t *c, const char *sub, const rl_limit_t *l)
+{
+    char fpath[CONF_PATH_MAX];
+    int64_t t;
+
+    if (l->algo == RL_ALGO_GCRA) {
+        t = (l->period_ms * 1000 + l->requests - 1) / l->requests;
+        if (l->burst > CONF_GCRA_BURST_US_MAX / t) {
+            conf_path_field(fpath, sizeof(fpath), sub, "burst");
+            return conf_fail(c, fpath,
+                             "burst x emission interval (%lld x %lld us) "
+                             "must be at most 2^51 us: at most %lld for "
+                             "this requests and per",
+                             (long long)l->burst, (long long)t,
+                             (long long)(CONF_GCRA_BURST_US_MAX / t));
+        }
+    } else if (l->algo == RL_ALGO_SLIDING_WINDOW &&
+               l->requests > CONF_SLIDING_PRODUCT_MAX / l->period_ms) {
+        conf_path_field(fpath, sizeof(fpath), sub, "requests");
+        return conf_fail(c, fpath,
+                         "requests x per (%lld x %lld ms) must be at most "
+                         "2^51: at most %lld for this per",
+                         (long long)l->requests, (long long)l->period_ms,
+                         (long long)(CONF_SLIDING_PRODUCT_MAX / l->period_ms));
+    }
+    return 0;
+}
+
 /* Parses an array of 1..RL_MAX_LIMITS limits into a new *out / *n;
  * suffixes get sprefix in front ("" or "t"). */
 int conf_limits(conf_ctx_t *c, const char *path, json_t *v, const char *sprefix,
@@ -150,6 +191,9 @@ int conf_limits(conf_ctx_t *c, const char *path, json_t *v, const char *sprefix,
          * because the store protocol sends it for every limit. */
         if (l->burst == 0) {
             l->burst = l->requests;
+        }
+        if (conf_limit_range(c, sub, l) != 0) {
+            return -1;
         }
         rl_conf_limit_suffix(l->suffix, sizeof(l->suffix), sprefix, l->algo,
                              l->period_ms);

@@ -20,6 +20,7 @@
     X(BAD_PATH, "VAL_002", 422,                                                \
       "path must not contain \".\" or \"..\" segments")                        \
     X(INVALID_HEADER, "VAL_002", 400, "a request header has a bad value")      \
+    X(MISSING_HEADER, "VAL_001", 400, "a required request header is missing")  \
     X(UNKNOWN_POLICY, "VAL_002", 422, "no policy applies to the request")      \
     X(BATCH_TOO_LARGE, "VAL_003", 400, "too many requests in one batch")       \
     X(BATCH_INVALID, "VAL_001", 400, "validation failed")                      \

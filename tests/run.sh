@@ -197,6 +197,7 @@ run_style() {
 install_gateway_deps() {
     local missing=()
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v caddy >/dev/null 2>&1 || missing+=(caddy)
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
     python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
     rl_apt_install "${missing[@]}"

@@ -536,6 +536,61 @@ def run_binary(args, timeout=30.0):
     return p.returncode, out, err
 
 
+class GatewayProcess:
+    """A gateway (nginx, caddy) run by a test: self.dir its temp dir (logs
+    in self.log_name there), self.proc its process, self.app_port the
+    tiny application behind it. Subclasses start it."""
+
+    name = "gateway"
+    log_name = "error.log"
+
+    def app_up(self):
+        """True once the application behind the gateway answers 200;
+        fails if the gateway exited."""
+        if self.proc.poll() is not None:
+            raise TestFailure("%s exited with %s:\n%s" % (self.name, self.proc.returncode,
+                                                          self.log()))
+        c = http.client.HTTPConnection("127.0.0.1", self.app_port, timeout=1.0)
+        try:
+            c.request("GET", "/")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            c.close()
+
+    def log(self):
+        """The last 3,000 characters of the gateway's log."""
+        try:
+            with open(os.path.join(self.dir, self.log_name), errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Stops the gateway by pid and removes its temp dir."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def check_config(cfg):
+    """Runs --check-config on the config dict cfg: (returncode, stdout and
+    stderr together)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ratelimitd.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        rc, out, err = run_binary(["--check-config", path])
+    return rc, out + err
+
+
 # --------------------------------------------------------------------------
 # Services: redis (optional) + one or more ratelimitd on one config
 # --------------------------------------------------------------------------

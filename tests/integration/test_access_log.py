@@ -87,11 +87,13 @@ def test_batch_of_three_writes_three_lines():
 def test_authorize_writes_one_line_per_request():
     with service(CFG, "memory") as svc:
         want = [(200, "allowed"), (429, "denied"), (422, "invalid"), (422, "invalid")]
+        nginx = {"X-Original-Method": "GET", "X-Original-URI": "/one/x"}
         sent = [
-            svc.request("GET", "/v1/authorize/one/x", headers={"X-Tenant-Id": "a1"}),
-            svc.request("GET", "/v1/authorize/one/x", headers={"X-Tenant-Id": "a1"}),
-            svc.request("GET", "/v1/authorize/one/x"),
-            svc.request("GET", "/v1/authorize/a/../b", headers={"X-Tenant-Id": "a1"}),
+            svc.request("GET", "/v1/authorize", headers=dict(nginx, **{"X-Tenant-Id": "a1"})),
+            svc.request("GET", "/v1/authorize", headers=dict(nginx, **{"X-Tenant-Id": "a1"})),
+            svc.request("GET", "/v1/authorize", headers=nginx),
+            svc.request("GET", "/v1/authorize", headers=dict(
+                nginx, **{"X-Tenant-Id": "a1", "X-Original-URI": "/a/../b"})),
         ]
         for r, (status, verdict) in zip(sent, want):
             eq(r.status, status, "reply status (%r)" % r.body[:200])
@@ -123,7 +125,8 @@ def test_store_down_logs_503_on_every_front_end():
         lines = lines_of(svc, r.header("X-Request-Id"), 2)
         eq(sorted((o["status"], o["verdict"]) for o in lines), [(200, "error"), (503, "error")],
            "batch lines")
-        r = svc.request("GET", "/v1/authorize/closed/x", headers={"X-Tenant-Id": "t"})
+        r = svc.request("GET", "/v1/authorize", headers={
+            "X-Tenant-Id": "t", "X-Original-Method": "GET", "X-Original-URI": "/closed/x"})
         eq(r.status, 503, "authorize, failing closed")
         line = lines_of(svc, r.header("X-Request-Id"), 1)
         eq([(o["status"], o["verdict"]) for o in line], [(503, "error")], "authorize line")

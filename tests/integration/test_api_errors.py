@@ -72,6 +72,7 @@ def batch_item(fields):
 
 def authorize(headers=None, auth=CALLER, method="GET", path="/v1/authorize"):
     h = dict(auth or {})
+    h["X-Original-Method"] = "GET"
     h.update(headers or {})
     return lambda svc: _reply(_send(svc, method, path, None, None, h))
 
@@ -101,7 +102,7 @@ CASES = [
     ("path with dot segments", 422, "VAL_002", {
         "decide": decide(DOTS), "batch item": batch_item(DOTS),
         "authorize": authorize({"X-Original-URI": "/a/../b", "X-Tenant-Id": "t"}),
-        "authorize sub-path": authorize({"X-Tenant-Id": "t"}, path="/v1/authorize/a/%2e%2e/b"),
+        "authorize %2e": authorize({"X-Original-URI": "/a/%2e%2e/b", "X-Tenant-Id": "t"}),
         "admin": admin(DOTS)}),
     ("unknown policy", 422, "VAL_002", {
         "decide": decide(UNKNOWN_POLICY), "batch item": batch_item(UNKNOWN_POLICY),

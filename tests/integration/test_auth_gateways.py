@@ -51,7 +51,8 @@ def test_batch_and_authorize_need_a_signed_caller():
 
         r = signed(c, "POST", "/v1/decide/batch", batch, {"Content-Type": "application/json"})
         eq(r.status, 200, "signed batch (%r)" % r.body[:200])
-        r = signed(c, "GET", "/v1/authorize", headers={"X-Original-URI": "/x"})
+        r = signed(c, "GET", "/v1/authorize",
+                   headers={"X-Original-URI": "/x", "X-Original-Method": "GET"})
         eq(r.status, 200, "signed authorize (%r)" % r.body[:200])
 
 

@@ -6,17 +6,20 @@ afterwards the service still decides correctly, and after the table has
 run several more times its memory is back where it was after the first
 pass. The other tests hold each HTTP limit (max_header_bytes,
 max_body_bytes, read_timeout_ms against slow clients, idle_timeout_ms,
-max_connections) against clients that break it."""
+max_connections) against clients that break it, X-Forwarded-For on
+/v1/authorize repeated and oversized, and signatures replayed inside and
+outside the clock-skew window."""
 
 import json
 import os
 import socket
 import time
 
-from harness import (SLOW, check, config, eq, limit, policy, raw_http, rss_kb,
-                     sanitizer_build, service, wait_until)
+from harness import (SLOW, caller_headers, check, config, eq, limit, policy, raw_http, rss_kb,
+                     sanitizer_build, service, signed_decide, tenant_headers, wait_until)
 
 CFG = config(policy("hdr", "/hdr/*", [limit(1000, "1m")], key=["header.x-key"]),
+             policy("ip", "/ip/*", [limit(1, "1h")], key=["ip"]),
              policy("p", "/*", [limit(1000, "1m")], key=["tenant"]),
              workers=1, http={"read_timeout_ms": 2000})
 
@@ -49,6 +52,15 @@ def chunked(body, extra=""):
 GOOD = decide_body(path="/x", tenant="t")
 DEEP = "[" * 100000 + "]" * 100000
 TYPES = [5, 1.5, True, ["a"], {"a": "b"}]
+
+
+def authorize(xff_lines, uri="/ip/x"):
+    """A raw GET /v1/authorize the way nginx sends it, with one
+    X-Forwarded-For line per entry of xff_lines."""
+    head = "GET /v1/authorize HTTP/1.1\r\nHost: t\r\nX-Original-Method: GET\r\n" \
+           "X-Original-URI: %s\r\n" % uri
+    return (head + "".join("X-Forwarded-For: %s\r\n" % v for v in xff_lines) +
+            "\r\n").encode()
 
 
 def rows():
@@ -227,6 +239,22 @@ def rows():
     add(("no content type", post(GOOD, ctype=None), 415, "UNSUPPORTED_MEDIA_TYPE"))
     add(("unknown policy", post(decide_body(path="/x", tenant="t", policy="nope")), 422,
          "VAL_002"))
+    # --- X-Forwarded-For on /v1/authorize (client_ip: 1 trusted hop) ---
+    add(("33 X-Forwarded-For entries on one line",
+         authorize([", ".join("198.51.100.%d" % i for i in range(33))]), 400, "VAL_002"))
+    add(("33 X-Forwarded-For lines", authorize(["198.51.100.%d" % i for i in range(33)]), 400,
+         "VAL_002"))
+    add(("17 + 16 X-Forwarded-For entries on two lines",
+         authorize([", ".join("198.51.100.%d" % i for i in range(17)),
+                    ", ".join("203.0.113.%d" % i for i in range(16))]), 400, "VAL_002"))
+    add(("repeated X-Forwarded-For, the last line not an address",
+         authorize(["203.0.113.7", "nope"]), 400, "VAL_002"))
+    add(("X-Forwarded-For of commas only", authorize([",,, ,"]), 400, "VAL_002"))
+    add(("X-Forwarded-For with a port", authorize(["203.0.113.7:443"]), 400, "VAL_002"))
+    add(("X-Forwarded-For of 200 bytes", authorize(["1" * 200]), 400, "VAL_002"))
+    add(("/v1/authorize without X-Original-URI",
+         raw("GET /v1/authorize/ip/x HTTP/1.1\r\nX-Original-Method: GET\r\n"
+             "X-Forwarded-For: 203.0.113.7\r\n\r\n"), 400, "VAL_001"))
     return out
 
 
@@ -491,3 +519,74 @@ def test_body_limit_before_buffering():
         s.close()
         check(b"HTTP/1.1 413 " in data, "chunked over the limit got %r" % data[:80])
         eq(svc.decide(path="/x").status, 200, "service still decides")
+
+
+def test_forwarded_for_lines_joined():
+    """Repeated X-Forwarded-For lines are one list joined in order (RFC
+    9110 5.3): the address is the last entry of the last line, so an
+    entry a client put in an earlier line never picks the bucket; 32
+    entries in all are accepted."""
+    with service(CFG, "memory") as svc:
+        r = raw_http(svc.port, authorize(["198.51.100.1, 10.0.0.1", "203.0.113.7"]))
+        eq((r.status, r.body), (200, b""), "first, keyed on 203.0.113.7")
+        r = raw_http(svc.port, authorize(["203.0.113.7"]))
+        eq(r.status, 429, "one line, the same last entry")
+        r = raw_http(svc.port, authorize(["198.51.100.2", "198.51.100.3, 203.0.113.7"]))
+        eq(r.status, 429, "another split, the same last entry")
+        r = raw_http(svc.port, authorize(["203.0.113.7", "198.51.100.4"]))
+        eq((r.status, r.body), (200, b""), "a new last entry: a new bucket")
+        r = raw_http(svc.port, authorize(["198.51.100.%d" % i for i in range(31)] +
+                                         ["203.0.113.8"]))
+        eq((r.status, r.body), (200, b""), "32 entries: accepted")
+
+
+REPLAY_CALLER, REPLAY_CALLER_SECRET = "gw", "gw-caller-secret-0000000001"
+REPLAY_TENANT, REPLAY_TENANT_SECRET = "acme", "acme-tenant-secret-00000001"
+
+
+def test_replayed_signatures():
+    """A captured signed request replayed inside auth.max_clock_skew_s
+    (300 s) is accepted again, and counted each time: there is no nonce
+    store (docs/security.md). Signed more than 300 s before or after the
+    server's clock it is 401 AUTH_004, for a caller's signature on
+    /v1/decide and a tenant's on /v1/authorize alike, and charges
+    nothing."""
+    cfg = config(dict(policy("events", "/v1/events", [limit(10, "1h")], key=["tenant"],
+                             method="POST"), verify_tenant="hmac"),
+                 tenants=[{"id": REPLAY_TENANT, "secret": REPLAY_TENANT_SECRET}], workers=1,
+                 auth={"mode": "hmac",
+                       "callers": [{"id": REPLAY_CALLER, "secret": REPLAY_CALLER_SECRET}]})
+    fields = {"method": "POST", "path": "/v1/events", "tenant": REPLAY_TENANT}
+    with service(cfg, "memory") as svc:
+        c = svc.client()
+        now = int(time.time())
+        # The tenant signs the request its gateway forwards; a replay of
+        # both signatures is the same request again.
+        tenant = tenant_headers(REPLAY_TENANT, REPLAY_TENANT_SECRET, "POST", "/v1/events",
+                                ts=now - 250)
+        for i in range(3):
+            r = signed_decide(c, REPLAY_CALLER, REPLAY_CALLER_SECRET,
+                              dict(fields, headers=tenant), ts=now - 250)
+            eq(r.status, 200, "decide replay %d inside the window (%r)" % (i, r.body[:200]))
+            eq(r.json["remaining"], 9 - i, "decide replay %d counted" % i)
+        nginx = {"X-Original-Method": "POST", "X-Original-URI": "/v1/events"}
+        for i in range(2):
+            h = dict(nginx, **tenant)
+            h.update(caller_headers(REPLAY_CALLER, REPLAY_CALLER_SECRET, "GET", "/v1/authorize",
+                                    ts=now - 250))
+            r = c.request("GET", "/v1/authorize", headers=h)
+            eq((r.status, r.header("X-Ratelimit-Remaining")), (200, str(6 - i)),
+               "authorize replay %d inside the window" % i)
+        for off in (-301, 301):
+            what = "caller signed %+d s" % off
+            r = signed_decide(c, REPLAY_CALLER, REPLAY_CALLER_SECRET,
+                              dict(fields, headers=tenant), ts=now + off)
+            eq((r.status, r.json["code"]), (401, "AUTH_004"), what)
+            what = "tenant signed %+d s" % off
+            h = dict(nginx, **tenant_headers(REPLAY_TENANT, REPLAY_TENANT_SECRET, "POST",
+                                             "/v1/events", ts=now + off))
+            h.update(caller_headers(REPLAY_CALLER, REPLAY_CALLER_SECRET, "GET", "/v1/authorize"))
+            r = c.request("GET", "/v1/authorize", headers=h)
+            eq((r.status, r.json["code"]), (401, "AUTH_004"), what)
+        r = signed_decide(c, REPLAY_CALLER, REPLAY_CALLER_SECRET, dict(fields, headers=tenant))
+        eq(r.json["remaining"], 4, "the refused replays charged nothing")

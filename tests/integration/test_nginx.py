@@ -14,7 +14,7 @@ import tempfile
 import time
 import http.client
 
-from harness import (ROOT, SLOW, TestFailure, between, check, eq, free_port, load_example,
+from harness import (ROOT, SLOW, GatewayProcess, TestFailure, between, check, eq, free_port, load_example,
                      service, wait_until, wait_window_start)
 
 NGINX_CONF = os.path.join(ROOT, "deploy", "nginx", "ratelimitd.conf")
@@ -66,8 +66,10 @@ def nginx_config(workdir, rl_port, app_port, listen_port):
     return path
 
 
-class Nginx:
+class Nginx(GatewayProcess):
     """One nginx master process (daemon off) on a generated config."""
+
+    name = "nginx"
 
     def __init__(self, rl_port):
         self.dir = tempfile.mkdtemp(prefix="rl-nginx-")
@@ -86,36 +88,8 @@ class Nginx:
         check(t.returncode == 0, "nginx -t failed:\n%s" % t.stderr.decode(errors="replace"))
         self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._up, 10.0 * SLOW, what="nginx on port %d" % self.port)
+        wait_until(self.app_up, 10.0 * SLOW, what="nginx on port %d" % self.port)
         return self
-
-    def _up(self):
-        if self.proc.poll() is not None:
-            raise TestFailure("nginx exited with %s:\n%s" % (self.proc.returncode, self.log()))
-        c = http.client.HTTPConnection("127.0.0.1", self.app_port, timeout=1.0)
-        try:
-            c.request("GET", "/")
-            return c.getresponse().status == 200
-        finally:
-            c.close()
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
-                return f.read()[-3000:]
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _gateway_config():

@@ -824,6 +824,20 @@ static const struct {
     {PL("{\"requests\": 10, \"per\": \"1m\"}, {\"requests\": 20, \"per\": "
         "\"60s\"}"),
      "policies[0].limits[1]: same algorithm and period as limits[0]"},
+    /* ranges that keep the arithmetic exact (docs/algorithms.md) */
+    {PL("{\"requests\": 1000, \"per\": \"2147483648ms\", \"burst\": "
+        "1048577}"),
+     "policies[0].limits[0].burst: burst x emission interval (1048577 x "
+     "2147483648 us) must be at most 2^51 us: at most 1048576 for this "
+     "requests and per"},
+    {PL("{\"requests\": 1, \"per\": \"3650d\", \"burst\": 8}"),
+     "policies[0].limits[0].burst: burst x emission interval (8 x "
+     "315360000000000 us) must be at most 2^51 us: at most 7 for this "
+     "requests and per"},
+    {PL("{\"requests\": 1048577, \"per\": \"2147483648ms\", "
+        "\"algorithm\": \"sliding_window\"}"),
+     "policies[0].limits[0].requests: requests x per (1048577 x 2147483648 "
+     "ms) must be at most 2^51: at most 1048576 for this per"},
     {POL("{\"name\": \"x\", \"match\": {\"path\": \"/x\"}, " LIM1 "},"
          "{\"name\": \"y\", \"match\": {\"path\": \"/y\"}, " LIM1 "},"
          "{\"name\": \"z\", \"match\": {\"path\": \"/z\"}, "
@@ -947,6 +961,14 @@ START_TEST(test_near_misses_accepted)
         "{\"store\": {\"type\": \"memory\", \"db\": 15, \"timeout_ms\": "
         "60000}, \"policies\": []}",
         "{\"http\": {\"max_body_bytes\": 2147483647}, \"policies\": []}",
+        PL("{\"requests\": 1000, \"per\": \"2147483648ms\", \"burst\": "
+           "1048576}"),
+        PL("{\"requests\": 1, \"per\": \"3650d\", \"burst\": 7}"),
+        PL("{\"requests\": 1000000000000, \"per\": \"3650d\"}"),
+        PL("{\"requests\": 1048576, \"per\": \"2147483648ms\", "
+           "\"algorithm\": \"sliding_window\"}"),
+        PL("{\"requests\": 1000000000000, \"per\": \"3650d\", "
+           "\"algorithm\": \"fixed_window\"}"),
     };
     char err[512];
     size_t i;
