@@ -348,8 +348,10 @@ def test_deny_override_on_authorize_and_batch():
     cfg["access_log"] = {"sample": 1.0}
     for store in STORES:
         with service(cfg, store) as svc:
-            r = svc.d.request("GET", "/v1/authorize/api/x",
-                              headers={"X-Tenant-Id": "bad", "X-User-Id": "u"})
+            r = svc.d.request("GET", "/v1/authorize",
+                              headers={"X-Tenant-Id": "bad", "X-User-Id": "u",
+                                       "X-Original-Method": "GET",
+                                       "X-Original-URI": "/api/x"})
             eq((r.status, r.json), (403, {"error": "suspended"}), store + ": authorize")
             rid = r.header("X-Request-Id")
 
