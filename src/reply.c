@@ -130,28 +130,138 @@ static void fmt_retry_at(const rl_verdict_t *v, char *buf, size_t len)
     fmt_i64(buf, ms_to_s_ceil(v->now_ms + after));
 }
 
-/* RateLimit-Policy: "name";q=LIMIT;w=WINDOW_S (w omitted without a limit). */
+/* The period part of a limit's suffix ("g1m" -> "1m", "tf10s" -> "10s"). */
+static const char *ietf_period(const rl_limit_t *l)
+{
+    const char *s = l->suffix;
+
+    if (*s == 't') {
+        s++;
+    }
+    return *s != '\0' ? s + 1 : s;
+}
+
+/* Writes the item name of limit k of applied policy i into buf (len
+ * bytes) as a structured-field string: "policy-PERIOD", or
+ * "policy-SUFFIX" when an earlier limit of that policy has the same
+ * period, so every item's name is unique. */
+static void ietf_item_name(const rl_verdict_part_t *part, int k, char *buf,
+                           size_t len)
+{
+    char raw[112];
+    int j;
+    int dup = 0;
+
+    for (j = 0; j < k; j++) {
+        if (strcmp(ietf_period(&part->limits[j]),
+                   ietf_period(&part->limits[k])) == 0) {
+            dup = 1;
+        }
+    }
+    snprintf(raw, sizeof(raw), "%.64s-%s", part->policy->name,
+             dup ? part->limits[k].suffix : ietf_period(&part->limits[k]));
+    sf_string(raw, buf, len);
+}
+
+/* Appends s to buf (len bytes) at *o when it fits whole (with the ", "
+ * before it when *o > 0); returns 0, or -1 when it did not fit. */
+static int ietf_append(char *buf, size_t len, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+    size_t sep = *o > 0 ? 2 : 0;
+
+    if (*o + sep + n + 1 > len) {
+        return -1;
+    }
+    memcpy(buf + *o, ", ", sep);
+    memcpy(buf + *o + sep, s, n + 1);
+    *o += sep + n;
+    return 0;
+}
+
+/* The applied policies of v (v->policy alone for a verdict without
+ * them). */
+static int ietf_parts(const rl_verdict_t *v, const rl_verdict_part_t **parts,
+                      rl_verdict_part_t *one)
+{
+    if (v->npolicies > 0) {
+        *parts = v->policies;
+        return v->npolicies;
+    }
+    one->policy = v->policy;
+    one->limits = v->limit_def;
+    one->nlimits = v->limit_def != NULL ? 1 : 0;
+    one->results = NULL;
+    *parts = one;
+    return 1;
+}
+
+/* RateLimit-Policy: every limit of every applied policy, each an item
+ * "policy-PERIOD";q=LIMIT;w=WINDOW_S (an RFC 8941 list). Items that do
+ * not fit the header are left out whole. */
 static void fmt_ietf_policy(const rl_verdict_t *v, char *buf, size_t len)
 {
-    char name[112];
+    const rl_verdict_part_t *parts;
+    rl_verdict_part_t one;
+    char name[128], item[192];
+    size_t o = 0;
+    int n = ietf_parts(v, &parts, &one);
+    int i, k;
 
-    sf_string(v->policy->name, name, sizeof(name));
-    if (v->limit_def != NULL) {
-        snprintf(buf, len, "%s;q=%lld;w=%lld", name, (long long)v->limit,
-                 (long long)ms_to_s_ceil(v->limit_def->period_ms));
-    } else {
-        snprintf(buf, len, "%s;q=%lld", name, (long long)v->limit);
+    buf[0] = '\0';
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < parts[i].nlimits; k++) {
+            ietf_item_name(&parts[i], k, name, sizeof(name));
+            snprintf(item, sizeof(item), "%s;q=%lld;w=%lld", name,
+                     (long long)parts[i].limits[k].requests,
+                     (long long)ms_to_s_ceil(parts[i].limits[k].period_ms));
+            if (ietf_append(buf, len, &o, item) != 0) {
+                return;
+            }
+        }
     }
 }
 
-/* RateLimit: "name";r=REMAINING;t=RESET_S. */
+/* RateLimit: the item with the fewest remaining, "policy-PERIOD";r=N;t=S.
+ * Without per-limit results (a cached denial) it is the verdict's limit. */
 static void fmt_ietf_state(const rl_verdict_t *v, char *buf, size_t len)
 {
-    char name[112];
+    const rl_verdict_part_t *parts, *bp = NULL;
+    rl_verdict_part_t one;
+    char name[128];
+    int n = ietf_parts(v, &parts, &one);
+    int i, k, bk = 0;
+    int64_t r = shown_remaining(v), t = v->reset_after_ms;
 
-    sf_string(v->policy->name, name, sizeof(name));
-    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)shown_remaining(v),
-             (long long)ms_to_s_ceil(v->reset_after_ms));
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < parts[i].nlimits; k++) {
+            const rl_limit_result_t *res =
+                parts[i].results != NULL ? &parts[i].results[k] : NULL;
+
+            if (res == NULL ? &parts[i].limits[k] == v->limit_def
+                            : (bp == NULL || res->remaining < r)) {
+                bp = &parts[i];
+                bk = k;
+                if (res != NULL) {
+                    r = res->remaining < 0 ? 0 : res->remaining;
+                    t = res->reset_after_ms;
+                }
+            }
+        }
+    }
+    if (bp == NULL) {
+        one.policy = v->policy;
+        one.limits = v->limit_def;
+        bp = &one;
+        bk = 0;
+    }
+    if (bp->limits == NULL) {
+        sf_string(v->policy->name, name, sizeof(name));
+    } else {
+        ietf_item_name(bp, bk, name, sizeof(name));
+    }
+    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)r,
+             (long long)ms_to_s_ceil(t));
 }
 
 /* The headers of each style, in the order they are emitted. */
@@ -368,7 +478,9 @@ json_t *rl_reply_deny_body(const rl_verdict_t *v)
 {
     json_t *body;
 
-    if (v->policy != NULL && v->policy->deny_body != NULL) {
+    if (v->penalty_def != NULL && v->penalty_def->deny_body != NULL) {
+        body = json_deep_copy(v->penalty_def->deny_body);
+    } else if (v->policy != NULL && v->policy->deny_body != NULL) {
         body = json_deep_copy(v->policy->deny_body);
     } else {
         body = json_pack("{s:s, s:s}", "error",
@@ -452,6 +564,38 @@ static int reply_status(const rl_verdict_t *v)
                : 429;
 }
 
+/* The number of applied policies of v: a verdict built without them
+ * (v->policy alone) has that one. */
+static int reply_npolicies(const rl_verdict_t *v)
+{
+    if (v->npolicies > 0) {
+        return v->npolicies;
+    }
+    return v->policy != NULL ? 1 : 0;
+}
+
+/* Applied policy i of v (see reply_npolicies). */
+static const rl_policy_t *reply_policy(const rl_verdict_t *v, int i)
+{
+    return v->npolicies > 0 ? v->policies[i].policy : v->policy;
+}
+
+/* The names of v's applied policies, in file order. New reference. */
+static json_t *policies_json(const rl_verdict_t *v)
+{
+    json_t *arr = json_array();
+    int i;
+
+    for (i = 0; arr != NULL && i < reply_npolicies(v); i++) {
+        if (json_array_append_new(arr, json_string(reply_policy(v, i)->name)) !=
+            0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
 /* The /v1/decide reply object per reply.h; keys in a fixed order (see
  * docs/api.md). New reference; NULL only when memory runs out. */
 json_t *rl_reply_decision(const rl_verdict_t *v)
@@ -460,17 +604,21 @@ json_t *rl_reply_decision(const rl_verdict_t *v)
     const char *reason;
     json_t *obj;
 
-    obj =
-        json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}",
-                  "allowed", v->allowed ? 1 : 0, "policy",
-                  has ? json_string(v->policy->name) : json_null(), "limit",
-                  (json_int_t)(has ? v->limit : 0), "remaining",
-                  (json_int_t)(has ? shown_remaining(v) : 0), "reset_after_ms",
-                  (json_int_t)(has ? v->reset_after_ms : 0), "retry_after_ms",
-                  (json_int_t)(has ? v->retry_after_ms : 0), "blocked",
-                  v->blocked ? 1 : 0, "degraded", v->degraded ? 1 : 0, "status",
-                  reply_status(v), "headers", headers_json(v));
+    obj = json_pack(
+        "{s:b, s:o, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}", "allowed",
+        v->allowed ? 1 : 0, "policy",
+        has ? json_string(v->policy->name) : json_null(), "policies",
+        policies_json(v), "limit", (json_int_t)(has ? v->limit : 0),
+        "remaining", (json_int_t)(has ? shown_remaining(v) : 0),
+        "reset_after_ms", (json_int_t)(has ? v->reset_after_ms : 0),
+        "retry_after_ms", (json_int_t)(has ? v->retry_after_ms : 0), "blocked",
+        v->blocked ? 1 : 0, "degraded", v->degraded ? 1 : 0, "status",
+        reply_status(v), "headers", headers_json(v));
     if (obj == NULL) {
+        goto err;
+    }
+    if (v->penalty != NULL &&
+        json_object_set_new(obj, "penalty", json_string(v->penalty)) != 0) {
         goto err;
     }
     if (!v->allowed &&
@@ -583,7 +731,8 @@ static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
     json_t *body;
     size_t n;
 
-    if (v->policy == NULL || v->policy->deny_body == NULL) {
+    if ((v->penalty_def == NULL || v->penalty_def->deny_body == NULL) &&
+        (v->policy == NULL || v->policy->deny_body == NULL)) {
         JW_LIT(w, "{\"error\":");
         jw_str(w, rl_error_message(RL_ERR_RATE_LIMITED));
         JW_LIT(w, ",\"code\":");
@@ -626,6 +775,14 @@ size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
     } else {
         JW_LIT(&w, "null");
     }
+    JW_LIT(&w, ",\"policies\":[");
+    for (i = 0; i < reply_npolicies(v); i++) {
+        if (i > 0) {
+            JW_LIT(&w, ",");
+        }
+        jw_str(&w, reply_policy(v, i)->name);
+    }
+    JW_LIT(&w, "]");
     JW_LIT(&w, ",\"limit\":");
     jw_int(&w, has ? v->limit : 0);
     JW_LIT(&w, ",\"remaining\":");
@@ -650,6 +807,10 @@ size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
         jw_str(&w, hdr[i].value);
     }
     JW_LIT(&w, "}");
+    if (v->penalty != NULL) {
+        JW_LIT(&w, ",\"penalty\":");
+        jw_str(&w, v->penalty);
+    }
     if (!v->allowed) {
         JW_LIT(&w, ",\"body\":");
         jw_deny_body(&w, v);

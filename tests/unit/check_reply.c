@@ -123,8 +123,8 @@ static const header_case_t header_cases[] = {
      300000,
      299512,
      3,
-     {{"RateLimit-Policy", "\"site-process\";q=1;w=300"},
-      {"RateLimit", "\"site-process\";r=0;t=300"},
+     {{"RateLimit-Policy", "\"site-process-5m\";q=1;w=300"},
+      {"RateLimit", "\"site-process-5m\";r=0;t=300"},
       {"Retry-After", "300"}}},
     {"ietf allowed, reset rounded up",
      RL_HEADERS_IETF,
@@ -134,8 +134,8 @@ static const header_case_t header_cases[] = {
      17001,
      0,
      2,
-     {{"RateLimit-Policy", "\"site-process\";q=60;w=60"},
-      {"RateLimit", "\"site-process\";r=42;t=18"}}},
+     {{"RateLimit-Policy", "\"site-process-1m\";q=60;w=60"},
+      {"RateLimit", "\"site-process-1m\";r=42;t=18"}}},
     {"none allowed",
      RL_HEADERS_NONE,
      &limit_5m,
@@ -242,8 +242,8 @@ START_TEST(test_headers_ietf_name_escaped)
     rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
 
     ck_assert_int_eq(rl_reply_headers(&v, out), 2);
-    ck_assert_str_eq(out[0].value, "\"a\\\"b\\\\c\";q=1;w=300");
-    ck_assert_str_eq(out[1].value, "\"a\\\"b\\\\c\";r=1;t=0");
+    ck_assert_str_eq(out[0].value, "\"a\\\"b\\\\c-5m\";q=1;w=300");
+    ck_assert_str_eq(out[1].value, "\"a\\\"b\\\\c-5m\";r=1;t=0");
 }
 END_TEST
 
@@ -442,7 +442,8 @@ START_TEST(test_decision_denied_issue_example)
     s = dump(d);
     ck_assert_str_eq(
         s,
-        "{\"allowed\":false,\"policy\":\"site-process\",\"limit\":1,"
+        "{\"allowed\":false,\"policy\":\"site-process\",\"policies\":[\"site-"
+        "process\"],\"limit\":1,"
         "\"remaining\":0,"
         "\"reset_after_ms\":300000,\"retry_after_ms\":299512,\"blocked\":false,"
         "\"degraded\":false,\"status\":429,"
@@ -464,7 +465,8 @@ START_TEST(test_decision_allowed)
     char *s = dump(d);
 
     ck_assert_str_eq(
-        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,"
+        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"policies\":[\"per-"
+           "minute\"],\"limit\":60,"
            "\"remaining\":59,"
            "\"reset_after_ms\":1000,\"retry_after_ms\":0,\"blocked\":false,"
            "\"degraded\":false,\"status\":200,"
@@ -490,7 +492,8 @@ START_TEST(test_decision_blocked_test_header)
     s = dump(d);
     ck_assert_str_eq(
         s,
-        "{\"allowed\":false,\"policy\":\"burst\",\"limit\":1000,\"remaining\":"
+        "{\"allowed\":false,\"policy\":\"burst\",\"policies\":[\"burst\"],"
+        "\"limit\":1000,\"remaining\":"
         "0,"
         "\"reset_after_ms\":10000,\"retry_after_ms\":9000,\"blocked\":true,"
         "\"degraded\":false,\"status\":429,\"headers\":{\"Retry-After\":\"9\"},"
@@ -511,7 +514,8 @@ START_TEST(test_decision_no_policy)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s, "{\"allowed\":true,\"policy\":null,\"limit\":0,\"remaining\":0,"
+        s, "{\"allowed\":true,\"policy\":null,\"policies\":[],\"limit\":0,"
+           "\"remaining\":0,"
            "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
            "\"degraded\":false,\"status\":200,\"headers\":{}}");
     free(s);
@@ -531,7 +535,8 @@ START_TEST(test_decision_degraded_open)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,"
+        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"policies\":[\"per-"
+           "minute\"],\"limit\":60,"
            "\"remaining\":0,"
            "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
            "\"degraded\":true,\"status\":200,\"headers\":{},\"degraded_"
@@ -556,7 +561,8 @@ START_TEST(test_decision_degraded_closed)
     s = dump(d);
     ck_assert_str_eq(
         s,
-        "{\"allowed\":false,\"policy\":\"per-minute\",\"limit\":60,"
+        "{\"allowed\":false,\"policy\":\"per-minute\",\"policies\":[\"per-"
+        "minute\"],\"limit\":60,"
         "\"remaining\":0,"
         "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
         "\"degraded\":true,\"status\":503,\"headers\":{\"Retry-After\":\"1\"},"
@@ -582,14 +588,14 @@ START_TEST(test_decision_shadow)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s,
-        "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":0,"
-        "\"reset_after_ms\":60000,\"retry_after_ms\":1500,\"blocked\":false,"
-        "\"degraded\":false,\"status\":200,"
-        "\"headers\":{\"RateLimit-Policy\":\"\\\"trial\\\";q=60;w=60\","
-        "\"RateLimit\":\"\\\"trial\\\";r=0;t=60\"},"
-        "\"shadow\":{\"would_deny\":true,\"status\":503,"
-        "\"body\":{\"message\":\"retry in 2s (trial)\"}}}");
+        s, "{\"allowed\":true,\"policy\":\"trial\",\"policies\":[\"trial\"],"
+           "\"limit\":60,\"remaining\":0,"
+           "\"reset_after_ms\":60000,\"retry_after_ms\":1500,\"blocked\":false,"
+           "\"degraded\":false,\"status\":200,"
+           "\"headers\":{\"RateLimit-Policy\":\"\\\"trial-1m\\\";q=60;w=60\","
+           "\"RateLimit\":\"\\\"trial-1m\\\";r=0;t=60\"},"
+           "\"shadow\":{\"would_deny\":true,\"status\":503,"
+           "\"body\":{\"message\":\"retry in 2s (trial)\"}}}");
     free(s);
     json_decref(d);
 
@@ -597,13 +603,13 @@ START_TEST(test_decision_shadow)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s,
-        "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":12,"
-        "\"reset_after_ms\":48000,\"retry_after_ms\":0,\"blocked\":false,"
-        "\"degraded\":false,\"status\":200,"
-        "\"headers\":{\"RateLimit-Policy\":\"\\\"trial\\\";q=60;w=60\","
-        "\"RateLimit\":\"\\\"trial\\\";r=12;t=48\"},"
-        "\"shadow\":{\"would_deny\":false}}");
+        s, "{\"allowed\":true,\"policy\":\"trial\",\"policies\":[\"trial\"],"
+           "\"limit\":60,\"remaining\":12,"
+           "\"reset_after_ms\":48000,\"retry_after_ms\":0,\"blocked\":false,"
+           "\"degraded\":false,\"status\":200,"
+           "\"headers\":{\"RateLimit-Policy\":\"\\\"trial-1m\\\";q=60;w=60\","
+           "\"RateLimit\":\"\\\"trial-1m\\\";r=12;t=48\"},"
+           "\"shadow\":{\"would_deny\":false}}");
     free(s);
     json_decref(d);
     json_decref(p.deny_body);

@@ -336,6 +336,7 @@ static result_t decide(rl_store_t *s, const char *base)
     result_t r;
 
     memset(&r, 0, sizeof(r));
+    memset(&op, 0, sizeof(op));
     op.base_key = base;
     op.base_len = strlen(base);
     op.limits = &g_limit;
@@ -857,6 +858,7 @@ START_TEST(test_free_ends_pending_ops)
     memset(&inflight, 0, sizeof(inflight));
     queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0,
           1);
+    memset(&op, 0, sizeof(op));
     op.base_key = lo;
     op.base_len = strlen(lo);
     op.limits = &g_limit;
