@@ -21,55 +21,33 @@ static int conf_penalty_key(conf_ctx_t *c, const char *path, json_t *v,
     rl_penalty_t *pen = dst;
     char sub[CONF_PATH_MAX];
     size_t i;
-    int j;
 
     if (!json_is_array(v) || json_array_size(v) < 1 ||
         json_array_size(v) > RL_MAX_HASH_TAG) {
         return conf_fail(c, path, "must be an array of 1 to %d key fields",
                          RL_MAX_HASH_TAG);
     }
-    pen->key = calloc(json_array_size(v), sizeof(*pen->key));
-    if (pen->key == NULL) {
-        return conf_fail(c, path, "out of memory");
-    }
     for (i = 0; i < json_array_size(v); i++) {
-        json_t *item = json_array_get(v, i);
-        const char *s = json_string_value(item);
+        const char *s = json_string_value(json_array_get(v, i));
 
         conf_path_index(sub, sizeof(sub), path, i);
-        if (s == NULL || (strcmp(s, "tenant") != 0 && strcmp(s, "user") != 0 &&
-                          strcmp(s, "ip") != 0 && strcmp(s, "method") != 0 &&
-                          strncmp(s, "header.", 7) != 0)) {
+        if (s != NULL && strcmp(s, "tenant") != 0 && strcmp(s, "user") != 0 &&
+            strcmp(s, "ip") != 0 && strcmp(s, "method") != 0 &&
+            strncmp(s, "header.", 7) != 0) {
             return conf_fail(c, sub,
                              "must be one of tenant, user, ip, method, "
                              "header.NAME");
         }
-        pen->nkey++;
-        if (conf_key_field(c, sub, s, NULL, &pen->key[i]) != 0) {
-            return -1;
-        }
-        for (j = 0; j < (int)i; j++) {
-            if (rl_key_field_same(&pen->key[j], &pen->key[i])) {
-                return conf_fail(c, sub, "\"%s\" repeats key[%d]", s, j);
-            }
-        }
     }
-    return 0;
+    return conf_key_list(c, path, v, NULL, &pen->key, &pen->nkey);
 }
 
 /* Frees a penalty's key fields; dst is the penalty. */
 static void conf_free_penalty_key(void *dst)
 {
     rl_penalty_t *pen = dst;
-    int i;
 
-    for (i = 0; i < pen->nkey; i++) {
-        free(pen->key[i].name);
-        free(pen->key[i].spec);
-    }
-    free(pen->key);
-    pen->key = NULL;
-    pen->nkey = 0;
+    conf_key_list_free(&pen->key, &pen->nkey);
 }
 
 /* "deny" of a penalty: fields of the penalty itself. */

@@ -321,14 +321,60 @@ int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
         s);
 }
 
+/* Parses the non-empty array v of key specs at path into a new *out
+ * (*n fields, freed by conf_key_list_free also after an error), checking
+ * path.NAME against p's pattern and refusing repeats. 0 or -1. */
+int conf_key_list(conf_ctx_t *c, const char *path, json_t *v,
+                  const rl_policy_t *p, rl_key_field_t **out, int *n)
+{
+    char sub[CONF_PATH_MAX];
+    size_t i;
+    int j;
+
+    *out = calloc(json_array_size(v), sizeof(**out));
+    if (*out == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+        rl_key_field_t *f = &(*out)[i];
+
+        conf_path_index(sub, sizeof(sub), path, i);
+        if (!json_is_string(item)) {
+            return conf_fail(c, sub, "must be a string");
+        }
+        (*n)++;
+        if (conf_key_field(c, sub, json_string_value(item), p, f) != 0) {
+            return -1;
+        }
+        for (j = 0; j < (int)i; j++) {
+            if (rl_key_field_same(&(*out)[j], f)) {
+                return conf_fail(c, sub, "\"%s\" repeats key[%d]", f->spec, j);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Frees the n key fields at *key and the array. */
+void conf_key_list_free(rl_key_field_t **key, int *n)
+{
+    int i;
+
+    for (i = 0; i < *n; i++) {
+        free((*key)[i].name);
+        free((*key)[i].spec);
+    }
+    free(*key);
+    *key = NULL;
+    *n = 0;
+}
+
 /* "key": an array of 0..8 field specs; dst is the policy. */
 static int conf_key(conf_ctx_t *c, const char *path, json_t *v, void *dst,
                     const void *arg)
 {
     rl_policy_t *p = dst;
-    char sub[CONF_PATH_MAX];
-    size_t i;
-    int j;
 
     if (!json_is_array(v) || json_array_size(v) > CONF_MAX_KEY) {
         return conf_fail(c, path, "must be an array of 0 to %d key fields",
@@ -337,45 +383,15 @@ static int conf_key(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     if (json_array_size(v) == 0) {
         return 0;
     }
-    p->key = calloc(json_array_size(v), sizeof(*p->key));
-    if (p->key == NULL) {
-        return conf_fail(c, path, "out of memory");
-    }
-    for (i = 0; i < json_array_size(v); i++) {
-        json_t *item = json_array_get(v, i);
-        rl_key_field_t *f = &p->key[i];
-
-        conf_path_index(sub, sizeof(sub), path, i);
-        if (!json_is_string(item)) {
-            return conf_fail(c, sub, "must be a string");
-        }
-        p->nkey++;
-        if (conf_key_field(c, sub, json_string_value(item), p, f) != 0) {
-            return -1;
-        }
-        for (j = 0; j < (int)i; j++) {
-            if (p->key[j].kind == f->kind &&
-                (f->name == NULL || strcmp(p->key[j].name, f->name) == 0)) {
-                return conf_fail(c, sub, "\"%s\" repeats key[%d]", f->spec, j);
-            }
-        }
-    }
-    return 0;
+    return conf_key_list(c, path, v, p, &p->key, &p->nkey);
 }
 
 /* Frees a policy's key fields; dst is the policy. */
 static void conf_free_key(void *dst)
 {
     rl_policy_t *p = dst;
-    int i;
 
-    for (i = 0; i < p->nkey; i++) {
-        free(p->key[i].name);
-        free(p->key[i].spec);
-    }
-    free(p->key);
-    p->key = NULL;
-    p->nkey = 0;
+    conf_key_list_free(&p->key, &p->nkey);
 }
 
 static const conf_field_t test_fields[] = {

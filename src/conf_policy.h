@@ -18,6 +18,16 @@ conf_free_fn conf_free_policies;
 int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
                    const rl_policy_t *p, rl_key_field_t *f);
 
+/* Parses the non-empty array v of key specs at path into a new *out
+ * (*n fields; free with conf_key_list_free, also after an error),
+ * checking path.NAME against p's pattern (p may be NULL when no spec is
+ * a path.NAME) and refusing repeats. 0 or -1. */
+int conf_key_list(conf_ctx_t *c, const char *path, json_t *v,
+                  const rl_policy_t *p, rl_key_field_t **out, int *n);
+
+/* Frees the *n key fields at *key and the array; both are reset. */
+void conf_key_list_free(rl_key_field_t **key, int *n);
+
 /* "penalties" (conf_penalty.c): an array of penalties; dst is the conf.
  * Parsed before "policies", which name them. */
 conf_parse_fn conf_penalties;

@@ -128,15 +128,14 @@ static size_t cmd_need(const rl_store_op_t *op, int nlimits)
     size_t need = 64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties) *
                            CMD_NUM_MAX; /* literals, numbers */
     int i;
-    int k;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
-        for (k = 0; k < part.nlimits; k++) {
-            need += 2 * (part.base_len + strlen(part.limits[k].suffix)) + 4;
-        }
+        /* two keys per limit: base ":" suffix [":b"] */
+        need += (size_t)part.nlimits *
+                (2 * (part.base_len + sizeof(part.limits[0].suffix)) + 4);
     }
     for (i = 0; i < op->npenalties; i++) {
         need += 2 * (op->penalties[i].len + 4);
