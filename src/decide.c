@@ -148,6 +148,14 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
     verdict_finish(v);
 }
 
+/* 1 if denying part i should decide rather than part best (-1: none
+ * yet): the first in file order, but an enforced policy before a shadow
+ * one, so a shadow policy never hides an enforced denial. */
+static int decider_better(const rl_verdict_part_t *parts, int best, int i)
+{
+    return best < 0 || (parts[best].policy->shadow && !parts[i].policy->shadow);
+}
+
 /* The part (0-based) that decides a layered verdict; *pen is set to the
  * blocking penalty's index, or -1. */
 static int verdict_decider(const rl_verdict_part_t *parts, int nparts,
@@ -170,10 +178,12 @@ static int verdict_decider(const rl_verdict_part_t *parts, int nparts,
         for (k = 0; k < parts[i].nlimits; k++) {
             const rl_limit_result_t *r = &res->limits[off + k];
 
-            if (blocking && (masks[*pen] & (1u << i)) != 0 && best < 0) {
+            if (blocking && (masks[*pen] & (1u << i)) != 0 &&
+                decider_better(parts, best, i)) {
                 best = i;
             }
-            if (!blocking && !res->allowed && !r->allowed && best < 0) {
+            if (!blocking && !res->allowed && !r->allowed &&
+                decider_better(parts, best, i)) {
                 best = i;
             }
             if (res->allowed && (best < 0 || r->remaining < fewest)) {

@@ -54,6 +54,8 @@ START_TEST(verdict_picks_fewest_remaining_when_allowed)
 }
 END_TEST
 
+static int layered_shadow_a; /* policy a in shadow mode */
+
 /* Two applied policies (file order a, b), one limit each, and a penalty
  * on b: the deciding policy per ISSUE 12. */
 static void layered(const rl_store_result_t *res, rl_verdict_t *v,
@@ -71,6 +73,7 @@ static void layered(const rl_store_result_t *res, rl_verdict_t *v,
     pa = mk_policy();
     pb = mk_policy();
     pa.name = "a";
+    pa.shadow = layered_shadow_a;
     pb.name = "b";
     pb.deny_status = 403;
     parts[0] = (rl_verdict_part_t){&pa, &la, 1, NULL};
@@ -109,6 +112,15 @@ START_TEST(verdict_layered_deciding_policy)
     ck_assert_str_eq(v.policy->name, "a");
     ck_assert_int_eq(v.status, 429);
     ck_assert_int_eq(v.retry_after_ms, 500);
+    /* Both deny and a is in shadow mode: the enforced b decides. */
+    res.limits[1] = (rl_limit_result_t){0, 0, 0, 100, 700};
+    layered_shadow_a = 1;
+    layered(&res, &v, &pen);
+    ck_assert_str_eq(v.policy->name, "b");
+    ck_assert_int_eq(v.allowed, 0);
+    ck_assert_int_eq(v.status, 403);
+    layered_shadow_a = 0;
+    res.limits[1] = (rl_limit_result_t){1, 0, 7, 100, 0};
     /* Blocked by the penalty (on b): b decides, the penalty's status and
      * time left, remaining 0. */
     res.limits[0] = (rl_limit_result_t){1, 0, 7, 100, 0};
