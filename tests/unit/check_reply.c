@@ -629,7 +629,13 @@ static const char *writer_names[] = {
 START_TEST(test_decision_writer_matches_jansson)
 {
     rl_limit_t l = {RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m"};
-    int name_i = _i / 64;
+    rl_limit_t la[2] = {{RL_ALGO_FIXED_WINDOW, 100, 60000, 100, 0, "f1m"},
+                        {RL_ALGO_GCRA, 5, 1000, 5, 0, "g1s"}};
+    rl_limit_result_t ra[2] = {{1, 0, 3, 1000, 0}, {1, 0, 1, 200, 0}};
+    rl_limit_result_t rl = {1, 0, 41, 12345, 0};
+    rl_penalty_t pen;
+    int name_i = (_i / 64) % 4;
+    int layers = _i / 256; /* two applied policies and a penalty */
     int style = (_i / 16) % 4;
     int shape = _i % 16;
     rl_policy_t p = make_policy(writer_names[name_i], (rl_header_style_t)style);
@@ -659,6 +665,20 @@ START_TEST(test_decision_writer_matches_jansson)
         v.test = 1;
         v.blocked = 1;
     }
+    memset(&pen, 0, sizeof(pen));
+    pen.name = "hammer\"ing";
+    if (layers && shape != 15) {
+        rl_policy_t *acct = &p; /* the same policy twice would do too */
+
+        v.policies[0] = (rl_verdict_part_t){acct, la, 2, ra};
+        v.policies[1] = (rl_verdict_part_t){&p, &l, 1, &rl};
+        v.npolicies = 2;
+        v.penalty = pen.name;
+        v.penalty_def = &pen;
+        if (shape & 1) {
+            pen.deny_body = json_pack("{s:s}", "blocked", "{retry_after}");
+        }
+    }
     if (shape == 15) {
         v.policy = NULL; /* no policy applies */
     }
@@ -670,12 +690,17 @@ START_TEST(test_decision_writer_matches_jansson)
     ck_assert_uint_lt(len, sizeof(buf));
     ck_assert_str_eq(buf, want);
     ck_assert_uint_eq(len, strlen(want));
+    if (layers && shape != 15) {
+        ck_assert_ptr_nonnull(strstr(buf, ",\"penalty\":\"hammer\\\"ing\""));
+        ck_assert_ptr_nonnull(strstr(buf, "\"policies\":["));
+    }
     for (cap = 0; cap <= len; cap++) {
         ck_assert_uint_ge(rl_reply_decision_write(&v, buf, cap), cap);
     }
     free(want);
     json_decref(d);
     json_decref(p.deny_body);
+    json_decref(pen.deny_body);
 }
 END_TEST
 
@@ -713,7 +738,8 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_decision_degraded_open);
     tcase_add_test(tc, test_decision_degraded_closed);
     tcase_add_test(tc, test_decision_shadow);
-    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0, 4 * 64);
+    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0,
+                        2 * 4 * 64);
     suite_add_tcase(s, tc);
     return s;
 }
