@@ -181,7 +181,13 @@ start_ratelimitd() {
     { "name": "bench-allow", "match": { "path": "/allow/*" }, "key": [ "tenant" ],
       "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] },
     { "name": "bench-deny", "match": { "path": "/deny/*" }, "key": [ "tenant" ],
-      "limits": [ { "requests": 1, "per": "1h", "algorithm": "gcra", "burst": 1 } ] }
+      "limits": [ { "requests": 1, "per": "1h", "algorithm": "gcra", "burst": 1 } ] },
+    { "name": "bench-account", "group": "account", "match": { "path": "/layered/*" },
+      "key": [ "tenant" ],
+      "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] },
+    { "name": "bench-route", "match": { "path": "/layered/{route}" },
+      "key": [ "tenant", "path.route" ],
+      "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] }
   ]
 }
 EOF
@@ -267,6 +273,12 @@ main() {
     allow=$(wrk_run_cpu "$url" /allow "$RL_PID")
     ALLOW_REDIS=$(redis_share "$redis_t0" "$allow")
     echo "$allow"
+
+    rl_say "two-group path (account + route in one step): ${DURATION}s"
+    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
+    LAYERED=$(wrk_run_cpu "$url" /layered "$RL_PID")
+    LAYERED_REDIS=$(redis_share "$redis_t0" "$LAYERED")
+    echo "$LAYERED"
 
     rl_say "deny path: ${WARMUP}s to push every key over its limit, then ${DURATION}s"
     wrk_run "$url" /deny "$WARMUP" >/dev/null
@@ -383,10 +395,11 @@ report() {
         echo
         echo "| run | requests/s | p50 | p99 | p99.9 | errors / non-2xx |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-        for name in allow deny nginx_r node_r; do
+        for name in allow LAYERED deny nginx_r node_r; do
             local r=${!name} label
             case $name in
             allow) label="ratelimitd, allow path (POST /v1/decide)" ;;
+            LAYERED) label="ratelimitd, two-group decision (account + route, one step)" ;;
             deny) label="ratelimitd, deny path (keys over their limit)" ;;
             nginx_r) label="HTTP ceiling: nginx \`return 204\`" ;;
             node_r) label="peer: Node.js rate-limiter-flexible + ioredis" ;;
@@ -419,6 +432,7 @@ report() {
         echo "| allow run, CPU of ratelimitd: % of one core / µs per request | $(field "$allow" cpu_pct) % / $(field "$allow" cpu_us_per_req) µs |"
         echo "| allow run, CPU of Redis: % of one core / µs per request | ${ALLOW_REDIS% *} % / ${ALLOW_REDIS#* } µs |"
         echo "| allow run, CPU of the whole machine (wrk included), of $(($(nproc) * 100)) % | $(field "$allow" machine_pct) % |"
+        echo "| two-group run, CPU of Redis: % of one core / µs per decision | ${LAYERED_REDIS% *} % / ${LAYERED_REDIS#* } µs |"
         echo "| Node.js peer run, CPU of node: % of one core / µs per request | $(field "$node_r" cpu_pct) % / $(field "$node_r" cpu_us_per_req) µs |"
         echo "| Node.js peer run, CPU of Redis: % of one core / µs per request | ${NODE_REDIS% *} % / ${NODE_REDIS#* } µs |"
         echo "| Node.js peer run, CPU of the whole machine, of $(($(nproc) * 100)) % | $(field "$node_r" machine_pct) % |"

@@ -1,18 +1,26 @@
--- The decision driver: decides one request against every limit of a
--- policy at once (protocol in src/store.h):
---   KEYS[2i-1] state of limit i, KEYS[2i] its block marker
---   ARGV = cost, n, then per limit: algo, requests, period_ms, burst, block_ms
+-- The decision driver: decides one request against every limit of every
+-- part (applied policy) and every penalty at once, in one atomic step
+-- (protocol v2 in src/store.h):
+--   KEYS: per limit 2 (state, block marker), then per penalty 2 (count,
+--         block)
+--   ARGV = cost, n, m, then per limit: algo, requests, period_ms, burst,
+--          block_ms, part; then per penalty: denials, within_ms, block_ms,
+--          mask (bit p-1 = part p opts in)
 --   reply { now_ms, allowed, per limit: allowed, remaining,
---           reset_after_ms, retry_after_ms, blocked }
+--           reset_after_ms, retry_after_ms, blocked,
+--           per penalty: state (0 none, 1 blocking, 2 started), retry_after_ms }
 -- A batch decides several requests in one call, one after another, as if
 -- each were its own call at the same instant (a worker coalesces the
 -- decisions it starts in one pass of its event loop):
 --   ARGV = "batch", count, then each request's ARGV as above
 --   KEYS = each request's KEYS, in the same order
 --   reply { one reply per request, or an error for that request alone }
--- All-or-nothing: every limit is evaluated first; state is written only
--- if all admit. cost 0 is a peek and never writes. Time is Redis TIME,
--- shared by every replica.
+-- Order: (1) a live penalty block denies the request, nothing counted, the
+-- limits reported as a peek; (2) every limit is evaluated first and state
+-- is written only if all admit; (3) on a denial, each penalty whose mask
+-- holds a part with a denying limit counts one, and at `denials` blocks.
+-- cost 0 is a peek and never writes. Time is Redis TIME, shared by every
+-- replica.
 --
 -- Each algorithm is a table of three steps, defined in its own file:
 -- load(key) -> state or nil (a fresh limit); decide(state, lim, now_us,
@@ -35,27 +43,23 @@ local sec, usec = tonumber(time[1]), tonumber(time[2])
 local now_us = sec * 1000000 + usec
 local now_ms = sec * 1000 + math.floor(usec / 1000)
 
--- Decides the request whose keys follow KEYS[ko] and whose arguments
--- follow ARGV[ao] (its n limits were checked by the caller). Returns its
--- reply, or nil and an error message.
-local function decide_one(ko, ao, n)
-    local cost = tonumber(ARGV[ao + 1])
-    if not cost or cost < 0 then
-        return nil, 'ERR ratelimitd: bad arguments'
-    end
-
-    local lims = {}
+-- Reads the n limits and m penalties of the request whose arguments
+-- follow ARGV[ao]. Returns lims, pens, or nil and an error message.
+local function read_args(ao, n, m)
+    local lims, pens = {}, {}
     for i = 1, n do
-        local a = ao + 2 + (i - 1) * 5
+        local a = ao + 3 + (i - 1) * 6
         local lim = {
             algo = tonumber(ARGV[a + 1]),
             requests = tonumber(ARGV[a + 2]),
             period = tonumber(ARGV[a + 3]),
             burst = tonumber(ARGV[a + 4]),
             block = tonumber(ARGV[a + 5]),
+            part = tonumber(ARGV[a + 6]),
         }
         if not algos[lim.algo] or not lim.requests or lim.requests < 1
-            or not lim.period or lim.period < 1 or not lim.block then
+            or not lim.period or lim.period < 1 or not lim.block
+            or not lim.part or lim.part < 1 or lim.part > 8 then
             return nil, 'ERR ratelimitd: bad limit ' .. i
         end
         if not lim.burst or lim.burst < 1 then
@@ -63,11 +67,35 @@ local function decide_one(ko, ao, n)
         end
         lims[i] = lim
     end
+    for j = 1, m do
+        local a = ao + 3 + n * 6 + (j - 1) * 4
+        local pen = {
+            denials = tonumber(ARGV[a + 1]),
+            within = tonumber(ARGV[a + 2]),
+            block = tonumber(ARGV[a + 3]),
+            mask = tonumber(ARGV[a + 4]),
+        }
+        if not pen.denials or pen.denials < 1 or not pen.within
+            or pen.within < 1 or not pen.block or pen.block < 1
+            or not pen.mask then
+            return nil, 'ERR ratelimitd: bad penalty ' .. j
+        end
+        pens[j] = pen
+    end
+    return lims, pens
+end
 
-    -- Evaluate every limit without writing anything.
+-- 1 if bit (part - 1) is set in mask.
+local function in_mask(mask, part)
+    return math.floor(mask / 2 ^ (part - 1)) % 2 == 1
+end
+
+-- Evaluates every limit at cost without writing anything. Returns the
+-- per-limit results and whether all admit.
+local function evaluate(ko, lims, cost)
     local res = {}
     local allowed = true
-    for i = 1, n do
+    for i = 1, #lims do
         local lim = lims[i]
         local r = {}
         local until_ms = 0
@@ -93,8 +121,13 @@ local function decide_one(ko, ao, n)
         end
         res[i] = r
     end
+    return res, allowed
+end
 
-    for i = 1, n do
+-- Writes the outcome of an evaluated request: every state when all
+-- admit, else the new blocks of the limits that denied.
+local function commit(ko, lims, res, allowed, cost)
+    for i = 1, #lims do
         local lim, r = lims[i], res[i]
         if allowed then
             if cost > 0 then
@@ -113,6 +146,68 @@ local function decide_one(ko, ao, n)
             r.reset = math.max(r.reset, lim.block)
         end
     end
+end
+
+-- Counts one denial on every penalty whose mask holds a part with a
+-- denying limit; a penalty at its count starts its block.
+local function punish(pko, lims, res, pens, pres)
+    for j = 1, #pens do
+        local pen, hit = pens[j], false
+        for i = 1, #lims do
+            if not res[i].ok and in_mask(pen.mask, lims[i].part) then
+                hit = true
+            end
+        end
+        if hit then
+            local ck, bk = KEYS[pko + 2 * j - 1], KEYS[pko + 2 * j]
+            redis.call('SET', ck, '0', 'PX', string.format('%.0f', pen.within), 'NX')
+            if redis.call('INCR', ck) >= pen.denials then
+                redis.call('SET', bk, string.format('%.0f', now_ms + pen.block),
+                    'PX', string.format('%.0f', pen.block))
+                redis.call('DEL', ck)
+                pres[j] = { 2, pen.block }
+            end
+        end
+    end
+end
+
+-- Decides the request whose keys follow KEYS[ko] and whose arguments
+-- follow ARGV[ao] (its n limits and m penalties were counted by the
+-- caller). Returns its reply, or nil and an error message.
+local function decide_one(ko, ao, n, m)
+    local cost = tonumber(ARGV[ao + 1])
+    if not cost or cost < 0 then
+        return nil, 'ERR ratelimitd: bad arguments'
+    end
+    local lims, pens = read_args(ao, n, m)
+    if not lims then
+        return nil, pens
+    end
+
+    -- (1) A live penalty block denies; nothing is counted.
+    local pko = ko + 2 * n
+    local pres, blocked = {}, false
+    for j = 1, m do
+        pres[j] = { 0, 0 }
+        local until_ms = tonumber(redis.call('GET', KEYS[pko + 2 * j])) or 0
+        if until_ms > now_ms then
+            pres[j] = { 1, until_ms - now_ms }
+            blocked = true
+        end
+    end
+
+    local res, allowed
+    if blocked then
+        res = evaluate(ko, lims, 0)
+        allowed = false
+    else
+        -- (2) Every limit, all or nothing; (3) the penalties on a denial.
+        res, allowed = evaluate(ko, lims, cost)
+        commit(ko, lims, res, allowed, cost)
+        if not allowed and cost > 0 then
+            punish(pko, lims, res, pens, pres)
+        end
+    end
 
     local reply = { now_ms, allowed and 1 or 0 }
     for i = 1, n do
@@ -123,24 +218,30 @@ local function decide_one(ko, ao, n)
         reply[#reply + 1] = r.retry
         reply[#reply + 1] = r.blocked and 1 or 0
     end
+    for j = 1, m do
+        reply[#reply + 1] = pres[j][1]
+        reply[#reply + 1] = pres[j][2]
+    end
     return reply
 end
 
--- The number of limits at ARGV[ao + 2], or nil if it is not one.
-local function limit_count(ao)
-    local n = tonumber(ARGV[ao + 2])
-    if not n or n < 1 or n ~= math.floor(n) then
+-- The counts at ARGV[ao + 2] (limits) and ARGV[ao + 3] (penalties), or
+-- nil if they are not counts.
+local function counts(ao)
+    local n, m = tonumber(ARGV[ao + 2]), tonumber(ARGV[ao + 3])
+    if not n or n < 1 or n > 32 or n ~= math.floor(n)
+        or not m or m < 0 or m > 4 or m ~= math.floor(m) then
         return nil
     end
-    return n
+    return n, m
 end
 
 if ARGV[1] ~= 'batch' then
-    local n = limit_count(0)
-    if not n or #KEYS ~= 2 * n or #ARGV ~= 2 + 5 * n then
+    local n, m = counts(0)
+    if not n or #KEYS ~= 2 * n + 2 * m or #ARGV ~= 3 + 6 * n + 4 * m then
         return redis.error_reply('ERR ratelimitd: bad arguments')
     end
-    local reply, err = decide_one(0, 0, n)
+    local reply, err = decide_one(0, 0, n, m)
     if not reply then
         return redis.error_reply(err)
     end
@@ -155,12 +256,12 @@ end
 local ko, ao = 0, 2
 local parts = {}
 for j = 1, count do
-    local n = limit_count(ao)
+    local n, m = counts(ao)
     if not n then
         return redis.error_reply('ERR ratelimitd: bad batch')
     end
-    parts[j] = { ko, ao, n }
-    ko, ao = ko + 2 * n, ao + 2 + 5 * n
+    parts[j] = { ko, ao, n, m }
+    ko, ao = ko + 2 * n + 2 * m, ao + 3 + 6 * n + 4 * m
 end
 if ko ~= #KEYS or ao ~= #ARGV then
     return redis.error_reply('ERR ratelimitd: bad batch')
@@ -168,7 +269,7 @@ end
 local out = {}
 for j = 1, count do
     local p = parts[j]
-    local reply, err = decide_one(p[1], p[2], p[3])
+    local reply, err = decide_one(p[1], p[2], p[3], p[4])
     out[j] = reply or redis.error_reply(err)
 end
 return out

@@ -184,32 +184,18 @@ static int algo_limit_valid(const rl_limit_t *l)
     return rl_algo_get(l->algo) != NULL && l->requests > 0 && l->period_ms > 0;
 }
 
-/* Decides one request against n limits, all or nothing; see algo_mem.h.
- * The caller owns every array; nothing is allocated. An invalid limit
- * (which rl_conf never produces) denies without touching any state. */
-int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
-                   int64_t now_ms, int64_t cost, rl_limit_result_t *results)
+/* Evaluates every limit at cost into results[] and evals[], writing
+ * nothing; returns 1 if all admit. */
+static int algo_evaluate(const rl_limit_t *const *limits, int n,
+                         const rl_limit_state_t *states, int64_t now_ms,
+                         int64_t cost, rl_algo_eval_t *evals,
+                         rl_limit_result_t *results)
 {
-    rl_algo_eval_t evals[RL_MAX_LIMITS];
     int allowed = 1;
     int i;
 
-    if (n < 1 || n > RL_MAX_LIMITS) {
-        return 0;
-    }
-    memset(results, 0, sizeof(*results) * (size_t)n);
     for (i = 0; i < n; i++) {
-        if (!algo_limit_valid(&limits[i]) || cost < 0) {
-            for (i = 0; i < n; i++) {
-                results[i].retry_after_ms = 1;
-            }
-            return 0;
-        }
-    }
-
-    /* Evaluate every limit; nothing is written yet. */
-    for (i = 0; i < n; i++) {
-        const rl_limit_t *l = &limits[i];
+        const rl_limit_t *l = limits[i];
         rl_limit_result_t *r = &results[i];
 
         if (l->block_ms > 0 && states[i].block_until_ms > now_ms) {
@@ -232,10 +218,21 @@ int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
             allowed = 0;
         }
     }
+    return allowed;
+}
 
-    /* Then write all (admitted) or only new blocks (denied). */
+/* Writes an evaluated request: every state when admitted, else only the
+ * new blocks of the limits that denied (the others reported as they
+ * stand). */
+static void algo_commit(const rl_limit_t *const *limits, int n,
+                        rl_limit_state_t *states, int64_t now_ms, int64_t cost,
+                        int allowed, const rl_algo_eval_t *evals,
+                        rl_limit_result_t *results)
+{
+    int i;
+
     for (i = 0; i < n; i++) {
-        const rl_limit_t *l = &limits[i];
+        const rl_limit_t *l = limits[i];
         rl_limit_result_t *r = &results[i];
 
         if (r->blocked || cost == 0) {
@@ -257,6 +254,121 @@ int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
             r->retry_after_ms = algo_max(r->retry_after_ms, l->block_ms);
             r->reset_after_ms = algo_max(r->reset_after_ms, l->block_ms);
         }
+    }
+}
+
+/* The all-or-nothing core over n limits given by pointer; 0 without
+ * touching anything for invalid input. */
+static int algo_decide_ptrs(const rl_limit_t *const *limits, int n,
+                            rl_limit_state_t *states, int64_t now_ms,
+                            int64_t cost, rl_limit_result_t *results)
+{
+    rl_algo_eval_t evals[RL_MAX_OP_LIMITS];
+    int allowed;
+    int i;
+
+    if (n < 1 || n > RL_MAX_OP_LIMITS) {
+        return 0;
+    }
+    memset(results, 0, sizeof(*results) * (size_t)n);
+    for (i = 0; i < n; i++) {
+        if (!algo_limit_valid(limits[i]) || cost < 0) {
+            for (i = 0; i < n; i++) {
+                results[i].retry_after_ms = 1;
+            }
+            return 0;
+        }
+    }
+    allowed = algo_evaluate(limits, n, states, now_ms, cost, evals, results);
+    algo_commit(limits, n, states, now_ms, cost, allowed, evals, results);
+    return allowed;
+}
+
+/* Decides one request against n limits, all or nothing; see algo_mem.h.
+ * The caller owns every array; nothing is allocated. An invalid limit
+ * (which rl_conf never produces) denies without touching any state. */
+int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
+                   int64_t now_ms, int64_t cost, rl_limit_result_t *results)
+{
+    const rl_limit_t *ptrs[RL_MAX_LIMITS];
+    int i;
+
+    if (n < 1 || n > RL_MAX_LIMITS) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        ptrs[i] = &limits[i];
+    }
+    return algo_decide_ptrs(ptrs, n, states, now_ms, cost, results);
+}
+
+/* Counts one denial on every penalty whose mask holds a part with a
+ * denying limit; at `denials` the penalty's block starts (lua/decide.lua
+ * punish). */
+static void algo_punish(const rl_algo_layered_t *op,
+                        const rl_limit_result_t *results,
+                        rl_limit_state_t *pstates, int64_t now_ms,
+                        rl_penalty_result_t *presults)
+{
+    unsigned denied = 0;
+    int i;
+
+    for (i = 0; i < op->n; i++) {
+        if (!results[i].allowed) {
+            denied |= 1u << (op->part[i] - 1);
+        }
+    }
+    for (i = 0; i < op->m; i++) {
+        const rl_penalty_step_t *pen = &op->penalties[i];
+        rl_limit_state_t *ps = &pstates[i];
+
+        if ((pen->mask & denied) == 0) {
+            continue;
+        }
+        if (ps->expires_ms <= now_ms) {
+            ps->v[0] = 0;
+            ps->expires_ms = now_ms + pen->within_ms;
+        }
+        if (++ps->v[0] >= pen->denials) {
+            ps->block_until_ms = now_ms + pen->block_ms;
+            ps->v[0] = 0;
+            ps->expires_ms = 0;
+            presults[i].state = RL_PENALTY_STARTED;
+            presults[i].retry_after_ms = pen->block_ms;
+        }
+    }
+}
+
+/* Decides a layered op; see algo_mem.h. */
+int rl_algo_decide_layered(const rl_algo_layered_t *op,
+                           rl_limit_state_t *states, rl_limit_state_t *pstates,
+                           int64_t now_ms, rl_limit_result_t *results,
+                           rl_penalty_result_t *presults)
+{
+    int blocked = 0;
+    int allowed;
+    int i;
+
+    if (op->m < 0 || op->m > RL_MAX_OP_PENALTIES) {
+        return 0;
+    }
+    memset(presults, 0, sizeof(*presults) * (size_t)op->m);
+    for (i = 0; i < op->m; i++) {
+        if (pstates[i].block_until_ms > now_ms) {
+            presults[i].state = RL_PENALTY_BLOCKING;
+            presults[i].retry_after_ms = pstates[i].block_until_ms - now_ms;
+            blocked = 1;
+        }
+    }
+    if (blocked) {
+        /* Blocked: nothing counts, the limits are reported as a peek. */
+        algo_decide_ptrs(op->limits, op->n, states, now_ms, 0, results);
+        return 0;
+    }
+    allowed =
+        algo_decide_ptrs(op->limits, op->n, states, now_ms, op->cost, results);
+    if (!allowed && op->cost > 0) {
+        algo_punish(op, results, pstates, now_ms, presults);
     }
     return allowed;
 }

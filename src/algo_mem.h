@@ -48,4 +48,28 @@ RL_ALGO_ROWS(RL_ALGO_MEM_DECL)
 int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
                    int64_t now_ms, int64_t cost, rl_limit_result_t *results);
 
+/* A layered op for rl_algo_decide_layered: n limits by pointer, each
+ * with its part (1..RL_MAX_OP_PARTS), and m penalties. */
+typedef struct rl_algo_layered {
+    const rl_limit_t *limits[RL_MAX_OP_LIMITS];
+    int part[RL_MAX_OP_LIMITS];
+    int n;
+    rl_penalty_step_t penalties[RL_MAX_OP_PENALTIES];
+    int m;
+    int64_t cost;
+} rl_algo_layered_t;
+
+/* Decides a request over every part and penalty at once, as
+ * lua/decide.lua does: a live block in pstates[j] (block_until_ms) denies,
+ * counting nothing (limits reported as a peek); else the limits decide
+ * all or nothing (rl_algo_decide); a denial with cost > 0 counts one on
+ * every penalty whose mask holds a part that had a denying limit
+ * (pstates[j].v[0] = count, expires_ms = end of its `within`), and at
+ * `denials` starts its block. Returns 1 if admitted. Pure; the caller
+ * owns every array. */
+int rl_algo_decide_layered(const rl_algo_layered_t *op,
+                           rl_limit_state_t *states, rl_limit_state_t *pstates,
+                           int64_t now_ms, rl_limit_result_t *results,
+                           rl_penalty_result_t *presults);
+
 #endif

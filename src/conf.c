@@ -224,6 +224,8 @@ static const conf_field_t top_fields[] = {
     {"tenants", conf_tenants, 0, 0, NULL, NULL, conf_free_tenants},
     {"tls", conf_sub, offsetof(rl_conf_t, tls), 0, &listen_tls_table, NULL,
      NULL},
+    /* penalties before policies: a policy's "penalty" names one. */
+    {"penalties", conf_penalties, 0, 0, NULL, NULL, conf_free_penalties},
     {"policies", conf_policies, 0, 1, NULL, NULL, conf_free_policies},
     {"admin", conf_sub, offsetof(rl_conf_t, admin), 0, &admin_table, NULL,
      NULL},
@@ -234,8 +236,15 @@ static const conf_field_t top_fields[] = {
     {"forward_auth", conf_sub, offsetof(rl_conf_t, forward_auth), 0,
      &forward_auth_table, NULL, NULL},
 };
+/* Checks across sections once all are parsed. */
+static int conf_top_check(conf_ctx_t *c, const char *path, json_t *v,
+                          void *base)
+{
+    return conf_layers_check(c, base);
+}
+
 static const conf_table_t top_table = {top_fields, CONF_NELEM(top_fields),
-                                       NULL};
+                                       conf_top_check};
 
 /* ------------------------------------------------------------------------
  * Public API

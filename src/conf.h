@@ -139,6 +139,8 @@ typedef struct rl_conf {
     uint64_t
         generation; /* 1 at start, +1 per reload (reload.c); 0 if never live */
     rl_conf_forward_auth_t forward_auth;
+    rl_penalty_t *penalties; /* "penalties", named by policies' "penalty" */
+    int npenalties;
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the

@@ -321,9 +321,9 @@ static int conf_pattern_has_param(const rl_pattern_t *p, const char *name)
 }
 
 /* Parses one key spec s at path into f, checking path.NAME against the
- * policy's pattern. */
-static int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
-                          const rl_policy_t *p, rl_key_field_t *f)
+ * policy's pattern (p may be NULL when s is no path.NAME). */
+int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
+                   const rl_policy_t *p, rl_key_field_t *f)
 {
     size_t i;
 
@@ -365,14 +365,60 @@ static int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
         s);
 }
 
+/* Parses the non-empty array v of key specs at path into a new *out
+ * (*n fields, freed by conf_key_list_free also after an error), checking
+ * path.NAME against p's pattern and refusing repeats. 0 or -1. */
+int conf_key_list(conf_ctx_t *c, const char *path, json_t *v,
+                  const rl_policy_t *p, rl_key_field_t **out, int *n)
+{
+    char sub[CONF_PATH_MAX];
+    size_t i;
+    int j;
+
+    *out = calloc(json_array_size(v), sizeof(**out));
+    if (*out == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+        rl_key_field_t *f = &(*out)[i];
+
+        conf_path_index(sub, sizeof(sub), path, i);
+        if (!json_is_string(item)) {
+            return conf_fail(c, sub, "must be a string");
+        }
+        (*n)++;
+        if (conf_key_field(c, sub, json_string_value(item), p, f) != 0) {
+            return -1;
+        }
+        for (j = 0; j < (int)i; j++) {
+            if (rl_key_field_same(&(*out)[j], f)) {
+                return conf_fail(c, sub, "\"%s\" repeats key[%d]", f->spec, j);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Frees the n key fields at *key and the array. */
+void conf_key_list_free(rl_key_field_t **key, int *n)
+{
+    int i;
+
+    for (i = 0; i < *n; i++) {
+        free((*key)[i].name);
+        free((*key)[i].spec);
+    }
+    free(*key);
+    *key = NULL;
+    *n = 0;
+}
+
 /* "key": an array of 0..8 field specs; dst is the policy. */
 static int conf_key(conf_ctx_t *c, const char *path, json_t *v, void *dst,
                     const void *arg)
 {
     rl_policy_t *p = dst;
-    char sub[CONF_PATH_MAX];
-    size_t i;
-    int j;
 
     if (!json_is_array(v) || json_array_size(v) > CONF_MAX_KEY) {
         return conf_fail(c, path, "must be an array of 0 to %d key fields",
@@ -381,45 +427,15 @@ static int conf_key(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     if (json_array_size(v) == 0) {
         return 0;
     }
-    p->key = calloc(json_array_size(v), sizeof(*p->key));
-    if (p->key == NULL) {
-        return conf_fail(c, path, "out of memory");
-    }
-    for (i = 0; i < json_array_size(v); i++) {
-        json_t *item = json_array_get(v, i);
-        rl_key_field_t *f = &p->key[i];
-
-        conf_path_index(sub, sizeof(sub), path, i);
-        if (!json_is_string(item)) {
-            return conf_fail(c, sub, "must be a string");
-        }
-        p->nkey++;
-        if (conf_key_field(c, sub, json_string_value(item), p, f) != 0) {
-            return -1;
-        }
-        for (j = 0; j < (int)i; j++) {
-            if (p->key[j].kind == f->kind &&
-                (f->name == NULL || strcmp(p->key[j].name, f->name) == 0)) {
-                return conf_fail(c, sub, "\"%s\" repeats key[%d]", f->spec, j);
-            }
-        }
-    }
-    return 0;
+    return conf_key_list(c, path, v, p, &p->key, &p->nkey);
 }
 
 /* Frees a policy's key fields; dst is the policy. */
 static void conf_free_key(void *dst)
 {
     rl_policy_t *p = dst;
-    int i;
 
-    for (i = 0; i < p->nkey; i++) {
-        free(p->key[i].name);
-        free(p->key[i].spec);
-    }
-    free(p->key);
-    p->key = NULL;
-    p->nkey = 0;
+    conf_key_list_free(&p->key, &p->nkey);
 }
 
 static const conf_field_t test_fields[] = {
@@ -496,8 +512,71 @@ static int conf_verify_tenant(conf_ctx_t *c, const char *path, json_t *v,
     return 0;
 }
 
+/* "hash_tag" of a policy: 1..8 specs, each one of the policy's key
+ * fields, stored as indexes into key[]; dst is the policy. */
+static int conf_hash_tag(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                         const void *arg)
+{
+    rl_policy_t *p = dst;
+    char sub[CONF_PATH_MAX];
+    size_t i;
+    int j;
+
+    if (!json_is_array(v) || json_array_size(v) < 1 ||
+        json_array_size(v) > RL_MAX_HASH_TAG) {
+        return conf_fail(c, path, "must be an array of 1 to %d key fields",
+                         RL_MAX_HASH_TAG);
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+
+        conf_path_index(sub, sizeof(sub), path, i);
+        if (!json_is_string(item)) {
+            return conf_fail(c, sub, "must be a string");
+        }
+        for (j = 0; j < p->nkey; j++) {
+            if (strcmp(p->key[j].spec, json_string_value(item)) == 0) {
+                break;
+            }
+        }
+        if (j == p->nkey) {
+            return conf_fail(c, sub, "\"%s\" is not in the policy's key",
+                             json_string_value(item));
+        }
+        p->hash_tag[p->nhash_tag++] = j;
+        for (j = 0; j < p->nhash_tag - 1; j++) {
+            if (p->hash_tag[j] == p->hash_tag[p->nhash_tag - 1]) {
+                return conf_fail(c, sub, "\"%s\" repeats hash_tag[%d]",
+                                 json_string_value(item), j);
+            }
+        }
+    }
+    return 0;
+}
+
+/* "penalty" of a policy: the name of one of the top-level "penalties",
+ * which are parsed before "policies"; dst is the policy's pointer. */
+static int conf_policy_penalty(conf_ctx_t *c, const char *path, json_t *v,
+                               void *dst, const void *arg)
+{
+    const rl_penalty_t **out = dst;
+    int i;
+
+    if (!json_is_string(v)) {
+        return conf_fail(c, path, "must be a string");
+    }
+    for (i = 0; i < c->conf->npenalties; i++) {
+        if (strcmp(c->conf->penalties[i].name, json_string_value(v)) == 0) {
+            *out = &c->conf->penalties[i];
+            return 0;
+        }
+    }
+    return conf_fail(c, path, "\"%.64s\" is not in the top-level \"penalties\"",
+                     json_string_value(v));
+}
+
 /* Table order is parse order: match comes before key, which checks
- * path.NAME against the compiled pattern. */
+ * path.NAME against the compiled pattern, and key before hash_tag. */
 static const conf_field_t policy_fields[] = {
     {"name", conf_policy_name, offsetof(rl_policy_t, name), 1, NULL, NULL,
      conf_free_str},
@@ -518,6 +597,11 @@ static const conf_field_t policy_fields[] = {
      NULL},
     {"verify_tenant", conf_verify_tenant, offsetof(rl_policy_t, verify_tenant),
      0, NULL, NULL, NULL},
+    {"group", conf_ident, offsetof(rl_policy_t, group), 0, NULL, "\"default\"",
+     conf_free_str},
+    {"hash_tag", conf_hash_tag, 0, 0, NULL, NULL, NULL},
+    {"penalty", conf_policy_penalty, offsetof(rl_policy_t, penalty), 0, NULL,
+     NULL, NULL},
 };
 static const conf_table_t policy_table = {policy_fields,
                                           CONF_NELEM(policy_fields), NULL};

@@ -15,19 +15,29 @@
 
 typedef enum { DECIDE_OP_DECIDE = 0, DECIDE_OP_RESET } decide_kind_t;
 
+/* One applied policy of a decision in flight. */
+typedef struct decide_part {
+    const rl_policy_t *policy;
+    const rl_limit_t *limits; /* the test limits when test is set */
+    int nlimits;
+    int test;
+    const char *override; /* "config" / "admin" when one set the limits */
+    rl_match_t match;
+} decide_part_t;
+
 typedef struct decide_ctx {
     struct decide_ctx *next_free;
     const rl_conf_t *conf; /* pinned until the callback has returned */
-    const rl_policy_t *policy;
-    const rl_limit_t *limits;
-    int nlimits;
-    int test;
-    const char *override; /* the verdict's "override" */
+    decide_part_t parts[RL_MAX_OP_PARTS];
+    int nparts;
+    const rl_penalty_t *pens[RL_MAX_OP_PENALTIES];
+    unsigned masks[RL_MAX_OP_PENALTIES];
+    int npens;
     decide_kind_t kind;
     int64_t cost;
     int64_t sent_us; /* monotonic, when the store call went out */
     uint64_t epoch;  /* deny cache invalidation epoch at that time */
-    size_t keylen;   /* 0 when the key is too long to cache */
+    size_t keylen;   /* 0 when the decision is not cached */
     char key[RL_DENY_KEY_MAX];
     rl_decide_cb *cb;
     void *arg;
@@ -61,20 +71,18 @@ void rl_decide_thread_cleanup(void)
     }
 }
 
-void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
-                       int nlimits, int test, const rl_store_result_t *res,
-                       rl_verdict_t *v)
+/* Fills v's numbers from the n limits of one policy and their results:
+ * on a denial the limit that keeps the caller out longest, else the one
+ * with the fewest remaining. */
+static void verdict_pick(const rl_limit_t *limits, int n,
+                         const rl_limit_result_t *r, int allowed,
+                         rl_verdict_t *v)
 {
     int i, pick = 0;
 
-    memset(v, 0, sizeof(*v));
-    v->policy = p;
-    v->test = test;
-    v->now_ms = res->now_ms;
-    v->allowed = res->allowed;
-    for (i = 1; i < nlimits; i++) {
-        const rl_limit_result_t *a = &res->limits[i], *b = &res->limits[pick];
-        if (!res->allowed) {
+    for (i = 1; i < n; i++) {
+        const rl_limit_result_t *a = &r[i], *b = &r[pick];
+        if (!allowed) {
             /* Denied: describe the limit that keeps the caller out longest. */
             if (!b->allowed && a->allowed) {
                 continue;
@@ -92,24 +100,142 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
     }
     v->limit_def = &limits[pick];
     v->limit = limits[pick].requests;
-    v->remaining = res->limits[pick].remaining;
-    v->reset_after_ms = res->limits[pick].reset_after_ms;
-    v->retry_after_ms = res->allowed ? 0 : res->limits[pick].retry_after_ms;
-    for (i = 0; i < nlimits; i++) {
-        if (res->limits[i].blocked && !res->limits[i].allowed) {
+    v->remaining = r[pick].remaining;
+    v->reset_after_ms = r[pick].reset_after_ms;
+    v->retry_after_ms = allowed ? 0 : r[pick].retry_after_ms;
+    for (i = 0; i < n; i++) {
+        if (r[i].blocked && !r[i].allowed) {
             v->blocked = 1;
         }
     }
-    if (!res->allowed && v->retry_after_ms < 1) {
+}
+
+/* The deny status, the retry floor and shadow mode of a verdict whose
+ * deciding policy and numbers are set. */
+static void verdict_finish(rl_verdict_t *v)
+{
+    const rl_policy_t *p = v->policy;
+
+    if (!v->allowed && v->retry_after_ms < 1) {
         v->retry_after_ms = 1;
     }
-    v->status = res->allowed ? 200 : p->deny_status;
-    if (!res->allowed && p->shadow) {
+    v->status = v->allowed ? 200 : p->deny_status;
+    if (!v->allowed && v->penalty_def != NULL &&
+        v->penalty_def->deny_status != 0) {
+        v->status = v->penalty_def->deny_status;
+    }
+    if (!v->allowed && p->shadow) {
         /* Shadow mode: counted and reported, never enforced. */
         v->allowed = 1;
         v->shadow_would_deny = 1;
         v->status = 200;
     }
+}
+
+void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
+                       int nlimits, int test, const rl_store_result_t *res,
+                       rl_verdict_t *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->policy = p;
+    v->test = test;
+    v->now_ms = res->now_ms;
+    v->allowed = res->allowed;
+    v->policies[0].policy = p;
+    v->policies[0].limits = limits;
+    v->policies[0].nlimits = nlimits;
+    v->policies[0].results = res->limits;
+    v->npolicies = 1;
+    verdict_pick(limits, nlimits, res->limits, res->allowed, v);
+    verdict_finish(v);
+}
+
+/* 1 if denying part i should decide rather than part best (-1: none
+ * yet): the first in file order, but an enforced policy before a shadow
+ * one, so a shadow policy never hides an enforced denial. */
+static int decider_better(const rl_verdict_part_t *parts, int best, int i)
+{
+    return best < 0 || (parts[best].policy->shadow && !parts[i].policy->shadow);
+}
+
+/* The part (0-based) that decides a layered verdict; *pen is set to the
+ * blocking penalty's index, or -1. */
+static int verdict_decider(const rl_verdict_part_t *parts, int nparts,
+                           const unsigned *masks, int npens,
+                           const rl_store_result_t *res, int *pen)
+{
+    int best = -1, off = 0, blocking, i, j, k;
+    int64_t fewest = 0;
+
+    *pen = -1;
+    for (j = 0; j < npens; j++) {
+        if (res->penalties[j].state != RL_PENALTY_NONE &&
+            (*pen < 0 || res->penalties[j].retry_after_ms >
+                             res->penalties[*pen].retry_after_ms)) {
+            *pen = j;
+        }
+    }
+    blocking = *pen >= 0 && res->penalties[*pen].state == RL_PENALTY_BLOCKING;
+    for (i = 0; i < nparts; off += parts[i].nlimits, i++) {
+        for (k = 0; k < parts[i].nlimits; k++) {
+            const rl_limit_result_t *r = &res->limits[off + k];
+
+            if (blocking && (masks[*pen] & (1u << i)) != 0 &&
+                decider_better(parts, best, i)) {
+                best = i;
+            }
+            if (!blocking && !res->allowed && !r->allowed &&
+                decider_better(parts, best, i)) {
+                best = i;
+            }
+            if (res->allowed && (best < 0 || r->remaining < fewest)) {
+                best = i;
+                fewest = r->remaining;
+            }
+        }
+    }
+    return best >= 0 ? best : 0;
+}
+
+void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
+                               const rl_penalty_t *const *pens,
+                               const unsigned *masks, int npens,
+                               const int *tests, const rl_store_result_t *res,
+                               rl_verdict_t *v)
+{
+    int pen, off = 0, i;
+    int d = verdict_decider(parts, nparts, masks, npens, res, &pen);
+
+    memset(v, 0, sizeof(*v));
+    for (i = 0; i < nparts; i++) {
+        v->policies[i] = parts[i];
+        v->policies[i].results = &res->limits[off];
+        off += parts[i].nlimits;
+    }
+    v->npolicies = nparts;
+    v->policy = parts[d].policy;
+    v->test = tests[d];
+    v->now_ms = res->now_ms;
+    v->allowed = res->allowed;
+    verdict_pick(parts[d].limits, parts[d].nlimits, v->policies[d].results,
+                 res->allowed, v);
+    if (pen >= 0) {
+        const rl_penalty_result_t *pr = &res->penalties[pen];
+
+        v->blocked = 1;
+        v->penalty = pens[pen]->name;
+        v->penalty_def = pens[pen];
+        if (pr->state == RL_PENALTY_BLOCKING) {
+            v->remaining = 0;
+        }
+        if (pr->retry_after_ms > v->retry_after_ms) {
+            v->retry_after_ms = pr->retry_after_ms;
+        }
+        if (v->reset_after_ms < v->retry_after_ms) {
+            v->reset_after_ms = v->retry_after_ms;
+        }
+    }
+    verdict_finish(v);
 }
 
 /* Counts a finished decision in the calling worker's stats, as its
@@ -166,6 +292,10 @@ void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits,
     v->cached = 1;
     v->allowed = 0;
     v->status = p->deny_status;
+    v->policies[0].policy = p;
+    v->policies[0].limits = limits;
+    v->policies[0].nlimits = test ? p->test->nlimits : p->nlimits;
+    v->npolicies = 1;
     if (p->shadow) {
         v->allowed = 1;
         v->shadow_would_deny = 1;
@@ -189,30 +319,84 @@ static void decide_cache_put(const decide_ctx_t *c,
     e.epoch = c->epoch;
     e.now_ms = res->now_ms;
     e.cost = c->cost;
-    e.pick = (int16_t)(v->limit_def - c->limits);
+    e.pick = (int16_t)(v->limit_def - c->parts[0].limits);
     e.remaining = v->remaining;
     e.reset_after_ms = v->reset_after_ms;
     e.retry_after_ms = v->retry_after_ms;
     e.blocked = (uint8_t)v->blocked;
     rl_deny_cache_put(rl_deny_cache_self, c->conf->generation, c->key,
-                      c->keylen, c->test, &e);
+                      c->keylen, c->parts[0].test, &e);
 }
 
-/* The store failed: the policy's failure mode decides. */
+/* Copies the applied policies of c into v->policies (no results). */
+static void verdict_parts(const decide_ctx_t *c, rl_verdict_t *v)
+{
+    int i;
+
+    for (i = 0; i < c->nparts; i++) {
+        v->policies[i].policy = c->parts[i].policy;
+        v->policies[i].limits = c->parts[i].limits;
+        v->policies[i].nlimits = c->parts[i].nlimits;
+        v->policies[i].results = NULL;
+    }
+    v->npolicies = c->nparts;
+}
+
+/* The store failed: the failure mode decides, closed if any applied
+ * policy's is (that policy answers), else open (the first policy). */
 static void verdict_degraded(const decide_ctx_t *c,
                              const rl_store_result_t *res, rl_verdict_t *v)
 {
+    const decide_part_t *d = &c->parts[0];
+    int i;
+
+    for (i = c->nparts - 1; i >= 0; i--) {
+        if (!c->parts[i].policy->failure_open) {
+            d = &c->parts[i];
+        }
+    }
     memset(v, 0, sizeof(*v));
-    v->policy = c->policy;
-    v->test = c->test;
-    v->limit_def = &c->limits[0];
-    v->limit = c->limits[0].requests;
+    verdict_parts(c, v);
+    v->policy = d->policy;
+    v->test = d->test;
+    v->limit_def = &d->limits[0];
+    v->limit = d->limits[0].requests;
     v->now_ms = rl_now_ms();
     v->degraded = 1;
     v->degraded_reason = res->error != NULL ? res->error : "store_error";
-    v->allowed = c->policy->failure_open;
+    v->allowed = d->policy->failure_open;
     v->remaining = 0;
     v->status = v->allowed ? 200 : 503;
+}
+
+/* The verdict of a decision the store answered. */
+static void verdict_store(const decide_ctx_t *c, const rl_store_result_t *res,
+                          rl_verdict_t *v)
+{
+    rl_verdict_part_t parts[RL_MAX_OP_PARTS];
+    int tests[RL_MAX_OP_PARTS];
+    int i;
+
+    if (c->nparts == 1 && c->npens == 0) {
+        rl_decide_verdict(c->parts[0].policy, c->parts[0].limits,
+                          c->parts[0].nlimits, c->parts[0].test, res, v);
+        v->override = c->parts[0].override;
+        return;
+    }
+    for (i = 0; i < c->nparts; i++) {
+        parts[i].policy = c->parts[i].policy;
+        parts[i].limits = c->parts[i].limits;
+        parts[i].nlimits = c->parts[i].nlimits;
+        parts[i].results = NULL;
+        tests[i] = c->parts[i].test;
+    }
+    rl_decide_verdict_layered(parts, c->nparts, c->pens, c->masks, c->npens,
+                              tests, res, v);
+    for (i = 0; i < c->nparts; i++) {
+        if (c->parts[i].policy == v->policy) {
+            v->override = c->parts[i].override;
+        }
+    }
 }
 
 /* The store answered a decision (or a reset): verdict, counts, deny
@@ -235,16 +419,16 @@ static void decide_done(void *arg, const rl_store_result_t *res)
         }
     } else if (c->kind == DECIDE_OP_RESET) {
         memset(&v, 0, sizeof(v));
-        v.policy = c->policy;
-        v.test = c->test;
+        verdict_parts(c, &v);
+        v.policy = c->parts[0].policy;
+        v.test = c->parts[0].test;
         v.allowed = 1;
         v.status = 200;
         v.now_ms = rl_now_ms();
         /* The key is less restrictive now: no cache may keep denying it. */
         rl_deny_cache_invalidate_all();
     } else {
-        rl_decide_verdict(c->policy, c->limits, c->nlimits, c->test, res, &v);
-        v.override = c->override;
+        verdict_store(c, res, &v);
         decide_cache_put(c, res, &v);
     }
     if (c->kind == DECIDE_OP_DECIDE) {
@@ -287,28 +471,39 @@ static void decide_no_policy(const rl_request_t *req, decide_kind_t kind,
     cb(arg, RL_DECIDE_OK, &v, NULL);
 }
 
-/* Verifies the end client's tenant signature for policy p before
- * anything counts; the tenant that signed is the one charged. Returns
- * the request to decide (req, or *signed_req with the signed tenant), or
- * NULL after answering RL_DECIDE_AUTH. */
+/* Verifies the end client's tenant signature before anything counts,
+ * once for every applied policy that requires it (c->parts; the first
+ * such policy answers a failure); the tenant that signed is the one
+ * charged. Returns the request to decide (req, or *signed_req with the
+ * signed tenant), or NULL after answering RL_DECIDE_AUTH. */
 static const rl_request_t *decide_tenant(const rl_conf_t *conf,
-                                         const rl_policy_t *p,
+                                         const decide_ctx_t *c,
                                          const rl_request_t *req,
-                                         rl_request_t *signed_req,
-                                         rl_decide_cb *cb, void *arg)
+                                         rl_request_t *signed_req)
 {
+    const rl_policy_t *p = NULL;
     rl_auth_error_t aerr;
     const char *tenant;
     rl_verdict_t v;
+    int i;
 
+    for (i = c->nparts - 1; i >= 0; i--) {
+        if (c->parts[i].policy->verify_tenant) {
+            p = c->parts[i].policy;
+        }
+    }
+    if (p == NULL) {
+        return req;
+    }
     if (rl_auth_tenant(conf, req, rl_now_ms() / 1000, &tenant, &aerr) != 0) {
         memset(&v, 0, sizeof(v));
+        verdict_parts(c, &v);
         v.policy = p;
         v.status = aerr.status;
         v.error = aerr.kind;
         v.now_ms = rl_now_ms();
         decide_count(RL_DECIDE_AUTH, &v);
-        cb(arg, RL_DECIDE_AUTH, &v, aerr.message);
+        c->cb(c->arg, RL_DECIDE_AUTH, &v, aerr.message);
         return NULL;
     }
     if (req->tenant == NULL) {
@@ -366,9 +561,9 @@ static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
     return 1;
 }
 
-/* No context could be allocated: the policy's failure mode answers, as
- * for a store failure. */
-static void decide_no_memory(const rl_policy_t *p, int test, decide_kind_t kind,
+/* No context could be allocated: the first policy's failure mode
+ * answers, as for a store failure. */
+static void decide_no_memory(const rl_policy_t *p, decide_kind_t kind,
                              rl_decide_cb *cb, void *arg)
 {
     rl_store_result_t res;
@@ -379,10 +574,10 @@ static void decide_no_memory(const rl_policy_t *p, int test, decide_kind_t kind,
     res.status = RL_ERR;
     res.error = "out_of_memory";
     memset(&tmp, 0, sizeof(tmp));
-    tmp.policy = p;
-    tmp.limits = p->limits;
-    tmp.nlimits = p->nlimits;
-    tmp.test = test;
+    tmp.parts[0].policy = p;
+    tmp.parts[0].limits = p->limits;
+    tmp.parts[0].nlimits = p->nlimits;
+    tmp.nparts = 1;
     verdict_degraded(&tmp, &res, &v);
     if (kind == DECIDE_OP_DECIDE) {
         decide_count(RL_DECIDE_OK, &v);
@@ -390,67 +585,175 @@ static void decide_no_memory(const rl_policy_t *p, int test, decide_kind_t kind,
     cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
 }
 
-/* A deny override applies (a suspended key): denied with its status and
- * body, nothing counted, no store call. */
-static void decide_override_deny(const rl_policy_t *p, const rl_override_t *ov,
-                                 rl_decide_cb *cb, void *arg)
+/* A deny override applies to part d (a suspended key): the whole
+ * decision is denied with its status and body, nothing counted, no store
+ * call. */
+static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
+                                 const rl_override_t *ov)
 {
     rl_verdict_t v;
 
     memset(&v, 0, sizeof(v));
-    v.policy = p;
-    v.limit_def = &p->limits[0];
-    v.limit = p->limits[0].requests;
+    verdict_parts(c, &v);
+    v.policy = d->policy;
+    v.limit_def = &d->limits[0];
+    v.limit = d->limits[0].requests;
     v.now_ms = rl_now_ms();
     v.status = ov->deny_status;
     v.deny_body = ov->deny_body;
     v.override = rl_override_source_name(ov->source);
-    if (p->shadow) {
+    if (d->policy->shadow) {
         v.allowed = 1;
         v.shadow_would_deny = 1;
         v.status = 200;
     }
     decide_count(RL_DECIDE_OK, &v);
-    cb(arg, RL_DECIDE_OK, &v, NULL);
+    c->cb(c->arg, RL_DECIDE_OK, &v, NULL);
 }
 
-/* Fills context c for policy p and key (len bytes), pins conf and starts
- * the store operation; decide_done answers. */
-static void decide_send(const rl_conf_t *conf, rl_store_t *store,
-                        decide_ctx_t *c, const rl_policy_t *p, int test,
-                        const rl_override_t *ov, const rl_request_t *req,
-                        const char *key, size_t len, int64_t now_us)
+/* Applies the overrides (config and admin, override.h) of every part to
+ * req, whose tenant is the verified one: limits replace the part's own
+ * (not its test limits); a deny answers the decision (a reset goes on:
+ * support staff clear a suspended key too). Returns 0, or -1 when it
+ * answered. */
+static int decide_overrides(decide_ctx_t *c, const rl_request_t *req)
+{
+    int i;
+
+    for (i = 0; i < c->nparts; i++) {
+        decide_part_t *d = &c->parts[i];
+        const rl_override_t *ov = rl_override_for(d->policy, req, &d->match);
+
+        if (ov == NULL) {
+            continue;
+        }
+        if (ov->limits == NULL) {
+            if (c->kind == DECIDE_OP_DECIDE) {
+                decide_override_deny(c, d, ov);
+                return -1;
+            }
+            continue;
+        }
+        if (!d->test) {
+            d->limits = ov->limits;
+            d->nlimits = ov->nlimits;
+            d->override = rl_override_source_name(ov->source);
+        }
+    }
+    return 0;
+}
+
+/* Answers RL_DECIDE_INVALID for a key field req lacks (missing NULL:
+ * the key overflowed, which a validated config rules out). */
+static void decide_invalid(const rl_policy_t *p, const char *missing,
+                           decide_kind_t kind, rl_decide_cb *cb, void *arg)
+{
+    char msg[192];
+
+    snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"",
+             missing != NULL ? missing : "a shorter key", p->name);
+    if (kind == DECIDE_OP_DECIDE) {
+        decide_count(RL_DECIDE_INVALID, NULL);
+    }
+    cb(arg, RL_DECIDE_INVALID, NULL, msg);
+}
+
+/* The keys of a decision, built in one buffer. */
+typedef struct decide_keys {
+    rl_store_part_t parts[RL_MAX_OP_PARTS];
+    rl_store_penalty_t pens[RL_MAX_OP_PENALTIES];
+    size_t used;
+    char buf[RL_KEY_MAX * 8];
+} decide_keys_t;
+
+/* Builds every part's key into k (limits from c). Returns 0, or -1 with
+ * *bad the part that lacks *missing. */
+static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
+                            decide_keys_t *k, int *bad, const char **missing)
+{
+    int i, len;
+
+    k->used = 0;
+    for (i = 0; i < c->nparts; i++) {
+        const decide_part_t *d = &c->parts[i];
+        size_t room = sizeof(k->buf) - k->used;
+
+        len = rl_policy_key(d->policy, c->conf->store.prefix, req, &d->match,
+                            k->buf + k->used,
+                            room < RL_KEY_MAX ? room : RL_KEY_MAX, missing);
+        if (len < 0) {
+            *bad = i;
+            return -1;
+        }
+        k->parts[i].base_key = k->buf + k->used;
+        k->parts[i].base_len = (size_t)len;
+        k->parts[i].limits = d->limits;
+        k->parts[i].nlimits = d->nlimits;
+        k->used += (size_t)len + 1;
+    }
+    return 0;
+}
+
+/* Adds the penalties the parts name to c and their keys to k (at most
+ * RL_MAX_OP_PENALTIES distinct ones). A penalty whose key field req
+ * lacks does not apply to req. The hash tag is the first naming part's. */
+static void decide_penalties(decide_ctx_t *c, const rl_request_t *req,
+                             decide_keys_t *k)
+{
+    const char *missing;
+    int i, j, len;
+
+    c->npens = 0;
+    for (i = 0; i < c->nparts; i++) {
+        const decide_part_t *d = &c->parts[i];
+        const rl_penalty_t *pen = d->policy->penalty;
+        size_t room = sizeof(k->buf) - k->used;
+
+        for (j = 0; pen != NULL && j < c->npens && c->pens[j] != pen; j++) {
+        }
+        if (pen == NULL || (j == c->npens && j == RL_MAX_OP_PENALTIES)) {
+            continue;
+        }
+        if (j < c->npens) {
+            c->masks[j] |= 1u << i;
+            k->pens[j].step.mask = c->masks[j];
+            continue;
+        }
+        len = rl_penalty_key(pen, c->conf->store.prefix, d->policy, &d->match,
+                             req, k->buf + k->used,
+                             room < RL_KEY_MAX ? room : RL_KEY_MAX, &missing);
+        if (len < 0) {
+            continue;
+        }
+        c->pens[j] = pen;
+        c->masks[j] = 1u << i;
+        k->pens[j].key = k->buf + k->used;
+        k->pens[j].len = (size_t)len;
+        k->pens[j].step.denials = pen->denials;
+        k->pens[j].step.within_ms = pen->within_ms;
+        k->pens[j].step.block_ms = pen->block_ms;
+        k->pens[j].step.mask = c->masks[j];
+        k->used += (size_t)len + 1;
+        c->npens++;
+    }
+}
+
+/* Pins conf and starts the store operation of c over the keys k;
+ * decide_done answers. */
+static void decide_send(rl_store_t *store, decide_ctx_t *c,
+                        const decide_keys_t *k, int64_t now_us)
 {
     rl_store_op_t op;
 
-    c->conf = conf;
-    c->policy = p;
-    c->limits = test ? p->test->limits : p->limits;
-    c->nlimits = test ? p->test->nlimits : p->nlimits;
-    c->test = test;
-    c->override = NULL;
-    if (ov != NULL && ov->limits != NULL && !test) {
-        c->limits = ov->limits;
-        c->nlimits = ov->nlimits;
-        c->override = rl_override_source_name(ov->source);
-    }
-    c->cost = req->cost;
     c->sent_us = now_us;
     c->epoch = rl_deny_cache_epoch();
-    c->keylen = 0;
-    if (len <= sizeof(c->key)) {
-        memcpy(c->key, key, len);
-        c->keylen = len;
-    }
-    if (c->override != NULL) {
-        c->keylen = 0; /* not cached: the cache knows p's own limits */
-    }
-    op.base_key = key;
-    op.base_len = len;
-    op.limits = c->limits;
-    op.nlimits = c->nlimits;
-    op.cost = req->cost;
-    rl_conf_pin(conf);
+    memset(&op, 0, sizeof(op));
+    op.parts = k->parts;
+    op.nparts = c->nparts;
+    op.penalties = k->pens;
+    op.npenalties = c->npens;
+    op.cost = c->cost;
+    rl_conf_pin(c->conf);
     if (c->kind == DECIDE_OP_RESET) {
         rl_store_reset(store, &op, decide_done, c);
     } else {
@@ -458,70 +761,97 @@ static void decide_send(const rl_conf_t *conf, rl_store_t *store,
     }
 }
 
-/* Finds the policy and key of req and, for a decision, answers from the
- * deny cache when it can; otherwise starts the store operation. */
+/* Fills c's parts from the n matches: limits (test ones when the test
+ * header applies). */
+static void decide_parts(decide_ctx_t *c, const rl_match_t *matches, int n,
+                         const rl_request_t *req)
+{
+    int i;
+
+    c->nparts = n;
+    for (i = 0; i < n; i++) {
+        decide_part_t *d = &c->parts[i];
+
+        d->policy = matches[i].policy;
+        d->match = matches[i];
+        d->test = decide_test_applies(d->policy, req);
+        d->limits = d->test ? d->policy->test->limits : d->policy->limits;
+        d->nlimits = d->test ? d->policy->test->nlimits : d->policy->nlimits;
+        d->override = NULL;
+    }
+}
+
+/* The deny cache step of a single-part decision without a penalty (a
+ * layered or penalised one always asks the store, so penalty counts stay
+ * exact): remembers the key in c, and returns 1 when the cache answered. */
+static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
+                         const decide_keys_t *k, int64_t now_us)
+{
+    const decide_part_t *d = &c->parts[0];
+
+    c->keylen = 0;
+    /* An override's limits are not the policy's, which the cache knows. */
+    if (c->nparts != 1 || d->policy->penalty != NULL || d->override != NULL ||
+        k->parts[0].base_len > sizeof(c->key)) {
+        return 0;
+    }
+    memcpy(c->key, k->parts[0].base_key, k->parts[0].base_len);
+    c->keylen = k->parts[0].base_len;
+    return c->kind == DECIDE_OP_DECIDE &&
+           decide_from_cache(c->conf, d->policy, req, c->key, c->keylen,
+                             d->test, now_us, c->cb, c->arg);
+}
+
+/* Finds the applied policies and keys of req and, for a decision,
+ * answers from the deny cache when it can; otherwise starts the store
+ * operation. */
 static void decide_start(const rl_conf_t *conf, rl_store_t *store,
                          const rl_request_t *req, decide_kind_t kind,
                          rl_decide_cb *cb, void *arg)
 {
-    char key[RL_KEY_MAX];
-    char msg[192];
-    rl_match_t m;
-    const rl_policy_t *p;
+    rl_match_t matches[RL_MAX_OP_PARTS];
+    decide_keys_t keys;
     const char *missing = NULL;
     decide_ctx_t *c;
     rl_request_t signed_req;
-    const rl_override_t *ov;
-    int len, test;
-    int64_t now_us;
+    int n, bad = 0;
 
-    p = rl_policy_find(conf, req, &m);
-    if (p == NULL) {
+    n = rl_policy_find_all(conf, req, matches, RL_MAX_OP_PARTS);
+    if (n == 0) {
         decide_no_policy(req, kind, cb, arg);
-        return;
-    }
-    /* An admin reset acts for support staff, not the tenant: no
-     * signature there. */
-    if (p->verify_tenant && kind == DECIDE_OP_DECIDE) {
-        req = decide_tenant(conf, p, req, &signed_req, cb, arg);
-        if (req == NULL) {
-            return;
-        }
-    }
-    len = rl_policy_key(p, conf->store.prefix, req, &m, key, sizeof(key),
-                        &missing);
-    if (len < 0) {
-        /* missing is NULL only if the key overflowed, which a validated
-         * config rules out; answer it as invalid all the same. */
-        snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"",
-                 missing != NULL ? missing : "a shorter key", p->name);
-        if (kind == DECIDE_OP_DECIDE) {
-            decide_count(RL_DECIDE_INVALID, NULL);
-        }
-        cb(arg, RL_DECIDE_INVALID, NULL, msg);
-        return;
-    }
-    test = decide_test_applies(p, req);
-    ov = rl_override_for(p, req, &m);
-    if (ov != NULL && ov->limits == NULL && kind == DECIDE_OP_DECIDE) {
-        decide_override_deny(p, ov, cb, arg);
-        return;
-    }
-    now_us = rl_mono_us();
-    if (kind == DECIDE_OP_DECIDE && (ov == NULL || test) &&
-        decide_from_cache(conf, p, req, key, (size_t)len, test, now_us, cb,
-                          arg)) {
         return;
     }
     c = ctx_get();
     if (c == NULL) {
-        decide_no_memory(p, test, kind, cb, arg);
+        decide_no_memory(matches[0].policy, kind, cb, arg);
         return;
     }
+    c->conf = conf;
     c->kind = kind;
     c->cb = cb;
     c->arg = arg;
-    decide_send(conf, store, c, p, test, ov, req, key, (size_t)len, now_us);
+    c->cost = req->cost;
+    c->npens = 0;
+    decide_parts(c, matches, n, req);
+    /* An admin reset acts for support staff, not the tenant: no
+     * signature there. Overrides match the verified tenant. */
+    if ((kind == DECIDE_OP_DECIDE &&
+         (req = decide_tenant(conf, c, req, &signed_req)) == NULL) ||
+        decide_overrides(c, req) != 0) {
+        ctx_put(c);
+        return;
+    }
+    if (decide_part_keys(c, req, &keys, &bad, &missing) != 0) {
+        ctx_put(c);
+        decide_invalid(matches[bad].policy, missing, kind, cb, arg);
+        return;
+    }
+    decide_penalties(c, req, &keys);
+    if (decide_cached(c, req, &keys, rl_mono_us())) {
+        ctx_put(c);
+        return;
+    }
+    decide_send(store, c, &keys, rl_mono_us());
 }
 
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,

@@ -12,6 +12,16 @@
  * nothing of HTTP, so every front end (/v1/decide, the batch endpoint,
  * forward-auth) calls it the same way. Worker thread only. */
 
+/* An applied policy of a verdict: its limits (the test limits when its
+ * test header applied) and, when the store answered, what it said of
+ * each (NULL for a cached, degraded or unanswered verdict). */
+typedef struct rl_verdict_part {
+    const rl_policy_t *policy;
+    const rl_limit_t *limits;
+    int nlimits;
+    const rl_limit_result_t *results;
+} rl_verdict_part_t;
+
 typedef struct rl_verdict {
     int allowed;               /* what the caller should do */
     const rl_policy_t *policy; /* NULL: no policy applies */
@@ -32,8 +42,15 @@ typedef struct rl_verdict {
                  * 503; for RL_DECIDE_AUTH, 401 or 403 */
     rl_error_t error; /* RL_DECIDE_AUTH only: the tenant check's RL_ERR_AUTH_*
                        * kind (errors.h) */
-    const char *override;    /* "config" / "admin" when one applied, or NULL */
+    /* Every applied policy (the first matching one of each group), in
+     * file order; policy is one of them. */
+    rl_verdict_part_t policies[RL_MAX_OP_PARTS];
+    int npolicies;
+    const char *override;    /* "config" / "admin" for the deciding policy, or
+                              * NULL */
     const json_t *deny_body; /* a deny override's body; NULL: the policy's */
+    const char *penalty;     /* the penalty that blocks, or NULL */
+    const rl_penalty_t *penalty_def; /* its definition (deny), or NULL */
 } rl_verdict_t;
 
 typedef enum {
@@ -73,11 +90,23 @@ void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store,
  * it once its loop has ended and no decision is pending. */
 void rl_decide_thread_cleanup(void);
 
-/* Builds the verdict from a store result for policy p (pure; used by
- * rl_decide and tested on its own). */
+/* Builds the verdict from a store result for policy p alone (pure; used
+ * by rl_decide and tested on its own). */
 void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
                        int nlimits, int test, const rl_store_result_t *res,
                        rl_verdict_t *v);
+
+/* Builds the verdict of a layered decision (pure): parts[] are the
+ * applied policies in file order, each with its limits; res holds their
+ * results in that order and the penalties' (pens[j] the definition of
+ * the op's penalty j, masks[j] its parts). The deciding policy: a
+ * blocking penalty's first part, else the first part with a denying
+ * limit, else the part with the fewest remaining (tie: file order). */
+void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
+                               const rl_penalty_t *const *pens,
+                               const unsigned *masks, int npens,
+                               const int *tests, const rl_store_result_t *res,
+                               rl_verdict_t *v);
 
 struct rl_deny_entry;
 

@@ -32,4 +32,32 @@ typedef struct rl_limit_result {
                                can pass */
 } rl_limit_result_t;
 
+/* Layered decisions (store.h): one store op carries up to
+ * RL_MAX_OP_PARTS parts (one per applied policy) with RL_MAX_OP_LIMITS
+ * limits between them, and up to RL_MAX_OP_PENALTIES penalties. */
+#define RL_MAX_OP_LIMITS 32
+#define RL_MAX_OP_PARTS 8
+#define RL_MAX_OP_PENALTIES 4
+
+/* What a penalty counts: every denial of a part in mask (bit p-1 = part
+ * p) counts one; `denials` of them within within_ms block the penalty's
+ * key for block_ms. */
+typedef struct rl_penalty_step {
+    int64_t denials;   /* > 0 */
+    int64_t within_ms; /* > 0 */
+    int64_t block_ms;  /* > 0 */
+    unsigned mask;
+} rl_penalty_step_t;
+
+typedef enum {
+    RL_PENALTY_NONE = 0,     /* the penalty did not block */
+    RL_PENALTY_BLOCKING = 1, /* its block denied this request */
+    RL_PENALTY_STARTED = 2   /* this denial started its block */
+} rl_penalty_state_t;
+
+typedef struct rl_penalty_result {
+    int state;              /* rl_penalty_state_t */
+    int64_t retry_after_ms; /* time left of the block, 0 without one */
+} rl_penalty_result_t;
+
 #endif

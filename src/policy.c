@@ -275,6 +275,45 @@ const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
     return NULL;
 }
 
+/* 1 if a policy of group `group` is among the n in matches. */
+static int policy_group_taken(const rl_match_t *matches, int n,
+                              const char *group)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(matches[i].policy->group, group) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* First fitting policy of each group in file order, or the forced one;
+ * the policies are borrowed from conf. */
+int rl_policy_find_all(const struct rl_conf *conf, const rl_request_t *req,
+                       rl_match_t *matches, int max)
+{
+    int n = 0;
+    int i;
+
+    if (max < 1) {
+        return 0;
+    }
+    if (req->policy != NULL) {
+        return rl_policy_find(conf, req, &matches[0]) != NULL ? 1 : 0;
+    }
+    for (i = 0; i < conf->npolicies && n < max; i++) {
+        const rl_policy_t *p = &conf->policies[i];
+
+        if (!policy_group_taken(matches, n, p->group) &&
+            policy_fits(p, req, &matches[n])) {
+            n++;
+        }
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------------------
  * Keys
  * ---------------------------------------------------------------------- */
@@ -380,54 +419,122 @@ static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
     return v;
 }
 
-/* Writes "<prefix>:{<name>|<v1>|...}" into buf (caller's). Returns its
- * length; -1 with *missing = the field's spec when a value is absent or
- * empty; -1 with *missing = NULL if buf is too small (never with len >=
+/* Appends sep (if not NUL) and the encoding of v (vlen bytes) to buf at
+ * *o. 0, or -1 when buf (len bytes) is too small. */
+static int key_put(char *buf, size_t len, size_t *o, char sep, const char *v,
+                   size_t vlen)
+{
+    char enc[RL_KEY_VALUE_MAX + 1];
+    size_t elen = rl_key_encode(v, vlen, enc, sizeof(enc));
+    size_t need = elen + (sep != '\0' ? 1 : 0);
+
+    if (*o + need + 2 > len) {
+        return -1;
+    }
+    if (sep != '\0') {
+        buf[(*o)++] = sep;
+    }
+    memcpy(buf + *o, enc, elen);
+    *o += elen;
+    return 0;
+}
+
+/* Appends literal text s (not encoded) to buf at *o; 0 or -1. */
+static int key_lit(char *buf, size_t len, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*o + n + 2 > len) {
+        return -1;
+    }
+    memcpy(buf + *o, s, n);
+    *o += n;
+    return 0;
+}
+
+/* Appends the values of the n fields (sep before each but the first when
+ * first_sep is NUL) of req to buf at *o. 0; -1 with *missing = the spec
+ * of an absent or empty value; -1 with *missing NULL if buf is full. */
+static int key_fields(const rl_key_field_t *const *fields, int n,
+                      const rl_policy_t *p, const rl_request_t *req,
+                      const rl_match_t *m, char first_sep, char *buf,
+                      size_t len, size_t *o, const char **missing)
+{
+    char tmp[RL_KEY_VALUE_MAX + 1];
+    const char *v;
+    size_t vlen;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        vlen = 0;
+        v = key_value(fields[i], p, req, m, tmp, &vlen);
+        if (v == NULL || vlen == 0) {
+            *missing = fields[i]->spec;
+            return -1;
+        }
+        if (key_put(buf, len, o, i == 0 ? first_sep : '|', v, vlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Writes "<prefix>:{" and, with a hash_tag of policy p, "<t1>|<t2>}"
+ * into buf. Returns the length so far, or -1 (see key_fields). */
+static int key_open(const char *prefix, const rl_policy_t *p,
+                    const rl_request_t *req, const rl_match_t *m, char *buf,
+                    size_t len, const char **missing)
+{
+    const rl_key_field_t *tag[RL_MAX_HASH_TAG];
+    size_t o = 0;
+    int i;
+
+    *missing = NULL;
+    if (key_lit(buf, len, &o, prefix) != 0 ||
+        key_lit(buf, len, &o, ":{") != 0) {
+        return -1;
+    }
+    if (p == NULL || p->nhash_tag == 0) {
+        return (int)o;
+    }
+    for (i = 0; i < p->nhash_tag; i++) {
+        tag[i] = &p->key[p->hash_tag[i]];
+    }
+    if (key_fields(tag, p->nhash_tag, p, req, m, '\0', buf, len, &o, missing) !=
+            0 ||
+        key_lit(buf, len, &o, "}") != 0) {
+        return -1;
+    }
+    return (int)o;
+}
+
+/* Writes the key (see policy.h) into buf (caller's). Returns its length;
+ * -1 with *missing = the field's spec when a value is absent or empty;
+ * -1 with *missing = NULL if buf is too small (never with len >=
  * RL_KEY_MAX and a validated conf). */
 int rl_policy_key(const rl_policy_t *p, const char *prefix,
                   const rl_request_t *req, const rl_match_t *m, char *buf,
                   size_t len, const char **missing)
 {
-    char enc[RL_KEY_VALUE_MAX + 1];
-    char tmp[RL_KEY_VALUE_MAX + 1];
-    const char *v;
-    size_t vlen = 0;
-    size_t elen;
+    const rl_key_field_t *fields[RL_MAX_HASH_TAG];
+    int n = key_open(prefix, p, req, m, buf, len, missing);
     size_t o;
-    int n;
     int i;
 
-    *missing = NULL;
-    n = snprintf(buf, len, "%s:{", prefix);
-    if (n < 0 || (size_t)n >= len) {
+    if (n < 0) {
         return -1;
     }
     o = (size_t)n;
-    elen = rl_key_encode(p->name, strlen(p->name), enc, sizeof(enc));
-    if (o + elen >= len) {
+    for (i = 0; i < p->nkey && i < RL_MAX_HASH_TAG; i++) {
+        fields[i] = &p->key[i];
+    }
+    if (key_put(buf, len, &o, '\0', p->name, strlen(p->name)) != 0 ||
+        key_fields(fields, i, p, req, m, '|', buf, len, &o, missing) != 0) {
         return -1;
     }
-    memcpy(buf + o, enc, elen);
-    o += elen;
-    for (i = 0; i < p->nkey; i++) {
-        vlen = 0;
-        v = key_value(&p->key[i], p, req, m, tmp, &vlen);
-        if (v == NULL || vlen == 0) {
-            *missing = p->key[i].spec;
-            return -1;
-        }
-        elen = rl_key_encode(v, vlen, enc, sizeof(enc));
-        if (o + 1 + elen >= len) {
-            return -1;
-        }
-        buf[o++] = '|';
-        memcpy(buf + o, enc, elen);
-        o += elen;
+    if (p->nhash_tag == 0) {
+        buf[o++] = '}';
     }
-    if (o + 2 > len) {
-        return -1;
-    }
-    buf[o++] = '}';
     buf[o] = '\0';
     return (int)o;
 }
@@ -438,4 +545,44 @@ const char *rl_policy_key_value(const rl_policy_t *p, int i,
 {
     *len = 0;
     return key_value(&p->key[i], p, req, m, tmp, len);
+}
+
+/* Writes the penalty key (see policy.h) into buf (caller's). */
+int rl_penalty_key(const rl_penalty_t *pen, const char *prefix,
+                   const rl_policy_t *tag_of, const rl_match_t *m,
+                   const rl_request_t *req, char *buf, size_t len,
+                   const char **missing)
+{
+    const rl_key_field_t *fields[RL_MAX_HASH_TAG];
+    int n = key_open(prefix, tag_of, req, m, buf, len, missing);
+    int tagged = tag_of != NULL && tag_of->nhash_tag > 0;
+    size_t o;
+    int i;
+
+    if (n < 0) {
+        return -1;
+    }
+    o = (size_t)n;
+    for (i = 0; i < pen->nkey && i < RL_MAX_HASH_TAG; i++) {
+        fields[i] = &pen->key[i];
+    }
+    if (key_lit(buf, len, &o, "!") != 0 ||
+        key_put(buf, len, &o, '\0', pen->name, strlen(pen->name)) != 0 ||
+        key_fields(fields, i, NULL, req, m, '|', buf, len, &o, missing) != 0) {
+        return -1;
+    }
+    if (!tagged) {
+        buf[o++] = '}';
+    }
+    buf[o] = '\0';
+    return (int)o;
+}
+
+/* Same kind, and the same NAME for path.NAME / header.NAME. */
+int rl_key_field_same(const rl_key_field_t *a, const rl_key_field_t *b)
+{
+    if (a->kind != b->kind) {
+        return 0;
+    }
+    return a->name == NULL || b->name == NULL || strcmp(a->name, b->name) == 0;
 }

@@ -66,6 +66,20 @@ typedef struct rl_unavailable {
     int status;   /* 500..599, default 503 */
     json_t *body; /* owned; may hold {trace_id} etc.; NULL = STORE_001's */
 } rl_unavailable_t;
+/* "penalties[]": repeated denials block a key on every policy that names
+ * the penalty (see docs/configuration.md). */
+typedef struct rl_penalty {
+    char *name;
+    rl_key_field_t *key; /* tenant, user, ip, method, header.NAME */
+    int nkey;
+    int64_t denials;   /* > 0 */
+    int64_t within_ms; /* > 0 */
+    int64_t block_ms;  /* > 0 */
+    int deny_status;   /* 0: the deciding policy's */
+    json_t *deny_body; /* owned; NULL: the deciding policy's */
+} rl_penalty_t;
+
+#define RL_MAX_HASH_TAG 8
 
 typedef struct rl_policy {
     char *name;
@@ -88,6 +102,12 @@ typedef struct rl_policy {
     int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
                      */
     struct rl_override_set *overrides; /* "overrides" (override.h); NULL */
+    char *group;                       /* "group", default "default" */
+    /* "hash_tag": indexes into key[] of the fields whose values form the
+     * Redis Cluster hash tag, in the hash_tag's order; 0 = none. */
+    int hash_tag[RL_MAX_HASH_TAG];
+    int nhash_tag;
+    const rl_penalty_t *penalty; /* "penalty" (in conf->penalties) or NULL */
 } rl_policy_t;
 
 struct rl_conf; /* conf.h: the policies a request is matched against */
@@ -132,6 +152,12 @@ const rl_policy_t *rl_policy_by_name(const rl_policy_t *policies, int n,
 const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
                                   const rl_request_t *req, rl_match_t *m);
 
+/* The first matching policy of each group, in file order, into
+ * matches[] (at most max). With req->policy set, that policy only.
+ * Returns the number found (0 when none applies). */
+int rl_policy_find_all(const struct rl_conf *conf, const rl_request_t *req,
+                       rl_match_t *matches, int max);
+
 /* Encodes one identifier for use inside a key: bytes outside
  * [A-Za-z0-9._~@+-] become %XX, so '{', '}', ':', '|', spaces and control
  * bytes never reach the key; a result longer than RL_KEY_VALUE_MAX is
@@ -139,11 +165,13 @@ const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
  * string to out (outlen >= RL_KEY_VALUE_MAX + 1) and returns its length. */
 size_t rl_key_encode(const char *value, size_t len, char *out, size_t outlen);
 
-/* Builds the decision's base key "<prefix>:{<policy>|<v1>|<v2>...}" into
- * buf; everything between the braces is the Redis Cluster hash tag, so
- * all keys of one decision share a slot. Returns the key length, or -1
- * with *missing set to the key field's spec (e.g. "path.siteIdentifier",
- * "tenant") that the request lacks or has empty. */
+/* Builds the decision's base key into buf: without a hash_tag
+ * "<prefix>:{<policy>|<v1>|<v2>...}" (everything between the braces is
+ * the Redis Cluster hash tag, so all keys of one decision share a slot);
+ * with one "<prefix>:{<t1>|<t2>}<policy>|<v1>|<v2>..." where t1.. are
+ * the encoded values of the hash_tag fields. Returns the key length, or
+ * -1 with *missing set to the key field's spec (e.g.
+ * "path.siteIdentifier", "tenant") that the request lacks or has empty. */
 int rl_policy_key(const rl_policy_t *p, const char *prefix,
                   const rl_request_t *req, const rl_match_t *m, char *buf,
                   size_t len, const char **missing);
@@ -154,5 +182,17 @@ int rl_policy_key(const rl_policy_t *p, const char *prefix,
 const char *rl_policy_key_value(const rl_policy_t *p, int i,
                                 const rl_request_t *req, const rl_match_t *m,
                                 char *tmp, size_t *len);
+/* Builds the key of penalty pen for req into buf: with tag_of (a policy
+ * with a hash_tag, and its match m) "<prefix>:{<tag>}!<penalty>|<v1>...",
+ * else "<prefix>:{!<penalty>|<v1>...}". Returns the length, or -1 with
+ * *missing set to the spec of a penalty key field req lacks (NULL when
+ * buf is too small). */
+int rl_penalty_key(const rl_penalty_t *pen, const char *prefix,
+                   const rl_policy_t *tag_of, const rl_match_t *m,
+                   const rl_request_t *req, char *buf, size_t len,
+                   const char **missing);
+
+/* 1 if key fields a and b name the same value (kind and NAME). */
+int rl_key_field_same(const rl_key_field_t *a, const rl_key_field_t *b);
 
 #endif

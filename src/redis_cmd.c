@@ -74,36 +74,133 @@ static void cmd_arg_num(rl_redis_cmd_t *cmd, char **p, int64_t v)
 }
 
 /* Appends base ":" suffix (and ":b" when block) as one key argument. */
-static void cmd_arg_key(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op,
-                        const char *suffix, int block)
+static void cmd_arg_key(rl_redis_cmd_t *cmd, char **p, const char *base,
+                        size_t blen, const char *suffix, const char *tail)
 {
     char *start = *p;
     size_t slen = strlen(suffix);
+    size_t tlen = strlen(tail);
 
-    memcpy(start, op->base_key, op->base_len);
-    start[op->base_len] = ':';
-    memcpy(start + op->base_len + 1, suffix, slen);
-    if (block) {
-        memcpy(start + op->base_len + 1 + slen, ":b", 2);
-    }
-    cmd_arg(cmd, p, NULL, op->base_len + 1 + slen + (block ? 2 : 0));
+    memcpy(start, base, blen);
+    start[blen] = ':';
+    memcpy(start + blen + 1, suffix, slen);
+    memcpy(start + blen + 1 + slen, tail, tlen);
+    cmd_arg(cmd, p, NULL, blen + 1 + slen + tlen);
 }
 
 /* Rejects ops no command can carry. */
 const char *rl_redis_cmd_check(const rl_store_op_t *op)
 {
     int i;
+    int k;
 
-    if (op->nlimits < 1 || op->nlimits > RL_MAX_LIMITS ||
-        op->base_len > RL_REDIS_CMD_MAX_BASE || op->cost < 0) {
+    if (rl_store_op_nlimits(op) < 0 || op->cost < 0) {
         return "bad_op";
     }
-    for (i = 0; i < op->nlimits; i++) {
-        if (rl_algo_get(op->limits[i].algo) == NULL) {
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
+
+        rl_store_op_part(op, i, &part);
+        if (part.base_len > RL_REDIS_CMD_MAX_BASE) {
+            return "bad_op";
+        }
+        for (k = 0; k < part.nlimits; k++) {
+            if (rl_algo_get(part.limits[k].algo) == NULL) {
+                return "bad_op";
+            }
+        }
+    }
+    for (i = 0; i < op->npenalties; i++) {
+        const rl_store_penalty_t *pen = &op->penalties[i];
+
+        if (pen->key == NULL || pen->len > RL_REDIS_CMD_MAX_BASE ||
+            pen->step.denials < 1 || pen->step.within_ms < 1 ||
+            pen->step.block_ms < 1) {
             return "bad_op";
         }
     }
     return NULL;
+}
+
+/* The bytes cmd's buffer needs for op (checked). */
+static size_t cmd_need(const rl_store_op_t *op, int nlimits)
+{
+    size_t need = 64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties) *
+                           CMD_NUM_MAX; /* literals, numbers */
+    int i;
+
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
+
+        rl_store_op_part(op, i, &part);
+        /* two keys per limit: base ":" suffix [":b"] */
+        need += (size_t)part.nlimits *
+                (2 * (part.base_len + sizeof(part.limits[0].suffix)) + 4);
+    }
+    for (i = 0; i < op->npenalties; i++) {
+        need += 2 * (op->penalties[i].len + 4);
+    }
+    return need;
+}
+
+/* Appends every key of op: each limit's state and block marker, then
+ * each penalty's count and block. */
+static void cmd_keys(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
+{
+    int i;
+    int k;
+
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
+
+        rl_store_op_part(op, i, &part);
+        for (k = 0; k < part.nlimits; k++) {
+            cmd_arg_key(cmd, p, part.base_key, part.base_len,
+                        part.limits[k].suffix, "");
+            cmd_arg_key(cmd, p, part.base_key, part.base_len,
+                        part.limits[k].suffix, ":b");
+        }
+    }
+    for (i = 0; i < op->npenalties; i++) {
+        const rl_store_penalty_t *pen = &op->penalties[i];
+
+        cmd_arg_key(cmd, p, pen->key, pen->len, "pc", "");
+        cmd_arg_key(cmd, p, pen->key, pen->len, "pb", "");
+    }
+}
+
+/* Appends the script's arguments for op (protocol v2, store.h). */
+static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
+{
+    int i;
+    int k;
+
+    cmd_arg_num(cmd, p, op->cost);
+    cmd_arg_num(cmd, p, cmd->nlimits);
+    cmd_arg_num(cmd, p, op->npenalties);
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
+
+        rl_store_op_part(op, i, &part);
+        for (k = 0; k < part.nlimits; k++) {
+            const rl_limit_t *l = &part.limits[k];
+
+            cmd_arg_num(cmd, p, rl_algo_get(l->algo)->script_id);
+            cmd_arg_num(cmd, p, l->requests);
+            cmd_arg_num(cmd, p, l->period_ms);
+            cmd_arg_num(cmd, p, l->burst);
+            cmd_arg_num(cmd, p, l->block_ms);
+            cmd_arg_num(cmd, p, i + 1);
+        }
+    }
+    for (i = 0; i < op->npenalties; i++) {
+        const rl_penalty_step_t *st = &op->penalties[i].step;
+
+        cmd_arg_num(cmd, p, st->denials);
+        cmd_arg_num(cmd, p, st->within_ms);
+        cmd_arg_num(cmd, p, st->block_ms);
+        cmd_arg_num(cmd, p, (int64_t)st->mask);
+    }
 }
 
 /* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
@@ -112,57 +209,49 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
 int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
                        const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
-    size_t need = 64 + (size_t)(3 + 5 * op->nlimits) *
-                           CMD_NUM_MAX; /* literals, numbers */
+    int nlimits;
     char *p;
-    int i;
 
     if (rl_redis_cmd_check(op) != NULL) {
         return RL_ERR;
     }
-    for (i = 0; i < op->nlimits; i++) {
-        need += 2 * (op->base_len + strlen(op->limits[i].suffix)) + 4;
-    }
-    if (cmd_reserve(cmd, need) != RL_OK) {
+    nlimits = rl_store_op_nlimits(op);
+    if (cmd_reserve(cmd, cmd_need(op, nlimits)) != RL_OK) {
         return RL_ERR;
     }
     p = cmd->buf;
     cmd->argc = 0;
     cmd->kind = kind;
-    cmd->nlimits = op->nlimits;
+    cmd->nlimits = nlimits;
+    cmd->npenalties = op->npenalties;
+    cmd->nkeys = 2 * nlimits + 2 * op->npenalties;
     if (kind == RL_REDIS_CMD_DECIDE) {
         cmd_arg(cmd, &p, "EVALSHA", 7);
         cmd_arg(cmd, &p, sha, 40);
-        cmd_arg_num(cmd, &p, 2 * (int64_t)op->nlimits);
+        cmd_arg_num(cmd, &p, cmd->nkeys);
     } else {
         cmd_arg(cmd, &p, "DEL", 3);
     }
-    for (i = 0; i < op->nlimits; i++) {
-        cmd_arg_key(cmd, &p, op, op->limits[i].suffix, 0);
-        cmd_arg_key(cmd, &p, op, op->limits[i].suffix, 1);
-    }
+    cmd_keys(cmd, &p, op);
     if (kind == RL_REDIS_CMD_DECIDE) {
-        cmd_arg_num(cmd, &p, op->cost);
-        cmd_arg_num(cmd, &p, op->nlimits);
-        for (i = 0; i < op->nlimits; i++) {
-            const rl_limit_t *l = &op->limits[i];
-            cmd_arg_num(cmd, &p, rl_algo_get(l->algo)->script_id);
-            cmd_arg_num(cmd, &p, l->requests);
-            cmd_arg_num(cmd, &p, l->period_ms);
-            cmd_arg_num(cmd, &p, l->burst);
-            cmd_arg_num(cmd, &p, l->block_ms);
-        }
+        cmd_args(cmd, &p, op);
     }
     return RL_OK;
 }
 
-/* EVALSHA sha numkeys KEY... / DEL KEY...: the first key's index. */
+/* EVALSHA sha numkeys KEY... / DEL KEY...: key i's index. */
+const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len)
+{
+    int first = cmd->kind == RL_REDIS_CMD_DECIDE ? 3 : 1;
+
+    *len = cmd->argvlen[first + i];
+    return cmd->argv[first + i];
+}
+
+/* The first key of cmd. */
 const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len)
 {
-    int i = cmd->kind == RL_REDIS_CMD_DECIDE ? 3 : 1;
-
-    *len = cmd->argvlen[i];
-    return cmd->argv[i];
+    return rl_redis_cmd_key(cmd, 0, len);
 }
 
 /* 1 if r is an integer reply equal to 0 or 1. */
@@ -171,7 +260,8 @@ static int cmd_is_flag(const redisReply *r)
     return r->integer == 0 || r->integer == 1;
 }
 
-/* Decodes the script's reply { now_ms, allowed, 5 ints per limit }. */
+/* Decodes the script's reply { now_ms, allowed, 5 ints per limit, 2
+ * per penalty }. */
 static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
                                     const redisReply *r, rl_store_result_t *res)
 {
@@ -179,7 +269,8 @@ static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
     int k;
 
     if (r->type != REDIS_REPLY_ARRAY ||
-        r->elements != 2 + 5 * (size_t)cmd->nlimits) {
+        r->elements !=
+            2 + 5 * (size_t)cmd->nlimits + 2 * (size_t)cmd->npenalties) {
         return "bad_reply";
     }
     for (i = 0; i < r->elements; i++) {
@@ -203,6 +294,16 @@ static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
         l->reset_after_ms = e[2]->integer;
         l->retry_after_ms = e[3]->integer;
         l->blocked = (int)e[4]->integer;
+    }
+    for (k = 0; k < cmd->npenalties; k++) {
+        redisReply **e = &r->element[2 + 5 * cmd->nlimits + 2 * k];
+
+        if (e[0]->integer < RL_PENALTY_NONE ||
+            e[0]->integer > RL_PENALTY_STARTED) {
+            return "bad_reply";
+        }
+        res->penalties[k].state = (int)e[0]->integer;
+        res->penalties[k].retry_after_ms = e[1]->integer;
     }
     return NULL;
 }

@@ -16,7 +16,8 @@
 
 #define RL_REDIS_CMD_MAX_BASE 2048 /* RL_KEY_MAX of policy.h */
 #define RL_REDIS_CMD_MAX_ARGS                                                  \
-    (5 + 7 * RL_MAX_LIMITS) /* EVALSHA sha n keys.. cost n 5*n */
+    (6 + 8 * RL_MAX_OP_LIMITS +                                                \
+     6 * RL_MAX_OP_PENALTIES) /* EVALSHA sha nk keys.. cost n m 6*n 4*m */
 
 typedef enum {
     RL_REDIS_CMD_DECIDE = 0,
@@ -25,7 +26,9 @@ typedef enum {
 
 typedef struct rl_redis_cmd {
     rl_redis_cmd_kind_t kind;
-    int nlimits;
+    int nlimits; /* of every part together */
+    int npenalties;
+    int nkeys; /* key arguments, from argv[first key] on */
     int argc;
     const char *argv[RL_REDIS_CMD_MAX_ARGS];
     size_t argvlen[RL_REDIS_CMD_MAX_ARGS];
@@ -33,8 +36,9 @@ typedef struct rl_redis_cmd {
     size_t bufcap;
 } rl_redis_cmd_t;
 
-/* "bad_op" if op cannot be sent (no limits, too many, a base key past
- * RL_REDIS_CMD_MAX_BASE, a negative cost, an unknown algorithm), else NULL. */
+/* "bad_op" if op cannot be sent (a part without limits, too many limits,
+ * parts or penalties, a key past RL_REDIS_CMD_MAX_BASE, a negative cost,
+ * an unknown algorithm, a penalty without denials), else NULL. */
 const char *rl_redis_cmd_check(const rl_store_op_t *op);
 
 /* Fills cmd for an op; sha is the script's (40 hex digits). The first
@@ -46,6 +50,9 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
 
 /* The first key of cmd (for the cluster slot) and its length. */
 const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len);
+
+/* Key i (0 <= i < cmd->nkeys) of cmd and its length. */
+const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len);
 
 /* Decodes a non-error reply of cmd into res (status left to the caller).
  * Returns NULL, or a static error ("bad_reply"). Error replies are the

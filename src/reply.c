@@ -2,6 +2,7 @@
  * Pure: no I/O and no clock; every time derives from v->now_ms, the
  * store's clock at the decision. Any thread. */
 #include "reply.h"
+#include "reply_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ static int64_t ms_to_s_ceil(int64_t ms)
 }
 
 /* The Retry-After value of v: seconds rounded up, at least 1. */
-static int64_t retry_after_s(const rl_verdict_t *v)
+int64_t rl_reply_retry_after_s(const rl_verdict_t *v)
 {
     int64_t s = ms_to_s_ceil(v->retry_after_ms);
 
@@ -100,7 +101,7 @@ static void sf_string(const char *name, char *buf, size_t len)
 typedef void rl_header_fmt_fn(const rl_verdict_t *v, char *buf, size_t len);
 
 /* The limit's requests. */
-static void fmt_limit(const rl_verdict_t *v, char *buf, size_t len)
+void rl_reply_fmt_limit(const rl_verdict_t *v, char *buf, size_t len)
 {
     (void)len;
     fmt_i64(buf, v->limit);
@@ -130,28 +131,138 @@ static void fmt_retry_at(const rl_verdict_t *v, char *buf, size_t len)
     fmt_i64(buf, ms_to_s_ceil(v->now_ms + after));
 }
 
-/* RateLimit-Policy: "name";q=LIMIT;w=WINDOW_S (w omitted without a limit). */
+/* The period part of a limit's suffix ("g1m" -> "1m", "tf10s" -> "10s"). */
+static const char *ietf_period(const rl_limit_t *l)
+{
+    const char *s = l->suffix;
+
+    if (*s == 't') {
+        s++;
+    }
+    return *s != '\0' ? s + 1 : s;
+}
+
+/* Writes the item name of limit k of applied policy i into buf (len
+ * bytes) as a structured-field string: "policy-PERIOD", or
+ * "policy-SUFFIX" when an earlier limit of that policy has the same
+ * period, so every item's name is unique. */
+static void ietf_item_name(const rl_verdict_part_t *part, int k, char *buf,
+                           size_t len)
+{
+    char raw[112];
+    int j;
+    int dup = 0;
+
+    for (j = 0; j < k; j++) {
+        if (strcmp(ietf_period(&part->limits[j]),
+                   ietf_period(&part->limits[k])) == 0) {
+            dup = 1;
+        }
+    }
+    snprintf(raw, sizeof(raw), "%.64s-%s", part->policy->name,
+             dup ? part->limits[k].suffix : ietf_period(&part->limits[k]));
+    sf_string(raw, buf, len);
+}
+
+/* Appends s to buf (len bytes) at *o when it fits whole (with the ", "
+ * before it when *o > 0); returns 0, or -1 when it did not fit. */
+static int ietf_append(char *buf, size_t len, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+    size_t sep = *o > 0 ? 2 : 0;
+
+    if (*o + sep + n + 1 > len) {
+        return -1;
+    }
+    memcpy(buf + *o, ", ", sep);
+    memcpy(buf + *o + sep, s, n + 1);
+    *o += sep + n;
+    return 0;
+}
+
+/* The applied policies of v (v->policy alone for a verdict without
+ * them). */
+static int ietf_parts(const rl_verdict_t *v, const rl_verdict_part_t **parts,
+                      rl_verdict_part_t *one)
+{
+    if (v->npolicies > 0) {
+        *parts = v->policies;
+        return v->npolicies;
+    }
+    one->policy = v->policy;
+    one->limits = v->limit_def;
+    one->nlimits = v->limit_def != NULL ? 1 : 0;
+    one->results = NULL;
+    *parts = one;
+    return 1;
+}
+
+/* RateLimit-Policy: every limit of every applied policy, each an item
+ * "policy-PERIOD";q=LIMIT;w=WINDOW_S (an RFC 8941 list). Items that do
+ * not fit the header are left out whole. */
 static void fmt_ietf_policy(const rl_verdict_t *v, char *buf, size_t len)
 {
-    char name[112];
+    const rl_verdict_part_t *parts;
+    rl_verdict_part_t one;
+    char name[128], item[192];
+    size_t o = 0;
+    int n = ietf_parts(v, &parts, &one);
+    int i, k;
 
-    sf_string(v->policy->name, name, sizeof(name));
-    if (v->limit_def != NULL) {
-        snprintf(buf, len, "%s;q=%lld;w=%lld", name, (long long)v->limit,
-                 (long long)ms_to_s_ceil(v->limit_def->period_ms));
-    } else {
-        snprintf(buf, len, "%s;q=%lld", name, (long long)v->limit);
+    buf[0] = '\0';
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < parts[i].nlimits; k++) {
+            ietf_item_name(&parts[i], k, name, sizeof(name));
+            snprintf(item, sizeof(item), "%s;q=%lld;w=%lld", name,
+                     (long long)parts[i].limits[k].requests,
+                     (long long)ms_to_s_ceil(parts[i].limits[k].period_ms));
+            if (ietf_append(buf, len, &o, item) != 0) {
+                return;
+            }
+        }
     }
 }
 
-/* RateLimit: "name";r=REMAINING;t=RESET_S. */
+/* RateLimit: the item with the fewest remaining, "policy-PERIOD";r=N;t=S.
+ * Without per-limit results (a cached denial) it is the verdict's limit. */
 static void fmt_ietf_state(const rl_verdict_t *v, char *buf, size_t len)
 {
-    char name[112];
+    const rl_verdict_part_t *parts, *bp = NULL;
+    rl_verdict_part_t one;
+    char name[128];
+    int n = ietf_parts(v, &parts, &one);
+    int i, k, bk = 0;
+    int64_t r = shown_remaining(v), t = v->reset_after_ms;
 
-    sf_string(v->policy->name, name, sizeof(name));
-    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)shown_remaining(v),
-             (long long)ms_to_s_ceil(v->reset_after_ms));
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < parts[i].nlimits; k++) {
+            const rl_limit_result_t *res =
+                parts[i].results != NULL ? &parts[i].results[k] : NULL;
+
+            if (res == NULL ? &parts[i].limits[k] == v->limit_def
+                            : (bp == NULL || res->remaining < r)) {
+                bp = &parts[i];
+                bk = k;
+                if (res != NULL) {
+                    r = res->remaining < 0 ? 0 : res->remaining;
+                    t = res->reset_after_ms;
+                }
+            }
+        }
+    }
+    if (bp == NULL) {
+        one.policy = v->policy;
+        one.limits = v->limit_def;
+        bp = &one;
+        bk = 0;
+    }
+    if (bp->limits == NULL) {
+        sf_string(v->policy->name, name, sizeof(name));
+    } else {
+        ietf_item_name(bp, bk, name, sizeof(name));
+    }
+    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)r,
+             (long long)ms_to_s_ceil(t));
 }
 
 /* The headers of each style, in the order they are emitted. */
@@ -160,10 +271,11 @@ static const struct {
     const char *name;
     rl_header_fmt_fn *fmt;
 } header_table[] = {
-    {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Limit", fmt_limit},
+    {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Limit", rl_reply_fmt_limit},
     {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Remaining", fmt_remaining},
     {RL_HEADERS_X_RATELIMIT, "X-RateLimit-Reset", fmt_reset_at},
-    {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-RateLimit-Limit", fmt_limit},
+    {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-RateLimit-Limit",
+     rl_reply_fmt_limit},
     {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Remaining",
      fmt_remaining},
     {RL_HEADERS_X_RATELIMIT_RETRY_AFTER, "X-Ratelimit-Retry-After",
@@ -197,270 +309,10 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
     }
     if (!v->allowed) {
         memcpy(out[n].name, "Retry-After", sizeof("Retry-After"));
-        fmt_i64(out[n].value, retry_after_s(v));
+        fmt_i64(out[n].value, rl_reply_retry_after_s(v));
         n++;
     }
     return n;
-}
-
-/* ------------------------------------------------------------------ */
-/* Deny body templating                                                */
-/* ------------------------------------------------------------------ */
-
-/* A growing output string; NULL data after an allocation failure. */
-typedef struct rl_sbuf {
-    char *data;
-    size_t len;
-    size_t cap;
-} rl_sbuf_t;
-
-/* Appends n bytes of s to b; on allocation failure frees b's data and
- * leaves it NULL, after which every append is a no-op. */
-static void sbuf_add(rl_sbuf_t *b, const char *s, size_t n)
-{
-    if (b->data == NULL) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap * 2;
-        char *p;
-
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        p = realloc(b->data, cap);
-        if (p == NULL) {
-            free(b->data);
-            b->data = NULL;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-/* What a placeholder is filled from: the verdict, and the request id
- * (NULL where the body has none: a deny body inside a decision). */
-typedef struct ph_ctx {
-    const rl_verdict_t *v;
-    const char *trace_id;
-} ph_ctx_t;
-
-/* Writes one placeholder's value into buf (len bytes). Returns 0, or -1
- * when c has no value for it (the placeholder is left as it is). */
-typedef int rl_placeholder_fn(const ph_ctx_t *c, char *buf, size_t len);
-
-/* {retry_after}: seconds, rounded up, at least 1 (as Retry-After). */
-static int ph_retry_after(const ph_ctx_t *c, char *buf, size_t len)
-{
-    snprintf(buf, len, "%lld", (long long)retry_after_s(c->v));
-    return 0;
-}
-
-/* {retry_after_human}: "2 minutes", "45 seconds", never shorter than
- * the wait (util.h). */
-static int ph_retry_after_human(const ph_ctx_t *c, char *buf, size_t len)
-{
-    rl_human_duration_ms(c->v->retry_after_ms, buf, len);
-    return 0;
-}
-
-/* {limit}: the limit of the deciding limit. */
-static int ph_limit(const ph_ctx_t *c, char *buf, size_t len)
-{
-    fmt_limit(c->v, buf, len);
-    return 0;
-}
-
-/* {policy}: the policy name, empty without a policy. */
-static int ph_policy(const ph_ctx_t *c, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s", c->v->policy != NULL ? c->v->policy->name : "");
-    return 0;
-}
-
-/* {trace_id}: the request id (X-Request-Id), where the reply has one. */
-static int ph_trace_id(const ph_ctx_t *c, char *buf, size_t len)
-{
-    if (c->trace_id == NULL) {
-        return -1;
-    }
-    snprintf(buf, len, "%s", c->trace_id);
-    return 0;
-}
-
-/* The placeholders a deny or unavailable body may hold. */
-static const struct {
-    const char *name; /* with braces */
-    rl_placeholder_fn *fill;
-} placeholder_table[] = {
-    {"{retry_after}", ph_retry_after},
-    {"{retry_after_human}", ph_retry_after_human},
-    {"{limit}", ph_limit},
-    {"{policy}", ph_policy},
-    {"{trace_id}", ph_trace_id},
-};
-
-/* Appends the value of the placeholder at p to b; returns its length in
- * p, or 0 when p starts no placeholder that c can fill. */
-static size_t template_one(rl_sbuf_t *b, const char *p, const ph_ctx_t *c)
-{
-    char val[256]; /* > RL_HTTP_ID_MAX, the longest value */
-    size_t i, n;
-
-    for (i = 0; i < sizeof(placeholder_table) / sizeof(placeholder_table[0]);
-         i++) {
-        n = strlen(placeholder_table[i].name);
-        if (strncmp(p, placeholder_table[i].name, n) == 0) {
-            if (placeholder_table[i].fill(c, val, sizeof(val)) != 0) {
-                return 0;
-            }
-            sbuf_add(b, val, strlen(val));
-            return n;
-        }
-    }
-    return 0;
-}
-
-/* Expands the placeholders of s from c. Caller frees the result; NULL
- * only when memory runs out. */
-static char *template_str(const char *s, const ph_ctx_t *c)
-{
-    rl_sbuf_t b = {NULL, 0, 64};
-    const char *p = s;
-
-    b.data = malloc(b.cap);
-    if (b.data == NULL) {
-        return NULL;
-    }
-    b.data[0] = '\0';
-    while (*p != '\0') {
-        const char *brace = strchr(p, '{');
-        size_t n;
-
-        if (brace == NULL) {
-            sbuf_add(&b, p, strlen(p));
-            break;
-        }
-        sbuf_add(&b, p, (size_t)(brace - p));
-        p = brace;
-        n = template_one(&b, p, c);
-        if (n == 0) {
-            sbuf_add(&b, "{", 1);
-            n = 1;
-        }
-        p += n;
-    }
-    return b.data;
-}
-
-/* Expands the placeholders of s (see reply.h). Caller frees the result;
- * NULL only when memory runs out. */
-char *rl_reply_template(const char *s, const rl_verdict_t *v)
-{
-    ph_ctx_t c = {v, NULL};
-
-    return template_str(s, &c);
-}
-
-/* Templates every string inside j (a copy the caller owns) in place,
- * through objects and arrays. Returns RL_OK or RL_ERR (out of memory). */
-static int template_ctx(json_t *j, const ph_ctx_t *c)
-{
-    const char *key;
-    json_t *item;
-    size_t i;
-    char *s;
-    int rc;
-
-    switch (json_typeof(j)) {
-    case JSON_STRING:
-        if (strchr(json_string_value(j), '{') == NULL) {
-            return RL_OK;
-        }
-        s = template_str(json_string_value(j), c);
-        if (s == NULL) {
-            return RL_ERR;
-        }
-        rc = json_string_set(j, s) == 0 ? RL_OK : RL_ERR;
-        free(s);
-        return rc;
-    case JSON_OBJECT:
-        json_object_foreach(j, key, item)
-        {
-            if (template_ctx(item, c) != RL_OK) {
-                return RL_ERR;
-            }
-        }
-        return RL_OK;
-    case JSON_ARRAY:
-        json_array_foreach(j, i, item)
-        {
-            if (template_ctx(item, c) != RL_OK) {
-                return RL_ERR;
-            }
-        }
-        return RL_OK;
-    default: return RL_OK;
-    }
-}
-
-/* template_ctx for a deny body: no request id. */
-static int template_json(json_t *j, const rl_verdict_t *v)
-{
-    ph_ctx_t c = {v, NULL};
-
-    return template_ctx(j, &c);
-}
-
-json_t *rl_reply_template_json(const json_t *body, const rl_verdict_t *v,
-                               const char *trace_id)
-{
-    ph_ctx_t c = {v, trace_id};
-    json_t *copy = json_deep_copy(body);
-
-    if (copy != NULL && template_ctx(copy, &c) != RL_OK) {
-        json_decref(copy);
-        copy = NULL;
-    }
-    return copy;
-}
-
-/* The deny body a verdict's denial uses: a deny override's, else the
- * policy's; NULL for the default body. Borrowed. */
-static const json_t *reply_deny_source(const rl_verdict_t *v)
-{
-    if (v->deny_body != NULL) {
-        return v->deny_body;
-    }
-    return v->policy != NULL ? v->policy->deny_body : NULL;
-}
-
-/* The deny body per reply.h. New reference; NULL only when memory runs
- * out. */
-json_t *rl_reply_deny_body(const rl_verdict_t *v)
-{
-    const json_t *src = reply_deny_source(v);
-    json_t *body;
-
-    if (src != NULL) {
-        body = json_deep_copy(src);
-    } else {
-        body = json_pack("{s:s, s:s}", "error",
-                         rl_error_message(RL_ERR_RATE_LIMITED), "code",
-                         rl_error_code(RL_ERR_RATE_LIMITED));
-    }
-    if (body == NULL) {
-        return NULL;
-    }
-    if (template_json(body, v) != RL_OK) {
-        json_decref(body);
-        return NULL;
-    }
-    return body;
 }
 
 /* ------------------------------------------------------------------ */
@@ -530,6 +382,38 @@ static int reply_status(const rl_verdict_t *v)
                : 429;
 }
 
+/* The number of applied policies of v: a verdict built without them
+ * (v->policy alone) has that one. */
+static int reply_npolicies(const rl_verdict_t *v)
+{
+    if (v->npolicies > 0) {
+        return v->npolicies;
+    }
+    return v->policy != NULL ? 1 : 0;
+}
+
+/* Applied policy i of v (see reply_npolicies). */
+static const rl_policy_t *reply_policy(const rl_verdict_t *v, int i)
+{
+    return v->npolicies > 0 ? v->policies[i].policy : v->policy;
+}
+
+/* The names of v's applied policies, in file order. New reference. */
+static json_t *policies_json(const rl_verdict_t *v)
+{
+    json_t *arr = json_array();
+    int i;
+
+    for (i = 0; arr != NULL && i < reply_npolicies(v); i++) {
+        if (json_array_append_new(arr, json_string(reply_policy(v, i)->name)) !=
+            0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
 /* The /v1/decide reply object per reply.h; keys in a fixed order (see
  * docs/api.md). New reference; NULL only when memory runs out. */
 json_t *rl_reply_decision(const rl_verdict_t *v)
@@ -538,17 +422,21 @@ json_t *rl_reply_decision(const rl_verdict_t *v)
     const char *reason;
     json_t *obj;
 
-    obj =
-        json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}",
-                  "allowed", v->allowed ? 1 : 0, "policy",
-                  has ? json_string(v->policy->name) : json_null(), "limit",
-                  (json_int_t)(has ? v->limit : 0), "remaining",
-                  (json_int_t)(has ? shown_remaining(v) : 0), "reset_after_ms",
-                  (json_int_t)(has ? v->reset_after_ms : 0), "retry_after_ms",
-                  (json_int_t)(has ? v->retry_after_ms : 0), "blocked",
-                  v->blocked ? 1 : 0, "degraded", v->degraded ? 1 : 0, "status",
-                  reply_status(v), "headers", headers_json(v));
+    obj = json_pack(
+        "{s:b, s:o, s:o, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:o}", "allowed",
+        v->allowed ? 1 : 0, "policy",
+        has ? json_string(v->policy->name) : json_null(), "policies",
+        policies_json(v), "limit", (json_int_t)(has ? v->limit : 0),
+        "remaining", (json_int_t)(has ? shown_remaining(v) : 0),
+        "reset_after_ms", (json_int_t)(has ? v->reset_after_ms : 0),
+        "retry_after_ms", (json_int_t)(has ? v->retry_after_ms : 0), "blocked",
+        v->blocked ? 1 : 0, "degraded", v->degraded ? 1 : 0, "status",
+        reply_status(v), "headers", headers_json(v));
     if (obj == NULL) {
+        goto err;
+    }
+    if (v->penalty != NULL &&
+        json_object_set_new(obj, "penalty", json_string(v->penalty)) != 0) {
         goto err;
     }
     if (!v->allowed &&
@@ -665,7 +553,7 @@ static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
     json_t *body;
     size_t n;
 
-    if (reply_deny_source(v) == NULL) {
+    if (rl_reply_deny_source(v) == NULL) {
         JW_LIT(w, "{\"error\":");
         jw_str(w, rl_error_message(RL_ERR_RATE_LIMITED));
         JW_LIT(w, ",\"code\":");
@@ -689,49 +577,90 @@ static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
     w->len += n;
 }
 
+/* Writes the "policies" array and the numbers of the deciding limit. */
+static void jw_decision_numbers(jw_t *w, const rl_verdict_t *v)
+{
+    int has = v->policy != NULL;
+    int i;
+
+    JW_LIT(w, ",\"policies\":[");
+    for (i = 0; i < reply_npolicies(v); i++) {
+        if (i > 0) {
+            JW_LIT(w, ",");
+        }
+        jw_str(w, reply_policy(v, i)->name);
+    }
+    JW_LIT(w, "]");
+    JW_LIT(w, ",\"limit\":");
+    jw_int(w, has ? v->limit : 0);
+    JW_LIT(w, ",\"remaining\":");
+    jw_int(w, has ? shown_remaining(v) : 0);
+    JW_LIT(w, ",\"reset_after_ms\":");
+    jw_int(w, has ? v->reset_after_ms : 0);
+    JW_LIT(w, ",\"retry_after_ms\":");
+    jw_int(w, has ? v->retry_after_ms : 0);
+}
+
+/* Writes the "headers" object of v. */
+static void jw_decision_headers(jw_t *w, const rl_verdict_t *v)
+{
+    rl_reply_header_t hdr[RL_REPLY_MAX_HEADERS];
+    int n = rl_reply_headers(v, hdr);
+    int i;
+
+    JW_LIT(w, ",\"headers\":{");
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            JW_LIT(w, ",");
+        }
+        jw_str(w, hdr[i].name);
+        JW_LIT(w, ":");
+        jw_str(w, hdr[i].value);
+    }
+    JW_LIT(w, "}");
+}
+
+/* Writes the "shadow" object of a shadow policy's verdict. */
+static void jw_decision_shadow(jw_t *w, const rl_verdict_t *v)
+{
+    JW_LIT(w, ",\"shadow\":{\"would_deny\":");
+    jw_bool(w, v->shadow_would_deny);
+    if (v->shadow_would_deny) {
+        JW_LIT(w, ",\"status\":");
+        jw_int(w, v->policy->deny_status);
+        JW_LIT(w, ",\"body\":");
+        jw_deny_body(w, v);
+    }
+    JW_LIT(w, "}");
+}
+
 /* Writes the same bytes as json_dumps(rl_reply_decision(v), JSON_COMPACT |
  * JSON_PRESERVE_ORDER), without a jansson tree: no allocation on the
  * allow path. */
 size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
 {
-    rl_reply_header_t hdr[RL_REPLY_MAX_HEADERS];
-    int has = v->policy != NULL;
     jw_t w = {buf, 0, cap};
-    int n = rl_reply_headers(v, hdr);
-    int i;
 
     JW_LIT(&w, "{\"allowed\":");
     jw_bool(&w, v->allowed);
     JW_LIT(&w, ",\"policy\":");
-    if (has) {
+    if (v->policy != NULL) {
         jw_str(&w, v->policy->name);
     } else {
         JW_LIT(&w, "null");
     }
-    JW_LIT(&w, ",\"limit\":");
-    jw_int(&w, has ? v->limit : 0);
-    JW_LIT(&w, ",\"remaining\":");
-    jw_int(&w, has ? shown_remaining(v) : 0);
-    JW_LIT(&w, ",\"reset_after_ms\":");
-    jw_int(&w, has ? v->reset_after_ms : 0);
-    JW_LIT(&w, ",\"retry_after_ms\":");
-    jw_int(&w, has ? v->retry_after_ms : 0);
+    jw_decision_numbers(&w, v);
     JW_LIT(&w, ",\"blocked\":");
     jw_bool(&w, v->blocked);
     JW_LIT(&w, ",\"degraded\":");
     jw_bool(&w, v->degraded);
     JW_LIT(&w, ",\"status\":");
     jw_int(&w, reply_status(v));
-    JW_LIT(&w, ",\"headers\":{");
-    for (i = 0; i < n; i++) {
-        if (i > 0) {
-            JW_LIT(&w, ",");
-        }
-        jw_str(&w, hdr[i].name);
-        JW_LIT(&w, ":");
-        jw_str(&w, hdr[i].value);
+    jw_decision_headers(&w, v);
+    if (v->penalty != NULL) {
+        JW_LIT(&w, ",\"penalty\":");
+        jw_str(&w, v->penalty);
     }
-    JW_LIT(&w, "}");
     if (!v->allowed) {
         JW_LIT(&w, ",\"body\":");
         jw_deny_body(&w, v);
@@ -747,16 +676,8 @@ size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
         JW_LIT(&w, ",\"override\":");
         jw_str(&w, v->override);
     }
-    if (has && v->policy->shadow) {
-        JW_LIT(&w, ",\"shadow\":{\"would_deny\":");
-        jw_bool(&w, v->shadow_would_deny);
-        if (v->shadow_would_deny) {
-            JW_LIT(&w, ",\"status\":");
-            jw_int(&w, v->policy->deny_status);
-            JW_LIT(&w, ",\"body\":");
-            jw_deny_body(&w, v);
-        }
-        JW_LIT(&w, "}");
+    if (v->policy != NULL && v->policy->shadow) {
+        jw_decision_shadow(&w, v);
     }
     JW_LIT(&w, "}");
     if (w.len < cap) {

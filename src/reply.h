@@ -12,7 +12,8 @@
 
 typedef struct rl_reply_header {
     char name[32];
-    char value[160];
+    char value[1536]; /* RateLimit-Policy lists every limit of every
+                       * applied policy */
 } rl_reply_header_t;
 
 /* Fills out[] with the headers of v's policy header style, plus
@@ -23,8 +24,10 @@ typedef struct rl_reply_header {
  *                           X-RateLimit-Reset (unix seconds of the reset)
  *  x-ratelimit-retry-after: X-RateLimit-Limit, X-Ratelimit-Remaining,
  *                           X-Ratelimit-Retry-After (unix seconds)
- *  ietf:                    RateLimit-Policy: "name";q=LIMIT;w=WINDOW_S
- *                           RateLimit: "name";r=REMAINING;t=RESET_S
+ *  ietf:                    RateLimit-Policy: one item per limit of every
+ *                           applied policy, "policy-PERIOD";q=LIMIT;w=WINDOW_S
+ *                           RateLimit: the item with the fewest remaining,
+ *                           "policy-PERIOD";r=REMAINING;t=RESET_S
  *  none:                    nothing but Retry-After on a denial */
 int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out);
 

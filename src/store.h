@@ -10,15 +10,24 @@
  * Each worker thread owns its own rl_store_t and calls it only from its
  * own event loop.
  *
- * Redis protocol of the decision script (lua/decide.lua), shared by the
- * Lua and store_redis.c:
- *   KEYS[2i-1] = base..":"..limit.suffix        state of limit i
- *   KEYS[2i]   = base..":"..limit.suffix..":b"  its block marker
- *   ARGV[1] = cost (0 = peek), ARGV[2] = n,
- *   then per limit 5 values: algo (0 gcra, 1 fixed, 2 sliding),
- *   requests, period_ms, burst, block_ms.
- *   Reply: { now_ms, allowed, then per limit:
- *            allowed, remaining, reset_after_ms, retry_after_ms, blocked }
+ * An op is one atomic step over P parts (one per applied policy: its
+ * base key and limits) and M penalties. Protocol v2 of the decision
+ * script (lua/decide.lua), shared by the Lua and redis_cmd.c:
+ *   KEYS: per limit 2: base..":"..suffix (state), base..":"..suffix..":b"
+ *         (block marker); then per penalty 2: key..":pc" (denial count),
+ *         key..":pb" (block)
+ *   ARGV[1] = cost (0 = peek), ARGV[2] = n limits, ARGV[3] = m penalties,
+ *   per limit 6: algo (0 gcra, 1 fixed, 2 sliding), requests, period_ms,
+ *                burst, block_ms, part (1..P)
+ *   per penalty 4: denials, within_ms, block_ms, mask (bit p-1: part p)
+ *   Reply: { now_ms, allowed,
+ *            per limit 5: allowed, remaining, reset_after_ms,
+ *                         retry_after_ms, blocked,
+ *            per penalty 2: state (rl_penalty_state_t), retry_after_ms }
+ *   Order: (1) a live penalty block denies, nothing counted, the limits
+ *   reported as a peek; (2) every limit evaluated, state written only if
+ *   all admit; (3) on a denial, each penalty whose mask holds a part with
+ *   a denying limit counts one, and at `denials` starts its block.
  *   Time comes from TIME inside the script, so every replica shares the
  *   Redis clock.
  *   Batch form (store_redis.c sends the decisions of one loop pass so):
@@ -26,21 +35,71 @@
  *   every request's KEYS; reply = one reply per request, or an error
  *   reply for that request alone. */
 
-typedef struct rl_store_op {
-    const char *base_key; /* "<prefix>:{...}" */
+/* One part of an op: an applied policy's base key and limits. */
+typedef struct rl_store_part {
+    const char *base_key; /* "<prefix>:{...}..." */
     size_t base_len;
     const rl_limit_t *limits;
-    int nlimits;  /* 1..RL_MAX_LIMITS */
-    int64_t cost; /* 0 = peek */
+    int nlimits; /* 1..RL_MAX_LIMITS */
+} rl_store_part_t;
+
+/* A penalty of an op: its key (suffixes ":pc" and ":pb" are the store's)
+ * and what it counts. */
+typedef struct rl_store_penalty {
+    const char *key; /* "<prefix>:{...}!<penalty>|..." */
+    size_t len;
+    rl_penalty_step_t step;
+} rl_store_penalty_t;
+
+/* The first five fields are the one-part form (nparts == 0); with
+ * nparts > 0, parts[] replaces them. Results are in part order, each
+ * part's limits in turn (rl_store_op_part). */
+typedef struct rl_store_op {
+    const char *base_key; /* one-part form */
+    size_t base_len;
+    const rl_limit_t *limits;
+    int nlimits;                  /* 1..RL_MAX_LIMITS */
+    int64_t cost;                 /* 0 = peek */
+    const rl_store_part_t *parts; /* NULL: the one-part form */
+    int nparts;                   /* 0..RL_MAX_OP_PARTS */
+    const rl_store_penalty_t *penalties;
+    int npenalties; /* 0..RL_MAX_OP_PENALTIES */
 } rl_store_op_t;
 
 typedef struct rl_store_result {
     int status;        /* RL_OK, or RL_ERR when the store failed */
-    const char *error; /* static: "timeout", "disconnected", "bad_reply", ... */
+    const char *error; /* static: "timeout", "disconnected", "bad_reply",
+                          "cross_slot", ... */
     int allowed;
-    int64_t now_ms; /* the store's clock */
-    rl_limit_result_t limits[RL_MAX_LIMITS];
+    int64_t now_ms;                             /* the store's clock */
+    rl_limit_result_t limits[RL_MAX_OP_LIMITS]; /* every part's, in order */
+    rl_penalty_result_t penalties[RL_MAX_OP_PENALTIES];
 } rl_store_result_t;
+
+/* The number of parts of op (1 for the one-part form). */
+static inline int rl_store_op_nparts(const rl_store_op_t *op)
+{
+    return op->nparts > 0 ? op->nparts : 1;
+}
+
+/* Part i of op (0-based), the one-part form included, copied into *out. */
+static inline void rl_store_op_part(const rl_store_op_t *op, int i,
+                                    rl_store_part_t *out)
+{
+    if (op->nparts > 0) {
+        *out = op->parts[i];
+        return;
+    }
+    out->base_key = op->base_key;
+    out->base_len = op->base_len;
+    out->limits = op->limits;
+    out->nlimits = op->nlimits;
+}
+
+/* The limits of every part of op together; -1 when there are more than
+ * RL_MAX_OP_LIMITS, a part has none or more than RL_MAX_LIMITS, or the
+ * parts or penalties are out of range. */
+int rl_store_op_nlimits(const rl_store_op_t *op);
 
 /* Called exactly once per operation, possibly before the call that
  * started it returns. res is only valid during the callback. */

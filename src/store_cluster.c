@@ -374,6 +374,23 @@ static void cl_op_reply(void *arg, redisReply *reply, const char *err)
     cl_op_done(o, &res, NULL);
 }
 
+/* 1 if every key of cmd hashes to slot: one script may touch one slot
+ * only. The load-time hash_tag rule (conf.c) makes a layered op pass. */
+static int cl_one_slot(const rl_redis_cmd_t *cmd, int slot)
+{
+    const char *key;
+    size_t klen;
+    int i;
+
+    for (i = 1; i < cmd->nkeys; i++) {
+        key = rl_redis_cmd_key(cmd, i, &klen);
+        if (rl_cluster_key_slot(key, klen) != slot) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Starts one operation; cb gets exactly one result. */
 static void cl_start(rl_store_t *s, const rl_store_op_t *op,
                      rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg)
@@ -396,6 +413,11 @@ static void cl_start(rl_store_t *s, const rl_store_op_t *op,
     }
     key = rl_redis_cmd_first_key(&o->cmd, &klen);
     o->slot = rl_cluster_key_slot(key, klen);
+    if (!cl_one_slot(&o->cmd, o->slot)) {
+        cl_op_put(cl, o);
+        rl_store_fail(cb, arg, "cross_slot");
+        return;
+    }
     o->cb = cb;
     o->arg = arg;
     o->deadline_us =

@@ -1,9 +1,13 @@
 /* The memory store: one process-wide table of limit states, split into
  * shards, each a mutex plus a chained hash table keyed by the full
- * per-limit key (base ":" suffix, as in Redis). All limits of a decision
- * share the base's hash tag, so they live in one shard and are decided
- * under that one lock. Entries die when their state and block expire;
- * they are dropped when met and by a bounded sweep on every insert. */
+ * per-limit key (base ":" suffix, as in Redis). A key's shard is chosen
+ * by its hash tag. A decision locks the shards of every part and
+ * penalty, in ascending shard order (so two decisions never deadlock),
+ * and decides all of them under those locks: the same one atomic step
+ * as lua/decide.lua. A penalty is one entry, key ":p": its denial count
+ * and count window in the state, its block in block_until_ms. Entries
+ * die when their state and block expire; they are dropped when met and
+ * by a bounded sweep on every insert. */
 #include "store_mem.h"
 
 #include <pthread.h>
@@ -17,7 +21,8 @@
 #define MEM_SHARDS 64          /* power of two */
 #define MEM_INITIAL_BUCKETS 64 /* per shard, power of two */
 #define MEM_SWEEP_BUCKETS 16   /* buckets looked at per insert */
-#define MEM_KEYBUF 1024        /* key bytes built on the stack */
+#define MEM_KEYBUF 4096        /* key bytes built on the stack */
+#define MEM_MAX_KEYS (RL_MAX_OP_LIMITS + RL_MAX_OP_PENALTIES)
 
 typedef struct mem_entry {
     struct mem_entry *next;
@@ -47,11 +52,17 @@ typedef struct mem_store {
     void *clock_arg;
 } mem_store_t;
 
-/* The keys of one operation, built in buf (stack) or heap. */
+/* The keys of one operation, built in buf (stack) or heap: every
+ * limit's, in part order, then every penalty's. */
 typedef struct mem_keys {
-    char *key[RL_MAX_LIMITS];
-    size_t len[RL_MAX_LIMITS];
-    uint64_t hash[RL_MAX_LIMITS];
+    int n; /* limit keys */
+    int m; /* penalty keys, after them */
+    char *key[MEM_MAX_KEYS];
+    size_t len[MEM_MAX_KEYS];
+    uint64_t hash[MEM_MAX_KEYS];
+    mem_shard_t *shard[MEM_MAX_KEYS];
+    mem_shard_t *locked[MEM_MAX_KEYS]; /* distinct shards, ascending */
+    int nlocked;
     char *heap; /* NULL when the stack buffer sufficed */
     char buf[MEM_KEYBUF];
 } mem_keys_t;
@@ -180,33 +191,88 @@ static void mem_grow(mem_shard_t *sh)
  * Keys of an operation
  * ------------------------------------------------------------------------ */
 
-/* Builds base ":" suffix for every limit of op into k. Returns RL_OK, or
- * RL_ERR if memory is short. The caller frees with mem_keys_free. */
-static int mem_keys_build(mem_keys_t *k, const rl_store_op_t *op)
+/* Appends base ":" suffix as key i of k at *p. */
+static void mem_key_add(mem_keys_t *k, int i, char **p, const char *base,
+                        size_t blen, const char *suffix)
+{
+    size_t slen = strlen(suffix);
+
+    k->key[i] = *p;
+    memcpy(*p, base, blen);
+    (*p)[blen] = ':';
+    memcpy(*p + blen + 1, suffix, slen);
+    k->len[i] = blen + 1 + slen;
+    k->hash[i] = mem_hash(k->key[i], k->len[i]);
+    *p += k->len[i];
+}
+
+/* Fills k->locked with the distinct shards of k's keys, ascending. */
+static void mem_keys_shards(mem_keys_t *k)
+{
+    int i;
+    int j;
+
+    k->nlocked = 0;
+    for (i = 0; i < k->n + k->m; i++) {
+        mem_shard_t *sh = k->shard[i];
+
+        for (j = 0; j < k->nlocked && k->locked[j] < sh; j++) {
+        }
+        if (j < k->nlocked && k->locked[j] == sh) {
+            continue;
+        }
+        memmove(&k->locked[j + 1], &k->locked[j],
+                (size_t)(k->nlocked - j) * sizeof(k->locked[0]));
+        k->locked[j] = sh;
+        k->nlocked++;
+    }
+}
+
+/* Builds base ":" suffix for every limit of every part of op, and
+ * key ":p" for every penalty, into k, with their shards. Returns RL_OK,
+ * or RL_ERR if memory is short. The caller frees with mem_keys_free. */
+static int mem_keys_build(mem_keys_t *k, rl_mem_table_t *t,
+                          const rl_store_op_t *op)
 {
     size_t total = 0;
     char *p;
     int i;
+    int j;
 
     k->heap = NULL;
-    for (i = 0; i < op->nlimits; i++) {
-        total += op->base_len + 1 + strlen(op->limits[i].suffix);
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
+
+        rl_store_op_part(op, i, &part);
+        for (j = 0; j < part.nlimits; j++) {
+            total += part.base_len + 1 + strlen(part.limits[j].suffix);
+        }
+    }
+    for (i = 0; i < op->npenalties; i++) {
+        total += op->penalties[i].len + 2;
     }
     p = k->buf;
     if (total > sizeof(k->buf) && (p = k->heap = malloc(total)) == NULL) {
         return RL_ERR;
     }
-    for (i = 0; i < op->nlimits; i++) {
-        size_t slen = strlen(op->limits[i].suffix);
+    k->n = 0;
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
 
-        k->key[i] = p;
-        memcpy(p, op->base_key, op->base_len);
-        p[op->base_len] = ':';
-        memcpy(p + op->base_len + 1, op->limits[i].suffix, slen);
-        k->len[i] = op->base_len + 1 + slen;
-        k->hash[i] = mem_hash(k->key[i], k->len[i]);
-        p += k->len[i];
+        rl_store_op_part(op, i, &part);
+        for (j = 0; j < part.nlimits; j++) {
+            k->shard[k->n] = mem_shard_of(t, part.base_key, part.base_len);
+            mem_key_add(k, k->n++, &p, part.base_key, part.base_len,
+                        part.limits[j].suffix);
+        }
     }
+    for (k->m = 0; k->m < op->npenalties; k->m++) {
+        const rl_store_penalty_t *pen = &op->penalties[k->m];
+
+        k->shard[k->n + k->m] = mem_shard_of(t, pen->key, pen->len);
+        mem_key_add(k, k->n + k->m, &p, pen->key, pen->len, "p");
+    }
+    mem_keys_shards(k);
     return RL_OK;
 }
 
@@ -216,20 +282,48 @@ static void mem_keys_free(mem_keys_t *k)
     free(k->heap);
 }
 
-/* 1 if op can be decided: 1..RL_MAX_LIMITS valid limits, cost >= 0. */
-static int mem_op_valid(const rl_store_op_t *op)
+/* Locks (lock 1) or unlocks (0) every shard of k, in ascending order. */
+static void mem_keys_lock(mem_keys_t *k, int lock)
 {
     int i;
 
-    if (op->base_key == NULL || op->limits == NULL || op->nlimits < 1 ||
-        op->nlimits > RL_MAX_LIMITS || op->cost < 0) {
+    for (i = 0; i < k->nlocked; i++) {
+        if (lock) {
+            pthread_mutex_lock(&k->locked[i]->lock);
+        } else {
+            pthread_mutex_unlock(&k->locked[k->nlocked - 1 - i]->lock);
+        }
+    }
+}
+
+/* 1 if op can be decided: valid parts and limits, cost >= 0, penalties
+ * that count. */
+static int mem_op_valid(const rl_store_op_t *op)
+{
+    int i;
+    int j;
+
+    if (rl_store_op_nlimits(op) < 0 || op->cost < 0) {
         return 0;
     }
-    for (i = 0; i < op->nlimits; i++) {
-        const rl_limit_t *l = &op->limits[i];
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
 
-        if (rl_algo_get(l->algo) == NULL || l->requests < 1 ||
-            l->period_ms < 1) {
+        rl_store_op_part(op, i, &part);
+        for (j = 0; j < part.nlimits; j++) {
+            const rl_limit_t *l = &part.limits[j];
+
+            if (rl_algo_get(l->algo) == NULL || l->requests < 1 ||
+                l->period_ms < 1) {
+                return 0;
+            }
+        }
+    }
+    for (i = 0; i < op->npenalties; i++) {
+        const rl_penalty_step_t *st = &op->penalties[i].step;
+
+        if (op->penalties[i].key == NULL || st->denials < 1 ||
+            st->within_ms < 1 || st->block_ms < 1) {
             return 0;
         }
     }
@@ -247,40 +341,36 @@ static int64_t mem_now(mem_store_t *m)
 }
 
 /* Starts an operation: checks op and builds its keys (a failure is
- * reported to cb, and NULL returned); then locks op's shard and returns
- * it, with *res zeroed and its clock read under the lock. The caller
- * unlocks and frees *keys. */
-static mem_shard_t *mem_begin(mem_store_t *m, const rl_store_op_t *op,
-                              rl_store_cb *cb, void *arg, mem_keys_t *keys,
-                              rl_store_result_t *res)
+ * reported to cb, and RL_ERR returned); then locks every shard of op and
+ * returns RL_OK, with *res zeroed and its clock read under the locks.
+ * The caller unlocks and frees *keys. */
+static int mem_begin(mem_store_t *m, const rl_store_op_t *op, rl_store_cb *cb,
+                     void *arg, mem_keys_t *keys, rl_store_result_t *res)
 {
-    mem_shard_t *sh;
-
     if (!mem_op_valid(op)) {
         rl_store_fail(cb, arg, "bad_request");
-        return NULL;
+        return RL_ERR;
     }
-    if (mem_keys_build(keys, op) != RL_OK) {
+    if (mem_keys_build(keys, m->table, op) != RL_OK) {
         rl_store_fail(cb, arg, "out_of_memory");
-        return NULL;
+        return RL_ERR;
     }
     memset(res, 0, sizeof(*res));
-    sh = mem_shard_of(m->table, op->base_key, op->base_len);
-    pthread_mutex_lock(&sh->lock);
+    mem_keys_lock(keys, 1);
     res->now_ms = mem_now(m);
-    return sh;
+    return RL_OK;
 }
 
-/* Reads the state of each of op's n keys from sh (locked) into
- * states[] (zeroed when absent or expired; expired entries are dropped),
- * and the live entries into found[]. */
-static void mem_load_states(mem_shard_t *sh, const mem_keys_t *keys, int n,
-                            int64_t now_ms, mem_entry_t **found,
-                            rl_limit_state_t *states)
+/* Reads the state of each of the n keys into states[] (zeroed when
+ * absent or expired; expired entries are dropped), and the live entries
+ * into found[]. Every shard locked. */
+static void mem_load_states(const mem_keys_t *keys, int n, int64_t now_ms,
+                            mem_entry_t **found, rl_limit_state_t *states)
 {
     int i;
 
     for (i = 0; i < n; i++) {
+        mem_shard_t *sh = keys->shard[i];
         mem_entry_t **link;
 
         found[i] =
@@ -297,13 +387,13 @@ static void mem_load_states(mem_shard_t *sh, const mem_keys_t *keys, int n,
     }
 }
 
-/* Writes states[] back into sh (locked): into the found entries, or into
- * new entries for live states of new keys. Every new entry is allocated
- * before anything is written, so a shortage of memory changes nothing:
- * then "out_of_memory", else NULL. fresh[] holds what was allocated and
- * not linked (the caller frees it). */
-static const char *mem_store_states(mem_shard_t *sh, const mem_keys_t *keys,
-                                    int n, int64_t now_ms, mem_entry_t **found,
+/* Writes states[] back: into the found entries, or into new entries for
+ * live states of new keys. Every new entry is allocated before anything
+ * is written, so a shortage of memory changes nothing: then
+ * "out_of_memory", else NULL. fresh[] holds what was allocated and not
+ * linked (the caller frees it). Every shard locked. */
+static const char *mem_store_states(const mem_keys_t *keys, int n,
+                                    int64_t now_ms, mem_entry_t **found,
                                     mem_entry_t **fresh,
                                     const rl_limit_state_t *states)
 {
@@ -318,6 +408,7 @@ static const char *mem_store_states(mem_shard_t *sh, const mem_keys_t *keys,
         }
     }
     for (i = 0; i < n; i++) {
+        mem_shard_t *sh = keys->shard[i];
         mem_entry_t **link;
 
         if (found[i] != NULL) {
@@ -329,7 +420,7 @@ static const char *mem_store_states(mem_shard_t *sh, const mem_keys_t *keys,
             memcpy(fresh[i]->key, keys->key[i], keys->len[i]);
             if (mem_find(sh, keys->key[i], keys->len[i], keys->hash[i],
                          &link) != NULL) {
-                /* two limits with one suffix: the later one wins */
+                /* two limits with one key: the later one wins */
                 (*link)->st = states[i];
                 continue;
             }
@@ -344,32 +435,56 @@ static const char *mem_store_states(mem_shard_t *sh, const mem_keys_t *keys,
     return NULL;
 }
 
-/* Decides op under its shard's lock and calls cb once, after unlocking.
- * A shortage of memory fails the whole decision and changes nothing. */
+/* The layered form of op for the algorithms: every part's limits by
+ * pointer with their part, and the penalties. */
+static void mem_layered(const rl_store_op_t *op, rl_algo_layered_t *a)
+{
+    int i;
+    int j;
+
+    a->n = 0;
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        rl_store_part_t part;
+
+        rl_store_op_part(op, i, &part);
+        for (j = 0; j < part.nlimits; j++) {
+            a->limits[a->n] = &part.limits[j];
+            a->part[a->n++] = i + 1;
+        }
+    }
+    for (a->m = 0; a->m < op->npenalties; a->m++) {
+        a->penalties[a->m] = op->penalties[a->m].step;
+    }
+    a->cost = op->cost;
+}
+
+/* Decides op under the locks of its shards and calls cb once, after
+ * unlocking. A shortage of memory fails the whole decision and changes
+ * nothing. */
 static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                        void *arg)
 {
     mem_store_t *m = s->impl;
     mem_keys_t keys;
-    mem_shard_t *sh;
-    mem_entry_t *found[RL_MAX_LIMITS];
-    mem_entry_t *fresh[RL_MAX_LIMITS] = {NULL};
-    rl_limit_state_t states[RL_MAX_LIMITS];
+    mem_entry_t *found[MEM_MAX_KEYS];
+    mem_entry_t *fresh[MEM_MAX_KEYS] = {NULL};
+    rl_limit_state_t states[MEM_MAX_KEYS];
+    rl_algo_layered_t lay;
     rl_store_result_t res;
     const char *error;
     int i;
 
-    sh = mem_begin(m, op, cb, arg, &keys, &res);
-    if (sh == NULL) {
+    if (mem_begin(m, op, cb, arg, &keys, &res) != RL_OK) {
         return;
     }
-    mem_load_states(sh, &keys, op->nlimits, res.now_ms, found, states);
-    res.allowed = rl_algo_decide(op->limits, op->nlimits, states, res.now_ms,
-                                 op->cost, res.limits);
-    error = mem_store_states(sh, &keys, op->nlimits, res.now_ms, found, fresh,
+    mem_layered(op, &lay);
+    mem_load_states(&keys, keys.n + keys.m, res.now_ms, found, states);
+    res.allowed = rl_algo_decide_layered(&lay, states, states + keys.n,
+                                         res.now_ms, res.limits, res.penalties);
+    error = mem_store_states(&keys, keys.n + keys.m, res.now_ms, found, fresh,
                              states);
-    pthread_mutex_unlock(&sh->lock);
-    for (i = 0; i < op->nlimits; i++) {
+    mem_keys_lock(&keys, 0);
+    for (i = 0; i < keys.n + keys.m; i++) {
         free(fresh[i]);
     }
     mem_keys_free(&keys);
@@ -381,29 +496,28 @@ static void mem_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
     cb(arg, &res);
 }
 
-/* Removes every key of op (state and block alike), then calls cb once. */
+/* Removes every key of op (state, block and penalty alike), then calls
+ * cb once. */
 static void mem_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                       void *arg)
 {
     mem_store_t *m = s->impl;
     mem_keys_t keys;
-    mem_shard_t *sh;
     rl_store_result_t res;
     int i;
 
-    sh = mem_begin(m, op, cb, arg, &keys, &res);
-    if (sh == NULL) {
+    if (mem_begin(m, op, cb, arg, &keys, &res) != RL_OK) {
         return;
     }
-    for (i = 0; i < op->nlimits; i++) {
+    for (i = 0; i < keys.n + keys.m; i++) {
         mem_entry_t **link;
 
-        if (mem_find(sh, keys.key[i], keys.len[i], keys.hash[i], &link) !=
-            NULL) {
-            mem_unlink(sh, link);
+        if (mem_find(keys.shard[i], keys.key[i], keys.len[i], keys.hash[i],
+                     &link) != NULL) {
+            mem_unlink(keys.shard[i], link);
         }
     }
-    pthread_mutex_unlock(&sh->lock);
+    mem_keys_lock(&keys, 0);
     mem_keys_free(&keys);
     res.status = RL_OK;
     res.allowed = 1;

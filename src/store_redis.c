@@ -275,7 +275,7 @@ static int store_batch_build(store_redis_t *st, store_batch_t *b)
 
     for (i = 0; i < b->nops; i++) {
         need += b->ops[i]->cmd.argc - 3;
-        nkeys += 2 * b->ops[i]->cmd.nlimits;
+        nkeys += b->ops[i]->cmd.nkeys;
     }
     if (need > b->cap) {
         const char **argv = realloc(b->argv, (size_t)need * sizeof(*argv));
@@ -303,7 +303,7 @@ static int store_batch_build(store_redis_t *st, store_batch_t *b)
     for (i = 0; i < b->nops; i++) {
         const rl_redis_cmd_t *c = &b->ops[i]->cmd;
 
-        for (j = 3; j < 3 + 2 * c->nlimits; j++) {
+        for (j = 3; j < 3 + c->nkeys; j++) {
             b->argv[b->argc] = c->argv[j];
             b->argvlen[b->argc++] = c->argvlen[j];
         }
@@ -316,7 +316,7 @@ static int store_batch_build(store_redis_t *st, store_batch_t *b)
     for (i = 0; i < b->nops; i++) {
         const rl_redis_cmd_t *c = &b->ops[i]->cmd;
 
-        for (j = 3 + 2 * c->nlimits; j < c->argc; j++) {
+        for (j = 3 + c->nkeys; j < c->argc; j++) {
             b->argv[b->argc] = c->argv[j];
             b->argvlen[b->argc++] = c->argvlen[j];
         }

@@ -68,8 +68,9 @@ check_true() {
     fi
 }
 
-# decide BASE COST then per limit: SUFFIX ALGO REQUESTS PERIOD BURST BLOCK.
-# Prints the reply on one line.
+# decide BASE COST then per limit: SUFFIX ALGO REQUESTS PERIOD BURST BLOCK
+# (one part, no penalty: protocol v2 of src/store.h). Prints the reply on
+# one line.
 decide() {
     base=$1
     cost=$2
@@ -79,11 +80,11 @@ decide() {
     args=
     while [ $# -ge 6 ]; do
         keys="$keys $base:$1 $base:$1:b"
-        args="$args $2 $3 $4 $5 $6"
+        args="$args $2 $3 $4 $5 $6 1"
         shift 6
     done
     # shellcheck disable=SC2086
-    rc EVALSHA "$SHA" $((2 * n)) $keys "$cost" "$n" $args | tr '\n' ' ' | sed 's/ $//'
+    rc EVALSHA "$SHA" $((2 * n)) $keys "$cost" "$n" 0 $args | tr '\n' ' ' | sed 's/ $//'
 }
 
 # field REPLY I: the I-th (1-based) element of a reply line.
@@ -197,7 +198,7 @@ R=$(decide 'rl:{blk}' 1 g300ms 0 1 300 1 600)
 check "block over" "$(field "$R" 2) $(field "$R" 7)" "1 0"
 
 # Bad arguments are an error reply, not a decision.
-check_true "bad arguments rejected" -n "$(rc EVALSHA "$SHA" 2 a b 1 1 9 1 1000 0 0 2>&1 | grep 'bad limit')"
+check_true "bad arguments rejected" -n "$(rc EVALSHA "$SHA" 2 a b 1 1 0 9 1 1000 0 0 1 2>&1 | grep 'bad limit')"
 
 # The batch form: several requests in one call, decided in order as if
 # each were its own call. Three requests on one fixed window of 2 (the
@@ -205,8 +206,8 @@ check_true "bad arguments rejected" -n "$(rc EVALSHA "$SHA" 2 a b 1 1 9 1 1000 0
 # a bad limit is an error for that request alone.
 B=$(rc EVALSHA "$SHA" 10 'rl:{bt}:f1h' 'rl:{bt}:f1h:b' 'rl:{bt}:f1h' 'rl:{bt}:f1h:b' \
     'rl:{bt}:f1h' 'rl:{bt}:f1h:b' 'rl:{bg}:g1h' 'rl:{bg}:g1h:b' 'rl:{bg}:g1m' 'rl:{bg}:g1m:b' \
-    batch 4 1 1 1 2 3600000 2 0 1 1 1 2 3600000 2 0 1 1 1 2 3600000 2 0 \
-    1 2 0 10 3600000 10 0 0 5 60000 5 0 | tr '\n' ' ')
+    batch 4 1 1 0 1 2 3600000 2 0 1 1 1 0 1 2 3600000 2 0 1 1 1 0 1 2 3600000 2 0 1 \
+    1 2 0 0 10 3600000 10 0 1 0 5 60000 5 0 1 | tr '\n' ' ')
 # redis-cli prints nested arrays flat: 7 + 7 + 7 + 12 integers
 # (now_ms allowed, then per limit allowed remaining reset retry blocked).
 # shellcheck disable=SC2086
@@ -216,11 +217,50 @@ check "batch: window admits, admits, denies" "${2} ${4} ${9} ${11} ${16} ${18}" 
 check "batch: two-limit reply" "${23} ${24} ${25} ${29} ${30}" "1 1 9 1 4"
 check "batch state equals separate calls" "$(rc GET 'rl:{bt}:f1h' | cut -d: -f2)" "2"
 E=$(rc EVALSHA "$SHA" 4 'rl:{be}:f1h' 'rl:{be}:f1h:b' 'rl:{be2}:f1h' 'rl:{be2}:f1h:b' \
-    batch 2 1 1 9 2 3600000 2 0 1 1 1 2 3600000 2 0 2>&1 | tr '\n' ' ')
+    batch 2 1 1 0 9 2 3600000 2 0 1 1 1 0 1 2 3600000 2 0 1 2>&1 | tr '\n' ' ')
 check_true "batch: a bad request fails alone" -n "$(echo "$E" | grep 'bad limit 1')"
 check "batch: the good one is decided" "$(rc GET 'rl:{be2}:f1h' | cut -d: -f2)" "1"
 check_true "batch: a bad layout is refused whole" \
-    -n "$(rc EVALSHA "$SHA" 2 a b batch 2 1 1 1 2 1000 2 0 2>&1 | grep 'bad batch')"
+    -n "$(rc EVALSHA "$SHA" 2 a b batch 2 1 1 0 1 2 1000 2 0 1 2>&1 | grep 'bad batch')"
+
+# Layered decisions: two parts (an account 10/h, part 1; a route 1/h,
+# part 2) and a penalty on part 2 (2 denials within 60 s block 60 s).
+# layered_keys P: the 6 keys of one request under prefix P.
+layered_keys() {
+    echo "$1:{t}a:f1h $1:{t}a:f1h:b $1:{t}r|x:f1h $1:{t}r|x:f1h:b $1:{t}!pen|u:pc $1:{t}!pen|u:pb"
+}
+LAYERED_ARGS="1 2 1 1 10 3600000 10 0 1 1 1 3600000 1 0 2 2 60000 60000 2"
+# layered_fields V...: of each 14-value reply, allowed, part 1's allowed
+# remaining blocked, part 2's allowed remaining blocked, penalty state.
+layered_fields() {
+    out=
+    while [ $# -ge 14 ]; do
+        out="$out$2 $3 $4 $7 $8 $9 ${12} ${13};"
+        shift 14
+    done
+    echo "$out"
+}
+SEP=
+for i in 1 2 3 4; do
+    # shellcheck disable=SC2046,SC2086
+    R=$(rc EVALSHA "$SHA" 6 $(layered_keys rl:sep) $LAYERED_ARGS | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    SEP="$SEP$(layered_fields $R)"
+done
+check "layered: admit, route denies (account keeps 9), block starts, blocked" "$SEP" \
+    "1 1 9 0 1 0 0 0;0 1 9 0 0 0 0 0;0 1 9 0 0 0 0 2;0 1 9 0 1 0 0 1;"
+check "layered: a route denial spends nothing from the account" \
+    "$(rc GET 'rl:sep:{t}a:f1h' | cut -d: -f2)" "1"
+check_true "layered: penalty block marker set" "$(rc PTTL 'rl:sep:{t}!pen|u:pb')" -gt 59000
+check "layered: penalty count cleared" "$(rc EXISTS 'rl:sep:{t}!pen|u:pc')" "0"
+# shellcheck disable=SC2046,SC2086
+B=$(rc EVALSHA "$SHA" 24 $(layered_keys rl:bat) $(layered_keys rl:bat) $(layered_keys rl:bat) \
+    $(layered_keys rl:bat) batch 4 $LAYERED_ARGS $LAYERED_ARGS $LAYERED_ARGS $LAYERED_ARGS |
+    tr '\n' ' ')
+# shellcheck disable=SC2086
+check "layered: batch replies equal separate calls" "$(layered_fields $B)" "$SEP"
+check "layered: batch state equals separate calls" \
+    "$(rc GET 'rl:bat:{t}a:f1h' | cut -d: -f2) $(rc EXISTS 'rl:bat:{t}!pen|u:pb')" "1 1"
 
 echo "lua_check: $CHECKS checks, $FAILS failed"
 [ "$FAILS" -eq 0 ]

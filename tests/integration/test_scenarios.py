@@ -303,13 +303,13 @@ def test_header_styles():
     with service(cfg, "memory") as svc:
         v = svc.verdict(path="/ietf")
         h = v["_http"]
-        eq(h.header("RateLimit-Policy"), '"site-process";q=1;w=300', "RateLimit-Policy")
-        eq(h.header("RateLimit"), '"site-process";r=0;t=300', "RateLimit")
-        eq(v["headers"], {"RateLimit-Policy": '"site-process";q=1;w=300',
-                          "RateLimit": '"site-process";r=0;t=300'}, "ietf headers in the JSON")
+        eq(h.header("RateLimit-Policy"), '"site-process-5m";q=1;w=300', "RateLimit-Policy")
+        eq(h.header("RateLimit"), '"site-process-5m";r=0;t=300', "RateLimit")
+        eq(v["headers"], {"RateLimit-Policy": '"site-process-5m";q=1;w=300',
+                          "RateLimit": '"site-process-5m";r=0;t=300'}, "ietf headers in the JSON")
         v = svc.verdict(path="/ietf")
         eq(v["_http"].header("Retry-After"), "300", "ietf: Retry-After on the denial")
-        eq(v["_http"].header("RateLimit-Policy"), '"site-process";q=1;w=300',
+        eq(v["_http"].header("RateLimit-Policy"), '"site-process-5m";q=1;w=300',
            "RateLimit-Policy on the denial")
 
         v = svc.verdict(path="/xr")

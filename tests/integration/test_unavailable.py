@@ -33,6 +33,14 @@ CFG = config(
     store={"timeout_ms": 50}, access_log={"sample": 1.0}, workers=1)
 
 
+
+def fwd(uri, extra=None):
+    """The headers a forward-auth gateway sends for a GET of uri by tenant t
+    (the forward_auth defaults: X-Original-Method, X-Original-URI)."""
+    h = {"X-Tenant-Id": "t", "X-Original-Method": "GET", "X-Original-URI": uri}
+    h.update(extra or {})
+    return h
+
 def _expect_store_001(body, what):
     """The fixed reply: the STORE_001 error shape and the verdict fields."""
     eq(body.get("code"), "STORE_001", "%s: code" % what)
@@ -98,15 +106,15 @@ def test_unavailable_reply_every_front_end():
            "batch: access lines")
 
         # /v1/authorize.
-        r = svc.request("GET", "/v1/authorize/ingest/x",
-                        headers={"X-Tenant-Id": "t", "X-Request-Id": "req-0002"})
+        r = svc.request("GET", "/v1/authorize",
+                        headers=fwd("/ingest/x", {"X-Request-Id": "req-0002"}))
         eq((r.status, r.json), (503, {"error": "service temporarily unavailable",
                                       "trace_id": "req-0002"}), "authorize: seed 001 body")
-        r = svc.request("GET", "/v1/authorize/maint/x", headers={"X-Tenant-Id": "t"})
+        r = svc.request("GET", "/v1/authorize", headers=fwd("/maint/x"))
         rid = r.header("X-Request-Id")
         eq((r.status, r.json["msg"]), (500, "maint is down (%s)" % rid), "authorize: templated")
         eq([o["status"] for o in lines_of(svc, rid, 1)], [500], "authorize: access line")
-        r = svc.request("GET", "/v1/authorize/plain/x", headers={"X-Tenant-Id": "t"})
+        r = svc.request("GET", "/v1/authorize", headers=fwd("/plain/x"))
         eq((r.status, r.json["code"]), (503, "STORE_001"), "authorize: no unavailable")
 
 

@@ -614,7 +614,7 @@ START_TEST(algo_out_of_range_refused)
         ck_assert(!rl_algo_decide(&l, 1, &st, T0, 1, &r));
         ck_assert_int_eq(st.expires_ms, 0);
         snprintf(l.suffix, sizeof(l.suffix), "x1s");
-        op = (rl_store_op_t){"rl:{x}", 6, &l, 1, 1};
+        op = (rl_store_op_t){"rl:{x}", 6, &l, 1, 1, NULL, 0, NULL, 0};
         ck_assert_str_eq(rl_redis_cmd_check(&op), "bad_op");
         memset(&cmd, 0, sizeof(cmd));
         ck_assert_int_eq(rl_redis_cmd_build(&cmd,
@@ -650,7 +650,7 @@ START_TEST(algo_script_ids_on_the_wire)
     memset(&cmd, 0, sizeof(cmd));
     for (i = 0; i < sizeof(wire) / sizeof(wire[0]); i++) {
         rl_limit_t l = mk(wire[i].algo, 5, 1000, 5, 0);
-        rl_store_op_t op = {"rl:{x}", 6, &l, 1, 1};
+        rl_store_op_t op = {"rl:{x}", 6, &l, 1, 1, NULL, 0, NULL, 0};
 
         snprintf(l.suffix, sizeof(l.suffix), "x1s");
         ck_assert_int_eq(rl_redis_cmd_build(&cmd,
@@ -658,10 +658,11 @@ START_TEST(algo_script_ids_on_the_wire)
                                             "456789",
                                             &op, RL_REDIS_CMD_DECIDE),
                          RL_OK);
-        /* EVALSHA sha 2 key block cost n, then algo requests ... */
-        ck_assert_int_eq(cmd.argc, 12);
-        ck_assert_int_eq(cmd.argvlen[7], strlen(wire[i].id));
-        ck_assert(memcmp(cmd.argv[7], wire[i].id, cmd.argvlen[7]) == 0);
+        /* EVALSHA sha 2 key block cost n m, then algo requests period
+         * burst block part (protocol v2) */
+        ck_assert_int_eq(cmd.argc, 14);
+        ck_assert_int_eq(cmd.argvlen[8], strlen(wire[i].id));
+        ck_assert(memcmp(cmd.argv[8], wire[i].id, cmd.argvlen[8]) == 0);
     }
     rl_redis_cmd_free(&cmd);
 }

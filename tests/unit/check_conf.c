@@ -890,6 +890,34 @@ static const struct {
      "policies[0].unavailable.status: must be an integer from 500 to 599"},
     {P(", \"unavailable\": {\"code\": \"STORE_001\"}"),
      "policies[0].unavailable.code: unknown field"},
+    /* groups, hash_tag, penalties */
+    {P(", \"group\": \"a b\""), "policies[0].group: \"a b\" must be 1 to 64 "
+                                "characters of A-Z a-z 0-9 _ . -"},
+    {P(", \"key\": [\"tenant\"], \"hash_tag\": [\"user\"]"),
+     "policies[0].hash_tag[0]: \"user\" is not in the policy's key"},
+    {P(", \"key\": [\"tenant\"], \"hash_tag\": []"),
+     "policies[0].hash_tag: must be an array of 1 to 8 key fields"},
+    {P(", \"penalty\": \"nope\""),
+     "policies[0].penalty: \"nope\" is not in the top-level \"penalties\""},
+    {"{\"penalties\": [{\"name\": \"p\", \"key\": [\"route\"], "
+     "\"denials\": 1, \"within\": \"1s\", \"block\": \"1s\"}], "
+     "\"policies\": []}",
+     "penalties[0].key[0]: must be one of tenant, user, ip, method, "
+     "header.NAME"},
+    {"{\"penalties\": [{\"name\": \"p\", \"key\": [\"user\"], "
+     "\"within\": \"1s\", \"block\": \"1s\"}], \"policies\": []}",
+     "penalties[0].denials: is required"},
+    {"{\"penalties\": [{\"name\": \"p\", \"key\": [\"user\"], "
+     "\"denials\": 1, \"within\": \"1s\", \"block\": \"1s\"}, "
+     "{\"name\": \"p\", \"key\": [\"ip\"], \"denials\": 1, \"within\": "
+     "\"1s\", \"block\": \"1s\"}], \"policies\": []}",
+     "penalties[1]: name \"p\" is used by penalties[0]"},
+    {"{\"store\": {\"type\": \"redis\", \"cluster\": true, \"nodes\": "
+     "[\"127.0.0.1:7000\"]}, \"policies\": [{" BASE ", " LIM1
+     ", \"group\": \"g\"}, {\"name\": \"b\", \"match\": {\"path\": "
+     "\"/*\"}, " LIM1 "}]}",
+     "policies[0].hash_tag: required with a Redis Cluster when policies are "
+     "layered (groups or penalties): every policy must share one hash_tag"},
 };
 
 /* "unavailable": absent by default (the STORE_001 reply); status 503 by

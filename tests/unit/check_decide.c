@@ -54,6 +54,87 @@ START_TEST(verdict_picks_fewest_remaining_when_allowed)
 }
 END_TEST
 
+static int layered_shadow_a; /* policy a in shadow mode */
+
+/* Two applied policies (file order a, b), one limit each, and a penalty
+ * on b: the deciding policy per ISSUE 12. */
+static void layered(const rl_store_result_t *res, rl_verdict_t *v,
+                    rl_penalty_t *pen)
+{
+    static rl_limit_t la, lb;
+    static rl_policy_t pa, pb;
+    rl_verdict_part_t parts[2];
+    const rl_penalty_t *pens[1] = {pen};
+    unsigned masks[1] = {2};
+    int tests[2] = {0, 0};
+
+    la = mk_limit(100, 60000);
+    lb = mk_limit(30, 60000);
+    pa = mk_policy();
+    pb = mk_policy();
+    pa.name = "a";
+    pa.shadow = layered_shadow_a;
+    pb.name = "b";
+    pb.deny_status = 403;
+    parts[0] = (rl_verdict_part_t){&pa, &la, 1, NULL};
+    parts[1] = (rl_verdict_part_t){&pb, &lb, 1, NULL};
+    rl_decide_verdict_layered(parts, 2, pens, masks, 1, tests, res, v);
+}
+
+START_TEST(verdict_layered_deciding_policy)
+{
+    rl_penalty_t pen;
+    rl_store_result_t res;
+    rl_verdict_t v;
+
+    memset(&pen, 0, sizeof(pen));
+    pen.name = "ham";
+    pen.deny_status = 418;
+    memset(&res, 0, sizeof(res));
+    /* Allowed: the policy with the fewest remaining (b), both listed. */
+    res.allowed = 1;
+    res.limits[0] = (rl_limit_result_t){1, 0, 7, 100, 0};
+    res.limits[1] = (rl_limit_result_t){1, 0, 3, 100, 0};
+    layered(&res, &v, &pen);
+    ck_assert_str_eq(v.policy->name, "b");
+    ck_assert_int_eq(v.npolicies, 2);
+    ck_assert_str_eq(v.policies[0].policy->name, "a");
+    ck_assert_int_eq(v.remaining, 3);
+    ck_assert_ptr_null(v.penalty);
+    /* Tie: file order. */
+    res.limits[1].remaining = 7;
+    layered(&res, &v, &pen);
+    ck_assert_str_eq(v.policy->name, "a");
+    /* Denied by a: a decides, with its status. */
+    res.allowed = 0;
+    res.limits[0] = (rl_limit_result_t){0, 0, 0, 100, 500};
+    layered(&res, &v, &pen);
+    ck_assert_str_eq(v.policy->name, "a");
+    ck_assert_int_eq(v.status, 429);
+    ck_assert_int_eq(v.retry_after_ms, 500);
+    /* Both deny and a is in shadow mode: the enforced b decides. */
+    res.limits[1] = (rl_limit_result_t){0, 0, 0, 100, 700};
+    layered_shadow_a = 1;
+    layered(&res, &v, &pen);
+    ck_assert_str_eq(v.policy->name, "b");
+    ck_assert_int_eq(v.allowed, 0);
+    ck_assert_int_eq(v.status, 403);
+    layered_shadow_a = 0;
+    res.limits[1] = (rl_limit_result_t){1, 0, 7, 100, 0};
+    /* Blocked by the penalty (on b): b decides, the penalty's status and
+     * time left, remaining 0. */
+    res.limits[0] = (rl_limit_result_t){1, 0, 7, 100, 0};
+    res.penalties[0] = (rl_penalty_result_t){RL_PENALTY_BLOCKING, 9000};
+    layered(&res, &v, &pen);
+    ck_assert_str_eq(v.policy->name, "b");
+    ck_assert_str_eq(v.penalty, "ham");
+    ck_assert_int_eq(v.blocked, 1);
+    ck_assert_int_eq(v.status, 418);
+    ck_assert_int_eq(v.retry_after_ms, 9000);
+    ck_assert_int_eq(v.remaining, 0);
+}
+END_TEST
+
 START_TEST(verdict_denied_describes_longest_wait)
 {
     rl_limit_t limits[2] = {mk_limit(5, 1000), mk_limit(60, 60000)};
@@ -246,6 +327,7 @@ int main(void)
 
     tcase_add_test(tc, verdict_picks_fewest_remaining_when_allowed);
     tcase_add_test(tc, verdict_denied_describes_longest_wait);
+    tcase_add_test(tc, verdict_layered_deciding_policy);
     tcase_add_test(tc, verdict_shadow_never_denies);
     tcase_add_test(tc, decide_end_to_end_memory_store);
     suite_add_tcase(s, tc);

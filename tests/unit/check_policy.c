@@ -817,6 +817,84 @@ START_TEST(test_key_longest_fits)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Layers: groups, hash_tag, penalty keys
+ * ---------------------------------------------------------------------- */
+
+static const char *layer_conf =
+    "{\"store\": {\"prefix\": \"rl\"},"
+    " \"penalties\": [{\"name\": \"ham\", \"key\": [\"tenant\", \"user\"],"
+    "  \"denials\": 5, \"within\": \"1m\", \"block\": \"10m\"}],"
+    " \"policies\": ["
+    " {\"name\": \"route\", \"match\": {\"path\": \"/r/{id}\"},"
+    "  \"key\": [\"tenant\", \"path.id\"], \"hash_tag\": [\"tenant\"],"
+    "  \"penalty\": \"ham\", \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
+    " {\"name\": \"account\", \"group\": \"account\", \"match\": {\"path\": "
+    "\"/*\"},"
+    "  \"key\": [\"tenant\"], \"limits\": [{\"requests\": 1, \"per\": "
+    "\"1s\"}]},"
+    " {\"name\": \"catch\", \"match\": {\"path\": \"/*\"},"
+    "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]}"
+    "]}";
+
+START_TEST(test_find_all_groups)
+{
+    rl_conf_t *conf = conf_from(layer_conf);
+    rl_match_t m[RL_MAX_OP_PARTS];
+    rl_request_t req;
+
+    req_init(&req, "GET", "/r/7");
+    ck_assert_int_eq(rl_policy_find_all(conf, &req, m, RL_MAX_OP_PARTS), 2);
+    ck_assert_str_eq(m[0].policy->name, "route");
+    ck_assert_str_eq(m[1].policy->name, "account");
+    req_init(&req, "GET", "/other");
+    ck_assert_int_eq(rl_policy_find_all(conf, &req, m, RL_MAX_OP_PARTS), 2);
+    ck_assert_str_eq(m[0].policy->name, "account");
+    ck_assert_str_eq(m[1].policy->name, "catch");
+    req.policy = "catch";
+    ck_assert_int_eq(rl_policy_find_all(conf, &req, m, RL_MAX_OP_PARTS), 1);
+    ck_assert_str_eq(m[0].policy->name, "catch");
+    rl_conf_free(conf);
+}
+END_TEST
+
+START_TEST(test_key_hash_tag_and_penalty)
+{
+    rl_conf_t *conf = conf_from(layer_conf);
+    rl_match_t m[RL_MAX_OP_PARTS];
+    rl_request_t req;
+    char buf[RL_KEY_MAX];
+    const char *missing;
+
+    req_init(&req, "GET", "/r/a}b");
+    req.tenant = "t{1}";
+    req.user = "u|2";
+    ck_assert_int_eq(rl_policy_find_all(conf, &req, m, RL_MAX_OP_PARTS), 2);
+    ck_assert_int_gt(rl_policy_key(m[0].policy, "rl", &req, &m[0], buf,
+                                   sizeof(buf), &missing),
+                     0);
+    ck_assert_str_eq(buf, "rl:{t%7B1%7D}route|t%7B1%7D|a%7Db");
+    ck_assert_int_gt(rl_policy_key(m[1].policy, "rl", &req, &m[1], buf,
+                                   sizeof(buf), &missing),
+                     0);
+    ck_assert_str_eq(buf, "rl:{account|t%7B1%7D}");
+    ck_assert_int_gt(rl_penalty_key(&conf->penalties[0], "rl", m[0].policy,
+                                    &m[0], &req, buf, sizeof(buf), &missing),
+                     0);
+    ck_assert_str_eq(buf, "rl:{t%7B1%7D}!ham|t%7B1%7D|u%7C2");
+    ck_assert_int_gt(rl_penalty_key(&conf->penalties[0], "rl", m[1].policy,
+                                    &m[1], &req, buf, sizeof(buf), &missing),
+                     0);
+    ck_assert_str_eq(buf, "rl:{!ham|t%7B1%7D|u%7C2}");
+    req.user = NULL;
+    ck_assert_int_eq(rl_penalty_key(&conf->penalties[0], "rl", m[0].policy,
+                                    &m[0], &req, buf, sizeof(buf), &missing),
+                     -1);
+    ck_assert_str_eq(missing, "user");
+    rl_conf_free(conf);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *policy_suite(void)
 {
@@ -847,6 +925,8 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_key_no_shift);
     tcase_add_test(tc, test_key_slot_from_tag_only);
     tcase_add_test(tc, test_key_longest_fits);
+    tcase_add_test(tc, test_find_all_groups);
+    tcase_add_test(tc, test_key_hash_tag_and_penalty);
     suite_add_tcase(s, tc);
     return s;
 }

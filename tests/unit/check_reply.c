@@ -125,8 +125,8 @@ static const header_case_t header_cases[] = {
      300000,
      299512,
      3,
-     {{"RateLimit-Policy", "\"site-process\";q=1;w=300"},
-      {"RateLimit", "\"site-process\";r=0;t=300"},
+     {{"RateLimit-Policy", "\"site-process-5m\";q=1;w=300"},
+      {"RateLimit", "\"site-process-5m\";r=0;t=300"},
       {"Retry-After", "300"}}},
     {"ietf allowed, reset rounded up",
      RL_HEADERS_IETF,
@@ -136,8 +136,8 @@ static const header_case_t header_cases[] = {
      17001,
      0,
      2,
-     {{"RateLimit-Policy", "\"site-process\";q=60;w=60"},
-      {"RateLimit", "\"site-process\";r=42;t=18"}}},
+     {{"RateLimit-Policy", "\"site-process-1m\";q=60;w=60"},
+      {"RateLimit", "\"site-process-1m\";r=42;t=18"}}},
     {"none allowed",
      RL_HEADERS_NONE,
      &limit_5m,
@@ -244,8 +244,8 @@ START_TEST(test_headers_ietf_name_escaped)
     rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
 
     ck_assert_int_eq(rl_reply_headers(&v, out), 2);
-    ck_assert_str_eq(out[0].value, "\"a\\\"b\\\\c\";q=1;w=300");
-    ck_assert_str_eq(out[1].value, "\"a\\\"b\\\\c\";r=1;t=0");
+    ck_assert_str_eq(out[0].value, "\"a\\\"b\\\\c-5m\";q=1;w=300");
+    ck_assert_str_eq(out[1].value, "\"a\\\"b\\\\c-5m\";r=1;t=0");
 }
 END_TEST
 
@@ -508,7 +508,8 @@ START_TEST(test_decision_denied_issue_example)
     s = dump(d);
     ck_assert_str_eq(
         s,
-        "{\"allowed\":false,\"policy\":\"site-process\",\"limit\":1,"
+        "{\"allowed\":false,\"policy\":\"site-process\",\"policies\":[\"site-"
+        "process\"],\"limit\":1,"
         "\"remaining\":0,"
         "\"reset_after_ms\":300000,\"retry_after_ms\":299512,\"blocked\":false,"
         "\"degraded\":false,\"status\":429,"
@@ -530,7 +531,8 @@ START_TEST(test_decision_allowed)
     char *s = dump(d);
 
     ck_assert_str_eq(
-        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,"
+        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"policies\":[\"per-"
+           "minute\"],\"limit\":60,"
            "\"remaining\":59,"
            "\"reset_after_ms\":1000,\"retry_after_ms\":0,\"blocked\":false,"
            "\"degraded\":false,\"status\":200,"
@@ -556,7 +558,8 @@ START_TEST(test_decision_blocked_test_header)
     s = dump(d);
     ck_assert_str_eq(
         s,
-        "{\"allowed\":false,\"policy\":\"burst\",\"limit\":1000,\"remaining\":"
+        "{\"allowed\":false,\"policy\":\"burst\",\"policies\":[\"burst\"],"
+        "\"limit\":1000,\"remaining\":"
         "0,"
         "\"reset_after_ms\":10000,\"retry_after_ms\":9000,\"blocked\":true,"
         "\"degraded\":false,\"status\":429,\"headers\":{\"Retry-After\":\"9\"},"
@@ -577,7 +580,8 @@ START_TEST(test_decision_no_policy)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s, "{\"allowed\":true,\"policy\":null,\"limit\":0,\"remaining\":0,"
+        s, "{\"allowed\":true,\"policy\":null,\"policies\":[],\"limit\":0,"
+           "\"remaining\":0,"
            "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
            "\"degraded\":false,\"status\":200,\"headers\":{}}");
     free(s);
@@ -597,7 +601,8 @@ START_TEST(test_decision_degraded_open)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"limit\":60,"
+        s, "{\"allowed\":true,\"policy\":\"per-minute\",\"policies\":[\"per-"
+           "minute\"],\"limit\":60,"
            "\"remaining\":0,"
            "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
            "\"degraded\":true,\"status\":200,\"headers\":{},\"degraded_"
@@ -622,7 +627,8 @@ START_TEST(test_decision_degraded_closed)
     s = dump(d);
     ck_assert_str_eq(
         s,
-        "{\"allowed\":false,\"policy\":\"per-minute\",\"limit\":60,"
+        "{\"allowed\":false,\"policy\":\"per-minute\",\"policies\":[\"per-"
+        "minute\"],\"limit\":60,"
         "\"remaining\":0,"
         "\"reset_after_ms\":0,\"retry_after_ms\":0,\"blocked\":false,"
         "\"degraded\":true,\"status\":503,\"headers\":{\"Retry-After\":\"1\"},"
@@ -648,14 +654,14 @@ START_TEST(test_decision_shadow)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s,
-        "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":0,"
-        "\"reset_after_ms\":60000,\"retry_after_ms\":1500,\"blocked\":false,"
-        "\"degraded\":false,\"status\":200,"
-        "\"headers\":{\"RateLimit-Policy\":\"\\\"trial\\\";q=60;w=60\","
-        "\"RateLimit\":\"\\\"trial\\\";r=0;t=60\"},"
-        "\"shadow\":{\"would_deny\":true,\"status\":503,"
-        "\"body\":{\"message\":\"retry in 2s (trial)\"}}}");
+        s, "{\"allowed\":true,\"policy\":\"trial\",\"policies\":[\"trial\"],"
+           "\"limit\":60,\"remaining\":0,"
+           "\"reset_after_ms\":60000,\"retry_after_ms\":1500,\"blocked\":false,"
+           "\"degraded\":false,\"status\":200,"
+           "\"headers\":{\"RateLimit-Policy\":\"\\\"trial-1m\\\";q=60;w=60\","
+           "\"RateLimit\":\"\\\"trial-1m\\\";r=0;t=60\"},"
+           "\"shadow\":{\"would_deny\":true,\"status\":503,"
+           "\"body\":{\"message\":\"retry in 2s (trial)\"}}}");
     free(s);
     json_decref(d);
 
@@ -663,13 +669,13 @@ START_TEST(test_decision_shadow)
     d = rl_reply_decision(&v);
     s = dump(d);
     ck_assert_str_eq(
-        s,
-        "{\"allowed\":true,\"policy\":\"trial\",\"limit\":60,\"remaining\":12,"
-        "\"reset_after_ms\":48000,\"retry_after_ms\":0,\"blocked\":false,"
-        "\"degraded\":false,\"status\":200,"
-        "\"headers\":{\"RateLimit-Policy\":\"\\\"trial\\\";q=60;w=60\","
-        "\"RateLimit\":\"\\\"trial\\\";r=12;t=48\"},"
-        "\"shadow\":{\"would_deny\":false}}");
+        s, "{\"allowed\":true,\"policy\":\"trial\",\"policies\":[\"trial\"],"
+           "\"limit\":60,\"remaining\":12,"
+           "\"reset_after_ms\":48000,\"retry_after_ms\":0,\"blocked\":false,"
+           "\"degraded\":false,\"status\":200,"
+           "\"headers\":{\"RateLimit-Policy\":\"\\\"trial-1m\\\";q=60;w=60\","
+           "\"RateLimit\":\"\\\"trial-1m\\\";r=12;t=48\"},"
+           "\"shadow\":{\"would_deny\":false}}");
     free(s);
     json_decref(d);
     json_decref(p.deny_body);
@@ -689,7 +695,13 @@ static const char *writer_names[] = {
 START_TEST(test_decision_writer_matches_jansson)
 {
     rl_limit_t l = {RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m"};
-    int name_i = _i / 128;
+    rl_limit_t la[2] = {{RL_ALGO_FIXED_WINDOW, 100, 60000, 100, 0, "f1m"},
+                        {RL_ALGO_GCRA, 5, 1000, 5, 0, "g1s"}};
+    rl_limit_result_t ra[2] = {{1, 0, 3, 1000, 0}, {1, 0, 1, 200, 0}};
+    rl_limit_result_t rl = {1, 0, 41, 12345, 0};
+    rl_penalty_t pen;
+    int layers = _i / 512; /* two applied policies and a penalty */
+    int name_i = (_i / 128) % 4;
     int style = (_i / 32) % 4;
     int shape = _i % 32;
     json_t *ovr_body = json_pack("{s:s}", "error", "suspended ({policy})");
@@ -724,6 +736,20 @@ START_TEST(test_decision_writer_matches_jansson)
         v.override = (shape & 1) ? "admin" : "config";
         v.deny_body = (shape & 2) ? ovr_body : NULL;
     }
+    memset(&pen, 0, sizeof(pen));
+    pen.name = "hammer\"ing";
+    if (layers && (shape & 15) != 15) {
+        rl_policy_t *acct = &p; /* the same policy twice would do too */
+
+        v.policies[0] = (rl_verdict_part_t){acct, la, 2, ra};
+        v.policies[1] = (rl_verdict_part_t){&p, &l, 1, &rl};
+        v.npolicies = 2;
+        v.penalty = pen.name;
+        v.penalty_def = &pen;
+        if (shape & 1) {
+            pen.deny_body = json_pack("{s:s}", "blocked", "{retry_after}");
+        }
+    }
     if ((shape & 15) == 15) {
         v.policy = NULL; /* no policy applies */
     }
@@ -735,6 +761,10 @@ START_TEST(test_decision_writer_matches_jansson)
     ck_assert_uint_lt(len, sizeof(buf));
     ck_assert_str_eq(buf, want);
     ck_assert_uint_eq(len, strlen(want));
+    if (layers && (shape & 15) != 15) {
+        ck_assert_ptr_nonnull(strstr(buf, ",\"penalty\":\"hammer\\\"ing\""));
+        ck_assert_ptr_nonnull(strstr(buf, "\"policies\":["));
+    }
     for (cap = 0; cap <= len; cap++) {
         ck_assert_uint_ge(rl_reply_decision_write(&v, buf, cap), cap);
     }
@@ -742,6 +772,7 @@ START_TEST(test_decision_writer_matches_jansson)
     json_decref(d);
     json_decref(p.deny_body);
     json_decref(ovr_body);
+    json_decref(pen.deny_body);
 }
 END_TEST
 
@@ -761,7 +792,8 @@ START_TEST(test_decision_override)
     v.deny_body = body;
     rl_reply_decision_write(&v, buf, sizeof(buf));
     ck_assert_str_eq(
-        buf, "{\"allowed\":false,\"policy\":\"tenants\",\"limit\":1000,"
+        buf, "{\"allowed\":false,\"policy\":\"tenants\","
+             "\"policies\":[\"tenants\"],\"limit\":1000,"
              "\"remaining\":0,\"reset_after_ms\":5000,\"retry_after_ms\":0,"
              "\"blocked\":false,\"degraded\":false,\"status\":403,"
              "\"headers\":{\"Retry-After\":\"1\"},"
@@ -814,7 +846,8 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_decision_degraded_open);
     tcase_add_test(tc, test_decision_degraded_closed);
     tcase_add_test(tc, test_decision_shadow);
-    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0, 4 * 128);
+    tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0,
+                        2 * 4 * 4 * 32);
     tcase_add_test(tc, test_decision_override);
     suite_add_tcase(s, tc);
     return s;

@@ -336,6 +336,7 @@ static result_t decide(rl_store_t *s, const char *base)
     result_t r;
 
     memset(&r, 0, sizeof(r));
+    memset(&op, 0, sizeof(op));
     op.base_key = base;
     op.base_len = strlen(base);
     op.limits = &g_limit;
@@ -443,6 +444,36 @@ START_TEST(test_routes_by_slot)
     ck_assert_int_eq(g_nodes[1].evalsha, 2);
     ck_assert_int_eq(g_nodes[0].script_load, 1);
     ck_assert_int_eq(g_nodes[1].script_load, 1);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A layered op whose parts share no slot fails alone with "cross_slot",
+ * sending nothing (a loaded config never builds one: conf.c's rule). */
+START_TEST(test_layered_one_slot)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    rl_store_part_t parts[2];
+    rl_store_op_t op;
+    result_t r;
+    char lo[64];
+    char hi[64];
+
+    key_in(0, 8191, lo, sizeof(lo));
+    key_in(8192, 16383, hi, sizeof(hi));
+    parts[0] = (rl_store_part_t){lo, strlen(lo), &g_limit, 1};
+    parts[1] = (rl_store_part_t){hi, strlen(hi), &g_limit, 1};
+    memset(&op, 0, sizeof(op));
+    op.parts = parts;
+    op.nparts = 2;
+    op.cost = 1;
+    memset(&r, 0, sizeof(r));
+    rl_store_decide(s, &op, result_cb, &r);
+    ck_assert_msg(run_until(pred_result, &r, 2000), "no result");
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "cross_slot");
+    ck_assert_int_eq(g_nodes[0].evalsha + g_nodes[1].evalsha, 0);
     rl_store_free(s);
 }
 END_TEST
@@ -857,6 +888,7 @@ START_TEST(test_free_ends_pending_ops)
     memset(&inflight, 0, sizeof(inflight));
     queue(0, "-TRYAGAIN Multiple keys request during rehashing of slot\r\n", 0,
           1);
+    memset(&op, 0, sizeof(op));
     op.base_key = lo;
     op.base_len = strlen(lo);
     op.limits = &g_limit;
@@ -887,6 +919,7 @@ static Suite *store_cluster_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_routes_by_slot);
+    tcase_add_test(tc, test_layered_one_slot);
     tcase_add_test(tc, test_nodes_and_coverage);
     tcase_add_test(tc, test_moved_updates_map);
     tcase_add_test(tc, test_moved_to_new_node);

@@ -143,6 +143,7 @@ static rl_store_op_t mk_op(const char *base, const rl_limit_t *limits, int n,
 {
     rl_store_op_t op;
 
+    memset(&op, 0, sizeof(op));
     op.base_key = base;
     op.base_len = strlen(base);
     op.limits = limits;
