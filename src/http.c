@@ -164,6 +164,14 @@ int rl_http_server_take_large(rl_http_server_t *s)
     return seen;
 }
 
+/* Frees the server's free requests beyond RL_HTTP_REQ_POOL_IDLE. */
+void rl_http_server_shrink(rl_http_server_t *s)
+{
+    while (s->nreq_pool > RL_HTTP_REQ_POOL_IDLE) {
+        free(s->req_pool[--s->nreq_pool]);
+    }
+}
+
 /* Requests the handler owns now. */
 int rl_http_server_inflight(const rl_http_server_t *s)
 {

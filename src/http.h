@@ -71,6 +71,11 @@ void rl_http_server_stop_accepting(rl_http_server_t *s);
  * such a request used back to the system once idle. */
 int rl_http_server_take_large(rl_http_server_t *s);
 
+/* Gives back what the server kept from a burst: its pool of free
+ * requests shrinks to 16 (at most 256 are kept while busy). Worker
+ * thread, between requests. */
+void rl_http_server_shrink(rl_http_server_t *s);
+
 /* Requests being handled and connections open now. */
 int rl_http_server_inflight(const rl_http_server_t *s);
 int rl_http_server_connections(const rl_http_server_t *s);

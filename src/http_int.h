@@ -27,8 +27,16 @@ typedef enum {
     CONN_CLOSING   /* flushing a last reply, then close */
 } rl_http_conn_state_t;
 
-/* Free requests a server keeps for reuse; more are freed. */
+/* Free requests a server keeps for reuse; more are freed. Once the
+ * worker is idle, rl_http_server_shrink frees all but RL_HTTP_REQ_POOL_IDLE. */
 #define RL_HTTP_REQ_POOL 256
+#define RL_HTTP_REQ_POOL_IDLE 16
+
+/* Between requests a connection keeps a head buffer of at most this many
+ * bytes, and a body buffer of at most RL_HTTP_BODY_KEEP; larger ones are
+ * freed when the request ends. */
+#define RL_HTTP_HEAD_KEEP 4096
+#define RL_HTTP_BODY_KEEP 65536
 
 /* Input this large marks the server for rl_http_server_take_large. */
 #define RL_HTTP_LARGE 65536
