@@ -515,7 +515,15 @@ static void conn_process(rl_http_conn_t *c)
 {
     while ((c->state == CONN_IDLE || c->state == CONN_READING) &&
            !c->read_paused) {
-        if (!conn_parse(c) || conn_dispatch(c) != 0) {
+        if (!conn_parse(c)) {
+            /* A half-closed peer sends nothing more: what is left of its
+             * input can never complete a request. */
+            if (c->read_eof && c->state != CONN_CLOSING) {
+                rl_http_conn_close_soon(c);
+            }
+            return;
+        }
+        if (conn_dispatch(c) != 0) {
             return;
         }
     }
