@@ -89,6 +89,11 @@ void *rl_http_req_arg(const rl_http_req_t *req);
 /* The address of the client that sent req (AF_INET or AF_INET6). */
 const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req);
 
+/* Says that req carries n decisions (a batch of n items; a request
+ * weighs 1 otherwise), for http.max_inflight_decisions. Worker thread,
+ * before req is answered. */
+void rl_http_req_decisions(rl_http_req_t *req, int64_t n);
+
 /* The request parser (rl_http_parse_head) is in http_parse.h. */
 
 /* Header lookup on a request, case-insensitive; NULL if absent. */

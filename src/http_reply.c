@@ -180,6 +180,7 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
                        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
 
     s->inflight--;
+    rl_http_conn_release(c);
     if (c->peer_gone) {
         rl_http_conn_close_soon(c);
         return;
