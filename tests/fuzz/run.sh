@@ -23,7 +23,8 @@ for arg in "$@"; do
     *) TARGETS+=("$arg") ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
+    reply_template)
 
 # The sources each target links, besides its own fuzz_NAME.c.
 declare -A SOURCES=(
@@ -32,13 +33,17 @@ declare -A SOURCES=(
     [pattern]="src/policy.c src/request.c src/conf.c src/redis_tls.c src/log.c src/util.c"
     [http_head]="src/http_parse.c"
     [http_chunked]="src/http_parse.c"
+    [http_conn]="src/http.c src/http_conn.c src/http_reply.c src/http_parse.c src/errors.c src/loop.c src/util.c src/bev_write.c src/log.c"
+    [resp]="src/redis_cmd.c src/algo.c src/algo_mem.c src/util.c"
+    [auth]="src/auth.c src/errors.c src/util.c src/request.c"
+    [reply_template]="src/reply.c src/errors.c src/util.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I"$ROOT/src")
 # shellcheck disable=SC2207 # pkg-config prints a list of flags
-PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl))
+PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis))
 
 mkdir -p "$OUT"
 failed=0
