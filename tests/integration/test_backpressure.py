@@ -11,6 +11,7 @@ import threading
 import time
 
 from harness import (SLOW, check, config, eq, limit, metric, policy, scrape, service)
+from test_framing import read_one_reply
 
 FLOOD_CONNS = 200
 BATCH = 1000
@@ -27,23 +28,10 @@ def _batch_request(conn_no):
 
 def _read_reply(s):
     """Reads one reply; returns (status, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    head, body = buf.split(b"\r\n\r\n", 1)
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        body += chunk
+    reply = read_one_reply(s)
+    if not reply:
+        raise ConnectionError("closed")
+    head, body = reply.split(b"\r\n\r\n", 1)
     return int(head.split()[1]), body
 
 

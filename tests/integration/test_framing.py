@@ -22,8 +22,9 @@ def _raise_nofile(n):
     return want
 
 
-def _read_reply(s):
-    """Reads one reply with a Content-Length from s; returns its bytes."""
+def read_one_reply(s):
+    """Reads one reply with a Content-Length from s; returns its bytes
+    (b"" if s closed first). Shared with test_backpressure.py."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = s.recv(65536)
@@ -76,7 +77,7 @@ def test_idle_connections_hold_no_head_buffer():
                 s = socket.create_connection(("127.0.0.1", svc.port), timeout=10 * SLOW)
                 socks.append(s)
                 s.sendall(req)
-                reply = _read_reply(s)
+                reply = read_one_reply(s)
                 check(reply.startswith(b"HTTP/1.1 200 "), "connection %d got %r" % (i, reply[:60]))
             held_kb = _vm_rss_settled(pid, idle_kb + budget_kb, 5.0 * SLOW)
             print("VmRSS: %d kB idle, %d kB with %d idle connections (+%d kB)" %
@@ -85,7 +86,7 @@ def test_idle_connections_hold_no_head_buffer():
                   (len(socks), held_kb - idle_kb, budget_kb))
             # They are still open and served.
             socks[0].sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-            check(_read_reply(socks[0]).startswith(b"HTTP/1.1 200 "), "a kept connection answers")
+            check(read_one_reply(socks[0]).startswith(b"HTTP/1.1 200 "), "a kept connection answers")
         finally:
             for s in socks:
                 s.close()
