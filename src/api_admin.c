@@ -3,8 +3,10 @@
  * Both answer 404 unless "admin": {"enabled": true}, and then require
  * "Authorization: Bearer <key>" whose SHA-256 equals admin.key_sha256,
  * compared in constant time (401 AUTH_002 when missing, AUTH_001 when
- * wrong). The header is read by the bearer check that caller
- * authentication uses (rl_auth_bearer_key). */
+ * wrong, 400 when Authorization is repeated). Failures count against the
+ * address like caller authentication's (429 past auth.max_failures). The header
+ * is read by the bearer check that caller authentication uses
+ * (rl_auth_bearer_key). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +46,16 @@ int rl_api_admin_authorized(rl_worker_t *w, rl_http_req_t *req)
         rl_api_error(req, RL_ERR_NOT_FOUND, NULL);
         return 0;
     }
+    /* Wrong keys are throttled per address like caller authentication. */
+    if (rl_server_auth_throttled(w, req)) {
+        return 0;
+    }
     if (rl_auth_bearer_key(req->headers, req->nheaders, digest, &err) != 0) {
+        if (err.status != 401) {
+            rl_api_error(req, err.kind, err.message);
+            return 0;
+        }
+        rl_server_auth_failed(w, req);
         if (err.kind == RL_ERR_AUTH_MISSING) {
             admin_unauthorized(req, RL_ERR_ADMIN_KEY_MISSING, NULL);
         } else {
@@ -55,6 +66,7 @@ int rl_api_admin_authorized(rl_worker_t *w, rl_http_req_t *req)
     ok = rl_consttime_eq(digest, 64, a->key_sha256, 64);
     rl_wipe(digest, sizeof(digest));
     if (!ok) {
+        rl_server_auth_failed(w, req);
         admin_unauthorized(req, RL_ERR_ADMIN_KEY_INVALID, NULL);
         return 0;
     }

@@ -159,6 +159,7 @@ void rl_api_batch(rl_worker_t *w, rl_http_req_t *req)
         goto done;
     }
     n = json_array_size(items);
+    rl_http_req_decisions(req, (int64_t)n); /* back-pressure counts items */
     b = calloc(1, sizeof(*b) + n * sizeof(b->items[0]));
     if (b == NULL) {
         rl_api_error(req, RL_ERR_INTERNAL, NULL);

@@ -20,18 +20,25 @@
 
 #define AUTH_SIG_PREFIX_LEN (sizeof(RL_AUTH_SIG_PREFIX) - 1)
 #define AUTH_TS_DIGITS_MAX 15
-#define AUTH_FAIL_BUCKETS 4096 /* power of two */
-#define AUTH_BLOCK 64          /* SHA-256 block size, for HMAC */
+#define AUTH_FAIL_SETS 1024 /* power of two */
+#define AUTH_FAIL_WAYS 8    /* addresses per set */
+#define AUTH_BLOCK 64       /* SHA-256 block size, for HMAC */
 
-/* One failure bucket: a fixed window and the failures counted in it. */
+/* The failures of one source address (its IPv4 address, or its IPv6 /64)
+ * in a fixed window. len 0: a free entry. */
 typedef struct auth_bucket {
-    int64_t window_start_ms;
+    unsigned char addr[8];
+    unsigned char len; /* 4 (IPv4) or 8 (IPv6 /64) */
     uint32_t failures;
+    int64_t window_start_ms;
 } auth_bucket_t;
 
+/* AUTH_FAIL_SETS x AUTH_FAIL_WAYS addresses (8,192, 192 KB a worker):
+ * an address is looked up by its own bytes, so one that never failed is
+ * never refused, however many others did. */
 typedef struct auth_fail_table {
-    uint64_t seed; /* random: an attacker cannot aim at a bucket */
-    auth_bucket_t buckets[AUTH_FAIL_BUCKETS];
+    uint64_t seed; /* random: an attacker cannot aim at a set */
+    auth_bucket_t sets[AUTH_FAIL_SETS][AUTH_FAIL_WAYS];
 } auth_fail_table_t;
 
 static _Thread_local auth_fail_table_t *tl_fails;
@@ -366,12 +373,18 @@ static int auth_caller_hmac(const rl_conf_auth_t *auth,
 int rl_auth_bearer_key(const rl_header_t *headers, int nheaders,
                        char key_hex[65], rl_auth_error_t *err)
 {
-    static const char *const names[] = {"Authorization"};
     const char *v;
     size_t len;
+    int rc = auth_header(headers, nheaders, "Authorization", &v, &len);
 
-    if (auth_headers(headers, nheaders, names, &v, &len, 1, err) != 0) {
-        return -1;
+    /* Two values: which one a proxy checked is anyone's guess. */
+    if (rc < 0) {
+        return auth_fail(err, RL_ERR_AUTHORIZATION_REPEATED, "%s",
+                         rl_error_message(RL_ERR_AUTHORIZATION_REPEATED));
+    }
+    if (rc == 0) {
+        return auth_fail(err, RL_ERR_AUTH_MISSING,
+                         "missing header Authorization");
     }
     if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0) {
         return auth_fail(err, RL_ERR_AUTH_MISSING,
@@ -519,46 +532,92 @@ static auth_fail_table_t *auth_fail_table(void)
     return tl_fails;
 }
 
-/* The bucket of peer's address (IPv4, or the /64 of IPv6; an IPv4-mapped
- * IPv6 address counts as its IPv4 address), hashed with the table's seed.
- * NULL for other address families. */
-static auth_bucket_t *auth_bucket(auth_fail_table_t *t,
-                                  const struct sockaddr *peer)
+/* The key of peer's address into addr: its IPv4 address (an IPv4-mapped
+ * IPv6 address counts as its IPv4 address), or the /64 of IPv6. Returns
+ * the key's length, 0 for other address families. */
+static size_t auth_addr_key(const struct sockaddr *peer, unsigned char addr[8])
 {
-    const unsigned char *a;
-    size_t n, i;
-    uint64_t h;
+    const struct in6_addr *a6;
 
-    if (peer == NULL) {
-        return NULL;
+    if (peer != NULL && peer->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        return 4;
     }
-    if (peer->sa_family == AF_INET) {
-        a = (const unsigned char *)&((const struct sockaddr_in *)peer)
-                ->sin_addr;
-        n = 4;
-    } else if (peer->sa_family == AF_INET6) {
-        const struct in6_addr *a6 =
-            &((const struct sockaddr_in6 *)peer)->sin6_addr;
-        a = a6->s6_addr;
-        n = 8;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            a += 12;
-            n = 4;
-        }
-    } else {
-        return NULL;
+    if (peer == NULL || peer->sa_family != AF_INET6) {
+        return 0;
     }
-    h = t->seed ^ 0xcbf29ce484222325ULL;
+    a6 = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        memcpy(addr, a6->s6_addr + 12, 4);
+        return 4;
+    }
+    memcpy(addr, a6->s6_addr, 8);
+    return 8;
+}
+
+/* The set of the n-byte key addr, hashed with the table's seed. */
+static auth_bucket_t *auth_set(auth_fail_table_t *t, const unsigned char *addr,
+                               size_t n)
+{
+    uint64_t h = t->seed ^ 0xcbf29ce484222325ULL;
+    size_t i;
+
     for (i = 0; i < n; i++) {
-        h = (h ^ a[i]) * 0x100000001b3ULL;
+        h = (h ^ addr[i]) * 0x100000001b3ULL;
     }
-    /* splitmix64 finaliser: every input bit reaches the bucket index. */
+    /* splitmix64 finaliser: every input bit reaches the set index. */
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 27;
     h *= 0x94d049bb133111ebULL;
     h ^= h >> 31;
-    return &t->buckets[h & (AUTH_FAIL_BUCKETS - 1)];
+    return t->sets[h & (AUTH_FAIL_SETS - 1)];
+}
+
+/* The entry of peer's address: found, or (create) a new one in its set,
+ * taking a free or expired entry, else the one with the fewest failures
+ * (the oldest of those). NULL when not found and not created, or for
+ * other address families. */
+static auth_bucket_t *auth_bucket(auth_fail_table_t *t,
+                                  const struct sockaddr *peer, int create,
+                                  const rl_conf_auth_t *auth, int64_t now_ms)
+{
+    unsigned char addr[8];
+    size_t n = auth_addr_key(peer, addr);
+    auth_bucket_t *set, *victim;
+    int i;
+
+    if (n == 0) {
+        return NULL;
+    }
+    set = auth_set(t, addr, n);
+    for (i = 0; i < AUTH_FAIL_WAYS; i++) {
+        if (set[i].len == n && memcmp(set[i].addr, addr, n) == 0) {
+            return &set[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    victim = &set[0];
+    for (i = 0; i < AUTH_FAIL_WAYS; i++) {
+        auth_bucket_t *b = &set[i];
+        if (b->len == 0 ||
+            now_ms - b->window_start_ms >= auth->failure_window_ms) {
+            victim = b;
+            break;
+        }
+        if (b->failures < victim->failures ||
+            (b->failures == victim->failures &&
+             b->window_start_ms < victim->window_start_ms)) {
+            victim = b;
+        }
+    }
+    memcpy(victim->addr, addr, n);
+    victim->len = (unsigned char)n;
+    victim->failures = 0;
+    victim->window_start_ms = now_ms;
+    return victim;
 }
 
 int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer,
@@ -570,7 +629,7 @@ int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer,
     if (tl_fails == NULL) {
         return 0; /* no failure yet on this thread */
     }
-    b = auth_bucket(tl_fails, peer);
+    b = auth_bucket(tl_fails, peer, 0, auth, now_ms);
     if (b == NULL || b->failures < (uint64_t)auth->max_failures) {
         return 0;
     }
@@ -588,7 +647,7 @@ void rl_auth_note_failure(const rl_conf_auth_t *auth,
     auth_fail_table_t *t = auth_fail_table();
     auth_bucket_t *b;
 
-    if (t == NULL || (b = auth_bucket(t, peer)) == NULL) {
+    if (t == NULL || (b = auth_bucket(t, peer, 1, auth, now_ms)) == NULL) {
         return;
     }
     if (now_ms - b->window_start_ms >= auth->failure_window_ms ||

@@ -91,7 +91,10 @@ const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n,
 
 /* Failed authentications, counted per source address (IPv4 address, or
  * IPv6 /64) in fixed windows of auth->failure_window_ms, in a table owned
- * by the calling thread (no lock). rl_auth_throttled returns 1, with
+ * by the calling thread (no lock). The table stores each address: one
+ * that has not failed is never refused. It holds 8,192 addresses (8 per
+ * hashed set); a new one takes a free or expired entry of its set, else
+ * the one with the fewest failures. rl_auth_throttled returns 1, with
  * *retry_after_s set, while the address has reached auth->max_failures
  * in the current window; rl_auth_note_failure counts one failure. */
 int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer,

@@ -77,6 +77,9 @@ static const conf_field_t http_fields[] = {
      0, &range_http, "60000", NULL},
     {"max_connections", conf_int64, offsetof(rl_conf_http_t, max_connections),
      0, &range_http, "10000", NULL},
+    {"max_inflight_decisions", conf_int64,
+     offsetof(rl_conf_http_t, max_inflight_decisions), 0, &range_http, "2048",
+     NULL},
 };
 static const conf_table_t http_table = {http_fields, CONF_NELEM(http_fields),
                                         NULL};

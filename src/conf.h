@@ -46,11 +46,12 @@ typedef struct rl_conf_store {
 } rl_conf_store_t;
 
 typedef struct rl_conf_http {
-    int64_t max_body_bytes;   /* default 10485760 */
-    int64_t max_header_bytes; /* default 65536 */
-    int64_t read_timeout_ms;  /* default 10000 */
-    int64_t idle_timeout_ms;  /* default 60000 */
-    int64_t max_connections;  /* per worker, default 10000 */
+    int64_t max_body_bytes;         /* default 10485760 */
+    int64_t max_header_bytes;       /* default 65536 */
+    int64_t read_timeout_ms;        /* default 10000 */
+    int64_t idle_timeout_ms;        /* default 60000 */
+    int64_t max_connections;        /* per worker, default 10000 */
+    int64_t max_inflight_decisions; /* per worker, default 2048 */
 } rl_conf_http_t;
 
 /* A caller of the API or a tenant: who it is and how it proves it.

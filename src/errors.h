@@ -33,6 +33,8 @@
     X(AUTH_SUSPENDED, "AUTH_003", 403, "suspended")                            \
     X(AUTH_TIMESTAMP, "AUTH_004", 401, "timestamp must be unix seconds")       \
     X(AUTH_UNKNOWN, "AUTH_005", 401, "caller not found")                       \
+    X(AUTHORIZATION_REPEATED, "BAD_REQUEST", 400,                              \
+      "Authorization appears more than once")                                  \
     X(AUTH_THROTTLED, "RATE_001", 429,                                         \
       "too many failed authentications from this address")                     \
     X(ADMIN_KEY_MISSING, "AUTH_002", 401,                                      \

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include "errors.h"
 #include "log.h"
+#include "loop.h"
 
 #define RL_HTTP_STOP_GRACE_MS 250
 
@@ -23,6 +24,15 @@ void *rl_http_req_arg(const rl_http_req_t *req)
 const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req)
 {
     return (const struct sockaddr *)&req->conn->peer;
+}
+
+/* See http.h: the request's weight against max_inflight_decisions. */
+void rl_http_req_decisions(rl_http_req_t *req, int64_t n)
+{
+    rl_http_conn_t *c = req->conn;
+
+    c->srv->decisions[c->small] += n - c->decisions;
+    c->decisions = n;
 }
 
 /* ---------------------------------------------------------------------
@@ -102,6 +112,12 @@ rl_http_server_t *rl_http_server_new(struct event_base *base, int fd,
         return NULL;
     }
     evconnlistener_set_error_cb(s->listener, accept_error_cb);
+    s->resume = evtimer_new(base, rl_http_conn_resume_cb, s);
+    if (s->resume == NULL) {
+        evconnlistener_free(s->listener);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -164,6 +180,14 @@ int rl_http_server_take_large(rl_http_server_t *s)
     return seen;
 }
 
+/* Frees the server's free requests beyond RL_HTTP_REQ_POOL_IDLE. */
+void rl_http_server_shrink(rl_http_server_t *s)
+{
+    while (s->nreq_pool > RL_HTTP_REQ_POOL_IDLE) {
+        free(s->req_pool[--s->nreq_pool]);
+    }
+}
+
 /* Requests the handler owns now. */
 int rl_http_server_inflight(const rl_http_server_t *s)
 {
@@ -191,5 +215,6 @@ void rl_http_server_free(rl_http_server_t *s)
     while (s->nreq_pool > 0) {
         free(s->req_pool[--s->nreq_pool]);
     }
+    rl_loop_event_free(s->resume);
     free(s);
 }

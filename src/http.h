@@ -71,6 +71,11 @@ void rl_http_server_stop_accepting(rl_http_server_t *s);
  * such a request used back to the system once idle. */
 int rl_http_server_take_large(rl_http_server_t *s);
 
+/* Gives back what the server kept from a burst: its pool of free
+ * requests shrinks to 16 (at most 256 are kept while busy). Worker
+ * thread, between requests. */
+void rl_http_server_shrink(rl_http_server_t *s);
+
 /* Requests being handled and connections open now. */
 int rl_http_server_inflight(const rl_http_server_t *s);
 int rl_http_server_connections(const rl_http_server_t *s);
@@ -83,6 +88,11 @@ void *rl_http_req_arg(const rl_http_req_t *req);
 
 /* The address of the client that sent req (AF_INET or AF_INET6). */
 const struct sockaddr *rl_http_req_peer(const rl_http_req_t *req);
+
+/* Says that req carries n decisions (a batch of n items; a request
+ * weighs 1 otherwise), for http.max_inflight_decisions. Worker thread,
+ * before req is answered. */
+void rl_http_req_decisions(rl_http_req_t *req, int64_t n);
 
 /* The request parser (rl_http_parse_head) is in http_parse.h. */
 

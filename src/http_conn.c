@@ -72,10 +72,93 @@ static void conn_req_put(rl_http_conn_t *c)
     c->req = NULL;
 }
 
+/* ---------------------------------------------------------------------
+ * Back-pressure: held connections
+ * ------------------------------------------------------------------- */
+
+/* Takes c off its server's held queue. */
+static void conn_unhold(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+
+    if (!c->held) {
+        return;
+    }
+    if (c->held_prev != NULL) {
+        c->held_prev->held_next = c->held_next;
+    } else {
+        s->held_head = c->held_next;
+    }
+    if (c->held_next != NULL) {
+        c->held_next->held_prev = c->held_prev;
+    } else {
+        s->held_tail = c->held_prev;
+    }
+    c->held_prev = c->held_next = NULL;
+    c->held = 0;
+}
+
+/* Holds c, whose next request is complete, at the end of the queue while
+ * the worker's decisions are at their cap: reading stops, and so does its
+ * read deadline (a held client is waiting for us, not the other way). */
+static void conn_hold(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+
+    c->held = 1;
+    c->held_next = NULL;
+    c->held_prev = s->held_tail;
+    if (s->held_tail != NULL) {
+        s->held_tail->held_next = c;
+    } else {
+        s->held_head = c;
+    }
+    s->held_tail = c;
+    evtimer_del(c->timer);
+}
+
+/* 1 if c's complete request is small: a body of at most
+ * RL_HTTP_SMALL_BODY bytes, one decision or a few. */
+static int conn_small(const rl_http_conn_t *c)
+{
+    return (c->chunked ? (int64_t)c->body.len : c->content_length) <=
+           RL_HTTP_SMALL_BODY;
+}
+
+/* 1 while s may not start c's complete request. Small requests have a
+ * pool of their own, an eighth of the cap, so that single decisions are
+ * never queued behind batches (whose weight is known only once they
+ * have been parsed: the large pool may overshoot by one batch). */
+static int conn_decisions_full(const rl_http_conn_t *c)
+{
+    const rl_http_server_t *s = c->srv;
+    int64_t cap = s->limits.max_inflight_decisions;
+
+    if (conn_small(c)) {
+        return s->decisions[1] >= (cap / 8 > 0 ? cap / 8 : 1);
+    }
+    return s->decisions[0] >= cap;
+}
+
+/* Releases c's decisions (see http_int.h). */
+void rl_http_conn_release(rl_http_conn_t *c)
+{
+    rl_http_server_t *s = c->srv;
+    struct timeval now = {0, 0};
+
+    s->decisions[c->small] -= c->decisions;
+    c->decisions = 0;
+    if (s->held_head != NULL && !conn_decisions_full(s->held_head)) {
+        evtimer_add(s->resume, &now);
+    }
+}
+
 /* Unlinks c from its server and frees it with all it owns. */
 void rl_http_conn_free(rl_http_conn_t *c)
 {
     rl_http_server_t *s = c->srv;
+
+    conn_unhold(c);
 
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -141,7 +224,8 @@ static void conn_update_reading(rl_http_conn_t *c)
     if (c->state == CONN_CLOSING || c->read_eof) {
         return;
     }
-    pause = evbuffer_get_length(bufferevent_get_output(c->bev)) >
+    pause = c->held ||
+            evbuffer_get_length(bufferevent_get_output(c->bev)) >
                 RL_HTTP_PENDING_OUTPUT_MAX ||
             (c->state == CONN_HANDLING &&
              evbuffer_get_length(bufferevent_get_input(c->bev)) >
@@ -165,10 +249,20 @@ static void conn_reset_request(rl_http_conn_t *c)
     c->continue_sent = 0;
     c->body.len = 0;
     c->consumed = 0;
-    if (c->body.cap > 65536) {
+    /* An idle connection keeps only small buffers: 2,000 kept-alive
+     * connections that each sent one 60 KB head hold no 120 MB. What is
+     * freed here is handed back to the system once the worker is idle. */
+    if (c->body.cap > RL_HTTP_BODY_KEEP) {
         free(c->body.data);
         c->body.data = NULL;
         c->body.cap = 0;
+        c->srv->large_seen = 1;
+    }
+    if (c->head_cap > RL_HTTP_HEAD_KEEP) {
+        free(c->head);
+        c->head = NULL;
+        c->head_cap = 0;
+        c->srv->large_seen = 1;
     }
     conn_req_put(c);
 }
@@ -336,6 +430,9 @@ static int conn_dispatch(rl_http_conn_t *c)
     c->state = CONN_HANDLING;
     evtimer_del(c->timer);
     s->inflight++;
+    c->small = conn_small(c);
+    c->decisions = 1;
+    s->decisions[c->small]++;
     c->served++;
     c->dispatching = 1;
     s->handler(c->req, s->arg);
@@ -505,7 +602,20 @@ static void conn_process(rl_http_conn_t *c)
 {
     while ((c->state == CONN_IDLE || c->state == CONN_READING) &&
            !c->read_paused) {
-        if (!conn_parse(c) || conn_dispatch(c) != 0) {
+        if (!conn_parse(c)) {
+            /* A half-closed peer sends nothing more: what is left of its
+             * input can never complete a request. */
+            if (c->read_eof && c->state != CONN_CLOSING) {
+                rl_http_conn_close_soon(c);
+            }
+            return;
+        }
+        if (conn_decisions_full(c)) {
+            conn_hold(c); /* the whole request waits for room */
+            conn_update_reading(c);
+            return;
+        }
+        if (conn_dispatch(c) != 0) {
             return;
         }
     }
@@ -591,6 +701,28 @@ void rl_http_conn_replied(rl_http_conn_t *c, int close_after)
     /* Inside conn_process's loop, that loop takes the next request. */
     if (!c->dispatching) {
         conn_process(c);
+    }
+}
+
+/* Serves held connections in FIFO order while there is room (see
+ * http_int.h). One that fills the cap again goes back to the queue. */
+void rl_http_conn_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rl_http_server_t *s = arg;
+    rl_http_conn_t *last = s->held_tail;
+
+    (void)fd;
+    (void)what;
+    while (s->held_head != NULL && !conn_decisions_full(s->held_head)) {
+        rl_http_conn_t *c = s->held_head;
+        int end = c == last;
+
+        conn_unhold(c);
+        conn_update_reading(c);
+        conn_process(c);
+        if (end) {
+            break;
+        }
     }
 }
 

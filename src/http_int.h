@@ -27,8 +27,21 @@ typedef enum {
     CONN_CLOSING   /* flushing a last reply, then close */
 } rl_http_conn_state_t;
 
-/* Free requests a server keeps for reuse; more are freed. */
+/* Free requests a server keeps for reuse; more are freed. Once the
+ * worker is idle, rl_http_server_shrink frees all but RL_HTTP_REQ_POOL_IDLE. */
 #define RL_HTTP_REQ_POOL 256
+#define RL_HTTP_REQ_POOL_IDLE 16
+
+/* Between requests a connection keeps a head buffer of at most this many
+ * bytes, and a body buffer of at most RL_HTTP_BODY_KEEP; larger ones are
+ * freed when the request ends. */
+#define RL_HTTP_HEAD_KEEP 4096
+#define RL_HTTP_BODY_KEEP 65536
+
+/* Back-pressure: a request body this small carries one decision or a few
+ * (a batch item is at least 12 bytes); such requests have their own pool
+ * of max_inflight_decisions / 8. */
+#define RL_HTTP_SMALL_BODY 1024
 
 /* Input this large marks the server for rl_http_server_take_large. */
 #define RL_HTTP_LARGE 65536
@@ -62,6 +75,10 @@ struct rl_http_conn {
     rl_http_req_t *req; /* from the server's pool from the first byte of a
                          * request to its reply; NULL while idle, so an idle
                          * connection holds no header table */
+    int64_t decisions;  /* what its request in flight weighs */
+    int small;          /* ... counted in the small requests' pool */
+    int held;           /* waiting in the server's held queue */
+    rl_http_conn_t *held_prev, *held_next;
 };
 
 struct rl_http_server {
@@ -83,6 +100,13 @@ struct rl_http_server {
     int nreq_pool;
     char busy[256]; /* the 503 BUSY reply, built once from the error table */
     int busy_len;
+    /* Back-pressure: decisions of the requests in flight, [0] large and
+     * [1] small ones (see rl_http_conn_release). At the cap a connection
+     * whose request is complete is held (reading paused, in FIFO order)
+     * until decisions complete. */
+    int64_t decisions[2];
+    rl_http_conn_t *held_head, *held_tail;
+    struct event *resume; /* serves held connections, from the loop */
 };
 
 /* http_conn.c */
@@ -105,6 +129,14 @@ void rl_http_conn_reading(rl_http_conn_t *c, int on);
 /* Closes c from the event loop, never from inside a callback chain that
  * still holds it. */
 void rl_http_conn_close_soon(rl_http_conn_t *c);
+
+/* The resume event of s: takes held connections off the queue in FIFO
+ * order while decisions are below the cap, and serves their input. */
+void rl_http_conn_resume_cb(evutil_socket_t fd, short what, void *arg);
+
+/* c's request has been answered: its decisions leave the count, and held
+ * connections are resumed (from the loop) once there is room. */
+void rl_http_conn_release(rl_http_conn_t *c);
 
 /* The handler's reply is in c's output: ends the request, writes the
  * reply, then closes (close_after) or waits for the next request and

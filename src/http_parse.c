@@ -4,7 +4,6 @@
 #include "http_parse.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -262,8 +261,73 @@ void rl_http_parse_chunked_init(rl_http_chunked_t *st)
     memset(st, 0, sizeof(*st));
 }
 
-/* Adds ch to the line being read; returns 1 when it ended the line (a CRLF,
- * not counted in line_len), else 0. Only the first bytes are kept. */
+/* Counts n bytes of framing (size lines, extensions, CRLFs, trailers)
+ * against max_framing. 0, or 431 once the body's framing passes it. */
+static int chunk_framing(rl_http_chunked_t *st, size_t n, int64_t max_framing,
+                         const char **msg)
+{
+    st->framing += n;
+    if (st->framing > (uint64_t)max_framing) {
+        return parse_fail(msg, "chunk extensions and trailers too large", 431);
+    }
+    return 0;
+}
+
+/* The value of the hex digit ch, or -1: digits only, no sign, no 0x. */
+static int chunk_hex(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* One byte of a chunk-size line: 1 to RL_HTTP_CHUNK_DIGITS_MAX hex
+ * digits, then an optional ;extension, then CRLF. Returns 1 when ch ended
+ * the line, 0 when more is needed, or 400 with *msg at the first byte
+ * that cannot belong to a size line. */
+static int chunk_size_byte(rl_http_chunked_t *st, char ch, const char **msg)
+{
+    int d;
+
+    if (st->line_cr) {
+        st->line_cr = 0;
+        if (ch != '\n' || st->digits == 0) {
+            return parse_fail(msg, "malformed chunk size", 400);
+        }
+        return 1;
+    }
+    if (ch == '\r') {
+        st->line_cr = 1;
+        return 0;
+    }
+    if (st->in_ext) {
+        if (ch == '\n' || ((unsigned char)ch < 0x20 && ch != '\t')) {
+            return parse_fail(msg, "malformed chunk extension", 400);
+        }
+        return 0;
+    }
+    if (ch == ';' && st->digits > 0) {
+        st->in_ext = 1;
+        return 0;
+    }
+    d = chunk_hex(ch);
+    if (d < 0 || st->digits == RL_HTTP_CHUNK_DIGITS_MAX) {
+        return parse_fail(msg, "malformed chunk size", 400);
+    }
+    st->size = st->size << 4 | (uint64_t)d;
+    st->digits++;
+    return 0;
+}
+
+/* Adds ch to the trailer line being read; returns 1 when it ended the
+ * line (a CRLF, not counted in line_len), else 0. */
 static int chunk_line_byte(rl_http_chunked_t *st, char ch)
 {
     if (ch == '\n' && st->line_cr) {
@@ -271,43 +335,29 @@ static int chunk_line_byte(rl_http_chunked_t *st, char ch)
         st->line_cr = 0;
         return 1;
     }
-    if (st->line_len < sizeof(st->line)) {
-        st->line[st->line_len] = ch;
-    }
     st->line_len++;
     st->line_cr = ch == '\r';
     return 0;
 }
 
-/* A complete chunk-size line: checks it and the body limit, makes room for
- * the chunk and moves on to its data (or to the trailers after the last
+/* A complete chunk-size line: checks the body limit, makes room for the
+ * chunk and moves on to its data (or to the trailers after the last
  * chunk). 0 or an HTTP status. */
 static int chunk_size_line(rl_http_chunked_t *st, rl_http_body_t *body,
                            int64_t max_body, const char **msg)
 {
-    unsigned long long n;
-    char *endp;
+    uint64_t n = st->size;
 
-    if (st->line_len >= sizeof(st->line) || st->line_len == 0) {
-        return parse_fail(msg, "malformed chunk size", 400);
-    }
-    st->line[st->line_len] = '\0';
-    st->line_len = 0;
-    if (!isxdigit((unsigned char)st->line[0])) {
-        return parse_fail(msg, "malformed chunk size", 400);
-    }
-    errno = 0;
-    n = strtoull(st->line, &endp, 16);
-    if (errno != 0 || (*endp != '\0' && *endp != ';')) {
-        return parse_fail(msg, "malformed chunk size", 400);
-    }
-    if (n > (unsigned long long)max_body ||
-        body->len + n > (unsigned long long)max_body) {
+    st->size = 0;
+    st->digits = 0;
+    st->in_ext = 0;
+    if (n > (uint64_t)max_body || body->len + n > (uint64_t)max_body) {
         return parse_fail(msg, "request body too large", 413);
     }
     if (n == 0) {
         /* Last chunk: trailers (ignored) end with an empty line. */
         st->state = RL_HTTP_CHUNK_TRAILER;
+        st->line_len = 0;
         return 0;
     }
     if (body->len + n + 1 > body->cap) {
@@ -356,40 +406,35 @@ static size_t chunk_data(rl_http_chunked_t *st, const char *in, size_t len,
 /* Decodes the next input of a chunked body (see http_parse.h). */
 int rl_http_parse_chunked(rl_http_chunked_t *st, const char *in, size_t len,
                           int last, rl_http_body_t *body, int64_t max_body,
-                          int64_t max_trailer, size_t *used, const char **msg)
+                          int64_t max_framing, size_t *used, const char **msg)
 {
     size_t i = 0;
     int rc = 0;
 
+    (void)last;
     while (i < len && rc == 0) {
-        if (st->state == RL_HTTP_CHUNK_DATA ||
-            st->state == RL_HTTP_CHUNK_DATA_END) {
+        if (st->state == RL_HTTP_CHUNK_DATA) {
             i += chunk_data(st, in + i, len - i, body, &rc, msg);
             continue;
         }
-        if (!chunk_line_byte(st, in[i++])) {
-            continue;
+        /* Every byte but chunk data is framing, bounded as a whole. */
+        if (chunk_framing(st, 1, max_framing, msg) != 0) {
+            return 431;
         }
-        if (st->state == RL_HTTP_CHUNK_SIZE) {
-            rc = chunk_size_line(st, body, max_body, msg);
-        } else if (st->line_len == 0) {
-            *used = i; /* the empty line that ends the trailers */
-            return 1;
-        } else {
+        if (st->state == RL_HTTP_CHUNK_DATA_END) {
+            i += chunk_data(st, in + i, len - i, body, &rc, msg);
+        } else if (st->state == RL_HTTP_CHUNK_SIZE) {
+            rc = chunk_size_byte(st, in[i++], msg);
+            if (rc == 1) {
+                rc = chunk_size_line(st, body, max_body, msg);
+            }
+        } else if (chunk_line_byte(st, in[i++])) {
+            if (st->line_len == 0) {
+                *used = i; /* the empty line that ends the trailers */
+                return 1;
+            }
             st->line_len = 0;
         }
     }
-    if (rc != 0 || !last) {
-        return rc;
-    }
-    /* The input ends inside a line that can no longer be accepted. */
-    if (st->state == RL_HTTP_CHUNK_SIZE &&
-        st->line_len > RL_HTTP_CHUNK_LINE_MAX) {
-        return parse_fail(msg, "malformed chunk size", 400);
-    }
-    if (st->state == RL_HTTP_CHUNK_TRAILER &&
-        st->line_len > (size_t)max_trailer) {
-        return parse_fail(msg, "trailers too large", 431);
-    }
-    return 0;
+    return rc;
 }

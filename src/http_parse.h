@@ -46,17 +46,20 @@ typedef enum {
     RL_HTTP_CHUNK_TRAILER
 } rl_http_chunk_state_t;
 
-#define RL_HTTP_CHUNK_LINE_MAX 64 /* a chunk-size line is shorter */
+#define RL_HTTP_CHUNK_DIGITS_MAX 16 /* hex digits of a chunk size */
 
 /* The chunked decoder's state between calls; zeroed (with
  * rl_http_parse_chunked_init) for each request. */
 typedef struct rl_http_chunked {
     rl_http_chunk_state_t state;
-    char line[RL_HTTP_CHUNK_LINE_MAX]; /* the size line, as far as kept */
-    size_t line_len;                   /* bytes of the current line so far */
-    int line_cr;                       /* its last byte was CR */
-    uint64_t left;                     /* DATA: bytes of the chunk to come */
-    char crlf[2];                      /* DATA_END: the bytes after it */
+    uint64_t size;    /* SIZE: the chunk size read so far */
+    int digits;       /* SIZE: its hex digits so far */
+    int in_ext;       /* SIZE: inside a ;extension */
+    size_t line_len;  /* TRAILER: bytes of the current line so far */
+    int line_cr;      /* the line's last byte was CR */
+    uint64_t left;    /* DATA: bytes of the chunk to come */
+    uint64_t framing; /* bytes other than chunk data so far */
+    char crlf[2];     /* DATA_END: the bytes after it */
     int ncrlf;
 } rl_http_chunked_t;
 
@@ -65,14 +68,18 @@ void rl_http_parse_chunked_init(rl_http_chunked_t *st);
 
 /* Decodes the len bytes at in (the next input of the body), appending
  * the data of each chunk to body, which grows by doubling from 1 KB. The
- * body may hold max_body bytes at most, trailers lines max_trailer each.
- * `last` is set when in ends the input that has arrived: a line still
- * open there that is already too long is refused then. Returns 0 when
- * it needs more, 1 when the body is complete (*used: the bytes of in
- * that belong to it; the rest is the next request), or an HTTP status
- * (400, 413, 431, 503) with *msg. */
+ * body may hold max_body bytes at most. A chunk size is 1 to
+ * RL_HTTP_CHUNK_DIGITS_MAX hex digits (no sign, no 0x, no spaces), then
+ * an optional ;extension. Everything but chunk data (size lines with
+ * their extensions, the CRLFs, the trailers) is framing, max_framing
+ * bytes in all: the body's bytes on the wire are at most max_body +
+ * max_framing. `last` is set when in ends the input that has arrived
+ * (kept for callers; every check is made as the bytes arrive). Returns
+ * 0 when it needs more, 1 when the body is complete (*used: the bytes of
+ * in that belong to it; the rest is the next request), or an HTTP status
+ * (400, 413, 431 past max_framing, 503) with *msg. */
 int rl_http_parse_chunked(rl_http_chunked_t *st, const char *in, size_t len,
                           int last, rl_http_body_t *body, int64_t max_body,
-                          int64_t max_trailer, size_t *used, const char **msg);
+                          int64_t max_framing, size_t *used, const char **msg);
 
 #endif

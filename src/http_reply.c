@@ -173,9 +173,14 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
 {
     rl_http_conn_t *c = req->conn;
     rl_http_server_t *s = c->srv;
-    int close_after = !req->keep_alive || s->draining || c->read_eof;
+    /* A half-closed peer still gets the requests it sent before its FIN:
+     * the connection closes after the last of them. */
+    int close_after = !req->keep_alive || s->draining ||
+                      (c->read_eof &&
+                       evbuffer_get_length(bufferevent_get_input(c->bev)) == 0);
 
     s->inflight--;
+    rl_http_conn_release(c);
     if (c->peer_gone) {
         rl_http_conn_close_soon(c);
         return;

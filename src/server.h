@@ -37,4 +37,12 @@ int rl_api_admin_authorized(struct rl_worker *w, rl_http_req_t *req);
 int rl_server_caller_ok(struct rl_worker *w, rl_http_req_t *req,
                         int route_auth);
 
+/* The failure throttle of caller authentication, for the admin key too
+ * (server_auth.c): rl_server_auth_throttled answers 429 with Retry-After
+ * and returns 1 while req's address has failed auth.max_failures times in
+ * the window; rl_server_auth_failed counts one failure of it. Worker
+ * thread. */
+int rl_server_auth_throttled(struct rl_worker *w, rl_http_req_t *req);
+void rl_server_auth_failed(struct rl_worker *w, rl_http_req_t *req);
+
 #endif

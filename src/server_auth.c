@@ -48,29 +48,45 @@ static void auth_reply(rl_http_req_t *req, const rl_conf_auth_t *a,
     rl_api_error_headers(req, err->kind, err->message, names, values, n);
 }
 
+/* See server.h. */
+int rl_server_auth_throttled(rl_worker_t *w, rl_http_req_t *req)
+{
+    rl_auth_error_t err;
+
+    /* An address that keeps failing is refused before any check: guessing
+     * a secret goes no faster than max_failures per failure_window. */
+    if (!rl_auth_throttled(&w->conf->auth, rl_http_req_peer(req), rl_now_ms(),
+                           &err.retry_after_s)) {
+        return 0;
+    }
+    err.kind = RL_ERR_AUTH_THROTTLED;
+    err.status = rl_error_status(err.kind);
+    err.code = rl_error_code(err.kind);
+    snprintf(err.message, sizeof(err.message), "%s",
+             rl_error_message(err.kind));
+    RL_STAT_INC(&w->stats, auth_failures);
+    auth_reply(req, &w->conf->auth, &err);
+    return 1;
+}
+
+/* See server.h. */
+void rl_server_auth_failed(rl_worker_t *w, rl_http_req_t *req)
+{
+    RL_STAT_INC(&w->stats, auth_failures);
+    rl_auth_note_failure(&w->conf->auth, rl_http_req_peer(req), rl_now_ms());
+}
+
 int rl_server_caller_ok(rl_worker_t *w, rl_http_req_t *req, int route_auth)
 {
     const rl_conf_auth_t *a = &w->conf->auth;
-    const struct sockaddr *peer = rl_http_req_peer(req);
     const rl_principal_t *caller;
     rl_auth_input_t in;
     rl_auth_error_t err;
-    int64_t now_ms;
 
     if (a->mode == RL_AUTH_NONE || (!route_auth && !path_protected(a, req))) {
         return 1;
     }
-    now_ms = rl_now_ms();
-    /* An address that keeps failing is refused before any check: guessing
-     * a secret goes no faster than max_failures per failure_window. */
-    if (rl_auth_throttled(a, peer, now_ms, &err.retry_after_s)) {
-        err.kind = RL_ERR_AUTH_THROTTLED;
-        err.status = rl_error_status(err.kind);
-        err.code = rl_error_code(err.kind);
-        snprintf(err.message, sizeof(err.message), "%s",
-                 rl_error_message(err.kind));
-        RL_STAT_INC(&w->stats, auth_failures);
-        auth_reply(req, a, &err);
+    if (rl_server_auth_throttled(w, req)) {
         return 0;
     }
     in.method = req->method;
@@ -81,12 +97,13 @@ int rl_server_caller_ok(rl_worker_t *w, rl_http_req_t *req, int route_auth)
     in.body_len = req->body_len;
     in.headers = req->headers;
     in.nheaders = req->nheaders;
-    if (rl_auth_caller(a, &in, now_ms / 1000, &caller, &err) == 0) {
+    if (rl_auth_caller(a, &in, rl_now_ms() / 1000, &caller, &err) == 0) {
         return 1;
     }
-    RL_STAT_INC(&w->stats, auth_failures);
     if (err.status == 401) {
-        rl_auth_note_failure(a, peer, now_ms);
+        rl_server_auth_failed(w, req);
+    } else {
+        RL_STAT_INC(&w->stats, auth_failures);
     }
     rl_debug("caller authentication failed: %s (%s)", err.code, err.message);
     auth_reply(req, a, &err);

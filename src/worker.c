@@ -24,10 +24,12 @@
 /* When this worker last gave memory back (worker thread only). */
 static _Thread_local int64_t last_trim_us;
 
-/* After a large request (a 100 KB header, a megabyte body, a JSON object
- * of 50,000 members), the allocator keeps the freed pages: once the
- * worker is idle, hand them back, at most once a second, so that memory
- * returns to where it was. Never while a request is in flight. */
+/* After a burst, or a large request (a 100 KB header, a megabyte body,
+ * a JSON object of 50,000 members), the free lists and the allocator
+ * keep what it used: once the worker is idle, shrink the free lists
+ * (requests to 16, decision contexts to none) and hand freed pages back,
+ * at most once a second, so that memory returns to where it was. Never
+ * while a request is in flight. */
 static void worker_trim(rl_worker_t *w)
 {
     int64_t now = rl_mono_us();
@@ -35,6 +37,8 @@ static void worker_trim(rl_worker_t *w)
     if (rl_http_server_inflight(w->http) != 0 || now - last_trim_us < 1000000) {
         return;
     }
+    rl_http_server_shrink(w->http);
+    rl_decide_thread_cleanup();
     if (!rl_http_server_take_large(w->http)) {
         return;
     }

@@ -23,7 +23,8 @@ for arg in "$@"; do
     *) TARGETS+=("$arg") ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
+    reply_template)
 
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
@@ -37,13 +38,17 @@ declare -A SOURCES=(
     [pattern]="$CONF"
     [http_head]="src/http_parse.c"
     [http_chunked]="src/http_parse.c"
+    [http_conn]="src/http.c src/http_conn.c src/http_reply.c src/http_parse.c src/errors.c src/loop.c src/util.c src/bev_write.c src/log.c"
+    [resp]="src/redis_cmd.c src/algo.c src/algo_mem.c src/util.c"
+    [auth]="src/auth.c src/errors.c src/util.c src/request.c"
+    [reply_template]="src/reply.c src/errors.c src/util.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I"$ROOT/src")
 # shellcheck disable=SC2207 # pkg-config prints a list of flags
-PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl))
+PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis))
 
 mkdir -p "$OUT"
 failed=0

@@ -211,6 +211,31 @@ def rows():
     add(("well-formed chunked body", chunked(b"".join(
         b"%x\r\n%s\r\n" % (len(GOOD[i:i + 5]), GOOD[i:i + 5].encode())
         for i in range(0, len(GOOD), 5)) + b"0\r\nX-Trailer: t\r\n\r\n"), 200, None))
+    # --- chunk sizes: hex digits only, at most 16 (issue 13) ---
+    n = len(GOOD)
+    for what, size in (("0x chunk size", b"0x%x" % n), ("0X chunk size", b"0X%x" % n),
+                       ("+ chunk size", b"+%x" % n), ("space before a chunk size", b" %x" % n),
+                       ("space after a chunk size", b"%x " % n),
+                       ("space before a chunk extension", b"%x ;e=1" % n),
+                       ("17-digit chunk size", b"%017x" % n)):
+        add((what, chunked(size + b"\r\n" + GOOD.encode() + b"\r\n0\r\n\r\n"), 400,
+             "BAD_REQUEST"))
+    add(("16-digit chunk size with an extension",
+         chunked(b"%016x;e=1\r\n%s\r\n0;e\r\n\r\n" % (n, GOOD.encode())), 200, None))
+    # Extensions and trailers count against max_header_bytes (65536).
+    add(("70 KB of chunk extensions", chunked(b"".join(
+        b"1;e=%s\r\n%s\r\n" % (b"x" * 1000, GOOD[i:i + 1].encode()) for i in range(n)) +
+        b"".join(b"1;e=%s\r\n \r\n" % (b"x" * 1000) for _ in range(70)) + b"0\r\n\r\n"),
+        431, "HEADERS_TOO_LARGE"))
+    add(("one 70 KB chunk extension",
+         chunked(b"%x;e=%s\r\n%s\r\n0\r\n\r\n" % (n, b"x" * 70000, GOOD.encode())), 431,
+         "HEADERS_TOO_LARGE"))
+    add(("70 KB of trailers",
+         chunked(b"%x\r\n%s\r\n0\r\n%s\r\n" % (n, GOOD.encode(), b"X-T: %s\r\n" % (
+             b"t" * 1000) * 70)), 431, "HEADERS_TOO_LARGE"))
+    add(("30000 one-byte chunks (framing past max_header_bytes)",
+         chunked(b"".join(b"1\r\n%s\r\n" % GOOD[i:i + 1].encode() for i in range(n)) +
+                 b"1\r\n \r\n" * 30000 + b"0\r\n\r\n"), 431, "HEADERS_TOO_LARGE"))
     add(("control byte in a header", raw("GET /health HTTP/1.1\r\nX-A: a\x01b\r\n\r\n"), 400,
          "BAD_REQUEST"))
     add(("NUL in a header", raw("GET /health HTTP/1.1\r\nX-A: a\x00b\r\n\r\n"), 400,
