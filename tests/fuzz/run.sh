@@ -29,6 +29,7 @@ done
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
 CONF="src/conf.c src/conf_field.c src/conf_policy.c src/conf_auth.c src/conf_store.c
+    src/conf_penalty.c src/conf_override.c src/override.c src/deny_cache.c src/store.c
     src/algo.c src/algo_mem.c src/errors.c src/policy.c src/request.c src/redis_tls.c
     src/log.c src/util.c"
 # The sources each target links, besides its own fuzz_NAME.c.
@@ -39,9 +40,9 @@ declare -A SOURCES=(
     [http_head]="src/http_parse.c"
     [http_chunked]="src/http_parse.c"
     [http_conn]="src/http.c src/http_conn.c src/http_reply.c src/http_parse.c src/errors.c src/loop.c src/util.c src/bev_write.c src/log.c"
-    [resp]="src/redis_cmd.c src/algo.c src/algo_mem.c src/util.c"
+    [resp]="src/redis_cmd.c src/store.c src/algo.c src/algo_mem.c src/util.c"
     [auth]="src/auth.c src/errors.c src/util.c src/request.c"
-    [reply_template]="src/reply.c src/errors.c src/util.c"
+    [reply_template]="src/reply.c src/reply_template.c src/errors.c src/util.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
