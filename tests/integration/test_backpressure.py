@@ -69,12 +69,14 @@ def test_batch_flood_is_held_back_not_collapsed():
     separate client's decisions (one at a time, on its own connection)
     are all 200 verdicts with degraded false, and the store connection is
     never re-established; the flood itself is served."""
-    # The default cap (2048) with a store deadline of 250 ms rather than
+    # The default cap (2048) with a store deadline of 250 ms (times SLOW:
+    # a sanitizer build forms its batches slower) rather than
     # 50: a loaded 2-core CI box deschedules Redis for tens of ms at times,
     # which is noise, not collapse. Without back-pressure the flood queues
     # hundreds of thousands of commands, seconds past either deadline.
     cfg = config(policy("p", "/*", [limit(1000000, "1h")], key=["tenant"]), workers=1,
-                 http={"max_body_bytes": 1 << 20}, store={"timeout_ms": 250})
+                 http={"max_body_bytes": 1 << 20},
+                 store={"timeout_ms": int(250 * SLOW)})
     with service(cfg, "redis") as svc:
         before = scrape(svc.d)
         ctx = multiprocessing.get_context("fork")
