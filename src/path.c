@@ -1,0 +1,96 @@
+/* Request path normalisation (see path.h). Pure: no allocation, no
+ * state; every worker thread may call it at once. */
+#include "path.h"
+
+#include "request.h"
+
+/* The value of hex digit c, or -1. */
+static int path_hex(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* 1 if c is an RFC 3986 unreserved character (section 2.3). */
+static int path_unreserved(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+           c == '~';
+}
+
+/* c lower-cased when lower is set (ASCII letters only). */
+static char path_case(char c, int lower)
+{
+    return lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Copies one segment s (n bytes, no '/') into out at *o, normalised: an
+ * escape of an unreserved character decoded, any other escape with its
+ * digits upper-cased, everything from ';' on cut. */
+static void path_segment(const char *s, size_t n, int lower, char *out,
+                         size_t *o)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i = 0;
+
+    while (i < n && s[i] != ';') {
+        int hi = i + 2 < n && s[i] == '%' ? path_hex(s[i + 1]) : -1;
+        int lo = hi >= 0 ? path_hex(s[i + 2]) : -1;
+
+        if (lo < 0) {
+            out[(*o)++] = path_case(s[i++], lower);
+            continue;
+        }
+        if (path_unreserved(hi * 16 + lo)) {
+            out[(*o)++] = path_case((char)(hi * 16 + lo), lower);
+        } else {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[hi];
+            out[(*o)++] = hex[lo];
+        }
+        i += 3;
+    }
+}
+
+/* Normalises or only copies path into out; see path.h. */
+int rl_path_normalize(const char *path, size_t len, unsigned flags, char *out,
+                      size_t *outlen)
+{
+    int lower = (flags & RL_PATH_LOWER) != 0;
+    size_t i = 0, o = 0, start, end;
+
+    if (!(flags & RL_PATH_NORMALIZE)) {
+        for (i = 0; i < len; i++) {
+            out[i] = path_case(path[i], lower);
+        }
+        *outlen = len;
+        return 0;
+    }
+    /* Every segment is written as "/" + its text; an empty one is taken
+     * back, so "//", a trailing "/" and "/;x/" leave nothing. */
+    while (i < len) {
+        start = path[i] == '/' ? i + 1 : i;
+        for (end = start; end < len && path[end] != '/'; end++) {
+        }
+        out[o++] = '/';
+        path_segment(path + start, end - start, lower, out, &o);
+        if (out[o - 1] == '/') {
+            o--;
+        }
+        i = end;
+    }
+    if (o == 0) {
+        out[o++] = '/';
+    }
+    *outlen = o;
+    return rl_request_path_safe(out, o);
+}

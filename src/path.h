@@ -1,0 +1,33 @@
+#ifndef RL_PATH_H
+#define RL_PATH_H
+
+#include <stddef.h>
+
+/* Request path normalisation before matching ("paths" in the config,
+ * docs/security.md): one pure function that every front end's request
+ * goes through (rl_decide), so /v1/decide, batch items and /v1/authorize
+ * match and key the same path. */
+
+#define RL_PATH_NORMALIZE 1u /* decode, collapse, cut (see below) */
+#define RL_PATH_LOWER 2u     /* lower-case letters outside %XX escapes */
+
+/* The bytes out must hold for a path of len bytes: the result is never
+ * longer than the input, plus the "/" that an empty input (or one that
+ * does not start with "/") gains. */
+#define RL_PATH_OUT_LEN(len) ((len) + 1)
+
+/* Writes path (len bytes, no query string) into out (caller's, at least
+ * RL_PATH_OUT_LEN(len) bytes, not NUL terminated) as flags ask. With
+ * RL_PATH_NORMALIZE: %XX of an unreserved character (ALPHA, DIGIT, "-",
+ * ".", "_", "~") is decoded, every other escape keeps its byte with its
+ * hex digits upper-cased ("%2f" -> "%2F"), ";params" are cut from each
+ * segment, and empty segments are dropped (so "//" is "/", a trailing
+ * "/" goes, "/" stays "/"). With RL_PATH_LOWER: ASCII letters are
+ * lower-cased, the hex digits of escapes excepted. Returns the length
+ * written, or -1 when the result has a "." or ".." segment
+ * (rl_request_path_safe: "/a/%2e%2e/b" and "/a/..;x/b" are refused). Pure,
+ * any thread. */
+int rl_path_normalize(const char *path, size_t len, unsigned flags, char *out,
+                      size_t *outlen);
+
+#endif
