@@ -35,7 +35,8 @@ static char path_case(char c, int lower)
 
 /* Copies one segment s (n bytes, no '/') into out at *o, normalised: an
  * escape of an unreserved character decoded, any other escape with its
- * digits upper-cased, everything from ';' on cut. */
+ * digits upper-cased, a '%' that starts no escape written "%25",
+ * everything from ';' on cut. */
 static void path_segment(const char *s, size_t n, int lower, char *out,
                          size_t *o)
 {
@@ -46,6 +47,15 @@ static void path_segment(const char *s, size_t n, int lower, char *out,
         int hi = i + 2 < n && s[i] == '%' ? path_hex(s[i + 1]) : -1;
         int lo = hi >= 0 ? path_hex(s[i + 2]) : -1;
 
+        if (lo < 0 && s[i] == '%') {
+            /* Not an escape: encoded itself, so that no '%' of the result
+             * reads differently in a second pass ("%4%41" -> "%254A"). */
+            out[(*o)++] = '%';
+            out[(*o)++] = '2';
+            out[(*o)++] = '5';
+            i++;
+            continue;
+        }
         if (lo < 0) {
             out[(*o)++] = path_case(s[i++], lower);
             continue;

@@ -11,16 +11,17 @@
 #define RL_PATH_NORMALIZE 1u /* decode, collapse, cut (see below) */
 #define RL_PATH_LOWER 2u     /* lower-case letters outside %XX escapes */
 
-/* The bytes out must hold for a path of len bytes: the result is never
- * longer than the input, plus the "/" that an empty input (or one that
- * does not start with "/") gains. */
-#define RL_PATH_OUT_LEN(len) ((len) + 1)
+/* The bytes out must hold for a path of len bytes: a '%' that starts
+ * no escape becomes "%25" (3 bytes), and an empty input (or one that does
+ * not start with "/") gains a "/". */
+#define RL_PATH_OUT_LEN(len) (3 * (len) + 1)
 
 /* Writes path (len bytes, no query string) into out (caller's, at least
  * RL_PATH_OUT_LEN(len) bytes, not NUL terminated) as flags ask. With
  * RL_PATH_NORMALIZE: %XX of an unreserved character (ALPHA, DIGIT, "-",
  * ".", "_", "~") is decoded, every other escape keeps its byte with its
- * hex digits upper-cased ("%2f" -> "%2F"), ";params" are cut from each
+ * hex digits upper-cased ("%2f" -> "%2F"), a '%' that starts no escape
+ * is written "%25", ";params" are cut from each
  * segment, and empty segments are dropped (so "//" is "/", a trailing
  * "/" goes, "/" stays "/"). With RL_PATH_LOWER: ASCII letters are
  * lower-cased, the hex digits of escapes excepted. Returns the length
