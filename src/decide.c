@@ -441,8 +441,7 @@ static void decide_done(void *arg, const rl_store_result_t *res)
 }
 
 /* No policy matched req: 422 BAD_POLICY when req names one or for a
- * reset, else an unmatched verdict (allowed, or denied under
- * paths.unmatched "deny"; nothing counted in the store). */
+ * reset, else the unmatched verdict (paths.unmatched; nothing counted). */
 static void decide_no_policy(const rl_conf_t *conf, const rl_request_t *req,
                              decide_kind_t kind, rl_decide_cb *cb, void *arg)
 {
@@ -465,8 +464,7 @@ static void decide_no_policy(const rl_conf_t *conf, const rl_request_t *req,
         return;
     }
     memset(&v, 0, sizeof(v));
-    /* "paths.unmatched": "deny" answers its own status and body, still
-     * without a policy. */
+    /* paths.unmatched "deny": its status and body, still no policy. */
     v.allowed = !conf->paths.unmatched_deny;
     v.status = v.allowed ? 200 : conf->paths.deny_status;
     v.deny_body = v.allowed ? NULL : conf->paths.deny_body;
@@ -497,7 +495,6 @@ static const rl_request_t *decide_tenant(const rl_conf_t *conf,
             p = c->parts[i].policy;
         }
     }
-    /* Naming a policy skips no check a matched policy would make. */
     if (p == NULL && req->policy != NULL) {
         p = rl_policy_verifier(conf, req);
     }
@@ -863,68 +860,31 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
     decide_send(store, c, &keys, rl_mono_us());
 }
 
-/* Paths up to this long are normalised on the stack. */
-#define DECIDE_PATH_STACK 2048
-
-/* Starts req with its path as conf->paths asks (rl_path_normalize): the
- * matched path and the "path" key's copy live in buffers of this frame
- * (the heap for a long path) until decide_start returns, as req may. A
- * normalised path with a dot segment is 422 VAL_002, as the parsers
- * answer one in the path as sent. */
-static void decide_paths(const rl_conf_t *conf, rl_store_t *store,
-                         const rl_request_t *req, decide_kind_t kind,
-                         rl_decide_cb *cb, void *arg)
-{
-    const rl_conf_paths_t *pc = &conf->paths;
-    char stack[2 * DECIDE_PATH_STACK];
-    size_t n = RL_PATH_OUT_LEN(req->path_len);
-    char *buf = n <= DECIDE_PATH_STACK ? stack : malloc(2 * n);
-    unsigned flags = pc->normalize ? RL_PATH_NORMALIZE : 0;
-    rl_request_t nreq = *req;
-
-    if (buf == NULL) {
-        /* As a context that cannot be had: the first policy's failure
-         * mode answers (no policy: the unmatched verdict). */
-        if (conf->npolicies > 0) {
-            decide_no_memory(&conf->policies[0], kind, cb, arg);
-        } else {
-            decide_no_policy(conf, req, kind, cb, arg);
-        }
-        return;
-    }
-    if (rl_path_normalize(req->path, req->path_len, flags, buf,
-                          &nreq.path_len) != 0) {
-        if (kind == DECIDE_OP_DECIDE) {
-            decide_count(RL_DECIDE_BAD_POLICY, NULL);
-        }
-        cb(arg, RL_DECIDE_BAD_POLICY, NULL, rl_error_message(RL_ERR_BAD_PATH));
-        goto done;
-    }
-    nreq.path = buf;
-    if (!pc->case_sensitive) {
-        rl_path_normalize(req->path, req->path_len, flags | RL_PATH_LOWER,
-                          buf + n, &nreq.key_path_len);
-        nreq.key_path = buf + n;
-    }
-    decide_start(conf, store, &nreq, kind, cb, arg);
-
-done:
-    if (buf != stack) {
-        free(buf);
-    }
-}
-
-/* Decides or resets req: through decide_paths unless conf->paths leaves
- * the path as sent (normalize false, case_sensitive true). */
+/* Decides or resets req with its path prepared as conf->paths asks
+ * (rl_path_request); a dot segment made by normalising is 422 VAL_002. */
 static void decide_entry(const rl_conf_t *conf, rl_store_t *store,
                          const rl_request_t *req, decide_kind_t kind,
                          rl_decide_cb *cb, void *arg)
 {
-    if (!conf->paths.normalize && conf->paths.case_sensitive) {
-        decide_start(conf, store, req, kind, cb, arg);
-        return;
+    rl_path_buf_t buf;
+    rl_request_t nreq;
+    int bad = 0;
+    const rl_request_t *r =
+        rl_path_request(&conf->paths, req, &nreq, &buf, &bad);
+
+    if (r != NULL) {
+        decide_start(conf, store, r, kind, cb, arg);
+    } else if (bad) {
+        if (kind == DECIDE_OP_DECIDE) {
+            decide_count(RL_DECIDE_BAD_POLICY, NULL);
+        }
+        cb(arg, RL_DECIDE_BAD_POLICY, NULL, rl_error_message(RL_ERR_BAD_PATH));
+    } else if (conf->npolicies > 0) { /* no memory: as decide_start's */
+        decide_no_memory(&conf->policies[0], kind, cb, arg);
+    } else {
+        decide_no_policy(conf, req, kind, cb, arg);
     }
-    decide_paths(conf, store, req, kind, cb, arg);
+    rl_path_buf_free(&buf);
 }
 
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,

@@ -2,7 +2,7 @@
  * state; every worker thread may call it at once. */
 #include "path.h"
 
-#include "request.h"
+#include <stdlib.h>
 
 /* The value of hex digit c, or -1. */
 static int path_hex(char c)
@@ -103,4 +103,45 @@ int rl_path_normalize(const char *path, size_t len, unsigned flags, char *out,
     }
     *outlen = o;
     return rl_request_path_safe(out, o);
+}
+
+/* Prepares req into out and b; see path.h. */
+const rl_request_t *rl_path_request(const rl_conf_paths_t *pc,
+                                    const rl_request_t *req, rl_request_t *out,
+                                    rl_path_buf_t *b, int *bad)
+{
+    unsigned flags = pc->normalize ? RL_PATH_NORMALIZE : 0;
+    size_t n = RL_PATH_OUT_LEN(req->path_len);
+    char *buf = b->stack;
+
+    b->heap = NULL;
+    *bad = 0;
+    if (!pc->normalize && pc->case_sensitive) {
+        return req;
+    }
+    if (2 * n > sizeof(b->stack)) {
+        buf = b->heap = malloc(2 * n);
+        if (buf == NULL) {
+            return NULL;
+        }
+    }
+    *out = *req;
+    out->path = buf;
+    if (rl_path_normalize(req->path, req->path_len, flags, buf,
+                          &out->path_len) != 0) {
+        *bad = 1;
+        return NULL;
+    }
+    if (!pc->case_sensitive) {
+        out->key_path = buf + n;
+        rl_path_normalize(req->path, req->path_len, flags | RL_PATH_LOWER,
+                          buf + n, &out->key_path_len);
+    }
+    return out;
+}
+
+void rl_path_buf_free(rl_path_buf_t *b)
+{
+    free(b->heap);
+    b->heap = NULL;
 }

@@ -2,6 +2,8 @@
 #define RL_PATH_H
 
 #include <stddef.h>
+#include "conf.h"
+#include "request.h"
 
 /* Request path normalisation before matching ("paths" in the config,
  * docs/security.md): one pure function that every front end's request
@@ -30,5 +32,29 @@
  * any thread. */
 int rl_path_normalize(const char *path, size_t len, unsigned flags, char *out,
                       size_t *outlen);
+
+/* Paths whose prepared copies fit this are prepared without malloc. */
+#define RL_PATH_STACK 2048
+
+/* Where rl_path_request puts the prepared paths: stack, or heap (owned;
+ * rl_path_buf_free) for a longer path. */
+typedef struct rl_path_buf {
+    char stack[RL_PATH_STACK];
+    char *heap;
+} rl_path_buf_t;
+
+/* Prepares req's path as pc asks. Returns req itself when pc leaves paths
+ * as sent ("normalize" false, "case_sensitive" true); else *out, a copy
+ * of req whose path (and, case_sensitive false, key_path: the path
+ * lower-cased) is prepared in b. NULL with *bad 1 when the result has a
+ * dot segment, *bad 0 when memory ran out. Free b with rl_path_buf_free
+ * in every case, once out is no longer used. Pure but for the heap
+ * buffer; any thread. */
+const rl_request_t *rl_path_request(const rl_conf_paths_t *pc,
+                                    const rl_request_t *req, rl_request_t *out,
+                                    rl_path_buf_t *b, int *bad);
+
+/* Frees what rl_path_request put in b (not b itself). */
+void rl_path_buf_free(rl_path_buf_t *b);
 
 #endif
