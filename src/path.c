@@ -4,20 +4,7 @@
 
 #include <stdlib.h>
 
-/* The value of hex digit c, or -1. */
-static int path_hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
+#include "util.h"
 
 /* 1 if c is an RFC 3986 unreserved character (section 2.3). */
 static int path_unreserved(int c)
@@ -44,8 +31,8 @@ static void path_segment(const char *s, size_t n, int lower, char *out,
     size_t i = 0;
 
     while (i < n && s[i] != ';') {
-        int hi = i + 2 < n && s[i] == '%' ? path_hex(s[i + 1]) : -1;
-        int lo = hi >= 0 ? path_hex(s[i + 2]) : -1;
+        int hi = i + 2 < n && s[i] == '%' ? rl_hex_value(s[i + 1]) : -1;
+        int lo = hi >= 0 ? rl_hex_value(s[i + 2]) : -1;
 
         if (lo < 0 && s[i] == '%') {
             /* Not an escape: encoded itself, so that no '%' of the result
