@@ -19,6 +19,7 @@
 #include "conf_field.h"
 #include "conf_policy.h"
 #include "conf_store.h"
+#include "errors.h"
 #include "util.h"
 
 #define CONF_HTTP_MAX 2147483647LL
@@ -208,6 +209,51 @@ static const conf_field_t forward_auth_fields[] = {
 static const conf_table_t forward_auth_table = {
     forward_auth_fields, CONF_NELEM(forward_auth_fields), NULL};
 
+/* "paths": normalisation, case and unmatched requests (path.h). */
+static const conf_enum_item_t unmatched_items[] = {
+    {"allow", 0},
+    {"deny", 1},
+};
+static const conf_enum_t enum_unmatched = {unmatched_items,
+                                           CONF_NELEM(unmatched_items)};
+
+static const conf_field_t paths_deny_fields[] = {
+    {"status", conf_int, offsetof(rl_conf_paths_t, deny_status), 0,
+     &range_status, "403", NULL},
+    {"body", conf_json, offsetof(rl_conf_paths_t, deny_body), 0, NULL, NULL,
+     conf_free_json},
+};
+static const conf_table_t paths_deny_table = {
+    paths_deny_fields, CONF_NELEM(paths_deny_fields), NULL};
+
+/* "paths" as a whole: without a deny.body, the UNKNOWN_POLICY error's
+ * message and code (errors.h) are the body of an unmatched denial. */
+static int conf_paths_check(conf_ctx_t *c, const char *path, json_t *v,
+                            void *base)
+{
+    rl_conf_paths_t *pc = base;
+
+    if (pc->deny_body != NULL) {
+        return 0;
+    }
+    pc->deny_body = json_pack("{s:s, s:s}", "error",
+                              rl_error_message(RL_ERR_UNKNOWN_POLICY), "code",
+                              rl_error_code(RL_ERR_UNKNOWN_POLICY));
+    return pc->deny_body != NULL ? 0 : conf_fail(c, path, "out of memory");
+}
+
+static const conf_field_t paths_fields[] = {
+    {"normalize", conf_bool, offsetof(rl_conf_paths_t, normalize), 0, NULL,
+     "true", NULL},
+    {"case_sensitive", conf_bool, offsetof(rl_conf_paths_t, case_sensitive), 0,
+     NULL, "true", NULL},
+    {"unmatched", conf_enum, offsetof(rl_conf_paths_t, unmatched_deny), 0,
+     &enum_unmatched, "\"allow\"", NULL},
+    {"deny", conf_sub, 0, 0, &paths_deny_table, NULL, NULL},
+};
+static const conf_table_t paths_table = {paths_fields, CONF_NELEM(paths_fields),
+                                         conf_paths_check};
+
 /* ------------------------------------------------------------------------
  * Top level
  * ---------------------------------------------------------------------- */
@@ -238,6 +284,8 @@ static const conf_field_t top_fields[] = {
      NULL, NULL},
     {"forward_auth", conf_sub, offsetof(rl_conf_t, forward_auth), 0,
      &forward_auth_table, NULL, NULL},
+    {"paths", conf_sub, offsetof(rl_conf_t, paths), 0, &paths_table, NULL,
+     NULL},
 };
 /* Checks across sections once all are parsed. */
 static int conf_top_check(conf_ctx_t *c, const char *path, json_t *v,

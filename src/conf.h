@@ -121,6 +121,17 @@ typedef struct rl_conf_forward_auth {
     rl_conf_client_ip_t client_ip; /* default X-Forwarded-For, 1 hop */
 } rl_conf_forward_auth_t;
 
+/* "paths": how request paths are normalised and matched (path.h,
+ * docs/security.md). */
+typedef struct rl_conf_paths {
+    int normalize;      /* default 1 */
+    int case_sensitive; /* default 1; 0: literal segments match any case */
+    int unmatched_deny; /* "unmatched": "deny" (1) / "allow" (0, default) */
+    int deny_status;    /* "deny.status" of an unmatched request, 403 */
+    json_t *deny_body;  /* owned; default {"error", "code"} of
+                         * UNKNOWN_POLICY (errors.h) */
+} rl_conf_paths_t;
+
 typedef struct rl_conf {
     char *listen_host; /* from "listen": "host:port" */
     int listen_port;   /* 0 = pick a free port */
@@ -142,6 +153,7 @@ typedef struct rl_conf {
     rl_conf_forward_auth_t forward_auth;
     rl_penalty_t *penalties; /* "penalties", named by policies' "penalty" */
     int npenalties;
+    rl_conf_paths_t paths;
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the

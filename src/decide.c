@@ -10,6 +10,7 @@
 #include "deny_cache.h"
 #include "outcome.h"
 #include "override.h"
+#include "path.h"
 #include "stats.h"
 #include "util.h"
 
@@ -440,10 +441,9 @@ static void decide_done(void *arg, const rl_store_result_t *res)
 }
 
 /* No policy matched req: 422 BAD_POLICY when req names one or for a
- * reset, else an unmatched verdict (allowed, nothing counted in the
- * store). */
-static void decide_no_policy(const rl_request_t *req, decide_kind_t kind,
-                             rl_decide_cb *cb, void *arg)
+ * reset, else the unmatched verdict (paths.unmatched; nothing counted). */
+static void decide_no_policy(const rl_conf_t *conf, const rl_request_t *req,
+                             decide_kind_t kind, rl_decide_cb *cb, void *arg)
 {
     char msg[192];
     rl_verdict_t v;
@@ -464,18 +464,21 @@ static void decide_no_policy(const rl_request_t *req, decide_kind_t kind,
         return;
     }
     memset(&v, 0, sizeof(v));
-    v.allowed = 1;
-    v.status = 200;
+    /* paths.unmatched "deny": its status and body, still no policy. */
+    v.allowed = !conf->paths.unmatched_deny;
+    v.status = v.allowed ? 200 : conf->paths.deny_status;
+    v.deny_body = v.allowed ? NULL : conf->paths.deny_body;
     v.now_ms = rl_now_ms();
     decide_count(RL_DECIDE_OK, &v);
     cb(arg, RL_DECIDE_OK, &v, NULL);
 }
 
 /* Verifies the end client's tenant signature before anything counts,
- * once for every applied policy that requires it (c->parts; the first
- * such policy answers a failure); the tenant that signed is the one
- * charged. Returns the request to decide (req, or *signed_req with the
- * signed tenant), or NULL after answering RL_DECIDE_AUTH. */
+ * once for every applied policy that requires it (c->parts, and with a
+ * "policy" named also those req would match without it:
+ * rl_policy_verifier; the first such policy answers a failure); the tenant that
+ * signed is the one charged. Returns the request to decide (req, or *signed_req
+ * with the signed tenant), or NULL after answering RL_DECIDE_AUTH. */
 static const rl_request_t *decide_tenant(const rl_conf_t *conf,
                                          const decide_ctx_t *c,
                                          const rl_request_t *req,
@@ -491,6 +494,9 @@ static const rl_request_t *decide_tenant(const rl_conf_t *conf,
         if (c->parts[i].policy->verify_tenant) {
             p = c->parts[i].policy;
         }
+    }
+    if (p == NULL && req->policy != NULL) {
+        p = rl_policy_verifier(conf, req);
     }
     if (p == NULL) {
         return req;
@@ -818,7 +824,7 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
 
     n = rl_policy_find_all(conf, req, matches, RL_MAX_OP_PARTS);
     if (n == 0) {
-        decide_no_policy(req, kind, cb, arg);
+        decide_no_policy(conf, req, kind, cb, arg);
         return;
     }
     c = ctx_get();
@@ -854,14 +860,41 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
     decide_send(store, c, &keys, rl_mono_us());
 }
 
+/* Decides or resets req with its path prepared as conf->paths asks
+ * (rl_path_request); a dot segment made by normalising is 422 VAL_002. */
+static void decide_entry(const rl_conf_t *conf, rl_store_t *store,
+                         const rl_request_t *req, decide_kind_t kind,
+                         rl_decide_cb *cb, void *arg)
+{
+    rl_path_buf_t buf;
+    rl_request_t nreq;
+    int bad = 0;
+    const rl_request_t *r =
+        rl_path_request(&conf->paths, req, &nreq, &buf, &bad);
+
+    if (r != NULL) {
+        decide_start(conf, store, r, kind, cb, arg);
+    } else if (bad) {
+        if (kind == DECIDE_OP_DECIDE) {
+            decide_count(RL_DECIDE_BAD_POLICY, NULL);
+        }
+        cb(arg, RL_DECIDE_BAD_POLICY, NULL, rl_error_message(RL_ERR_BAD_PATH));
+    } else if (conf->npolicies > 0) { /* no memory: as decide_start's */
+        decide_no_memory(&conf->policies[0], kind, cb, arg);
+    } else {
+        decide_no_policy(conf, req, kind, cb, arg);
+    }
+    rl_path_buf_free(&buf);
+}
+
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,
                const rl_request_t *req, rl_decide_cb *cb, void *arg)
 {
-    decide_start(conf, store, req, DECIDE_OP_DECIDE, cb, arg);
+    decide_entry(conf, store, req, DECIDE_OP_DECIDE, cb, arg);
 }
 
 void rl_decide_reset(const rl_conf_t *conf, rl_store_t *store,
                      const rl_request_t *req, rl_decide_cb *cb, void *arg)
 {
-    decide_start(conf, store, req, DECIDE_OP_RESET, cb, arg);
+    decide_entry(conf, store, req, DECIDE_OP_RESET, cb, arg);
 }

@@ -273,21 +273,6 @@ static int chunk_framing(rl_http_chunked_t *st, size_t n, int64_t max_framing,
     return 0;
 }
 
-/* The value of the hex digit ch, or -1: digits only, no sign, no 0x. */
-static int chunk_hex(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
 /* One byte of a chunk-size line: 1 to RL_HTTP_CHUNK_DIGITS_MAX hex
  * digits, then an optional ;extension, then CRLF. Returns 1 when ch ended
  * the line, 0 when more is needed, or 400 with *msg at the first byte
@@ -317,7 +302,7 @@ static int chunk_size_byte(rl_http_chunked_t *st, char ch, const char **msg)
         st->in_ext = 1;
         return 0;
     }
-    d = chunk_hex(ch);
+    d = rl_hex_value(ch); /* digits only, no sign, no 0x */
     if (d < 0 || st->digits == RL_HTTP_CHUNK_DIGITS_MAX) {
         return parse_fail(msg, "malformed chunk size", 400);
     }

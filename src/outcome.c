@@ -79,9 +79,10 @@ static rl_outcome_kind_t outcome_kind(rl_decide_status_t status,
     case RL_DECIDE_UNAVAILABLE: return RL_OUTCOME_UNAVAILABLE;
     case RL_DECIDE_OK: break;
     }
-    if (v == NULL || v->policy == NULL) {
+    if (v == NULL || (v->policy == NULL && v->allowed)) {
         return RL_OUTCOME_UNMATCHED;
     }
+    /* Denied without a policy (paths.unmatched "deny") is a denial. */
     if (v->degraded) {
         return v->allowed ? RL_OUTCOME_DEGRADED_OPEN : RL_OUTCOME_UNAVAILABLE;
     }

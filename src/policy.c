@@ -164,9 +164,29 @@ fail:
     return -1;
 }
 
+/* 1 if segment s (n bytes) is the literal seg: byte for byte, or ASCII
+ * case-insensitively when nocase is set. */
+static int pattern_literal(const rl_segment_t *seg, const char *s, size_t n,
+                           int nocase)
+{
+    if (n != seg->len) {
+        return 0;
+    }
+    return nocase ? strncasecmp(s, seg->text, n) == 0
+                  : memcmp(s, seg->text, n) == 0;
+}
+
 /* Matches path against p; captures point into path (borrowed). */
 int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
                      rl_match_t *m)
+{
+    return rl_pattern_match_case(p, path, len, 0, m);
+}
+
+/* As rl_pattern_match; literal segments compare case-insensitively when
+ * nocase is set. Captures point into path (borrowed). */
+int rl_pattern_match_case(const rl_pattern_t *p, const char *path, size_t len,
+                          int nocase, rl_match_t *m)
 {
     const char *s;
     const char *end;
@@ -191,7 +211,7 @@ int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
         slash = memchr(s, '/', (size_t)(end - s));
         seglen = (size_t)((slash != NULL ? slash : end) - s);
         if (seg->kind == RL_SEG_LITERAL) {
-            if (seglen != seg->len || memcmp(s, seg->text, seglen) != 0) {
+            if (!pattern_literal(seg, s, seglen, nocase)) {
                 return 0;
             }
         } else {
@@ -217,15 +237,18 @@ int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
  * Policy lookup
  * ---------------------------------------------------------------------- */
 
-/* 1 if p's method filter (if any) and path pattern fit req; fills m. */
-static int policy_fits(const rl_policy_t *p, const rl_request_t *req,
-                       rl_match_t *m)
+/* 1 if p's method filter (if any) and path pattern fit req under conf's
+ * "paths" (literal segments of any case unless case_sensitive); fills
+ * m. */
+static int policy_fits(const struct rl_conf *conf, const rl_policy_t *p,
+                       const rl_request_t *req, rl_match_t *m)
 {
     if (p->method != NULL &&
         (req->method == NULL || strcasecmp(p->method, req->method) != 0)) {
         return 0;
     }
-    if (!rl_pattern_match(&p->path, req->path, req->path_len, m)) {
+    if (!rl_pattern_match_case(&p->path, req->path, req->path_len,
+                               !conf->paths.case_sensitive, m)) {
         return 0;
     }
     m->policy = p;
@@ -258,7 +281,7 @@ const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
     m->nparams = 0;
     if (req->policy != NULL) {
         p = rl_policy_by_name(conf->policies, conf->npolicies, req->policy);
-        if (p != NULL && policy_fits(p, req, m)) {
+        if (p != NULL && policy_fits(conf, p, req, m)) {
             return p;
         }
         m->policy = NULL;
@@ -266,7 +289,7 @@ const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
         return NULL;
     }
     for (i = 0; i < conf->npolicies; i++) {
-        if (policy_fits(&conf->policies[i], req, m)) {
+        if (policy_fits(conf, &conf->policies[i], req, m)) {
             return &conf->policies[i];
         }
     }
@@ -289,29 +312,66 @@ static int policy_group_taken(const rl_match_t *matches, int n,
     return 0;
 }
 
+/* First fitting policy of each group in file order, req->policy
+ * ignored; the policies are borrowed from conf. */
+static int policy_find_groups(const struct rl_conf *conf,
+                              const rl_request_t *req, rl_match_t *matches,
+                              int max)
+{
+    int n = 0;
+    int i;
+
+    for (i = 0; i < conf->npolicies && n < max; i++) {
+        const rl_policy_t *p = &conf->policies[i];
+
+        if (!policy_group_taken(matches, n, p->group) &&
+            policy_fits(conf, p, req, &matches[n])) {
+            n++;
+        }
+    }
+    return n;
+}
+
 /* First fitting policy of each group in file order, or the forced one;
  * the policies are borrowed from conf. */
 int rl_policy_find_all(const struct rl_conf *conf, const rl_request_t *req,
                        rl_match_t *matches, int max)
 {
-    int n = 0;
-    int i;
-
     if (max < 1) {
         return 0;
     }
     if (req->policy != NULL) {
         return rl_policy_find(conf, req, &matches[0]) != NULL ? 1 : 0;
     }
-    for (i = 0; i < conf->npolicies && n < max; i++) {
-        const rl_policy_t *p = &conf->policies[i];
+    return policy_find_groups(conf, req, matches, max);
+}
 
-        if (!policy_group_taken(matches, n, p->group) &&
-            policy_fits(p, req, &matches[n])) {
-            n++;
+/* The first policy in file order that verifies tenants among the one req
+ * names (when it fits) and those req matches without the name; borrowed
+ * from conf, or NULL. */
+const rl_policy_t *rl_policy_verifier(const struct rl_conf *conf,
+                                      const rl_request_t *req)
+{
+    rl_match_t m[RL_MAX_OP_PARTS];
+    const rl_policy_t *best = NULL;
+    int n;
+    int i;
+
+    if (req->policy != NULL) {
+        best = rl_policy_find(conf, req, &m[0]);
+        if (best != NULL && !best->verify_tenant) {
+            best = NULL;
         }
     }
-    return n;
+    n = policy_find_groups(conf, req, m, RL_MAX_OP_PARTS);
+    for (i = 0; i < n; i++) {
+        const rl_policy_t *p = m[i].policy;
+
+        if (p->verify_tenant && (best == NULL || p->index < best->index)) {
+            best = p;
+        }
+    }
+    return best;
 }
 
 /* ------------------------------------------------------------------------
@@ -403,7 +463,13 @@ static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
         }
         break;
     case RL_KEY_ROUTE: v = p->path.text; break;
-    case RL_KEY_PATH: *len = req->path_len; return req->path;
+    case RL_KEY_PATH:
+        if (req->key_path != NULL) {
+            *len = req->key_path_len;
+            return req->key_path;
+        }
+        *len = req->path_len;
+        return req->path;
     case RL_KEY_PATH_PARAM:
         param = key_param(m, f->name);
         if (param == NULL) {

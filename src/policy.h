@@ -142,6 +142,12 @@ void rl_pattern_free(rl_pattern_t *p);
 int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
                      rl_match_t *m);
 
+/* As rl_pattern_match, but with nocase set literal segments compare
+ * ASCII case-insensitively ("paths.case_sensitive": false); captures
+ * keep the path's case. Pure. */
+int rl_pattern_match_case(const rl_pattern_t *p, const char *path, size_t len,
+                          int nocase, rl_match_t *m);
+
 /* The policy called name among the n policies (borrowed), or NULL. */
 const rl_policy_t *rl_policy_by_name(const rl_policy_t *policies, int n,
                                      const char *name);
@@ -157,6 +163,15 @@ const rl_policy_t *rl_policy_find(const struct rl_conf *conf,
  * Returns the number found (0 when none applies). */
 int rl_policy_find_all(const struct rl_conf *conf, const rl_request_t *req,
                        rl_match_t *matches, int max);
+
+/* The policy whose verify_tenant decides req: the first in file order,
+ * among the policy req names in "policy" (if it fits) and the policies
+ * req matches without the name (rl_policy_find_all), that verifies
+ * tenants; NULL when none does. Naming a policy cannot skip the tenant
+ * check of a policy the request would otherwise match. Borrowed from
+ * conf; pure. */
+const rl_policy_t *rl_policy_verifier(const struct rl_conf *conf,
+                                      const rl_request_t *req);
 
 /* Encodes one identifier for use inside a key: bytes outside
  * [A-Za-z0-9._~@+-] become %XX, so '{', '}', ':', '|', spaces and control

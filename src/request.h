@@ -32,7 +32,11 @@ typedef struct rl_request {
     const char *tenant; /* NULL if absent */
     const char *user;
     const char *ip;
-    const char *policy; /* force this policy by name; NULL = match */
+    const char *policy;   /* force this policy by name; NULL = match */
+    const char *key_path; /* what a "path" key holds (the lower-cased path
+                           * under paths.case_sensitive false); NULL =
+                           * path */
+    size_t key_path_len;
     rl_header_t headers[RL_MAX_REQ_HEADERS];
     int nheaders;
     int64_t cost; /* >= 0, default 1; 0 = peek */

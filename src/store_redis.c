@@ -29,6 +29,10 @@
 
 #define STORE_BATCH_MAX 64
 #define STORE_BATCH_FREE_MAX 8 /* idle batches kept for reuse */
+/* Idle op contexts kept for reuse: one full batch's worth; past it a
+ * finished op is freed, so a burst of decisions in flight does not stay
+ * allocated (each keeps its argv buffers). */
+#define STORE_OP_FREE_MAX STORE_BATCH_MAX
 
 typedef struct store_redis store_redis_t;
 
@@ -63,7 +67,8 @@ struct store_redis {
     rl_redis_conn_t *conn;
     char name[RL_CLUSTER_NAME_MAX]; /* "host:port", for /ready */
     rl_store_common_t sc;           /* the script's SHA, warnings */
-    store_op_t *free_ops;
+    store_op_t *free_ops;           /* at most STORE_OP_FREE_MAX */
+    int nfree_ops;
     store_batch_t *open; /* decisions started in this loop pass */
     store_batch_t *free_batches;
     int nfree_batches;
@@ -82,6 +87,7 @@ static store_op_t *store_op_get(store_redis_t *st)
 
     if (o != NULL) {
         st->free_ops = o->next_free;
+        st->nfree_ops--;
     } else {
         o = calloc(1, sizeof(*o));
         if (o == NULL) {
@@ -93,13 +99,20 @@ static store_op_t *store_op_get(store_redis_t *st)
     return o;
 }
 
-/* Returns a context to the free list (its buffer is kept). */
+/* Returns a context to the free list (its buffer is kept); past
+ * STORE_OP_FREE_MAX idle ones it is freed instead. */
 static void store_op_put(store_redis_t *st, store_op_t *o)
 {
+    if (st->nfree_ops >= STORE_OP_FREE_MAX) {
+        rl_redis_cmd_free(&o->cmd);
+        free(o);
+        return;
+    }
     o->cb = NULL;
     o->arg = NULL;
     o->next_free = st->free_ops;
     st->free_ops = o;
+    st->nfree_ops++;
 }
 
 /* ------------------------------------------------------------------ */

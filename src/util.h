@@ -24,6 +24,22 @@ int rl_duration_parse(const char *s, int64_t *ms);
  * minutes", "3600 s" -> "1 hour"). Pure, any thread. */
 void rl_human_duration_ms(int64_t ms, char *buf, size_t len);
 
+/* The value of hex digit c (0-9, a-f, A-F), or -1: no sign, no "0x".
+ * Pure, any thread. */
+static inline int rl_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 /* Fills buf with a random 32-hex-digit id (plus NUL: len >= 33). */
 void rl_random_id(char *buf, size_t len);
 

@@ -194,3 +194,44 @@ def test_docs_tenant_example():
             "acme-corp-secret-change-me", "acme-corp-secret-guessed!!")], capture_output=True,
             timeout=20 * SLOW)
         eq(json.loads(p.stdout.decode()).get("code"), "AUTH_001", "a forged signature")
+
+
+def _named_policy(store):
+    """Naming a policy that does not verify tenants ("policy": "loose")
+    on a request that "events" (verify_tenant) would match is verified
+    all the same: forged or unsigned, it is refused 401 like the matched
+    policy would refuse it, and nothing is counted under either policy;
+    signed, it is counted under the named policy. A named policy that
+    verifies is verified too (as before)."""
+    cfg = config(dict(policy("events", "/v1/events", [limit(LIMIT, "1m")], key=["tenant"],
+                             method="POST"), verify_tenant="hmac"),
+                 policy("loose", "/v1/*", [limit(LIMIT, "1m")], key=["tenant"]),
+                 tenants=[{"id": "acme-corp", "secret": ACME}], workers=1)
+    with service(cfg, store) as svc:
+        for what, secret, drop, code in (("unsigned", ACME, ("X-Signature",), "AUTH_002"),
+                                         ("forged", GLOBEX, (), "AUTH_001")):
+            for i in range(LIMIT + 2):
+                r = decide_named(svc, "loose", secret, drop)
+                assert_auth(r, 401, code, "%s request naming loose (#%d)" % (what, i + 1))
+        r = decide_named(svc, "loose", ACME, ())
+        eq((r.status, r.json["policy"], r.json["remaining"]), (200, "loose", LIMIT - 1),
+           "signed, naming loose: nothing counted before")
+        r = decide_signed(svc)
+        eq((r.status, r.json["policy"], r.json["remaining"]), (200, "events", LIMIT - 1),
+           "events: nothing counted before")
+        # A request "events" does not match (GET) naming loose is not verified.
+        r = svc.decide(method="GET", path="/v1/events", tenant="acme-corp", policy="loose")
+        eq((r.status, r.json["policy"]), (200, "loose"), "GET naming loose")
+
+
+def decide_named(svc, name, secret, drop):
+    """A POST /v1/events for acme-corp naming policy name, signed with
+    secret, without the headers in drop."""
+    h = tenant_headers("acme-corp", secret, "POST", "/v1/events")
+    for d in drop:
+        del h[d]
+    return svc.decide(method="POST", path="/v1/events", headers=h, tenant="acme-corp",
+                      policy=name)
+
+
+parametrize(globals(), "test_tenant_named_policy", _named_policy, STORES)

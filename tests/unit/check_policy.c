@@ -895,6 +895,114 @@ START_TEST(test_key_hash_tag_and_penalty)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * "policy" and verify_tenant; paths.case_sensitive
+ * ---------------------------------------------------------------------- */
+
+static const char *verify_conf =
+    "{\"tenants\": [{\"id\": \"acme\", \"secret\": "
+    "\"acme-secret-0123456789\"}],"
+    " \"paths\": {\"case_sensitive\": false},"
+    " \"policies\": ["
+    " {\"name\": \"open\", \"match\": {\"path\": \"/open/*\"},"
+    "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
+    " {\"name\": \"events\", \"match\": {\"method\": \"POST\", \"path\": "
+    "\"/v1/Events\"}, \"verify_tenant\": \"hmac\","
+    "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
+    " {\"name\": \"loose\", \"group\": \"g2\", \"match\": {\"path\": "
+    "\"/v1/*\"}, \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]},"
+    " {\"name\": \"signed\", \"group\": \"g3\", \"match\": {\"path\": "
+    "\"/s/*\"}, \"verify_tenant\": \"hmac\","
+    "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]}"
+    "]}";
+
+/* method, path, named policy, the verifier expected (NULL: none). */
+static const struct {
+    const char *method;
+    const char *path;
+    const char *name;
+    const char *expect;
+} verify_rows[] = {
+    {"POST", "/v1/events", NULL, "events"},
+    {"POST", "/v1/events", "loose", "events"}, /* the name skips nothing */
+    {"POST", "/V1/EVENTS", "loose", "events"}, /* any case */
+    {"GET", "/v1/events", "loose", NULL},      /* events does not match */
+    {"GET", "/s/x", "open", "signed"},         /* named one does not fit */
+    {"GET", "/s/x", "signed", "signed"},
+    {"GET", "/open/x", NULL, NULL},
+    {"GET", "/open/x", "signed", NULL},
+};
+
+START_TEST(test_policy_verifier)
+{
+    rl_conf_t *conf = conf_from(verify_conf);
+    const rl_policy_t *p;
+    rl_request_t req;
+
+    req_init(&req, verify_rows[_i].method, verify_rows[_i].path);
+    req.policy = verify_rows[_i].name;
+    p = rl_policy_verifier(conf, &req);
+    if (verify_rows[_i].expect == NULL) {
+        ck_assert_msg(p == NULL, "row %d: got %s", _i, p ? p->name : "");
+    } else {
+        ck_assert_msg(p != NULL, "row %d: none", _i);
+        ck_assert_str_eq(p->name, verify_rows[_i].expect);
+    }
+    rl_conf_free(conf);
+}
+END_TEST
+
+/* case_sensitive false: literal segments match any case, a {param}
+ * keeps its case; the default compares bytes. */
+START_TEST(test_find_case_insensitive)
+{
+    rl_conf_t *conf = conf_from(verify_conf);
+    rl_conf_t *exact = conf_from(find_conf);
+    rl_pattern_t pat;
+    rl_request_t req;
+    rl_match_t m;
+    char err[128];
+
+    req_init(&req, "post", "/V1/eVeNtS");
+    ck_assert_ptr_nonnull(rl_policy_find(conf, &req, &m));
+    ck_assert_str_eq(m.policy->name, "events");
+    req_init(&req, "GET", "/A/Special");
+    ck_assert_ptr_null(rl_policy_find(exact, &req, &m));
+    ck_assert_int_eq(rl_pattern_compile("/a/{id}", &pat, err, sizeof(err)), 0);
+    ck_assert_int_eq(rl_pattern_match_case(&pat, "/A/XyZ", 6, 1, &m), 1);
+    ck_assert_int_eq((int)m.params[0].len, 3);
+    ck_assert(memcmp(m.params[0].value, "XyZ", 3) == 0);
+    ck_assert_int_eq(rl_pattern_match_case(&pat, "/A/XyZ", 6, 0, &m), 0);
+    rl_pattern_free(&pat);
+    rl_conf_free(conf);
+    rl_conf_free(exact);
+}
+END_TEST
+
+/* A "path" key holds key_path when set (the lower-cased path). */
+START_TEST(test_key_path_folded)
+{
+    rl_conf_t *conf = conf_from(
+        "{\"policies\": [{\"name\": \"p\", \"match\": {\"path\": \"/a/*\"},"
+        " \"key\": [\"path\"], \"limits\": [{\"requests\": 1, \"per\": "
+        "\"1s\"}]}]}");
+    rl_request_t req;
+    rl_match_t m;
+    const char *missing;
+    char buf[RL_KEY_MAX];
+
+    req_init(&req, "GET", "/a/X");
+    ck_assert_ptr_nonnull(rl_policy_find(conf, &req, &m));
+    req.key_path = "/a/x";
+    req.key_path_len = 4;
+    ck_assert_int_gt(rl_policy_key(&conf->policies[0], "rl", &req, &m, buf,
+                                   sizeof(buf), &missing),
+                     0);
+    ck_assert_str_eq(buf, "rl:{p|%2Fa%2Fx}");
+    rl_conf_free(conf);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *policy_suite(void)
 {
@@ -926,6 +1034,10 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_key_slot_from_tag_only);
     tcase_add_test(tc, test_key_longest_fits);
     tcase_add_test(tc, test_find_all_groups);
+    tcase_add_loop_test(tc, test_policy_verifier, 0,
+                        (int)(sizeof(verify_rows) / sizeof(verify_rows[0])));
+    tcase_add_test(tc, test_find_case_insensitive);
+    tcase_add_test(tc, test_key_path_folded);
     tcase_add_test(tc, test_key_hash_tag_and_penalty);
     suite_add_tcase(s, tc);
     return s;

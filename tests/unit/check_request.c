@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "path.h"
 #include "request.h"
 
 /* Decodes text (NUL bytes allowed inside strings) or fails the test. */
@@ -296,6 +297,104 @@ START_TEST(test_path_traversal_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Path normalisation (path.c)
+ * ---------------------------------------------------------------------- */
+
+#define N RL_PATH_NORMALIZE
+#define L RL_PATH_LOWER
+
+/* Input, flags, expected output (NULL: refused as a dot segment). */
+static const struct {
+    const char *in;
+    unsigned flags;
+    const char *out;
+} norm_rows[] = {
+    {"/api/login", N, "/api/login"},
+    {"/api/login/", N, "/api/login"},
+    {"//api/login", N, "/api/login"},
+    {"/api//login//", N, "/api/login"},
+    {"/api/%6cogin", N, "/api/login"},
+    {"/api/%6Cogin", N, "/api/login"},
+    {"/api/login;x", N, "/api/login"},
+    {"/api;v=1/login;jsessionid=2", N, "/api/login"},
+    {"/api/;x/login", N, "/api/login"},
+    {"/API/login", N, "/API/login"},
+    {"/API/Login%2f", N | L, "/api/login%2F"},
+    {"/%41%5a%61%7a%30%39%2D%2E%5F%7E", N, "/AZaz09-._~"},
+    {"/a%2fb", N, "/a%2Fb"},
+    {"/a%2Fb", N, "/a%2Fb"},
+    {"/a%3bb;c", N, "/a%3Bb"},
+    {"/a%20b%zz%4", N, "/a%20b%25zz%254"},
+    {"/a%", N, "/a%25"},
+    {"/%4%41", N | L, "/%254a"},
+    {"/%00", N, "/%00"},
+    {"/", N, "/"},
+    {"", N, "/"},
+    {"//", N, "/"},
+    {"/;x", N, "/"},
+    {"/a/%2e%2e/b", N, NULL},
+    {"/a/%2E/b", N, NULL},
+    {"/a/..;x/b", N, NULL},
+    {"/a/.%2e;x", N, NULL},
+    {"/a/...;x", N, "/a/..."},
+    {"/a/..x", N, "/a/..x"},
+    /* without RL_PATH_NORMALIZE: copied (and lower-cased) as sent */
+    {"//API/login;x/", 0, "//API/login;x/"},
+    {"//API/%2Flogin;x/", L, "//api/%2flogin;x/"},
+    {"/a/..;x/b", 0, "/a/..;x/b"},
+};
+
+#undef N
+#undef L
+
+START_TEST(test_path_normalize)
+{
+    const char *in = norm_rows[_i].in;
+    size_t len = strlen(in), outlen = 0;
+    char *out = malloc(RL_PATH_OUT_LEN(len));
+    int rc;
+
+    ck_assert_ptr_nonnull(out);
+    rc = rl_path_normalize(in, len, norm_rows[_i].flags, out, &outlen);
+    if (norm_rows[_i].out == NULL) {
+        ck_assert_msg(rc == -1, "row %d (%s): not refused", _i, in);
+    } else {
+        ck_assert_msg(rc == 0, "row %d (%s): refused", _i, in);
+        ck_assert_msg(outlen == strlen(norm_rows[_i].out) &&
+                          memcmp(out, norm_rows[_i].out, outlen) == 0,
+                      "row %d (%s): got %.*s", _i, in, (int)outlen, out);
+        ck_assert(outlen <= RL_PATH_OUT_LEN(len));
+    }
+    free(out);
+}
+END_TEST
+
+/* Normalising twice changes nothing more (one path, one key). */
+START_TEST(test_path_normalize_idempotent)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(norm_rows) / sizeof(norm_rows[0]); i++) {
+        char a[512], b[512];
+        size_t alen, blen;
+
+        if (norm_rows[i].out == NULL ||
+            !(norm_rows[i].flags & RL_PATH_NORMALIZE)) {
+            continue;
+        }
+        ck_assert_int_eq(rl_path_normalize(norm_rows[i].in,
+                                           strlen(norm_rows[i].in),
+                                           norm_rows[i].flags, a, &alen),
+                         0);
+        ck_assert_int_eq(
+            rl_path_normalize(a, alen, norm_rows[i].flags, b, &blen), 0);
+        ck_assert_msg(alen == blen && memcmp(a, b, alen) == 0, "row %d",
+                      (int)i);
+    }
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *request_suite(void)
 {
@@ -312,6 +411,9 @@ static Suite *request_suite(void)
     tcase_add_loop_test(tc, test_path_safe, 0,
                         (int)(sizeof(path_rows) / sizeof(path_rows[0])));
     tcase_add_test(tc, test_path_traversal_refused);
+    tcase_add_loop_test(tc, test_path_normalize, 0,
+                        (int)(sizeof(norm_rows) / sizeof(norm_rows[0])));
+    tcase_add_test(tc, test_path_normalize_idempotent);
     suite_add_tcase(s, tc);
     return s;
 }
