@@ -47,7 +47,9 @@ void rl_algo_mem_gcra(const rl_limit_t *l, const rl_limit_state_t *st,
     int64_t t = algo_ceil_div(l->period_ms * 1000, l->requests);
     int64_t burst = l->burst > 0 ? l->burst : l->requests;
     int64_t tat = algo_max(st->v[0], now);
-    int64_t new_tat = tat + cost * t;
+    /* cost*T only once cost <= burst: B*T is bounded at load (2^51 us),
+     * a larger cost times T could overflow. */
+    int64_t new_tat = cost <= burst ? tat + cost * t : 0;
     int64_t allow_at = new_tat - burst * t;
 
     if (cost <= burst && allow_at <= now) {
@@ -121,7 +123,10 @@ void rl_algo_mem_sliding_window(const rl_limit_t *l, const rl_limit_state_t *st,
     } else if (st->v[0] == idx - 1) {
         prev = st->v[2];
     }
-    e->ok = prev * left + (cur + cost) * period <= requests * period;
+    /* (cur + cost) * period only once cost <= requests: R*P is bounded
+     * at load (2^51), a larger cost times P could overflow. */
+    e->ok = cost <= requests &&
+            prev * left + (cur + cost) * period <= requests * period;
     cur_after = e->ok ? cur + cost : cur;
     e->remaining = algo_max(
         algo_floor_div(requests * period - prev * left - cur_after * period,

@@ -113,6 +113,29 @@ START_TEST(gcra_burst)
 }
 END_TEST
 
+/* The largest cost a request may carry (10^9) against the largest limits
+ * the config accepts (docs/algorithms.md, "Ranges"): denied, nothing
+ * written, and no signed overflow on the way (UBSan fails the test in
+ * the sanitizer build if cost*T or (cur + cost)*P is computed). */
+START_TEST(huge_cost_never_overflows)
+{
+    rl_limit_t g = mk(RL_ALGO_GCRA, 1, 3650LL * 86400000, 7, 0);
+    rl_limit_t s = mk(RL_ALGO_SLIDING_WINDOW, 1 << 20, 1LL << 31, 0, 0);
+    rl_limit_state_t st;
+    rl_limit_result_t r;
+
+    memset(&st, 0, sizeof(st));
+    ck_assert(!one(&g, &st, T0, 1000000000LL, &r));
+    ck_assert_int_eq(r.remaining, 7);
+    ck_assert_int_eq(r.retry_after_ms, g.period_ms);
+    ck_assert_int_eq(st.v[0], 0);
+    memset(&st, 0, sizeof(st));
+    ck_assert(!one(&s, &st, T0, 1000000000LL, &r));
+    ck_assert_int_eq(r.remaining, 1 << 20);
+    ck_assert_int_eq(st.v[2], 0);
+}
+END_TEST
+
 START_TEST(gcra_refill_timing)
 {
     rl_limit_t l = mk(RL_ALGO_GCRA, 10, 1000, 5, 0);
@@ -677,6 +700,7 @@ static Suite *algo_suite(void)
     tcase_add_test(tc, fixed_window_edges);
     tcase_add_test(tc, fixed_window_compares_index_not_expiry);
     tcase_add_test(tc, gcra_burst);
+    tcase_add_test(tc, huge_cost_never_overflows);
     tcase_add_test(tc, gcra_refill_timing);
     tcase_add_test(tc, gcra_fractional_interval_keeps_burst);
     tcase_add_test(tc, gcra_one_per_5_minutes_burst_1);
