@@ -224,6 +224,19 @@ static const rl_yaml_t *cv_get(const rl_yaml_t *y, const char *field)
     return NULL;
 }
 
+/* The line of field's key in map y (which holds it). */
+static int cv_key_line(const rl_yaml_t *y, const char *field)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < y->n; i += 2) {
+        if (strcmp(y->items[i]->text, field) == 0) {
+            return y->items[i]->line;
+        }
+    }
+    return y->line;
+}
+
 /* The unit of a rate_limit block into d->per. 0 or -1. */
 static int cv_unit(rl_convert_t *cv, const rl_yaml_t *v, cv_desc_t *d)
 {
@@ -250,14 +263,14 @@ static int cv_rate_limit(rl_convert_t *cv, const rl_yaml_t *rl, cv_desc_t *d)
 {
     static const char *const fields[] = {
         "unit", "requests_per_unit", "unlimited", "name", "replaces", NULL};
-    const rl_yaml_t *unit, *req, *unl, *rep;
+    const rl_yaml_t *unit, *req, *unl;
 
     if (cv_keys(cv, rl, "rate_limit", fields) != 0) {
         return -1;
     }
     d->has_limit = 1;
-    if ((rep = cv_get(rl, "replaces")) != NULL) {
-        return cv_fail(cv, cv->file, rep->line,
+    if (cv_get(rl, "replaces") != NULL) {
+        return cv_fail(cv, cv->file, cv_key_line(rl, "replaces"),
                        "replaces is not supported: ratelimitd decides every "
                        "matched descriptor of a request; give the replaced "
                        "policy an override for these values instead "

@@ -200,7 +200,7 @@ static const struct {
     {"domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n"
      "      unit: second\n      requests_per_unit: 1\n"
      "      replaces:\n        - name: x\n",
-     "a.yaml:8: replaces is not supported"},
+     "a.yaml:7: replaces is not supported"},
     {"domain: d\ndescriptors:\n  - key: k\n    valu: v\n",
      "a.yaml:4: unknown field 'valu' in a descriptor"},
     {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: fortnight, "
