@@ -24,7 +24,7 @@ for arg in "$@"; do
     esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
-    reply_template)
+    reply_template convert)
 
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
@@ -43,13 +43,14 @@ declare -A SOURCES=(
     [resp]="src/redis_cmd.c src/store.c src/algo.c src/algo_mem.c src/util.c"
     [auth]="src/auth.c src/errors.c src/util.c src/request.c"
     [reply_template]="src/reply.c src/reply_template.c src/errors.c src/util.c"
+    [convert]="src/convert_envoy.c src/convert_yaml.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I"$ROOT/src")
 # shellcheck disable=SC2207 # pkg-config prints a list of flags
-PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis))
+PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis yaml-0.1))
 
 mkdir -p "$OUT"
 failed=0
