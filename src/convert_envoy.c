@@ -329,8 +329,14 @@ static int cv_descriptor(rl_convert_t *cv, const rl_yaml_t *y, int depth,
     if ((v = cv_get(y, "key")) == NULL) {
         return cv_fail(cv, cv->file, y->line, "descriptor has empty key");
     }
-    if (cv_scalar(cv, v, "key", &s) != 0 || (d->key = strdup(s)) == NULL) {
+    if (cv_scalar(cv, v, "key", &s) != 0) {
         return -1;
+    }
+    if (*s == '\0') {
+        return cv_fail(cv, cv->file, v->line, "descriptor has empty key");
+    }
+    if ((d->key = strdup(s)) == NULL) {
+        return cv_fail(cv, cv->file, v->line, "out of memory");
     }
     if ((v = cv_get(y, "value")) != NULL) {
         if (cv_scalar(cv, v, "value", &s) != 0) {
@@ -343,7 +349,7 @@ static int cv_descriptor(rl_convert_t *cv, const rl_yaml_t *y, int depth,
                            s);
         }
         if (*s != '\0' && (d->value = strdup(s)) == NULL) {
-            return -1;
+            return cv_fail(cv, cv->file, v->line, "out of memory");
         }
     }
     if ((v = cv_get(y, "rate_limit")) != NULL && cv_rate_limit(cv, v, d) != 0) {
@@ -458,6 +464,10 @@ static int cv_root(rl_convert_t *cv, const rl_yaml_t *doc)
     }
     if (cv_scalar(cv, v, "domain", &name) != 0) {
         return -1;
+    }
+    if (*name == '\0') {
+        return cv_fail(cv, cv->file, v->line,
+                       "config file cannot have empty domain");
     }
     if ((dom = cv_domain(cv, name)) == NULL) {
         return cv_fail(cv, cv->file, v->line, "out of memory");

@@ -232,6 +232,11 @@ static const struct {
     {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
      "requests_per_unit: 0}\n",
      "a.yaml:3: requests_per_unit 0 needs an entry with a value"},
+    {"domain: d\ndescriptors:\n  - key: ''\n",
+     "a.yaml:3: descriptor has empty key"},
+    {"domain: \"\"\n", "a.yaml:1: config file cannot have empty domain"},
+    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: 5\n",
+     "a.yaml:4: rate_limit must be a mapping"},
     {"domain: d\ndescriptors:\n  - key: k\n    shadow_mode: maybe\n",
      "a.yaml:4: shadow_mode must be true or false"},
 };
