@@ -2,10 +2,10 @@
  *
  * Two steps, each its own section below, after convert_yaml.c has made
  * a node tree (with lines) of each file's YAML:
- *   2. node tree -> descriptor tree per domain, checking each field the
+ *   1. node tree -> descriptor tree per domain, checking each field the
  *      way envoyproxy/ratelimit does (unknown fields, units, duplicate
  *      composite keys) and naming what ratelimitd cannot express;
- *   3. descriptor trees -> a flat, ordered rule list -> JSON.
+ *   2. descriptor trees -> a flat, ordered rule list -> JSON.
  * Everything a conversion allocates belongs to its rl_convert_t. */
 #include <errno.h>
 #include <stdarg.h>
@@ -56,7 +56,7 @@ static int cv_fail(rl_convert_t *cv, const char *file, int line,
 }
 
 /* ------------------------------------------------------------------ */
-/* Step 2: node tree -> descriptor trees                               */
+/* Step 1: node tree -> descriptor trees                               */
 /* ------------------------------------------------------------------ */
 
 /* One descriptor of the YAML file, with what its rate_limit says. */
@@ -568,7 +568,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Step 3: descriptor trees -> ordered rules -> JSON                   */
+/* Step 2: descriptor trees -> ordered rules -> JSON                   */
 /* ------------------------------------------------------------------ */
 
 /* One descriptor with a rate_limit and the path of entries to it. */
