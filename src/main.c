@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include "config.h"
 #include "conf.h"
+#include "convert_envoy.h"
 #include "log.h"
 #include "reload.h"
 #include "store_mem.h"
@@ -26,6 +27,7 @@ static void usage(FILE *out)
         out,
         "Usage: ratelimitd -c FILE [--listen HOST:PORT] [-v]\n"
         "       ratelimitd --check-config FILE\n"
+        "       ratelimitd --convert-envoy-ratelimit FILE.yaml...\n"
         "\n"
         "A distributed rate-limit decision service.\n"
         "\n"
@@ -33,6 +35,11 @@ static void usage(FILE *out)
         "  -t, --check-config FILE  validate FILE and exit (0 valid, 1 "
         "invalid)\n"
         "  -l, --listen HOST:PORT   override the configuration's \"listen\"\n"
+        "      --convert-envoy-ratelimit FILE.yaml...\n"
+        "                           print envoyproxy/ratelimit configs as "
+        "ratelimitd\n"
+        "                           JSON policies (0 ok, 1 unsupported or "
+        "invalid)\n"
         "  -v, --verbose            debug logging\n"
         "  -V, --version            print the version and exit\n"
         "  -h, --help               print this help and exit\n"
@@ -366,6 +373,7 @@ typedef struct main_opts {
     const char *check;  /* -t */
     const char *listen; /* -l */
     int verbose;        /* -v */
+    int convert;        /* --convert-envoy-ratelimit: the operands */
 } main_opts_t;
 
 /* Parses argv into o. Returns -1 to go on, or the exit code: 0 after
@@ -379,6 +387,7 @@ static int parse_args(int argc, char **argv, main_opts_t *o)
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"convert-envoy-ratelimit", no_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -392,8 +401,17 @@ static int parse_args(int argc, char **argv, main_opts_t *o)
         case 'v': o->verbose = 1; break;
         case 'V': printf("ratelimitd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
+        case 'E': o->convert = 1; break;
         default: usage(stderr); return 2;
         }
+    }
+    if (o->convert) {
+        if (optind == argc || o->config != NULL || o->check != NULL ||
+            o->listen != NULL) {
+            usage(stderr);
+            return 2;
+        }
+        return -1;
     }
     if (optind < argc || (o->config == NULL && o->check == NULL)) {
         usage(stderr);
@@ -427,6 +445,35 @@ static int check_config(const char *path)
     return 0;
 }
 
+/* --convert-envoy-ratelimit: converts the files names[0..n-1] and
+ * prints the JSON on stdout. The exit code: 0, or 1 with "FILE:LINE:
+ * problem" on stderr. */
+static int convert_envoy(char **names, int n)
+{
+    rl_convert_t *cv = rl_convert_new();
+    char err[512];
+    char *json = NULL;
+    int i;
+
+    snprintf(err, sizeof(err), "out of memory");
+    for (i = 0; cv != NULL && i < n; i++) {
+        if (rl_convert_add_file(cv, names[i], err, sizeof(err)) != 0) {
+            break;
+        }
+    }
+    if (cv != NULL && i == n) {
+        json = rl_convert_json(cv, err, sizeof(err));
+    }
+    rl_convert_free(cv);
+    if (json == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    fputs(json, stdout);
+    free(json);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* --listen HOST:PORT: replaces conf's listen address. 0, or -1 (reported)
  * when spec is not HOST:PORT. */
 static int apply_listen(rl_conf_t *conf, const char *spec)
@@ -444,9 +491,9 @@ static int apply_listen(rl_conf_t *conf, const char *spec)
     return 0;
 }
 
-/* Parses the command line, then checks the config (-t) or runs the
- * service (-c). Exit codes: 0 ok, 1 invalid config or failed start, 2
- * usage error. */
+/* Parses the command line, then checks the config (-t), converts
+ * envoyproxy/ratelimit files, or runs the service (-c). Exit codes: 0
+ * ok, 1 invalid config or failed start, 2 usage error. */
 int main(int argc, char **argv)
 {
     main_opts_t o;
@@ -458,6 +505,9 @@ int main(int argc, char **argv)
 
     if (rc >= 0) {
         return rc;
+    }
+    if (o.convert) {
+        return convert_envoy(argv + optind, argc - optind);
     }
     if (o.check != NULL) {
         return check_config(o.check);

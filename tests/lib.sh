@@ -4,7 +4,7 @@
 
 # Debian packages needed to build ratelimitd and run its tests.
 RL_PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
-    libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
+    libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libyaml-dev
     libhiredis-dev libjansson-dev libssl-dev check redis-server python3 curl openssl)
 
 # Prints a progress line on stderr.

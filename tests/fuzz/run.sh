@@ -24,7 +24,7 @@ for arg in "$@"; do
     esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
-    reply_template path)
+    reply_template path convert)
 
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
@@ -44,13 +44,14 @@ declare -A SOURCES=(
     [auth]="src/auth.c src/errors.c src/util.c src/request.c"
     [reply_template]="src/reply.c src/reply_template.c src/errors.c src/util.c"
     [path]="src/path.c src/request.c src/errors.c"
+    [convert]="src/convert_envoy.c src/convert_yaml.c"
 )
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -I"$ROOT/src")
 # shellcheck disable=SC2207 # pkg-config prints a list of flags
-PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis))
+PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis yaml-0.1))
 
 mkdir -p "$OUT"
 failed=0

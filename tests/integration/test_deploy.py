@@ -389,3 +389,83 @@ def test_integrations_doc_snippets():
         with open(os.path.join(ROOT, path)) as f:
             check(text in f.read(), "docs/integrations.md: the snippet from %s is not in the file "
                   "(first line: %r)" % (path, text.splitlines()[0]))
+
+
+def _descriptor_keys(rate_limits):
+    """The descriptor key lists Envoy builds from route rate_limits actions
+    (remote_address and request_headers, the ones deploy/ uses)."""
+    out = []
+    for rl in rate_limits:
+        keys = []
+        for action in rl["actions"]:
+            (kind, spec), = action.items()
+            keys.append({"remote_address": lambda s: "remote_address",
+                         "request_headers": lambda s: s["descriptor_key"]}[kind](spec))
+        out.append(keys)
+    return out
+
+
+def _converted(path):
+    rc, out, err = run_binary(["--convert-envoy-ratelimit", path])
+    eq(rc, 0, "--convert-envoy-ratelimit %s (%s)" % (os.path.relpath(path, ROOT), err))
+    return json.loads(out)["policies"]
+
+
+def test_grpc_gateway_examples():
+    """Envoy's rate_limit filter (transport V3, an HTTP/2 cluster on
+    ratelimitd's gRPC port), Istio's EnvoyFilter and Envoy Gateway's
+    BackendTrafficPolicy: each descriptor their actions send has a policy
+    converted from the envoyproxy/ratelimit file next to them, in their
+    domain."""
+    (envoy,) = _load_yaml(os.path.join(DEPLOY, "envoy", "envoy-grpc.yaml"))
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hf = hcm["http_filters"]
+    eq([f["name"] for f in hf], ["envoy.filters.http.ratelimit", "envoy.filters.http.router"],
+       "http filters")
+    rl = hf[0]["typed_config"]
+    eq(rl["rate_limit_service"]["transport_api_version"], "V3", "transport_api_version")
+    cname = rl["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"]
+    (cluster,) = [c for c in envoy["static_resources"]["clusters"] if c["name"] == cname]
+    opts = cluster["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    check("http2_protocol_options" in opts["explicit_http_config"], "the gRPC cluster is HTTP/2")
+    sock = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"]
+    eq(sock["port_value"], 8081, "ratelimitd's gRPC port")
+
+    policies = _converted(os.path.join(DEPLOY, "envoy", "ratelimit.yaml"))
+    eq({p["match"]["domain"] for p in policies}, {rl["domain"]}, "converted domains")
+    shapes = [[e["key"] for e in p["match"]["descriptor"]] for p in policies]
+    sent = _descriptor_keys(hcm["route_config"]["virtual_hosts"][0]["rate_limits"])
+    for keys in sent:
+        check(keys in shapes, "no converted policy for the descriptor %r (have %r)" % (keys, shapes))
+
+    svc, filt, actions = _load_yaml(os.path.join(DEPLOY, "istio", "envoyfilter-ratelimit.yaml"))
+    eq((svc["kind"], filt["kind"], actions["kind"]), ("Service", "EnvoyFilter", "EnvoyFilter"),
+       "Istio objects")
+    port = svc["spec"]["ports"][0]
+    eq((port["port"], port["appProtocol"]), (8081, "grpc"), "the gRPC Service port")
+    ivalue = filt["spec"]["configPatches"][0]["patch"]["value"]
+    eq(ivalue["name"], "envoy.filters.http.ratelimit", "Istio's inserted filter")
+    irl = ivalue["typed_config"]
+    eq((irl["domain"], irl["rate_limit_service"]["transport_api_version"]), (rl["domain"], "V3"),
+       "Istio filter domain and transport")
+    fqdn = "%s.%s.svc.cluster.local" % (svc["metadata"]["name"], svc["metadata"]["namespace"])
+    eq(irl["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"],
+       "outbound|%d||%s" % (port["port"], fqdn), "Istio's cluster for the Service")
+    eq(_descriptor_keys(actions["spec"]["configPatches"][0]["patch"]["value"]["rate_limits"]),
+       sent, "Istio's actions send the same descriptors")
+
+    btp, patch = _load_yaml(os.path.join(DEPLOY, "envoy-gateway",
+                                          "backendtrafficpolicy-ratelimit.yaml"))
+    eq((btp["kind"], btp["spec"]["rateLimit"]["type"]), ("BackendTrafficPolicy", "Global"),
+       "BackendTrafficPolicy")
+    rule = btp["spec"]["rateLimit"]["global"]["rules"][0]
+    (jp,) = patch["spec"]["jsonPatches"]
+    eq((patch["kind"], jp["name"], jp["operation"]["value"]),
+       ("EnvoyPatchPolicy", "ratelimit_cluster", {"address": fqdn, "port_value": 8081}),
+       "the patch points Envoy Gateway's rate-limit cluster at ratelimitd")
+    (eg,) = _converted(os.path.join(DEPLOY, "envoy-gateway", "ratelimit.yaml"))
+    eq(eg["limits"], [{"requests": rule["limit"]["requests"], "algorithm": "fixed_window",
+                       "per": {"Hour": "1h"}[rule["limit"]["unit"]]}],
+       "the converted Envoy Gateway limit is the BackendTrafficPolicy's")
