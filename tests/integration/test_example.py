@@ -512,11 +512,11 @@ def _build_penalty(store):
 
 
 def _build_penalty_ends(store):
-    """A copy with a 1 s block: once it ends the user may distribute again
+    """A copy with a 500 ms block: once it ends the user may distribute again
     (nothing was counted while blocked), and upload answers its own limit."""
     conf = load_example()
     pen = _penalty(conf)
-    pen["block"] = "1s"
+    pen["block"] = "500ms"
     with service(conf, store) as svc:
         v = _hammer_upload(svc, pen, "u-hammer")
         t_block = time.monotonic()
@@ -525,7 +525,7 @@ def _build_penalty_ends(store):
         for _ in range(3):
             v = svc.verdict(method="POST", path="/projects/distribute-file", user="u-hammer")
             eq((v["allowed"], v["blocked"]), (False, True), "distribute while blocked")
-        time.sleep(max(0.0, t_block + 1.2 - time.monotonic()))
+        time.sleep(max(0.0, t_block + 0.7 - time.monotonic()))
         v = svc.verdict(method="POST", path="/projects/distribute-file", user="u-hammer")
         eq((v["allowed"], v["blocked"]), (True, False), "distribute after the block")
         v = svc.verdict(method="POST", path="/projects/upload-file", user="u-hammer")
