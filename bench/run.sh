@@ -187,7 +187,12 @@ start_ratelimitd() {
       "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] },
     { "name": "bench-route", "match": { "path": "/layered/{route}" },
       "key": [ "tenant", "path.route" ],
-      "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] }
+      "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] },
+    { "name": "bench-four", "match": { "path": "/four/*" }, "key": [ "tenant" ],
+      "limits": [ { "requests": 1000, "per": "1s", "algorithm": "gcra" },
+                  { "requests": 10000, "per": "1m", "algorithm": "fixed_window" },
+                  { "requests": 100000, "per": "1h", "algorithm": "fixed_window" },
+                  { "requests": 1000000, "per": "1d", "algorithm": "fixed_window" } ] }
   ]
 }
 EOF
@@ -280,6 +285,12 @@ main() {
     LAYERED_REDIS=$(redis_share "$redis_t0" "$LAYERED")
     echo "$LAYERED"
 
+    rl_say "four-limit path (the example's tenant limits): ${DURATION}s"
+    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
+    FOUR=$(wrk_run_cpu "$url" /four "$RL_PID")
+    FOUR_REDIS=$(redis_share "$redis_t0" "$FOUR")
+    echo "$FOUR"
+
     rl_say "deny path: ${WARMUP}s to push every key over its limit, then ${DURATION}s"
     wrk_run "$url" /deny "$WARMUP" >/dev/null
     redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
@@ -321,12 +332,14 @@ main() {
     rl_stop_pid "$conns_pid"
 
     rl_say "Redis ceiling: redis-benchmark, EVALSHA of ratelimitd's script"
-    sha=$(cat "$ROOT/lua/gcra.lua" "$ROOT/lua/fixed_window.lua" "$ROOT/lua/sliding_window.lua" \
-        "$ROOT/lua/decide.lua" | redis-cli -p "$REDIS_PORT" -x script load)
+    # The files and their order: Makefile.am's RL_LUA_FILES, the one list
+    # the build embeds.
+    sha=$(cd "$ROOT" && sed -n 's/^RL_LUA_FILES *= *//p' Makefile.am | xargs cat |
+        redis-cli -p "$REDIS_PORT" -x script load)
     redis_r=$(redis-benchmark -p "$REDIS_PORT" -c "$CONNS" --threads "$THREADS" -r "$KEYS" \
         -n $((DURATION * 40000)) --csv \
         evalsha "$sha" 2 "rl:{bench-allow|k__rand_int__}:g1m" \
-        "rl:{bench-allow|k__rand_int__}:g1m:b" 1 1 0 1000000 60000 1000000 0 |
+        "rl:{bench-allow|k__rand_int__}:g1m:b" 1 1 0 0 1000000 60000 1000000 0 1 |
         tail -n 1 | tr -d '"')
     echo "$redis_r"
     REDIS_RPS=$(echo "$redis_r" | cut -d, -f2)
@@ -358,7 +371,7 @@ main() {
     # keys expire within a millisecond (1,000,000 per minute).
     seq 0 $((MEM_KEYS - 1)) | awk -v sha="$sha" '{
         k = "rl:{bench-deny|k" $1 "}:g1h"
-        printf "EVALSHA %s 2 %s %s:b 1 1 0 1 3600000 1 0\n", sha, k, k
+        printf "EVALSHA %s 2 %s %s:b 1 1 0 0 1 3600000 1 0 1\n", sha, k, k
     }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
     sleep 2
     mem1=$(redis_info used_memory memory)
@@ -395,11 +408,12 @@ report() {
         echo
         echo "| run | requests/s | p50 | p99 | p99.9 | errors / non-2xx |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-        for name in allow LAYERED deny nginx_r node_r; do
+        for name in allow LAYERED FOUR deny nginx_r node_r; do
             local r=${!name} label
             case $name in
             allow) label="ratelimitd, allow path (POST /v1/decide)" ;;
             LAYERED) label="ratelimitd, two-group decision (account + route, one step)" ;;
+            FOUR) label="ratelimitd, four limits of one policy (1 s gcra + minute, hour, day windows)" ;;
             deny) label="ratelimitd, deny path (keys over their limit)" ;;
             nginx_r) label="HTTP ceiling: nginx \`return 204\`" ;;
             node_r) label="peer: Node.js rate-limiter-flexible + ioredis" ;;
@@ -433,6 +447,7 @@ report() {
         echo "| allow run, CPU of Redis: % of one core / µs per request | ${ALLOW_REDIS% *} % / ${ALLOW_REDIS#* } µs |"
         echo "| allow run, CPU of the whole machine (wrk included), of $(($(nproc) * 100)) % | $(field "$allow" machine_pct) % |"
         echo "| two-group run, CPU of Redis: % of one core / µs per decision | ${LAYERED_REDIS% *} % / ${LAYERED_REDIS#* } µs |"
+        echo "| four-limit run, CPU of Redis: % of one core / µs per decision | ${FOUR_REDIS% *} % / ${FOUR_REDIS#* } µs |"
         echo "| Node.js peer run, CPU of node: % of one core / µs per request | $(field "$node_r" cpu_pct) % / $(field "$node_r" cpu_us_per_req) µs |"
         echo "| Node.js peer run, CPU of Redis: % of one core / µs per request | ${NODE_REDIS% *} % / ${NODE_REDIS#* } µs |"
         echo "| Node.js peer run, CPU of the whole machine, of $(($(nproc) * 100)) % | $(field "$node_r" machine_pct) % |"

@@ -137,13 +137,20 @@ cluster_start() {
     done
 }
 
-# Writes the example config with the cluster store to TMP/ratelimitd.json.
+# Writes the example config with the cluster store to TMP/ratelimitd.json,
+# without its layers (the account group and the penalty): on a cluster
+# those need one hash_tag shared by every policy, and the example's keys
+# (tenant, user, a header) share no field (docs/configuration.md).
 cluster_config() {
     python3 - "$CONFIG" "$TMP/ratelimitd.json" "$CLUSTER_PORT" <<'PY'
 import json, sys
 src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with open(src) as f:
     conf = json.load(f)
+conf["policies"] = [p for p in conf["policies"] if p.get("group", "default") == "default"]
+for p in conf["policies"]:
+    p.pop("penalty", None)
+conf.pop("penalties", None)
 conf["store"] = {"type": "redis", "cluster": True,
                  "nodes": ["127.0.0.1:%d" % (port + i) for i in range(3)],
                  "timeout_ms": conf.get("store", {}).get("timeout_ms", 50),

@@ -86,7 +86,7 @@ START_TEST(test_example_top_level)
     ck_assert_int_eq(conf->store.port, 6379);
     ck_assert_int_eq(conf->store.timeout_ms, 50);
     ck_assert_str_eq(conf->store.prefix, "rl");
-    ck_assert_int_eq(conf->npolicies, 8);
+    ck_assert_int_eq(conf->npolicies, 10);
     ck_assert_int_eq((int)strlen(conf->hash), 16);
     rl_conf_free(conf);
 }
