@@ -608,6 +608,10 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
     v.status = ov->deny_status;
     v.deny_body = ov->deny_body;
     v.override = rl_override_source_name(ov->source);
+    v.override_deny = 1;
+    if (ov->expires_at > 0 && ov->expires_at * 1000 > v.now_ms) {
+        v.retry_after_ms = ov->expires_at * 1000 - v.now_ms;
+    }
     if (d->policy->shadow) {
         v.allowed = 1;
         v.shadow_would_deny = 1;

@@ -38,6 +38,10 @@ typedef struct rl_verdict {
     int test;                    /* the policy's test header applied */
     int shadow_would_deny;       /* shadow policy that would have denied */
     int cached;                  /* answered by the local deny cache */
+    int override_deny; /* a deny override answered: no store counts were read,
+                        * so no rate-limit headers; retry_after_ms is the
+                        * time until the override expires, 0 if it never
+                        * does (then no Retry-After either) */
     int status; /* HTTP status a gateway should answer: 200, deny_status, or
                  * 503; for RL_DECIDE_AUTH, 401 or 403 */
     rl_error_t error; /* RL_DECIDE_AUTH only: the tenant check's RL_ERR_AUTH_*

@@ -286,7 +286,8 @@ static const struct {
 
 /* Fills out[] per reply.h. A degraded verdict carries no store numbers
  * (and no store clock), so it gets no style headers, only Retry-After
- * on a denial. */
+ * on a denial; nor does a deny override, whose Retry-After is the time
+ * until it expires (none for one that never does). */
 int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
 {
     size_t i;
@@ -295,8 +296,9 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
     if (v->policy == NULL) {
         return 0;
     }
-    for (i = 0;
-         i < sizeof(header_table) / sizeof(header_table[0]) && !v->degraded;
+    /* A degraded verdict or a deny override read no counts to show. */
+    for (i = 0; i < sizeof(header_table) / sizeof(header_table[0]) &&
+                !v->degraded && !v->override_deny;
          i++) {
         if (header_table[i].style != v->policy->headers ||
             n >= RL_REPLY_MAX_HEADERS - 1) {
@@ -307,7 +309,7 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
         header_table[i].fmt(v, out[n].value, sizeof(out[n].value));
         n++;
     }
-    if (!v->allowed) {
+    if (!v->allowed && (!v->override_deny || v->retry_after_ms > 0)) {
         memcpy(out[n].name, "Retry-After", sizeof("Retry-After"));
         fmt_i64(out[n].value, rl_reply_retry_after_s(v));
         n++;

@@ -446,13 +446,10 @@ def _events_suspended(store):
 
 
 def test_events_suspended_tenant_no_invented_headers():
-    """KNOWN BUG (src/decide.c decide_override_deny, reported, not fixed
-    here): a deny override never asks the store, yet its reply carries
-    X-RateLimit-Remaining: 0 and X-RateLimit-Reset: now, made up like the
-    rate-limit headers a degraded verdict deliberately leaves out
-    (docs/api.md, "Store failure"), and retry_after_ms 0 on a denial
-    (documented as >= 1). A suspended tenant should get no rate-limit
-    counts it cannot have."""
+    """A deny override never asks the store, so its reply carries no
+    rate-limit counts (no X-RateLimit-*, as a degraded verdict), and a
+    suspension without a ttl has no retry time: retry_after_ms 0 and no
+    Retry-After."""
     conf = load_example()
     _, _, deny = _events_overrides(conf)
     with service(conf, "memory") as svc:
@@ -460,6 +457,8 @@ def test_events_suspended_tenant_no_invented_headers():
         eq((v["allowed"], v["status"]), (False, 403), "the suspended tenant")
         invented = sorted(k for k in v["headers"] if k.lower().startswith("x-ratelimit"))
         eq(invented, [], "rate-limit headers of a reply that read no counts")
+        eq((v["retry_after_ms"], "Retry-After" in v["headers"]), (0, False),
+           "a suspension without a ttl has no retry time")
 
 
 def _penalty(conf):

@@ -160,6 +160,25 @@ def test_admin_override_ttl_expires():
             eq(listed, [], store + ": an expired override is not listed")
 
 
+def test_admin_deny_override_retry_is_its_ttl():
+    """A suspension with a ttl answers retry_after_ms = the time until it
+    expires, and Retry-After in whole seconds; no X-RateLimit-* counts."""
+    for store in STORES:
+        with service(_cfg(), store) as svc:
+            d = svc
+            _put(d, {"policy": "tenants", "key": {"tenant": "s"}, "ttl": "1h",
+                     "deny": {"status": 403, "body": {"error": "suspended"}}})
+            v = _decide(d, "s")
+            eq((v["allowed"], v["status"], v["override"]), (False, 403, "admin"),
+               store + ": suspended")
+            check(3590000 <= v["retry_after_ms"] <= 3601000,  # expires_at: whole s
+                  store + ": retry_after_ms %r" % v["retry_after_ms"])
+            check(3590 <= int(v["headers"]["Retry-After"]) <= 3601,
+                  store + ": Retry-After %r" % v["headers"])
+            eq([k for k in v["headers"] if k.lower().startswith("x-ratelimit")], [],
+               store + ": no rate-limit counts")
+
+
 def test_admin_overrides_survive_restarting_every_replica():
     """Stored in Redis: both replicas apply it again after both restarted."""
     with service(_cfg(), "redis", instances=2) as svc:
