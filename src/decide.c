@@ -22,7 +22,9 @@ typedef struct decide_part {
     const rl_limit_t *limits; /* the test limits when test is set */
     int nlimits;
     int test;
-    const char *override; /* "config" / "admin" when one set the limits */
+    const char *override;      /* "config" / "admin" when one set the limits */
+    const rl_override_t *held; /* the admin override whose limits these are,
+                                * held until the decision has answered */
     rl_match_t match;
 } decide_part_t;
 
@@ -44,6 +46,31 @@ typedef struct decide_ctx {
     void *arg;
 } decide_ctx_t;
 
+/* Copies the admin overrides c's parts hold into held[] (for release
+ * once the callback has returned); returns their number. */
+static int decide_take_held(const decide_ctx_t *c,
+                            const rl_override_t *held[RL_MAX_OP_PARTS])
+{
+    int i, n = 0;
+
+    for (i = 0; i < c->nparts; i++) {
+        if (c->parts[i].held != NULL) {
+            held[n++] = c->parts[i].held;
+        }
+    }
+    return n;
+}
+
+/* Releases n held admin overrides. */
+static void decide_release_held(const rl_override_t *const *held, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        rl_override_release(held[i]);
+    }
+}
+
 /* Each worker thread recycles its own contexts: no lock, no sharing. */
 static _Thread_local decide_ctx_t *ctx_free_list;
 
@@ -61,6 +88,16 @@ static void ctx_put(decide_ctx_t *c)
 {
     c->next_free = ctx_free_list;
     ctx_free_list = c;
+}
+
+/* Gives up c before any store call (the caller has answered or is about
+ * to, from nothing c's held overrides own). */
+static void decide_drop(decide_ctx_t *c)
+{
+    const rl_override_t *held[RL_MAX_OP_PARTS];
+
+    decide_release_held(held, decide_take_held(c, held));
+    ctx_put(c);
 }
 
 void rl_decide_thread_cleanup(void)
@@ -206,6 +243,8 @@ static void decide_done(void *arg, const rl_store_result_t *res)
     rl_decide_cb *cb = c->cb;
     void *cb_arg = c->arg;
     const rl_conf_t *conf = c->conf;
+    const rl_override_t *held[RL_MAX_OP_PARTS];
+    int nheld;
     rl_verdict_t v;
     rl_decide_status_t status = RL_DECIDE_OK;
 
@@ -232,8 +271,11 @@ static void decide_done(void *arg, const rl_store_result_t *res)
     if (c->kind == DECIDE_OP_DECIDE) {
         decide_count(status, &v);
     }
+    nheld = decide_take_held(c, held);
     ctx_put(c);
     cb(cb_arg, status, &v, NULL);
+    /* The verdict pointed into the conf and the held overrides. */
+    decide_release_held(held, nheld);
     rl_conf_unpin(conf);
 }
 
@@ -445,6 +487,8 @@ static int decide_overrides(decide_ctx_t *c, const rl_request_t *req)
             d->limits = ov->limits;
             d->nlimits = ov->nlimits;
             d->override = rl_override_source_name(ov->source);
+            d->held = ov;
+            rl_override_hold(ov);
         }
     }
     return 0;
@@ -585,6 +629,7 @@ static void decide_parts(decide_ctx_t *c, const rl_match_t *matches, int n,
         d->limits = d->test ? d->policy->test->limits : d->policy->limits;
         d->nlimits = d->test ? d->policy->test->nlimits : d->policy->nlimits;
         d->override = NULL;
+        d->held = NULL;
     }
 }
 
@@ -645,17 +690,17 @@ static void decide_start(const rl_conf_t *conf, rl_store_t *store,
     if ((kind == DECIDE_OP_DECIDE &&
          (req = decide_tenant(conf, c, req, &signed_req)) == NULL) ||
         decide_overrides(c, req) != 0) {
-        ctx_put(c);
+        decide_drop(c);
         return;
     }
     if (decide_part_keys(c, req, &keys, &bad, &missing) != 0) {
-        ctx_put(c);
+        decide_drop(c);
         decide_invalid(matches[bad].policy, missing, kind, cb, arg);
         return;
     }
     decide_penalties(c, req, &keys);
     if (decide_cached(c, req, &keys, rl_mono_us())) {
-        ctx_put(c);
+        decide_drop(c);
         return;
     }
     decide_send(store, c, &keys, rl_mono_us());

@@ -2,11 +2,12 @@
  * admin overrides.
  *
  * The snapshot is built on the worker's own thread from the store's
- * entries, then only read; a newer one replaces it and the old one is
- * kept 60 s more (past any store deadline), as decisions in flight may
- * still decide with its limits. The poll is one store op every 250 ms on
- * the worker's loop (a GET of the version on Redis); only a changed
- * version loads the entries. Nothing here takes a lock or blocks. */
+ * entries, then only read; a newer one replaces it, and the old one is
+ * freed once no decision in flight holds it (rl_override_hold): a store
+ * op may outlive any fixed grace (deadline 60 s, a NOSCRIPT retry). The poll is
+ * one store op every 250 ms on the worker's loop (a GET of the version on
+ * Redis); only a changed version loads the entries. Nothing here takes a lock
+ * or blocks. */
 #include "override.h"
 
 #include <stdlib.h>
@@ -18,7 +19,6 @@
 #include "util.h"
 
 #define OVR_POLL_MS 250
-#define OVR_RETIRE_US (60 * 1000000LL)
 
 /* Admin overrides in force, as last loaded by any worker (the gauge). */
 static uint64_t ovr_active;
@@ -26,6 +26,20 @@ static uint64_t ovr_active;
 /* ------------------------------------------------------------------ */
 /* Overrides and matching                                              */
 /* ------------------------------------------------------------------ */
+
+void rl_override_hold(const rl_override_t *o)
+{
+    if (o != NULL && o->snap != NULL) {
+        o->snap->refs++;
+    }
+}
+
+void rl_override_release(const rl_override_t *o)
+{
+    if (o != NULL && o->snap != NULL) {
+        o->snap->refs--;
+    }
+}
 
 const char *rl_override_source_name(rl_override_source_t s)
 {
@@ -217,6 +231,7 @@ static rl_override_snap_t *ovr_snap_build(ovr_worker_t *w, uint64_t version)
 
         if (text != NULL &&
             ovr_entry(conf, text, now_s, &snap->items[snap->n]) == 0) {
+            snap->items[snap->n].snap = snap;
             snap->n++;
         }
     }
@@ -227,7 +242,7 @@ static rl_override_snap_t *ovr_snap_build(ovr_worker_t *w, uint64_t version)
 static void ovr_snap_swap(ovr_worker_t *w, rl_override_snap_t *snap)
 {
     if (w->snap != NULL) {
-        w->snap->retired_us = rl_mono_us();
+        w->snap->retired = 1;
         w->snap->next_retired = w->retired;
         w->retired = w->snap;
     }
@@ -239,12 +254,11 @@ static void ovr_snap_swap(ovr_worker_t *w, rl_override_snap_t *snap)
 static void ovr_gc(ovr_worker_t *w, int all)
 {
     rl_override_snap_t **link = &w->retired;
-    int64_t now_us = rl_mono_us();
 
     while (*link != NULL) {
         rl_override_snap_t *s = *link;
 
-        if (all || now_us - s->retired_us > OVR_RETIRE_US) {
+        if (all || s->refs == 0) {
             *link = s->next_retired;
             ovr_snap_free(s);
         } else {

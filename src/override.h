@@ -44,6 +44,8 @@ typedef struct rl_override {
     int64_t expires_at; /* unix s; 0: never */
     json_t *json;       /* owned: {"policy", "key", "limits" | "deny"} as given,
                          * then "source" and "expires_at": as GET lists it */
+    struct rl_override_snap *snap; /* the admin snapshot holding it; NULL
+                                    * for a config override */
 } rl_override_t;
 
 /* The config overrides of one policy, in file order (rl_policy_t). */
@@ -58,7 +60,10 @@ typedef struct rl_override_snap {
     uint64_t generation;  /* of the conf it was built against */
     rl_override_t *items; /* in insertion (store) order */
     int n;
-    int64_t retired_us; /* monotonic, once replaced */
+    int refs;    /* decisions in flight deciding with its limits (its
+                  * worker's thread only); a replaced snapshot is freed
+                  * once no decision holds it */
+    int retired; /* replaced by a newer one */
     struct rl_override_snap *next_retired;
 } rl_override_snap_t;
 
@@ -81,11 +86,18 @@ const rl_override_t *rl_override_find(const rl_policy_t *p,
 /* The decision core's one call: the override for policy p and request
  * req (matched as m) under the calling worker's admin snapshot, or NULL.
  * Costs one branch when neither p nor the snapshot has overrides.
- * Borrowed: a config override lives as long as the conf, an admin one at
- * least 60 s after its snapshot was replaced. Worker thread. */
+ * Borrowed: a config override lives as long as the conf, an admin one as
+ * long as its snapshot is current, or held (rl_override_hold). Worker
+ * thread. */
 const rl_override_t *rl_override_for(const rl_policy_t *p,
                                      const rl_request_t *req,
                                      const rl_match_t *m);
+
+/* A decision that keeps deciding with o's limits after this call
+ * returns holds o's snapshot until it releases it, on the same worker
+ * thread. No-op for a config override (the pinned conf holds it). */
+void rl_override_hold(const rl_override_t *o);
+void rl_override_release(const rl_override_t *o);
 
 /* "config" or "admin" (static). */
 const char *rl_override_source_name(rl_override_source_t s);
