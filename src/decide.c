@@ -23,6 +23,8 @@ typedef struct decide_part {
     int test;
     const char *override; /* "config" / "admin" when one set the limits */
     rl_match_t match;
+    const rl_request_t *req; /* its key's request; only while starting */
+    int64_t cost;
 } decide_part_t;
 
 typedef struct decide_ctx {
@@ -35,6 +37,7 @@ typedef struct decide_ctx {
     int npens;
     decide_kind_t kind;
     int64_t cost;
+    int part_costs;  /* rl_decide_items: each part has its own cost */
     int64_t sent_us; /* monotonic, when the store call went out */
     uint64_t epoch;  /* deny cache invalidation epoch at that time */
     size_t keylen;   /* 0 when the decision is not cached */
@@ -71,173 +74,6 @@ void rl_decide_thread_cleanup(void)
     }
 }
 
-/* Fills v's numbers from the n limits of one policy and their results:
- * on a denial the limit that keeps the caller out longest, else the one
- * with the fewest remaining. */
-static void verdict_pick(const rl_limit_t *limits, int n,
-                         const rl_limit_result_t *r, int allowed,
-                         rl_verdict_t *v)
-{
-    int i, pick = 0;
-
-    for (i = 1; i < n; i++) {
-        const rl_limit_result_t *a = &r[i], *b = &r[pick];
-        if (!allowed) {
-            /* Denied: describe the limit that keeps the caller out longest. */
-            if (!b->allowed && a->allowed) {
-                continue;
-            }
-            if ((!a->allowed && b->allowed) ||
-                a->retry_after_ms > b->retry_after_ms) {
-                pick = i;
-            }
-        } else if (a->remaining < b->remaining ||
-                   (a->remaining == b->remaining &&
-                    a->reset_after_ms > b->reset_after_ms)) {
-            /* Admitted: the most restrictive limit, fewest remaining. */
-            pick = i;
-        }
-    }
-    v->limit_def = &limits[pick];
-    v->limit = limits[pick].requests;
-    v->remaining = r[pick].remaining;
-    v->reset_after_ms = r[pick].reset_after_ms;
-    v->retry_after_ms = allowed ? 0 : r[pick].retry_after_ms;
-    for (i = 0; i < n; i++) {
-        if (r[i].blocked && !r[i].allowed) {
-            v->blocked = 1;
-        }
-    }
-}
-
-/* The deny status, the retry floor and shadow mode of a verdict whose
- * deciding policy and numbers are set. */
-static void verdict_finish(rl_verdict_t *v)
-{
-    const rl_policy_t *p = v->policy;
-
-    if (!v->allowed && v->retry_after_ms < 1) {
-        v->retry_after_ms = 1;
-    }
-    v->status = v->allowed ? 200 : p->deny_status;
-    if (!v->allowed && v->penalty_def != NULL &&
-        v->penalty_def->deny_status != 0) {
-        v->status = v->penalty_def->deny_status;
-    }
-    if (!v->allowed && p->shadow) {
-        /* Shadow mode: counted and reported, never enforced. */
-        v->allowed = 1;
-        v->shadow_would_deny = 1;
-        v->status = 200;
-    }
-}
-
-void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
-                       int nlimits, int test, const rl_store_result_t *res,
-                       rl_verdict_t *v)
-{
-    memset(v, 0, sizeof(*v));
-    v->policy = p;
-    v->test = test;
-    v->now_ms = res->now_ms;
-    v->allowed = res->allowed;
-    v->policies[0].policy = p;
-    v->policies[0].limits = limits;
-    v->policies[0].nlimits = nlimits;
-    v->policies[0].results = res->limits;
-    v->npolicies = 1;
-    verdict_pick(limits, nlimits, res->limits, res->allowed, v);
-    verdict_finish(v);
-}
-
-/* 1 if denying part i should decide rather than part best (-1: none
- * yet): the first in file order, but an enforced policy before a shadow
- * one, so a shadow policy never hides an enforced denial. */
-static int decider_better(const rl_verdict_part_t *parts, int best, int i)
-{
-    return best < 0 || (parts[best].policy->shadow && !parts[i].policy->shadow);
-}
-
-/* The part (0-based) that decides a layered verdict; *pen is set to the
- * blocking penalty's index, or -1. */
-static int verdict_decider(const rl_verdict_part_t *parts, int nparts,
-                           const unsigned *masks, int npens,
-                           const rl_store_result_t *res, int *pen)
-{
-    int best = -1, off = 0, blocking, i, j, k;
-    int64_t fewest = 0;
-
-    *pen = -1;
-    for (j = 0; j < npens; j++) {
-        if (res->penalties[j].state != RL_PENALTY_NONE &&
-            (*pen < 0 || res->penalties[j].retry_after_ms >
-                             res->penalties[*pen].retry_after_ms)) {
-            *pen = j;
-        }
-    }
-    blocking = *pen >= 0 && res->penalties[*pen].state == RL_PENALTY_BLOCKING;
-    for (i = 0; i < nparts; off += parts[i].nlimits, i++) {
-        for (k = 0; k < parts[i].nlimits; k++) {
-            const rl_limit_result_t *r = &res->limits[off + k];
-
-            if (blocking && (masks[*pen] & (1u << i)) != 0 &&
-                decider_better(parts, best, i)) {
-                best = i;
-            }
-            if (!blocking && !res->allowed && !r->allowed &&
-                decider_better(parts, best, i)) {
-                best = i;
-            }
-            if (res->allowed && (best < 0 || r->remaining < fewest)) {
-                best = i;
-                fewest = r->remaining;
-            }
-        }
-    }
-    return best >= 0 ? best : 0;
-}
-
-void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
-                               const rl_penalty_t *const *pens,
-                               const unsigned *masks, int npens,
-                               const int *tests, const rl_store_result_t *res,
-                               rl_verdict_t *v)
-{
-    int pen, off = 0, i;
-    int d = verdict_decider(parts, nparts, masks, npens, res, &pen);
-
-    memset(v, 0, sizeof(*v));
-    for (i = 0; i < nparts; i++) {
-        v->policies[i] = parts[i];
-        v->policies[i].results = &res->limits[off];
-        off += parts[i].nlimits;
-    }
-    v->npolicies = nparts;
-    v->policy = parts[d].policy;
-    v->test = tests[d];
-    v->now_ms = res->now_ms;
-    v->allowed = res->allowed;
-    verdict_pick(parts[d].limits, parts[d].nlimits, v->policies[d].results,
-                 res->allowed, v);
-    if (pen >= 0) {
-        const rl_penalty_result_t *pr = &res->penalties[pen];
-
-        v->blocked = 1;
-        v->penalty = pens[pen]->name;
-        v->penalty_def = pens[pen];
-        if (pr->state == RL_PENALTY_BLOCKING) {
-            v->remaining = 0;
-        }
-        if (pr->retry_after_ms > v->retry_after_ms) {
-            v->retry_after_ms = pr->retry_after_ms;
-        }
-        if (v->reset_after_ms < v->retry_after_ms) {
-            v->reset_after_ms = v->retry_after_ms;
-        }
-    }
-    verdict_finish(v);
-}
-
 /* Counts a finished decision in the calling worker's stats, as its
  * outcome row says. No-op off a worker thread. */
 static void decide_count(rl_decide_status_t status, const rl_verdict_t *v)
@@ -264,42 +100,6 @@ static void decide_count_store(const decide_ctx_t *c,
     if (res->status != RL_OK) {
         RL_STAT_INC(st, store_errors);
         RL_STAT_ADDV(st->store_error[rl_stats_reason(res->error)], 1);
-    }
-}
-
-void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits,
-                              int test, const rl_deny_entry_t *e,
-                              int64_t now_us, rl_verdict_t *v)
-{
-    int64_t elapsed_ms = (now_us - e->sent_us) / 1000;
-
-    memset(v, 0, sizeof(*v));
-    v->policy = p;
-    v->test = test;
-    v->limit_def = &limits[e->pick];
-    v->limit = limits[e->pick].requests;
-    v->remaining = e->remaining;
-    v->retry_after_ms = e->retry_after_ms - elapsed_ms;
-    if (v->retry_after_ms < 1) {
-        v->retry_after_ms = 1;
-    }
-    v->reset_after_ms = e->reset_after_ms - elapsed_ms;
-    if (v->reset_after_ms < v->retry_after_ms) {
-        v->reset_after_ms = v->retry_after_ms;
-    }
-    v->now_ms = e->now_ms + elapsed_ms;
-    v->blocked = e->blocked;
-    v->cached = 1;
-    v->allowed = 0;
-    v->status = p->deny_status;
-    v->policies[0].policy = p;
-    v->policies[0].limits = limits;
-    v->policies[0].nlimits = test ? p->test->nlimits : p->nlimits;
-    v->npolicies = 1;
-    if (p->shadow) {
-        v->allowed = 1;
-        v->shadow_would_deny = 1;
-        v->status = 200;
     }
 }
 
@@ -612,17 +412,17 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
 }
 
 /* Applies the overrides (config and admin, override.h) of every part to
- * req, whose tenant is the verified one: limits replace the part's own
+ * its request, whose tenant is the verified one: limits replace the part's own
  * (not its test limits); a deny answers the decision (a reset goes on:
  * support staff clear a suspended key too). Returns 0, or -1 when it
  * answered. */
-static int decide_overrides(decide_ctx_t *c, const rl_request_t *req)
+static int decide_overrides(decide_ctx_t *c)
 {
     int i;
 
     for (i = 0; i < c->nparts; i++) {
         decide_part_t *d = &c->parts[i];
-        const rl_override_t *ov = rl_override_for(d->policy, req, &d->match);
+        const rl_override_t *ov = rl_override_for(d->policy, d->req, &d->match);
 
         if (ov == NULL) {
             continue;
@@ -668,8 +468,8 @@ typedef struct decide_keys {
 
 /* Builds every part's key into k (limits from c). Returns 0, or -1 with
  * *bad the part that lacks *missing. */
-static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
-                            decide_keys_t *k, int *bad, const char **missing)
+static int decide_part_keys(const decide_ctx_t *c, decide_keys_t *k, int *bad,
+                            const char **missing)
 {
     int i, len;
 
@@ -678,7 +478,7 @@ static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
         const decide_part_t *d = &c->parts[i];
         size_t room = sizeof(k->buf) - k->used;
 
-        len = rl_policy_key(d->policy, c->conf->store.prefix, req, &d->match,
+        len = rl_policy_key(d->policy, c->conf->store.prefix, d->req, &d->match,
                             k->buf + k->used,
                             room < RL_KEY_MAX ? room : RL_KEY_MAX, missing);
         if (len < 0) {
@@ -689,6 +489,7 @@ static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
         k->parts[i].base_len = (size_t)len;
         k->parts[i].limits = d->limits;
         k->parts[i].nlimits = d->nlimits;
+        k->parts[i].cost = d->cost;
         k->used += (size_t)len + 1;
     }
     return 0;
@@ -697,8 +498,7 @@ static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
 /* Adds the penalties the parts name to c and their keys to k (at most
  * RL_MAX_OP_PENALTIES distinct ones). A penalty whose key field req
  * lacks does not apply to req. The hash tag is the first naming part's. */
-static void decide_penalties(decide_ctx_t *c, const rl_request_t *req,
-                             decide_keys_t *k)
+static void decide_penalties(decide_ctx_t *c, decide_keys_t *k)
 {
     const char *missing;
     int i, j, len;
@@ -720,7 +520,7 @@ static void decide_penalties(decide_ctx_t *c, const rl_request_t *req,
             continue;
         }
         len = rl_penalty_key(pen, c->conf->store.prefix, d->policy, &d->match,
-                             req, k->buf + k->used,
+                             d->req, k->buf + k->used,
                              room < RL_KEY_MAX ? room : RL_KEY_MAX, &missing);
         if (len < 0) {
             continue;
@@ -753,6 +553,7 @@ static void decide_send(rl_store_t *store, decide_ctx_t *c,
     op.penalties = k->pens;
     op.npenalties = c->npens;
     op.cost = c->cost;
+    op.part_costs = c->part_costs;
     rl_conf_pin(c->conf);
     if (c->kind == DECIDE_OP_RESET) {
         rl_store_reset(store, &op, decide_done, c);
@@ -778,6 +579,8 @@ static void decide_parts(decide_ctx_t *c, const rl_match_t *matches, int n,
         d->limits = d->test ? d->policy->test->limits : d->policy->limits;
         d->nlimits = d->test ? d->policy->test->nlimits : d->policy->nlimits;
         d->override = NULL;
+        d->req = req;
+        d->cost = req->cost;
     }
 }
 
@@ -792,7 +595,7 @@ static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
     c->keylen = 0;
     /* An override's limits are not the policy's, which the cache knows. */
     if (c->nparts != 1 || d->policy->penalty != NULL || d->override != NULL ||
-        k->parts[0].base_len > sizeof(c->key)) {
+        c->part_costs || k->parts[0].base_len > sizeof(c->key)) {
         return 0;
     }
     memcpy(c->key, k->parts[0].base_key, k->parts[0].base_len);
@@ -802,56 +605,117 @@ static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
                              d->test, now_us, c->cb, c->arg);
 }
 
-/* Finds the applied policies and keys of req and, for a decision,
+/* A new context for a decision under conf answered to cb, or NULL. */
+static decide_ctx_t *decide_ctx_new(const rl_conf_t *conf, decide_kind_t kind,
+                                    int64_t cost, rl_decide_cb *cb, void *arg)
+{
+    decide_ctx_t *c = ctx_get();
+
+    if (c != NULL) {
+        c->conf = conf;
+        c->kind = kind;
+        c->cb = cb;
+        c->arg = arg;
+        c->cost = cost;
+        c->part_costs = 0;
+        c->npens = 0;
+    }
+    return c;
+}
+
+/* Builds the keys of c's parts (overrides applied) and, for a decision,
  * answers from the deny cache when it can; otherwise starts the store
- * operation. */
+ * operation. c is recycled when it answered here. */
+static void decide_go(rl_store_t *store, decide_ctx_t *c)
+{
+    decide_keys_t keys;
+    const char *missing = NULL;
+    int bad = 0;
+
+    if (decide_part_keys(c, &keys, &bad, &missing) != 0) {
+        const rl_policy_t *p = c->parts[bad].policy;
+
+        ctx_put(c);
+        decide_invalid(p, missing, c->kind, c->cb, c->arg);
+        return;
+    }
+    decide_penalties(c, &keys);
+    if (decide_cached(c, c->parts[0].req, &keys, rl_mono_us())) {
+        ctx_put(c);
+        return;
+    }
+    decide_send(store, c, &keys, rl_mono_us());
+}
+
+/* Finds the applied policies of req, verifies its tenant and applies
+ * the overrides, then decide_go. */
 static void decide_start(const rl_conf_t *conf, rl_store_t *store,
                          const rl_request_t *req, decide_kind_t kind,
                          rl_decide_cb *cb, void *arg)
 {
     rl_match_t matches[RL_MAX_OP_PARTS];
-    decide_keys_t keys;
-    const char *missing = NULL;
     decide_ctx_t *c;
     rl_request_t signed_req;
-    int n, bad = 0;
+    int n, i;
 
     n = rl_policy_find_all(conf, req, matches, RL_MAX_OP_PARTS);
     if (n == 0) {
         decide_no_policy(req, kind, cb, arg);
         return;
     }
-    c = ctx_get();
+    c = decide_ctx_new(conf, kind, req->cost, cb, arg);
     if (c == NULL) {
         decide_no_memory(matches[0].policy, kind, cb, arg);
         return;
     }
-    c->conf = conf;
-    c->kind = kind;
-    c->cb = cb;
-    c->arg = arg;
-    c->cost = req->cost;
-    c->npens = 0;
     decide_parts(c, matches, n, req);
     /* An admin reset acts for support staff, not the tenant: no
      * signature there. Overrides match the verified tenant. */
-    if ((kind == DECIDE_OP_DECIDE &&
-         (req = decide_tenant(conf, c, req, &signed_req)) == NULL) ||
-        decide_overrides(c, req) != 0) {
+    if (kind == DECIDE_OP_DECIDE &&
+        (req = decide_tenant(conf, c, req, &signed_req)) == NULL) {
         ctx_put(c);
         return;
     }
-    if (decide_part_keys(c, req, &keys, &bad, &missing) != 0) {
-        ctx_put(c);
-        decide_invalid(matches[bad].policy, missing, kind, cb, arg);
-        return;
+    for (i = 0; i < n; i++) {
+        c->parts[i].req = req;
     }
-    decide_penalties(c, req, &keys);
-    if (decide_cached(c, req, &keys, rl_mono_us())) {
+    if (decide_overrides(c) != 0) {
         ctx_put(c);
         return;
     }
-    decide_send(store, c, &keys, rl_mono_us());
+    decide_go(store, c);
+}
+
+void rl_decide_items(const rl_conf_t *conf, rl_store_t *store,
+                     const rl_decide_item_t *items, int n, rl_decide_cb *cb,
+                     void *arg)
+{
+    decide_ctx_t *c = decide_ctx_new(conf, DECIDE_OP_DECIDE, 0, cb, arg);
+    int i;
+
+    if (c == NULL) {
+        decide_no_memory(items[0].match.policy, DECIDE_OP_DECIDE, cb, arg);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        decide_parts(c, &items[i].match, 1, items[i].req);
+        c->parts[i] = c->parts[0];
+        c->parts[i].cost = items[i].cost;
+    }
+    c->nparts = n;
+    c->part_costs = 1;
+    if (decide_overrides(c) != 0) {
+        ctx_put(c);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (items[i].limits != NULL) {
+            c->parts[i].limits = items[i].limits;
+            c->parts[i].nlimits = items[i].nlimits;
+            c->parts[i].override = NULL;
+        }
+    }
+    decide_go(store, c);
 }
 
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,
