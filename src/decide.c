@@ -697,7 +697,8 @@ void rl_decide_items(const rl_conf_t *conf, rl_store_t *store,
         decide_no_memory(items[0].match.policy, DECIDE_OP_DECIDE, cb, arg);
         return;
     }
-    for (i = 0; i < n; i++) {
+    /* Last to first: decide_parts fills parts[0], item 0's at the end. */
+    for (i = n - 1; i >= 0; i--) {
         decide_parts(c, &items[i].match, 1, items[i].req);
         c->parts[i] = c->parts[0];
         c->parts[i].cost = items[i].cost;
