@@ -27,7 +27,7 @@ int rl_grpc_timeout_parse(const char *v, size_t len, int64_t *us)
     }
     for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (units[i].unit == v[len - 1]) {
-            /* 8 digits of hours fit: 1e8 * 3.6e12 ns < 2^63. */
+            /* Past 2^63 ns (some 292 years) the timeout is that. */
             int64_t ns = n > INT64_MAX / units[i].mul_ns ? INT64_MAX
                                                          : n * units[i].mul_ns;
             *us = ns / 1000 > 0 ? ns / 1000 : 1;
