@@ -52,6 +52,7 @@ typedef struct rls_ctx {
     int ndesc;
     int part_of[RLS_MAX_DESCRIPTORS];    /* descriptor -> part, -1 unmatched */
     rl_limit_t dlimits[RL_MAX_OP_PARTS]; /* descriptor limits, by part */
+    int64_t start_us; /* the call's; call is gone once answered */
     char id[40];
 } rls_ctx_t;
 
@@ -113,7 +114,8 @@ int rl_grpc_rls_descriptor_limit(uint32_t requests, int unit, rl_limit_t *l)
  * Answers
  * ---------------------------------------------------------------------- */
 
-/* Writes the access log line of a finished call (grpc.c counts it). */
+/* Writes the access log line of a finished call (grpc.c counts it);
+ * x->call may already be answered (and gone). */
 static void rls_account(rls_ctx_t *x, rl_decide_status_t ds,
                         const rl_verdict_t *v)
 {
@@ -125,7 +127,7 @@ static void rls_account(rls_ctx_t *x, rl_decide_status_t ds,
     rl_outcome_of(ds, v, &o);
     rl_worker_access_log(
         x->w, x->id, v != NULL && v->policy != NULL ? v->policy->name : NULL,
-        o.verdict, o.status, rl_mono_us() - rl_grpc_call_start_us(x->call), 0);
+        o.verdict, o.status, rl_mono_us() - x->start_us, 0);
 }
 
 /* Packs resp and answers the call OK. */
@@ -404,6 +406,7 @@ static void rls_should(rl_worker_t *w, rl_grpc_call_t *call, const uint8_t *msg,
     }
     x->w = w;
     x->call = call;
+    x->start_us = rl_grpc_call_start_us(call);
     x->conf = w->conf;
     snprintf(x->id, sizeof(x->id), "grpc-%d-%llu", w->id,
              (unsigned long long)++seq);

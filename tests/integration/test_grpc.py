@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 
 from harness import (SLOW, Ratelimitd, Redis, check, config, eq, free_port, metric, scrape,
@@ -207,23 +208,52 @@ def test_grpc_framing_errors():
         check(metric(m, "ratelimitd_grpc_duration_seconds_count") >= 5, "latency histogram")
 
 
+def encode(op):
+    """The length-prefixed gRPC message of op's RateLimitRequest."""
+    p = subprocess.run([PYTHON, CLIENT, "--encode"], input=json.dumps(op).encode(),
+                       capture_output=True, timeout=60 * SLOW, check=True)
+    msg = bytes.fromhex(p.stdout.decode().strip())
+    return b"\0" + len(msg).to_bytes(4, "big") + msg
+
+
+def nghttp_call(cfg, body, timeout_header):
+    """One ShouldRateLimit by nghttp (no client-side deadline: what the
+    server answers by itself), with grpc-timeout timeout_header; its
+    verbose output."""
+    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
+        f.write(body)
+        path = f.name
+    try:
+        p = subprocess.run(["nghttp", "-v", "-H", "content-type: application/grpc",
+                            "-H", "te: trailers", "-H", "grpc-timeout: " + timeout_header,
+                            "-d", path, "http://%s%s" % (target(cfg), RLS_PATH)],
+                           capture_output=True, timeout=30 * SLOW)
+    finally:
+        os.unlink(path)
+    return p.stdout.decode(errors="replace")
+
+
 def test_grpc_deadline_while_redis_paused():
-    """grpc-timeout 300 ms while Redis is paused for 2 s: the server itself
-    answers DEADLINE_EXCEEDED (counted in /metrics) and drops the late
-    result; afterwards calls are answered again."""
+    """grpc-timeout 300m while Redis is paused for 2 s: the server itself
+    answers DEADLINE_EXCEEDED (grpc-status 4, counted in /metrics) and
+    drops the late result; afterwards calls are answered again."""
     cfg = grpc_cfg(LOGIN_POLICY, store={"timeout_ms": 5000})
+    body = encode(call(cfg, [desc(LOGIN)]))
     with service(cfg, "redis") as svc:
         eq(rpc(call(cfg, [desc(LOGIN)]))[0]["overall"], "OK", "before the pause")
         svc.redis.call("CLIENT", "PAUSE", "2000")
-        r = rpc(call(cfg, [desc(LOGIN)], timeout=0.3))[0]
-        eq(r.get("error"), "DEADLINE_EXCEEDED", "during the pause")
-        wait_until(lambda: metric(scrape(svc.d),
-                                  "ratelimitd_grpc_calls_deadline_exceeded_total") == 1,
-                   3.0 * SLOW, what="the server answered DEADLINE_EXCEEDED")
+        t0 = time.monotonic()
+        out = nghttp_call(cfg, body, "300m")
+        took = time.monotonic() - t0
+        check("grpc-status: 4" in out, "DEADLINE_EXCEEDED from the server:\n%s" % out[-2000:])
+        check(took < 1.8, "answered at the deadline, not after the pause (%.2f s)" % took)
+        eq(metric(scrape(svc.d), "ratelimitd_grpc_calls_deadline_exceeded_total"), 1,
+           "deadline metric")
         time.sleep(2.0)
         r = rpc(call(cfg, [desc(LOGIN)]))[0]
         eq(r["overall"], "OK", "after the pause (%r)" % r)
         check(r["statuses"][0]["remaining"] <= 1, "the late call was decided too: %r" % r)
+        check("grpc-status: 0" in nghttp_call(cfg, body, "10S"), "a call with a long timeout")
 
 
 def test_grpc_health_and_store_down():
