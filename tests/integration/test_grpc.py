@@ -334,3 +334,26 @@ def test_grpc_goaway_on_shutdown():
         p.wait(30)
         eq(json.loads(out.splitlines()[0])["overall"], "OK", "in-flight call answered")
         eq(svc.d.wait(10 * SLOW), 0, "exit code")
+
+
+def test_grpc_access_log():
+    """Each decided call writes an access line like HTTP ones: the deciding
+    policy, the verdict and the status a gateway would answer."""
+    cfg = grpc_cfg(LOGIN_POLICY, access_log={"sample": 1.0}, workers=1)
+    with service(cfg, "memory") as svc:
+        rpc(*([call(cfg, [desc(LOGIN)])] * 4))
+
+        def lines():
+            out = []
+            with open(svc.d.log_path, errors="replace") as f:
+                for line in f:
+                    try:
+                        o = json.loads(line)
+                    except ValueError:
+                        continue
+                    if o.get("msg") == "access" and o["request_id"].startswith("grpc-"):
+                        out.append(o)
+            return out if len(out) >= 4 else None
+        got = wait_until(lines, 5 * SLOW, what="4 gRPC access lines")
+        eq([(o["policy"], o["verdict"], o["status"]) for o in got],
+           [("login", "allowed", 200)] * 3 + [("login", "denied", 429)], "access lines")
