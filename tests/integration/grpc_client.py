@@ -8,6 +8,7 @@ Operations ({"op": ...}):
           "hits_addend": N, "limit": {"requests_per_unit": N, "unit": U}}],
           hits_addend, timeout (s)
   health  Health/Check: target
+  (rls and health take "ca": a CA file, for TLS)
   raw     any method with raw bytes: target, path, body_hex, timeout
   hammer  n ShouldRateLimit calls of one request, `streams` at a time, over
           `conns` channels per target: targets, domain, descriptors;
@@ -95,8 +96,18 @@ def error_json(e):
     return {"error": e.code().name, "details": e.details()}
 
 
+def channel(op):
+    """A channel to op's target: TLS trusting op["ca"] when given (gRPC
+    needs ALPN h2 there), else cleartext HTTP/2."""
+    if op.get("ca"):
+        with open(op["ca"], "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return grpc.secure_channel(op["target"], creds)
+    return grpc.insecure_channel(op["target"])
+
+
 def op_rls(op):
-    with grpc.insecure_channel(op["target"]) as ch:
+    with channel(op) as ch:
         stub = RLS_GRPC.RateLimitServiceStub(ch)
         try:
             resp = stub.ShouldRateLimit(request(op), timeout=op.get("timeout", 10))
@@ -106,7 +117,7 @@ def op_rls(op):
 
 
 def op_health(op):
-    with grpc.insecure_channel(op["target"]) as ch:
+    with channel(op) as ch:
         stub = HEALTH_GRPC.HealthStub(ch)
         try:
             resp = stub.Check(HEALTH.HealthCheckRequest(service=op.get("service", "")),

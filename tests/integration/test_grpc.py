@@ -357,3 +357,20 @@ def test_grpc_access_log():
         got = wait_until(lines, 5 * SLOW, what="4 gRPC access lines")
         eq([(o["policy"], o["verdict"], o["status"]) for o in got],
            [("login", "allowed", 200)] * 3 + [("login", "denied", 429)], "access lines")
+
+
+def test_grpc_tls_alpn_h2():
+    """With grpc.tls the listener speaks HTTP/2 over TLS, chosen by ALPN h2
+    (grpcio insists on it): a decision and a health check."""
+    from test_tls import make_pki
+    d = tempfile.mkdtemp(prefix="rl-grpc-tls-")
+    pki = make_pki(d)
+    cfg = grpc_cfg(LOGIN_POLICY, grpc={"tls": {"cert_file": pki["server.pem"],
+                                               "key_file": pki["server.key"]}})
+    with service(cfg, "memory"):
+        res = rpc(dict(call(cfg, [desc(LOGIN)]), ca=pki["ca.pem"]),
+                  {"op": "health", "target": target(cfg), "ca": pki["ca.pem"]},
+                  call(cfg, [desc(LOGIN)]))
+        eq(res[0].get("overall"), "OK", "decision over TLS (%r)" % res[0])
+        eq(res[1], {"status": "SERVING"}, "health over TLS")
+        check("error" in res[2], "cleartext to the TLS listener fails: %r" % res[2])
