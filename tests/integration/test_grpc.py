@@ -106,17 +106,23 @@ def test_grpc_hits_addend():
     """Request hits_addend 0 counts 1 (proto3 cannot tell it from unset),
     5 counts 5; a descriptor's own hits_addend wins, and its 0 peeks."""
     pol = dpolicy("k", "edge", [("user", None)], ["descriptor.user"], fixed(20))
-    cfg = grpc_cfg(pol)
     u = [["user", "u1"]]
-    with service(cfg, "memory"):
+    for store in ("memory", "redis"):
+        cfg = grpc_cfg(pol)
+        _hits_scenario(cfg, store, u)
+
+
+def _hits_scenario(cfg, store, u):
+    """The costs of test_grpc_hits_addend on one store."""
+    with service(cfg, store):
         res = rpc(call(cfg, [desc(u)], hits_addend=0), call(cfg, [desc(u)], hits_addend=1),
                   call(cfg, [desc(u)], hits_addend=5), call(cfg, [desc(u, hits=2)], hits_addend=5),
                   call(cfg, [desc(u, hits=0)], hits_addend=5),
                   call(cfg, [desc(u, hits=0)]), call(cfg, [desc(u, hits=12)]),
                   call(cfg, [desc(u, hits=0)]))
         eq([r["statuses"][0]["remaining"] for r in res], [19, 18, 13, 11, 11, 11, 11, 11],
-           "remaining after costs 1, 1, 5, 2, peek, peek, 12 (denied), peek")
-        eq([r["overall"] for r in res], ["OK"] * 6 + ["OVER_LIMIT", "OK"], "codes")
+           "%s: remaining after costs 1, 1, 5, 2, peek, peek, 12 (denied), peek" % store)
+        eq([r["overall"] for r in res], ["OK"] * 6 + ["OVER_LIMIT", "OK"], "%s: codes" % store)
 
 
 def test_grpc_descriptors_are_layers():
@@ -142,6 +148,10 @@ def test_grpc_descriptors_are_layers():
         eq(res[3]["statuses"][0]["remaining"], 8, "the denial spent nothing on the account")
         eq(res[4]["overall"], "OK", "unknown domain")
         check("limit" not in res[4]["statuses"][0], "unknown domain: no current_limit")
+        # Per-descriptor costs in one step: 3 from the account, 1 from the route.
+        r = rpc(call(cfg, [desc([["account", "a2"]], hits=3),
+                           desc([["account", "a2"], ["route", "/y"]])]))[0]
+        eq([s["remaining"] for s in r["statuses"]], [7, 1], "per-descriptor costs")
 
 
 def test_grpc_overrides_by_descriptor_value():
