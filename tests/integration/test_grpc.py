@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (SLOW, Ratelimitd, Redis, check, config, eq, free_port, metric, scrape,
+from harness import (SLOW, Ratelimitd, Redis, check, config, eq, free_port, metric,
+                     reload_config, scrape,
                      service, store_config, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -384,3 +385,20 @@ def test_grpc_tls_alpn_h2():
         eq(res[0].get("overall"), "OK", "decision over TLS (%r)" % res[0])
         eq(res[1], {"status": "SERVING"}, "health over TLS")
         check("error" in res[2], "cleartext to the TLS listener fails: %r" % res[2])
+
+
+def test_grpc_shadow_and_restart_only():
+    """A shadow policy answers OK past its limit; changing "grpc" on a
+    reload is refused (a restart-only section) and the listener keeps
+    answering."""
+    pol = dpolicy("sh", "edge", [("user", None)], ["descriptor.user"], fixed(1), mode="shadow")
+    cfg = grpc_cfg(pol)
+    with service(cfg, "memory") as svc:
+        res = rpc(*([call(cfg, [desc([["user", "u"]])])] * 3))
+        eq([r["overall"] for r in res], ["OK"] * 3, "shadow answers OK")
+        eq([r["statuses"][0]["code"] for r in res], ["OK"] * 3, "shadow statuses")
+        new = json.loads(json.dumps(svc.d.config))
+        new["grpc"]["max_message_bytes"] = 4096
+        eq(reload_config(svc.d, new), "failed", "a reload changing grpc")
+        eq(rpc({"op": "health", "target": target(cfg)})[0], {"status": "SERVING"},
+           "still answering")
