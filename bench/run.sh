@@ -53,7 +53,7 @@ trap cleanup EXIT
 # ---------------------------------------------------------------------------
 
 install_bench_deps() {
-    local pkgs=(wrk redis-server redis-tools nginx-light)
+    local pkgs=(wrk redis-server redis-tools nginx-light nghttp2-client)
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
     command -v perf >/dev/null 2>&1 || pkgs+=(linux-perf)
     rl_apt_install_missing "${pkgs[@]}"
@@ -95,6 +95,43 @@ wrk_run() {
     BENCH_KEYS=$KEYS BENCH_PREFIX=$prefix BENCH_TARGET=$target \
         wrk -t"$THREADS" -c"$CONNS" -d"${seconds}s" --latency -s "$ROOT/bench/decide.lua" "$url" |
         grep '^RESULT' || echo "RESULT requests=0 seconds=1 rps=0 p50_us=0 p99_us=0 p999_us=0 errors=1 non2xx=0"
+}
+
+# Runs h2load against the gRPC listener for SECONDS: ShouldRateLimit with
+# the prepared length-prefixed request ($WORK/grpc.body), 10 connections x
+# 5 streams (50 concurrent streams), 2 threads. Prints a RESULT line like
+# wrk_run's; the percentiles come from h2load's per-request log. A call
+# whose grpc-status is not 0 still answers HTTP 200: errors= counts
+# them from /metrics (every status but OK).
+grpc_run() {
+    local seconds=$1 log="$WORK/h2load-requests.log" out e0 e1
+    rm -f "$log"
+    e0=$(grpc_errors)
+    out=$(h2load -t 2 -c 10 -m 5 -D "$seconds" --warm-up-time=1 --log-file="$log" \
+        -H 'content-type: application/grpc' -H 'te: trailers' -d "$WORK/grpc.body" \
+        "http://127.0.0.1:$GRPC_PORT/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit" \
+        2>&1) || true
+    e1=$(grpc_errors)
+    echo "$out" >"$WORK/h2load.out"
+    sort -n -k3 "$log" 2>/dev/null | awk -v s="$seconds" -v err=$((e1 - e0)) -v out="$out" '
+        { d[NR] = $3; if ($2 < 200 || $2 > 299) bad++ }
+        END {
+            n = NR; if (n == 0) { print "RESULT requests=0 seconds=1 rps=0 p50_us=0 p99_us=0 p999_us=0 errors=1 non2xx=0"; exit }
+            printf "RESULT requests=%d seconds=%s rps=%.0f p50_us=%d p99_us=%d p999_us=%d errors=%d non2xx=%d\n",
+                n, s, n / s, d[int(n * 0.5) + 1], d[int(n * 0.99) + 1], d[int(n * 0.999) + 1], err, bad + 0
+        }'
+}
+
+# gRPC calls ratelimitd answered with a status other than OK, from /metrics.
+grpc_errors() {
+    curl -s "http://127.0.0.1:$RL_PORT/metrics" |
+        awk '/^ratelimitd_grpc_calls_[a-z_]*_total / && !/_ok_total/ { n += $2 } END { printf "%d", n }'
+}
+
+# The gRPC request of the gRPC run, length-prefixed: RateLimitRequest
+# {domain "bench", descriptors [{entries [{key "k", value "v1"}]}]}.
+grpc_body() {
+    printf '\000\000\000\000\022\012\005bench\022\011\012\007\012\001k\022\002v1' >"$WORK/grpc.body"
 }
 
 # CPU time (clock ticks, user + system, every thread) of the given pids.
@@ -170,9 +207,11 @@ start_redis() {
 
 start_ratelimitd() {
     RL_PORT=$(rl_free_port)
+    GRPC_PORT=$(rl_free_port)
     cat >"$WORK/ratelimitd.json" <<EOF
 {
   "listen": "127.0.0.1:$RL_PORT",
+  "grpc": { "listen": "127.0.0.1:$GRPC_PORT" },
   "workers": 0,
   "log_level": "warn",
   "http": { "max_connections": 20000 },
@@ -192,7 +231,10 @@ start_ratelimitd() {
       "limits": [ { "requests": 1000, "per": "1s", "algorithm": "gcra" },
                   { "requests": 10000, "per": "1m", "algorithm": "fixed_window" },
                   { "requests": 100000, "per": "1h", "algorithm": "fixed_window" },
-                  { "requests": 1000000, "per": "1d", "algorithm": "fixed_window" } ] }
+                  { "requests": 1000000, "per": "1d", "algorithm": "fixed_window" } ] },
+    { "name": "bench-grpc", "match": { "domain": "bench", "descriptor": [ { "key": "k" } ] },
+      "key": [ "descriptor.k" ],
+      "limits": [ { "requests": 1000000000, "per": "1m", "algorithm": "gcra" } ] }
   ]
 }
 EOF
@@ -290,6 +332,10 @@ main() {
     FOUR=$(wrk_run_cpu "$url" /four "$RL_PID")
     FOUR_REDIS=$(redis_share "$redis_t0" "$FOUR")
     echo "$FOUR"
+    rl_say "gRPC ShouldRateLimit (h2load, 50 streams): ${DURATION}s"
+    grpc_body
+    GRPC=$(grpc_run "$DURATION")
+    echo "$GRPC"
 
     rl_say "deny path: ${WARMUP}s to push every key over its limit, then ${DURATION}s"
     wrk_run "$url" /deny "$WARMUP" >/dev/null
@@ -408,12 +454,13 @@ report() {
         echo
         echo "| run | requests/s | p50 | p99 | p99.9 | errors / non-2xx |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-        for name in allow LAYERED FOUR deny nginx_r node_r; do
+        for name in allow LAYERED FOUR GRPC deny nginx_r node_r; do
             local r=${!name} label
             case $name in
             allow) label="ratelimitd, allow path (POST /v1/decide)" ;;
             LAYERED) label="ratelimitd, two-group decision (account + route, one step)" ;;
             FOUR) label="ratelimitd, four limits of one policy (1 s gcra + minute, hour, day windows)" ;;
+            GRPC) label="ratelimitd, gRPC ShouldRateLimit (h2load, 10 connections x 5 streams)" ;;
             deny) label="ratelimitd, deny path (keys over their limit)" ;;
             nginx_r) label="HTTP ceiling: nginx \`return 204\`" ;;
             node_r) label="peer: Node.js rate-limiter-flexible + ioredis" ;;
@@ -431,6 +478,8 @@ report() {
         echo "| allow throughput / Node.js peer | $r2 | >= 3 | $(ok "$r2" 3 '>=') |"
         echo "| allow path p99 | $(ms "$(field "$allow" p99_us)") ms | <= 2 ms | $(ok "$(field "$allow" p99_us)" 2000 '<=') |"
         echo "| deny throughput / nginx ceiling | $r3 | >= 0.5 | $(ok "$r3" 0.5 '>=') |"
+        echo "| gRPC throughput / allow (HTTP decide) throughput | $(ratio "$(field "$GRPC" rps)" "$a_rps") | >= 0.9 | $(ok "$(ratio "$(field "$GRPC" rps)" "$a_rps")" 0.9 '>=') |"
+        echo "| gRPC p99 at 50 streams | $(ms "$(field "$GRPC" p99_us)") ms | <= 2 ms | $(ok "$(field "$GRPC" p99_us)" 2000 '<=') |"
         echo "| RSS with $OPEN_CONNS open connections | $(mb "$rss_conns") | <= 50 MB | $(ok "$rss_conns" 51200 '<=') |"
         echo "| Redis memory per GCRA key | $per_key B | <= 120 B | $(ok "$per_key" 120 '<=') |"
         echo

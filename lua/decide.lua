@@ -3,7 +3,8 @@
 -- (protocol v2 in src/store.h):
 --   KEYS: per limit 2 (state, block marker), then per penalty 2 (count,
 --         block)
---   ARGV = cost, n, m, then per limit: algo, requests, period_ms, burst,
+--   ARGV = cost (one number, or "c1,c2,..." per part), n, m, then per
+--          limit: algo, requests, period_ms, burst,
 --          block_ms, part; then per penalty: denials, within_ms, block_ms,
 --          mask (bit p-1 = part p opts in)
 --   reply { now_ms, allowed, per limit: allowed, remaining,
@@ -90,13 +91,22 @@ local function in_mask(mask, part)
     return math.floor(mask / 2 ^ (part - 1)) % 2 == 1
 end
 
--- Evaluates every limit at cost without writing anything. Returns the
--- per-limit results and whether all admit.
-local function evaluate(ko, lims, cost)
+-- The cost of part p: costs is a number (every part's) or a table.
+local function part_cost(costs, p)
+    if type(costs) == 'table' then
+        return costs[p]
+    end
+    return costs
+end
+
+-- Evaluates every limit at its part's cost without writing anything.
+-- Returns the per-limit results and whether all admit.
+local function evaluate(ko, lims, costs)
     local res = {}
     local allowed = true
     for i = 1, #lims do
         local lim = lims[i]
+        local cost = part_cost(costs, lim.part)
         local r = {}
         local until_ms = 0
         if lim.block > 0 then
@@ -126,9 +136,10 @@ end
 
 -- Writes the outcome of an evaluated request: every state when all
 -- admit, else the new blocks of the limits that denied.
-local function commit(ko, lims, res, allowed, cost)
+local function commit(ko, lims, res, allowed, costs)
     for i = 1, #lims do
         local lim, r = lims[i], res[i]
+        local cost = part_cost(costs, lim.part)
         if allowed then
             if cost > 0 then
                 algos[lim.algo].store(KEYS[ko + 2 * i - 1], r.value, r.ttl)
@@ -171,17 +182,47 @@ local function punish(pko, lims, res, pens, pres)
     end
 end
 
+-- Parses a cost argument: a number, or a comma list of per-part costs.
+-- Returns the cost (number or table) and whether any is above 0, or nil.
+local function parse_cost(arg)
+    local one = tonumber(arg)
+    if one then
+        if one < 0 then
+            return nil
+        end
+        return one, one > 0
+    end
+    local list, counts = {}, false
+    for c in string.gmatch(arg or '', '[^,]+') do
+        local v = tonumber(c)
+        if not v or v < 0 then
+            return nil
+        end
+        list[#list + 1] = v
+        counts = counts or v > 0
+    end
+    if #list == 0 then
+        return nil
+    end
+    return list, counts
+end
+
 -- Decides the request whose keys follow KEYS[ko] and whose arguments
 -- follow ARGV[ao] (its n limits and m penalties were counted by the
 -- caller). Returns its reply, or nil and an error message.
 local function decide_one(ko, ao, n, m)
-    local cost = tonumber(ARGV[ao + 1])
-    if not cost or cost < 0 then
+    local cost, counts = parse_cost(ARGV[ao + 1])
+    if not cost then
         return nil, 'ERR ratelimitd: bad arguments'
     end
     local lims, pens = read_args(ao, n, m)
     if not lims then
         return nil, pens
+    end
+    for i = 1, n do
+        if not part_cost(cost, lims[i].part) then
+            return nil, 'ERR ratelimitd: bad arguments'
+        end
     end
 
     -- (1) A live penalty block denies; nothing is counted.
@@ -204,7 +245,7 @@ local function decide_one(ko, ao, n, m)
         -- (2) Every limit, all or nothing; (3) the penalties on a denial.
         res, allowed = evaluate(ko, lims, cost)
         commit(ko, lims, res, allowed, cost)
-        if not allowed and cost > 0 then
+        if not allowed and counts then
             punish(pko, lims, res, pens, pres)
         end
     end

@@ -189,11 +189,11 @@ static int algo_limit_valid(const rl_limit_t *l)
     return rl_algo_get(l->algo) != NULL && l->requests > 0 && l->period_ms > 0;
 }
 
-/* Evaluates every limit at cost into results[] and evals[], writing
- * nothing; returns 1 if all admit. */
+/* Evaluates every limit at its cost (costs[i]) into results[] and
+ * evals[], writing nothing; returns 1 if all admit. */
 static int algo_evaluate(const rl_limit_t *const *limits, int n,
                          const rl_limit_state_t *states, int64_t now_ms,
-                         int64_t cost, rl_algo_eval_t *evals,
+                         const int64_t *costs, rl_algo_eval_t *evals,
                          rl_limit_result_t *results)
 {
     int allowed = 1;
@@ -210,8 +210,8 @@ static int algo_evaluate(const rl_limit_t *const *limits, int n,
             r->retry_after_ms = r->reset_after_ms;
             continue;
         }
-        algo_eval(l, &states[i], now_ms, cost, &evals[i]);
-        if (cost == 0) {
+        algo_eval(l, &states[i], now_ms, costs[i], &evals[i]);
+        if (costs[i] == 0) {
             evals[i].ok = 1;
             evals[i].retry_after_ms = 0;
         }
@@ -230,9 +230,9 @@ static int algo_evaluate(const rl_limit_t *const *limits, int n,
  * new blocks of the limits that denied (the others reported as they
  * stand). */
 static void algo_commit(const rl_limit_t *const *limits, int n,
-                        rl_limit_state_t *states, int64_t now_ms, int64_t cost,
-                        int allowed, const rl_algo_eval_t *evals,
-                        rl_limit_result_t *results)
+                        rl_limit_state_t *states, int64_t now_ms,
+                        const int64_t *costs, int allowed,
+                        const rl_algo_eval_t *evals, rl_limit_result_t *results)
 {
     int i;
 
@@ -240,7 +240,7 @@ static void algo_commit(const rl_limit_t *const *limits, int n,
         const rl_limit_t *l = limits[i];
         rl_limit_result_t *r = &results[i];
 
-        if (r->blocked || cost == 0) {
+        if (r->blocked || costs[i] == 0) {
             continue;
         }
         if (allowed) {
@@ -262,11 +262,11 @@ static void algo_commit(const rl_limit_t *const *limits, int n,
     }
 }
 
-/* The all-or-nothing core over n limits given by pointer; 0 without
- * touching anything for invalid input. */
+/* The all-or-nothing core over n limits given by pointer, limit i at
+ * costs[i]; 0 without touching anything for invalid input. */
 static int algo_decide_ptrs(const rl_limit_t *const *limits, int n,
                             rl_limit_state_t *states, int64_t now_ms,
-                            int64_t cost, rl_limit_result_t *results)
+                            const int64_t *costs, rl_limit_result_t *results)
 {
     rl_algo_eval_t evals[RL_MAX_OP_LIMITS];
     int allowed;
@@ -277,15 +277,15 @@ static int algo_decide_ptrs(const rl_limit_t *const *limits, int n,
     }
     memset(results, 0, sizeof(*results) * (size_t)n);
     for (i = 0; i < n; i++) {
-        if (!algo_limit_valid(limits[i]) || cost < 0) {
+        if (!algo_limit_valid(limits[i]) || costs[i] < 0) {
             for (i = 0; i < n; i++) {
                 results[i].retry_after_ms = 1;
             }
             return 0;
         }
     }
-    allowed = algo_evaluate(limits, n, states, now_ms, cost, evals, results);
-    algo_commit(limits, n, states, now_ms, cost, allowed, evals, results);
+    allowed = algo_evaluate(limits, n, states, now_ms, costs, evals, results);
+    algo_commit(limits, n, states, now_ms, costs, allowed, evals, results);
     return allowed;
 }
 
@@ -296,6 +296,7 @@ int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
                    int64_t now_ms, int64_t cost, rl_limit_result_t *results)
 {
     const rl_limit_t *ptrs[RL_MAX_LIMITS];
+    int64_t costs[RL_MAX_LIMITS];
     int i;
 
     if (n < 1 || n > RL_MAX_LIMITS) {
@@ -303,8 +304,9 @@ int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
     }
     for (i = 0; i < n; i++) {
         ptrs[i] = &limits[i];
+        costs[i] = cost;
     }
-    return algo_decide_ptrs(ptrs, n, states, now_ms, cost, results);
+    return algo_decide_ptrs(ptrs, n, states, now_ms, costs, results);
 }
 
 /* Counts one denial on every penalty whose mask holds a part with a
@@ -350,6 +352,7 @@ int rl_algo_decide_layered(const rl_algo_layered_t *op,
                            int64_t now_ms, rl_limit_result_t *results,
                            rl_penalty_result_t *presults)
 {
+    static const int64_t peek[RL_MAX_OP_LIMITS];
     int blocked = 0;
     int allowed;
     int i;
@@ -367,11 +370,11 @@ int rl_algo_decide_layered(const rl_algo_layered_t *op,
     }
     if (blocked) {
         /* Blocked: nothing counts, the limits are reported as a peek. */
-        algo_decide_ptrs(op->limits, op->n, states, now_ms, 0, results);
+        algo_decide_ptrs(op->limits, op->n, states, now_ms, peek, results);
         return 0;
     }
     allowed =
-        algo_decide_ptrs(op->limits, op->n, states, now_ms, op->cost, results);
+        algo_decide_ptrs(op->limits, op->n, states, now_ms, op->costs, results);
     if (!allowed && op->cost > 0) {
         algo_punish(op, results, pstates, now_ms, presults);
     }

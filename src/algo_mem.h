@@ -53,10 +53,11 @@ int rl_algo_decide(const rl_limit_t *limits, int n, rl_limit_state_t *states,
 typedef struct rl_algo_layered {
     const rl_limit_t *limits[RL_MAX_OP_LIMITS];
     int part[RL_MAX_OP_LIMITS];
+    int64_t costs[RL_MAX_OP_LIMITS]; /* each limit's (its part's) cost */
     int n;
     rl_penalty_step_t penalties[RL_MAX_OP_PENALTIES];
     int m;
-    int64_t cost;
+    int64_t cost; /* > 0: a denial counts on the penalties */
 } rl_algo_layered_t;
 
 /* Decides a request over every part and penalty at once, as

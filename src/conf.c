@@ -17,6 +17,7 @@
 
 #include "conf_auth.h"
 #include "conf_field.h"
+#include "conf_grpc.h"
 #include "conf_policy.h"
 #include "conf_store.h"
 #include "errors.h"
@@ -95,7 +96,7 @@ static const conf_field_t listen_tls_fields[] = {
     {"min_version", conf_enum, offsetof(rl_conf_listen_tls_t, min_version), 0,
      &enum_tls_version, "\"1.2\"", NULL},
 };
-static const conf_table_t listen_tls_table = {
+const conf_table_t conf_listen_tls_table = {
     listen_tls_fields, CONF_NELEM(listen_tls_fields), NULL};
 
 /* "admin" as a whole (base is conf->admin): enabled admin endpoints need
@@ -271,7 +272,7 @@ static const conf_field_t top_fields[] = {
     {"auth", conf_sub, offsetof(rl_conf_t, auth), 0, &conf_auth_table, NULL,
      NULL},
     {"tenants", conf_tenants, 0, 0, NULL, NULL, conf_free_tenants},
-    {"tls", conf_sub, offsetof(rl_conf_t, tls), 0, &listen_tls_table, NULL,
+    {"tls", conf_sub, offsetof(rl_conf_t, tls), 0, &conf_listen_tls_table, NULL,
      NULL},
     /* penalties before policies: a policy's "penalty" names one. */
     {"penalties", conf_penalties, 0, 0, NULL, NULL, conf_free_penalties},
@@ -285,6 +286,8 @@ static const conf_field_t top_fields[] = {
     {"forward_auth", conf_sub, offsetof(rl_conf_t, forward_auth), 0,
      &forward_auth_table, NULL, NULL},
     {"paths", conf_sub, offsetof(rl_conf_t, paths), 0, &paths_table, NULL,
+     NULL},
+    {"grpc", conf_sub_new, offsetof(rl_conf_t, grpc), 0, &conf_grpc_alloc, NULL,
      NULL},
 };
 /* Checks across sections once all are parsed. */

@@ -86,6 +86,17 @@ typedef struct rl_conf_listen_tls {
     char *key_file;
     int min_version; /* 12 or 13, default 12 */
 } rl_conf_listen_tls_t;
+/* "grpc": Envoy's rate-limit service over gRPC (conf_grpc.c). */
+typedef struct rl_conf_grpc {
+    char *listen_host; /* from "listen": "host:port" */
+    int listen_port;
+    int64_t max_message_bytes; /* default 1 MiB */
+    rl_conf_listen_tls_t tls;  /* cert_file NULL: cleartext HTTP/2 */
+    int descriptor_limits;     /* honour a descriptor's own "limit" */
+    int store_unavailable;     /* "store_failure": "unavailable" (1) or
+                                * "failure_mode" (0) */
+} rl_conf_grpc_t;
+
 /* "admin": the admin endpoints (/v1/admin/reset, /v1/policies). */
 typedef struct rl_conf_admin {
     int enabled;      /* default 0: the endpoints answer 404 */
@@ -154,6 +165,7 @@ typedef struct rl_conf {
     rl_penalty_t *penalties; /* "penalties", named by policies' "penalty" */
     int npenalties;
     rl_conf_paths_t paths;
+    rl_conf_grpc_t *grpc; /* "grpc"; NULL: no gRPC listener */
 } rl_conf_t;
 
 /* Parses and validates a config from JSON text. Returns a new conf the

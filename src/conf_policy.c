@@ -296,15 +296,106 @@ static void conf_free_pattern(void *dst)
     rl_pattern_free(dst);
 }
 
+/* One entry of "match.descriptor": {"key": K} or {"key": K, "value": V}. */
+static const conf_field_t desc_fields[] = {
+    {"key", conf_string, offsetof(rl_desc_match_t, key), 1, NULL, NULL,
+     conf_free_str},
+    {"value", conf_string, offsetof(rl_desc_match_t, value), 0, NULL, NULL,
+     conf_free_str},
+};
+static const conf_table_t desc_table = {desc_fields, CONF_NELEM(desc_fields),
+                                        NULL};
+
+/* "match.descriptor": a non-empty array of entries into the policy. */
+static int conf_descriptor(conf_ctx_t *c, const char *path, json_t *v,
+                           void *dst, const void *arg)
+{
+    rl_policy_t *p = dst;
+    char sub[CONF_PATH_MAX];
+    size_t i;
+
+    if (!json_is_array(v) || json_array_size(v) == 0 ||
+        json_array_size(v) > RL_MAX_REQ_HEADERS) {
+        return conf_fail(c, path, "must be an array of 1 to %d entries",
+                         RL_MAX_REQ_HEADERS);
+    }
+    p->desc = calloc(json_array_size(v), sizeof(*p->desc));
+    if (p->desc == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    for (i = 0; i < json_array_size(v); i++) {
+        conf_path_index(sub, sizeof(sub), path, i);
+        p->ndesc++;
+        if (conf_object(c, sub, json_array_get(v, i), &desc_table,
+                        &p->desc[i]) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Frees "match.descriptor" of the policy dst. */
+static void conf_free_descriptor(void *dst)
+{
+    rl_policy_t *p = dst;
+    int i;
+
+    for (i = 0; i < p->ndesc; i++) {
+        conf_table_free(&desc_table, &p->desc[i]);
+    }
+    free(p->desc);
+    p->desc = NULL;
+    p->ndesc = 0;
+}
+
+/* "match" holds either "path" (HTTP) or "domain" and "descriptor" (gRPC). */
+static int conf_match_check(conf_ctx_t *c, const char *path, json_t *v,
+                            void *base)
+{
+    const rl_policy_t *p = base;
+    char sub[CONF_PATH_MAX];
+
+    if (p->domain == NULL && p->path.text == NULL) {
+        conf_path_field(sub, sizeof(sub), path, "path");
+        return conf_fail(c, sub, "is required");
+    }
+    if (p->domain != NULL &&
+        (p->path.text != NULL || p->method != NULL || p->ndesc == 0)) {
+        return conf_fail(c, path,
+                         "\"domain\" needs \"descriptor\" and "
+                         "no \"path\" or \"method\"");
+    }
+    if (p->domain == NULL && p->ndesc > 0) {
+        return conf_fail(c, path, "\"descriptor\" needs \"domain\"");
+    }
+    return 0;
+}
+
 /* "match": fields of the policy itself. */
 static const conf_field_t match_fields[] = {
     {"method", conf_method, offsetof(rl_policy_t, method), 0, NULL, NULL,
      conf_free_str},
-    {"path", conf_pattern, offsetof(rl_policy_t, path), 1, NULL, NULL,
+    {"path", conf_pattern, offsetof(rl_policy_t, path), 0, NULL, NULL,
      conf_free_pattern},
+    {"domain", conf_string, offsetof(rl_policy_t, domain), 0, NULL, NULL,
+     conf_free_str},
+    {"descriptor", conf_descriptor, 0, 0, NULL, NULL, conf_free_descriptor},
 };
 static const conf_table_t match_table = {match_fields, CONF_NELEM(match_fields),
-                                         NULL};
+                                         conf_match_check};
+
+/* 1 if the descriptor policy p matches an entry named key. */
+static int conf_desc_has_key(const rl_policy_t *p, const char *key)
+{
+    int i;
+
+    for (i = 0; i < p->ndesc; i++) {
+        if (strcmp(p->desc[i].key, key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* 1 if pattern p has a {name} parameter. */
 static int conf_pattern_has_param(const rl_pattern_t *p, const char *name)
@@ -347,6 +438,16 @@ int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
         }
         return conf_set_str(c, path, &f->name, s + 5);
     }
+    if (strncmp(s, "descriptor.", 11) == 0) {
+        f->kind = RL_KEY_DESCRIPTOR;
+        if (p == NULL || !conf_desc_has_key(p, s + 11)) {
+            return conf_fail(c, path,
+                             "\"%s\" needs an entry with key \"%s\" in "
+                             "match.descriptor",
+                             s, s + 11);
+        }
+        return conf_set_str(c, path, &f->name, s + 11);
+    }
     if (strncmp(s, "header.", 7) == 0) {
         f->kind = RL_KEY_HEADER;
         if (!conf_is_header_name(s + 7)) {
@@ -361,7 +462,7 @@ int conf_key_field(conf_ctx_t *c, const char *path, const char *s,
     return conf_fail(
         c, path,
         "\"%s\" is not a key field (tenant, user, ip, method, route, path, "
-        "path.NAME, header.NAME)",
+        "path.NAME, header.NAME, descriptor.NAME)",
         s);
 }
 

@@ -26,6 +26,8 @@ typedef struct decide_part {
     const rl_override_t *held; /* the admin override whose limits these are,
                                 * held until the decision has answered */
     rl_match_t match;
+    const rl_request_t *req; /* its key's request; only while starting */
+    int64_t cost;
 } decide_part_t;
 
 typedef struct decide_ctx {
@@ -38,6 +40,7 @@ typedef struct decide_ctx {
     int npens;
     decide_kind_t kind;
     int64_t cost;
+    int part_costs;  /* rl_decide_items: each part has its own cost */
     int64_t sent_us; /* monotonic, when the store call went out */
     uint64_t epoch;  /* deny cache invalidation epoch at that time */
     size_t keylen;   /* 0 when the decision is not cached */
@@ -461,17 +464,17 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
 }
 
 /* Applies the overrides (config and admin, override.h) of every part to
- * req, whose tenant is the verified one: limits replace the part's own
+ * its request, whose tenant is the verified one: limits replace the part's own
  * (not its test limits); a deny answers the decision (a reset goes on:
  * support staff clear a suspended key too). Returns 0, or -1 when it
  * answered. */
-static int decide_overrides(decide_ctx_t *c, const rl_request_t *req)
+static int decide_overrides(decide_ctx_t *c)
 {
     int i;
 
     for (i = 0; i < c->nparts; i++) {
         decide_part_t *d = &c->parts[i];
-        const rl_override_t *ov = rl_override_for(d->policy, req, &d->match);
+        const rl_override_t *ov = rl_override_for(d->policy, d->req, &d->match);
 
         if (ov == NULL) {
             continue;
@@ -519,8 +522,8 @@ typedef struct decide_keys {
 
 /* Builds every part's key into k (limits from c). Returns 0, or -1 with
  * *bad the part that lacks *missing. */
-static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
-                            decide_keys_t *k, int *bad, const char **missing)
+static int decide_part_keys(const decide_ctx_t *c, decide_keys_t *k, int *bad,
+                            const char **missing)
 {
     int i, len;
 
@@ -529,7 +532,7 @@ static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
         const decide_part_t *d = &c->parts[i];
         size_t room = sizeof(k->buf) - k->used;
 
-        len = rl_policy_key(d->policy, c->conf->store.prefix, req, &d->match,
+        len = rl_policy_key(d->policy, c->conf->store.prefix, d->req, &d->match,
                             k->buf + k->used,
                             room < RL_KEY_MAX ? room : RL_KEY_MAX, missing);
         if (len < 0) {
@@ -540,6 +543,7 @@ static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
         k->parts[i].base_len = (size_t)len;
         k->parts[i].limits = d->limits;
         k->parts[i].nlimits = d->nlimits;
+        k->parts[i].cost = d->cost;
         k->used += (size_t)len + 1;
     }
     return 0;
@@ -548,8 +552,7 @@ static int decide_part_keys(const decide_ctx_t *c, const rl_request_t *req,
 /* Adds the penalties the parts name to c and their keys to k (at most
  * RL_MAX_OP_PENALTIES distinct ones). A penalty whose key field req
  * lacks does not apply to req. The hash tag is the first naming part's. */
-static void decide_penalties(decide_ctx_t *c, const rl_request_t *req,
-                             decide_keys_t *k)
+static void decide_penalties(decide_ctx_t *c, decide_keys_t *k)
 {
     const char *missing;
     int i, j, len;
@@ -571,7 +574,7 @@ static void decide_penalties(decide_ctx_t *c, const rl_request_t *req,
             continue;
         }
         len = rl_penalty_key(pen, c->conf->store.prefix, d->policy, &d->match,
-                             req, k->buf + k->used,
+                             d->req, k->buf + k->used,
                              room < RL_KEY_MAX ? room : RL_KEY_MAX, &missing);
         if (len < 0) {
             continue;
@@ -604,6 +607,7 @@ static void decide_send(rl_store_t *store, decide_ctx_t *c,
     op.penalties = k->pens;
     op.npenalties = c->npens;
     op.cost = c->cost;
+    op.part_costs = c->part_costs;
     rl_conf_pin(c->conf);
     if (c->kind == DECIDE_OP_RESET) {
         rl_store_reset(store, &op, decide_done, c);
@@ -630,6 +634,8 @@ static void decide_parts(decide_ctx_t *c, const rl_match_t *matches, int n,
         d->nlimits = d->test ? d->policy->test->nlimits : d->policy->nlimits;
         d->override = NULL;
         d->held = NULL;
+        d->req = req;
+        d->cost = req->cost;
     }
 }
 
@@ -644,7 +650,7 @@ static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
     c->keylen = 0;
     /* An override's limits are not the policy's, which the cache knows. */
     if (c->nparts != 1 || d->policy->penalty != NULL || d->override != NULL ||
-        k->parts[0].base_len > sizeof(c->key)) {
+        c->part_costs || k->parts[0].base_len > sizeof(c->key)) {
         return 0;
     }
     memcpy(c->key, k->parts[0].base_key, k->parts[0].base_len);
@@ -654,56 +660,121 @@ static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
                              d->test, now_us, c->cb, c->arg);
 }
 
-/* Finds the applied policies and keys of req and, for a decision,
+/* A new context for a decision under conf answered to cb, or NULL. */
+static decide_ctx_t *decide_ctx_new(const rl_conf_t *conf, decide_kind_t kind,
+                                    int64_t cost, rl_decide_cb *cb, void *arg)
+{
+    decide_ctx_t *c = ctx_get();
+
+    if (c != NULL) {
+        c->conf = conf;
+        c->kind = kind;
+        c->cb = cb;
+        c->arg = arg;
+        c->cost = cost;
+        c->part_costs = 0;
+        c->npens = 0;
+    }
+    return c;
+}
+
+/* Builds the keys of c's parts (overrides applied) and, for a decision,
  * answers from the deny cache when it can; otherwise starts the store
- * operation. */
+ * operation. c is recycled when it answered here. */
+static void decide_go(rl_store_t *store, decide_ctx_t *c)
+{
+    decide_keys_t keys;
+    const char *missing = NULL;
+    int bad = 0;
+
+    if (decide_part_keys(c, &keys, &bad, &missing) != 0) {
+        const rl_policy_t *p = c->parts[bad].policy;
+        decide_kind_t kind = c->kind;
+        rl_decide_cb *cb = c->cb;
+        void *arg = c->arg;
+
+        decide_drop(c);
+        decide_invalid(p, missing, kind, cb, arg);
+        return;
+    }
+    decide_penalties(c, &keys);
+    if (decide_cached(c, c->parts[0].req, &keys, rl_mono_us())) {
+        decide_drop(c);
+        return;
+    }
+    decide_send(store, c, &keys, rl_mono_us());
+}
+
+/* Finds the applied policies of req, verifies its tenant and applies
+ * the overrides, then decide_go. */
 static void decide_start(const rl_conf_t *conf, rl_store_t *store,
                          const rl_request_t *req, decide_kind_t kind,
                          rl_decide_cb *cb, void *arg)
 {
     rl_match_t matches[RL_MAX_OP_PARTS];
-    decide_keys_t keys;
-    const char *missing = NULL;
     decide_ctx_t *c;
     rl_request_t signed_req;
-    int n, bad = 0;
+    int n, i;
 
     n = rl_policy_find_all(conf, req, matches, RL_MAX_OP_PARTS);
     if (n == 0) {
         decide_no_policy(conf, req, kind, cb, arg);
         return;
     }
-    c = ctx_get();
+    c = decide_ctx_new(conf, kind, req->cost, cb, arg);
     if (c == NULL) {
         decide_no_memory(matches[0].policy, kind, cb, arg);
         return;
     }
-    c->conf = conf;
-    c->kind = kind;
-    c->cb = cb;
-    c->arg = arg;
-    c->cost = req->cost;
-    c->npens = 0;
     decide_parts(c, matches, n, req);
     /* An admin reset acts for support staff, not the tenant: no
      * signature there. Overrides match the verified tenant. */
-    if ((kind == DECIDE_OP_DECIDE &&
-         (req = decide_tenant(conf, c, req, &signed_req)) == NULL) ||
-        decide_overrides(c, req) != 0) {
+    if (kind == DECIDE_OP_DECIDE &&
+        (req = decide_tenant(conf, c, req, &signed_req)) == NULL) {
         decide_drop(c);
         return;
     }
-    if (decide_part_keys(c, req, &keys, &bad, &missing) != 0) {
-        decide_drop(c);
-        decide_invalid(matches[bad].policy, missing, kind, cb, arg);
-        return;
+    for (i = 0; i < n; i++) {
+        c->parts[i].req = req;
     }
-    decide_penalties(c, req, &keys);
-    if (decide_cached(c, req, &keys, rl_mono_us())) {
+    if (decide_overrides(c) != 0) {
         decide_drop(c);
         return;
     }
-    decide_send(store, c, &keys, rl_mono_us());
+    decide_go(store, c);
+}
+
+void rl_decide_items(const rl_conf_t *conf, rl_store_t *store,
+                     const rl_decide_item_t *items, int n, rl_decide_cb *cb,
+                     void *arg)
+{
+    decide_ctx_t *c = decide_ctx_new(conf, DECIDE_OP_DECIDE, 0, cb, arg);
+    int i;
+
+    if (c == NULL) {
+        decide_no_memory(items[0].match.policy, DECIDE_OP_DECIDE, cb, arg);
+        return;
+    }
+    /* Last to first: decide_parts fills parts[0], item 0's at the end. */
+    for (i = n - 1; i >= 0; i--) {
+        decide_parts(c, &items[i].match, 1, items[i].req);
+        c->parts[i] = c->parts[0];
+        c->parts[i].cost = items[i].cost;
+    }
+    c->nparts = n;
+    c->part_costs = 1;
+    if (decide_overrides(c) != 0) {
+        decide_drop(c);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (items[i].limits != NULL) {
+            c->parts[i].limits = items[i].limits;
+            c->parts[i].nlimits = items[i].nlimits;
+            c->parts[i].override = NULL;
+        }
+    }
+    decide_go(store, c);
 }
 
 /* Decides or resets req with its path prepared as conf->paths asks

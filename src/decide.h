@@ -80,6 +80,26 @@ typedef void rl_decide_cb(void *arg, rl_decide_status_t status,
 void rl_decide(const rl_conf_t *conf, rl_store_t *store,
                const rl_request_t *req, rl_decide_cb *cb, void *arg);
 
+/* A pre-matched part of a decision (the gRPC front end): a policy and
+ * its match, the request its key and overrides are built from, its
+ * cost, and limits that replace the policy's (NULL: the policy's or an
+ * override's). limits must live until the callback has returned; req
+ * only until rl_decide_items returns. */
+typedef struct rl_decide_item {
+    rl_match_t match;
+    const rl_request_t *req;
+    int64_t cost; /* 0 = peek */
+    const rl_limit_t *limits;
+    int nlimits;
+} rl_decide_item_t;
+
+/* Decides the n (1..RL_MAX_OP_PARTS) items as the parts of one atomic
+ * step, each at its own cost, without tenant signatures or the deny
+ * cache; answers like rl_decide (v->policies[i] is items[i]'s part). */
+void rl_decide_items(const rl_conf_t *conf, rl_store_t *store,
+                     const rl_decide_item_t *items, int n, rl_decide_cb *cb,
+                     void *arg);
+
 /* Clears the state of req's key for its policy (the limits req would be
  * decided against: the test limits when its test header is present),
  * through the store's reset. cb gets RL_DECIDE_OK with v->policy and

@@ -18,7 +18,8 @@ typedef enum {
     RL_KEY_ROUTE,      /* the matched pattern text */
     RL_KEY_PATH,       /* the concrete path */
     RL_KEY_PATH_PARAM, /* path.NAME */
-    RL_KEY_HEADER      /* header.NAME (name stored lower-case) */
+    RL_KEY_HEADER,     /* header.NAME (name stored lower-case) */
+    RL_KEY_DESCRIPTOR  /* descriptor.NAME: a descriptor entry's value */
 } rl_key_kind_t;
 
 typedef struct rl_key_field {
@@ -81,6 +82,12 @@ typedef struct rl_penalty {
 
 #define RL_MAX_HASH_TAG 8
 
+/* One entry of a descriptor match: a key, and a value when given. */
+typedef struct rl_desc_match {
+    char *key;
+    char *value; /* NULL: any value */
+} rl_desc_match_t;
+
 typedef struct rl_policy {
     char *name;
     int index;    /* position in the file */
@@ -108,6 +115,11 @@ typedef struct rl_policy {
     int hash_tag[RL_MAX_HASH_TAG];
     int nhash_tag;
     const rl_penalty_t *penalty; /* "penalty" (in conf->penalties) or NULL */
+    /* "match": {"domain", "descriptor"}: a policy for gRPC descriptors,
+     * which never matches an HTTP request; domain NULL: an HTTP policy. */
+    char *domain;
+    rl_desc_match_t *desc;
+    int ndesc;
 } rl_policy_t;
 
 struct rl_conf; /* conf.h: the policies a request is matched against */
@@ -172,6 +184,13 @@ int rl_policy_find_all(const struct rl_conf *conf, const rl_request_t *req,
  * conf; pure. */
 const rl_policy_t *rl_policy_verifier(const struct rl_conf *conf,
                                       const rl_request_t *req);
+/* The first descriptor policy in file order for domain whose entries
+ * match the descriptor req (its headers are the entries, names exact,
+ * in order), into m; NULL when none. Pure. */
+const rl_policy_t *rl_policy_find_descriptor(const struct rl_conf *conf,
+                                             const char *domain,
+                                             const rl_request_t *req,
+                                             rl_match_t *m);
 
 /* Encodes one identifier for use inside a key: bytes outside
  * [A-Za-z0-9._~@+-] become %XX, so '{', '}', ':', '|', spaces and control

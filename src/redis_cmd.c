@@ -94,7 +94,7 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
     int i;
     int k;
 
-    if (rl_store_op_nlimits(op) < 0 || op->cost < 0) {
+    if (rl_store_op_nlimits(op) < 0 || rl_store_op_counts(op) < 0) {
         return "bad_op";
     }
     for (i = 0; i < rl_store_op_nparts(op); i++) {
@@ -125,8 +125,9 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
 /* The bytes cmd's buffer needs for op (checked). */
 static size_t cmd_need(const rl_store_op_t *op, int nlimits)
 {
-    size_t need = 64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties) *
-                           CMD_NUM_MAX; /* literals, numbers */
+    size_t need =
+        64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties + RL_MAX_OP_PARTS) *
+                 CMD_NUM_MAX; /* literals, numbers, part costs */
     int i;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
@@ -169,13 +170,34 @@ static void cmd_keys(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
     }
 }
 
+/* Appends the cost argument: one number, or with per-part costs the
+ * comma list "c1,c2,..." (store.h). */
+static void cmd_arg_cost(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
+{
+    char *start = *p;
+    size_t len = 0;
+    int i;
+
+    if (!op->part_costs || op->nparts == 0) {
+        cmd_arg_num(cmd, p, op->cost);
+        return;
+    }
+    for (i = 0; i < op->nparts; i++) {
+        if (i > 0) {
+            start[len++] = ',';
+        }
+        len += cmd_fmt_i64(start + len, op->parts[i].cost);
+    }
+    cmd_arg(cmd, p, NULL, len);
+}
+
 /* Appends the script's arguments for op (protocol v2, store.h). */
 static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 {
     int i;
     int k;
 
-    cmd_arg_num(cmd, p, op->cost);
+    cmd_arg_cost(cmd, p, op);
     cmd_arg_num(cmd, p, cmd->nlimits);
     cmd_arg_num(cmd, p, op->npenalties);
     for (i = 0; i < rl_store_op_nparts(op); i++) {

@@ -12,8 +12,8 @@
 /* Top-level sections only a restart can apply: the listening sockets,
  * the threads, the HTTP servers' limits, the store connections and the
  * listener's TLS context are built once at start-up. */
-static const char *const restart_fields[] = {"listen", "workers", "http",
-                                             "store", "tls"};
+static const char *const restart_fields[] = {"listen", "grpc",  "workers",
+                                             "http",   "store", "tls"};
 
 /* The first restart-only field whose JSON differs; see reload.h. */
 const char *rl_reload_restart_field(const json_t *old, const json_t *new,

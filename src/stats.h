@@ -96,7 +96,26 @@
     X(histogram, HIST, decision, "ratelimitd_decision_duration_seconds",       \
       "time from a complete decision request to its reply")                    \
     X(histogram, HIST, store, "ratelimitd_store_duration_seconds",             \
-      "round trip of one store operation (one EVALSHA on Redis)")
+      "round trip of one store operation (one EVALSHA on Redis)")              \
+    X(counter, VALUE, grpc_ok, "ratelimitd_grpc_calls_ok_total",               \
+      "gRPC calls answered OK")                                                \
+    X(counter, VALUE, grpc_invalid_argument,                                   \
+      "ratelimitd_grpc_calls_invalid_argument_total",                          \
+      "gRPC calls answered INVALID_ARGUMENT (malformed or oversized)")         \
+    X(counter, VALUE, grpc_deadline_exceeded,                                  \
+      "ratelimitd_grpc_calls_deadline_exceeded_total",                         \
+      "gRPC calls answered DEADLINE_EXCEEDED (grpc-timeout passed)")           \
+    X(counter, VALUE, grpc_unimplemented,                                      \
+      "ratelimitd_grpc_calls_unimplemented_total",                             \
+      "gRPC calls answered UNIMPLEMENTED (unknown service or method)")         \
+    X(counter, VALUE, grpc_unavailable,                                        \
+      "ratelimitd_grpc_calls_unavailable_total",                               \
+      "gRPC calls answered UNAVAILABLE (store failure, store_failure "         \
+      "unavailable)")                                                          \
+    X(counter, VALUE, grpc_internal, "ratelimitd_grpc_calls_internal_total",   \
+      "gRPC calls answered INTERNAL (out of memory)")                          \
+    X(histogram, HIST, grpc, "ratelimitd_grpc_duration_seconds",               \
+      "time from a complete gRPC request to its answer")
 
 /* Why a store operation failed (the store's static error strings);
  * anything else counts as "other". */

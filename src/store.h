@@ -16,7 +16,9 @@
  *   KEYS: per limit 2: base..":"..suffix (state), base..":"..suffix..":b"
  *         (block marker); then per penalty 2: key..":pc" (denial count),
  *         key..":pb" (block)
- *   ARGV[1] = cost (0 = peek), ARGV[2] = n limits, ARGV[3] = m penalties,
+ *   ARGV[1] = cost (0 = peek): one number for every part, or with
+ *             per-part costs a comma list "c1,c2,..." (part p costs cp),
+ *   ARGV[2] = n limits, ARGV[3] = m penalties,
  *   per limit 6: algo (0 gcra, 1 fixed, 2 sliding), requests, period_ms,
  *                burst, block_ms, part (1..P)
  *   per penalty 4: denials, within_ms, block_ms, mask (bit p-1: part p)
@@ -40,7 +42,8 @@ typedef struct rl_store_part {
     const char *base_key; /* "<prefix>:{...}..." */
     size_t base_len;
     const rl_limit_t *limits;
-    int nlimits; /* 1..RL_MAX_LIMITS */
+    int nlimits;  /* 1..RL_MAX_LIMITS */
+    int64_t cost; /* with op->part_costs: this part's cost (0 = peek) */
 } rl_store_part_t;
 
 /* A penalty of an op: its key (suffixes ":pc" and ":pb" are the store's)
@@ -64,6 +67,7 @@ typedef struct rl_store_op {
     int nparts;                   /* 0..RL_MAX_OP_PARTS */
     const rl_store_penalty_t *penalties;
     int npenalties; /* 0..RL_MAX_OP_PENALTIES */
+    int part_costs; /* 1: each part costs parts[i].cost (cost unused) */
 } rl_store_op_t;
 
 typedef struct rl_store_result {
@@ -94,6 +98,28 @@ static inline void rl_store_op_part(const rl_store_op_t *op, int i,
     out->base_len = op->base_len;
     out->limits = op->limits;
     out->nlimits = op->nlimits;
+    out->cost = op->cost;
+}
+
+/* The cost of part i of op. */
+static inline int64_t rl_store_op_cost(const rl_store_op_t *op, int i)
+{
+    return op->part_costs && op->nparts > 0 ? op->parts[i].cost : op->cost;
+}
+
+/* 1 if some part of op costs more than 0 (a denial then counts on the
+ * penalties); -1 if a cost is negative. */
+static inline int rl_store_op_counts(const rl_store_op_t *op)
+{
+    int i, counts = 0;
+
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        if (rl_store_op_cost(op, i) < 0) {
+            return -1;
+        }
+        counts |= rl_store_op_cost(op, i) > 0;
+    }
+    return counts;
 }
 
 /* The limits of every part of op together; -1 when there are more than

@@ -303,7 +303,7 @@ static int mem_op_valid(const rl_store_op_t *op)
     int i;
     int j;
 
-    if (rl_store_op_nlimits(op) < 0 || op->cost < 0) {
+    if (rl_store_op_nlimits(op) < 0 || rl_store_op_counts(op) < 0) {
         return 0;
     }
     for (i = 0; i < rl_store_op_nparts(op); i++) {
@@ -449,13 +449,14 @@ static void mem_layered(const rl_store_op_t *op, rl_algo_layered_t *a)
         rl_store_op_part(op, i, &part);
         for (j = 0; j < part.nlimits; j++) {
             a->limits[a->n] = &part.limits[j];
+            a->costs[a->n] = rl_store_op_cost(op, i);
             a->part[a->n++] = i + 1;
         }
     }
     for (a->m = 0; a->m < op->npenalties; a->m++) {
         a->penalties[a->m] = op->penalties[a->m].step;
     }
-    a->cost = op->cost;
+    a->cost = rl_store_op_counts(op);
 }
 
 /* Decides op under the locks of its shards and calls cb once, after

@@ -2,6 +2,8 @@
  * service answers only once every worker is ready. */
 #include "worker.h"
 
+#include "grpc_rls.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -79,8 +81,10 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
     worker_trim(w);
     worker_publish_gauges(w);
     /* Open connections count too: a last reply may still be flushing. */
-    if (w->stop_deadline_us != 0 && (rl_http_server_connections(w->http) == 0 ||
-                                     rl_mono_us() > w->stop_deadline_us)) {
+    if (w->stop_deadline_us != 0 &&
+        ((rl_http_server_connections(w->http) == 0 &&
+          rl_grpc_server_connections(w->grpc) == 0) ||
+         rl_mono_us() > w->stop_deadline_us)) {
         event_base_loopexit(w->base, NULL);
     }
 }
@@ -151,6 +155,7 @@ static void worker_notify(evutil_socket_t fd, short what, void *arg)
     }
     w->stop_deadline_us = rl_mono_us() + (int64_t)RL_DRAIN_MS * 1000;
     rl_http_server_stop_accepting(w->http);
+    rl_grpc_server_stop(w->grpc);
     worker_tick(-1, 0, w);
 }
 
@@ -194,6 +199,23 @@ void rl_worker_access_log(rl_worker_t *w, const char *id, const char *policy,
     if (n == 0 || rl_access_log_push(w->app->access_log, w->id, line, n) != 0) {
         RL_STAT_INC(&w->stats, access_log_dropped);
     }
+}
+
+/* The worker's gRPC listener, when conf has a "grpc" section. 0 or -1. */
+static int worker_grpc_init(rl_worker_t *w, const rl_conf_t *conf)
+{
+    char err[256];
+
+    if (conf->grpc == NULL) {
+        return 0;
+    }
+    w->grpc = rl_grpc_server_new(w->base, conf->grpc, rl_grpc_rls_handle, w,
+                                 err, sizeof(err));
+    if (w->grpc == NULL) {
+        rl_error("worker %d: %s", w->id, err);
+        return -1;
+    }
+    return 0;
 }
 
 int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
@@ -261,6 +283,9 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     if (w->http == NULL) {
         goto err;
     }
+    if (worker_grpc_init(w, conf) != 0) {
+        goto err;
+    }
     {
         /* Seed of the access log sampling: 16 random hex digits. */
         char seed[33];
@@ -322,6 +347,8 @@ void rl_worker_destroy(rl_worker_t *w)
      * requests while the HTTP server still held their connections. */
     rl_store_free(w->store);
     w->store = NULL;
+    rl_grpc_server_free(w->grpc);
+    w->grpc = NULL;
     rl_http_server_free(w->http);
     w->http = NULL;
     if (w->tick_ev != NULL) {

@@ -9,6 +9,7 @@
 #include "confref.h"
 #include "decide.h"
 #include "deny_cache.h"
+#include "grpc.h"
 #include "http.h"
 #include "stats.h"
 #include "store.h"
@@ -27,6 +28,7 @@ typedef struct rl_worker {
     struct event_base *base;
     int listen_fd;
     rl_http_server_t *http;
+    rl_grpc_server_t *grpc; /* NULL: no "grpc" section */
     rl_store_t *store;
     const rl_conf_t *conf; /* the current conf (swapped by a reload) */
     rl_confref_t

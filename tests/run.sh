@@ -174,7 +174,8 @@ run_fuzzers() {
 # parse with python3-prometheus-client; the style check runs clang-format
 # and clang-tidy), when missing.
 install_test_packages() {
-    rl_apt_install_missing python3-prometheus-client clang-format clang-tidy
+    rl_apt_install_missing python3-prometheus-client clang-format clang-tidy \
+        python3-grpcio python3-grpc-tools nghttp2-client
 }
 
 # The layout and brace rules of STYLE.md (tests/style.sh), on the

@@ -24,8 +24,8 @@ fi
 # shellcheck disable=SC2046 # pkg-config prints a list of flags
 if ! clang-tidy --quiet --warnings-as-errors='*' \
     -checks='-*,readability-braces-around-statements' -header-filter='src/.*' \
-    "${sources[@]}" -- -std=c11 -D_GNU_SOURCE -Isrc -I"$BUILD" -I"$BUILD/src" \
-    $(pkg-config --cflags libevent hiredis jansson openssl check) \
+    "${sources[@]}" -- -std=c11 -D_GNU_SOURCE -Isrc -I"$BUILD" -I"$BUILD/src" -I"$BUILD/proto" \
+    $(pkg-config --cflags libevent hiredis jansson openssl check libnghttp2 libprotobuf-c) \
     >"$BUILD/style-braces.log" 2>&1; then
     grep -m 20 -E 'warning:|error:' "$BUILD/style-braces.log" || true
     echo "style: braces: statements without braces (clang-tidy --fix with readability-braces-around-statements adds them)"

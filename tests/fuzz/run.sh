@@ -24,12 +24,13 @@ for arg in "$@"; do
     esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
-    reply_template path convert)
+    reply_template path convert grpc)
 
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
 CONF="src/conf.c src/conf_field.c src/conf_policy.c src/conf_auth.c src/conf_store.c
-    src/conf_penalty.c src/conf_override.c src/override.c src/deny_cache.c src/store.c
+    src/conf_penalty.c src/conf_override.c src/conf_grpc.c src/override.c src/deny_cache.c
+    src/store.c
     src/algo.c src/algo_mem.c src/errors.c src/policy.c src/request.c src/redis_tls.c
     src/log.c src/util.c"
 # The sources each target links, besides its own fuzz_NAME.c.
@@ -45,20 +46,37 @@ declare -A SOURCES=(
     [reply_template]="src/reply.c src/reply_template.c src/errors.c src/util.c"
     [path]="src/path.c src/request.c src/errors.c"
     [convert]="src/convert_envoy.c src/convert_yaml.c"
+    [grpc]="src/grpc_frame.c"
 )
+
+# The C of proto/ (protoc-c), generated into the output dir: the grpc
+# target links it (its .pb-c.c files are added below).
+PROTO_OUT="$OUT/proto"
+PROTO_FILES=(google/protobuf/duration.proto google/protobuf/wrappers.proto
+    envoy/type/v3/ratelimit_unit.proto envoy/config/core/v3/base.proto
+    envoy/extensions/common/ratelimit/v3/ratelimit.proto
+    envoy/service/ratelimit/v3/rls.proto grpc/health/v1/health.proto)
+mkdir -p "$PROTO_OUT"
+(cd "$ROOT/proto" && protoc-c --c_out="$PROTO_OUT" "${PROTO_FILES[@]}")
+for f in "${PROTO_FILES[@]}"; do
+    SOURCES[grpc]+=" ${f%.proto}.pb-c.c"
+done
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-        -I"$ROOT/src")
+        -I"$ROOT/src" -I"$OUT/proto")
 # shellcheck disable=SC2207 # pkg-config prints a list of flags
-PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis yaml-0.1))
+PKG=($(pkg-config --cflags --libs jansson openssl libevent libevent_openssl hiredis yaml-0.1 \
+    libprotobuf-c))
 
 mkdir -p "$OUT"
 failed=0
 for t in "${TARGETS[@]}"; do
     [ -n "${SOURCES[$t]:-}" ] || { echo "fuzz $t: FAILED (no such target)"; failed=1; continue; }
     srcs=()
-    for s in ${SOURCES[$t]}; do srcs+=("$ROOT/$s"); done
+    for s in ${SOURCES[$t]}; do
+        if [ -f "$ROOT/$s" ]; then srcs+=("$ROOT/$s"); else srcs+=("$PROTO_OUT/$s"); fi
+    done
     if ! "$CC" "${CFLAGS[@]}" -o "$OUT/fuzz_$t" "$ROOT/tests/fuzz/fuzz_$t.c" "${srcs[@]}" \
         "${PKG[@]}" >"$OUT/$t-build.log" 2>&1; then
         tail -n 20 "$OUT/$t-build.log"

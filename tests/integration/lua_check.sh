@@ -262,5 +262,16 @@ check "layered: batch replies equal separate calls" "$(layered_fields $B)" "$SEP
 check "layered: batch state equals separate calls" \
     "$(rc GET 'rl:bat:{t}a:f1h' | cut -d: -f2) $(rc EXISTS 'rl:bat:{t}!pen|u:pb')" "1 1"
 
+# Per-part costs ("c1,c2"): part 1 spends 3 of 10, part 2 (cost 0) peeks
+# its 5 and writes nothing; a negative cost in the list is refused.
+# shellcheck disable=SC2046
+R=$(rc EVALSHA "$SHA" 4 'rl:{pc}a:f1h' 'rl:{pc}a:f1h:b' 'rl:{pc}b:f1h' 'rl:{pc}b:f1h:b' \
+    3,0 2 0 1 10 3600000 10 0 1 1 5 3600000 5 0 2 | tr '\n' ' ')
+check "part costs: 7 and 5 remaining" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 9)" "1 7 5"
+check "part costs: the peek wrote nothing" "$(rc EXISTS 'rl:{pc}b:f1h')" "0"
+check_true "part costs: a negative cost refused" -n "$(rc EVALSHA "$SHA" 4 'rl:{pn}a:f1h' \
+    'rl:{pn}a:f1h:b' 'rl:{pn}b:f1h' 'rl:{pn}b:f1h:b' 1,-1 2 0 1 10 3600000 10 0 1 1 5 3600000 5 0 2 \
+    2>&1 | grep 'bad arguments')"
+
 echo "lua_check: $CHECKS checks, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -637,7 +637,7 @@ START_TEST(algo_out_of_range_refused)
         ck_assert(!rl_algo_decide(&l, 1, &st, T0, 1, &r));
         ck_assert_int_eq(st.expires_ms, 0);
         snprintf(l.suffix, sizeof(l.suffix), "x1s");
-        op = (rl_store_op_t){"rl:{x}", 6, &l, 1, 1, NULL, 0, NULL, 0};
+        op = (rl_store_op_t){"rl:{x}", 6, &l, 1, 1, NULL, 0, NULL, 0, 0};
         ck_assert_str_eq(rl_redis_cmd_check(&op), "bad_op");
         memset(&cmd, 0, sizeof(cmd));
         ck_assert_int_eq(rl_redis_cmd_build(&cmd,
@@ -673,7 +673,7 @@ START_TEST(algo_script_ids_on_the_wire)
     memset(&cmd, 0, sizeof(cmd));
     for (i = 0; i < sizeof(wire) / sizeof(wire[0]); i++) {
         rl_limit_t l = mk(wire[i].algo, 5, 1000, 5, 0);
-        rl_store_op_t op = {"rl:{x}", 6, &l, 1, 1, NULL, 0, NULL, 0};
+        rl_store_op_t op = {"rl:{x}", 6, &l, 1, 1, NULL, 0, NULL, 0, 0};
 
         snprintf(l.suffix, sizeof(l.suffix), "x1s");
         ck_assert_int_eq(rl_redis_cmd_build(&cmd,

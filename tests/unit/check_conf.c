@@ -760,11 +760,11 @@ static const struct {
     {P(", \"key\": [\"tenantt\"]"),
      "policies[0].key[0]: \"tenantt\" is not a key field (tenant, user, ip, "
      "method, route, "
-     "path, path.NAME, header.NAME)"},
+     "path, path.NAME, header.NAME, descriptor.NAME)"},
     {P(", \"key\": [\"Tenant\"]"),
      "policies[0].key[0]: \"Tenant\" is not a key field (tenant, user, ip, "
      "method, route, "
-     "path, path.NAME, header.NAME)"},
+     "path, path.NAME, header.NAME, descriptor.NAME)"},
     {P(", \"key\": [\"tenant\", \"path.site\"]"),
      "policies[0].key[1]: \"path.site\" needs a {site} segment in match.path"},
     {P(", \"key\": [\"path.\"]"),

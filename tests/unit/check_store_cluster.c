@@ -461,8 +461,8 @@ START_TEST(test_layered_one_slot)
 
     key_in(0, 8191, lo, sizeof(lo));
     key_in(8192, 16383, hi, sizeof(hi));
-    parts[0] = (rl_store_part_t){lo, strlen(lo), &g_limit, 1};
-    parts[1] = (rl_store_part_t){hi, strlen(hi), &g_limit, 1};
+    parts[0] = (rl_store_part_t){lo, strlen(lo), &g_limit, 1, 0};
+    parts[1] = (rl_store_part_t){hi, strlen(hi), &g_limit, 1, 0};
     memset(&op, 0, sizeof(op));
     op.parts = parts;
     op.nparts = 2;

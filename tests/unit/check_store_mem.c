@@ -59,7 +59,8 @@ static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms,
 static seen_t decide(rl_store_t *s, const char *base, const rl_limit_t *limits,
                      int n, int64_t cost)
 {
-    rl_store_op_t op = {base, strlen(base), limits, n, cost, NULL, 0, NULL, 0};
+    rl_store_op_t op = {base, strlen(base), limits, n, cost, NULL,
+                        0,    NULL,         0,      0};
     seen_t seen;
 
     memset(&seen, 0, sizeof(seen));
@@ -109,7 +110,7 @@ START_TEST(reset_clears_the_keys)
     rl_store_t *s = rl_store_mem_new(t, clock_now, &c);
     rl_limit_t l[2] = {mk(RL_ALGO_GCRA, 1, 60000, 10000, "g1m"),
                        mk(RL_ALGO_SLIDING_WINDOW, 5, 60000, 0, "s1m")};
-    rl_store_op_t op = {"rl:{r}", 6, l, 2, 1, NULL, 0, NULL, 0};
+    rl_store_op_t op = {"rl:{r}", 6, l, 2, 1, NULL, 0, NULL, 0, 0};
     seen_t seen;
 
     ck_assert(allowed(s, "rl:{r}", l, 2));
@@ -327,7 +328,7 @@ static void *hammer_run(void *arg)
     hammer_t *h = arg;
     rl_store_t *s = rl_store_mem_new(h->table, clock_now, h->clock);
     rl_store_op_t op = {"rl:{hot}", 8, h->limits, h->nlimits, 1,
-                        NULL,       0, NULL,      0};
+                        NULL,       0, NULL,      0,          0};
     int i;
 
     for (i = 0; i < PER_THREAD; i++) {

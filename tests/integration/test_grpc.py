@@ -1,0 +1,404 @@
+"""Envoy's rate-limit service over gRPC (issue 14): ShouldRateLimit on
+descriptor policies, Health/Check, the gRPC framing errors, deadlines,
+store failures and exactness across two processes. The client is
+grpc_client.py under /usr/bin/python3 (Debian's python3-grpcio)."""
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from harness import (SLOW, Ratelimitd, Redis, check, config, eq, free_port, metric,
+                     reload_config, scrape,
+                     service, store_config, wait_until)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+CLIENT = os.path.join(HERE, "grpc_client.py")
+RLS_PATH = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
+LOGIN = [["remote_address", "10.0.0.9"], ["path", "/login"]]
+
+
+def rpc(*ops):
+    """Runs the operations through grpc_client.py; their results."""
+    p = subprocess.run([PYTHON, CLIENT], input=json.dumps(list(ops)).encode(),
+                       capture_output=True, timeout=120 * SLOW)
+    check(p.returncode == 0, "grpc_client.py failed:\n%s" % p.stderr.decode()[-3000:])
+    return [json.loads(line) for line in p.stdout.decode().splitlines()]
+
+
+def desc(entries, hits=None, lim=None):
+    out = {"entries": entries}
+    if hits is not None:
+        out["hits_addend"] = hits
+    if lim is not None:
+        out["limit"] = lim
+    return out
+
+
+def dpolicy(name, domain, entries, key, limits, **extra):
+    """A descriptor policy: entries [(key, value or None)]."""
+    d = [{"key": k} if v is None else {"key": k, "value": v} for k, v in entries]
+    out = {"name": name, "match": {"domain": domain, "descriptor": d}, "key": key,
+           "limits": limits}
+    out.update(extra)
+    return out
+
+
+def fixed(n, per="1m"):
+    return [{"requests": n, "per": per, "algorithm": "fixed_window"}]
+
+
+def grpc_cfg(*policies, grpc=None, **top):
+    cfg = config(*policies, **top)
+    cfg["grpc"] = dict(grpc or {})
+    cfg["grpc"]["listen"] = "127.0.0.1:%d" % free_port()
+    return cfg
+
+
+def target(cfg):
+    return cfg["grpc"]["listen"]
+
+
+def call(cfg, descriptors, domain="edge", **kw):
+    op = {"op": "rls", "target": target(cfg), "domain": domain, "descriptors": descriptors}
+    op.update(kw)
+    return op
+
+
+LOGIN_POLICY = dpolicy("login", "edge", [("remote_address", None), ("path", "/login")],
+                       ["descriptor.remote_address"], fixed(3), headers="x-ratelimit",
+                       deny={"status": 429, "body": {"error": "slow down",
+                                                     "retry": "{retry_after}"}})
+
+
+def test_grpc_allow_and_over_limit():
+    """3/min: three OK with remaining 2, 1, 0 and the x-ratelimit headers
+    (also on OK), then OVER_LIMIT with the deny body as raw_body; both
+    stores. Health is SERVING."""
+    for store in ("memory", "redis"):
+        cfg = grpc_cfg(LOGIN_POLICY, workers=2)
+        with service(cfg, store):
+            res = rpc(*([call(cfg, [desc(LOGIN)])] * 4),
+                      {"op": "health", "target": target(cfg)})
+            for i in range(3):
+                r = res[i]
+                eq(r["overall"], "OK", "%s call %d overall (%r)" % (store, i, r))
+                st = r["statuses"][0]
+                eq((st["code"], st["remaining"], st["limit"]),
+                   ("OK", 2 - i, {"name": "login", "requests_per_unit": 3, "unit": "MINUTE"}),
+                   "%s call %d status" % (store, i))
+                check(0 < st["reset_ms"] <= 60000, "reset %r" % st)
+                eq(r["headers"].get("x-ratelimit-remaining"), str(2 - i), "remaining header")
+                eq(r["raw_body"], "", "no raw_body on OK")
+            r = res[3]
+            eq((r["overall"], r["statuses"][0]["code"]), ("OVER_LIMIT", "OVER_LIMIT"),
+               "%s 4th call" % store)
+            body = json.loads(r["raw_body"])
+            eq(body["error"], "slow down", "raw_body is the deny body")
+            check(body["retry"].isdigit() and int(body["retry"]) >= 1, "templated %r" % body)
+            check("retry-after" in r["headers"], "retry-after header %r" % r["headers"])
+            eq(res[4], {"status": "SERVING"}, "health")
+
+
+def test_grpc_hits_addend():
+    """Request hits_addend 0 counts 1 (proto3 cannot tell it from unset),
+    5 counts 5; a descriptor's own hits_addend wins, and its 0 peeks."""
+    pol = dpolicy("k", "edge", [("user", None)], ["descriptor.user"], fixed(20))
+    u = [["user", "u1"]]
+    for store in ("memory", "redis"):
+        cfg = grpc_cfg(pol)
+        _hits_scenario(cfg, store, u)
+
+
+def _hits_scenario(cfg, store, u):
+    """The costs of test_grpc_hits_addend on one store."""
+    with service(cfg, store):
+        res = rpc(call(cfg, [desc(u)], hits_addend=0), call(cfg, [desc(u)], hits_addend=1),
+                  call(cfg, [desc(u)], hits_addend=5), call(cfg, [desc(u, hits=2)], hits_addend=5),
+                  call(cfg, [desc(u, hits=0)], hits_addend=5),
+                  call(cfg, [desc(u, hits=0)]), call(cfg, [desc(u, hits=12)]),
+                  call(cfg, [desc(u, hits=0)]))
+        eq([r["statuses"][0]["remaining"] for r in res], [19, 18, 13, 11, 11, 11, 11, 11],
+           "%s: remaining after costs 1, 1, 5, 2, peek, peek, 12 (denied), peek" % store)
+        eq([r["overall"] for r in res], ["OK"] * 6 + ["OVER_LIMIT", "OK"], "%s: codes" % store)
+
+
+def test_grpc_descriptors_are_layers():
+    """Two descriptors of one request are one atomic decision: when one is
+    over, all are over and nothing is spent on the other; an unmatched
+    descriptor is OK without current_limit; an unknown domain matches
+    nothing."""
+    a = dpolicy("account", "edge", [("account", None)], ["descriptor.account"], fixed(10))
+    r = dpolicy("route", "edge", [("account", None), ("route", None)],
+                ["descriptor.account", "descriptor.route"], fixed(2))
+    cfg = grpc_cfg(a, r)
+    acc, route = [["account", "a1"]], [["account", "a1"], ["route", "/x"]]
+    with service(cfg, "redis"):
+        res = rpc(call(cfg, [desc(acc), desc(route)]), call(cfg, [desc(acc), desc(route)]),
+                  call(cfg, [desc(acc), desc(route), desc([["other", "v"]])]),
+                  call(cfg, [desc(acc, hits=0)]),
+                  call(cfg, [desc(acc)], domain="nowhere"))
+        eq([s["remaining"] for s in res[1]["statuses"]], [8, 0], "after two calls")
+        third = res[2]
+        eq(third["overall"], "OVER_LIMIT", "route over: overall")
+        eq([s["code"] for s in third["statuses"]], ["OK", "OVER_LIMIT", "OK"], "statuses")
+        check("limit" not in third["statuses"][2], "unmatched: no current_limit %r" % third)
+        eq(res[3]["statuses"][0]["remaining"], 8, "the denial spent nothing on the account")
+        eq(res[4]["overall"], "OK", "unknown domain")
+        check("limit" not in res[4]["statuses"][0], "unknown domain: no current_limit")
+        # Per-descriptor costs in one step: 3 from the account, 1 from the route.
+        r = rpc(call(cfg, [desc([["account", "a2"]], hits=3),
+                           desc([["account", "a2"], ["route", "/y"]])]))[0]
+        eq([s["remaining"] for s in r["statuses"]], [7, 1], "per-descriptor costs")
+
+
+def test_grpc_overrides_by_descriptor_value():
+    """A config override keyed by a descriptor value raises one client's
+    limit; an admin override does too, for another value."""
+    pol = dpolicy("ip", "edge", [("remote_address", None)], ["descriptor.remote_address"],
+                  fixed(1), overrides=[{"key": {"descriptor.remote_address": "10.0.0.1"},
+                                        "limits": fixed(3)}])
+    key = "k" * 32
+    cfg = grpc_cfg(pol, admin={"enabled": True,
+                               "key_sha256": hashlib.sha256(key.encode()).hexdigest()})
+    with service(cfg, "memory") as svc:
+        r = svc.request("PUT", "/v1/admin/overrides",
+                        headers={"Authorization": "Bearer " + key},
+                        json_body={"policy": "ip", "key": {"descriptor.remote_address": "10.0.0.2"},
+                                   "limits": fixed(2)})
+        eq(r.status, 200, "admin PUT (%r)" % r.body[:200])
+        time.sleep(1.2 * SLOW)
+        ops = []
+        for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+            ops += [call(cfg, [desc([["remote_address", ip]])])] * 4
+        codes = [r["overall"] for r in rpc(*ops)]
+        eq(codes[0:4], ["OK"] * 3 + ["OVER_LIMIT"], "config override: 3")
+        eq(codes[4:8], ["OK"] * 2 + ["OVER_LIMIT"] * 2, "admin override: 2")
+        eq(codes[8:12], ["OK"] + ["OVER_LIMIT"] * 3, "default: 1")
+
+
+def test_grpc_descriptor_limit():
+    """A descriptor's own limit is ignored by default and replaces the
+    policy's limits with descriptor_limits: true."""
+    pol = dpolicy("d", "edge", [("user", None)], ["descriptor.user"], fixed(1))
+    lim = {"requests_per_unit": 2, "unit": 2}  # 2 per MINUTE
+    for on, want in ((False, ["OK", "OVER_LIMIT", "OVER_LIMIT"]),
+                     (True, ["OK", "OK", "OVER_LIMIT"])):
+        cfg = grpc_cfg(pol, grpc={"descriptor_limits": on})
+        with service(cfg, "memory"):
+            res = rpc(*([call(cfg, [desc([["user", "u"]], lim=lim)])] * 3))
+            eq([r["overall"] for r in res], want, "descriptor_limits %s" % on)
+            if on:
+                eq(res[0]["statuses"][0]["limit"]["requests_per_unit"], 2, "current_limit")
+
+
+def test_grpc_framing_errors():
+    """Malformed protobuf and a message over max_message_bytes answer
+    INVALID_ARGUMENT, an unknown method UNIMPLEMENTED; counted in
+    /metrics."""
+    cfg = grpc_cfg(LOGIN_POLICY, grpc={"max_message_bytes": 256})
+    t = target(cfg)
+    big = "0a" + "e807" + "61" * 1000  # domain of 1000 bytes
+    with service(cfg, "memory") as svc:
+        res = rpc({"op": "raw", "target": t, "path": RLS_PATH, "body_hex": "0aff"},
+                  {"op": "raw", "target": t, "path": RLS_PATH, "body_hex": big},
+                  {"op": "raw", "target": t, "path": "/envoy.service.ratelimit.v3.X/Y"},
+                  {"op": "raw", "target": t, "path": "/grpc.health.v1.Health/Watch"},
+                  call(cfg, [desc(LOGIN)]))
+        eq([r.get("error") for r in res[:4]],
+           ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "UNIMPLEMENTED", "UNIMPLEMENTED"],
+           "statuses (%r)" % res)
+        eq(res[4]["overall"], "OK", "a good call on the same service")
+        m = scrape(svc.d)
+        eq(metric(m, "ratelimitd_grpc_calls_invalid_argument_total"), 2, "invalid metric")
+        eq(metric(m, "ratelimitd_grpc_calls_unimplemented_total"), 2, "unimplemented metric")
+        eq(metric(m, "ratelimitd_grpc_calls_ok_total"), 1, "ok metric")
+        check(metric(m, "ratelimitd_grpc_duration_seconds_count") >= 5, "latency histogram")
+
+
+def encode(op):
+    """The length-prefixed gRPC message of op's RateLimitRequest."""
+    p = subprocess.run([PYTHON, CLIENT, "--encode"], input=json.dumps(op).encode(),
+                       capture_output=True, timeout=60 * SLOW, check=True)
+    msg = bytes.fromhex(p.stdout.decode().strip())
+    return b"\0" + len(msg).to_bytes(4, "big") + msg
+
+
+def nghttp_call(cfg, body, timeout_header):
+    """One ShouldRateLimit by nghttp (no client-side deadline: what the
+    server answers by itself), with grpc-timeout timeout_header; its
+    verbose output."""
+    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
+        f.write(body)
+        path = f.name
+    try:
+        p = subprocess.run(["nghttp", "-v", "-H", "content-type: application/grpc",
+                            "-H", "te: trailers", "-H", "grpc-timeout: " + timeout_header,
+                            "-d", path, "http://%s%s" % (target(cfg), RLS_PATH)],
+                           capture_output=True, timeout=30 * SLOW)
+    finally:
+        os.unlink(path)
+    return p.stdout.decode(errors="replace")
+
+
+def test_grpc_deadline_while_redis_paused():
+    """grpc-timeout 300m while Redis is paused for 2 s: the server itself
+    answers DEADLINE_EXCEEDED (grpc-status 4, counted in /metrics) and
+    drops the late result; afterwards calls are answered again."""
+    cfg = grpc_cfg(LOGIN_POLICY, store={"timeout_ms": 5000})
+    body = encode(call(cfg, [desc(LOGIN)]))
+    with service(cfg, "redis") as svc:
+        eq(rpc(call(cfg, [desc(LOGIN)]))[0]["overall"], "OK", "before the pause")
+        svc.redis.call("CLIENT", "PAUSE", "2000")
+        t0 = time.monotonic()
+        out = nghttp_call(cfg, body, "300m")
+        took = time.monotonic() - t0
+        check("grpc-status: 4" in out, "DEADLINE_EXCEEDED from the server:\n%s" % out[-2000:])
+        check(took < 1.8, "answered at the deadline, not after the pause (%.2f s)" % took)
+        eq(metric(scrape(svc.d), "ratelimitd_grpc_calls_deadline_exceeded_total"), 1,
+           "deadline metric")
+        time.sleep(2.0)
+        r = rpc(call(cfg, [desc(LOGIN)]))[0]
+        eq(r["overall"], "OK", "after the pause (%r)" % r)
+        check(r["statuses"][0]["remaining"] <= 1, "the late call was decided too: %r" % r)
+        check("grpc-status: 0" in nghttp_call(cfg, body, "10S"), "a call with a long timeout")
+
+
+def test_grpc_health_and_store_down():
+    """Health follows the store; with Redis down failure_mode decides
+    (open: OK, closed: OVER_LIMIT), or store_failure "unavailable" fails
+    the call with UNAVAILABLE."""
+    op = dpolicy("open", "edge", [("o", None)], ["descriptor.o"], fixed(5), failure_mode="open")
+    cl = dpolicy("closed", "edge", [("c", None)], ["descriptor.c"], fixed(5),
+                 failure_mode="closed")
+    redis = Redis().start()
+    try:
+        for unavailable in (False, True):
+            cfg = grpc_cfg(op, cl, store={"timeout_ms": 200},
+                           grpc={"store_failure": "unavailable" if unavailable
+                                 else "failure_mode"})
+            cfg["store"] = store_config("redis", redis, cfg["store"])
+            d = Ratelimitd(cfg).start()
+            try:
+                t = target(cfg)
+                eq(rpc({"op": "health", "target": t})[0], {"status": "SERVING"}, "up")
+                redis.stop()
+                wait_until(lambda: rpc({"op": "health", "target": t})[0] ==
+                           {"status": "NOT_SERVING"}, 10 * SLOW, what="NOT_SERVING")
+                res = rpc(call(cfg, [desc([["o", "x"]])]), call(cfg, [desc([["c", "x"]])]))
+                if unavailable:
+                    eq([r.get("error") for r in res], ["UNAVAILABLE"] * 2, "unavailable")
+                else:
+                    eq([r["overall"] for r in res], ["OK", "OVER_LIMIT"], "failure modes")
+                redis.start()
+                wait_until(lambda: rpc({"op": "health", "target": t})[0] ==
+                           {"status": "SERVING"}, 10 * SLOW, what="SERVING again")
+            finally:
+                d.stop()
+                d.cleanup()
+    finally:
+        redis.cleanup()
+
+
+def test_grpc_exact_two_processes():
+    """Two processes on one Redis, 32 concurrent streams over 2
+    connections to each: exactly the limit admitted."""
+    pol = dpolicy("x", "edge", [("k", None)], ["descriptor.k"], fixed(100))
+    redis = Redis().start()
+    daemons = []
+    try:
+        targets = []
+        for _ in range(2):
+            cfg = grpc_cfg(pol, workers=2)
+            cfg["store"] = store_config("redis", redis)
+            daemons.append(Ratelimitd(cfg).start())
+            targets.append(target(cfg))
+        r = rpc({"op": "hammer", "targets": targets, "conns": 2, "streams": 32, "n": 300,
+                 "domain": "edge", "descriptors": [desc([["k", "v"]])]})[0]
+        eq(r["errors"], [], "no call failed")
+        eq((r["ok"], r["over"]), (100, 200), "admitted exactly the limit")
+    finally:
+        for d in daemons:
+            d.stop()
+            d.cleanup()
+        redis.cleanup()
+
+
+def test_grpc_goaway_on_shutdown():
+    """SIGTERM while calls are in flight (Redis paused): the calls are
+    still answered, then the process exits 0."""
+    cfg = grpc_cfg(LOGIN_POLICY, store={"timeout_ms": 5000})
+    with service(cfg, "redis") as svc:
+        svc.redis.call("CLIENT", "PAUSE", "1000")
+        p = subprocess.Popen([PYTHON, CLIENT], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdin.write(json.dumps([call(cfg, [desc(LOGIN)])]).encode())
+        p.stdin.close()
+        wait_until(lambda: metric(scrape(svc.d), "ratelimitd_inflight_requests") >= 0,
+                   1.0, what="scrape")
+        time.sleep(0.8 * SLOW)  # stubs generated, call in flight
+        svc.d.signal(15)
+        out = p.stdout.read().decode()
+        p.wait(30)
+        eq(json.loads(out.splitlines()[0])["overall"], "OK", "in-flight call answered")
+        eq(svc.d.wait(10 * SLOW), 0, "exit code")
+
+
+def test_grpc_access_log():
+    """Each decided call writes an access line like HTTP ones: the deciding
+    policy, the verdict and the status a gateway would answer."""
+    cfg = grpc_cfg(LOGIN_POLICY, access_log={"sample": 1.0}, workers=1)
+    with service(cfg, "memory") as svc:
+        rpc(*([call(cfg, [desc(LOGIN)])] * 4))
+
+        def lines():
+            out = []
+            with open(svc.d.log_path, errors="replace") as f:
+                for line in f:
+                    try:
+                        o = json.loads(line)
+                    except ValueError:
+                        continue
+                    if o.get("msg") == "access" and o["request_id"].startswith("grpc-"):
+                        out.append(o)
+            return out if len(out) >= 4 else None
+        got = wait_until(lines, 5 * SLOW, what="4 gRPC access lines")
+        eq([(o["policy"], o["verdict"], o["status"]) for o in got],
+           [("login", "allowed", 200)] * 3 + [("login", "denied", 429)], "access lines")
+
+
+def test_grpc_tls_alpn_h2():
+    """With grpc.tls the listener speaks HTTP/2 over TLS, chosen by ALPN h2
+    (grpcio insists on it): a decision and a health check."""
+    from test_tls import make_pki
+    d = tempfile.mkdtemp(prefix="rl-grpc-tls-")
+    pki = make_pki(d)
+    cfg = grpc_cfg(LOGIN_POLICY, grpc={"tls": {"cert_file": pki["server.pem"],
+                                               "key_file": pki["server.key"]}})
+    with service(cfg, "memory"):
+        res = rpc(dict(call(cfg, [desc(LOGIN)]), ca=pki["ca.pem"]),
+                  {"op": "health", "target": target(cfg), "ca": pki["ca.pem"]},
+                  call(cfg, [desc(LOGIN)]))
+        eq(res[0].get("overall"), "OK", "decision over TLS (%r)" % res[0])
+        eq(res[1], {"status": "SERVING"}, "health over TLS")
+        check("error" in res[2], "cleartext to the TLS listener fails: %r" % res[2])
+
+
+def test_grpc_shadow_and_restart_only():
+    """A shadow policy answers OK past its limit; changing "grpc" on a
+    reload is refused (a restart-only section) and the listener keeps
+    answering."""
+    pol = dpolicy("sh", "edge", [("user", None)], ["descriptor.user"], fixed(1), mode="shadow")
+    cfg = grpc_cfg(pol)
+    with service(cfg, "memory") as svc:
+        res = rpc(*([call(cfg, [desc([["user", "u"]])])] * 3))
+        eq([r["overall"] for r in res], ["OK"] * 3, "shadow answers OK")
+        eq([r["statuses"][0]["code"] for r in res], ["OK"] * 3, "shadow statuses")
+        new = json.loads(json.dumps(svc.d.config))
+        new["grpc"]["max_message_bytes"] = 4096
+        eq(reload_config(svc.d, new), "failed", "a reload changing grpc")
+        eq(rpc({"op": "health", "target": target(cfg)})[0], {"status": "SERVING"},
+           "still answering")
