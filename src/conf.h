@@ -95,6 +95,10 @@ typedef struct rl_conf_grpc {
     int descriptor_limits;     /* honour a descriptor's own "limit" */
     int store_unavailable;     /* "store_failure": "unavailable" (1) or
                                 * "failure_mode" (0) */
+    int64_t max_connections;   /* per worker, default 10000 */
+    int64_t idle_timeout_ms;   /* default 60000: nothing received and no
+                                * call open this long (a TLS handshake
+                                * included) ends the connection */
 } rl_conf_grpc_t;
 
 /* "admin": the admin endpoints (/v1/admin/reset, /v1/policies). */

@@ -9,6 +9,8 @@
 #include "conf.h"
 
 static const conf_range_t range_message = {64, 64 * 1024 * 1024};
+static const conf_range_t range_conns = {1, 1000000};
+static const conf_range_t range_idle = {100, 86400000};
 
 static const conf_enum_item_t store_failure_items[] = {
     {"failure_mode", 0},
@@ -47,6 +49,10 @@ static const conf_field_t grpc_fields[] = {
      offsetof(rl_conf_grpc_t, descriptor_limits), 0, NULL, "false", NULL},
     {"store_failure", conf_enum, offsetof(rl_conf_grpc_t, store_unavailable), 0,
      &enum_store_failure, "\"failure_mode\"", NULL},
+    {"max_connections", conf_int64, offsetof(rl_conf_grpc_t, max_connections),
+     0, &range_conns, "10000", NULL},
+    {"idle_timeout_ms", conf_int64, offsetof(rl_conf_grpc_t, idle_timeout_ms),
+     0, &range_idle, "60000", NULL},
 };
 static const conf_table_t grpc_table = {grpc_fields, CONF_NELEM(grpc_fields),
                                         NULL};

@@ -65,7 +65,8 @@ struct grpc_conn {
     struct bufferevent *bev;
     nghttp2_session *h2;
     rl_grpc_call_t *calls;
-    int busy; /* inside nghttp2_session_mem_recv: no send, no free */
+    int busy;    /* inside nghttp2_session_mem_recv: no send, no free */
+    int closing; /* idle: GOAWAY sent, freed once written (or in 1 s) */
 };
 
 struct rl_grpc_server {
@@ -77,6 +78,8 @@ struct rl_grpc_server {
     void *arg;
     grpc_conn_t *conns;
     int nconns;
+    int64_t max_conns;   /* "max_connections": past it, accept and close */
+    struct timeval idle; /* "idle_timeout_ms" */
     int inflight;
     int stopping;
 };
@@ -577,7 +580,33 @@ static void conn_write(struct bufferevent *bev, void *arg)
     }
 }
 
-/* EOF, an error, or the TLS handshake done (then the session starts). */
+/* Nothing received for idle_timeout_ms: with calls open, reading goes
+ * on; otherwise a GOAWAY goes out and the connection ends once it is
+ * written, or a second later for a peer that does not read (or never
+ * finished its TLS handshake). */
+static void conn_idle(grpc_conn_t *c)
+{
+    struct timeval grace = {1, 0};
+
+    if (c->calls != NULL && !c->closing) {
+        bufferevent_enable(c->bev, EV_READ);
+        return;
+    }
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    c->closing = 1;
+    bufferevent_set_timeouts(c->bev, &grace, &grace);
+    bufferevent_enable(c->bev, EV_READ);
+    if (nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR) != 0 ||
+        conn_flush(c) != 0) {
+        conn_free(c);
+    }
+}
+
+/* EOF, an error, a timeout, or the TLS handshake done (then the session
+ * starts). */
 static void conn_event(struct bufferevent *bev, short events, void *arg)
 {
     grpc_conn_t *c = arg;
@@ -585,7 +614,11 @@ static void conn_event(struct bufferevent *bev, short events, void *arg)
     if (events & BEV_EVENT_CONNECTED) {
         return;
     }
-    if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    if ((events & BEV_EVENT_TIMEOUT) && !(events & BEV_EVENT_ERROR)) {
+        conn_idle(c);
+        return;
+    }
+    if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         conn_free(c);
     }
 }
@@ -630,7 +663,9 @@ static void srv_accept(struct evconnlistener *l, evutil_socket_t fd,
     SSL *ssl = NULL;
     int one = 1;
 
-    if (c == NULL) {
+    if (c == NULL || s->nconns >= s->max_conns) {
+        /* Refused rather than queued without bound. */
+        free(c);
         close(fd);
         return;
     }
@@ -661,6 +696,7 @@ static void srv_accept(struct evconnlistener *l, evutil_socket_t fd,
         return;
     }
     bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+    bufferevent_set_timeouts(c->bev, &s->idle, NULL);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (conn_flush(c) != 0) {
         conn_free(c);
@@ -732,6 +768,9 @@ rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
     }
     s->base = base;
     s->max_message = (size_t)conf->max_message_bytes;
+    s->max_conns = conf->max_connections;
+    s->idle.tv_sec = (time_t)(conf->idle_timeout_ms / 1000);
+    s->idle.tv_usec = (suseconds_t)(conf->idle_timeout_ms % 1000) * 1000;
     s->fn = fn;
     s->arg = arg;
     if (conf->tls.cert_file != NULL) {

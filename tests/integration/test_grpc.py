@@ -6,6 +6,7 @@ grpc_client.py under /usr/bin/python3 (Debian's python3-grpcio)."""
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -402,3 +403,42 @@ def test_grpc_shadow_and_restart_only():
         eq(reload_config(svc.d, new), "failed", "a reload changing grpc")
         eq(rpc({"op": "health", "target": target(cfg)})[0], {"status": "SERVING"},
            "still answering")
+
+
+def _closed_within(sock, seconds):
+    """Reads until the peer closes; True if it did within seconds (what
+    it sent first, a SETTINGS or a GOAWAY, is read and ignored)."""
+    sock.settimeout(0.2)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if sock.recv(4096) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_grpc_connection_cap_and_idle_timeout():
+    """Per worker at most grpc.max_connections: past it a connection is
+    closed at once while the others stay; a connection that sends nothing
+    (no preface, no TLS hello) is closed after grpc.idle_timeout_ms; a
+    slot freed serves calls again."""
+    cfg = grpc_cfg(LOGIN_POLICY, workers=1,
+                   grpc={"max_connections": 2, "idle_timeout_ms": int(1500 * SLOW)})
+    host, port = target(cfg).split(":")
+    with service(cfg, "memory"):
+        a = socket.create_connection((host, int(port)))
+        b = socket.create_connection((host, int(port)))
+        time.sleep(0.2)
+        c = socket.create_connection((host, int(port)))
+        check(_closed_within(c, 1.0 * SLOW), "a third connection is closed at once")
+        check(not _closed_within(a, 0.5), "the first two stay open meanwhile")
+        check(_closed_within(a, 3.0 * SLOW) and _closed_within(b, 1.0 * SLOW),
+              "silent connections are closed after idle_timeout_ms")
+        for s in (a, b, c):
+            s.close()
+        res = rpc(call(cfg, [desc(LOGIN)]))
+        eq(res[0]["overall"], "OK", "a freed slot serves calls")
