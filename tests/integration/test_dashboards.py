@@ -1,7 +1,8 @@
 """deploy/grafana/ratelimitd.json and deploy/prometheus/alerts.yaml:
 promtool accepts the rules and their unit tests pass (and fail when a
-rule changes); the dashboard has its panels and variables; every metric
-the dashboard and the rules name is one a running ratelimitd exports."""
+rule changes); the dashboard has its panels and variables and its
+queries parse; every metric the dashboard and the rules name is one a
+running ratelimitd exports."""
 
 import json
 import os
@@ -217,6 +218,44 @@ def test_dashboard_has_its_panels_and_variables():
     for title in ("Decisions by verdict", "Decisions by policy and verdict"):
         check(all('policy=~"$policy"' in t["expr"] for t in panels[title]["targets"]),
               "panel %r ignores $policy" % title)
+
+
+# Grafana's variables, replaced by values Prometheus would see.
+GRAFANA_VARS = (("$__rate_interval", "5m"), ("$__interval", "1m"), ("$__range", "1h"),
+                ("$instance", ".*"), ("$policy", ".*"))
+
+
+def test_dashboard_queries_are_valid_promql():
+    """Every panel query of the dashboard, its Grafana variables replaced,
+    parses as PromQL: promtool check rules accepts them all as recording
+    rules, and refuses the file once one query is broken."""
+    dash = load_dashboard()
+    rules = []
+    for p in dashboard_panels(dash):
+        for t in p.get("targets", []):
+            expr = t["expr"]
+            for var, value in GRAFANA_VARS:
+                expr = expr.replace(var, value)
+            check("$" not in expr, "panel %r: unknown variable in %r" % (p["title"], expr))
+            rules.append({"record": "dashboard:panel%d_%s" % (p["id"], t["refId"]),
+                          "expr": expr})
+    check(len(rules) >= len(PANELS), "only %d queries" % len(rules))
+    d = tempfile.mkdtemp(prefix="rl-dash-")
+    try:
+        path = os.path.join(d, "dashboard_rules.yaml")
+        for broken in (False, True):
+            if broken:
+                rules[0]["expr"] = rules[0]["expr"].replace("(", "((", 1)
+            with open(path, "w") as f:
+                yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+            rc, out = promtool("check", "rules", path)
+            if broken:
+                check(rc != 0, "promtool accepted a broken query:\n" + out)
+            else:
+                eq(rc, 0, "promtool check rules on the dashboard's queries:\n" + out)
+                check("SUCCESS: %d rules found" % len(rules) in out, out)
+    finally:
+        shutil.rmtree(d)
 
 
 def test_dashboard_and_alerts_name_only_exported_metrics():
