@@ -172,10 +172,11 @@ run_fuzzers() {
 
 # Installs the Debian packages only the tests need (the /metrics tests
 # parse with python3-prometheus-client; the style check runs clang-format
-# and clang-tidy), when missing.
+# and clang-tidy; test_dashboards runs promtool, from prometheus, and never
+# uses the service the package may start), when missing.
 install_test_packages() {
     rl_apt_install_missing python3-prometheus-client clang-format clang-tidy \
-        python3-grpcio python3-grpc-tools nghttp2-client
+        python3-grpcio python3-grpc-tools nghttp2-client prometheus
 }
 
 # The layout and brace rules of STYLE.md (tests/style.sh), on the
