@@ -266,7 +266,8 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     } else {
         w->store = rl_store_redis_new(w->base, &conf->store);
     }
-    if (w->store == NULL) {
+    w->topkeys = rl_topkeys_new();
+    if (w->store == NULL || w->topkeys == NULL) {
         goto err;
     }
 
@@ -304,6 +305,7 @@ static void *worker_main(void *arg)
     rl_worker_t *w = arg;
 
     rl_stats_self = &w->stats;
+    rl_topkeys_self = w->topkeys;
     worker_adopt_conf(w);
     worker_deny_cache_sync(w);
     if (rl_override_worker_start(w->base, w->store, &w->conf) != 0) {
@@ -324,6 +326,7 @@ static void *worker_main(void *arg)
         __atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL));
     rl_stats_self = NULL;
     rl_deny_cache_self = NULL;
+    rl_topkeys_self = NULL;
     return NULL;
 }
 
@@ -351,6 +354,8 @@ void rl_worker_destroy(rl_worker_t *w)
     w->grpc = NULL;
     rl_http_server_free(w->http);
     w->http = NULL;
+    rl_topkeys_free(w->topkeys);
+    w->topkeys = NULL;
     if (w->tick_ev != NULL) {
         event_free(w->tick_ev);
     }
