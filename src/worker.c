@@ -332,7 +332,31 @@ static void *worker_main(void *arg)
 
 int rl_worker_start(rl_worker_t *w)
 {
-    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        return -1;
+    }
+    w->started = 1;
+    return 0;
+}
+
+/* Frees the top keys of every started worker once all of them are
+ * joined: until then a running one may read them (GET /v1/admin/top).
+ * Main thread. */
+static void worker_topkeys_release(rl_app_t *app)
+{
+    int i;
+
+    for (i = 0; i < app->nworkers; i++) {
+        if (app->workers[i].started && !app->workers[i].joined) {
+            return;
+        }
+    }
+    for (i = 0; i < app->nworkers; i++) {
+        if (app->workers[i].started) {
+            rl_topkeys_free(app->workers[i].topkeys);
+            app->workers[i].topkeys = NULL;
+        }
+    }
 }
 
 void rl_worker_stop(rl_worker_t *w)
@@ -354,8 +378,10 @@ void rl_worker_destroy(rl_worker_t *w)
     w->grpc = NULL;
     rl_http_server_free(w->http);
     w->http = NULL;
-    rl_topkeys_free(w->topkeys);
-    w->topkeys = NULL;
+    if (!w->started) { /* a started one's go with the last join */
+        rl_topkeys_free(w->topkeys);
+        w->topkeys = NULL;
+    }
     if (w->tick_ev != NULL) {
         event_free(w->tick_ev);
     }
@@ -384,6 +410,8 @@ void rl_worker_destroy(rl_worker_t *w)
 void rl_worker_join(rl_worker_t *w)
 {
     pthread_join(w->thread, NULL);
+    w->joined = 1;
+    worker_topkeys_release(w->app);
     rl_worker_destroy(w);
 }
 

@@ -45,6 +45,7 @@ typedef struct rl_worker {
     int64_t stop_deadline_us; /* drain deadline once stopping */
     int store_up;             /* published for /ready (atomic access) */
     rl_topkeys_t *topkeys;    /* written here, read by any worker */
+    int started, joined;      /* main thread: the thread ran / has ended */
     rl_stats_t stats;
 } rl_worker_t;
 
