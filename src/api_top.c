@@ -42,21 +42,6 @@ static int top_query(const rl_http_req_t *req, const char *name, char *buf,
     return 0;
 }
 
-/* One hex digit's value, or -1. */
-static int top_hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 /* A key value as the store key encodes it (%XX), decoded. New
  * reference. */
 static json_t *top_value(const char *v, size_t len)
@@ -66,9 +51,10 @@ static json_t *top_value(const char *v, size_t len)
     json_t *obj;
 
     for (i = 0; i < len; i++) {
-        if (v[i] == '%' && i + 2 < len && top_hex(v[i + 1]) >= 0 &&
-            top_hex(v[i + 2]) >= 0) {
-            out[o++] = (char)(top_hex(v[i + 1]) * 16 + top_hex(v[i + 2]));
+        if (v[i] == '%' && i + 2 < len && rl_hex_value(v[i + 1]) >= 0 &&
+            rl_hex_value(v[i + 2]) >= 0) {
+            out[o++] =
+                (char)(rl_hex_value(v[i + 1]) * 16 + rl_hex_value(v[i + 2]));
             i += 2;
         } else {
             out[o++] = v[i];
