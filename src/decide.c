@@ -9,6 +9,7 @@
 #include "confref.h"
 #include "deny_cache.h"
 #include "outcome.h"
+#include "topkeys.h"
 #include "override.h"
 #include "path.h"
 #include "stats.h"
@@ -28,6 +29,8 @@ typedef struct decide_part {
     rl_match_t match;
     const rl_request_t *req; /* its key's request; only while starting */
     int64_t cost;
+    size_t toplen; /* its key values for the top keys (topkeys.h) */
+    char top[RL_TOPKEYS_KEY_MAX];
 } decide_part_t;
 
 typedef struct decide_ctx {
@@ -113,16 +116,45 @@ void rl_decide_thread_cleanup(void)
 }
 
 /* Counts a finished decision in the calling worker's stats, as its
- * outcome row says. No-op off a worker thread. */
-static void decide_count(rl_decide_status_t status, const rl_verdict_t *v)
+ * outcome row says, and a verdict on a key (top, toplen: its key values,
+ * NULL for none) in the worker's top keys: denied when the verdict or a
+ * shadow policy denied. The one place every front end's decision is
+ * counted. No-op off a worker thread. */
+static void decide_count(rl_decide_status_t status, const rl_verdict_t *v,
+                         const char *top, size_t toplen)
 {
     rl_outcome_t o;
+    int64_t now;
 
     if (rl_stats_self == NULL) {
         return;
     }
     rl_outcome_of(status, v, &o);
     rl_outcome_count(rl_stats_self, &o, v);
+    if (top != NULL && rl_topkeys_self != NULL && v->policy != NULL &&
+        (o.kind == RL_OUTCOME_ALLOWED || o.kind == RL_OUTCOME_DENIED ||
+         o.kind == RL_OUTCOME_SHADOW_DENIED)) {
+        now = rl_now_ms();
+        rl_topkeys_record(rl_topkeys_self, v->policy->name, top, toplen,
+                          o.kind != RL_OUTCOME_ALLOWED, now,
+                          v->blocked ? now + v->retry_after_ms : 0);
+    }
+}
+
+/* The deciding part's key values in c for the top keys, or NULL. */
+static const char *decide_top(const decide_ctx_t *c, const rl_verdict_t *v,
+                              size_t *len)
+{
+    int i;
+
+    for (i = 0; i < c->nparts; i++) {
+        if (c->parts[i].policy == v->policy &&
+            c->parts[i].toplen <= RL_TOPKEYS_KEY_MAX) {
+            *len = c->parts[i].toplen;
+            return c->parts[i].top;
+        }
+    }
+    return NULL;
 }
 
 /* Counts a failed store operation and observes its round trip. */
@@ -250,6 +282,7 @@ static void decide_done(void *arg, const rl_store_result_t *res)
     int nheld;
     rl_verdict_t v;
     rl_decide_status_t status = RL_DECIDE_OK;
+    size_t toplen = 0;
 
     decide_count_store(c, res);
     if (res->status != RL_OK) {
@@ -272,7 +305,9 @@ static void decide_done(void *arg, const rl_store_result_t *res)
         decide_cache_put(c, res, &v);
     }
     if (c->kind == DECIDE_OP_DECIDE) {
-        decide_count(status, &v);
+        const char *top = decide_top(c, &v, &toplen);
+
+        decide_count(status, &v, top, toplen);
     }
     nheld = decide_take_held(c, held);
     ctx_put(c);
@@ -300,7 +335,7 @@ static void decide_no_policy(const rl_conf_t *conf, const rl_request_t *req,
             snprintf(msg, sizeof(msg), "no policy applies to the request");
         }
         if (kind == DECIDE_OP_DECIDE) {
-            decide_count(RL_DECIDE_BAD_POLICY, NULL);
+            decide_count(RL_DECIDE_BAD_POLICY, NULL, NULL, 0);
         }
         cb(arg, RL_DECIDE_BAD_POLICY, NULL, msg);
         return;
@@ -311,7 +346,7 @@ static void decide_no_policy(const rl_conf_t *conf, const rl_request_t *req,
     v.status = v.allowed ? 200 : conf->paths.deny_status;
     v.deny_body = v.allowed ? NULL : conf->paths.deny_body;
     v.now_ms = rl_now_ms();
-    decide_count(RL_DECIDE_OK, &v);
+    decide_count(RL_DECIDE_OK, &v, NULL, 0);
     cb(arg, RL_DECIDE_OK, &v, NULL);
 }
 
@@ -350,7 +385,7 @@ static const rl_request_t *decide_tenant(const rl_conf_t *conf,
         v.status = aerr.status;
         v.error = aerr.kind;
         v.now_ms = rl_now_ms();
-        decide_count(RL_DECIDE_AUTH, &v);
+        decide_count(RL_DECIDE_AUTH, &v, NULL, 0);
         c->cb(c->arg, RL_DECIDE_AUTH, &v, aerr.message);
         return NULL;
     }
@@ -385,6 +420,8 @@ static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
                              rl_decide_cb *cb, void *arg)
 {
     const rl_deny_entry_t *e;
+    const char *top;
+    size_t toplen;
     rl_verdict_t v;
 
     if (rl_deny_cache_self == NULL) {
@@ -404,7 +441,8 @@ static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
     if (rl_stats_self != NULL) {
         RL_STAT_INC(rl_stats_self, deny_cache_hits);
     }
-    decide_count(RL_DECIDE_OK, &v);
+    top = rl_topkeys_key_values(p, key, len, &toplen);
+    decide_count(RL_DECIDE_OK, &v, top, toplen);
     cb(arg, RL_DECIDE_OK, &v, NULL);
     return 1;
 }
@@ -428,7 +466,7 @@ static void decide_no_memory(const rl_policy_t *p, decide_kind_t kind,
     tmp.nparts = 1;
     verdict_degraded(&tmp, &res, &v);
     if (kind == DECIDE_OP_DECIDE) {
-        decide_count(RL_DECIDE_OK, &v);
+        decide_count(RL_DECIDE_OK, &v, NULL, 0);
     }
     cb(arg, v.allowed ? RL_DECIDE_OK : RL_DECIDE_UNAVAILABLE, &v, NULL);
 }
@@ -439,6 +477,11 @@ static void decide_no_memory(const rl_policy_t *p, decide_kind_t kind,
 static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
                                  const rl_override_t *ov)
 {
+    char key[RL_KEY_MAX];
+    const char *missing = NULL;
+    const char *top;
+    size_t n = 0;
+    int len;
     rl_verdict_t v;
 
     memset(&v, 0, sizeof(v));
@@ -459,7 +502,11 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
         v.shadow_would_deny = 1;
         v.status = 200;
     }
-    decide_count(RL_DECIDE_OK, &v);
+    len = rl_policy_key(d->policy, c->conf->store.prefix, d->req, &d->match,
+                        key, sizeof(key), &missing);
+    top =
+        len < 0 ? NULL : rl_topkeys_key_values(d->policy, key, (size_t)len, &n);
+    decide_count(RL_DECIDE_OK, &v, top, n);
     c->cb(c->arg, RL_DECIDE_OK, &v, NULL);
 }
 
@@ -507,7 +554,7 @@ static void decide_invalid(const rl_policy_t *p, const char *missing,
     snprintf(msg, sizeof(msg), "%s is required by policy \"%s\"",
              missing != NULL ? missing : "a shorter key", p->name);
     if (kind == DECIDE_OP_DECIDE) {
-        decide_count(RL_DECIDE_INVALID, NULL);
+        decide_count(RL_DECIDE_INVALID, NULL, NULL, 0);
     }
     cb(arg, RL_DECIDE_INVALID, NULL, msg);
 }
@@ -520,9 +567,24 @@ typedef struct decide_keys {
     char buf[RL_KEY_MAX * 8];
 } decide_keys_t;
 
+/* Copies part d's key values out of its base key for the top keys
+ * (toplen past RL_TOPKEYS_KEY_MAX: too long, not tracked). */
+static void decide_part_top(decide_part_t *d, const char *key, size_t len)
+{
+    size_t n;
+    const char *top = rl_topkeys_key_values(d->policy, key, len, &n);
+
+    d->toplen = n;
+    if (n <= RL_TOPKEYS_KEY_MAX) {
+        memcpy(d->top, top, n);
+    } else {
+        d->toplen = RL_TOPKEYS_KEY_MAX + 1;
+    }
+}
+
 /* Builds every part's key into k (limits from c). Returns 0, or -1 with
  * *bad the part that lacks *missing. */
-static int decide_part_keys(const decide_ctx_t *c, decide_keys_t *k, int *bad,
+static int decide_part_keys(decide_ctx_t *c, decide_keys_t *k, int *bad,
                             const char **missing)
 {
     int i, len;
@@ -541,6 +603,7 @@ static int decide_part_keys(const decide_ctx_t *c, decide_keys_t *k, int *bad,
         }
         k->parts[i].base_key = k->buf + k->used;
         k->parts[i].base_len = (size_t)len;
+        decide_part_top(&c->parts[i], k->parts[i].base_key, (size_t)len);
         k->parts[i].limits = d->limits;
         k->parts[i].nlimits = d->nlimits;
         k->parts[i].cost = d->cost;
@@ -793,7 +856,7 @@ static void decide_entry(const rl_conf_t *conf, rl_store_t *store,
         decide_start(conf, store, r, kind, cb, arg);
     } else if (bad) {
         if (kind == DECIDE_OP_DECIDE) {
-            decide_count(RL_DECIDE_BAD_POLICY, NULL);
+            decide_count(RL_DECIDE_BAD_POLICY, NULL, NULL, 0);
         }
         cb(arg, RL_DECIDE_BAD_POLICY, NULL, rl_error_message(RL_ERR_BAD_PATH));
     } else if (conf->npolicies > 0) { /* no memory: as decide_start's */

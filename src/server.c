@@ -47,6 +47,8 @@ static const struct route {
     {"/v1/admin/overrides", "GET", 0, rl_api_overrides_list, 0},
     {"/v1/admin/overrides", "PUT", ROUTE_JSON, rl_api_overrides_put, 0},
     {"/v1/admin/overrides", "DELETE", ROUTE_JSON, rl_api_overrides_delete, 0},
+    {"/v1/admin/top", "GET", 0, rl_api_top, 0},
+    {"/ui", "GET", 0, rl_api_ui, 0},
 };
 
 /* ---------------------------------------------------------------------

@@ -25,6 +25,8 @@ rl_route_fn rl_api_policies;         /* GET /v1/policies (admin) */
 rl_route_fn rl_api_overrides_list;   /* GET /v1/admin/overrides (admin) */
 rl_route_fn rl_api_overrides_put;    /* PUT /v1/admin/overrides (admin) */
 rl_route_fn rl_api_overrides_delete; /* DELETE /v1/admin/overrides (admin) */
+rl_route_fn rl_api_top;              /* GET /v1/admin/top (admin) */
+rl_route_fn rl_api_ui;               /* GET /ui: the status page */
 
 /* 1 if req may use the admin endpoints; otherwise it has been answered
  * (404 while admin is disabled, 401 without the right bearer key).

@@ -266,7 +266,8 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     } else {
         w->store = rl_store_redis_new(w->base, &conf->store);
     }
-    if (w->store == NULL) {
+    w->topkeys = rl_topkeys_new();
+    if (w->store == NULL || w->topkeys == NULL) {
         goto err;
     }
 
@@ -304,6 +305,7 @@ static void *worker_main(void *arg)
     rl_worker_t *w = arg;
 
     rl_stats_self = &w->stats;
+    rl_topkeys_self = w->topkeys;
     worker_adopt_conf(w);
     worker_deny_cache_sync(w);
     if (rl_override_worker_start(w->base, w->store, &w->conf) != 0) {
@@ -324,12 +326,37 @@ static void *worker_main(void *arg)
         __atomic_exchange_n(&w->next_conf, NULL, __ATOMIC_ACQ_REL));
     rl_stats_self = NULL;
     rl_deny_cache_self = NULL;
+    rl_topkeys_self = NULL;
     return NULL;
 }
 
 int rl_worker_start(rl_worker_t *w)
 {
-    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        return -1;
+    }
+    w->started = 1;
+    return 0;
+}
+
+/* Frees the top keys of every started worker once all of them are
+ * joined: until then a running one may read them (GET /v1/admin/top).
+ * Main thread. */
+static void worker_topkeys_release(rl_app_t *app)
+{
+    int i;
+
+    for (i = 0; i < app->nworkers; i++) {
+        if (app->workers[i].started && !app->workers[i].joined) {
+            return;
+        }
+    }
+    for (i = 0; i < app->nworkers; i++) {
+        if (app->workers[i].started) {
+            rl_topkeys_free(app->workers[i].topkeys);
+            app->workers[i].topkeys = NULL;
+        }
+    }
 }
 
 void rl_worker_stop(rl_worker_t *w)
@@ -351,6 +378,10 @@ void rl_worker_destroy(rl_worker_t *w)
     w->grpc = NULL;
     rl_http_server_free(w->http);
     w->http = NULL;
+    if (!w->started) { /* a started one's go with the last join */
+        rl_topkeys_free(w->topkeys);
+        w->topkeys = NULL;
+    }
     if (w->tick_ev != NULL) {
         event_free(w->tick_ev);
     }
@@ -379,6 +410,8 @@ void rl_worker_destroy(rl_worker_t *w)
 void rl_worker_join(rl_worker_t *w)
 {
     pthread_join(w->thread, NULL);
+    w->joined = 1;
+    worker_topkeys_release(w->app);
     rl_worker_destroy(w);
 }
 

@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "store.h"
 #include "store_mem.h"
+#include "topkeys.h"
 
 /* A worker thread: its own event_base (created without locks: only a
  * byte on the notify pipe crosses threads, memcached-style), HTTP server
@@ -43,6 +44,8 @@ typedef struct rl_worker {
     struct event *tick_ev;    /* 50 ms housekeeping */
     int64_t stop_deadline_us; /* drain deadline once stopping */
     int store_up;             /* published for /ready (atomic access) */
+    rl_topkeys_t *topkeys;    /* written here, read by any worker */
+    int started, joined;      /* main thread: the thread ran / has ended */
     rl_stats_t stats;
 } rl_worker_t;
 

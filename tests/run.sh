@@ -173,10 +173,13 @@ run_fuzzers() {
 # Installs the Debian packages only the tests need (the /metrics tests
 # parse with python3-prometheus-client; the style check runs clang-format
 # and clang-tidy; test_dashboards runs promtool, from prometheus, and never
-# uses the service the package may start), when missing.
+# uses the service the package may start; test_ui drives chromium with
+# node's playwright-core), when missing.
 install_test_packages() {
     rl_apt_install_missing python3-prometheus-client clang-format clang-tidy \
-        python3-grpcio python3-grpc-tools nghttp2-client prometheus
+        python3-grpcio python3-grpc-tools nghttp2-client prometheus chromium nodejs
+    # npm ships with some nodejs builds; Debian's is a package of its own.
+    command -v npm >/dev/null 2>&1 || rl_apt_install npm
 }
 
 # The layout and brace rules of STYLE.md (tests/style.sh), on the
