@@ -8,11 +8,11 @@
  * admits and a denial spends nothing anywhere. Each part costs its
  * descriptor's hits_addend, else the request's (0 there means unset,
  * as proto3 cannot tell: 1), so a descriptor's explicit 0 peeks.
- * The answer: one DescriptorStatus per descriptor in order (unmatched:
- * OK, no current_limit), overall OVER_LIMIT if any descriptor is over,
- * the deciding policy's headers, and on OVER_LIMIT its deny body as
- * raw_body. A store failure answers by each policy's failure_mode, or
- * UNAVAILABLE with "store_failure": "unavailable".
+ * The answer: one DescriptorStatus per descriptor in order (unmatched,
+ * or matched by a policy with "limits": []: OK, no current_limit), overall
+ * OVER_LIMIT if any descriptor is over, the deciding policy's headers, and on
+ * OVER_LIMIT its deny body as raw_body. A store failure answers by each
+ * policy's failure_mode, or UNAVAILABLE with "store_failure": "unavailable".
  *
  * Health/Check: SERVING while the store is ready (the /ready test). */
 #include "grpc_rls.h"
@@ -175,6 +175,9 @@ static void rls_part_status(const rl_verdict_t *v, int p, rls_status_t *s,
     int over, pick = rls_pick(part, &over), unit;
     uint32_t per;
 
+    if (part->nlimits == 0) {
+        return; /* a policy without limits: OK, no current_limit */
+    }
     if (!v->allowed && part->policy == v->policy && !v->degraded) {
         over = 1; /* blocked by a penalty or a deny override */
     }

@@ -318,6 +318,88 @@ START_TEST(decide_end_to_end_memory_store)
 }
 END_TEST
 
+/* A policy with "limits": [] takes what it matches (first match in file
+ * order, so the general policy after it counts none of it) and allows
+ * with no store call; another group's policy still decides, and the
+ * verdict lists both, the limit-less one with no limits. */
+START_TEST(decide_limitless_policy)
+{
+    static const char *text =
+        "{\"store\": {\"type\": \"memory\"}, \"policies\": ["
+        " {\"name\": \"vip\", \"match\": {\"path\": \"/v/*\"}, \"limits\": []},"
+        " {\"name\": \"gvip\", \"match\": {\"path\": \"/g/*\"}, "
+        "\"limits\": []},"
+        " {\"name\": \"api\", \"match\": {\"path\": \"/*\"}, \"key\": "
+        "[\"path\"], \"limits\": [{\"requests\": 1, \"per\": \"1m\"}]},"
+        " {\"name\": \"acct\", \"group\": \"acct\", \"match\": {\"path\": "
+        "\"/g/*\"}, \"key\": [\"tenant\"], \"limits\": [{\"requests\": 2, "
+        "\"per\": \"1m\"}]}]}";
+    char err[256];
+    rl_conf_t *conf = rl_conf_parse(text, strlen(text), err, sizeof(err));
+    rl_mem_table_t *t;
+    rl_store_t *store;
+    rl_request_t req;
+    seen_t s;
+    int i, admitted;
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    t = rl_mem_table_new();
+    store = rl_store_mem_new(t, fake_clock, NULL);
+    fake_now = 1700000000000LL;
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.path = "/v/a";
+    req.path_len = strlen(req.path);
+    req.cost = 1;
+    for (i = 0; i < 5; i++) {
+        s = decide_once(conf, store, &req);
+        ck_assert_int_eq(s.status, RL_DECIDE_OK);
+        ck_assert_int_eq(s.v.allowed, 1);
+        ck_assert_int_eq(s.v.unlimited, 1);
+        ck_assert_str_eq(s.v.policy->name, "vip");
+        ck_assert_ptr_null(s.v.limit_def);
+        ck_assert_int_eq(s.v.npolicies, 1);
+        ck_assert_int_eq(s.v.policies[0].nlimits, 0);
+    }
+    /* The general policy counted none of them. */
+    ck_assert_int_eq(rl_mem_table_size(t), 0);
+    req.path = "/other";
+    req.path_len = strlen(req.path);
+    ck_assert_int_eq(decide_once(conf, store, &req).v.allowed, 1);
+    ck_assert_int_eq(decide_once(conf, store, &req).v.allowed, 0);
+    /* A reset of a limit-less policy's request has nothing to clear. */
+    req.path = "/v/a";
+    req.path_len = strlen(req.path);
+    memset(&s, 0, sizeof(s));
+    rl_decide_reset(conf, store, &req, on_decision, &s);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(s.status, RL_DECIDE_OK);
+
+    /* /g/: gvip (default group, limit-less) beside acct (its own group). */
+    req.path = "/g/x";
+    req.path_len = strlen(req.path);
+    req.tenant = "t1";
+    for (i = 0, admitted = 0; i < 3; i++) {
+        s = decide_once(conf, store, &req);
+        admitted += s.v.allowed;
+        ck_assert_int_eq(s.v.unlimited, 0);
+        ck_assert_str_eq(s.v.policy->name, "acct");
+        ck_assert_int_eq(s.v.npolicies, 2);
+        ck_assert_str_eq(s.v.policies[0].policy->name, "gvip");
+        ck_assert_int_eq(s.v.policies[0].nlimits, 0);
+        ck_assert_ptr_null(s.v.policies[0].results);
+        ck_assert_str_eq(s.v.policies[1].policy->name, "acct");
+        ck_assert_ptr_nonnull(s.v.policies[1].results);
+    }
+    ck_assert_int_eq(admitted, 2);
+
+    rl_store_free(store);
+    rl_mem_table_free(t);
+    rl_conf_free(conf);
+    rl_decide_thread_cleanup();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decide");
@@ -330,6 +412,7 @@ int main(void)
     tcase_add_test(tc, verdict_layered_deciding_policy);
     tcase_add_test(tc, verdict_shadow_never_denies);
     tcase_add_test(tc, decide_end_to_end_memory_store);
+    tcase_add_test(tc, decide_limitless_policy);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
