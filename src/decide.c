@@ -99,7 +99,7 @@ static void decide_count(rl_decide_status_t status, const rl_verdict_t *v,
         (o.kind == RL_OUTCOME_ALLOWED || o.kind == RL_OUTCOME_DENIED ||
          o.kind == RL_OUTCOME_SHADOW_DENIED)) {
         now = rl_now_ms();
-        rl_topkeys_record(rl_topkeys_self, v->policy->name, top, toplen,
+        rl_topkeys_record(rl_topkeys_self, v->policy->stats_slot, top, toplen,
                           o.kind != RL_OUTCOME_ALLOWED, now,
                           v->blocked ? now + v->retry_after_ms : 0);
     }
@@ -272,7 +272,8 @@ static void decide_done(void *arg, const rl_store_result_t *res)
         rl_decide_verdict_expand(c->all, c->nall, &v);
     }
     if (c->kind == DECIDE_OP_DECIDE) {
-        const char *top = decide_top(c, &v, &toplen);
+        const char *top =
+            c->conf->ops.top_keys ? decide_top(c, &v, &toplen) : NULL;
 
         decide_count(status, &v, top, toplen);
     }
@@ -408,7 +409,8 @@ static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
     if (rl_stats_self != NULL) {
         RL_STAT_INC(rl_stats_self, deny_cache_hits);
     }
-    top = rl_topkeys_key_values(p, key, len, &toplen);
+    top =
+        conf->ops.top_keys ? rl_topkeys_key_values(p, key, len, &toplen) : NULL;
     decide_count(RL_DECIDE_OK, &v, top, toplen);
     cb(arg, RL_DECIDE_OK, &v, NULL);
     return 1;
@@ -471,8 +473,9 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
     }
     len = rl_policy_key(d->policy, c->conf->store.prefix, d->req, &d->match,
                         key, sizeof(key), &missing);
-    top =
-        len < 0 ? NULL : rl_topkeys_key_values(d->policy, key, (size_t)len, &n);
+    top = len < 0 || !c->conf->ops.top_keys
+              ? NULL
+              : rl_topkeys_key_values(d->policy, key, (size_t)len, &n);
     decide_count(RL_DECIDE_OK, &v, top, n);
     c->cb(c->arg, RL_DECIDE_OK, &v, NULL);
 }
