@@ -231,21 +231,44 @@ static seen_t decide_once(const rl_conf_t *conf, rl_store_t *store,
     return s;
 }
 
-START_TEST(decide_end_to_end_memory_store)
+/* A config text parsed, over a fresh memory store on the fake clock. */
+typedef struct fixture {
+    rl_conf_t *conf;
+    rl_mem_table_t *t;
+    rl_store_t *store;
+} fixture_t;
+
+static void fixture_open(fixture_t *f, const char *text)
 {
     char err[256];
-    rl_conf_t *conf =
-        rl_conf_parse(conf_text, strlen(conf_text), err, sizeof(err));
-    rl_mem_table_t *t;
+
+    f->conf = rl_conf_parse(text, strlen(text), err, sizeof(err));
+    ck_assert_msg(f->conf != NULL, "%s", err);
+    f->t = rl_mem_table_new();
+    f->store = rl_store_mem_new(f->t, fake_clock, NULL);
+    fake_now = 1700000000000LL;
+}
+
+static void fixture_close(fixture_t *f)
+{
+    rl_store_free(f->store);
+    rl_mem_table_free(f->t);
+    rl_conf_free(f->conf);
+    rl_decide_thread_cleanup();
+}
+
+START_TEST(decide_end_to_end_memory_store)
+{
+    fixture_t f;
+    rl_conf_t *conf;
     rl_store_t *store;
     rl_request_t req;
     seen_t s;
     int i, admitted;
 
-    ck_assert_msg(conf != NULL, "%s", err);
-    t = rl_mem_table_new();
-    store = rl_store_mem_new(t, fake_clock, NULL);
-    fake_now = 1700000000000LL;
+    fixture_open(&f, conf_text);
+    conf = f.conf;
+    store = f.store;
 
     memset(&req, 0, sizeof(req));
     req.method = "POST";
@@ -311,10 +334,7 @@ START_TEST(decide_end_to_end_memory_store)
     }
     ck_assert_int_eq(admitted, 1);
 
-    rl_store_free(store);
-    rl_mem_table_free(t);
-    rl_conf_free(conf);
-    rl_decide_thread_cleanup();
+    fixture_close(&f);
 }
 END_TEST
 
@@ -334,18 +354,16 @@ START_TEST(decide_limitless_policy)
         " {\"name\": \"acct\", \"group\": \"acct\", \"match\": {\"path\": "
         "\"/g/*\"}, \"key\": [\"tenant\"], \"limits\": [{\"requests\": 2, "
         "\"per\": \"1m\"}]}]}";
-    char err[256];
-    rl_conf_t *conf = rl_conf_parse(text, strlen(text), err, sizeof(err));
-    rl_mem_table_t *t;
+    fixture_t f;
+    rl_conf_t *conf;
     rl_store_t *store;
     rl_request_t req;
     seen_t s;
     int i, admitted;
 
-    ck_assert_msg(conf != NULL, "%s", err);
-    t = rl_mem_table_new();
-    store = rl_store_mem_new(t, fake_clock, NULL);
-    fake_now = 1700000000000LL;
+    fixture_open(&f, text);
+    conf = f.conf;
+    store = f.store;
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.path = "/v/a";
@@ -362,7 +380,7 @@ START_TEST(decide_limitless_policy)
         ck_assert_int_eq(s.v.policies[0].nlimits, 0);
     }
     /* The general policy counted none of them. */
-    ck_assert_int_eq(rl_mem_table_size(t), 0);
+    ck_assert_int_eq(rl_mem_table_size(f.t), 0);
     req.path = "/other";
     req.path_len = strlen(req.path);
     ck_assert_int_eq(decide_once(conf, store, &req).v.allowed, 1);
@@ -393,10 +411,7 @@ START_TEST(decide_limitless_policy)
     }
     ck_assert_int_eq(admitted, 2);
 
-    rl_store_free(store);
-    rl_mem_table_free(t);
-    rl_conf_free(conf);
-    rl_decide_thread_cleanup();
+    fixture_close(&f);
 }
 END_TEST
 
