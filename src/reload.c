@@ -1,4 +1,5 @@
-/* Loading and reloading the configuration (see reload.h). Main thread. */
+/* Loading and reloading the configuration (see reload.h). Main thread,
+ * except rl_reload_last (any thread). */
 #include "reload.h"
 
 #include <pthread.h>
