@@ -354,23 +354,16 @@ START_TEST(decide_limitless_policy)
         " {\"name\": \"acct\", \"group\": \"acct\", \"match\": {\"path\": "
         "\"/g/*\"}, \"key\": [\"tenant\"], \"limits\": [{\"requests\": 2, "
         "\"per\": \"1m\"}]}]}";
+    rl_request_t req = {.method = "GET", .cost = 1};
     fixture_t f;
-    rl_conf_t *conf;
-    rl_store_t *store;
-    rl_request_t req;
     seen_t s;
     int i, admitted;
 
     fixture_open(&f, text);
-    conf = f.conf;
-    store = f.store;
-    memset(&req, 0, sizeof(req));
-    req.method = "GET";
     req.path = "/v/a";
     req.path_len = strlen(req.path);
-    req.cost = 1;
     for (i = 0; i < 5; i++) {
-        s = decide_once(conf, store, &req);
+        s = decide_once(f.conf, f.store, &req);
         ck_assert_int_eq(s.status, RL_DECIDE_OK);
         ck_assert_int_eq(s.v.allowed, 1);
         ck_assert_int_eq(s.v.unlimited, 1);
@@ -383,13 +376,13 @@ START_TEST(decide_limitless_policy)
     ck_assert_int_eq(rl_mem_table_size(f.t), 0);
     req.path = "/other";
     req.path_len = strlen(req.path);
-    ck_assert_int_eq(decide_once(conf, store, &req).v.allowed, 1);
-    ck_assert_int_eq(decide_once(conf, store, &req).v.allowed, 0);
+    ck_assert_int_eq(decide_once(f.conf, f.store, &req).v.allowed, 1);
+    ck_assert_int_eq(decide_once(f.conf, f.store, &req).v.allowed, 0);
     /* A reset of a limit-less policy's request has nothing to clear. */
     req.path = "/v/a";
     req.path_len = strlen(req.path);
     memset(&s, 0, sizeof(s));
-    rl_decide_reset(conf, store, &req, on_decision, &s);
+    rl_decide_reset(f.conf, f.store, &req, on_decision, &s);
     ck_assert_int_eq(s.calls, 1);
     ck_assert_int_eq(s.status, RL_DECIDE_OK);
 
@@ -398,7 +391,7 @@ START_TEST(decide_limitless_policy)
     req.path_len = strlen(req.path);
     req.tenant = "t1";
     for (i = 0, admitted = 0; i < 3; i++) {
-        s = decide_once(conf, store, &req);
+        s = decide_once(f.conf, f.store, &req);
         admitted += s.v.allowed;
         ck_assert_int_eq(s.v.unlimited, 0);
         ck_assert_str_eq(s.v.policy->name, "acct");
