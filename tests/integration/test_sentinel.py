@@ -1,0 +1,296 @@
+"""Redis Sentinel: 1 master, 1 replica and 3 sentinels (Debian's
+redis-sentinel) on free loopback ports, every one with a password (the
+master's is store.password, the sentinels' own store.sentinel.password).
+Exact counts before and after a failover; SIGKILL of the master under
+load: no request waits past the store deadline, normal decisions again
+within 10 s, /ready follows. And the errors of the new config fields."""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import harness
+from harness import (SLOW, Ratelimitd, Redis, RedisError, RespClient, TestFailure,
+                     between, check, check_config, config, eq, free_port, limit, policy,
+                     wait_until)
+
+MASTER = "mymaster"
+MASTER_PW = "master-pw-7a1f"
+SENTINEL_PW = "sentinel-pw-93c2"
+TIMEOUT_MS = 100
+
+
+class Sentinel:
+    """A throwaway redis-sentinel on a free loopback port in a temp dir,
+    stopped by pid (harness's sweep kills it if a test dies)."""
+
+    def __init__(self, master_port):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="rl-sentinel-")
+        self.conf = os.path.join(self.dir, "sentinel.conf")
+        with open(self.conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\n" % (self.port, self.dir))
+            f.write("requirepass %s\nsentinel sentinel-pass %s\n" % (SENTINEL_PW, SENTINEL_PW))
+            f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (MASTER, master_port))
+            f.write("sentinel auth-pass %s %s\n" % (MASTER, MASTER_PW))
+            f.write("sentinel down-after-milliseconds %s 1000\n" % MASTER)
+            f.write("sentinel failover-timeout %s 3000\n" % MASTER)
+            f.write("sentinel parallel-syncs %s 1\n" % MASTER)
+        with open(os.path.join(self.dir, "sentinel.log"), "ab") as log:
+            self.proc = subprocess.Popen(["redis-sentinel", self.conf],
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        harness._live.append(self)
+
+    def call(self, *args):
+        c = RespClient(self.port, SENTINEL_PW, timeout=2.0)
+        try:
+            return c.call(*args)
+        finally:
+            c.close()
+
+    def quorum_ok(self):
+        """True once this sentinel sees 3 usable sentinels."""
+        if self.proc.poll() is not None:
+            raise TestFailure("redis-sentinel exited with %s" % self.proc.returncode)
+        try:
+            return "3 usable" in self.call("SENTINEL", "CKQUORUM", MASTER)
+        except (RedisError, OSError):
+            return False
+
+    def kill_hard(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        if self.proc is not None:
+            harness._stop_pid(self.proc, 5.0)
+            self.proc = None
+        if self in harness._live:
+            harness._live.remove(self)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _link_up(replica):
+    return "master_link_status:up" in replica.call("INFO", "replication")
+
+
+@contextlib.contextmanager
+def sentinel_setup():
+    """(master, replica, [3 sentinels]), every one ready: the replica in
+    sync, each sentinel seeing the other two."""
+    started = []
+    try:
+        master = Redis(password=MASTER_PW).start()
+        started.append(master)
+        replica = Redis(password=MASTER_PW).start()
+        started.append(replica)
+        replica.call("CONFIG", "SET", "masterauth", MASTER_PW)
+        replica.call("REPLICAOF", "127.0.0.1", str(master.port))
+        wait_until(lambda: _link_up(replica), 10.0 * SLOW, what="replica in sync")
+        sentinels = [Sentinel(master.port) for _ in range(3)]
+        started.extend(sentinels)
+        for s in sentinels:
+            wait_until(s.quorum_ok, 15.0 * SLOW, what="sentinel quorum on %d" % s.port)
+        yield master, replica, sentinels
+    finally:
+        for p in reversed(started):
+            p.cleanup()
+
+
+def sentinel_store(sentinels, **extra):
+    store = {"type": "redis", "timeout_ms": TIMEOUT_MS, "password": MASTER_PW,
+             "sentinel": {"master": MASTER, "password": SENTINEL_PW,
+                          "nodes": ["127.0.0.1:%d" % s.port for s in sentinels]}}
+    store.update(extra)
+    return store
+
+
+CFG = config(policy("api", "/api/*", [limit(20, "1m")], key=["tenant"],
+                    failure_mode="closed"))
+
+
+def _admitted(d, tenant, n):
+    """n decisions for tenant: how many were admitted (each must be a
+    normal decision of the store, not degraded)."""
+    c = d.client()
+    allowed = 0
+    try:
+        for _ in range(n):
+            r = c.decide(path="/api/x", tenant=tenant)
+            check(r.status in (200, 429), "decision status %d: %r" % (r.status, r.body[:200]))
+            v = r.json
+            check(v.get("degraded") is False, "degraded verdict %r" % r.body[:200])
+            allowed += 1 if v["allowed"] else 0
+    finally:
+        c.close()
+    return allowed
+
+
+def _ready(d):
+    r = d.request("GET", "/ready", timeout=2.0)
+    return r.status, r.json
+
+
+class _Load:
+    """Decisions in a loop on two threads, each tenant used once, every
+    reply's (start, elapsed, normal) recorded."""
+
+    def __init__(self, d):
+        self.d = d
+        self.stop = threading.Event()
+        self.results = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(2)]
+
+    def _run(self, i):
+        c = self.d.client()
+        n = 0
+        try:
+            while not self.stop.is_set():
+                n += 1
+                t0 = time.monotonic()
+                r = c.decide(path="/api/x", tenant="load-%d-%d" % (i, n))
+                normal = r.status == 200 and r.json.get("degraded") is False
+                with self.lock:
+                    self.results.append((t0, r.elapsed, normal, r.status))
+                time.sleep(0.005)
+        finally:
+            c.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10.0)
+
+
+def test_sentinel_failover():
+    """The master the sentinels name serves exact counts; after SIGKILL of
+    the master the replica is promoted and ratelimitd follows: no reply
+    past the deadline, normal decisions within 10 s, /ready not ready
+    during and ready after with "nodes" naming the new master; exact
+    counts on it; no password in the log."""
+    with sentinel_setup() as (master, replica, sentinels):
+        cfg = dict(CFG, store=sentinel_store(sentinels), workers=2)
+        d = Ratelimitd(cfg).start()
+        try:
+            status, body = _ready(d)
+            eq(status, 200, "/ready before the failover")
+            nodes = body["nodes"]
+            eq(nodes.get("127.0.0.1:%d" % master.port), "up", "the master in nodes %r" % nodes)
+            for s in sentinels:
+                eq(nodes.get("sentinel 127.0.0.1:%d" % s.port), "up",
+                   "sentinel %d in nodes %r" % (s.port, nodes))
+            eq(_admitted(d, "before", 30), 20, "admitted of 30 (limit 20), before")
+
+            with _Load(d) as load:
+                time.sleep(0.3)
+                killed = time.monotonic()
+                master.kill_hard()
+                seen_down = False
+                deadline = killed + 15.0 * SLOW
+                while time.monotonic() < deadline:
+                    status, body = _ready(d)
+                    if status == 503:
+                        seen_down = True
+                    elif seen_down and body.get("nodes", {}).get(
+                            "127.0.0.1:%d" % replica.port) == "up":
+                        break
+                    time.sleep(0.05)
+                else:
+                    raise TestFailure("/ready did not follow the failover: %r\n%s"
+                                      % (body, d.stderr()))
+                ready_after = time.monotonic() - killed
+                print("ready %.2fs after the kill" % ready_after)
+                time.sleep(0.5)
+            check(seen_down, "/ready said not ready during the failover")
+            check("127.0.0.1:%d" % master.port not in body["nodes"],
+                  "the old master left nodes: %r" % body["nodes"])
+            results = load.results
+            check(len(results) > 50, "decisions under load: %d" % len(results))
+            slowest = max(e for _, e, _, _ in results)
+            check(slowest < (TIMEOUT_MS / 1000.0 + 0.4) * SLOW,
+                  "slowest decision %.3fs (store deadline %d ms)" % (slowest, TIMEOUT_MS))
+            bad = [t for t, _, normal, _ in results if not normal and t >= killed]
+            check(bad, "some decisions failed while no master was reachable")
+            last_bad = max(bad) - killed
+            check(last_bad < 10.0 * SLOW,
+                  "last failed decision %.1fs after the kill (ready after %.1fs)"
+                  % (last_bad, ready_after))
+            after = [normal for t, _, normal, _ in results if t > max(bad)]
+            check(after and all(after), "every decision after the failover was normal")
+
+            eq(_admitted(d, "after", 30), 20, "admitted of 30 (limit 20), on the new master")
+            metrics = d.request("GET", "/metrics").body.decode()
+            check("ratelimitd_store_master_switches_total 2" in metrics,
+                  "one master switch per worker in /metrics")
+            log = d.stderr()
+            for secret in (MASTER_PW, SENTINEL_PW):
+                check(secret not in log, "a password in the log")
+            d.stop()
+        finally:
+            d.cleanup()
+
+
+test_sentinel_failover.timeout = 60
+
+
+# (store.sentinel value or a whole store, the error check-config prints)
+BAD = [
+    ({"master": MASTER, "nodes": ["127.0.0.1:26379", "redis-1:26379"]},
+     'store.sentinel.nodes[1]: "redis-1:26379" must be a numeric IP address or localhost'),
+    ({"master": MASTER, "nodes": ["127.0.0.1:26379", "127.0.0.1:26379"]},
+     'store.sentinel.nodes[1]: "127.0.0.1:26379" repeats nodes[0]'),
+    ({"master": MASTER, "nodes": []},
+     'store.sentinel.nodes: must be an array of 1 to 64 "host:port" strings'),
+    ({"master": MASTER, "nodes": ["127.0.0.1"]},
+     "store.sentinel.nodes[0]: "),
+    ({"nodes": ["127.0.0.1:26379"]}, "store.sentinel.master: is required"),
+    ({"master": MASTER}, "store.sentinel.nodes: is required"),
+    ({"master": "my master", "nodes": ["127.0.0.1:26379"]},
+     'store.sentinel.master: "my master" must be 1 to 64 characters of A-Z a-z 0-9 _ . -'),
+    ({"master": MASTER, "nodes": ["127.0.0.1:26379"], "username": "u"},
+     "store.sentinel.username: needs store.sentinel.password"),
+    ({"master": MASTER, "nodes": ["127.0.0.1:26379"], "port": 1},
+     "store.sentinel.port: unknown field"),
+    ({"type": "redis", "cluster": True, "nodes": ["127.0.0.1:7000"],
+      "sentinel": {"master": MASTER, "nodes": ["127.0.0.1:26379"]}},
+     'store.sentinel: cannot be combined with "cluster": true'),
+    ({"type": "redis", "address": "127.0.0.1:6379",
+      "sentinel": {"master": MASTER, "nodes": ["127.0.0.1:26379"]}},
+     "store.address: not used with store.sentinel (the sentinels name the master)"),
+]
+
+
+def test_sentinel_config_errors():
+    """Each bad store.sentinel is refused with its JSON path and reason,
+    and the error never shows the sentinels' password; a good one
+    passes."""
+    for value, want in BAD:
+        if "type" in value:
+            store = value
+        elif "username" in value:
+            store = {"type": "redis", "sentinel": value}
+        else:
+            store = {"type": "redis", "sentinel": dict(value, password="hush-" + SENTINEL_PW)}
+        rc, out = check_config(config(policy("p", "/x", [limit(1, "1s")]), store=store))
+        eq(rc, 1, "check-config exit code for %r" % value)
+        check(want in out, "error for %r: want %r, got %r" % (value, want, out))
+        check(SENTINEL_PW not in out, "the password in the error %r" % out)
+    good = {"type": "redis", "timeout_ms": 100, "db": 2, "password": "m",
+            "sentinel": {"master": MASTER, "nodes": ["127.0.0.1:26379", "[::1]:26380"],
+                         "username": "u", "password": "p"}}
+    rc, out = check_config(config(policy("p", "/x", [limit(1, "1s")]), store=good))
+    eq(rc, 0, "check-config of a good sentinel store: %s" % out)
