@@ -19,6 +19,7 @@
  * "dead" until the next timer callback. Worker thread only. */
 #include "sentinel.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,14 @@
 #define SENTINEL_HOST_MAX 64
 #define SENTINEL_NAME_MAX 96
 
+/* A ROLE check of host:port on a connection of its own. */
+typedef struct sentinel_probe {
+    rl_sentinel_t *s;
+    rl_redis_conn_t *conn;
+    char host[SENTINEL_HOST_MAX];
+    int port;
+} sentinel_probe_t;
+
 typedef struct sentinel_node {
     char name[SENTINEL_NAME_MAX]; /* "sentinel host:port", for /ready */
     rl_redis_conn_t *conn;
@@ -50,18 +59,18 @@ struct rl_sentinel {
     void *arg;
     sentinel_node_t *nodes;
     int n;
-    int first;  /* the node asked first: the last one that answered */
-    int tried;  /* nodes tried by the ask in flight */
-    int asking; /* an ask is in flight */
+    int first;   /* the node asked first: the last one that answered */
+    int tried;   /* nodes tried by the ask in flight */
+    int asking;  /* an ask is in flight */
+    int closing; /* rl_sentinel_free runs: replies are ignored */
     int64_t fast_until_us;
     struct event *timer;
     rl_sentinel_sub_t *sub;
     char master[SENTINEL_HOST_MAX]; /* the verified master; "" if none */
     int master_port;
-    rl_redis_conn_t *probe; /* ROLE check of probe_host:probe_port */
-    char probe_host[SENTINEL_HOST_MAX];
-    int probe_port;
-    rl_redis_conn_t *dead; /* a finished probe, freed by the timer */
+    sentinel_probe_t *probe; /* the node being checked; NULL if none */
+    sentinel_probe_t *dead;  /* a finished probe, freed by the timer */
+    char refused[SENTINEL_HOST_MAX + 8]; /* last unusable address, logged */
 };
 
 static void sentinel_ask_next(rl_sentinel_t *s);
@@ -69,6 +78,15 @@ static void sentinel_ask_next(rl_sentinel_t *s);
 /* ------------------------------------------------------------------ */
 /* Verifying a master                                                  */
 /* ------------------------------------------------------------------ */
+
+/* Frees p and its connection (NULL is fine). Never from p's callbacks. */
+static void sentinel_probe_free(sentinel_probe_t *p)
+{
+    if (p != NULL) {
+        rl_redis_conn_free(p->conn);
+        free(p);
+    }
+}
 
 /* Retires the probe (freed by the next timer callback; one that was
  * waiting already is freed now, which is safe: it has no callback
@@ -78,10 +96,9 @@ static void sentinel_probe_drop(rl_sentinel_t *s)
     if (s->probe == NULL) {
         return;
     }
-    rl_redis_conn_free(s->dead);
+    sentinel_probe_free(s->dead);
     s->dead = s->probe;
     s->probe = NULL;
-    s->probe_host[0] = '\0';
     rl_loop_timer_at(s->timer, rl_mono_us());
 }
 
@@ -91,20 +108,21 @@ static void sentinel_probe_drop(rl_sentinel_t *s)
  * reconnects and asks again by itself. */
 static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
 {
-    rl_sentinel_t *s = arg;
+    sentinel_probe_t *p = arg;
+    rl_sentinel_t *s = p->s;
     char host[SENTINEL_HOST_MAX];
     char port[16];
     int is_master;
 
     (void)err;
-    if (reply == NULL || s->probe == NULL) {
+    if (reply == NULL || s->closing || p != s->probe) {
         return;
     }
     is_master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
                 reply->element[0]->type == REDIS_REPLY_STRING &&
                 strcmp(reply->element[0]->str, "master") == 0;
-    snprintf(host, sizeof(host), "%s", s->probe_host);
-    snprintf(port, sizeof(port), "%d", s->probe_port);
+    snprintf(host, sizeof(host), "%s", p->host);
+    snprintf(port, sizeof(port), "%d", p->port);
     if (!is_master) {
         rl_log_kv(RL_LOG_WARN, "sentinel named a node that is not a master",
                   "host", host, "port", port, (const char *)NULL);
@@ -112,7 +130,7 @@ static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
         rl_sentinel_reask(s);
         return;
     }
-    s->master_port = s->probe_port;
+    s->master_port = p->port;
     snprintf(s->master, sizeof(s->master), "%s", host);
     sentinel_probe_drop(s);
     rl_log_kv(RL_LOG_INFO, "sentinel master verified", "master",
@@ -121,14 +139,42 @@ static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
     s->fn(s->arg, host, s->master_port);
 }
 
-/* on_connect of the probe: ask the node its role. */
+/* on_connect of a probe: ask the node its role (a retired probe that
+ * connects late asks nothing). */
 static void sentinel_probe_connected(void *arg, rl_redis_conn_t *c)
 {
     static const char *const argv[] = {"ROLE"};
     static const size_t argvlen[] = {4};
+    sentinel_probe_t *p = arg;
 
-    rl_redis_conn_command(c, 1, (const char **)argv, argvlen,
-                          sentinel_role_reply, arg);
+    if (p == p->s->probe) {
+        rl_redis_conn_command(c, 1, (const char **)argv, argvlen,
+                              sentinel_role_reply, p);
+    }
+}
+
+/* 1 if a worker may connect to host (numeric, or localhost: no DNS on a
+ * worker); an unusable one is logged once. */
+static int sentinel_usable(rl_sentinel_t *s, const char *host, int port)
+{
+    char seen[sizeof(s->refused)];
+    char portstr[16];
+    struct in6_addr a6; /* big enough for either family */
+
+    if (strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &a6) == 1 ||
+        inet_pton(AF_INET6, host, &a6) == 1) {
+        return 1;
+    }
+    snprintf(seen, sizeof(seen), "%.*s:%d", SENTINEL_HOST_MAX - 1, host, port);
+    if (strcmp(seen, s->refused) != 0) {
+        snprintf(s->refused, sizeof(s->refused), "%s", seen);
+        snprintf(portstr, sizeof(portstr), "%d", port);
+        rl_log_kv(RL_LOG_ERROR,
+                  "sentinel named a master that is not a numeric IP address "
+                  "(set resolve-hostnames no on the sentinels)",
+                  "host", host, "port", portstr, (const char *)NULL);
+    }
+    return 0;
 }
 
 /* A sentinel named host:port: nothing to do if it is the master already
@@ -136,27 +182,33 @@ static void sentinel_probe_connected(void *arg, rl_redis_conn_t *c)
 static void sentinel_candidate(rl_sentinel_t *s, const char *host, int port)
 {
     rl_redis_conn_opts_t opts;
+    sentinel_probe_t *p = NULL;
 
     if (port == s->master_port && strcmp(host, s->master) == 0) {
         sentinel_probe_drop(s);
         return;
     }
-    if (s->probe != NULL && port == s->probe_port &&
-        strcmp(host, s->probe_host) == 0) {
+    if (s->probe != NULL && port == s->probe->port &&
+        strcmp(host, s->probe->host) == 0) {
         return;
     }
     sentinel_probe_drop(s);
-    if (strlen(host) >= sizeof(s->probe_host)) {
+    if (strlen(host) >= sizeof(p->host) || !sentinel_usable(s, host, port) ||
+        (p = calloc(1, sizeof(*p))) == NULL) {
         return;
     }
-    rl_store_common_conn_opts(s->conf, host, port, s->tls_ctx, &opts);
+    p->s = s;
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->port = port;
+    rl_store_common_conn_opts(s->conf, p->host, port, s->tls_ctx, &opts);
     opts.on_connect = sentinel_probe_connected;
-    opts.hook_arg = s;
-    s->probe = rl_redis_conn_new(s->base, &opts);
-    if (s->probe != NULL) {
-        snprintf(s->probe_host, sizeof(s->probe_host), "%s", host);
-        s->probe_port = port;
+    opts.hook_arg = p;
+    p->conn = rl_redis_conn_new(s->base, &opts);
+    if (p->conn == NULL) {
+        free(p);
+        return;
     }
+    s->probe = p;
 }
 
 /* ------------------------------------------------------------------ */
@@ -172,6 +224,9 @@ static void sentinel_ask_reply(void *arg, redisReply *reply, const char *err)
     int port;
 
     (void)err;
+    if (s->closing) {
+        return;
+    }
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
         reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING) {
@@ -231,7 +286,7 @@ static void sentinel_timer_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    rl_redis_conn_free(s->dead);
+    sentinel_probe_free(s->dead);
     s->dead = NULL;
     sentinel_ask(s);
     rl_loop_timer_at(s->timer, now + (int64_t)(fast ? SENTINEL_ASK_FAST_MS
@@ -239,15 +294,17 @@ static void sentinel_timer_cb(evutil_socket_t fd, short what, void *arg)
                                          1000);
 }
 
-/* A +switch-master message (or a new subscription): ask at once. */
+/* A +switch-master message for our master: ask at once, and often for a
+ * while; a new subscription (name NULL): ask at once. */
 static void sentinel_sub_event(void *arg, const char *name)
 {
     rl_sentinel_t *s = arg;
 
-    if (name != NULL && strcmp(name, s->conf->sentinel->master) != 0) {
-        return;
+    if (name == NULL) {
+        rl_loop_timer_at(s->timer, rl_mono_us());
+    } else if (strcmp(name, s->conf->sentinel->master) == 0) {
+        rl_sentinel_reask(s);
     }
-    rl_sentinel_reask(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -280,10 +337,11 @@ void rl_sentinel_free(rl_sentinel_t *s)
     if (s == NULL) {
         return;
     }
+    s->closing = 1;
     rl_loop_event_free(s->timer);
     rl_sentinel_sub_free(s->sub);
-    rl_redis_conn_free(s->probe);
-    rl_redis_conn_free(s->dead);
+    sentinel_probe_free(s->probe);
+    sentinel_probe_free(s->dead);
     for (i = 0; i < s->n; i++) {
         rl_redis_conn_free(s->nodes[i].conn);
     }

@@ -128,13 +128,18 @@ static void store_sentinel_nodes(rl_store_t *s, rl_store_node_fn *fn, void *arg)
     rl_sentinel_nodes(ss->sl, fn, arg);
 }
 
-/* Frees the client first (no master callback after it), then the store. */
+/* Frees the master's store (its pending operations end with
+ * "disconnected"), then the Sentinel client. */
 static void store_sentinel_free(rl_store_t *s)
 {
     store_sentinel_t *ss = s->impl;
+    rl_store_t *master = ss->master;
 
+    /* Operations started by the callbacks of the ones failed now fail at
+     * once, "disconnected". */
+    ss->master = NULL;
+    rl_store_free(master);
     rl_sentinel_free(ss->sl);
-    rl_store_free(ss->master);
     SSL_CTX_free(ss->tls_ctx);
     free(ss);
 }

@@ -7,17 +7,16 @@ within 10 s, /ready follows. And the errors of the new config fields."""
 
 import contextlib
 import os
+import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 
 import harness
-from harness import (SLOW, Ratelimitd, Redis, RedisError, RespClient, TestFailure,
-                     between, check, check_config, config, eq, free_port, limit, policy,
-                     wait_until)
+from harness import (SLOW, Ratelimitd, Redis, RedisError, RespClient, TestFailure, check,
+                     check_config, config, eq, free_port, limit, policy, wait_until)
 
 MASTER = "mymaster"
 MASTER_PW = "master-pw-7a1f"
@@ -294,3 +293,31 @@ def test_sentinel_config_errors():
                          "username": "u", "password": "p"}}
     rc, out = check_config(config(policy("p", "/x", [limit(1, "1s")]), store=good))
     eq(rc, 0, "check-config of a good sentinel store: %s" % out)
+
+
+def test_quickstart_sentinel():
+    """deploy/quickstart.sh --sentinel on free ports: the master allows the
+    first request, SIGKILL of the master, /ready names the promoted
+    replica, which denies the next one (the quota was replicated)."""
+    from test_quickstart_cluster import SCRIPT, _free_run
+    master = _free_run(2)
+    env = dict(os.environ, RATELIMITD=harness.BINARY, QUICKSTART_NO_WAIT="1",
+               QUICKSTART_HTTP_PORT=str(free_port()), QUICKSTART_MASTER_PORT=str(master),
+               QUICKSTART_SENTINEL_PORT=str(_free_run(3)))
+    p = subprocess.run(["bash", SCRIPT, "--sentinel"], env=env, capture_output=True,
+                       timeout=50 * SLOW)
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    eq(p.returncode, 0, "quickstart.sh --sentinel exit code\nstdout:\n%s\nstderr:\n%s"
+       % (out, err))
+    allowed = re.findall(r'"allowed":(true|false)', out)
+    eq(allowed, ["true", "false"], "allowed by the master, denied after the failover:\n%s" % out)
+    ready = re.findall(r'\{"status":"ready".*', out)
+    eq(len(ready), 2, "/ready before and after the failover:\n%s" % out)
+    check('"127.0.0.1:%d":"up"' % master in ready[0], "the master in %s" % ready[0])
+    check('"127.0.0.1:%d":"up"' % (master + 1) in ready[1] and
+          "127.0.0.1:%d\"" % master not in ready[1], "the promoted replica in %s" % ready[1])
+    check("stopping redis-sentinel" in err, "the sentinels were stopped: %s" % err)
+
+
+test_quickstart_sentinel.timeout = 60
