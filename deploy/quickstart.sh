@@ -258,7 +258,7 @@ sentinel_start() {
         dir="$TMP/redis-$port"
         mkdir -p "$dir"
         redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
-            >"$dir/redis.log" 2>&1 &
+            --repl-diskless-sync-delay 0 >"$dir/redis.log" 2>&1 &
         REDIS_PIDS+=($!)
         wait_pong "$port" "$dir/redis.log"
     done

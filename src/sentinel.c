@@ -6,14 +6,18 @@
  * failure, a nil or an error reply to the next one, until one names a
  * master or every one was tried. The timer asks once a second, every
  * 100 ms while no master is known or for 30 s after the owner reported
- * trouble (rl_sentinel_reask), and at once on a +switch-master message
- * or a (re)subscription (sentinel_sub.c).
+ * trouble (rl_sentinel_reask), at once on a (re)subscription, and for
+ * 30 s after a +switch-master message (sentinel_sub.c).
  *
  * Verifying: a node the sentinels name that is not the current master is
  * probed on a connection of its own with the store's AUTH and TLS; only
- * if ROLE answers "master" is it reported to the owner. A sentinel that
- * has not noticed a failover yet names the old master again, which is
- * no news; a replica it names is refused and asked about again.
+ * if ROLE answers "master" is it reported to the owner. A replica a
+ * sentinel names is refused and asked about again. A sentinel that has
+ * not noticed a failover yet names the old master: before the switch
+ * that is no news; after it, the master left is not taken back (the next
+ * sentinel is asked instead) unless the owner has reported trouble with
+ * the new one since. A +switch-master message's new address is checked
+ * at once, without asking.
  *
  * A probe is never freed from its own callbacks: a finished one waits in
  * "dead" until the next timer callback. Worker thread only. */
@@ -68,6 +72,9 @@ struct rl_sentinel {
     rl_sentinel_sub_t *sub;
     char master[SENTINEL_HOST_MAX]; /* the verified master; "" if none */
     int master_port;
+    char left[SENTINEL_HOST_MAX]; /* the master before it; "" if none */
+    int left_port;
+    int trouble; /* the owner reported trouble since the last switch */
     sentinel_probe_t *probe; /* the node being checked; NULL if none */
     sentinel_probe_t *dead;  /* a finished probe, freed by the timer */
     char refused[SENTINEL_HOST_MAX + 8]; /* last unusable address, logged */
@@ -130,6 +137,9 @@ static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
         rl_sentinel_reask(s);
         return;
     }
+    snprintf(s->left, sizeof(s->left), "%s", s->master);
+    s->left_port = s->master_port;
+    s->trouble = 0;
     s->master_port = p->port;
     snprintf(s->master, sizeof(s->master), "%s", host);
     sentinel_probe_drop(s);
@@ -231,6 +241,12 @@ static void sentinel_ask_reply(void *arg, redisReply *reply, const char *err)
         reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING) {
         port = atoi(reply->element[1]->str);
+        if (port == s->left_port && !s->trouble &&
+            strcmp(reply->element[0]->str, s->left) == 0) {
+            /* A sentinel that has not heard of the switch yet. */
+            sentinel_ask_next(s);
+            return;
+        }
         if (port > 0 && port <= 65535) {
             s->asking = 0;
             s->first = (s->first + s->tried - 1) % s->n;
@@ -294,16 +310,19 @@ static void sentinel_timer_cb(evutil_socket_t fd, short what, void *arg)
                                          1000);
 }
 
-/* A +switch-master message for our master: ask at once, and often for a
- * while; a new subscription (name NULL): ask at once. */
-static void sentinel_sub_event(void *arg, const char *name)
+/* A +switch-master message for our master: its new address is checked
+ * at once, and the sentinels asked often for a while; a new subscription
+ * (name NULL): ask at once. */
+static void sentinel_sub_event(void *arg, const char *name, const char *host,
+                               int port)
 {
     rl_sentinel_t *s = arg;
 
     if (name == NULL) {
         rl_loop_timer_at(s->timer, rl_mono_us());
     } else if (strcmp(name, s->conf->sentinel->master) == 0) {
-        rl_sentinel_reask(s);
+        s->fast_until_us = rl_mono_us() + (int64_t)SENTINEL_FAST_FOR_MS * 1000;
+        sentinel_candidate(s, host, port);
     }
 }
 
@@ -311,9 +330,11 @@ static void sentinel_sub_event(void *arg, const char *name)
 /* Public interface                                                    */
 /* ------------------------------------------------------------------ */
 
-/* Asks soon, and every 100 ms for a while (see the top of the file). */
+/* Asks soon, and every 100 ms for a while (see the top of the file);
+ * the master we left last may be taken back now. */
 void rl_sentinel_reask(rl_sentinel_t *s)
 {
+    s->trouble = 1;
     s->fast_until_us = rl_mono_us() + (int64_t)SENTINEL_FAST_FOR_MS * 1000;
     rl_loop_timer_at(s->timer, rl_mono_us());
 }

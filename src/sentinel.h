@@ -55,10 +55,11 @@ rl_store_t *rl_store_sentinel_new(struct event_base *base,
 
 typedef struct rl_sentinel_sub rl_sentinel_sub_t;
 
-/* A +switch-master message for master name, or a (re)subscription
- * (name NULL: a message may have been missed). From the subscriber's own
- * callbacks. */
-typedef void rl_sentinel_sub_fn(void *arg, const char *name);
+/* A +switch-master message: master name moved to host:port (strings
+ * valid during the call); or a (re)subscription, name NULL (a message
+ * may have been missed). From the subscriber's own callbacks. */
+typedef void rl_sentinel_sub_fn(void *arg, const char *name, const char *host,
+                                int port);
 
 /* Subscribes to +switch-master on one of the sentinels of conf (trying
  * each in turn, with backoff) with their AUTH, over TLS with tls_ctx

@@ -4,9 +4,10 @@
  * whose messages come unasked, has its own small client here: one
  * bufferevent (plain, or OpenSSL with store.tls) to one sentinel at a
  * time, AUTH with the sentinels' credentials when configured, then
- * SUBSCRIBE +switch-master. Each message names the master that moved;
- * the owner asks the sentinels again (sentinel.c). Every (re)subscription
- * is reported too, since a switch may have gone by unheard.
+ * SUBSCRIBE +switch-master. Each message names the master that moved and
+ * its new address, which the owner checks (sentinel.c). Every
+ * (re)subscription is reported too, since a switch may have gone by
+ * unheard.
  *
  * One timer, whose meaning follows the state: next attempt (IDLE),
  * connect and subscribe deadline (CONNECTING), keep-alive (UP: a PING
@@ -105,17 +106,18 @@ static int sub_send(rl_sentinel_sub_t *sub, int argc, const char **argv)
     return rc;
 }
 
-/* The first word of a +switch-master message ("name oldip oldport newip
- * newport") into out. */
-static void sub_message_name(const char *msg, char *out, size_t outlen)
+/* Splits a +switch-master message "name oldip oldport newip newport"
+ * and tells the owner; anything else is ignored. */
+static void sub_message(rl_sentinel_sub_t *sub, const char *msg)
 {
-    size_t n = strcspn(msg, " ");
+    char name[128];
+    char host[64];
+    int port;
 
-    if (n >= outlen) {
-        n = outlen - 1;
+    if (sscanf(msg, "%127s %*s %*d %63s %d", name, host, &port) == 3 &&
+        port > 0 && port <= 65535) {
+        sub->fn(sub->arg, name, host, port);
     }
-    memcpy(out, msg, n);
-    out[n] = '\0';
 }
 
 /* One reply: AUTH's OK, the subscription, a message or a PING's pong.
@@ -123,7 +125,6 @@ static void sub_message_name(const char *msg, char *out, size_t outlen)
 static int sub_reply(rl_sentinel_sub_t *sub, const redisReply *r)
 {
     const char *kind;
-    char name[128];
 
     if (sub->auth_left > 0) {
         sub->auth_left--;
@@ -141,11 +142,10 @@ static int sub_reply(rl_sentinel_sub_t *sub, const redisReply *r)
         sub->backoff_ms = SUB_BACKOFF_MIN_MS;
         rl_loop_timer_at(sub->timer,
                          rl_mono_us() + (int64_t)SUB_PING_MS * 1000);
-        sub->fn(sub->arg, NULL);
+        sub->fn(sub->arg, NULL, NULL, 0);
     } else if (strcmp(kind, "message") == 0 && r->elements == 3 &&
                r->element[2]->type == REDIS_REPLY_STRING) {
-        sub_message_name(r->element[2]->str, name, sizeof(name));
-        sub->fn(sub->arg, name);
+        sub_message(sub, r->element[2]->str);
     }
     return RL_OK;
 }

@@ -3,7 +3,10 @@ redis-sentinel) on free loopback ports, every one with a password (the
 master's is store.password, the sentinels' own store.sentinel.password).
 Exact counts before and after a failover; SIGKILL of the master under
 load: no request waits past the store deadline, normal decisions again
-within 10 s, /ready follows. And the errors of the new config fields."""
+within 10 s, /ready follows. The same over TLS (store.tls for the master
+and the sentinels) with a SENTINEL FAILOVER, where the old master lives
+on as a replica. The errors of the new config fields, and
+deploy/quickstart.sh --sentinel."""
 
 import contextlib
 import os
@@ -15,7 +18,8 @@ import threading
 import time
 
 import harness
-from harness import (SLOW, Ratelimitd, Redis, RedisError, RespClient, TestFailure, check,
+from cluster import Node, TlsRespClient, make_ca, tls_server_args
+from harness import (SLOW, Ratelimitd, RedisError, RespClient, TestFailure, check,
                      check_config, config, eq, free_port, limit, policy, wait_until)
 
 MASTER = "mymaster"
@@ -26,20 +30,35 @@ TIMEOUT_MS = 100
 
 class Sentinel:
     """A throwaway redis-sentinel on a free loopback port in a temp dir,
-    stopped by pid (harness's sweep kills it if a test dies)."""
+    stopped by pid (harness's sweep kills it if a test dies). Its config
+    names its own id, the replica and the other sentinels, so the three
+    know each other at once instead of after a few hello rounds."""
 
-    def __init__(self, master_port):
-        self.port = free_port()
+    def __init__(self, port, myid, peers, master_port, replica_port, tls=None):
+        self.port = port
+        self.tls = tls
         self.dir = tempfile.mkdtemp(prefix="rl-sentinel-")
         self.conf = os.path.join(self.dir, "sentinel.conf")
         with open(self.conf, "w") as f:
-            f.write("port %d\nbind 127.0.0.1\ndir %s\n" % (self.port, self.dir))
+            if tls is None:
+                f.write("port %d\n" % self.port)
+            else:
+                args = tls_server_args(tls)
+                f.write("port 0\ntls-port %d\ntls-replication yes\n" % self.port)
+                for k, v in zip(args[::2], args[1::2]):
+                    f.write("%s %s\n" % (k[2:], v))
+            f.write("bind 127.0.0.1\ndir %s\n" % self.dir)
             f.write("requirepass %s\nsentinel sentinel-pass %s\n" % (SENTINEL_PW, SENTINEL_PW))
             f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (MASTER, master_port))
             f.write("sentinel auth-pass %s %s\n" % (MASTER, MASTER_PW))
             f.write("sentinel down-after-milliseconds %s 1000\n" % MASTER)
             f.write("sentinel failover-timeout %s 3000\n" % MASTER)
             f.write("sentinel parallel-syncs %s 1\n" % MASTER)
+            f.write("sentinel myid %s\n" % myid)
+            f.write("sentinel known-replica %s 127.0.0.1 %d\n" % (MASTER, replica_port))
+            for peer_port, peer_id in peers:
+                f.write("sentinel known-sentinel %s 127.0.0.1 %d %s\n"
+                        % (MASTER, peer_port, peer_id))
         with open(os.path.join(self.dir, "sentinel.log"), "ab") as log:
             self.proc = subprocess.Popen(["redis-sentinel", self.conf],
                                          stdin=subprocess.DEVNULL, stdout=log,
@@ -47,7 +66,11 @@ class Sentinel:
         harness._live.append(self)
 
     def call(self, *args):
-        c = RespClient(self.port, SENTINEL_PW, timeout=2.0)
+        if self.tls is None:
+            c = RespClient(self.port, SENTINEL_PW, timeout=2.0)
+        else:
+            c = TlsRespClient(self.port, self.tls, timeout=2.0)
+            c.call("AUTH", SENTINEL_PW)
         try:
             return c.call(*args)
         finally:
@@ -81,20 +104,34 @@ def _link_up(replica):
     return "master_link_status:up" in replica.call("INFO", "replication")
 
 
+def _redis(tls):
+    """A redis-server with MASTER_PW (for clients and as a replica), plain
+    or TLS-only (replication over TLS too)."""
+    extra = ["--requirepass", MASTER_PW, "--masterauth", MASTER_PW,
+             "--repl-diskless-sync-delay", "0"]
+    if tls is not None:
+        extra += ["--tls-replication", "yes"]
+    return Node(cluster=False, extra_args=extra, password=MASTER_PW, tls=tls).start()
+
+
 @contextlib.contextmanager
-def sentinel_setup():
+def sentinel_setup(tls=None):
     """(master, replica, [3 sentinels]), every one ready: the replica in
     sync, each sentinel seeing the other two."""
     started = []
     try:
-        master = Redis(password=MASTER_PW).start()
+        master = _redis(tls)
         started.append(master)
-        replica = Redis(password=MASTER_PW).start()
+        replica = _redis(tls)
         started.append(replica)
-        replica.call("CONFIG", "SET", "masterauth", MASTER_PW)
         replica.call("REPLICAOF", "127.0.0.1", str(master.port))
         wait_until(lambda: _link_up(replica), 10.0 * SLOW, what="replica in sync")
-        sentinels = [Sentinel(master.port) for _ in range(3)]
+        ports = [free_port() for _ in range(3)]
+        ids = [os.urandom(20).hex() for _ in range(3)]
+        sentinels = []
+        for i in range(3):
+            peers = [(ports[j], ids[j]) for j in range(3) if j != i]
+            sentinels.append(Sentinel(ports[i], ids[i], peers, master.port, replica.port, tls))
         started.extend(sentinels)
         for s in sentinels:
             wait_until(s.quorum_ok, 15.0 * SLOW, what="sentinel quorum on %d" % s.port)
@@ -112,7 +149,7 @@ def sentinel_store(sentinels, **extra):
     return store
 
 
-CFG = config(policy("api", "/api/*", [limit(20, "1m")], key=["tenant"],
+CFG = config(policy("api", "/api/*", [limit(20, "1h")], key=["tenant"],
                     failure_mode="closed"))
 
 
@@ -232,9 +269,7 @@ def test_sentinel_failover():
             check(after and all(after), "every decision after the failover was normal")
 
             eq(_admitted(d, "after", 30), 20, "admitted of 30 (limit 20), on the new master")
-            metrics = d.request("GET", "/metrics").body.decode()
-            check("ratelimitd_store_master_switches_total 2" in metrics,
-                  "one master switch per worker in /metrics")
+            eq(_switches(d), 2, "master switches in /metrics (one per worker)")
             log = d.stderr()
             for secret in (MASTER_PW, SENTINEL_PW):
                 check(secret not in log, "a password in the log")
@@ -244,6 +279,64 @@ def test_sentinel_failover():
 
 
 test_sentinel_failover.timeout = 60
+
+
+def _switches(d):
+    """ratelimitd_store_master_switches_total of /metrics."""
+    for line in d.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith("ratelimitd_store_master_switches_total "):
+            return int(line.split()[1])
+    raise TestFailure("no ratelimitd_store_master_switches_total in /metrics")
+
+
+def _ready_with(d, node):
+    """Waits until /ready is 200 with node "up" in "nodes"; returns them."""
+    wait_until(lambda: _ready(d)[0] == 200 and _ready(d)[1]["nodes"].get(node) == "up",
+               15.0 * SLOW, what="/ready 200 with %s up" % node)
+    return _ready(d)[1]["nodes"]
+
+
+def test_sentinel_tls_failover():
+    """Everything over TLS with client certificates (store.tls for the
+    master and the sentinels, the sentinels' AUTH): exact counts; after
+    SENTINEL FAILOVER (the old master lives on, until the sentinels demote
+    it) every worker moves to the promoted replica, and the quota was
+    kept."""
+    tmp = tempfile.mkdtemp(prefix="rl-ca-")
+    try:
+        tls = make_ca(tmp)
+        with sentinel_setup(tls) as (master, replica, sentinels):
+            store = sentinel_store(sentinels, tls={
+                "ca_file": tls["ca"], "cert_file": tls["client_cert"],
+                "key_file": tls["client_key"]})
+            store["timeout_ms"] = 500
+            d = Ratelimitd(dict(CFG, store=store, workers=2)).start()
+            try:
+                nodes = _ready_with(d, "127.0.0.1:%d" % master.port)
+                for s in sentinels:
+                    eq(nodes.get("sentinel 127.0.0.1:%d" % s.port), "up",
+                       "sentinel %d over TLS in %r" % (s.port, nodes))
+                eq(_admitted(d, "before", 30), 20, "admitted of 30 (limit 20), before")
+                # Replication is asynchronous: let the replica catch up first.
+                eq(master.call("WAIT", "1", "2000"), 1, "replicas in sync before the failover")
+                sentinels[0].call("SENTINEL", "FAILOVER", MASTER)
+                _ready_with(d, "127.0.0.1:%d" % replica.port)
+                # Both workers moved (each has its own Sentinel client).
+                wait_until(lambda: _switches(d) == 2, 5.0 * SLOW, what="2 master switches")
+                for _ in range(6):
+                    nodes = _ready(d)[1]["nodes"]
+                    check("127.0.0.1:%d" % master.port not in nodes,
+                          "the demoted master left nodes: %r" % nodes)
+                eq(_admitted(d, "before", 10), 0, "admitted after the failover (quota kept)")
+                eq(_admitted(d, "after", 30), 20, "admitted of 30 on the new master")
+                d.stop()
+            finally:
+                d.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+test_sentinel_tls_failover.timeout = 60
 
 
 # (store.sentinel value or a whole store, the error check-config prints)
