@@ -115,6 +115,27 @@ need_free_ports() {
     done
 }
 
+# Polls redis-cli -p PORT ARGS... every 0.1 s for up to SECONDS until its
+# output matches the grep pattern PATTERN; else prints WHAT and fails.
+redis_wait() {
+    local port=$1 seconds=$2 pattern=$3 what=$4
+    shift 4
+    for _ in $(seq $((seconds * 10))); do
+        redis-cli -p "$port" "$@" 2>/dev/null | grep -q "$pattern" && return 0
+        sleep 0.1
+    done
+    echo "$what" >&2
+    return 1
+}
+
+# Waits up to 10 s for PING on 127.0.0.1:PORT; fails with LOG's tail.
+wait_pong() {
+    redis_wait "$1" 10 '^PONG$' "the server on port $1 did not start:" ping || {
+        tail -n 20 "$2" >&2
+        exit 1
+    }
+}
+
 # Starts a 3-master Redis Cluster on CLUSTER_PORT..CLUSTER_PORT+2 with its
 # files in TMP and waits until it serves every slot.
 cluster_start() {
@@ -128,15 +149,7 @@ cluster_start() {
         nodes+=("127.0.0.1:$port")
     done
     for port in "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)); do
-        for _ in $(seq 100); do
-            [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
-            sleep 0.1
-        done
-        if [ "$(redis-cli -p "$port" ping 2>/dev/null)" != PONG ]; then
-            echo "redis-server on port $port did not start:" >&2
-            tail -n 20 "$TMP/redis-$port/redis.log" >&2
-            exit 1
-        fi
+        wait_pong "$port" "$TMP/redis-$port/redis.log"
     done
     rl_say "redis-cli --cluster create ${nodes[*]} --cluster-replicas 0"
     redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
@@ -145,38 +158,46 @@ cluster_start() {
         exit 1
     }
     for port in "$CLUSTER_PORT" $((CLUSTER_PORT + 1)) $((CLUSTER_PORT + 2)); do
-        for _ in $(seq 100); do
-            redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
-            sleep 0.1
-        done
-        if ! redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; then
-            echo "the Redis Cluster did not become ready on port $port" >&2
-            exit 1
-        fi
+        redis_wait "$port" 10 '^cluster_state:ok' \
+            "the Redis Cluster did not become ready on port $port" cluster info || exit 1
     done
 }
 
-# Writes the example config with the cluster store to TMP/ratelimitd.json,
-# without its layers (the account group and the penalty): on a cluster
-# those need one hash_tag shared by every policy, and the example's keys
-# (tenant, user, a header) share no field (docs/configuration.md).
-cluster_config() {
-    python3 - "$CONFIG" "$TMP/ratelimitd.json" "$CLUSTER_PORT" <<'PY'
+# Writes the example config with the store of MODE ("cluster": three
+# masters from port PORT, "sentinel": three sentinels from PORT, master
+# "mymaster") to TMP/ratelimitd.json and checks it with --check-config.
+# The cluster config has no layers (the account group and the penalty):
+# on a cluster those need one hash_tag shared by every policy, and the
+# example's keys (tenant, user, a header) share no field
+# (docs/configuration.md).
+store_config() {
+    local mode=$1 port=$2
+    python3 - "$CONFIG" "$TMP/ratelimitd.json" "$mode" "$port" <<'PY'
 import json, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, dst, mode, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 with open(src) as f:
     conf = json.load(f)
-conf["policies"] = [p for p in conf["policies"] if p.get("group", "default") == "default"]
-for p in conf["policies"]:
-    p.pop("penalty", None)
-conf.pop("penalties", None)
-conf["store"] = {"type": "redis", "cluster": True,
-                 "nodes": ["127.0.0.1:%d" % (port + i) for i in range(3)],
-                 "timeout_ms": conf.get("store", {}).get("timeout_ms", 50),
-                 "prefix": conf.get("store", {}).get("prefix", "rl")}
+nodes = ["127.0.0.1:%d" % (port + i) for i in range(3)]
+store = {"type": "redis",
+         "timeout_ms": conf.get("store", {}).get("timeout_ms", 50),
+         "prefix": conf.get("store", {}).get("prefix", "rl")}
+if mode == "cluster":
+    conf["policies"] = [p for p in conf["policies"] if p.get("group", "default") == "default"]
+    for p in conf["policies"]:
+        p.pop("penalty", None)
+    conf.pop("penalties", None)
+    store.update({"cluster": True, "nodes": nodes})
+else:
+    store["sentinel"] = {"master": "mymaster", "nodes": nodes}
+conf["store"] = store
 with open(dst, "w") as f:
     json.dump(conf, f, indent=2)
 PY
+    if ! "$BIN" --check-config "$TMP/ratelimitd.json" >"$TMP/check-config.log" 2>&1; then
+        echo "this ratelimitd does not accept the $mode store config:" >&2
+        cat "$TMP/check-config.log" >&2
+        exit 1
+    fi
 }
 
 # Starts one ratelimitd on CONF listening on 127.0.0.1:PORT and waits for
@@ -192,6 +213,20 @@ replica_start() {
     fi
 }
 
+# Returns with QUICKSTART_NO_WAIT=1; else runs until Ctrl-C, or fails
+# with the logs when a ratelimitd of RL_PIDS exits.
+replicas_wait() {
+    if [ "${QUICKSTART_NO_WAIT:-0}" = 1 ]; then
+        return 0
+    fi
+    echo
+    echo "Running until Ctrl-C (logs in $TMP)."
+    wait -n "${RL_PIDS[@]}" || true
+    echo "a ratelimitd exited:" >&2
+    tail -n 20 "$TMP"/ratelimitd-*.log >&2
+    exit 1
+}
+
 # The --cluster demo: two replicas, one quota.
 cluster_main() {
     local port2=$((HTTP_PORT + 1)) tenant body
@@ -204,12 +239,7 @@ cluster_main() {
         $((CLUSTER_PORT + 10000)) $((CLUSTER_PORT + 10001)) $((CLUSTER_PORT + 10002))
     rl_say "starting a 3-master Redis Cluster on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + 2)) (files in $TMP)"
     cluster_start
-    cluster_config
-    if ! "$BIN" --check-config "$TMP/ratelimitd.json" >"$TMP/check-config.log" 2>&1; then
-        echo "this ratelimitd does not accept the cluster store config:" >&2
-        cat "$TMP/check-config.log" >&2
-        exit 1
-    fi
+    store_config cluster "$CLUSTER_PORT"
     rl_say "starting two ratelimitd replicas on 127.0.0.1:$HTTP_PORT and 127.0.0.1:$port2"
     replica_start "$TMP/ratelimitd.json" "$HTTP_PORT"
     replica_start "$TMP/ratelimitd.json" "$port2"
@@ -226,27 +256,7 @@ cluster_main() {
     echo
     echo "The first replica allowed the request; the second denied the next one:"
     echo "the quota lives in the cluster, not in either replica."
-    if [ "${QUICKSTART_NO_WAIT:-0}" = 1 ]; then
-        return 0
-    fi
-    echo
-    echo "Running until Ctrl-C (logs in $TMP)."
-    wait -n "${RL_PIDS[@]}" || true
-    echo "a ratelimitd exited:" >&2
-    tail -n 20 "$TMP"/ratelimitd-*.log >&2
-    exit 1
-}
-
-# Waits up to 10 s for PING on 127.0.0.1:PORT; fails with LOG's tail.
-wait_pong() {
-    local port=$1 log=$2
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
-        sleep 0.1
-    done
-    echo "the server on port $port did not start:" >&2
-    tail -n 20 "$log" >&2
-    exit 1
+    replicas_wait
 }
 
 # Starts a master on MASTER_PORT, its replica on MASTER_PORT+1 and three
@@ -263,10 +273,8 @@ sentinel_start() {
         wait_pong "$port" "$dir/redis.log"
     done
     redis-cli -p $((MASTER_PORT + 1)) replicaof 127.0.0.1 "$MASTER_PORT" >/dev/null
-    for _ in $(seq 100); do
-        redis-cli -p $((MASTER_PORT + 1)) info replication | grep -q '^master_link_status:up' && break
-        sleep 0.1
-    done
+    redis_wait $((MASTER_PORT + 1)) 10 '^master_link_status:up' \
+        "the replica did not sync with the master" info replication || exit 1
     for port in "$SENTINEL_PORT" $((SENTINEL_PORT + 1)) $((SENTINEL_PORT + 2)); do
         dir="$TMP/sentinel-$port"
         mkdir -p "$dir"
@@ -283,32 +291,9 @@ EOF
         wait_pong "$port" "$dir/sentinel.log"
     done
     for port in "$SENTINEL_PORT" $((SENTINEL_PORT + 1)) $((SENTINEL_PORT + 2)); do
-        for _ in $(seq 150); do
-            redis-cli -p "$port" sentinel ckquorum mymaster 2>/dev/null | grep -q '3 usable' && break
-            sleep 0.1
-        done
-        if ! redis-cli -p "$port" sentinel ckquorum mymaster 2>/dev/null | grep -q '3 usable'; then
-            echo "the sentinel on port $port does not see the other two" >&2
-            exit 1
-        fi
+        redis_wait "$port" 15 '3 usable' "the sentinel on port $port does not see the other two" \
+            sentinel ckquorum mymaster || exit 1
     done
-}
-
-# Writes the example config with the Sentinel store to TMP/ratelimitd.json.
-sentinel_config() {
-    python3 - "$CONFIG" "$TMP/ratelimitd.json" "$SENTINEL_PORT" <<'PY'
-import json, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with open(src) as f:
-    conf = json.load(f)
-conf["store"] = {"type": "redis",
-                 "sentinel": {"master": "mymaster",
-                              "nodes": ["127.0.0.1:%d" % (port + i) for i in range(3)]},
-                 "timeout_ms": conf.get("store", {}).get("timeout_ms", 50),
-                 "prefix": conf.get("store", {}).get("prefix", "rl")}
-with open(dst, "w") as f:
-    json.dump(conf, f, indent=2)
-PY
 }
 
 # Asks ratelimitd once with the JSON body BODY, showing the command and
@@ -345,12 +330,7 @@ sentinel_main() {
         $((SENTINEL_PORT + 1)) $((SENTINEL_PORT + 2))
     rl_say "starting a Redis master (127.0.0.1:$MASTER_PORT), its replica ($replica) and three sentinels ($SENTINEL_PORT-$((SENTINEL_PORT + 2))), files in $TMP"
     sentinel_start
-    sentinel_config
-    if ! "$BIN" --check-config "$TMP/ratelimitd.json" >"$TMP/check-config.log" 2>&1; then
-        echo "this ratelimitd does not accept the sentinel store config:" >&2
-        cat "$TMP/check-config.log" >&2
-        exit 1
-    fi
+    store_config sentinel "$SENTINEL_PORT"
     rl_say "starting ratelimitd on $URL with store.sentinel"
     replica_start "$TMP/ratelimitd.json" "$HTTP_PORT"
     body="{\"method\": \"POST\", \"path\": \"/platform/v2/process/site-42\", \"tenant\": \"demo-$(date +%s)\"}"
@@ -370,15 +350,7 @@ sentinel_main() {
     echo "The master allowed the first request; the replica the sentinels promoted"
     echo "after the master was killed denied the next one: the quota was replicated,"
     echo "and ratelimitd followed the failover by itself."
-    if [ "${QUICKSTART_NO_WAIT:-0}" = 1 ]; then
-        return 0
-    fi
-    echo
-    echo "Running until Ctrl-C (logs in $TMP)."
-    wait -n "${RL_PIDS[@]}" || true
-    echo "ratelimitd exited:" >&2
-    tail -n 20 "$TMP"/ratelimitd-*.log >&2
-    exit 1
+    replicas_wait
 }
 
 build

@@ -19,7 +19,7 @@ import time
 
 import harness
 from cluster import Node, TlsRespClient, make_ca, tls_server_args
-from harness import (SLOW, Ratelimitd, RedisError, RespClient, TestFailure, check,
+from harness import (SLOW, Ratelimitd, Redis, RedisError, RespClient, TestFailure, check,
                      check_config, config, eq, free_port, limit, policy, wait_until)
 
 MASTER = "mymaster"
@@ -28,18 +28,18 @@ SENTINEL_PW = "sentinel-pw-93c2"
 TIMEOUT_MS = 100
 
 
-class Sentinel:
+class Sentinel(Redis):
     """A throwaway redis-sentinel on a free loopback port in a temp dir,
-    stopped by pid (harness's sweep kills it if a test dies). Its config
-    names its own id, the replica and the other sentinels, so the three
-    know each other at once instead of after a few hello rounds."""
+    stopped by pid like harness's Redis (whose stop, kill and cleanup it
+    keeps). Its config names its own id, the replica and the other
+    sentinels, so the three know each other at once instead of after a
+    few hello rounds."""
 
     def __init__(self, port, myid, peers, master_port, replica_port, tls=None):
-        self.port = port
+        super().__init__(port, SENTINEL_PW)
         self.tls = tls
-        self.dir = tempfile.mkdtemp(prefix="rl-sentinel-")
-        self.conf = os.path.join(self.dir, "sentinel.conf")
-        with open(self.conf, "w") as f:
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(conf, "w") as f:
             if tls is None:
                 f.write("port %d\n" % self.port)
             else:
@@ -53,28 +53,23 @@ class Sentinel:
             f.write("sentinel auth-pass %s %s\n" % (MASTER, MASTER_PW))
             f.write("sentinel down-after-milliseconds %s 1000\n" % MASTER)
             f.write("sentinel failover-timeout %s 3000\n" % MASTER)
-            f.write("sentinel parallel-syncs %s 1\n" % MASTER)
             f.write("sentinel myid %s\n" % myid)
             f.write("sentinel known-replica %s 127.0.0.1 %d\n" % (MASTER, replica_port))
             for peer_port, peer_id in peers:
                 f.write("sentinel known-sentinel %s 127.0.0.1 %d %s\n"
                         % (MASTER, peer_port, peer_id))
         with open(os.path.join(self.dir, "sentinel.log"), "ab") as log:
-            self.proc = subprocess.Popen(["redis-sentinel", self.conf],
+            self.proc = subprocess.Popen(["redis-sentinel", conf],
                                          stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
         harness._live.append(self)
 
-    def call(self, *args):
+    def client(self, timeout=2.0):
         if self.tls is None:
-            c = RespClient(self.port, SENTINEL_PW, timeout=2.0)
-        else:
-            c = TlsRespClient(self.port, self.tls, timeout=2.0)
-            c.call("AUTH", SENTINEL_PW)
-        try:
-            return c.call(*args)
-        finally:
-            c.close()
+            return RespClient(self.port, SENTINEL_PW, timeout=timeout)
+        c = TlsRespClient(self.port, self.tls, timeout=timeout)
+        c.call("AUTH", SENTINEL_PW)
+        return c
 
     def quorum_ok(self):
         """True once this sentinel sees 3 usable sentinels."""
@@ -84,20 +79,6 @@ class Sentinel:
             return "3 usable" in self.call("SENTINEL", "CKQUORUM", MASTER)
         except (RedisError, OSError):
             return False
-
-    def kill_hard(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def cleanup(self):
-        if self.proc is not None:
-            harness._stop_pid(self.proc, 5.0)
-            self.proc = None
-        if self in harness._live:
-            harness._live.remove(self)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _link_up(replica):
