@@ -4,15 +4,16 @@
  * with store.tls), each reconnecting by itself. An ask sends SENTINEL
  * get-master-addr-by-name to the sentinel that answered last, and on a
  * failure, a nil or an error reply to the next one, until one names a
- * master or every one was tried. The timer asks once a second, every
- * 100 ms while no master is known or for 30 s after the owner reported
- * trouble (rl_sentinel_reask), at once on a (re)subscription, and for
- * 30 s after a +switch-master message (sentinel_sub.c).
+ * master or every one was tried. The timer asks once a second; every
+ * 100 ms while no master is known, and for 30 s after the owner reported
+ * trouble (rl_sentinel_reask) or a +switch-master message; at once on a
+ * (re)subscription (sentinel_sub.c).
  *
  * Verifying: a node the sentinels name that is not the current master is
  * probed on a connection of its own with the store's AUTH and TLS; only
- * if ROLE answers "master" is it reported to the owner. A replica a
- * sentinel names is refused and asked about again. A sentinel that has
+ * if ROLE answers "master" is it reported to the owner. A node ROLE
+ * refuses (a replica) is logged once and not probed again for a second,
+ * however often the sentinels name it. A sentinel that has
  * not noticed a failover yet names the old master: before the switch
  * that is no news; after it, the master left is not taken back (the next
  * sentinel is asked instead) unless the owner has reported trouble with
@@ -39,6 +40,7 @@
 #define SENTINEL_ASK_FAST_MS 100
 #define SENTINEL_FAST_FOR_MS 30000
 #define SENTINEL_MIN_TIMEOUT_MS 250 /* a sentinel query's deadline */
+#define SENTINEL_REPROBE_MS 1000    /* a node ROLE refused, checked again */
 #define SENTINEL_HOST_MAX 64
 #define SENTINEL_NAME_MAX 96
 
@@ -77,7 +79,8 @@ struct rl_sentinel {
     int trouble; /* the owner reported trouble since the last switch */
     sentinel_probe_t *probe; /* the node being checked; NULL if none */
     sentinel_probe_t *dead;  /* a finished probe, freed by the timer */
-    char refused[SENTINEL_HOST_MAX + 8]; /* last unusable address, logged */
+    char refused[SENTINEL_HOST_MAX + 8]; /* last address refused, logged */
+    int64_t refused_until_us; /* not probed again before (ROLE refusal) */
 };
 
 static void sentinel_ask_next(rl_sentinel_t *s);
@@ -109,10 +112,44 @@ static void sentinel_probe_drop(rl_sentinel_t *s)
     rl_loop_timer_at(s->timer, rl_mono_us());
 }
 
+/* Remembers host:port as refused, logging why once per address. */
+static void sentinel_refuse(rl_sentinel_t *s, const char *host, int port,
+                            const char *why)
+{
+    char seen[sizeof(s->refused)];
+    char portstr[16];
+
+    snprintf(seen, sizeof(seen), "%.*s:%d", SENTINEL_HOST_MAX - 1, host, port);
+    if (strcmp(seen, s->refused) != 0) {
+        snprintf(s->refused, sizeof(s->refused), "%s", seen);
+        snprintf(portstr, sizeof(portstr), "%d", port);
+        rl_log_kv(RL_LOG_WARN, why, "host", host, "port", portstr,
+                  (const char *)NULL);
+    }
+}
+
+/* 1 if host:port may be probed now: a numeric address (or localhost: no
+ * DNS on a worker), and not refused by ROLE within the last second. */
+static int sentinel_usable(rl_sentinel_t *s, const char *host, int port)
+{
+    char seen[sizeof(s->refused)];
+    struct in6_addr a6; /* big enough for either family */
+
+    if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, &a6) != 1 &&
+        inet_pton(AF_INET6, host, &a6) != 1) {
+        sentinel_refuse(s, host, port,
+                        "sentinel named a master that is not a numeric IP "
+                        "address (set resolve-hostnames no on the sentinels)");
+        return 0;
+    }
+    snprintf(seen, sizeof(seen), "%.*s:%d", SENTINEL_HOST_MAX - 1, host, port);
+    return strcmp(seen, s->refused) != 0 || rl_mono_us() >= s->refused_until_us;
+}
+
 /* Reply to ROLE on the probe: "master" makes the node the master and
- * tells the owner; anything else (a replica, an error) is refused and
- * the sentinels are asked again. NULL (timeout, lost): the probe
- * reconnects and asks again by itself. */
+ * tells the owner; anything else (a replica, an error) is refused, and
+ * that node is not probed again for a second. NULL (timeout, lost): the
+ * probe reconnects and asks again by itself. */
 static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
 {
     sentinel_probe_t *p = arg;
@@ -131,15 +168,17 @@ static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
     snprintf(host, sizeof(host), "%s", p->host);
     snprintf(port, sizeof(port), "%d", p->port);
     if (!is_master) {
-        rl_log_kv(RL_LOG_WARN, "sentinel named a node that is not a master",
-                  "host", host, "port", port, (const char *)NULL);
+        sentinel_refuse(s, host, p->port,
+                        "sentinel named a node that is not a master");
+        s->refused_until_us =
+            rl_mono_us() + (int64_t)SENTINEL_REPROBE_MS * 1000;
         sentinel_probe_drop(s);
-        rl_sentinel_reask(s);
         return;
     }
     snprintf(s->left, sizeof(s->left), "%s", s->master);
     s->left_port = s->master_port;
     s->trouble = 0;
+    s->refused[0] = '\0'; /* a later refusal of any node is news */
     s->master_port = p->port;
     snprintf(s->master, sizeof(s->master), "%s", host);
     sentinel_probe_drop(s);
@@ -161,30 +200,6 @@ static void sentinel_probe_connected(void *arg, rl_redis_conn_t *c)
         rl_redis_conn_command(c, 1, (const char **)argv, argvlen,
                               sentinel_role_reply, p);
     }
-}
-
-/* 1 if a worker may connect to host (numeric, or localhost: no DNS on a
- * worker); an unusable one is logged once. */
-static int sentinel_usable(rl_sentinel_t *s, const char *host, int port)
-{
-    char seen[sizeof(s->refused)];
-    char portstr[16];
-    struct in6_addr a6; /* big enough for either family */
-
-    if (strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &a6) == 1 ||
-        inet_pton(AF_INET6, host, &a6) == 1) {
-        return 1;
-    }
-    snprintf(seen, sizeof(seen), "%.*s:%d", SENTINEL_HOST_MAX - 1, host, port);
-    if (strcmp(seen, s->refused) != 0) {
-        snprintf(s->refused, sizeof(s->refused), "%s", seen);
-        snprintf(portstr, sizeof(portstr), "%d", port);
-        rl_log_kv(RL_LOG_ERROR,
-                  "sentinel named a master that is not a numeric IP address "
-                  "(set resolve-hostnames no on the sentinels)",
-                  "host", host, "port", portstr, (const char *)NULL);
-    }
-    return 0;
 }
 
 /* A sentinel named host:port: nothing to do if it is the master already

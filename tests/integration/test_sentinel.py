@@ -10,8 +10,11 @@ deploy/quickstart.sh --sentinel."""
 
 import contextlib
 import os
+import random
 import re
 import shutil
+import socket
+import socketserver
 import subprocess
 import tempfile
 import threading
@@ -107,7 +110,8 @@ def sentinel_setup(tls=None):
         started.append(replica)
         replica.call("REPLICAOF", "127.0.0.1", str(master.port))
         wait_until(lambda: _link_up(replica), 10.0 * SLOW, what="replica in sync")
-        ports = [free_port() for _ in range(3)]
+        base = _free_low_run(3)
+        ports = [base, base + 1, base + 2]
         ids = [os.urandom(20).hex() for _ in range(3)]
         sentinels = []
         for i in range(3):
@@ -194,11 +198,11 @@ class _Load:
 
 
 def test_sentinel_failover():
-    """The master the sentinels name serves exact counts; after SIGKILL of
-    the master the replica is promoted and ratelimitd follows: no reply
-    past the deadline, normal decisions within 10 s, /ready not ready
-    during and ready after with "nodes" naming the new master; exact
-    counts on it; no password in the log."""
+    """The master the sentinels name serves exact counts; with one sentinel
+    gone (SIGKILL), then SIGKILL of the master, the replica is promoted
+    and ratelimitd follows: no reply past the deadline, normal decisions
+    within 10 s, /ready not ready during and ready after with "nodes"
+    naming the new master; exact counts on it; no password in the log."""
     with sentinel_setup() as (master, replica, sentinels):
         cfg = dict(CFG, store=sentinel_store(sentinels), workers=2)
         d = Ratelimitd(cfg).start()
@@ -211,6 +215,13 @@ def test_sentinel_failover():
                 eq(nodes.get("sentinel 127.0.0.1:%d" % s.port), "up",
                    "sentinel %d in nodes %r" % (s.port, nodes))
             eq(_admitted(d, "before", 30), 20, "admitted of 30 (limit 20), before")
+            # The first sentinel (the one asked first, maybe the one
+            # subscribed to) goes; the other two still make the quorum.
+            sentinels[0].kill_hard()
+            wait_until(lambda: _ready(d)[1]["nodes"].get(
+                "sentinel 127.0.0.1:%d" % sentinels[0].port) == "down", 5.0 * SLOW,
+                what="the killed sentinel down in /ready")
+            eq(_ready(d)[0], 200, "/ready with one sentinel down")
 
             with _Load(d) as load:
                 time.sleep(0.3)
@@ -320,6 +331,122 @@ def test_sentinel_tls_failover():
 test_sentinel_tls_failover.timeout = 60
 
 
+class FakeSentinel:
+    """A stand-in sentinel on a free loopback port: it names whatever
+    self.named is ("host", port) for SENTINEL get-master-addr-by-name,
+    accepts SUBSCRIBE +switch-master (and PING), and publish() sends a
+    message to every subscriber. Lets a test make a sentinel lie."""
+
+    def __init__(self):
+        self.named = None
+        self.subscribers = []
+        self.lock = threading.Lock()
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                try:
+                    while True:
+                        line = self.rfile.readline()
+                        if not line.startswith(b"*"):
+                            return
+                        argv = []
+                        for _ in range(int(line[1:])):
+                            n = int(self.rfile.readline()[1:])
+                            argv.append(self.rfile.read(n + 2)[:-2].decode())
+                        self.wfile.write(fake._answer(self.wfile, argv))
+                except (OSError, ValueError):
+                    return
+
+        return Handler
+
+    def _answer(self, w, argv):
+        cmd = [a.lower() for a in argv[:2]]
+        if cmd == ["sentinel", "get-master-addr-by-name"]:
+            if self.named is None:
+                return b"*-1\r\n"
+            return _resp([self.named[0], str(self.named[1])])
+        if cmd[0] == "subscribe":
+            with self.lock:
+                self.subscribers.append(w)
+            return _resp(["subscribe", argv[1]], 1)
+        if cmd[0] == "ping":
+            return _resp(["pong", ""])
+        return b"-ERR unknown command\r\n"
+
+    def publish(self, message):
+        with self.lock:
+            for w in self.subscribers:
+                try:
+                    w.write(_resp(["message", "+switch-master", message]))
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _resp(strings, count=None):
+    """A RESP array of bulk strings, and an integer last when given."""
+    out = b"*%d\r\n" % (len(strings) + (count is not None))
+    for x in strings:
+        out += b"$%d\r\n%s\r\n" % (len(x), x.encode())
+    if count is not None:
+        out += b":%d\r\n" % count
+    return out
+
+
+def test_sentinel_role_checked():
+    """A node a sentinel names is used only if ROLE says master: a sentinel
+    that names a replica (by a reply, then by a +switch-master message)
+    leaves ratelimitd not ready, or on the master it has; naming the
+    master makes it ready."""
+    fake = FakeSentinel()
+    master = replica = d = None
+    try:
+        master = _redis(None)
+        replica = _redis(None)
+        replica.call("REPLICAOF", "127.0.0.1", str(master.port))
+        store = {"type": "redis", "timeout_ms": 200, "password": MASTER_PW,
+                 "sentinel": {"master": MASTER, "nodes": ["127.0.0.1:%d" % fake.port]}}
+        fake.named = ("127.0.0.1", replica.port)
+        d = Ratelimitd(dict(CFG, store=store, workers=1)).start(ready=False)
+        wait_until(lambda: "sentinel named a node that is not a master" in
+                   open(d.log_path).read(), 5.0 * SLOW, what="the replica refused (log)")
+        status, body = _ready(d)
+        eq((status, body["nodes"]), (503, {"sentinel 127.0.0.1:%d" % fake.port: "up"}),
+           "/ready while the sentinel names a replica")
+        r = d.client().decide(path="/api/x", tenant="t")
+        eq((r.status, r.json.get("degraded_reason")), (503, "disconnected"),
+           "a decision while no master is known")
+
+        fake.named = ("127.0.0.1", master.port)
+        nodes = _ready_with(d, "127.0.0.1:%d" % master.port)
+        eq(len(nodes), 2, "the master and the sentinel in %r" % nodes)
+        eq(_admitted(d, "t", 30), 20, "admitted of 30 on the master")
+
+        log_before = open(d.log_path).read().count("not a master")
+        fake.publish("%s 127.0.0.1 %d 127.0.0.1 %d" % (MASTER, master.port, replica.port))
+        wait_until(lambda: open(d.log_path).read().count("not a master") > log_before,
+                   5.0 * SLOW, what="the replica of the message refused (log)")
+        eq(_ready(d), (200, {"status": "ready", "store": "connected", "nodes": nodes}),
+           "still on the master after a message naming a replica")
+        eq(_switches(d), 0, "no master switch")
+        d.stop()
+    finally:
+        fake.close()
+        for x in (d, replica, master):
+            if x is not None:
+                x.cleanup()
+
+
 # (store.sentinel value or a whole store, the error check-config prints)
 BAD = [
     ({"master": MASTER, "nodes": ["127.0.0.1:26379", "redis-1:26379"]},
@@ -369,16 +496,43 @@ def test_sentinel_config_errors():
     eq(rc, 0, "check-config of a good sentinel store: %s" % out)
 
 
+def _free_low_run(n, taken=()):
+    """A first port p with p .. p+n-1 free, below the ephemeral range (the
+    script binds them one after the other, while the processes it started
+    first open outgoing connections from ephemeral ports)."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20000, 32000 - n)
+        ports = range(base, base + n)
+        if any(p in taken for p in ports):
+            continue
+        socks = []
+        try:
+            for p in ports:
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", p))
+                socks.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise TestFailure("no %d consecutive free ports below 32000" % n)
+
+
 def test_quickstart_sentinel():
     """deploy/quickstart.sh --sentinel on free ports: the master allows the
     first request, SIGKILL of the master, /ready names the promoted
     replica, which denies the next one (the quota was replicated)."""
-    from test_quickstart_cluster import SCRIPT, _free_run
-    master = _free_run(2)
+    master = _free_low_run(2)
+    sentinel = _free_low_run(3, taken=(master, master + 1))
+    http = _free_low_run(1, taken=(master, master + 1, sentinel, sentinel + 1, sentinel + 2))
     env = dict(os.environ, RATELIMITD=harness.BINARY, QUICKSTART_NO_WAIT="1",
-               QUICKSTART_HTTP_PORT=str(free_port()), QUICKSTART_MASTER_PORT=str(master),
-               QUICKSTART_SENTINEL_PORT=str(_free_run(3)))
-    p = subprocess.run(["bash", SCRIPT, "--sentinel"], env=env, capture_output=True,
+               QUICKSTART_HTTP_PORT=str(http), QUICKSTART_MASTER_PORT=str(master),
+               QUICKSTART_SENTINEL_PORT=str(sentinel))
+    p = subprocess.run(["bash", os.path.join(harness.ROOT, "deploy", "quickstart.sh"),
+                        "--sentinel"], env=env, capture_output=True,
                        timeout=50 * SLOW)
     out = p.stdout.decode(errors="replace")
     err = p.stderr.decode(errors="replace")
