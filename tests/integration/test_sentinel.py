@@ -13,7 +13,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import socketserver
 import subprocess
 import tempfile
@@ -23,7 +22,8 @@ import time
 import harness
 from cluster import Node, TlsRespClient, make_ca, tls_server_args
 from harness import (SLOW, Ratelimitd, Redis, RedisError, RespClient, TestFailure, check,
-                     check_config, config, eq, free_port, limit, policy, wait_until)
+                     check_config, config, eq, limit, policy, wait_until)
+from test_quickstart_cluster import _free_run
 
 MASTER = "mymaster"
 MASTER_PW = "master-pw-7a1f"
@@ -496,38 +496,19 @@ def test_sentinel_config_errors():
     eq(rc, 0, "check-config of a good sentinel store: %s" % out)
 
 
-def _free_low_run(n, taken=()):
+def _free_low_run(n):
     """A first port p with p .. p+n-1 free, below the ephemeral range (the
     script binds them one after the other, while the processes it started
     first open outgoing connections from ephemeral ports)."""
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(20000, 32000 - n)
-        ports = range(base, base + n)
-        if any(p in taken for p in ports):
-            continue
-        socks = []
-        try:
-            for p in ports:
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", p))
-                socks.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise TestFailure("no %d consecutive free ports below 32000" % n)
+    return _free_run(n, pick=lambda: random.randrange(20000, 32000 - n))
 
 
 def test_quickstart_sentinel():
     """deploy/quickstart.sh --sentinel on free ports: the master allows the
     first request, SIGKILL of the master, /ready names the promoted
     replica, which denies the next one (the quota was replicated)."""
-    master = _free_low_run(2)
-    sentinel = _free_low_run(3, taken=(master, master + 1))
-    http = _free_low_run(1, taken=(master, master + 1, sentinel, sentinel + 1, sentinel + 2))
+    master = _free_low_run(6)  # master, replica, 3 sentinels, HTTP
+    sentinel, http = master + 2, master + 5
     env = dict(os.environ, RATELIMITD=harness.BINARY, QUICKSTART_NO_WAIT="1",
                QUICKSTART_HTTP_PORT=str(http), QUICKSTART_MASTER_PORT=str(master),
                QUICKSTART_SENTINEL_PORT=str(sentinel))
