@@ -29,6 +29,16 @@ typedef struct rl_conf_node {
     int port;
 } rl_conf_node_t;
 
+/* "store.sentinel": Redis Sentinel names the master. Absent: the
+ * standalone store.address or the cluster. */
+typedef struct rl_conf_sentinel {
+    char *master;          /* the master's name the sentinels monitor */
+    rl_conf_node_t *nodes; /* the sentinels (1..64) */
+    int nnodes;
+    char *username; /* the sentinels' own AUTH; optional */
+    char *password; /* optional, never logged */
+} rl_conf_sentinel_t;
+
 typedef struct rl_conf_store {
     rl_store_type_t type;
     char *host; /* from "address": "host:port" */
@@ -41,8 +51,9 @@ typedef struct rl_conf_store {
     int cluster;           /* "cluster": true selects store_cluster */
     rl_conf_node_t *nodes; /* cluster seed nodes (1..64) */
     int nnodes;
-    int refresh_interval_ms; /* periodic topology refresh, default 5000 */
-    rl_conf_tls_t *tls;      /* NULL: no TLS */
+    int refresh_interval_ms;      /* periodic topology refresh, default 5000 */
+    rl_conf_tls_t *tls;           /* NULL: no TLS */
+    rl_conf_sentinel_t *sentinel; /* NULL: no Sentinel */
 } rl_conf_store_t;
 
 typedef struct rl_conf_http {

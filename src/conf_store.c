@@ -1,6 +1,6 @@
-/* The "store" section of the configuration: Redis (standalone or
- * cluster) or memory, its addresses, credentials and TLS. The TLS files
- * are loaded here once, so a bad file fails the config check instead of
+/* The "store" section of the configuration: Redis (standalone, cluster
+ * or through Sentinel) or memory, its addresses, credentials and TLS. The TLS
+ * files are loaded here once, so a bad file fails the config check instead of
  * every connection. Main thread only. */
 #include "conf_store.h"
 
@@ -70,11 +70,11 @@ static int conf_address(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     return conf_redis_hostport(c, path, v, &st->host, &st->port);
 }
 
-/* "store.nodes": 1..64 distinct seed nodes; dst is the store section. */
-static int conf_nodes(conf_ctx_t *c, const char *path, json_t *v, void *dst,
-                      const void *arg)
+/* A list of 1..64 distinct "host:port" nodes at path into a new *out
+ * and *n (store.nodes, store.sentinel.nodes). */
+static int conf_node_list(conf_ctx_t *c, const char *path, json_t *v,
+                          rl_conf_node_t **out, int *n)
 {
-    rl_conf_store_t *st = dst;
     char sub[CONF_PATH_MAX];
     size_t i;
     int j;
@@ -85,22 +85,22 @@ static int conf_nodes(conf_ctx_t *c, const char *path, json_t *v, void *dst,
                          "must be an array of 1 to %d \"host:port\" strings",
                          CONF_MAX_NODES);
     }
-    st->nodes = calloc(json_array_size(v), sizeof(*st->nodes));
-    if (st->nodes == NULL) {
+    *out = calloc(json_array_size(v), sizeof(**out));
+    if (*out == NULL) {
         return conf_fail(c, path, "out of memory");
     }
     for (i = 0; i < json_array_size(v); i++) {
-        rl_conf_node_t *n = &st->nodes[i];
+        rl_conf_node_t *node = &(*out)[i];
 
         conf_path_index(sub, sizeof(sub), path, i);
-        st->nnodes++;
-        if (conf_redis_hostport(c, sub, json_array_get(v, i), &n->host,
-                                &n->port) != 0) {
+        (*n)++;
+        if (conf_redis_hostport(c, sub, json_array_get(v, i), &node->host,
+                                &node->port) != 0) {
             return -1;
         }
         for (j = 0; j < (int)i; j++) {
-            if (st->nodes[j].port == n->port &&
-                strcmp(st->nodes[j].host, n->host) == 0) {
+            if ((*out)[j].port == node->port &&
+                strcmp((*out)[j].host, node->host) == 0) {
                 return conf_fail(c, sub, "\"%s\" repeats nodes[%d]",
                                  json_string_value(json_array_get(v, i)), j);
             }
@@ -109,19 +109,86 @@ static int conf_nodes(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     return 0;
 }
 
+/* Frees a node list of conf_node_list; safe on a partly parsed one. */
+static void conf_node_list_free(rl_conf_node_t **nodes, int *n)
+{
+    int i;
+
+    for (i = 0; i < *n; i++) {
+        free((*nodes)[i].host);
+    }
+    free(*nodes);
+    *nodes = NULL;
+    *n = 0;
+}
+
+/* "store.nodes": 1..64 distinct seed nodes; dst is the store section. */
+static int conf_nodes(conf_ctx_t *c, const char *path, json_t *v, void *dst,
+                      const void *arg)
+{
+    rl_conf_store_t *st = dst;
+
+    return conf_node_list(c, path, v, &st->nodes, &st->nnodes);
+}
+
 /* Frees store.nodes; dst is the store section. */
 static void conf_free_nodes(void *dst)
 {
     rl_conf_store_t *st = dst;
-    int i;
 
-    for (i = 0; i < st->nnodes; i++) {
-        free(st->nodes[i].host);
-    }
-    free(st->nodes);
-    st->nodes = NULL;
-    st->nnodes = 0;
+    conf_node_list_free(&st->nodes, &st->nnodes);
 }
+
+/* ------------------------------------------------------------------------
+ * Sentinel
+ * ---------------------------------------------------------------------- */
+
+/* "store.sentinel.nodes": the sentinels; dst is the sentinel section. */
+static int conf_sentinel_nodes(conf_ctx_t *c, const char *path, json_t *v,
+                               void *dst, const void *arg)
+{
+    rl_conf_sentinel_t *s = dst;
+
+    return conf_node_list(c, path, v, &s->nodes, &s->nnodes);
+}
+
+/* Frees store.sentinel.nodes; dst is the sentinel section. */
+static void conf_free_sentinel_nodes(void *dst)
+{
+    rl_conf_sentinel_t *s = dst;
+
+    conf_node_list_free(&s->nodes, &s->nnodes);
+}
+
+static const conf_field_t sentinel_fields[] = {
+    {"master", conf_ident, offsetof(rl_conf_sentinel_t, master), 1, NULL, NULL,
+     conf_free_str},
+    {"nodes", conf_sentinel_nodes, 0, 1, NULL, NULL, conf_free_sentinel_nodes},
+    {"username", conf_string, offsetof(rl_conf_sentinel_t, username), 0, NULL,
+     NULL, conf_free_str},
+    {"password", conf_string, offsetof(rl_conf_sentinel_t, password), 0, NULL,
+     NULL, conf_free_secret},
+};
+
+/* "store.sentinel" as a whole (base is the rl_conf_sentinel_t): a
+ * username needs a password, as for store.username. */
+static int conf_sentinel_check(conf_ctx_t *c, const char *path, json_t *v,
+                               void *base)
+{
+    rl_conf_sentinel_t *s = base;
+    char sub[CONF_PATH_MAX];
+
+    if (s->username != NULL && s->password == NULL) {
+        conf_path_field(sub, sizeof(sub), path, "username");
+        return conf_fail(c, sub, "needs store.sentinel.password");
+    }
+    return 0;
+}
+
+static const conf_table_t sentinel_table = {
+    sentinel_fields, CONF_NELEM(sentinel_fields), conf_sentinel_check};
+static const conf_alloc_t sentinel_alloc = {&sentinel_table,
+                                            sizeof(rl_conf_sentinel_t)};
 
 /* ------------------------------------------------------------------------
  * TLS to Redis
@@ -196,6 +263,8 @@ static const conf_field_t store_fields[] = {
      NULL},
     {"tls", conf_sub_new, offsetof(rl_conf_store_t, tls), 0, &tls_alloc, NULL,
      NULL},
+    {"sentinel", conf_sub_new, offsetof(rl_conf_store_t, sentinel), 0,
+     &sentinel_alloc, NULL, NULL},
 };
 
 /* Store fields that only make sense in one mode: a field given in the
@@ -213,7 +282,8 @@ static const struct {
 
 /* The checks across "store" fields (base is conf->store): a username
  * needs a password (AUTH takes both or the password alone); a cluster
- * needs seed nodes and db 0; mode-only fields stay in their mode. */
+ * needs seed nodes and db 0; mode-only fields stay in their mode; a
+ * sentinel is neither a cluster nor given an address. */
 static int conf_store_check(conf_ctx_t *c, const char *path, json_t *v,
                             void *base)
 {
@@ -231,6 +301,16 @@ static int conf_store_check(conf_ctx_t *c, const char *path, json_t *v,
             conf_path_field(sub, sizeof(sub), path, store_mode_fields[i].field);
             return conf_fail(c, sub, "%s", store_mode_fields[i].problem);
         }
+    }
+    if (st->sentinel != NULL && st->cluster) {
+        conf_path_field(sub, sizeof(sub), path, "sentinel");
+        return conf_fail(c, sub, "cannot be combined with \"cluster\": true");
+    }
+    if (st->sentinel != NULL && json_object_get(v, "address") != NULL) {
+        conf_path_field(sub, sizeof(sub), path, "address");
+        return conf_fail(c, sub,
+                         "not used with store.sentinel (the sentinels name "
+                         "the master)");
     }
     if (st->cluster && st->nnodes == 0) {
         conf_path_field(sub, sizeof(sub), path, "nodes");

@@ -42,6 +42,9 @@
     X(counter, VALUE, store_redirections,                                      \
       "ratelimitd_store_redirections_total",                                   \
       "Redis Cluster redirections (MOVED, ASK) followed")                      \
+    X(counter, VALUE, store_master_switches,                                   \
+      "ratelimitd_store_master_switches_total",                                \
+      "Sentinel: moves to a new master (one per worker)")                      \
     X(counter, VALUE, deny_cache_hits, "ratelimitd_deny_cache_hits_total",     \
       "denials answered by the local deny cache without a store round trip")   \
     X(counter, VALUE, admin_resets, "ratelimitd_admin_resets_total",           \

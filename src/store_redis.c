@@ -72,7 +72,9 @@ struct store_redis {
     store_batch_t *open; /* decisions started in this loop pass */
     store_batch_t *free_batches;
     int nfree_batches;
-    struct event *flush; /* sends the open batch, end of the pass */
+    struct event *flush;            /* sends the open batch, end of the pass */
+    rl_store_redis_watch_fn *watch; /* Sentinel hook; NULL without */
+    void *watch_arg;
 };
 
 /* ------------------------------------------------------------------ */
@@ -116,6 +118,30 @@ static void store_op_put(store_redis_t *st, store_op_t *o)
 }
 
 /* ------------------------------------------------------------------ */
+/* Sentinel hook: the owner hears of a lost connection or a READONLY    */
+/* reply (the node is no longer the master; store_sentinel.c)           */
+/* ------------------------------------------------------------------ */
+
+/* A READONLY error reply: tells the watcher. */
+static void store_redis_watch_reply(store_redis_t *st, const char *error)
+{
+    if (st->watch != NULL && strncmp(error, "READONLY", 8) == 0) {
+        st->watch(st->watch_arg);
+    }
+}
+
+/* on_disconnect hook: tells the watcher. */
+static void store_redis_lost(void *arg, rl_redis_conn_t *c)
+{
+    store_redis_t *st = arg;
+
+    (void)c;
+    if (st->watch != NULL) {
+        st->watch(st->watch_arg);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Replies                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -138,6 +164,7 @@ static void store_op_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
+        store_redis_watch_reply(st, reply->str);
         if (o->cmd.kind == RL_REDIS_CMD_DECIDE && !o->retried &&
             strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             o->retried = 1;
@@ -256,6 +283,7 @@ static void store_batch_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
+        store_redis_watch_reply(st, reply->str);
         if (!b->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             b->retried = 1;
             rl_store_common_load_script(&st->sc, st->conn);
@@ -525,14 +553,32 @@ void rl_store_redis_script_sha(char out[41])
     out[40] = '\0';
 }
 
-/* Creates the store and its connection (which starts connecting on the
- * next loop iteration). Returns NULL on bad settings or out of memory. */
+/* Creates the store on store.address; see rl_store_redis_new_at. */
 rl_store_t *rl_store_redis_new(struct event_base *base,
                                const rl_conf_store_t *conf)
 {
+    SSL_CTX *tls_ctx = NULL;
+    rl_store_t *s;
+
+    if (rl_store_common_tls(conf, &tls_ctx) != RL_OK) {
+        return NULL;
+    }
+    s = rl_store_redis_new_at(base, conf, conf->host, conf->port, tls_ctx, NULL,
+                              NULL);
+    SSL_CTX_free(tls_ctx); /* the connection holds its own reference */
+    return s;
+}
+
+/* Creates the store and its connection to host:port (which starts
+ * connecting on the next loop iteration). Returns NULL on bad settings
+ * or out of memory. */
+rl_store_t *rl_store_redis_new_at(struct event_base *base,
+                                  const rl_conf_store_t *conf, const char *host,
+                                  int port, SSL_CTX *tls_ctx,
+                                  rl_store_redis_watch_fn *watch, void *arg)
+{
     store_redis_t *st = calloc(1, sizeof(*st));
     rl_redis_conn_opts_t opts;
-    SSL_CTX *tls_ctx = NULL;
 
     if (st == NULL) {
         return NULL;
@@ -540,21 +586,19 @@ rl_store_t *rl_store_redis_new(struct event_base *base,
     st->pub.ops = &store_redis_ops;
     st->pub.impl = st;
     rl_store_common_init(&st->sc);
-    if (strchr(conf->host, ':') != NULL) {
-        snprintf(st->name, sizeof(st->name), "[%s]:%d", conf->host, conf->port);
+    if (strchr(host, ':') != NULL) {
+        snprintf(st->name, sizeof(st->name), "[%s]:%d", host, port);
     } else {
-        snprintf(st->name, sizeof(st->name), "%s:%d", conf->host, conf->port);
+        snprintf(st->name, sizeof(st->name), "%s:%d", host, port);
     }
-    if (rl_store_common_tls(conf, &tls_ctx) != RL_OK) {
-        free(st);
-        return NULL;
-    }
-    rl_store_common_conn_opts(conf, conf->host, conf->port, tls_ctx, &opts);
+    st->watch = watch;
+    st->watch_arg = arg;
+    rl_store_common_conn_opts(conf, host, port, tls_ctx, &opts);
     opts.db = conf->db;
     opts.on_connect = store_redis_on_connect;
+    opts.on_disconnect = store_redis_lost;
     opts.hook_arg = st;
     st->conn = rl_redis_conn_new(base, &opts);
-    SSL_CTX_free(tls_ctx); /* the connection holds its own reference */
     st->flush = event_new(base, -1, 0, store_flush_cb, st);
     if (st->conn == NULL || st->flush == NULL) {
         if (st->conn != NULL) {

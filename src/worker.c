@@ -17,6 +17,7 @@
 #include "override.h"
 #include "server.h"
 #include "store_cluster.h"
+#include "sentinel.h"
 #include "store_redis.h"
 #include "util.h"
 
@@ -201,6 +202,23 @@ void rl_worker_access_log(rl_worker_t *w, const char *id, const char *policy,
     }
 }
 
+/* The worker's store for store.type and its topology (cluster,
+ * Sentinel, standalone); NULL on failure. Worker thread. */
+static rl_store_t *worker_store_new(rl_worker_t *w, rl_app_t *app,
+                                    const rl_conf_t *conf)
+{
+    if (conf->store.type == RL_STORE_MEMORY) {
+        return rl_store_mem_new(app->mem, NULL, NULL);
+    }
+    if (conf->store.cluster) {
+        return rl_store_cluster_new(w->base, &conf->store);
+    }
+    if (conf->store.sentinel != NULL) {
+        return rl_store_sentinel_new(w->base, &conf->store);
+    }
+    return rl_store_redis_new(w->base, &conf->store);
+}
+
 /* The worker's gRPC listener, when conf has a "grpc" section. 0 or -1. */
 static int worker_grpc_init(rl_worker_t *w, const rl_conf_t *conf)
 {
@@ -259,13 +277,7 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
     event_add(w->notify_ev, NULL);
     event_add(w->tick_ev, &tick);
 
-    if (conf->store.type == RL_STORE_MEMORY) {
-        w->store = rl_store_mem_new(app->mem, NULL, NULL);
-    } else if (conf->store.cluster) {
-        w->store = rl_store_cluster_new(w->base, &conf->store);
-    } else {
-        w->store = rl_store_redis_new(w->base, &conf->store);
-    }
+    w->store = worker_store_new(w, app, conf);
     w->topkeys = rl_topkeys_new();
     if (w->store == NULL || w->topkeys == NULL) {
         goto err;

@@ -5,7 +5,8 @@
 # Debian packages needed to build ratelimitd and run its tests.
 RL_PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
     libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libyaml-dev
-    libhiredis-dev libjansson-dev libssl-dev check redis-server python3 curl openssl)
+    libhiredis-dev libjansson-dev libssl-dev check redis-server python3 curl openssl
+    redis-sentinel)
 
 # Prints a progress line on stderr.
 rl_say() {

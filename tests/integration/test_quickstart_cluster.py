@@ -16,11 +16,12 @@ from harness import BINARY, ROOT, SLOW, check, eq, free_port
 SCRIPT = os.path.join(ROOT, "deploy", "quickstart.sh")
 
 
-def _free_run(n, bus=False):
+def _free_run(n, bus=False, pick=free_port):
     """A first port p with p .. p+n-1 all free (a few tries); with bus,
-    p+10000 .. p+10000+n-1 too (a Redis Cluster node's bus port)."""
+    p+10000 .. p+10000+n-1 too (a Redis Cluster node's bus port). pick()
+    proposes each p (default: a free ephemeral port)."""
     for _ in range(50):
-        base = free_port()
+        base = pick()
         if base + n + (10000 if bus else 0) > 65535:
             continue
         ports = list(range(base, base + n))

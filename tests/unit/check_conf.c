@@ -674,6 +674,24 @@ static const struct {
      "1}, "
      "\"policies\": []}",
      "store.db: must be 0 with \"cluster\": true (a cluster has one database)"},
+    {"{\"store\": {\"sentinel\": {\"master\": \"m\", \"nodes\": "
+     "[\"10.0.0.1:26379\", \"redis-1:26379\"]}}, \"policies\": []}",
+     "store.sentinel.nodes[1]: \"redis-1:26379\" must be a numeric IP address "
+     "or localhost"},
+    {"{\"store\": {\"sentinel\": {\"nodes\": [\"10.0.0.1:26379\"]}}, "
+     "\"policies\": []}",
+     "store.sentinel.master: is required"},
+    {"{\"store\": {\"sentinel\": {\"master\": \"m\", \"nodes\": "
+     "[\"10.0.0.1:26379\"], \"username\": \"u\"}}, \"policies\": []}",
+     "store.sentinel.username: needs store.sentinel.password"},
+    {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\"], "
+     "\"sentinel\": {\"master\": \"m\", \"nodes\": [\"10.0.0.1:26379\"]}}, "
+     "\"policies\": []}",
+     "store.sentinel: cannot be combined with \"cluster\": true"},
+    {"{\"store\": {\"address\": \"10.0.0.1:6379\", \"sentinel\": "
+     "{\"master\": \"m\", \"nodes\": [\"10.0.0.1:26379\"]}}, \"policies\": []}",
+     "store.address: not used with store.sentinel (the sentinels name the "
+     "master)"},
     /* store: tls */
     {"{\"store\": {\"tls\": true}, \"policies\": []}",
      "store.tls: must be an object"},
