@@ -16,7 +16,7 @@
 #include "redis_cmd.h"
 #include "redis_conn.h"
 #include "store.h"
-#include "store_common.h"
+#include "redis_exec.h"
 
 #define CL_MAX_REDIRECTS 16
 #define CL_REFRESH_MIN_US                                                      \
@@ -40,20 +40,15 @@ typedef struct cl_node {
 typedef enum { OP_FREE = 0, OP_WAIT, OP_INFLIGHT, OP_ORPHAN } cl_op_state_t;
 
 typedef struct cl_op {
-    struct cl_op *next_free;
-    struct cl_op *next_all; /* every context, for the final free */
+    rl_redis_exec_op_t x; /* the executor's part: command, callback */
     store_cluster_t *cl;
     cl_op_state_t state;
-    rl_redis_cmd_t cmd;
-    rl_store_cb *cb;
-    void *arg;
     struct event *timer; /* WAIT: next try; INFLIGHT after a retry: deadline */
     int slot;
     int64_t deadline_us; /* monotonic */
     int tries;           /* commands sent or attempted */
     int backoffs;
     int redirects;
-    int noscript_retried;
     int asking;           /* the command out went after ASKING */
     cl_node_t *sent_to;   /* INFLIGHT: the node it went to */
     const char *error;    /* what to report if the deadline passes now */
@@ -65,18 +60,15 @@ struct store_cluster {
     rl_store_t pub;
     struct event_base *base;
     const rl_conf_store_t *conf;
-    SSL_CTX *tls_ctx;     /* NULL: plain TCP */
-    rl_store_common_t sc; /* the script's SHA, warnings, closing */
+    rl_redis_exec_t ex; /* script, op pool, batches, TLS, warnings */
     cl_node_t
         *slots[RL_CLUSTER_SLOTS]; /* master of each slot, NULL: none known */
     int have_map;                 /* a CLUSTER SLOTS reply was applied */
     cl_node_t *nodes;             /* live, in order of discovery */
     cl_node_t *dead;              /* dropped, freed by gc_ev */
-    cl_op_t *free_ops;
-    cl_op_t *all_ops;
-    struct event *periodic_ev; /* refresh every refresh_interval_ms */
-    struct event *refresh_ev;  /* a refresh held back by the rate limit */
-    struct event *gc_ev;       /* frees the dead list */
+    struct event *periodic_ev;    /* refresh every refresh_interval_ms */
+    struct event *refresh_ev;     /* a refresh held back by the rate limit */
+    struct event *gc_ev;          /* frees the dead list */
     int refresh_inflight;
     int refresh_armed;  /* refresh_ev is pending */
     int refresh_wanted; /* wanted while no node was reachable */
