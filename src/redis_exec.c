@@ -657,8 +657,11 @@ void rl_redis_exec_start(rl_redis_exec_t *ex, const rl_store_op_t *op,
     rl_redis_conn_t *conn;
     const char *bad;
 
-    if (o == NULL) {
-        rl_store_fail(cb, arg, "out_of_memory");
+    if (ex->closing || o == NULL) {
+        if (o != NULL) {
+            rl_redis_exec_op_put(o);
+        }
+        rl_store_fail(cb, arg, ex->closing ? "disconnected" : "out_of_memory");
         return;
     }
     o->cb = cb;

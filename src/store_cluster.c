@@ -439,26 +439,35 @@ static const rl_redis_topo_t cl_topo = {
     .send = cl_op_send_alone,
 };
 
+/* Starts op: on its slot's master, or split per slot when its parts span
+ * slots (store_cluster_xm.c). */
+static void cl_start(store_cluster_t *cl, const rl_store_op_t *op,
+                     rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg)
+{
+    switch (rl_store_cluster_xm_wanted(op)) {
+    case 1: rl_store_cluster_xm_start(cl, op, kind, cb, arg); return;
+    case -1: rl_store_fail(cb, arg, "cross_slot"); return;
+    default: rl_redis_exec_start(&cl->ex, op, kind, cb, arg);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Store interface                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Decides op with one EVALSHA on the master of its slot. */
+/* Decides op with one EVALSHA on the master of its slot (or its share
+ * of a batch), or per slot when its parts span slots. */
 static void cl_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                       void *arg)
 {
-    store_cluster_t *cl = s->impl;
-
-    rl_redis_exec_start(&cl->ex, op, RL_REDIS_CMD_DECIDE, cb, arg);
+    cl_start(s->impl, op, RL_REDIS_CMD_DECIDE, cb, arg);
 }
 
-/* Deletes every state and block key of op (one slot, so one DEL). */
+/* Deletes every state and block key of op (one DEL per slot). */
 static void cl_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                      void *arg)
 {
-    store_cluster_t *cl = s->impl;
-
-    rl_redis_exec_start(&cl->ex, op, RL_REDIS_CMD_RESET, cb, arg);
+    cl_start(s->impl, op, RL_REDIS_CMD_RESET, cb, arg);
 }
 
 /* 1 when a map is known and every slot's master is connected. */

@@ -7,6 +7,8 @@
  *                        redirections and retries, the store interface
  *   store_cluster_map.c  the nodes and the slot map: CLUSTER SLOTS
  *                        refreshes, discovery, dropping gone nodes
+ *   store_cluster_xm.c   decisions whose parts span slots: per slot,
+ *                        reserve and refund
  * Worker thread only. */
 
 #include <stdint.h>
@@ -78,6 +80,20 @@ struct store_cluster {
     int nmasters; /* of the last map, to log changes */
     int nnodes;
 };
+
+/* store_cluster_xm.c */
+
+/* 0: op names one slot (the plain path); 1: its parts span slots, no
+ * penalties (rl_store_cluster_xm_start); -1: penalties with parts that
+ * span slots ("cross_slot"). */
+int rl_store_cluster_xm_wanted(const rl_store_op_t *op);
+
+/* Decides (or resets) an op whose parts span slots: per slot, in stages
+ * per master, reserving and refunding (see the .c). cb gets exactly one
+ * result; op may be freed once this returns. */
+void rl_store_cluster_xm_start(store_cluster_t *cl, const rl_store_op_t *op,
+                               rl_redis_cmd_kind_t kind, rl_store_cb *cb,
+                               void *arg);
 
 /* store_cluster_map.c */
 

@@ -63,6 +63,7 @@ struct fake_node {
     int evalsha;            /* EVALSHA received */
     int batches;            /* of which batches ("keys" .. "batch" count ..) */
     int batch_ops;          /* decisions in those batches */
+    char costs[8][16];      /* ARGV[1] of the first plain EVALSHAs */
     char batch_reply[8192]; /* the array answering the last batch */
     int evalsha_asking;     /* of which right after ASKING */
     int asking;
@@ -144,6 +145,12 @@ static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
     int count = batch_count(r);
     int i;
 
+    if (count == 0 && n->evalsha < 8 && r->elements > 3) {
+        int nk = atoi(r->element[2]->str);
+
+        snprintf(n->costs[n->evalsha], sizeof(n->costs[0]), "%s",
+                 r->element[3 + nk]->str);
+    }
     n->evalsha++;
     if (count > 0) {
         size_t used = (size_t)snprintf(n->batch_reply, sizeof(n->batch_reply),
@@ -486,12 +493,16 @@ START_TEST(test_routes_by_slot)
 }
 END_TEST
 
-/* A layered op whose parts share no slot fails alone with "cross_slot",
- * sending nothing (a loaded config never builds one: conf.c's rule). */
-START_TEST(test_layered_one_slot)
+#define DENY_REPLY                                                             \
+    "*7\r\n:1700000000000\r\n:0\r\n:0\r\n:0\r\n:30000\r\n:1000\r\n:0\r\n"
+
+/* A layered op of two parts, on node 0's and node 1's halves, started
+ * with cost (with pen, a penalty on node 0's part too); waits for its
+ * result. */
+static result_t cross_decide(rl_store_t *s, int64_t cost, int pen)
 {
-    rl_store_t *s = new_store(500, 60000, 0, 1);
     rl_store_part_t parts[2];
+    rl_store_penalty_t penalty;
     rl_store_op_t op;
     result_t r;
     char lo[64];
@@ -504,14 +515,85 @@ START_TEST(test_layered_one_slot)
     memset(&op, 0, sizeof(op));
     op.parts = parts;
     op.nparts = 2;
-    op.cost = 1;
+    op.cost = cost;
+    if (pen) {
+        memset(&penalty, 0, sizeof(penalty));
+        penalty.key = lo;
+        penalty.len = strlen(lo);
+        penalty.step.denials = 3;
+        penalty.step.within_ms = 60000;
+        penalty.step.block_ms = 60000;
+        op.penalties = &penalty;
+        op.npenalties = 1;
+    }
     memset(&r, 0, sizeof(r));
     rl_store_decide(s, &op, result_cb, &r);
     ck_assert_msg(run_until(pred_result, &r, 2000), "no result");
+    run_for(20);
     ck_assert_int_eq(r.calls, 1);
+    return r;
+}
+
+/* A layered op whose parts fall on two masters is decided per master:
+ * one reservation on each, in slot order, admitted when both admit,
+ * with each part's limit result in part order. A penalty beside parts
+ * that span slots stays "cross_slot", sending nothing (the config
+ * requires a shared hash_tag for penalties on a cluster). */
+START_TEST(test_layered_cross_master)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    result_t r = cross_decide(s, 1, 0);
+
+    ck_assert_int_eq(r.res.status, RL_OK);
+    ck_assert_int_eq(r.res.allowed, 1);
+    ck_assert_int_eq(r.res.limits[0].remaining, 9);
+    ck_assert_int_eq(r.res.limits[1].remaining, 9);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_str_eq(g_nodes[0].costs[0], "1");
+    ck_assert_str_eq(g_nodes[1].costs[0], "1");
+
+    r = cross_decide(s, 1, 1);
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "cross_slot");
-    ck_assert_int_eq(g_nodes[0].evalsha + g_nodes[1].evalsha, 0);
+    ck_assert_int_eq(g_nodes[0].evalsha + g_nodes[1].evalsha, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* The first master denies: the second is only peeked (cost 0), nothing
+ * is refunded, and the decision is denied with both parts' results. */
+START_TEST(test_cross_master_first_denies)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    result_t r;
+
+    queue(0, DENY_REPLY, 0, 0);
+    r = cross_decide(s, 1, 0);
+    ck_assert_int_eq(r.res.status, RL_OK);
+    ck_assert_int_eq(r.res.allowed, 0);
+    ck_assert_int_eq(r.res.limits[0].allowed, 0);
+    ck_assert_int_eq(r.res.limits[0].retry_after_ms, 1000);
+    ck_assert_int_eq(r.res.limits[1].remaining, 9);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_str_eq(g_nodes[1].costs[0], "0");
+    rl_store_free(s);
+}
+END_TEST
+
+/* A reservation that fails (a timeout) ends the decision with that
+ * error and the later master is not asked. */
+START_TEST(test_cross_master_failure)
+{
+    rl_store_t *s = new_store(100, 60000, 0, 1);
+    result_t r;
+
+    queue(0, NULL, 0, 0);
+    r = cross_decide(s, 1, 0);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "timeout");
+    ck_assert_int_eq(g_nodes[1].evalsha, 0);
     rl_store_free(s);
 }
 END_TEST
@@ -1137,7 +1219,9 @@ static Suite *store_cluster_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_routes_by_slot);
-    tcase_add_test(tc, test_layered_one_slot);
+    tcase_add_test(tc, test_layered_cross_master);
+    tcase_add_test(tc, test_cross_master_first_denies);
+    tcase_add_test(tc, test_cross_master_failure);
     tcase_add_test(tc, test_nodes_and_coverage);
     tcase_add_test(tc, test_moved_updates_map);
     tcase_add_test(tc, test_moved_to_new_node);
