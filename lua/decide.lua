@@ -20,8 +20,10 @@
 -- limits reported as a peek; (2) every limit is evaluated first and state
 -- is written only if all admit; (3) on a denial, each penalty whose mask
 -- holds a part with a denying limit counts one, and at `denials` blocks.
--- cost 0 is a peek and never writes. Time is Redis TIME, shared by every
--- replica.
+-- cost 0 is a peek and never writes. A negative cost is a refund: it
+-- gives |cost| back (never below empty), never denies, blocks or counts
+-- a penalty, and answers as an admit; a request may not mix spending and
+-- refunding parts. Time is Redis TIME, shared by every replica.
 --
 -- Each algorithm is a table of three steps, defined in its own file:
 -- load(key) -> state or nil (a fresh limit); decide(state, lim, now_us,
@@ -183,35 +185,63 @@ local function punish(pko, lims, res, pens, pres)
 end
 
 -- Parses a cost argument: a number, or a comma list of per-part costs.
--- Returns the cost (number or table) and whether any is above 0, or nil.
+-- Returns the cost (number or table), whether any is above 0, and
+-- whether any is below 0 (a refund); nil when it is not a cost, or when
+-- it mixes spending and refunding parts.
 local function parse_cost(arg)
     local one = tonumber(arg)
     if one then
-        if one < 0 then
-            return nil
-        end
-        return one, one > 0
+        return one, one > 0, one < 0
     end
-    local list, counts = {}, false
+    local list, counts, refund = {}, false, false
     for c in string.gmatch(arg or '', '[^,]+') do
         local v = tonumber(c)
-        if not v or v < 0 then
+        if not v then
             return nil
         end
         list[#list + 1] = v
         counts = counts or v > 0
+        refund = refund or v < 0
     end
-    if #list == 0 then
+    if #list == 0 or (counts and refund) then
         return nil
     end
-    return list, counts
+    return list, counts, refund
+end
+
+-- A refund (every cost <= 0, some < 0): gives |cost| back to each limit
+-- of a refunding part, never below empty, and peeks the others. Never
+-- denies, blocks or counts a penalty; answers as an admit.
+local function refund(ko, lims, costs)
+    local res = {}
+    for i = 1, #lims do
+        local lim = lims[i]
+        local cost = part_cost(costs, lim.part)
+        local algo = algos[lim.algo]
+        local key = KEYS[ko + 2 * i - 1]
+        local state = algo.load(key)
+        if cost < 0 then
+            local ttl
+            state, ttl = algo.refund(state, lim, now_us, now_ms, -cost)
+            if state == nil then
+                redis.call('DEL', key)
+            elseif ttl ~= nil then
+                algo.store(key, state, ttl)
+            end
+        end
+        local r = { ok = true, blocked = false, retry = 0 }
+        local _
+        _, r.remaining, r.reset = algo.decide(state, lim, now_us, now_ms, 0)
+        res[i] = r
+    end
+    return res
 end
 
 -- Decides the request whose keys follow KEYS[ko] and whose arguments
 -- follow ARGV[ao] (its n limits and m penalties were counted by the
 -- caller). Returns its reply, or nil and an error message.
 local function decide_one(ko, ao, n, m)
-    local cost, counts = parse_cost(ARGV[ao + 1])
+    local cost, counts, refunds = parse_cost(ARGV[ao + 1])
     if not cost then
         return nil, 'ERR ratelimitd: bad arguments'
     end
@@ -230,6 +260,8 @@ local function decide_one(ko, ao, n, m)
     local pres, blocked = {}, false
     for j = 1, m do
         pres[j] = { 0, 0 }
+    end
+    for j = 1, refunds and 0 or m do
         local until_ms = tonumber(redis.call('GET', KEYS[pko + 2 * j])) or 0
         if until_ms > now_ms then
             pres[j] = { 1, until_ms - now_ms }
@@ -238,7 +270,9 @@ local function decide_one(ko, ao, n, m)
     end
 
     local res, allowed
-    if blocked then
+    if refunds then
+        res, allowed = refund(ko, lims, cost), true
+    elseif blocked then
         res = evaluate(ko, lims, 0)
         allowed = false
     else

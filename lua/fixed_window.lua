@@ -24,6 +24,24 @@ local function fixed_window_decide(state_str, lim, now_us, now_ms, cost)
     return false, remaining, reset, reset, nil, 0
 end
 
+-- Gives back `amount` (> 0) in the current window only: count =
+-- max(count - amount, 0). Returns the new value and its ttl_ms, or nil
+-- when nothing is left to count (the key is then deleted).
+local function fixed_window_refund(state_str, lim, now_us, now_ms, amount)
+    local idx = math.floor(now_ms / lim.period)
+    local sidx, scount = string.match(state_str or '', '^(%-?%d+):(%d+)$')
+    if not sidx or tonumber(sidx) ~= idx then
+        return state_str, nil
+    end
+    local count = tonumber(scount) - amount
+    if count <= 0 then
+        return nil
+    end
+    return string.format('%.0f:%.0f', idx, count),
+        (idx + 1) * lim.period - now_ms
+end
+
 local fixed_window = {
-    load = window_load, decide = fixed_window_decide, store = window_store
+    load = window_load, decide = fixed_window_decide, store = window_store,
+    refund = fixed_window_refund
 }

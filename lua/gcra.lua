@@ -63,4 +63,22 @@ local function gcra_decide(tat, lim, now_us, now_ms, cost)
     return false, remaining, reset, retry, nil
 end
 
-local gcra = { load = gcra_load, decide = gcra_decide, store = gcra_store }
+-- Gives back `amount` (> 0) to the stored TAT (number or nil): TAT =
+-- max(TAT - amount*T, now). Returns the new TAT, or nil for a full bucket
+-- (the key is then deleted).
+local function gcra_refund(tat, lim, now_us, now_ms, amount)
+    if not tat then
+        return nil
+    end
+    local t = math.ceil(lim.period * 1000 / lim.requests)
+    tat = tat - amount * t
+    if tat <= now_us then
+        return nil
+    end
+    return tat, 0
+end
+
+local gcra = {
+    load = gcra_load, decide = gcra_decide, store = gcra_store,
+    refund = gcra_refund
+}

@@ -62,6 +62,22 @@ local function sliding_window_decide(state_str, lim, now_us, now_ms, cost)
     return false, remaining, reset, retry, nil, 0
 end
 
+-- Gives back `amount` (> 0) in the current window only: cur =
+-- max(cur - amount, 0), prev unchanged. Returns the new value and its
+-- ttl_ms (nil ttl: leave the key as it is).
+local function sliding_window_refund(state_str, lim, now_us, now_ms, amount)
+    local idx = math.floor(now_ms / lim.period)
+    local sidx, sprev, scur =
+        string.match(state_str or '', '^(%-?%d+):(%d+):(%d+)$')
+    if not sidx or tonumber(sidx) ~= idx then
+        return state_str, nil
+    end
+    local cur = math.max(tonumber(scur) - amount, 0)
+    return string.format('%.0f:%.0f:%.0f', idx, tonumber(sprev), cur),
+        (idx + 2) * lim.period - now_ms
+end
+
 local sliding_window = {
-    load = window_load, decide = sliding_window_decide, store = window_store
+    load = window_load, decide = sliding_window_decide, store = window_store,
+    refund = sliding_window_refund
 }

@@ -101,7 +101,9 @@ if [ -z "$LUA_FILES" ]; then
     exit 1
 fi
 # shellcheck disable=SC2086 # a list of file names
-SCRIPT=$(cd "$ROOT" && cat $LUA_FILES)
+SCRIPT=$(cd "$ROOT" && sh src/embed_lua.sh --lua $LUA_FILES)
+check "script starts with its shebang" "$(printf %s "$SCRIPT" | head -1)" \
+    "#!lua flags=allow-cross-slot-keys"
 SHA=$(rc SCRIPT LOAD "$SCRIPT")
 check_true "script loads" "$(printf %s "$SHA" | wc -c)" -eq 40
 
@@ -269,9 +271,31 @@ R=$(rc EVALSHA "$SHA" 4 'rl:{pc}a:f1h' 'rl:{pc}a:f1h:b' 'rl:{pc}b:f1h' 'rl:{pc}b
     3,0 2 0 1 10 3600000 10 0 1 1 5 3600000 5 0 2 | tr '\n' ' ')
 check "part costs: 7 and 5 remaining" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 9)" "1 7 5"
 check "part costs: the peek wrote nothing" "$(rc EXISTS 'rl:{pc}b:f1h')" "0"
-check_true "part costs: a negative cost refused" -n "$(rc EVALSHA "$SHA" 4 'rl:{pn}a:f1h' \
+check_true "part costs: spending and refunding in one request refused" -n "$(rc EVALSHA "$SHA" 4 'rl:{pn}a:f1h' \
     'rl:{pn}a:f1h:b' 'rl:{pn}b:f1h' 'rl:{pn}b:f1h:b' 1,-1 2 0 1 10 3600000 10 0 1 1 5 3600000 5 0 2 \
     2>&1 | grep 'bad arguments')"
+
+# Refunds (a negative cost): the state is what it was before the spend,
+# never below empty, and a refund admits even a denied or blocked limit.
+R=$(decide 'rl:{rf}' 3 f1h 1 10 3600000 0 0 s1h 2 10 3600000 0 0)
+R=$(decide 'rl:{rf}' -2 f1h 1 10 3600000 0 0 s1h 2 10 3600000 0 0)
+check "refund: window counts back to 1, admitted" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 9)" "1 9 9"
+check "refund: fixed value" "$(rc GET 'rl:{rf}:f1h' | cut -d: -f2)" "1"
+R=$(decide 'rl:{rf}' -5 f1h 1 10 3600000 0 0 s1h 2 10 3600000 0 0)
+check "refund: never below empty" "$(field "$R" 4) $(field "$R" 9)" "10 10"
+R=$(decide 'rl:{rg}' 4 g1h 0 10 3600000 10 0)
+TAT1=$(( $(rc PEXPIRETIME 'rl:{rg}:g1h') * 1000 - $(rc GET 'rl:{rg}:g1h') ))
+R=$(decide 'rl:{rg}' 1 g1h 0 10 3600000 10 0)
+R=$(decide 'rl:{rg}' -1 g1h 0 10 3600000 10 0)
+check "refund: gcra TAT restored exactly" \
+    "$(( $(rc PEXPIRETIME 'rl:{rg}:g1h') * 1000 - $(rc GET 'rl:{rg}:g1h') ))" "$TAT1"
+check "refund: gcra remaining" "$(field "$R" 2) $(field "$R" 4)" "1 6"
+R=$(decide 'rl:{rg}' -40 g1h 0 10 3600000 10 0)
+check "refund: gcra full again, key gone" "$(field "$R" 4) $(rc EXISTS 'rl:{rg}:g1h')" "10 0"
+R=$(decide 'rl:{rb}' 1 g1h 0 1 3600000 1 60000)
+R=$(decide 'rl:{rb}' 1 g1h 0 1 3600000 1 60000)
+R=$(decide 'rl:{rb}' -1 g1h 0 1 3600000 1 60000)
+check "refund: admitted while blocked, TAT given back" "$(field "$R" 2) $(field "$R" 4) $(field "$R" 6)" "1 1 0"
 
 echo "lua_check: $CHECKS checks, $FAILS failed"
 [ "$FAILS" -eq 0 ]
