@@ -582,6 +582,26 @@ START_TEST(test_cross_master_first_denies)
 }
 END_TEST
 
+/* The second master denies: the first one's reservation is refunded
+ * (cost -1), so the denial spends nothing. */
+START_TEST(test_cross_master_second_denies)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    result_t r;
+
+    queue(1, DENY_REPLY, 0, 0);
+    r = cross_decide(s, 1, 0);
+    ck_assert_int_eq(r.res.status, RL_OK);
+    ck_assert_int_eq(r.res.allowed, 0);
+    ck_assert_int_eq(r.res.limits[1].allowed, 0);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_str_eq(g_nodes[0].costs[0], "1");
+    ck_assert_str_eq(g_nodes[0].costs[1], "-1");
+    rl_store_free(s);
+}
+END_TEST
+
 /* A reservation that fails (a timeout) ends the decision with that
  * error and the later master is not asked. */
 START_TEST(test_cross_master_failure)
@@ -1221,6 +1241,7 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_routes_by_slot);
     tcase_add_test(tc, test_layered_cross_master);
     tcase_add_test(tc, test_cross_master_first_denies);
+    tcase_add_test(tc, test_cross_master_second_denies);
     tcase_add_test(tc, test_cross_master_failure);
     tcase_add_test(tc, test_nodes_and_coverage);
     tcase_add_test(tc, test_moved_updates_map);
