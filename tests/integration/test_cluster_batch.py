@@ -26,17 +26,6 @@ def _evalsha_calls(c):
     return total
 
 
-def _admitted_by_tenant(results, what):
-    """Admitted verdicts per (path, tenant); every reply a store verdict."""
-    admitted = collections.Counter()
-    for _, _, status, js, body in results:
-        eq(status, 200, "%s: HTTP status (%r)" % (what, js))
-        eq(js["degraded"], False, "%s: degraded (%r)" % (what, js))
-        if js["allowed"]:
-            admitted[(body["path"], body["tenant"])] += 1
-    return admitted
-
-
 def test_cluster_batch_one_call_per_master():
     """48 clients on one process with one worker: 4,000 requests over 40
     keys on all three masters (100 each, limit 60 per hour) admit exactly
@@ -105,7 +94,7 @@ def test_cluster_batch_meets_reshard():
               "requests per key (%r)" % sent.most_common(3))
         eq(moved, 1, "keys migrated")
         check(c.master_of_slot(slot) is target, "the slot lives on the target")
-        admitted = _admitted_by_tenant(results, "reshard")
+        admitted = _admitted(results, "reshard", key=lambda b: (b["path"], b["tenant"]))
         eq(admitted[("/x", "h")], 1000, "hot key admitted across the move")
         eq(sorted(admitted[("/n", t)] for t in nbs), [30] * 20, "admitted per neighbour")
         src, dst = errorstats(source), errorstats(target)

@@ -561,44 +561,44 @@ START_TEST(test_layered_cross_master)
 }
 END_TEST
 
-/* The first master denies: the second is only peeked (cost 0), nothing
- * is refunded, and the decision is denied with both parts' results. */
-START_TEST(test_cross_master_first_denies)
+/* One master denies. The first (node 0, the lower slot): the second is
+ * only peeked (cost 0) and nothing is refunded. The second: the first
+ * one's reservation is refunded (cost -1). Either way the decision is
+ * denied with both parts' results and spends nothing. */
+START_TEST(test_cross_master_denies)
 {
-    rl_store_t *s = new_store(500, 60000, 0, 1);
-    result_t r;
+    static const struct {
+        int denier;
+        int calls[2];
+        const char *costs[2][2];
+    } cases[] = {
+        {0, {1, 1}, {{"1", ""}, {"0", ""}}},
+        {1, {2, 1}, {{"1", "-1"}, {"1", ""}}},
+    };
+    size_t k;
+    int i;
 
-    queue(0, DENY_REPLY, 0, 0);
-    r = cross_decide(s, 1, 0);
-    ck_assert_int_eq(r.res.status, RL_OK);
-    ck_assert_int_eq(r.res.allowed, 0);
-    ck_assert_int_eq(r.res.limits[0].allowed, 0);
-    ck_assert_int_eq(r.res.limits[0].retry_after_ms, 1000);
-    ck_assert_int_eq(r.res.limits[1].remaining, 9);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
-    ck_assert_str_eq(g_nodes[1].costs[0], "0");
-    rl_store_free(s);
-}
-END_TEST
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        rl_store_t *s = new_store(500, 60000, 0, 1);
+        result_t r;
 
-/* The second master denies: the first one's reservation is refunded
- * (cost -1), so the denial spends nothing. */
-START_TEST(test_cross_master_second_denies)
-{
-    rl_store_t *s = new_store(500, 60000, 0, 1);
-    result_t r;
-
-    queue(1, DENY_REPLY, 0, 0);
-    r = cross_decide(s, 1, 0);
-    ck_assert_int_eq(r.res.status, RL_OK);
-    ck_assert_int_eq(r.res.allowed, 0);
-    ck_assert_int_eq(r.res.limits[1].allowed, 0);
-    ck_assert_int_eq(g_nodes[0].evalsha, 2);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
-    ck_assert_str_eq(g_nodes[0].costs[0], "1");
-    ck_assert_str_eq(g_nodes[0].costs[1], "-1");
-    rl_store_free(s);
+        memset(g_nodes[0].costs, 0, sizeof(g_nodes[0].costs));
+        memset(g_nodes[1].costs, 0, sizeof(g_nodes[1].costs));
+        g_nodes[0].evalsha = g_nodes[1].evalsha = 0;
+        queue(cases[k].denier, DENY_REPLY, 0, 0);
+        r = cross_decide(s, 1, 0);
+        ck_assert_int_eq(r.res.status, RL_OK);
+        ck_assert_int_eq(r.res.allowed, 0);
+        ck_assert_int_eq(r.res.limits[cases[k].denier].allowed, 0);
+        ck_assert_int_eq(r.res.limits[cases[k].denier].retry_after_ms, 1000);
+        ck_assert_int_eq(r.res.limits[1 - cases[k].denier].allowed, 1);
+        for (i = 0; i < 2; i++) {
+            ck_assert_int_eq(g_nodes[i].evalsha, cases[k].calls[i]);
+            ck_assert_str_eq(g_nodes[i].costs[0], cases[k].costs[i][0]);
+            ck_assert_str_eq(g_nodes[i].costs[1], cases[k].costs[i][1]);
+        }
+        rl_store_free(s);
+    }
 }
 END_TEST
 
@@ -1240,8 +1240,7 @@ static Suite *store_cluster_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_routes_by_slot);
     tcase_add_test(tc, test_layered_cross_master);
-    tcase_add_test(tc, test_cross_master_first_denies);
-    tcase_add_test(tc, test_cross_master_second_denies);
+    tcase_add_test(tc, test_cross_master_denies);
     tcase_add_test(tc, test_cross_master_failure);
     tcase_add_test(tc, test_nodes_and_coverage);
     tcase_add_test(tc, test_moved_updates_map);
