@@ -317,9 +317,6 @@ static void exec_single_send(rl_redis_exec_op_t *o, rl_redis_conn_t *conn)
         return;
     }
     o->conn = conn;
-    if (o->cmd.kind == RL_REDIS_CMD_DECIDE) {
-        o->ex->script_calls++;
-    }
     rl_redis_conn_command(conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
                           exec_single_reply, o);
 }
@@ -439,7 +436,6 @@ static void exec_batch_fall_back(exec_batch_t *b)
     rl_redis_exec_t *ex = b->ex;
     int i;
 
-    ex->batch_retries++;
     for (i = 0; i < b->nops; i++) {
         exec_send_one(ex, b->ops[i], 1);
     }
@@ -463,7 +459,6 @@ static void exec_batch_reply(void *arg, redisReply *reply, const char *err)
             strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             b->retried = 1;
             rl_redis_exec_load_script(ex, b->conn);
-            ex->script_calls++;
             rl_redis_conn_command(b->conn, b->argc, b->argv, b->argvlen,
                                   exec_batch_reply, b);
             return;
@@ -580,8 +575,6 @@ static void exec_batch_send(rl_redis_exec_t *ex, exec_batch_t *b)
         exec_batch_finish(b, NULL, "out_of_memory");
         return;
     }
-    ex->script_calls++;
-    ex->batches++;
     rl_redis_conn_command(b->conn, b->argc, b->argv, b->argvlen,
                           exec_batch_reply, b);
 }

@@ -96,10 +96,7 @@ struct rl_redis_exec {
     struct exec_batch *open; /* batches of this loop pass, one per conn */
     struct exec_batch *free_batches;
     int nfree_batches;
-    struct event *flush;    /* sends the open batches, end of the pass */
-    uint64_t script_calls;  /* EVALSHA sent (batches count once) */
-    uint64_t batches;       /* of which batches */
-    uint64_t batch_retries; /* batches that fell back one by one */
+    struct event *flush; /* sends the open batches, end of the pass */
 };
 
 /* Sets ex up for conf (the script's SHA, store.tls's context, the flush

@@ -168,9 +168,6 @@ static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
         rl_redis_conn_command(n->conn, 1, (const char **)asking_argv,
                               asking_len, NULL, NULL);
     }
-    if (o->x.cmd.kind == RL_REDIS_CMD_DECIDE) {
-        o->cl->ex.script_calls++;
-    }
     o->state = OP_INFLIGHT;
     o->sent_to = n;
     o->asking = asking;
