@@ -646,15 +646,17 @@ static int exec_batch_add(rl_redis_exec_t *ex, rl_redis_conn_t *conn,
 void rl_redis_exec_start(rl_redis_exec_t *ex, const rl_store_op_t *op,
                          rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg)
 {
-    rl_redis_exec_op_t *o = exec_op_get(ex);
+    rl_redis_exec_op_t *o;
     rl_redis_conn_t *conn;
     const char *bad;
 
-    if (ex->closing || o == NULL) {
-        if (o != NULL) {
-            rl_redis_exec_op_put(o);
-        }
-        rl_store_fail(cb, arg, ex->closing ? "disconnected" : "out_of_memory");
+    if (ex->closing) {
+        rl_store_fail(cb, arg, "disconnected");
+        return;
+    }
+    o = exec_op_get(ex);
+    if (o == NULL) {
+        rl_store_fail(cb, arg, "out_of_memory");
         return;
     }
     o->cb = cb;

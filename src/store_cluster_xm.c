@@ -281,11 +281,20 @@ static int xm_every(const xm_t *x, const xm_sub_t *sub)
     return 1;
 }
 
-/* Sub-ops to refund: admitted ones. */
+/* Sub-ops to refund: admitted ones with a part that spent. */
 static int xm_admitted(const xm_t *x, const xm_sub_t *sub)
 {
-    (void)x;
-    return sub->state == XM_ADMITTED;
+    int k;
+
+    if (sub->state != XM_ADMITTED) {
+        return 0;
+    }
+    for (k = 0; k < sub->nparts; k++) {
+        if (x->parts[sub->part[k]].cost > 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Sub-ops not reached: peeked after a denial. */
