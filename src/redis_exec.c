@@ -156,32 +156,32 @@ int rl_redis_exec_timeout_ms(const rl_conf_store_t *conf)
 }
 
 /* Connection options from store.* (see redis_exec.h). */
-void rl_redis_exec_conn_opts(const rl_redis_exec_t *ex, const char *host,
-                             int port, rl_redis_conn_opts_t *opts)
+void rl_redis_exec_conn_opts(const rl_conf_store_t *conf, const char *host,
+                             int port, SSL_CTX *tls_ctx,
+                             rl_redis_conn_opts_t *opts)
 {
-    const rl_conf_store_t *conf = ex->conf;
-
     memset(opts, 0, sizeof(*opts));
     opts->host = host;
     opts->port = port;
     opts->timeout_ms = rl_redis_exec_timeout_ms(conf);
     opts->username = conf->username;
     opts->password = conf->password;
-    opts->tls_ctx = ex->tls_ctx;
+    opts->tls_ctx = tls_ctx;
     opts->tls_server_name = conf->tls != NULL ? conf->tls->server_name : NULL;
 }
 
-/* The TLS context of store.tls into ex, logged on failure. */
-static int exec_tls(rl_redis_exec_t *ex)
+/* The TLS context of store.tls, logged on failure. */
+int rl_redis_exec_tls(const rl_conf_store_t *conf, SSL_CTX **ctx)
 {
     char err[256];
     const char *field;
 
-    if (ex->conf->tls == NULL) {
+    *ctx = NULL;
+    if (conf->tls == NULL) {
         return RL_OK;
     }
-    ex->tls_ctx = rl_redis_tls_ctx_new(ex->conf->tls, &field, err, sizeof(err));
-    if (ex->tls_ctx == NULL) {
+    *ctx = rl_redis_tls_ctx_new(conf->tls, &field, err, sizeof(err));
+    if (*ctx == NULL) {
         rl_log_kv(RL_LOG_ERROR, "redis TLS set-up failed", "field",
                   field != NULL ? field : "tls", "error", err,
                   (const char *)NULL);
@@ -308,6 +308,14 @@ void rl_redis_exec_each_op(rl_redis_exec_t *ex,
 /* One op alone                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Tells the topology of an error reply (see rl_redis_topo_t). */
+static void exec_tell_error(rl_redis_exec_t *ex, const char *err)
+{
+    if (ex->topo->error_reply != NULL && !ex->closing) {
+        ex->topo->error_reply(ex->topo_arg, err);
+    }
+}
+
 /* Sends o alone on conn (the executor's own way, without a topology
  * send()). */
 static void exec_single_send(rl_redis_exec_op_t *o, rl_redis_conn_t *conn)
@@ -336,6 +344,7 @@ static void exec_single_reply(void *arg, redisReply *reply, const char *err)
         rl_redis_exec_op_reply(o, reply);
         return;
     }
+    exec_tell_error(ex, reply->str);
     if (o->cmd.kind == RL_REDIS_CMD_DECIDE && !o->noscript_retried &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         o->noscript_retried = 1;
@@ -455,6 +464,7 @@ static void exec_batch_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
+        exec_tell_error(ex, reply->str);
         if (!b->retried && !ex->closing &&
             strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             b->retried = 1;
@@ -688,7 +698,7 @@ void rl_redis_exec_start(rl_redis_exec_t *ex, const rl_store_op_t *op,
 /* Sets ex up (see redis_exec.h). */
 int rl_redis_exec_init(rl_redis_exec_t *ex, struct event_base *base,
                        const rl_conf_store_t *conf, const rl_redis_topo_t *topo,
-                       void *topo_arg, int cross_slot)
+                       void *topo_arg, int cross_slot, SSL_CTX *tls_ctx)
 {
     memset(ex, 0, sizeof(*ex));
     ex->base = base;
@@ -697,8 +707,9 @@ int rl_redis_exec_init(rl_redis_exec_t *ex, struct event_base *base,
     ex->topo_arg = topo_arg;
     ex->cross_slot = cross_slot;
     rl_redis_exec_script_sha(ex->sha);
-    if (exec_tls(ex) != RL_OK) {
-        return RL_ERR;
+    if (tls_ctx != NULL) {
+        SSL_CTX_up_ref(tls_ctx);
+        ex->tls_ctx = tls_ctx;
     }
     ex->flush = event_new(base, -1, 0, exec_flush_cb, ex);
     return ex->flush != NULL ? RL_OK : RL_ERR;

@@ -21,7 +21,7 @@
  *    "batch" form); a lone decision goes as the plain call;
  *  - deadlines (store.timeout_ms, 50 ms when unset), error strings and
  *    the warnings logged at most once a second;
- *  - the connection settings (AUTH, TLS with its context) of store.*.
+ *  - the connection settings (AUTH, TLS) of store.*.
  *
  * A topology only says which connection an op goes to (route), and may
  * send an op alone its own way (send: the cluster's redirections). The
@@ -78,6 +78,9 @@ typedef struct rl_redis_topo {
     const char *(*prepare)(void *arg, rl_redis_exec_op_t *o);
     rl_redis_conn_t *(*route)(void *arg, rl_redis_exec_op_t *o);
     void (*send)(void *arg, rl_redis_exec_op_t *o, int retry);
+    /* Told of every error reply the executor handles (Sentinel: READONLY
+     * means the master moved); may be NULL. Must not free the store. */
+    void (*error_reply)(void *arg, const char *err);
 } rl_redis_topo_t;
 
 struct rl_redis_exec {
@@ -89,7 +92,7 @@ struct rl_redis_exec {
     char sha[41];         /* of the decision script */
     int64_t last_warn_us; /* monotonic, of the last warning logged */
     int closing;          /* being freed: replies are ignored */
-    SSL_CTX *tls_ctx;     /* store.tls; NULL: plain TCP */
+    SSL_CTX *tls_ctx;     /* referenced; NULL: plain TCP */
     rl_redis_exec_op_t *free_ops;
     int nfree_ops;
     rl_redis_exec_op_t *all_ops;
@@ -99,18 +102,19 @@ struct rl_redis_exec {
     struct event *flush; /* sends the open batches, end of the pass */
 };
 
-/* Sets ex up for conf (the script's SHA, store.tls's context, the flush
- * event). RL_OK, or RL_ERR after logging (TLS) or out of memory; on
- * RL_ERR rl_redis_exec_free still frees what was made. */
+/* Sets ex up for conf (the script's SHA, the flush event); tls_ctx
+ * (NULL: plain TCP) is referenced for every connection, not taken.
+ * RL_OK, or RL_ERR (out of memory); on RL_ERR rl_redis_exec_free still
+ * frees what was made. */
 int rl_redis_exec_init(rl_redis_exec_t *ex, struct event_base *base,
                        const rl_conf_store_t *conf, const rl_redis_topo_t *topo,
-                       void *topo_arg, int cross_slot);
+                       void *topo_arg, int cross_slot, SSL_CTX *tls_ctx);
 
 /* Marks ex closing and ends the decisions not sent yet with
  * "disconnected" (call before freeing the connections). */
 void rl_redis_exec_close(rl_redis_exec_t *ex);
 
-/* Frees the pool, the batches, the event and the TLS context (after
+/* Frees the pool, the batches, the event and its TLS reference (after
  * every connection was freed). */
 void rl_redis_exec_free(rl_redis_exec_t *ex);
 
@@ -163,10 +167,16 @@ int rl_redis_exec_not_run(const char *err, size_t len);
 int rl_redis_exec_timeout_ms(const rl_conf_store_t *conf);
 
 /* Connection options for host:port from store.* (deadline, AUTH, TLS
- * with store.tls.server_name); hooks and db left zero. The strings are
- * borrowed from conf and host. */
-void rl_redis_exec_conn_opts(const rl_redis_exec_t *ex, const char *host,
-                             int port, rl_redis_conn_opts_t *opts);
+ * through tls_ctx with store.tls.server_name); hooks and db left zero.
+ * The strings are borrowed from conf and host. */
+void rl_redis_exec_conn_opts(const rl_conf_store_t *conf, const char *host,
+                             int port, SSL_CTX *tls_ctx,
+                             rl_redis_conn_opts_t *opts);
+
+/* The client TLS context for store.tls into *ctx (NULL without TLS; the
+ * caller frees it with SSL_CTX_free). RL_OK, or RL_ERR after logging
+ * the field and the reason. Worker thread or start-up. */
+int rl_redis_exec_tls(const rl_conf_store_t *conf, SSL_CTX **ctx);
 
 /* The SHA1 of the decision script, lower-case hex. Any thread. */
 void rl_redis_exec_script_sha(char out[41]);

@@ -564,6 +564,7 @@ rl_store_t *rl_store_cluster_new(struct event_base *base,
                                  const rl_conf_store_t *conf)
 {
     store_cluster_t *cl = calloc(1, sizeof(*cl));
+    SSL_CTX *tls_ctx = NULL;
 
     if (cl == NULL) {
         return NULL;
@@ -572,10 +573,14 @@ rl_store_t *rl_store_cluster_new(struct event_base *base,
     cl->pub.impl = cl;
     cl->base = base;
     cl->conf = conf;
-    if (rl_redis_exec_init(&cl->ex, base, conf, &cl_topo, cl, 1) != RL_OK ||
+    if (rl_redis_exec_tls(conf, &tls_ctx) != RL_OK ||
+        rl_redis_exec_init(&cl->ex, base, conf, &cl_topo, cl, 1, tls_ctx) !=
+            RL_OK ||
         rl_store_cluster_map_init(cl) != RL_OK) {
+        SSL_CTX_free(tls_ctx);
         cl_free(&cl->pub);
         return NULL;
     }
+    SSL_CTX_free(tls_ctx); /* the executor holds its own reference */
     return &cl->pub;
 }

@@ -72,7 +72,7 @@ static cl_node_t *cl_node_add(store_cluster_t *cl, const rl_cluster_addr_t *a,
     n->addr = *a;
     n->seed = seed;
     rl_cluster_addr_name(a, n->name, sizeof(n->name));
-    rl_redis_exec_conn_opts(&cl->ex, a->host, a->port, &opts);
+    rl_redis_exec_conn_opts(cl->conf, a->host, a->port, cl->ex.tls_ctx, &opts);
     opts.on_connect = cl_node_connected;
     opts.on_disconnect = cl_node_disconnected;
     opts.hook_arg = n;

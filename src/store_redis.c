@@ -26,6 +26,8 @@ typedef struct store_redis {
     rl_redis_conn_t *conn;
     char name[RL_CLUSTER_NAME_MAX]; /* "host:port", for /ready */
     rl_redis_exec_t ex;
+    rl_store_redis_watch_fn *watch; /* Sentinel hook; NULL without */
+    void *watch_arg;
 } store_redis_t;
 
 /* ------------------------------------------------------------------ */
@@ -41,9 +43,32 @@ static rl_redis_conn_t *store_redis_route(void *arg, rl_redis_exec_op_t *o)
     return st->conn;
 }
 
+/* An error reply: READONLY tells the watcher (the node is no longer the
+ * master; store_sentinel.c). */
+static void store_redis_error_reply(void *arg, const char *err)
+{
+    store_redis_t *st = arg;
+
+    if (st->watch != NULL && strncmp(err, "READONLY", 8) == 0) {
+        st->watch(st->watch_arg);
+    }
+}
+
+/* on_disconnect hook: tells the watcher. */
+static void store_redis_lost(void *arg, rl_redis_conn_t *c)
+{
+    store_redis_t *st = arg;
+
+    (void)c;
+    if (st->watch != NULL) {
+        st->watch(st->watch_arg);
+    }
+}
+
 static const rl_redis_topo_t store_redis_topo = {
     .op_size = sizeof(rl_redis_exec_op_t),
     .route = store_redis_route,
+    .error_reply = store_redis_error_reply,
 };
 
 /* ------------------------------------------------------------------ */
@@ -131,10 +156,29 @@ void rl_store_redis_script_sha(char out[41])
     rl_redis_exec_script_sha(out);
 }
 
-/* Creates the store and its connection (which starts connecting on the
- * next loop iteration). Returns NULL on bad settings or out of memory. */
+/* Creates the store on store.address; see rl_store_redis_new_at. */
 rl_store_t *rl_store_redis_new(struct event_base *base,
                                const rl_conf_store_t *conf)
+{
+    SSL_CTX *tls_ctx = NULL;
+    rl_store_t *s;
+
+    if (rl_redis_exec_tls(conf, &tls_ctx) != RL_OK) {
+        return NULL;
+    }
+    s = rl_store_redis_new_at(base, conf, conf->host, conf->port, tls_ctx, NULL,
+                              NULL);
+    SSL_CTX_free(tls_ctx); /* the executor holds its own reference */
+    return s;
+}
+
+/* Creates the store and its connection to host:port (which starts
+ * connecting on the next loop iteration). Returns NULL on bad settings
+ * or out of memory. */
+rl_store_t *rl_store_redis_new_at(struct event_base *base,
+                                  const rl_conf_store_t *conf, const char *host,
+                                  int port, SSL_CTX *tls_ctx,
+                                  rl_store_redis_watch_fn *watch, void *arg)
 {
     store_redis_t *st = calloc(1, sizeof(*st));
     rl_redis_conn_opts_t opts;
@@ -144,20 +188,23 @@ rl_store_t *rl_store_redis_new(struct event_base *base,
     }
     st->pub.ops = &store_redis_ops;
     st->pub.impl = st;
-    if (strchr(conf->host, ':') != NULL) {
-        snprintf(st->name, sizeof(st->name), "[%s]:%d", conf->host, conf->port);
+    st->watch = watch;
+    st->watch_arg = arg;
+    if (strchr(host, ':') != NULL) {
+        snprintf(st->name, sizeof(st->name), "[%s]:%d", host, port);
     } else {
-        snprintf(st->name, sizeof(st->name), "%s:%d", conf->host, conf->port);
+        snprintf(st->name, sizeof(st->name), "%s:%d", host, port);
     }
-    if (rl_redis_exec_init(&st->ex, base, conf, &store_redis_topo, st, 0) !=
-        RL_OK) {
+    if (rl_redis_exec_init(&st->ex, base, conf, &store_redis_topo, st, 0,
+                           tls_ctx) != RL_OK) {
         rl_redis_exec_free(&st->ex);
         free(st);
         return NULL;
     }
-    rl_redis_exec_conn_opts(&st->ex, conf->host, conf->port, &opts);
+    rl_redis_exec_conn_opts(conf, host, port, tls_ctx, &opts);
     opts.db = conf->db;
     opts.on_connect = store_redis_on_connect;
+    opts.on_disconnect = store_redis_lost;
     opts.hook_arg = st;
     st->conn = rl_redis_conn_new(base, &opts);
     if (st->conn == NULL) {
