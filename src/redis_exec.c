@@ -605,6 +605,26 @@ void rl_redis_exec_flush_conn(rl_redis_exec_t *ex, rl_redis_conn_t *conn)
     }
 }
 
+/* Takes back the open batch of conn unsent (see redis_exec.h). */
+void rl_redis_exec_forget_conn(rl_redis_exec_t *ex, rl_redis_conn_t *conn)
+{
+    exec_batch_t **pb;
+
+    for (pb = &ex->open; *pb != NULL; pb = &(*pb)->next) {
+        exec_batch_t *b = *pb;
+
+        if (b->conn == conn) {
+            *pb = b->next;
+            if (ex->topo->send != NULL && !ex->closing) {
+                exec_batch_fall_back(b);
+            } else {
+                exec_batch_finish(b, NULL, "disconnected");
+            }
+            return;
+        }
+    }
+}
+
 /* The flush event: sends every batch opened in this loop pass. */
 static void exec_flush_cb(evutil_socket_t fd, short what, void *arg)
 {

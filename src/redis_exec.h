@@ -124,9 +124,14 @@ void rl_redis_exec_free(rl_redis_exec_t *ex);
 void rl_redis_exec_start(rl_redis_exec_t *ex, const rl_store_op_t *op,
                          rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg);
 
-/* Sends the open batch of conn now (before conn is freed, or to keep the
- * order of a command sent alone behind it). */
+/* Sends the open batch of conn now (to keep the order of a command sent
+ * alone behind it). */
 void rl_redis_exec_flush_conn(rl_redis_exec_t *ex, rl_redis_conn_t *conn);
+
+/* Takes back the open batch of conn, unsent, before conn is freed: its
+ * decisions go alone the topology's way (they never left), or end
+ * "disconnected" without a send(). */
+void rl_redis_exec_forget_conn(rl_redis_exec_t *ex, rl_redis_conn_t *conn);
 
 /* Returns o to the pool (its command's buffers are kept). */
 void rl_redis_exec_op_put(rl_redis_exec_op_t *o);

@@ -99,7 +99,7 @@ cl_node_t *rl_store_cluster_node_get(store_cluster_t *cl,
 /* Frees n and its connection; pending commands end with "disconnected". */
 static void cl_node_free(cl_node_t *n)
 {
-    rl_redis_exec_flush_conn(&n->cl->ex, n->conn);
+    rl_redis_exec_forget_conn(&n->cl->ex, n->conn);
     rl_redis_conn_free(n->conn);
     free(n);
 }
