@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "decide.h"
 #include "log.h"
+#include "reload.h"
 #include "request.h"
 #include "server.h"
 #include "util.h"
@@ -225,6 +226,7 @@ static json_t *admin_policy(const rl_policy_t *p)
 
 void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
 {
+    rl_reload_result_t last;
     json_t *arr;
     json_t *obj;
     int i;
@@ -236,8 +238,11 @@ void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
     for (i = 0; i < w->conf->npolicies; i++) {
         json_array_append_new(arr, admin_policy(&w->conf->policies[i]));
     }
-    obj =
-        json_pack("{s:s, s:I, s:o}", "config_hash", w->conf->hash, "generation",
-                  (json_int_t)w->conf->generation, "policies", arr);
+    rl_reload_last(&last);
+    obj = json_pack("{s:s, s:I, s:o, s:{s:I, s:b, s:o}}", "config_hash",
+                    w->conf->hash, "generation",
+                    (json_int_t)w->conf->generation, "policies", arr, "reload",
+                    "at", (json_int_t)(last.at_ms / 1000), "ok", last.ok,
+                    "error", last.ok ? json_null() : json_string(last.error));
     rl_api_reply_json(req, 200, obj, NULL, NULL, 0);
 }

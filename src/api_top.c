@@ -139,8 +139,8 @@ static json_t *top_body(rl_worker_t *w, const rl_policy_t *p, int window_min,
         return NULL;
     }
     for (i = 0; i < w->app->nworkers; i++) {
-        nrows = rl_topkeys_read(w->app->workers[i].topkeys, p->name, window_min,
-                                now, rows, nrows, max);
+        nrows = rl_topkeys_read(w->app->workers[i].topkeys, p->stats_slot,
+                                window_min, now, rows, nrows, max);
     }
     rl_topkeys_sort(rows, nrows);
     keys = json_array();
@@ -154,8 +154,9 @@ static json_t *top_body(rl_worker_t *w, const rl_policy_t *p, int window_min,
                             rows[i].blocked));
     }
     free(rows);
-    obj = json_pack("{s:s, s:i, s:o}", "policy", p->name, "window_s",
-                    window_min * 60, "keys", keys);
+    obj = json_pack("{s:s, s:i, s:o, s:b}", "policy", p->name, "window_s",
+                    window_min * 60, "keys", keys, "enabled",
+                    w->conf->ops.top_keys);
     return obj;
 }
 

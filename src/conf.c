@@ -123,7 +123,7 @@ static const conf_field_t admin_fields[] = {
 static const conf_table_t admin_table = {admin_fields, CONF_NELEM(admin_fields),
                                          conf_admin_check};
 
-/* "access_log" and "deny_cache": both fill conf->ops. */
+/* "access_log", "deny_cache" and "top_keys": they fill conf->ops. */
 static const conf_field_t access_log_fields[] = {
     {"sample", conf_fraction, offsetof(rl_conf_ops_t, access_log_sample), 0,
      NULL, NULL, NULL},
@@ -139,6 +139,14 @@ static const conf_field_t deny_cache_fields[] = {
 };
 static const conf_table_t deny_cache_table = {
     deny_cache_fields, CONF_NELEM(deny_cache_fields), NULL};
+
+/* "top_keys": the top limited keys summary (topkeys.h) on or off. */
+static const conf_field_t top_keys_fields[] = {
+    {"enabled", conf_bool, offsetof(rl_conf_ops_t, top_keys), 0, NULL, "true",
+     NULL},
+};
+static const conf_table_t top_keys_table = {top_keys_fields,
+                                            CONF_NELEM(top_keys_fields), NULL};
 
 /* A header name, or JSON null for "not from a header" (*dst NULL). */
 static int conf_header_or_null(conf_ctx_t *c, const char *path, json_t *v,
@@ -283,6 +291,8 @@ static const conf_field_t top_fields[] = {
      NULL, NULL},
     {"deny_cache", conf_sub, offsetof(rl_conf_t, ops), 0, &deny_cache_table,
      NULL, NULL},
+    {"top_keys", conf_sub, offsetof(rl_conf_t, ops), 0, &top_keys_table, NULL,
+     NULL},
     {"forward_auth", conf_sub, offsetof(rl_conf_t, forward_auth), 0,
      &forward_auth_table, NULL, NULL},
     {"paths", conf_sub, offsetof(rl_conf_t, paths), 0, &paths_table, NULL,

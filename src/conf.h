@@ -107,11 +107,12 @@ typedef struct rl_conf_admin {
     char *key_sha256; /* 64 lower-case hex digits: SHA-256 of the bearer key */
 } rl_conf_admin_t;
 
-/* "access_log" and "deny_cache" (see docs/operations.md). */
+/* "access_log", "deny_cache" and "top_keys" (see docs/operations.md). */
 typedef struct rl_conf_ops {
     double access_log_sample;      /* 0..1, default 0: no access log */
     int64_t deny_cache_entries;    /* per worker, default 16384; 0 = off */
     int64_t deny_cache_max_ttl_ms; /* default 10000 */
+    int top_keys;                  /* "top_keys.enabled", default 1 */
 } rl_conf_ops_t;
 /* "forward_auth": how /v1/authorize reads and answers a request. */
 /* At most this many X-Forwarded-For entries (all its lines joined) are

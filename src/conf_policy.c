@@ -209,12 +209,21 @@ int conf_limits(conf_ctx_t *c, const char *path, json_t *v, const char *sprefix,
     return 0;
 }
 
-/* "limits" of a policy: dst is the policy. */
+/* "limits" of a policy: dst is the policy. An explicit empty list makes
+ * a limit-less policy (nlimits 0): it takes the requests it matches and
+ * always allows them, with nothing sent to the store. */
 static int conf_policy_limits(conf_ctx_t *c, const char *path, json_t *v,
                               void *dst, const void *arg)
 {
     rl_policy_t *p = dst;
 
+    if (!json_is_array(v) || json_array_size(v) > RL_MAX_LIMITS) {
+        return conf_fail(c, path, "must be an array of 0 to %d limits",
+                         RL_MAX_LIMITS);
+    }
+    if (json_array_size(v) == 0) {
+        return 0;
+    }
     return conf_limits(c, path, v, "", &p->limits, &p->nlimits);
 }
 
@@ -738,6 +747,14 @@ int conf_policies(conf_ctx_t *c, const char *path, json_t *v, void *dst,
         if (conf_table_defaults(c, &policy_table, p) != 0 ||
             conf_object(c, sub, json_array_get(v, i), &policy_table, p) != 0) {
             return -1;
+        }
+        if (p->nlimits == 0 && p->penalty != NULL) {
+            char ppath[CONF_PATH_MAX];
+
+            conf_path_field(ppath, sizeof(ppath), sub, "penalty");
+            return conf_fail(c, ppath,
+                             "needs limits: a policy with "
+                             "\"limits\": [] never denies");
         }
     }
     return 0;

@@ -625,58 +625,6 @@ static int cv_collect(cv_rules_t *rs, const char *domain,
     return 0;
 }
 
-/* Whether one descriptor of a request can match both a and b. */
-static int cv_overlap(const cv_rule_t *a, const cv_rule_t *b)
-{
-    int i;
-
-    if (strcmp(a->domain, b->domain) != 0 || a->depth != b->depth) {
-        return 0;
-    }
-    for (i = 0; i < a->depth; i++) {
-        const cv_desc_t *x = a->path[i], *y = b->path[i];
-
-        if (strcmp(x->key, y->key) != 0 ||
-            (x->value != NULL && y->value != NULL &&
-             strcmp(x->value, y->value) != 0)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* An unlimited descriptor becomes no policy: a descriptor no policy
- * matches is admitted and counts nothing, which is what unlimited means.
- * That is only exact when no later (more general) policy would match its
- * requests instead; ratelimitd has no limit-less policy to stop it.
- * 0, or -1 naming the unlimited descriptor and the general one. */
-static int cv_check_unlimited(rl_convert_t *cv, const cv_rules_t *rs)
-{
-    size_t i, j;
-
-    for (i = 0; i < rs->n; i++) {
-        const cv_desc_t *u = rs->r[i].path[rs->r[i].depth - 1];
-
-        if (!u->unlimited) {
-            continue;
-        }
-        for (j = i + 1; j < rs->n; j++) {
-            const cv_desc_t *g = rs->r[j].path[rs->r[j].depth - 1];
-
-            if (!g->unlimited && cv_overlap(&rs->r[i], &rs->r[j])) {
-                return cv_fail(cv, u->file, u->line,
-                               "unlimited: true is not supported where a "
-                               "more general descriptor (%s:%d) also "
-                               "matches: ratelimitd has no limit-less "
-                               "policy, so that one would count these "
-                               "requests",
-                               g->file, g->line);
-            }
-        }
-    }
-    return 0;
-}
-
 /* Whether c may appear in a policy name. */
 static int cv_name_char(int c)
 {
@@ -825,8 +773,18 @@ static int cv_policy(rl_convert_t *cv, const cv_rule_t *r, json_t *policies)
     }
     p = json_pack("{s:s}", "name", name);
     if (p == NULL || json_array_append_new(policies, p) != 0 ||
-        cv_match_key(r, p) != 0 ||
-        json_object_set_new(
+        cv_match_key(r, p) != 0) {
+        return cv_fail(cv, leaf->file, leaf->line, "out of memory");
+    }
+    if (leaf->unlimited) {
+        /* A limit-less policy: its requests are allowed and, as it is
+         * matched before any more general policy, counted by none. */
+        return json_object_set_new(p, "key", json_array()) != 0 ||
+                       json_object_set_new(p, "limits", json_array()) != 0
+                   ? cv_fail(cv, leaf->file, leaf->line, "out of memory")
+                   : 0;
+    }
+    if (json_object_set_new(
             p, "limits",
             json_pack("[{s:I, s:s, s:s}]", "requests",
                       (json_int_t)(leaf->requests > 0 ? leaf->requests : 1),
@@ -856,12 +814,11 @@ char *rl_convert_json(rl_convert_t *cv, char *err, size_t errlen)
             goto out;
         }
     }
-    if (policies == NULL || cv_check_unlimited(cv, &rs) != 0) {
+    if (policies == NULL) {
         goto out;
     }
     for (i = 0; i < rs.n; i++) {
-        if (!rs.r[i].path[rs.r[i].depth - 1]->unlimited &&
-            cv_policy(cv, &rs.r[i], policies) != 0) {
+        if (cv_policy(cv, &rs.r[i], policies) != 0) {
             goto out;
         }
     }

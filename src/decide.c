@@ -2,6 +2,7 @@
  * verdict. The hot path: no I/O of its own and, in steady state, no
  * allocation (contexts come from a per-thread free list). */
 #include "decide.h"
+#include "decide_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,43 +15,6 @@
 #include "path.h"
 #include "stats.h"
 #include "util.h"
-
-typedef enum { DECIDE_OP_DECIDE = 0, DECIDE_OP_RESET } decide_kind_t;
-
-/* One applied policy of a decision in flight. */
-typedef struct decide_part {
-    const rl_policy_t *policy;
-    const rl_limit_t *limits; /* the test limits when test is set */
-    int nlimits;
-    int test;
-    const char *override;      /* "config" / "admin" when one set the limits */
-    const rl_override_t *held; /* the admin override whose limits these are,
-                                * held until the decision has answered */
-    rl_match_t match;
-    const rl_request_t *req; /* its key's request; only while starting */
-    int64_t cost;
-    size_t toplen; /* its key values for the top keys (topkeys.h) */
-    char top[RL_TOPKEYS_KEY_MAX];
-} decide_part_t;
-
-typedef struct decide_ctx {
-    struct decide_ctx *next_free;
-    const rl_conf_t *conf; /* pinned until the callback has returned */
-    decide_part_t parts[RL_MAX_OP_PARTS];
-    int nparts;
-    const rl_penalty_t *pens[RL_MAX_OP_PENALTIES];
-    unsigned masks[RL_MAX_OP_PENALTIES];
-    int npens;
-    decide_kind_t kind;
-    int64_t cost;
-    int part_costs;  /* rl_decide_items: each part has its own cost */
-    int64_t sent_us; /* monotonic, when the store call went out */
-    uint64_t epoch;  /* deny cache invalidation epoch at that time */
-    size_t keylen;   /* 0 when the decision is not cached */
-    char key[RL_DENY_KEY_MAX];
-    rl_decide_cb *cb;
-    void *arg;
-} decide_ctx_t;
 
 /* Copies the admin overrides c's parts hold into held[] (for release
  * once the callback has returned); returns their number. */
@@ -135,7 +99,7 @@ static void decide_count(rl_decide_status_t status, const rl_verdict_t *v,
         (o.kind == RL_OUTCOME_ALLOWED || o.kind == RL_OUTCOME_DENIED ||
          o.kind == RL_OUTCOME_SHADOW_DENIED)) {
         now = rl_now_ms();
-        rl_topkeys_record(rl_topkeys_self, v->policy->name, top, toplen,
+        rl_topkeys_record(rl_topkeys_self, v->policy->stats_slot, top, toplen,
                           o.kind != RL_OUTCOME_ALLOWED, now,
                           v->blocked ? now + v->retry_after_ms : 0);
     }
@@ -229,8 +193,8 @@ static void verdict_degraded(const decide_ctx_t *c,
     verdict_parts(c, v);
     v->policy = d->policy;
     v->test = d->test;
-    v->limit_def = &d->limits[0];
-    v->limit = d->limits[0].requests;
+    v->limit_def = d->nlimits > 0 ? &d->limits[0] : NULL;
+    v->limit = d->nlimits > 0 ? d->limits[0].requests : 0;
     v->now_ms = rl_now_ms();
     v->degraded = 1;
     v->degraded_reason = res->error != NULL ? res->error : "store_error";
@@ -304,8 +268,12 @@ static void decide_done(void *arg, const rl_store_result_t *res)
         verdict_store(c, res, &v);
         decide_cache_put(c, res, &v);
     }
+    if (c->nall > 0) {
+        rl_decide_verdict_expand(c->all, c->nall, &v);
+    }
     if (c->kind == DECIDE_OP_DECIDE) {
-        const char *top = decide_top(c, &v, &toplen);
+        const char *top =
+            c->conf->ops.top_keys ? decide_top(c, &v, &toplen) : NULL;
 
         decide_count(status, &v, top, toplen);
     }
@@ -441,7 +409,8 @@ static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
     if (rl_stats_self != NULL) {
         RL_STAT_INC(rl_stats_self, deny_cache_hits);
     }
-    top = rl_topkeys_key_values(p, key, len, &toplen);
+    top =
+        conf->ops.top_keys ? rl_topkeys_key_values(p, key, len, &toplen) : NULL;
     decide_count(RL_DECIDE_OK, &v, top, toplen);
     cb(arg, RL_DECIDE_OK, &v, NULL);
     return 1;
@@ -487,8 +456,8 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
     memset(&v, 0, sizeof(v));
     verdict_parts(c, &v);
     v.policy = d->policy;
-    v.limit_def = &d->limits[0];
-    v.limit = d->limits[0].requests;
+    v.limit_def = d->nlimits > 0 ? &d->limits[0] : NULL;
+    v.limit = d->nlimits > 0 ? d->limits[0].requests : 0;
     v.now_ms = rl_now_ms();
     v.status = ov->deny_status;
     v.deny_body = ov->deny_body;
@@ -504,8 +473,9 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
     }
     len = rl_policy_key(d->policy, c->conf->store.prefix, d->req, &d->match,
                         key, sizeof(key), &missing);
-    top =
-        len < 0 ? NULL : rl_topkeys_key_values(d->policy, key, (size_t)len, &n);
+    top = len < 0 || !c->conf->ops.top_keys
+              ? NULL
+              : rl_topkeys_key_values(d->policy, key, (size_t)len, &n);
     decide_count(RL_DECIDE_OK, &v, top, n);
     c->cb(c->arg, RL_DECIDE_OK, &v, NULL);
 }
@@ -557,102 +527,6 @@ static void decide_invalid(const rl_policy_t *p, const char *missing,
         decide_count(RL_DECIDE_INVALID, NULL, NULL, 0);
     }
     cb(arg, RL_DECIDE_INVALID, NULL, msg);
-}
-
-/* The keys of a decision, built in one buffer. */
-typedef struct decide_keys {
-    rl_store_part_t parts[RL_MAX_OP_PARTS];
-    rl_store_penalty_t pens[RL_MAX_OP_PENALTIES];
-    size_t used;
-    char buf[RL_KEY_MAX * 8];
-} decide_keys_t;
-
-/* Copies part d's key values out of its base key for the top keys
- * (toplen past RL_TOPKEYS_KEY_MAX: too long, not tracked). */
-static void decide_part_top(decide_part_t *d, const char *key, size_t len)
-{
-    size_t n;
-    const char *top = rl_topkeys_key_values(d->policy, key, len, &n);
-
-    d->toplen = n;
-    if (n <= RL_TOPKEYS_KEY_MAX) {
-        memcpy(d->top, top, n);
-    } else {
-        d->toplen = RL_TOPKEYS_KEY_MAX + 1;
-    }
-}
-
-/* Builds every part's key into k (limits from c). Returns 0, or -1 with
- * *bad the part that lacks *missing. */
-static int decide_part_keys(decide_ctx_t *c, decide_keys_t *k, int *bad,
-                            const char **missing)
-{
-    int i, len;
-
-    k->used = 0;
-    for (i = 0; i < c->nparts; i++) {
-        const decide_part_t *d = &c->parts[i];
-        size_t room = sizeof(k->buf) - k->used;
-
-        len = rl_policy_key(d->policy, c->conf->store.prefix, d->req, &d->match,
-                            k->buf + k->used,
-                            room < RL_KEY_MAX ? room : RL_KEY_MAX, missing);
-        if (len < 0) {
-            *bad = i;
-            return -1;
-        }
-        k->parts[i].base_key = k->buf + k->used;
-        k->parts[i].base_len = (size_t)len;
-        decide_part_top(&c->parts[i], k->parts[i].base_key, (size_t)len);
-        k->parts[i].limits = d->limits;
-        k->parts[i].nlimits = d->nlimits;
-        k->parts[i].cost = d->cost;
-        k->used += (size_t)len + 1;
-    }
-    return 0;
-}
-
-/* Adds the penalties the parts name to c and their keys to k (at most
- * RL_MAX_OP_PENALTIES distinct ones). A penalty whose key field req
- * lacks does not apply to req. The hash tag is the first naming part's. */
-static void decide_penalties(decide_ctx_t *c, decide_keys_t *k)
-{
-    const char *missing;
-    int i, j, len;
-
-    c->npens = 0;
-    for (i = 0; i < c->nparts; i++) {
-        const decide_part_t *d = &c->parts[i];
-        const rl_penalty_t *pen = d->policy->penalty;
-        size_t room = sizeof(k->buf) - k->used;
-
-        for (j = 0; pen != NULL && j < c->npens && c->pens[j] != pen; j++) {
-        }
-        if (pen == NULL || (j == c->npens && j == RL_MAX_OP_PENALTIES)) {
-            continue;
-        }
-        if (j < c->npens) {
-            c->masks[j] |= 1u << i;
-            k->pens[j].step.mask = c->masks[j];
-            continue;
-        }
-        len = rl_penalty_key(pen, c->conf->store.prefix, d->policy, &d->match,
-                             d->req, k->buf + k->used,
-                             room < RL_KEY_MAX ? room : RL_KEY_MAX, &missing);
-        if (len < 0) {
-            continue;
-        }
-        c->pens[j] = pen;
-        c->masks[j] = 1u << i;
-        k->pens[j].key = k->buf + k->used;
-        k->pens[j].len = (size_t)len;
-        k->pens[j].step.denials = pen->denials;
-        k->pens[j].step.within_ms = pen->within_ms;
-        k->pens[j].step.block_ms = pen->block_ms;
-        k->pens[j].step.mask = c->masks[j];
-        k->used += (size_t)len + 1;
-        c->npens++;
-    }
 }
 
 /* Pins conf and starts the store operation of c over the keys k;
@@ -712,8 +586,9 @@ static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
 
     c->keylen = 0;
     /* An override's limits are not the policy's, which the cache knows. */
-    if (c->nparts != 1 || d->policy->penalty != NULL || d->override != NULL ||
-        c->part_costs || k->parts[0].base_len > sizeof(c->key)) {
+    if (c->nparts != 1 || c->nall > 0 || d->policy->penalty != NULL ||
+        d->override != NULL || c->part_costs ||
+        k->parts[0].base_len > sizeof(c->key)) {
         return 0;
     }
     memcpy(c->key, k->parts[0].base_key, k->parts[0].base_len);
@@ -737,8 +612,46 @@ static decide_ctx_t *decide_ctx_new(const rl_conf_t *conf, decide_kind_t kind,
         c->cost = cost;
         c->part_costs = 0;
         c->npens = 0;
+        c->nall = 0;
     }
     return c;
+}
+
+/* Sets aside the parts of c without limits (a policy with "limits": []
+ * that no override or test header gave some): they allow, and the store
+ * never sees them. Every part stays in c->all for the verdict. Returns 1
+ * when the decision is answered here (no part has limits). */
+static int decide_limitless(decide_ctx_t *c)
+{
+    rl_verdict_t v;
+    int i, n = 0;
+
+    for (i = 0; i < c->nparts && c->parts[i].nlimits > 0; i++) {
+    }
+    if (i == c->nparts) {
+        return 0;
+    }
+    for (i = 0; i < c->nparts; i++) {
+        c->all[i].policy = c->parts[i].policy;
+        c->all[i].limits = c->parts[i].limits;
+        c->all[i].nlimits = c->parts[i].nlimits;
+        c->all[i].results = NULL;
+        if (c->parts[i].nlimits > 0 && n++ != i) {
+            c->parts[n - 1] = c->parts[i];
+        }
+    }
+    c->nall = c->nparts;
+    c->nparts = n;
+    if (n > 0) {
+        return 0;
+    }
+    rl_decide_verdict_unlimited(c->all, c->nall, &v);
+    v.now_ms = rl_now_ms();
+    if (c->kind == DECIDE_OP_DECIDE) {
+        decide_count(RL_DECIDE_OK, &v, NULL, 0);
+    }
+    c->cb(c->arg, RL_DECIDE_OK, &v, NULL);
+    return 1;
 }
 
 /* Builds the keys of c's parts (overrides applied) and, for a decision,
@@ -750,7 +663,11 @@ static void decide_go(rl_store_t *store, decide_ctx_t *c)
     const char *missing = NULL;
     int bad = 0;
 
-    if (decide_part_keys(c, &keys, &bad, &missing) != 0) {
+    if (decide_limitless(c)) {
+        decide_drop(c);
+        return;
+    }
+    if (rl_decide_keys_parts(c, &keys, &bad, &missing) != 0) {
         const rl_policy_t *p = c->parts[bad].policy;
         decide_kind_t kind = c->kind;
         rl_decide_cb *cb = c->cb;
@@ -760,7 +677,7 @@ static void decide_go(rl_store_t *store, decide_ctx_t *c)
         decide_invalid(p, missing, kind, cb, arg);
         return;
     }
-    decide_penalties(c, &keys);
+    rl_decide_keys_penalties(c, &keys);
     if (decide_cached(c, c->parts[0].req, &keys, rl_mono_us())) {
         decide_drop(c);
         return;

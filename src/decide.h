@@ -42,6 +42,9 @@ typedef struct rl_verdict {
                         * so no rate-limit headers; retry_after_ms is the
                         * time until the override expires, 0 if it never
                         * does (then no Retry-After either) */
+    int unlimited;     /* every applied policy has "limits": [] (no override or
+                        * test limits gave it some): allowed, nothing counted,
+                        * so no rate-limit headers; limit_def is NULL */
     int status; /* HTTP status a gateway should answer: 200, deny_status, or
                  * 503; for RL_DECIDE_AUTH, 401 or 403 */
     rl_error_t error; /* RL_DECIDE_AUTH only: the tenant check's RL_ERR_AUTH_*
@@ -131,6 +134,19 @@ void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
                                const unsigned *masks, int npens,
                                const int *tests, const rl_store_result_t *res,
                                rl_verdict_t *v);
+
+/* The verdict of a decision whose n applied policies (parts, file
+ * order) all have no limits: allowed by the first, nothing counted, no
+ * store call (pure). */
+void rl_decide_verdict_unlimited(const rl_verdict_part_t *parts, int n,
+                                 rl_verdict_t *v);
+
+/* Puts the limit-less parts back into v->policies: all[] are every
+ * applied policy in file order (nlimits 0: one without limits, which the
+ * store never saw); v->policies held only the others, in that order.
+ * Afterwards v->policies[i] is all[i]'s part (pure). */
+void rl_decide_verdict_expand(const rl_verdict_part_t *all, int nall,
+                              rl_verdict_t *v);
 
 struct rl_deny_entry;
 

@@ -11,9 +11,12 @@
  *     ("abandoned"): the late answer only frees it, nothing is sent;
  *   - flow control, PING and SETTINGS are nghttp2's; output is written
  *     to the bufferevent by the send callback and drained by libevent;
+ *   - a server stream (rl_grpc_call_stream) sends its messages as the
+ *     handler queues them and ends with the handler's answer, or with
+ *     OK trailers on stop; its handler is told when it ends first;
  *   - on stop, a GOAWAY names the last stream taken; streams up to it
  *     are answered, then the connection closes. */
-#include "grpc.h"
+#include "grpc_int.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -33,322 +36,6 @@
 #include "stats.h"
 #include "tls.h"
 #include "util.h"
-
-#define GRPC_PATH_MAX 128
-#define GRPC_MAX_STREAMS 1000
-#define GRPC_OUTPUT_HIGH (1024 * 1024) /* stop reading past this backlog */
-
-typedef struct grpc_conn grpc_conn_t;
-
-struct rl_grpc_call {
-    grpc_conn_t *conn;           /* NULL once abandoned */
-    rl_grpc_call_t *prev, *next; /* the connection's calls */
-    int32_t stream_id;
-    char path[GRPC_PATH_MAX];
-    int bad_request; /* not a POST of application/grpc */
-    uint8_t *in;     /* the request body received so far */
-    size_t inlen, incap;
-    int64_t timeout_us; /* 0: none */
-    struct event *timer;
-    int64_t start_us;
-    int pending;  /* the handler holds it */
-    int answered; /* an answer has been submitted */
-    uint8_t *out; /* the reply message, length-prefixed */
-    size_t outlen, outoff;
-    rl_grpc_status_t status;
-    char message[160];
-};
-
-struct grpc_conn {
-    rl_grpc_server_t *srv;
-    grpc_conn_t *prev, *next;
-    struct bufferevent *bev;
-    nghttp2_session *h2;
-    rl_grpc_call_t *calls;
-    int busy;    /* inside nghttp2_session_mem_recv: no send, no free */
-    int closing; /* idle: GOAWAY sent, freed once written (or in 1 s) */
-};
-
-struct rl_grpc_server {
-    struct event_base *base;
-    size_t max_message; /* "max_message_bytes" (a restart-only section) */
-    struct evconnlistener *listener;
-    SSL_CTX *tls;
-    rl_grpc_handler_fn *fn;
-    void *arg;
-    grpc_conn_t *conns;
-    int nconns;
-    int64_t max_conns;   /* "max_connections": past it, accept and close */
-    struct timeval idle; /* "idle_timeout_ms" */
-    int inflight;
-    int stopping;
-};
-
-static void conn_free(grpc_conn_t *c);
-static int conn_flush(grpc_conn_t *c);
-
-/* ------------------------------------------------------------------------
- * Calls
- * ---------------------------------------------------------------------- */
-
-/* Frees call once neither its stream nor a handler holds it. */
-static void call_release(rl_grpc_call_t *call)
-{
-    if (call->conn != NULL || call->pending) {
-        return;
-    }
-    if (call->timer != NULL) {
-        event_free(call->timer);
-    }
-    free(call->in);
-    free(call->out);
-    free(call);
-}
-
-/* Detaches call from its connection (the stream closed or the
- * connection went) and frees it unless a handler holds it. */
-static void call_detach(rl_grpc_call_t *call)
-{
-    grpc_conn_t *c = call->conn;
-
-    if (c == NULL) {
-        return;
-    }
-    if (call->prev != NULL) {
-        call->prev->next = call->next;
-    } else {
-        c->calls = call->next;
-    }
-    if (call->next != NULL) {
-        call->next->prev = call->prev;
-    }
-    call->conn = NULL;
-    if (call->timer != NULL) {
-        event_del(call->timer);
-    }
-    call_release(call);
-}
-
-/* Reads the reply message for nghttp2; at its end, the trailers. */
-static ssize_t call_read(nghttp2_session *h2, int32_t sid, uint8_t *buf,
-                         size_t length, uint32_t *flags,
-                         nghttp2_data_source *src, void *user)
-{
-    rl_grpc_call_t *call = src->ptr;
-    size_t n = call->outlen - call->outoff;
-    char code[4];
-    nghttp2_nv trailer[] = {
-        {(uint8_t *)"grpc-status", (uint8_t *)code, 11, 1,
-         NGHTTP2_NV_FLAG_NONE},
-    };
-
-    if (n > length) {
-        n = length;
-    }
-    memcpy(buf, call->out + call->outoff, n);
-    call->outoff += n;
-    if (call->outoff == call->outlen) {
-        snprintf(code, sizeof(code), "%d", (int)call->status);
-        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        if (nghttp2_submit_trailer(h2, sid, trailer, 1) != 0) {
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        }
-    }
-    return (ssize_t)n;
-}
-
-/* Percent-encodes s into out as grpc-message wants. */
-static size_t call_encode_message(const char *s, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-
-    for (; *s != '\0' && o + 4 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-
-        if (ch >= 0x20 && ch < 0x7f && ch != '%') {
-            out[o++] = (char)ch;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[ch >> 4];
-            out[o++] = hex[ch & 15];
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
-/* Counts an answer of status in the calling worker's stats, with the
- * time since the request was complete. No-op off a worker thread. */
-static void call_count(const rl_grpc_call_t *call, rl_grpc_status_t status)
-{
-    rl_stats_t *st = rl_stats_self;
-
-    if (st == NULL) {
-        return;
-    }
-    switch (status) {
-    case RL_GRPC_OK: RL_STAT_INC(st, grpc_ok); break;
-    case RL_GRPC_INVALID_ARGUMENT:
-        RL_STAT_INC(st, grpc_invalid_argument);
-        break;
-    case RL_GRPC_DEADLINE_EXCEEDED:
-        RL_STAT_INC(st, grpc_deadline_exceeded);
-        break;
-    case RL_GRPC_UNIMPLEMENTED: RL_STAT_INC(st, grpc_unimplemented); break;
-    case RL_GRPC_UNAVAILABLE: RL_STAT_INC(st, grpc_unavailable); break;
-    case RL_GRPC_INTERNAL: RL_STAT_INC(st, grpc_internal); break;
-    }
-    rl_hist_observe(&st->hist_grpc,
-                    call->start_us > 0 ? rl_mono_us() - call->start_us : 0);
-}
-
-/* Submits call's answer on its stream: headers, the message and the
- * trailers, or trailers only for an error. */
-static void call_submit(rl_grpc_call_t *call)
-{
-    grpc_conn_t *c = call->conn;
-    char code[4], msg[3 * sizeof(call->message) + 1];
-    size_t mlen = call_encode_message(call->message, msg, sizeof(msg));
-    nghttp2_nv nv[] = {
-        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
-         NGHTTP2_NV_FLAG_NONE},
-        {(uint8_t *)"grpc-status", (uint8_t *)code, 11, 0,
-         NGHTTP2_NV_FLAG_NONE},
-        {(uint8_t *)"grpc-message", (uint8_t *)msg, 12, mlen,
-         NGHTTP2_NV_FLAG_NONE},
-    };
-    nghttp2_data_provider prd;
-
-    call->answered = 1;
-    call_count(call, call->status);
-    if (call->timer != NULL) {
-        event_del(call->timer);
-    }
-    if (call->status == RL_GRPC_OK) {
-        prd.source.ptr = call;
-        prd.read_callback = call_read;
-        nghttp2_submit_response(c->h2, call->stream_id, nv, 2, &prd);
-    } else {
-        nv[2].valuelen =
-            (size_t)snprintf(code, sizeof(code), "%d", (int)call->status);
-        nghttp2_submit_response(c->h2, call->stream_id, nv, mlen > 0 ? 4 : 3,
-                                NULL);
-    }
-}
-
-/* Answers call with an error of grpc.c's own (not the handler's). */
-static void call_fail(rl_grpc_call_t *call, rl_grpc_status_t status,
-                      const char *why)
-{
-    if (call->answered || call->conn == NULL) {
-        return;
-    }
-    call->status = status;
-    snprintf(call->message, sizeof(call->message), "%s", why);
-    call_submit(call);
-}
-
-/* The deadline of grpc-timeout passed before the handler answered. */
-static void call_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    rl_grpc_call_t *call = arg;
-    grpc_conn_t *c = call->conn;
-
-    call_fail(call, RL_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
-    if (c != NULL && conn_flush(c) != 0) {
-        conn_free(c);
-    }
-}
-
-void rl_grpc_call_answer(rl_grpc_call_t *call, rl_grpc_status_t status,
-                         const uint8_t *msg, size_t len, const char *message)
-{
-    grpc_conn_t *c = call->conn;
-
-    call->pending = 0;
-    if (c != NULL) {
-        c->srv->inflight--;
-    }
-    if (c == NULL || call->answered) {
-        call_release(call);
-        return;
-    }
-    call->status = status;
-    snprintf(call->message, sizeof(call->message), "%s",
-             message != NULL ? message : "");
-    if (status == RL_GRPC_OK) {
-        call->out = malloc(len + 5);
-        if (call->out == NULL) {
-            call->status = RL_GRPC_INTERNAL;
-            snprintf(call->message, sizeof(call->message), "out of memory");
-        } else {
-            call->out[0] = 0;
-            call->out[1] = (uint8_t)(len >> 24);
-            call->out[2] = (uint8_t)(len >> 16);
-            call->out[3] = (uint8_t)(len >> 8);
-            call->out[4] = (uint8_t)len;
-            if (len > 0) {
-                memcpy(call->out + 5, msg, len);
-            }
-            call->outlen = len + 5;
-        }
-    }
-    call_submit(call);
-    /* Answered inside the session's own callbacks: conn_read sends. */
-    if (!c->busy && conn_flush(c) != 0) {
-        conn_free(c);
-    }
-}
-
-int rl_grpc_call_live(const rl_grpc_call_t *call)
-{
-    return call->conn != NULL && !call->answered;
-}
-
-int64_t rl_grpc_call_start_us(const rl_grpc_call_t *call)
-{
-    return call->start_us;
-}
-
-/* The request of call is complete: check its framing and hand it on. */
-static void call_dispatch(rl_grpc_call_t *call)
-{
-    grpc_conn_t *c = call->conn;
-    rl_grpc_server_t *s = c->srv;
-    const uint8_t *msg = NULL;
-    const char *why = NULL;
-    size_t len = 0;
-    rl_grpc_status_t st;
-
-    if (call->answered) {
-        return;
-    }
-    if (call->bad_request) {
-        call_fail(call, RL_GRPC_UNIMPLEMENTED, "not a gRPC request");
-        return;
-    }
-    st = rl_grpc_frame_parse(call->in, call->inlen, s->max_message, &msg, &len,
-                             &why);
-    if (st != RL_GRPC_OK) {
-        call_fail(call, st, why);
-        return;
-    }
-    call->start_us = rl_mono_us();
-    if (call->timeout_us > 0) {
-        struct timeval tv = {(time_t)(call->timeout_us / 1000000),
-                             (suseconds_t)(call->timeout_us % 1000000)};
-
-        call->timer = evtimer_new(s->base, call_deadline, call);
-        if (call->timer != NULL) {
-            evtimer_add(call->timer, &tv);
-        }
-    }
-    call->pending = 1;
-    s->inflight++;
-    s->fn(s->arg, call, call->path, msg, len);
-}
 
 /* ------------------------------------------------------------------------
  * nghttp2 callbacks
@@ -448,8 +135,8 @@ static int h2_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
         return 0;
     }
     if (call->inlen + len > max) {
-        call_fail(call, RL_GRPC_INVALID_ARGUMENT,
-                  "the message is larger than max_message_bytes");
+        rl_grpc_call_fail(call, RL_GRPC_INVALID_ARGUMENT,
+                          "the message is larger than max_message_bytes");
         return 0;
     }
     if (call->inlen + len > call->incap) {
@@ -461,7 +148,7 @@ static int h2_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
         }
         b = realloc(call->in, cap);
         if (b == NULL) {
-            call_fail(call, RL_GRPC_INTERNAL, "out of memory");
+            rl_grpc_call_fail(call, RL_GRPC_INTERNAL, "out of memory");
             return 0;
         }
         call->in = b;
@@ -483,7 +170,7 @@ static int h2_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
     }
     call = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
     if (call != NULL) {
-        call_dispatch(call);
+        rl_grpc_call_dispatch(call);
     }
     return 0;
 }
@@ -499,7 +186,7 @@ static int h2_close(nghttp2_session *h2, int32_t sid, uint32_t error_code,
             call->conn->srv->inflight--;
         }
         nghttp2_session_set_stream_user_data(h2, sid, NULL);
-        call_detach(call);
+        rl_grpc_call_detach(call);
     }
     return 0;
 }
@@ -509,7 +196,7 @@ static int h2_close(nghttp2_session *h2, int32_t sid, uint32_t error_code,
  * ---------------------------------------------------------------------- */
 
 /* Closes c: abandons its calls, frees its session and socket. */
-static void conn_free(grpc_conn_t *c)
+void rl_grpc_conn_free(grpc_conn_t *c)
 {
     rl_grpc_server_t *s = c->srv;
 
@@ -517,7 +204,7 @@ static void conn_free(grpc_conn_t *c)
         if (c->calls->pending) {
             s->inflight--;
         }
-        call_detach(c->calls);
+        rl_grpc_call_detach(c->calls);
     }
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -535,7 +222,7 @@ static void conn_free(grpc_conn_t *c)
 
 /* Sends what the session has; 0, or -1 when c should close now (an
  * error, or nothing more to read or write and the output drained). */
-static int conn_flush(grpc_conn_t *c)
+int rl_grpc_conn_flush(grpc_conn_t *c)
 {
     if (nghttp2_session_send(c->h2) != 0) {
         return -1;
@@ -561,12 +248,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
     c->busy = 0;
 
     if (used < 0) {
-        conn_free(c);
+        rl_grpc_conn_free(c);
         return;
     }
     evbuffer_drain(in, (size_t)used);
-    if (conn_flush(c) != 0) {
-        conn_free(c);
+    if (rl_grpc_conn_flush(c) != 0) {
+        rl_grpc_conn_free(c);
     }
 }
 
@@ -575,8 +262,8 @@ static void conn_write(struct bufferevent *bev, void *arg)
 {
     grpc_conn_t *c = arg;
 
-    if (conn_flush(c) != 0) {
-        conn_free(c);
+    if (rl_grpc_conn_flush(c) != 0) {
+        rl_grpc_conn_free(c);
     }
 }
 
@@ -593,15 +280,15 @@ static void conn_idle(grpc_conn_t *c)
         return;
     }
     if (c->closing) {
-        conn_free(c);
+        rl_grpc_conn_free(c);
         return;
     }
     c->closing = 1;
     bufferevent_set_timeouts(c->bev, &grace, &grace);
     bufferevent_enable(c->bev, EV_READ);
     if (nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR) != 0 ||
-        conn_flush(c) != 0) {
-        conn_free(c);
+        rl_grpc_conn_flush(c) != 0) {
+        rl_grpc_conn_free(c);
     }
 }
 
@@ -619,7 +306,7 @@ static void conn_event(struct bufferevent *bev, short events, void *arg)
         return;
     }
     if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        conn_free(c);
+        rl_grpc_conn_free(c);
     }
 }
 
@@ -692,14 +379,14 @@ static void srv_accept(struct evconnlistener *l, evutil_socket_t fd,
     s->conns = c;
     s->nconns++;
     if (conn_session(c) != 0) {
-        conn_free(c);
+        rl_grpc_conn_free(c);
         return;
     }
     bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
     bufferevent_set_timeouts(c->bev, &s->idle, NULL);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (conn_flush(c) != 0) {
-        conn_free(c);
+    if (rl_grpc_conn_flush(c) != 0) {
+        rl_grpc_conn_free(c);
     }
 }
 
@@ -812,8 +499,9 @@ void rl_grpc_server_stop(rl_grpc_server_t *s)
         nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(c->h2),
                               NGHTTP2_NO_ERROR, NULL, 0);
-        if (conn_flush(c) != 0) {
-            conn_free(c);
+        rl_grpc_conn_end_streams(c);
+        if (rl_grpc_conn_flush(c) != 0) {
+            rl_grpc_conn_free(c);
         }
     }
 }
@@ -834,7 +522,7 @@ void rl_grpc_server_free(rl_grpc_server_t *s)
         return;
     }
     while (s->conns != NULL) {
-        conn_free(s->conns);
+        rl_grpc_conn_free(s->conns);
     }
     if (s->listener != NULL) {
         evconnlistener_free(s->listener);

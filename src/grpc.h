@@ -9,11 +9,12 @@
 /* The gRPC listener of one worker: its own SO_REUSEPORT socket on the
  * worker's event loop, HTTP/2 by libnghttp2 (cleartext with prior
  * knowledge, or TLS with ALPN h2), one nghttp2 session per connection,
- * one call per stream. Unary calls only: a call's request is exactly one
- * length-prefixed message; its reply is one message and the
- * grpc-status / grpc-message trailers, or trailers only. Knows nothing
- * of the services: a handler gets each complete call. Worker thread
- * only, except where a function says otherwise. */
+ * one call per stream. A call's request is exactly one length-prefixed
+ * message; its reply is one message and the grpc-status / grpc-message
+ * trailers, or trailers only; or, for a server stream, any number of
+ * messages and then the trailers. Knows nothing of the services: a
+ * handler gets each complete call. Worker thread only, except where a
+ * function says otherwise. */
 
 typedef struct rl_grpc_server rl_grpc_server_t;
 typedef struct rl_grpc_call rl_grpc_call_t;
@@ -23,6 +24,7 @@ typedef enum {
     RL_GRPC_OK = 0,
     RL_GRPC_DEADLINE_EXCEEDED = 4,
     RL_GRPC_INVALID_ARGUMENT = 3,
+    RL_GRPC_NOT_FOUND = 5,
     RL_GRPC_UNIMPLEMENTED = 12,
     RL_GRPC_INTERNAL = 13,
     RL_GRPC_UNAVAILABLE = 14
@@ -62,6 +64,25 @@ void rl_grpc_server_free(rl_grpc_server_t *s);
  * whose client went is only freed. call is invalid afterwards. */
 void rl_grpc_call_answer(rl_grpc_call_t *call, rl_grpc_status_t status,
                          const uint8_t *msg, size_t len, const char *message);
+
+/* A server stream's end before its handler answered: the client
+ * cancelled or went, the grpc-timeout deadline passed, or the server is
+ * stopping (the stream then ends with OK trailers). The handler must
+ * forget call and answer it (which only frees it), now or later. */
+typedef void rl_grpc_stream_end_fn(void *arg, rl_grpc_call_t *call);
+
+/* Makes call (held by its handler) a server stream: its messages go out
+ * with rl_grpc_call_send, and rl_grpc_call_answer ends it (any message
+ * given there is the last). end(arg, call) is called at most once, as
+ * rl_grpc_stream_end_fn says, never from inside rl_grpc_call_send or
+ * rl_grpc_call_answer. A stream's time is not in the latency histogram. */
+void rl_grpc_call_stream(rl_grpc_call_t *call, rl_grpc_stream_end_fn *end,
+                         void *arg);
+
+/* Queues one message (len bytes, copied) on server stream call; it goes
+ * out as flow control allows. Returns 0, or -1 when the stream has ended
+ * or memory ran out. */
+int rl_grpc_call_send(rl_grpc_call_t *call, const uint8_t *msg, size_t len);
 
 /* 1 while the call's answer still reaches its client. */
 int rl_grpc_call_live(const rl_grpc_call_t *call);

@@ -8,17 +8,19 @@
  * admits and a denial spends nothing anywhere. Each part costs its
  * descriptor's hits_addend, else the request's (0 there means unset,
  * as proto3 cannot tell: 1), so a descriptor's explicit 0 peeks.
- * The answer: one DescriptorStatus per descriptor in order (unmatched:
- * OK, no current_limit), overall OVER_LIMIT if any descriptor is over,
- * the deciding policy's headers, and on OVER_LIMIT its deny body as
- * raw_body. A store failure answers by each policy's failure_mode, or
- * UNAVAILABLE with "store_failure": "unavailable".
+ * The answer: one DescriptorStatus per descriptor in order (unmatched,
+ * or matched by a policy with "limits": []: OK, no current_limit), overall
+ * OVER_LIMIT if any descriptor is over, the deciding policy's headers, and on
+ * OVER_LIMIT its deny body as raw_body. A store failure answers by each
+ * policy's failure_mode, or UNAVAILABLE with "store_failure": "unavailable".
  *
- * Health/Check: SERVING while the store is ready (the /ready test). */
+ * Health/Check: SERVING while the store is ready (the /ready test);
+ * Health/Watch streams that status, again on every change. */
 #include "grpc_rls.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <event2/event.h>
 #include "conf.h"
 #include "decide.h"
 #include "grpc_proto.h"
@@ -175,6 +177,9 @@ static void rls_part_status(const rl_verdict_t *v, int p, rls_status_t *s,
     int over, pick = rls_pick(part, &over), unit;
     uint32_t per;
 
+    if (part->nlimits == 0) {
+        return; /* a policy without limits: OK, no current_limit */
+    }
     if (!v->allowed && part->policy == v->policy && !v->degraded) {
         over = 1; /* blocked by a penalty or a deny override */
     }
@@ -441,30 +446,147 @@ done:
  * Health
  * ---------------------------------------------------------------------- */
 
-/* Health/Check: SERVING while this worker's store and every worker's
- * are up (as /ready), else NOT_SERVING. */
-static void rls_health(rl_worker_t *w, rl_grpc_call_t *call, const uint8_t *msg,
-                       size_t len)
+#define RLS_WATCH_POLL_MS 250
+
+typedef Grpc__Health__V1__HealthCheckResponse__ServingStatus rls_serving_t;
+
+/* An open Health/Watch stream: its call, its poll timer, the status it
+ * sent last. Owned by the stream: freed when it ends (rls_watch_end). */
+typedef struct rls_watch {
+    rl_worker_t *w;
+    rl_grpc_call_t *call;
+    struct event *timer;
+    rls_serving_t sent;
+} rls_watch_t;
+
+/* The services a health check may name: "" (the whole server) and
+ * the rate-limit service. */
+static const char *const rls_health_services[] = {
+    "", "envoy.service.ratelimit.v3.RateLimitService"};
+
+/* SERVING while this worker's store and every worker's are up (as
+ * /ready), else NOT_SERVING. */
+static rls_serving_t rls_serving(rl_worker_t *w)
+{
+    return rl_store_connected(w->store) && rl_app_store_up(w->app)
+               ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+               : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+}
+
+/* Decodes the HealthCheckRequest msg (len bytes): 1 for a service this
+ * server has, 0 for another, -1 (call answered INVALID_ARGUMENT) for a
+ * malformed one. */
+static int rls_health_request(rl_grpc_call_t *call, const uint8_t *msg,
+                              size_t len)
 {
     Grpc__Health__V1__HealthCheckRequest *q =
         grpc__health__v1__health_check_request__unpack(NULL, len, msg);
-    Grpc__Health__V1__HealthCheckResponse r =
-        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-    uint8_t buf[16];
-    size_t n;
+    const char *name;
+    size_t i;
+    int known = 0;
 
     if (q == NULL) {
         rl_grpc_call_answer(call, RL_GRPC_INVALID_ARGUMENT, NULL, 0,
                             "malformed HealthCheckRequest");
-        return;
+        return -1;
+    }
+    name = q->service != NULL ? q->service : "";
+    for (i = 0; i < sizeof(rls_health_services) / sizeof(char *); i++) {
+        known |= strcmp(name, rls_health_services[i]) == 0;
     }
     grpc__health__v1__health_check_request__free_unpacked(q, NULL);
-    r.status =
-        rl_store_connected(w->store) && rl_app_store_up(w->app)
-            ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-            : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
-    n = grpc__health__v1__health_check_response__pack(&r, buf);
-    rl_grpc_call_answer(call, RL_GRPC_OK, buf, n, NULL);
+    return known;
+}
+
+/* Packs a HealthCheckResponse of status into buf (16 bytes); returns
+ * its length. */
+static size_t rls_health_pack(rls_serving_t status, uint8_t *buf)
+{
+    Grpc__Health__V1__HealthCheckResponse r =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+    r.status = status;
+    return grpc__health__v1__health_check_response__pack(&r, buf);
+}
+
+/* Health/Check: the serving status (rls_serving); NOT_FOUND for a
+ * service this server does not have. */
+static void rls_health(rl_worker_t *w, rl_grpc_call_t *call, const uint8_t *msg,
+                       size_t len)
+{
+    uint8_t buf[16];
+    int known = rls_health_request(call, msg, len);
+
+    if (known == 0) {
+        rl_grpc_call_answer(call, RL_GRPC_NOT_FOUND, NULL, 0,
+                            "unknown service");
+    } else if (known > 0) {
+        rl_grpc_call_answer(call, RL_GRPC_OK, buf,
+                            rls_health_pack(rls_serving(w), buf), NULL);
+    }
+}
+
+/* Sends x's status when it changed since the last one sent. */
+static void rls_watch_poll(evutil_socket_t fd, short what, void *arg)
+{
+    rls_watch_t *x = arg;
+    rls_serving_t now = rls_serving(x->w);
+    uint8_t buf[16];
+
+    if (now != x->sent &&
+        rl_grpc_call_send(x->call, buf, rls_health_pack(now, buf)) == 0) {
+        x->sent = now;
+    }
+}
+
+/* The stream of x ended (cancelled, gone, its deadline, or the server
+ * stopping): its call is answered (freed) and x freed. */
+static void rls_watch_end(void *arg, rl_grpc_call_t *call)
+{
+    rls_watch_t *x = arg;
+
+    if (x->timer != NULL) {
+        event_free(x->timer);
+    }
+    free(x);
+    rl_grpc_call_answer(call, RL_GRPC_OK, NULL, 0, NULL);
+}
+
+/* Health/Watch: a server stream that sends the serving status at once
+ * and again whenever it changes (polled every RLS_WATCH_POLL_MS), until
+ * the client cancels or the server stops (OK trailers). A service this
+ * server does not have is sent SERVICE_UNKNOWN once and stays open, as
+ * the gRPC health protocol says. */
+static void rls_watch(rl_worker_t *w, rl_grpc_call_t *call, const uint8_t *msg,
+                      size_t len)
+{
+    struct timeval tv = {0, RLS_WATCH_POLL_MS * 1000};
+    int known = rls_health_request(call, msg, len);
+    rls_watch_t *x;
+    uint8_t buf[16];
+
+    if (known < 0) {
+        return;
+    }
+    x = calloc(1, sizeof(*x));
+    if (x == NULL ||
+        (known && (x->timer = event_new(w->base, -1, EV_PERSIST, rls_watch_poll,
+                                        x)) == NULL)) {
+        free(x);
+        rl_grpc_call_answer(call, RL_GRPC_INTERNAL, NULL, 0, "out of memory");
+        return;
+    }
+    x->w = w;
+    x->call = call;
+    x->sent =
+        known
+            ? rls_serving(w)
+            : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    rl_grpc_call_stream(call, rls_watch_end, x);
+    if (x->timer != NULL) {
+        event_add(x->timer, &tv);
+    }
+    rl_grpc_call_send(call, buf, rls_health_pack(x->sent, buf));
 }
 
 /* ------------------------------------------------------------------------
@@ -479,6 +601,7 @@ static const struct {
     {"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit",
      rls_should},
     {"/grpc.health.v1.Health/Check", rls_health},
+    {"/grpc.health.v1.Health/Watch", rls_watch},
 };
 
 void rl_grpc_rls_handle(void *arg, rl_grpc_call_t *call, const char *path,

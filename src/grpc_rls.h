@@ -9,7 +9,8 @@
 /* The services of the gRPC listener: Envoy's
  * envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit mapped
  * onto descriptor policies (every matched descriptor a part of one
- * atomic decision), and grpc.health.v1.Health/Check. */
+ * atomic decision), and grpc.health.v1.Health/Check and /Watch (a server
+ * stream of the serving status). */
 
 struct rl_worker;
 

@@ -1,6 +1,8 @@
-/* Loading and reloading the configuration (see reload.h). Main thread. */
+/* Loading and reloading the configuration (see reload.h). Main thread,
+ * except rl_reload_last (any thread). */
 #include "reload.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,28 @@
  * listener's TLS context are built once at start-up. */
 static const char *const restart_fields[] = {"listen", "grpc",  "workers",
                                              "http",   "store", "tls"};
+
+/* The last (re)load's result: written by the main thread, read by the
+ * admin API on the workers' threads. */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static rl_reload_result_t last_result;
+
+/* Records the result of a (re)load that just ended. */
+static void reload_record(int ok, const char *error)
+{
+    pthread_mutex_lock(&last_lock);
+    last_result.at_ms = rl_now_ms();
+    last_result.ok = ok;
+    snprintf(last_result.error, sizeof(last_result.error), "%s", error);
+    pthread_mutex_unlock(&last_lock);
+}
+
+void rl_reload_last(rl_reload_result_t *out)
+{
+    pthread_mutex_lock(&last_lock);
+    *out = last_result;
+    pthread_mutex_unlock(&last_lock);
+}
 
 /* The first restart-only field whose JSON differs; see reload.h. */
 const char *rl_reload_restart_field(const json_t *old, const json_t *new,
@@ -85,13 +109,17 @@ static int reload_publish(rl_app_t *app, rl_conf_t *conf, json_t *json)
 /* Puts the start-up conf in force; see reload.h. Main thread. */
 int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json)
 {
-    return reload_publish(app, conf, json);
+    int rc = reload_publish(app, conf, json);
+
+    reload_record(rc == 0, rc == 0 ? "" : "out of memory");
+    return rc;
 }
 
 /* Counts and logs a failed reload; the running conf stays. */
 static void reload_failed(rl_app_t *app, const char *error)
 {
     __atomic_add_fetch(&app->reloads_failed, 1, __ATOMIC_RELAXED);
+    reload_record(0, error);
     rl_log_kv(
         RL_LOG_ERROR,
         "configuration reload failed; the running configuration stays in force",
@@ -137,6 +165,7 @@ void rl_reload(rl_app_t *app)
                      : level >= 0 ? (rl_log_level_t)level
                                   : RL_LOG_INFO);
     __atomic_add_fetch(&app->reloads_ok, 1, __ATOMIC_RELAXED);
+    reload_record(1, "");
     snprintf(gen, sizeof(gen), "%llu",
              (unsigned long long)app->conf->generation);
     snprintf(npol, sizeof(npol), "%d", app->conf->npolicies);

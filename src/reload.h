@@ -2,6 +2,7 @@
 #define RL_RELOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 #include "conf.h"
 #include "worker.h"
@@ -29,6 +30,19 @@ int rl_reload_start(rl_app_t *app, rl_conf_t *conf, json_t *json);
 
 /* Re-reads app->conf_path and, if valid, hands it to every worker. */
 void rl_reload(rl_app_t *app);
+
+/* The last (re)load of the configuration: the start-up load, then each
+ * SIGHUP. error is the reason of a failed one as logged (it names a
+ * JSON path or a section, never a value, so it holds no secret), "" for
+ * a successful one. */
+typedef struct rl_reload_result {
+    int64_t at_ms; /* wall clock; 0 before the start-up load */
+    int ok;
+    char error[256];
+} rl_reload_result_t;
+
+/* Copies the last (re)load's result into *out. Any thread. */
+void rl_reload_last(rl_reload_result_t *out);
 
 /* Drops the main thread's conf and JSON once every worker is joined. */
 void rl_reload_stop(rl_app_t *app);

@@ -296,9 +296,10 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
     if (v->policy == NULL) {
         return 0;
     }
-    /* A degraded verdict or a deny override read no counts to show. */
+    /* A degraded verdict, a deny override or a limit-less policy read no
+     * counts to show. */
     for (i = 0; i < sizeof(header_table) / sizeof(header_table[0]) &&
-                !v->degraded && !v->override_deny;
+                !v->degraded && !v->override_deny && !v->unlimited;
          i++) {
         if (header_table[i].style != v->policy->headers ||
             n >= RL_REPLY_MAX_HEADERS - 1) {

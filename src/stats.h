@@ -102,6 +102,8 @@
     X(counter, VALUE, grpc_invalid_argument,                                   \
       "ratelimitd_grpc_calls_invalid_argument_total",                          \
       "gRPC calls answered INVALID_ARGUMENT (malformed or oversized)")         \
+    X(counter, VALUE, grpc_not_found, "ratelimitd_grpc_calls_not_found_total", \
+      "gRPC calls answered NOT_FOUND (a health check of an unknown service)")  \
     X(counter, VALUE, grpc_deadline_exceeded,                                  \
       "ratelimitd_grpc_calls_deadline_exceeded_total",                         \
       "gRPC calls answered DEADLINE_EXCEEDED (grpc-timeout passed)")           \

@@ -27,16 +27,17 @@ typedef struct tk_entry {
 /* One policy's table; the w* arrays are the worker's own contiguous copy
  * of what it scans on every decision (never read by another thread). */
 typedef struct tk_slot {
-    _Atomic int used; /* set once, after name */
-    char name[RL_TOPKEYS_NAME_MAX];
     uint64_t whash[RL_TOPKEYS_ENTRIES];
     uint64_t wweight[RL_TOPKEYS_ENTRIES];
     uint32_t wmin[RL_TOPKEYS_ENTRIES];
     tk_entry_t e[RL_TOPKEYS_ENTRIES];
 } tk_slot_t;
 
+/* The policy tables by metrics slot, each published once (release)
+ * and kept until rl_topkeys_free; the count of those allocated. */
 struct rl_topkeys {
-    tk_slot_t slots[RL_TOPKEYS_POLICIES];
+    _Atomic(tk_slot_t *) slots[RL_TOPKEYS_POLICIES];
+    _Atomic int nslots;
 };
 
 _Thread_local rl_topkeys_t *rl_topkeys_self;
@@ -51,7 +52,20 @@ rl_topkeys_t *rl_topkeys_new(void)
 
 void rl_topkeys_free(rl_topkeys_t *t)
 {
+    int i;
+
+    if (t == NULL) {
+        return;
+    }
+    for (i = 0; i < RL_TOPKEYS_POLICIES; i++) {
+        free(LOAD(&t->slots[i]));
+    }
     free(t);
+}
+
+size_t rl_topkeys_bytes(const rl_topkeys_t *t)
+{
+    return sizeof(*t) + (size_t)LOAD(&t->nslots) * sizeof(tk_slot_t);
 }
 
 /* FNV-1a of the key, never 0 (0 marks an empty entry). */
@@ -66,29 +80,21 @@ static uint64_t tk_hash(const char *key, size_t len)
     return h | 1;
 }
 
-/* The slot of policy name, claimed on first use; NULL when all are
- * taken or the name is too long. Writer only. */
-static tk_slot_t *tk_slot(rl_topkeys_t *t, const char *name)
+/* The table of policy slot i, allocated on first use; NULL when i is
+ * out of range or memory ran out. Writer only. */
+static tk_slot_t *tk_slot(rl_topkeys_t *t, int i)
 {
-    size_t len = strlen(name);
-    int i;
+    tk_slot_t *s;
 
-    if (len >= RL_TOPKEYS_NAME_MAX) {
+    if (i < 0 || i >= RL_TOPKEYS_POLICIES) {
         return NULL;
     }
-    for (i = 0; i < RL_TOPKEYS_POLICIES; i++) {
-        tk_slot_t *s = &t->slots[i];
-
-        if (!LOAD(&s->used)) {
-            memcpy(s->name, name, len + 1);
-            atomic_store_explicit(&s->used, 1, memory_order_release);
-            return s;
-        }
-        if (strcmp(s->name, name) == 0) {
-            return s;
-        }
+    s = LOAD(&t->slots[i]);
+    if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
+        atomic_store_explicit(&t->slots[i], s, memory_order_release);
+        STORE(&t->nslots, LOAD(&t->nslots) + 1);
     }
-    return NULL;
+    return s;
 }
 
 /* The index of hash in s, or of the entry it replaces (the empty or
@@ -150,9 +156,8 @@ static void tk_claim(tk_slot_t *s, int i, uint64_t hash, const char *key,
     s->wmin[i] = now_min;
 }
 
-void rl_topkeys_record(rl_topkeys_t *t, const char *policy, const char *key,
-                       size_t len, int denied, int64_t now_ms,
-                       int64_t blocked_until_ms)
+void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
+                       int denied, int64_t now_ms, int64_t blocked_until_ms)
 {
     uint32_t now_min = (uint32_t)(now_ms / 60000);
     uint64_t hash;
@@ -238,7 +243,7 @@ static void tk_copy(const tk_entry_t *e, int window_min, uint32_t now_min,
     row->hash = 0;
 }
 
-int rl_topkeys_read(const rl_topkeys_t *t, const char *policy, int window_min,
+int rl_topkeys_read(const rl_topkeys_t *t, int policy, int window_min,
                     int64_t now_ms, rl_topkeys_row_t *rows, int n, int max)
 {
     uint32_t now_min = (uint32_t)(now_ms / 60000);
@@ -246,11 +251,8 @@ int rl_topkeys_read(const rl_topkeys_t *t, const char *policy, int window_min,
     rl_topkeys_row_t row;
     int i, j;
 
-    for (i = 0; i < RL_TOPKEYS_POLICIES && s == NULL; i++) {
-        if (atomic_load_explicit(&t->slots[i].used, memory_order_acquire) &&
-            strcmp(t->slots[i].name, policy) == 0) {
-            s = &t->slots[i];
-        }
+    if (t != NULL && policy >= 0 && policy < RL_TOPKEYS_POLICIES) {
+        s = atomic_load_explicit(&t->slots[policy], memory_order_acquire);
     }
     for (i = 0; s != NULL && i < RL_TOPKEYS_ENTRIES; i++) {
         tk_copy(&s->e[i], window_min, now_min, now_ms, &row);

@@ -174,6 +174,41 @@ void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
     verdict_finish(v);
 }
 
+void rl_decide_verdict_unlimited(const rl_verdict_part_t *parts, int n,
+                                 rl_verdict_t *v)
+{
+    int i;
+
+    memset(v, 0, sizeof(*v));
+    for (i = 0; i < n; i++) {
+        v->policies[i] = parts[i];
+        v->policies[i].results = NULL;
+    }
+    v->npolicies = n;
+    v->policy = parts[0].policy;
+    v->allowed = 1;
+    v->unlimited = 1;
+    v->status = 200;
+}
+
+void rl_decide_verdict_expand(const rl_verdict_part_t *all, int nall,
+                              rl_verdict_t *v)
+{
+    rl_verdict_part_t got[RL_MAX_OP_PARTS];
+    int i, j = 0, n = v->npolicies;
+
+    memcpy(got, v->policies, sizeof(got[0]) * (size_t)n);
+    for (i = 0; i < nall; i++) {
+        if (all[i].nlimits > 0 && j < n) {
+            v->policies[i] = got[j++];
+        } else {
+            v->policies[i] = all[i];
+            v->policies[i].results = NULL;
+        }
+    }
+    v->npolicies = nall;
+}
+
 void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits,
                               int test, const rl_deny_entry_t *e,
                               int64_t now_us, rl_verdict_t *v)

@@ -7,7 +7,10 @@ Operations ({"op": ...}):
   rls     ShouldRateLimit: target, domain, descriptors [{"entries": [[k, v]],
           "hits_addend": N, "limit": {"requests_per_unit": N, "unit": U}}],
           hits_addend, timeout (s)
-  health  Health/Check: target
+  health  Health/Check: target, service
+  watch   Health/Watch: target, service, cancel_after (messages, optional),
+          timeout; prints {"watch": STATUS} per message as it arrives, then
+          {"end": CODE} when the stream ends (OK, CANCELLED, ...)
   (rls and health take "ca": a CA file, for TLS)
   raw     any method with raw bytes: target, path, body_hex, timeout
   hammer  n ShouldRateLimit calls of one request, `streams` at a time, over
@@ -127,6 +130,24 @@ def op_health(op):
     return {"status": HEALTH.HealthCheckResponse.ServingStatus.Name(resp.status)}
 
 
+def op_watch(op):
+    with channel(op) as ch:
+        stub = HEALTH_GRPC.HealthStub(ch)
+        it = stub.Watch(HEALTH.HealthCheckRequest(service=op.get("service", "")),
+                        timeout=op.get("timeout"))
+        n = 0
+        try:
+            for resp in it:
+                name = HEALTH.HealthCheckResponse.ServingStatus.Name(resp.status)
+                print(json.dumps({"watch": name}), flush=True)
+                n += 1
+                if op.get("cancel_after") and n >= op["cancel_after"]:
+                    it.cancel()
+        except grpc.RpcError as e:
+            return {"end": e.code().name}
+    return {"end": "OK"}
+
+
 def op_raw(op):
     with grpc.insecure_channel(op["target"]) as ch:
         call = ch.unary_unary(op["path"], request_serializer=lambda b: b,
@@ -176,7 +197,8 @@ def op_hammer(op):
     return res
 
 
-OPS = {"rls": op_rls, "health": op_health, "raw": op_raw, "hammer": op_hammer}
+OPS = {"rls": op_rls, "health": op_health, "watch": op_watch, "raw": op_raw,
+       "hammer": op_hammer}
 
 
 def main():

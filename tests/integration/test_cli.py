@@ -45,7 +45,7 @@ BAD = [
      "policies[0].limits[0].burst"),
     ({"policies": [_pol("api", limits=[{"requests": 0, "per": "1s"}])]},
      "policies[0].limits[0].requests"),
-    ({"policies": [_pol("api", limits=[])]}, "policies[0].limits"),
+    ({"policies": [_pol("api", limits={})]}, "policies[0].limits"),
     ({"policies": [_pol("api", headers="x-fancy")]}, "policies[0].headers"),
     ({"policies": [_pol("api", failure_mode="maybe")]}, "policies[0].failure_mode"),
     ({"policies": [_pol("api", match={"path": "no-slash"})]}, "policies[0].match.path"),

@@ -111,15 +111,15 @@ def test_nested_specific_first_and_shadow():
 
 def test_several_files_units_unlimited():
     """Two files, two domains, one list in file order; minute, hour, month
-    (30 days) and year (365 days) units; an unlimited descriptor that no
-    other descriptor overlaps becomes no policy (unmatched: admitted,
-    nothing counted)."""
+    (30 days) and year (365 days) units; an unlimited descriptor becomes
+    a policy with "limits": [] and no key (admitted, nothing counted)."""
     with _Dir() as d:
         got = _convert(d.write("a.yaml", MESSAGING), d.write("b.yaml", EDGE))
     names = [p["name"] for p in got]
     eq(names, ["messaging.message_type_marketing.to_number", "messaging.to_number_2061111111",
                "messaging.to_number", "edge.path_-login.remote_address",
-               "edge.remote_address", "edge.quota", "edge.yearly"], "policy order")
+               "edge.remote_address", "edge.quota", "edge.yearly", "edge.ldap"],
+       "policy order")
     by = {p["name"]: p for p in got}
     eq(by["edge.path_-login.remote_address"],
        _pol("edge.path_-login.remote_address", "edge", [("path", "/login"), ("remote_address",)],
@@ -127,6 +127,8 @@ def test_several_files_units_unlimited():
     eq(by["edge.remote_address"]["limits"], _fixed(60, "1m"), "minute")
     eq(by["edge.quota"]["limits"], _fixed(1000, "30d"), "month")
     eq(by["edge.yearly"]["limits"], _fixed(7, "365d"), "year")
+    eq(by["edge.ldap"], dict(_pol("edge.ldap", "edge", [("ldap",)], []), key=[]),
+       "unlimited: a limit-less policy")
 
 
 def test_same_domain_merges_duplicates_refused():
@@ -154,9 +156,6 @@ REFUSED = [
     ("domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: fortnight, "
      "requests_per_unit: 1}\n", 4, "invalid rate limit unit 'fortnight'"),
     ("domain: d\ndescriptors:\n  - key: a\n    limit: 3\n", 4, "unknown field 'limit'"),
-    ("domain: d\ndescriptors:\n  - key: ip\n    rate_limit: {unit: second, "
-     "requests_per_unit: 5}\n  - key: ip\n    value: 10.0.0.1\n"
-     "    rate_limit: {unlimited: true}\n", 5, "unlimited: true is not supported"),
     ("domain: d\ndescriptors:\n  - key: a\n    descriptors:\n      - key: b\n"
      "        rate_limit: {unit: second, requests_per_unit: [1]}\n", 6,
      "requests_per_unit must be an integer"),
@@ -269,3 +268,59 @@ def test_converted_config_decides_over_grpc():
                store + ": another address has its own count")
             eq(admitted(cfg, [["canary", "x"]], 3), [ok] * 3,
                store + ": shadow_mode never denies")
+
+
+# envoyproxy/ratelimit's allow-list: every address 2 per minute, except
+# 10.0.0.9, which is never limited (and, being more specific, is not
+# counted by the general rule either); the unlimited value is written
+# after the general rule, as such files usually do.
+ALLOW_LIST = """\
+domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit:
+      unit: minute
+      requests_per_unit: 2
+  - key: remote_address
+    value: 10.0.0.9
+    rate_limit:
+      unlimited: true
+"""
+
+
+def test_unlimited_allow_list_over_grpc():
+    """An allow-listed value (unlimited: true) converted and served over
+    gRPC: the listed address is never limited and its status has no
+    current_limit; other addresses are limited; a call with both is
+    decided by the limited one alone, and the listed one spends nothing
+    of the general rule."""
+    from harness import free_port, service
+    from test_grpc import call, desc, rpc
+
+    with _Dir() as d:
+        rc, out, err = run_binary([FLAG, d.write("allow.yaml", ALLOW_LIST)])
+        eq(rc, 0, "convert (%s)" % err)
+    cfg = json.loads(out)
+    eq([(p["name"], p["limits"]) for p in cfg["policies"]],
+       [("edge.remote_address_10.0.0.9", []), ("edge.remote_address", _fixed(2, "1m"))],
+       "the unlimited value first, without limits")
+    for store in ("memory", "redis"):
+        cfg["grpc"] = {"listen": "127.0.0.1:%d" % free_port()}
+        with service(cfg, store):
+            listed = [["remote_address", "10.0.0.9"]]
+            res = rpc(*[call(cfg, [desc(listed)]) for _ in range(6)])
+            eq([r["overall"] for r in res], ["OK"] * 6, store + ": the listed address")
+            eq(res[-1]["statuses"], [{"code": "OK", "remaining": 0}],
+               store + ": no current_limit for the listed address")
+            eq(res[-1]["headers"], {}, store + ": no rate-limit headers")
+            other = [["remote_address", "10.0.0.1"]]
+            res = rpc(*[call(cfg, [desc(listed), desc(other)]) for _ in range(3)])
+            eq([r["overall"] for r in res], ["OK", "OK", "OVER_LIMIT"],
+               store + ": the listed and another address together")
+            eq([s["code"] for s in res[-1]["statuses"]], ["OK", "OVER_LIMIT"],
+               store + ": only the other address is over")
+            check("limit" not in res[-1]["statuses"][0] and
+                  res[-1]["statuses"][1]["limit"]["name"] == "edge.remote_address",
+                  store + ": statuses %r" % res[-1]["statuses"])
+            eq([r["overall"] for r in rpc(*[call(cfg, [desc(listed)]) for _ in range(3)])],
+               ["OK"] * 3, store + ": the listed address after the other is over")

@@ -6,6 +6,7 @@ grpc_client.py under /usr/bin/python3 (Debian's python3-grpcio)."""
 import hashlib
 import json
 import os
+import select
 import socket
 import subprocess
 import tempfile
@@ -207,7 +208,8 @@ def test_grpc_framing_errors():
         res = rpc({"op": "raw", "target": t, "path": RLS_PATH, "body_hex": "0aff"},
                   {"op": "raw", "target": t, "path": RLS_PATH, "body_hex": big},
                   {"op": "raw", "target": t, "path": "/envoy.service.ratelimit.v3.X/Y"},
-                  {"op": "raw", "target": t, "path": "/grpc.health.v1.Health/Watch"},
+                  {"op": "raw", "target": t,
+                   "path": "/envoy.service.ratelimit.v3.RateLimitService/Nope"},
                   call(cfg, [desc(LOGIN)]))
         eq([r.get("error") for r in res[:4]],
            ["INVALID_ARGUMENT", "INVALID_ARGUMENT", "UNIMPLEMENTED", "UNIMPLEMENTED"],
@@ -300,6 +302,88 @@ def test_grpc_health_and_store_down():
             finally:
                 d.stop()
                 d.cleanup()
+    finally:
+        redis.cleanup()
+
+
+class _Watch:
+    """A Health/Watch stream through grpc_client.py, read line by line."""
+
+    def __init__(self, cfg, **op):
+        op.update({"op": "watch", "target": target(cfg)})
+        self.p = subprocess.Popen([PYTHON, CLIENT], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.p.stdin.write(json.dumps([op]).encode())
+        self.p.stdin.close()
+
+    def next(self, timeout):
+        """The next line (a status or the end) as JSON, waiting timeout s."""
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        check(r, "no Watch message within %.0fs" % timeout)
+        line = self.p.stdout.readline()
+        if not line:
+            self.close()
+            check(False, "grpc_client.py ended:\n%s" % self.p.stderr.read().decode()[-3000:])
+        return json.loads(line)
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(10)
+
+
+def test_grpc_health_unknown_service():
+    """Check: "" and the rate-limit service are SERVING, another name is
+    NOT_FOUND; Watch of another name is sent SERVICE_UNKNOWN and stays
+    open until cancelled (the gRPC health protocol); the NOT_FOUND is
+    counted."""
+    cfg = grpc_cfg(LOGIN_POLICY)
+    with service(cfg, "memory") as svc:
+        t = target(cfg)
+        res = rpc({"op": "health", "target": t},
+                  {"op": "health", "target": t,
+                   "service": "envoy.service.ratelimit.v3.RateLimitService"},
+                  {"op": "health", "target": t, "service": "nope"})
+        eq(res[:2], [{"status": "SERVING"}] * 2, "known services")
+        eq(res[2]["error"], "NOT_FOUND", "unknown service (%r)" % res[2])
+        eq(metric(scrape(svc.d), "ratelimitd_grpc_calls_not_found_total"), 1,
+           "NOT_FOUND counted")
+        w = _Watch(cfg, service="nope", cancel_after=1)
+        try:
+            eq(w.next(30 * SLOW), {"watch": "SERVICE_UNKNOWN"}, "Watch of an unknown service")
+            eq(w.next(10 * SLOW), {"end": "CANCELLED"}, "cancelled by the client")
+        finally:
+            w.close()
+
+
+def test_grpc_health_watch_follows_store():
+    """Watch sends SERVING at once, NOT_SERVING once Redis is stopped,
+    SERVING once it is back; a second Watch cancelled by its client
+    leaves the first alone; SIGTERM ends the stream with OK (after the
+    GOAWAY) and the process exits 0."""
+    redis = Redis().start()
+    try:
+        cfg = grpc_cfg(LOGIN_POLICY, workers=2, store={"timeout_ms": 200})
+        cfg["store"] = store_config("redis", redis, cfg["store"])
+        d = Ratelimitd(cfg).start()
+        w = _Watch(cfg)
+        other = _Watch(cfg, cancel_after=1)
+        try:
+            eq(w.next(30 * SLOW), {"watch": "SERVING"}, "first status")
+            eq(other.next(30 * SLOW), {"watch": "SERVING"}, "second stream")
+            eq(other.next(10 * SLOW), {"end": "CANCELLED"}, "second stream cancelled")
+            redis.stop()
+            eq(w.next(10 * SLOW), {"watch": "NOT_SERVING"}, "Redis stopped")
+            redis.start()
+            eq(w.next(15 * SLOW), {"watch": "SERVING"}, "Redis back")
+            d.signal(15)
+            eq(w.next(10 * SLOW), {"end": "OK"}, "the stream ends on shutdown")
+            eq(d.wait(10 * SLOW), 0, "exit code")
+        finally:
+            w.close()
+            other.close()
+            d.stop()
+            d.cleanup()
     finally:
         redis.cleanup()
 

@@ -6,7 +6,10 @@ import os
 import shutil
 import subprocess
 
-from harness import (check, config, eq, limit, policy, service)
+import json
+import time
+
+from harness import (check, config, eq, limit, policy, reload_config, service)
 
 KEY = "ui-test-admin-key-0123456789"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,16 +68,21 @@ def test_ui_in_headless_chromium():
     right one opens the page; hammering a key makes api's denied rate go
     above 0 (not other's) and puts the key first in the top list; an
     override added from the page lets the key through, removing it from
-    the page denies it again; at 390 px the page is one column. The
+    the page denies it again; at 390 px the page is one column; after a
+    failed reload the page shows it failed, with its error. The
     screenshots are kept in the test logs (ui.png, ui-phone.png)."""
     check(os.path.exists(CHROMIUM), "Debian's chromium is installed (%s)" % CHROMIUM)
     check(shutil.which("node") is not None, "node is installed")
     node_dir = _playwright_dir()
     shots = os.environ.get("RL_TEST_LOGDIR") or "/tmp"
     with service(_cfg(), "redis") as svc:
+        bad = json.loads(json.dumps(svc.d.config))
+        bad["policies"][0]["limits"][0]["per"] = "5x"
+        eq(reload_config(svc.d, bad), "failed", "a bad reload")
         env = dict(os.environ, NODE_PATH=os.path.join(node_dir, "node_modules"))
         p = subprocess.run(["node", os.path.join(UI_DIR, "ui.js"),
-                            "http://127.0.0.1:%d" % svc.port, KEY, shots],
+                            "http://127.0.0.1:%d" % svc.port, KEY, shots,
+                            '"5x" is not a duration'],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
         out = p.stdout.decode(errors="replace")
@@ -84,3 +92,36 @@ def test_ui_in_headless_chromium():
 
 
 test_ui_in_headless_chromium.timeout = 90
+
+
+def test_ui_reload_result_in_policies_json():
+    """GET /v1/policies (what the page reads) carries the last (re)load:
+    the start-up load ok; a bad file failed with the error naming the JSON
+    path; a changed store section failed without quoting its password;
+    a good file ok again, error null."""
+    cfg = _cfg()
+    with service(cfg, "memory") as svc:
+        def last():
+            r = svc.request("GET", "/v1/policies",
+                            headers={"Authorization": "Bearer " + KEY})
+            eq(r.status, 200, "policies status")
+            return r.json["reload"]
+        now = time.time()
+        r = last()
+        eq((r["ok"], r["error"]), (True, None), "start-up load")
+        check(abs(r["at"] - now) < 30, "start-up load time %r" % r)
+        bad = json.loads(json.dumps(svc.d.config))
+        bad["policies"][0]["limits"][0]["per"] = "5x"
+        eq(reload_config(svc.d, bad), "failed", "bad file")
+        r = last()
+        eq((r["ok"], r["error"]), (False, 'policies[0].limits[0].per: "5x" is not a duration'),
+           "failed reload")
+        secret = "reload-secret-password-42"
+        moved = json.loads(json.dumps(svc.d.config))
+        moved["store"] = {"type": "redis", "address": "127.0.0.1:1", "password": secret}
+        eq(reload_config(svc.d, moved), "failed", "store changed")
+        r = last()
+        check(r["ok"] is False and r["error"].startswith("store: changed"), "store %r" % r)
+        check(secret not in json.dumps(r), "no secret in %r" % r)
+        eq(reload_config(svc.d, svc.d.config), "ok", "good file")
+        eq((last()["ok"], last()["error"]), (True, None), "ok again")

@@ -2,14 +2,15 @@
 // chromium): logs in, hammers a key until the page shows its policy's
 // denied rate and the key in the top list, adds an override from the page
 // and checks that decisions follow it, removes it again. Screenshots go to
-// SHOTS (desktop and phone width). Exit 0 on success; each failed step
-// prints "FAIL: why" and exits 1.
-// Usage: node ui.js BASE_URL ADMIN_KEY SHOTS_DIR
+// SHOTS (desktop and phone width). With RELOAD_ERROR, the page must show
+// the last reload as failed with that text. Exit 0 on success; each
+// failed step prints "FAIL: why" and exits 1.
+// Usage: node ui.js BASE_URL ADMIN_KEY SHOTS_DIR [RELOAD_ERROR]
 "use strict";
 const { chromium } = require("playwright-core");
 const path = require("path");
 
-const [base, adminKey, shots] = process.argv.slice(2);
+const [base, adminKey, shots, reloadError] = process.argv.slice(2);
 const HAMMER = { path: "/api/x", tenant: "hammer-tenant" };
 
 async function decide(body) {
@@ -62,6 +63,15 @@ async function main() {
       await page.waitForSelector("#app:not(.hidden)", { timeout: 5000 });
       await page.waitForSelector('.chart[data-policy="api"]', { timeout: 5000 });
     });
+    if (reloadError) {
+      await step("the last reload: failed, with its error", async () => {
+        await page.waitForSelector('#reload[data-last="failed"]', { timeout: 5000 });
+        const text = await page.textContent("#reload");
+        if (!text.includes("last reload") || !text.includes(reloadError)) {
+          throw new Error("reload line " + JSON.stringify(text));
+        }
+      });
+    }
     await step("denied rate of api goes up while a key is hammered", async () => {
       stop = hammer();
       await page.waitForFunction(() => {

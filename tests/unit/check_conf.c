@@ -779,7 +779,13 @@ static const struct {
      "policies[0].key[1]: \"header.x-a\" repeats key[0]"},
     /* limits */
     {POL("{" BASE "}"), "policies[0].limits: is required"},
-    {PL(""), "policies[0].limits: must be an array of 1 to 8 limits"},
+    {POL("{" BASE ", \"limits\": {}}"),
+     "policies[0].limits: must be an array of 0 to 8 limits"},
+    {"{\"penalties\": [{\"name\": \"p\", \"key\": [\"user\"], "
+     "\"denials\": 1, \"within\": \"1s\", \"block\": \"1s\"}], "
+     "\"policies\": [{" BASE ", \"limits\": [], \"penalty\": \"p\"}]}",
+     "policies[0].penalty: needs limits: a policy with \"limits\": [] never "
+     "denies"},
     {PL("{\"requests\": 1, \"per\": \"1s\"}, {\"requests\": 1, \"per\": "
         "\"2s\"}, "
         "{\"requests\": 1, \"per\": \"3s\"}, {\"requests\": 1, \"per\": "
@@ -789,7 +795,7 @@ static const struct {
         "{\"requests\": 1, \"per\": \"7s\"}, {\"requests\": 1, \"per\": "
         "\"8s\"}, "
         "{\"requests\": 1, \"per\": \"9s\"}"),
-     "policies[0].limits: must be an array of 1 to 8 limits"},
+     "policies[0].limits: must be an array of 0 to 8 limits"},
     {PL("\"1/s\""), "policies[0].limits[0]: must be an object"},
     {PL("{\"per\": \"1s\"}"), "policies[0].limits[0].requests: is required"},
     {PL("{\"requests\": 1}"), "policies[0].limits[0].per: is required"},
@@ -974,6 +980,9 @@ START_TEST(test_near_misses_accepted)
     static const char *const good[] = {
         P(""),
         P(", \"key\": []"),
+        PL(""),
+        POL("{" BASE ", \"limits\": [], \"test\": {\"header\": \"t\", "
+            "\"value\": \"v\", " LIM1 "}}"),
         P(", \"key\": [\"tenant\", \"path.id\", \"header.X-Y\"]"),
         PL("{\"requests\": 10, \"per\": \"1m\"}, {\"requests\": 20, \"per\": "
            "\"60s\", "

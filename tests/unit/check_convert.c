@@ -117,7 +117,10 @@ START_TEST(test_units_shadow_and_files)
 
     expect(
         y, 3,
-        "[{\"name\": \"a.m\", \"match\": {\"domain\": \"a\", "
+        "[{\"name\": \"a.l_x\", \"match\": {\"domain\": \"a\", "
+        "\"descriptor\": [{\"key\": \"l\", \"value\": \"x\"}]}, "
+        "\"key\": [], \"limits\": []},"
+        "{\"name\": \"a.m\", \"match\": {\"domain\": \"a\", "
         "\"descriptor\": [{\"key\": \"m\"}]}, \"key\": [\"descriptor.m\"],"
         " \"limits\": " LIM(
             2,
@@ -150,6 +153,41 @@ START_TEST(test_units_shadow_and_files)
                                                  "[\"descriptor.y\"],"
                                                  " \"limits\": " LIM(
                                                      6, "365d") "}]");
+}
+END_TEST
+
+START_TEST(test_unlimited_allow_list)
+{
+    /* The allow-list case: an unlimited value written after the general
+     * limit becomes a limit-less policy ordered before it, so the
+     * general policy never counts that value; a nested unlimited key
+     * too. */
+    static const char *const y[] = {
+        "domain: edge\n"
+        "descriptors:\n"
+        "  - key: ip\n"
+        "    rate_limit: {unit: second, requests_per_unit: 5}\n"
+        "  - key: ip\n"
+        "    value: 10.0.0.1\n"
+        "    rate_limit: {unlimited: true}\n"
+        "  - key: user\n"
+        "    descriptors:\n"
+        "      - key: plan\n"
+        "        rate_limit: {unlimited: true}\n"};
+
+    expect(
+        y, 1,
+        "[{\"name\": \"edge.ip_10.0.0.1\", \"match\": {\"domain\": "
+        "\"edge\", \"descriptor\": [{\"key\": \"ip\", \"value\": "
+        "\"10.0.0.1\"}]}, \"key\": [], \"limits\": []},"
+        " {\"name\": \"edge.ip\", \"match\": {\"domain\": \"edge\", "
+        "\"descriptor\": [{\"key\": \"ip\"}]}, \"key\": "
+        "[\"descriptor.ip\"], \"limits\": " LIM(
+            5,
+            "1s") "},"
+                  " {\"name\": \"edge.user.plan\", \"match\": {\"domain\": "
+                  "\"edge\", \"descriptor\": [{\"key\": \"user\"}, {\"key\": "
+                  "\"plan\"}]}, \"key\": [], \"limits\": []}]");
 }
 END_TEST
 
@@ -221,11 +259,6 @@ static const struct {
      "a.yaml:4: YAML aliases"},
     {"descriptors: []\n", "a.yaml:1: config file cannot have empty domain"},
     {"domain: d\n---\ndomain: e\n", "a.yaml:3: a second YAML document"},
-    {"domain: d\ndescriptors:\n  - key: ip\n"
-     "    rate_limit: {unit: second, requests_per_unit: 5}\n"
-     "  - key: ip\n    value: 10.0.0.1\n    rate_limit: {unlimited: true}\n",
-     "a.yaml:5: unlimited: true is not supported where a more general "
-     "descriptor (a.yaml:3)"},
     {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unlimited: true, "
      "unit: second}\n",
      "a.yaml:4: should not specify rate limit unit when unlimited"},
@@ -264,6 +297,7 @@ int main(void)
     tcase_add_test(tc, test_nested_and_specific_first);
     tcase_add_test(tc, test_units_shadow_and_files);
     tcase_add_test(tc, test_deny_all_and_names);
+    tcase_add_test(tc, test_unlimited_allow_list);
     tcase_add_loop_test(tc, test_refused, 0,
                         (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     suite_add_tcase(s, tc);

@@ -231,21 +231,44 @@ static seen_t decide_once(const rl_conf_t *conf, rl_store_t *store,
     return s;
 }
 
-START_TEST(decide_end_to_end_memory_store)
+/* A config text parsed, over a fresh memory store on the fake clock. */
+typedef struct fixture {
+    rl_conf_t *conf;
+    rl_mem_table_t *t;
+    rl_store_t *store;
+} fixture_t;
+
+static void fixture_open(fixture_t *f, const char *text)
 {
     char err[256];
-    rl_conf_t *conf =
-        rl_conf_parse(conf_text, strlen(conf_text), err, sizeof(err));
-    rl_mem_table_t *t;
+
+    f->conf = rl_conf_parse(text, strlen(text), err, sizeof(err));
+    ck_assert_msg(f->conf != NULL, "%s", err);
+    f->t = rl_mem_table_new();
+    f->store = rl_store_mem_new(f->t, fake_clock, NULL);
+    fake_now = 1700000000000LL;
+}
+
+static void fixture_close(fixture_t *f)
+{
+    rl_store_free(f->store);
+    rl_mem_table_free(f->t);
+    rl_conf_free(f->conf);
+    rl_decide_thread_cleanup();
+}
+
+START_TEST(decide_end_to_end_memory_store)
+{
+    fixture_t f;
+    rl_conf_t *conf;
     rl_store_t *store;
     rl_request_t req;
     seen_t s;
     int i, admitted;
 
-    ck_assert_msg(conf != NULL, "%s", err);
-    t = rl_mem_table_new();
-    store = rl_store_mem_new(t, fake_clock, NULL);
-    fake_now = 1700000000000LL;
+    fixture_open(&f, conf_text);
+    conf = f.conf;
+    store = f.store;
 
     memset(&req, 0, sizeof(req));
     req.method = "POST";
@@ -311,10 +334,77 @@ START_TEST(decide_end_to_end_memory_store)
     }
     ck_assert_int_eq(admitted, 1);
 
-    rl_store_free(store);
-    rl_mem_table_free(t);
-    rl_conf_free(conf);
-    rl_decide_thread_cleanup();
+    fixture_close(&f);
+}
+END_TEST
+
+/* A policy with "limits": [] takes what it matches (first match in file
+ * order, so the general policy after it counts none of it) and allows
+ * with no store call; another group's policy still decides, and the
+ * verdict lists both, the limit-less one with no limits. */
+START_TEST(decide_limitless_policy)
+{
+    static const char *text =
+        "{\"store\": {\"type\": \"memory\"}, \"policies\": ["
+        " {\"name\": \"vip\", \"match\": {\"path\": \"/v/*\"}, \"limits\": []},"
+        " {\"name\": \"gvip\", \"match\": {\"path\": \"/g/*\"}, "
+        "\"limits\": []},"
+        " {\"name\": \"api\", \"match\": {\"path\": \"/*\"}, \"key\": "
+        "[\"path\"], \"limits\": [{\"requests\": 1, \"per\": \"1m\"}]},"
+        " {\"name\": \"acct\", \"group\": \"acct\", \"match\": {\"path\": "
+        "\"/g/*\"}, \"key\": [\"tenant\"], \"limits\": [{\"requests\": 2, "
+        "\"per\": \"1m\"}]}]}";
+    rl_request_t req = {.method = "GET", .cost = 1};
+    fixture_t f;
+    seen_t s;
+    int i, admitted;
+
+    fixture_open(&f, text);
+    req.path = "/v/a";
+    req.path_len = strlen(req.path);
+    for (i = 0; i < 5; i++) {
+        s = decide_once(f.conf, f.store, &req);
+        ck_assert_int_eq(s.status, RL_DECIDE_OK);
+        ck_assert_int_eq(s.v.allowed, 1);
+        ck_assert_int_eq(s.v.unlimited, 1);
+        ck_assert_str_eq(s.v.policy->name, "vip");
+        ck_assert_ptr_null(s.v.limit_def);
+        ck_assert_int_eq(s.v.npolicies, 1);
+        ck_assert_int_eq(s.v.policies[0].nlimits, 0);
+    }
+    /* The general policy counted none of them. */
+    ck_assert_int_eq(rl_mem_table_size(f.t), 0);
+    req.path = "/other";
+    req.path_len = strlen(req.path);
+    ck_assert_int_eq(decide_once(f.conf, f.store, &req).v.allowed, 1);
+    ck_assert_int_eq(decide_once(f.conf, f.store, &req).v.allowed, 0);
+    /* A reset of a limit-less policy's request has nothing to clear. */
+    req.path = "/v/a";
+    req.path_len = strlen(req.path);
+    memset(&s, 0, sizeof(s));
+    rl_decide_reset(f.conf, f.store, &req, on_decision, &s);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(s.status, RL_DECIDE_OK);
+
+    /* /g/: gvip (default group, limit-less) beside acct (its own group). */
+    req.path = "/g/x";
+    req.path_len = strlen(req.path);
+    req.tenant = "t1";
+    for (i = 0, admitted = 0; i < 3; i++) {
+        s = decide_once(f.conf, f.store, &req);
+        admitted += s.v.allowed;
+        ck_assert_int_eq(s.v.unlimited, 0);
+        ck_assert_str_eq(s.v.policy->name, "acct");
+        ck_assert_int_eq(s.v.npolicies, 2);
+        ck_assert_str_eq(s.v.policies[0].policy->name, "gvip");
+        ck_assert_int_eq(s.v.policies[0].nlimits, 0);
+        ck_assert_ptr_null(s.v.policies[0].results);
+        ck_assert_str_eq(s.v.policies[1].policy->name, "acct");
+        ck_assert_ptr_nonnull(s.v.policies[1].results);
+    }
+    ck_assert_int_eq(admitted, 2);
+
+    fixture_close(&f);
 }
 END_TEST
 
@@ -330,6 +420,7 @@ int main(void)
     tcase_add_test(tc, verdict_layered_deciding_policy);
     tcase_add_test(tc, verdict_shadow_never_denies);
     tcase_add_test(tc, decide_end_to_end_memory_store);
+    tcase_add_test(tc, decide_limitless_policy);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

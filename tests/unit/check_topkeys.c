@@ -27,7 +27,7 @@ static const rl_topkeys_row_t *find(int n, const char *key)
     return NULL;
 }
 
-static void rec(rl_topkeys_t *t, const char *pol, const char *key, int denied,
+static void rec(rl_topkeys_t *t, int pol, const char *key, int denied,
                 int64_t now)
 {
     rl_topkeys_record(t, pol, key, strlen(key), denied, now, 0);
@@ -40,32 +40,31 @@ START_TEST(counts_per_minute_over_the_window)
     int n, i;
 
     for (i = 0; i < 2; i++) {
-        rec(t, "api", "acme", 0, T0 - 2 * MIN + 5);
+        rec(t, 0, "acme", 0, T0 - 2 * MIN + 5);
     }
     for (i = 0; i < 3; i++) {
-        rec(t, "api", "acme", 1, T0 + 1000 * i);
+        rec(t, 0, "acme", 1, T0 + 1000 * i);
     }
-    n = rl_topkeys_read(t, "api", 1, T0 + 30000, rows, 0, 8);
+    n = rl_topkeys_read(t, 0, 1, T0 + 30000, rows, 0, 8);
     ck_assert_int_eq(n, 1);
     ck_assert_str_eq(rows[0].key, "acme");
     ck_assert_uint_eq(rows[0].denied, 3);
     ck_assert_uint_eq(rows[0].allowed, 0);
     ck_assert_int_eq(rows[0].last_denied_at, (T0 + 2000) / 1000);
-    n = rl_topkeys_read(t, "api", 3, T0 + 30000, rows, 0, 8);
+    n = rl_topkeys_read(t, 0, 3, T0 + 30000, rows, 0, 8);
     r = find(n, "acme");
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(r->denied, 3);
     ck_assert_uint_eq(r->allowed, 2);
     /* An hour later every minute has left the window. */
-    ck_assert_int_eq(rl_topkeys_read(t, "api", 60, T0 + 60 * MIN, rows, 0, 8),
-                     0);
+    ck_assert_int_eq(rl_topkeys_read(t, 0, 60, T0 + 60 * MIN, rows, 0, 8), 0);
     /* The same key an hour on starts from zero, not from stale buckets. */
-    rec(t, "api", "acme", 0, T0 + 60 * MIN);
-    n = rl_topkeys_read(t, "api", 60, T0 + 60 * MIN, rows, 0, 8);
+    rec(t, 0, "acme", 0, T0 + 60 * MIN);
+    n = rl_topkeys_read(t, 0, 60, T0 + 60 * MIN, rows, 0, 8);
     ck_assert_int_eq(n, 1);
     ck_assert_uint_eq(rows[0].denied, 0);
     ck_assert_uint_eq(rows[0].allowed, 1);
-    ck_assert_int_eq(rl_topkeys_read(t, "other", 60, T0, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 1, 60, T0, rows, 0, 8), 0);
     rl_topkeys_free(t);
 }
 END_TEST
@@ -80,12 +79,12 @@ START_TEST(a_hammered_key_stays_and_nothing_over_counts)
     /* 5,000 one-off keys through a table of 128, one hot key in five. */
     for (i = 0; i < 5000; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        rec(t, "api", key, 0, T0);
+        rec(t, 0, key, 0, T0);
         if (i % 5 == 0) {
-            rec(t, "api", "hot", 1, T0);
+            rec(t, 0, "hot", 1, T0);
         }
     }
-    n = rl_topkeys_read(t, "api", 1, T0, rows, 0, RL_TOPKEYS_ENTRIES);
+    n = rl_topkeys_read(t, 0, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES);
     ck_assert_int_eq(n, RL_TOPKEYS_ENTRIES);
     hot = find(n, "hot");
     ck_assert_ptr_nonnull(hot);
@@ -107,11 +106,11 @@ START_TEST(two_workers_merge_and_blocks_end)
     rl_topkeys_t *b = rl_topkeys_new();
     int n;
 
-    rl_topkeys_record(a, "pay", "acme", 4, 1, T0, T0 + 5000);
-    rl_topkeys_record(b, "pay", "acme", 4, 1, T0 + 1000, 0);
-    rl_topkeys_record(b, "pay", "beta", 4, 0, T0 + 1000, 0);
-    n = rl_topkeys_read(a, "pay", 5, T0 + 2000, rows, 0, 8);
-    n = rl_topkeys_read(b, "pay", 5, T0 + 2000, rows, n, 8);
+    rl_topkeys_record(a, 2, "acme", 4, 1, T0, T0 + 5000);
+    rl_topkeys_record(b, 2, "acme", 4, 1, T0 + 1000, 0);
+    rl_topkeys_record(b, 2, "beta", 4, 0, T0 + 1000, 0);
+    n = rl_topkeys_read(a, 2, 5, T0 + 2000, rows, 0, 8);
+    n = rl_topkeys_read(b, 2, 5, T0 + 2000, rows, n, 8);
     ck_assert_int_eq(n, 2);
     rl_topkeys_sort(rows, n);
     ck_assert_str_eq(rows[0].key, "acme");
@@ -119,37 +118,46 @@ START_TEST(two_workers_merge_and_blocks_end)
     ck_assert_int_eq(rows[0].last_denied_at, (T0 + 1000) / 1000);
     ck_assert_int_eq(rows[0].blocked, 1);
     ck_assert_str_eq(rows[1].key, "beta");
-    n = rl_topkeys_read(a, "pay", 5, T0 + 6000, rows, 0, 8);
+    n = rl_topkeys_read(a, 2, 5, T0 + 6000, rows, 0, 8);
     ck_assert_int_eq(rows[0].blocked, 0);
     /* max bounds the rows. */
-    ck_assert_int_eq(rl_topkeys_read(b, "pay", 5, T0 + 2000, rows, 0, 1), 1);
+    ck_assert_int_eq(rl_topkeys_read(b, 2, 5, T0 + 2000, rows, 0, 1), 1);
     rl_topkeys_free(a);
     rl_topkeys_free(b);
 }
 END_TEST
 
-START_TEST(eight_policies_and_long_keys_only)
+START_TEST(every_policy_slot_and_long_keys_only)
 {
     rl_topkeys_t *t = rl_topkeys_new();
-    char name[16];
+    size_t empty = rl_topkeys_bytes(t);
     char key[RL_TOPKEYS_KEY_MAX + 2];
     int i;
 
-    for (i = 0; i <= RL_TOPKEYS_POLICIES; i++) {
-        snprintf(name, sizeof(name), "p%d", i);
-        rec(t, name, "k", 1, T0);
+    /* Every slot is tracked (no cap at eight any more); one past the last
+     * and a negative one are not; a table costs memory once decided. */
+    for (i = 0; i < 40; i++) {
+        rec(t, i, "k", 1, T0);
     }
-    for (i = 0; i < RL_TOPKEYS_POLICIES; i++) {
-        snprintf(name, sizeof(name), "p%d", i);
-        ck_assert_int_eq(rl_topkeys_read(t, name, 1, T0, rows, 0, 8), 1);
+    rec(t, RL_TOPKEYS_POLICIES - 1, "k", 1, T0);
+    rec(t, RL_TOPKEYS_POLICIES, "k", 1, T0);
+    rec(t, -1, "k", 1, T0);
+    for (i = 0; i < 40; i++) {
+        ck_assert_int_eq(rl_topkeys_read(t, i, 1, T0, rows, 0, 8), 1);
     }
-    ck_assert_int_eq(rl_topkeys_read(t, "p8", 1, T0, rows, 0, 8), 0);
+    ck_assert_int_eq(
+        rl_topkeys_read(t, RL_TOPKEYS_POLICIES - 1, 1, T0, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, RL_TOPKEYS_POLICIES, 1, T0, rows, 0, 8),
+                     0);
+    ck_assert_int_eq(rl_topkeys_read(t, 41, 1, T0, rows, 0, 8), 0);
+    ck_assert_uint_gt(rl_topkeys_bytes(t), empty + 41 * 150000);
+    ck_assert_uint_lt(rl_topkeys_bytes(t), empty + 41 * 180000);
     memset(key, 'x', sizeof(key) - 1);
     key[sizeof(key) - 1] = '\0';
-    rec(t, "p0", key, 1, T0);
+    rec(t, 0, key, 1, T0);
     key[RL_TOPKEYS_KEY_MAX] = '\0';
-    rec(t, "p0", key, 1, T0);
-    ck_assert_int_eq(rl_topkeys_read(t, "p0", 1, T0, rows, 0, 8), 2);
+    rec(t, 0, key, 1, T0);
+    ck_assert_int_eq(rl_topkeys_read(t, 0, 1, T0, rows, 0, 8), 2);
     ck_assert_ptr_nonnull(find(2, key));
     rl_topkeys_free(t);
 }
@@ -187,7 +195,7 @@ int main(void)
     tcase_add_test(tc, counts_per_minute_over_the_window);
     tcase_add_test(tc, a_hammered_key_stays_and_nothing_over_counts);
     tcase_add_test(tc, two_workers_merge_and_blocks_end);
-    tcase_add_test(tc, eight_policies_and_long_keys_only);
+    tcase_add_test(tc, every_policy_slot_and_long_keys_only);
     tcase_add_test(tc, key_values_of_a_store_key);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
