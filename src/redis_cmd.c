@@ -88,13 +88,28 @@ static void cmd_arg_key(rl_redis_cmd_t *cmd, char **p, const char *base,
     cmd_arg(cmd, p, NULL, blen + 1 + slen + tlen);
 }
 
+/* 1 unless a negative cost (a refund, protocol v3) comes beside a part
+ * that spends or beside penalties. */
+static int cmd_costs_ok(const rl_store_op_t *op)
+{
+    int spend = 0;
+    int refund = 0;
+    int i;
+
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        spend |= rl_store_op_cost(op, i) > 0;
+        refund |= rl_store_op_cost(op, i) < 0;
+    }
+    return !refund || (!spend && op->npenalties == 0);
+}
+
 /* Rejects ops no command can carry. */
 const char *rl_redis_cmd_check(const rl_store_op_t *op)
 {
     int i;
     int k;
 
-    if (rl_store_op_nlimits(op) < 0 || rl_store_op_counts(op) < 0) {
+    if (rl_store_op_nlimits(op) < 0 || !cmd_costs_ok(op)) {
         return "bad_op";
     }
     for (i = 0; i < rl_store_op_nparts(op); i++) {

@@ -37,7 +37,8 @@ typedef struct rl_redis_cmd {
 } rl_redis_cmd_t;
 
 /* "bad_op" if op cannot be sent (a part without limits, too many limits,
- * parts or penalties, a key past RL_REDIS_CMD_MAX_BASE, a negative cost,
+ * parts or penalties, a key past RL_REDIS_CMD_MAX_BASE, a negative cost
+ * (a refund) beside a spending part or penalties,
  * an unknown algorithm, a penalty without denials), else NULL. */
 const char *rl_redis_cmd_check(const rl_store_op_t *op);
 

@@ -33,7 +33,7 @@
 #include "loop.h"
 #include "redis_conn.h"
 #include "stats.h"
-#include "store_common.h"
+#include "redis_exec.h"
 #include "util.h"
 
 #define SENTINEL_ASK_EVERY_MS 1000
@@ -225,7 +225,7 @@ static void sentinel_candidate(rl_sentinel_t *s, const char *host, int port)
     p->s = s;
     snprintf(p->host, sizeof(p->host), "%s", host);
     p->port = port;
-    rl_store_common_conn_opts(s->conf, p->host, port, s->tls_ctx, &opts);
+    rl_redis_exec_conn_opts(s->conf, p->host, port, s->tls_ctx, &opts);
     opts.on_connect = sentinel_probe_connected;
     opts.hook_arg = p;
     p->conn = rl_redis_conn_new(s->base, &opts);
@@ -404,8 +404,7 @@ static int sentinel_open_nodes(rl_sentinel_t *s)
                  strchr(cn->host, ':') != NULL ? "sentinel [%s]:%d"
                                                : "sentinel %s:%d",
                  cn->host, cn->port);
-        rl_store_common_conn_opts(s->conf, cn->host, cn->port, s->tls_ctx,
-                                  &opts);
+        rl_redis_exec_conn_opts(s->conf, cn->host, cn->port, s->tls_ctx, &opts);
         opts.username = sc->username;
         opts.password = sc->password;
         if (opts.timeout_ms < SENTINEL_MIN_TIMEOUT_MS) {

@@ -53,55 +53,42 @@ static void cl_op_reply(void *arg, redisReply *reply, const char *err);
 /* Operations                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Takes a context from the free list (or allocates one with its timer).
- * NULL if out of memory. */
-static cl_op_t *cl_op_get(store_cluster_t *cl)
+/* op_init: a new context gets its timer. */
+static int cl_op_init(void *arg, rl_redis_exec_op_t *x)
 {
-    cl_op_t *o = cl->free_ops;
+    store_cluster_t *cl = arg;
+    cl_op_t *o = (cl_op_t *)x;
 
-    if (o != NULL) {
-        cl->free_ops = o->next_free;
-    } else {
-        o = calloc(1, sizeof(*o));
-        if (o == NULL) {
-            return NULL;
-        }
-        o->cl = cl;
-        o->timer = evtimer_new(cl->base, cl_op_timer, o);
-        if (o->timer == NULL) {
-            free(o);
-            return NULL;
-        }
-        o->next_all = cl->all_ops;
-        cl->all_ops = o;
-    }
-    o->tries = 0;
-    o->backoffs = 0;
-    o->redirects = 0;
-    o->noscript_retried = 0;
-    o->asking = 0;
-    o->sent_to = NULL;
-    o->error = "timeout";
-    o->error_from_reply = 0;
-    return o;
+    o->cl = cl;
+    o->timer = evtimer_new(cl->base, cl_op_timer, o);
+    return o->timer != NULL ? RL_OK : RL_ERR;
 }
 
-/* Returns a context to the free list (its buffer and timer are kept). */
+/* op_fini: a context about to be freed. */
+static void cl_op_fini(void *arg, rl_redis_exec_op_t *x)
+{
+    cl_op_t *o = (cl_op_t *)x;
+
+    (void)arg;
+    if (o->timer != NULL) {
+        event_free(o->timer);
+    }
+}
+
+/* Returns a context to the executor's pool. */
 static void cl_op_put(store_cluster_t *cl, cl_op_t *o)
 {
+    (void)cl;
     o->state = OP_FREE;
-    o->cb = NULL;
-    o->arg = NULL;
-    o->next_free = cl->free_ops;
-    cl->free_ops = o;
+    rl_redis_exec_op_put(&o->x);
 }
 
 /* Ends o with res (status RL_OK) or with error: the context is freed, or
  * left ORPHAN while a command is still out, then the caller hears. */
 static void cl_op_done(cl_op_t *o, rl_store_result_t *res, const char *error)
 {
-    rl_store_cb *cb = o->cb;
-    void *arg = o->arg;
+    rl_store_cb *cb = o->x.cb;
+    void *arg = o->x.arg;
 
     evtimer_del(o->timer);
     if (o->state == OP_INFLIGHT) {
@@ -142,7 +129,7 @@ static void cl_op_later(cl_op_t *o)
     int64_t wait = (int64_t)CL_BACKOFF_MIN_US
                    << (o->backoffs < 5 ? o->backoffs : 5);
 
-    if (o->cl->sc.closing || left < CL_BACKOFF_MIN_US) {
+    if (o->cl->ex.closing || left < CL_BACKOFF_MIN_US) {
         cl_op_done(o, NULL, o->error);
         return;
     }
@@ -187,8 +174,8 @@ static void cl_op_send(cl_op_t *o, cl_node_t *n, int asking)
     if (o->tries++ > 0 || o->backoffs > 0) {
         rl_loop_timer_at(o->timer, o->deadline_us);
     }
-    rl_redis_conn_command(n->conn, o->cmd.argc, o->cmd.argv, o->cmd.argvlen,
-                          cl_op_reply, o);
+    rl_redis_conn_command(n->conn, o->x.cmd.argc, o->x.cmd.argv,
+                          o->x.cmd.argvlen, cl_op_reply, o);
 }
 
 /* Routes o by the slot map: to the slot's master, or waits for one
@@ -198,7 +185,7 @@ static void cl_op_dispatch(cl_op_t *o)
     store_cluster_t *cl = o->cl;
     cl_node_t *n = cl->slots[o->slot];
 
-    if (cl->sc.closing) {
+    if (cl->ex.closing) {
         cl_op_done(o, NULL, "disconnected");
         return;
     }
@@ -222,11 +209,11 @@ static cl_node_t *cl_redirect_target(cl_op_t *o, const redisReply *r,
     cl_node_t *n;
 
     if (rl_cluster_parse_redirect(r->str, r->len, slot, &a) != kind) {
-        rl_store_common_warn(&o->cl->sc,
-                             kind == RL_CLUSTER_REDIR_MOVED
-                                 ? "redis cluster: malformed MOVED"
-                                 : "redis cluster: malformed ASK",
-                             r->str);
+        rl_redis_exec_warn(&o->cl->ex,
+                           kind == RL_CLUSTER_REDIR_MOVED
+                               ? "redis cluster: malformed MOVED"
+                               : "redis cluster: malformed ASK",
+                           r->str);
         cl_op_done(o, NULL, "bad_reply");
         return NULL;
     }
@@ -275,14 +262,14 @@ static void cl_on_ask(cl_op_t *o, cl_node_t *from, const redisReply *r)
  * SCRIPT FLUSH): load it there and resend once, pipelined. */
 static void cl_on_noscript(cl_op_t *o, cl_node_t *from, const redisReply *r)
 {
-    if (o->noscript_retried || o->cmd.kind != RL_REDIS_CMD_DECIDE) {
-        cl_op_done(o, NULL,
-                   rl_store_common_error_reply(&o->cl->sc, RL_REDIS_CMD_DECIDE,
-                                               r->str));
+    if (o->x.noscript_retried || o->x.cmd.kind != RL_REDIS_CMD_DECIDE) {
+        cl_op_done(
+            o, NULL,
+            rl_redis_exec_error_reply(&o->cl->ex, RL_REDIS_CMD_DECIDE, r->str));
         return;
     }
-    o->noscript_retried = 1;
-    rl_store_common_load_script(&o->cl->sc, from->conn);
+    o->x.noscript_retried = 1;
+    rl_redis_exec_load_script(&o->cl->ex, from->conn);
     cl_op_send(o, from, o->asking);
 }
 
@@ -334,7 +321,7 @@ static void cl_op_error(cl_op_t *o, cl_node_t *from, const redisReply *r)
         return;
     }
     cl_op_done(o, NULL,
-               rl_store_common_error_reply(&o->cl->sc, o->cmd.kind, r->str));
+               rl_redis_exec_error_reply(&o->cl->ex, o->x.cmd.kind, r->str));
 }
 
 /* Reply to an op's command (ASKING's own reply is dropped by passing no
@@ -366,7 +353,7 @@ static void cl_op_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     memset(&res, 0, sizeof(res));
-    error = rl_redis_cmd_parse(&o->cmd, reply, &res);
+    error = rl_redis_cmd_parse(&o->x.cmd, reply, &res);
     if (error != NULL) {
         cl_op_done(o, NULL, error);
         return;
@@ -391,56 +378,93 @@ static int cl_one_slot(const rl_redis_cmd_t *cmd, int slot)
     return 1;
 }
 
-/* Starts one operation; cb gets exactly one result. */
-static void cl_start(rl_store_t *s, const rl_store_op_t *op,
-                     rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg)
+/* prepare: a built op gets its slot (every key must share it) and its
+ * deadline, and starts waiting for its route. */
+static const char *cl_op_prepare(void *arg, rl_redis_exec_op_t *x)
 {
-    store_cluster_t *cl = s->impl;
-    cl_op_t *o = cl_op_get(cl);
-    const char *bad;
+    store_cluster_t *cl = arg;
+    cl_op_t *o = (cl_op_t *)x;
     const char *key;
     size_t klen;
 
-    if (o == NULL) {
-        rl_store_fail(cb, arg, "out_of_memory");
-        return;
-    }
-    bad = rl_store_common_build(&cl->sc, &o->cmd, op, kind);
-    if (bad != NULL) {
-        cl_op_put(cl, o);
-        rl_store_fail(cb, arg, bad);
-        return;
-    }
-    key = rl_redis_cmd_first_key(&o->cmd, &klen);
+    key = rl_redis_cmd_first_key(&o->x.cmd, &klen);
     o->slot = rl_cluster_key_slot(key, klen);
-    if (!cl_one_slot(&o->cmd, o->slot)) {
-        cl_op_put(cl, o);
-        rl_store_fail(cb, arg, "cross_slot");
-        return;
+    if (!cl_one_slot(&o->x.cmd, o->slot)) {
+        return "cross_slot";
     }
-    o->cb = cb;
-    o->arg = arg;
+    o->state = OP_WAIT;
+    o->tries = 0;
+    o->backoffs = 0;
+    o->redirects = 0;
+    o->asking = 0;
+    o->sent_to = NULL;
+    o->error = "timeout";
+    o->error_from_reply = 0;
     o->deadline_us =
-        rl_mono_us() + (int64_t)rl_store_common_timeout_ms(cl->conf) * 1000;
+        rl_mono_us() + (int64_t)rl_redis_exec_timeout_ms(cl->conf) * 1000;
+    return NULL;
+}
+
+/* route: the connection of the slot's master, NULL when none is known. */
+static rl_redis_conn_t *cl_op_route(void *arg, rl_redis_exec_op_t *x)
+{
+    store_cluster_t *cl = arg;
+    cl_node_t *n = cl->slots[((cl_op_t *)x)->slot];
+
+    return n != NULL ? n->conn : NULL;
+}
+
+/* send: the op alone through the state machine; after a batch that did
+ * not run (retry), its own timer keeps its deadline. */
+static void cl_op_send_alone(void *arg, rl_redis_exec_op_t *x, int retry)
+{
+    cl_op_t *o = (cl_op_t *)x;
+
+    (void)arg;
+    if (retry) {
+        o->tries++;
+    }
     cl_op_dispatch(o);
+}
+
+static const rl_redis_topo_t cl_topo = {
+    .op_size = sizeof(cl_op_t),
+    .op_init = cl_op_init,
+    .op_fini = cl_op_fini,
+    .prepare = cl_op_prepare,
+    .route = cl_op_route,
+    .send = cl_op_send_alone,
+};
+
+/* Starts op: on its slot's master, or split per slot when its parts span
+ * slots (store_cluster_xm.c). */
+static void cl_start(store_cluster_t *cl, const rl_store_op_t *op,
+                     rl_redis_cmd_kind_t kind, rl_store_cb *cb, void *arg)
+{
+    switch (rl_store_cluster_xm_wanted(op)) {
+    case 1: rl_store_cluster_xm_start(cl, op, kind, cb, arg); return;
+    case -1: rl_store_fail(cb, arg, "cross_slot"); return;
+    default: rl_redis_exec_start(&cl->ex, op, kind, cb, arg);
+    }
 }
 
 /* ------------------------------------------------------------------ */
 /* Store interface                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Decides op with one EVALSHA on the master of its slot. */
+/* Decides op with one EVALSHA on the master of its slot (or its share
+ * of a batch), or per slot when its parts span slots. */
 static void cl_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                       void *arg)
 {
-    cl_start(s, op, RL_REDIS_CMD_DECIDE, cb, arg);
+    cl_start(s->impl, op, RL_REDIS_CMD_DECIDE, cb, arg);
 }
 
-/* Deletes every state and block key of op (one slot, so one DEL). */
+/* Deletes every state and block key of op (one DEL per slot). */
 static void cl_reset(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                      void *arg)
 {
-    cl_start(s, op, RL_REDIS_CMD_RESET, cb, arg);
+    cl_start(s->impl, op, RL_REDIS_CMD_RESET, cb, arg);
 }
 
 /* 1 when a map is known and every slot's master is connected. */
@@ -480,30 +504,30 @@ static void cl_nodes(rl_store_t *s, rl_store_node_fn *fn, void *arg)
     }
 }
 
-/* Frees the store. Connections go first, ending every command out with
- * "disconnected"; then ops still waiting end the same way; then the
- * contexts, nodes and events. No refresh or retry starts meanwhile. */
+/* cl_free's sweep: an op waiting for its next try ends now. */
+static void cl_end_waiting(void *arg, rl_redis_exec_op_t *x)
+{
+    cl_op_t *o = (cl_op_t *)x;
+
+    (void)arg;
+    if (o->state == OP_WAIT) {
+        cl_op_done(o, NULL, "disconnected");
+    }
+}
+
+/* Frees the store. Decisions not sent yet end with "disconnected", then
+ * connections go, ending every command out the same way; then ops still
+ * waiting; then the contexts, nodes and events. No refresh or retry
+ * starts meanwhile. */
 static void cl_free(rl_store_t *s)
 {
     store_cluster_t *cl = s->impl;
-    cl_op_t *o;
 
-    cl->sc.closing = 1;
+    rl_redis_exec_close(&cl->ex);
     rl_store_cluster_map_close(cl);
-    for (o = cl->all_ops; o != NULL; o = o->next_all) {
-        if (o->state == OP_WAIT) {
-            cl_op_done(o, NULL, "disconnected");
-        }
-    }
-    while (cl->all_ops != NULL) {
-        o = cl->all_ops;
-        cl->all_ops = o->next_all;
-        event_free(o->timer);
-        rl_redis_cmd_free(&o->cmd);
-        free(o);
-    }
+    rl_redis_exec_each_op(&cl->ex, cl_end_waiting, NULL);
     rl_store_cluster_map_free(cl);
-    SSL_CTX_free(cl->tls_ctx);
+    rl_redis_exec_free(&cl->ex);
     free(cl);
 }
 
@@ -540,6 +564,7 @@ rl_store_t *rl_store_cluster_new(struct event_base *base,
                                  const rl_conf_store_t *conf)
 {
     store_cluster_t *cl = calloc(1, sizeof(*cl));
+    SSL_CTX *tls_ctx = NULL;
 
     if (cl == NULL) {
         return NULL;
@@ -548,11 +573,14 @@ rl_store_t *rl_store_cluster_new(struct event_base *base,
     cl->pub.impl = cl;
     cl->base = base;
     cl->conf = conf;
-    rl_store_common_init(&cl->sc);
-    if (rl_store_common_tls(conf, &cl->tls_ctx) != RL_OK ||
+    if (rl_redis_exec_tls(conf, &tls_ctx) != RL_OK ||
+        rl_redis_exec_init(&cl->ex, base, conf, &cl_topo, cl, 1, tls_ctx) !=
+            RL_OK ||
         rl_store_cluster_map_init(cl) != RL_OK) {
+        SSL_CTX_free(tls_ctx);
         cl_free(&cl->pub);
         return NULL;
     }
+    SSL_CTX_free(tls_ctx); /* the executor holds its own reference */
     return &cl->pub;
 }

@@ -13,7 +13,11 @@
  * script on that node and retries once; every retry stays within the
  * op's deadline (store.timeout_ms from the call). Connection errors,
  * timeouts and redirections trigger a rate-limited topology refresh,
- * and store.refresh_interval_ms a periodic one. Worker thread only. */
+ * and store.refresh_interval_ms a periodic one. The decisions a worker
+ * starts in one loop pass go to each master as one batched script call
+ * (redis_exec.h); a batch that did not run falls back to the decisions
+ * one by one. A decision whose parts span slots is decided per slot,
+ * reserving and refunding (store_cluster_xm.c). Worker thread only. */
 
 /* Creates the store: one connection per seed node (connecting on the
  * next loop iteration); the first connected node is asked for the slot

@@ -7,6 +7,8 @@
  *                        redirections and retries, the store interface
  *   store_cluster_map.c  the nodes and the slot map: CLUSTER SLOTS
  *                        refreshes, discovery, dropping gone nodes
+ *   store_cluster_xm.c   decisions whose parts span slots: per slot,
+ *                        reserve and refund
  * Worker thread only. */
 
 #include <stdint.h>
@@ -16,7 +18,7 @@
 #include "redis_cmd.h"
 #include "redis_conn.h"
 #include "store.h"
-#include "store_common.h"
+#include "redis_exec.h"
 
 #define CL_MAX_REDIRECTS 16
 #define CL_REFRESH_MIN_US                                                      \
@@ -40,20 +42,15 @@ typedef struct cl_node {
 typedef enum { OP_FREE = 0, OP_WAIT, OP_INFLIGHT, OP_ORPHAN } cl_op_state_t;
 
 typedef struct cl_op {
-    struct cl_op *next_free;
-    struct cl_op *next_all; /* every context, for the final free */
+    rl_redis_exec_op_t x; /* the executor's part: command, callback */
     store_cluster_t *cl;
     cl_op_state_t state;
-    rl_redis_cmd_t cmd;
-    rl_store_cb *cb;
-    void *arg;
     struct event *timer; /* WAIT: next try; INFLIGHT after a retry: deadline */
     int slot;
     int64_t deadline_us; /* monotonic */
     int tries;           /* commands sent or attempted */
     int backoffs;
     int redirects;
-    int noscript_retried;
     int asking;           /* the command out went after ASKING */
     cl_node_t *sent_to;   /* INFLIGHT: the node it went to */
     const char *error;    /* what to report if the deadline passes now */
@@ -65,18 +62,15 @@ struct store_cluster {
     rl_store_t pub;
     struct event_base *base;
     const rl_conf_store_t *conf;
-    SSL_CTX *tls_ctx;     /* NULL: plain TCP */
-    rl_store_common_t sc; /* the script's SHA, warnings, closing */
+    rl_redis_exec_t ex; /* script, op pool, batches, TLS, warnings */
     cl_node_t
         *slots[RL_CLUSTER_SLOTS]; /* master of each slot, NULL: none known */
     int have_map;                 /* a CLUSTER SLOTS reply was applied */
     cl_node_t *nodes;             /* live, in order of discovery */
     cl_node_t *dead;              /* dropped, freed by gc_ev */
-    cl_op_t *free_ops;
-    cl_op_t *all_ops;
-    struct event *periodic_ev; /* refresh every refresh_interval_ms */
-    struct event *refresh_ev;  /* a refresh held back by the rate limit */
-    struct event *gc_ev;       /* frees the dead list */
+    struct event *periodic_ev;    /* refresh every refresh_interval_ms */
+    struct event *refresh_ev;     /* a refresh held back by the rate limit */
+    struct event *gc_ev;          /* frees the dead list */
     int refresh_inflight;
     int refresh_armed;  /* refresh_ev is pending */
     int refresh_wanted; /* wanted while no node was reachable */
@@ -86,6 +80,20 @@ struct store_cluster {
     int nmasters; /* of the last map, to log changes */
     int nnodes;
 };
+
+/* store_cluster_xm.c */
+
+/* 0: op names one slot (the plain path); 1: its parts span slots, no
+ * penalties (rl_store_cluster_xm_start); -1: penalties with parts that
+ * span slots ("cross_slot"). */
+int rl_store_cluster_xm_wanted(const rl_store_op_t *op);
+
+/* Decides (or resets) an op whose parts span slots: per slot, in stages
+ * per master, reserving and refunding (see the .c). cb gets exactly one
+ * result; op may be freed once this returns. */
+void rl_store_cluster_xm_start(store_cluster_t *cl, const rl_store_op_t *op,
+                               rl_redis_cmd_kind_t kind, rl_store_cb *cb,
+                               void *arg);
 
 /* store_cluster_map.c */
 

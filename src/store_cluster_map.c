@@ -29,7 +29,7 @@ static void cl_node_connected(void *arg, rl_redis_conn_t *c)
     cl_node_t *n = arg;
     store_cluster_t *cl = n->cl;
 
-    rl_store_common_load_script(&cl->sc, c);
+    rl_redis_exec_load_script(&cl->ex, c);
     if (!cl->have_map || cl->refresh_wanted) {
         rl_store_cluster_refresh(cl);
     }
@@ -72,7 +72,7 @@ static cl_node_t *cl_node_add(store_cluster_t *cl, const rl_cluster_addr_t *a,
     n->addr = *a;
     n->seed = seed;
     rl_cluster_addr_name(a, n->name, sizeof(n->name));
-    rl_store_common_conn_opts(cl->conf, a->host, a->port, cl->tls_ctx, &opts);
+    rl_redis_exec_conn_opts(cl->conf, a->host, a->port, cl->ex.tls_ctx, &opts);
     opts.on_connect = cl_node_connected;
     opts.on_disconnect = cl_node_disconnected;
     opts.hook_arg = n;
@@ -99,6 +99,7 @@ cl_node_t *rl_store_cluster_node_get(store_cluster_t *cl,
 /* Frees n and its connection; pending commands end with "disconnected". */
 static void cl_node_free(cl_node_t *n)
 {
+    rl_redis_exec_forget_conn(&n->cl->ex, n->conn);
     rl_redis_conn_free(n->conn);
     free(n);
 }
@@ -187,8 +188,8 @@ static void cl_apply(store_cluster_t *cl, const redisReply *r)
     memset(cl->slots, 0, sizeof(cl->slots));
     if (rl_cluster_slots_walk(r, cl->refresh_host, cl_apply_node, cl, NULL) <
         0) {
-        rl_store_common_warn(
-            &cl->sc, "redis cluster: out of memory while applying the slot map",
+        rl_redis_exec_warn(
+            &cl->ex, "redis cluster: out of memory while applying the slot map",
             "");
     }
     cl->have_map = 1;
@@ -233,7 +234,7 @@ static void cl_slots_reply(void *arg, redisReply *reply, const char *err)
     int skipped = 0;
 
     cl->refresh_inflight = 0;
-    if (cl->sc.closing) {
+    if (cl->ex.closing) {
         return;
     }
     if (reply == NULL) {
@@ -242,20 +243,20 @@ static void cl_slots_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        rl_store_common_warn(&cl->sc,
-                             "redis CLUSTER SLOTS failed (is it a cluster?)",
-                             reply->str);
+        rl_redis_exec_warn(&cl->ex,
+                           "redis CLUSTER SLOTS failed (is it a cluster?)",
+                           reply->str);
         return;
     }
     if (rl_cluster_slots_walk(reply, cl->refresh_host, NULL, NULL, &skipped) <
         0) {
-        rl_store_common_warn(&cl->sc,
-                             "redis CLUSTER SLOTS reply not understood", "");
+        rl_redis_exec_warn(&cl->ex, "redis CLUSTER SLOTS reply not understood",
+                           "");
         return;
     }
     if (skipped > 0) {
-        rl_store_common_warn(
-            &cl->sc,
+        rl_redis_exec_warn(
+            &cl->ex,
             "redis cluster: nodes without a numeric IP address are ignored",
             "set cluster-preferred-endpoint-type ip");
     }
@@ -272,7 +273,7 @@ void rl_store_cluster_refresh(store_cluster_t *cl)
     int64_t now = rl_mono_us();
     cl_node_t *n;
 
-    if (cl->sc.closing || cl->refresh_inflight) {
+    if (cl->ex.closing || cl->refresh_inflight) {
         return;
     }
     if (cl->last_refresh_us != 0 &&

@@ -5,10 +5,10 @@
 #include <openssl/ssl.h>
 #include "store.h"
 
-/* The Redis store: the decision script (lua/, embedded) run with EVALSHA
- * on one async connection per worker. The script is loaded with SCRIPT
- * LOAD on every connect; a NOSCRIPT reply reloads it and retries once.
- * Worker thread only. */
+/* The Redis store, standalone topology: the decision script (lua/,
+ * embedded) run by the executor (redis_exec.h) on one async connection
+ * per worker. The script is loaded with SCRIPT LOAD on every connect; a
+ * NOSCRIPT reply reloads it and retries once. Worker thread only. */
 rl_store_t *rl_store_redis_new(struct event_base *base,
                                const rl_conf_store_t *conf);
 
@@ -19,7 +19,8 @@ typedef void rl_store_redis_watch_fn(void *arg);
 
 /* The Redis store on host:port with tls_ctx (NULL: plain TCP;
  * referenced, not taken) instead of store.address and store.tls, and
- * watch (may be NULL) told of trouble. Worker thread only. */
+ * watch (may be NULL) told of trouble: the standalone topology on the
+ * master of the moment. Worker thread only. */
 rl_store_t *rl_store_redis_new_at(struct event_base *base,
                                   const rl_conf_store_t *conf, const char *host,
                                   int port, SSL_CTX *tls_ctx,

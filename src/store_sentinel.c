@@ -21,7 +21,7 @@
 
 #include "log.h"
 #include "stats.h"
-#include "store_common.h"
+#include "redis_exec.h"
 #include "store_redis.h"
 #include "util.h"
 
@@ -166,7 +166,7 @@ rl_store_t *rl_store_sentinel_new(struct event_base *base,
     ss->pub.impl = ss;
     ss->base = base;
     ss->conf = conf;
-    if (rl_store_common_tls(conf, &ss->tls_ctx) != RL_OK) {
+    if (rl_redis_exec_tls(conf, &ss->tls_ctx) != RL_OK) {
         free(ss);
         return NULL;
     }

@@ -114,14 +114,15 @@ test_cluster_ready_routing_and_spread.timeout = 90
 # Exactness
 # --------------------------------------------------------------------------
 
-def _admitted(results, what):
-    """Counts admitted verdicts; every reply must be a store verdict."""
+def _admitted(results, what, key=lambda body: body["tenant"]):
+    """Counts admitted verdicts per key(request body) (the tenant); every
+    reply must be a store verdict."""
     admitted = collections.Counter()
     for _, _, status, js, body in results:
         eq(status, 200, "%s: HTTP status (%r)" % (what, js))
         eq(js["degraded"], False, "%s: degraded (%r)" % (what, js))
         if js["allowed"]:
-            admitted[body["tenant"]] += 1
+            admitted[key(body)] += 1
     return admitted
 
 

@@ -60,8 +60,12 @@ struct fake_node {
     canned_t queue[FAKE_QUEUE];
     int qhead;
     int qlen;
-    int evalsha;        /* EVALSHA received */
-    int evalsha_asking; /* of which right after ASKING */
+    int evalsha;            /* EVALSHA received */
+    int batches;            /* of which batches ("keys" .. "batch" count ..) */
+    int batch_ops;          /* decisions in those batches */
+    char costs[8][16];      /* ARGV[1] of the first plain EVALSHAs */
+    char batch_reply[8192]; /* the array answering the last batch */
+    int evalsha_asking;     /* of which right after ASKING */
     int asking;
     int script_load;
     int cluster_slots;
@@ -115,17 +119,58 @@ static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
     bufferevent_disable(fc->bev, EV_READ);
 }
 
-/* Answers one EVALSHA from the node's queue (or with OK_REPLY); asking
- * says whether ASKING came right before it on this connection. */
-static void fake_evalsha(fake_client_t *fc, int asking)
+/* The decisions of a cluster batch (EVALSHA sha 0 "keys" nkeys key..
+ * "batch" count ..), 0 for a plain call. */
+static int batch_count(const redisReply *r)
+{
+    int nkeys;
+
+    if (r->elements < 5 || strcmp(r->element[3]->str, "keys") != 0) {
+        return 0;
+    }
+    nkeys = atoi(r->element[4]->str);
+    ck_assert_int_gt((int)r->elements, 6 + nkeys);
+    ck_assert_str_eq(r->element[2]->str, "0");
+    ck_assert_str_eq(r->element[5 + nkeys]->str, "batch");
+    return atoi(r->element[6 + nkeys]->str);
+}
+
+/* Answers one EVALSHA from the node's queue (or with OK_REPLY, an array
+ * of them for a batch); asking says whether ASKING came right before it
+ * on this connection. */
+static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
 {
     fake_node_t *n = fc->node;
     canned_t c = {OK_REPLY, 0, 0};
+    int count = batch_count(r);
+    int i;
 
+    if (count == 0 && n->evalsha < 8 && r->elements > 3) {
+        int nk = atoi(r->element[2]->str);
+
+        snprintf(n->costs[n->evalsha], sizeof(n->costs[0]), "%s",
+                 r->element[3 + nk]->str);
+    }
     n->evalsha++;
+    if (count > 0) {
+        size_t used = (size_t)snprintf(n->batch_reply, sizeof(n->batch_reply),
+                                       "*%d\r\n", count);
+
+        n->batches++;
+        n->batch_ops += count;
+        for (i = 0; i < count; i++) {
+            used +=
+                (size_t)snprintf(n->batch_reply + used,
+                                 sizeof(n->batch_reply) - used, "%s", OK_REPLY);
+        }
+        c.reply = n->batch_reply;
+    }
     n->evalsha_asking += asking;
     if (n->qlen > 0) {
         c = n->queue[n->qhead];
+        if (c.reply != NULL && c.reply[0] != '-' && count > 0) {
+            c.reply = n->batch_reply; /* a success answers every one */
+        }
         if (!c.repeat) {
             n->qhead = (n->qhead + 1) % FAKE_QUEUE;
             n->qlen--;
@@ -163,7 +208,7 @@ static void fake_read(struct bufferevent *bev, void *arg)
 
         fc->asking = 0;
         if (strcasecmp(name, "EVALSHA") == 0) {
-            fake_evalsha(fc, asking);
+            fake_evalsha(fc, r, asking);
         } else if (strcasecmp(name, "ASKING") == 0) {
             fc->node->asking++;
             fc->asking = 1;
@@ -448,12 +493,16 @@ START_TEST(test_routes_by_slot)
 }
 END_TEST
 
-/* A layered op whose parts share no slot fails alone with "cross_slot",
- * sending nothing (a loaded config never builds one: conf.c's rule). */
-START_TEST(test_layered_one_slot)
+#define DENY_REPLY                                                             \
+    "*7\r\n:1700000000000\r\n:0\r\n:0\r\n:0\r\n:30000\r\n:1000\r\n:0\r\n"
+
+/* A layered op of two parts, on node 0's and node 1's halves, started
+ * with cost (with pen, a penalty on node 0's part too); waits for its
+ * result. */
+static result_t cross_decide(rl_store_t *s, int64_t cost, int pen)
 {
-    rl_store_t *s = new_store(500, 60000, 0, 1);
     rl_store_part_t parts[2];
+    rl_store_penalty_t penalty;
     rl_store_op_t op;
     result_t r;
     char lo[64];
@@ -466,14 +515,105 @@ START_TEST(test_layered_one_slot)
     memset(&op, 0, sizeof(op));
     op.parts = parts;
     op.nparts = 2;
-    op.cost = 1;
+    op.cost = cost;
+    if (pen) {
+        memset(&penalty, 0, sizeof(penalty));
+        penalty.key = lo;
+        penalty.len = strlen(lo);
+        penalty.step.denials = 3;
+        penalty.step.within_ms = 60000;
+        penalty.step.block_ms = 60000;
+        op.penalties = &penalty;
+        op.npenalties = 1;
+    }
     memset(&r, 0, sizeof(r));
     rl_store_decide(s, &op, result_cb, &r);
     ck_assert_msg(run_until(pred_result, &r, 2000), "no result");
+    run_for(20);
     ck_assert_int_eq(r.calls, 1);
+    return r;
+}
+
+/* A layered op whose parts fall on two masters is decided per master:
+ * one reservation on each, in slot order, admitted when both admit,
+ * with each part's limit result in part order. A penalty beside parts
+ * that span slots stays "cross_slot", sending nothing (the config
+ * requires a shared hash_tag for penalties on a cluster). */
+START_TEST(test_layered_cross_master)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    result_t r = cross_decide(s, 1, 0);
+
+    ck_assert_int_eq(r.res.status, RL_OK);
+    ck_assert_int_eq(r.res.allowed, 1);
+    ck_assert_int_eq(r.res.limits[0].remaining, 9);
+    ck_assert_int_eq(r.res.limits[1].remaining, 9);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_str_eq(g_nodes[0].costs[0], "1");
+    ck_assert_str_eq(g_nodes[1].costs[0], "1");
+
+    r = cross_decide(s, 1, 1);
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "cross_slot");
-    ck_assert_int_eq(g_nodes[0].evalsha + g_nodes[1].evalsha, 0);
+    ck_assert_int_eq(g_nodes[0].evalsha + g_nodes[1].evalsha, 2);
+    rl_store_free(s);
+}
+END_TEST
+
+/* One master denies. The first (node 0, the lower slot): the second is
+ * only peeked (cost 0) and nothing is refunded. The second: the first
+ * one's reservation is refunded (cost -1). Either way the decision is
+ * denied with both parts' results and spends nothing. */
+START_TEST(test_cross_master_denies)
+{
+    static const struct {
+        int denier;
+        int calls[2];
+        const char *costs[2][2];
+    } cases[] = {
+        {0, {1, 1}, {{"1", ""}, {"0", ""}}},
+        {1, {2, 1}, {{"1", "-1"}, {"1", ""}}},
+    };
+    size_t k;
+    int i;
+
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        rl_store_t *s = new_store(500, 60000, 0, 1);
+        result_t r;
+
+        memset(g_nodes[0].costs, 0, sizeof(g_nodes[0].costs));
+        memset(g_nodes[1].costs, 0, sizeof(g_nodes[1].costs));
+        g_nodes[0].evalsha = g_nodes[1].evalsha = 0;
+        queue(cases[k].denier, DENY_REPLY, 0, 0);
+        r = cross_decide(s, 1, 0);
+        ck_assert_int_eq(r.res.status, RL_OK);
+        ck_assert_int_eq(r.res.allowed, 0);
+        ck_assert_int_eq(r.res.limits[cases[k].denier].allowed, 0);
+        ck_assert_int_eq(r.res.limits[cases[k].denier].retry_after_ms, 1000);
+        ck_assert_int_eq(r.res.limits[1 - cases[k].denier].allowed, 1);
+        for (i = 0; i < 2; i++) {
+            ck_assert_int_eq(g_nodes[i].evalsha, cases[k].calls[i]);
+            ck_assert_str_eq(g_nodes[i].costs[0], cases[k].costs[i][0]);
+            ck_assert_str_eq(g_nodes[i].costs[1], cases[k].costs[i][1]);
+        }
+        rl_store_free(s);
+    }
+}
+END_TEST
+
+/* A reservation that fails (a timeout) ends the decision with that
+ * error and the later master is not asked. */
+START_TEST(test_cross_master_failure)
+{
+    rl_store_t *s = new_store(100, 60000, 0, 1);
+    result_t r;
+
+    queue(0, NULL, 0, 0);
+    r = cross_decide(s, 1, 0);
+    ck_assert_int_eq(r.res.status, RL_ERR);
+    ck_assert_str_eq(r.res.error, "timeout");
+    ck_assert_int_eq(g_nodes[1].evalsha, 0);
     rl_store_free(s);
 }
 END_TEST
@@ -910,6 +1050,186 @@ START_TEST(test_free_ends_pending_ops)
 }
 END_TEST
 
+/* The nth (0-based) base key whose slot lies in [lo, hi]. */
+static const char *key_nth(int lo, int hi, int nth, char *buf, size_t len)
+{
+    int i;
+
+    for (i = 0; i < 100000; i++) {
+        int n = snprintf(buf, len, "rl:{p|b%d}", i);
+        int slot = rl_cluster_key_slot(buf, (size_t)n);
+
+        if (slot >= lo && slot <= hi && nth-- == 0) {
+            return buf;
+        }
+    }
+    ck_abort_msg("no key found");
+    return NULL;
+}
+
+/* Starts a decision on base (no loop run: it joins this pass's batch). */
+static void start(rl_store_t *s, const char *base, result_t *r)
+{
+    rl_store_op_t op;
+
+    memset(r, 0, sizeof(*r));
+    memset(&op, 0, sizeof(op));
+    op.base_key = base;
+    op.base_len = strlen(base);
+    op.limits = &g_limit;
+    op.nlimits = 1;
+    op.cost = 1;
+    rl_store_decide(s, &op, result_cb, r);
+}
+
+static int pred_all(void *arg)
+{
+    result_t *r = arg;
+    int i;
+
+    for (i = 0; r[i].done_us >= 0; i++) {
+        if (r[i].calls == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Starts n decisions on distinct keys of node 0's half in one pass and
+ * waits until each has exactly one OK result. */
+static void batch_of(rl_store_t *s, int n)
+{
+    char keys[8][64];
+    result_t r[9];
+    int i;
+
+    ck_assert_int_le(n, 8);
+    for (i = 0; i < n; i++) {
+        start(s, key_nth(0, 8191, i, keys[i], sizeof(keys[i])), &r[i]);
+    }
+    memset(&r[n], 0, sizeof(r[n]));
+    r[n].done_us = -1;
+    ck_assert_msg(run_until(pred_all, r, 2000), "no results");
+    run_for(5);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        assert_ok(&r[i]);
+    }
+}
+
+/* The decisions of one loop pass go as one script call per master: five
+ * on node 0 and three on node 1 make one batch each, two script calls
+ * for eight decisions, each answered from its element. */
+START_TEST(test_batch_per_master)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    char keys[8][64];
+    result_t r[9];
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        if (i < 5) {
+            key_nth(0, 8191, i, keys[i], sizeof(keys[i]));
+        } else {
+            key_nth(8192, 16383, i, keys[i], sizeof(keys[i]));
+        }
+        start(s, keys[i], &r[i]);
+    }
+    memset(&r[8], 0, sizeof(r[8]));
+    r[8].done_us = -1;
+    ck_assert_msg(run_until(pred_all, r, 2000), "no results");
+    run_for(5);
+    for (i = 0; i < 8; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        assert_ok(&r[i]);
+    }
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[0].batches, 1);
+    ck_assert_int_eq(g_nodes[0].batch_ops, 5);
+    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].batches, 1);
+    ck_assert_int_eq(g_nodes[1].batch_ops, 3);
+    /* A lone decision in a pass is the plain call. */
+    decide_ok(s, keys[0]);
+    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].batches, 1);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A batch answered TRYAGAIN (or CLUSTERDOWN, or NOTLOCAL: a key of it
+ * not served there) did not run: each decision goes alone, once, and
+ * each gets its own result. Script calls: one batch, then one each. */
+START_TEST(test_batch_transient_falls_back)
+{
+    static const char *const answers[] = {
+        "-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+        "-CLUSTERDOWN The cluster is down\r\n",
+        "-NOTLOCAL ERR Script attempted to access a non local key in a "
+        "cluster node\r\n",
+    };
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    size_t k;
+    int calls = 0;
+
+    for (k = 0; k < sizeof(answers) / sizeof(answers[0]); k++) {
+        queue(0, answers[k], 0, 0);
+        batch_of(s, 4);
+        calls += 1 + 4;
+        ck_assert_int_eq(g_nodes[0].evalsha, calls);
+        ck_assert_int_eq(g_nodes[0].batches, (int)k + 1);
+    }
+    rl_store_free(s);
+}
+END_TEST
+
+/* A batch that meets MOVED (the slots went to node 1 mid-reshard): each
+ * decision goes alone, meets MOVED itself, and runs on node 1 exactly
+ * once. */
+START_TEST(test_batch_moved_falls_back)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+    char moved[96];
+
+    redirect(moved, sizeof(moved), "MOVED", 100, 1);
+    queue(0, moved, 0, 1); /* every command on node 0 from now on */
+    batch_of(s, 3);
+    ck_assert_int_eq(g_nodes[0].batches, 1);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1 + 3);
+    ck_assert_int_eq(g_nodes[1].evalsha, 3);
+    ck_assert_int_eq(g_nodes[1].batches, 0);
+    rl_store_free(s);
+}
+END_TEST
+
+/* A batch whose connection times out ends every decision once with
+ * "timeout", none retried (the batch may have run). */
+START_TEST(test_batch_timeout_not_retried)
+{
+    rl_store_t *s = new_store(100, 60000, 0, 1);
+    result_t r[4];
+    int i;
+
+    queue(0, NULL, 0, 0);
+    for (i = 0; i < 3; i++) {
+        char key[64];
+
+        start(s, key_nth(0, 8191, i, key, sizeof(key)), &r[i]);
+    }
+    memset(&r[3], 0, sizeof(r[3]));
+    r[3].done_us = -1;
+    ck_assert_msg(run_until(pred_all, r, 2000), "no results");
+    run_for(20);
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        ck_assert_int_eq(r[i].res.status, RL_ERR);
+        ck_assert_str_eq(r[i].res.error, "timeout");
+    }
+    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    rl_store_free(s);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *store_cluster_suite(void)
 {
@@ -919,7 +1239,9 @@ static Suite *store_cluster_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_routes_by_slot);
-    tcase_add_test(tc, test_layered_one_slot);
+    tcase_add_test(tc, test_layered_cross_master);
+    tcase_add_test(tc, test_cross_master_denies);
+    tcase_add_test(tc, test_cross_master_failure);
     tcase_add_test(tc, test_nodes_and_coverage);
     tcase_add_test(tc, test_moved_updates_map);
     tcase_add_test(tc, test_moved_to_new_node);
@@ -935,6 +1257,10 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_other_errors);
     tcase_add_test(tc, test_not_a_cluster);
     tcase_add_test(tc, test_free_ends_pending_ops);
+    tcase_add_test(tc, test_batch_per_master);
+    tcase_add_test(tc, test_batch_transient_falls_back);
+    tcase_add_test(tc, test_batch_moved_falls_back);
+    tcase_add_test(tc, test_batch_timeout_not_retried);
     suite_add_tcase(s, tc);
     return s;
 }
