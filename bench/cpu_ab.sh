@@ -14,6 +14,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tests/lib.sh
 . "$ROOT/tests/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$ROOT/bench/lib.sh"
 
 DURATION=5
 ROUNDS=3
@@ -29,23 +31,7 @@ done
 
 WORK=$(mktemp -d /tmp/rl-cpu-ab.XXXXXX)
 PIDS=()
-cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        rl_stop_pid "${PIDS[$i]}"
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# CPU ticks (user + system) of the given pids.
-ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
+trap bench_cleanup EXIT
 
 # Runs wrk on URL (allow path) for DURATION s after a 2 s warm-up;
 # prints the µs of CPU PIDS spent per request.
@@ -53,10 +39,10 @@ cpu_per_request() {
     local url=$1 t0 t1 n
     shift
     BENCH_PREFIX=/allow wrk -t2 -c50 -d2s -s "$ROOT/bench/decide.lua" "$url" >/dev/null
-    t0=$(ticks "$@")
+    t0=$(cpu_ticks "$@")
     n=$(BENCH_PREFIX=/allow wrk -t2 -c50 -d"${DURATION}s" -s "$ROOT/bench/decide.lua" "$url" |
         sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p')
-    t1=$(ticks "$@")
+    t1=$(cpu_ticks "$@")
     awk -v d=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { printf "%.2f", n > 0 ? 1e6 * d / hz / n : 0 }'
 }

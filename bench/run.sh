@@ -20,6 +20,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tests/lib.sh
 . "$ROOT/tests/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$ROOT/bench/lib.sh"
 
 DURATION=${DURATION:-10}
 CONNS=50
@@ -53,15 +55,7 @@ OUT="$ROOT/bench/results/latest.md"
 WORK=$(mktemp -d /tmp/rl-bench.XXXXXX)
 PIDS=()
 
-# Stops every process this script started, newest first, by pid.
-cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        rl_stop_pid "${PIDS[$i]}"
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # ---------------------------------------------------------------------------
 # Setup
@@ -173,16 +167,6 @@ grpc_errors() {
 # {domain "bench", descriptors [{entries [{key "k", value "v1"}]}]}.
 grpc_body() {
     printf '\000\000\000\000\022\012\005bench\022\011\012\007\012\001k\022\002v1' >"$WORK/grpc.body"
-}
-
-# CPU time (clock ticks, user + system, every thread) of the given pids.
-cpu_ticks() {
-    local pid total=0 t
-    for pid in "$@"; do
-        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        total=$((total + t))
-    done
-    echo "$total"
 }
 
 # Busy CPU time of the whole machine (clock ticks, all cores).
@@ -693,6 +677,22 @@ met() {
         if ((op == ">=" && v + 0 >= t + 0) || (op == "<=" && v + 0 <= t + 0) || (op == "<" && v + 0 < t + 0)) print "met"; else print "**missed**" }'
 }
 
+# The label of run NAME (the variable holding its RESULT line).
+run_label() {
+    case $1 in
+    ALLOW) echo "ratelimitd, allow path, one GCRA limit (POST /v1/decide)" ;;
+    FIXED) echo "ratelimitd, one fixed-window limit" ;;
+    FOUR) echo "ratelimitd, four-limit tenant policy (1 s gcra + minute, hour, day windows)" ;;
+    LAYERED) echo "ratelimitd, two groups (account + route), one step" ;;
+    CLUSTER) echo "ratelimitd, one GCRA limit on a 3-master Redis Cluster (Redis: sum over masters)" ;;
+    NOTOP) echo "ratelimitd, allow path with top keys off" ;;
+    GRPC) echo "ratelimitd, gRPC ShouldRateLimit (h2load, 10 connections x 5 streams)" ;;
+    DENY) echo "ratelimitd, deny path (keys over their limit)" ;;
+    NGINX) echo "HTTP ceiling: nginx \`return 204\`, 1 worker" ;;
+    NODE) echo "peer: Node.js rate-limiter-flexible + ioredis" ;;
+    esac
+}
+
 # The runs table: one row per wrk/h2load run.
 report_runs() {
     local name r label
@@ -701,18 +701,7 @@ report_runs() {
     for name in ALLOW FIXED FOUR LAYERED CLUSTER NOTOP GRPC DENY NGINX NODE; do
         r=${!name}
         [ -n "$r" ] || continue
-        case $name in
-        ALLOW) label="ratelimitd, allow path, one GCRA limit (POST /v1/decide)" ;;
-        FIXED) label="ratelimitd, one fixed-window limit" ;;
-        FOUR) label="ratelimitd, four-limit tenant policy (1 s gcra + minute, hour, day windows)" ;;
-        LAYERED) label="ratelimitd, two-group decision (account + route, one step)" ;;
-        CLUSTER) label="ratelimitd, one GCRA limit on a 3-master Redis Cluster" ;;
-        NOTOP) label="ratelimitd, allow path with top keys off" ;;
-        GRPC) label="ratelimitd, gRPC ShouldRateLimit (h2load, 10 connections x 5 streams)" ;;
-        DENY) label="ratelimitd, deny path (keys over their limit)" ;;
-        NGINX) label="HTTP ceiling: nginx \`return 204\`, 1 worker" ;;
-        NODE) label="peer: Node.js rate-limiter-flexible + ioredis" ;;
-        esac
+        label=$(run_label "$name")
         printf '| %s | %s | %s ms | %s ms | %s ms | %s / %s |\n' "$label" "$(field "$r" rps)" \
             "$(ms "$(field "$r" p50_us)")" "$(ms "$(field "$r" p99_us)")" \
             "$(ms "$(field "$r" p999_us)")" "$(field "$r" errors)" "$(field "$r" non2xx)"
@@ -731,13 +720,7 @@ report_costs() {
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for name in ALLOW FIXED FOUR LAYERED CLUSTER; do
         r=${!name}
-        case $name in
-        ALLOW) label="one GCRA limit, standalone Redis" ;;
-        FIXED) label="one fixed-window limit" ;;
-        FOUR) label="the four-limit tenant policy" ;;
-        LAYERED) label="two groups (account + route), one step" ;;
-        CLUSTER) label="one GCRA limit, 3-master cluster (sum over masters)" ;;
-        esac
+        label=$(run_label "$name")
         printf '| %s | %s µs | %s | %s | %s | %s µs |\n' "$label" "$(field "$r" redis_us)" \
             "$(field "$r" redis_cmds)" "$(field "$r" redis_calls)" \
             "$(per_core "$(field "$r" redis_us)")" "$(field "$r" cpu_us_per_req)"
