@@ -44,7 +44,7 @@ cpu_per_request() {
         sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p')
     t1=$(cpu_ticks "$@")
     awk -v d=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%.2f", n > 0 ? 1e6 * d / hz / n : 0 }'
+        'BEGIN { printf "%.2f", (n > 0 ? 1e6 * d / hz / n : 0) }'
 }
 
 REDIS_PORT=$(rl_free_port)
