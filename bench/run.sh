@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The benchmark: ratelimitd against its ceilings and a peer, in ONE run on
-# this machine, everything on loopback. Prints a table and writes it to
-# bench/results/latest.md. See bench/README.md.
+# this machine, everything on loopback, every goal of issue 15 (and the
+# gRPC goal of issue 14) measured against the same Redis. Prints the
+# tables and writes them to bench/results/latest.md. See bench/README.md.
 #
-#   bench/run.sh [--duration SECONDS] [--connections N] [--keys N] [--no-perf]
+#   bench/run.sh [--duration SECONDS] [--connections N] [--keys N]
+#                [--no-perf] [--quick]
+#
+# DURATION (seconds per run) may also come from the environment; --quick
+# is a smoke run (2 s runs, fewer keys and connections, no profile).
 #
 # Installs what it needs (Debian: wrk, redis-server, redis-tools,
-# nginx-light, nodejs/npm when node is missing; npm: rate-limiter-flexible
-# and ioredis into bench/peers/node/), builds ratelimitd with -O2 in
-# build/bench, and stops everything it started (by pid) on exit.
+# nginx-light, nghttp2-client, linux-perf, nodejs/npm when node is
+# missing; npm: rate-limiter-flexible and ioredis into bench/peers/node/),
+# builds ratelimitd with -O2 in build/bench, and stops everything it
+# started (by pid) on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tests/lib.sh
 . "$ROOT/tests/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$ROOT/bench/lib.sh"
 
-DURATION=10
+DURATION=${DURATION:-10}
 CONNS=50
 KEYS=10000
 THREADS=2
@@ -23,30 +31,31 @@ WARMUP=2
 MEM_KEYS=100000
 OPEN_CONNS=10000
 PERF=1
+QUICK=0
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --keys) KEYS=$2; shift 2 ;;
     --no-perf) PERF=0; shift ;;
-    *) echo "usage: $0 [--duration S] [--connections N] [--keys N] [--no-perf]" >&2; exit 2 ;;
+    --quick) QUICK=1; shift ;;
+    *) echo "usage: $0 [--duration S] [--connections N] [--keys N] [--no-perf] [--quick]" >&2; exit 2 ;;
     esac
 done
+if [ "$QUICK" = 1 ]; then
+    DURATION=2
+    WARMUP=1
+    MEM_KEYS=10000
+    OPEN_CONNS=1000
+    PERF=0
+fi
 
 BUILD="$ROOT/build/bench"
 OUT="$ROOT/bench/results/latest.md"
 WORK=$(mktemp -d /tmp/rl-bench.XXXXXX)
 PIDS=()
 
-# Stops every process this script started, newest first, by pid.
-cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        rl_stop_pid "${PIDS[$i]}"
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 # ---------------------------------------------------------------------------
 # Setup
@@ -87,6 +96,32 @@ redis_info() {
 redis_calls() {
     redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
         awk -F'[:=,]' -v c="cmdstat_$1" '$1 == c { print $3 }'
+}
+
+# One snapshot of the Redis servers on the given ports, summed: prints
+# "CPU_US COMMANDS SCRIPT_CALLS": used_cpu_user + used_cpu_sys in
+# microseconds (INFO cpu), the calls of every command but INFO (INFO
+# commandstats, so the commands a script runs count too) and the calls of
+# EVAL / EVALSHA (the script calls).
+redis_snap() {
+    local port
+    for port in "$@"; do
+        redis-cli -p "$port" info cpu commandstats | tr -d '\r'
+    done | awk -F'[:=,]' '
+        $1 == "used_cpu_user" || $1 == "used_cpu_sys" { cpu += $2 }
+        $1 ~ /^cmdstat_/ && $1 != "cmdstat_info" { cmds += $3 }
+        $1 ~ /^cmdstat_eval/ { evals += $3 }
+        END { printf "%.0f %d %d\n", cpu * 1e6, cmds, evals }'
+}
+
+# Per-unit Redis figures between two snapshots over N units (decisions,
+# descriptors): prints "CPU_US_PER CMDS_PER CALLS_PER".
+redis_per() {
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        if (n <= 0) { print "0 0 0"; exit }
+        printf "%.2f %.2f %.3f\n", (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n
+    }'
 }
 
 # Runs wrk against URL with PREFIX for SECONDS and prints its RESULT line.
@@ -134,50 +169,40 @@ grpc_body() {
     printf '\000\000\000\000\022\012\005bench\022\011\012\007\012\001k\022\002v1' >"$WORK/grpc.body"
 }
 
-# CPU time (clock ticks, user + system, every thread) of the given pids.
-cpu_ticks() {
-    local pid total=0 t
-    for pid in "$@"; do
-        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        total=$((total + t))
-    done
-    echo "$total"
-}
-
 # Busy CPU time of the whole machine (clock ticks, all cores).
 machine_ticks() {
     awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
 
-# Runs wrk like wrk_run while counting the CPU of PIDS (a quoted list):
-# prints the RESULT line plus cpu_pct=, cpu_us_per_req= (theirs) and
-# machine_pct= (every process, of nproc * 100).
+# Runs wrk like wrk_run while counting the CPU of PIDS (a quoted list)
+# and of the Redis servers on PORTS (a quoted list, may be empty): prints
+# the RESULT line plus cpu_pct= and cpu_us_per_req= (PIDS'), machine_pct=
+# (every process, of nproc * 100), and redis_us= (INFO cpu),
+# redis_cmds= (commands) and redis_calls= (script calls) per request.
 wrk_run_cpu() {
-    local url=$1 prefix=$2 pids=$3 t0 m0 t1 m1 res hz
+    local url=$1 prefix=$2 pids=$3 ports=${4:-} t0 m0 t1 m1 r0="" r1="" res hz n
+    local rcpu=0 rcmds=0 rcalls=0
     hz=$(getconf CLK_TCK)
-    # shellcheck disable=SC2086 # pids is a list
+    # shellcheck disable=SC2086 # pids and ports are lists
+    r0=$([ -z "$ports" ] || redis_snap $ports)
+    # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
     m0=$(machine_ticks)
     res=$(wrk_run "$url" "$prefix" "$DURATION")
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $pids)
     m1=$(machine_ticks)
-    echo "$res" | awk -v d=$((t1 - t0)) -v m=$((m1 - m0)) -v hz="$hz" -v s="$DURATION" '{
-        split($0, f, " "); n = 0
-        for (i in f) if (f[i] ~ /^requests=/) { split(f[i], kv, "="); n = kv[2] }
-        printf "%s cpu_pct=%.0f cpu_us_per_req=%.1f machine_pct=%.0f\n", $0,
-            100 * d / hz / s, (n > 0 ? 1e6 * d / hz / n : 0), 100 * m / hz / s
+    # shellcheck disable=SC2086
+    r1=$([ -z "$ports" ] || redis_snap $ports)
+    n=$(field "$res" requests)
+    if [ -n "$ports" ]; then
+        read -r rcpu rcmds rcalls <<<"$(redis_per "$r0" "$r1" "$n")"
+    fi
+    echo "$res" | awk -v d=$((t1 - t0)) -v m=$((m1 - m0)) -v hz="$hz" -v s="$DURATION" -v n="$n" \
+        -v rc="$rcpu" -v rm="$rcmds" -v rk="$rcalls" '{
+        printf "%s cpu_pct=%.0f cpu_us_per_req=%.2f machine_pct=%.0f redis_us=%s redis_cmds=%s redis_calls=%s\n", $0,
+            100 * d / hz / s, (n > 0 ? 1e6 * d / hz / n : 0), 100 * m / hz / s, rc, rm, rk
     }'
-}
-
-# Redis's CPU since ticks t0 over a run whose RESULT line is given:
-# prints "<percent of one core> <microseconds per request>".
-redis_share() {
-    local t0=$1 res=$2 t1 hz
-    hz=$(getconf CLK_TCK)
-    t1=$(cpu_ticks "$RL_REDIS_PID")
-    awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$DURATION" -v n="$(field "$res" requests)" \
-        'BEGIN { printf "%.0f %.1f", 100 * d / hz / s, (n > 0 ? 1e6 * d / hz / n : 0) }'
 }
 
 # Extracts NAME=value from a RESULT line.
@@ -194,6 +219,21 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
 }
 
+# Decisions per second one Redis core serves at US microseconds each.
+per_core() {
+    awk -v us="$1" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else print "n/a" }'
+}
+
+# N TCP ports free on 127.0.0.1 at once (distinct), one per line.
+free_ports() {
+    python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
 # ---------------------------------------------------------------------------
 # Services
 # ---------------------------------------------------------------------------
@@ -205,20 +245,14 @@ start_redis() {
     PIDS+=("$RL_REDIS_PID")
 }
 
-start_ratelimitd() {
-    RL_PORT=$(rl_free_port)
-    GRPC_PORT=$(rl_free_port)
-    cat >"$WORK/ratelimitd.json" <<EOF
-{
-  "listen": "127.0.0.1:$RL_PORT",
-  "grpc": { "listen": "127.0.0.1:$GRPC_PORT" },
-  "workers": 0,
-  "log_level": "warn",
-  "http": { "max_connections": 20000 },
-  "store": { "type": "redis", "address": "127.0.0.1:$REDIS_PORT", "timeout_ms": 50 },
+# The policies of every ratelimitd of the bench, one per path prefix.
+bench_policies() {
+    cat <<'EOF'
   "policies": [
     { "name": "bench-allow", "match": { "path": "/allow/*" }, "key": [ "tenant" ],
       "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "gcra" } ] },
+    { "name": "bench-fixed", "match": { "path": "/fixed/*" }, "key": [ "tenant" ],
+      "limits": [ { "requests": 1000000, "per": "1m", "algorithm": "fixed_window" } ] },
     { "name": "bench-deny", "match": { "path": "/deny/*" }, "key": [ "tenant" ],
       "limits": [ { "requests": 1, "per": "1h", "algorithm": "gcra", "burst": 1 } ] },
     { "name": "bench-account", "group": "account", "match": { "path": "/layered/*" },
@@ -236,24 +270,105 @@ start_ratelimitd() {
       "key": [ "descriptor.k" ],
       "limits": [ { "requests": 1000000000, "per": "1m", "algorithm": "gcra" } ] }
   ]
-}
 EOF
-    "$BUILD/ratelimitd" -c "$WORK/ratelimitd.json" 2>"$WORK/ratelimitd.log" &
-    RL_PID=$!
-    PIDS+=("$RL_PID")
-    rl_wait_http "http://127.0.0.1:$RL_PORT/ready" 10 || {
-        cat "$WORK/ratelimitd.log" >&2
-        return 1
-    }
 }
 
+# Only the allow policy: a Redis Cluster refuses layered policies
+# without a shared hash_tag, and the cluster run needs no other.
+allow_policy() {
+    bench_policies | sed -n '1,3p' | sed '3s/,$//'
+    echo "  ]"
+}
+
+# Writes the config FILE of a ratelimitd on 127.0.0.1:PORT with the given
+# "store" object and extra top-level members (EXTRA: "" or ending in ","),
+# with the policies POLICIES (a function: bench_policies by default) prints.
+write_config() {
+    local file=$1 port=$2 store=$3 extra=${4:-} policies=${5:-bench_policies}
+    {
+        echo "{"
+        echo "  \"listen\": \"127.0.0.1:$port\","
+        echo "  \"workers\": 1, \"log_level\": \"warn\","
+        echo "  \"http\": { \"max_connections\": 20000 },"
+        echo "  $extra"
+        echo "  \"store\": $store,"
+        "$policies"
+        echo "}"
+    } >"$file"
+}
+
+# Starts ratelimitd with config FILE, log LOG, waits for /ready on PORT;
+# sets STARTED_PID (added to PIDS).
+start_rl() {
+    local file=$1 log=$2 port=$3
+    "$BUILD/ratelimitd" -c "$file" >/dev/null 2>"$log" &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+    if ! rl_wait_http "http://127.0.0.1:$port/ready" 20; then
+        cat "$log" >&2
+        return 1
+    fi
+}
+
+# The main ratelimitd: standalone Redis, top keys at their default (on),
+# a gRPC listener.
+start_ratelimitd() {
+    RL_PORT=$(rl_free_port)
+    GRPC_PORT=$(rl_free_port)
+    write_config "$WORK/ratelimitd.json" "$RL_PORT" \
+        "{ \"type\": \"redis\", \"address\": \"127.0.0.1:$REDIS_PORT\", \"timeout_ms\": 50 }" \
+        "\"grpc\": { \"listen\": \"127.0.0.1:$GRPC_PORT\" },"
+    start_rl "$WORK/ratelimitd.json" "$WORK/ratelimitd.log" "$RL_PORT"
+    RL_PID=$STARTED_PID
+}
+
+# A Redis Cluster of 3 masters (no replicas) on loopback, as the
+# integration tests build one (tests/integration/cluster.py): sets
+# CLUSTER_PORTS. Each node is stopped by pid with the rest.
+start_cluster() {
+    local ports p bus i d
+    mapfile -t ports < <(free_ports 6)
+    CLUSTER_PORTS=()
+    for i in 0 1 2; do
+        p=${ports[$i]}
+        bus=${ports[$((i + 3))]}
+        d="$WORK/cluster/$p"
+        mkdir -p "$d"
+        redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$d" \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$bus" \
+            --cluster-node-timeout 5000 >"$d/redis.log" 2>&1 &
+        PIDS+=("$!")
+        CLUSTER_PORTS+=("$p")
+    done
+    for p in "${CLUSTER_PORTS[@]}"; do
+        for _ in $(seq 100); do
+            [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && break
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 \
+        --cluster-yes >"$WORK/cluster/create.log" 2>&1
+    for _ in $(seq 100); do
+        local ok=0
+        for p in "${CLUSTER_PORTS[@]}"; do
+            redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+        done
+        [ "$ok" = 3 ] && return 0
+        sleep 0.1
+    done
+    cat "$WORK/cluster/create.log" >&2
+    return 1
+}
+
+# nginx with ONE worker, `return 204`: its CPU per request is the HTTP
+# ceiling ratelimitd's own CPU per decision is compared with.
 start_nginx() {
     NGINX_PORT=$(rl_free_port)
     mkdir -p "$WORK/nginx/logs"
     cat >"$WORK/nginx/nginx.conf" <<EOF
 daemon off;
 master_process on;
-worker_processes $(nproc);
+worker_processes 1;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/logs/error.log warn;
 events { worker_connections 4096; }
@@ -299,213 +414,406 @@ start_node_peer() {
 # Measurements
 # ---------------------------------------------------------------------------
 
-main() {
-    local started url allow deny nginx_r node_r redis_r t0 t1 cmds0 cmds1 eval1 redis_t0
-    local rss_idle rss_after rss_conns mem0 mem1 dbsize per_key conns_pid sha perf_txt=""
-    started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    rl_install_deps
-    install_bench_deps
-    build_ratelimitd
-    ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Prints, one per line, the arguments of the script call ratelimitd sends
+# Redis for one decision on PREFIX/items for tenant "kprobe" (seen with
+# MONITOR), so the replays below send what the running build sends,
+# whatever the script's protocol.
+capture_script_call() {
+    local prefix=$1 mon="$WORK/monitor.txt" mpid
+    redis-cli -p "$REDIS_PORT" monitor >"$mon" 2>/dev/null &
+    mpid=$!
+    sleep 0.3
+    curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+        -d "{\"path\":\"$prefix/items\",\"tenant\":\"kprobe\"}" \
+        "http://127.0.0.1:$RL_PORT/v1/decide" || true
+    sleep 0.3
+    kill "$mpid" 2>/dev/null || true
+    wait "$mpid" 2>/dev/null || true
+    python3 - "$mon" <<'EOF'
+import re, sys
+for line in open(sys.argv[1], errors="replace"):
+    args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+    if args and args[0].lower() == "evalsha" and any("kprobe" in a for a in args):
+        print("\n".join(args))
+        break
+EOF
+}
 
-    start_redis
-    start_ratelimitd
-    url="http://127.0.0.1:$RL_PORT"
-    sleep 0.5
-    rss_idle=$(rss_kb "$RL_PID")
-
-    rl_say "allow path: warm-up ${WARMUP}s, then ${DURATION}s"
+# The decisions of one policy shape each, on the main ratelimitd: its
+# CPU and Redis's per decision.
+run_decisions() {
+    local url=$1
+    rl_say "allow path (one GCRA limit): warm-up ${WARMUP}s, then ${DURATION}s"
     wrk_run "$url" /allow "$WARMUP" >/dev/null
-    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
-    allow=$(wrk_run_cpu "$url" /allow "$RL_PID")
-    ALLOW_REDIS=$(redis_share "$redis_t0" "$allow")
-    echo "$allow"
-
-    rl_say "two-group path (account + route in one step): ${DURATION}s"
-    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
-    LAYERED=$(wrk_run_cpu "$url" /layered "$RL_PID")
-    LAYERED_REDIS=$(redis_share "$redis_t0" "$LAYERED")
-    echo "$LAYERED"
-
-    rl_say "four-limit path (the example's tenant limits): ${DURATION}s"
-    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
-    FOUR=$(wrk_run_cpu "$url" /four "$RL_PID")
-    FOUR_REDIS=$(redis_share "$redis_t0" "$FOUR")
+    ALLOW=$(wrk_run_cpu "$url" /allow "$RL_PID" "$REDIS_PORT")
+    echo "$ALLOW"
+    rl_say "one fixed-window limit: ${DURATION}s"
+    FIXED=$(wrk_run_cpu "$url" /fixed "$RL_PID" "$REDIS_PORT")
+    echo "$FIXED"
+    rl_say "four-limit tenant policy (deploy/examples' events-tenant): ${DURATION}s"
+    FOUR=$(wrk_run_cpu "$url" /four "$RL_PID" "$REDIS_PORT")
     echo "$FOUR"
-    rl_say "gRPC ShouldRateLimit (h2load, 50 streams): ${DURATION}s"
-    grpc_body
-    GRPC=$(grpc_run "$DURATION")
-    echo "$GRPC"
+    rl_say "two-group decision (account + route in one step): ${DURATION}s"
+    LAYERED=$(wrk_run_cpu "$url" /layered "$RL_PID" "$REDIS_PORT")
+    echo "$LAYERED"
+}
 
+# The deny path: every key spent first, then all denials (the local deny
+# cache answers most); Redis commands and script calls per second.
+run_deny() {
+    local url=$1 s0 s1 t0 t1
     rl_say "deny path: ${WARMUP}s to push every key over its limit, then ${DURATION}s"
     wrk_run "$url" /deny "$WARMUP" >/dev/null
-    redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
-    cmds0=$(redis_info total_commands_processed stats)
+    s0=$(redis_snap "$REDIS_PORT")
     t0=$(date +%s.%N)
-    deny=$(wrk_run "$url" /deny "$DURATION")
+    DENY=$(wrk_run "$url" /deny "$DURATION")
     t1=$(date +%s.%N)
-    cmds1=$(redis_info total_commands_processed stats)
-    eval1=$(redis_calls evalsha)
-    eval1=${eval1:-0}
-    echo "$deny"
-    DENY_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-    DENY_CMDS=$(awk -v a="$cmds0" -v b="$cmds1" -v s="$DENY_SECONDS" 'BEGIN { printf "%.0f", (b - a - 1) / s }')
-    DENY_EVALS=$(awk -v e="$eval1" -v s="$DENY_SECONDS" 'BEGIN { printf "%.0f", e / s }')
-    rss_after=$(rss_kb "$RL_PID")
+    s1=$(redis_snap "$REDIS_PORT")
+    echo "$DENY"
+    read -r DENY_CMDS DENY_EVALS <<<"$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        printf "%.0f %.0f\n", (y[2] - x[2]) / (t1 - t0), (y[3] - x[3]) / (t1 - t0) }')"
+}
 
-    if [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1; then
-        rl_say "perf profile of ratelimitd during 5 s of the allow path"
-        (wrk_run "$url" /allow 6 >/dev/null) &
-        local wrk_pid=$!
-        sleep 0.5
-        if perf record -F 499 -g -o "$WORK/perf.data" -p "$RL_PID" -- sleep 5 >/dev/null 2>&1; then
-            perf_txt=$(perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol \
-                2>/dev/null | grep -E '^ +[0-9]+\.[0-9]+%' | head -25 || true)
-        else
-            perf_txt="perf record failed in this environment"
-        fi
-        wait "$wrk_pid" || true
+# perf record -g of the main ratelimitd during 5 s of the allow path.
+run_profile() {
+    local url=$1 wrk_pid
+    PERF_TXT=""
+    [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1 || return 0
+    rl_say "perf profile of ratelimitd during 5 s of the allow path"
+    (wrk_run "$url" /allow 6 >/dev/null) &
+    wrk_pid=$!
+    sleep 0.5
+    if perf record -F 499 -g -o "$WORK/perf.data" -p "$RL_PID" -- sleep 5 >/dev/null 2>&1; then
+        PERF_TXT=$(perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol \
+            2>/dev/null | grep -E '^ +[0-9]+\.[0-9]+%' | head -25 || true)
+    else
+        PERF_TXT="perf record failed in this environment"
     fi
+    wait "$wrk_pid" || true
+}
 
+# ratelimitd's RSS with OPEN_CONNS open keep-alive connections.
+run_conns() {
+    local conns_pid
     rl_say "RSS with $OPEN_CONNS open keep-alive connections"
     coproc CONNS_PROC { python3 "$ROOT/bench/conns.py" "$RL_PORT" "$OPEN_CONNS"; }
     conns_pid=$CONNS_PROC_PID
     PIDS+=("$conns_pid")
     read -r -u "${CONNS_PROC[0]}" _ || true
     sleep 0.5
-    rss_conns=$(rss_kb "$RL_PID")
-    OPEN_SEEN=$(curl -fsS "$url/metrics" | awk '$1 == "ratelimitd_open_connections" { print $2 }')
+    RSS_CONNS=$(rss_kb "$RL_PID")
+    OPEN_SEEN=$(curl -fsS "http://127.0.0.1:$RL_PORT/metrics" |
+        awk '$1 == "ratelimitd_open_connections" { print $2 }')
     rl_stop_pid "$conns_pid"
+}
 
-    rl_say "Redis ceiling: redis-benchmark, EVALSHA of ratelimitd's script"
-    # The files and their order: Makefile.am's RL_LUA_FILES, the one list
-    # the build embeds.
-    sha=$(cd "$ROOT" && sed -n 's/^RL_LUA_FILES *= *//p' Makefile.am | xargs cat |
-        redis-cli -p "$REDIS_PORT" -x script load)
-    redis_r=$(redis-benchmark -p "$REDIS_PORT" -c "$CONNS" --threads "$THREADS" -r "$KEYS" \
-        -n $((DURATION * 40000)) --csv \
-        evalsha "$sha" 2 "rl:{bench-allow|k__rand_int__}:g1m" \
-        "rl:{bench-allow|k__rand_int__}:g1m:b" 1 1 0 0 1000000 60000 1000000 0 1 |
-        tail -n 1 | tr -d '"')
-    echo "$redis_r"
-    REDIS_RPS=$(echo "$redis_r" | cut -d, -f2)
-    REDIS_P50=$(echo "$redis_r" | cut -d, -f5)
-    REDIS_P99=$(echo "$redis_r" | cut -d, -f7)
+# The unpipelined Redis ceiling: redis-benchmark replaying ratelimitd's
+# own script call for the allow policy on random keys.
+run_redis_ceiling() {
+    local args r
+    rl_say "Redis ceiling: redis-benchmark, EVALSHA of ratelimitd's allow decision"
+    mapfile -t args < <(capture_script_call /allow)
+    if [ "${#args[@]}" -lt 3 ]; then
+        REDIS_RPS=0 REDIS_P50=0 REDIS_P99=0
+        return 0
+    fi
+    args=("${args[@]//kprobe/k__rand_int__}")
+    r=$(redis-benchmark -p "$REDIS_PORT" -c "$CONNS" --threads "$THREADS" -r "$KEYS" \
+        -n $((DURATION * 40000)) --csv "${args[@]}" | tail -n 1 | tr -d '"')
+    echo "$r"
+    REDIS_RPS=$(echo "$r" | cut -d, -f2)
+    REDIS_P50=$(echo "$r" | cut -d, -f5)
+    REDIS_P99=$(echo "$r" | cut -d, -f7)
+}
 
-    rl_say "HTTP ceiling: nginx return 204"
+# envoyproxy/ratelimit's pattern per descriptor: INCRBY then PEXPIRE,
+# pipelined 16 deep, not atomic. Redis CPU per descriptor (both).
+run_envoy_pattern() {
+    local n=$((DURATION * 100000)) s0 s1 s2
+    rl_say "envoyproxy/ratelimit's pattern: redis-benchmark -P 16 INCRBY + PEXPIRE, $n each"
+    s0=$(redis_snap "$REDIS_PORT")
+    redis-benchmark -p "$REDIS_PORT" -c "$CONNS" -P 16 -r "$KEYS" -n "$n" -q \
+        incrby "envoy_k__rand_int__" 1 >/dev/null
+    s1=$(redis_snap "$REDIS_PORT")
+    redis-benchmark -p "$REDIS_PORT" -c "$CONNS" -P 16 -r "$KEYS" -n "$n" -q \
+        pexpire "envoy_k__rand_int__" 60000 >/dev/null
+    s2=$(redis_snap "$REDIS_PORT")
+    ENVOY_US=$(awk -v a="$s0" -v b="$s1" -v c="$s2" -v n="$n" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); split(c, z, " ")
+        printf "%.2f", (z[1] - x[1]) / n }')
+    ENVOY_INCR_US=$(redis_per "$s0" "$s1" "$n" | cut -d' ' -f1)
+    redis-cli -p "$REDIS_PORT" eval "for _, k in ipairs(redis.call('keys', 'envoy_*')) do redis.call('del', k) end" 0 >/dev/null
+}
+
+# One GCRA limit on a 3-master Redis Cluster: Redis CPU per decision
+# summed over the masters, from a second ratelimitd.
+run_cluster() {
+    local port store n
+    rl_say "Redis Cluster (3 masters): one GCRA limit, ${DURATION}s"
+    if ! start_cluster; then
+        CLUSTER="RESULT requests=0 seconds=1 rps=0 p50_us=0 p99_us=0 p999_us=0 errors=1 non2xx=0"
+        return 0
+    fi
+    port=$(rl_free_port)
+    store="{ \"type\": \"redis\", \"cluster\": true, \"timeout_ms\": 50, \"nodes\": [ \"127.0.0.1:${CLUSTER_PORTS[0]}\", \"127.0.0.1:${CLUSTER_PORTS[1]}\" ] }"
+    write_config "$WORK/cluster.json" "$port" "$store" "" allow_policy
+    start_rl "$WORK/cluster.json" "$WORK/cluster.log" "$port"
+    wrk_run "http://127.0.0.1:$port" /allow "$WARMUP" >/dev/null
+    CLUSTER=$(wrk_run_cpu "http://127.0.0.1:$port" /allow "$STARTED_PID" "${CLUSTER_PORTS[*]}")
+    echo "$CLUSTER"
+    rl_stop_pid "$STARTED_PID"
+    for n in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -p "$n" shutdown nosave >/dev/null 2>&1 || true
+    done
+}
+
+# The allow path with the top keys summary off ("top_keys": {"enabled":
+# false}), from a third ratelimitd; skipped on a build without the switch.
+run_top_keys() {
+    local port store
+    NOTOP=""
+    port=$(rl_free_port)
+    store="{ \"type\": \"redis\", \"address\": \"127.0.0.1:$REDIS_PORT\", \"timeout_ms\": 50 }"
+    write_config "$WORK/notop.json" "$port" "$store" '"top_keys": { "enabled": false },'
+    if ! "$BUILD/ratelimitd" -t "$WORK/notop.json" >/dev/null 2>&1; then
+        rl_say "top keys off: skipped (this build has no \"top_keys\" switch)"
+        return 0
+    fi
+    rl_say "allow path with top keys off: ${DURATION}s"
+    start_rl "$WORK/notop.json" "$WORK/notop.log" "$port"
+    wrk_run "http://127.0.0.1:$port" /allow "$WARMUP" >/dev/null
+    NOTOP=$(wrk_run_cpu "http://127.0.0.1:$port" /allow "$STARTED_PID" "$REDIS_PORT")
+    echo "$NOTOP"
+    rl_stop_pid "$STARTED_PID"
+}
+
+# nginx (1 worker) under the same wrk: throughput and CPU per request.
+run_nginx() {
+    local workers
+    rl_say "HTTP ceiling: nginx return 204 (1 worker)"
     start_nginx
+    workers=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
     wrk_run "http://127.0.0.1:$NGINX_PORT" /allow "$WARMUP" >/dev/null
-    nginx_r=$(wrk_run "http://127.0.0.1:$NGINX_PORT" /allow "$DURATION")
-    echo "$nginx_r"
+    NGINX=$(wrk_run_cpu "http://127.0.0.1:$NGINX_PORT" /allow "$workers")
+    echo "$NGINX"
     rl_stop_pid "$NGINX_PID"
+}
 
+run_node() {
     rl_say "Node.js peer (rate-limiter-flexible + ioredis)"
     start_node_peer
     wrk_run "http://127.0.0.1:$NODE_PORT" /allow "$WARMUP" >/dev/null
-    redis_t0=$(cpu_ticks "$RL_REDIS_PID")
-    node_r=$(wrk_run_cpu "http://127.0.0.1:$NODE_PORT" /allow "$NODE_PID $(pgrep -P "$NODE_PID" | tr '\n' ' ')")
-    NODE_REDIS=$(redis_share "$redis_t0" "$node_r")
-    echo "$node_r"
+    NODE=$(wrk_run_cpu "http://127.0.0.1:$NODE_PORT" /allow \
+        "$NODE_PID $(pgrep -P "$NODE_PID" | tr '\n' ' ')" "$REDIS_PORT")
+    echo "$NODE"
     rl_stop_pid "$NODE_PID"
+}
 
+# Redis memory per key of the deny policy (1 per hour, so each key lives
+# an hour), created by replaying ratelimitd's own call for MEM_KEYS keys.
+run_memory() {
+    local args mem0 mem1
     rl_say "Redis memory per GCRA key ($MEM_KEYS keys)"
+    mapfile -t args < <(capture_script_call /deny)
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
     sleep 1
     mem0=$(redis_info used_memory memory)
-    # The keys and arguments ratelimitd sends for the bench-deny policy (1
-    # per hour, burst 1), so each key lives an hour: the allow policy's
-    # keys expire within a millisecond (1,000,000 per minute).
-    seq 0 $((MEM_KEYS - 1)) | awk -v sha="$sha" '{
-        k = "rl:{bench-deny|k" $1 "}:g1h"
-        printf "EVALSHA %s 2 %s %s:b 1 1 0 0 1 3600000 1 0 1\n", sha, k, k
-    }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+    seq 0 $((MEM_KEYS - 1)) | awk -v line="${args[*]}" '{
+        l = line; gsub(/kprobe/, "k" $1, l); print l }' |
+        redis-cli -p "$REDIS_PORT" --pipe >/dev/null
     sleep 2
     mem1=$(redis_info used_memory memory)
-    dbsize=$(redis-cli -p "$REDIS_PORT" dbsize)
-    per_key=$(awk -v a="$mem0" -v b="$mem1" -v n="$dbsize" 'BEGIN { printf "%.1f", (b - a) / n }')
-
-    report "$started" "$allow" "$deny" "$nginx_r" "$node_r" "$rss_idle" "$rss_after" \
-        "$rss_conns" "$per_key" "$dbsize" "$perf_txt"
+    DBSIZE=$(redis-cli -p "$REDIS_PORT" dbsize)
+    PER_KEY=$(awk -v a="$mem0" -v b="$mem1" -v n="$DBSIZE" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print 0 }')
 }
 
-# Writes the table (and the profile) to stdout and bench/results/latest.md.
+main() {
+    local url
+    STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    rl_install_deps
+    install_bench_deps
+    build_ratelimitd
+    ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    BENCH_T0=$(date +%s)
+
+    start_redis
+    start_ratelimitd
+    url="http://127.0.0.1:$RL_PORT"
+    sleep 0.5
+    RSS_IDLE=$(rss_kb "$RL_PID")
+
+    run_decisions "$url"
+    rl_say "gRPC ShouldRateLimit (h2load, 50 streams): ${DURATION}s"
+    grpc_body
+    GRPC=$(grpc_run "$DURATION")
+    echo "$GRPC"
+    run_deny "$url"
+    RSS_AFTER=$(rss_kb "$RL_PID")
+    run_profile "$url"
+    run_conns
+    run_redis_ceiling
+    run_envoy_pattern
+    run_cluster
+    run_top_keys
+    run_nginx
+    run_node
+    run_memory
+    BENCH_SECONDS=$(($(date +%s) - BENCH_T0))
+    LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+    report
+}
+
+# A row of the targets table: label, measured, target, result.
+target_row() {
+    printf '| %s | %s | %s %s | %s |\n' "$1" "$2" "$3" "$4" "$(met "$2" "$3" "$4")"
+}
+
+# "met" if V (a number, units after it ignored) OP T holds, else missed.
+met() {
+    awk -v v="${1%% *}" -v op="$2" -v t="${3%% *}" 'BEGIN {
+        if (v == "n/a" || v == "") { print "n/a"; exit }
+        if ((op == ">=" && v + 0 >= t + 0) || (op == "<=" && v + 0 <= t + 0) || (op == "<" && v + 0 < t + 0)) print "met"; else print "**missed**" }'
+}
+
+# The label of run NAME (the variable holding its RESULT line).
+run_label() {
+    case $1 in
+    ALLOW) echo "ratelimitd, allow path, one GCRA limit (POST /v1/decide)" ;;
+    FIXED) echo "ratelimitd, one fixed-window limit" ;;
+    FOUR) echo "ratelimitd, four-limit tenant policy (1 s gcra + minute, hour, day windows)" ;;
+    LAYERED) echo "ratelimitd, two groups (account + route), one step" ;;
+    CLUSTER) echo "ratelimitd, one GCRA limit on a 3-master Redis Cluster (Redis: sum over masters)" ;;
+    NOTOP) echo "ratelimitd, allow path with top keys off" ;;
+    GRPC) echo "ratelimitd, gRPC ShouldRateLimit (h2load, 10 connections x 5 streams)" ;;
+    DENY) echo "ratelimitd, deny path (keys over their limit)" ;;
+    NGINX) echo "HTTP ceiling: nginx \`return 204\`, 1 worker" ;;
+    NODE) echo "peer: Node.js rate-limiter-flexible + ioredis" ;;
+    esac
+}
+
+# The runs table: one row per wrk/h2load run.
+report_runs() {
+    local name r label
+    echo "| run | requests/s | p50 | p99 | p99.9 | errors / non-2xx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for name in ALLOW FIXED FOUR LAYERED CLUSTER NOTOP GRPC DENY NGINX NODE; do
+        r=${!name}
+        [ -n "$r" ] || continue
+        label=$(run_label "$name")
+        printf '| %s | %s | %s ms | %s ms | %s ms | %s / %s |\n' "$label" "$(field "$r" rps)" \
+            "$(ms "$(field "$r" p50_us)")" "$(ms "$(field "$r" p99_us)")" \
+            "$(ms "$(field "$r" p999_us)")" "$(field "$r" errors)" "$(field "$r" non2xx)"
+    done
+    printf '| %s | %s | %s ms | %s ms | n/a | n/a |\n' \
+        "Redis ceiling: redis-benchmark replaying ratelimitd's EVALSHA (allow decision)" \
+        "$REDIS_RPS" "$REDIS_P50" "$REDIS_P99"
+}
+
+# The cost table: per policy shape, Redis's CPU, commands and script
+# calls per decision, decisions per second per Redis core, ratelimitd's
+# CPU per decision.
+report_costs() {
+    local name r label
+    echo "| decision | Redis CPU per decision | Redis commands per decision | script calls per decision | decisions/s per Redis core | ratelimitd CPU per decision |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for name in ALLOW FIXED FOUR LAYERED CLUSTER; do
+        r=${!name}
+        label=$(run_label "$name")
+        printf '| %s | %s µs | %s | %s | %s | %s µs |\n' "$label" "$(field "$r" redis_us)" \
+            "$(field "$r" redis_cmds)" "$(field "$r" redis_calls)" \
+            "$(per_core "$(field "$r" redis_us)")" "$(field "$r" cpu_us_per_req)"
+    done
+    printf '| %s | %s µs | 2 | n/a | %s | n/a |\n' \
+        "envoyproxy/ratelimit's pattern, one descriptor (INCRBY + PEXPIRE, -P 16)" \
+        "$ENVOY_US" "$(per_core "$ENVOY_US")"
+    printf '| %s | %s µs | 8 | n/a | %s | n/a |\n' \
+        "envoyproxy/ratelimit's pattern, four descriptors" \
+        "$(awk -v u="$ENVOY_US" 'BEGIN { printf "%.2f", 4 * u }')" \
+        "$(per_core "$(awk -v u="$ENVOY_US" 'BEGIN { print 4 * u }')")"
+}
+
+# The targets of issue 15 (and issue 14's gRPC line), from this run.
+report_targets() {
+    local a_rps four_ratio rl_nginx cl_ratio top_row
+    a_rps=$(field "$ALLOW" rps)
+    four_ratio=$(ratio "$(field "$FOUR" redis_us)" "$(awk -v u="$ENVOY_US" 'BEGIN { print 4 * u }')")
+    rl_nginx=$(ratio "$(field "$ALLOW" cpu_us_per_req)" "$(field "$NGINX" cpu_us_per_req)")
+    cl_ratio=$(ratio "$(field "$CLUSTER" redis_us)" "$(field "$ALLOW" redis_us)")
+    echo "| target | measured | target | result |"
+    echo "| --- | ---: | ---: | --- |"
+    target_row "Redis CPU per decision, one GCRA limit" "$(field "$ALLOW" redis_us) µs" "<=" "6 µs"
+    target_row "Redis CPU per decision, four-limit tenant policy" "$(field "$FOUR" redis_us) µs" "<=" "10 µs"
+    target_row "four-limit policy / (4 x envoyproxy/ratelimit's per descriptor, $ENVOY_US µs)" "$four_ratio" "<" "1"
+    target_row "cluster / standalone Redis CPU per decision (one GCRA limit)" "$cl_ratio" "<=" "1.25"
+    target_row "ratelimitd CPU per allowed decision / nginx CPU per request ($(field "$ALLOW" cpu_us_per_req) / $(field "$NGINX" cpu_us_per_req) µs)" "$rl_nginx" "<=" "1.3"
+    target_row "allow throughput / unpipelined Redis ceiling" "$(ratio "$a_rps" "$REDIS_RPS")" ">=" "0.7"
+    target_row "allow path p99 at $CONNS connections" "$(ms "$(field "$ALLOW" p99_us)") ms" "<=" "2 ms"
+    target_row "deny throughput / nginx ceiling" "$(ratio "$(field "$DENY" rps)" "$(field "$NGINX" rps)")" ">=" "0.5"
+    target_row "gRPC throughput / HTTP decide throughput" "$(ratio "$(field "$GRPC" rps)" "$a_rps")" ">=" "0.9"
+    target_row "gRPC p99 at 50 streams" "$(ms "$(field "$GRPC" p99_us)") ms" "<=" "2 ms"
+    target_row "allow throughput / Node.js peer" "$(ratio "$a_rps" "$(field "$NODE" rps)")" ">=" "3"
+    target_row "RSS with $OPEN_CONNS open connections" "$(awk -v k="$RSS_CONNS" 'BEGIN { printf "%.1f MB", k / 1024 }')" "<=" "50 MB"
+    target_row "Redis memory per GCRA key" "$PER_KEY B" "<=" "120 B"
+    if [ -n "$NOTOP" ]; then
+        top_row=$(ratio "$(field "$ALLOW" cpu_us_per_req)" "$(field "$NOTOP" cpu_us_per_req)")
+        echo "| ratelimitd CPU per decision, top keys on / off ($(field "$ALLOW" cpu_us_per_req) / $(field "$NOTOP" cpu_us_per_req) µs) | $top_row | (no target) | n/a |"
+    else
+        echo "| ratelimitd CPU per decision, top keys on / off | skipped: this build has no \`top_keys\` switch | (no target) | n/a |"
+    fi
+}
+
+# Writes every table (and the profile) to stdout and bench/results/latest.md.
 report() {
-    local started=$1 allow=$2 deny=$3 nginx_r=$4 node_r=$5 rss_idle=$6 rss_after=$7
-    local rss_conns=$8 per_key=$9 dbsize=${10} perf_txt=${11}
-    local a_rps d_rps n_rps p_rps r1 r2 r3
-    a_rps=$(field "$allow" rps)
-    d_rps=$(field "$deny" rps)
-    n_rps=$(field "$nginx_r" rps)
-    p_rps=$(field "$node_r" rps)
-    r1=$(ratio "$a_rps" "$REDIS_RPS")
-    r2=$(ratio "$a_rps" "$p_rps")
-    r3=$(ratio "$d_rps" "$n_rps")
     mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
-    ok() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if ((dir == ">=" && v >= t) || (dir == "<=" && v <= t)) print "met"; else print "**missed**" }'; }
-    row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
     {
         echo "# Benchmark results"
         echo
-        echo "Run of \`bench/run.sh\` started $started on $(nproc) cores ($(uname -r)),"
+        echo "Run of \`bench/run.sh\` started $STARTED on $(nproc) cores ($(uname -r)),"
         echo "ratelimitd $("$BUILD/ratelimitd" --version | awk '{print $2}') built with -O2,"
         echo "redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(nginx -v 2>&1 | cut -d' ' -f3),"
         echo "node $(node --version). wrk: $THREADS threads, $CONNS connections, ${DURATION} s per run after a ${WARMUP} s warm-up,"
-        echo "$KEYS keys. Every process on the same machine, on loopback."
+        echo "$KEYS keys. Every process on the same machine, on loopback; the measurements took ${BENCH_SECONDS} s."
+        echo "Load average (1, 5, 15 min) before the build: $LOAD_START; after the runs: $LOAD_END;"
+        echo "busy CPU of the whole machine during the allow run: $(field "$ALLOW" machine_pct) % of $(($(nproc) * 100)) %."
         echo
-        echo "| run | requests/s | p50 | p99 | p99.9 | errors / non-2xx |"
-        echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-        for name in allow LAYERED FOUR GRPC deny nginx_r node_r; do
-            local r=${!name} label
-            case $name in
-            allow) label="ratelimitd, allow path (POST /v1/decide)" ;;
-            LAYERED) label="ratelimitd, two-group decision (account + route, one step)" ;;
-            FOUR) label="ratelimitd, four limits of one policy (1 s gcra + minute, hour, day windows)" ;;
-            GRPC) label="ratelimitd, gRPC ShouldRateLimit (h2load, 10 connections x 5 streams)" ;;
-            deny) label="ratelimitd, deny path (keys over their limit)" ;;
-            nginx_r) label="HTTP ceiling: nginx \`return 204\`" ;;
-            node_r) label="peer: Node.js rate-limiter-flexible + ioredis" ;;
-            esac
-            row "$label" "$(field "$r" rps)" "$(ms "$(field "$r" p50_us)") ms" \
-                "$(ms "$(field "$r" p99_us)") ms" "$(ms "$(field "$r" p999_us)") ms" \
-                "$(field "$r" errors) / $(field "$r" non2xx)"
-        done
-        row "Redis ceiling: redis-benchmark EVALSHA (GCRA script)" "$REDIS_RPS" "$REDIS_P50 ms" \
-            "$REDIS_P99 ms" "n/a" "n/a"
+        echo "## Targets"
         echo
-        echo "| target | measured | target | result |"
-        echo "| --- | ---: | ---: | --- |"
-        echo "| allow throughput / Redis ceiling | $r1 | >= 0.7 | $(ok "$r1" 0.7 '>=') |"
-        echo "| allow throughput / Node.js peer | $r2 | >= 3 | $(ok "$r2" 3 '>=') |"
-        echo "| allow path p99 | $(ms "$(field "$allow" p99_us)") ms | <= 2 ms | $(ok "$(field "$allow" p99_us)" 2000 '<=') |"
-        echo "| deny throughput / nginx ceiling | $r3 | >= 0.5 | $(ok "$r3" 0.5 '>=') |"
-        echo "| gRPC throughput / allow (HTTP decide) throughput | $(ratio "$(field "$GRPC" rps)" "$a_rps") | >= 0.9 | $(ok "$(ratio "$(field "$GRPC" rps)" "$a_rps")" 0.9 '>=') |"
-        echo "| gRPC p99 at 50 streams | $(ms "$(field "$GRPC" p99_us)") ms | <= 2 ms | $(ok "$(field "$GRPC" p99_us)" 2000 '<=') |"
-        echo "| RSS with $OPEN_CONNS open connections | $(mb "$rss_conns") | <= 50 MB | $(ok "$rss_conns" 51200 '<=') |"
-        echo "| Redis memory per GCRA key | $per_key B | <= 120 B | $(ok "$per_key" 120 '<=') |"
+        report_targets
+        echo
+        echo "## Cost per decision"
+        echo
+        echo "Redis CPU is \`INFO cpu\` used_cpu_user + used_cpu_sys over the run, commands are"
+        echo "\`INFO commandstats\` calls (those a script runs included, INFO excluded), summed over"
+        echo "the masters for the cluster, divided by the decisions wrk got answered."
+        echo "ratelimitd's CPU is user + system from \`/proc/PID/stat\`."
+        echo
+        report_costs
+        echo
+        echo "## Runs"
+        echo
+        report_runs
         echo
         echo "| other figures | value |"
         echo "| --- | ---: |"
-        echo "| ratelimitd RSS idle (after start) | $(mb "$rss_idle") |"
-        echo "| ratelimitd RSS after the runs | $(mb "$rss_after") |"
-        echo "| ratelimitd RSS with $OPEN_CONNS open keep-alive connections (/metrics saw ${OPEN_SEEN:-?}) | $(mb "$rss_conns") |"
-        echo "| Redis keys for the memory figure (\`DBSIZE\`) | $dbsize |"
-        echo "| deny run: requests/s answered | $d_rps |"
-        echo "| deny run: Redis EVALSHA/s | $DENY_EVALS |"
-        echo "| deny run: Redis commands/s, all (INFO total_commands_processed) | $DENY_CMDS |"
-        echo "| allow run, CPU of ratelimitd: % of one core / µs per request | $(field "$allow" cpu_pct) % / $(field "$allow" cpu_us_per_req) µs |"
-        echo "| allow run, CPU of Redis: % of one core / µs per request | ${ALLOW_REDIS% *} % / ${ALLOW_REDIS#* } µs |"
-        echo "| allow run, CPU of the whole machine (wrk included), of $(($(nproc) * 100)) % | $(field "$allow" machine_pct) % |"
-        echo "| two-group run, CPU of Redis: % of one core / µs per decision | ${LAYERED_REDIS% *} % / ${LAYERED_REDIS#* } µs |"
-        echo "| four-limit run, CPU of Redis: % of one core / µs per decision | ${FOUR_REDIS% *} % / ${FOUR_REDIS#* } µs |"
-        echo "| Node.js peer run, CPU of node: % of one core / µs per request | $(field "$node_r" cpu_pct) % / $(field "$node_r" cpu_us_per_req) µs |"
-        echo "| Node.js peer run, CPU of Redis: % of one core / µs per request | ${NODE_REDIS% *} % / ${NODE_REDIS#* } µs |"
-        echo "| Node.js peer run, CPU of the whole machine, of $(($(nproc) * 100)) % | $(field "$node_r" machine_pct) % |"
-        if [ -n "$perf_txt" ]; then
+        echo "| ratelimitd RSS idle (after start) | $(mb "$RSS_IDLE") |"
+        echo "| ratelimitd RSS after the runs | $(mb "$RSS_AFTER") |"
+        echo "| ratelimitd RSS with $OPEN_CONNS open keep-alive connections (/metrics saw ${OPEN_SEEN:-?}) | $(mb "$RSS_CONNS") |"
+        echo "| Redis keys for the memory figure (\`DBSIZE\`) | $DBSIZE |"
+        echo "| deny run: Redis script calls/s | $DENY_EVALS |"
+        echo "| deny run: Redis commands/s (INFO commandstats) | $DENY_CMDS |"
+        echo "| envoyproxy/ratelimit's pattern: Redis CPU per INCRBY (of the $ENVOY_US µs) | $ENVOY_INCR_US µs |"
+        echo "| allow run, CPU of ratelimitd: % of one core / µs per decision | $(field "$ALLOW" cpu_pct) % / $(field "$ALLOW" cpu_us_per_req) µs |"
+        echo "| nginx run, CPU of its worker: % of one core / µs per request | $(field "$NGINX" cpu_pct) % / $(field "$NGINX" cpu_us_per_req) µs |"
+        echo "| Node.js peer run, CPU of node: % of one core / µs per request | $(field "$NODE" cpu_pct) % / $(field "$NODE" cpu_us_per_req) µs |"
+        echo "| Node.js peer run, CPU of Redis per request | $(field "$NODE" redis_us) µs |"
+        if [ -n "$PERF_TXT" ]; then
             echo
             echo "## Profile of ratelimitd on the allow path (perf, 5 s, self time)"
             echo
             echo '```'
-            echo "$perf_txt"
+            echo "$PERF_TXT"
             echo '```'
         fi
     } | tee "$OUT"

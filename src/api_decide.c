@@ -62,6 +62,9 @@ static void decide_cb(void *arg, rl_decide_status_t status,
     rl_api_access_log(w, id, &o, v, latency_us);
 }
 
+/* Bodies up to this size are tried on the fast path (request.h). */
+#define DECIDE_FAST_MAX 2048
+
 void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
 {
     json_t *root;
@@ -69,7 +72,15 @@ void rl_api_decide(rl_worker_t *w, rl_http_req_t *req)
     rl_outcome_t o;
     int64_t start_us = req->start_us;
     char id[RL_HTTP_ID_MAX];
+    char scratch[DECIDE_FAST_MAX];
 
+    if (req->body_len < sizeof(scratch) &&
+        rl_request_from_body(req->body, req->body_len, scratch, sizeof(scratch),
+                             &dr) == 0) {
+        /* The decision core copies what it needs from scratch. */
+        rl_decide(w->conf, w->store, &dr, decide_cb, req);
+        return;
+    }
     memcpy(id, req->id, sizeof(id));
     root = rl_api_request_body(req, &dr, &o);
     if (root == NULL) {

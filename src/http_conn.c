@@ -440,13 +440,17 @@ static int conn_dispatch(rl_http_conn_t *c)
     return 0;
 }
 
-/* The first byte of a request: its read deadline starts and it gets a
- * request from the pool. 0, or -1 after failing the connection. */
+/* The first byte of a request: the idle timer stops and it gets a
+ * request from the pool. Its read deadline, which starts at this first
+ * byte, is armed by conn_read_deadline only if the request is still
+ * incomplete once this input is parsed (in the same callback, so at the
+ * same time): a request that arrived whole costs no timer. 0, or -1 after
+ * failing the connection. */
 static int conn_begin(rl_http_conn_t *c)
 {
     c->state = CONN_READING;
+    c->read_armed = 0;
     evtimer_del(c->timer);
-    rl_http_conn_arm_timer(c, c->srv->limits.read_timeout_ms);
     if (conn_req_get(c) != 0) {
         conn_fail(c, RL_ERR_OUT_OF_MEMORY, NULL);
         return -1;
@@ -594,6 +598,16 @@ static int conn_parse(rl_http_conn_t *c)
            len >= c->head_len + (size_t)c->content_length;
 }
 
+/* Arms the read deadline of a request still arriving (see conn_begin),
+ * once per request. */
+static void conn_read_deadline(rl_http_conn_t *c)
+{
+    if (c->state == CONN_READING && !c->read_armed) {
+        c->read_armed = 1;
+        rl_http_conn_arm_timer(c, c->srv->limits.read_timeout_ms);
+    }
+}
+
 /* Serves every whole request the input holds, one after another: a
  * handler that answers at once returns the connection to CONN_IDLE and
  * the loop takes the next pipelined request (a loop, not a recursion, so
@@ -607,7 +621,9 @@ static void conn_process(rl_http_conn_t *c)
              * input can never complete a request. */
             if (c->read_eof && c->state != CONN_CLOSING) {
                 rl_http_conn_close_soon(c);
+                return;
             }
+            conn_read_deadline(c);
             return;
         }
         if (conn_decisions_full(c)) {

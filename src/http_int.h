@@ -70,6 +70,7 @@ struct rl_http_conn {
     int dispatching;     /* inside the handler's synchronous part */
     int tls;
     int write_waiting; /* plain socket: EV_WRITE on until output drains */
+    int read_armed;    /* the read deadline of the request being read is on */
     uint64_t served;   /* requests handed to the handler */
     struct sockaddr_storage peer; /* the client's address */
     rl_http_req_t *req; /* from the server's pool from the first byte of a

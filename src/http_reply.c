@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <event2/buffer.h>
 #include "bev_write.h"
 
@@ -81,16 +83,40 @@ static size_t head_put_num(char *buf, size_t n, size_t cap, uint64_t v)
     return head_put(buf, n, cap, tmp + i, sizeof(tmp) - i);
 }
 
-/* Writes a complete reply into the output buffer: the head is built in
- * one stack buffer with plain copies (no printf on the hot path) and
- * added with one call; a head too large for it falls back to printf. */
+/* Writes the n bytes of a complete reply at p: straight to a plain
+ * socket when nothing waits before them (one send, no copy into the
+ * output buffer and no chain to allocate and free); what the socket does
+ * not take, and every reply of a TLS connection or behind pending
+ * output, goes to the output buffer, which rl_http_reply_flush writes
+ * (and where a dead peer shows). */
+static void reply_send(rl_http_conn_t *c, const char *p, size_t n)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (!c->tls && !c->write_waiting && evbuffer_get_length(out) == 0) {
+        ssize_t w = send(bufferevent_getfd(c->bev), p, n, MSG_NOSIGNAL);
+
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    if (n > 0) {
+        evbuffer_add(out, p, n);
+    }
+}
+
+/* Writes a complete reply: the head is built in one stack buffer with
+ * plain copies (no printf on the hot path), the body after it when it
+ * fits, and the whole sent with reply_send; a head too large for the
+ * buffer falls back to printf into the output buffer. */
 void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
                          const char *const *names, const char *const *values,
                          int n, const char *ctype, const char *body, size_t len,
                          int close_after)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    char head[2048];
+    char head[8192];
     const size_t cap = sizeof(head);
     const char *reason = rl_http_reason(status);
     size_t h = 0;
@@ -123,8 +149,16 @@ void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
     }
     h = close_after ? head_put(head, h, cap, "Connection: close\r\n\r\n", 21)
                     : head_put(head, h, cap, "\r\n", 2);
+    if (h <= cap && (body == NULL || len <= cap - h)) {
+        if (body != NULL && len > 0) {
+            memcpy(head + h, body, len);
+            h += len;
+        }
+        reply_send(c, head, h);
+        return;
+    }
     if (h <= cap) {
-        evbuffer_add(out, head, h);
+        reply_send(c, head, h);
     } else {
         evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason);
         for (i = 0; i < n; i++) {

@@ -395,6 +395,162 @@ START_TEST(test_path_normalize_idempotent)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------
+ * The fast path (rl_request_from_body) against jansson
+ * ------------------------------------------------------------------- */
+
+/* Bodies the fast path must take (1) or leave to jansson (0). */
+static const struct {
+    const char *json;
+    int taken;
+} fast_rows[] = {
+    {"{\"method\":\"POST\",\"path\":\"/allow/items\",\"tenant\":\"k42\"}", 1},
+    {" \r\n{ \"path\" : \"/a?x=1\" , \"cost\" : 0 }\n", 1},
+    {"{\"path\":\"/a\",\"cost\":-0,\"x\":true,\"y\":false,\"z\":null}", 1},
+    {"{\"path\":\"/a\",\"method\":null,\"headers\":null,\"ip\":\"1.2.3.4\","
+     "\"user\":\"u\",\"policy\":\"p\",\"cost\":1000000000}",
+     1},
+    {"{\"path\":\"/a\",\"tenant\":\"\"}", 1},
+    {"{\"path\":\"/a\",\"tenant\":\"t\\u0041\"}", 0},    /* an escape */
+    {"{\"pa\\u0074h\":\"/a\"}", 0},                      /* an escaped key */
+    {"{\"path\":\"/a\",\"tenant\":\"caf\xc3\xa9\"}", 0}, /* non-ASCII */
+    {"{\"path\":\"/a\",\"path\":\"/b\"}", 0},            /* a duplicate */
+    {"{\"path\":\"/a\",\"x\":1,\"x\":1}", 0},
+    {"{\"path\":\"/a\",\"headers\":{\"a\":\"1\"}}", 0},
+    {"{\"path\":\"/a\",\"cost\":1.5}", 0},
+    {"{\"path\":\"/a\",\"cost\":1e3}", 0},
+    {"{\"path\":\"/a\",\"cost\":01}", 0},
+    {"{\"path\":\"/a\",\"cost\":1000000001}", 0},
+    {"{\"path\":\"/a\",\"cost\":-1}", 0},
+    {"{\"path\":\"/a\",\"cost\":123456789012345678901}", 0},
+    {"{\"path\":\"/a\",\"method\":\"\"}", 0},
+    {"{\"path\":\"/a/../b\"}", 0},
+    {"{\"path\":\"a\"}", 0},
+    {"{\"path\":5}", 0},
+    {"{\"tenant\":\"t\"}", 0},
+    {"{}", 0},
+    {"[]", 0},
+    {"{\"path\":\"/a\"} x", 0},
+    {"{\"path\":\"/a\",}", 0},
+    {"{\"path\":\"/a\"", 0},
+    {"{\"path\":\"/a\",\"x\":nul}", 0},
+    {"{\"path\":\"/a\",\"x\":truex}", 0},
+    {"{\"path\":\"/a\",\"x\":[1]}", 0},
+    {"{\"path\":\"/a\\tb\"}", 0},
+};
+
+/* Asserts that a and b are the same request (strings compared by value). */
+static void same_request(const rl_request_t *a, const rl_request_t *b)
+{
+    ck_assert_str_eq(a->method, b->method);
+    ck_assert_uint_eq(a->path_len, b->path_len);
+    ck_assert(memcmp(a->path, b->path, a->path_len) == 0);
+    ck_assert_uint_eq(a->target_len, b->target_len);
+    ck_assert(memcmp(a->target, b->target, a->target_len) == 0);
+    check_opt(a->tenant, b->tenant);
+    check_opt(a->user, b->user);
+    check_opt(a->ip, b->ip);
+    check_opt(a->policy, b->policy);
+    ck_assert_ptr_null(a->key_path);
+    ck_assert_int_eq(a->nheaders, b->nheaders);
+    ck_assert_int_eq(a->cost, b->cost);
+}
+
+/* The fast path's answer on text (len bytes): when it takes the body,
+ * jansson with the server's flags and rl_request_from_json must accept
+ * it too and give the same request. Returns 1 if taken. */
+static int fast_check(const char *text, size_t len)
+{
+    char scratch[2048];
+    rl_request_t fast, slow;
+    rl_request_error_t err;
+    json_error_t jerr;
+    json_t *root;
+
+    if (rl_request_from_body(text, len, scratch, sizeof(scratch), &fast) != 0) {
+        return 0;
+    }
+    root = json_loadb(text, len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+                      &jerr);
+    ck_assert_msg(root != NULL, "fast path took %.*s: %s", (int)len, text,
+                  jerr.text);
+    ck_assert_msg(rl_request_from_json(root, &slow, &err) == 0,
+                  "fast path took %.*s: %s", (int)len, text, err.message);
+    same_request(&fast, &slow);
+    json_decref(root);
+    return 1;
+}
+
+START_TEST(test_fast_rows)
+{
+    const char *t = fast_rows[_i].json;
+
+    ck_assert_msg(fast_check(t, strlen(t)) == fast_rows[_i].taken, "row %d: %s",
+                  _i, t);
+}
+END_TEST
+
+/* Every good and bad row of the tables above: taken only with the same
+ * request jansson gives; a bad row never. */
+START_TEST(test_fast_tables)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(good_rows) / sizeof(good_rows[0]); i++) {
+        fast_check(good_rows[i].json, strlen(good_rows[i].json));
+    }
+    for (i = 0; i < sizeof(bad_rows) / sizeof(bad_rows[0]); i++) {
+        ck_assert_msg(!fast_check(bad_rows[i].json, strlen(bad_rows[i].json)),
+                      "bad row %zu taken", i);
+    }
+}
+END_TEST
+
+/* Random edits of valid bodies: whatever the fast path takes, jansson
+ * takes as the same request (fast_check asserts it). */
+START_TEST(test_fast_mutations)
+{
+    static const char *seeds[] = {
+        "{\"method\":\"POST\",\"path\":\"/a/b?q=1\",\"tenant\":\"k1\","
+        "\"user\":\"u\",\"ip\":\"10.0.0.1\",\"policy\":\"p\",\"cost\":12,"
+        "\"x\":null,\"y\":true}",
+        "{ \"path\" : \"/.x/..y/%2e\" , \"headers\" : null }",
+    };
+    static const char alphabet[] = "{}[]\":, \t\n-0123456789.eEtrufalsn/\\?%a";
+    unsigned int seed = 12345;
+    int taken = 0, round;
+
+    for (round = 0; round < 20000; round++) {
+        char buf[256];
+        const char *src = seeds[round % 2];
+        size_t len = strlen(src), k, edits = 1 + (size_t)(round % 3);
+
+        memcpy(buf, src, len);
+        for (k = 0; k < edits; k++) {
+            size_t at;
+            char ch;
+
+            seed = seed * 1103515245u + 12345u;
+            at = (seed >> 8) % len;
+            ch = alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+            if ((seed & 3) == 0 && len + 1 < sizeof(buf)) {
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = ch;
+                len++;
+            } else if ((seed & 3) == 1 && len > 1) {
+                memmove(buf + at, buf + at + 1, len - at - 1);
+                len--;
+            } else {
+                buf[at] = ch;
+            }
+        }
+        taken += fast_check(buf, len);
+    }
+    ck_assert_int_gt(taken, 0);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *request_suite(void)
 {
@@ -414,6 +570,10 @@ static Suite *request_suite(void)
     tcase_add_loop_test(tc, test_path_normalize, 0,
                         (int)(sizeof(norm_rows) / sizeof(norm_rows[0])));
     tcase_add_test(tc, test_path_normalize_idempotent);
+    tcase_add_loop_test(tc, test_fast_rows, 0,
+                        (int)(sizeof(fast_rows) / sizeof(fast_rows[0])));
+    tcase_add_test(tc, test_fast_tables);
+    tcase_add_test(tc, test_fast_mutations);
     suite_add_tcase(s, tc);
     return s;
 }
