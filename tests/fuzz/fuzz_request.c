@@ -1,5 +1,7 @@
 /* libFuzzer target: a /v1/decide body, as the server reads it. The bytes
- * go through the JSON parser with the server's flags, rl_request_from_json,
+ * go through the fast path (rl_request_from_body: when it takes a body,
+ * jansson must take it too and give the same request), the JSON parser
+ * with the server's flags, rl_request_from_json,
  * the dot-segment check, policy matching and key building under a fixed
  * config, and tenant signature verification. Nothing may crash, leak or
  * trip a sanitizer; every result must be one the caller can be answered
@@ -49,6 +51,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* 1 if the optional strings a and b are both absent or equal. */
+static int fuzz_same_opt(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) ||
+           (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Aborts unless the fast path's request equals jansson's. */
+static void fuzz_same_request(const rl_request_t *a, const rl_request_t *b)
+{
+    if (strcmp(a->method, b->method) != 0 || a->path_len != b->path_len ||
+        memcmp(a->path, b->path, a->path_len) != 0 ||
+        a->target_len != b->target_len ||
+        memcmp(a->target, b->target, a->target_len) != 0 ||
+        !fuzz_same_opt(a->tenant, b->tenant) ||
+        !fuzz_same_opt(a->user, b->user) || !fuzz_same_opt(a->ip, b->ip) ||
+        !fuzz_same_opt(a->policy, b->policy) || a->nheaders != b->nheaders ||
+        a->cost != b->cost) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
@@ -59,18 +83,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rl_match_t m;
     const rl_policy_t *p;
     const char *tenant, *missing;
+    char scratch[2048];
+    rl_request_t fast;
+    int taken;
     char key[RL_KEY_MAX], msg[256];
     int len;
 
+    taken = rl_request_from_body((const char *)data, size, scratch,
+                                 sizeof(scratch), &fast) == 0;
     root = json_loadb((const char *)data, size,
                       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
                       &jerr);
     if (root == NULL) {
+        if (taken) {
+            abort();
+        }
         snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)",
                  jerr.text, jerr.line, jerr.column);
         return 0;
     }
     if (rl_request_from_json(root, &req, &rerr) != 0) {
+        if (taken) {
+            abort();
+        }
         if (rerr.code == NULL || (strcmp(rerr.code, "VAL_001") != 0 &&
                                   strcmp(rerr.code, "VAL_002") != 0)) {
             abort();
@@ -82,6 +117,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rl_request_path_safe(req.path, req.path_len) != 0 || req.cost < 0 ||
         req.nheaders > RL_MAX_REQ_HEADERS) {
         abort();
+    }
+    if (taken) {
+        fuzz_same_request(&fast, &req);
     }
     p = rl_policy_find(fuzz_conf, &req, &m);
     if (p != NULL) {
