@@ -1,31 +1,43 @@
--- Sliding window: the previous window's count, weighted by the part of it
--- still inside the sliding period, plus the current window's count:
+-- Sliding window (functions as in gcra.lua): the previous window's count,
+-- weighted by the part of it still inside the sliding period, plus the
+-- current window's count:
 --   estimate = prev * (period - elapsed) / period + cur
 -- Every test is done multiplied by period, in exact integers.
--- Value: "<idx>:<prev>:<cur>" with PX until the end of the next window.
--- Returns ok, remaining, reset_after_ms, retry_after_ms, value, ttl_ms.
-local function sliding_window_decide(state_str, lim, now_us, now_ms, cost)
-    local period = lim.period
-    local requests = lim.requests
+-- State: a = idx, b = prev, c = cur; text "<idx>:<prev>:<cur>"; it
+-- matters until the end of the next window (its cur is then the prev).
+
+local function sliding_window_read(v, s)
+    local _, e, idx, prev, cur = string.find(v, '^(%-?%d+):(%d+):(%d+)', s)
+    if not idx then
+        return false, 0, 0, s
+    end
+    return tonumber(idx), tonumber(prev), tonumber(cur), e + 1
+end
+
+local function sliding_window_expiry(idx, prev, cur, period, now_ms)
+    if idx < math.floor(now_ms / period) - 1 then
+        return nil
+    end
+    return (idx + 2) * period
+end
+
+local function sliding_window_decide(sidx, sprev, scur, requests, period,
+                                     burst, now_us, now_ms, cost)
     local idx = math.floor(now_ms / period)
-    local elapsed = now_ms - idx * period
-    local left = period - elapsed
+    local left = period - (now_ms - idx * period)
     local prev, cur = 0, 0
-    if state_str then
-        local sidx, sprev, scur = string.match(state_str, '^(%-?%d+):(%d+):(%d+)$')
-        sidx = tonumber(sidx)
-        if sidx == idx then
-            prev, cur = tonumber(sprev), tonumber(scur)
-        elseif sidx == idx - 1 then
-            prev = tonumber(scur)
-        end
+    if sidx == idx then
+        prev, cur = sprev, scur
+    elseif sidx == idx - 1 then
+        prev = scur
     end
     local ok = prev * left + (cur + cost) * period <= requests * period
     local cur_after = cur
     if ok then
         cur_after = cur + cost
     end
-    local remaining = math.floor((requests * period - prev * left - cur_after * period) / period)
+    local remaining = math.floor((requests * period - prev * left
+        - cur_after * period) / period)
     if remaining < 0 then
         remaining = 0
     end
@@ -36,8 +48,7 @@ local function sliding_window_decide(state_str, lim, now_us, now_ms, cost)
         reset = left
     end
     if ok then
-        return true, remaining, reset, 0,
-            string.format('%.0f:%.0f:%.0f', idx, prev, cur_after), left + period
+        return true, remaining, reset, 0, idx, prev, cur_after
     end
     local retry
     if cost > requests then
@@ -59,25 +70,31 @@ local function sliding_window_decide(state_str, lim, now_us, now_ms, cost)
     if retry < 1 then
         retry = 1
     end
-    return false, remaining, reset, retry, nil, 0
+    return false, remaining, reset, retry, false, 0, 0
 end
 
--- Gives back `amount` (> 0) in the current window only: cur =
--- max(cur - amount, 0), prev unchanged. Returns the new value and its
--- ttl_ms (nil ttl: leave the key as it is).
-local function sliding_window_refund(state_str, lim, now_us, now_ms, amount)
-    local idx = math.floor(now_ms / lim.period)
-    local sidx, sprev, scur =
-        string.match(state_str or '', '^(%-?%d+):(%d+):(%d+)$')
-    if not sidx or tonumber(sidx) ~= idx then
-        return state_str, nil
+-- cur = max(cur - amount, 0) in the current window only; prev stays.
+local function sliding_window_refund(idx, prev, cur, requests, period, now_us,
+                                     now_ms, amount)
+    if idx ~= math.floor(now_ms / period) then
+        return idx, prev, cur
     end
-    local cur = math.max(tonumber(scur) - amount, 0)
-    return string.format('%.0f:%.0f:%.0f', idx, tonumber(sprev), cur),
-        (idx + 2) * lim.period - now_ms
+    cur = cur - amount
+    if cur < 0 then
+        cur = 0
+    end
+    if prev == 0 and cur == 0 then
+        return false, 0, 0
+    end
+    return idx, prev, cur
+end
+
+local function sliding_window_format(idx, prev, cur)
+    return string.format('%d:%d:%d', idx, prev, cur)
 end
 
 local sliding_window = {
-    load = window_load, decide = sliding_window_decide, store = window_store,
-    refund = sliding_window_refund
+    read = sliding_window_read, expiry = sliding_window_expiry,
+    decide = sliding_window_decide, refund = sliding_window_refund,
+    format = sliding_window_format
 }

@@ -73,39 +73,43 @@ static void cmd_arg_num(rl_redis_cmd_t *cmd, char **p, int64_t v)
     cmd_arg(cmd, p, NULL, cmd_fmt_i64(*p, v));
 }
 
-/* Appends base ":" suffix (and ":b" when block) as one key argument. */
+/* Appends base ":" tag suffix as one key argument. */
 static void cmd_arg_key(rl_redis_cmd_t *cmd, char **p, const char *base,
-                        size_t blen, const char *suffix, const char *tail)
+                        size_t blen, const char *tag, const char *suffix)
 {
     char *start = *p;
+    size_t glen = strlen(tag);
     size_t slen = strlen(suffix);
-    size_t tlen = strlen(tail);
 
     memcpy(start, base, blen);
     start[blen] = ':';
-    memcpy(start + blen + 1, suffix, slen);
-    memcpy(start + blen + 1 + slen, tail, tlen);
-    cmd_arg(cmd, p, NULL, blen + 1 + slen + tlen);
+    memcpy(start + blen + 1, tag, glen);
+    memcpy(start + blen + 1 + glen, suffix, slen);
+    cmd_arg(cmd, p, NULL, blen + 1 + glen + slen);
 }
 
-/* Rejects ops no command can carry. */
-const char *rl_redis_cmd_check(const rl_store_op_t *op)
+/* Rejects ops no command can carry; refund: the costs may be negative
+ * (a refund op, store.h) but not positive. */
+static const char *cmd_check(const rl_store_op_t *op, int refund)
 {
     int i;
     int k;
 
-    if (rl_store_op_nlimits(op) < 0 || rl_store_op_counts(op) < 0) {
+    if (rl_store_op_nlimits(op) < 0) {
         return "bad_op";
     }
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
+        int64_t cost = rl_store_op_cost(op, i);
 
         rl_store_op_part(op, i, &part);
-        if (part.base_len > RL_REDIS_CMD_MAX_BASE) {
+        if (part.base_len > RL_REDIS_CMD_MAX_BASE ||
+            (refund ? cost > 0 : cost < 0)) {
             return "bad_op";
         }
         for (k = 0; k < part.nlimits; k++) {
-            if (rl_algo_get(part.limits[k].algo) == NULL) {
+            if (rl_algo_get(part.limits[k].algo) == NULL ||
+                part.limits[k].suffix[0] == '\0') {
                 return "bad_op";
             }
         }
@@ -122,51 +126,51 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
     return NULL;
 }
 
+/* Rejects ops no command can carry. */
+const char *rl_redis_cmd_check(const rl_store_op_t *op)
+{
+    return cmd_check(op, 0);
+}
+
 /* The bytes cmd's buffer needs for op (checked). */
 static size_t cmd_need(const rl_store_op_t *op, int nlimits)
 {
-    size_t need =
-        64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties + RL_MAX_OP_PARTS) *
-                 CMD_NUM_MAX; /* literals, numbers, part costs */
+    size_t need = 64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties +
+                                2 * RL_MAX_OP_PARTS) *
+                           CMD_NUM_MAX; /* literals, numbers, part costs */
     int i;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
-        /* two keys per limit: base ":" suffix [":b"] */
-        need += (size_t)part.nlimits *
-                (2 * (part.base_len + sizeof(part.limits[0].suffix)) + 4);
+        /* the key base ":l" suffix, each limit's suffix as its id */
+        need += part.base_len + 3 +
+                (size_t)(part.nlimits + 1) * sizeof(part.limits[0].suffix);
     }
     for (i = 0; i < op->npenalties; i++) {
-        need += 2 * (op->penalties[i].len + 4);
+        need += op->penalties[i].len + 3;
     }
     return need;
 }
 
-/* Appends every key of op: each limit's state and block marker, then
- * each penalty's count and block. */
+/* Appends every key of op (protocol v3, store.h): each part's state key,
+ * named after its first limit, then each penalty's key. */
 static void cmd_keys(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 {
     int i;
-    int k;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
-        for (k = 0; k < part.nlimits; k++) {
-            cmd_arg_key(cmd, p, part.base_key, part.base_len,
-                        part.limits[k].suffix, "");
-            cmd_arg_key(cmd, p, part.base_key, part.base_len,
-                        part.limits[k].suffix, ":b");
-        }
+        cmd_arg_key(cmd, p, part.base_key, part.base_len, "l",
+                    part.limits[0].suffix);
     }
     for (i = 0; i < op->npenalties; i++) {
         const rl_store_penalty_t *pen = &op->penalties[i];
 
-        cmd_arg_key(cmd, p, pen->key, pen->len, "pc", "");
-        cmd_arg_key(cmd, p, pen->key, pen->len, "pb", "");
+        cmd_arg_key(cmd, p, pen->key, pen->len, "p", "");
     }
 }
 
@@ -191,28 +195,29 @@ static void cmd_arg_cost(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
     cmd_arg(cmd, p, NULL, len);
 }
 
-/* Appends the script's arguments for op (protocol v2, store.h). */
+/* Appends the script's arguments for op (protocol v3, store.h). */
 static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 {
     int i;
     int k;
 
     cmd_arg_cost(cmd, p, op);
-    cmd_arg_num(cmd, p, cmd->nlimits);
+    cmd_arg_num(cmd, p, rl_store_op_nparts(op));
     cmd_arg_num(cmd, p, op->npenalties);
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
+        cmd_arg_num(cmd, p, part.nlimits);
         for (k = 0; k < part.nlimits; k++) {
             const rl_limit_t *l = &part.limits[k];
 
             cmd_arg_num(cmd, p, rl_algo_get(l->algo)->script_id);
+            cmd_arg(cmd, p, l->suffix, strlen(l->suffix));
             cmd_arg_num(cmd, p, l->requests);
             cmd_arg_num(cmd, p, l->period_ms);
             cmd_arg_num(cmd, p, l->burst);
             cmd_arg_num(cmd, p, l->block_ms);
-            cmd_arg_num(cmd, p, i + 1);
         }
     }
     for (i = 0; i < op->npenalties; i++) {
@@ -225,19 +230,13 @@ static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
     }
 }
 
-/* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
- * key of the op. An op rl_redis_cmd_check refuses (an unknown algorithm,
- * say) is refused here too: RL_ERR, cmd unchanged. */
-int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
-                       const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
+/* Fills cmd for op after cmd_check(op, refund) accepted it. */
+static int cmd_fill(rl_redis_cmd_t *cmd, const char *sha,
+                    const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
-    int nlimits;
+    int nlimits = rl_store_op_nlimits(op);
     char *p;
 
-    if (rl_redis_cmd_check(op) != NULL) {
-        return RL_ERR;
-    }
-    nlimits = rl_store_op_nlimits(op);
     if (cmd_reserve(cmd, cmd_need(op, nlimits)) != RL_OK) {
         return RL_ERR;
     }
@@ -246,7 +245,7 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
     cmd->kind = kind;
     cmd->nlimits = nlimits;
     cmd->npenalties = op->npenalties;
-    cmd->nkeys = 2 * nlimits + 2 * op->npenalties;
+    cmd->nkeys = rl_store_op_nparts(op) + op->npenalties;
     if (kind == RL_REDIS_CMD_DECIDE) {
         cmd_arg(cmd, &p, "EVALSHA", 7);
         cmd_arg(cmd, &p, sha, 40);
@@ -261,6 +260,83 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
     return RL_OK;
 }
 
+/* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
+ * key of the op. An op rl_redis_cmd_check refuses (an unknown algorithm,
+ * say) is refused here too: RL_ERR, cmd unchanged. */
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
+                       const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
+{
+    if (rl_redis_cmd_check(op) != NULL) {
+        return RL_ERR;
+    }
+    return cmd_fill(cmd, sha, op, kind);
+}
+
+/* The penalty mask of the sub-op: bit q set when the q-th kept part (in
+ * order) was in mask. */
+static unsigned cmd_sub_mask(unsigned mask, unsigned parts, int nparts)
+{
+    unsigned out = 0;
+    int q = 0;
+    int i;
+
+    for (i = 0; i < nparts; i++) {
+        if ((parts & (1u << i)) != 0) {
+            out |= ((mask >> i) & 1u) << q;
+            q++;
+        }
+    }
+    return out;
+}
+
+/* Builds the decision command of the parts of op in parts (bit i = part
+ * i) and its penalties in pens (bit j = penalty j), penalty masks
+ * renumbered to the kept parts; with refund, each kept part costs minus
+ * its cost in op (a refund of what op spent: store.h). RL_ERR when op is
+ * refused, a mask keeps nothing it has, or out of memory; cmd is then
+ * unchanged. */
+int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *sha,
+                           const rl_store_op_t *op, unsigned parts,
+                           unsigned pens, int refund)
+{
+    rl_store_part_t kept[RL_MAX_OP_PARTS];
+    rl_store_penalty_t kpens[RL_MAX_OP_PENALTIES];
+    rl_store_op_t sub;
+    int np = rl_store_op_nparts(op);
+    int n = 0;
+    int i;
+
+    if (rl_redis_cmd_check(op) != NULL || parts == 0 || (parts >> np) != 0 ||
+        (pens >> op->npenalties) != 0) {
+        return RL_ERR;
+    }
+    memset(&sub, 0, sizeof(sub));
+    for (i = 0; i < np; i++) {
+        if ((parts & (1u << i)) != 0) {
+            rl_store_op_part(op, i, &kept[n]);
+            kept[n].cost =
+                refund ? -rl_store_op_cost(op, i) : rl_store_op_cost(op, i);
+            n++;
+        }
+    }
+    sub.parts = kept;
+    sub.nparts = n;
+    sub.part_costs = 1;
+    sub.penalties = kpens;
+    for (i = 0; i < op->npenalties; i++) {
+        if ((pens & (1u << i)) != 0) {
+            kpens[sub.npenalties] = op->penalties[i];
+            kpens[sub.npenalties].step.mask =
+                cmd_sub_mask(op->penalties[i].step.mask, parts, np);
+            sub.npenalties++;
+        }
+    }
+    if (cmd_check(&sub, refund) != NULL) {
+        return RL_ERR;
+    }
+    return cmd_fill(cmd, sha, &sub, RL_REDIS_CMD_DECIDE);
+}
+
 /* EVALSHA sha numkeys KEY... / DEL KEY...: key i's index. */
 const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len)
 {
@@ -270,7 +346,7 @@ const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len)
     return cmd->argv[first + i];
 }
 
-/* The first key of cmd. */
+/* The first key of cmd (its first part's). */
 const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len)
 {
     return rl_redis_cmd_key(cmd, 0, len);

@@ -2,6 +2,7 @@
 store (and, where the algorithm matters, against each algorithm)."""
 
 import math
+import re
 import time
 
 from harness import (SLOW, STORES, between, check, config, eq, limit, parametrize,
@@ -380,17 +381,22 @@ def test_redis_key_layout():
         t1_us = _redis_now_us(svc)
         eq(svc.verdict(path="/l", tenant="a{b}c")["allowed"], False, "second request")
         keys = _redis_keys(svc, "*")
-        eq(sorted(k[k.index("}") + 1:] for k in keys), [":f1h", ":g1m"],
-           "suffixes: algorithm letter, period in its largest whole unit")
-        # GCRA: value 0..999 and PXAT; TAT = PEXPIRETIME*1000 - value, which
-        # the first request set to its now + T (T = 60 s); the denied
+        eq(sorted(k[k.index("}") + 1:] for k in keys), [":lg1m"],
+           "one key per policy, named after its first limit: algorithm letter, "
+           "period in its largest whole unit")
+        # One value for both limits (lua/decide.lua): the first limit's
+        # state (GCRA: its TAT in us), then "f1h=<window>:<count>". The
+        # first request set TAT to its now + T (T = 60 s); the denied
         # second request wrote nothing.
-        g = [k for k in keys if k.endswith(":g1m")][0]
+        g = keys[0]
         v = svc.redis.call("GET", g)
-        check(v.isdigit() and 0 <= int(v) <= 999, "GCRA value %r is 0..999" % v)
-        tat = int(svc.redis.call("PEXPIRETIME", g)) * 1000 - int(v)
+        m = re.match(r"^(\d+),f1h=(\d+):1$", v or "")
+        check(m, "value %r is TAT,f1h=window:1" % v)
+        tat = int(m.group(1))
         check(t0_us + 60000000 <= tat <= t1_us + 60000000,
               "GCRA TAT %d within [%d, %d] + 60 s" % (tat, t0_us, t1_us))
+        check(int(m.group(2)) in (t0_us // 3600000000, t1_us // 3600000000),
+              "the hour window %s" % m.group(2))
         check(keys, "no keys in Redis")
         tags = set()
         for k in keys:

@@ -681,8 +681,8 @@ START_TEST(algo_script_ids_on_the_wire)
                                             "456789",
                                             &op, RL_REDIS_CMD_DECIDE),
                          RL_OK);
-        /* EVALSHA sha 2 key block cost n m, then algo requests period
-         * burst block part (protocol v2) */
+        /* EVALSHA sha 1 key cost P M n, then algo id requests period
+         * burst block (protocol v3) */
         ck_assert_int_eq(cmd.argc, 14);
         ck_assert_int_eq(cmd.argvlen[8], strlen(wire[i].id));
         ck_assert(memcmp(cmd.argv[8], wire[i].id, cmd.argvlen[8]) == 0);
