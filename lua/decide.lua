@@ -2,17 +2,19 @@
 -- part (applied policy) and every penalty at once, in one atomic step
 -- (protocol v3 in src/store.h):
 --   KEYS: per part 1 (the state of all its limits), then per penalty 1
---   ARGV = cost (one number, or "c1,c2,..." per part), P parts, M
---          penalties, then per part: n limits, then per limit: algo, id,
---          requests, period_ms, burst, block_ms; then per penalty:
---          denials, within_ms, block_ms, mask (bit p-1 = part p opts in)
+--   ARGV = one binary request, little-endian (Lua's struct layouts):
+--          '<BB' P parts, M penalties; per part '<Bi8' n limits, its cost;
+--          per limit '<BI7I5I7I5' algo, requests, period_ms, burst,
+--          block_ms; per penalty '<I7I5I5B' denials, within_ms, block_ms,
+--          mask (bit p-1 = part p opts in)
 --   reply { now_ms, allowed, per limit: allowed, remaining,
 --           reset_after_ms, retry_after_ms, blocked,
---           per penalty: state (0 none, 1 blocking, 2 started), retry_after_ms }
+--           per penalty: state (0 none, 1 blocking, 2 started),
+--           retry_after_ms }
 -- A batch decides several requests in one call, one after another, as if
 -- each were its own call at the same instant (a worker coalesces the
 -- decisions it starts in one pass of its event loop):
---   ARGV = "batch", count, then each request's ARGV as above
+--   ARGV = "batch", count, then each request's binary request
 --   KEYS = each request's KEYS, in the same order
 --   reply { one reply per request, or an error for that request alone }
 -- Order: (1) a live penalty block denies the request, nothing counted, the
@@ -27,417 +29,398 @@
 --
 -- A part's key holds every limit's state and block, read with one GET and
 -- written with at most one SET (PXAT: when the last of them stops
--- mattering). Its value is either
---   "<v>"  (0..999) the first limit is a GCRA, the only state: TAT =
---          PEXPIRETIME*1000 - v (a shared integer: the smallest key)
--- or entries separated by ",": the first limit's without a name (the key
--- name carries its id), every other one as "<id>=":
---   <state>[/<block until ms>]   (state: the algorithm's text, may be empty)
--- e.g. "1796127481440123,f1m=29935458:12,f1h=498924:80/1796127482000".
--- A limit is found by its id (algorithm and period: rl_limit_t.suffix),
--- so a reload keeps the state of an unchanged limit; a new or changed
--- one finds nothing and starts fresh; an entry no limit names any more is
--- dropped at the next write. A penalty's key holds its denial count (PX
+-- mattering), or deleted when none matters any more. Its value is either
+--   "<v>"  (0..999, decimal) the first limit is a GCRA, the only state:
+--          TAT = PEXPIRETIME*1000 - v (a shared integer: the smallest key)
+-- or one binary entry per limit with state or a block (the algorithm
+-- files give each layout): algo (1 byte), period_ms (5), the state, the
+-- block's until_ms (6, 0 for none), little-endian. A limit finds its
+-- entry by algorithm and period (what its key suffix names), so a reload
+-- keeps the state of an unchanged limit; a new or changed one finds
+-- nothing and starts fresh; an entry no limit names any more is dropped
+-- at the next write. A penalty's key holds its denial count (PX
 -- within_ms from the first denial) or, while it blocks, -<until ms>.
 
 -- The algorithms by script id: one row each, the ids of src/algo.h's
--- rows (the wire protocol of src/store.h).
-local algos = {
+-- rows (the wire protocol of src/store.h). Each row makes its table;
+-- algos holds those this call uses (read_request makes them).
+local makers = {
     [0] = gcra,
     [1] = fixed_window,
     [2] = sliding_window,
 }
-local GCRA = 0
+local algos = {}
+local sizes = {
+    [0] = gcra_size,
+    [1] = fixed_window_size,
+    [2] = sliding_window_size,
+}
 
-local find, format, tonumber = string.find, string.format, tonumber
-local floor, ceil = math.floor, math.ceil
-local call = redis.call
+local time = redis.call('TIME')
+local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now_ms = math.floor(now_us / 1000)
 
-local time = call('TIME')
-local sec, usec = tonumber(time[1]), tonumber(time[2])
-local now_us = sec * 1000000 + usec
-local now_ms = sec * 1000 + floor(usec / 1000)
+-- One request in three flat arrays, reused by every request of a batch:
+-- no table per limit or per decision. The functions below take them as
+-- arguments rather than as upvalues (each upvalue costs every call of the
+-- script, which creates the closures anew). Limit i's fields are
+-- L[(i - 1) * 18 + f], every part's limits in turn:
+--    1 algo      2 requests  3 period_ms  4 burst    5 block_ms  6 part
+--    7 a         8 b         9 c          10 block until_ms (its state;
+--                                            a == false: none)
+--   11 ok       12 remaining 13 reset     14 retry   15 blocked (result)
+--   16-18 the state an admit leaves (a, b, c)
+-- Part p's are PT[(p - 1) * 5 + f]: 1 first limit, 2 n limits, 3 cost,
+-- 4 dirty (to write), 5 had a key. Penalty j's are QT[(j - 1) * 7 + f]:
+-- 1 denials, 2 within_ms, 3 block_ms, 4 mask, 5 its count (nil: none),
+-- 6 reply state, 7 reply retry_after_ms.
+local L = { false, false, false, false, false, false, false, false, false,
+    false, false, false, false, false, false, false, false, false }
+local PT, QT, batch_at = { false, false, false, false, false }, {}, {}
 
--- One request's limits, parts and penalties in flat arrays, indexed by
--- limit i (every part's in turn), part p or penalty j; filled by
--- read_args, reused by every request of a batch (no table per decision).
-local L_algo, L_id, L_req, L_per, L_burst, L_block, L_part =
-    {}, {}, {}, {}, {}, {}, {}
-local S_a, S_b, S_c, S_until = {}, {}, {}, {} -- state (S_a false: none)
-local R_ok, R_rem, R_reset, R_retry, R_blk = {}, {}, {}, {}, {}
-local P_first, P_n, P_cost, P_dirty, P_had = {}, {}, {}, {}, {}
-local Q_den, Q_within, Q_block, Q_mask, Q_val = {}, {}, {}, {}, {}
-local parts_list, pieces, pres = {}, {}, {}
-
--- Reads the cost argument into P_cost[1..np]: one number for every part
--- or a comma list with at least np entries. Returns whether any cost is
--- above 0 and whether any is below 0, or nil when it is not a cost or
--- mixes spending and refunding.
-local function read_cost(arg, np)
-    local one = tonumber(arg)
-    local counts, refund = false, false
-    if one then
-        for p = 1, np do
-            P_cost[p] = one
-        end
-        return one > 0, one < 0
-    end
-    local p = 0
-    for c in string.gmatch(arg or '', '[^,]+') do
-        local v = tonumber(c)
-        if not v then
-            return nil
-        end
-        p = p + 1
-        P_cost[p] = v
-        counts = counts or v > 0
-        refund = refund or v < 0
-    end
-    if p < np or (counts and refund) then
-        return nil
-    end
-    return counts, refund
-end
-
--- Reads the np parts and m penalties of the request whose arguments
--- follow ARGV[ao] into the arrays. Returns the limit count, or nil and an
--- error message.
-local function read_args(ao, np, m)
-    local a, i = ao + 4, 0
+-- Reads the request r (a binary string, store.h) into the arrays.
+-- Returns the limit count, whether any part's cost is above 0 and
+-- whether any is below 0; or nil and an error message (a bad limit or
+-- penalty, or costs that mix spending and refunding).
+local function read_request(L, PT, QT, r)
+    local np, m = string.byte(r, 1, 2)
+    local pos, i, counts, refunds = 3, 0, false, false
     for p = 1, np do
-        local n = tonumber(ARGV[a])
-        P_first[p], P_n[p] = i + 1, n
-        a = a + 1
+        local q = (p - 1) * 5
+        local n, cost = struct.unpack('<Bi8', r, pos)
+        PT[q + 1], PT[q + 2], PT[q + 3] = i + 1, n, cost
+        counts, refunds = counts or cost > 0, refunds or cost < 0
+        pos = pos + 9
         for _ = 1, n do
+            local o = i * 18
             i = i + 1
-            local algo, req = tonumber(ARGV[a]), tonumber(ARGV[a + 2])
-            local per, block = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
-            local burst = tonumber(ARGV[a + 4])
-            if not algos[algo] or not req or req < 1 or not per or per < 1
-                or not block or ARGV[a + 1] == '' then
+            local algo, req, per, burst, block =
+                struct.unpack('<BI7I5I7I5', r, pos)
+            if not makers[algo] or req < 1 or per < 1 then
                 return nil, 'ERR ratelimitd: bad limit ' .. i
             end
-            if not burst or burst < 1 then
+            if not algos[algo] then
+                algos[algo] = makers[algo]()
+            end
+            if burst < 1 then
                 burst = req
             end
-            L_algo[i], L_id[i], L_req[i], L_per[i] = algo, ARGV[a + 1], req, per
-            L_burst[i], L_block[i], L_part[i] = burst, block, p
-            a = a + 6
+            L[o + 1], L[o + 2], L[o + 3] = algo, req, per
+            L[o + 4], L[o + 5], L[o + 6] = burst, block, p
+            pos = pos + 25
         end
     end
     for j = 1, m do
-        local den, within = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-        local block, mask = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-        if not den or den < 1 or not within or within < 1 or not block
-            or block < 1 or not mask then
+        local q = (j - 1) * 7
+        local den, within, block, mask = struct.unpack('<I7I5I5B', r, pos)
+        if den < 1 or within < 1 or block < 1 then
             return nil, 'ERR ratelimitd: bad penalty ' .. j
         end
-        Q_den[j], Q_within[j], Q_block[j], Q_mask[j] = den, within, block, mask
-        a = a + 4
+        QT[q + 1], QT[q + 2], QT[q + 3], QT[q + 4] = den, within, block, mask
+        pos = pos + 18
     end
-    return i
+    if counts and refunds then
+        return nil, 'ERR ratelimitd: bad arguments'
+    end
+    return i, counts, refunds
 end
 
--- Reads limit i's entry, which starts at v[s] (its state, then
--- "/<until>"), into S_*: a state that no longer matters is none, and so
--- is a block that is over or no longer configured.
-local function read_entry(i, v, s)
-    local algo = algos[L_algo[i]]
-    local a, b, c, e = algo.read(v, s)
-    if a and not algo.expiry(a, b, c, L_per[i], now_ms) then
-        a = false
+-- Reads part p's key (KEYS[k]) into the state of its limits: each entry
+-- to the limit of its algorithm and period; a state that no longer
+-- matters is none, and so is a block that is over or no longer
+-- configured.
+local function read_part(L, PT, p, k, now_ms)
+    local q = (p - 1) * 5
+    local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
+    for o = (first - 1) * 18, (last - 1) * 18, 18 do
+        L[o + 7], L[o + 8], L[o + 9], L[o + 10] = false, 0, 0, 0
     end
-    S_a[i], S_b[i], S_c[i], S_until[i] = a, b, c, 0
-    if L_block[i] > 0 and find(v, '^/', e) then
-        local _, _, u = find(v, '^/(%d+)', e)
-        u = tonumber(u)
-        if u and u > now_ms then
-            S_until[i] = u
-        end
-    end
-end
-
--- Reads part p's key (KEYS[k]) into the state of its limits.
-local function read_part(p, k)
-    local first, last = P_first[p], P_first[p] + P_n[p] - 1
-    for i = first, last do
-        S_a[i], S_until[i] = false, 0
-    end
-    local v = call('GET', KEYS[k])
-    P_had[p], P_dirty[p] = v and true or false, false
+    local v = redis.call('GET', KEYS[k])
+    PT[q + 4], PT[q + 5] = false, v and true or false
     if not v then
         return
     end
-    if L_algo[first] == GCRA and #v <= 3 and find(v, '^%d+$') then
-        S_a[first] = call('PEXPIRETIME', KEYS[k]) * 1000 - tonumber(v)
-        S_b[first], S_c[first] = 0, 0
+    local len, fo = #v, (first - 1) * 18
+    if len <= 3 then
+        local frac = tonumber(v)
+        if frac and L[fo + 1] == 0 then
+            L[fo + 7] = redis.call('PEXPIRETIME', KEYS[k]) * 1000 - frac
+        end
         return
     end
-    read_entry(first, v, 1)
     local pos = 1
-    for i = first + 1, last do
-        -- entries are written in limit order: look right after the last
-        -- one found, then anywhere
-        local id = L_id[i]
-        local s = find(v, ',' .. id .. '=', pos, true)
-        if not s and pos > 1 then
-            s = find(v, ',' .. id .. '=', 1, true)
+    while pos <= len do
+        local id = string.byte(v, pos)
+        local algo, size = algos[id], sizes[id]
+        if not size or pos + size - 1 > len then
+            return
         end
-        if s then
-            pos = s + #id + 2
-            read_entry(i, v, pos)
+        if algo then -- else no limit uses it now: the entry is dropped
+            local per, a, b, c, u = algo.read(v, pos)
+            for o = fo, (last - 1) * 18, 18 do
+                if L[o + 1] == id and L[o + 3] == per then
+                    if not algo.expiry(a, b, c, per, now_ms) then
+                        a = false
+                    end
+                    L[o + 7], L[o + 8], L[o + 9] = a, b, c
+                    if L[o + 5] > 0 and u > now_ms then
+                        L[o + 10] = u
+                    end
+                    break
+                end
+            end
         end
+        pos = pos + size
     end
 end
 
 -- Writes part p's key (KEYS[k]) from the state of its limits: the
--- compact GCRA form when it applies, else every entry that still
--- matters; the key is deleted when none does.
-local function write_part(p, k)
-    local first, last = P_first[p], P_first[p] + P_n[p] - 1
-    local exp, np, only_first = 0, 0, true
-    for i = first, last do
-        local a, u = S_a[i], S_until[i]
-        local text = ''
-        if a then
-            local algo = algos[L_algo[i]]
-            local e = algo.expiry(a, S_b[i], S_c[i], L_per[i], now_ms)
-            if e then
-                text = algo.format(a, S_b[i], S_c[i])
-                if e > exp then
-                    exp = e
-                end
+-- compact GCRA form when it applies, else an entry for each limit whose
+-- state or block still matters; the key is deleted when none does.
+local function write_part(L, PT, p, k, now_ms)
+    local q = (p - 1) * 5
+    local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
+    local exp, lone = 0, true
+    for o = (first - 1) * 18, (last - 1) * 18, 18 do
+        local a, u = L[o + 7], L[o + 10]
+        local e = a and algos[L[o + 1]].expiry(a, L[o + 8], L[o + 9],
+            L[o + 3], now_ms)
+        if not e then
+            L[o + 7] = false
+        end
+        if e or u > 0 then
+            exp = math.max(exp, e or 0, u)
+            if o > (first - 1) * 18 or u > 0 or L[o + 1] ~= 0 then
+                lone = false
             end
-        end
-        if u > 0 then
-            text = text .. '/' .. format('%d', u)
-            if u > exp then
-                exp = u
-            end
-        end
-        if text ~= '' and (i > first or u > 0) then
-            only_first = false
-        end
-        if i == first then
-            np = 1
-            pieces[1] = text
-        elseif text ~= '' then
-            np = np + 1
-            pieces[np] = ',' .. L_id[i] .. '=' .. text
         end
     end
     if exp == 0 then
-        if P_had[p] then
-            call('DEL', KEYS[k])
+        if PT[q + 5] then
+            redis.call('DEL', KEYS[k])
         end
-    elseif only_first and L_algo[first] == GCRA then
-        local tat = S_a[first]
-        local exp_ms = ceil(tat / 1000)
-        call('SET', KEYS[k], format('%d', exp_ms * 1000 - tat), 'PXAT',
-            format('%d', exp_ms))
-    else
-        call('SET', KEYS[k], table.concat(pieces, '', 1, np), 'PXAT',
-            format('%d', exp))
-    end
-end
-
--- Evaluates limit i at cost without writing: R_* and, when it admits
--- with cost > 0, the state it would leave in new_*.
-local new_a, new_b, new_c = {}, {}, {}
-local function evaluate(i, cost)
-    local u = S_until[i]
-    if u > now_ms then
-        R_ok[i], R_blk[i], R_rem[i] = false, true, 0
-        R_reset[i], R_retry[i] = u - now_ms, u - now_ms
         return
     end
-    local ok, rem, reset, retry, a, b, c = algos[L_algo[i]].decide(S_a[i],
-        S_b[i], S_c[i], L_req[i], L_per[i], L_burst[i], now_us, now_ms, cost)
+    if lone then
+        local tat = L[(first - 1) * 18 + 7]
+        local exp_ms = math.ceil(tat / 1000)
+        redis.call('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
+        return
+    end
+    local value = ''
+    for o = (first - 1) * 18, (last - 1) * 18, 18 do
+        local a, u = L[o + 7], L[o + 10]
+        if a or u > 0 then
+            value = value .. algos[L[o + 1]].pack(L[o + 1], L[o + 3], a or 0,
+                L[o + 8], L[o + 9], u)
+        end
+    end
+    redis.call('SET', KEYS[k], value, 'PXAT', exp)
+end
+
+-- Evaluates limit i at cost without writing: its result and, when it
+-- admits, the state it would leave. Returns whether it admits.
+local function evaluate(L, i, cost, now_us, now_ms)
+    local o = (i - 1) * 18
+    local u = L[o + 10]
+    if u > now_ms then
+        L[o + 11], L[o + 15], L[o + 12] = false, true, 0
+        L[o + 13], L[o + 14] = u - now_ms, u - now_ms
+        return false
+    end
+    local ok, rem, reset, retry, a, b, c = algos[L[o + 1]].decide(L[o + 7],
+        L[o + 8], L[o + 9], L[o + 2], L[o + 3], L[o + 4], now_us, now_ms, cost)
     if cost == 0 then
         ok, retry = true, 0
     end
-    R_ok[i], R_rem[i], R_reset[i], R_retry[i], R_blk[i] =
-        ok, rem, reset, retry, false
-    new_a[i], new_b[i], new_c[i] = a, b, c
+    L[o + 11], L[o + 12], L[o + 13], L[o + 14] = ok, rem, reset, retry
+    L[o + 15], L[o + 16], L[o + 17], L[o + 18] = false, a, b, c
+    return ok
 end
 
--- Writes the outcome of an evaluated request into the state: every new
--- state when all admit, else the new blocks of the limits that denied.
-local function commit(n, allowed)
+-- Writes the outcome of an evaluated request of n limits into the state:
+-- every new state when all admit, else the new blocks of the limits that
+-- denied.
+local function commit(L, PT, n, allowed, now_us, now_ms)
     for i = 1, n do
-        local p = L_part[i]
-        local cost = P_cost[p]
-        if allowed then
-            if cost > 0 then
-                S_a[i], S_b[i], S_c[i] = new_a[i], new_b[i], new_c[i]
-                P_dirty[p] = true
-            end
-        elseif R_ok[i] and cost > 0 then
+        local o = (i - 1) * 18
+        local q = (L[o + 6] - 1) * 5
+        local cost = PT[q + 3]
+        if cost > 0 and allowed then
+            L[o + 7], L[o + 8], L[o + 9] = L[o + 16], L[o + 17], L[o + 18]
+            PT[q + 4] = true
+        elseif cost > 0 and L[o + 11] then
             -- Nothing is consumed: report this limit as it stands.
-            local _
-            _, R_rem[i], R_reset[i] = algos[L_algo[i]].decide(S_a[i], S_b[i],
-                S_c[i], L_req[i], L_per[i], L_burst[i], now_us, now_ms, 0)
-        elseif not R_ok[i] and not R_blk[i] and L_block[i] > 0
-            and cost > 0 then
-            S_until[i] = now_ms + L_block[i]
-            P_dirty[p] = true
-            R_blk[i], R_rem[i] = true, 0
-            R_retry[i] = math.max(R_retry[i], L_block[i])
-            R_reset[i] = math.max(R_reset[i], L_block[i])
+            evaluate(L, i, 0, now_us, now_ms)
+        elseif cost > 0 and not L[o + 15] and L[o + 5] > 0 then
+            local block = L[o + 5]
+            L[o + 10] = now_ms + block
+            PT[q + 4] = true
+            L[o + 15], L[o + 12] = true, 0
+            L[o + 14] = math.max(L[o + 14], block)
+            L[o + 13] = math.max(L[o + 13], block)
         end
     end
 end
 
 -- A refund: gives |cost| back to each limit of a refunding part and
 -- reports every limit as a peek would, admitted.
-local function refund(n)
+local function refund(L, PT, n, now_us, now_ms)
     for i = 1, n do
-        local p = L_part[i]
-        local cost = P_cost[p]
-        local algo = algos[L_algo[i]]
-        if cost < 0 then
-            S_a[i], S_b[i], S_c[i] = algo.refund(S_a[i], S_b[i], S_c[i],
-                L_req[i], L_per[i], now_us, now_ms, -cost)
-            P_dirty[p] = true
+        local o = (i - 1) * 18
+        local q = (L[o + 6] - 1) * 5
+        if PT[q + 3] < 0 then
+            L[o + 7], L[o + 8], L[o + 9] = algos[L[o + 1]].refund(L[o + 7],
+                L[o + 8], L[o + 9], L[o + 2], L[o + 3], now_us, now_ms,
+                -PT[q + 3])
+            PT[q + 4] = true
         end
         local _
-        _, R_rem[i], R_reset[i] = algo.decide(S_a[i], S_b[i], S_c[i],
-            L_req[i], L_per[i], L_burst[i], now_us, now_ms, 0)
-        R_ok[i], R_retry[i], R_blk[i] = true, 0, false
+        _, L[o + 12], L[o + 13] = algos[L[o + 1]].decide(L[o + 7], L[o + 8],
+            L[o + 9], L[o + 2], L[o + 3], L[o + 4], now_us, now_ms, 0)
+        L[o + 11], L[o + 14], L[o + 15] = true, 0, false
     end
 end
 
 -- Counts one denial on every penalty whose mask holds a part with a
--- denying limit; a penalty at its count starts its block. pres holds
--- each penalty's reply pair at pres[2j-1], pres[2j].
-local function punish(pko, n, m)
+-- denying limit (their keys follow KEYS[pko]); a penalty at its count
+-- starts its block.
+local function punish(L, QT, pko, n, m, now_ms)
     for j = 1, m do
-        local hit = false
-        for i = 1, n do
-            if not R_ok[i] and floor(Q_mask[j] / 2 ^ (L_part[i] - 1)) % 2 == 1 then
+        local q, hit = (j - 1) * 7, false
+        for o = 0, (n - 1) * 18, 18 do
+            if not L[o + 11]
+                and math.floor(QT[q + 4] / 2 ^ (L[o + 6] - 1)) % 2 == 1 then
                 hit = true
             end
         end
         if hit then
-            local key, count = KEYS[pko + j], (Q_val[j] or 0) + 1
-            if count >= Q_den[j] then
-                call('SET', key, format('%d', -(now_ms + Q_block[j])), 'PX',
-                    format('%d', Q_block[j]))
-                pres[2 * j - 1], pres[2 * j] = 2, Q_block[j]
-            elseif Q_val[j] then
-                call('SET', key, format('%d', count), 'KEEPTTL')
+            local key, count = KEYS[pko + j], (QT[q + 5] or 0) + 1
+            if count >= QT[q + 1] then
+                redis.call('SET', key, -(now_ms + QT[q + 3]), 'PX', QT[q + 3])
+                QT[q + 6], QT[q + 7] = 2, QT[q + 3]
+            elseif QT[q + 5] then
+                redis.call('SET', key, count, 'KEEPTTL')
             else
-                call('SET', key, '1', 'PX', format('%d', Q_within[j]))
+                redis.call('SET', key, 1, 'PX', QT[q + 2])
             end
         end
     end
 end
 
--- Decides the request whose keys follow KEYS[ko] and whose arguments
--- follow ARGV[ao] (its np parts and m penalties were counted by the
--- caller). Returns its reply, or nil and an error message.
-local function decide_one(ko, ao, np, m)
-    local counts, refunds = read_cost(ARGV[ao + 1], np)
-    if counts == nil then
-        return nil, 'ERR ratelimitd: bad arguments'
-    end
-    local n, err = read_args(ao, np, m)
-    if not n then
-        return nil, err
-    end
-    for p = 1, np do
-        read_part(p, ko + p)
-    end
-
-    -- (1) A live penalty block denies; nothing is counted.
-    local pko = ko + np
+-- Reads the penalties of a request (their keys follow KEYS[pko]), unless
+-- it is a refund. Returns whether a live block denies it.
+local function read_penalties(QT, pko, m, refunds, now_ms)
     local blocked = false
     for j = 1, m do
-        pres[2 * j - 1], pres[2 * j] = 0, 0
+        local q = (j - 1) * 7
+        QT[q + 5], QT[q + 6], QT[q + 7] = nil, 0, 0
         if not refunds then
-            local v = tonumber(call('GET', KEYS[pko + j]))
+            local v = tonumber(redis.call('GET', KEYS[pko + j]))
             if v and v < 0 then
                 if -v > now_ms then
-                    pres[2 * j - 1], pres[2 * j] = 1, -v - now_ms
+                    QT[q + 6], QT[q + 7] = 1, -v - now_ms
                     blocked = true
                 end
                 v = nil
             end
-            Q_val[j] = v
+            QT[q + 5] = v
         end
     end
+    return blocked
+end
 
+-- The reply of a decided request of n limits and m penalties.
+local function reply_of(L, QT, n, m, allowed, now_ms)
+    local reply, r = { now_ms, allowed and 1 or 0 }, 2
+    for o = 0, (n - 1) * 18, 18 do
+        reply[r + 1] = L[o + 11] and 1 or 0
+        reply[r + 2] = L[o + 12]
+        reply[r + 3] = L[o + 13]
+        reply[r + 4] = L[o + 14]
+        reply[r + 5] = L[o + 15] and 1 or 0
+        r = r + 5
+    end
+    for q = 0, (m - 1) * 7, 7 do
+        reply[r + 1], reply[r + 2] = QT[q + 6], QT[q + 7]
+        r = r + 2
+    end
+    return reply
+end
+
+-- Decides request r (its np parts' and m penalties' keys follow
+-- KEYS[ko]). Returns its reply, or nil and an error message.
+local function decide_one(ko, r, np, m)
+    local n, counts, refunds = read_request(L, PT, QT, r)
+    if not n then
+        return nil, counts
+    end
+    for p = 1, np do
+        read_part(L, PT, p, ko + p, now_ms)
+    end
+    -- (1) A live penalty block denies; nothing is counted.
+    local blocked = read_penalties(QT, ko + np, m, refunds, now_ms)
     local allowed = true
     if refunds then
-        refund(n)
+        refund(L, PT, n, now_us, now_ms)
     elseif blocked then
         for i = 1, n do
-            evaluate(i, 0)
+            evaluate(L, i, 0, now_us, now_ms)
         end
         allowed = false
     else
         -- (2) Every limit, all or nothing; (3) the penalties on a denial.
         for i = 1, n do
-            evaluate(i, P_cost[L_part[i]])
-            allowed = allowed and R_ok[i]
+            if not evaluate(L, i, PT[(L[(i - 1) * 18 + 6] - 1) * 5 + 3],
+                now_us, now_ms) then
+                allowed = false
+            end
         end
-        commit(n, allowed)
+        commit(L, PT, n, allowed, now_us, now_ms)
         if not allowed and counts then
-            punish(pko, n, m)
+            punish(L, QT, ko + np, n, m, now_ms)
         end
     end
     for p = 1, np do
-        if P_dirty[p] then
-            write_part(p, ko + p)
+        if PT[(p - 1) * 5 + 4] then
+            write_part(L, PT, p, ko + p, now_ms)
         end
     end
-
-    local reply = { now_ms, allowed and 1 or 0 }
-    local r = 2
-    for i = 1, n do
-        reply[r + 1] = R_ok[i] and 1 or 0
-        reply[r + 2] = R_rem[i]
-        reply[r + 3] = R_reset[i]
-        reply[r + 4] = R_retry[i]
-        reply[r + 5] = R_blk[i] and 1 or 0
-        r = r + 5
-    end
-    for j = 1, 2 * m do
-        reply[r + j] = pres[j]
-    end
-    return reply
+    return reply_of(L, QT, n, m, allowed, now_ms)
 end
 
--- The layout of the request whose arguments follow ARGV[ao]: its part
--- and penalty counts and the number of its arguments, or nil if they are
--- not counts (at most 8 parts of 1..8 limits, 32 in all, 4 penalties).
-local function layout(ao)
-    local np, m = tonumber(ARGV[ao + 2]), tonumber(ARGV[ao + 3])
-    if not np or np < 1 or np > 8 or np ~= floor(np)
-        or not m or m < 0 or m > 4 or m ~= floor(m) then
+-- The parts and penalties of request r, or nil when r is not laid out as
+-- store.h says (1..8 parts of 1..8 limits, 32 in all, 0..4 penalties,
+-- nothing more).
+local function layout(r)
+    if type(r) ~= 'string' or #r < 2 then
         return nil
     end
-    local a, total = ao + 4, 0
+    local np, m = string.byte(r, 1, 2)
+    if np < 1 or np > 8 or m > 4 then
+        return nil
+    end
+    local pos, total = 3, 0
     for _ = 1, np do
-        local n = tonumber(ARGV[a])
-        if not n or n < 1 or n > 8 or n ~= floor(n) then
+        local n = string.byte(r, pos)
+        if not n or n < 1 or n > 8 then
             return nil
         end
         total = total + n
-        a = a + 1 + 6 * n
+        pos = pos + 9 + 25 * n
     end
-    if total > 32 then
+    if total > 32 or pos + 18 * m ~= #r + 1 then
         return nil
     end
-    return np, m, a + 4 * m - 1 - ao
+    return np, m
 end
 
 if ARGV[1] ~= 'batch' then
-    local np, m, nargs = layout(0)
-    if not np or #KEYS ~= np + m or #ARGV ~= nargs then
+    local np, m = layout(ARGV[1])
+    if not np or #KEYS ~= np + m or #ARGV ~= 1 then
         return redis.error_reply('ERR ratelimitd: bad arguments')
     end
-    local reply, err = decide_one(0, 0, np, m)
+    local reply, err = decide_one(0, ARGV[1], np, m)
     if not reply then
         return redis.error_reply(err)
     end
@@ -446,26 +429,25 @@ end
 
 -- A batch: its layout is checked whole before anything is decided.
 local count = tonumber(ARGV[2])
-if not count or count < 1 then
+if not count or count < 1 or #ARGV ~= count + 2 then
     return redis.error_reply('ERR ratelimitd: bad batch')
 end
-local ko, ao = 0, 2
+local ko = 0
 for j = 1, count do
-    local np, m, nargs = layout(ao)
-    if not np or ao + nargs > #ARGV then
+    local np, m = layout(ARGV[j + 2])
+    if not np then
         return redis.error_reply('ERR ratelimitd: bad batch')
     end
-    parts_list[4 * j - 3], parts_list[4 * j - 2] = ko, ao
-    parts_list[4 * j - 1], parts_list[4 * j] = np, m
-    ko, ao = ko + np + m, ao + nargs
+    batch_at[3 * j - 2], batch_at[3 * j - 1], batch_at[3 * j] = ko, np, m
+    ko = ko + np + m
 end
-if ko ~= #KEYS or ao ~= #ARGV then
+if ko ~= #KEYS then
     return redis.error_reply('ERR ratelimitd: bad batch')
 end
 local out = {}
 for j = 1, count do
-    local reply, err = decide_one(parts_list[4 * j - 3], parts_list[4 * j - 2],
-        parts_list[4 * j - 1], parts_list[4 * j])
+    local reply, err = decide_one(batch_at[3 * j - 2], ARGV[j + 2],
+        batch_at[3 * j - 1], batch_at[3 * j])
     out[j] = reply or redis.error_reply(err)
 end
 return out

@@ -1,45 +1,58 @@
--- Fixed window (functions as in gcra.lua): a = the window's idx, b = its
--- count; text "<idx>:<count>"; it matters until the window ends.
+-- Fixed window (fields as in gcra.lua): a = the window's idx (6 bytes),
+-- b = its count (7 bytes); it matters until the window ends.
 
-local function fixed_window_expiry(idx, count, c, period, now_ms)
-    if idx ~= math.floor(now_ms / period) then
-        return nil
+-- The bytes of one entry (the layout of fixed_window_read and _pack).
+local fixed_window_size = 25
+
+-- Makes the algorithm's table (decide.lua calls it once per script call
+-- that uses the algorithm: closures cost every call, so only those of
+-- the algorithms in use are made).
+local function fixed_window()
+    local function fixed_window_expiry(idx, count, c, period, now_ms)
+        if idx ~= window_idx(period, now_ms) then
+            return nil
+        end
+        return (idx + 1) * period
     end
-    return (idx + 1) * period
+
+    local function fixed_window_decide(idx, count, c, requests, period, burst,
+                                       now_us, now_ms, cost)
+        local cur = window_idx(period, now_ms)
+        if idx ~= cur then
+            count = 0
+        end
+        local reset = (cur + 1) * period - now_ms
+        if count + cost <= requests then
+            return true, requests - count - cost, reset, 0, cur, count + cost, 0
+        end
+        local remaining = requests - count
+        if remaining < 0 then
+            remaining = 0
+        end
+        return false, remaining, reset, reset, false, 0, 0
+    end
+
+    -- count = max(count - amount, 0), in the current window only.
+    local function fixed_window_refund(idx, count, c, requests, period, now_us,
+                                       now_ms, amount)
+        if idx ~= window_idx(period, now_ms) or count <= amount then
+            return false, 0, 0
+        end
+        return idx, count - amount, 0
+    end
+
+    local function fixed_window_read(v, pos)
+        local _, per, idx, count, u = struct.unpack('<BI5I6I7I6', v, pos)
+        return per, idx, count, 0, u
+    end
+
+    local function fixed_window_pack(algo, per, idx, count, c, u)
+        return struct.pack('<BI5I6I7I6', algo, per, idx, count, u)
+    end
+
+    return {
+        read = fixed_window_read, pack = fixed_window_pack,
+        expiry = fixed_window_expiry,
+        decide = fixed_window_decide, refund = fixed_window_refund
+    }
 end
-
-local function fixed_window_decide(idx, count, c, requests, period, burst,
-                                   now_us, now_ms, cost)
-    local cur = math.floor(now_ms / period)
-    if idx ~= cur then
-        count = 0
-    end
-    local reset = (cur + 1) * period - now_ms
-    if count + cost <= requests then
-        return true, requests - count - cost, reset, 0, cur, count + cost, 0
-    end
-    local remaining = requests - count
-    if remaining < 0 then
-        remaining = 0
-    end
-    return false, remaining, reset, reset, false, 0, 0
-end
-
--- count = max(count - amount, 0), in the current window only.
-local function fixed_window_refund(idx, count, c, requests, period, now_us,
-                                   now_ms, amount)
-    if idx ~= math.floor(now_ms / period) or count <= amount then
-        return false, 0, 0
-    end
-    return idx, count - amount, 0
-end
-
-local function fixed_window_format(idx, count, c)
-    return string.format('%d:%d', idx, count)
-end
-
-local fixed_window = {
-    read = window_read2, expiry = fixed_window_expiry,
-    decide = fixed_window_decide, refund = fixed_window_refund,
-    format = fixed_window_format
-}

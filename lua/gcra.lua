@@ -5,83 +5,94 @@
 -- A request of `cost` passes iff (max(TAT, now) + cost*T) - burst*T <= now.
 -- A TAT <= now is a full bucket: no state.
 --
--- Every algorithm file defines the same five functions over its state
--- (a, b, c: numbers, a == false for no state), called by decide.lua:
---   read(v, s) -> a, b, c, next: the state written at v[s..]
+-- Every algorithm file defines one table of the same fields over its
+-- state (a, b, c: numbers; a == false for no state), used by decide.lua:
+--   read(v, pos) -> period, a, b, c, until: the entry at v[pos..] of
+--           the part's key (decide.lua): algo (1 byte), period_ms (5),
+--           the state, block until_ms (6, 0 for none), little-endian
+--           unsigned integers (Lua's struct library); <name>_size bytes
+--   pack(algo, period, a, b, c, until) -> the entry
 --   expiry(a, b, c, period, now_ms) -> the ms at which the state stops
---       mattering (the key's PXAT), or nil if it already has
+--           mattering (the key's PXAT), or nil if it already has
 --   decide(a, b, c, requests, period, burst, now_us, now_ms, cost) ->
---       ok, remaining, reset_after_ms, retry_after_ms, new a, b, c (pure)
+--           ok, remaining, reset_after_ms, retry_after_ms, new a, b, c
+--           (pure)
 --   refund(a, b, c, requests, period, now_us, now_ms, amount) -> a, b, c
---   format(a, b, c) -> the state as text, read() reads it back
--- GCRA's text is the TAT in decimal. A part whose only state is its first
+-- GCRA's state is the TAT (7 bytes). A part whose only state is its first
 -- limit's GCRA TAT is stored more compactly (decide.lua): value 0..999
 -- (one of Redis's shared integers: no value object) with PXAT, TAT =
 -- PEXPIRETIME*1000 - value.
 
-local function gcra_read(v, s)
-    local _, e, tat = string.find(v, '^(%d+)', s)
-    if not tat then
-        return false, 0, 0, s
-    end
-    return tonumber(tat), 0, 0, e + 1
-end
+-- The bytes of one entry (the layout of gcra_read and _pack).
+local gcra_size = 19
 
-local function gcra_expiry(tat, b, c, period, now_ms)
-    local exp_ms = math.ceil(tat / 1000)
-    if exp_ms <= now_ms then
-        return nil
-    end
-    return exp_ms
-end
-
-local function gcra_decide(tat, b, c, requests, period, burst, now_us, now_ms,
-                           cost)
-    local t = math.ceil(period * 1000 / requests)
-    if not tat or tat < now_us then
-        tat = now_us
-    end
-    local new_tat = tat + cost * t
-    local allow_at = new_tat - burst * t
-    if cost <= burst and allow_at <= now_us then
-        local remaining = math.floor((now_us - allow_at) / t)
-        local reset = math.ceil((new_tat - now_us) / 1000)
-        return true, remaining, reset, 0, new_tat, 0, 0
-    end
-    local remaining = math.floor((now_us - (tat - burst * t)) / t)
-    if remaining < 0 then
-        remaining = 0
-    end
-    local reset = math.ceil((tat - now_us) / 1000)
-    local retry
-    if cost > burst then
-        retry = reset
-        if retry <= 0 then
-            retry = period
+-- Makes the algorithm's table (decide.lua calls it once per script call
+-- that uses the algorithm: closures cost every call, so only those of
+-- the algorithms in use are made).
+local function gcra()
+    local function gcra_expiry(tat, b, c, period, now_ms)
+        local exp_ms = math.ceil(tat / 1000)
+        if exp_ms <= now_ms then
+            return nil
         end
-    else
-        retry = math.ceil((allow_at - now_us) / 1000)
+        return exp_ms
     end
-    return false, remaining, reset, retry, false, 0, 0
-end
 
--- TAT = max(TAT - amount*T, now): a TAT at or before now is no state.
-local function gcra_refund(tat, b, c, requests, period, now_us, now_ms, amount)
-    if not tat then
-        return false, 0, 0
+    local function gcra_decide(tat, b, c, requests, period, burst, now_us,
+                               now_ms, cost)
+        local t = math.ceil(period * 1000 / requests)
+        if not tat or tat < now_us then
+            tat = now_us
+        end
+        local new_tat = tat + cost * t
+        local allow_at = new_tat - burst * t
+        if cost <= burst and allow_at <= now_us then
+            local remaining = math.floor((now_us - allow_at) / t)
+            local reset = math.ceil((new_tat - now_us) / 1000)
+            return true, remaining, reset, 0, new_tat, 0, 0
+        end
+        local remaining = math.floor((now_us - (tat - burst * t)) / t)
+        if remaining < 0 then
+            remaining = 0
+        end
+        local reset = math.ceil((tat - now_us) / 1000)
+        local retry
+        if cost > burst then
+            retry = reset
+            if retry <= 0 then
+                retry = period
+            end
+        else
+            retry = math.ceil((allow_at - now_us) / 1000)
+        end
+        return false, remaining, reset, retry, false, 0, 0
     end
-    tat = tat - amount * math.ceil(period * 1000 / requests)
-    if tat <= now_us then
-        return false, 0, 0
+
+    -- TAT = max(TAT - amount*T, now): a TAT at or before now is no state.
+    local function gcra_refund(tat, b, c, requests, period, now_us, now_ms,
+                               amount)
+        if not tat then
+            return false, 0, 0
+        end
+        tat = tat - amount * math.ceil(period * 1000 / requests)
+        if tat <= now_us then
+            return false, 0, 0
+        end
+        return tat, 0, 0
     end
-    return tat, 0, 0
-end
 
-local function gcra_format(tat, b, c)
-    return string.format('%d', tat)
-end
+    local function gcra_read(v, pos)
+        local _, per, tat, u = struct.unpack('<BI5I7I6', v, pos)
+        return per, tat, 0, 0, u
+    end
 
-local gcra = {
-    read = gcra_read, expiry = gcra_expiry, decide = gcra_decide,
-    refund = gcra_refund, format = gcra_format
-}
+    local function gcra_pack(algo, per, tat, b, c, u)
+        return struct.pack('<BI5I7I6', algo, per, tat, u)
+    end
+
+    return {
+        read = gcra_read, pack = gcra_pack,
+        expiry = gcra_expiry, decide = gcra_decide,
+        refund = gcra_refund
+    }
+end

@@ -11,6 +11,14 @@
 
 #define CMD_NUM_MAX 24 /* an int64 in decimal, with NUL */
 #define CMD_BUF_MIN 1024
+/* The binary request (store.h): the bytes of a part (n limits 1, cost 8),
+ * a limit (algo 1, requests 7, period 5, burst 7, block 5) and a penalty
+ * (denials 7, within 5, block 5, mask 1), and the bounds of its fields. */
+#define CMD_PART_BYTES 9
+#define CMD_LIMIT_BYTES 25
+#define CMD_PENALTY_BYTES 18
+#define CMD_MAX_7 ((int64_t)1 << 53) /* exact in the script's doubles */
+#define CMD_MAX_5 ((int64_t)1 << 40) /* ms: 34 years */
 
 /* Writes v in decimal at p (no NUL); returns the length. */
 static size_t cmd_fmt_i64(char *p, int64_t v)
@@ -107,9 +115,17 @@ static const char *cmd_check(const rl_store_op_t *op, int refund)
             (refund ? cost > 0 : cost < 0)) {
             return "bad_op";
         }
+        if (cost <= -CMD_MAX_7 || cost >= CMD_MAX_7) {
+            return "bad_op";
+        }
         for (k = 0; k < part.nlimits; k++) {
-            if (rl_algo_get(part.limits[k].algo) == NULL ||
-                part.limits[k].suffix[0] == '\0') {
+            const rl_limit_t *l = &part.limits[k];
+
+            if (rl_algo_get(l->algo) == NULL || l->suffix[0] == '\0' ||
+                l->requests < 1 || l->requests >= CMD_MAX_7 ||
+                l->period_ms < 1 || l->period_ms >= CMD_MAX_5 || l->burst < 0 ||
+                l->burst >= CMD_MAX_7 || l->block_ms < 0 ||
+                l->block_ms >= CMD_MAX_5) {
                 return "bad_op";
             }
         }
@@ -118,8 +134,10 @@ static const char *cmd_check(const rl_store_op_t *op, int refund)
         const rl_store_penalty_t *pen = &op->penalties[i];
 
         if (pen->key == NULL || pen->len > RL_REDIS_CMD_MAX_BASE ||
-            pen->step.denials < 1 || pen->step.within_ms < 1 ||
-            pen->step.block_ms < 1) {
+            pen->step.denials < 1 || pen->step.denials >= CMD_MAX_7 ||
+            pen->step.within_ms < 1 || pen->step.within_ms >= CMD_MAX_5 ||
+            pen->step.block_ms < 1 || pen->step.block_ms >= CMD_MAX_5 ||
+            pen->step.mask > 0xff) {
             return "bad_op";
         }
     }
@@ -135,9 +153,9 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
 /* The bytes cmd's buffer needs for op (checked). */
 static size_t cmd_need(const rl_store_op_t *op, int nlimits)
 {
-    size_t need = 64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties +
-                                2 * RL_MAX_OP_PARTS) *
-                           CMD_NUM_MAX; /* literals, numbers, part costs */
+    size_t need = 64 + (size_t)(CMD_LIMIT_BYTES * nlimits +
+                                CMD_PENALTY_BYTES * op->npenalties +
+                                CMD_PART_BYTES * RL_MAX_OP_PARTS);
     int i;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
@@ -174,60 +192,55 @@ static void cmd_keys(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
     }
 }
 
-/* Appends the cost argument: one number, or with per-part costs the
- * comma list "c1,c2,..." (store.h). */
-static void cmd_arg_cost(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
+/* Writes the low n bytes of v at p, little-endian (the script's struct
+ * layouts); returns n. */
+static size_t cmd_put_le(char *p, uint64_t v, size_t n)
 {
-    char *start = *p;
-    size_t len = 0;
-    int i;
+    size_t i;
 
-    if (!op->part_costs || op->nparts == 0) {
-        cmd_arg_num(cmd, p, op->cost);
-        return;
+    for (i = 0; i < n; i++) {
+        p[i] = (char)(v & 0xff);
+        v >>= 8;
     }
-    for (i = 0; i < op->nparts; i++) {
-        if (i > 0) {
-            start[len++] = ',';
-        }
-        len += cmd_fmt_i64(start + len, op->parts[i].cost);
-    }
-    cmd_arg(cmd, p, NULL, len);
+    return n;
 }
 
-/* Appends the script's arguments for op (protocol v3, store.h). */
+/* Appends the script's one argument for op (protocol v3, store.h): the
+ * binary request, every number little-endian. */
 static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 {
+    char *b = *p;
+    size_t len = 0;
     int i;
     int k;
 
-    cmd_arg_cost(cmd, p, op);
-    cmd_arg_num(cmd, p, rl_store_op_nparts(op));
-    cmd_arg_num(cmd, p, op->npenalties);
+    b[len++] = (char)rl_store_op_nparts(op);
+    b[len++] = (char)op->npenalties;
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
-        cmd_arg_num(cmd, p, part.nlimits);
+        b[len++] = (char)part.nlimits;
+        len += cmd_put_le(b + len, (uint64_t)rl_store_op_cost(op, i), 8);
         for (k = 0; k < part.nlimits; k++) {
             const rl_limit_t *l = &part.limits[k];
 
-            cmd_arg_num(cmd, p, rl_algo_get(l->algo)->script_id);
-            cmd_arg(cmd, p, l->suffix, strlen(l->suffix));
-            cmd_arg_num(cmd, p, l->requests);
-            cmd_arg_num(cmd, p, l->period_ms);
-            cmd_arg_num(cmd, p, l->burst);
-            cmd_arg_num(cmd, p, l->block_ms);
+            b[len++] = (char)rl_algo_get(l->algo)->script_id;
+            len += cmd_put_le(b + len, (uint64_t)l->requests, 7);
+            len += cmd_put_le(b + len, (uint64_t)l->period_ms, 5);
+            len += cmd_put_le(b + len, (uint64_t)l->burst, 7);
+            len += cmd_put_le(b + len, (uint64_t)l->block_ms, 5);
         }
     }
     for (i = 0; i < op->npenalties; i++) {
         const rl_penalty_step_t *st = &op->penalties[i].step;
 
-        cmd_arg_num(cmd, p, st->denials);
-        cmd_arg_num(cmd, p, st->within_ms);
-        cmd_arg_num(cmd, p, st->block_ms);
-        cmd_arg_num(cmd, p, (int64_t)st->mask);
+        len += cmd_put_le(b + len, (uint64_t)st->denials, 7);
+        len += cmd_put_le(b + len, (uint64_t)st->within_ms, 5);
+        len += cmd_put_le(b + len, (uint64_t)st->block_ms, 5);
+        b[len++] = (char)st->mask;
     }
+    cmd_arg(cmd, p, NULL, len);
 }
 
 /* Fills cmd for op after cmd_check(op, refund) accepted it. */

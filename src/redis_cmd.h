@@ -15,10 +15,9 @@
  * steady state. */
 
 #define RL_REDIS_CMD_MAX_BASE 2048 /* RL_KEY_MAX of policy.h */
-#define RL_REDIS_CMD_MAX_ARGS                                                  \
-    (6 + 2 * RL_MAX_OP_PARTS + 6 * RL_MAX_OP_LIMITS +                          \
-     5 * RL_MAX_OP_PENALTIES) /* EVALSHA sha nk keys.. cost P M (n 6*n).. 4*M  \
-                               */
+/* EVALSHA sha numkeys, a key per part and per penalty, the request
+ * (protocol v3, store.h) */
+#define RL_REDIS_CMD_MAX_ARGS (4 + RL_MAX_OP_PARTS + RL_MAX_OP_PENALTIES)
 
 typedef enum {
     RL_REDIS_CMD_DECIDE = 0,

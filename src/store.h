@@ -16,14 +16,14 @@
  *   KEYS: per part 1: base..":l"..<its first limit's suffix> (the state
  *         and block of every limit of the part); then per penalty 1:
  *         key..":p" (its denial count, or its block)
- *   ARGV[1] = cost (0 = peek, < 0 = refund): one number for every part,
- *             or with per-part costs a comma list "c1,c2,..." (part p
- *             costs cp),
- *   ARGV[2] = P parts, ARGV[3] = M penalties,
- *   per part: n limits, then per limit 6: algo (0 gcra, 1 fixed, 2
- *             sliding), id (rl_limit_t.suffix), requests, period_ms,
- *             burst, block_ms
- *   per penalty 4: denials, within_ms, block_ms, mask (bit p-1: part p)
+ *   ARGV[1] = the request, binary, every number an unsigned
+ *             little-endian integer of the given bytes (signed: cost):
+ *     P parts (1), M penalties (1),
+ *     per part: n limits (1), cost (8, signed: 0 = peek, < 0 = refund),
+ *               then per limit: algo (1: 0 gcra, 1 fixed, 2 sliding),
+ *               requests (7), period_ms (5), burst (7), block_ms (5)
+ *     per penalty: denials (7), within_ms (5), block_ms (5), mask (1:
+ *                  bit p-1 = part p)
  *   Reply: { now_ms, allowed,
  *            per limit 5: allowed, remaining, reset_after_ms,
  *                         retry_after_ms, blocked,
@@ -40,7 +40,7 @@
  *   lua/decide.lua's. Time comes from TIME inside the script, once per
  *   call, so every replica shares the Redis clock.
  *   Batch form (store_redis.c sends the decisions of one loop pass so):
- *   ARGV[1] = "batch", ARGV[2] = count, then every request's ARGV; KEYS =
+ *   ARGV[1] = "batch", ARGV[2] = count, then every request; KEYS =
  *   every request's KEYS; reply = one reply per request, or an error
  *   reply for that request alone. */
 

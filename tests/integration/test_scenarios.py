@@ -2,7 +2,6 @@
 store (and, where the algorithm matters, against each algorithm)."""
 
 import math
-import re
 import time
 
 from harness import (SLOW, STORES, between, check, config, eq, limit, parametrize,
@@ -384,19 +383,20 @@ def test_redis_key_layout():
         eq(sorted(k[k.index("}") + 1:] for k in keys), [":lg1m"],
            "one key per policy, named after its first limit: algorithm letter, "
            "period in its largest whole unit")
-        # One value for both limits (lua/decide.lua): the first limit's
-        # state (GCRA: its TAT in us), then "f1h=<window>:<count>". The
-        # first request set TAT to its now + T (T = 60 s); the denied
-        # second request wrote nothing.
+        # One value for both limits (lua/decide.lua): per limit an entry
+        # of algorithm (1 byte), period (5), state, block until (6); GCRA's
+        # state is its TAT in us (7), a fixed window's its window (6) and
+        # count (7). The first request set TAT to its now + T (T = 60 s);
+        # the denied second request wrote nothing.
         g = keys[0]
-        v = svc.redis.call("GET", g)
-        m = re.match(r"^(\d+),f1h=(\d+):1$", v or "")
-        check(m, "value %r is TAT,f1h=window:1" % v)
-        tat = int(m.group(1))
+        e = svc.redis.call("EVAL", "return {struct.unpack('<BI5I7I6BI5I6I7I6', "
+                           "redis.call('GET', KEYS[1]))}", 1, g)
+        eq([e[i] for i in (0, 1, 3, 4, 5, 7, 8)], [0, 60000, 0, 1, 3600000, 1, 0],
+           "GCRA 1 min entry, then the fixed hour window's, no block")
+        tat = e[2]
         check(t0_us + 60000000 <= tat <= t1_us + 60000000,
               "GCRA TAT %d within [%d, %d] + 60 s" % (tat, t0_us, t1_us))
-        check(int(m.group(2)) in (t0_us // 3600000000, t1_us // 3600000000),
-              "the hour window %s" % m.group(2))
+        check(e[6] in (t0_us // 3600000000, t1_us // 3600000000), "the hour window %d" % e[6])
         check(keys, "no keys in Redis")
         tags = set()
         for k in keys:
