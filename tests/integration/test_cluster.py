@@ -184,10 +184,12 @@ def test_cluster_resharding_under_load():
                         total=3000).start()
 
             def count_on_source():
-                v = source.call("GET", key)
-                # Replies trail admissions by up to one per client in
-                # flight, so wait past 200 for 200 finished requests.
-                return v is not None and int(v.split(":")[1]) >= 300
+                # The fixed window's count: its entry's bytes 12..18
+                # (lua/fixed_window.lua). Replies trail admissions by up to
+                # one per client in flight, so wait past 200 for 200.
+                v = source.call("EVAL", "local v = redis.call('GET', KEYS[1]) return v and "
+                                "select(4, struct.unpack('<BI5I6I7', v)) or 0", 1, key)
+                return v >= 300
             wait_until(count_on_source, 20.0 * SLOW, interval=0.005,
                        what="300 admissions before the move")
             t_start = time.monotonic()
