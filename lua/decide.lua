@@ -1,19 +1,20 @@
 -- The decision driver: decides one request against every limit of every
 -- part (applied policy) and every penalty at once, in one atomic step
--- (protocol v2 in src/store.h):
---   KEYS: per limit 2 (state, block marker), then per penalty 2 (count,
---         block)
---   ARGV = cost (one number, or "c1,c2,..." per part), n, m, then per
---          limit: algo, requests, period_ms, burst,
---          block_ms, part; then per penalty: denials, within_ms, block_ms,
+-- (protocol v3 in src/store.h):
+--   KEYS: per part 1 (the state of all its limits), then per penalty 1
+--   ARGV = one binary request, little-endian (Lua's struct layouts):
+--          '<BB' P parts, M penalties; per part '<Bi8' n limits, its cost;
+--          per limit '<BI7I5I7I5' algo, requests, period_ms, burst,
+--          block_ms; per penalty '<I7I5I5B' denials, within_ms, block_ms,
 --          mask (bit p-1 = part p opts in)
 --   reply { now_ms, allowed, per limit: allowed, remaining,
 --           reset_after_ms, retry_after_ms, blocked,
---           per penalty: state (0 none, 1 blocking, 2 started), retry_after_ms }
+--           per penalty: state (0 none, 1 blocking, 2 started),
+--           retry_after_ms }
 -- A batch decides several requests in one call, one after another, as if
 -- each were its own call at the same instant (a worker coalesces the
 -- decisions it starts in one pass of its event loop):
---   ARGV = "batch", count, then each request's ARGV as above
+--   ARGV = "batch", count, then each request's binary request
 --   KEYS = each request's KEYS, in the same order
 --   reply { one reply per request, or an error for that request alone }
 -- Order: (1) a live penalty block denies the request, nothing counted, the
@@ -23,300 +24,434 @@
 -- cost 0 is a peek and never writes. A negative cost is a refund: it
 -- gives |cost| back (never below empty), never denies, blocks or counts
 -- a penalty, and answers as an admit; a request may not mix spending and
--- refunding parts. Time is Redis TIME, shared by every replica.
+-- refunding parts. Time is Redis TIME, read once per call (batch
+-- included), shared by every replica.
 --
--- Each algorithm is a table of three steps, defined in its own file:
--- load(key) -> state or nil (a fresh limit); decide(state, lim, now_us,
--- now_ms, cost) -> ok, remaining, reset_after_ms, retry_after_ms,
--- new_state, ttl_ms (pure); and store(key, new_state, ttl_ms). GCRA keeps
--- its TAT in the key's expiry (gcra.lua); the window algorithms keep a
--- string value with PX ttl_ms (window.lua).
--- A block marker is "<until_ms>" with PX block_ms.
+-- A part's key holds every limit's state and block, read with one GET and
+-- written with at most one SET (PXAT: when the last of them stops
+-- mattering), or deleted when none matters any more. Its value is either
+--   "<v>"  (0..999, decimal) the first limit is a GCRA, the only state:
+--          TAT = PEXPIRETIME*1000 - v (a shared integer: the smallest key)
+-- or one binary entry per limit with state or a block (the algorithm
+-- files give each layout): algo (1 byte), period_ms (5), the state, the
+-- block's until_ms (6, 0 for none), little-endian. A limit finds its
+-- entry by algorithm and period (what its key suffix names), so a reload
+-- keeps the state of an unchanged limit; a new or changed one finds
+-- nothing and starts fresh; an entry no limit names any more is dropped
+-- at the next write. A penalty's key holds its denial count (PX
+-- within_ms from the first denial) or, while it blocks, -<until ms>.
 
 -- The algorithms by script id: one row each, the ids of src/algo.h's
--- rows (the wire protocol of src/store.h).
-local algos = {
+-- rows (the wire protocol of src/store.h). Each row makes its table;
+-- algos holds those this call uses (read_request makes them).
+local makers = {
     [0] = gcra,
     [1] = fixed_window,
     [2] = sliding_window,
 }
+local algos = {}
+local sizes = {
+    [0] = gcra_size,
+    [1] = fixed_window_size,
+    [2] = sliding_window_size,
+}
 
 local time = redis.call('TIME')
-local sec, usec = tonumber(time[1]), tonumber(time[2])
-local now_us = sec * 1000000 + usec
-local now_ms = sec * 1000 + math.floor(usec / 1000)
+local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now_ms = math.floor(now_us / 1000)
 
--- Reads the n limits and m penalties of the request whose arguments
--- follow ARGV[ao]. Returns lims, pens, or nil and an error message.
-local function read_args(ao, n, m)
-    local lims, pens = {}, {}
-    for i = 1, n do
-        local a = ao + 3 + (i - 1) * 6
-        local lim = {
-            algo = tonumber(ARGV[a + 1]),
-            requests = tonumber(ARGV[a + 2]),
-            period = tonumber(ARGV[a + 3]),
-            burst = tonumber(ARGV[a + 4]),
-            block = tonumber(ARGV[a + 5]),
-            part = tonumber(ARGV[a + 6]),
-        }
-        if not algos[lim.algo] or not lim.requests or lim.requests < 1
-            or not lim.period or lim.period < 1 or not lim.block
-            or not lim.part or lim.part < 1 or lim.part > 8 then
-            return nil, 'ERR ratelimitd: bad limit ' .. i
+-- The most common call first, before the closures below are made (each
+-- costs every call): one request of one GCRA limit without a block or a
+-- penalty, whose key is absent or in the compact form. It decides exactly
+-- as the general path further down would (test_lua.py compares them: a
+-- batch always takes the general path).
+if #ARGV == 1 and #KEYS == 1 and #ARGV[1] == 36
+    and string.byte(ARGV[1], 1) == 1 and string.byte(ARGV[1], 2) == 0
+    and string.byte(ARGV[1], 3) == 1 and string.byte(ARGV[1], 12) == 0 then
+    local _, _, _, cost, _, req, per, burst, block =
+        struct.unpack('<BBBi8BI7I5I7I5', ARGV[1])
+    local fast = cost >= 0 and block == 0 and req >= 1 and per >= 1
+    local v = fast and redis.call('GET', KEYS[1])
+    if fast and (not v or (#v <= 3 and tonumber(v))) then
+        local tat = v and redis.call('PEXPIRETIME', KEYS[1]) * 1000
+            - tonumber(v)
+        if burst < 1 then
+            burst = req
         end
-        if not lim.burst or lim.burst < 1 then
-            lim.burst = lim.requests
+        local ok, rem, reset, retry, new_tat = gcra().decide(tat, 0, 0, req,
+            per, burst, now_us, now_ms, cost)
+        if cost == 0 then
+            ok, retry = true, 0
+        elseif ok then
+            local exp_ms = math.ceil(new_tat / 1000)
+            redis.call('SET', KEYS[1], exp_ms * 1000 - new_tat, 'PXAT', exp_ms)
         end
-        lims[i] = lim
+        ok = ok and 1 or 0
+        return { now_ms, ok, ok, rem, reset, retry, 0 }
+    end
+end
+
+-- One request in three flat arrays, reused by every request of a batch:
+-- no table per limit or per decision. The functions below take them as
+-- arguments rather than as upvalues (each upvalue costs every call of the
+-- script, which creates the closures anew). Limit i's fields are
+-- L[(i - 1) * 18 + f], every part's limits in turn:
+--    1 algo      2 requests  3 period_ms  4 burst    5 block_ms  6 part
+--    7 a         8 b         9 c          10 block until_ms (its state;
+--                                            a == false: none)
+--   11 ok       12 remaining 13 reset     14 retry   15 blocked (result)
+--   16-18 the state an admit leaves (a, b, c)
+-- Part p's are PT[(p - 1) * 5 + f]: 1 first limit, 2 n limits, 3 cost,
+-- 4 dirty (to write), 5 had a key. Penalty j's are QT[(j - 1) * 7 + f]:
+-- 1 denials, 2 within_ms, 3 block_ms, 4 mask, 5 its count (nil: none),
+-- 6 reply state, 7 reply retry_after_ms.
+local L = { false, false, false, false, false, false, false, false, false,
+    false, false, false, false, false, false, false, false, false }
+local PT, QT, batch_at = { false, false, false, false, false }, {}, {}
+
+-- Reads the request r (a binary string, store.h) into the arrays.
+-- Returns the limit count, whether any part's cost is above 0 and
+-- whether any is below 0; or nil and an error message (a bad limit or
+-- penalty, or costs that mix spending and refunding).
+local function read_request(L, PT, QT, r)
+    local np, m = string.byte(r, 1, 2)
+    local pos, i, counts, refunds = 3, 0, false, false
+    for p = 1, np do
+        local q = (p - 1) * 5
+        local n, cost = struct.unpack('<Bi8', r, pos)
+        PT[q + 1], PT[q + 2], PT[q + 3] = i + 1, n, cost
+        counts, refunds = counts or cost > 0, refunds or cost < 0
+        pos = pos + 9
+        for _ = 1, n do
+            local o = i * 18
+            i = i + 1
+            local algo, req, per, burst, block =
+                struct.unpack('<BI7I5I7I5', r, pos)
+            if not makers[algo] or req < 1 or per < 1 then
+                return nil, 'ERR ratelimitd: bad limit ' .. i
+            end
+            if not algos[algo] then
+                algos[algo] = makers[algo]()
+            end
+            if burst < 1 then
+                burst = req
+            end
+            L[o + 1], L[o + 2], L[o + 3] = algo, req, per
+            L[o + 4], L[o + 5], L[o + 6] = burst, block, p
+            pos = pos + 25
+        end
     end
     for j = 1, m do
-        local a = ao + 3 + n * 6 + (j - 1) * 4
-        local pen = {
-            denials = tonumber(ARGV[a + 1]),
-            within = tonumber(ARGV[a + 2]),
-            block = tonumber(ARGV[a + 3]),
-            mask = tonumber(ARGV[a + 4]),
-        }
-        if not pen.denials or pen.denials < 1 or not pen.within
-            or pen.within < 1 or not pen.block or pen.block < 1
-            or not pen.mask then
+        local q = (j - 1) * 7
+        local den, within, block, mask = struct.unpack('<I7I5I5B', r, pos)
+        if den < 1 or within < 1 or block < 1 then
             return nil, 'ERR ratelimitd: bad penalty ' .. j
         end
-        pens[j] = pen
+        QT[q + 1], QT[q + 2], QT[q + 3], QT[q + 4] = den, within, block, mask
+        pos = pos + 18
     end
-    return lims, pens
-end
-
--- 1 if bit (part - 1) is set in mask.
-local function in_mask(mask, part)
-    return math.floor(mask / 2 ^ (part - 1)) % 2 == 1
-end
-
--- The cost of part p: costs is a number (every part's) or a table.
-local function part_cost(costs, p)
-    if type(costs) == 'table' then
-        return costs[p]
+    if counts and refunds then
+        return nil, 'ERR ratelimitd: bad arguments'
     end
-    return costs
+    return i, counts, refunds
 end
 
--- Evaluates every limit at its part's cost without writing anything.
--- Returns the per-limit results and whether all admit.
-local function evaluate(ko, lims, costs)
-    local res = {}
-    local allowed = true
-    for i = 1, #lims do
-        local lim = lims[i]
-        local cost = part_cost(costs, lim.part)
-        local r = {}
-        local until_ms = 0
-        if lim.block > 0 then
-            until_ms = tonumber(redis.call('GET', KEYS[ko + 2 * i])) or 0
+-- Reads part p's key (KEYS[k]) into the state of its limits: each entry
+-- to the limit of its algorithm and period; a state that no longer
+-- matters is none, and so is a block that is over or no longer
+-- configured.
+local function read_part(L, PT, p, k, now_ms)
+    local q = (p - 1) * 5
+    local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
+    for o = (first - 1) * 18, (last - 1) * 18, 18 do
+        L[o + 7], L[o + 8], L[o + 9], L[o + 10] = false, 0, 0, 0
+    end
+    local v = redis.call('GET', KEYS[k])
+    PT[q + 4], PT[q + 5] = false, v and true or false
+    if not v then
+        return
+    end
+    local len, fo = #v, (first - 1) * 18
+    if len <= 3 then
+        local frac = tonumber(v)
+        if frac and L[fo + 1] == 0 then
+            L[fo + 7] = redis.call('PEXPIRETIME', KEYS[k]) * 1000 - frac
         end
-        if until_ms > now_ms then
-            r.ok, r.blocked, r.remaining = false, true, 0
-            r.reset = until_ms - now_ms
-            r.retry = r.reset
-        else
-            local algo = algos[lim.algo]
-            r.state = algo.load(KEYS[ko + 2 * i - 1])
-            r.ok, r.remaining, r.reset, r.retry, r.value, r.ttl =
-                algo.decide(r.state, lim, now_us, now_ms, cost)
-            r.blocked = false
-            if cost == 0 then
-                r.ok, r.retry = true, 0
+        return
+    end
+    local pos = 1
+    while pos <= len do
+        local id = string.byte(v, pos)
+        local algo, size = algos[id], sizes[id]
+        if not size or pos + size - 1 > len then
+            return
+        end
+        if algo then -- else no limit uses it now: the entry is dropped
+            local per, a, b, c, u = algo.read(v, pos)
+            for o = fo, (last - 1) * 18, 18 do
+                if L[o + 1] == id and L[o + 3] == per then
+                    if not algo.expiry(a, b, c, per, now_ms) then
+                        a = false
+                    end
+                    L[o + 7], L[o + 8], L[o + 9] = a, b, c
+                    if L[o + 5] > 0 and u > now_ms then
+                        L[o + 10] = u
+                    end
+                    break
+                end
             end
         end
-        if not r.ok then
-            allowed = false
-        end
-        res[i] = r
+        pos = pos + size
     end
-    return res, allowed
 end
 
--- Writes the outcome of an evaluated request: every state when all
--- admit, else the new blocks of the limits that denied.
-local function commit(ko, lims, res, allowed, costs)
-    for i = 1, #lims do
-        local lim, r = lims[i], res[i]
-        local cost = part_cost(costs, lim.part)
-        if allowed then
-            if cost > 0 then
-                algos[lim.algo].store(KEYS[ko + 2 * i - 1], r.value, r.ttl)
+-- Writes part p's key (KEYS[k]) from the state of its limits: the
+-- compact GCRA form when it applies, else an entry for each limit whose
+-- state or block still matters; the key is deleted when none does.
+local function write_part(L, PT, p, k, now_ms)
+    local q = (p - 1) * 5
+    local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
+    local exp, lone = 0, true
+    for o = (first - 1) * 18, (last - 1) * 18, 18 do
+        local a, u = L[o + 7], L[o + 10]
+        local e = a and algos[L[o + 1]].expiry(a, L[o + 8], L[o + 9],
+            L[o + 3], now_ms)
+        if not e then
+            L[o + 7] = false
+        end
+        if e or u > 0 then
+            exp = math.max(exp, e or 0, u)
+            if o > (first - 1) * 18 or u > 0 or L[o + 1] ~= 0 then
+                lone = false
             end
-        elseif r.ok and cost > 0 then
+        end
+    end
+    if exp == 0 then
+        if PT[q + 5] then
+            redis.call('DEL', KEYS[k])
+        end
+        return
+    end
+    if lone then
+        local tat = L[(first - 1) * 18 + 7]
+        local exp_ms = math.ceil(tat / 1000)
+        redis.call('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
+        return
+    end
+    local value = ''
+    for o = (first - 1) * 18, (last - 1) * 18, 18 do
+        local a, u = L[o + 7], L[o + 10]
+        if a or u > 0 then
+            value = value .. algos[L[o + 1]].pack(L[o + 1], L[o + 3], a or 0,
+                L[o + 8], L[o + 9], u)
+        end
+    end
+    redis.call('SET', KEYS[k], value, 'PXAT', exp)
+end
+
+-- Evaluates limit i at cost without writing: its result and, when it
+-- admits, the state it would leave. Returns whether it admits.
+local function evaluate(L, i, cost, now_us, now_ms)
+    local o = (i - 1) * 18
+    local u = L[o + 10]
+    if u > now_ms then
+        L[o + 11], L[o + 15], L[o + 12] = false, true, 0
+        L[o + 13], L[o + 14] = u - now_ms, u - now_ms
+        return false
+    end
+    local ok, rem, reset, retry, a, b, c = algos[L[o + 1]].decide(L[o + 7],
+        L[o + 8], L[o + 9], L[o + 2], L[o + 3], L[o + 4], now_us, now_ms, cost)
+    if cost == 0 then
+        ok, retry = true, 0
+    end
+    L[o + 11], L[o + 12], L[o + 13], L[o + 14] = ok, rem, reset, retry
+    L[o + 15], L[o + 16], L[o + 17], L[o + 18] = false, a, b, c
+    return ok
+end
+
+-- Writes the outcome of an evaluated request of n limits into the state:
+-- every new state when all admit, else the new blocks of the limits that
+-- denied.
+local function commit(L, PT, n, allowed, now_us, now_ms)
+    for i = 1, n do
+        local o = (i - 1) * 18
+        local q = (L[o + 6] - 1) * 5
+        local cost = PT[q + 3]
+        if cost > 0 and allowed then
+            L[o + 7], L[o + 8], L[o + 9] = L[o + 16], L[o + 17], L[o + 18]
+            PT[q + 4] = true
+        elseif cost > 0 and L[o + 11] then
             -- Nothing is consumed: report this limit as it stands.
-            local _
-            _, r.remaining, r.reset = algos[lim.algo].decide(r.state, lim, now_us, now_ms, 0)
-        elseif not r.ok and not r.blocked and lim.block > 0 and cost > 0 then
-            local until_ms = now_ms + lim.block
-            redis.call('SET', KEYS[ko + 2 * i], string.format('%.0f', until_ms),
-                'PX', string.format('%.0f', lim.block))
-            r.blocked, r.remaining = true, 0
-            r.retry = math.max(r.retry, lim.block)
-            r.reset = math.max(r.reset, lim.block)
+            evaluate(L, i, 0, now_us, now_ms)
+        elseif cost > 0 and not L[o + 15] and L[o + 5] > 0 then
+            local block = L[o + 5]
+            L[o + 10] = now_ms + block
+            PT[q + 4] = true
+            L[o + 15], L[o + 12] = true, 0
+            L[o + 14] = math.max(L[o + 14], block)
+            L[o + 13] = math.max(L[o + 13], block)
         end
+    end
+end
+
+-- A refund: gives |cost| back to each limit of a refunding part and
+-- reports every limit as a peek would, admitted.
+local function refund(L, PT, n, now_us, now_ms)
+    for i = 1, n do
+        local o = (i - 1) * 18
+        local q = (L[o + 6] - 1) * 5
+        if PT[q + 3] < 0 then
+            L[o + 7], L[o + 8], L[o + 9] = algos[L[o + 1]].refund(L[o + 7],
+                L[o + 8], L[o + 9], L[o + 2], L[o + 3], now_us, now_ms,
+                -PT[q + 3])
+            PT[q + 4] = true
+        end
+        local _
+        _, L[o + 12], L[o + 13] = algos[L[o + 1]].decide(L[o + 7], L[o + 8],
+            L[o + 9], L[o + 2], L[o + 3], L[o + 4], now_us, now_ms, 0)
+        L[o + 11], L[o + 14], L[o + 15] = true, 0, false
     end
 end
 
 -- Counts one denial on every penalty whose mask holds a part with a
--- denying limit; a penalty at its count starts its block.
-local function punish(pko, lims, res, pens, pres)
-    for j = 1, #pens do
-        local pen, hit = pens[j], false
-        for i = 1, #lims do
-            if not res[i].ok and in_mask(pen.mask, lims[i].part) then
+-- denying limit (their keys follow KEYS[pko]); a penalty at its count
+-- starts its block.
+local function punish(L, QT, pko, n, m, now_ms)
+    for j = 1, m do
+        local q, hit = (j - 1) * 7, false
+        for o = 0, (n - 1) * 18, 18 do
+            if not L[o + 11]
+                and math.floor(QT[q + 4] / 2 ^ (L[o + 6] - 1)) % 2 == 1 then
                 hit = true
             end
         end
         if hit then
-            local ck, bk = KEYS[pko + 2 * j - 1], KEYS[pko + 2 * j]
-            redis.call('SET', ck, '0', 'PX', string.format('%.0f', pen.within), 'NX')
-            if redis.call('INCR', ck) >= pen.denials then
-                redis.call('SET', bk, string.format('%.0f', now_ms + pen.block),
-                    'PX', string.format('%.0f', pen.block))
-                redis.call('DEL', ck)
-                pres[j] = { 2, pen.block }
+            local key, count = KEYS[pko + j], (QT[q + 5] or 0) + 1
+            if count >= QT[q + 1] then
+                redis.call('SET', key, -(now_ms + QT[q + 3]), 'PX', QT[q + 3])
+                QT[q + 6], QT[q + 7] = 2, QT[q + 3]
+            elseif QT[q + 5] then
+                redis.call('SET', key, count, 'KEEPTTL')
+            else
+                redis.call('SET', key, 1, 'PX', QT[q + 2])
             end
         end
     end
 end
 
--- Parses a cost argument: a number, or a comma list of per-part costs.
--- Returns the cost (number or table), whether any is above 0, and
--- whether any is below 0 (a refund); nil when it is not a cost, or when
--- it mixes spending and refunding parts.
-local function parse_cost(arg)
-    local one = tonumber(arg)
-    if one then
-        return one, one > 0, one < 0
-    end
-    local list, counts, refund = {}, false, false
-    for c in string.gmatch(arg or '', '[^,]+') do
-        local v = tonumber(c)
-        if not v then
-            return nil
-        end
-        list[#list + 1] = v
-        counts = counts or v > 0
-        refund = refund or v < 0
-    end
-    if #list == 0 or (counts and refund) then
-        return nil
-    end
-    return list, counts, refund
-end
-
--- A refund (every cost <= 0, some < 0): gives |cost| back to each limit
--- of a refunding part, never below empty, and peeks the others. Never
--- denies, blocks or counts a penalty; answers as an admit.
-local function refund(ko, lims, costs)
-    local res = {}
-    for i = 1, #lims do
-        local lim = lims[i]
-        local cost = part_cost(costs, lim.part)
-        local algo = algos[lim.algo]
-        local key = KEYS[ko + 2 * i - 1]
-        local state = algo.load(key)
-        if cost < 0 then
-            local ttl
-            state, ttl = algo.refund(state, lim, now_us, now_ms, -cost)
-            if state == nil then
-                redis.call('DEL', key)
-            elseif ttl ~= nil then
-                algo.store(key, state, ttl)
+-- Reads the penalties of a request (their keys follow KEYS[pko]), unless
+-- it is a refund. Returns whether a live block denies it.
+local function read_penalties(QT, pko, m, refunds, now_ms)
+    local blocked = false
+    for j = 1, m do
+        local q = (j - 1) * 7
+        QT[q + 5], QT[q + 6], QT[q + 7] = nil, 0, 0
+        if not refunds then
+            local v = tonumber(redis.call('GET', KEYS[pko + j]))
+            if v and v < 0 then
+                if -v > now_ms then
+                    QT[q + 6], QT[q + 7] = 1, -v - now_ms
+                    blocked = true
+                end
+                v = nil
             end
+            QT[q + 5] = v
         end
-        local r = { ok = true, blocked = false, retry = 0 }
-        local _
-        _, r.remaining, r.reset = algo.decide(state, lim, now_us, now_ms, 0)
-        res[i] = r
     end
-    return res
+    return blocked
 end
 
--- Decides the request whose keys follow KEYS[ko] and whose arguments
--- follow ARGV[ao] (its n limits and m penalties were counted by the
--- caller). Returns its reply, or nil and an error message.
-local function decide_one(ko, ao, n, m)
-    local cost, counts, refunds = parse_cost(ARGV[ao + 1])
-    if not cost then
-        return nil, 'ERR ratelimitd: bad arguments'
+-- The reply of a decided request of n limits and m penalties.
+local function reply_of(L, QT, n, m, allowed, now_ms)
+    local reply, r = { now_ms, allowed and 1 or 0 }, 2
+    for o = 0, (n - 1) * 18, 18 do
+        reply[r + 1] = L[o + 11] and 1 or 0
+        reply[r + 2] = L[o + 12]
+        reply[r + 3] = L[o + 13]
+        reply[r + 4] = L[o + 14]
+        reply[r + 5] = L[o + 15] and 1 or 0
+        r = r + 5
     end
-    local lims, pens = read_args(ao, n, m)
-    if not lims then
-        return nil, pens
-    end
-    for i = 1, n do
-        if not part_cost(cost, lims[i].part) then
-            return nil, 'ERR ratelimitd: bad arguments'
-        end
-    end
-
-    -- (1) A live penalty block denies; nothing is counted.
-    local pko = ko + 2 * n
-    local pres, blocked = {}, false
-    for j = 1, m do
-        pres[j] = { 0, 0 }
-    end
-    for j = 1, refunds and 0 or m do
-        local until_ms = tonumber(redis.call('GET', KEYS[pko + 2 * j])) or 0
-        if until_ms > now_ms then
-            pres[j] = { 1, until_ms - now_ms }
-            blocked = true
-        end
-    end
-
-    local res, allowed
-    if refunds then
-        res, allowed = refund(ko, lims, cost), true
-    elseif blocked then
-        res = evaluate(ko, lims, 0)
-        allowed = false
-    else
-        -- (2) Every limit, all or nothing; (3) the penalties on a denial.
-        res, allowed = evaluate(ko, lims, cost)
-        commit(ko, lims, res, allowed, cost)
-        if not allowed and counts then
-            punish(pko, lims, res, pens, pres)
-        end
-    end
-
-    local reply = { now_ms, allowed and 1 or 0 }
-    for i = 1, n do
-        local r = res[i]
-        reply[#reply + 1] = r.ok and 1 or 0
-        reply[#reply + 1] = r.remaining
-        reply[#reply + 1] = r.reset
-        reply[#reply + 1] = r.retry
-        reply[#reply + 1] = r.blocked and 1 or 0
-    end
-    for j = 1, m do
-        reply[#reply + 1] = pres[j][1]
-        reply[#reply + 1] = pres[j][2]
+    for q = 0, (m - 1) * 7, 7 do
+        reply[r + 1], reply[r + 2] = QT[q + 6], QT[q + 7]
+        r = r + 2
     end
     return reply
 end
 
--- The counts at ARGV[ao + 2] (limits) and ARGV[ao + 3] (penalties), or
--- nil if they are not counts.
-local function counts(ao)
-    local n, m = tonumber(ARGV[ao + 2]), tonumber(ARGV[ao + 3])
-    if not n or n < 1 or n > 32 or n ~= math.floor(n)
-        or not m or m < 0 or m > 4 or m ~= math.floor(m) then
+-- Decides request r (its np parts' and m penalties' keys follow
+-- KEYS[ko]). Returns its reply, or nil and an error message.
+local function decide_one(ko, r, np, m)
+    local n, counts, refunds = read_request(L, PT, QT, r)
+    if not n then
+        return nil, counts
+    end
+    for p = 1, np do
+        read_part(L, PT, p, ko + p, now_ms)
+    end
+    -- (1) A live penalty block denies; nothing is counted.
+    local blocked = read_penalties(QT, ko + np, m, refunds, now_ms)
+    local allowed = true
+    if refunds then
+        refund(L, PT, n, now_us, now_ms)
+    elseif blocked then
+        for i = 1, n do
+            evaluate(L, i, 0, now_us, now_ms)
+        end
+        allowed = false
+    else
+        -- (2) Every limit, all or nothing; (3) the penalties on a denial.
+        for i = 1, n do
+            if not evaluate(L, i, PT[(L[(i - 1) * 18 + 6] - 1) * 5 + 3],
+                now_us, now_ms) then
+                allowed = false
+            end
+        end
+        commit(L, PT, n, allowed, now_us, now_ms)
+        if not allowed and counts then
+            punish(L, QT, ko + np, n, m, now_ms)
+        end
+    end
+    for p = 1, np do
+        if PT[(p - 1) * 5 + 4] then
+            write_part(L, PT, p, ko + p, now_ms)
+        end
+    end
+    return reply_of(L, QT, n, m, allowed, now_ms)
+end
+
+-- The parts and penalties of request r, or nil when r is not laid out as
+-- store.h says (1..8 parts of 1..8 limits, 32 in all, 0..4 penalties,
+-- nothing more).
+local function layout(r)
+    if type(r) ~= 'string' or #r < 2 then
         return nil
     end
-    return n, m
+    local np, m = string.byte(r, 1, 2)
+    if np < 1 or np > 8 or m > 4 then
+        return nil
+    end
+    local pos, total = 3, 0
+    for _ = 1, np do
+        local n = string.byte(r, pos)
+        if not n or n < 1 or n > 8 then
+            return nil
+        end
+        total = total + n
+        pos = pos + 9 + 25 * n
+    end
+    if total > 32 or pos + 18 * m ~= #r + 1 then
+        return nil
+    end
+    return np, m
 end
 
 if ARGV[1] ~= 'batch' then
-    local n, m = counts(0)
-    if not n or #KEYS ~= 2 * n + 2 * m or #ARGV ~= 3 + 6 * n + 4 * m then
+    local np, m = layout(ARGV[1])
+    if not np or #KEYS ~= np + m or #ARGV ~= 1 then
         return redis.error_reply('ERR ratelimitd: bad arguments')
     end
-    local reply, err = decide_one(0, 0, n, m)
+    local reply, err = decide_one(0, ARGV[1], np, m)
     if not reply then
         return redis.error_reply(err)
     end
@@ -325,26 +460,25 @@ end
 
 -- A batch: its layout is checked whole before anything is decided.
 local count = tonumber(ARGV[2])
-if not count or count < 1 then
+if not count or count < 1 or #ARGV ~= count + 2 then
     return redis.error_reply('ERR ratelimitd: bad batch')
 end
-local ko, ao = 0, 2
-local parts = {}
+local ko = 0
 for j = 1, count do
-    local n, m = counts(ao)
-    if not n then
+    local np, m = layout(ARGV[j + 2])
+    if not np then
         return redis.error_reply('ERR ratelimitd: bad batch')
     end
-    parts[j] = { ko, ao, n, m }
-    ko, ao = ko + 2 * n + 2 * m, ao + 3 + 6 * n + 4 * m
+    batch_at[3 * j - 2], batch_at[3 * j - 1], batch_at[3 * j] = ko, np, m
+    ko = ko + np + m
 end
-if ko ~= #KEYS or ao ~= #ARGV then
+if ko ~= #KEYS then
     return redis.error_reply('ERR ratelimitd: bad batch')
 end
 local out = {}
 for j = 1, count do
-    local p = parts[j]
-    local reply, err = decide_one(p[1], p[2], p[3], p[4])
+    local reply, err = decide_one(batch_at[3 * j - 2], ARGV[j + 2],
+        batch_at[3 * j - 1], batch_at[3 * j])
     out[j] = reply or redis.error_reply(err)
 end
 return out

@@ -1,47 +1,58 @@
--- Fixed window: windows aligned to the epoch, idx = floor(now_ms/period).
--- Value: "<idx>:<count>" with PX until the window ends. The stored idx is
--- always compared, so correctness never depends on key expiry.
--- Returns ok, remaining, reset_after_ms, retry_after_ms, value, ttl_ms.
-local function fixed_window_decide(state_str, lim, now_us, now_ms, cost)
-    local idx = math.floor(now_ms / lim.period)
-    local count = 0
-    if state_str then
-        local sidx, scount = string.match(state_str, '^(%-?%d+):(%d+)$')
-        if sidx and tonumber(sidx) == idx then
-            count = tonumber(scount)
+-- Fixed window (fields as in gcra.lua): a = the window's idx (6 bytes),
+-- b = its count (7 bytes); it matters until the window ends.
+
+-- The bytes of one entry (the layout of fixed_window_read and _pack).
+local fixed_window_size = 25
+
+-- Makes the algorithm's table (decide.lua calls it once per script call
+-- that uses the algorithm: closures cost every call, so only those of
+-- the algorithms in use are made).
+local function fixed_window()
+    local function fixed_window_expiry(idx, count, c, period, now_ms)
+        if idx ~= window_idx(period, now_ms) then
+            return nil
         end
+        return (idx + 1) * period
     end
-    local reset = (idx + 1) * lim.period - now_ms
-    if count + cost <= lim.requests then
-        local after = count + cost
-        return true, lim.requests - after, reset, 0,
-            string.format('%.0f:%.0f', idx, after), reset
-    end
-    local remaining = lim.requests - count
-    if remaining < 0 then
-        remaining = 0
-    end
-    return false, remaining, reset, reset, nil, 0
-end
 
--- Gives back `amount` (> 0) in the current window only: count =
--- max(count - amount, 0). Returns the new value and its ttl_ms, or nil
--- when nothing is left to count (the key is then deleted).
-local function fixed_window_refund(state_str, lim, now_us, now_ms, amount)
-    local idx = math.floor(now_ms / lim.period)
-    local sidx, scount = string.match(state_str or '', '^(%-?%d+):(%d+)$')
-    if not sidx or tonumber(sidx) ~= idx then
-        return state_str, nil
+    local function fixed_window_decide(idx, count, c, requests, period, burst,
+                                       now_us, now_ms, cost)
+        local cur = window_idx(period, now_ms)
+        if idx ~= cur then
+            count = 0
+        end
+        local reset = (cur + 1) * period - now_ms
+        if count + cost <= requests then
+            return true, requests - count - cost, reset, 0, cur, count + cost, 0
+        end
+        local remaining = requests - count
+        if remaining < 0 then
+            remaining = 0
+        end
+        return false, remaining, reset, reset, false, 0, 0
     end
-    local count = tonumber(scount) - amount
-    if count <= 0 then
-        return nil
-    end
-    return string.format('%.0f:%.0f', idx, count),
-        (idx + 1) * lim.period - now_ms
-end
 
-local fixed_window = {
-    load = window_load, decide = fixed_window_decide, store = window_store,
-    refund = fixed_window_refund
-}
+    -- count = max(count - amount, 0), in the current window only.
+    local function fixed_window_refund(idx, count, c, requests, period, now_us,
+                                       now_ms, amount)
+        if idx ~= window_idx(period, now_ms) or count <= amount then
+            return false, 0, 0
+        end
+        return idx, count - amount, 0
+    end
+
+    local function fixed_window_read(v, pos)
+        local _, per, idx, count, u = struct.unpack('<BI5I6I7I6', v, pos)
+        return per, idx, count, 0, u
+    end
+
+    local function fixed_window_pack(algo, per, idx, count, c, u)
+        return struct.pack('<BI5I6I7I6', algo, per, idx, count, u)
+    end
+
+    return {
+        read = fixed_window_read, pack = fixed_window_pack,
+        expiry = fixed_window_expiry,
+        decide = fixed_window_decide, refund = fixed_window_refund
+    }
+end

@@ -1,12 +1,9 @@
--- Storage shared by the window algorithms (fixed_window.lua,
--- sliding_window.lua): the state is a string value with PX ttl_ms.
+-- Shared by the window algorithms (fixed_window.lua, sliding_window.lua):
+-- windows aligned to the epoch, idx = floor(now_ms / period). A state
+-- holds the idx of the window it counts, so correctness never depends on
+-- key expiry.
 
--- Loads a window algorithm's state string; nil if there is none.
-local function window_load(key)
-    return redis.call('GET', key) or nil
-end
-
--- Stores a window algorithm's state string, expiring after ttl_ms.
-local function window_store(key, value, ttl_ms)
-    redis.call('SET', key, value, 'PX', string.format('%.0f', ttl_ms))
+-- The index of the window now_ms falls in.
+local function window_idx(period, now_ms)
+    return math.floor(now_ms / period)
 end

@@ -11,6 +11,14 @@
 
 #define CMD_NUM_MAX 24 /* an int64 in decimal, with NUL */
 #define CMD_BUF_MIN 1024
+/* The binary request (store.h): the bytes of a part (n limits 1, cost 8),
+ * a limit (algo 1, requests 7, period 5, burst 7, block 5) and a penalty
+ * (denials 7, within 5, block 5, mask 1), and the bounds of its fields. */
+#define CMD_PART_BYTES 9
+#define CMD_LIMIT_BYTES 25
+#define CMD_PENALTY_BYTES 18
+#define CMD_MAX_7 ((int64_t)1 << 53) /* exact in the script's doubles */
+#define CMD_MAX_5 ((int64_t)1 << 40) /* ms: 34 years */
 
 /* Writes v in decimal at p (no NUL); returns the length. */
 static size_t cmd_fmt_i64(char *p, int64_t v)
@@ -73,54 +81,51 @@ static void cmd_arg_num(rl_redis_cmd_t *cmd, char **p, int64_t v)
     cmd_arg(cmd, p, NULL, cmd_fmt_i64(*p, v));
 }
 
-/* Appends base ":" suffix (and ":b" when block) as one key argument. */
+/* Appends base ":" tag suffix as one key argument. */
 static void cmd_arg_key(rl_redis_cmd_t *cmd, char **p, const char *base,
-                        size_t blen, const char *suffix, const char *tail)
+                        size_t blen, const char *tag, const char *suffix)
 {
     char *start = *p;
+    size_t glen = strlen(tag);
     size_t slen = strlen(suffix);
-    size_t tlen = strlen(tail);
 
     memcpy(start, base, blen);
     start[blen] = ':';
-    memcpy(start + blen + 1, suffix, slen);
-    memcpy(start + blen + 1 + slen, tail, tlen);
-    cmd_arg(cmd, p, NULL, blen + 1 + slen + tlen);
+    memcpy(start + blen + 1, tag, glen);
+    memcpy(start + blen + 1 + glen, suffix, slen);
+    cmd_arg(cmd, p, NULL, blen + 1 + glen + slen);
 }
 
-/* 1 unless a negative cost (a refund, protocol v3) comes beside a part
- * that spends or beside penalties. */
-static int cmd_costs_ok(const rl_store_op_t *op)
-{
-    int spend = 0;
-    int refund = 0;
-    int i;
-
-    for (i = 0; i < rl_store_op_nparts(op); i++) {
-        spend |= rl_store_op_cost(op, i) > 0;
-        refund |= rl_store_op_cost(op, i) < 0;
-    }
-    return !refund || (!spend && op->npenalties == 0);
-}
-
-/* Rejects ops no command can carry. */
-const char *rl_redis_cmd_check(const rl_store_op_t *op)
+/* Rejects ops no command can carry; refund: the costs may be negative
+ * (a refund op, store.h) but not positive. */
+static const char *cmd_check(const rl_store_op_t *op, int refund)
 {
     int i;
     int k;
 
-    if (rl_store_op_nlimits(op) < 0 || !cmd_costs_ok(op)) {
+    if (rl_store_op_nlimits(op) < 0) {
         return "bad_op";
     }
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
+        int64_t cost = rl_store_op_cost(op, i);
 
         rl_store_op_part(op, i, &part);
-        if (part.base_len > RL_REDIS_CMD_MAX_BASE) {
+        if (part.base_len > RL_REDIS_CMD_MAX_BASE ||
+            (refund ? cost > 0 : cost < 0)) {
+            return "bad_op";
+        }
+        if (cost <= -CMD_MAX_7 || cost >= CMD_MAX_7) {
             return "bad_op";
         }
         for (k = 0; k < part.nlimits; k++) {
-            if (rl_algo_get(part.limits[k].algo) == NULL) {
+            const rl_limit_t *l = &part.limits[k];
+
+            if (rl_algo_get(l->algo) == NULL || l->suffix[0] == '\0' ||
+                l->requests < 1 || l->requests >= CMD_MAX_7 ||
+                l->period_ms < 1 || l->period_ms >= CMD_MAX_5 || l->burst < 0 ||
+                l->burst >= CMD_MAX_7 || l->block_ms < 0 ||
+                l->block_ms >= CMD_MAX_5) {
                 return "bad_op";
             }
         }
@@ -129,130 +134,142 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op)
         const rl_store_penalty_t *pen = &op->penalties[i];
 
         if (pen->key == NULL || pen->len > RL_REDIS_CMD_MAX_BASE ||
-            pen->step.denials < 1 || pen->step.within_ms < 1 ||
-            pen->step.block_ms < 1) {
+            pen->step.denials < 1 || pen->step.denials >= CMD_MAX_7 ||
+            pen->step.within_ms < 1 || pen->step.within_ms >= CMD_MAX_5 ||
+            pen->step.block_ms < 1 || pen->step.block_ms >= CMD_MAX_5 ||
+            pen->step.mask > 0xff) {
             return "bad_op";
         }
     }
     return NULL;
 }
 
+/* 1 if op is a refund: a part with a negative cost. */
+static int cmd_is_refund(const rl_store_op_t *op)
+{
+    int i;
+
+    for (i = 0; i < rl_store_op_nparts(op); i++) {
+        if (rl_store_op_cost(op, i) < 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Rejects ops no command can carry. A refund (store_cluster_xm.c gives
+ * back what a cross-master decision reserved) has no part that spends
+ * and no penalty. */
+const char *rl_redis_cmd_check(const rl_store_op_t *op)
+{
+    int refund = cmd_is_refund(op);
+
+    if (refund && op->npenalties > 0) {
+        return "bad_op";
+    }
+    return cmd_check(op, refund);
+}
+
 /* The bytes cmd's buffer needs for op (checked). */
 static size_t cmd_need(const rl_store_op_t *op, int nlimits)
 {
-    size_t need =
-        64 + (size_t)(4 + 6 * nlimits + 4 * op->npenalties + RL_MAX_OP_PARTS) *
-                 CMD_NUM_MAX; /* literals, numbers, part costs */
+    size_t need = 64 + (size_t)(CMD_LIMIT_BYTES * nlimits +
+                                CMD_PENALTY_BYTES * op->npenalties +
+                                CMD_PART_BYTES * RL_MAX_OP_PARTS);
     int i;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
-        /* two keys per limit: base ":" suffix [":b"] */
-        need += (size_t)part.nlimits *
-                (2 * (part.base_len + sizeof(part.limits[0].suffix)) + 4);
+        /* the key base ":l" suffix, each limit's suffix as its id */
+        need += part.base_len + 3 +
+                (size_t)(part.nlimits + 1) * sizeof(part.limits[0].suffix);
     }
     for (i = 0; i < op->npenalties; i++) {
-        need += 2 * (op->penalties[i].len + 4);
+        need += op->penalties[i].len + 3;
     }
     return need;
 }
 
-/* Appends every key of op: each limit's state and block marker, then
- * each penalty's count and block. */
+/* Appends every key of op (protocol v3, store.h): each part's state key,
+ * named after its first limit, then each penalty's key. */
 static void cmd_keys(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 {
     int i;
-    int k;
 
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
-        for (k = 0; k < part.nlimits; k++) {
-            cmd_arg_key(cmd, p, part.base_key, part.base_len,
-                        part.limits[k].suffix, "");
-            cmd_arg_key(cmd, p, part.base_key, part.base_len,
-                        part.limits[k].suffix, ":b");
-        }
+        cmd_arg_key(cmd, p, part.base_key, part.base_len, "l",
+                    part.limits[0].suffix);
     }
     for (i = 0; i < op->npenalties; i++) {
         const rl_store_penalty_t *pen = &op->penalties[i];
 
-        cmd_arg_key(cmd, p, pen->key, pen->len, "pc", "");
-        cmd_arg_key(cmd, p, pen->key, pen->len, "pb", "");
+        cmd_arg_key(cmd, p, pen->key, pen->len, "p", "");
     }
 }
 
-/* Appends the cost argument: one number, or with per-part costs the
- * comma list "c1,c2,..." (store.h). */
-static void cmd_arg_cost(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
+/* Writes the low n bytes of v at p, little-endian (the script's struct
+ * layouts); returns n. */
+static size_t cmd_put_le(char *p, uint64_t v, size_t n)
 {
-    char *start = *p;
-    size_t len = 0;
-    int i;
+    size_t i;
 
-    if (!op->part_costs || op->nparts == 0) {
-        cmd_arg_num(cmd, p, op->cost);
-        return;
+    for (i = 0; i < n; i++) {
+        p[i] = (char)(v & 0xff);
+        v >>= 8;
     }
-    for (i = 0; i < op->nparts; i++) {
-        if (i > 0) {
-            start[len++] = ',';
-        }
-        len += cmd_fmt_i64(start + len, op->parts[i].cost);
-    }
-    cmd_arg(cmd, p, NULL, len);
+    return n;
 }
 
-/* Appends the script's arguments for op (protocol v2, store.h). */
+/* Appends the script's one argument for op (protocol v3, store.h): the
+ * binary request, every number little-endian. */
 static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 {
+    char *b = *p;
+    size_t len = 0;
     int i;
     int k;
 
-    cmd_arg_cost(cmd, p, op);
-    cmd_arg_num(cmd, p, cmd->nlimits);
-    cmd_arg_num(cmd, p, op->npenalties);
+    b[len++] = (char)rl_store_op_nparts(op);
+    b[len++] = (char)op->npenalties;
     for (i = 0; i < rl_store_op_nparts(op); i++) {
         rl_store_part_t part;
 
         rl_store_op_part(op, i, &part);
+        b[len++] = (char)part.nlimits;
+        len += cmd_put_le(b + len, (uint64_t)rl_store_op_cost(op, i), 8);
         for (k = 0; k < part.nlimits; k++) {
             const rl_limit_t *l = &part.limits[k];
 
-            cmd_arg_num(cmd, p, rl_algo_get(l->algo)->script_id);
-            cmd_arg_num(cmd, p, l->requests);
-            cmd_arg_num(cmd, p, l->period_ms);
-            cmd_arg_num(cmd, p, l->burst);
-            cmd_arg_num(cmd, p, l->block_ms);
-            cmd_arg_num(cmd, p, i + 1);
+            b[len++] = (char)rl_algo_get(l->algo)->script_id;
+            len += cmd_put_le(b + len, (uint64_t)l->requests, 7);
+            len += cmd_put_le(b + len, (uint64_t)l->period_ms, 5);
+            len += cmd_put_le(b + len, (uint64_t)l->burst, 7);
+            len += cmd_put_le(b + len, (uint64_t)l->block_ms, 5);
         }
     }
     for (i = 0; i < op->npenalties; i++) {
         const rl_penalty_step_t *st = &op->penalties[i].step;
 
-        cmd_arg_num(cmd, p, st->denials);
-        cmd_arg_num(cmd, p, st->within_ms);
-        cmd_arg_num(cmd, p, st->block_ms);
-        cmd_arg_num(cmd, p, (int64_t)st->mask);
+        len += cmd_put_le(b + len, (uint64_t)st->denials, 7);
+        len += cmd_put_le(b + len, (uint64_t)st->within_ms, 5);
+        len += cmd_put_le(b + len, (uint64_t)st->block_ms, 5);
+        b[len++] = (char)st->mask;
     }
+    cmd_arg(cmd, p, NULL, len);
 }
 
-/* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
- * key of the op. An op rl_redis_cmd_check refuses (an unknown algorithm,
- * say) is refused here too: RL_ERR, cmd unchanged. */
-int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
-                       const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
+/* Fills cmd for op after cmd_check(op, refund) accepted it. */
+static int cmd_fill(rl_redis_cmd_t *cmd, const char *sha,
+                    const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
-    int nlimits;
+    int nlimits = rl_store_op_nlimits(op);
     char *p;
 
-    if (rl_redis_cmd_check(op) != NULL) {
-        return RL_ERR;
-    }
-    nlimits = rl_store_op_nlimits(op);
     if (cmd_reserve(cmd, cmd_need(op, nlimits)) != RL_OK) {
         return RL_ERR;
     }
@@ -261,7 +278,7 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
     cmd->kind = kind;
     cmd->nlimits = nlimits;
     cmd->npenalties = op->npenalties;
-    cmd->nkeys = 2 * nlimits + 2 * op->npenalties;
+    cmd->nkeys = rl_store_op_nparts(op) + op->npenalties;
     if (kind == RL_REDIS_CMD_DECIDE) {
         cmd_arg(cmd, &p, "EVALSHA", 7);
         cmd_arg(cmd, &p, sha, 40);
@@ -276,6 +293,83 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
     return RL_OK;
 }
 
+/* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
+ * key of the op. An op rl_redis_cmd_check refuses (an unknown algorithm,
+ * say) is refused here too: RL_ERR, cmd unchanged. */
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
+                       const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
+{
+    if (rl_redis_cmd_check(op) != NULL) {
+        return RL_ERR;
+    }
+    return cmd_fill(cmd, sha, op, kind);
+}
+
+/* The penalty mask of the sub-op: bit q set when the q-th kept part (in
+ * order) was in mask. */
+static unsigned cmd_sub_mask(unsigned mask, unsigned parts, int nparts)
+{
+    unsigned out = 0;
+    int q = 0;
+    int i;
+
+    for (i = 0; i < nparts; i++) {
+        if ((parts & (1u << i)) != 0) {
+            out |= ((mask >> i) & 1u) << q;
+            q++;
+        }
+    }
+    return out;
+}
+
+/* Builds the decision command of the parts of op in parts (bit i = part
+ * i) and its penalties in pens (bit j = penalty j), penalty masks
+ * renumbered to the kept parts; with refund, each kept part costs minus
+ * its cost in op (a refund of what op spent: store.h). RL_ERR when op is
+ * refused, a mask keeps nothing it has, or out of memory; cmd is then
+ * unchanged. */
+int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *sha,
+                           const rl_store_op_t *op, unsigned parts,
+                           unsigned pens, int refund)
+{
+    rl_store_part_t kept[RL_MAX_OP_PARTS];
+    rl_store_penalty_t kpens[RL_MAX_OP_PENALTIES];
+    rl_store_op_t sub;
+    int np = rl_store_op_nparts(op);
+    int n = 0;
+    int i;
+
+    if (rl_redis_cmd_check(op) != NULL || parts == 0 || (parts >> np) != 0 ||
+        (pens >> op->npenalties) != 0) {
+        return RL_ERR;
+    }
+    memset(&sub, 0, sizeof(sub));
+    for (i = 0; i < np; i++) {
+        if ((parts & (1u << i)) != 0) {
+            rl_store_op_part(op, i, &kept[n]);
+            kept[n].cost =
+                refund ? -rl_store_op_cost(op, i) : rl_store_op_cost(op, i);
+            n++;
+        }
+    }
+    sub.parts = kept;
+    sub.nparts = n;
+    sub.part_costs = 1;
+    sub.penalties = kpens;
+    for (i = 0; i < op->npenalties; i++) {
+        if ((pens & (1u << i)) != 0) {
+            kpens[sub.npenalties] = op->penalties[i];
+            kpens[sub.npenalties].step.mask =
+                cmd_sub_mask(op->penalties[i].step.mask, parts, np);
+            sub.npenalties++;
+        }
+    }
+    if (cmd_check(&sub, refund) != NULL) {
+        return RL_ERR;
+    }
+    return cmd_fill(cmd, sha, &sub, RL_REDIS_CMD_DECIDE);
+}
+
 /* EVALSHA sha numkeys KEY... / DEL KEY...: key i's index. */
 const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len)
 {
@@ -285,7 +379,7 @@ const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len)
     return cmd->argv[first + i];
 }
 
-/* The first key of cmd. */
+/* The first key of cmd (its first part's). */
 const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len)
 {
     return rl_redis_cmd_key(cmd, 0, len);

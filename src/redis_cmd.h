@@ -15,9 +15,9 @@
  * steady state. */
 
 #define RL_REDIS_CMD_MAX_BASE 2048 /* RL_KEY_MAX of policy.h */
-#define RL_REDIS_CMD_MAX_ARGS                                                  \
-    (6 + 8 * RL_MAX_OP_LIMITS +                                                \
-     6 * RL_MAX_OP_PENALTIES) /* EVALSHA sha nk keys.. cost n m 6*n 4*m */
+/* EVALSHA sha numkeys, a key per part and per penalty, the request
+ * (protocol v3, store.h) */
+#define RL_REDIS_CMD_MAX_ARGS (4 + RL_MAX_OP_PARTS + RL_MAX_OP_PENALTIES)
 
 typedef enum {
     RL_REDIS_CMD_DECIDE = 0,
@@ -26,7 +26,7 @@ typedef enum {
 
 typedef struct rl_redis_cmd {
     rl_redis_cmd_kind_t kind;
-    int nlimits; /* of every part together */
+    int nlimits; /* of every part together (of the kept ones: _sub) */
     int npenalties;
     int nkeys; /* key arguments, from argv[first key] on */
     int argc;
@@ -48,6 +48,20 @@ const char *rl_redis_cmd_check(const rl_store_op_t *op);
  * then left as it was). */
 int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
                        const rl_store_op_t *op, rl_redis_cmd_kind_t kind);
+
+/* Fills cmd for a part of op: the decision command of the parts whose
+ * bit is set in parts (bit i = part i of op) and the penalties set in pens
+ * (bit j = penalty j), each penalty's mask renumbered to the kept parts;
+ * the reply (rl_redis_cmd_parse) holds the kept limits and penalties, in
+ * op's order. With refund, each kept part costs minus its cost in op: the
+ * refund of what an admitted op spent (it never denies; store.h). For a
+ * decision whose parts live on different cluster masters. Returns RL_OK,
+ * or RL_ERR (an op rl_redis_cmd_check refuses, no part kept, a bit past
+ * op's parts or penalties, out of memory; cmd is then left as it was).
+ * Pure; any thread, on its own cmd. */
+int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *sha,
+                           const rl_store_op_t *op, unsigned parts,
+                           unsigned pens, int refund);
 
 /* The first key of cmd (for the cluster slot) and its length. */
 const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len);

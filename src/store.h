@@ -11,17 +11,19 @@
  * own event loop.
  *
  * An op is one atomic step over P parts (one per applied policy: its
- * base key and limits) and M penalties. Protocol v2 of the decision
+ * base key and limits) and M penalties. Protocol v3 of the decision
  * script (lua/decide.lua), shared by the Lua and redis_cmd.c:
- *   KEYS: per limit 2: base..":"..suffix (state), base..":"..suffix..":b"
- *         (block marker); then per penalty 2: key..":pc" (denial count),
- *         key..":pb" (block)
- *   ARGV[1] = cost (0 = peek): one number for every part, or with
- *             per-part costs a comma list "c1,c2,..." (part p costs cp),
- *   ARGV[2] = n limits, ARGV[3] = m penalties,
- *   per limit 6: algo (0 gcra, 1 fixed, 2 sliding), requests, period_ms,
- *                burst, block_ms, part (1..P)
- *   per penalty 4: denials, within_ms, block_ms, mask (bit p-1: part p)
+ *   KEYS: per part 1: base..":l"..<its first limit's suffix> (the state
+ *         and block of every limit of the part); then per penalty 1:
+ *         key..":p" (its denial count, or its block)
+ *   ARGV[1] = the request, binary, every number an unsigned
+ *             little-endian integer of the given bytes (signed: cost):
+ *     P parts (1), M penalties (1),
+ *     per part: n limits (1), cost (8, signed: 0 = peek, < 0 = refund),
+ *               then per limit: algo (1: 0 gcra, 1 fixed, 2 sliding),
+ *               requests (7), period_ms (5), burst (7), block_ms (5)
+ *     per penalty: denials (7), within_ms (5), block_ms (5), mask (1:
+ *                  bit p-1 = part p)
  *   Reply: { now_ms, allowed,
  *            per limit 5: allowed, remaining, reset_after_ms,
  *                         retry_after_ms, blocked,
@@ -29,11 +31,16 @@
  *   Order: (1) a live penalty block denies, nothing counted, the limits
  *   reported as a peek; (2) every limit evaluated, state written only if
  *   all admit; (3) on a denial, each penalty whose mask holds a part with
- *   a denying limit counts one, and at `denials` starts its block.
- *   Time comes from TIME inside the script, so every replica shares the
- *   Redis clock.
+ *   a denying limit counts one, and at `denials` starts its block. A
+ *   refund (every cost <= 0, some < 0) gives |cost| back to each limit
+ *   of its refunding parts (GCRA: TAT = max(TAT - |cost|*T, now); windows:
+ *   count = max(count - |cost|, 0) in the current window), never below
+ *   empty; it never denies, blocks or counts a penalty and answers as an
+ *   admit (rl_redis_cmd_build_sub builds one). The keys' values are
+ *   lua/decide.lua's. Time comes from TIME inside the script, once per
+ *   call, so every replica shares the Redis clock.
  *   Batch form (store_redis.c sends the decisions of one loop pass so):
- *   ARGV[1] = "batch", ARGV[2] = count, then every request's ARGV; KEYS =
+ *   ARGV[1] = "batch", ARGV[2] = count, then every request; KEYS =
  *   every request's KEYS; reply = one reply per request, or an error
  *   reply for that request alone. */
 
@@ -46,7 +53,7 @@ typedef struct rl_store_part {
     int64_t cost; /* with op->part_costs: this part's cost (0 = peek) */
 } rl_store_part_t;
 
-/* A penalty of an op: its key (suffixes ":pc" and ":pb" are the store's)
+/* A penalty of an op: its key (the suffix ":p" is the store's)
  * and what it counts. */
 typedef struct rl_store_penalty {
     const char *key; /* "<prefix>:{...}!<penalty>|..." */

@@ -119,7 +119,7 @@ def _reset_lifts_a_block(store):
         eq(r.json, {"reset": True, "policy": "blocking", "test": False}, "reset reply")
         if svc.redis is not None:
             keys = svc.redis.call("KEYS", "rl:{blocking|acme*")
-            eq(sorted(keys), ["rl:{blocking|acme|%2Fpay%2Ftxns}:tf1h"],
+            eq(sorted(keys), ["rl:{blocking|acme|%2Fpay%2Ftxns}:ltf1h"],
                "only the test counter is left for acme")
         v = svc.verdict(path="/pay/txns", tenant="acme")
         eq((v["allowed"], v["remaining"]), (True, 1), "admitted after the reset")

@@ -86,7 +86,7 @@ def test_cluster_ready_routing_and_spread():
             total += len(keys)
             for k in keys:
                 tag = k[k.index("{") + 1:k.index("}")]
-                eq(k, "rl:{%s}:f1h" % tag, "key layout")
+                eq(k, "rl:{%s}:lf1h" % tag, "key layout")
                 check(tag.startswith("p|"), "tag %r" % tag)
                 eq(key_slot(k), int(m.call("CLUSTER", "KEYSLOT", k)), "slot of %r" % k)
                 check(c.master_of_slot(key_slot(k)) is m, "%r lives on its slot's master" % k)
@@ -165,24 +165,32 @@ def test_cluster_resharding_under_load():
     against 1,000 per hour: no error and no degraded verdict reaches a
     client, ASK, TRYAGAIN and MOVED were all answered, and exactly 1,000
     are admitted, spanning the move."""
-    cfg = config(policy("hot", "/*", [limit(1000, "1h", "fixed_window")], key=["tenant"]),
-                 workers=2)
+    # A penalty that never blocks gives each decision a second key (absent
+    # until the first denial), so decisions meet the migration half-done
+    # (ASK, TRYAGAIN): one key alone moves in one step.
+    hot = policy("hot", "/*", [limit(1000, "1h", "fixed_window")], key=["tenant"])
+    hot["penalty"], hot["hash_tag"] = "never", ["tenant"]
+    cfg = config(hot, workers=2, penalties=[{"name": "never", "key": ["tenant"],
+                                             "denials": 1000000, "within": "1h",
+                                             "block": "1s"}])
     with cluster() as c:
         cfg["store"] = c.store_config(timeout_ms=EXACT_TIMEOUT_MS)
-        slot = key_slot("{hot|h}")
+        slot = key_slot("{h}")
         source = c.master_of_slot(slot)
         target = [m for m in c.masters() if m is not source][0]
-        key = "rl:{hot|h}:f1h"
+        key = "rl:{h}hot|h:lf1h"
         with daemons(cfg, instances=2) as ds:
             wait_window(c.nodes[0], 3600, 30 * SLOW)
             load = Load([d.port for d in ds], 24, lambda i: {"path": "/x", "tenant": "h"},
                         total=3000).start()
 
             def count_on_source():
-                v = source.call("GET", key)
-                # Replies trail admissions by up to one per client in
-                # flight, so wait past 200 for 200 finished requests.
-                return v is not None and int(v.split(":")[1]) >= 300
+                # The fixed window's count: its entry's bytes 12..18
+                # (lua/fixed_window.lua). Replies trail admissions by up to
+                # one per client in flight, so wait past 200 for 200.
+                v = source.call("EVAL", "local v = redis.call('GET', KEYS[1]) return v and "
+                                "select(4, struct.unpack('<BI5I6I7', v)) or 0", 1, key)
+                return v >= 300
             wait_until(count_on_source, 20.0 * SLOW, interval=0.005,
                        what="300 admissions before the move")
             t_start = time.monotonic()
@@ -191,7 +199,8 @@ def test_cluster_resharding_under_load():
             results = load.wait()
         eq(moved, 1, "keys migrated")
         check(c.master_of_slot(slot) is target, "the slot lives on the target")
-        eq(int(target.call("CLUSTER", "COUNTKEYSINSLOT", slot)), 1, "keys in the slot on target")
+        eq(int(target.call("CLUSTER", "COUNTKEYSINSLOT", slot)), 2,
+           "keys in the slot on target (the state, the penalty's count)")
         after = [r for r in results if r[0] > t_end]
         before = [r for r in results if r[1] < t_start]
         check(len(before) >= 200 and len(after) >= 100,

@@ -55,7 +55,7 @@ def test_redis_tls_standalone():
             _decide_ok(d, "a", 1)
             r = d.request("GET", "/ready")
             eq((r.status, r.json["nodes"]), (200, {node.addr: "up"}), "/ready over TLS")
-        eq(node.call("EXISTS", "rl:{p|a}:g1h"), 1, "the key written over TLS")
+        eq(node.call("EXISTS", "rl:{p|a}:lg1h"), 1, "the key written over TLS")
         cfg = dict(CFG, store=_store(node, tls=good))
         with daemons(cfg) as (d,):
             _decide_ok(d, "a", 0)

@@ -380,17 +380,23 @@ def test_redis_key_layout():
         t1_us = _redis_now_us(svc)
         eq(svc.verdict(path="/l", tenant="a{b}c")["allowed"], False, "second request")
         keys = _redis_keys(svc, "*")
-        eq(sorted(k[k.index("}") + 1:] for k in keys), [":f1h", ":g1m"],
-           "suffixes: algorithm letter, period in its largest whole unit")
-        # GCRA: value 0..999 and PXAT; TAT = PEXPIRETIME*1000 - value, which
-        # the first request set to its now + T (T = 60 s); the denied
-        # second request wrote nothing.
-        g = [k for k in keys if k.endswith(":g1m")][0]
-        v = svc.redis.call("GET", g)
-        check(v.isdigit() and 0 <= int(v) <= 999, "GCRA value %r is 0..999" % v)
-        tat = int(svc.redis.call("PEXPIRETIME", g)) * 1000 - int(v)
+        eq(sorted(k[k.index("}") + 1:] for k in keys), [":lg1m"],
+           "one key per policy, named after its first limit: algorithm letter, "
+           "period in its largest whole unit")
+        # One value for both limits (lua/decide.lua): per limit an entry
+        # of algorithm (1 byte), period (5), state, block until (6); GCRA's
+        # state is its TAT in us (7), a fixed window's its window (6) and
+        # count (7). The first request set TAT to its now + T (T = 60 s);
+        # the denied second request wrote nothing.
+        g = keys[0]
+        e = svc.redis.call("EVAL", "return {struct.unpack('<BI5I7I6BI5I6I7I6', "
+                           "redis.call('GET', KEYS[1]))}", 1, g)
+        eq([e[i] for i in (0, 1, 3, 4, 5, 7, 8)], [0, 60000, 0, 1, 3600000, 1, 0],
+           "GCRA 1 min entry, then the fixed hour window's, no block")
+        tat = e[2]
         check(t0_us + 60000000 <= tat <= t1_us + 60000000,
               "GCRA TAT %d within [%d, %d] + 60 s" % (tat, t0_us, t1_us))
+        check(e[6] in (t0_us // 3600000000, t1_us // 3600000000), "the hour window %d" % e[6])
         check(keys, "no keys in Redis")
         tags = set()
         for k in keys:

@@ -681,11 +681,10 @@ START_TEST(algo_script_ids_on_the_wire)
                                             "456789",
                                             &op, RL_REDIS_CMD_DECIDE),
                          RL_OK);
-        /* EVALSHA sha 2 key block cost n m, then algo requests period
-         * burst block part (protocol v2) */
-        ck_assert_int_eq(cmd.argc, 14);
-        ck_assert_int_eq(cmd.argvlen[8], strlen(wire[i].id));
-        ck_assert(memcmp(cmd.argv[8], wire[i].id, cmd.argvlen[8]) == 0);
+        /* EVALSHA sha 1 key request; the request (protocol v3): P, M, n,
+         * cost (8 bytes), then the limit's algo byte */
+        ck_assert_int_eq(cmd.argc, 5);
+        ck_assert_int_eq((unsigned char)cmd.argv[4][11], wire[i].id[0] - '0');
     }
     rl_redis_cmd_free(&cmd);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -135,6 +136,24 @@ static int batch_count(const redisReply *r)
     return atoi(r->element[6 + nkeys]->str);
 }
 
+/* The first part's cost in a request argument of protocol v3 (store.h:
+ * parts, penalties, then per part its limit count and a signed 8-byte
+ * little-endian cost), or 0 if the argument is too short. */
+static long long first_part_cost(const redisReply *arg)
+{
+    const unsigned char *b = (const unsigned char *)arg->str;
+    uint64_t v = 0;
+    int i;
+
+    if (arg->len < 11) {
+        return 0;
+    }
+    for (i = 7; i >= 0; i--) {
+        v = (v << 8) | b[3 + i];
+    }
+    return (long long)(int64_t)v;
+}
+
 /* Answers one EVALSHA from the node's queue (or with OK_REPLY, an array
  * of them for a batch); asking says whether ASKING came right before it
  * on this connection. */
@@ -148,8 +167,8 @@ static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
     if (count == 0 && n->evalsha < 8 && r->elements > 3) {
         int nk = atoi(r->element[2]->str);
 
-        snprintf(n->costs[n->evalsha], sizeof(n->costs[0]), "%s",
-                 r->element[3 + nk]->str);
+        snprintf(n->costs[n->evalsha], sizeof(n->costs[0]), "%lld",
+                 (long long)first_part_cost(r->element[3 + nk]));
     }
     n->evalsha++;
     if (count > 0) {

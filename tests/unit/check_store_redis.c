@@ -426,29 +426,28 @@ START_TEST(test_gcra_state_in_expiry)
     ck_assert_int_eq(r.limits[0].remaining, 1);
     now_ms = r.now_ms;
     /* Fresh bucket: TAT = now_us + T, now_us within now_ms's millisecond. */
-    tat1 = gcra_tat("rl:{tat}:g1h");
+    tat1 = gcra_tat("rl:{tat}:lg1h");
     ck_assert(tat1 >= now_ms * 1000 + t && tat1 <= now_ms * 1000 + 999 + t);
-    ck_assert(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h") > now_ms);
-    ck_assert_int_eq(raw_int("PEXPIRETIME %s", "rl:{tat}:g1h"),
+    ck_assert(raw_int("PEXPIRETIME %s", "rl:{tat}:lg1h") > now_ms);
+    ck_assert_int_eq(raw_int("PEXPIRETIME %s", "rl:{tat}:lg1h"),
                      (tat1 + 999) / 1000);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{tat}:g1h:b"), 0);
     /* A peek reads the TAT back and writes nothing. */
     r = decide_wait(s, &peek);
     ck_assert_int_eq(r.limits[0].remaining, 1);
-    ck_assert_int_eq(gcra_tat("rl:{tat}:g1h"), tat1);
+    ck_assert_int_eq(gcra_tat("rl:{tat}:lg1h"), tat1);
     /* The second request moves TAT by exactly T and resets at TAT; the
      * third is refused with retry until TAT - T. */
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.allowed, 1);
     ck_assert_int_eq(r.limits[0].remaining, 0);
-    tat2 = gcra_tat("rl:{tat}:g1h");
+    tat2 = gcra_tat("rl:{tat}:lg1h");
     ck_assert_int_eq(tat2, tat1 + t);
     ck_assert(in_ceil_ms(r.limits[0].reset_after_ms, tat2, r.now_ms));
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.allowed, 0);
     ck_assert_int_eq(r.limits[0].remaining, 0);
     ck_assert(in_ceil_ms(r.limits[0].retry_after_ms, tat2 - t, r.now_ms));
-    ck_assert_int_eq(gcra_tat("rl:{tat}:g1h"), tat2);
+    ck_assert_int_eq(gcra_tat("rl:{tat}:lg1h"), tat2);
     rl_store_free(s);
 }
 END_TEST
@@ -667,7 +666,7 @@ START_TEST(test_noscript_reload_and_retry)
     ck_assert_ptr_nonnull(rep);
     freeReplyObject(rep);
     rl_store_redis_script_sha(sha);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{noscript}:g1m"), 1);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{noscript}:lg1m"), 1);
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.status, RL_OK);
     ck_assert_int_eq(r.allowed, 1);
@@ -695,14 +694,13 @@ START_TEST(test_reset_clears_state_and_block)
     ck_assert_int_eq(r.allowed, 0);
     ck_assert_int_eq(r.limits[0].blocked, 1);
     ck_assert(r.limits[0].retry_after_ms >= 600000);
-    /* Keys are named as store.h says. */
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d"), 1);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d:b"), 1);
+    /* Keys are named as store.h says: the part's key holds the state and
+     * the block. */
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:lf1d"), 1);
     r = reset_wait(s, &op);
     ck_assert_int_eq(r.status, RL_OK);
     ck_assert_int_eq(r.allowed, 1);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d"), 0);
-    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:f1d:b"), 0);
+    ck_assert_int_eq(raw_int("EXISTS %s", "rl:{reset}:lf1d"), 0);
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.allowed, 1);
     rl_store_free(s);

@@ -1,0 +1,514 @@
+"""The decision script (lua/*.lua, embedded as the build does) on a
+throwaway redis-server, protocol v3 of src/store.h: admit, deny, peek,
+blocks, multi-limit and layered decisions, penalties, the stored values,
+refunds, batches equal to separate calls, reload safety of the one key per
+part, and the memory of a key."""
+
+import os
+import re
+import struct
+
+from harness import Redis, RedisError, RespClient, between, check, eq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SHEBANG = "#!lua flags=allow-cross-slot-keys"
+GCRA, FIXED, SLIDING = 0, 1, 2
+LETTER = {GCRA: "g", FIXED: "f", SLIDING: "s"}
+UNITS = (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1))
+# Each entry's fields and their bytes (lua/*.lua: algo, period, state, until).
+ENTRY = {GCRA: (1, 5, 7, 6), FIXED: (1, 5, 6, 7, 6), SLIDING: (1, 5, 6, 7, 7, 6)}
+
+
+def script():
+    """The script as Redis gets it (src/embed_lua.sh --lua of RL_LUA_FILES)."""
+    with open(os.path.join(ROOT, "Makefile.am")) as f:
+        files = [l.split("=", 1)[1].split() for l in f if l.startswith("RL_LUA_FILES")][0]
+    import subprocess
+    out = subprocess.run(["sh", "src/embed_lua.sh", "--lua"] + files, cwd=ROOT,
+                         capture_output=True, check=True)
+    return out.stdout
+
+
+class Client(RespClient):
+    """RespClient with raw bulk strings and error replies inside arrays
+    returned as RedisError values (a batch's per-request errors)."""
+
+    def read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"-":
+            return RedisError(rest.decode())
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        if kind == b"+":
+            return rest.decode()
+        return int(rest)
+
+
+def lim(algo, requests, period_ms, burst=0, block=0):
+    """One limit: (algo, requests, period_ms, burst, block_ms, suffix)."""
+    for unit, ms in UNITS:
+        if period_ms % ms == 0:
+            return (algo, requests, period_ms, burst, block,
+                    "%s%d%s" % (LETTER[algo], period_ms // ms, unit))
+    raise ValueError(period_ms)
+
+
+def request(parts, pens=()):
+    """The binary request: parts [(cost, [lim...])], pens [(denials,
+    within_ms, block_ms, mask)]."""
+    b = struct.pack("<BB", len(parts), len(pens))
+    for cost, lims in parts:
+        b += struct.pack("<Bq", len(lims), cost)
+        for algo, req, per, burst, block, _ in lims:
+            b += (struct.pack("<B", algo) + req.to_bytes(7, "little") +
+                  per.to_bytes(5, "little") + burst.to_bytes(7, "little") +
+                  block.to_bytes(5, "little"))
+    for den, within, block, mask in pens:
+        b += (den.to_bytes(7, "little") + within.to_bytes(5, "little") +
+              block.to_bytes(5, "little") + struct.pack("<B", mask))
+    return b
+
+
+def part_key(base, lims):
+    """A part's key: base ":l" its first limit's suffix."""
+    return "%s:l%s" % (base, lims[0][5])
+
+
+class Lua:
+    """The script loaded into a throwaway Redis."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self.c = Client(redis.port)
+        self.code = script()
+        self.sha = self.c.call("SCRIPT", "LOAD", self.code).decode()
+
+    def call(self, *args):
+        r = self.c.call(*args)
+        if isinstance(r, RedisError):
+            raise r
+        return r
+
+    def eval(self, keys, req):
+        """EVALSHA of one request; its reply, or a RedisError."""
+        return self.c.call("EVALSHA", self.sha, len(keys), *(list(keys) + [req]))
+
+    def decide(self, base, cost, *lims):
+        """One part, no penalty."""
+        return self.eval([part_key(base, lims)], request([(cost, list(lims))]))
+
+    def batch(self, reqs):
+        """reqs: [(keys, request)] as one batch call."""
+        keys, args = [], []
+        for k, r in reqs:
+            keys += k
+            args.append(r)
+        return self.c.call("EVALSHA", self.sha, len(keys), *(keys + ["batch", len(args)] + args))
+
+    def entries(self, key):
+        """A part key's value decoded: None (no key), ("lone", v), or a list
+        of entries (algo, period, state..., until)."""
+        v = self.c.call("GET", key)
+        if v is None:
+            return None
+        if len(v) <= 3:
+            return ("lone", int(v))
+        out, pos = [], 0
+        while pos < len(v):
+            entry = []
+            for width in ENTRY[v[pos]]:
+                entry.append(int.from_bytes(v[pos:pos + width], "little"))
+                pos += width
+            out.append(tuple(entry))
+        return out
+
+    def tat(self, key):
+        """The TAT (us) of a lone GCRA key."""
+        kind, v = self.entries(key)
+        eq(kind, "lone", "compact GCRA form")
+        return int(self.call("PEXPIRETIME", key)) * 1000 - v
+
+    def now_us(self):
+        s, us = self.call("TIME")
+        return int(s) * 1000000 + int(us)
+
+    def close(self):
+        self.c.close()
+
+
+class lua_redis:
+    """with lua_redis() as lua: a fresh Redis with the script loaded."""
+
+    def __enter__(self):
+        self.redis = Redis()
+        self.redis.start()
+        self.lua = Lua(self.redis)
+        return self.lua
+
+    def __exit__(self, *exc):
+        self.lua.close()
+        self.redis.stop()
+        self.redis.cleanup()
+
+
+def fields(reply, n, m=0):
+    """A reply split: (now_ms, allowed, [(ok, rem, reset, retry, blk)...],
+    [(state, retry)...])."""
+    check(isinstance(reply, list) and len(reply) == 2 + 5 * n + 2 * m, "reply %r" % (reply,))
+    lims = [tuple(reply[2 + 5 * i:7 + 5 * i]) for i in range(n)]
+    pens = [tuple(reply[2 + 5 * n + 2 * j:4 + 5 * n + 2 * j]) for j in range(m)]
+    return reply[0], reply[1], lims, pens
+
+
+# --------------------------------------------------------------------------
+# The script, GCRA, windows, peeks (the checks of lua_check.sh)
+# --------------------------------------------------------------------------
+
+def test_lua_shebang_loads_on_standalone():
+    """The script starts with its shebang and loads; EVALSHA decides."""
+    with lua_redis() as lua:
+        eq(lua.code.split(b"\n", 1)[0].decode(), SHEBANG, "first line")
+        check(re.match(r"^[0-9a-f]{40}$", lua.sha), "sha %r" % lua.sha)
+        g = lim(GCRA, 1, 300000, 1)
+        _, allowed, ls, _ = fields(lua.decide("rl:{site-1}", 1, g), 1)
+        eq((allowed, ls[0]), (1, (1, 0, 300000, 0, 0)), "gcra admits")
+
+
+def test_lua_gcra_state_exact():
+    """A lone GCRA key is a value 0..999 with PXAT, TAT = PEXPIRETIME*1000
+    - value; a TAT written that way decides exactly and moves by T."""
+    with lua_redis() as lua:
+        g5m = lim(GCRA, 1, 300000, 1)
+        lua.decide("rl:{site-1}", 1, g5m)
+        _, allowed, ls, _ = fields(lua.decide("rl:{site-1}", 1, g5m), 1)
+        eq((allowed, ls[0][:2]), (0, (0, 0)), "gcra denies")
+        between(ls[0][3], 299000, 300000, "retry ~300 s")
+        kind, v = lua.entries("rl:{site-1}:lg5m")
+        check(kind == "lone" and 0 <= v <= 999, "lone value %r" % v)
+        between(int(lua.call("PTTL", "rl:{site-1}:lg5m")), 299000, 300001, "expiry ~300 s")
+        # 1 per 1 s, burst 2 (T = 1,000,000 us), TAT = now + 500,123 us.
+        g1s = lim(GCRA, 1, 1000, 2)
+        now = lua.now_us()
+        tat = now + 500123
+        exp = (tat + 999) // 1000
+        lua.call("SET", "rl:{tat}:lg1s", exp * 1000 - tat, "PXAT", exp)
+        now2, allowed, ls, _ = fields(lua.decide("rl:{tat}", 2, g1s), 1)
+        eq((allowed, ls[0][1]), (0, 1), "cost 2 denied, remaining 1")
+        between(ls[0][3], 501 - (now2 - now // 1000) - 1, 501, "retry ~501 ms")
+        _, allowed, ls, _ = fields(lua.decide("rl:{tat}", 1, g1s), 1)
+        eq((allowed, ls[0][1]), (1, 0), "cost 1 admitted")
+        eq(lua.tat("rl:{tat}:lg1s"), tat + 1000000, "new TAT = old + T, exact to the us")
+        # Burst: 5 at once of 10/s burst 5, then retry <= 100 ms.
+        g = lim(GCRA, 10, 1000, 5)
+        for left in (4, 3, 2, 1, 0):
+            _, allowed, ls, _ = fields(lua.decide("rl:{burst}", 1, g), 1)
+            eq((allowed, ls[0][1]), (1, left), "burst remaining %d" % left)
+        _, allowed, ls, _ = fields(lua.decide("rl:{burst}", 1, g), 1)
+        eq(allowed, 0, "burst exhausted")
+        between(ls[0][3], 1, 100, "retry")
+
+
+def test_lua_peek_and_windows():
+    """A peek stores nothing; fixed and sliding windows keep their window
+    and counts in the part's entry; a denial consumes nothing."""
+    with lua_redis() as lua:
+        f1h, g1m = lim(FIXED, 7, 3600000), lim(GCRA, 5, 60000, 5)
+        _, allowed, ls, _ = fields(lua.decide("rl:{peek}", 0, f1h, g1m), 2)
+        eq((allowed, ls[0][:2], ls[1][:2]), (1, (1, 7), (1, 5)), "peek: full")
+        eq(lua.call("EXISTS", "rl:{peek}:lf1h"), 0, "peek writes nothing")
+        f = lim(FIXED, 10, 3600000)
+        now, allowed, ls, _ = fields(lua.decide("rl:{fw}", 3, f), 1)
+        eq((allowed, ls[0][1]), (1, 7), "fixed admits cost 3")
+        eq(ls[0][2], (now // 3600000 + 1) * 3600000 - now, "reset = window end")
+        eq(lua.entries("rl:{fw}:lf1h"), [(FIXED, 3600000, now // 3600000, 3, 0)], "fixed entry")
+        _, allowed, ls, _ = fields(lua.decide("rl:{fw}", 8, f), 1)
+        eq((allowed, ls[0][1], ls[0][3]), (0, 7, ls[0][2]), "fixed denies, retry = reset")
+        eq(lua.entries("rl:{fw}:lf1h"), [(FIXED, 3600000, now // 3600000, 3, 0)],
+           "deny consumed nothing")
+        s = lim(SLIDING, 5, 3600000)
+        now, allowed, ls, _ = fields(lua.decide("rl:{sw}", 1, s), 1)
+        eq((allowed, ls[0][1]), (1, 4), "sliding admits")
+        eq(lua.entries("rl:{sw}:ls1h"), [(SLIDING, 3600000, now // 3600000, 0, 1, 0)],
+           "sliding entry")
+        eq(ls[0][2], (now // 3600000 + 2) * 3600000 - now, "reset = end of next window")
+
+
+def test_lua_multi_limit_and_blocks():
+    """All or nothing over one key holding both limits; a block's until
+    lives in its limit's entry, holds after the limit refilled and ends."""
+    import time
+    with lua_redis() as lua:
+        f1h, g1h = lim(FIXED, 10, 3600000), lim(GCRA, 1, 3600000, 1)
+        _, allowed, ls, _ = fields(lua.decide("rl:{multi}", 1, f1h, g1h), 2)
+        eq((allowed, ls[0][1], ls[1][1]), (1, 9, 0), "multi admits")
+        e = lua.entries("rl:{multi}:lf1h")
+        eq([x[:2] for x in e], [(FIXED, 3600000), (GCRA, 3600000)], "both entries in one key")
+        check(int(lua.call("PTTL", "rl:{multi}:lf1h")) > 0, "the key expires")
+        _, allowed, ls, _ = fields(lua.decide("rl:{multi}", 1, f1h, g1h), 2)
+        eq((allowed, ls[0][:2], ls[1][0]), (0, (1, 9), 0), "multi denies")
+        eq(lua.entries("rl:{multi}:lf1h"), e, "deny consumed nothing")
+        b = lim(GCRA, 1, 300, 1, block=600)
+        eq(fields(lua.decide("rl:{blk}", 1, b), 1)[1], 1, "admits")
+        now, allowed, ls, _ = fields(lua.decide("rl:{blk}", 1, b), 1)
+        eq((allowed, ls[0][3], ls[0][4]), (0, 600, 1), "block set on deny")
+        eq(lua.entries("rl:{blk}:lg300ms")[0][-1], now + 600, "until in the entry")
+        between(int(lua.call("PTTL", "rl:{blk}:lg300ms")), 1, 600, "key lives as the block")
+        time.sleep(0.35)
+        _, allowed, ls, _ = fields(lua.decide("rl:{blk}", 0, b), 1)
+        eq((allowed, ls[0][4]), (0, 1), "block holds after the limit refilled (peek)")
+        time.sleep(0.4)
+        _, allowed, ls, _ = fields(lua.decide("rl:{blk}", 1, b), 1)
+        eq((allowed, ls[0][4]), (1, 0), "block over")
+        eq(lua.entries("rl:{blk}:lg300ms")[0], "lone", "compact form again")
+
+
+def test_lua_bad_arguments():
+    """A bad request is an error reply; in a batch, for that request alone;
+    a bad batch layout is refused whole."""
+    with lua_redis() as lua:
+        bad = request([(1, [(9, 1, 1000, 0, 0, "x1s")])])
+        check("bad limit 1" in str(lua.eval(["a"], bad)), "bad algorithm")
+        check("bad arguments" in str(lua.eval(["a"], bad[:-1])), "short request")
+        check("bad arguments" in str(lua.eval(["a", "b"], bad)), "key count")
+        f = lim(FIXED, 2, 3600000)
+        good = request([(1, [f])])
+        out = lua.batch([(["rl:{be}:lf1h"], bad), (["rl:{be2}:lf1h"], good)])
+        check(isinstance(out[0], RedisError) and "bad limit 1" in str(out[0]), "fails alone")
+        eq(out[1][1], 1, "the good one is decided")
+        eq(lua.entries("rl:{be2}:lf1h")[0][3], 1, "and counted")
+        r = lua.c.call("EVALSHA", lua.sha, 1, "a", "batch", 2, good)
+        check("bad batch" in str(r), "bad layout refused whole")
+
+
+# --------------------------------------------------------------------------
+# Layered decisions, penalties, part costs
+# --------------------------------------------------------------------------
+
+ACCOUNT, ROUTE = lim(FIXED, 10, 3600000), lim(FIXED, 1, 3600000)
+PEN = (2, 60000, 60000, 2)  # part 2 opts in: 2 denials within 60 s block 60 s
+
+
+def layered(prefix, cost=1):
+    keys = ["%s:{t}a:lf1h" % prefix, "%s:{t}r|x:lf1h" % prefix, "%s:{t}!pen|u:p" % prefix]
+    return keys, request([(cost, [ACCOUNT]), (cost, [ROUTE])], [PEN])
+
+
+def brief(reply, n, m):
+    """What does not depend on the instant: allowed, each limit's ok,
+    remaining, blocked, each penalty's state."""
+    _, allowed, ls, ps = fields(reply, n, m)
+    return (allowed, [(l[0], l[1], l[4]) for l in ls], [p[0] for p in ps])
+
+
+def test_lua_layered_with_penalty():
+    """Account 10/h and route 1/h in one step with a penalty on the route:
+    admit; the route denies (the account keeps 9); the second denial
+    starts the block; then blocked. The penalty key holds the block."""
+    with lua_redis() as lua:
+        got = [brief(lua.eval(*layered("rl:sep")), 2, 1) for _ in range(4)]
+        eq(got, [(1, [(1, 9, 0), (1, 0, 0)], [0]),
+                 (0, [(1, 9, 0), (0, 0, 0)], [0]),
+                 (0, [(1, 9, 0), (0, 0, 0)], [2]),
+                 (0, [(1, 9, 0), (1, 0, 0)], [1])],
+           "admit, deny, block starts, blocked (the limits a peek)")
+        eq(lua.entries("rl:sep:{t}a:lf1h")[0][3], 1, "a route denial spends nothing")
+        check(int(lua.call("PTTL", "rl:sep:{t}!pen|u:p")) > 59000, "penalty block")
+        check(int(lua.call("GET", "rl:sep:{t}!pen|u:p")) < 0, "the key holds -until")
+
+
+def test_lua_part_costs():
+    """Each part its own cost: 3 spends, 0 peeks and writes nothing;
+    spending and refunding in one request is refused."""
+    with lua_redis() as lua:
+        a, b = lim(FIXED, 10, 3600000), lim(FIXED, 5, 3600000)
+        keys = ["rl:{pc}a:lf1h", "rl:{pc}b:lf1h"]
+        _, allowed, ls, _ = fields(lua.eval(keys, request([(3, [a]), (0, [b])])), 2)
+        eq((allowed, ls[0][1], ls[1][1]), (1, 7, 5), "7 and 5 remaining")
+        eq(lua.call("EXISTS", "rl:{pc}b:lf1h"), 0, "the peek wrote nothing")
+        r = lua.eval(keys, request([(1, [a]), (-1, [b])]))
+        check("bad arguments" in str(r), "mixed refused: %r" % (r,))
+
+
+# --------------------------------------------------------------------------
+# Refunds
+# --------------------------------------------------------------------------
+
+def test_lua_refunds_restore_exactly():
+    """A negative cost gives back exactly what a cost spent (GCRA TAT to
+    the microsecond, window counts), never below empty, admits even while
+    blocked (the block stays), passes a live penalty block and never
+    counts a penalty."""
+    with lua_redis() as lua:
+        f, s = lim(FIXED, 10, 3600000), lim(SLIDING, 10, 3600000)
+        lua.decide("rl:{rf}", 3, f, s)
+        before = lua.entries("rl:{rf}:lf1h")
+        lua.decide("rl:{rf}", 2, f, s)
+        _, allowed, ls, _ = fields(lua.decide("rl:{rf}", -2, f, s), 2)
+        eq(lua.entries("rl:{rf}:lf1h"), before, "windows back to the first spend")
+        eq((allowed, ls[0][:2], ls[1][:2], ls[0][3]), (1, (1, 7), (1, 7), 0), "admitted")
+        _, _, ls, _ = fields(lua.decide("rl:{rf}", -50, f, s), 2)
+        eq((ls[0][1], ls[1][1]), (10, 10), "never below empty")
+        eq(lua.entries("rl:{rf}:lf1h"), None, "nothing left: the key is gone")
+
+        g = lim(GCRA, 10, 3600000, 10)
+        lua.decide("rl:{rg}", 4, g)
+        tat1 = lua.tat("rl:{rg}:lg1h")
+        lua.decide("rl:{rg}", 3, g)
+        _, allowed, ls, _ = fields(lua.decide("rl:{rg}", -3, g), 1)
+        eq(lua.tat("rl:{rg}:lg1h"), tat1, "TAT restored exactly")
+        eq((allowed, ls[0][:2]), (1, (1, 6)), "remaining as before")
+        lua.decide("rl:{rg}", -40, g)
+        eq(lua.call("EXISTS", "rl:{rg}:lg1h"), 0, "a full bucket: no key")
+
+        b = lim(GCRA, 1, 3600000, 1, block=60000)
+        lua.decide("rl:{rb}", 1, b)
+        lua.decide("rl:{rb}", 1, b)
+        _, allowed, ls, _ = fields(lua.decide("rl:{rb}", -1, b), 1)
+        eq((allowed, ls[0][0], ls[0][1], ls[0][3]), (1, 1, 1, 0), "admitted while blocked")
+        check(lua.entries("rl:{rb}:lg1h")[0][-1] > 0, "the block stays")
+
+        keys, spend = layered("rl:rp")
+        for _ in range(3):  # admit, deny, deny: the penalty blocks
+            lua.eval(keys, spend)
+        pen = lua.call("GET", keys[2])
+        r = lua.eval(keys, layered("rl:rp", cost=-1)[1])
+        eq(brief(r, 2, 1), (1, [(1, 10, 0), (1, 1, 0)], [0]), "refund passes the block")
+        eq(lua.call("GET", keys[2]), pen, "penalty untouched")
+
+
+# --------------------------------------------------------------------------
+# Batches equal separate calls
+# --------------------------------------------------------------------------
+
+def _same(sep, bat, what):
+    """Replies equal but for the instant: each limit's reset and retry and
+    each penalty's retry within the milliseconds between the two runs."""
+    eq(len(sep), len(bat), what + ": replies")
+    for i, (a, b) in enumerate(zip(sep, bat)):
+        if isinstance(a, RedisError):
+            check(isinstance(b, RedisError) and str(a) == str(b), "%s #%d: %r %r" % (what, i, a, b))
+            continue
+        eq(len(b), len(a), "%s #%d length" % (what, i))
+        slack = abs(b[0] - a[0]) + 1
+        n = (len(a) - 2) // 5  # the scenarios have m <= 2: 2m < 5
+        timed = set(2 + 5 * k + f for k in range(n) for f in (2, 3))
+        timed |= set(range(2 + 5 * n + 1, len(a), 2))
+        for k in range(1, len(a)):
+            if k in timed:
+                check(abs(a[k] - b[k]) <= slack, "%s #%d field %d: %r %r" % (what, i, k, a, b))
+            else:
+                eq(b[k], a[k], "%s #%d field %d (%r / %r)" % (what, i, k, a, b))
+
+
+def _scenarios():
+    """(name, [(keys with %s for the prefix, request)...]): each algorithm,
+    multi-limit with a block, layered with a penalty, costs and peeks."""
+    g, f, s = lim(GCRA, 3, 3600000, 3), lim(FIXED, 3, 3600000), lim(SLIDING, 3, 3600000)
+    multi = [lim(GCRA, 5, 60000, 2), lim(FIXED, 4, 3600000, block=60000),
+             lim(SLIDING, 100, 86400000)]
+    out = []
+    for name, l in (("gcra", g), ("fixed", f), ("sliding", s)):
+        k = ["%%s:{%s}:l%s" % (name, l[5])]
+        out.append((name, [(k, request([(c, [l])])) for c in (1, 2, 0, 1, 1, -1, 1, 5)]))
+    k = ["%s:{multi}:lg1m"]
+    out.append(("multi-limit", [(k, request([(c, multi)])) for c in (1, 1, 2, 0, 1, 1, -1, 1)]))
+    lk = ["%s:{t}a:lf1h", "%s:{t}r|x:lf1h", "%s:{t}!pen|u:p"]
+    lay = [(lk, request([(c1, [ACCOUNT, g]), (c2, [ROUTE])], [PEN]))
+           for c1, c2 in ((1, 1), (1, 1), (2, 0), (1, 1), (1, 1), (1, 1))]
+    out.append(("layered", lay))
+    return out
+
+
+def test_lua_batch_equals_separate_calls():
+    """For every algorithm, a multi-limit part with a block, and a layered
+    decision with a penalty: the replies of one batch call equal those of
+    the same requests sent one by one, and so do the keys they leave."""
+    with lua_redis() as lua:
+        for name, reqs in _scenarios():
+            sep = [lua.eval([k % "sep" for k in keys], r) for keys, r in reqs]
+            bat = lua.batch([([k % "bat" for k in keys], r) for keys, r in reqs])
+            _same(sep, bat, name)
+            for k in reqs[0][0]:
+                if k.endswith(":p"):
+                    a, b = lua.call("GET", k % "sep"), lua.call("GET", k % "bat")
+                    check((a is None) == (b is None), "%s: %s" % (name, k))
+                    continue
+                a, b = lua.entries(k % "sep"), lua.entries(k % "bat")
+                check((a is None) == (b is None), "%s: %s %r %r" % (name, k, a, b))
+                if a and a[0] != "lone":
+                    eq([x[:2] for x in b], [x[:2] for x in a], "%s: entries" % name)
+                    eq([x[2:-1] for x in b if x[0] != GCRA], [x[2:-1] for x in a if x[0] != GCRA],
+                       "%s: window states" % name)
+
+
+# --------------------------------------------------------------------------
+# Reloads: one key per part, entries found by algorithm and period
+# --------------------------------------------------------------------------
+
+def test_lua_reload_keeps_unchanged_limits_only():
+    """A reload that changes a part's limits: an unchanged limit (same
+    algorithm and period, requests may change) keeps its state; a new one
+    or one whose period or algorithm changed starts fresh and never reads
+    another's entry; an entry no limit names is dropped at the next write;
+    a new first limit names a new key (the part starts fresh)."""
+    with lua_redis() as lua:
+        g1m, f1h, s1d = lim(GCRA, 5, 60000, 5), lim(FIXED, 10, 3600000), lim(SLIDING, 10, 86400000)
+        for _ in range(3):
+            lua.decide("rl:{r}", 1, g1m, f1h, s1d)
+        key = "rl:{r}:lg1m"
+        # requests of f1h raised, s1d gone, a new f1d: f1h keeps its 3
+        f1h20, f1d = lim(FIXED, 20, 3600000), lim(FIXED, 10, 86400000)
+        _, _, ls, _ = fields(lua.decide("rl:{r}", 0, g1m, f1h20, f1d), 3)
+        eq([l[1] for l in ls], [2, 17, 10], "g1m and f1h kept, f1d fresh")
+        lua.decide("rl:{r}", 1, g1m, f1h20, f1d)
+        eq([e[:2] for e in lua.entries(key)],
+           [(GCRA, 60000), (FIXED, 3600000), (FIXED, 86400000)], "s1d's entry dropped")
+        # f1h becomes f2h, and a GCRA with f1h's period takes its place:
+        # neither reads the fixed window's entry
+        f2h, g1h = lim(FIXED, 10, 7200000), lim(GCRA, 10, 3600000, 10)
+        _, _, ls, _ = fields(lua.decide("rl:{r}", 0, g1m, f2h, g1h, f1d), 4)
+        eq([l[1] for l in ls], [1, 10, 10, 9], "f2h and g1h fresh, the others kept")
+        # a new first limit: a new key
+        _, _, ls, _ = fields(lua.decide("rl:{r}", 0, f1d, g1m), 2)
+        eq([l[1] for l in ls], [10, 5], "another first limit: the part starts fresh")
+
+
+# --------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------
+
+def _bytes_per_key(lua, n, keys_req):
+    lua.call("FLUSHALL")
+    m0 = int(re.search(r"used_memory:(\d+)", lua.call("INFO", "memory").decode()).group(1))
+    for start in range(0, n, 1000):
+        for i in range(start, start + 1000):
+            keys, r = keys_req(i)
+            lua.c.send("EVALSHA", lua.sha, len(keys), *(keys + [r]))
+        for _ in range(start, start + 1000):
+            check(not isinstance(lua.c.read(), RedisError), "decided")
+    m1 = int(re.search(r"used_memory:(\d+)", lua.call("INFO", "memory").decode()).group(1))
+    return (m1 - m0) / float(lua.call("DBSIZE"))
+
+
+def test_lua_memory_per_key():
+    """Over 100,000 keys (as bench/run.sh measures), a key of one GCRA
+    limit (the benchmark's deny policy, 1 per hour) takes at most 120
+    bytes of Redis memory; the four-limit policy's key (1 s GCRA, minute,
+    hour and day windows) at most 260."""
+    with lua_redis() as lua:
+        g = lim(GCRA, 1, 3600000, 1)
+        one = _bytes_per_key(lua, 100000, lambda i: (["rl:{bench-deny|k%d}:lg1h" % i],
+                                                    request([(1, [g])])))
+        check(one <= 120, "%.1f B per single-GCRA key" % one)
+        four = [lim(GCRA, 1000, 1000, 1000), lim(FIXED, 10000, 60000),
+                lim(FIXED, 100000, 3600000), lim(FIXED, 1000000, 86400000)]
+        per4 = _bytes_per_key(lua, 100000, lambda i: (["rl:{bench-four|k%d}:lg1s" % i],
+                                                     request([(1, four)])))
+        check(per4 <= 260, "%.1f B per four-limit key" % per4)
+        print("memory: %.1f B per single-GCRA key, %.1f B per four-limit key" % (one, per4))
