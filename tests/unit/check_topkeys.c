@@ -373,6 +373,43 @@ START_TEST(counts_stay_within_the_error_bound)
 }
 END_TEST
 
+START_TEST(a_key_evicted_before_another_aged_out_keeps_its_weight)
+{
+    rl_topkeys_t *t = rl_topkeys_new();
+    char key[32];
+    int i, j, n;
+
+    /* z ages out 5 minutes after T0; 254 keys of 5 denials fill the
+     * rest but one entry, which x takes with 3 denials; y evicts x. */
+    for (j = 0; j < 10; j++) {
+        rec(t, 0, "z", 1, T0 - 70 * MIN);
+    }
+    for (i = 0; i < RL_TOPKEYS_ENTRIES - 2; i++) {
+        snprintf(key, sizeof(key), "f%d", i);
+        for (j = 0; j < 5; j++) {
+            rec(t, 0, key, 1, T0);
+        }
+    }
+    for (j = 0; j < 3; j++) {
+        rec(t, 0, "x", 1, T0);
+    }
+    rec(t, 0, "y", 1, T0);
+    ck_assert_ptr_null(
+        find(rl_topkeys_read(t, 0, 15, T0, rows, 0, RL_TOPKEYS_ENTRIES), "x"));
+    /* w takes z's place; x comes back, then v: x, denied 4 times in the
+     * window, more than y's weight, must stay: it inherited at least
+     * the 3 it lost, not the 1 of a newcomer in an aged-out entry. */
+    rec(t, 0, "w", 1, T0 + 5 * MIN);
+    rec(t, 0, "x", 1, T0 + 5 * MIN);
+    rec(t, 0, "v", 1, T0 + 5 * MIN);
+    n = rl_topkeys_read(t, 0, 15, T0 + 5 * MIN, rows, 0, RL_TOPKEYS_ENTRIES);
+    ck_assert_ptr_nonnull(find(n, "x"));
+    ck_assert_uint_eq(find(n, "x")->denied, 1);
+    ck_assert_ptr_null(find(n, "y"));
+    rl_topkeys_free(t);
+}
+END_TEST
+
 START_TEST(key_values_of_a_store_key)
 {
     rl_policy_t p;
@@ -411,6 +448,7 @@ int main(void)
     tcase_add_test(tc, an_idle_table_is_handed_on);
     tcase_add_test(tc, long_windows_round_up_to_quarter_hours);
     tcase_add_test(tc, counts_stay_within_the_error_bound);
+    tcase_add_test(tc, a_key_evicted_before_another_aged_out_keeps_its_weight);
     tcase_add_test(tc, key_values_of_a_store_key);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
