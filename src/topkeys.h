@@ -27,9 +27,9 @@
  * not tracked, rl_topkeys_tracked says so over the windows that include
  * that denial, and ratelimitd_top_keys_untracked_total counts it.
  *
- * Memory: a directory of 20,576 bytes, plus per table
+ * Memory: a directory of 20,568 bytes, plus per table
  * RL_TOPKEYS_ENTRIES entries of 296 bytes and 20 bytes of the writer's
- * own per entry: 80,968 bytes; every table allocated, 911,224 bytes,
+ * own per entry: 80,968 bytes; every table allocated, 830,248 bytes,
  * under RL_TOPKEYS_BUDGET (rl_topkeys_bytes; checked when compiled).
  *
  * Counts: a key enters its policy's table on a denial; from then on its
@@ -49,12 +49,13 @@
 
 #define RL_TOPKEYS_POLICIES 4096 /* metrics slots (policy names) tracked */
 #define RL_TOPKEYS_ENTRIES 256   /* keys tracked per policy and worker */
-#define RL_TOPKEYS_TABLES 11     /* policy tables per worker */
-/* Bytes per worker for the directory and every table: 1 MB less 64 kB
- * left for GET /v1/admin/top's merge buffer (256 rows of 168 bytes a
- * worker, freed after the answer) and the allocator, so the summary and
- * the API stay under 1 MB of RSS per worker. */
-#define RL_TOPKEYS_BUDGET ((1024 - 64) * 1024)
+#define RL_TOPKEYS_TABLES 10     /* policy tables per worker */
+/* Bytes per worker for the directory and every table: 1 MB less 192 kB
+ * left for GET /v1/admin/top's answer (its merge buffer of 256 rows of
+ * 168 bytes a worker, and the JSON of 100 keys: about 100 kB of RSS
+ * measured) and the allocator, so the summary and the API stay under
+ * 1 MB of RSS per worker. */
+#define RL_TOPKEYS_BUDGET ((1024 - 192) * 1024)
 #define RL_TOPKEYS_MINUTES 60  /* the longest window asked */
 #define RL_TOPKEYS_FINE 15     /* one-minute buckets: exact windows */
 #define RL_TOPKEYS_QUARTERS 4  /* quarter-hour buckets before the current */
