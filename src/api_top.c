@@ -125,7 +125,9 @@ static int top_n(const rl_http_req_t *req, int *n)
 }
 
 /* The reply body for policy p: the n top rows of every worker's
- * summary. New reference, NULL when memory runs out. */
+ * summary, the window actually summed (rl_topkeys_span) and whether every
+ * worker could track the policy over it. New reference, NULL when memory
+ * runs out. */
 static json_t *top_body(rl_worker_t *w, const rl_policy_t *p, int window_min,
                         int n)
 {
@@ -133,14 +135,17 @@ static json_t *top_body(rl_worker_t *w, const rl_policy_t *p, int window_min,
     rl_topkeys_row_t *rows = malloc(sizeof(*rows) * (size_t)max);
     int64_t now = rl_now_ms();
     json_t *keys, *obj;
-    int i, nrows = 0;
+    int i, nrows = 0, tracked = 1;
 
     if (rows == NULL) {
         return NULL;
     }
     for (i = 0; i < w->app->nworkers; i++) {
-        nrows = rl_topkeys_read(w->app->workers[i].topkeys, p->stats_slot,
-                                window_min, now, rows, nrows, max);
+        const rl_topkeys_t *t = w->app->workers[i].topkeys;
+
+        nrows = rl_topkeys_read(t, p->stats_slot, window_min, now, rows, nrows,
+                                max);
+        tracked &= rl_topkeys_tracked(t, p->stats_slot, window_min, now);
     }
     rl_topkeys_sort(rows, nrows);
     keys = json_array();
@@ -154,9 +159,9 @@ static json_t *top_body(rl_worker_t *w, const rl_policy_t *p, int window_min,
                             rows[i].blocked));
     }
     free(rows);
-    obj = json_pack("{s:s, s:i, s:o, s:b}", "policy", p->name, "window_s",
-                    window_min * 60, "keys", keys, "enabled",
-                    w->conf->ops.top_keys);
+    obj = json_pack("{s:s, s:i, s:o, s:b, s:b}", "policy", p->name, "window_s",
+                    rl_topkeys_span(window_min, now) * 60, "keys", keys,
+                    "enabled", w->conf->ops.top_keys, "tracked", tracked);
     return obj;
 }
 

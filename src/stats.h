@@ -58,6 +58,10 @@
     X(counter, VALUE, access_log_dropped,                                      \
       "ratelimitd_access_log_dropped_total",                                   \
       "access log lines dropped because the log buffer was full")              \
+    X(counter, VALUE, top_keys_untracked,                                      \
+      "ratelimitd_top_keys_untracked_total",                                   \
+      "denials the top keys summary did not count: its worker's policy "       \
+      "tables were all in use")                                                \
     X(counter, VALUE, auth_failures, "ratelimitd_auth_failures_total",         \
       "requests refused by caller authentication (401, 403, 429)")             \
     X(counter, VALUE, tenant_auth_failures,                                    \

@@ -1,44 +1,82 @@
-/* The top limited keys summary (topkeys.h): per policy a fixed table of
- * RL_TOPKEYS_ENTRIES keys with per-minute counts, written by its worker
- * alone and read by any thread through per-entry sequence counters. */
+/* The top limited keys summary (topkeys.h): per policy a table of
+ * RL_TOPKEYS_ENTRIES keys with minute and quarter-hour counts, written by
+ * its worker alone and read by any thread through per-entry sequence
+ * counters and per-table generations; at most RL_TOPKEYS_TABLES tables
+ * per worker, handed on from policies that went idle. */
 #include "topkeys.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include "policy.h"
+#include "stats.h"
 
 #define TK_WORDS ((RL_TOPKEYS_KEY_MAX + 7) / 8)
 #define TK_READ_TRIES 16
+#define TK_FINE RL_TOPKEYS_FINE
+#define TK_NQ RL_TOPKEYS_QUARTERS
+/* A quarter-hour bucket sums the minute buckets of one quarter-hour, so
+ * the current quarter-hour is always in the minute buckets. */
+#define TK_QMIN 15
+#define TK_QUARTER(min) ((min) / TK_QMIN)
+
+_Static_assert(TK_FINE >= TK_QMIN, "a quarter-hour fits the minute buckets");
+_Static_assert(TK_NQ *TK_QMIN >= RL_TOPKEYS_MINUTES - 1,
+               "the longest window, rounded to quarter-hours, is kept");
 
 /* One tracked key. Every field is atomic: the reader copies it while the
- * worker may be writing it (seq odd), and retries then. */
+ * worker may be writing it (seq odd), and retries then. The minute
+ * buckets hold the RL_TOPKEYS_FINE minutes up to last_min (minute m at
+ * m % TK_FINE), the quarter-hour ones the TK_NQ quarter-hours before
+ * last_min's (quarter q at q % TK_NQ). */
 typedef struct tk_entry {
-    _Atomic uint32_t seq;
-    _Atomic uint32_t last_min; /* the minute its buckets run to */
-    _Atomic uint64_t hash;     /* 0: empty */
-    _Atomic int64_t last_denied_ms;
     _Atomic int64_t blocked_until_ms;
-    _Atomic uint32_t keylen;
+    _Atomic uint32_t seq;
+    _Atomic uint32_t last_min;      /* the minute its buckets run to */
+    _Atomic uint32_t klen;          /* key length + 1; 0: empty */
+    _Atomic uint32_t last_denied_s; /* 0: none */
     _Atomic uint64_t key[TK_WORDS];
-    _Atomic uint32_t denied[RL_TOPKEYS_MINUTES];
-    _Atomic uint32_t allowed[RL_TOPKEYS_MINUTES];
+    _Atomic uint32_t denied[TK_FINE];
+    _Atomic uint32_t allowed[TK_FINE];
+    _Atomic uint32_t qdenied[TK_NQ];
+    _Atomic uint32_t qallowed[TK_NQ];
 } tk_entry_t;
 
-/* One policy's table; the w* arrays are the worker's own contiguous copy
- * of what it scans on every decision (never read by another thread). */
-typedef struct tk_slot {
+_Static_assert(sizeof(tk_entry_t) <= 300, "an entry stays under 300 bytes");
+
+/* One policy's table. The w* arrays are the worker's own contiguous copy
+ * of what it scans on every decision, and ev* the largest weight it
+ * evicted per quarter-hour (the error bound's floor); no other thread
+ * reads them. */
+typedef struct tk_table {
+    _Atomic int policy;   /* the metrics slot it counts for */
+    _Atomic uint32_t gen; /* odd while handed to another policy */
+    uint32_t last_min;    /* the minute it last counted */
+    uint32_t evq[TK_NQ + 1];
+    uint64_t evw[TK_NQ + 1];
     uint64_t whash[RL_TOPKEYS_ENTRIES];
     uint64_t wweight[RL_TOPKEYS_ENTRIES];
     uint32_t wmin[RL_TOPKEYS_ENTRIES];
     tk_entry_t e[RL_TOPKEYS_ENTRIES];
-} tk_slot_t;
+} tk_table_t;
 
-/* The policy tables by metrics slot, each published once (release)
- * and kept until rl_topkeys_free; the count of those allocated. */
+/* The tables, each published once (release) and kept until
+ * rl_topkeys_free; by metrics slot the table's index + 1 (0: none) and
+ * the minute of its last denial no table could take (0: none). */
 struct rl_topkeys {
-    _Atomic(tk_slot_t *) slots[RL_TOPKEYS_POLICIES];
-    _Atomic int nslots;
+    _Atomic(tk_table_t *) tables[RL_TOPKEYS_TABLES];
+    _Atomic int ntables;
+    _Atomic uint32_t refused[RL_TOPKEYS_POLICIES];
+    _Atomic uint8_t dir[RL_TOPKEYS_POLICIES];
 };
+
+_Static_assert(RL_TOPKEYS_TABLES < 256, "dir holds a table index");
+_Static_assert(sizeof(rl_topkeys_t) + RL_TOPKEYS_TABLES * sizeof(tk_table_t) <
+                   RL_TOPKEYS_BUDGET,
+               "every table allocated fits the budget");
+_Static_assert(sizeof(rl_topkeys_t) +
+                       (RL_TOPKEYS_TABLES + 1) * sizeof(tk_table_t) >=
+                   RL_TOPKEYS_BUDGET,
+               "RL_TOPKEYS_TABLES is as many as fit");
 
 _Thread_local rl_topkeys_t *rl_topkeys_self;
 
@@ -57,15 +95,15 @@ void rl_topkeys_free(rl_topkeys_t *t)
     if (t == NULL) {
         return;
     }
-    for (i = 0; i < RL_TOPKEYS_POLICIES; i++) {
-        free(LOAD(&t->slots[i]));
+    for (i = 0; i < RL_TOPKEYS_TABLES; i++) {
+        free(LOAD(&t->tables[i]));
     }
     free(t);
 }
 
 size_t rl_topkeys_bytes(const rl_topkeys_t *t)
 {
-    return sizeof(*t) + (size_t)LOAD(&t->nslots) * sizeof(tk_slot_t);
+    return sizeof(*t) + (size_t)LOAD(&t->ntables) * sizeof(tk_table_t);
 }
 
 /* FNV-1a of the key, never 0 (0 marks an empty entry). */
@@ -80,43 +118,124 @@ static uint64_t tk_hash(const char *key, size_t len)
     return h | 1;
 }
 
-/* The table of policy slot i, allocated on first use; NULL when i is
- * out of range or memory ran out. Writer only. */
-static tk_slot_t *tk_slot(rl_topkeys_t *t, int i)
+/* The first minute a window at now can reach: the start of the oldest
+ * quarter-hour kept. Counts up to an earlier minute have expired. Pure. */
+static uint32_t tk_horizon(uint32_t now)
 {
-    tk_slot_t *s;
+    uint32_t q = TK_QUARTER(now);
 
-    if (i < 0 || i >= RL_TOPKEYS_POLICIES) {
-        return NULL;
-    }
-    s = LOAD(&t->slots[i]);
-    if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
-        atomic_store_explicit(&t->slots[i], s, memory_order_release);
-        STORE(&t->nslots, LOAD(&t->nslots) + 1);
-    }
-    return s;
+    return q > TK_NQ ? (q - TK_NQ) * TK_QMIN : 0;
 }
 
-/* The index of hash in s, or of the entry it replaces (the empty or
- * stale one, else the least weight) with *fresh set. Writer only. */
-static int tk_find(const tk_slot_t *s, uint64_t hash, uint32_t now_min,
-                   int *fresh)
+/* Whether counts up to minute last are outside every window at now.
+ * Pure. */
+static int tk_expired(uint32_t last, uint32_t now)
 {
-    int i, best = 0;
-    uint64_t least = UINT64_MAX;
+    return last < tk_horizon(now);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tables: allocated on a policy's first denial, handed on when idle   */
+/* ------------------------------------------------------------------ */
+
+/* Gives table s (index i, idle) to policy: the old policy loses it, its
+ * entries are emptied. Readers that started before see the generation
+ * move and stop. Writer only. */
+static void tk_hand_over(rl_topkeys_t *t, tk_table_t *s, int i, int policy,
+                         uint32_t now_min)
+{
+    uint32_t gen = LOAD(&s->gen);
+    int j;
+
+    STORE(&s->gen, gen + 1);
+    atomic_thread_fence(memory_order_release);
+    STORE(&t->dir[LOAD(&s->policy)], 0);
+    STORE(&s->policy, policy);
+    for (j = 0; j < RL_TOPKEYS_ENTRIES; j++) {
+        STORE(&s->e[j].klen, 0);
+    }
+    memset(s->whash, 0, sizeof(s->whash));
+    memset(s->wweight, 0, sizeof(s->wweight));
+    memset(s->evq, 0, sizeof(s->evq));
+    memset(s->evw, 0, sizeof(s->evw));
+    s->last_min = now_min;
+    STORE(&t->dir[policy], (uint8_t)(i + 1));
+    atomic_store_explicit(&s->gen, gen + 2, memory_order_release);
+}
+
+/* A table for policy, which has none: a new one while fewer than
+ * RL_TOPKEYS_TABLES exist, else the longest idle one if its counts left
+ * every window; NULL if none (or memory ran out). Writer only. */
+static tk_table_t *tk_assign(rl_topkeys_t *t, int policy, uint32_t now_min)
+{
+    int n = LOAD(&t->ntables);
+    tk_table_t *s, *best = NULL;
+    int i, at = 0;
+
+    if (n < RL_TOPKEYS_TABLES) {
+        if ((s = calloc(1, sizeof(*s))) == NULL) {
+            return NULL;
+        }
+        STORE(&s->policy, policy);
+        s->last_min = now_min;
+        atomic_store_explicit(&t->tables[n], s, memory_order_release);
+        STORE(&t->ntables, n + 1);
+        STORE(&t->dir[policy], (uint8_t)(n + 1));
+        return s;
+    }
+    for (i = 0; i < n; i++) {
+        s = LOAD(&t->tables[i]);
+        if (tk_expired(s->last_min, now_min) &&
+            (best == NULL || s->last_min < best->last_min)) {
+            best = s;
+            at = i;
+        }
+    }
+    if (best != NULL) {
+        tk_hand_over(t, best, at, policy, now_min);
+    }
+    return best;
+}
+
+/* Notes a denial of policy that no table could take. Writer only. */
+static void tk_refuse(rl_topkeys_t *t, int policy, uint32_t now_min)
+{
+    STORE(&t->refused[policy], now_min);
+    if (rl_stats_self != NULL) {
+        RL_STAT_INC(rl_stats_self, top_keys_untracked);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Entries: space-saving over denials                                  */
+/* ------------------------------------------------------------------ */
+
+/* The index of hash in s, or -1. Writer only. */
+static int tk_lookup(const tk_table_t *s, uint64_t hash)
+{
+    int i;
 
     for (i = 0; i < RL_TOPKEYS_ENTRIES; i++) {
         if (s->whash[i] == hash) {
-            *fresh = 0;
             return i;
         }
     }
-    *fresh = 1;
+    return -1;
+}
+
+/* The entry a new key takes: an empty or expired one, else the least
+ * weight. Writer only. */
+static int tk_victim(const tk_table_t *s, uint32_t now_min)
+{
+    uint32_t horizon = tk_horizon(now_min);
+    uint64_t least = UINT64_MAX;
+    int i, best = 0;
+
     for (i = 0; i < RL_TOPKEYS_ENTRIES; i++) {
         uint64_t w = s->wweight[i];
 
-        if (s->whash[i] == 0 || s->wmin[i] + RL_TOPKEYS_MINUTES <= now_min) {
-            w = 0;
+        if (s->whash[i] == 0 || s->wmin[i] < horizon) {
+            return i;
         }
         if (w < least) {
             least = w;
@@ -126,153 +245,344 @@ static int tk_find(const tk_slot_t *s, uint64_t hash, uint32_t now_min,
     return best;
 }
 
-/* Starts entry i over for key, keeping the weight it inherits (0 for an
- * empty or stale one). Writer only, seq odd. */
-static void tk_claim(tk_slot_t *s, int i, uint64_t hash, const char *key,
+/* The largest weight s evicted in the quarter-hours a window can reach
+ * at now_min. Writer only. */
+static uint64_t tk_floor(const tk_table_t *s, uint32_t now_min)
+{
+    uint32_t q = TK_QUARTER(now_min);
+    uint64_t w = 0;
+    int i;
+
+    for (i = 0; i <= TK_NQ; i++) {
+        if (s->evq[i] + TK_NQ >= q && s->evw[i] > w) {
+            w = s->evw[i];
+        }
+    }
+    return w;
+}
+
+/* Starts entry i over for key: it inherits the weight it replaces (a
+ * live key's, noted as evicted) or the floor, whichever is larger.
+ * Writer only, seq odd. */
+static void tk_claim(tk_table_t *s, int i, uint64_t hash, const char *key,
                      size_t len, uint32_t now_min)
 {
     tk_entry_t *e = &s->e[i];
     uint64_t words[TK_WORDS];
-    int j;
+    uint64_t floor = tk_floor(s, now_min), w = 0;
+    uint32_t q = TK_QUARTER(now_min);
+    int j, k = (int)(q % (TK_NQ + 1));
 
-    if (s->whash[i] == 0 || s->wmin[i] + RL_TOPKEYS_MINUTES <= now_min) {
-        s->wweight[i] = 0;
+    if (s->whash[i] != 0 && !tk_expired(s->wmin[i], now_min)) {
+        w = s->wweight[i];
+        if (s->evq[k] != q) {
+            s->evq[k] = q;
+            s->evw[k] = 0;
+        }
+        s->evw[k] = w > s->evw[k] ? w : s->evw[k];
     }
+    s->wweight[i] = w > floor ? w : floor;
     memset(words, 0, sizeof(words));
     memcpy(words, key, len);
     for (j = 0; j < TK_WORDS; j++) {
         STORE(&e->key[j], words[j]);
     }
-    for (j = 0; j < RL_TOPKEYS_MINUTES; j++) {
+    for (j = 0; j < TK_FINE; j++) {
         STORE(&e->denied[j], 0);
         STORE(&e->allowed[j], 0);
     }
-    STORE(&e->keylen, (uint32_t)len);
-    STORE(&e->hash, hash);
-    STORE(&e->last_denied_ms, 0);
+    for (j = 0; j < TK_NQ; j++) {
+        STORE(&e->qdenied[j], 0);
+        STORE(&e->qallowed[j], 0);
+    }
+    STORE(&e->klen, (uint32_t)len + 1);
+    STORE(&e->last_denied_s, 0);
     STORE(&e->blocked_until_ms, 0);
     STORE(&e->last_min, now_min);
     s->whash[i] = hash;
     s->wmin[i] = now_min;
 }
 
-void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
-                       int denied, int64_t now_ms, int64_t blocked_until_ms)
+/* Moves entry e's buckets on from minute last to now: the quarter-hour
+ * of last is summed into its bucket once it is over, the quarter-hours
+ * and minutes skipped are cleared. Writer only, seq odd. */
+static void tk_advance(tk_entry_t *e, uint32_t last, uint32_t now)
+{
+    uint32_t q = TK_QUARTER(last), m, d = 0, a = 0;
+
+    if (TK_QUARTER(now) > q) {
+        for (m = q * TK_QMIN; m <= last; m++) {
+            d += LOAD(&e->denied[m % TK_FINE]);
+            a += LOAD(&e->allowed[m % TK_FINE]);
+        }
+        STORE(&e->qdenied[q % TK_NQ], d);
+        STORE(&e->qallowed[q % TK_NQ], a);
+        for (q++; q < TK_QUARTER(now) && q <= TK_QUARTER(last) + TK_NQ; q++) {
+            STORE(&e->qdenied[q % TK_NQ], 0);
+            STORE(&e->qallowed[q % TK_NQ], 0);
+        }
+    }
+    for (m = last + 1; m <= now && m <= last + TK_FINE; m++) {
+        STORE(&e->denied[m % TK_FINE], 0);
+        STORE(&e->allowed[m % TK_FINE], 0);
+    }
+}
+
+/* Counts a decision in entry i of s (fresh: it starts over for key).
+ * Writer only. */
+static void tk_count(tk_table_t *s, int i, int fresh, uint64_t hash,
+                     const char *key, size_t len, int denied, int64_t now_ms,
+                     int64_t blocked_until_ms)
 {
     uint32_t now_min = (uint32_t)(now_ms / 60000);
-    uint64_t hash;
-    tk_slot_t *s;
-    tk_entry_t *e;
-    uint32_t m, seq;
-    int i, fresh;
+    tk_entry_t *e = &s->e[i];
+    uint32_t m, seq = LOAD(&e->seq);
 
-    if (t == NULL || len > RL_TOPKEYS_KEY_MAX ||
-        (s = tk_slot(t, policy)) == NULL) {
-        return;
-    }
-    hash = tk_hash(key, len);
-    i = tk_find(s, hash, now_min, &fresh);
-    e = &s->e[i];
-    seq = LOAD(&e->seq);
     STORE(&e->seq, seq + 1);
     atomic_thread_fence(memory_order_release);
     if (fresh) {
         tk_claim(s, i, hash, key, len, now_min);
-    }
-    /* Clear the minutes passed since the entry was last touched. */
-    for (m = s->wmin[i] + 1; m <= now_min && m <= s->wmin[i] + 60; m++) {
-        STORE(&e->denied[m % RL_TOPKEYS_MINUTES], 0);
-        STORE(&e->allowed[m % RL_TOPKEYS_MINUTES], 0);
-    }
-    if (now_min > s->wmin[i]) {
+    } else if (now_min > s->wmin[i]) {
+        tk_advance(e, s->wmin[i], now_min);
         s->wmin[i] = now_min;
         STORE(&e->last_min, now_min);
     }
-    m = s->wmin[i] % RL_TOPKEYS_MINUTES;
+    m = s->wmin[i] % TK_FINE;
     if (denied) {
         STORE(&e->denied[m], LOAD(&e->denied[m]) + 1);
-        STORE(&e->last_denied_ms, now_ms);
+        STORE(&e->last_denied_s, (uint32_t)(now_ms / 1000));
+        s->wweight[i]++;
     } else {
         STORE(&e->allowed[m], LOAD(&e->allowed[m]) + 1);
     }
     STORE(&e->blocked_until_ms, blocked_until_ms);
-    s->wweight[i]++;
     atomic_store_explicit(&e->seq, seq + 2, memory_order_release);
+    if (now_min > s->last_min) {
+        s->last_min = now_min;
+    }
 }
 
-/* Copies entry e's window into row (hash 0: empty, or it kept moving).
- * Any thread. */
-static void tk_copy(const tk_entry_t *e, int window_min, uint32_t now_min,
-                    int64_t now_ms, rl_topkeys_row_t *row)
+void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
+                       int denied, int64_t now_ms, int64_t blocked_until_ms)
 {
+    uint32_t now_min = (uint32_t)(now_ms / 60000);
+    tk_table_t *s;
+    uint64_t hash;
+    unsigned d;
+    int i, fresh = 0;
+
+    if (t == NULL || len > RL_TOPKEYS_KEY_MAX || policy < 0 ||
+        policy >= RL_TOPKEYS_POLICIES) {
+        return;
+    }
+    d = LOAD(&t->dir[policy]);
+    if (d != 0) {
+        s = LOAD(&t->tables[d - 1]);
+    } else if (!denied) {
+        return;
+    } else if ((s = tk_assign(t, policy, now_min)) == NULL) {
+        tk_refuse(t, policy, now_min);
+        return;
+    }
+    hash = tk_hash(key, len);
+    if ((i = tk_lookup(s, hash)) < 0) {
+        if (!denied) {
+            return;
+        }
+        i = tk_victim(s, now_min);
+        fresh = 1;
+    }
+    tk_count(s, i, fresh, hash, key, len, denied, now_ms, blocked_until_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading: any thread                                                 */
+/* ------------------------------------------------------------------ */
+
+/* One entry as copied. */
+typedef struct tk_snap {
+    uint32_t last, klen, last_denied_s;
+    int64_t blocked_until_ms;
     uint64_t words[TK_WORDS];
-    uint32_t s1, s2, last, len;
-    int tries, j, k;
+    uint32_t d[TK_FINE], a[TK_FINE], qd[TK_NQ], qa[TK_NQ];
+} tk_snap_t;
+
+/* Copies entry e into *c; -1 when it is empty or kept moving. */
+static int tk_copy(const tk_entry_t *e, tk_snap_t *c)
+{
+    uint32_t s1, s2;
+    int tries, j;
 
     for (tries = 0; tries < TK_READ_TRIES; tries++) {
         s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-        row->hash = LOAD(&e->hash);
-        last = LOAD(&e->last_min);
-        len = LOAD(&e->keylen);
-        row->last_denied_at = LOAD(&e->last_denied_ms) / 1000;
-        row->blocked = LOAD(&e->blocked_until_ms) > now_ms;
+        c->klen = LOAD(&e->klen);
+        c->last = LOAD(&e->last_min);
+        c->last_denied_s = LOAD(&e->last_denied_s);
+        c->blocked_until_ms = LOAD(&e->blocked_until_ms);
         for (j = 0; j < TK_WORDS; j++) {
-            words[j] = LOAD(&e->key[j]);
+            c->words[j] = LOAD(&e->key[j]);
         }
-        row->denied = row->allowed = 0;
-        for (k = 0; k < window_min; k++) {
-            uint32_t minute = now_min - (uint32_t)k;
-
-            if (minute > last || minute + RL_TOPKEYS_MINUTES <= last) {
-                continue;
-            }
-            row->denied += LOAD(&e->denied[minute % RL_TOPKEYS_MINUTES]);
-            row->allowed += LOAD(&e->allowed[minute % RL_TOPKEYS_MINUTES]);
+        for (j = 0; j < TK_FINE; j++) {
+            c->d[j] = LOAD(&e->denied[j]);
+            c->a[j] = LOAD(&e->allowed[j]);
+        }
+        for (j = 0; j < TK_NQ; j++) {
+            c->qd[j] = LOAD(&e->qdenied[j]);
+            c->qa[j] = LOAD(&e->qallowed[j]);
         }
         atomic_thread_fence(memory_order_acquire);
         s2 = LOAD(&e->seq);
         if (s1 == s2 && (s1 & 1) == 0) {
-            if (len > RL_TOPKEYS_KEY_MAX) {
-                len = RL_TOPKEYS_KEY_MAX;
-            }
-            memcpy(row->key, words, len);
-            row->key[len] = '\0';
-            return;
+            return c->klen == 0 || c->klen > RL_TOPKEYS_KEY_MAX + 1 ? -1 : 0;
         }
     }
-    row->hash = 0;
+    return -1;
+}
+
+/* Adds c's counts of minute m to row (nothing if c does not hold it). */
+static void tk_add_minute(const tk_snap_t *c, uint32_t m, rl_topkeys_row_t *row)
+{
+    if (m <= c->last && m + TK_FINE > c->last) {
+        row->denied += c->d[m % TK_FINE];
+        row->allowed += c->a[m % TK_FINE];
+    }
+}
+
+/* Adds c's counts of quarter-hour q, whole, to row. */
+static void tk_add_quarter(const tk_snap_t *c, uint32_t q,
+                           rl_topkeys_row_t *row)
+{
+    uint32_t m;
+
+    if (q == TK_QUARTER(c->last)) {
+        for (m = q * TK_QMIN; m <= c->last; m++) {
+            tk_add_minute(c, m, row);
+        }
+    } else if (q < TK_QUARTER(c->last) && q + TK_NQ >= TK_QUARTER(c->last)) {
+        row->denied += c->qd[q % TK_NQ];
+        row->allowed += c->qa[q % TK_NQ];
+    }
+}
+
+int rl_topkeys_span(int window_min, int64_t now_ms)
+{
+    uint32_t now_min = (uint32_t)(now_ms / 60000), start;
+
+    if (window_min < 1) {
+        window_min = 1;
+    }
+    if (window_min > RL_TOPKEYS_MINUTES) {
+        window_min = RL_TOPKEYS_MINUTES;
+    }
+    if (window_min <= TK_FINE) {
+        return window_min;
+    }
+    start = now_min - (uint32_t)window_min + 1;
+    return (int)(now_min - TK_QUARTER(start) * TK_QMIN + 1);
+}
+
+/* Fills row from c over the span minutes up to now_min (span as
+ * rl_topkeys_span gives it for window_min). */
+static void tk_row(const tk_snap_t *c, int window_min, int span,
+                   uint32_t now_min, int64_t now_ms, rl_topkeys_row_t *row)
+{
+    uint32_t start = now_min - (uint32_t)span + 1, m, q;
+
+    row->denied = row->allowed = 0;
+    if (window_min <= TK_FINE) {
+        for (m = start; m <= now_min; m++) {
+            tk_add_minute(c, m, row);
+        }
+    } else {
+        for (q = TK_QUARTER(start); q < TK_QUARTER(now_min); q++) {
+            tk_add_quarter(c, q, row);
+        }
+        for (m = TK_QUARTER(now_min) * TK_QMIN; m <= now_min; m++) {
+            tk_add_minute(c, m, row);
+        }
+    }
+    memcpy(row->key, c->words, c->klen - 1);
+    row->key[c->klen - 1] = '\0';
+    row->hash = tk_hash(row->key, c->klen - 1);
+    row->last_denied_at = c->last_denied_s;
+    row->blocked = c->blocked_until_ms > now_ms;
+}
+
+/* Adds row into rows (n used, at most max): summed into the same key's
+ * row, else appended. Returns the new n. */
+static int tk_merge(rl_topkeys_row_t *rows, int n, int max,
+                    const rl_topkeys_row_t *row)
+{
+    int j;
+
+    for (j = 0; j < n && rows[j].hash != row->hash; j++) {
+    }
+    if (j < n) {
+        rows[j].denied += row->denied;
+        rows[j].allowed += row->allowed;
+        if (row->last_denied_at > rows[j].last_denied_at) {
+            rows[j].last_denied_at = row->last_denied_at;
+        }
+        rows[j].blocked |= row->blocked;
+    } else if (n < max) {
+        rows[n++] = *row;
+    }
+    return n;
+}
+
+/* policy's table in t if it has one (generation in *gen), else NULL. */
+static const tk_table_t *tk_table_of(const rl_topkeys_t *t, int policy,
+                                     uint32_t *gen)
+{
+    const tk_table_t *s;
+    unsigned d;
+
+    if (t == NULL || policy < 0 || policy >= RL_TOPKEYS_POLICIES ||
+        (d = LOAD(&t->dir[policy])) == 0 ||
+        (s = atomic_load_explicit(&t->tables[d - 1], memory_order_acquire)) ==
+            NULL) {
+        return NULL;
+    }
+    *gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+    return (*gen & 1) == 0 && LOAD(&s->policy) == policy ? s : NULL;
 }
 
 int rl_topkeys_read(const rl_topkeys_t *t, int policy, int window_min,
                     int64_t now_ms, rl_topkeys_row_t *rows, int n, int max)
 {
-    uint32_t now_min = (uint32_t)(now_ms / 60000);
-    const tk_slot_t *s = NULL;
+    uint32_t now_min = (uint32_t)(now_ms / 60000), gen = 0;
+    int span = rl_topkeys_span(window_min, now_ms);
+    const tk_table_t *s = tk_table_of(t, policy, &gen);
     rl_topkeys_row_t row;
-    int i, j;
+    tk_snap_t c;
+    int i;
 
-    if (t != NULL && policy >= 0 && policy < RL_TOPKEYS_POLICIES) {
-        s = atomic_load_explicit(&t->slots[policy], memory_order_acquire);
-    }
     for (i = 0; s != NULL && i < RL_TOPKEYS_ENTRIES; i++) {
-        tk_copy(&s->e[i], window_min, now_min, now_ms, &row);
-        if (row.hash == 0 || (row.denied == 0 && row.allowed == 0)) {
+        if (tk_copy(&s->e[i], &c) != 0) {
             continue;
         }
-        for (j = 0; j < n && rows[j].hash != row.hash; j++) {
+        /* Handed to another policy meanwhile: what follows is not ours. */
+        if (LOAD(&s->gen) != gen) {
+            break;
         }
-        if (j < n) {
-            rows[j].denied += row.denied;
-            rows[j].allowed += row.allowed;
-            if (row.last_denied_at > rows[j].last_denied_at) {
-                rows[j].last_denied_at = row.last_denied_at;
-            }
-            rows[j].blocked |= row.blocked;
-        } else if (n < max) {
-            rows[n++] = row;
+        tk_row(&c, window_min, span, now_min, now_ms, &row);
+        if (row.denied != 0 || row.allowed != 0) {
+            n = tk_merge(rows, n, max, &row);
         }
     }
     return n;
+}
+
+int rl_topkeys_tracked(const rl_topkeys_t *t, int policy, int window_min,
+                       int64_t now_ms)
+{
+    uint32_t now_min = (uint32_t)(now_ms / 60000), r;
+
+    if (t == NULL || policy < 0 || policy >= RL_TOPKEYS_POLICIES ||
+        (r = LOAD(&t->refused[policy])) == 0) {
+        return 1;
+    }
+    return r + (uint32_t)rl_topkeys_span(window_min, now_ms) <= now_min;
 }
 
 /* qsort order: more denied first, then more allowed. */

@@ -5,8 +5,8 @@ import hashlib
 import json
 import time
 
-from harness import (check, config, eq, hammer, limit, policy, reload_config, rss_kb,
-                     sanitizer_build, service)
+from harness import (check, config, eq, hammer, limit, metric, policy, reload_config,
+                     rss_kb, sanitizer_build, scrape, service)
 
 KEY = "top-test-admin-key-0123456789"
 AUTH = {"Authorization": "Bearer " + KEY}
@@ -28,12 +28,24 @@ def _top(svc, query):
     return r.json
 
 
+def _span_s(window_min, now):
+    """window_s for a window at unix time now (topkeys.h rl_topkeys_span):
+    exact up to 15m, beyond back to the start of a quarter-hour."""
+    if window_min <= 15:
+        return window_min * 60
+    minute = int(now // 60)
+    start = minute - window_min + 1
+    return (minute - start // 15 * 15 + 1) * 60
+
+
 def test_top_lists_denied_keys_merged_over_workers():
     """Hammered from four connections over two workers: acme (10 decisions,
-    3 allowed, 7 denied) comes first with exact counts, then a key whose
-    value needs encoding (shown decoded), then beta (allowed only); n cuts
-    the list; a blocking policy's key says blocked; another policy's keys
-    stay apart."""
+    3 allowed, 7 denied) comes first with exact denied counts, then a key
+    whose value needs encoding (shown decoded); beta (allowed only) is not
+    listed, and allowed counts start at a key's first denial (the three
+    before it are not counted); n cuts the list; a blocking policy's key
+    says blocked; another policy's keys stay apart; windows over 15m say
+    the quarter-hours they summed."""
     with service(_cfg(workers=2), "redis") as svc:
         bodies = ([{"tenant": "acme", "path": "/api/x"}] * 10 +
                   [{"tenant": "a b|c", "path": "/api/x"}] * 5 +
@@ -45,19 +57,27 @@ def test_top_lists_denied_keys_merged_over_workers():
         body = _top(svc, "policy=api&n=20&window=5m")
         eq((body["policy"], body["window_s"]), ("api", 300), "policy and window")
         keys = body["keys"]
+        eq(body["tracked"], True, "tracked")
         eq([k["key"] for k in keys],
-           [{"tenant": "acme", "path": "/api/x"}, {"tenant": "a b|c", "path": "/api/x"},
-            {"tenant": "beta", "path": "/api/x"}], "keys, most denied first")
+           [{"tenant": "acme", "path": "/api/x"}, {"tenant": "a b|c", "path": "/api/x"}],
+           "keys, most denied first, none allowed only")
         eq([(k["denied"], k["allowed"], k["blocked"]) for k in keys],
-           [(7, 3, False), (2, 3, False), (0, 2, False)], "denied, allowed, blocked")
+           [(7, 0, False), (2, 0, False)], "denied, allowed, blocked")
         check(abs(keys[0]["last_denied_at"] - now) <= 5, "last_denied_at %r" % keys[0])
-        eq(keys[2]["last_denied_at"], 0, "never denied")
         eq(len(_top(svc, "policy=api&n=1")["keys"]), 1, "n=1")
         eq(_top(svc, "policy=api")["window_s"], 300, "default window")
-        eq(_top(svc, "policy=api&window=60m")["window_s"], 3600, "longest window")
+        eq(_top(svc, "policy=api&window=15m")["window_s"], 900, "15m is exact")
+        for w in (16, 30, 60):
+            t0 = time.time()
+            got = _top(svc, "policy=api&window=%dm" % w)
+            check(got["window_s"] in (_span_s(w, t0), _span_s(w, time.time())),
+                  "window %dm: window_s %r" % (w, got["window_s"]))
+            check(w * 60 <= got["window_s"] <= (w + 14) * 60, "window %dm rounded up" % w)
+            eq([(k["denied"], k["allowed"]) for k in got["keys"]], [(7, 0), (2, 0)],
+               "counts over %dm" % w)
         pay = _top(svc, "policy=pay&window=1m")["keys"]
         eq([(k["key"], k["denied"], k["allowed"], k["blocked"]) for k in pay],
-           [({"tenant": "acme"}, 2, 1, True)], "the blocked key of pay")
+           [({"tenant": "acme"}, 2, 0, True)], "the blocked key of pay")
 
 
 def test_top_refuses_bad_input():
@@ -86,52 +106,69 @@ def test_top_refuses_bad_input():
            "admin disabled")
 
 
-# A full policy table: 256 keys of about 660 bytes (topkeys.h); 200 kB
-# leaves room for the allocator's rounding.
-TABLE_KB = 200
+# Every table of a worker full (topkeys.h: 10 tables of 256 entries,
+# 830,248 bytes with the directory) and the API's answers: under 1 MB.
+MAX_KB = 1024
+TABLES = 10
 
 
 def test_top_summary_memory_is_bounded():
-    """Eight policies each decided for 1,000 distinct keys on one worker:
-    the summaries are full (n=100 answers 100 keys, each counted once) and
-    resident memory grew by under 200 kB per policy (a full table of 256
-    keys; the bound was 1 MB for all eight at 128 keys each)."""
-    extra = [policy("p%d" % i, "/p%d/*" % i, [limit(1000, "1h", "fixed_window")],
-                    key=["tenant"]) for i in range(6)]
-    with service(_cfg(workers=1, extra=extra), "redis") as svc:
-        paths = ["/api/x", "/pay/x"] + ["/p%d/x" % i for i in range(6)]
-        # Warm: connections and buffers, one key per policy.
-        warm = [{"tenant": "w", "path": paths[i % 8]} for i in range(400)]
+    """Ten policies (a worker's tables) each denied for 300 distinct
+    keys on one worker, after 400 decisions that only allowed (which cost
+    nothing): the summaries are full (n=100 answers 100 keys, each denied
+    once) and resident memory grew by under 1 MB in all; an eleventh
+    policy's denials are not tracked ("tracked": false) and are counted in
+    ratelimitd_top_keys_untracked_total."""
+    extra = [policy("p%d" % i, "/p%d/*" % i, [limit(1, "1h", "fixed_window")],
+                    key=["tenant"]) for i in range(TABLES - 1)]
+    cfg = _cfg(workers=1, extra=extra)
+    cfg["deny_cache"] = {"entries": 0}  # its entries would grow RSS too
+    with service(cfg, "redis") as svc:
+        paths = ["/api/x", "/pay/x"] + ["/p%d/x" % i for i in range(TABLES - 2)]
+        # Warm: connections and buffers, every key allowed once.
+        warm = [{"tenant": "w%d" % i, "path": paths[i % TABLES]} for i in range(400)]
         hammer([svc.port], len(warm), 4, lambda i: warm[i])
         _top(svc, "policy=p0&n=100")
         time.sleep(0.5)
         before = rss_kb(svc.d.proc.pid)
-        total = 8000
+        total = TABLES * 300 * 4
+        # Each key four times: the api policy (3 an hour) denies the
+        # fourth, the others the second.
         hammer([svc.port], total, 4,
-               lambda i: {"tenant": "k%d" % i, "path": paths[i % 8]})
-        for name in ["api", "pay"] + ["p%d" % i for i in range(6)]:
-            keys = _top(svc, "policy=%s&n=100&window=60m" % name)["keys"]
-            eq(len(keys), 100, "keys of %s" % name)
+               lambda i: {"tenant": "k%d" % (i // 4 // TABLES),
+                          "path": paths[(i // 4) % TABLES]})
+        for name in ["api", "pay"] + ["p%d" % i for i in range(TABLES - 2)]:
+            body = _top(svc, "policy=%s&n=100&window=60m" % name)
+            eq((len(body["keys"]), body["tracked"]), (100, True), "keys of %s" % name)
+            want = 1 if name == "api" else 3
+            eq({k["denied"] for k in body["keys"]}, {want}, "denials of %s" % name)
         time.sleep(0.5)
         after = rss_kb(svc.d.proc.pid)
-        print("VmRSS %d kB before, %d kB after %d distinct keys (+%d kB)"
-              % (before, after, total, after - before))
+        print("VmRSS %d kB before, %d kB after %d keys in %d tables (+%d kB)"
+              % (before, after, 300 * TABLES, TABLES, after - before))
         if sanitizer_build():
             # ASan's quarantine and redzones make RSS meaningless here.
             print("sanitizer build: the RSS bound is checked on plain builds only")
             return
-        check(after - before < 8 * TABLE_KB,
+        check(after - before < MAX_KB,
               "the summaries grew RSS by %d kB" % (after - before))
+        for _ in range(3):
+            svc.decide(path="/p%d/x" % (TABLES - 2), tenant="late")
+        body = _top(svc, "policy=p%d" % (TABLES - 2))
+        eq((body["keys"], body["tracked"]), ([], False), "past the budget")
+        eq(metric(scrape(svc.d), "ratelimitd_top_keys_untracked_total"), 2,
+           "untracked denials")
 
 
 def test_top_tracks_every_policy():
-    """Twelve policies (past the eight tracked before): each one's denied
-    key is listed with its counts."""
+    """Ten policies (as many as a worker's tables): each one's denied
+    key is listed with its denied counts (allowed counts start at the
+    first denial, so 0 here)."""
     extra = [policy("q%d" % i, "/q%d/*" % i, [limit(1, "1h", "fixed_window")],
-                    key=["tenant"]) for i in range(10)]
+                    key=["tenant"]) for i in range(8)]
     with service(_cfg(workers=1, extra=extra), "memory") as svc:
-        names = ["api", "pay"] + ["q%d" % i for i in range(10)]
-        paths = ["/api/x", "/pay/x"] + ["/q%d/x" % i for i in range(10)]
+        names = ["api", "pay"] + ["q%d" % i for i in range(8)]
+        paths = ["/api/x", "/pay/x"] + ["/q%d/x" % i for i in range(8)]
         for p in paths:
             for _ in range(5):
                 svc.decide(path=p, tenant="t-" + p.split("/")[1])
@@ -141,7 +178,8 @@ def test_top_tracks_every_policy():
             tenant = "t-" + p.split("/")[1]
             want_allowed = 3 if name == "api" else 1
             eq([(k["key"]["tenant"], k["denied"], k["allowed"]) for k in body["keys"]],
-               [(tenant, 5 - want_allowed, want_allowed)], "the key of %s" % name)
+               [(tenant, 5 - want_allowed, 0)], "the key of %s" % name)
+            eq(body["tracked"], True, "tracked")
 
 
 def test_top_keys_can_be_turned_off():
