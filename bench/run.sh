@@ -80,6 +80,7 @@ build_ratelimitd() {
     mkdir -p "$BUILD"
     (cd "$BUILD" && "$ROOT/configure" CFLAGS="-O2 -g" >configure.log 2>&1)
     make -C "$BUILD" -j"$(nproc)" all >"$BUILD/make.log" 2>&1
+    cc -O2 -o "$WORK/replay" "$ROOT/bench/replay.c" -lhiredis -levent
 }
 
 # Prints the resident set size of PID in kB.
@@ -414,12 +415,13 @@ start_node_peer() {
 # Measurements
 # ---------------------------------------------------------------------------
 
-# Prints, one per line, the arguments of the script call ratelimitd sends
-# Redis for one decision on PREFIX/items for tenant "kprobe" (seen with
-# MONITOR), so the replays below send what the running build sends,
-# whatever the script's protocol.
+# Writes to FILE the arguments of the script call ratelimitd sends Redis
+# for one decision on PREFIX/items for tenant "kprobe" (seen with
+# MONITOR), each a 4-byte little-endian length and its bytes (the request
+# argument is binary), so the replays below send what the running build
+# sends, whatever the script's protocol. Prints the number of arguments.
 capture_script_call() {
-    local prefix=$1 mon="$WORK/monitor.txt" mpid
+    local prefix=$1 file=$2 mon="$WORK/monitor.txt" mpid
     redis-cli -p "$REDIS_PORT" monitor >"$mon" 2>/dev/null &
     mpid=$!
     sleep 0.3
@@ -429,13 +431,32 @@ capture_script_call() {
     sleep 0.3
     kill "$mpid" 2>/dev/null || true
     wait "$mpid" 2>/dev/null || true
-    python3 - "$mon" <<'EOF'
-import re, sys
-for line in open(sys.argv[1], errors="replace"):
-    args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
-    if args and args[0].lower() == "evalsha" and any("kprobe" in a for a in args):
-        print("\n".join(args))
-        break
+    python3 - "$mon" "$file" <<'EOF'
+import re, struct, sys
+# MONITOR quotes each argument as sdscatrepr does: \\ \" \n \r \t \a \b
+# and \xHH for any other byte that is not printable.
+ESC = {"n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b"}
+def unquote(q):
+    out, i = bytearray(), 0
+    while i < len(q):
+        c = q[i]
+        if c == "\\" and q[i + 1] == "x":
+            out.append(int(q[i + 2:i + 4], 16)); i += 4
+        elif c == "\\":
+            out += ESC.get(q[i + 1], q[i + 1].encode("latin-1")); i += 2
+        else:
+            out += c.encode("latin-1"); i += 1
+    return bytes(out)
+n = 0
+with open(sys.argv[2], "wb") as f:
+    for line in open(sys.argv[1], encoding="latin-1"):
+        args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', line)]
+        if args and args[0].lower() == b"evalsha" and any(b"kprobe" in a for a in args):
+            for a in args:
+                f.write(struct.pack("<I", len(a)) + a)
+            n = len(args)
+            break
+print(n)
 EOF
 }
 
@@ -508,19 +529,18 @@ run_conns() {
     rl_stop_pid "$conns_pid"
 }
 
-# The unpipelined Redis ceiling: redis-benchmark replaying ratelimitd's
-# own script call for the allow policy on random keys.
+# The unpipelined Redis ceiling: bench/replay (redis-benchmark cannot
+# send a binary argument) replaying ratelimitd's own script call for the
+# allow policy on random keys, one call in flight per connection.
 run_redis_ceiling() {
-    local args r
-    rl_say "Redis ceiling: redis-benchmark, EVALSHA of ratelimitd's allow decision"
-    mapfile -t args < <(capture_script_call /allow)
-    if [ "${#args[@]}" -lt 3 ]; then
+    local r
+    rl_say "Redis ceiling: bench/replay, EVALSHA of ratelimitd's allow decision"
+    if [ "$(capture_script_call /allow "$WORK/allow.call")" -lt 3 ]; then
         REDIS_RPS=0 REDIS_P50=0 REDIS_P99=0
         return 0
     fi
-    args=("${args[@]//kprobe/k__rand_int__}")
-    r=$(redis-benchmark -p "$REDIS_PORT" -c "$CONNS" --threads "$THREADS" -r "$KEYS" \
-        -n $((DURATION * 40000)) --csv "${args[@]}" | tail -n 1 | tr -d '"')
+    r=$("$WORK/replay" "$REDIS_PORT" "$CONNS" "$DURATION" "$KEYS" "$WORK/allow.call" |
+        tail -n 1 | tr -d '"')
     echo "$r"
     REDIS_RPS=$(echo "$r" | cut -d, -f2)
     REDIS_P50=$(echo "$r" | cut -d, -f5)
@@ -613,15 +633,23 @@ run_node() {
 # Redis memory per key of the deny policy (1 per hour, so each key lives
 # an hour), created by replaying ratelimitd's own call for MEM_KEYS keys.
 run_memory() {
-    local args mem0 mem1
+    local mem0 mem1
     rl_say "Redis memory per GCRA key ($MEM_KEYS keys)"
-    mapfile -t args < <(capture_script_call /deny)
+    capture_script_call /deny "$WORK/deny.call" >/dev/null
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
     sleep 1
     mem0=$(redis_info used_memory memory)
-    seq 0 $((MEM_KEYS - 1)) | awk -v line="${args[*]}" '{
-        l = line; gsub(/kprobe/, "k" $1, l); print l }' |
-        redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+    python3 - "$WORK/deny.call" "$MEM_KEYS" <<'EOF' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+import struct, sys
+data, args, i = open(sys.argv[1], "rb").read(), [], 0
+while i < len(data):
+    (n,) = struct.unpack_from("<I", data, i)
+    args.append(data[i + 4:i + 4 + n]); i += 4 + n
+out = sys.stdout.buffer
+for k in range(int(sys.argv[2])):
+    call = [a.replace(b"kprobe", b"k%d" % k) for a in args]
+    out.write(b"*%d\r\n" % len(call) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in call))
+EOF
     sleep 2
     mem1=$(redis_info used_memory memory)
     DBSIZE=$(redis-cli -p "$REDIS_PORT" dbsize)
@@ -707,7 +735,7 @@ report_runs() {
             "$(ms "$(field "$r" p999_us)")" "$(field "$r" errors)" "$(field "$r" non2xx)"
     done
     printf '| %s | %s | %s ms | %s ms | n/a | n/a |\n' \
-        "Redis ceiling: redis-benchmark replaying ratelimitd's EVALSHA (allow decision)" \
+        "Redis ceiling: bench/replay of ratelimitd's EVALSHA (allow decision), unpipelined" \
         "$REDIS_RPS" "$REDIS_P50" "$REDIS_P99"
 }
 
