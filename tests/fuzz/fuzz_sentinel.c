@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/read.h>
 
+#include "fuzz_resp_feed.h"
 #include "sentinel_parse.h"
 #include "util.h"
 
@@ -22,25 +22,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* 1 if some aggregate or bulk length in data is over 99999. hiredis 0.14
- * (Debian 12's) allocates what a length says without a cap: a sentinel
- * is trusted for that, so the target keeps to sizes a reply could have. */
-static int huge_length(const uint8_t *data, size_t size)
-{
-    size_t i, j;
-
-    for (i = 0; i < size; i++) {
-        if (strchr("*$%~>|=", data[i]) == NULL || data[i] == 0) {
-            continue;
-        }
-        for (j = i + 1; j < size && data[j] >= '0' && data[j] <= '9'; j++) {
-            if (j - i > 5) {
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
+/* The host buffer the parsers write into: exactly size bytes. */
+typedef struct {
+    char *host;
+    size_t size;
+} fuzz_buf_t;
 
 /* Aborts unless host (hostsize bytes) and port keep the parsers'
  * promise for the result rc. */
@@ -72,15 +58,16 @@ static void try_switch(const char *msg, size_t len, char *host, size_t hostsize)
 }
 
 /* Every parser on reply r. */
-static void try_reply(const redisReply *r, char *host, size_t hostsize)
+static void try_reply(redisReply *r, void *arg)
 {
+    fuzz_buf_t *b = arg;
     const char *msg = NULL;
     size_t len = 0;
     int port = 0;
-    int rc = rl_sentinel_parse_master_addr(r, host, hostsize, &port);
+    int rc = rl_sentinel_parse_master_addr(r, b->host, b->size, &port);
     rl_sentinel_parse_kind_t kind;
 
-    check_addr(rc, host, hostsize, port);
+    check_addr(rc, b->host, b->size, port);
     if ((unsigned)rl_sentinel_parse_role(r) > 1) {
         abort();
     }
@@ -89,62 +76,29 @@ static void try_reply(const redisReply *r, char *host, size_t hostsize)
         if (msg != r->element[2]->str || len != r->element[2]->len) {
             abort();
         }
-        try_switch(msg, len, host, hostsize);
+        try_switch(msg, len, b->host, b->size);
     } else if (kind > RL_SENTINEL_SUB_OTHER) {
         abort();
     }
     if (r->type == REDIS_REPLY_STRING) {
-        try_switch(r->str, r->len, host, hostsize);
+        try_switch(r->str, r->len, b->host, b->size);
     }
-}
-
-/* Parses every reply the reader holds; 0 once the reader failed. */
-static int drain(redisReader *rd, char *host, size_t hostsize)
-{
-    void *reply;
-
-    while (redisReaderGetReply(rd, &reply) == REDIS_OK && reply != NULL) {
-        try_reply(reply, host, hostsize);
-        freeReplyObject(reply);
-    }
-    return rd->err == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    redisReader *rd;
-    size_t hostsize;
-    char *host;
-    unsigned seed;
-    size_t off = 2;
+    fuzz_buf_t b;
 
-    if (size < 2 || huge_length(data, size)) {
+    if (size < 2 || rl_fuzz_huge_length(data, size)) {
         return 0;
     }
-    hostsize = 1 + data[0] % 80;
-    seed = data[1];
-    host = malloc(hostsize);
-    rd = redisReaderCreate();
-    if (host == NULL || rd == NULL) {
-        free(host);
-        redisReaderFree(rd);
+    b.size = 1 + data[0] % 80;
+    b.host = malloc(b.size);
+    if (b.host == NULL) {
         return 0;
     }
-    try_switch((const char *)data + 2, size - 2, host, hostsize);
-    while (off < size) {
-        size_t k = (seed & 7) == 0 ? size - off : (seed & 7) + (off & 3);
-
-        if (k > size - off) {
-            k = size - off;
-        }
-        if (redisReaderFeed(rd, (const char *)data + off, k) != REDIS_OK ||
-            !drain(rd, host, hostsize)) {
-            break;
-        }
-        off += k;
-        seed = seed * 33 + 7;
-    }
-    redisReaderFree(rd);
-    free(host);
+    try_switch((const char *)data + 2, size - 2, b.host, b.size);
+    rl_fuzz_resp_feed(data, size, 2, data[1], try_reply, &b);
+    free(b.host);
     return 0;
 }

@@ -42,30 +42,38 @@ typedef struct {
         s, sizeof(s) - 1                                                       \
     }
 #define RESP(s) s, sizeof(s) - 1
+#define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Replies that name a master, the host buffer's size and the result. */
+static const struct {
+    const char *resp;
+    size_t hostsize;
+    const char *host;
+    int port;
+} good_master_addr[] = {
+    {"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n", RL_SENTINEL_HOST_MAX,
+     "127.0.0.1", 6380},
+    {"*2\r\n$7\r\nfd00::1\r\n$5\r\n65535\r\n", RL_SENTINEL_HOST_MAX, "fd00::1",
+     65535},
+    /* The longest host that fits the buffer with its NUL. */
+    {"*2\r\n$7\r\n1.2.3.4\r\n$1\r\n1\r\n", 8, "1.2.3.4", 1},
+};
 
 START_TEST(master_addr_good)
 {
-    redisReply *r = reply_of("*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n");
+    redisReply *r = reply_of(good_master_addr[_i].resp);
     char host[RL_SENTINEL_HOST_MAX];
     int port = 0;
 
-    ck_assert_int_eq(
-        rl_sentinel_parse_master_addr(r, host, sizeof(host), &port), RL_OK);
-    ck_assert_str_eq(host, "127.0.0.1");
-    ck_assert_int_eq(port, 6380);
-    freeReplyObject(r);
-    r = reply_of("*2\r\n$7\r\nfd00::1\r\n$5\r\n65535\r\n");
-    ck_assert_int_eq(
-        rl_sentinel_parse_master_addr(r, host, sizeof(host), &port), RL_OK);
-    ck_assert_str_eq(host, "fd00::1");
-    ck_assert_int_eq(port, 65535);
-    freeReplyObject(r);
-    /* The longest host that fits the buffer with its NUL, and one more. */
-    r = reply_of("*2\r\n$7\r\n1.2.3.4\r\n$1\r\n1\r\n");
-    ck_assert_int_eq(rl_sentinel_parse_master_addr(r, host, 8, &port), RL_OK);
-    ck_assert_str_eq(host, "1.2.3.4");
-    ck_assert_int_eq(port, 1);
-    ck_assert_int_eq(rl_sentinel_parse_master_addr(r, host, 7, &port), RL_ERR);
+    ck_assert_int_eq(rl_sentinel_parse_master_addr(
+                         r, host, good_master_addr[_i].hostsize, &port),
+                     RL_OK);
+    ck_assert_str_eq(host, good_master_addr[_i].host);
+    ck_assert_int_eq(port, good_master_addr[_i].port);
+    /* One byte less and the host no longer fits. */
+    ck_assert_int_eq(rl_sentinel_parse_master_addr(
+                         r, host, strlen(good_master_addr[_i].host), &port),
+                     RL_ERR);
     ck_assert_str_eq(host, "");
     freeReplyObject(r);
 }
@@ -318,8 +326,6 @@ START_TEST(switch_through_the_reader)
 }
 END_TEST
 
-#define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* Runs the suite. */
 int main(void)
 {
@@ -328,7 +334,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_test(tc, master_addr_good);
+    tcase_add_loop_test(tc, master_addr_good, 0, NCASES(good_master_addr));
     tcase_add_loop_test(tc, master_addr_refused, 0, NCASES(bad_master_addr));
     tcase_add_test(tc, master_addr_null_reply);
     tcase_add_loop_test(tc, role_is_master, 0, NCASES(role_cases));
