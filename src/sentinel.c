@@ -32,6 +32,7 @@
 #include "log.h"
 #include "loop.h"
 #include "redis_conn.h"
+#include "sentinel_parse.h"
 #include "stats.h"
 #include "redis_exec.h"
 #include "util.h"
@@ -41,7 +42,7 @@
 #define SENTINEL_FAST_FOR_MS 30000
 #define SENTINEL_MIN_TIMEOUT_MS 250 /* a sentinel query's deadline */
 #define SENTINEL_REPROBE_MS 1000    /* a node ROLE refused, checked again */
-#define SENTINEL_HOST_MAX 64
+#define SENTINEL_HOST_MAX RL_SENTINEL_HOST_MAX
 #define SENTINEL_NAME_MAX 96
 
 /* A ROLE check of host:port on a connection of its own. */
@@ -162,9 +163,7 @@ static void sentinel_role_reply(void *arg, redisReply *reply, const char *err)
     if (reply == NULL || s->closing || p != s->probe) {
         return;
     }
-    is_master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-                reply->element[0]->type == REDIS_REPLY_STRING &&
-                strcmp(reply->element[0]->str, "master") == 0;
+    is_master = rl_sentinel_parse_role(reply);
     snprintf(host, sizeof(host), "%s", p->host);
     snprintf(port, sizeof(port), "%d", p->port);
     if (!is_master) {
@@ -241,33 +240,29 @@ static void sentinel_candidate(rl_sentinel_t *s, const char *host, int port)
 /* ------------------------------------------------------------------ */
 
 /* Reply to SENTINEL get-master-addr-by-name: [host, port] names the
- * master; a nil (unknown name), an error or a failure moves on to the
- * next sentinel. */
+ * master; a nil (unknown name), an error, a malformed reply
+ * (sentinel_parse.c) or a failure moves on to the next sentinel. */
 static void sentinel_ask_reply(void *arg, redisReply *reply, const char *err)
 {
     rl_sentinel_t *s = arg;
+    char host[SENTINEL_HOST_MAX];
     int port;
 
     (void)err;
     if (s->closing) {
         return;
     }
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
-        reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
-        reply->element[1]->type == REDIS_REPLY_STRING) {
-        port = atoi(reply->element[1]->str);
-        if (port == s->left_port && !s->trouble &&
-            strcmp(reply->element[0]->str, s->left) == 0) {
+    if (rl_sentinel_parse_master_addr(reply, host, sizeof(host), &port) ==
+        RL_OK) {
+        if (port == s->left_port && !s->trouble && strcmp(host, s->left) == 0) {
             /* A sentinel that has not heard of the switch yet. */
             sentinel_ask_next(s);
             return;
         }
-        if (port > 0 && port <= 65535) {
-            s->asking = 0;
-            s->first = (s->first + s->tried - 1) % s->n;
-            sentinel_candidate(s, reply->element[0]->str, port);
-            return;
-        }
+        s->asking = 0;
+        s->first = (s->first + s->tried - 1) % s->n;
+        sentinel_candidate(s, host, port);
+        return;
     }
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         rl_log_kv(RL_LOG_WARN, "sentinel refused the query", "error",

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "loop.h"
 #include "redis_tls.h"
+#include "sentinel_parse.h"
 #include "util.h"
 
 #define SUB_BACKOFF_MIN_MS 100
@@ -106,46 +107,39 @@ static int sub_send(rl_sentinel_sub_t *sub, int argc, const char **argv)
     return rc;
 }
 
-/* Splits a +switch-master message "name oldip oldport newip newport"
- * and tells the owner; anything else is ignored. */
-static void sub_message(rl_sentinel_sub_t *sub, const char *msg)
-{
-    char name[128];
-    char host[64];
-    int port;
-
-    if (sscanf(msg, "%127s %*s %*d %63s %d", name, host, &port) == 3 &&
-        port > 0 && port <= 65535) {
-        sub->fn(sub->arg, name, host, port);
-    }
-}
-
 /* One reply: AUTH's OK, the subscription, a message or a PING's pong.
- * RL_ERR for anything else (the caller closes). */
+ * A +switch-master message for our master (sentinel_parse.c) is told to
+ * the owner; other messages are ignored. RL_ERR for anything else (the
+ * caller closes). */
 static int sub_reply(rl_sentinel_sub_t *sub, const redisReply *r)
 {
-    const char *kind;
+    const char *want = sub->conf->sentinel->master;
+    const char *msg = NULL;
+    size_t len = 0;
+    char host[RL_SENTINEL_HOST_MAX];
+    int port;
 
     if (sub->auth_left > 0) {
         sub->auth_left--;
         return r->type == REDIS_REPLY_STATUS ? RL_OK : RL_ERR;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING) {
-        return RL_ERR;
-    }
-    kind = r->element[0]->str;
-    if (strcmp(kind, "pong") == 0) {
-        sub->ping_out = 0;
-    } else if (strcmp(kind, "subscribe") == 0) {
+    switch (rl_sentinel_parse_sub(r, &msg, &len)) {
+    case RL_SENTINEL_SUB_BAD: return RL_ERR;
+    case RL_SENTINEL_SUB_PONG: sub->ping_out = 0; break;
+    case RL_SENTINEL_SUB_SUBSCRIBED:
         sub->state = SUB_UP;
         sub->backoff_ms = SUB_BACKOFF_MIN_MS;
         rl_loop_timer_at(sub->timer,
                          rl_mono_us() + (int64_t)SUB_PING_MS * 1000);
         sub->fn(sub->arg, NULL, NULL, 0);
-    } else if (strcmp(kind, "message") == 0 && r->elements == 3 &&
-               r->element[2]->type == REDIS_REPLY_STRING) {
-        sub_message(sub, r->element[2]->str);
+        break;
+    case RL_SENTINEL_SUB_MESSAGE:
+        if (rl_sentinel_parse_switch(msg, len, want, host, sizeof(host),
+                                     &port) == RL_OK) {
+            sub->fn(sub->arg, want, host, port);
+        }
+        break;
+    case RL_SENTINEL_SUB_OTHER: break;
     }
     return RL_OK;
 }

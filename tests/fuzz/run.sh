@@ -24,7 +24,7 @@ for arg in "$@"; do
     esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
-    reply_template path convert grpc)
+    reply_template path convert grpc sentinel)
 
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
@@ -47,6 +47,7 @@ declare -A SOURCES=(
     [path]="src/path.c src/request.c src/errors.c"
     [convert]="src/convert_envoy.c src/convert_yaml.c"
     [grpc]="src/grpc_frame.c"
+    [sentinel]="src/sentinel_parse.c"
 )
 
 # The C of proto/ (protoc-c), generated into the output dir: the grpc
