@@ -9,7 +9,7 @@ local fixed_window_size = 25
 -- the algorithms in use are made).
 local function fixed_window()
     local function fixed_window_expiry(idx, count, c, period, now_ms)
-        if idx ~= window_idx(period, now_ms) then
+        if idx ~= (now_ms - now_ms % period) / period then
             return nil
         end
         return (idx + 1) * period
@@ -17,7 +17,7 @@ local function fixed_window()
 
     local function fixed_window_decide(idx, count, c, requests, period, burst,
                                        now_us, now_ms, cost)
-        local cur = window_idx(period, now_ms)
+        local cur = (now_ms - now_ms % period) / period
         if idx ~= cur then
             count = 0
         end
@@ -35,19 +35,19 @@ local function fixed_window()
     -- count = max(count - amount, 0), in the current window only.
     local function fixed_window_refund(idx, count, c, requests, period, now_us,
                                        now_ms, amount)
-        if idx ~= window_idx(period, now_ms) or count <= amount then
+        if idx ~= (now_ms - now_ms % period) / period or count <= amount then
             return false, 0, 0
         end
         return idx, count - amount, 0
     end
 
     local function fixed_window_read(v, pos)
-        local _, per, idx, count, u = struct.unpack('<BI5I6I7I6', v, pos)
+        local _, per, idx, count, u = unpack_bin('<BI5I6I7I6', v, pos)
         return per, idx, count, 0, u
     end
 
     local function fixed_window_pack(algo, per, idx, count, c, u)
-        return struct.pack('<BI5I6I7I6', algo, per, idx, count, u)
+        return pack_bin('<BI5I6I7I6', algo, per, idx, count, u)
     end
 
     return {

@@ -31,7 +31,7 @@ local gcra_size = 19
 -- the algorithms in use are made).
 local function gcra()
     local function gcra_expiry(tat, b, c, period, now_ms)
-        local exp_ms = math.ceil(tat / 1000)
+        local exp_ms = ceil(tat / 1000)
         if exp_ms <= now_ms then
             return nil
         end
@@ -40,22 +40,22 @@ local function gcra()
 
     local function gcra_decide(tat, b, c, requests, period, burst, now_us,
                                now_ms, cost)
-        local t = math.ceil(period * 1000 / requests)
+        local t = ceil(period * 1000 / requests)
         if not tat or tat < now_us then
             tat = now_us
         end
         local new_tat = tat + cost * t
         local allow_at = new_tat - burst * t
         if cost <= burst and allow_at <= now_us then
-            local remaining = math.floor((now_us - allow_at) / t)
-            local reset = math.ceil((new_tat - now_us) / 1000)
+            local remaining = floor((now_us - allow_at) / t)
+            local reset = ceil((new_tat - now_us) / 1000)
             return true, remaining, reset, 0, new_tat, 0, 0
         end
-        local remaining = math.floor((now_us - (tat - burst * t)) / t)
+        local remaining = floor((now_us - (tat - burst * t)) / t)
         if remaining < 0 then
             remaining = 0
         end
-        local reset = math.ceil((tat - now_us) / 1000)
+        local reset = ceil((tat - now_us) / 1000)
         local retry
         if cost > burst then
             retry = reset
@@ -63,7 +63,7 @@ local function gcra()
                 retry = period
             end
         else
-            retry = math.ceil((allow_at - now_us) / 1000)
+            retry = ceil((allow_at - now_us) / 1000)
         end
         return false, remaining, reset, retry, false, 0, 0
     end
@@ -74,7 +74,7 @@ local function gcra()
         if not tat then
             return false, 0, 0
         end
-        tat = tat - amount * math.ceil(period * 1000 / requests)
+        tat = tat - amount * ceil(period * 1000 / requests)
         if tat <= now_us then
             return false, 0, 0
         end
@@ -82,12 +82,12 @@ local function gcra()
     end
 
     local function gcra_read(v, pos)
-        local _, per, tat, u = struct.unpack('<BI5I7I6', v, pos)
+        local _, per, tat, u = unpack_bin('<BI5I7I6', v, pos)
         return per, tat, 0, 0, u
     end
 
     local function gcra_pack(algo, per, tat, b, c, u)
-        return struct.pack('<BI5I7I6', algo, per, tat, u)
+        return pack_bin('<BI5I7I6', algo, per, tat, u)
     end
 
     return {
