@@ -109,6 +109,9 @@ local L = { false, false, false, false, false, false, false, false, false,
     false, false, false, false, false, false, false, false, false }
 local PT, QT, batch_at = { false, false, false, false, false }, {}, {}
 local R, concat = {}, table.concat
+-- The request whose fields L, PT and QT hold: { request, n, counts,
+-- refunds } (read_request's results), request false for none.
+local RQ = { false, 0, false, false }
 
 -- Reads the request r (a binary string, store.h) into the arrays.
 -- Returns the limit count, whether any part's cost is above 0 and
@@ -382,11 +385,21 @@ local function reply_of(L, QT, R, n, m, allowed, now_ms)
 end
 
 -- Decides request r (its np parts' and m penalties' keys follow
--- KEYS[ko]). Returns its reply, or nil and an error message.
+-- KEYS[ko]). Returns its reply, or nil and an error message. A request
+-- equal to the one before it (a batch of one policy: Lua's strings are
+-- interned, so == is one comparison) reuses what read_request left in
+-- L, PT and QT: nothing else writes those fields.
 local function decide_one(ko, r, np, m)
-    local n, counts, refunds = read_request(L, PT, QT, r)
-    if not n then
-        return nil, counts
+    local n, counts, refunds
+    if r == RQ[1] then
+        n, counts, refunds = RQ[2], RQ[3], RQ[4]
+    else
+        RQ[1] = false
+        n, counts, refunds = read_request(L, PT, QT, r)
+        if not n then
+            return nil, counts
+        end
+        RQ[1], RQ[2], RQ[3], RQ[4] = r, n, counts, refunds
     end
     for p = 1, np do
         read_part(L, PT, p, ko + p, now_ms)
@@ -466,8 +479,12 @@ if not count or count < 1 or #ARGV ~= count + 2 then
     return redis.error_reply('ERR ratelimitd: bad batch')
 end
 local ko = 0
+local np, m, prev = nil, nil, false
 for j = 1, count do
-    local np, m = layout(ARGV[j + 2])
+    if ARGV[j + 2] ~= prev then
+        prev = ARGV[j + 2]
+        np, m = layout(prev)
+    end
     if not np then
         return redis.error_reply('ERR ratelimitd: bad batch')
     end
