@@ -55,6 +55,16 @@ local sizes = {
     [1] = fixed_window_size,
     [2] = sliding_window_size,
 }
+local layouts = {
+    [0] = gcra_layout,
+    [1] = fixed_window_layout,
+    [2] = sliding_window_layout,
+}
+local nfields = {
+    [0] = gcra_fields,
+    [1] = fixed_window_fields,
+    [2] = sliding_window_fields,
+}
 
 local time = rcall('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -104,10 +114,11 @@ end
 -- Part p's are PT[(p - 1) * 5 + f]: 1 first limit, 2 n limits, 3 cost,
 -- 4 dirty (to write), 5 had a key. Penalty j's are QT[(j - 1) * 7 + f]:
 -- 1 denials, 2 within_ms, 3 block_ms, 4 mask, 5 its count (nil: none),
--- 6 reply state, 7 reply retry_after_ms.
+-- 6 reply state, 7 reply retry_after_ms. PF[p] is the struct layout of
+-- part p's value when every limit has an entry.
 local L = { false, false, false, false, false, false, false, false, false,
     false, false, false, false, false, false, false, false, false }
-local PT, QT, batch_at = { false, false, false, false, false }, {}, {}
+local PT, QT, PF, batch_at = { false, false, false, false, false }, {}, {}, {}
 local R, concat = {}, table.concat
 -- The request whose fields L, PT and QT hold: { request, n, counts,
 -- refunds } (read_request's results), request false for none.
@@ -126,6 +137,7 @@ local function read_request(L, PT, QT, r)
         PT[q + 1], PT[q + 2], PT[q + 3] = i + 1, n, cost
         counts, refunds = counts or cost > 0, refunds or cost < 0
         pos = pos + 9
+        local fmt = '<'
         for _ = 1, n do
             local o = i * 18
             i = i + 1
@@ -142,8 +154,10 @@ local function read_request(L, PT, QT, r)
             end
             L[o + 1], L[o + 2], L[o + 3] = algo, req, per
             L[o + 4], L[o + 5], L[o + 6] = burst, block, p
+            fmt = fmt .. layouts[algo]
             pos = pos + 25
         end
+        PF[p] = fmt
     end
     for j = 1, m do
         local q = (j - 1) * 7
@@ -211,11 +225,12 @@ end
 
 -- Writes part p's key (KEYS[k]) from the state of its limits: the
 -- compact GCRA form when it applies, else an entry for each limit whose
--- state or block still matters; the key is deleted when none does.
+-- state or block still matters, packed at once (W is scratch for the
+-- fields); the key is deleted when none does.
 local function write_part(L, PT, W, p, k, now_ms)
     local q = (p - 1) * 5
     local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
-    local exp, lone = 0, true
+    local exp, lone, all = 0, true, true
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
         local a, u = L[o + 7], L[o + 10]
         local e = a and algos[L[o + 1]].expiry(a, L[o + 8], L[o + 9],
@@ -228,6 +243,8 @@ local function write_part(L, PT, W, p, k, now_ms)
             if o > (first - 1) * 18 or u > 0 or L[o + 1] ~= 0 then
                 lone = false
             end
+        else
+            all = false
         end
     end
     if exp == 0 then
@@ -242,16 +259,21 @@ local function write_part(L, PT, W, p, k, now_ms)
         rcall('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
         return
     end
-    local w = 0
+    local w, fmt = 0, all and PF[p] or '<'
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
-        local a, u = L[o + 7], L[o + 10]
+        local algo, a, u = L[o + 1], L[o + 7], L[o + 10]
         if a or u > 0 then
-            w = w + 1
-            W[w] = algos[L[o + 1]].pack(L[o + 1], L[o + 3], a or 0,
-                L[o + 8], L[o + 9], u)
+            local nf = nfields[algo]
+            W[w + 1], W[w + 2], W[w + 3] = algo, L[o + 3], a or 0
+            W[w + 4], W[w + 5] = L[o + 8], L[o + 9]
+            W[w + nf + 3] = u
+            w = w + nf + 3
+            if not all then
+                fmt = fmt .. layouts[algo]
+            end
         end
     end
-    rcall('SET', KEYS[k], concat(W, '', 1, w), 'PXAT', exp)
+    rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
 end
 
 -- Evaluates limit i at cost without writing: its result and, when it

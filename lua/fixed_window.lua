@@ -1,7 +1,8 @@
 -- Fixed window (fields as in gcra.lua): a = the window's idx (6 bytes),
 -- b = its count (7 bytes); it matters until the window ends.
 
--- The bytes of one entry (the layout of fixed_window_read and _pack).
+-- The bytes, layout and state fields of one entry (fixed_window_read's).
+local fixed_window_layout, fixed_window_fields = 'BI5I6I7I6', 2
 local fixed_window_size = 25
 
 -- Makes the algorithm's table (decide.lua calls it once per script call
@@ -46,12 +47,8 @@ local function fixed_window()
         return per, idx, count, 0, u
     end
 
-    local function fixed_window_pack(algo, per, idx, count, c, u)
-        return pack_bin('<BI5I6I7I6', algo, per, idx, count, u)
-    end
-
     return {
-        read = fixed_window_read, pack = fixed_window_pack,
+        read = fixed_window_read,
         expiry = fixed_window_expiry,
         decide = fixed_window_decide, refund = fixed_window_refund
     }

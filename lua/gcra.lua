@@ -11,19 +11,23 @@
 --           the part's key (decide.lua): algo (1 byte), period_ms (5),
 --           the state, block until_ms (6, 0 for none), little-endian
 --           unsigned integers (Lua's struct library); <name>_size bytes
---   pack(algo, period, a, b, c, until) -> the entry
 --   expiry(a, b, c, period, now_ms) -> the ms at which the state stops
 --           mattering (the key's PXAT), or nil if it already has
 --   decide(a, b, c, requests, period, burst, now_us, now_ms, cost) ->
 --           ok, remaining, reset_after_ms, retry_after_ms, new a, b, c
 --           (pure)
 --   refund(a, b, c, requests, period, now_us, now_ms, amount) -> a, b, c
+-- and, outside the table, <name>_layout: the entry's struct layout (no
+-- '<'), fields algo, period, its <name>_fields state fields (a; a, b; or
+-- a, b, c), until; decide.lua packs all of a part's entries with one
+-- struct.pack of the layouts joined.
 -- GCRA's state is the TAT (7 bytes). A part whose only state is its first
 -- limit's GCRA TAT is stored more compactly (decide.lua): value 0..999
 -- (one of Redis's shared integers: no value object) with PXAT, TAT =
 -- PEXPIRETIME*1000 - value.
 
--- The bytes of one entry (the layout of gcra_read and _pack).
+-- The bytes, layout and state fields of one entry (gcra_read's).
+local gcra_layout, gcra_fields = 'BI5I7I6', 1
 local gcra_size = 19
 
 -- Makes the algorithm's table (decide.lua calls it once per script call
@@ -86,12 +90,8 @@ local function gcra()
         return per, tat, 0, 0, u
     end
 
-    local function gcra_pack(algo, per, tat, b, c, u)
-        return pack_bin('<BI5I7I6', algo, per, tat, u)
-    end
-
     return {
-        read = gcra_read, pack = gcra_pack,
+        read = gcra_read,
         expiry = gcra_expiry, decide = gcra_decide,
         refund = gcra_refund
     }

@@ -7,7 +7,8 @@
 -- bytes each); it matters until the end of the next window (its cur is
 -- then the prev).
 
--- The bytes of one entry (the layout of sliding_window_read and _pack).
+-- The bytes, layout and state fields of one entry (sliding_window_read's).
+local sliding_window_layout, sliding_window_fields = 'BI5I6I7I7I6', 3
 local sliding_window_size = 32
 
 -- Makes the algorithm's table (decide.lua calls it once per script call
@@ -94,12 +95,8 @@ local function sliding_window()
         return per, idx, prev, cur, u
     end
 
-    local function sliding_window_pack(algo, per, idx, prev, cur, u)
-        return pack_bin('<BI5I6I7I7I6', algo, per, idx, prev, cur, u)
-    end
-
     return {
-        read = sliding_window_read, pack = sliding_window_pack,
+        read = sliding_window_read,
         expiry = sliding_window_expiry,
         decide = sliding_window_decide, refund = sliding_window_refund
     }
