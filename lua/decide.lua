@@ -50,21 +50,6 @@ local makers = {
     [2] = sliding_window,
 }
 local algos = {}
-local sizes = {
-    [0] = gcra_size,
-    [1] = fixed_window_size,
-    [2] = sliding_window_size,
-}
-local layouts = {
-    [0] = gcra_layout,
-    [1] = fixed_window_layout,
-    [2] = sliding_window_layout,
-}
-local nfields = {
-    [0] = gcra_fields,
-    [1] = fixed_window_fields,
-    [2] = sliding_window_fields,
-}
 
 local time = rcall('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -100,6 +85,24 @@ if #ARGV == 1 and #KEYS == 1 and #ARGV[1] == 36
         return { now_ms, ok, ok, rem, reset, retry, 0 }
     end
 end
+
+-- Each algorithm's entry: its bytes, layout and state fields (made here,
+-- after the fast path, which needs none of them).
+local sizes = {
+    [0] = gcra_size,
+    [1] = fixed_window_size,
+    [2] = sliding_window_size,
+}
+local layouts = {
+    [0] = gcra_layout,
+    [1] = fixed_window_layout,
+    [2] = sliding_window_layout,
+}
+local nfields = {
+    [0] = gcra_fields,
+    [1] = fixed_window_fields,
+    [2] = sliding_window_fields,
+}
 
 -- One request in three flat arrays, reused by every request of a batch:
 -- no table per limit or per decision. The functions below take them as
