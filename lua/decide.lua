@@ -50,15 +50,10 @@ local makers = {
     [2] = sliding_window,
 }
 local algos = {}
-local sizes = {
-    [0] = gcra_size,
-    [1] = fixed_window_size,
-    [2] = sliding_window_size,
-}
 
-local time = redis.call('TIME')
+local time = rcall('TIME')
 local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local now_ms = math.floor(now_us / 1000)
+local now_ms = floor(now_us / 1000)
 
 -- The most common call first, before the closures below are made (each
 -- costs every call): one request of one GCRA limit without a block or a
@@ -66,14 +61,14 @@ local now_ms = math.floor(now_us / 1000)
 -- as the general path further down would (test_lua.py compares them: a
 -- batch always takes the general path).
 if #ARGV == 1 and #KEYS == 1 and #ARGV[1] == 36
-    and string.byte(ARGV[1], 1) == 1 and string.byte(ARGV[1], 2) == 0
-    and string.byte(ARGV[1], 3) == 1 and string.byte(ARGV[1], 12) == 0 then
+    and byte(ARGV[1], 1) == 1 and byte(ARGV[1], 2) == 0
+    and byte(ARGV[1], 3) == 1 and byte(ARGV[1], 12) == 0 then
     local _, _, _, cost, _, req, per, burst, block =
-        struct.unpack('<BBBi8BI7I5I7I5', ARGV[1])
+        unpack_bin('<BBBi8BI7I5I7I5', ARGV[1])
     local fast = cost >= 0 and block == 0 and req >= 1 and per >= 1
-    local v = fast and redis.call('GET', KEYS[1])
+    local v = fast and rcall('GET', KEYS[1])
     if fast and (not v or (#v <= 3 and tonumber(v))) then
-        local tat = v and redis.call('PEXPIRETIME', KEYS[1]) * 1000
+        local tat = v and rcall('PEXPIRETIME', KEYS[1]) * 1000
             - tonumber(v)
         if burst < 1 then
             burst = req
@@ -83,13 +78,31 @@ if #ARGV == 1 and #KEYS == 1 and #ARGV[1] == 36
         if cost == 0 then
             ok, retry = true, 0
         elseif ok then
-            local exp_ms = math.ceil(new_tat / 1000)
-            redis.call('SET', KEYS[1], exp_ms * 1000 - new_tat, 'PXAT', exp_ms)
+            local exp_ms = ceil(new_tat / 1000)
+            rcall('SET', KEYS[1], exp_ms * 1000 - new_tat, 'PXAT', exp_ms)
         end
         ok = ok and 1 or 0
         return { now_ms, ok, ok, rem, reset, retry, 0 }
     end
 end
+
+-- Each algorithm's entry: its bytes, layout and state fields (made here,
+-- after the fast path, which needs none of them).
+local sizes = {
+    [0] = gcra_size,
+    [1] = fixed_window_size,
+    [2] = sliding_window_size,
+}
+local layouts = {
+    [0] = gcra_layout,
+    [1] = fixed_window_layout,
+    [2] = sliding_window_layout,
+}
+local nfields = {
+    [0] = gcra_fields,
+    [1] = fixed_window_fields,
+    [2] = sliding_window_fields,
+}
 
 -- One request in three flat arrays, reused by every request of a batch:
 -- no table per limit or per decision. The functions below take them as
@@ -104,29 +117,35 @@ end
 -- Part p's are PT[(p - 1) * 5 + f]: 1 first limit, 2 n limits, 3 cost,
 -- 4 dirty (to write), 5 had a key. Penalty j's are QT[(j - 1) * 7 + f]:
 -- 1 denials, 2 within_ms, 3 block_ms, 4 mask, 5 its count (nil: none),
--- 6 reply state, 7 reply retry_after_ms.
+-- 6 reply state, 7 reply retry_after_ms. PF[p] is the struct layout of
+-- part p's value when every limit has an entry.
 local L = { false, false, false, false, false, false, false, false, false,
     false, false, false, false, false, false, false, false, false }
-local PT, QT, batch_at = { false, false, false, false, false }, {}, {}
+local PT, QT, PF, batch_at = { false, false, false, false, false }, {}, {}, {}
+local R, concat = {}, table.concat
+-- The request whose fields L, PT and QT hold: { request, n, counts,
+-- refunds } (read_request's results), request false for none.
+local RQ = { false, 0, false, false }
 
 -- Reads the request r (a binary string, store.h) into the arrays.
 -- Returns the limit count, whether any part's cost is above 0 and
 -- whether any is below 0; or nil and an error message (a bad limit or
 -- penalty, or costs that mix spending and refunding).
 local function read_request(L, PT, QT, r)
-    local np, m = string.byte(r, 1, 2)
+    local np, m = byte(r, 1, 2)
     local pos, i, counts, refunds = 3, 0, false, false
     for p = 1, np do
         local q = (p - 1) * 5
-        local n, cost = struct.unpack('<Bi8', r, pos)
+        local n, cost = unpack_bin('<Bi8', r, pos)
         PT[q + 1], PT[q + 2], PT[q + 3] = i + 1, n, cost
         counts, refunds = counts or cost > 0, refunds or cost < 0
         pos = pos + 9
+        local fmt = '<'
         for _ = 1, n do
             local o = i * 18
             i = i + 1
             local algo, req, per, burst, block =
-                struct.unpack('<BI7I5I7I5', r, pos)
+                unpack_bin('<BI7I5I7I5', r, pos)
             if not makers[algo] or req < 1 or per < 1 then
                 return nil, 'ERR ratelimitd: bad limit ' .. i
             end
@@ -138,12 +157,14 @@ local function read_request(L, PT, QT, r)
             end
             L[o + 1], L[o + 2], L[o + 3] = algo, req, per
             L[o + 4], L[o + 5], L[o + 6] = burst, block, p
+            fmt = fmt .. layouts[algo]
             pos = pos + 25
         end
+        PF[p] = fmt
     end
     for j = 1, m do
         local q = (j - 1) * 7
-        local den, within, block, mask = struct.unpack('<I7I5I5B', r, pos)
+        local den, within, block, mask = unpack_bin('<I7I5I5B', r, pos)
         if den < 1 or within < 1 or block < 1 then
             return nil, 'ERR ratelimitd: bad penalty ' .. j
         end
@@ -166,7 +187,7 @@ local function read_part(L, PT, p, k, now_ms)
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
         L[o + 7], L[o + 8], L[o + 9], L[o + 10] = false, 0, 0, 0
     end
-    local v = redis.call('GET', KEYS[k])
+    local v = rcall('GET', KEYS[k])
     PT[q + 4], PT[q + 5] = false, v and true or false
     if not v then
         return
@@ -175,13 +196,13 @@ local function read_part(L, PT, p, k, now_ms)
     if len <= 3 then
         local frac = tonumber(v)
         if frac and L[fo + 1] == 0 then
-            L[fo + 7] = redis.call('PEXPIRETIME', KEYS[k]) * 1000 - frac
+            L[fo + 7] = rcall('PEXPIRETIME', KEYS[k]) * 1000 - frac
         end
         return
     end
     local pos = 1
     while pos <= len do
-        local id = string.byte(v, pos)
+        local id = byte(v, pos)
         local algo, size = algos[id], sizes[id]
         if not size or pos + size - 1 > len then
             return
@@ -207,11 +228,12 @@ end
 
 -- Writes part p's key (KEYS[k]) from the state of its limits: the
 -- compact GCRA form when it applies, else an entry for each limit whose
--- state or block still matters; the key is deleted when none does.
-local function write_part(L, PT, p, k, now_ms)
+-- state or block still matters, packed at once (W is scratch for the
+-- fields); the key is deleted when none does.
+local function write_part(L, PT, W, p, k, now_ms)
     local q = (p - 1) * 5
     local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
-    local exp, lone = 0, true
+    local exp, lone, all = 0, true, true
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
         local a, u = L[o + 7], L[o + 10]
         local e = a and algos[L[o + 1]].expiry(a, L[o + 8], L[o + 9],
@@ -220,33 +242,41 @@ local function write_part(L, PT, p, k, now_ms)
             L[o + 7] = false
         end
         if e or u > 0 then
-            exp = math.max(exp, e or 0, u)
+            exp = max(exp, e or 0, u)
             if o > (first - 1) * 18 or u > 0 or L[o + 1] ~= 0 then
                 lone = false
             end
+        else
+            all = false
         end
     end
     if exp == 0 then
         if PT[q + 5] then
-            redis.call('DEL', KEYS[k])
+            rcall('DEL', KEYS[k])
         end
         return
     end
     if lone then
         local tat = L[(first - 1) * 18 + 7]
-        local exp_ms = math.ceil(tat / 1000)
-        redis.call('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
+        local exp_ms = ceil(tat / 1000)
+        rcall('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
         return
     end
-    local value = ''
+    local w, fmt = 0, all and PF[p] or '<'
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
-        local a, u = L[o + 7], L[o + 10]
+        local algo, a, u = L[o + 1], L[o + 7], L[o + 10]
         if a or u > 0 then
-            value = value .. algos[L[o + 1]].pack(L[o + 1], L[o + 3], a or 0,
-                L[o + 8], L[o + 9], u)
+            local nf = nfields[algo]
+            W[w + 1], W[w + 2], W[w + 3] = algo, L[o + 3], a or 0
+            W[w + 4], W[w + 5] = L[o + 8], L[o + 9]
+            W[w + nf + 3] = u
+            w = w + nf + 3
+            if not all then
+                fmt = fmt .. layouts[algo]
+            end
         end
     end
-    redis.call('SET', KEYS[k], value, 'PXAT', exp)
+    rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
 end
 
 -- Evaluates limit i at cost without writing: its result and, when it
@@ -288,8 +318,8 @@ local function commit(L, PT, n, allowed, now_us, now_ms)
             L[o + 10] = now_ms + block
             PT[q + 4] = true
             L[o + 15], L[o + 12] = true, 0
-            L[o + 14] = math.max(L[o + 14], block)
-            L[o + 13] = math.max(L[o + 13], block)
+            L[o + 14] = max(L[o + 14], block)
+            L[o + 13] = max(L[o + 13], block)
         end
     end
 end
@@ -321,19 +351,19 @@ local function punish(L, QT, pko, n, m, now_ms)
         local q, hit = (j - 1) * 7, false
         for o = 0, (n - 1) * 18, 18 do
             if not L[o + 11]
-                and math.floor(QT[q + 4] / 2 ^ (L[o + 6] - 1)) % 2 == 1 then
+                and floor(QT[q + 4] / 2 ^ (L[o + 6] - 1)) % 2 == 1 then
                 hit = true
             end
         end
         if hit then
             local key, count = KEYS[pko + j], (QT[q + 5] or 0) + 1
             if count >= QT[q + 1] then
-                redis.call('SET', key, -(now_ms + QT[q + 3]), 'PX', QT[q + 3])
+                rcall('SET', key, -(now_ms + QT[q + 3]), 'PX', QT[q + 3])
                 QT[q + 6], QT[q + 7] = 2, QT[q + 3]
             elseif QT[q + 5] then
-                redis.call('SET', key, count, 'KEEPTTL')
+                rcall('SET', key, count, 'KEEPTTL')
             else
-                redis.call('SET', key, 1, 'PX', QT[q + 2])
+                rcall('SET', key, 1, 'PX', QT[q + 2])
             end
         end
     end
@@ -347,7 +377,7 @@ local function read_penalties(QT, pko, m, refunds, now_ms)
         local q = (j - 1) * 7
         QT[q + 5], QT[q + 6], QT[q + 7] = nil, 0, 0
         if not refunds then
-            local v = tonumber(redis.call('GET', KEYS[pko + j]))
+            local v = tonumber(rcall('GET', KEYS[pko + j]))
             if v and v < 0 then
                 if -v > now_ms then
                     QT[q + 6], QT[q + 7] = 1, -v - now_ms
@@ -362,29 +392,39 @@ local function read_penalties(QT, pko, m, refunds, now_ms)
 end
 
 -- The reply of a decided request of n limits and m penalties.
-local function reply_of(L, QT, n, m, allowed, now_ms)
-    local reply, r = { now_ms, allowed and 1 or 0 }, 2
+-- R is scratch: the reply is made in one step from it (a table grown
+-- entry by entry is reallocated several times).
+local function reply_of(L, QT, R, n, m, allowed, now_ms)
+    local r = 0
     for o = 0, (n - 1) * 18, 18 do
-        reply[r + 1] = L[o + 11] and 1 or 0
-        reply[r + 2] = L[o + 12]
-        reply[r + 3] = L[o + 13]
-        reply[r + 4] = L[o + 14]
-        reply[r + 5] = L[o + 15] and 1 or 0
+        R[r + 1] = L[o + 11] and 1 or 0
+        R[r + 2], R[r + 3], R[r + 4] = L[o + 12], L[o + 13], L[o + 14]
+        R[r + 5] = L[o + 15] and 1 or 0
         r = r + 5
     end
     for q = 0, (m - 1) * 7, 7 do
-        reply[r + 1], reply[r + 2] = QT[q + 6], QT[q + 7]
+        R[r + 1], R[r + 2] = QT[q + 6], QT[q + 7]
         r = r + 2
     end
-    return reply
+    return { now_ms, allowed and 1 or 0, unpack(R, 1, r) }
 end
 
 -- Decides request r (its np parts' and m penalties' keys follow
--- KEYS[ko]). Returns its reply, or nil and an error message.
+-- KEYS[ko]). Returns its reply, or nil and an error message. A request
+-- equal to the one before it (a batch of one policy: Lua's strings are
+-- interned, so == is one comparison) reuses what read_request left in
+-- L, PT and QT: nothing else writes those fields.
 local function decide_one(ko, r, np, m)
-    local n, counts, refunds = read_request(L, PT, QT, r)
-    if not n then
-        return nil, counts
+    local n, counts, refunds
+    if r == RQ[1] then
+        n, counts, refunds = RQ[2], RQ[3], RQ[4]
+    else
+        RQ[1] = false
+        n, counts, refunds = read_request(L, PT, QT, r)
+        if not n then
+            return nil, counts
+        end
+        RQ[1], RQ[2], RQ[3], RQ[4] = r, n, counts, refunds
     end
     for p = 1, np do
         read_part(L, PT, p, ko + p, now_ms)
@@ -414,10 +454,10 @@ local function decide_one(ko, r, np, m)
     end
     for p = 1, np do
         if PT[(p - 1) * 5 + 4] then
-            write_part(L, PT, p, ko + p, now_ms)
+            write_part(L, PT, R, p, ko + p, now_ms)
         end
     end
-    return reply_of(L, QT, n, m, allowed, now_ms)
+    return reply_of(L, QT, R, n, m, allowed, now_ms)
 end
 
 -- The parts and penalties of request r, or nil when r is not laid out as
@@ -427,13 +467,13 @@ local function layout(r)
     if type(r) ~= 'string' or #r < 2 then
         return nil
     end
-    local np, m = string.byte(r, 1, 2)
+    local np, m = byte(r, 1, 2)
     if np < 1 or np > 8 or m > 4 then
         return nil
     end
     local pos, total = 3, 0
     for _ = 1, np do
-        local n = string.byte(r, pos)
+        local n = byte(r, pos)
         if not n or n < 1 or n > 8 then
             return nil
         end
@@ -464,8 +504,12 @@ if not count or count < 1 or #ARGV ~= count + 2 then
     return redis.error_reply('ERR ratelimitd: bad batch')
 end
 local ko = 0
+local np, m, prev = nil, nil, false
 for j = 1, count do
-    local np, m = layout(ARGV[j + 2])
+    if ARGV[j + 2] ~= prev then
+        prev = ARGV[j + 2]
+        np, m = layout(prev)
+    end
     if not np then
         return redis.error_reply('ERR ratelimitd: bad batch')
     end

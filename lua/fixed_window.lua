@@ -1,7 +1,8 @@
 -- Fixed window (fields as in gcra.lua): a = the window's idx (6 bytes),
 -- b = its count (7 bytes); it matters until the window ends.
 
--- The bytes of one entry (the layout of fixed_window_read and _pack).
+-- The bytes, layout and state fields of one entry (fixed_window_read's).
+local fixed_window_layout, fixed_window_fields = 'BI5I6I7I6', 2
 local fixed_window_size = 25
 
 -- Makes the algorithm's table (decide.lua calls it once per script call
@@ -9,7 +10,7 @@ local fixed_window_size = 25
 -- the algorithms in use are made).
 local function fixed_window()
     local function fixed_window_expiry(idx, count, c, period, now_ms)
-        if idx ~= window_idx(period, now_ms) then
+        if idx ~= (now_ms - now_ms % period) / period then
             return nil
         end
         return (idx + 1) * period
@@ -17,7 +18,7 @@ local function fixed_window()
 
     local function fixed_window_decide(idx, count, c, requests, period, burst,
                                        now_us, now_ms, cost)
-        local cur = window_idx(period, now_ms)
+        local cur = (now_ms - now_ms % period) / period
         if idx ~= cur then
             count = 0
         end
@@ -35,23 +36,19 @@ local function fixed_window()
     -- count = max(count - amount, 0), in the current window only.
     local function fixed_window_refund(idx, count, c, requests, period, now_us,
                                        now_ms, amount)
-        if idx ~= window_idx(period, now_ms) or count <= amount then
+        if idx ~= (now_ms - now_ms % period) / period or count <= amount then
             return false, 0, 0
         end
         return idx, count - amount, 0
     end
 
     local function fixed_window_read(v, pos)
-        local _, per, idx, count, u = struct.unpack('<BI5I6I7I6', v, pos)
+        local _, per, idx, count, u = unpack_bin('<BI5I6I7I6', v, pos)
         return per, idx, count, 0, u
     end
 
-    local function fixed_window_pack(algo, per, idx, count, c, u)
-        return struct.pack('<BI5I6I7I6', algo, per, idx, count, u)
-    end
-
     return {
-        read = fixed_window_read, pack = fixed_window_pack,
+        read = fixed_window_read,
         expiry = fixed_window_expiry,
         decide = fixed_window_decide, refund = fixed_window_refund
     }

@@ -11,19 +11,23 @@
 --           the part's key (decide.lua): algo (1 byte), period_ms (5),
 --           the state, block until_ms (6, 0 for none), little-endian
 --           unsigned integers (Lua's struct library); <name>_size bytes
---   pack(algo, period, a, b, c, until) -> the entry
 --   expiry(a, b, c, period, now_ms) -> the ms at which the state stops
 --           mattering (the key's PXAT), or nil if it already has
 --   decide(a, b, c, requests, period, burst, now_us, now_ms, cost) ->
 --           ok, remaining, reset_after_ms, retry_after_ms, new a, b, c
 --           (pure)
 --   refund(a, b, c, requests, period, now_us, now_ms, amount) -> a, b, c
+-- and, outside the table, <name>_layout: the entry's struct layout (no
+-- '<'), fields algo, period, its <name>_fields state fields (a; a, b; or
+-- a, b, c), until; decide.lua packs all of a part's entries with one
+-- struct.pack of the layouts joined.
 -- GCRA's state is the TAT (7 bytes). A part whose only state is its first
 -- limit's GCRA TAT is stored more compactly (decide.lua): value 0..999
 -- (one of Redis's shared integers: no value object) with PXAT, TAT =
 -- PEXPIRETIME*1000 - value.
 
--- The bytes of one entry (the layout of gcra_read and _pack).
+-- The bytes, layout and state fields of one entry (gcra_read's).
+local gcra_layout, gcra_fields = 'BI5I7I6', 1
 local gcra_size = 19
 
 -- Makes the algorithm's table (decide.lua calls it once per script call
@@ -31,7 +35,7 @@ local gcra_size = 19
 -- the algorithms in use are made).
 local function gcra()
     local function gcra_expiry(tat, b, c, period, now_ms)
-        local exp_ms = math.ceil(tat / 1000)
+        local exp_ms = ceil(tat / 1000)
         if exp_ms <= now_ms then
             return nil
         end
@@ -40,22 +44,22 @@ local function gcra()
 
     local function gcra_decide(tat, b, c, requests, period, burst, now_us,
                                now_ms, cost)
-        local t = math.ceil(period * 1000 / requests)
+        local t = ceil(period * 1000 / requests)
         if not tat or tat < now_us then
             tat = now_us
         end
         local new_tat = tat + cost * t
         local allow_at = new_tat - burst * t
         if cost <= burst and allow_at <= now_us then
-            local remaining = math.floor((now_us - allow_at) / t)
-            local reset = math.ceil((new_tat - now_us) / 1000)
+            local remaining = floor((now_us - allow_at) / t)
+            local reset = ceil((new_tat - now_us) / 1000)
             return true, remaining, reset, 0, new_tat, 0, 0
         end
-        local remaining = math.floor((now_us - (tat - burst * t)) / t)
+        local remaining = floor((now_us - (tat - burst * t)) / t)
         if remaining < 0 then
             remaining = 0
         end
-        local reset = math.ceil((tat - now_us) / 1000)
+        local reset = ceil((tat - now_us) / 1000)
         local retry
         if cost > burst then
             retry = reset
@@ -63,7 +67,7 @@ local function gcra()
                 retry = period
             end
         else
-            retry = math.ceil((allow_at - now_us) / 1000)
+            retry = ceil((allow_at - now_us) / 1000)
         end
         return false, remaining, reset, retry, false, 0, 0
     end
@@ -74,7 +78,7 @@ local function gcra()
         if not tat then
             return false, 0, 0
         end
-        tat = tat - amount * math.ceil(period * 1000 / requests)
+        tat = tat - amount * ceil(period * 1000 / requests)
         if tat <= now_us then
             return false, 0, 0
         end
@@ -82,16 +86,12 @@ local function gcra()
     end
 
     local function gcra_read(v, pos)
-        local _, per, tat, u = struct.unpack('<BI5I7I6', v, pos)
+        local _, per, tat, u = unpack_bin('<BI5I7I6', v, pos)
         return per, tat, 0, 0, u
     end
 
-    local function gcra_pack(algo, per, tat, b, c, u)
-        return struct.pack('<BI5I7I6', algo, per, tat, u)
-    end
-
     return {
-        read = gcra_read, pack = gcra_pack,
+        read = gcra_read,
         expiry = gcra_expiry, decide = gcra_decide,
         refund = gcra_refund
     }

@@ -7,7 +7,8 @@
 -- bytes each); it matters until the end of the next window (its cur is
 -- then the prev).
 
--- The bytes of one entry (the layout of sliding_window_read and _pack).
+-- The bytes, layout and state fields of one entry (sliding_window_read's).
+local sliding_window_layout, sliding_window_fields = 'BI5I6I7I7I6', 3
 local sliding_window_size = 32
 
 -- Makes the algorithm's table (decide.lua calls it once per script call
@@ -15,7 +16,7 @@ local sliding_window_size = 32
 -- the algorithms in use are made).
 local function sliding_window()
     local function sliding_window_expiry(idx, prev, cur, period, now_ms)
-        if idx < window_idx(period, now_ms) - 1 then
+        if idx < (now_ms - now_ms % period) / period - 1 then
             return nil
         end
         return (idx + 2) * period
@@ -23,7 +24,7 @@ local function sliding_window()
 
     local function sliding_window_decide(sidx, sprev, scur, requests, period,
                                          burst, now_us, now_ms, cost)
-        local idx = window_idx(period, now_ms)
+        local idx = (now_ms - now_ms % period) / period
         local left = period - (now_ms - idx * period)
         local prev, cur = 0, 0
         if sidx == idx then
@@ -36,7 +37,7 @@ local function sliding_window()
         if ok then
             cur_after = cur + cost
         end
-        local remaining = math.floor((requests * period - prev * left
+        local remaining = floor((requests * period - prev * left
             - cur_after * period) / period)
         if remaining < 0 then
             remaining = 0
@@ -58,10 +59,10 @@ local function sliding_window()
             end
         elseif cur + cost <= requests then
             -- prev's weight decays enough inside this window
-            retry = left - math.floor((requests - cur - cost) * period / prev)
+            retry = left - floor((requests - cur - cost) * period / prev)
         else
             -- next window: prev' = cur, cur' = 0
-            local wait = period - math.floor((requests - cost) * period / cur)
+            local wait = period - floor((requests - cost) * period / cur)
             if wait < 0 then
                 wait = 0
             end
@@ -76,7 +77,7 @@ local function sliding_window()
     -- cur = max(cur - amount, 0) in the current window only; prev stays.
     local function sliding_window_refund(idx, prev, cur, requests, period,
                                          now_us, now_ms, amount)
-        if idx ~= window_idx(period, now_ms) then
+        if idx ~= (now_ms - now_ms % period) / period then
             return idx, prev, cur
         end
         cur = cur - amount
@@ -90,16 +91,12 @@ local function sliding_window()
     end
 
     local function sliding_window_read(v, pos)
-        local _, per, idx, prev, cur, u = struct.unpack('<BI5I6I7I7I6', v, pos)
+        local _, per, idx, prev, cur, u = unpack_bin('<BI5I6I7I7I6', v, pos)
         return per, idx, prev, cur, u
     end
 
-    local function sliding_window_pack(algo, per, idx, prev, cur, u)
-        return struct.pack('<BI5I6I7I7I6', algo, per, idx, prev, cur, u)
-    end
-
     return {
-        read = sliding_window_read, pack = sliding_window_pack,
+        read = sliding_window_read,
         expiry = sliding_window_expiry,
         decide = sliding_window_decide, refund = sliding_window_refund
     }

@@ -447,6 +447,34 @@ def test_lua_batch_equals_separate_calls():
                        "%s: window states" % name)
 
 
+def test_lua_batch_repeated_requests_decided_alone():
+    """A batch that repeats a request (a busy worker's batch of one policy),
+    with refused requests and other requests between the repeats: each
+    reply equals that of the same request sent alone, the refused ones
+    answer their own error, and the keys left are the same."""
+    a = request([(1, [lim(GCRA, 4, 3600000), lim(FIXED, 3, 60000)])])
+    b = request([(2, [lim(FIXED, 5, 3600000)])])
+    bad = request([(1, [lim(GCRA, 0, 1000)])])
+    mixed = request([(1, [lim(FIXED, 5, 3600000)]), (-1, [lim(FIXED, 5, 60000)])])
+    ka, kb = ["%s:{r}a:lg1h"], ["%s:{r}b:lf1h"]
+    km = ["%s:{r}m:lf1h", "%s:{r}m2:lf1m"]
+    reqs = [(ka, a), (ka, a), (kb, bad), (kb, bad), (ka, a), (kb, b), (ka, a),
+            (km, mixed), (km, mixed), (kb, b), (kb, b), (kb, b), (ka, a)]
+    with lua_redis() as lua:
+        sep = [lua.eval([k % "sep" for k in keys], r) for keys, r in reqs]
+        bat = lua.batch([([k % "bat" for k in keys], r) for keys, r in reqs])
+        _same(sep, bat, "repeats")
+        check(isinstance(bat[2], RedisError) and isinstance(bat[3], RedisError)
+              and isinstance(bat[7], RedisError), "refused: %r" % (bat,))
+        eq([r[1] for r in bat if not isinstance(r, RedisError)],
+           [1, 1, 1, 1, 0, 1, 0, 0, 0], "allowed")
+        for k in ka + kb:
+            x, y = lua.entries(k % "sep"), lua.entries(k % "bat")
+            eq([e[:2] for e in y], [e[:2] for e in x], k + " entries")
+            eq([e[2:-1] for e in y if e[0] != GCRA],
+               [e[2:-1] for e in x if e[0] != GCRA], k + " window states")
+
+
 # --------------------------------------------------------------------------
 # Reloads: one key per part, entries found by algorithm and period
 # --------------------------------------------------------------------------
