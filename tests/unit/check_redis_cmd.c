@@ -8,25 +8,10 @@
 #include <string.h>
 
 #include "redis_cmd.h"
+#include "limit_helper.h"
 #include "util.h"
 
 #define SHA "0123456789012345678901234567890123456789"
-
-/* A limit with its key suffix. */
-static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms,
-                     int64_t burst, int64_t block_ms, const char *suffix)
-{
-    rl_limit_t l;
-
-    memset(&l, 0, sizeof(l));
-    l.algo = algo;
-    l.requests = requests;
-    l.period_ms = period_ms;
-    l.burst = burst;
-    l.block_ms = block_ms;
-    snprintf(l.suffix, sizeof(l.suffix), "%s", suffix);
-    return l;
-}
 
 /* The unsigned little-endian number of n bytes at p. */
 static uint64_t le(const char *p, int n)
@@ -56,9 +41,9 @@ static rl_store_op_t g_op;
  * 0) and a penalty on part 2. */
 static void setup(void)
 {
-    g_a[0] = mk(RL_ALGO_GCRA, 10, 1000, 5, 0, "g1s");
-    g_a[1] = mk(RL_ALGO_FIXED_WINDOW, 100, 3600000, 0, 60000, "f1h");
-    g_b[0] = mk(RL_ALGO_SLIDING_WINDOW, 7, 86400000, 0, 0, "s1d");
+    g_a[0] = rl_test_limit(RL_ALGO_GCRA, 10, 1000, 5, 0, "g1s");
+    g_a[1] = rl_test_limit(RL_ALGO_FIXED_WINDOW, 100, 3600000, 0, 60000, "f1h");
+    g_b[0] = rl_test_limit(RL_ALGO_SLIDING_WINDOW, 7, 86400000, 0, 0, "s1d");
     g_parts[0] = (rl_store_part_t){"rl:{t}a", 7, g_a, 2, 3};
     g_parts[1] = (rl_store_part_t){"rl:{t}b", 7, g_b, 1, 0};
     memset(&g_pen, 0, sizeof(g_pen));

@@ -17,6 +17,7 @@
 #include "redis_conn.h"
 #include "lua_scripts.h"
 #include "redis_helper.h"
+#include "limit_helper.h"
 #include "store_redis.h"
 #include "util.h"
 
@@ -119,22 +120,6 @@ static void slot_cb(void *arg, const rl_store_result_t *res)
     s->done = 1;
     s->seq = ++g_seq;
     s->res = *res;
-}
-
-/* A limit as conf.c would build it. */
-static rl_limit_t mk_limit(rl_algo_t algo, int64_t requests, int64_t period_ms,
-                           int64_t burst, int64_t block_ms, const char *suffix)
-{
-    rl_limit_t l;
-
-    memset(&l, 0, sizeof(l));
-    l.algo = algo;
-    l.requests = requests;
-    l.period_ms = period_ms;
-    l.burst = burst;
-    l.block_ms = block_ms;
-    snprintf(l.suffix, sizeof(l.suffix), "%s", suffix);
-    return l;
 }
 
 /* An op on base (not copied: the store must copy what it keeps). */
@@ -346,7 +331,7 @@ END_TEST
 START_TEST(test_fresh_key_counts_down_then_denies)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{count}", &l, 1, 1);
     rl_store_op_t peek = mk_op("rl:{count}", &l, 1, 0);
     int64_t expect_remaining[3] = {2, 1, 0};
@@ -412,7 +397,7 @@ static int in_ceil_ms(int64_t ms, long long until_us, int64_t now_ms)
 START_TEST(test_gcra_state_in_expiry)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 7, 3600000, 2, 0, "g1h");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 7, 3600000, 2, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{tat}", &l, 1, 1);
     rl_store_op_t peek = mk_op("rl:{tat}", &l, 1, 0);
     const long long t = 514285715;
@@ -457,9 +442,10 @@ END_TEST
 START_TEST(test_algorithms_reach_the_script)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t g = mk_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g1h");
-    rl_limit_t f = mk_limit(RL_ALGO_FIXED_WINDOW, 2, 3600000, 2, 0, "f1h");
-    rl_limit_t w = mk_limit(RL_ALGO_SLIDING_WINDOW, 2, 3600000, 2, 0, "s1h");
+    rl_limit_t g = rl_test_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g1h");
+    rl_limit_t f = rl_test_limit(RL_ALGO_FIXED_WINDOW, 2, 3600000, 2, 0, "f1h");
+    rl_limit_t w =
+        rl_test_limit(RL_ALGO_SLIDING_WINDOW, 2, 3600000, 2, 0, "s1h");
     rl_store_op_t og = mk_op("rl:{algos}", &g, 1, 1);
     rl_store_op_t of = mk_op("rl:{algos}", &f, 1, 1);
     rl_store_op_t ow = mk_op("rl:{algos}", &w, 1, 1);
@@ -484,8 +470,8 @@ START_TEST(test_multi_limit_all_or_nothing)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
     rl_limit_t lims[2] = {
-        mk_limit(RL_ALGO_FIXED_WINDOW, 5, 86400000, 5, 0, "f1d"),
-        mk_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g1h"),
+        rl_test_limit(RL_ALGO_FIXED_WINDOW, 5, 86400000, 5, 0, "f1d"),
+        rl_test_limit(RL_ALGO_GCRA, 2, 3600000, 2, 0, "g1h"),
     };
     rl_store_op_t both = mk_op("rl:{multi}", lims, 2, 1);
     rl_store_op_t first = mk_op("rl:{multi}", lims, 1, 1);
@@ -516,7 +502,7 @@ END_TEST
 START_TEST(test_pipelining_in_order_exact)
 {
     rl_store_t *s = new_store(g_srv.port, 2000, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 50, 3600000, 50, 0, "g1h");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 50, 3600000, 50, 0, "g1h");
     slot_t *slots = calloc(PIPELINED, sizeof(*slots));
     int done = 0;
     int admitted = 0;
@@ -578,8 +564,9 @@ static long long evalsha_calls(void)
 START_TEST(test_batched_decisions_in_order)
 {
     rl_store_t *s = new_store(g_srv.port, 2000, NULL, NULL, 1);
-    rl_limit_t fw = mk_limit(RL_ALGO_FIXED_WINDOW, 10, 3600000, 10, 0, "f1h");
-    rl_limit_t gc = mk_limit(RL_ALGO_GCRA, 1000, 3600000, 1000, 0, "g1h");
+    rl_limit_t fw =
+        rl_test_limit(RL_ALGO_FIXED_WINDOW, 10, 3600000, 10, 0, "f1h");
+    rl_limit_t gc = rl_test_limit(RL_ALGO_GCRA, 1000, 3600000, 1000, 0, "g1h");
     enum { N = 150 };
     slot_t *slots = calloc(N, sizeof(*slots));
     redisReply *rep;
@@ -654,7 +641,7 @@ END_TEST
 START_TEST(test_noscript_reload_and_retry)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 10, 60000, 10, 0, "g1m");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 10, 60000, 10, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{noscript}", &l, 1, 1);
     rl_store_result_t r;
     redisReply *rep;
@@ -684,7 +671,7 @@ START_TEST(test_reset_clears_state_and_block)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
     rl_limit_t l =
-        mk_limit(RL_ALGO_FIXED_WINDOW, 1, 86400000, 1, 600000, "f1d");
+        rl_test_limit(RL_ALGO_FIXED_WINDOW, 1, 86400000, 1, 600000, "f1d");
     rl_store_op_t op = mk_op("rl:{reset}", &l, 1, 1);
     rl_store_result_t r;
 
@@ -710,7 +697,7 @@ END_TEST
 START_TEST(test_bad_ops_fail_at_once)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 1, 1000, 1, 0, "g1s");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 1, 1000, 1, 0, "g1s");
     char *big = malloc(4000);
     rl_store_op_t op;
     slot_t sl;
@@ -737,8 +724,8 @@ END_TEST
 START_TEST(test_store_timeout_then_works)
 {
     rl_store_t *s = new_store(g_srv.port, 50, NULL, NULL, 1);
-    rl_limit_t la = mk_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
-    rl_limit_t lb = mk_limit(RL_ALGO_GCRA, 7, 3600000, 7, 0, "g1h");
+    rl_limit_t la = rl_test_limit(RL_ALGO_GCRA, 3, 3600000, 3, 0, "g1h");
+    rl_limit_t lb = rl_test_limit(RL_ALGO_GCRA, 7, 3600000, 7, 0, "g1h");
     rl_store_op_t warm = mk_op("rl:{warm}", &la, 1, 1);
     rl_store_op_t oa = mk_op("rl:{late}", &la, 1, 1);
     rl_store_op_t ob = mk_op("rl:{next}", &lb, 1, 1);
@@ -777,7 +764,7 @@ START_TEST(test_disconnect_and_reconnect)
 {
     rl_store_t *s = new_store(g_srv.port, 200, NULL, NULL, 1);
     rl_redis_conn_t *c = new_conn(g_srv.port, 10000, NULL, 0);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 5, 3600000, 5, 0, "g1h");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 5, 3600000, 5, 0, "g1h");
     rl_store_op_t op = mk_op("rl:{restart}", &l, 1, 1);
     const char *blpop[] = {"BLPOP", "rl:{restart}:list", "0"};
     const char *ping[] = {"PING"};
@@ -1062,7 +1049,7 @@ START_TEST(test_auth_good_password)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, PASSWORD, 1);
     rl_store_t *su = new_store(g_srv.port, 500, "default", PASSWORD, 1);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{auth}", &l, 1, 1);
     rl_store_result_t r;
 
@@ -1080,7 +1067,7 @@ END_TEST
 START_TEST(test_auth_bad_password_never_connects)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, "wrong-password", 0);
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{auth}", &l, 1, 1);
     slot_t sl;
     int i;
@@ -1207,7 +1194,7 @@ static void teardown_fake(void)
 /* One decide against the fake answering EVALSHA with reply. */
 static rl_store_result_t fake_decide(rl_store_t *s, const char *reply)
 {
-    rl_limit_t l = mk_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
+    rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{fake}", &l, 1, 1);
 
     g_fake.evalsha_reply = reply;
