@@ -395,7 +395,8 @@ def test_grpc_health_watch_follows_store():
 def test_grpc_exact_two_processes():
     """Two processes on one Redis, 32 concurrent streams over 2
     connections to each: exactly the limit admitted."""
-    pol = dpolicy("x", "edge", [("k", None)], ["descriptor.k"], fixed(100))
+    # Per hour: a fixed window that rolls mid-hammer would admit twice.
+    pol = dpolicy("x", "edge", [("k", None)], ["descriptor.k"], fixed(100, "1h"))
     redis = Redis().start()
     daemons = []
     try:
