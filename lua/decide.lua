@@ -115,7 +115,10 @@ local nfields = {
 --   11 ok       12 remaining 13 reset     14 retry   15 blocked (result)
 --   16-18 the state an admit leaves (a, b, c)
 -- Part p's are PT[(p - 1) * 5 + f]: 1 first limit, 2 n limits, 3 cost,
--- 4 dirty (to write), 5 had a key. Penalty j's are QT[(j - 1) * 7 + f]:
+-- 4 dirty (to write), 5 the key's expiry as read (false: no key; 0:
+-- unknown; else at least the latest expiry among the entries read, so a
+-- write whose own latest is the same keeps the key's TTL: SET KEEPTTL
+-- costs Redis less than half of SET PXAT). Penalty j's are QT[(j - 1) * 7 + f]:
 -- 1 denials, 2 within_ms, 3 block_ms, 4 mask, 5 its count (nil: none),
 -- 6 reply state, 7 reply retry_after_ms. PF[p] is the struct layout of
 -- part p's value when every limit has an entry.
@@ -188,7 +191,7 @@ local function read_part(L, PT, p, k, now_ms)
         L[o + 7], L[o + 8], L[o + 9], L[o + 10] = false, 0, 0, 0
     end
     local v = rcall('GET', KEYS[k])
-    PT[q + 4], PT[q + 5] = false, v and true or false
+    PT[q + 4], PT[q + 5] = false, v and 0
     if not v then
         return
     end
@@ -196,27 +199,33 @@ local function read_part(L, PT, p, k, now_ms)
     if len <= 3 then
         local frac = tonumber(v)
         if frac and L[fo + 1] == 0 then
-            L[fo + 7] = rcall('PEXPIRETIME', KEYS[k]) * 1000 - frac
+            local pxat = rcall('PEXPIRETIME', KEYS[k])
+            L[fo + 7], PT[q + 5] = pxat * 1000 - frac, pxat
         end
         return
     end
+    local ttl = 0
     local pos = 1
     while pos <= len do
         local id = byte(v, pos)
         local algo, size = algos[id], sizes[id]
         if not size or pos + size - 1 > len then
+            PT[q + 5] = ttl
             return
         end
         if algo then -- else no limit uses it now: the entry is dropped
             local per, a, b, c, u = algo.read(v, pos)
             for o = fo, (last - 1) * 18, 18 do
                 if L[o + 1] == id and L[o + 3] == per then
-                    if not algo.expiry(a, b, c, per, now_ms) then
+                    local e = algo.expiry(a, b, c, per, now_ms)
+                    if e then
+                        ttl = max(ttl, e)
+                    else
                         a = false
                     end
                     L[o + 7], L[o + 8], L[o + 9] = a, b, c
                     if L[o + 5] > 0 and u > now_ms then
-                        L[o + 10] = u
+                        L[o + 10], ttl = u, max(ttl, u)
                     end
                     break
                 end
@@ -224,6 +233,7 @@ local function read_part(L, PT, p, k, now_ms)
         end
         pos = pos + size
     end
+    PT[q + 5] = ttl
 end
 
 -- Writes part p's key (KEYS[k]) from the state of its limits: the
@@ -276,7 +286,11 @@ local function write_part(L, PT, W, p, k, now_ms)
             end
         end
     end
-    rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
+    if exp == PT[q + 5] then
+        rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'KEEPTTL')
+    else
+        rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
+    end
 end
 
 -- Evaluates limit i at cost without writing: its result and, when it

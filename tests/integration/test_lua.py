@@ -239,6 +239,35 @@ def test_lua_peek_and_windows():
         eq(ls[0][2], (now // 3600000 + 2) * 3600000 - now, "reset = end of next window")
 
 
+def test_lua_key_expiry_is_the_latest_entry():
+    """A part's key expires when its last state or block stops mattering:
+    kept while that moment is unchanged (SET KEEPTTL), moved when a later
+    window or a block makes it later."""
+    import time
+    with lua_redis() as lua:
+        g, f = lim(GCRA, 100, 1000, 100), lim(FIXED, 100, 3600000)
+        now = fields(lua.decide("rl:{ex}", 1, g, f), 2)[0]
+        hour_end = (now // 3600000 + 1) * 3600000
+        eq(int(lua.call("PEXPIRETIME", "rl:{ex}:lg1s")), hour_end, "the hour window's end")
+        now2 = fields(lua.decide("rl:{ex}", 1, g, f), 2)[0]
+        if now2 // 3600000 == now // 3600000:
+            eq(int(lua.call("PEXPIRETIME", "rl:{ex}:lg1s")), hour_end, "kept by a second admit")
+        eq(lua.entries("rl:{ex}:lg1s")[1][3], 2, "the second admit was counted")
+        w1, w2 = lim(FIXED, 100, 1000), lim(FIXED, 100, 2000)
+        now = fields(lua.decide("rl:{w}", 1, w1, w2), 2)[0]
+        eq(int(lua.call("PEXPIRETIME", "rl:{w}:lf1s")), (now // 2000 + 1) * 2000,
+           "the 2 s window's end")
+        time.sleep(((now // 2000 + 1) * 2000 - now) / 1000.0 + 0.05)
+        now = fields(lua.decide("rl:{w}", 1, w1, w2), 2)[0]
+        eq(int(lua.call("PEXPIRETIME", "rl:{w}:lf1s")), (now // 2000 + 1) * 2000,
+           "moved to the next 2 s window's end")
+        b, h = lim(GCRA, 1, 1000, 1, block=30000), lim(FIXED, 100, 2000)
+        fields(lua.decide("rl:{b}", 1, b, h), 2)
+        now, allowed, _, _ = fields(lua.decide("rl:{b}", 1, b, h), 2)
+        eq(allowed, 0, "denied: the block starts")
+        eq(int(lua.call("PEXPIRETIME", "rl:{b}:lg1s")), now + 30000, "moved to the block's end")
+
+
 def test_lua_multi_limit_and_blocks():
     """All or nothing over one key holding both limits; a block's until
     lives in its limit's entry, holds after the limit refilled and ends."""
