@@ -183,14 +183,18 @@ end
 -- Reads part p's key (KEYS[k]) into the state of its limits: each entry
 -- to the limit of its algorithm and period; a state that no longer
 -- matters is none, and so is a block that is over or no longer
--- configured.
+-- configured. Returns the error of a failed read (nothing is written
+-- before every read of a request is done), else nothing.
 local function read_part(L, PT, p, k, now_ms)
     local q = (p - 1) * 5
     local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
         L[o + 7], L[o + 8], L[o + 9], L[o + 10] = false, 0, 0, 0
     end
-    local v = rcall('GET', KEYS[k])
+    local v = rpcall('GET', KEYS[k])
+    if type(v) == 'table' then
+        return v.err
+    end
     PT[q + 4], PT[q + 5] = false, v and 0
     if not v then
         return
@@ -384,14 +388,19 @@ local function punish(L, QT, pko, n, m, now_ms)
 end
 
 -- Reads the penalties of a request (their keys follow KEYS[pko]), unless
--- it is a refund. Returns whether a live block denies it.
+-- it is a refund. Returns whether a live block denies it, or nil and
+-- the error of a failed read.
 local function read_penalties(QT, pko, m, refunds, now_ms)
     local blocked = false
     for j = 1, m do
         local q = (j - 1) * 7
         QT[q + 5], QT[q + 6], QT[q + 7] = nil, 0, 0
         if not refunds then
-            local v = tonumber(rcall('GET', KEYS[pko + j]))
+            local v = rpcall('GET', KEYS[pko + j])
+            if type(v) == 'table' then
+                return nil, v.err
+            end
+            v = tonumber(v)
             if v and v < 0 then
                 if -v > now_ms then
                     QT[q + 6], QT[q + 7] = 1, -v - now_ms
@@ -441,10 +450,16 @@ local function decide_one(ko, r, np, m)
         RQ[1], RQ[2], RQ[3], RQ[4] = r, n, counts, refunds
     end
     for p = 1, np do
-        read_part(L, PT, p, ko + p, now_ms)
+        local err = read_part(L, PT, p, ko + p, now_ms)
+        if err then
+            return nil, not_run .. err
+        end
     end
     -- (1) A live penalty block denies; nothing is counted.
-    local blocked = read_penalties(QT, ko + np, m, refunds, now_ms)
+    local blocked, err = read_penalties(QT, ko + np, m, refunds, now_ms)
+    if err then
+        return nil, not_run .. err
+    end
     local allowed = true
     if refunds then
         refund(L, PT, n, now_us, now_ms)

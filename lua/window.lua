@@ -2,7 +2,7 @@
 -- upvalue inside a function) is one step, a global two table lookups.
 local floor, ceil, max = math.floor, math.ceil, math.max
 local byte, unpack_bin, pack_bin = string.byte, struct.unpack, struct.pack
-local rcall = redis.call
+local rcall, rpcall = redis.call, redis.pcall
 
 -- Shared by the window algorithms (fixed_window.lua, sliding_window.lua):
 -- windows aligned to the epoch, idx = floor(now_ms / period). A state

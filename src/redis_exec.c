@@ -413,9 +413,19 @@ static void exec_batch_put(rl_redis_exec_t *ex, exec_batch_t *b)
     ex->nfree_batches++;
 }
 
+/* 1 when a batch's error element e says its decision did not run and the
+ * topology can send it alone (NOTLOCAL: a key of it is not on the node). */
+static int exec_batch_alone(const rl_redis_exec_t *ex, const redisReply *e)
+{
+    return ex->topo->send != NULL && !ex->closing && e->len >= 8 &&
+           memcmp(e->str, "NOTLOCAL", 8) == 0;
+}
+
 /* Ends every op of b, in order: with error when given, else with its
  * element of reply (an array of b->nops; an error element fails that
- * decision alone). The later ops stay b's until their turn. */
+ * decision alone, except a NOTLOCAL one: that decision did not run, so
+ * it goes alone the topology's way). The later ops stay b's until their
+ * turn. */
 static void exec_batch_finish(exec_batch_t *b, const redisReply *reply,
                               const char *error)
 {
@@ -427,6 +437,9 @@ static void exec_batch_finish(exec_batch_t *b, const redisReply *reply,
 
         if (error != NULL) {
             rl_redis_exec_op_end(o, NULL, error);
+        } else if (reply->element[i]->type == REDIS_REPLY_ERROR &&
+                   exec_batch_alone(ex, reply->element[i])) {
+            exec_send_one(ex, o, 1);
         } else if (reply->element[i]->type == REDIS_REPLY_ERROR) {
             rl_redis_exec_op_end(
                 o, NULL,

@@ -45,8 +45,10 @@
  * script's allow-cross-slot-keys flag, and accepts undeclared keys of
  * every slot the node owns. The call is then
  *    EVALSHA sha 0 "keys" nkeys key.. "batch" count request-ARGV..
- * (lua/cluster_batch.lua probes every key first and answers "NOTLOCAL
- * ..." before anything is written when one is not served there).
+ * A request of it whose key is not served there now answers "NOTLOCAL
+ * ..." in its element, with nothing of it run (the script reads every
+ * key of a request before it writes one); the executor sends that
+ * decision alone, the topology's way, and takes the others' elements.
  * Worker thread only. */
 
 typedef struct rl_redis_exec rl_redis_exec_t;

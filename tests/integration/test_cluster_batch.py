@@ -1,9 +1,9 @@
 """Batching on a real Redis Cluster (3 masters + 3 replicas): the decisions
 a worker starts in one loop pass go to each master as one script call
 (declared keys of several slots are refused by Redis 7.0 even with
-allow-cross-slot-keys, so a cluster batch carries its keys in ARGV and
-probes them first); a batch that meets a moving slot answers NOTLOCAL with
-nothing run and falls back to the decisions one by one, which then meet
+allow-cross-slot-keys, so a cluster batch carries its keys in ARGV); a
+decision of a batch that meets a moving slot answers NOTLOCAL with nothing
+of it run (it reads all its keys before writing) and goes alone, meeting
 ASK, TRYAGAIN and MOVED: every count stays exact."""
 
 import collections
@@ -61,8 +61,8 @@ def test_cluster_batch_meets_reshard():
     its decisions still reach Redis), the rest to 20 neighbour keys of the
     same source master (20 per hour each), from before the move until
     2,000 requests after it and the hot key past its limit: batches
-    that meet the moving slot answer NOTLOCAL and fall back one by one,
-    whose decisions meet MOVED (and ASK / TRYAGAIN); no error or degraded
+    that meet the moving slot answer NOTLOCAL for the decisions it
+    touches, which go alone and meet MOVED (and ASK / TRYAGAIN); no error or degraded
     verdict reaches a client, the hot key admits exactly its limit and each
     neighbour exactly 20."""
     cfg = config(policy("hot", "/x", [limit(HOT_LIMIT, "1h", "fixed_window")], key=["tenant"]),

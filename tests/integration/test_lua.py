@@ -504,6 +504,34 @@ def test_lua_batch_repeated_requests_decided_alone():
                [e[2:-1] for e in x if e[0] != GCRA], k + " window states")
 
 
+def test_lua_batch_failed_read_fails_its_request_alone():
+    """A request of a batch whose key cannot be read (here a hash: WRONGTYPE;
+    on a cluster, a key the node does not serve) fails alone with nothing
+    of it written, its other part's key included; the requests around it
+    are decided. In the cluster form (keys in ARGV) its error starts with
+    NOTLOCAL, which ratelimitd answers by sending that decision alone."""
+    f = lim(FIXED, 5, 3600000)
+    one, two = request([(1, [f])]), request([(1, [f]), (1, [f])])
+    with lua_redis() as lua:
+        for form in ("plain", "cluster"):
+            a, b1, b2, c = ["rl:{%s}%s:lf1h" % (form, x) for x in ("a", "b1", "b2", "c")]
+            lua.call("HSET", b2, "x", "1")
+            keys, args = [a, b1, b2, c], ["batch", 3, one, two, one]
+            if form == "plain":
+                r = lua.c.call("EVALSHA", lua.sha, 4, *(keys + args))
+            else:
+                r = lua.c.call("EVALSHA", lua.sha, 0, "keys", 4, *(keys + args))
+            eq(len(r), 3, "%s: one reply per request" % form)
+            eq(fields(r[0], 1)[1], 1, "%s: the first request decided" % form)
+            check(isinstance(r[1], RedisError) and "WRONGTYPE" in str(r[1]),
+                  "%s: the second fails (%r)" % (form, r[1]))
+            eq(str(r[1]).startswith("NOTLOCAL "), form == "cluster",
+               "%s: NOTLOCAL prefix (%r)" % (form, r[1]))
+            eq(lua.call("EXISTS", b1), 0, "%s: nothing of it written" % form)
+            eq(fields(r[2], 1)[1], 1, "%s: the third request decided" % form)
+            eq(lua.entries(c)[0][3], 1, "%s: and counted" % form)
+
+
 # --------------------------------------------------------------------------
 # Reloads: one key per part, entries found by algorithm and period
 # --------------------------------------------------------------------------

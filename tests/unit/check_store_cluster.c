@@ -30,6 +30,10 @@
 #define FAKE_NODES 3
 #define FAKE_CLIENTS 8
 #define FAKE_QUEUE 32
+/* A batch element whose decision did not run (a key not on the node). */
+#define NOTLOCAL_REPLY                                                         \
+    "-NOTLOCAL ERR Script attempted to access a non local key in a cluster "   \
+    "node\r\n"
 #define OK_REPLY                                                               \
     "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:9\r\n:30000\r\n:0\r\n:0\r\n"
 
@@ -66,6 +70,7 @@ struct fake_node {
     int batch_ops;          /* decisions in those batches */
     char costs[8][16];      /* ARGV[1] of the first plain EVALSHAs */
     char batch_reply[8192]; /* the array answering the last batch */
+    unsigned notlocal;      /* elements of the next batch answered NOTLOCAL */
     int evalsha_asking;     /* of which right after ASKING */
     int asking;
     int script_load;
@@ -178,10 +183,11 @@ static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
         n->batches++;
         n->batch_ops += count;
         for (i = 0; i < count; i++) {
-            used +=
-                (size_t)snprintf(n->batch_reply + used,
-                                 sizeof(n->batch_reply) - used, "%s", OK_REPLY);
+            used += (size_t)snprintf(
+                n->batch_reply + used, sizeof(n->batch_reply) - used, "%s",
+                (n->notlocal >> i) & 1 ? NOTLOCAL_REPLY : OK_REPLY);
         }
+        n->notlocal = 0;
         c.reply = n->batch_reply;
     }
     n->evalsha_asking += asking;
@@ -1202,6 +1208,23 @@ START_TEST(test_batch_transient_falls_back)
 }
 END_TEST
 
+/* A batch whose second and third decisions answer NOTLOCAL (a key of
+ * each moved off the node mid-batch; each request reads every key before
+ * it writes, so those did not run): only those two go alone, each once;
+ * the other two are answered from the batch. */
+START_TEST(test_batch_notlocal_element_alone)
+{
+    rl_store_t *s = new_store(500, 60000, 0, 1);
+
+    g_nodes[0].notlocal = 0x6;
+    batch_of(s, 4);
+    ck_assert_int_eq(g_nodes[0].batches, 1);
+    ck_assert_int_eq(g_nodes[0].batch_ops, 4);
+    ck_assert_int_eq(g_nodes[0].evalsha, 1 + 2);
+    rl_store_free(s);
+}
+END_TEST
+
 /* A batch that meets MOVED (the slots went to node 1 mid-reshard): each
  * decision goes alone, meets MOVED itself, and runs on node 1 exactly
  * once. */
@@ -1278,6 +1301,7 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_free_ends_pending_ops);
     tcase_add_test(tc, test_batch_per_master);
     tcase_add_test(tc, test_batch_transient_falls_back);
+    tcase_add_test(tc, test_batch_notlocal_element_alone);
     tcase_add_test(tc, test_batch_moved_falls_back);
     tcase_add_test(tc, test_batch_timeout_not_retried);
     suite_add_tcase(s, tc);
