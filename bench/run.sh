@@ -460,6 +460,17 @@ print(n)
 EOF
 }
 
+# Writes FILE: one command of the given arguments, as bench/replay reads
+# it (each a 4-byte little-endian length and its bytes).
+write_command() {
+    python3 - "$@" <<'EOF'
+import struct, sys
+with open(sys.argv[1], "wb") as f:
+    for a in sys.argv[2:]:
+        f.write(struct.pack("<I", len(a.encode())) + a.encode())
+EOF
+}
+
 # The decisions of one policy shape each, on the main ratelimitd: its
 # CPU and Redis's per decision.
 run_decisions() {
@@ -563,6 +574,28 @@ run_envoy_pattern() {
         split(a, x, " "); split(b, y, " "); split(c, z, " ")
         printf "%.2f", (z[1] - x[1]) / n }')
     ENVOY_INCR_US=$(redis_per "$s0" "$s1" "$n" | cut -d' ' -f1)
+    redis-cli -p "$REDIS_PORT" eval "for _, k in ipairs(redis.call('keys', 'envoy_*')) do redis.call('del', k) end" 0 >/dev/null
+}
+
+# envoyproxy/ratelimit's pattern as one request sends it: for each of 4
+# descriptors INCRBY then EXPIRE, the 8 commands in one pipeline, one
+# request in flight per connection (its default: no pipelining across
+# requests). Redis CPU per request, i.e. per four-descriptor decision.
+run_envoy_request() {
+    local r s0 s1 n d files=()
+    rl_say "envoyproxy/ratelimit's pattern per request: bench/replay, 4 x (INCRBY + EXPIRE) pipelined"
+    for d in 1 2 3 4; do
+        write_command "$WORK/envoy.$d.incrby" INCRBY "envoy_kprobe_d$d" 1
+        write_command "$WORK/envoy.$d.expire" EXPIRE "envoy_kprobe_d$d" 60
+        files+=("$WORK/envoy.$d.incrby" "$WORK/envoy.$d.expire")
+    done
+    s0=$(redis_snap "$REDIS_PORT")
+    r=$("$WORK/replay" "$REDIS_PORT" "$CONNS" "$DURATION" "$KEYS" "${files[@]}" |
+        tail -n 1 | tr -d '"')
+    s1=$(redis_snap "$REDIS_PORT")
+    n=$(echo "$r" | awk -F, -v s="$DURATION" '{ printf "%d", $2 * s }')
+    ENVOY_REQ_US=$(redis_per "$s0" "$s1" "$n" | cut -d' ' -f1)
+    ENVOY_REQ_RPS=$(echo "$r" | cut -d, -f2)
     redis-cli -p "$REDIS_PORT" eval "for _, k in ipairs(redis.call('keys', 'envoy_*')) do redis.call('del', k) end" 0 >/dev/null
 }
 
@@ -683,6 +716,7 @@ main() {
     run_conns
     run_redis_ceiling
     run_envoy_pattern
+    run_envoy_request
     run_cluster
     run_top_keys
     run_nginx
@@ -760,6 +794,9 @@ report_costs() {
         "envoyproxy/ratelimit's pattern, four descriptors" \
         "$(awk -v u="$ENVOY_US" 'BEGIN { printf "%.2f", 4 * u }')" \
         "$(per_core "$(awk -v u="$ENVOY_US" 'BEGIN { print 4 * u }')")"
+    printf '| %s | %s µs | 8 | n/a | %s | n/a |\n' \
+        "envoyproxy/ratelimit's pattern as one request sends it, four descriptors (8 commands in one pipeline, unpipelined across requests)" \
+        "$ENVOY_REQ_US" "$(per_core "$ENVOY_REQ_US")"
 }
 
 # The targets of issue 15 (and issue 14's gRPC line), from this run.
@@ -774,6 +811,7 @@ report_targets() {
     target_row "Redis CPU per decision, one GCRA limit" "$(field "$ALLOW" redis_us) µs" "<=" "6 µs"
     target_row "Redis CPU per decision, four-limit tenant policy" "$(field "$FOUR" redis_us) µs" "<=" "10 µs"
     target_row "four-limit policy / (4 x envoyproxy/ratelimit's per descriptor, $ENVOY_US µs)" "$four_ratio" "<" "1"
+    echo "| four-limit policy / envoyproxy/ratelimit's pattern as one request of four descriptors sends it ($ENVOY_REQ_US µs) | $(ratio "$(field "$FOUR" redis_us)" "$ENVOY_REQ_US") | (no target) | n/a |"
     target_row "cluster / standalone Redis CPU per decision (one GCRA limit)" "$cl_ratio" "<=" "1.25"
     target_row "ratelimitd CPU per allowed decision / nginx CPU per request ($(field "$ALLOW" cpu_us_per_req) / $(field "$NGINX" cpu_us_per_req) µs)" "$rl_nginx" "<=" "1.3"
     target_row "allow throughput / unpipelined Redis ceiling" "$(ratio "$a_rps" "$REDIS_RPS")" ">=" "0.7"
