@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import (SLOW, Ratelimitd, Redis, check, config, eq, free_port, metric,
+from harness import (SLOW, Ratelimitd, Redis, between, check, config, eq, free_port, metric,
                      reload_config, scrape,
                      service, store_config, wait_until, wait_window_start)
 
@@ -230,20 +230,19 @@ def encode(op):
     return b"\0" + len(msg).to_bytes(4, "big") + msg
 
 
-def nghttp_call(cfg, body, timeout_header):
-    """One ShouldRateLimit by nghttp (no client-side deadline: what the
-    server answers by itself), with grpc-timeout timeout_header; its
-    verbose output."""
+def nghttp_call(cfg, body, timeout_header, path=None):
+    """One ShouldRateLimit (or the call at path) by nghttp (no client-side
+    deadline: what the server answers by itself), with grpc-timeout
+    timeout_header; its verbose output."""
     with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as f:
         f.write(body)
-        path = f.name
     try:
         p = subprocess.run(["nghttp", "-v", "-H", "content-type: application/grpc",
                             "-H", "te: trailers", "-H", "grpc-timeout: " + timeout_header,
-                            "-d", path, "http://%s%s" % (target(cfg), RLS_PATH)],
+                            "-d", f.name, "http://%s%s" % (target(cfg), path or RLS_PATH)],
                            capture_output=True, timeout=30 * SLOW)
     finally:
-        os.unlink(path)
+        os.unlink(f.name)
     return p.stdout.decode(errors="replace")
 
 
@@ -272,6 +271,22 @@ def test_grpc_deadline_while_redis_paused():
         # pause: three spends (before, late, this one) leave nothing.
         eq(r["statuses"][0]["remaining"], 0, "the late call was decided too (%r)" % r)
         check("grpc-status: 0" in nghttp_call(cfg, body, "10S"), "a call with a long timeout")
+
+
+def test_grpc_watch_ends_at_its_deadline():
+    """A Health/Watch with grpc-timeout 700m (nghttp: no client-side
+    deadline) is sent SERVING at once, then ended by the server itself
+    with DEADLINE_EXCEEDED at the deadline (counted in /metrics)."""
+    cfg = grpc_cfg(LOGIN_POLICY)
+    with service(cfg, "memory") as svc:
+        t0 = time.monotonic()
+        out = nghttp_call(cfg, b"\0\0\0\0\0", "700m", path="/grpc.health.v1.Health/Watch")
+        took = time.monotonic() - t0
+        check("recv DATA frame <length=7" in out, "the SERVING message (08 01):\n%s" % out[-2000:])
+        check("grpc-status: 4" in out, "DEADLINE_EXCEEDED from the server:\n%s" % out[-2000:])
+        between(took, 0.6, 5.0 * SLOW, "the stream ended at its deadline (s)")
+        eq(metric(scrape(svc.d), "ratelimitd_grpc_calls_deadline_exceeded_total"), 1,
+           "deadline metric")
 
 
 def test_grpc_health_and_store_down():
