@@ -35,7 +35,6 @@
 /* The script's replies the fakes send (binary: replies_init makes them):
  * an admit with 9 remaining, a denial retrying after 1 s. */
 static char g_ok_reply[64];
-static size_t g_ok_len;
 static char g_deny_reply[64];
 
 static struct event_base *g_base;
@@ -183,9 +182,12 @@ static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
         n->batches++;
         n->batch_ops += count;
         for (i = 0; i < count; i++) {
-            ck_assert_uint_le(used + g_ok_len, sizeof(n->batch_reply));
-            memcpy(n->batch_reply + used, g_ok_reply, g_ok_len);
-            used += g_ok_len;
+            const char *e = g_ok_reply;
+            size_t elen = rl_test_resp_len(e);
+
+            ck_assert_uint_le(used + elen, sizeof(n->batch_reply));
+            memcpy(n->batch_reply + used, e, elen);
+            used += elen;
         }
         c.reply = n->batch_reply;
     }
@@ -1292,7 +1294,7 @@ static void replies_init(void)
     static const int64_t ok[7] = {1700000000000, 1, 1, 9, 30000, 0, 0};
     static const int64_t deny[7] = {1700000000000, 0, 0, 0, 30000, 1000, 0};
 
-    g_ok_len = rl_test_reply_resp(g_ok_reply, sizeof(g_ok_reply), ok, 1, 0);
+    rl_test_reply_resp(g_ok_reply, sizeof(g_ok_reply), ok, 1, 0);
     rl_test_reply_resp(g_deny_reply, sizeof(g_deny_reply), deny, 1, 0);
 }
 
