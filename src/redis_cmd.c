@@ -385,12 +385,16 @@ const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len)
     return rl_redis_cmd_key(cmd, 0, len);
 }
 
-/* The script's reply (store.h): bytes of the head (now_ms 6, allowed 1),
- * of a limit (allowed 1, remaining 7, reset_after_ms 6, retry_after_ms 6,
- * blocked 1) and of a penalty (state 1, retry_after_ms 6). */
-#define CMD_REPLY_HEAD 7
-#define CMD_REPLY_LIMIT 21
-#define CMD_REPLY_PENALTY 7
+/* The script's reply (store.h): the bytes of a flag (allowed, blocked, a
+ * penalty's state), of a time in ms, of a count (remaining); of the head
+ * (now_ms, allowed), of a limit (allowed, remaining, reset_after_ms,
+ * retry_after_ms, blocked) and of a penalty (state, retry_after_ms). */
+#define CMD_FLAG 1
+#define CMD_MS 6
+#define CMD_COUNT 7
+#define CMD_REPLY_HEAD (CMD_MS + CMD_FLAG)
+#define CMD_REPLY_LIMIT (CMD_FLAG + CMD_COUNT + 2 * CMD_MS + CMD_FLAG)
+#define CMD_REPLY_PENALTY (CMD_FLAG + CMD_MS)
 
 /* Reads the unsigned little-endian integer of n bytes at *p (n <= 7:
  * never negative) and moves *p past it. */
@@ -409,7 +413,7 @@ static int64_t cmd_take(const unsigned char **p, int n)
 /* Reads a one-byte flag at *p into *out; 0 if it is not 0 or 1. */
 static int cmd_take_flag(const unsigned char **p, int *out)
 {
-    *out = (int)cmd_take(p, 1);
+    *out = (int)cmd_take(p, CMD_FLAG);
     return *out == 0 || *out == 1;
 }
 
@@ -427,7 +431,7 @@ static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
                       CMD_REPLY_PENALTY * (size_t)cmd->npenalties) {
         return "bad_reply";
     }
-    res->now_ms = cmd_take(&p, 6);
+    res->now_ms = cmd_take(&p, CMD_MS);
     if (!cmd_take_flag(&p, &res->allowed)) {
         return "bad_reply";
     }
@@ -437,21 +441,21 @@ static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
         if (!cmd_take_flag(&p, &l->allowed)) {
             return "bad_reply";
         }
-        l->remaining = cmd_take(&p, 7);
-        l->reset_after_ms = cmd_take(&p, 6);
-        l->retry_after_ms = cmd_take(&p, 6);
+        l->remaining = cmd_take(&p, CMD_COUNT);
+        l->reset_after_ms = cmd_take(&p, CMD_MS);
+        l->retry_after_ms = cmd_take(&p, CMD_MS);
         if (!cmd_take_flag(&p, &l->blocked)) {
             return "bad_reply";
         }
     }
     for (k = 0; k < cmd->npenalties; k++) {
-        int state = (int)cmd_take(&p, 1);
+        int state = (int)cmd_take(&p, CMD_FLAG);
 
         if (state < RL_PENALTY_NONE || state > RL_PENALTY_STARTED) {
             return "bad_reply";
         }
         res->penalties[k].state = state;
-        res->penalties[k].retry_after_ms = cmd_take(&p, 6);
+        res->penalties[k].retry_after_ms = cmd_take(&p, CMD_MS);
     }
     return NULL;
 }
