@@ -385,56 +385,77 @@ const char *rl_redis_cmd_first_key(const rl_redis_cmd_t *cmd, size_t *len)
     return rl_redis_cmd_key(cmd, 0, len);
 }
 
-/* 1 if r is an integer reply equal to 0 or 1. */
-static int cmd_is_flag(const redisReply *r)
+/* The script's reply (store.h): the bytes of a flag (allowed, blocked, a
+ * penalty's state), of a time in ms, of a count (remaining); of the head
+ * (now_ms, allowed), of a limit (allowed, remaining, reset_after_ms,
+ * retry_after_ms, blocked) and of a penalty (state, retry_after_ms). */
+#define CMD_FLAG 1
+#define CMD_MS 6
+#define CMD_COUNT 7
+#define CMD_REPLY_HEAD (CMD_MS + CMD_FLAG)
+#define CMD_REPLY_LIMIT (CMD_FLAG + CMD_COUNT + 2 * CMD_MS + CMD_FLAG)
+#define CMD_REPLY_PENALTY (CMD_FLAG + CMD_MS)
+
+/* Reads the unsigned little-endian integer of n bytes at *p (n <= 7:
+ * never negative) and moves *p past it. */
+static int64_t cmd_take(const unsigned char **p, int n)
 {
-    return r->integer == 0 || r->integer == 1;
+    uint64_t v = 0;
+    int i;
+
+    for (i = n - 1; i >= 0; i--) {
+        v = (v << 8) | (*p)[i];
+    }
+    *p += n;
+    return (int64_t)v;
 }
 
-/* Decodes the script's reply { now_ms, allowed, 5 ints per limit, 2
- * per penalty }. */
+/* Reads a one-byte flag at *p into *out; 0 if it is not 0 or 1. */
+static int cmd_take_flag(const unsigned char **p, int *out)
+{
+    *out = (int)cmd_take(p, CMD_FLAG);
+    return *out == 0 || *out == 1;
+}
+
+/* Decodes the script's reply: one bulk string of exactly the bytes of
+ * cmd's limits and penalties, flags 0 or 1 and penalty states in range
+ * (store.h); "bad_reply" otherwise. r stays the caller's. */
 static const char *cmd_parse_decide(const rl_redis_cmd_t *cmd,
                                     const redisReply *r, rl_store_result_t *res)
 {
-    size_t i;
+    const unsigned char *p = (const unsigned char *)r->str;
     int k;
 
-    if (r->type != REDIS_REPLY_ARRAY ||
-        r->elements !=
-            2 + 5 * (size_t)cmd->nlimits + 2 * (size_t)cmd->npenalties) {
+    if (r->type != REDIS_REPLY_STRING ||
+        r->len != CMD_REPLY_HEAD + CMD_REPLY_LIMIT * (size_t)cmd->nlimits +
+                      CMD_REPLY_PENALTY * (size_t)cmd->npenalties) {
         return "bad_reply";
     }
-    for (i = 0; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_INTEGER) {
-            return "bad_reply";
-        }
-    }
-    if (!cmd_is_flag(r->element[1])) {
+    res->now_ms = cmd_take(&p, CMD_MS);
+    if (!cmd_take_flag(&p, &res->allowed)) {
         return "bad_reply";
     }
-    res->now_ms = r->element[0]->integer;
-    res->allowed = (int)r->element[1]->integer;
     for (k = 0; k < cmd->nlimits; k++) {
-        redisReply **e = &r->element[2 + 5 * k];
         rl_limit_result_t *l = &res->limits[k];
-        if (!cmd_is_flag(e[0]) || !cmd_is_flag(e[4])) {
+
+        if (!cmd_take_flag(&p, &l->allowed)) {
             return "bad_reply";
         }
-        l->allowed = (int)e[0]->integer;
-        l->remaining = e[1]->integer;
-        l->reset_after_ms = e[2]->integer;
-        l->retry_after_ms = e[3]->integer;
-        l->blocked = (int)e[4]->integer;
+        l->remaining = cmd_take(&p, CMD_COUNT);
+        l->reset_after_ms = cmd_take(&p, CMD_MS);
+        l->retry_after_ms = cmd_take(&p, CMD_MS);
+        if (!cmd_take_flag(&p, &l->blocked)) {
+            return "bad_reply";
+        }
     }
     for (k = 0; k < cmd->npenalties; k++) {
-        redisReply **e = &r->element[2 + 5 * cmd->nlimits + 2 * k];
+        int state = (int)cmd_take(&p, CMD_FLAG);
 
-        if (e[0]->integer < RL_PENALTY_NONE ||
-            e[0]->integer > RL_PENALTY_STARTED) {
+        if (state < RL_PENALTY_NONE || state > RL_PENALTY_STARTED) {
             return "bad_reply";
         }
-        res->penalties[k].state = (int)e[0]->integer;
-        res->penalties[k].retry_after_ms = e[1]->integer;
+        res->penalties[k].state = state;
+        res->penalties[k].retry_after_ms = cmd_take(&p, CMD_MS);
     }
     return NULL;
 }

@@ -24,10 +24,13 @@
  *               requests (7), period_ms (5), burst (7), block_ms (5)
  *     per penalty: denials (7), within_ms (5), block_ms (5), mask (1:
  *                  bit p-1 = part p)
- *   Reply: { now_ms, allowed,
- *            per limit 5: allowed, remaining, reset_after_ms,
- *                         retry_after_ms, blocked,
- *            per penalty 2: state (rl_penalty_state_t), retry_after_ms }
+ *   Reply: one bulk string, every number an unsigned little-endian
+ *     integer of the given bytes: now_ms (6), allowed (1),
+ *     per limit: allowed (1), remaining (7), reset_after_ms (6),
+ *                retry_after_ms (6), blocked (1),
+ *     per penalty: state (1, rl_penalty_state_t), retry_after_ms (6);
+ *     7 + 21 n + 7 m bytes. Within conf.c's bounds every value fits;
+ *     reset and retry are clamped to 2^48 - 1 ms all the same.
  *   Order: (1) a live penalty block denies, nothing counted, the limits
  *   reported as a peek; (2) every limit evaluated, state written only if
  *   all admit; (3) on a denial, each penalty whose mask holds a part with
@@ -41,8 +44,8 @@
  *   call, so every replica shares the Redis clock.
  *   Batch form (store_redis.c sends the decisions of one loop pass so):
  *   ARGV[1] = "batch", ARGV[2] = count, then every request; KEYS =
- *   every request's KEYS; reply = one reply per request, or an error
- *   reply for that request alone. */
+ *   every request's KEYS; reply = an array of one reply (bulk string)
+ *   per request, or an error reply for that request alone. */
 
 /* One part of an op: an applied policy's base key and limits. */
 typedef struct rl_store_part {

@@ -1,4 +1,5 @@
-/* libFuzzer target: the RESP replies of the decision script and of a
+/* libFuzzer target: the RESP replies of the decision script (a bulk
+ * string, store.h; fuzz_decide_reply.c fuzzes its bytes) and of a
  * reset, single and pipelined. The first byte picks the command (decide
  * or reset) and its number of limits, the second how the rest is split
  * (as reads would split it). The bytes go through hiredis's reader, as

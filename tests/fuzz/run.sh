@@ -24,7 +24,7 @@ for arg in "$@"; do
     esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request conf pattern http_head http_chunked http_conn resp auth
-    reply_template path convert grpc sentinel)
+    reply_template path convert grpc sentinel decide_reply)
 
 # The config module and what it needs, shared by the targets that parse
 # a configuration.
@@ -42,6 +42,7 @@ declare -A SOURCES=(
     [http_chunked]="src/http_parse.c"
     [http_conn]="src/http.c src/http_conn.c src/http_reply.c src/http_parse.c src/errors.c src/loop.c src/util.c src/bev_write.c src/log.c"
     [resp]="src/redis_cmd.c src/store.c src/algo.c src/algo_mem.c src/util.c"
+    [decide_reply]="src/redis_cmd.c src/store.c src/algo.c src/algo_mem.c src/util.c"
     [auth]="src/auth.c src/errors.c src/util.c src/request.c"
     [reply_template]="src/reply.c src/reply_template.c src/errors.c src/util.c"
     [path]="src/path.c src/request.c src/errors.c"

@@ -9,6 +9,7 @@
 
 #include "redis_cmd.h"
 #include "limit_helper.h"
+#include "reply_helper.h"
 #include "util.h"
 
 #define SHA "0123456789012345678901234567890123456789"
@@ -203,12 +204,113 @@ static redisReply *int_reply(long long v)
     return r;
 }
 
-/* { now, allowed, 5 per limit, 2 per penalty } decodes into the result
- * in op order; a reply of another length is bad_reply. */
+/* The reply of setup()'s op: { now, allowed, 5 per limit (3), 2 per
+ * penalty (1) }. */
+static const int64_t g_reply[19] = {1000, 0, 1, 9, 50, 0, 0, 0, 0,    700,
+                                    700,  1, 1, 6, 0,  0, 0, 2, 30000};
+
+/* Parses the bulk string of len bytes at b as the reply to setup()'s
+ * op into *res; returns the parser's error. */
+static const char *parse_bytes(const unsigned char *b, size_t len,
+                               rl_store_result_t *res)
+{
+    rl_redis_cmd_t cmd;
+    redisReply str;
+    const char *err;
+
+    setup();
+    memset(&cmd, 0, sizeof(cmd));
+    ck_assert_int_eq(rl_redis_cmd_build(&cmd, SHA, &g_op, RL_REDIS_CMD_DECIDE),
+                     RL_OK);
+    memset(&str, 0, sizeof(str));
+    str.type = REDIS_REPLY_STRING;
+    str.str = (char *)b;
+    str.len = len;
+    memset(res, 0, sizeof(*res));
+    err = rl_redis_cmd_parse(&cmd, &str, res);
+    rl_redis_cmd_free(&cmd);
+    return err;
+}
+
+/* One bulk string (now 6 bytes, allowed 1, per limit 1+7+6+6+1, per
+ * penalty 1+6, little-endian) decodes into the result in op order; a
+ * reply one byte short or long is bad_reply. */
 START_TEST(reply_parsed_in_order)
 {
-    static const long long v[] = {1000, 0, 1, 9, 50, 0, 0, 0, 0,    700,
-                                  700,  1, 1, 6, 0,  0, 0, 2, 30000};
+    unsigned char b[128];
+    size_t len = rl_test_reply_bytes(b, g_reply, 3, 1);
+    rl_store_result_t res;
+
+    ck_assert_uint_eq(len, 7 + 21 * 3 + 7);
+    ck_assert_ptr_null(parse_bytes(b, len, &res));
+    ck_assert_int_eq(res.now_ms, 1000);
+    ck_assert_int_eq(res.allowed, 0);
+    ck_assert_int_eq(res.limits[0].allowed, 1);
+    ck_assert_int_eq(res.limits[0].remaining, 9);
+    ck_assert_int_eq(res.limits[0].reset_after_ms, 50);
+    ck_assert_int_eq(res.limits[1].blocked, 1);
+    ck_assert_int_eq(res.limits[1].reset_after_ms, 700);
+    ck_assert_int_eq(res.limits[1].retry_after_ms, 700);
+    ck_assert_int_eq(res.limits[2].remaining, 6);
+    ck_assert_int_eq(res.penalties[0].state, RL_PENALTY_STARTED);
+    ck_assert_int_eq(res.penalties[0].retry_after_ms, 30000);
+    ck_assert_str_eq(parse_bytes(b, len - 1, &res), "bad_reply");
+    b[len] = 0;
+    ck_assert_str_eq(parse_bytes(b, len + 1, &res), "bad_reply");
+}
+END_TEST
+
+/* The widest values of each field decode exactly: now and the ms fields
+ * 6 bytes, remaining 7 (nothing read as signed or cut short). */
+START_TEST(reply_widths_exact)
+{
+    int64_t v[19];
+    unsigned char b[128];
+    rl_store_result_t res;
+
+    memcpy(v, g_reply, sizeof(v));
+    v[0] = ((int64_t)1 << 48) - 1;
+    v[3] = ((int64_t)1 << 56) - 1;
+    v[4] = ((int64_t)1 << 48) - 2;
+    v[5] = ((int64_t)1 << 47) + 3;
+    v[18] = ((int64_t)1 << 48) - 1;
+    ck_assert_ptr_null(parse_bytes(b, rl_test_reply_bytes(b, v, 3, 1), &res));
+    ck_assert_int_eq(res.now_ms, v[0]);
+    ck_assert_int_eq(res.limits[0].remaining, v[3]);
+    ck_assert_int_eq(res.limits[0].reset_after_ms, v[4]);
+    ck_assert_int_eq(res.limits[0].retry_after_ms, v[5]);
+    ck_assert_int_eq(res.penalties[0].retry_after_ms, v[18]);
+}
+END_TEST
+
+/* A flag (allowed, a limit's allowed or blocked) other than 0 or 1, or a
+ * penalty state past RL_PENALTY_STARTED, is bad_reply. */
+START_TEST(reply_out_of_range_refused)
+{
+    static const struct {
+        int index; /* into g_reply */
+        int64_t value;
+    } bad[] = {{1, 2}, {2, 2}, {6, 2}, {11, 255}, {16, 2}, {17, 3}};
+    unsigned char b[128];
+    rl_store_result_t res;
+    const char *err;
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t v[19];
+
+        memcpy(v, g_reply, sizeof(v));
+        v[bad[i].index] = bad[i].value;
+        err = parse_bytes(b, rl_test_reply_bytes(b, v, 3, 1), &res);
+        ck_assert_msg(err != NULL && strcmp(err, "bad_reply") == 0,
+                      "case %zu: %s", i, err != NULL ? err : "accepted");
+    }
+}
+END_TEST
+
+/* The old reply, an array of integers, and other types are bad_reply. */
+START_TEST(reply_old_array_refused)
+{
     rl_redis_cmd_t cmd;
     rl_store_result_t res;
     redisReply arr;
@@ -220,24 +322,14 @@ START_TEST(reply_parsed_in_order)
     ck_assert_int_eq(rl_redis_cmd_build(&cmd, SHA, &g_op, RL_REDIS_CMD_DECIDE),
                      RL_OK);
     for (i = 0; i < 19; i++) {
-        el[i] = int_reply(v[i]);
+        el[i] = int_reply(g_reply[i]);
     }
     memset(&arr, 0, sizeof(arr));
     arr.type = REDIS_REPLY_ARRAY;
     arr.elements = 19;
     arr.element = el;
-    memset(&res, 0, sizeof(res));
-    ck_assert_ptr_null(rl_redis_cmd_parse(&cmd, &arr, &res));
-    ck_assert_int_eq(res.now_ms, 1000);
-    ck_assert_int_eq(res.allowed, 0);
-    ck_assert_int_eq(res.limits[0].remaining, 9);
-    ck_assert_int_eq(res.limits[1].blocked, 1);
-    ck_assert_int_eq(res.limits[1].retry_after_ms, 700);
-    ck_assert_int_eq(res.limits[2].remaining, 6);
-    ck_assert_int_eq(res.penalties[0].state, RL_PENALTY_STARTED);
-    ck_assert_int_eq(res.penalties[0].retry_after_ms, 30000);
-    arr.elements = 18;
     ck_assert_str_eq(rl_redis_cmd_parse(&cmd, &arr, &res), "bad_reply");
+    ck_assert_str_eq(rl_redis_cmd_parse(&cmd, el[0], &res), "bad_reply");
     for (i = 0; i < 19; i++) {
         free(el[i]);
     }
@@ -258,6 +350,9 @@ int main(void)
     tcase_add_test(tc, sub_ops_and_refunds);
     tcase_add_test(tc, out_of_range_refused);
     tcase_add_test(tc, reply_parsed_in_order);
+    tcase_add_test(tc, reply_widths_exact);
+    tcase_add_test(tc, reply_out_of_range_refused);
+    tcase_add_test(tc, reply_old_array_refused);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

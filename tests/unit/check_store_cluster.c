@@ -22,6 +22,7 @@
 #include <hiredis/hiredis.h>
 
 #include "loop_helper.h"
+#include "reply_helper.h"
 #include "cluster.h"
 #include "store_cluster.h"
 #include "store_redis.h"
@@ -34,8 +35,11 @@
 #define NOTLOCAL_REPLY                                                         \
     "-NOTLOCAL ERR Script attempted to access a non local key in a cluster "   \
     "node\r\n"
-#define OK_REPLY                                                               \
-    "*7\r\n:1700000000000\r\n:1\r\n:1\r\n:9\r\n:30000\r\n:0\r\n:0\r\n"
+
+/* The script's replies the fakes send (binary: replies_init makes them):
+ * an admit with 9 remaining, a denial retrying after 1 s. */
+static char g_ok_reply[64];
+static char g_deny_reply[64];
 
 static struct event_base *g_base;
 
@@ -98,7 +102,7 @@ static void delayed_fire(evutil_socket_t fd, short what, void *arg)
     delayed_t *d = arg;
     fake_client_t *fc = d->fc;
 
-    bufferevent_write(fc->bev, d->reply, strlen(d->reply));
+    bufferevent_write(fc->bev, d->reply, rl_test_resp_len(d->reply));
     event_free(d->ev);
     free(d);
     bufferevent_enable(fc->bev, EV_READ);
@@ -113,7 +117,7 @@ static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
     struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
 
     if (delay_ms <= 0) {
-        bufferevent_write(fc->bev, reply, strlen(reply));
+        bufferevent_write(fc->bev, reply, rl_test_resp_len(reply));
         return;
     }
     d = calloc(1, sizeof(*d));
@@ -159,13 +163,13 @@ static long long first_part_cost(const redisReply *arg)
     return (long long)(int64_t)v;
 }
 
-/* Answers one EVALSHA from the node's queue (or with OK_REPLY, an array
+/* Answers one EVALSHA from the node's queue (or with g_ok_reply, an array
  * of them for a batch); asking says whether ASKING came right before it
  * on this connection. */
 static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
 {
     fake_node_t *n = fc->node;
-    canned_t c = {OK_REPLY, 0, 0};
+    canned_t c = {g_ok_reply, 0, 0};
     int count = batch_count(r);
     int i;
 
@@ -183,9 +187,13 @@ static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
         n->batches++;
         n->batch_ops += count;
         for (i = 0; i < count; i++) {
-            used += (size_t)snprintf(
-                n->batch_reply + used, sizeof(n->batch_reply) - used, "%s",
-                (n->notlocal >> i) & 1 ? NOTLOCAL_REPLY : OK_REPLY);
+            const char *e =
+                (n->notlocal >> i) & 1 ? NOTLOCAL_REPLY : g_ok_reply;
+            size_t elen = rl_test_resp_len(e);
+
+            ck_assert_uint_le(used + elen, sizeof(n->batch_reply));
+            memcpy(n->batch_reply + used, e, elen);
+            used += elen;
         }
         n->notlocal = 0;
         c.reply = n->batch_reply;
@@ -419,7 +427,7 @@ static result_t decide(rl_store_t *s, const char *base)
     return r;
 }
 
-/* Asserts a successful result decoded from OK_REPLY. */
+/* Asserts a successful result decoded from g_ok_reply. */
 static void assert_ok(const result_t *r)
 {
     ck_assert_msg(r->res.status == RL_OK, "failed: %s",
@@ -428,7 +436,7 @@ static void assert_ok(const result_t *r)
     ck_assert_int_eq(r->res.limits[0].remaining, 9);
 }
 
-/* Decides on base and asserts the OK_REPLY result. */
+/* Decides on base and asserts the g_ok_reply result. */
 static void decide_ok(rl_store_t *s, const char *base)
 {
     result_t r = decide(s, base);
@@ -517,9 +525,6 @@ START_TEST(test_routes_by_slot)
     rl_store_free(s);
 }
 END_TEST
-
-#define DENY_REPLY                                                             \
-    "*7\r\n:1700000000000\r\n:0\r\n:0\r\n:0\r\n:30000\r\n:1000\r\n:0\r\n"
 
 /* A layered op of two parts, on node 0's and node 1's halves, started
  * with cost (with pen, a penalty on node 0's part too); waits for its
@@ -610,7 +615,7 @@ START_TEST(test_cross_master_denies)
         memset(g_nodes[0].costs, 0, sizeof(g_nodes[0].costs));
         memset(g_nodes[1].costs, 0, sizeof(g_nodes[1].costs));
         g_nodes[0].evalsha = g_nodes[1].evalsha = 0;
-        queue(cases[k].denier, DENY_REPLY, 0, 0);
+        queue(cases[k].denier, g_deny_reply, 0, 0);
         r = cross_decide(s, 1, 0);
         ck_assert_int_eq(r.res.status, RL_OK);
         ck_assert_int_eq(r.res.allowed, 0);
@@ -1308,10 +1313,23 @@ static Suite *store_cluster_suite(void)
     return s;
 }
 
+/* Makes the fakes' script replies (before the tests fork). */
+static void replies_init(void)
+{
+    static const int64_t ok[7] = {1700000000000, 1, 1, 9, 30000, 0, 0};
+    static const int64_t deny[7] = {1700000000000, 0, 0, 0, 30000, 1000, 0};
+
+    rl_test_reply_resp(g_ok_reply, sizeof(g_ok_reply), ok, 1, 0);
+    rl_test_reply_resp(g_deny_reply, sizeof(g_deny_reply), deny, 1, 0);
+}
+
 int main(void)
 {
-    SRunner *sr = srunner_create(store_cluster_suite());
+    SRunner *sr;
     int failed;
+
+    replies_init();
+    sr = srunner_create(store_cluster_suite());
 
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -18,6 +18,7 @@
 #include "lua_scripts.h"
 #include "redis_helper.h"
 #include "limit_helper.h"
+#include "reply_helper.h"
 #include "store_redis.h"
 #include "util.h"
 
@@ -1128,7 +1129,7 @@ static void fake_read(struct bufferevent *bev, void *arg)
         if (strcasecmp(name, "EVALSHA") == 0) {
             g_fake.evalsha++;
             bufferevent_write(bev, g_fake.evalsha_reply,
-                              strlen(g_fake.evalsha_reply));
+                              rl_test_resp_len(g_fake.evalsha_reply));
         } else if (strcasecmp(name, "SCRIPT") == 0) {
             g_fake.script_load++;
             evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n",
@@ -1221,30 +1222,44 @@ END_TEST
 
 START_TEST(test_fake_reply_shapes)
 {
+    /* raw RESP, or NULL: the binary reply of v (store.h) */
     static const struct {
         const char *reply;
+        int64_t v[7];
         int status;
         const char *error;
     } cases[] = {
+        {NULL, {1700000000000, 1, 1, 1, 30000, 0, 0}, RL_OK, NULL},
+        {":1\r\n", {0}, RL_ERR, "bad_reply"},
+        {"*3\r\n:1\r\n:1\r\n:1\r\n", {0}, RL_ERR, "bad_reply"},
+        /* the old reply, an array of integers */
         {"*7\r\n:1700000000000\r\n:1\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:0\r\n",
-         RL_OK, NULL},
-        {":1\r\n", RL_ERR, "bad_reply"},
-        {"*3\r\n:1\r\n:1\r\n:1\r\n", RL_ERR, "bad_reply"},
+         {0},
+         RL_ERR,
+         "bad_reply"},
         {"*7\r\n:1700000000000\r\n:1\r\n:1\r\n$1\r\n1\r\n:30000\r\n:0\r\n:"
          "0\r\n",
-         RL_ERR, "bad_reply"},
-        {"*7\r\n:1700000000000\r\n:2\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:0\r\n",
-         RL_ERR, "bad_reply"},
-        {"*7\r\n:1700000000000\r\n:1\r\n:1\r\n:1\r\n:30000\r\n:0\r\n:5\r\n",
-         RL_ERR, "bad_reply"},
-        {"$-1\r\n", RL_ERR, "bad_reply"},
-        {"-ERR user_script:1: boom\r\n", RL_ERR, "script_error"},
+         {0},
+         RL_ERR,
+         "bad_reply"},
+        /* a byte short */
+        {"$27\r\n012345678901234567890123456\r\n", {0}, RL_ERR, "bad_reply"},
+        {NULL, {1700000000000, 2, 1, 1, 30000, 0, 0}, RL_ERR, "bad_reply"},
+        {NULL, {1700000000000, 1, 1, 1, 30000, 0, 5}, RL_ERR, "bad_reply"},
+        {"$-1\r\n", {0}, RL_ERR, "bad_reply"},
+        {"-ERR user_script:1: boom\r\n", {0}, RL_ERR, "script_error"},
     };
     rl_store_t *s = new_store(g_fake.port, 500, NULL, NULL, 1);
+    char bin[64];
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        rl_store_result_t r = fake_decide(s, cases[i].reply);
+        rl_store_result_t r;
+
+        if (cases[i].reply == NULL) {
+            rl_test_reply_resp(bin, sizeof(bin), cases[i].v, 1, 0);
+        }
+        r = fake_decide(s, cases[i].reply != NULL ? cases[i].reply : bin);
         ck_assert_msg(r.status == cases[i].status, "case %zu: status %d", i,
                       r.status);
         if (cases[i].error != NULL) {
@@ -1263,14 +1278,17 @@ END_TEST
 
 START_TEST(test_fake_protocol_error_disconnects_and_recovers)
 {
+    static const int64_t blocked[7] = {1, 0, 0, 0, 9, 9, 1};
     rl_store_t *s = new_store(g_fake.port, 500, NULL, NULL, 1);
     rl_store_result_t r;
+    char bin[64];
 
     r = fake_decide(s, "?garbage\r\n");
     ck_assert_int_eq(r.status, RL_ERR);
     ck_assert_str_eq(r.error, "disconnected");
     ck_assert(run_until(pred_store_up, s, 2000));
-    r = fake_decide(s, "*7\r\n:1\r\n:0\r\n:0\r\n:0\r\n:9\r\n:9\r\n:1\r\n");
+    rl_test_reply_resp(bin, sizeof(bin), blocked, 1, 0);
+    r = fake_decide(s, bin);
     ck_assert_int_eq(r.status, RL_OK);
     ck_assert_int_eq(r.allowed, 0);
     ck_assert_int_eq(r.limits[0].blocked, 1);
