@@ -227,14 +227,17 @@ local function read_part(L, PT, p, k, now_ms)
             for o = fo, (last - 1) * 18, 18 do
                 if L[o + 1] == id and L[o + 3] == per then
                     local e = algo.expiry(a, b, c, per, now_ms)
-                    if e then
-                        ttl = max(ttl, e)
-                    else
+                    if not e then
                         a = false
+                    elseif e > ttl then
+                        ttl = e
                     end
                     L[o + 7], L[o + 8], L[o + 9] = a, b, c
                     if L[o + 5] > 0 and u > now_ms then
-                        L[o + 10], ttl = u, max(ttl, u)
+                        L[o + 10] = u
+                        if u > ttl then
+                            ttl = u
+                        end
                     end
                     break
                 end
@@ -251,20 +254,33 @@ end
 -- fields); the key is deleted when none does.
 local function write_part(L, PT, W, p, k, now_ms)
     local q = (p - 1) * 5
-    local first, last = PT[q + 1], PT[q + 1] + PT[q + 2] - 1
-    local exp, lone, all = 0, true, true
-    for o = (first - 1) * 18, (last - 1) * 18, 18 do
-        local a, u = L[o + 7], L[o + 10]
-        local e = a and algos[L[o + 1]].expiry(a, L[o + 8], L[o + 9],
-            L[o + 3], now_ms)
-        if not e then
-            L[o + 7] = false
+    local fo, lo = (PT[q + 1] - 1) * 18, (PT[q + 1] + PT[q + 2] - 2) * 18
+    -- One pass: each limit's expiry, and its entry into W as if every
+    -- limit keeps one (the usual case; else W is made again below).
+    local exp, lone, all, w = 0, true, true, 0
+    for o = fo, lo, 18 do
+        local algo, a, u = L[o + 1], L[o + 7], L[o + 10]
+        local e = a and algos[algo].expiry(a, L[o + 8], L[o + 9], L[o + 3],
+            now_ms)
+        if e then
+            if e > exp then
+                exp = e
+            end
+        else
+            L[o + 7], a = false, false
+        end
+        if u > exp then
+            exp = u
         end
         if e or u > 0 then
-            exp = max(exp, e or 0, u)
-            if o > (first - 1) * 18 or u > 0 or L[o + 1] ~= 0 then
+            if o > fo or u > 0 or algo ~= 0 then
                 lone = false
             end
+            local nf = nfields[algo]
+            W[w + 1], W[w + 2], W[w + 3] = algo, L[o + 3], a or 0
+            W[w + 4], W[w + 5] = L[o + 8], L[o + 9]
+            W[w + nf + 3] = u
+            w = w + nf + 3
         else
             all = false
         end
@@ -276,22 +292,17 @@ local function write_part(L, PT, W, p, k, now_ms)
         return
     end
     if lone then
-        local tat = L[(first - 1) * 18 + 7]
+        local tat = L[fo + 7]
         local exp_ms = ceil(tat / 1000)
         rcall('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
         return
     end
-    local w, fmt = 0, all and PF[p] or '<'
-    for o = (first - 1) * 18, (last - 1) * 18, 18 do
-        local algo, a, u = L[o + 1], L[o + 7], L[o + 10]
-        if a or u > 0 then
-            local nf = nfields[algo]
-            W[w + 1], W[w + 2], W[w + 3] = algo, L[o + 3], a or 0
-            W[w + 4], W[w + 5] = L[o + 8], L[o + 9]
-            W[w + nf + 3] = u
-            w = w + nf + 3
-            if not all then
-                fmt = fmt .. layouts[algo]
+    local fmt = PF[p]
+    if not all then
+        fmt = '<'
+        for o = fo, lo, 18 do
+            if L[o + 7] or L[o + 10] > 0 then
+                fmt = fmt .. layouts[L[o + 1]]
             end
         end
     end
