@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "limit_helper.h"
 #include "store_mem.h"
 #include "util.h"
 
@@ -38,20 +39,11 @@ static void on_result(void *arg, const rl_store_result_t *res)
     s->calls++;
 }
 
-/* A limit of the given shape named suffix. */
+/* A limit of the given shape named suffix, its burst its requests. */
 static rl_limit_t mk(rl_algo_t algo, int64_t requests, int64_t period_ms,
                      int64_t block_ms, const char *suffix)
 {
-    rl_limit_t l;
-
-    memset(&l, 0, sizeof(l));
-    l.algo = algo;
-    l.requests = requests;
-    l.period_ms = period_ms;
-    l.burst = requests;
-    l.block_ms = block_ms;
-    snprintf(l.suffix, sizeof(l.suffix), "%s", suffix);
-    return l;
+    return rl_test_limit(algo, requests, period_ms, requests, block_ms, suffix);
 }
 
 /* Decides cost on base against the limits; checks the callback ran once,
