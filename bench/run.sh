@@ -103,7 +103,7 @@ redis_calls() {
 # "CPU_US COMMANDS SCRIPT_CALLS": used_cpu_user + used_cpu_sys in
 # microseconds (INFO cpu), the calls of every command but INFO (INFO
 # commandstats, so the commands a script runs count too) and the calls of
-# EVAL / EVALSHA (the script calls).
+# EVAL / EVALSHA / FCALL (the script calls).
 redis_snap() {
     local port
     for port in "$@"; do
@@ -111,7 +111,7 @@ redis_snap() {
     done | awk -F'[:=,]' '
         $1 == "used_cpu_user" || $1 == "used_cpu_sys" { cpu += $2 }
         $1 ~ /^cmdstat_/ && $1 != "cmdstat_info" { cmds += $3 }
-        $1 ~ /^cmdstat_eval/ { evals += $3 }
+        $1 ~ /^cmdstat_(eval|fcall)/ { evals += $3 }
         END { printf "%.0f %d %d\n", cpu * 1e6, cmds, evals }'
 }
 
@@ -451,7 +451,7 @@ n = 0
 with open(sys.argv[2], "wb") as f:
     for line in open(sys.argv[1], encoding="latin-1"):
         args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', line)]
-        if args and args[0].lower() == b"evalsha" and any(b"kprobe" in a for a in args):
+        if args and args[0].lower() == b"fcall" and any(b"kprobe" in a for a in args):
             for a in args:
                 f.write(struct.pack("<I", len(a)) + a)
             n = len(args)
@@ -545,7 +545,7 @@ run_conns() {
 # allow policy on random keys, one call in flight per connection.
 run_redis_ceiling() {
     local r
-    rl_say "Redis ceiling: bench/replay, EVALSHA of ratelimitd's allow decision"
+    rl_say "Redis ceiling: bench/replay, FCALL of ratelimitd's allow decision"
     if [ "$(capture_script_call /allow "$WORK/allow.call")" -lt 3 ]; then
         REDIS_RPS=0 REDIS_P50=0 REDIS_P99=0
         return 0
@@ -769,7 +769,7 @@ report_runs() {
             "$(ms "$(field "$r" p999_us)")" "$(field "$r" errors)" "$(field "$r" non2xx)"
     done
     printf '| %s | %s | %s ms | %s ms | n/a | n/a |\n' \
-        "Redis ceiling: bench/replay of ratelimitd's EVALSHA (allow decision), unpipelined" \
+        "Redis ceiling: bench/replay of ratelimitd's FCALL (allow decision), unpipelined" \
         "$REDIS_RPS" "$REDIS_P50" "$REDIS_P99"
 }
 

@@ -1,6 +1,6 @@
 -- The decision driver: decides one request against every limit of every
 -- part (applied policy) and every penalty at once, in one atomic step
--- (protocol v3 in src/store.h):
+-- (protocol v3 in src/store.h), as FCALL <library name> numkeys KEYS ARGV:
 --   KEYS: per part 1 (the state of all its limits), then per penalty 1
 --   ARGV = one binary request, little-endian (Lua's struct layouts):
 --          '<BB' P parts, M penalties; per part '<Bi8' n limits, its cost;
@@ -45,54 +45,17 @@
 -- within_ms from the first denial) or, while it blocks, -<until ms>.
 
 -- The algorithms by script id: one row each, the ids of src/algo.h's
--- rows (the wire protocol of src/store.h). Each row makes its table;
--- algos holds those this call uses (read_request makes them).
-local makers = {
-    [0] = gcra,
-    [1] = fixed_window,
-    [2] = sliding_window,
+-- rows (the wire protocol of src/store.h).
+local algos = {
+    [0] = gcra(),
+    [1] = fixed_window(),
+    [2] = sliding_window(),
 }
-local algos = {}
 
-local time = rcall('TIME')
-local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local now_ms = floor(now_us / 1000)
+-- The call's time (Redis TIME, read once per call), set by decide.
+local now_us, now_ms
 
--- The most common call first, before the closures below are made (each
--- costs every call): one request of one GCRA limit without a block or a
--- penalty, whose key is absent or in the compact form. It decides exactly
--- as the general path further down would (test_lua.py compares them: a
--- batch always takes the general path).
-if #ARGV == 1 and #KEYS == 1 and #ARGV[1] == 36
-    and byte(ARGV[1], 1) == 1 and byte(ARGV[1], 2) == 0
-    and byte(ARGV[1], 3) == 1 and byte(ARGV[1], 12) == 0 then
-    local _, _, _, cost, _, req, per, burst, block =
-        unpack_bin('<BBBi8BI7I5I7I5', ARGV[1])
-    local fast = cost >= 0 and block == 0 and req >= 1 and per >= 1
-    local v = fast and rcall('GET', KEYS[1])
-    if fast and (not v or (#v <= 3 and tonumber(v))) then
-        local tat = v and rcall('PEXPIRETIME', KEYS[1]) * 1000
-            - tonumber(v)
-        if burst < 1 then
-            burst = req
-        end
-        local ok, rem, reset, retry, new_tat = gcra().decide(tat, 0, 0, req,
-            per, burst, now_us, now_ms, cost)
-        if cost == 0 then
-            ok, retry = true, 0
-        elseif ok then
-            local exp_ms = ceil(new_tat / 1000)
-            rcall('SET', KEYS[1], exp_ms * 1000 - new_tat, 'PXAT', exp_ms)
-        end
-        ok = ok and 1 or 0
-        return pack_bin('<I6BBI7I6I6B', now_ms, ok, ok, rem,
-            reset < 281474976710655 and reset or 281474976710655,
-            retry < 281474976710655 and retry or 281474976710655, 0)
-    end
-end
-
--- Each algorithm's entry: its bytes, layout and state fields (made here,
--- after the fast path, which needs none of them).
+-- Each algorithm's entry: its bytes, layout and state fields.
 local sizes = {
     [0] = gcra_size,
     [1] = fixed_window_size,
@@ -109,10 +72,8 @@ local nfields = {
     [2] = sliding_window_fields,
 }
 
--- One request in three flat arrays, reused by every request of a batch:
--- no table per limit or per decision. The functions below take them as
--- arguments rather than as upvalues (each upvalue costs every call of the
--- script, which creates the closures anew). Limit i's fields are
+-- One request in three flat arrays, reused by every request and every
+-- call: no table per limit or per decision. Limit i's fields are
 -- L[(i - 1) * 18 + f], every part's limits in turn:
 --    1 algo      2 requests  3 period_ms  4 burst    5 block_ms  6 part
 --    7 a         8 b         9 c          10 block until_ms (its state;
@@ -130,9 +91,10 @@ local nfields = {
 local L = { false, false, false, false, false, false, false, false, false,
     false, false, false, false, false, false, false, false, false }
 local PT, QT, PF, batch_at = { false, false, false, false, false }, {}, {}, {}
-local R, concat = {}, table.concat
+local R = {}
 -- The request whose fields L, PT and QT hold: { request, n, counts,
--- refunds } (read_request's results), request false for none.
+-- refunds } (read_request's results), request false for none. It stays
+-- from one call to the next: a policy's requests are the same string.
 local RQ = { false, 0, false, false }
 
 -- Reads the request r (a binary string, store.h) into the arrays.
@@ -154,11 +116,8 @@ local function read_request(L, PT, QT, r)
             i = i + 1
             local algo, req, per, burst, block =
                 unpack_bin('<BI7I5I7I5', r, pos)
-            if not makers[algo] or req < 1 or per < 1 then
+            if not algos[algo] or req < 1 or per < 1 then
                 return nil, 'ERR ratelimitd: bad limit ' .. i
-            end
-            if not algos[algo] then
-                algos[algo] = makers[algo]()
             end
             if burst < 1 then
                 burst = req
@@ -185,7 +144,7 @@ local function read_request(L, PT, QT, r)
     return i, counts, refunds
 end
 
--- Reads part p's key (KEYS[k]) into the state of its limits: each entry
+-- Reads part p's key (K[kb + k]) into the state of its limits: each entry
 -- to the limit of its algorithm and period; a state that no longer
 -- matters is none, and so is a block that is over or no longer
 -- configured. Returns the error of a failed read (nothing is written
@@ -196,7 +155,7 @@ local function read_part(L, PT, p, k, now_ms)
     for o = (first - 1) * 18, (last - 1) * 18, 18 do
         L[o + 7], L[o + 8], L[o + 9], L[o + 10] = false, 0, 0, 0
     end
-    local v = rpcall('GET', KEYS[k])
+    local v = rpcall('GET', K[kb + k])
     if type(v) == 'table' then
         return v.err
     end
@@ -208,7 +167,7 @@ local function read_part(L, PT, p, k, now_ms)
     if len <= 3 then
         local frac = tonumber(v)
         if frac and L[fo + 1] == 0 then
-            local pxat = rcall('PEXPIRETIME', KEYS[k])
+            local pxat = rcall('PEXPIRETIME', K[kb + k])
             L[fo + 7], PT[q + 5] = pxat * 1000 - frac, pxat
         end
         return
@@ -248,7 +207,7 @@ local function read_part(L, PT, p, k, now_ms)
     PT[q + 5] = ttl
 end
 
--- Writes part p's key (KEYS[k]) from the state of its limits: the
+-- Writes part p's key (K[kb + k]) from the state of its limits: the
 -- compact GCRA form when it applies, else an entry for each limit whose
 -- state or block still matters, packed at once (W is scratch for the
 -- fields); the key is deleted when none does.
@@ -287,14 +246,14 @@ local function write_part(L, PT, W, p, k, now_ms)
     end
     if exp == 0 then
         if PT[q + 5] then
-            rcall('DEL', KEYS[k])
+            rcall('DEL', K[kb + k])
         end
         return
     end
     if lone then
         local tat = L[fo + 7]
         local exp_ms = ceil(tat / 1000)
-        rcall('SET', KEYS[k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
+        rcall('SET', K[kb + k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
         return
     end
     local fmt = PF[p]
@@ -307,9 +266,9 @@ local function write_part(L, PT, W, p, k, now_ms)
         end
     end
     if exp == PT[q + 5] then
-        rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'KEEPTTL')
+        rcall('SET', K[kb + k], pack_bin(fmt, unpack(W, 1, w)), 'KEEPTTL')
     else
-        rcall('SET', KEYS[k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
+        rcall('SET', K[kb + k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
     end
 end
 
@@ -390,7 +349,7 @@ local function punish(L, QT, pko, n, m, now_ms)
             end
         end
         if hit then
-            local key, count = KEYS[pko + j], (QT[q + 5] or 0) + 1
+            local key, count = K[kb + pko + j], (QT[q + 5] or 0) + 1
             if count >= QT[q + 1] then
                 rcall('SET', key, -(now_ms + QT[q + 3]), 'PX', QT[q + 3])
                 QT[q + 6], QT[q + 7] = 2, QT[q + 3]
@@ -412,7 +371,7 @@ local function read_penalties(QT, pko, m, refunds, now_ms)
         local q = (j - 1) * 7
         QT[q + 5], QT[q + 6], QT[q + 7] = nil, 0, 0
         if not refunds then
-            local v = rpcall('GET', KEYS[pko + j])
+            local v = rpcall('GET', K[kb + pko + j])
             if type(v) == 'table' then
                 return nil, v.err
             end
@@ -546,43 +505,91 @@ local function layout(r)
     return np, m
 end
 
-if ARGV[1] ~= 'batch' then
-    local np, m = layout(ARGV[1])
-    if not np or #KEYS ~= np + m or #ARGV ~= 1 then
-        return redis.error_reply('ERR ratelimitd: bad arguments')
+-- The library's function (embed_lua.sh registers it under the library's
+-- name): decides one request, or a batch.
+local function decide(keys, args)
+    if not rcall then
+        bind_globals()
     end
-    local reply, err = decide_one(0, ARGV[1], np, m)
-    if not reply then
-        return redis.error_reply(err)
+    local bad = call_args(keys, args)
+    if bad then
+        return bad
     end
-    return reply
-end
+    local time = rcall('TIME')
+    now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+    now_ms = floor(now_us / 1000)
 
--- A batch: its layout is checked whole before anything is decided.
-local count = tonumber(ARGV[2])
-if not count or count < 1 or #ARGV ~= count + 2 then
-    return redis.error_reply('ERR ratelimitd: bad batch')
-end
-local ko = 0
-local np, m, prev = nil, nil, false
-for j = 1, count do
-    if ARGV[j + 2] ~= prev then
-        prev = ARGV[j + 2]
-        np, m = layout(prev)
+    -- The most common call first: one request of one GCRA limit without a
+    -- block or a penalty, whose key is absent or in the compact form. It
+    -- decides exactly as the general path would (test_lua.py compares them:
+    -- a batch always takes the general path).
+    local r1 = A[ab + 1]
+    if na == 1 and nk == 1 and #r1 == 36
+        and byte(r1, 1) == 1 and byte(r1, 2) == 0
+        and byte(r1, 3) == 1 and byte(r1, 12) == 0 then
+        local _, _, _, cost, _, req, per, burst, block =
+            unpack_bin('<BBBi8BI7I5I7I5', r1)
+        local fast = cost >= 0 and block == 0 and req >= 1 and per >= 1
+        local v = fast and rcall('GET', K[kb + 1])
+        if fast and (not v or (#v <= 3 and tonumber(v))) then
+            local tat = v and rcall('PEXPIRETIME', K[kb + 1]) * 1000
+                - tonumber(v)
+            if burst < 1 then
+                burst = req
+            end
+            local ok, rem, reset, retry, new_tat = algos[0].decide(tat, 0, 0, req,
+                per, burst, now_us, now_ms, cost)
+            if cost == 0 then
+                ok, retry = true, 0
+            elseif ok then
+                local exp_ms = ceil(new_tat / 1000)
+                rcall('SET', K[kb + 1], exp_ms * 1000 - new_tat, 'PXAT', exp_ms)
+            end
+            ok = ok and 1 or 0
+            return pack_bin('<I6BBI7I6I6B', now_ms, ok, ok, rem,
+                reset < 281474976710655 and reset or 281474976710655,
+                retry < 281474976710655 and retry or 281474976710655, 0)
+        end
     end
-    if not np then
+
+    if A[ab + 1] ~= 'batch' then
+        local np, m = layout(A[ab + 1])
+        if not np or nk ~= np + m or na ~= 1 then
+            return redis.error_reply('ERR ratelimitd: bad arguments')
+        end
+        local reply, err = decide_one(0, A[ab + 1], np, m)
+        if not reply then
+            return redis.error_reply(err)
+        end
+        return reply
+    end
+
+    -- A batch: its layout is checked whole before anything is decided.
+    local count = tonumber(A[ab + 2])
+    if not count or count < 1 or na ~= count + 2 then
         return redis.error_reply('ERR ratelimitd: bad batch')
     end
-    batch_at[3 * j - 2], batch_at[3 * j - 1], batch_at[3 * j] = ko, np, m
-    ko = ko + np + m
+    local ko = 0
+    local np, m, prev = nil, nil, false
+    for j = 1, count do
+        if A[ab + j + 2] ~= prev then
+            prev = A[ab + j + 2]
+            np, m = layout(prev)
+        end
+        if not np then
+            return redis.error_reply('ERR ratelimitd: bad batch')
+        end
+        batch_at[3 * j - 2], batch_at[3 * j - 1], batch_at[3 * j] = ko, np, m
+        ko = ko + np + m
+    end
+    if ko ~= nk then
+        return redis.error_reply('ERR ratelimitd: bad batch')
+    end
+    local out = {}
+    for j = 1, count do
+        local reply, err = decide_one(batch_at[3 * j - 2], A[ab + j + 2],
+            batch_at[3 * j - 1], batch_at[3 * j])
+        out[j] = reply or redis.error_reply(err)
+    end
+    return out
 end
-if ko ~= #KEYS then
-    return redis.error_reply('ERR ratelimitd: bad batch')
-end
-local out = {}
-for j = 1, count do
-    local reply, err = decide_one(batch_at[3 * j - 2], ARGV[j + 2],
-        batch_at[3 * j - 1], batch_at[3 * j])
-    out[j] = reply or redis.error_reply(err)
-end
-return out

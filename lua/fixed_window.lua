@@ -5,9 +5,8 @@
 local fixed_window_layout, fixed_window_fields = 'BI5I6I7I6', 2
 local fixed_window_size = 25
 
--- Makes the algorithm's table (decide.lua calls it once per script call
--- that uses the algorithm: closures cost every call, so only those of
--- the algorithms in use are made).
+-- Makes the algorithm's table (decide.lua makes each once, when the
+-- library loads).
 local function fixed_window()
     local function fixed_window_expiry(idx, count, c, period, now_ms)
         if idx ~= (now_ms - now_ms % period) / period then

@@ -30,9 +30,8 @@
 local gcra_layout, gcra_fields = 'BI5I7I6', 1
 local gcra_size = 19
 
--- Makes the algorithm's table (decide.lua calls it once per script call
--- that uses the algorithm: closures cost every call, so only those of
--- the algorithms in use are made).
+-- Makes the algorithm's table (decide.lua makes each once, when the
+-- library loads).
 local function gcra()
     local function gcra_expiry(tat, b, c, period, now_ms)
         local exp_ms = ceil(tat / 1000)

@@ -11,9 +11,8 @@
 local sliding_window_layout, sliding_window_fields = 'BI5I6I7I7I6', 3
 local sliding_window_size = 32
 
--- Makes the algorithm's table (decide.lua calls it once per script call
--- that uses the algorithm: closures cost every call, so only those of
--- the algorithms in use are made).
+-- Makes the algorithm's table (decide.lua makes each once, when the
+-- library loads).
 local function sliding_window()
     local function sliding_window_expiry(idx, prev, cur, period, now_ms)
         if idx < (now_ms - now_ms % period) / period - 1 then

@@ -4,10 +4,10 @@
  * The snapshot is built on the worker's own thread from the store's
  * entries, then only read; a newer one replaces it, and the old one is
  * freed once no decision in flight holds it (rl_override_hold): a store
- * op may outlive any fixed grace (deadline 60 s, a NOSCRIPT retry). The poll is
- * one store op every 250 ms on the worker's loop (a GET of the version on
- * Redis); only a changed version loads the entries. Nothing here takes a lock
- * or blocks. */
+ * op may outlive any fixed grace (deadline 60 s, a reload of the Redis
+ * library and its retry). The poll is one store op every 250 ms on the
+ * worker's loop (a GET of the version on Redis); only a changed version
+ * loads the entries. Nothing here takes a lock or blocks. */
 #include "override.h"
 
 #include <stdlib.h>

@@ -264,13 +264,13 @@ static void cmd_args(rl_redis_cmd_t *cmd, char **p, const rl_store_op_t *op)
 }
 
 /* Fills cmd for op after cmd_check(op, refund) accepted it. */
-static int cmd_fill(rl_redis_cmd_t *cmd, const char *sha,
+static int cmd_fill(rl_redis_cmd_t *cmd, const char *fn,
                     const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
     int nlimits = rl_store_op_nlimits(op);
     char *p;
 
-    if (cmd_reserve(cmd, cmd_need(op, nlimits)) != RL_OK) {
+    if (cmd_reserve(cmd, strlen(fn) + cmd_need(op, nlimits)) != RL_OK) {
         return RL_ERR;
     }
     p = cmd->buf;
@@ -280,8 +280,8 @@ static int cmd_fill(rl_redis_cmd_t *cmd, const char *sha,
     cmd->npenalties = op->npenalties;
     cmd->nkeys = rl_store_op_nparts(op) + op->npenalties;
     if (kind == RL_REDIS_CMD_DECIDE) {
-        cmd_arg(cmd, &p, "EVALSHA", 7);
-        cmd_arg(cmd, &p, sha, 40);
+        cmd_arg(cmd, &p, "FCALL", 5);
+        cmd_arg(cmd, &p, fn, strlen(fn));
         cmd_arg_num(cmd, &p, cmd->nkeys);
     } else {
         cmd_arg(cmd, &p, "DEL", 3);
@@ -293,16 +293,16 @@ static int cmd_fill(rl_redis_cmd_t *cmd, const char *sha,
     return RL_OK;
 }
 
-/* Fills cmd->argv for op: EVALSHA of the decision script, or DEL of every
+/* Fills cmd->argv for op: FCALL of the decision function, or DEL of every
  * key of the op. An op rl_redis_cmd_check refuses (an unknown algorithm,
  * say) is refused here too: RL_ERR, cmd unchanged. */
-int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *fn,
                        const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
     if (rl_redis_cmd_check(op) != NULL) {
         return RL_ERR;
     }
-    return cmd_fill(cmd, sha, op, kind);
+    return cmd_fill(cmd, fn, op, kind);
 }
 
 /* The penalty mask of the sub-op: bit q set when the q-th kept part (in
@@ -328,7 +328,7 @@ static unsigned cmd_sub_mask(unsigned mask, unsigned parts, int nparts)
  * its cost in op (a refund of what op spent: store.h). RL_ERR when op is
  * refused, a mask keeps nothing it has, or out of memory; cmd is then
  * unchanged. */
-int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *sha,
+int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *fn,
                            const rl_store_op_t *op, unsigned parts,
                            unsigned pens, int refund)
 {
@@ -367,10 +367,10 @@ int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *sha,
     if (cmd_check(&sub, refund) != NULL) {
         return RL_ERR;
     }
-    return cmd_fill(cmd, sha, &sub, RL_REDIS_CMD_DECIDE);
+    return cmd_fill(cmd, fn, &sub, RL_REDIS_CMD_DECIDE);
 }
 
-/* EVALSHA sha numkeys KEY... / DEL KEY...: key i's index. */
+/* FCALL fn numkeys KEY... / DEL KEY...: key i's index. */
 const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len)
 {
     int first = cmd->kind == RL_REDIS_CMD_DECIDE ? 3 : 1;

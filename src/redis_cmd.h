@@ -7,15 +7,15 @@
 
 /* The Redis command of one store operation, shared by the standalone
  * store (store_redis.c) and the cluster store (store_cluster.c): an op
- * becomes argv (EVALSHA of the decision script, or DEL of the op's keys,
+ * becomes argv (FCALL of the decision function, or DEL of the op's keys,
  * protocol in store.h), and the reply becomes a store result. Pure: no
  * I/O, no clock. The command owns the strings its argv points into, so a
- * retry (NOSCRIPT, MOVED, ASK) resends the same argv after the caller's
- * op is gone. Buffers are kept across reuse: no allocation per request in
- * steady state. */
+ * retry (a missing function, MOVED, ASK) resends the same argv after the
+ * caller's op is gone. Buffers are kept across reuse: no allocation per request
+ * in steady state. */
 
 #define RL_REDIS_CMD_MAX_BASE 2048 /* RL_KEY_MAX of policy.h */
-/* EVALSHA sha numkeys, a key per part and per penalty, the request
+/* FCALL fn numkeys, a key per part and per penalty, the request
  * (protocol v3, store.h) */
 #define RL_REDIS_CMD_MAX_ARGS (4 + RL_MAX_OP_PARTS + RL_MAX_OP_PENALTIES)
 
@@ -42,11 +42,12 @@ typedef struct rl_redis_cmd {
  * an unknown algorithm, a penalty without denials), else NULL. */
 const char *rl_redis_cmd_check(const rl_store_op_t *op);
 
-/* Fills cmd for an op; sha is the script's (40 hex digits). The first
+/* Fills cmd for an op; fn is the decision function's name
+ * (RL_LUA_FUNCTION of lua_scripts.h). The first
  * key argument is the op's first key, for slot routing. Returns RL_OK,
  * or RL_ERR (out of memory, or an op rl_redis_cmd_check refuses; cmd is
  * then left as it was). */
-int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
+int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *fn,
                        const rl_store_op_t *op, rl_redis_cmd_kind_t kind);
 
 /* Fills cmd for a part of op: the decision command of the parts whose
@@ -59,7 +60,7 @@ int rl_redis_cmd_build(rl_redis_cmd_t *cmd, const char *sha,
  * or RL_ERR (an op rl_redis_cmd_check refuses, no part kept, a bit past
  * op's parts or penalties, out of memory; cmd is then left as it was).
  * Pure; any thread, on its own cmd. */
-int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *sha,
+int rl_redis_cmd_build_sub(rl_redis_cmd_t *cmd, const char *fn,
                            const rl_store_op_t *op, unsigned parts,
                            unsigned pens, int refund);
 
@@ -71,7 +72,7 @@ const char *rl_redis_cmd_key(const rl_redis_cmd_t *cmd, int i, size_t *len);
 
 /* Decodes a non-error reply of cmd into res (status left to the caller).
  * Returns NULL, or a static error ("bad_reply"). Error replies are the
- * caller's: they may be redirections or NOSCRIPT. */
+ * caller's: they may be redirections or a missing function. */
 const char *rl_redis_cmd_parse(const rl_redis_cmd_t *cmd, const redisReply *r,
                                rl_store_result_t *res);
 

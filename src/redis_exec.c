@@ -1,5 +1,5 @@
 /* The script executor (see redis_exec.h): the op pool, batching per
- * connection, SCRIPT LOAD and the NOSCRIPT retry, deadlines, errors,
+ * connection, FUNCTION LOAD and the missing-function retry, deadlines, errors,
  * warnings and connection settings, shared by every topology.
  *
  * Ownership, all on one worker thread: the executor owns its contexts
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
 
 #include "log.h"
 #include "loop.h"
@@ -35,7 +34,7 @@ typedef struct exec_batch {
     rl_redis_exec_t *ex;
     rl_redis_conn_t *conn;
     int nops;
-    int retried; /* NOSCRIPT retry done */
+    int retried; /* the library was reloaded for it once */
     rl_redis_exec_op_t *ops[EXEC_BATCH_MAX];
     int argc;
     int cap;
@@ -67,23 +66,6 @@ static void exec_batch_reply(void *arg, redisReply *reply, const char *err);
 /* Script, warnings, errors, settings                                  */
 /* ------------------------------------------------------------------ */
 
-/* The SHA1 of the decision script (see redis_exec.h). */
-void rl_redis_exec_script_sha(char out[41])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    unsigned int i;
-
-    EVP_Digest(RL_LUA_DECIDE, strlen(RL_LUA_DECIDE), md, &mdlen, EVP_sha1(),
-               NULL);
-    for (i = 0; i < 20; i++) {
-        out[i * 2] = hex[md[i] >> 4];
-        out[i * 2 + 1] = hex[md[i] & 15];
-    }
-    out[40] = '\0';
-}
-
 /* Rate-limited warning (see redis_exec.h). */
 void rl_redis_exec_warn(rl_redis_exec_t *ex, const char *what,
                         const char *detail)
@@ -98,31 +80,56 @@ void rl_redis_exec_warn(rl_redis_exec_t *ex, const char *what,
     rl_log_kv(RL_LOG_WARN, what, "detail", detail, (const char *)NULL);
 }
 
-/* SCRIPT LOAD reply: only checked and logged, nothing waits for it. */
-static void exec_script_loaded(void *arg, redisReply *reply, const char *err)
+/* The error FUNCTION LOAD answers for a library name that exists: with
+ * the name it holds, the same library (see redis_exec.h). */
+#define EXEC_LIBRARY_EXISTS "ERR Library '"
+
+/* FUNCTION LOAD reply: only checked and logged, nothing waits for it. A
+ * replica answers READONLY: it gets the library from its master, whose
+ * loads replicate (and a full sync carries the libraries). */
+static void exec_library_loaded(void *arg, redisReply *reply, const char *err)
 {
     rl_redis_exec_t *ex = arg;
+    size_t exists = strlen(EXEC_LIBRARY_EXISTS);
 
     (void)err;
     if (reply == NULL || ex->closing) {
-        return; /* the EVALSHA that follows reports the failure */
+        return; /* the FCALL that follows reports the failure */
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        rl_redis_exec_warn(ex, "redis SCRIPT LOAD failed", reply->str);
-    } else if (reply->type != REDIS_REPLY_STRING || reply->len != 40 ||
-               memcmp(reply->str, ex->sha, 40) != 0) {
-        rl_redis_exec_warn(ex, "redis SCRIPT LOAD returned an unexpected SHA",
-                           ex->sha);
+        if (strncmp(reply->str, "READONLY", 8) == 0) {
+            return;
+        }
+        if (reply->len > exists + RL_LUA_FUNCTION_LEN &&
+            memcmp(reply->str, EXEC_LIBRARY_EXISTS, exists) == 0 &&
+            memcmp(reply->str + exists, RL_LUA_FUNCTION, RL_LUA_FUNCTION_LEN) ==
+                0 &&
+            reply->str[exists + RL_LUA_FUNCTION_LEN] == '\'') {
+            return;
+        }
+        rl_redis_exec_warn(ex, "redis FUNCTION LOAD failed", reply->str);
+    } else if (reply->type != REDIS_REPLY_STRING ||
+               reply->len != RL_LUA_FUNCTION_LEN ||
+               memcmp(reply->str, RL_LUA_FUNCTION, RL_LUA_FUNCTION_LEN) != 0) {
+        rl_redis_exec_warn(ex, "redis FUNCTION LOAD returned another library",
+                           RL_LUA_FUNCTION);
     }
 }
 
-/* SCRIPT LOAD, fire and forget. */
-void rl_redis_exec_load_script(rl_redis_exec_t *ex, rl_redis_conn_t *conn)
+/* FUNCTION LOAD, fire and forget. */
+void rl_redis_exec_load_library(rl_redis_exec_t *ex, rl_redis_conn_t *conn)
 {
-    const char *argv[3] = {"SCRIPT", "LOAD", RL_LUA_DECIDE};
-    size_t argvlen[3] = {6, 4, strlen(RL_LUA_DECIDE)};
+    const char *argv[3] = {"FUNCTION", "LOAD", RL_LUA_DECIDE};
+    size_t argvlen[3] = {8, 4, strlen(RL_LUA_DECIDE)};
 
-    rl_redis_conn_command(conn, 3, argv, argvlen, exec_script_loaded, ex);
+    rl_redis_conn_command(conn, 3, argv, argvlen, exec_library_loaded, ex);
+}
+
+/* See redis_exec.h. */
+int rl_redis_exec_missing_library(const char *err)
+{
+    return strncmp(err, RL_REDIS_EXEC_MISSING_FUNCTION,
+                   strlen(RL_REDIS_EXEC_MISSING_FUNCTION)) == 0;
 }
 
 /* Logs an error reply and names the store error for it. */
@@ -237,7 +244,7 @@ static rl_redis_exec_op_t *exec_op_get(rl_redis_exec_t *ex)
             return NULL;
         }
     }
-    o->noscript_retried = 0;
+    o->reload_retried = 0;
     o->conn = NULL;
     o->in_use = 1;
     return o;
@@ -329,8 +336,9 @@ static void exec_single_send(rl_redis_exec_op_t *o, rl_redis_conn_t *conn)
                           exec_single_reply, o);
 }
 
-/* Reply to an op sent alone: NOSCRIPT reloads and retries once (SCRIPT
- * LOAD and EVALSHA pipelined back to back), anything else ends it. */
+/* Reply to an op sent alone: a missing function reloads the library and
+ * retries once (FUNCTION LOAD and FCALL pipelined back to back), anything
+ * else ends it. */
 static void exec_single_reply(void *arg, redisReply *reply, const char *err)
 {
     rl_redis_exec_op_t *o = arg;
@@ -345,10 +353,10 @@ static void exec_single_reply(void *arg, redisReply *reply, const char *err)
         return;
     }
     exec_tell_error(ex, reply->str);
-    if (o->cmd.kind == RL_REDIS_CMD_DECIDE && !o->noscript_retried &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        o->noscript_retried = 1;
-        rl_redis_exec_load_script(ex, o->conn);
+    if (o->cmd.kind == RL_REDIS_CMD_DECIDE && !o->reload_retried &&
+        rl_redis_exec_missing_library(reply->str)) {
+        o->reload_retried = 1;
+        rl_redis_exec_load_library(ex, o->conn);
         exec_single_send(o, o->conn);
         return;
     }
@@ -464,9 +472,9 @@ static void exec_batch_fall_back(exec_batch_t *b)
     exec_batch_put(ex, b);
 }
 
-/* Reply to a batch: one reply per decision, in order. NOSCRIPT reloads
- * and retries the batch once; an answer that says it did not run falls
- * back one by one where the topology can send alone. */
+/* Reply to a batch: one reply per decision, in order. A missing function
+ * reloads the library and retries the batch once; an answer that says it did
+ * not run falls back one by one where the topology can send alone. */
 static void exec_batch_reply(void *arg, redisReply *reply, const char *err)
 {
     exec_batch_t *b = arg;
@@ -479,9 +487,9 @@ static void exec_batch_reply(void *arg, redisReply *reply, const char *err)
     if (reply->type == REDIS_REPLY_ERROR) {
         exec_tell_error(ex, reply->str);
         if (!b->retried && !ex->closing &&
-            strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+            rl_redis_exec_missing_library(reply->str)) {
             b->retried = 1;
-            rl_redis_exec_load_script(ex, b->conn);
+            rl_redis_exec_load_library(ex, b->conn);
             rl_redis_conn_command(b->conn, b->argc, b->argv, b->argvlen,
                                   exec_batch_reply, b);
             return;
@@ -534,8 +542,8 @@ static int exec_batch_room(exec_batch_t *b, int need)
     return RL_OK;
 }
 
-/* Builds b's command: EVALSHA sha numkeys keys.. "batch" count args..;
- * with cross_slot, EVALSHA sha 0 "keys" numkeys keys.. "batch" .. (see
+/* Builds b's command: FCALL fn numkeys keys.. "batch" count args..;
+ * with cross_slot, FCALL fn 0 "keys" numkeys keys.. "batch" .. (see
  * redis_exec.h). The strings stay in each op's command. RL_OK or RL_ERR
  * (out of memory). */
 static int exec_batch_build(rl_redis_exec_t *ex, exec_batch_t *b)
@@ -553,8 +561,8 @@ static int exec_batch_build(rl_redis_exec_t *ex, exec_batch_t *b)
         return RL_ERR;
     }
     b->argc = 0;
-    exec_batch_arg(b, "EVALSHA", 7);
-    exec_batch_arg(b, ex->sha, 40);
+    exec_batch_arg(b, "FCALL", 5);
+    exec_batch_arg(b, RL_LUA_FUNCTION, RL_LUA_FUNCTION_LEN);
     if (ex->cross_slot) {
         exec_batch_arg(b, "0", 1);
         exec_batch_arg(b, "keys", 4);
@@ -706,7 +714,7 @@ void rl_redis_exec_start(rl_redis_exec_t *ex, const rl_store_op_t *op,
     o->arg = arg;
     bad = rl_redis_cmd_check(op);
     if (bad == NULL &&
-        rl_redis_cmd_build(&o->cmd, ex->sha, op, kind) != RL_OK) {
+        rl_redis_cmd_build(&o->cmd, RL_LUA_FUNCTION, op, kind) != RL_OK) {
         bad = "out_of_memory";
     }
     if (bad == NULL && ex->topo->prepare != NULL) {
@@ -739,7 +747,6 @@ int rl_redis_exec_init(rl_redis_exec_t *ex, struct event_base *base,
     ex->topo = topo;
     ex->topo_arg = topo_arg;
     ex->cross_slot = cross_slot;
-    rl_redis_exec_script_sha(ex->sha);
     if (tls_ctx != NULL) {
         SSL_CTX_up_ref(tls_ctx);
         ex->tls_ctx = tls_ctx;

@@ -11,13 +11,15 @@
 
 /* The one script executor of every Redis topology (standalone, cluster,
  * sentinel). It owns:
- *  - the decision script: its SHA, SCRIPT LOAD, the NOSCRIPT reload and
- *    one retry;
+ *  - the decision library (lua_scripts.h): FUNCTION LOAD on every
+ *    connect, and when a call answers that the function is missing (a
+ *    flushed or restarted Redis, a promoted replica without it) one
+ *    reload and one retry;
  *  - the op pool: each op's context (rl_redis_exec_op_t, or a topology's
  *    larger struct that starts with one) and its command (redis_cmd.c),
  *    reused, so no allocation per request in steady state;
  *  - batching: the decisions a worker starts in one loop pass go to
- *    their connection as one script call per connection (decide.lua's
+ *    their connection as one FCALL per connection (decide.lua's
  *    "batch" form); a lone decision goes as the plain call;
  *  - deadlines (store.timeout_ms, 50 ms when unset), error strings and
  *    the warnings logged at most once a second;
@@ -42,9 +44,9 @@
  *
  * With cross_slot set (the cluster), a batch declares no KEYS: Redis 7.0
  * answers CROSSSLOT to declared keys of several slots even with the
- * script's allow-cross-slot-keys flag, and accepts undeclared keys of
+ * function's allow-cross-slot-keys flag, and accepts undeclared keys of
  * every slot the node owns. The call is then
- *    EVALSHA sha 0 "keys" nkeys key.. "batch" count request-ARGV..
+ *    FCALL fn 0 "keys" nkeys key.. "batch" count request-ARGV..
  * A request of it whose key is not served there now answers "NOTLOCAL
  * ..." in its element, with nothing of it run (the script reads every
  * key of a request before it writes one); the executor sends that
@@ -65,7 +67,7 @@ struct rl_redis_exec_op {
     rl_store_cb *cb;
     void *arg;
     rl_redis_conn_t *conn; /* where the executor sent it alone */
-    int noscript_retried;
+    int reload_retried;    /* the library was reloaded for it once */
     int in_use;
 };
 
@@ -91,7 +93,6 @@ struct rl_redis_exec {
     const rl_redis_topo_t *topo;
     void *topo_arg;
     int cross_slot;       /* batches declare no keys (cluster) */
-    char sha[41];         /* of the decision script */
     int64_t last_warn_us; /* monotonic, of the last warning logged */
     int closing;          /* being freed: replies are ignored */
     SSL_CTX *tls_ctx;     /* referenced; NULL: plain TCP */
@@ -104,7 +105,7 @@ struct rl_redis_exec {
     struct event *flush; /* sends the open batches, end of the pass */
 };
 
-/* Sets ex up for conf (the script's SHA, the flush event); tls_ctx
+/* Sets ex up for conf (the flush event); tls_ctx
  * (NULL: plain TCP) is referenced for every connection, not taken.
  * RL_OK, or RL_ERR (out of memory); on RL_ERR rl_redis_exec_free still
  * frees what was made. */
@@ -156,9 +157,15 @@ void rl_redis_exec_op_reply(rl_redis_exec_op_t *o, const redisReply *reply);
 void rl_redis_exec_warn(rl_redis_exec_t *ex, const char *what,
                         const char *detail);
 
-/* Sends SCRIPT LOAD of the decision script on conn, fire and forget (a
- * later EVALSHA reports a failure). */
-void rl_redis_exec_load_script(rl_redis_exec_t *ex, rl_redis_conn_t *conn);
+/* Sends FUNCTION LOAD of the decision library on conn, fire and forget
+ * (a later FCALL reports a failure). A library of that name that exists
+ * already is this one (the name holds its SHA1): not a failure. */
+void rl_redis_exec_load_library(rl_redis_exec_t *ex, rl_redis_conn_t *conn);
+
+/* The error FCALL answers when the function is missing on that server
+ * (EVALSHA's NOSCRIPT), and 1 if err is it. */
+#define RL_REDIS_EXEC_MISSING_FUNCTION "ERR Function not found"
+int rl_redis_exec_missing_library(const char *err);
 
 /* An error reply to a command of kind: logged (Redis's text, never the
  * command) and named ("script_error", "redis_error"; static). */
@@ -184,8 +191,5 @@ void rl_redis_exec_conn_opts(const rl_conf_store_t *conf, const char *host,
  * caller frees it with SSL_CTX_free). RL_OK, or RL_ERR after logging
  * the field and the reason. Worker thread or start-up. */
 int rl_redis_exec_tls(const rl_conf_store_t *conf, SSL_CTX **ctx);
-
-/* The SHA1 of the decision script, lower-case hex. Any thread. */
-void rl_redis_exec_script_sha(char out[41]);
 
 #endif

@@ -103,7 +103,7 @@
     X(histogram, HIST, decision, "ratelimitd_decision_duration_seconds",       \
       "time from a complete decision request to its reply")                    \
     X(histogram, HIST, store, "ratelimitd_store_duration_seconds",             \
-      "round trip of one store operation (one EVALSHA on Redis)")              \
+      "round trip of one store operation (one FCALL on Redis)")                \
     X(counter, VALUE, grpc_ok, "ratelimitd_grpc_calls_ok_total",               \
       "gRPC calls answered OK")                                                \
     X(counter, VALUE, grpc_invalid_argument,                                   \

@@ -23,8 +23,8 @@
  *    back to the free list (or became ORPHAN), so it may start new ops.
  *
  * What is retried: only what Redis did not run. MOVED, ASK, TRYAGAIN,
- * CLUSTERDOWN, LOADING and NOSCRIPT replies mean the script did not run;
- * a command that never left (node not connected) did not run either. A
+ * CLUSTERDOWN, LOADING and missing-function replies mean the script did not
+ * run; a command that never left (node not connected) did not run either. A
  * connection lost or a deadline passed while a command was out is not
  * retried: it may have run, and running it twice would count a request
  * twice. */
@@ -258,18 +258,20 @@ static void cl_on_ask(cl_op_t *o, cl_node_t *from, const redisReply *r)
     }
 }
 
-/* NOSCRIPT: that node lacks the script (a promoted replica, a new node,
- * SCRIPT FLUSH): load it there and resend once, pipelined. */
-static void cl_on_noscript(cl_op_t *o, cl_node_t *from, const redisReply *r)
+/* The function is missing: that node lacks the library (a new node, a
+ * restart without persistence, FUNCTION FLUSH): load it there and resend
+ * once, pipelined. */
+static void cl_on_missing_library(cl_op_t *o, cl_node_t *from,
+                                  const redisReply *r)
 {
-    if (o->x.noscript_retried || o->x.cmd.kind != RL_REDIS_CMD_DECIDE) {
+    if (o->x.reload_retried || o->x.cmd.kind != RL_REDIS_CMD_DECIDE) {
         cl_op_done(
             o, NULL,
             rl_redis_exec_error_reply(&o->cl->ex, RL_REDIS_CMD_DECIDE, r->str));
         return;
     }
-    o->x.noscript_retried = 1;
-    rl_redis_exec_load_script(&o->cl->ex, from->conn);
+    o->x.reload_retried = 1;
+    rl_redis_exec_load_library(&o->cl->ex, from->conn);
     cl_op_send(o, from, o->asking);
 }
 
@@ -286,7 +288,7 @@ static const struct {
 } cl_error_replies[] = {
     {"MOVED ", cl_on_moved, NULL, 0},
     {"ASK ", cl_on_ask, NULL, 0},
-    {"NOSCRIPT", cl_on_noscript, NULL, 0},
+    {RL_REDIS_EXEC_MISSING_FUNCTION, cl_on_missing_library, NULL, 0},
     {"TRYAGAIN", NULL, "tryagain", 0},        /* keys split by a migration */
     {"CLUSTERDOWN", NULL, "cluster_down", 1}, /* no master for a slot yet */
     {"LOADING", NULL, "loading", 0}, /* a restarted node reading its data */
@@ -452,7 +454,7 @@ static void cl_start(store_cluster_t *cl, const rl_store_op_t *op,
 /* Store interface                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Decides op with one EVALSHA on the master of its slot (or its share
+/* Decides op with one FCALL on the master of its slot (or its share
  * of a batch), or per slot when its parts span slots. */
 static void cl_decide(rl_store_t *s, const rl_store_op_t *op, rl_store_cb *cb,
                       void *arg)

@@ -9,8 +9,8 @@
  * (from CLUSTER SLOTS) and one rl_redis_conn per node, so the hot path
  * takes no lock. MOVED updates the map and retries on the named node;
  * ASK sends ASKING and the command to the named node; TRYAGAIN,
- * CLUSTERDOWN and LOADING retry with a short backoff; NOSCRIPT loads the
- * script on that node and retries once; every retry stays within the
+ * CLUSTERDOWN and LOADING retry with a short backoff; a missing function
+ * loads the library on that node and retries once; every retry stays within the
  * op's deadline (store.timeout_ms from the call). Connection errors,
  * timeouts and redirections trigger a rate-limited topology refresh,
  * and store.refresh_interval_ms a periodic one. The decisions a worker

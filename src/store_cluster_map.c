@@ -22,14 +22,15 @@
 /* Nodes                                                               */
 /* ------------------------------------------------------------------ */
 
-/* on_connect: every node gets the script (a replica promoted later
- * already has it), and a map is asked for if none is known yet. */
+/* on_connect: every node is sent the library (a replica refuses it and
+ * has it from its master, so one promoted later has it too), and a map is
+ * asked for if none is known yet. */
 static void cl_node_connected(void *arg, rl_redis_conn_t *c)
 {
     cl_node_t *n = arg;
     store_cluster_t *cl = n->cl;
 
-    rl_redis_exec_load_script(&cl->ex, c);
+    rl_redis_exec_load_library(&cl->ex, c);
     if (!cl->have_map || cl->refresh_wanted) {
         rl_store_cluster_refresh(cl);
     }

@@ -3,8 +3,8 @@
  * rest: the decision script (lua/, protocol in store.h), the op pool,
  * the batch of the decisions a worker starts in one loop pass
  * (decide.lua's "batch" form: Redis pays its per-call cost once for all
- * of them, and each is still decided atomically, in order), NOSCRIPT,
- * deadlines and errors.
+ * of them, and each is still decided atomically, in order), the reload
+ * of a missing library, deadlines and errors.
  *
  * The topology is route(): the connection an op goes to. A "current
  * master" topology (Sentinel) is this file with route() naming the
@@ -75,7 +75,7 @@ static const rl_redis_topo_t store_redis_topo = {
 /* Store interface                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Decides op with one EVALSHA (or its share of a batch). */
+/* Decides op with one FCALL (or its share of a batch). */
 static void store_redis_decide(rl_store_t *s, const rl_store_op_t *op,
                                rl_store_cb *cb, void *arg)
 {
@@ -141,19 +141,13 @@ static const rl_store_ops_t store_redis_ops = {
     .overrides = store_redis_overrides,
 };
 
-/* on_connect hook: every (re)connect loads the script, so a restarted or
- * flushed Redis rarely answers NOSCRIPT at all. */
+/* on_connect hook: every (re)connect loads the library, so a restarted or
+ * flushed Redis rarely answers that the function is missing at all. */
 static void store_redis_on_connect(void *arg, rl_redis_conn_t *c)
 {
     store_redis_t *st = arg;
 
-    rl_redis_exec_load_script(&st->ex, c);
-}
-
-/* The SHA1 of the decision script, lower-case hex. */
-void rl_store_redis_script_sha(char out[41])
-{
-    rl_redis_exec_script_sha(out);
+    rl_redis_exec_load_library(&st->ex, c);
 }
 
 /* Creates the store on store.address; see rl_store_redis_new_at. */

@@ -5,10 +5,11 @@
 #include <openssl/ssl.h>
 #include "store.h"
 
-/* The Redis store, standalone topology: the decision script (lua/,
+/* The Redis store, standalone topology: the decision library (lua/,
  * embedded) run by the executor (redis_exec.h) on one async connection
- * per worker. The script is loaded with SCRIPT LOAD on every connect; a
- * NOSCRIPT reply reloads it and retries once. Worker thread only. */
+ * per worker. The library is loaded with FUNCTION LOAD on every connect;
+ * a reply that the function is missing reloads it and retries once.
+ * Worker thread only. */
 rl_store_t *rl_store_redis_new(struct event_base *base,
                                const rl_conf_store_t *conf);
 
@@ -25,8 +26,5 @@ rl_store_t *rl_store_redis_new_at(struct event_base *base,
                                   const rl_conf_store_t *conf, const char *host,
                                   int port, SSL_CTX *tls_ctx,
                                   rl_store_redis_watch_fn *watch, void *arg);
-
-/* The SHA1 of RL_LUA_DECIDE in lower-case hex (41 bytes). Pure. */
-void rl_store_redis_script_sha(char out[41]);
 
 #endif

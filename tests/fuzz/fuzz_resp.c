@@ -4,8 +4,9 @@
  * or reset) and its number of limits, the second how the rest is split
  * (as reads would split it). The bytes go through hiredis's reader, as
  * in redis_conn.c, and every reply that is not an error reply (those are
- * the caller's: NOSCRIPT, MOVED) goes to rl_redis_cmd_parse. Checks what
- * the stores rely on: a NULL or static error, and limits within range. */
+ * the caller's: a missing function, MOVED) goes to rl_redis_cmd_parse.
+ * Checks what the stores rely on: a NULL or static error, and limits
+ * within range. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

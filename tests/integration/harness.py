@@ -992,7 +992,7 @@ def reload_config(daemon, config=None, timeout=5.0):
     return wait_until(done, timeout * SLOW, what="the reload to be counted")
 
 
-def redis_calls(redis, command="evalsha"):
+def redis_calls(redis, command="fcall"):
     """Calls of one command since the last CONFIG RESETSTAT (INFO commandstats)."""
     info = redis.call("INFO", "commandstats")
     for line in info.splitlines():

@@ -57,7 +57,7 @@ def test_cluster_ready_routing_and_spread():
     """/ready lists all six nodes up; 300 tenants (hostile ones included)
     each get one key, on the master that owns its slot, spread over all
     three masters; the slot is the one Redis computes, from the braced
-    tag only."""
+    tag only; every node holds the decision library, with no warning."""
     hostile = ["a{b}c", "}{", "x:y", "with space", "tab\there", "\x01\x7f", "{",
                "%7B", "u" * 300, "\u00e9t\u00e9"]
     tenants = ["tenant-%03d" % i for i in range(290)] + hostile
@@ -78,6 +78,14 @@ def test_cluster_ready_routing_and_spread():
                 eq((r.json["allowed"], r.json["degraded"]), (True, False),
                    "verdict for %r" % t)
             cl.close()
+            # The library is loaded on the masters and replicated to the
+            # replicas (so a promoted one has it); a replica's refusal of
+            # the load (READONLY) is not logged as a failure.
+            for n in c.nodes:
+                libs = n.call("FUNCTION", "LIST", "LIBRARYNAME", "ratelimitd_*")
+                eq(len(libs), 1, "the library on %s" % n.addr)
+            log = open(d.log_path, errors="replace").read()
+            check("FUNCTION LOAD" not in log, "no FUNCTION LOAD warning: %s" % log[-500:])
         per_master = {}
         total = 0
         for m in c.masters():

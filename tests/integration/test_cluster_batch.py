@@ -16,11 +16,11 @@ from test_cluster import _admitted, _tenant_on
 EXACT_TIMEOUT_MS = 1000
 
 
-def _evalsha_calls(c):
-    """EVALSHA calls so far, summed over the masters (commandstats)."""
+def _fcall_calls(c):
+    """FCALL calls so far, summed over the masters (commandstats)."""
     total = 0
     for m in c.masters():
-        v = m.info("commandstats").get("cmdstat_evalsha")
+        v = m.info("commandstats").get("cmdstat_fcall")
         if v is not None:
             total += int(v.split("calls=")[1].split(",")[0])
     return total
@@ -39,10 +39,10 @@ def test_cluster_batch_one_call_per_master():
         eq(len(homes), 3, "masters holding the 40 keys")
         with daemons(cfg) as ds:
             wait_window(c.nodes[0], 3600, 30 * SLOW)
-            calls0 = _evalsha_calls(c)
+            calls0 = _fcall_calls(c)
             res = Load([ds[0].port], 48, lambda i: {"path": "/x", "tenant": keys[i % 40]},
                        total=4000).start().wait()
-            calls = _evalsha_calls(c) - calls0
+            calls = _fcall_calls(c) - calls0
         admitted = _admitted(res, "40 keys")
         eq(sorted(admitted.items()), [(k, 60) for k in keys], "admitted per key")
         check(calls < 4000 * 0.8, "script calls %d for 4000 decisions (batched)" % calls)

@@ -92,21 +92,21 @@ def test_redis_timeout():
         c.close()
 
 
-def test_script_flush_reloads():
-    """SCRIPT FLUSH between decisions: the NOSCRIPT reply reloads the
-    script and the decision still counts."""
+def test_function_flush_reloads():
+    """FUNCTION FLUSH between decisions: the "function not found" reply
+    reloads the library and the decision still counts."""
     cfg = config(policy("p", "/*", [limit(3, "1h")], key=["tenant"]))
     with service(cfg, "redis") as svc:
         v = svc.verdict(path="/s", tenant="t")
         eq((v["allowed"], v["remaining"]), (True, 2), "first request")
-        eq(svc.redis.call("SCRIPT", "FLUSH"), "OK", "SCRIPT FLUSH")
+        eq(svc.redis.call("FUNCTION", "FLUSH"), "OK", "FUNCTION FLUSH")
         v = svc.verdict(path="/s", tenant="t")
         eq((v["allowed"], v["remaining"], v["degraded"]), (True, 1, False),
-           "request after SCRIPT FLUSH")
-        eq(svc.redis.call("SCRIPT", "FLUSH"), "OK", "SCRIPT FLUSH")
+           "request after FUNCTION FLUSH")
+        eq(svc.redis.call("FUNCTION", "FLUSH"), "OK", "FUNCTION FLUSH")
         v = svc.verdict(path="/s", tenant="t")
         eq((v["allowed"], v["remaining"], v["degraded"]), (True, 0, False),
-           "request after a second SCRIPT FLUSH")
+           "request after a second FUNCTION FLUSH")
         eq(svc.verdict(path="/s", tenant="t")["allowed"], False, "fourth request")
 
 

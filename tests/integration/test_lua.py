@@ -1,5 +1,5 @@
-"""The decision script (lua/*.lua, embedded as the build does) on a
-throwaway redis-server, protocol v3 of src/store.h: admit, deny, peek,
+"""The decision library (lua/*.lua, embedded as the build does: a Redis
+Function library) on a throwaway redis-server, protocol v3 of src/store.h: admit, deny, peek,
 blocks, multi-limit and layered decisions, penalties, the stored values,
 refunds, batches equal to separate calls, reload safety of the one key per
 part, and the memory of a key."""
@@ -12,7 +12,7 @@ from harness import Redis, RedisError, RespClient, between, check, eq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SHEBANG = "#!lua flags=allow-cross-slot-keys"
+SHEBANG = r"^#!lua name=(ratelimitd_[0-9a-f]{40})$"
 GCRA, FIXED, SLIDING = 0, 1, 2
 LETTER = {GCRA: "g", FIXED: "f", SLIDING: "s"}
 UNITS = (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1))
@@ -21,7 +21,7 @@ ENTRY = {GCRA: (1, 5, 7, 6), FIXED: (1, 5, 6, 7, 6), SLIDING: (1, 5, 6, 7, 7, 6)
 
 
 def script():
-    """The script as Redis gets it (src/embed_lua.sh --lua of RL_LUA_FILES)."""
+    """The library as Redis gets it (src/embed_lua.sh --lua of RL_LUA_FILES)."""
     with open(os.path.join(ROOT, "Makefile.am")) as f:
         files = [l.split("=", 1)[1].split() for l in f if l.startswith("RL_LUA_FILES")][0]
     import subprocess
@@ -81,13 +81,14 @@ def part_key(base, lims):
 
 
 class Lua:
-    """The script loaded into a throwaway Redis."""
+    """The library loaded into a throwaway Redis; sha is its function's
+    name."""
 
     def __init__(self, redis):
         self.redis = redis
         self.c = Client(redis.port)
         self.code = script()
-        self.sha = self.c.call("SCRIPT", "LOAD", self.code).decode()
+        self.sha = self.c.call("FUNCTION", "LOAD", "REPLACE", self.code).decode()
 
     def call(self, *args):
         r = self.c.call(*args)
@@ -96,8 +97,8 @@ class Lua:
         return r
 
     def eval(self, keys, req):
-        """EVALSHA of one request; its reply, or a RedisError."""
-        return self.c.call("EVALSHA", self.sha, len(keys), *(list(keys) + [req]))
+        """FCALL of one request; its reply, or a RedisError."""
+        return self.c.call("FCALL", self.sha, len(keys), *(list(keys) + [req]))
 
     def decide(self, base, cost, *lims):
         """One part, no penalty."""
@@ -109,7 +110,7 @@ class Lua:
         for k, r in reqs:
             keys += k
             args.append(r)
-        return self.c.call("EVALSHA", self.sha, len(keys), *(keys + ["batch", len(args)] + args))
+        return self.c.call("FCALL", self.sha, len(keys), *(keys + ["batch", len(args)] + args))
 
     def entries(self, key):
         """A part key's value decoded: None (no key), ("lone", v), or a list
@@ -194,10 +195,20 @@ def fields(reply, n, m=0):
 # --------------------------------------------------------------------------
 
 def test_lua_shebang_loads_on_standalone():
-    """The script starts with its shebang and loads; EVALSHA decides."""
+    """The library starts with its shebang, loads under the name it names
+    (also its one function's, flagged allow-cross-slot-keys) and FCALL
+    decides."""
     with lua_redis() as lua:
-        eq(lua.code.split(b"\n", 1)[0].decode(), SHEBANG, "first line")
-        check(re.match(r"^[0-9a-f]{40}$", lua.sha), "sha %r" % lua.sha)
+        m = re.match(SHEBANG, lua.code.split(b"\n", 1)[0].decode())
+        check(m is not None, "first line %r" % lua.code[:80])
+        eq(lua.sha, m.group(1), "the library's name")
+        lib = lua.call("FUNCTION", "LIST", "LIBRARYNAME", lua.sha)
+        eq(len(lib), 1, "one library")
+        fns = dict(zip(lib[0][::2], lib[0][1::2]))[b"functions"]
+        eq(len(fns), 1, "one function")
+        fn = dict(zip(fns[0][::2], fns[0][1::2]))
+        eq((fn[b"name"].decode(), fn[b"flags"]), (lua.sha, ["allow-cross-slot-keys"]),
+           "the function and its flags")
         g = lim(GCRA, 1, 300000, 1)
         _, allowed, ls, _ = fields(lua.decide("rl:{site-1}", 1, g), 1)
         eq((allowed, ls[0]), (1, (1, 0, 300000, 0, 0)), "gcra admits")
@@ -334,7 +345,7 @@ def test_lua_bad_arguments():
         check(isinstance(out[0], RedisError) and "bad limit 1" in str(out[0]), "fails alone")
         eq(fields(out[1], 1)[1], 1, "the good one is decided")
         eq(lua.entries("rl:{be2}:lf1h")[0][3], 1, "and counted")
-        r = lua.c.call("EVALSHA", lua.sha, 1, "a", "batch", 2, good)
+        r = lua.c.call("FCALL", lua.sha, 1, "a", "batch", 2, good)
         check("bad batch" in str(r), "bad layout refused whole")
 
 
@@ -559,9 +570,9 @@ def test_lua_batch_failed_read_fails_its_request_alone():
             lua.call("HSET", b2, "x", "1")
             keys, args = [a, b1, b2, c], ["batch", 3, one, two, one]
             if form == "plain":
-                r = lua.c.call("EVALSHA", lua.sha, 4, *(keys + args))
+                r = lua.c.call("FCALL", lua.sha, 4, *(keys + args))
             else:
-                r = lua.c.call("EVALSHA", lua.sha, 0, "keys", 4, *(keys + args))
+                r = lua.c.call("FCALL", lua.sha, 0, "keys", 4, *(keys + args))
             eq(len(r), 3, "%s: one reply per request" % form)
             eq(fields(r[0], 1)[1], 1, "%s: the first request decided" % form)
             check(isinstance(r[1], RedisError) and "WRONGTYPE" in str(r[1]),
@@ -615,7 +626,7 @@ def _bytes_per_key(lua, n, keys_req):
     for start in range(0, n, 1000):
         for i in range(start, start + 1000):
             keys, r = keys_req(i)
-            lua.c.send("EVALSHA", lua.sha, len(keys), *(keys + [r]))
+            lua.c.send("FCALL", lua.sha, len(keys), *(keys + [r]))
         for _ in range(start, start + 1000):
             check(not isinstance(lua.c.read(), RedisError), "decided")
     m1 = int(re.search(r"used_memory:(\d+)", lua.call("INFO", "memory").decode()).group(1))

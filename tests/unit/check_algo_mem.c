@@ -681,7 +681,7 @@ START_TEST(algo_script_ids_on_the_wire)
                                             "456789",
                                             &op, RL_REDIS_CMD_DECIDE),
                          RL_OK);
-        /* EVALSHA sha 1 key request; the request (protocol v3): P, M, n,
+        /* FCALL fn 1 key request; the request (protocol v3): P, M, n,
          * cost (8 bytes), then the limit's algo byte */
         ck_assert_int_eq(cmd.argc, 5);
         ck_assert_int_eq((unsigned char)cmd.argv[4][11], wire[i].id[0] - '0');

@@ -12,7 +12,7 @@
 #include "reply_helper.h"
 #include "util.h"
 
-#define SHA "0123456789012345678901234567890123456789"
+#define FN "ratelimitd_0123456789012345678901234567890123456789"
 
 /* The unsigned little-endian number of n bytes at p. */
 static uint64_t le(const char *p, int n)
@@ -59,7 +59,7 @@ static void setup(void)
     g_op.npenalties = 1;
 }
 
-/* EVALSHA sha 3 <part a> <part b> <penalty> <request>: each part's key is
+/* FCALL fn 3 <part a> <part b> <penalty> <request>: each part's key is
  * named after its first limit, the penalty's is ":p"; the request holds
  * every field little-endian, in store.h's order. */
 START_TEST(decide_keys_and_request_bytes)
@@ -71,10 +71,10 @@ START_TEST(decide_keys_and_request_bytes)
     setup();
     memset(&cmd, 0, sizeof(cmd));
     ck_assert_ptr_null(rl_redis_cmd_check(&g_op));
-    ck_assert_int_eq(rl_redis_cmd_build(&cmd, SHA, &g_op, RL_REDIS_CMD_DECIDE),
+    ck_assert_int_eq(rl_redis_cmd_build(&cmd, FN, &g_op, RL_REDIS_CMD_DECIDE),
                      RL_OK);
     ck_assert_int_eq(cmd.argc, 7);
-    ck_assert(arg_is(&cmd, 0, "EVALSHA") && arg_is(&cmd, 1, SHA) &&
+    ck_assert(arg_is(&cmd, 0, "FCALL") && arg_is(&cmd, 1, FN) &&
               arg_is(&cmd, 2, "3"));
     ck_assert_int_eq(cmd.nkeys, 3);
     ck_assert_int_eq(cmd.nlimits, 3);
@@ -120,7 +120,7 @@ START_TEST(reset_deletes_the_same_keys)
 
     setup();
     memset(&cmd, 0, sizeof(cmd));
-    ck_assert_int_eq(rl_redis_cmd_build(&cmd, SHA, &g_op, RL_REDIS_CMD_RESET),
+    ck_assert_int_eq(rl_redis_cmd_build(&cmd, FN, &g_op, RL_REDIS_CMD_RESET),
                      RL_OK);
     ck_assert_int_eq(cmd.argc, 4);
     ck_assert(arg_is(&cmd, 0, "DEL") && arg_is(&cmd, 1, "rl:{t}a:lg1s") &&
@@ -141,8 +141,7 @@ START_TEST(sub_ops_and_refunds)
     setup();
     g_parts[1].cost = 2;
     memset(&cmd, 0, sizeof(cmd));
-    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, SHA, &g_op, 2u, 1u, 0),
-                     RL_OK);
+    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, FN, &g_op, 2u, 1u, 0), RL_OK);
     ck_assert_int_eq(cmd.argc, 6);
     ck_assert(arg_is(&cmd, 2, "2") && arg_is(&cmd, 3, "rl:{t}b:ls1d") &&
               arg_is(&cmd, 4, "rl:{t}!pen|u:p"));
@@ -152,18 +151,17 @@ START_TEST(sub_ops_and_refunds)
     ck_assert_int_eq(r[0], 1);
     ck_assert_int_eq(le(r + 3, 8), 2);
     ck_assert_int_eq(r[2 + 9 + 25 + 17], 1); /* part 2 is part 1 now */
-    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, SHA, &g_op, 3u, 0u, 1),
-                     RL_OK);
+    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, FN, &g_op, 3u, 0u, 1), RL_OK);
     ck_assert_int_eq(cmd.argc, 6);
     r = cmd.argv[5];
     ck_assert_int_eq(r[1], 0);
     ck_assert_int_eq((int64_t)le(r + 3, 8), -3);
     ck_assert_int_eq((int64_t)le(r + 2 + 9 + 2 * 25 + 1, 8), -2);
-    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, SHA, &g_op, 0u, 0u, 1),
+    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, FN, &g_op, 0u, 0u, 1),
                      RL_ERR);
-    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, SHA, &g_op, 4u, 0u, 0),
+    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, FN, &g_op, 4u, 0u, 0),
                      RL_ERR);
-    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, SHA, &g_op, 1u, 2u, 0),
+    ck_assert_int_eq(rl_redis_cmd_build_sub(&cmd, FN, &g_op, 1u, 2u, 0),
                      RL_ERR);
     ck_assert_int_eq(cmd.argc, 6); /* left as it was */
     rl_redis_cmd_free(&cmd);
@@ -220,7 +218,7 @@ static const char *parse_bytes(const unsigned char *b, size_t len,
 
     setup();
     memset(&cmd, 0, sizeof(cmd));
-    ck_assert_int_eq(rl_redis_cmd_build(&cmd, SHA, &g_op, RL_REDIS_CMD_DECIDE),
+    ck_assert_int_eq(rl_redis_cmd_build(&cmd, FN, &g_op, RL_REDIS_CMD_DECIDE),
                      RL_OK);
     memset(&str, 0, sizeof(str));
     str.type = REDIS_REPLY_STRING;
@@ -319,7 +317,7 @@ START_TEST(reply_old_array_refused)
 
     setup();
     memset(&cmd, 0, sizeof(cmd));
-    ck_assert_int_eq(rl_redis_cmd_build(&cmd, SHA, &g_op, RL_REDIS_CMD_DECIDE),
+    ck_assert_int_eq(rl_redis_cmd_build(&cmd, FN, &g_op, RL_REDIS_CMD_DECIDE),
                      RL_OK);
     for (i = 0; i < 19; i++) {
         el[i] = int_reply(g_reply[i]);

@@ -1,9 +1,9 @@
 /* Tests of store_cluster.c against fake cluster nodes served on the
  * test's own event loop: each fake answers CLUSTER SLOTS with the map the
- * test sets, SCRIPT LOAD with the real SHA, ASKING with +OK, and EVALSHA
- * from a per-node queue of canned replies (MOVED, ASK, TRYAGAIN,
- * CLUSTERDOWN, NOSCRIPT, a delay, no answer at all), then with a valid
- * script reply. Real servers only send these in states that are hard to
+ * test sets, FUNCTION LOAD with the library's name, ASKING with +OK, and
+ * FCALL from a per-node queue of canned replies (MOVED, ASK, TRYAGAIN,
+ * CLUSTERDOWN, a missing function, a delay, no answer at all), then with a
+ * valid script reply. Real servers only send these in states that are hard to
  * hold still; here every redirection and deadline rule is checked
  * exactly. (The integration tests drive a real cluster.) Every wait is
  * bounded. */
@@ -22,6 +22,7 @@
 #include <hiredis/hiredis.h>
 
 #include "loop_helper.h"
+#include "lua_scripts.h"
 #include "reply_helper.h"
 #include "cluster.h"
 #include "store_cluster.h"
@@ -69,15 +70,15 @@ struct fake_node {
     canned_t queue[FAKE_QUEUE];
     int qhead;
     int qlen;
-    int evalsha;            /* EVALSHA received */
+    int fcall;              /* FCALL received */
     int batches;            /* of which batches ("keys" .. "batch" count ..) */
     int batch_ops;          /* decisions in those batches */
-    char costs[8][16];      /* ARGV[1] of the first plain EVALSHAs */
+    char costs[8][16];      /* ARGV[1] of the first plain FCALLs */
     char batch_reply[8192]; /* the array answering the last batch */
     unsigned notlocal;      /* elements of the next batch answered NOTLOCAL */
-    int evalsha_asking;     /* of which right after ASKING */
+    int fcall_asking;       /* of which right after ASKING */
     int asking;
-    int script_load;
+    int function_load;
     int cluster_slots;
     fake_client_t clients[FAKE_CLIENTS];
     int nclients;
@@ -129,7 +130,7 @@ static void fake_send(fake_client_t *fc, const char *reply, int delay_ms)
     bufferevent_disable(fc->bev, EV_READ);
 }
 
-/* The decisions of a cluster batch (EVALSHA sha 0 "keys" nkeys key..
+/* The decisions of a cluster batch (FCALL fn 0 "keys" nkeys key..
  * "batch" count ..), 0 for a plain call. */
 static int batch_count(const redisReply *r)
 {
@@ -163,23 +164,23 @@ static long long first_part_cost(const redisReply *arg)
     return (long long)(int64_t)v;
 }
 
-/* Answers one EVALSHA from the node's queue (or with g_ok_reply, an array
+/* Answers one FCALL from the node's queue (or with g_ok_reply, an array
  * of them for a batch); asking says whether ASKING came right before it
  * on this connection. */
-static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
+static void fake_fcall(fake_client_t *fc, const redisReply *r, int asking)
 {
     fake_node_t *n = fc->node;
     canned_t c = {g_ok_reply, 0, 0};
     int count = batch_count(r);
     int i;
 
-    if (count == 0 && n->evalsha < 8 && r->elements > 3) {
+    if (count == 0 && n->fcall < 8 && r->elements > 3) {
         int nk = atoi(r->element[2]->str);
 
-        snprintf(n->costs[n->evalsha], sizeof(n->costs[0]), "%lld",
+        snprintf(n->costs[n->fcall], sizeof(n->costs[0]), "%lld",
                  (long long)first_part_cost(r->element[3 + nk]));
     }
-    n->evalsha++;
+    n->fcall++;
     if (count > 0) {
         size_t used = (size_t)snprintf(n->batch_reply, sizeof(n->batch_reply),
                                        "*%d\r\n", count);
@@ -198,7 +199,7 @@ static void fake_evalsha(fake_client_t *fc, const redisReply *r, int asking)
         n->notlocal = 0;
         c.reply = n->batch_reply;
     }
-    n->evalsha_asking += asking;
+    n->fcall_asking += asking;
     if (n->qlen > 0) {
         c = n->queue[n->qhead];
         if (c.reply != NULL && c.reply[0] != '-' && count > 0) {
@@ -223,7 +224,6 @@ static void fake_read(struct bufferevent *bev, void *arg)
 {
     fake_client_t *fc = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    char sha[41];
     char buf[4096];
     int len;
     void *req;
@@ -232,7 +232,6 @@ static void fake_read(struct bufferevent *bev, void *arg)
     while ((len = evbuffer_remove(in, buf, sizeof(buf))) > 0) {
         redisReaderFeed(fc->reader, buf, (size_t)len);
     }
-    rl_store_redis_script_sha(sha);
     while (!fc->paused && redisReaderGetReply(fc->reader, &req) == REDIS_OK &&
            req != NULL) {
         redisReply *r = req;
@@ -240,16 +239,16 @@ static void fake_read(struct bufferevent *bev, void *arg)
         int asking = fc->asking;
 
         fc->asking = 0;
-        if (strcasecmp(name, "EVALSHA") == 0) {
-            fake_evalsha(fc, r, asking);
+        if (strcasecmp(name, "FCALL") == 0) {
+            fake_fcall(fc, r, asking);
         } else if (strcasecmp(name, "ASKING") == 0) {
             fc->node->asking++;
             fc->asking = 1;
             bufferevent_write(bev, "+OK\r\n", 5);
-        } else if (strcasecmp(name, "SCRIPT") == 0) {
-            fc->node->script_load++;
-            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n",
-                                sha);
+        } else if (strcasecmp(name, "FUNCTION") == 0) {
+            fc->node->function_load++;
+            evbuffer_add_printf(bufferevent_get_output(bev), "$%d\r\n%s\r\n",
+                                RL_LUA_FUNCTION_LEN, RL_LUA_FUNCTION);
         } else if (strcasecmp(name, "CLUSTER") == 0) {
             fc->node->cluster_slots++;
             fake_send(fc, g_slots_reply, g_slots_delay_ms);
@@ -280,7 +279,7 @@ static void fake_accept(struct evconnlistener *lis, evutil_socket_t fd,
     bufferevent_enable(fc->bev, EV_READ | EV_WRITE);
 }
 
-/* Queues a canned EVALSHA reply on node i. */
+/* Queues a canned FCALL reply on node i. */
 static void queue(int i, const char *reply, int delay_ms, int repeat)
 {
     fake_node_t *n = &g_nodes[i];
@@ -518,10 +517,10 @@ START_TEST(test_routes_by_slot)
     decide_ok(s, lo);
     decide_ok(s, hi);
     decide_ok(s, hi);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha, 2);
-    ck_assert_int_eq(g_nodes[0].script_load, 1);
-    ck_assert_int_eq(g_nodes[1].script_load, 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
+    ck_assert_int_eq(g_nodes[1].fcall, 2);
+    ck_assert_int_eq(g_nodes[0].function_load, 1);
+    ck_assert_int_eq(g_nodes[1].function_load, 1);
     rl_store_free(s);
 }
 END_TEST
@@ -578,15 +577,15 @@ START_TEST(test_layered_cross_master)
     ck_assert_int_eq(r.res.allowed, 1);
     ck_assert_int_eq(r.res.limits[0].remaining, 9);
     ck_assert_int_eq(r.res.limits[1].remaining, 9);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
+    ck_assert_int_eq(g_nodes[1].fcall, 1);
     ck_assert_str_eq(g_nodes[0].costs[0], "1");
     ck_assert_str_eq(g_nodes[1].costs[0], "1");
 
     r = cross_decide(s, 1, 1);
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "cross_slot");
-    ck_assert_int_eq(g_nodes[0].evalsha + g_nodes[1].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].fcall + g_nodes[1].fcall, 2);
     rl_store_free(s);
 }
 END_TEST
@@ -614,7 +613,7 @@ START_TEST(test_cross_master_denies)
 
         memset(g_nodes[0].costs, 0, sizeof(g_nodes[0].costs));
         memset(g_nodes[1].costs, 0, sizeof(g_nodes[1].costs));
-        g_nodes[0].evalsha = g_nodes[1].evalsha = 0;
+        g_nodes[0].fcall = g_nodes[1].fcall = 0;
         queue(cases[k].denier, g_deny_reply, 0, 0);
         r = cross_decide(s, 1, 0);
         ck_assert_int_eq(r.res.status, RL_OK);
@@ -623,7 +622,7 @@ START_TEST(test_cross_master_denies)
         ck_assert_int_eq(r.res.limits[cases[k].denier].retry_after_ms, 1000);
         ck_assert_int_eq(r.res.limits[1 - cases[k].denier].allowed, 1);
         for (i = 0; i < 2; i++) {
-            ck_assert_int_eq(g_nodes[i].evalsha, cases[k].calls[i]);
+            ck_assert_int_eq(g_nodes[i].fcall, cases[k].calls[i]);
             ck_assert_str_eq(g_nodes[i].costs[0], cases[k].costs[i][0]);
             ck_assert_str_eq(g_nodes[i].costs[1], cases[k].costs[i][1]);
         }
@@ -643,7 +642,7 @@ START_TEST(test_cross_master_failure)
     r = cross_decide(s, 1, 0);
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "timeout");
-    ck_assert_int_eq(g_nodes[1].evalsha, 0);
+    ck_assert_int_eq(g_nodes[1].fcall, 0);
     rl_store_free(s);
 }
 END_TEST
@@ -722,12 +721,12 @@ START_TEST(test_moved_updates_map)
     slot = rl_cluster_key_slot(lo, strlen(lo));
     queue(0, redirect(msg, sizeof(msg), "MOVED", slot, 1), 0, 0);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha_asking, 0);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
+    ck_assert_int_eq(g_nodes[1].fcall, 1);
+    ck_assert_int_eq(g_nodes[1].fcall_asking, 0);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
+    ck_assert_int_eq(g_nodes[1].fcall, 2);
     rl_store_free(s);
 }
 END_TEST
@@ -746,8 +745,8 @@ START_TEST(test_moved_to_new_node)
                    rl_cluster_key_slot(lo, strlen(lo)), 2),
           0, 0);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[2].evalsha, 1);
-    ck_assert_int_eq(g_nodes[2].script_load, 1);
+    ck_assert_int_eq(g_nodes[2].fcall, 1);
+    ck_assert_int_eq(g_nodes[2].function_load, 1);
     rl_store_free(s);
 }
 END_TEST
@@ -767,11 +766,11 @@ START_TEST(test_ask_once)
           0, 0);
     decide_ok(s, lo);
     ck_assert_int_eq(g_nodes[1].asking, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
-    ck_assert_int_eq(g_nodes[1].evalsha_asking, 1);
+    ck_assert_int_eq(g_nodes[1].fcall, 1);
+    ck_assert_int_eq(g_nodes[1].fcall_asking, 1);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[0].evalsha, 2);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 2);
+    ck_assert_int_eq(g_nodes[1].fcall, 1);
     rl_store_free(s);
 }
 END_TEST
@@ -791,9 +790,9 @@ START_TEST(test_ask_then_tryagain)
           0);
     queue(0, msg, 0, 0);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[0].evalsha, 2);
-    ck_assert_int_eq(g_nodes[1].evalsha, 2);
-    ck_assert_int_eq(g_nodes[1].evalsha_asking, 2);
+    ck_assert_int_eq(g_nodes[0].fcall, 2);
+    ck_assert_int_eq(g_nodes[1].fcall, 2);
+    ck_assert_int_eq(g_nodes[1].fcall_asking, 2);
     rl_store_free(s);
 }
 END_TEST
@@ -816,7 +815,7 @@ START_TEST(test_transient_errors_retried)
     t0 = rl_mono_us();
     r = decide(s, lo);
     assert_ok(&r);
-    ck_assert_int_eq(g_nodes[0].evalsha, 5);
+    ck_assert_int_eq(g_nodes[0].fcall, 5);
     /* Backoff 1 + 2 + 4 + 8 ms, well inside the deadline. */
     ck_assert_int_ge(r.done_us - t0, 14000);
     ck_assert_int_le(r.done_us - t0, 200000);
@@ -875,7 +874,7 @@ START_TEST(test_redirect_loop)
     r = decide(s, lo);
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "too_many_redirects");
-    ck_assert_int_le(g_nodes[0].evalsha + g_nodes[1].evalsha, 17);
+    ck_assert_int_le(g_nodes[0].fcall + g_nodes[1].fcall, 17);
     rl_store_free(s);
 }
 END_TEST
@@ -929,7 +928,7 @@ START_TEST(test_deadline_after_backoff)
     ck_assert_str_eq(r.res.error, "tryagain");
     ck_assert_int_ge(r.done_us - t0, 95000);
     ck_assert_int_le(r.done_us - t0, 160000);
-    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].fcall, 2);
     rl_store_free(s);
 }
 END_TEST
@@ -954,29 +953,28 @@ START_TEST(test_deadline_before_map)
     ck_assert_str_eq(r.res.error, "timeout");
     ck_assert_int_ge(r.done_us - t0, 95000);
     ck_assert_int_le(r.done_us - t0, 160000);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
     rl_store_free(s);
 }
 END_TEST
 
-/* NOSCRIPT: the script is loaded on that node and the command resent
- * once; a second NOSCRIPT is an error. Also after ASK. */
-START_TEST(test_noscript_on_node)
+/* A missing function: the library is loaded on that node and the command
+ * resent once; a second such answer is an error. Also after ASK. */
+START_TEST(test_missing_function_on_node)
 {
-    static const char noscript[] =
-        "-NOSCRIPT No matching script. Please use EVAL.\r\n";
+    static const char noscript[] = "-ERR Function not found\r\n";
     rl_store_t *s = new_store(500, 60000, 1, 1);
     char lo[64];
     char msg[64];
     result_t r;
-    int loads0 = g_nodes[0].script_load;
-    int loads1 = g_nodes[1].script_load;
+    int loads0 = g_nodes[0].function_load;
+    int loads1 = g_nodes[1].function_load;
 
     key_in(0, 8191, lo, sizeof(lo));
     queue(0, noscript, 0, 0);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[0].evalsha, 2);
-    ck_assert_int_eq(g_nodes[0].script_load, loads0 + 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 2);
+    ck_assert_int_eq(g_nodes[0].function_load, loads0 + 1);
 
     queue(0, noscript, 0, 0);
     queue(0, noscript, 0, 0);
@@ -990,8 +988,8 @@ START_TEST(test_noscript_on_node)
           0, 0);
     queue(1, noscript, 0, 0);
     decide_ok(s, lo);
-    ck_assert_int_eq(g_nodes[1].script_load, loads1 + 1);
-    ck_assert_int_eq(g_nodes[1].evalsha_asking, 2);
+    ck_assert_int_eq(g_nodes[1].function_load, loads1 + 1);
+    ck_assert_int_eq(g_nodes[1].fcall_asking, 2);
     rl_store_free(s);
 }
 END_TEST
@@ -1016,7 +1014,7 @@ START_TEST(test_other_errors)
     r = decide(s, lo);
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "bad_reply");
-    ck_assert_int_eq(g_nodes[0].evalsha, 3);
+    ck_assert_int_eq(g_nodes[0].fcall, 3);
     rl_store_free(s);
 }
 END_TEST
@@ -1038,7 +1036,7 @@ START_TEST(test_not_a_cluster)
     r = decide(s, key_in(0, 8191, lo, sizeof(lo)));
     ck_assert_int_eq(r.res.status, RL_ERR);
     ck_assert_str_eq(r.res.error, "disconnected");
-    ck_assert_int_eq(g_nodes[0].evalsha, 0);
+    ck_assert_int_eq(g_nodes[0].fcall, 0);
     rl_store_free(s);
 }
 END_TEST
@@ -1175,15 +1173,15 @@ START_TEST(test_batch_per_master)
         ck_assert_int_eq(r[i].calls, 1);
         assert_ok(&r[i]);
     }
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
     ck_assert_int_eq(g_nodes[0].batches, 1);
     ck_assert_int_eq(g_nodes[0].batch_ops, 5);
-    ck_assert_int_eq(g_nodes[1].evalsha, 1);
+    ck_assert_int_eq(g_nodes[1].fcall, 1);
     ck_assert_int_eq(g_nodes[1].batches, 1);
     ck_assert_int_eq(g_nodes[1].batch_ops, 3);
     /* A lone decision in a pass is the plain call. */
     decide_ok(s, keys[0]);
-    ck_assert_int_eq(g_nodes[0].evalsha, 2);
+    ck_assert_int_eq(g_nodes[0].fcall, 2);
     ck_assert_int_eq(g_nodes[0].batches, 1);
     rl_store_free(s);
 }
@@ -1208,7 +1206,7 @@ START_TEST(test_batch_transient_falls_back)
         queue(0, answers[k], 0, 0);
         batch_of(s, 4);
         calls += 1 + 4;
-        ck_assert_int_eq(g_nodes[0].evalsha, calls);
+        ck_assert_int_eq(g_nodes[0].fcall, calls);
         ck_assert_int_eq(g_nodes[0].batches, (int)k + 1);
     }
     rl_store_free(s);
@@ -1227,7 +1225,7 @@ START_TEST(test_batch_notlocal_element_alone)
     batch_of(s, 4);
     ck_assert_int_eq(g_nodes[0].batches, 1);
     ck_assert_int_eq(g_nodes[0].batch_ops, 4);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1 + 2);
+    ck_assert_int_eq(g_nodes[0].fcall, 1 + 2);
     rl_store_free(s);
 }
 END_TEST
@@ -1244,8 +1242,8 @@ START_TEST(test_batch_moved_falls_back)
     queue(0, moved, 0, 1); /* every command on node 0 from now on */
     batch_of(s, 3);
     ck_assert_int_eq(g_nodes[0].batches, 1);
-    ck_assert_int_eq(g_nodes[0].evalsha, 1 + 3);
-    ck_assert_int_eq(g_nodes[1].evalsha, 3);
+    ck_assert_int_eq(g_nodes[0].fcall, 1 + 3);
+    ck_assert_int_eq(g_nodes[1].fcall, 3);
     ck_assert_int_eq(g_nodes[1].batches, 0);
     rl_store_free(s);
 }
@@ -1274,7 +1272,7 @@ START_TEST(test_batch_timeout_not_retried)
         ck_assert_int_eq(r[i].res.status, RL_ERR);
         ck_assert_str_eq(r[i].res.error, "timeout");
     }
-    ck_assert_int_eq(g_nodes[0].evalsha, 1);
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
     rl_store_free(s);
 }
 END_TEST
@@ -1302,7 +1300,7 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_deadline_spans_retries);
     tcase_add_test(tc, test_deadline_after_backoff);
     tcase_add_test(tc, test_deadline_before_map);
-    tcase_add_test(tc, test_noscript_on_node);
+    tcase_add_test(tc, test_missing_function_on_node);
     tcase_add_test(tc, test_other_errors);
     tcase_add_test(tc, test_not_a_cluster);
     tcase_add_test(tc, test_free_ends_pending_ops);

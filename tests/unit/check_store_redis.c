@@ -313,18 +313,27 @@ static void teardown(void)
 /* Store against a real Redis                                          */
 /* ------------------------------------------------------------------ */
 
-START_TEST(test_script_sha_matches_redis)
+/* The library loads under its name (ratelimitd_ and 40 hex digits), which
+ * is also its function's; a second load of it answers that it exists. */
+START_TEST(test_library_name_matches_redis)
 {
-    char sha[41];
     redisReply *r;
 
-    rl_store_redis_script_sha(sha);
-    ck_assert_uint_eq(strlen(sha), 40);
-    ck_assert_uint_eq(strspn(sha, "0123456789abcdef"), 40);
-    r = rl_test_redis_cmd(&g_srv, NULL, "SCRIPT LOAD %s", RL_LUA_DECIDE);
+    ck_assert_uint_eq(strlen(RL_LUA_FUNCTION), RL_LUA_FUNCTION_LEN);
+    ck_assert_int_eq(strncmp(RL_LUA_FUNCTION, "ratelimitd_", 11), 0);
+    ck_assert_uint_eq(strspn(RL_LUA_FUNCTION + 11, "0123456789abcdef"), 40);
+    r = rl_test_redis_cmd(&g_srv, NULL, "FUNCTION FLUSH");
+    freeReplyObject(r);
+    r = rl_test_redis_cmd(&g_srv, NULL, "FUNCTION LOAD %s", RL_LUA_DECIDE);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
-    ck_assert_str_eq(r->str, sha);
+    ck_assert_str_eq(r->str, RL_LUA_FUNCTION);
+    freeReplyObject(r);
+    r = rl_test_redis_cmd(&g_srv, NULL, "FUNCTION LOAD %s", RL_LUA_DECIDE);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    ck_assert_ptr_nonnull(strstr(r->str, RL_LUA_FUNCTION));
+    ck_assert_ptr_nonnull(strstr(r->str, "already exists"));
     freeReplyObject(r);
 }
 END_TEST
@@ -541,27 +550,27 @@ START_TEST(test_pipelining_in_order_exact)
 }
 END_TEST
 
-/* Calls of EVALSHA since the last CONFIG RESETSTAT (INFO commandstats). */
-static long long evalsha_calls(void)
+/* Calls of FCALL since the last CONFIG RESETSTAT (INFO commandstats). */
+static long long fcall_calls(void)
 {
     redisReply *r = rl_test_redis_cmd(&g_srv, NULL, "INFO commandstats");
     const char *p;
     long long v = 0;
 
     ck_assert_ptr_nonnull(r);
-    p = strstr(r->str, "cmdstat_evalsha:calls=");
+    p = strstr(r->str, "cmdstat_fcall:calls=");
     if (p != NULL) {
-        v = strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10);
+        v = strtoll(p + strlen("cmdstat_fcall:calls="), NULL, 10);
     }
     freeReplyObject(r);
     return v;
 }
 
 /* Decisions started in one loop pass go out as batched calls of at most
- * 64 (150 -> 3 EVALSHA), each still decided atomically and in order: a
+ * 64 (150 -> 3 FCALL), each still decided atomically and in order: a
  * fixed window of 10 admits exactly the first ten, a cost-3 request
- * spends three, a peek spends nothing; the batch after a SCRIPT FLUSH is
- * reloaded and retried whole. */
+ * spends three, a peek spends nothing; the batch after a FUNCTION FLUSH
+ * is reloaded and retried whole. */
 START_TEST(test_batched_decisions_in_order)
 {
     rl_store_t *s = new_store(g_srv.port, 2000, NULL, NULL, 1);
@@ -581,7 +590,7 @@ START_TEST(test_batched_decisions_in_order)
 
         memset(slots, 0, N * sizeof(*slots));
         rep = rl_test_redis_cmd(
-            &g_srv, NULL, round == 0 ? "CONFIG RESETSTAT" : "SCRIPT FLUSH");
+            &g_srv, NULL, round == 0 ? "CONFIG RESETSTAT" : "FUNCTION FLUSH");
         ck_assert_ptr_nonnull(rep);
         freeReplyObject(rep);
         if (round == 1) {
@@ -630,39 +639,41 @@ START_TEST(test_batched_decisions_in_order)
             }
         }
         /* 150 decisions in 64 + 64 + 22. After the flush all three are
-         * already on the wire when the first NOSCRIPT comes back: each
-         * is answered NOSCRIPT, then retried once. */
-        ck_assert_int_eq(evalsha_calls(), round == 0 ? 3 : 6);
+         * already on the wire when the first "function not found" comes
+         * back: each is answered so, then retried once. */
+        ck_assert_int_eq(fcall_calls(), round == 0 ? 3 : 6);
     }
     free(slots);
     rl_store_free(s);
 }
 END_TEST
 
-START_TEST(test_noscript_reload_and_retry)
+/* FUNCTION FLUSH between two decisions: the second is answered that the
+ * function is missing, reloads the library and is decided on the state
+ * the first left; the library is back. */
+START_TEST(test_missing_library_reload_and_retry)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
     rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 10, 60000, 10, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{noscript}", &l, 1, 1);
     rl_store_result_t r;
     redisReply *rep;
-    char sha[41];
 
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.status, RL_OK);
-    rep = rl_test_redis_cmd(&g_srv, NULL, "SCRIPT FLUSH");
+    rep = rl_test_redis_cmd(&g_srv, NULL, "FUNCTION FLUSH");
     ck_assert_ptr_nonnull(rep);
     freeReplyObject(rep);
-    rl_store_redis_script_sha(sha);
     ck_assert_int_eq(raw_int("EXISTS %s", "rl:{noscript}:lg1m"), 1);
     r = decide_wait(s, &op);
     ck_assert_int_eq(r.status, RL_OK);
     ck_assert_int_eq(r.allowed, 1);
     ck_assert_int_eq(r.limits[0].remaining, 8);
-    rep = rl_test_redis_cmd(&g_srv, NULL, "SCRIPT EXISTS %s", sha);
+    rep = rl_test_redis_cmd(&g_srv, NULL, "FUNCTION LIST LIBRARYNAME %s",
+                            RL_LUA_FUNCTION);
     ck_assert_ptr_nonnull(rep);
     ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
-    ck_assert_int_eq(rep->element[0]->integer, 1);
+    ck_assert_int_eq(rep->elements, 1);
     freeReplyObject(rep);
     rl_store_free(s);
 }
@@ -1099,22 +1110,21 @@ typedef struct fake_client {
 typedef struct fake {
     struct evconnlistener *lis;
     int port;
-    const char *evalsha_reply; /* raw RESP sent for each EVALSHA */
-    int evalsha;
-    int script_load;
+    const char *fcall_reply; /* raw RESP sent for each FCALL */
+    int fcall;
+    int function_load;
     fake_client_t clients[FAKE_CLIENTS];
     int nclients;
 } fake_t;
 
 static fake_t g_fake;
 
-/* Fake server: answers EVALSHA with the canned reply, SCRIPT LOAD with
- * the real SHA, anything else with +OK. */
+/* Fake server: answers FCALL with the canned reply, FUNCTION LOAD with
+ * the library's name, anything else with +OK. */
 static void fake_read(struct bufferevent *bev, void *arg)
 {
     fake_client_t *fc = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    char sha[41];
     char buf[4096];
     int n;
     void *req;
@@ -1122,18 +1132,17 @@ static void fake_read(struct bufferevent *bev, void *arg)
     while ((n = evbuffer_remove(in, buf, sizeof(buf))) > 0) {
         redisReaderFeed(fc->reader, buf, (size_t)n);
     }
-    rl_store_redis_script_sha(sha);
     while (redisReaderGetReply(fc->reader, &req) == REDIS_OK && req != NULL) {
         redisReply *r = req;
         const char *name = r->element[0]->str;
-        if (strcasecmp(name, "EVALSHA") == 0) {
-            g_fake.evalsha++;
-            bufferevent_write(bev, g_fake.evalsha_reply,
-                              rl_test_resp_len(g_fake.evalsha_reply));
-        } else if (strcasecmp(name, "SCRIPT") == 0) {
-            g_fake.script_load++;
-            evbuffer_add_printf(bufferevent_get_output(bev), "$40\r\n%s\r\n",
-                                sha);
+        if (strcasecmp(name, "FCALL") == 0) {
+            g_fake.fcall++;
+            bufferevent_write(bev, g_fake.fcall_reply,
+                              rl_test_resp_len(g_fake.fcall_reply));
+        } else if (strcasecmp(name, "FUNCTION") == 0) {
+            g_fake.function_load++;
+            evbuffer_add_printf(bufferevent_get_output(bev), "$%d\r\n%s\r\n",
+                                RL_LUA_FUNCTION_LEN, RL_LUA_FUNCTION);
         } else {
             bufferevent_write(bev, "+OK\r\n", 5);
         }
@@ -1192,30 +1201,30 @@ static void teardown_fake(void)
     g_base = NULL;
 }
 
-/* One decide against the fake answering EVALSHA with reply. */
+/* One decide against the fake answering FCALL with reply. */
 static rl_store_result_t fake_decide(rl_store_t *s, const char *reply)
 {
     rl_limit_t l = rl_test_limit(RL_ALGO_GCRA, 2, 60000, 2, 0, "g1m");
     rl_store_op_t op = mk_op("rl:{fake}", &l, 1, 1);
 
-    g_fake.evalsha_reply = reply;
+    g_fake.fcall_reply = reply;
     return decide_wait(s, &op);
 }
 
-START_TEST(test_fake_noscript_retried_exactly_once)
+START_TEST(test_fake_missing_function_retried_exactly_once)
 {
     rl_store_t *s = new_store(g_fake.port, 500, NULL, NULL, 1);
     rl_store_result_t r;
     int loads;
 
     run_for(20);
-    loads = g_fake.script_load;
+    loads = g_fake.function_load;
     ck_assert_int_eq(loads, 1); /* on connect */
-    r = fake_decide(s, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    r = fake_decide(s, "-ERR Function not found\r\n");
     ck_assert_int_eq(r.status, RL_ERR);
     ck_assert_str_eq(r.error, "script_error");
-    ck_assert_int_eq(g_fake.evalsha, 2);
-    ck_assert_int_eq(g_fake.script_load, loads + 1);
+    ck_assert_int_eq(g_fake.fcall, 2);
+    ck_assert_int_eq(g_fake.function_load, loads + 1);
     rl_store_free(s);
 }
 END_TEST
@@ -1307,14 +1316,14 @@ static Suite *store_redis_suite(void)
 
     tcase_add_checked_fixture(tc, setup_redis, teardown);
     tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_script_sha_matches_redis);
+    tcase_add_test(tc, test_library_name_matches_redis);
     tcase_add_test(tc, test_fresh_key_counts_down_then_denies);
     tcase_add_test(tc, test_gcra_state_in_expiry);
     tcase_add_test(tc, test_algorithms_reach_the_script);
     tcase_add_test(tc, test_multi_limit_all_or_nothing);
     tcase_add_test(tc, test_pipelining_in_order_exact);
     tcase_add_test(tc, test_batched_decisions_in_order);
-    tcase_add_test(tc, test_noscript_reload_and_retry);
+    tcase_add_test(tc, test_missing_library_reload_and_retry);
     tcase_add_test(tc, test_reset_clears_state_and_block);
     tcase_add_test(tc, test_bad_ops_fail_at_once);
     tcase_add_test(tc, test_store_timeout_then_works);
@@ -1336,7 +1345,7 @@ static Suite *store_redis_suite(void)
 
     tcase_add_checked_fixture(tf, setup_fake, teardown_fake);
     tcase_set_timeout(tf, 30);
-    tcase_add_test(tf, test_fake_noscript_retried_exactly_once);
+    tcase_add_test(tf, test_fake_missing_function_retried_exactly_once);
     tcase_add_test(tf, test_fake_reply_shapes);
     tcase_add_test(tf, test_fake_protocol_error_disconnects_and_recovers);
     suite_add_tcase(s, tf);
