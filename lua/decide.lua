@@ -253,7 +253,8 @@ local function write_part(L, PT, W, p, k, now_ms)
     if lone then
         local tat = L[fo + 7]
         local exp_ms = ceil(tat / 1000)
-        rcall('SET', K[kb + k], exp_ms * 1000 - tat, 'PXAT', exp_ms)
+        rcall('SET', K[kb + k], SMALL[exp_ms * 1000 - tat + 1], 'PXAT',
+            format('%d', exp_ms))
         return
     end
     local fmt = PF[p]
@@ -268,7 +269,8 @@ local function write_part(L, PT, W, p, k, now_ms)
     if exp == PT[q + 5] then
         rcall('SET', K[kb + k], pack_bin(fmt, unpack(W, 1, w)), 'KEEPTTL')
     else
-        rcall('SET', K[kb + k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT', exp)
+        rcall('SET', K[kb + k], pack_bin(fmt, unpack(W, 1, w)), 'PXAT',
+            format('%d', exp))
     end
 end
 
@@ -351,12 +353,13 @@ local function punish(L, QT, pko, n, m, now_ms)
         if hit then
             local key, count = K[kb + pko + j], (QT[q + 5] or 0) + 1
             if count >= QT[q + 1] then
-                rcall('SET', key, -(now_ms + QT[q + 3]), 'PX', QT[q + 3])
+                rcall('SET', key, format('%d', -(now_ms + QT[q + 3])), 'PX',
+                    format('%d', QT[q + 3]))
                 QT[q + 6], QT[q + 7] = 2, QT[q + 3]
             elseif QT[q + 5] then
-                rcall('SET', key, count, 'KEEPTTL')
+                rcall('SET', key, format('%d', count), 'KEEPTTL')
             else
-                rcall('SET', key, 1, 'PX', QT[q + 2])
+                rcall('SET', key, '1', 'PX', format('%d', QT[q + 2]))
             end
         end
     end
@@ -537,13 +540,14 @@ local function decide(keys, args)
             if burst < 1 then
                 burst = req
             end
-            local ok, rem, reset, retry, new_tat = algos[0].decide(tat, 0, 0, req,
-                per, burst, now_us, now_ms, cost)
+            local ok, rem, reset, retry, new_tat = algos[0].decide(tat, 0, 0,
+                req, per, burst, now_us, now_ms, cost)
             if cost == 0 then
                 ok, retry = true, 0
             elseif ok then
                 local exp_ms = ceil(new_tat / 1000)
-                rcall('SET', K[kb + 1], exp_ms * 1000 - new_tat, 'PXAT', exp_ms)
+                rcall('SET', K[kb + 1], SMALL[exp_ms * 1000 - new_tat + 1],
+                    'PXAT', format('%d', exp_ms))
             end
             ok = ok and 1 or 0
             return pack_bin('<I6BBI7I6I6B', now_ms, ok, ok, rem,
