@@ -51,6 +51,7 @@ local algos = {
     [1] = fixed_window(),
     [2] = sliding_window(),
 }
+local gcra_decide = algos[0].decide
 
 -- The call's time (Redis TIME, read once per call), set by decide.
 local now_us, now_ms
@@ -482,6 +483,63 @@ local function decide_one(ko, r, np, m)
     return reply_of(L, QT, R, n, m, allowed, now_ms)
 end
 
+-- The most common request: one GCRA limit without a block or a penalty,
+-- whose key is absent or in the compact form. decide_lone(key, r) decides
+-- request r on its one key exactly as decide_one would (test_lua.py
+-- compares them), with no table traffic: its reply; or nil when r is not
+-- such a request (decide_one decides it), or false and the error of a
+-- failed read. LR holds the last request's fields (a batch of one policy
+-- repeats one string).
+local LR = { false, 0, 0, 0, 0 }
+local function decide_lone(key, r)
+    local cost, req, per, burst
+    if r == LR[1] then
+        cost, req, per, burst = LR[2], LR[3], LR[4], LR[5]
+    else
+        if #r ~= 36 or byte(r, 1) ~= 1 or byte(r, 2) ~= 0
+            or byte(r, 3) ~= 1 or byte(r, 12) ~= 0 then
+            return nil
+        end
+        local _, block
+        _, _, _, cost, _, req, per, burst, block =
+            unpack_bin('<BBBi8BI7I5I7I5', r)
+        if cost < 0 or block ~= 0 or req < 1 or per < 1 then
+            return nil
+        end
+        if burst < 1 then
+            burst = req
+        end
+        LR[1], LR[2], LR[3], LR[4], LR[5] = r, cost, req, per, burst
+    end
+    local v = rpcall('GET', key)
+    local tat
+    if type(v) == 'table' then
+        return false, not_run .. v.err
+    elseif v then
+        if #v > 3 or not tonumber(v) then
+            return nil
+        end
+        tat = rcall('PEXPIRETIME', key) * 1000 - tonumber(v)
+    end
+    local ok, rem, reset, retry, new_tat = gcra_decide(tat, 0, 0, req, per,
+        burst, now_us, now_ms, cost)
+    if cost == 0 then
+        ok, retry = true, 0
+    elseif ok then
+        local exp_ms = ceil(new_tat / 1000)
+        rcall('SET', key, SMALL[exp_ms * 1000 - new_tat + 1], 'PXAT',
+            format('%d', exp_ms))
+    end
+    ok = ok and 1 or 0
+    return pack_bin('<I6BBI7I6I6B', now_ms, ok, ok, rem,
+        reset < 281474976710655 and reset or 281474976710655,
+        retry < 281474976710655 and retry or 281474976710655, 0)
+end
+
+-- decide_lone, or false: test_lua.py builds the library with "local lone
+-- = false" to check that the general path decides alike.
+local lone = decide_lone
+
 -- The parts and penalties of request r, or nil when r is not laid out as
 -- store.h says (1..8 parts of 1..8 limits, 32 in all, 0..4 penalties,
 -- nothing more).
@@ -522,37 +580,12 @@ local function decide(keys, args)
     now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
     now_ms = floor(now_us / 1000)
 
-    -- The most common call first: one request of one GCRA limit without a
-    -- block or a penalty, whose key is absent or in the compact form. It
-    -- decides exactly as the general path would (test_lua.py compares them:
-    -- a batch always takes the general path).
-    local r1 = A[ab + 1]
-    if na == 1 and nk == 1 and #r1 == 36
-        and byte(r1, 1) == 1 and byte(r1, 2) == 0
-        and byte(r1, 3) == 1 and byte(r1, 12) == 0 then
-        local _, _, _, cost, _, req, per, burst, block =
-            unpack_bin('<BBBi8BI7I5I7I5', r1)
-        local fast = cost >= 0 and block == 0 and req >= 1 and per >= 1
-        local v = fast and rcall('GET', K[kb + 1])
-        if fast and (not v or (#v <= 3 and tonumber(v))) then
-            local tat = v and rcall('PEXPIRETIME', K[kb + 1]) * 1000
-                - tonumber(v)
-            if burst < 1 then
-                burst = req
-            end
-            local ok, rem, reset, retry, new_tat = algos[0].decide(tat, 0, 0,
-                req, per, burst, now_us, now_ms, cost)
-            if cost == 0 then
-                ok, retry = true, 0
-            elseif ok then
-                local exp_ms = ceil(new_tat / 1000)
-                rcall('SET', K[kb + 1], SMALL[exp_ms * 1000 - new_tat + 1],
-                    'PXAT', format('%d', exp_ms))
-            end
-            ok = ok and 1 or 0
-            return pack_bin('<I6BBI7I6I6B', now_ms, ok, ok, rem,
-                reset < 281474976710655 and reset or 281474976710655,
-                retry < 281474976710655 and retry or 281474976710655, 0)
+    if na == 1 and nk == 1 and lone then
+        local reply, err = lone(K[kb + 1], A[ab + 1])
+        if reply then
+            return reply
+        elseif reply == false then
+            return redis.error_reply(err)
         end
     end
 
@@ -591,8 +624,15 @@ local function decide(keys, args)
     end
     local out = {}
     for j = 1, count do
-        local reply, err = decide_one(batch_at[3 * j - 2], A[ab + j + 2],
-            batch_at[3 * j - 1], batch_at[3 * j])
+        local ko, r, np, m = batch_at[3 * j - 2], A[ab + j + 2],
+            batch_at[3 * j - 1], batch_at[3 * j]
+        local reply, err
+        if np == 1 and m == 0 and lone then
+            reply, err = lone(K[kb + ko + 1], r)
+        end
+        if reply == nil then
+            reply, err = decide_one(ko, r, np, m)
+        end
         out[j] = reply or redis.error_reply(err)
     end
     return out

@@ -20,14 +20,21 @@ UNITS = (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1))
 ENTRY = {GCRA: (1, 5, 7, 6), FIXED: (1, 5, 6, 7, 6), SLIDING: (1, 5, 6, 7, 7, 6)}
 
 
-def script():
-    """The library as Redis gets it (src/embed_lua.sh --lua of RL_LUA_FILES)."""
+def script(general=False):
+    """The library as Redis gets it (src/embed_lua.sh --lua of RL_LUA_FILES);
+    with general, a copy of it without decide_lone (named *_general), so
+    every request takes the general path."""
     with open(os.path.join(ROOT, "Makefile.am")) as f:
         files = [l.split("=", 1)[1].split() for l in f if l.startswith("RL_LUA_FILES")][0]
     import subprocess
     out = subprocess.run(["sh", "src/embed_lua.sh", "--lua"] + files, cwd=ROOT,
-                         capture_output=True, check=True)
-    return out.stdout
+                         capture_output=True, check=True).stdout
+    if general:
+        name = re.match(SHEBANG, out.split(b"\n", 1)[0].decode()).group(1).encode()
+        check(out.count(b"local lone = decide_lone\n") == 1, "decide_lone's switch")
+        out = out.replace(b"local lone = decide_lone\n", b"local lone = false\n")
+        out = out.replace(name, name + b"_general")
+    return out
 
 
 class Client(RespClient):
@@ -82,12 +89,12 @@ def part_key(base, lims):
 
 class Lua:
     """The library loaded into a throwaway Redis; sha is its function's
-    name."""
+    name. With general, the copy without decide_lone (script())."""
 
-    def __init__(self, redis):
+    def __init__(self, redis, general=False):
         self.redis = redis
         self.c = Client(redis.port)
-        self.code = script()
+        self.code = script(general)
         self.sha = self.c.call("FUNCTION", "LOAD", "REPLACE", self.code).decode()
 
     def call(self, *args):
@@ -144,12 +151,16 @@ class Lua:
 
 
 class lua_redis:
-    """with lua_redis() as lua: a fresh Redis with the script loaded."""
+    """with lua_redis() as lua: a fresh Redis with the script loaded (with
+    general, the library without decide_lone)."""
+
+    def __init__(self, general=False):
+        self.general = general
 
     def __enter__(self):
         self.redis = Redis()
         self.redis.start()
-        self.lua = Lua(self.redis)
+        self.lua = Lua(self.redis, self.general)
         return self.lua
 
     def __exit__(self, *exc):
@@ -353,17 +364,19 @@ def test_lua_reply_clamps_reset_past_its_width():
     """A TAT beyond what the reply's 6 bytes of ms hold (a key written by
     hand: the script's own writes stay far below): a peek's reset and a
     denial's reset and retry read 2^48 - 1 ms, on the lone-GCRA fast path
-    and on the general path (a batch), instead of wrapping."""
+    (alone and in a batch) and on the general path, instead of wrapping."""
     top = (1 << 48) - 1
-    with lua_redis() as lua:
-        g = lim(GCRA, 10, 1000, 10)
-        key = part_key("rl:{clamp}", [g])
-        lua.call("SET", key, 0, "PXAT", 1 << 50)
-        for cost, want in ((0, (1, 1, 0, top, 0)), (1, (0, 0, 0, top, top))):
-            fast = fields(lua.eval([key], request([(cost, [g])])), 1)
-            general = fields(lua.batch([([key], request([(cost, [g])]))])[0], 1)
-            for what, (_, allowed, ls, _) in (("fast path", fast), ("batch", general)):
-                eq((allowed,) + ls[0][:4], want, "%s, cost %d" % (what, cost))
+    for general in (False, True):
+        with lua_redis(general) as lua:
+            g = lim(GCRA, 10, 1000, 10)
+            key = part_key("rl:{clamp}", [g])
+            lua.call("SET", key, 0, "PXAT", 1 << 50)
+            for cost, want in ((0, (1, 1, 0, top, 0)), (1, (0, 0, 0, top, top))):
+                alone = fields(lua.eval([key], request([(cost, [g])])), 1)
+                batch = fields(lua.batch([([key], request([(cost, [g])]))])[0], 1)
+                for what, (_, allowed, ls, _) in (("alone", alone), ("batch", batch)):
+                    eq((allowed,) + ls[0][:4], want,
+                       "%s, %s, cost %d" % ("general" if general else "lone", what, cost))
 
 
 # --------------------------------------------------------------------------
@@ -526,6 +539,36 @@ def test_lua_batch_equals_separate_calls():
                     eq([x[:2] for x in b], [x[:2] for x in a], "%s: entries" % name)
                     eq([x[2:-1] for x in b if x[0] != GCRA], [x[2:-1] for x in a if x[0] != GCRA],
                        "%s: window states" % name)
+
+
+def test_lua_lone_path_equals_general_path():
+    """decide_lone (one GCRA limit, no block, no penalty) decides as the
+    general path does, alone and in a batch: spends to a denial, a cost
+    past the burst, a peek, a refund (the general path in both), a key
+    another policy wrote in the entries form (left to the general path),
+    and a key of another type (the same error). The keys left are alike."""
+    g, f = lim(GCRA, 3, 3600000, 3), lim(FIXED, 9, 60000)
+    key, multi, bad = "%s:{lone}:lg1h", "%s:{lone-m}:lg1h", "%s:{lone-x}:lg1h"
+    seq = [([key], request([(c, [g])])) for c in (1, 1, 0, 2, 1, 5, -1, 1, 1)]
+    seq += [([multi], request([(1, [g, f])])), ([multi], request([(1, [g])])),
+            ([multi], request([(0, [g])])), ([bad], request([(1, [g])]))]
+    runs = {}
+    for general in (False, True):
+        with lua_redis(general) as lua:
+            lua.call("HSET", bad % "sep", "a", "1")
+            lua.call("HSET", bad % "bat", "a", "1")
+            sep = [lua.eval([k % "sep" for k in keys], r) for keys, r in seq]
+            bat = lua.batch([([k % "bat" for k in keys], r) for keys, r in seq])
+            _same(sep, bat, "alone / batch (%s)" % ("general" if general else "lone"))
+            left = [lua.entries(k % w) for k in (key, multi) for w in ("sep", "bat")]
+            runs[general] = (sep, left)
+    _same(runs[False][0], runs[True][0], "lone / general")
+    check(isinstance(runs[False][0][-1], RedisError) and
+          "WRONGTYPE" in str(runs[False][0][-1]), "a hash key: %r" % (runs[False][0][-1],))
+    for a, b in zip(runs[False][1], runs[True][1]):
+        eq(a[0] == "lone", b[0] == "lone", "the key's form (%r / %r)" % (a, b))
+        if a[0] != "lone":
+            eq([x[:2] for x in a], [x[:2] for x in b], "entries")
 
 
 def test_lua_batch_repeated_requests_decided_alone():
