@@ -536,9 +536,68 @@ local function decide_lone(key, r)
         retry < 281474976710655 and retry or 281474976710655, 0)
 end
 
--- decide_lone, or false: test_lua.py builds the library with "local lone
--- = false" to check that the general path decides alike.
-local lone = decide_lone
+-- The compiled functions by their requests' limits (the bytes after the
+-- cost; false: not such a request): at most 256, then the table starts
+-- again, at most once a minute (past that a new one takes the general
+-- path), so requests of ever new limits cannot make every call compile
+-- (about 60 us each). LC is the last request decide_short saw: { request,
+-- its function or false, its cost }.
+local COMPILED, ncompiled, compiled_at = {}, 0, 0
+local LC = { false, false, 0 }
+
+-- The compiled function for request r's limits, made when it is missing.
+local function compiled_of(r, compiled)
+    local lims = string.sub(r, 12)
+    local f = COMPILED[lims]
+    if f ~= nil then
+        return f
+    end
+    if ncompiled == 256 then
+        if now_ms - compiled_at < 60000 then
+            return false
+        end
+        COMPILED, ncompiled = {}, 0
+    end
+    if ncompiled == 0 then
+        compiled_at = now_ms
+    end
+    f = compiled(r, algos, nfields, layouts)
+    COMPILED[lims], ncompiled = f, ncompiled + 1
+    return f
+end
+
+-- Decides request r of one part and no penalty on its one key the short
+-- way when there is one: decide_lone, or its limits' compiled function.
+-- Returns as they do: a reply; nil (decide_one decides r); or false and
+-- an error.
+local function decide_short(key, r, lone, compiled)
+    if lone then
+        local reply, err = lone(key, r)
+        if reply ~= nil then
+            return reply, err
+        end
+    end
+    if not compiled then
+        return nil
+    end
+    local f, cost = LC[2], LC[3]
+    if r ~= LC[1] then
+        f, cost = false, 0
+        if #r >= 36 and byte(r, 1) == 1 and byte(r, 2) == 0 then
+            f, cost = compiled_of(r, compiled), unpack_bin('<i8', r, 4)
+        end
+        LC[1], LC[2], LC[3] = r, f, cost
+    end
+    if f and cost >= 1 then
+        return f(key, cost, now_us, now_ms, not_run)
+    end
+    return nil
+end
+
+-- The short ways, or false: test_lua.py builds the library with "local
+-- lone, compiled = false, false" to check that the general path decides
+-- alike.
+local lone, compiled = decide_lone, compile_part
 
 -- The parts and penalties of request r, or nil when r is not laid out as
 -- store.h says (1..8 parts of 1..8 limits, 32 in all, 0..4 penalties,
@@ -580,8 +639,8 @@ local function decide(keys, args)
     now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
     now_ms = floor(now_us / 1000)
 
-    if na == 1 and nk == 1 and lone then
-        local reply, err = lone(K[kb + 1], A[ab + 1])
+    if na == 1 and nk == 1 then
+        local reply, err = decide_short(K[kb + 1], A[ab + 1], lone, compiled)
         if reply then
             return reply
         elseif reply == false then
@@ -627,8 +686,8 @@ local function decide(keys, args)
         local ko, r, np, m = batch_at[3 * j - 2], A[ab + j + 2],
             batch_at[3 * j - 1], batch_at[3 * j]
         local reply, err
-        if np == 1 and m == 0 and lone then
-            reply, err = lone(K[kb + ko + 1], r)
+        if np == 1 and m == 0 then
+            reply, err = decide_short(K[kb + ko + 1], r, lone, compiled)
         end
         if reply == nil then
             reply, err = decide_one(ko, r, np, m)
