@@ -15,4 +15,12 @@ void rl_loop_timer_at(struct event *ev, int64_t when_us);
 /* event_free for an event that may be NULL (never created). */
 void rl_loop_event_free(struct event *ev);
 
+/* A worker's loop has RL_LOOP_PRIORITIES priorities (worker.c); every
+ * event has the middle one unless set otherwise. An event of
+ * RL_LOOP_PRIORITY_IDLE runs only once no event of a higher one is ready,
+ * after libevent polled again: while requests keep arriving it waits.
+ * On a loop without priorities (a test's) it keeps the default. */
+#define RL_LOOP_PRIORITIES 3
+#define RL_LOOP_PRIORITY_IDLE 2
+
 #endif

@@ -27,6 +27,9 @@
 #define EXEC_OP_FREE_MAX EXEC_BATCH_MAX
 #define EXEC_WARN_INTERVAL_US 1000000
 #define EXEC_DEFAULT_TIMEOUT_MS 50
+/* The longest an open batch waits for the loop to go idle (see
+ * redis_exec.h). */
+static const struct timeval exec_flush_late = {0, 1000};
 
 /* Decisions of one loop pass for one connection, sent as one call. */
 typedef struct exec_batch {
@@ -646,13 +649,14 @@ void rl_redis_exec_forget_conn(rl_redis_exec_t *ex, rl_redis_conn_t *conn)
     }
 }
 
-/* The flush event: sends every batch opened in this loop pass. */
+/* The flush events: send every open batch. */
 static void exec_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     rl_redis_exec_t *ex = arg;
 
     (void)fd;
     (void)what;
+    event_del(ex->flush_late);
     while (ex->open != NULL) {
         exec_batch_t *b = ex->open;
 
@@ -661,9 +665,8 @@ static void exec_flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Adds o to conn's open batch, opening one (and scheduling the flush
- * after every callback ready in this loop pass) if needed. RL_ERR if no
- * batch could be had: the caller sends o alone. */
+/* Adds o to conn's open batch, opening one (and scheduling the flush) if
+ * needed. RL_ERR if no batch could be had: the caller sends o alone. */
 static int exec_batch_add(rl_redis_exec_t *ex, rl_redis_conn_t *conn,
                           rl_redis_exec_op_t *o)
 {
@@ -678,6 +681,7 @@ static int exec_batch_add(rl_redis_exec_t *ex, rl_redis_conn_t *conn,
         }
         if (ex->open == NULL) {
             event_active(ex->flush, EV_TIMEOUT, 0);
+            event_add(ex->flush_late, &exec_flush_late);
         }
         b->next = ex->open;
         ex->open = b;
@@ -752,7 +756,11 @@ int rl_redis_exec_init(rl_redis_exec_t *ex, struct event_base *base,
         ex->tls_ctx = tls_ctx;
     }
     ex->flush = event_new(base, -1, 0, exec_flush_cb, ex);
-    return ex->flush != NULL ? RL_OK : RL_ERR;
+    ex->flush_late = evtimer_new(base, exec_flush_cb, ex);
+    if (ex->flush != NULL) {
+        (void)event_priority_set(ex->flush, RL_LOOP_PRIORITY_IDLE);
+    }
+    return ex->flush != NULL && ex->flush_late != NULL ? RL_OK : RL_ERR;
 }
 
 /* Closing: decisions not sent yet end like pending ones. */
@@ -782,7 +790,8 @@ void rl_redis_exec_free(rl_redis_exec_t *ex)
     }
     ex->free_ops = NULL;
     rl_loop_event_free(ex->flush);
-    ex->flush = NULL;
+    rl_loop_event_free(ex->flush_late);
+    ex->flush = ex->flush_late = NULL;
     SSL_CTX_free(ex->tls_ctx);
     ex->tls_ctx = NULL;
 }

@@ -14,8 +14,8 @@
  * op's deadline (store.timeout_ms from the call). Connection errors,
  * timeouts and redirections trigger a rate-limited topology refresh,
  * and store.refresh_interval_ms a periodic one. The decisions a worker
- * starts in one loop pass go to each master as one batched script call
- * (redis_exec.h); a batch that did not run falls back to the decisions
+ * starts while its loop is busy go to each master as one batched script
+ * call (redis_exec.h); a batch that did not run falls back to the decisions
  * one by one. A decision whose parts span slots is decided per slot,
  * reserving and refunding (store_cluster_xm.c). Worker thread only. */
 

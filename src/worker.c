@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
+#include "loop.h"
 #include "auth.h"
 #include "decide.h"
 #include "override.h"
@@ -261,7 +262,8 @@ int rl_worker_init(rl_worker_t *w, rl_app_t *app, int id, int listen_fd)
                                    EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
-    if (w->base == NULL) {
+    if (w->base == NULL ||
+        event_base_priority_init(w->base, RL_LOOP_PRIORITIES) != 0) {
         goto err;
     }
 
