@@ -323,16 +323,17 @@ start_ratelimitd() {
     RL_PID=$STARTED_PID
 }
 
-# A Redis Cluster of 3 masters (no replicas) on loopback, as the
-# integration tests build one (tests/integration/cluster.py): sets
-# CLUSTER_PORTS. Each node is stopped by pid with the rest.
+# A Redis Cluster of N masters (3 by default; 1: one node with every
+# slot), no replicas, on loopback, as the integration tests build one
+# (tests/integration/cluster.py): sets CLUSTER_PORTS. Each node is
+# stopped by pid with the rest.
 start_cluster() {
-    local ports p bus i d
-    mapfile -t ports < <(free_ports 6)
+    local n=${1:-3} ports p bus i d
+    mapfile -t ports < <(free_ports $((2 * n)))
     CLUSTER_PORTS=()
-    for i in 0 1 2; do
+    for ((i = 0; i < n; i++)); do
         p=${ports[$i]}
-        bus=${ports[$((i + 3))]}
+        bus=${ports[$((i + n))]}
         d="$WORK/cluster/$p"
         mkdir -p "$d"
         redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$d" \
@@ -347,14 +348,18 @@ start_cluster() {
             sleep 0.1
         done
     done
-    redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 \
-        --cluster-yes >"$WORK/cluster/create.log" 2>&1
+    if [ "$n" = 1 ]; then
+        redis-cli -p "${CLUSTER_PORTS[0]}" cluster addslotsrange 0 16383 >"$WORK/cluster/create.log" 2>&1
+    else
+        redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 \
+            --cluster-yes >"$WORK/cluster/create.log" 2>&1
+    fi
     for _ in $(seq 100); do
         local ok=0
         for p in "${CLUSTER_PORTS[@]}"; do
             redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' && ok=$((ok + 1))
         done
-        [ "$ok" = 3 ] && return 0
+        [ "$ok" = "$n" ] && return 0
         sleep 0.1
     done
     cat "$WORK/cluster/create.log" >&2
@@ -599,22 +604,28 @@ run_envoy_request() {
     redis-cli -p "$REDIS_PORT" eval "for _, k in ipairs(redis.call('keys', 'envoy_*')) do redis.call('del', k) end" 0 >/dev/null
 }
 
-# One GCRA limit on a 3-master Redis Cluster: Redis CPU per decision
-# summed over the masters, from a second ratelimitd.
+# One GCRA limit on a Redis Cluster of N masters (3, or 1 with every
+# slot): Redis CPU per decision summed over the masters, from a second
+# ratelimitd; the RESULT line goes to CLUSTER (3) or CLUSTER1 (1). The
+# one-master run isolates what the cluster path itself costs Redis from
+# three Redis processes sharing the machine's cores.
 run_cluster() {
-    local port store n
-    rl_say "Redis Cluster (3 masters): one GCRA limit, ${DURATION}s"
-    if ! start_cluster; then
-        CLUSTER="RESULT requests=0 seconds=1 rps=0 p50_us=0 p99_us=0 p999_us=0 errors=1 non2xx=0"
+    local masters=${1:-3} port store seeds n var=CLUSTER r
+    [ "$masters" = 1 ] && var=CLUSTER1
+    rl_say "Redis Cluster ($masters master(s)): one GCRA limit, ${DURATION}s"
+    if ! start_cluster "$masters"; then
+        printf -v "$var" '%s' "RESULT requests=0 seconds=1 rps=0 p50_us=0 p99_us=0 p999_us=0 errors=1 non2xx=0"
         return 0
     fi
     port=$(rl_free_port)
-    store="{ \"type\": \"redis\", \"cluster\": true, \"timeout_ms\": 50, \"nodes\": [ \"127.0.0.1:${CLUSTER_PORTS[0]}\", \"127.0.0.1:${CLUSTER_PORTS[1]}\" ] }"
+    seeds=$(printf '"127.0.0.1:%s", ' "${CLUSTER_PORTS[@]:0:2}")
+    store="{ \"type\": \"redis\", \"cluster\": true, \"timeout_ms\": 50, \"nodes\": [ ${seeds%, } ] }"
     write_config "$WORK/cluster.json" "$port" "$store" "" allow_policy
     start_rl "$WORK/cluster.json" "$WORK/cluster.log" "$port"
     wrk_run "http://127.0.0.1:$port" /allow "$WARMUP" >/dev/null
-    CLUSTER=$(wrk_run_cpu "http://127.0.0.1:$port" /allow "$STARTED_PID" "${CLUSTER_PORTS[*]}")
-    echo "$CLUSTER"
+    r=$(wrk_run_cpu "http://127.0.0.1:$port" /allow "$STARTED_PID" "${CLUSTER_PORTS[*]}")
+    printf -v "$var" '%s' "$r"
+    echo "$r"
     rl_stop_pid "$STARTED_PID"
     for n in "${CLUSTER_PORTS[@]}"; do
         redis-cli -p "$n" shutdown nosave >/dev/null 2>&1 || true
@@ -717,7 +728,8 @@ main() {
     run_redis_ceiling
     run_envoy_pattern
     run_envoy_request
-    run_cluster
+    run_cluster 3
+    run_cluster 1
     run_top_keys
     run_nginx
     run_node
@@ -747,6 +759,7 @@ run_label() {
     FOUR) echo "ratelimitd, four-limit tenant policy (1 s gcra + minute, hour, day windows)" ;;
     LAYERED) echo "ratelimitd, two groups (account + route), one step" ;;
     CLUSTER) echo "ratelimitd, one GCRA limit on a 3-master Redis Cluster (Redis: sum over masters)" ;;
+    CLUSTER1) echo "ratelimitd, one GCRA limit on a 1-master Redis Cluster (every slot on one node)" ;;
     NOTOP) echo "ratelimitd, allow path with top keys off" ;;
     GRPC) echo "ratelimitd, gRPC ShouldRateLimit (h2load, 10 connections x 5 streams)" ;;
     DENY) echo "ratelimitd, deny path (keys over their limit)" ;;
@@ -760,7 +773,7 @@ report_runs() {
     local name r label
     echo "| run | requests/s | p50 | p99 | p99.9 | errors / non-2xx |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    for name in ALLOW FIXED FOUR LAYERED CLUSTER NOTOP GRPC DENY NGINX NODE; do
+    for name in ALLOW FIXED FOUR LAYERED CLUSTER CLUSTER1 NOTOP GRPC DENY NGINX NODE; do
         r=${!name}
         [ -n "$r" ] || continue
         label=$(run_label "$name")
@@ -780,8 +793,9 @@ report_costs() {
     local name r label
     echo "| decision | Redis CPU per decision | Redis commands per decision | script calls per decision | decisions/s per Redis core | ratelimitd CPU per decision |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    for name in ALLOW FIXED FOUR LAYERED CLUSTER; do
+    for name in ALLOW FIXED FOUR LAYERED CLUSTER CLUSTER1; do
         r=${!name}
+        [ -n "$r" ] || continue
         label=$(run_label "$name")
         printf '| %s | %s µs | %s | %s | %s | %s µs |\n' "$label" "$(field "$r" redis_us)" \
             "$(field "$r" redis_cmds)" "$(field "$r" redis_calls)" \
@@ -805,6 +819,7 @@ report_targets() {
     a_rps=$(field "$ALLOW" rps)
     four_ratio=$(ratio "$(field "$FOUR" redis_us)" "$(awk -v u="$ENVOY_US" 'BEGIN { print 4 * u }')")
     rl_nginx=$(ratio "$(field "$ALLOW" cpu_us_per_req)" "$(field "$NGINX" cpu_us_per_req)")
+    # shellcheck disable=SC2153 # run_cluster sets CLUSTER (printf -v)
     cl_ratio=$(ratio "$(field "$CLUSTER" redis_us)" "$(field "$ALLOW" redis_us)")
     echo "| target | measured | target | result |"
     echo "| --- | ---: | ---: | --- |"
@@ -813,6 +828,9 @@ report_targets() {
     target_row "four-limit policy / (4 x envoyproxy/ratelimit's per descriptor, $ENVOY_US µs)" "$four_ratio" "<" "1"
     echo "| four-limit policy / envoyproxy/ratelimit's pattern as one request of four descriptors sends it ($ENVOY_REQ_US µs) | $(ratio "$(field "$FOUR" redis_us)" "$ENVOY_REQ_US") | (no target) | n/a |"
     target_row "cluster / standalone Redis CPU per decision (one GCRA limit)" "$cl_ratio" "<=" "1.25"
+    if [ -n "${CLUSTER1:-}" ]; then
+        echo "| 1-master cluster / standalone Redis CPU per decision (the cluster path without three Redis processes sharing the cores) | $(ratio "$(field "$CLUSTER1" redis_us)" "$(field "$ALLOW" redis_us)") | (no target) | n/a |"
+    fi
     target_row "ratelimitd CPU per allowed decision / nginx CPU per request ($(field "$ALLOW" cpu_us_per_req) / $(field "$NGINX" cpu_us_per_req) µs)" "$rl_nginx" "<=" "1.3"
     target_row "allow throughput / unpipelined Redis ceiling" "$(ratio "$a_rps" "$REDIS_RPS")" ">=" "0.7"
     target_row "allow path p99 at $CONNS connections" "$(ms "$(field "$ALLOW" p99_us)") ms" "<=" "2 ms"
