@@ -18,14 +18,17 @@
  *  - the op pool: each op's context (rl_redis_exec_op_t, or a topology's
  *    larger struct that starts with one) and its command (redis_cmd.c),
  *    reused, so no allocation per request in steady state;
- *  - batching: the decisions a worker starts go to their connection as
- *    one FCALL per connection (decide.lua's "batch" form), up to 64; a
- *    lone decision goes as the plain call. A batch is sent when the
- *    worker's loop has nothing else ready (the flush event has the idle
- *    priority of loop.h), so a busy loop gathers the decisions of several
- *    passes into one call, and after 1 ms at the latest (flush_late):
- *    Redis pays its per-call cost once for more decisions, most of all
- *    on a cluster, where a pass's decisions are split over the masters;
+ *  - batching: the decisions a worker starts in one loop pass go to
+ *    their connection as one FCALL per connection (decide.lua's "batch"
+ *    form), up to 64; a lone decision goes as the plain call. On a
+ *    cluster (cross_slot), where a pass's decisions are split over the
+ *    masters, a batch is sent only once the worker's loop has nothing
+ *    else ready (the flush event has the idle priority of loop.h), so a
+ *    busy loop gathers several passes' decisions into each master's
+ *    call, and 1 ms after its first decision at the latest (flush_late):
+ *    Redis pays its per-call cost once for more decisions. (On one Redis
+ *    a pass's batch is already large, and waiting cost gRPC throughput
+ *    more than it saved Redis);
  *  - deadlines (store.timeout_ms, 50 ms when unset), error strings and
  *    the warnings logged at most once a second;
  *  - the connection settings (AUTH, TLS) of store.*.
@@ -107,7 +110,8 @@ struct rl_redis_exec {
     struct exec_batch *open; /* batches not sent yet, one per conn */
     struct exec_batch *free_batches;
     int nfree_batches;
-    struct event *flush;      /* sends the open batches once idle */
+    struct event *flush;      /* sends the open batches (end of pass, or
+                                 idle on a cluster) */
     struct event *flush_late; /* or 1 ms after the first was opened */
 };
 

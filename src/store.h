@@ -42,7 +42,7 @@
  *   admit (rl_redis_cmd_build_sub builds one). The keys' values are
  *   lua/decide.lua's. Time comes from TIME inside the script, once per
  *   call, so every replica shares the Redis clock.
- *   Batch form (redis_exec.c sends the decisions a busy loop starts so):
+ *   Batch form (redis_exec.c sends the decisions of a loop pass so):
  *   ARGV[1] = "batch", ARGV[2] = count, then every request; KEYS =
  *   every request's KEYS; reply = an array of one reply (bulk string)
  *   per request, or an error reply for that request alone. */

@@ -21,6 +21,7 @@
 #include <event2/listener.h>
 #include <hiredis/hiredis.h>
 
+#include "loop.h"
 #include "loop_helper.h"
 #include "lua_scripts.h"
 #include "reply_helper.h"
@@ -1187,6 +1188,97 @@ START_TEST(test_batch_per_master)
 }
 END_TEST
 
+/* A loop kept busy by a timer that fires again at once until until_us
+ * (rl_mono_us), as a worker's loop is while requests keep arriving; its
+ * first n firings each start one decision on keys[i] (a pass apiece). */
+typedef struct busy {
+    struct event *ev;
+    int64_t until_us;
+    rl_store_t *s;
+    char (*keys)[64];
+    result_t *r;
+    int started;
+    int n;
+} busy_t;
+
+static void busy_cb(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval now = {0, 0};
+    busy_t *b = arg;
+
+    (void)fd;
+    (void)what;
+    if (b->started < b->n) {
+        start(b->s, b->keys[b->started], &b->r[b->started]);
+        b->started++;
+    }
+    if (rl_mono_us() < b->until_us) {
+        event_add(b->ev, &now);
+    }
+}
+
+/* Runs the busy loop for busy_ms from now, then 50 ms more; returns its
+ * start (rl_mono_us). */
+static int64_t run_busy(busy_t *b, int busy_ms)
+{
+    static const struct timeval now = {0, 0};
+    int64_t t0 = rl_mono_us();
+
+    b->until_us = t0 + busy_ms * 1000;
+    b->ev = evtimer_new(g_base, busy_cb, b);
+    ck_assert_ptr_nonnull(b->ev);
+    event_add(b->ev, &now);
+    run_for(busy_ms + 50);
+    event_free(b->ev);
+    return t0;
+}
+
+/* On a worker's loop (priorities of loop.h) a cluster batch goes once the
+ * loop has nothing else ready: five decisions started in five passes of a
+ * busy loop make one script call on their master, each answered; and it
+ * goes within about 1 ms however long the loop stays busy (a lone
+ * decision under 20 ms of it). */
+START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
+{
+    char keys[5][64];
+    result_t r[5];
+    busy_t b;
+    rl_store_t *s;
+    int64_t t0;
+    int i;
+
+    ck_assert_int_eq(event_base_priority_init(g_base, RL_LOOP_PRIORITIES), 0);
+    s = new_store(500, 60000, 0, 1);
+    for (i = 0; i < 5; i++) {
+        key_nth(0, 8191, i, keys[i], sizeof(keys[i]));
+    }
+    memset(r, 0, sizeof(r));
+    memset(&b, 0, sizeof(b));
+    b.s = s;
+    b.keys = keys;
+    b.r = r;
+    b.n = 5;
+    run_busy(&b, 5);
+    for (i = 0; i < 5; i++) {
+        ck_assert_int_eq(r[i].calls, 1);
+        assert_ok(&r[i]);
+    }
+    ck_assert_int_eq(g_nodes[0].fcall, 1);
+    ck_assert_int_eq(g_nodes[0].batches, 1);
+    ck_assert_int_eq(g_nodes[0].batch_ops, 5);
+    memset(r, 0, sizeof(r));
+    b.started = 0;
+    b.n = 1;
+    t0 = run_busy(&b, 20);
+    ck_assert_int_eq(r[0].calls, 1);
+    assert_ok(&r[0]);
+    ck_assert_msg(r[0].done_us - t0 < 10000,
+                  "answered %lld us after its start, the loop busy 20 ms",
+                  (long long)(r[0].done_us - t0));
+    rl_store_free(s);
+}
+END_TEST
+
 /* A batch answered TRYAGAIN (or CLUSTERDOWN, or NOTLOCAL: a key of it
  * not served there) did not run: each decision goes alone, once, and
  * each gets its own result. Script calls: one batch, then one each. */
@@ -1305,6 +1397,7 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_not_a_cluster);
     tcase_add_test(tc, test_free_ends_pending_ops);
     tcase_add_test(tc, test_batch_per_master);
+    tcase_add_test(tc, test_batch_gathers_busy_passes_then_flushes_within_1ms);
     tcase_add_test(tc, test_batch_transient_falls_back);
     tcase_add_test(tc, test_batch_notlocal_element_alone);
     tcase_add_test(tc, test_batch_moved_falls_back);

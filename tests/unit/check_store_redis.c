@@ -13,7 +13,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "loop.h"
 #include "loop_helper.h"
 #include "redis_conn.h"
 #include "lua_scripts.h"
@@ -652,112 +651,6 @@ END_TEST
 /* FUNCTION FLUSH between two decisions: the second is answered that the
  * function is missing, reloads the library and is decided on the state
  * the first left; the library is back. */
-/* A loop kept busy by a timer that fires again at once until until_us
- * (rl_mono_us), as a worker's loop is while requests keep arriving; its
- * first n firings each start one decision of op (a loop pass apiece). */
-typedef struct busy {
-    struct event *ev;
-    int64_t until_us;
-    rl_store_t *s;
-    rl_store_op_t op;
-    slot_t *slots;
-    int started;
-    int n;
-} busy_t;
-
-/* slot_cb, and the time of the last answer (rl_mono_us). */
-static int64_t g_answered_us;
-static void busy_slot_cb(void *arg, const rl_store_result_t *res)
-{
-    slot_cb(arg, res);
-    g_answered_us = rl_mono_us();
-}
-
-static void busy_cb(evutil_socket_t fd, short what, void *arg)
-{
-    static const struct timeval now = {0, 0};
-    busy_t *b = arg;
-
-    (void)fd;
-    (void)what;
-    if (b->started < b->n) {
-        rl_store_decide(b->s, &b->op, busy_slot_cb, &b->slots[b->started]);
-        b->started++;
-    }
-    if (rl_mono_us() < b->until_us) {
-        event_add(b->ev, &now);
-    }
-}
-
-/* Runs the busy loop for busy_ms from now, n decisions in its first
- * passes, then 50 ms more; *done_us is when the last was answered, from
- * the start (-1: not all were). */
-static void run_busy(busy_t *b, int busy_ms, int64_t *done_us)
-{
-    static const struct timeval now = {0, 0};
-    int64_t t0 = rl_mono_us();
-    int i;
-
-    b->until_us = t0 + busy_ms * 1000;
-    b->ev = evtimer_new(g_base, busy_cb, b);
-    ck_assert_ptr_nonnull(b->ev);
-    event_add(b->ev, &now);
-    g_answered_us = 0;
-    run_for(busy_ms + 50);
-    *done_us = g_answered_us - t0;
-    for (i = 0; i < b->n; i++) {
-        if (!b->slots[i].done) {
-            *done_us = -1;
-        }
-    }
-    event_free(b->ev);
-}
-
-/* On a worker's loop (priorities of loop.h) a batch is sent once the loop
- * has nothing else ready: five decisions started in five passes of a busy
- * loop go out as one FCALL, each decided in order; and within about 1 ms
- * however long the loop stays busy (a lone decision under 20 ms of it). */
-START_TEST(test_busy_loop_gathers_then_flushes_within_1ms)
-{
-    rl_limit_t l =
-        rl_test_limit(RL_ALGO_FIXED_WINDOW, 10, 3600000, 10, 0, "f1h");
-    slot_t slots[5];
-    busy_t b;
-    rl_store_t *s;
-    redisReply *rep;
-    int64_t done_us;
-    int i;
-
-    ck_assert_int_eq(event_base_priority_init(g_base, RL_LOOP_PRIORITIES), 0);
-    s = new_store(g_srv.port, 500, NULL, NULL, 1);
-    rep = rl_test_redis_cmd(&g_srv, NULL, "CONFIG RESETSTAT");
-    freeReplyObject(rep);
-    memset(slots, 0, sizeof(slots));
-    memset(&b, 0, sizeof(b));
-    b.s = s;
-    b.op = mk_op("rl:{busy}", &l, 1, 1);
-    b.slots = slots;
-    b.n = 5;
-    run_busy(&b, 5, &done_us);
-    ck_assert_int_eq(fcall_calls(), 1);
-    for (i = 0; i < 5; i++) {
-        ck_assert_int_eq(slots[i].res.status, RL_OK);
-        ck_assert_int_eq(slots[i].res.limits[0].remaining, 9 - i);
-        ck_assert_int_eq(slots[i].seq, i + 1);
-    }
-    memset(slots, 0, sizeof(slots));
-    b.started = 0;
-    b.n = 1;
-    run_busy(&b, 20, &done_us);
-    ck_assert_int_eq(slots[0].res.status, RL_OK);
-    ck_assert_int_eq(slots[0].res.limits[0].remaining, 4);
-    ck_assert_msg(done_us >= 0 && done_us < 10000,
-                  "answered %lld us after its start, the loop busy 20 ms",
-                  (long long)done_us);
-    rl_store_free(s);
-}
-END_TEST
-
 START_TEST(test_missing_library_reload_and_retry)
 {
     rl_store_t *s = new_store(g_srv.port, 500, NULL, NULL, 1);
@@ -1430,7 +1323,6 @@ static Suite *store_redis_suite(void)
     tcase_add_test(tc, test_multi_limit_all_or_nothing);
     tcase_add_test(tc, test_pipelining_in_order_exact);
     tcase_add_test(tc, test_batched_decisions_in_order);
-    tcase_add_test(tc, test_busy_loop_gathers_then_flushes_within_1ms);
     tcase_add_test(tc, test_missing_library_reload_and_retry);
     tcase_add_test(tc, test_reset_clears_state_and_block);
     tcase_add_test(tc, test_bad_ops_fail_at_once);
