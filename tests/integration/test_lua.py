@@ -559,7 +559,7 @@ def test_lua_lone_path_equals_general_path():
     past the burst, a peek, a refund (the general path in both), a key
     another policy wrote in the entries form (left to the general path),
     and a key of another type (the same error). The keys left are alike."""
-    g, f = lim(GCRA, 3, 3600000, 3), lim(FIXED, 9, 60000)
+    g, f = lim(GCRA, 3, 3600000, 3), lim(FIXED, 9, 3600000)
     key, multi, bad = "%s:{lone}:lg1h", "%s:{lone-m}:lg1h", "%s:{lone-x}:lg1h"
     seq = [([key], request([(c, [g])])) for c in (1, 1, 0, 2, 1, 5, -1, 1, 1)]
     seq += [([multi], request([(1, [g, f])])), ([multi], request([(1, [g])])),
@@ -585,15 +585,21 @@ def test_lua_lone_path_equals_general_path():
 
 def _compiled_scenarios():
     """(name, [(keys with %s, request, pause s)...]) for the compiled parts:
-    each algorithm alone but a lone GCRA, four limits to a denial, a state
+    each algorithm alone but a lone GCRA, four limits to a denial, the
+    most a part holds (eight limits, all three algorithms), a state
     that stops mattering between calls, keys in other forms (compact, other
     order), and requests left to the general path (peek, refund, block,
     penalty, two parts)."""
-    g, f, s = lim(GCRA, 3, 3600000, 3), lim(FIXED, 5, 60000), lim(SLIDING, 4, 3600000)
-    four = [g, f, lim(FIXED, 100, 3600000), lim(SLIDING, 10, 86400000)]
-    short = [lim(GCRA, 1000, 1000), lim(FIXED, 50, 60000)]
+    # Windows of an hour and more: the two libraries' runs are a fraction
+    # of a second apart, and a window that ended between them would make
+    # their replies differ.
+    g, f, s = lim(GCRA, 3, 3600000, 3), lim(FIXED, 5, 3600000), lim(SLIDING, 4, 7200000)
+    four = [g, f, lim(FIXED, 100, 86400000), lim(SLIDING, 10, 86400000)]
+    eight = [lim(SLIDING, 6 + i, 3600000 * (i + 2)) for i in range(4)] + \
+            [lim(FIXED, 4 + i, 86400000 * (i + 2)) for i in range(3)] + [lim(GCRA, 5, 3600000, 5)]
+    short = [lim(GCRA, 1000, 1000), lim(FIXED, 50, 3600000)]
     out = []
-    for name, lims in (("fixed", [f]), ("sliding", [s]), ("four", four)):
+    for name, lims in (("fixed", [f]), ("sliding", [s]), ("four", four), ("eight", eight)):
         k = ["%%s:{c-%s}:l%s" % (name, lims[0][5])]
         out.append((name, [(k, request([(c, lims)]), 0) for c in (1, 1, 2, 1, 0, -1, 1, 3, 1)]))
     k = ["%s:{c-short}:lg1s"]
@@ -602,7 +608,7 @@ def _compiled_scenarios():
     out.append(("other forms", [(k, request([(1, [g])]), 0), (k, request([(1, [g, f])]), 0),
                                 (k, request([(1, [g, f])]), 0), (k, request([(1, [f, g])]), 0),
                                 (k, request([(1, [g, f])]), 0)]))
-    blk = [g, lim(FIXED, 2, 60000, block=60000)]
+    blk = [g, lim(FIXED, 2, 3600000, block=60000)]
     lk = ["%s:{c}a:lf1h", "%s:{c}r|x:lf1h", "%s:{c}!pen|u:p"]
     out.append(("general ones", [(["%s:{c-b}:lg1h"], request([(1, blk)]), 0)] * 4 + [
         (lk, request([(1, [ACCOUNT]), (1, [ROUTE])], [PEN]), 0)] * 3))
