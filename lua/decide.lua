@@ -536,6 +536,11 @@ local function decide_lone(key, r)
         retry < 281474976710655 and retry or 281474976710655, 0)
 end
 
+-- The short ways, or false: test_lua.py builds the library with "local
+-- lone, compiled = false, false" to check that the general path decides
+-- alike.
+local lone, compiled = decide_lone, compile_part
+
 -- The compiled functions by their requests' limits (the bytes after the
 -- cost; false: not such a request): at most 256, then the table starts
 -- again, at most once a minute (past that a new one takes the general
@@ -546,7 +551,7 @@ local COMPILED, ncompiled, compiled_at = {}, 0, 0
 local LC = { false, false, 0 }
 
 -- The compiled function for request r's limits, made when it is missing.
-local function compiled_of(r, compiled)
+local function compiled_of(r)
     local lims = string.sub(r, 12)
     local f = COMPILED[lims]
     if f ~= nil then
@@ -570,7 +575,7 @@ end
 -- way when there is one: decide_lone, or its limits' compiled function.
 -- Returns as they do: a reply; nil (decide_one decides r); or false and
 -- an error.
-local function decide_short(key, r, lone, compiled)
+local function decide_short(key, r)
     if lone then
         local reply, err = lone(key, r)
         if reply ~= nil then
@@ -584,7 +589,7 @@ local function decide_short(key, r, lone, compiled)
     if r ~= LC[1] then
         f, cost = false, 0
         if #r >= 36 and byte(r, 1) == 1 and byte(r, 2) == 0 then
-            f, cost = compiled_of(r, compiled), unpack_bin('<i8', r, 4)
+            f, cost = compiled_of(r), unpack_bin('<i8', r, 4)
         end
         LC[1], LC[2], LC[3] = r, f, cost
     end
@@ -593,11 +598,6 @@ local function decide_short(key, r, lone, compiled)
     end
     return nil
 end
-
--- The short ways, or false: test_lua.py builds the library with "local
--- lone, compiled = false, false" to check that the general path decides
--- alike.
-local lone, compiled = decide_lone, compile_part
 
 -- The parts and penalties of request r, or nil when r is not laid out as
 -- store.h says (1..8 parts of 1..8 limits, 32 in all, 0..4 penalties,
@@ -640,7 +640,7 @@ local function decide(keys, args)
     now_ms = floor(now_us / 1000)
 
     if na == 1 and nk == 1 then
-        local reply, err = decide_short(K[kb + 1], A[ab + 1], lone, compiled)
+        local reply, err = decide_short(K[kb + 1], A[ab + 1])
         if reply then
             return reply
         elseif reply == false then
@@ -687,7 +687,7 @@ local function decide(keys, args)
             batch_at[3 * j - 1], batch_at[3 * j]
         local reply, err
         if np == 1 and m == 0 then
-            reply, err = decide_short(K[kb + ko + 1], r, lone, compiled)
+            reply, err = decide_short(K[kb + ko + 1], r)
         end
         if reply == nil then
             reply, err = decide_one(ko, r, np, m)

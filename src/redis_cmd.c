@@ -268,9 +268,10 @@ static int cmd_fill(rl_redis_cmd_t *cmd, const char *fn,
                     const rl_store_op_t *op, rl_redis_cmd_kind_t kind)
 {
     int nlimits = rl_store_op_nlimits(op);
+    size_t fnlen = strlen(fn);
     char *p;
 
-    if (cmd_reserve(cmd, strlen(fn) + cmd_need(op, nlimits)) != RL_OK) {
+    if (cmd_reserve(cmd, fnlen + cmd_need(op, nlimits)) != RL_OK) {
         return RL_ERR;
     }
     p = cmd->buf;
@@ -281,7 +282,7 @@ static int cmd_fill(rl_redis_cmd_t *cmd, const char *fn,
     cmd->nkeys = rl_store_op_nparts(op) + op->npenalties;
     if (kind == RL_REDIS_CMD_DECIDE) {
         cmd_arg(cmd, &p, "FCALL", 5);
-        cmd_arg(cmd, &p, fn, strlen(fn));
+        cmd_arg(cmd, &p, fn, fnlen);
         cmd_arg_num(cmd, &p, cmd->nkeys);
     } else {
         cmd_arg(cmd, &p, "DEL", 3);

@@ -681,7 +681,7 @@ static int exec_batch_add(rl_redis_exec_t *ex, rl_redis_conn_t *conn,
         }
         if (ex->open == NULL) {
             event_active(ex->flush, EV_TIMEOUT, 0);
-            if (ex->cross_slot) {
+            if (ex->topo->flush_when_idle) {
                 event_add(ex->flush_late, &exec_flush_late);
             }
         }
@@ -759,7 +759,7 @@ int rl_redis_exec_init(rl_redis_exec_t *ex, struct event_base *base,
     }
     ex->flush = event_new(base, -1, 0, exec_flush_cb, ex);
     ex->flush_late = evtimer_new(base, exec_flush_cb, ex);
-    if (ex->flush != NULL && cross_slot) {
+    if (ex->flush != NULL && topo->flush_when_idle) {
         (void)event_priority_set(ex->flush, RL_LOOP_PRIORITY_IDLE);
     }
     return ex->flush != NULL && ex->flush_late != NULL ? RL_OK : RL_ERR;

@@ -20,15 +20,14 @@
  *    reused, so no allocation per request in steady state;
  *  - batching: the decisions a worker starts in one loop pass go to
  *    their connection as one FCALL per connection (decide.lua's "batch"
- *    form), up to 64; a lone decision goes as the plain call. On a
- *    cluster (cross_slot), where a pass's decisions are split over the
- *    masters, a batch is sent only once the worker's loop has nothing
- *    else ready (the flush event has the idle priority of loop.h), so a
- *    busy loop gathers several passes' decisions into each master's
- *    call, and 1 ms after its first decision at the latest (flush_late):
- *    Redis pays its per-call cost once for more decisions. (On one Redis
- *    a pass's batch is already large, and waiting cost gRPC throughput
- *    more than it saved Redis);
+ *    form), up to 64; a lone decision goes as the plain call. With the
+ *    topology's flush_when_idle (the cluster, where a pass's decisions
+ *    are split over the masters), a batch is sent only once the worker's loop
+ * has nothing else ready (the flush event has the idle priority of loop.h), so
+ * a busy loop gathers several passes' decisions into each master's call, and 1
+ * ms after its first decision at the latest (flush_late): Redis pays its
+ * per-call cost once for more decisions. (On one Redis a pass's batch is
+ * already large, and waiting cost gRPC throughput more than it saved Redis);
  *  - deadlines (store.timeout_ms, 50 ms when unset), error strings and
  *    the warnings logged at most once a second;
  *  - the connection settings (AUTH, TLS) of store.*.
@@ -90,6 +89,9 @@ typedef struct rl_redis_topo {
     const char *(*prepare)(void *arg, rl_redis_exec_op_t *o);
     rl_redis_conn_t *(*route)(void *arg, rl_redis_exec_op_t *o);
     void (*send)(void *arg, rl_redis_exec_op_t *o, int retry);
+    /* 1: a batch waits for the loop to go idle (up to 1 ms) before it is
+     * sent: a topology whose pass splits over several connections. */
+    int flush_when_idle;
     /* Told of every error reply the executor handles (Sentinel: READONLY
      * means the master moved); may be NULL. Must not free the store. */
     void (*error_reply)(void *arg, const char *err);

@@ -436,6 +436,7 @@ static const rl_redis_topo_t cl_topo = {
     .prepare = cl_op_prepare,
     .route = cl_op_route,
     .send = cl_op_send_alone,
+    .flush_when_idle = 1,
 };
 
 /* Starts op: on its slot's master, or split per slot when its parts span
