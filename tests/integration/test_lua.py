@@ -269,6 +269,46 @@ def test_lua_gcra_state_exact():
         between(ls[0][3], 1, 100, "retry")
 
 
+def commands_run(lua):
+    """{command: calls} since the last CONFIG RESETSTAT (INFO commandstats,
+    which counts the commands a function runs too)."""
+    out = {}
+    for line in lua.call("INFO", "commandstats").decode().splitlines():
+        m = re.match(r"cmdstat_([a-z|]+):calls=(\d+)", line)
+        if m and m.group(1) not in ("info", "config|resetstat"):
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def test_lua_lone_missing_key_is_one_set():
+    """A lone GCRA request on a missing key (a client under its limit) runs
+    one SET ... NX GET inside the function (and TIME); a live key is read
+    by that SET, which writes nothing, then PEXPIRETIME and a SET of the
+    new TAT; a denial writes nothing; a peek (cost 0) and a cost past the
+    burst only read. Each answer is the general path's (test below)."""
+    g = lim(GCRA, 2, 3600000, 2)
+    key = part_key("rl:{one}", [g])
+    with lua_redis() as lua:
+        steps = [(1, 1, {"time": 1, "set": 1}),
+                 (1, 1, {"time": 1, "set": 2, "pexpiretime": 1}),
+                 (1, 0, {"time": 1, "set": 1, "pexpiretime": 1}),
+                 (0, 1, {"time": 1, "get": 1, "pexpiretime": 1}),
+                 (3, 0, {"time": 1, "get": 1, "pexpiretime": 1})]
+        for i, (cost, want, cmds) in enumerate(steps):
+            before = (lua.c.call("GET", key), lua.c.call("PEXPIRETIME", key))
+            lua.call("CONFIG", "RESETSTAT")
+            _, allowed, _, _ = fields(lua.decide("rl:{one}", cost, g), 1)
+            cmds = dict(cmds, fcall=1)
+            eq(commands_run(lua), cmds, "step %d (cost %d): the commands run" % (i, cost))
+            eq(allowed, want, "step %d: allowed" % i)
+            after = (lua.c.call("GET", key), lua.c.call("PEXPIRETIME", key))
+            if i > 0 and not (cost and want):
+                eq(after, before, "step %d: nothing written" % i)
+        eq(lua.call("DEL", key), 1, "the key")
+        _, allowed, ls, _ = fields(lua.decide("rl:{one}", 3, g), 1)
+        eq((allowed, lua.call("EXISTS", key)), (0, 0), "a missing key, cost past the burst")
+
+
 def test_lua_peek_and_windows():
     """A peek stores nothing; fixed and sliding windows keep their window
     and counts in the part's entry; a denial consumes nothing."""
