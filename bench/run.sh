@@ -226,16 +226,6 @@ per_core() {
     awk -v us="$1" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else print "n/a" }'
 }
 
-# N TCP ports free on 127.0.0.1 at once (distinct), one per line.
-free_ports() {
-    python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
 # ---------------------------------------------------------------------------
 # Services
 # ---------------------------------------------------------------------------
@@ -322,49 +312,6 @@ start_ratelimitd() {
         "\"grpc\": { \"listen\": \"127.0.0.1:$GRPC_PORT\" },"
     start_rl "$WORK/ratelimitd.json" "$WORK/ratelimitd.log" "$RL_PORT"
     RL_PID=$STARTED_PID
-}
-
-# A Redis Cluster of N masters (3 by default; 1: one node with every
-# slot), no replicas, on loopback, as the integration tests build one
-# (tests/integration/cluster.py): sets CLUSTER_PORTS. Each node is
-# stopped by pid with the rest.
-start_cluster() {
-    local n=${1:-3} ports p bus i d
-    mapfile -t ports < <(free_ports $((2 * n)))
-    CLUSTER_PORTS=()
-    for ((i = 0; i < n; i++)); do
-        p=${ports[$i]}
-        bus=${ports[$((i + n))]}
-        d="$WORK/cluster/$p"
-        mkdir -p "$d"
-        redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$d" \
-            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port "$bus" \
-            --cluster-node-timeout 5000 >"$d/redis.log" 2>&1 &
-        PIDS+=("$!")
-        CLUSTER_PORTS+=("$p")
-    done
-    for p in "${CLUSTER_PORTS[@]}"; do
-        for _ in $(seq 100); do
-            [ "$(redis-cli -p "$p" ping 2>/dev/null)" = PONG ] && break
-            sleep 0.1
-        done
-    done
-    if [ "$n" = 1 ]; then
-        redis-cli -p "${CLUSTER_PORTS[0]}" cluster addslotsrange 0 16383 >"$WORK/cluster/create.log" 2>&1
-    else
-        redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 \
-            --cluster-yes >"$WORK/cluster/create.log" 2>&1
-    fi
-    for _ in $(seq 100); do
-        local ok=0
-        for p in "${CLUSTER_PORTS[@]}"; do
-            redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' && ok=$((ok + 1))
-        done
-        [ "$ok" = "$n" ] && return 0
-        sleep 0.1
-    done
-    cat "$WORK/cluster/create.log" >&2
-    return 1
 }
 
 # nginx with ONE worker, `return 204`: its CPU per request is the HTTP
