@@ -112,3 +112,51 @@ def test_cluster_batch_meets_reshard():
 
 
 test_cluster_batch_meets_reshard.timeout = 150
+
+
+def test_cluster_batch_lone_gcra_meets_reshard():
+    """The lone-GCRA short way (one SET ... NX GET for a missing key)
+    across a slot move: every request of 32 clients on two processes goes
+    to a new key of one slot (one tenant, its routes; the policy's
+    hash_tag is the tenant), three requests per key at once, against 1 per
+    hour: keys the source no longer holds, or never held, answer NOTLOCAL
+    in a batch and ASK alone and are decided on the target. Each key
+    admits exactly one, before, during and after the move, and no error or
+    degraded verdict reaches a client."""
+    per_key = policy("lone", "/u/{route}", [limit(1, "1h", "gcra", burst=1)],
+                     key=["tenant", "path.route"])
+    per_key["hash_tag"] = ["tenant"]
+    cfg = config(per_key, workers=2)
+    with cluster() as c:
+        cfg["store"] = c.store_config(timeout_ms=EXACT_TIMEOUT_MS)
+        slot = key_slot("{h}")
+        source = c.master_of_slot(slot)
+        target = [m for m in c.masters() if m is not source][0]
+        with daemons(cfg, instances=2) as ds:
+            load = Load([d.port for d in ds], 32,
+                        lambda i: {"path": "/u/r%d" % (i // 3), "tenant": "h"}).start()
+            wait_until(lambda: load.count() >= 600, 20.0 * SLOW, interval=0.005,
+                       what="600 decisions before the move")
+            _, moved = c.migrate_slot(slot, target, pause=0.2)
+            n_move = load.count()
+            wait_until(lambda: load.count() >= n_move + 1500, 40.0 * SLOW, interval=0.01,
+                       what="1500 decisions after the move")
+            results = load.stop()
+        check(moved > 0, "keys migrated (%d)" % moved)
+        check(c.master_of_slot(slot) is target, "the slot lives on the target")
+        admitted = _admitted(results, "lone gcra", key=lambda b: b["path"])
+        sent = collections.Counter(b["path"] for _, _, _, _, b in results)
+        full = [p for p, n in sent.items() if n == 3]
+        check(len(full) >= 600, "keys sent three times (%d)" % len(full))
+        eq(collections.Counter(admitted[p] for p in full), {1: len(full)},
+           "admitted per key of three requests")
+        check(max(admitted.values()) == 1, "no key admitted twice")
+        src = errorstats(source)
+        check(src.get("NOTLOCAL", 0) > 0, "a batch met the moving slot (%r)" % src)
+        check(src.get("ASK", 0) > 0, "source answered ASK (%r)" % src)
+        check(src.get("MOVED", 0) > 0, "source answered MOVED after the move (%r)" % src)
+        lat = max(r[1] - r[0] for r in results)
+        check(lat < EXACT_TIMEOUT_MS / 1000.0 + 0.5 * SLOW, "slowest reply %.3fs" % lat)
+
+
+test_cluster_batch_lone_gcra_meets_reshard.timeout = 150
