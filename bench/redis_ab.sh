@@ -8,7 +8,8 @@
 # shared machine, where interleaving spreads the other load over every
 # build and topology alike. See bench/README.md.
 #
-#   bench/redis_ab.sh [--duration SECONDS] [--rounds N] [--masters N] RATELIMITD...
+#   bench/redis_ab.sh [--duration SECONDS] [--rounds N] [--masters N]
+#                     [--connections N] RATELIMITD...
 #
 # Needs what bench/run.sh installs (wrk, redis-server, redis-tools);
 # stops everything it started, by pid.
@@ -23,17 +24,20 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=6
 ROUNDS=4
 MASTERS=3
-usage="usage: $0 [--duration S] [--rounds N] [--masters N] RATELIMITD..."
+CONNS=50
+usage="usage: $0 [--duration S] [--rounds N] [--masters N] [--connections N] RATELIMITD..."
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) DURATION=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --masters) MASTERS=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
     -*) echo "$usage" >&2; exit 2 ;;
     *) break ;;
     esac
 done
 [ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /tmp/rl-redis-ab.XXXXXX)
 PIDS=()
@@ -55,8 +59,8 @@ redis_counters() {
     done | awk '{ v += $1 } END { print v + 0 }'
 }
 
-# Runs build BIN on STORE (a store object), wrk on the allow path for
-# DURATION s after a 2 s warm-up, and prints the per-decision figures of
+# Runs build BIN on STORE (a store object), wrk (CONNS connections) on the
+# allow path for DURATION s after a 2 s warm-up, and prints the per-decision figures of
 # the Redis servers on PORTS / PIDS: "CPU USER SYS COMMANDS CALLS SWITCHES".
 measure() {
     local bin=$1 store=$2 ports=$3 pids=$4 port pid a b n
@@ -70,9 +74,9 @@ EOF
     "$bin" -c "$WORK/rl.json" >/dev/null 2>"$WORK/rl.log" &
     pid=$!
     rl_wait_http "http://127.0.0.1:$port/ready" 10 || { cat "$WORK/rl.log" >&2; exit 1; }
-    BENCH_PREFIX=/allow wrk -t2 -c50 -d2s -s "$ROOT/bench/decide.lua" "http://127.0.0.1:$port" >/dev/null
+    BENCH_PREFIX=/allow wrk -t2 -c"$CONNS" -d2s -s "$ROOT/bench/decide.lua" "http://127.0.0.1:$port" >/dev/null
     a=$(redis_counters "$ports" "$pids")
-    n=$(BENCH_PREFIX=/allow wrk -t2 -c50 -d"${DURATION}s" -s "$ROOT/bench/decide.lua" \
+    n=$(BENCH_PREFIX=/allow wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/decide.lua" \
         "http://127.0.0.1:$port" | sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p')
     b=$(redis_counters "$ports" "$pids")
     rl_stop_pid "$pid"
