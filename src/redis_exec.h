@@ -22,12 +22,13 @@
  *    their connection as one FCALL per connection (decide.lua's "batch"
  *    form), up to 64; a lone decision goes as the plain call. With the
  *    topology's flush_when_idle (the cluster, where a pass's decisions
- *    are split over the masters), a batch is sent only once the worker's loop
- * has nothing else ready (the flush event has the idle priority of loop.h), so
- * a busy loop gathers several passes' decisions into each master's call, and 1
- * ms after its first decision at the latest (flush_late): Redis pays its
- * per-call cost once for more decisions. (On one Redis a pass's batch is
- * already large, and waiting cost gRPC throughput more than it saved Redis);
+ *    are split over the masters), a batch is sent only once the worker's
+ *    loop has nothing else ready (the flush event has the idle priority
+ *    of loop.h), so a busy loop gathers several passes' decisions into
+ *    each master's call, and 1 ms after its first decision at the latest
+ *    (flush_late): Redis pays its per-call cost once for more decisions.
+ *    (On one Redis a pass's batch is already large, and waiting cost gRPC
+ *    throughput more than it saved Redis);
  *  - deadlines (store.timeout_ms, 50 ms when unset), error strings and
  *    the warnings logged at most once a second;
  *  - the connection settings (AUTH, TLS) of store.*.
