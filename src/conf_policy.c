@@ -619,6 +619,14 @@ static int conf_verify_tenant(conf_ctx_t *c, const char *path, json_t *v,
         return conf_fail(
             c, path, "\"hmac\" needs a non-empty top-level \"tenants\" list");
     }
+    /* "match" is parsed first. A descriptor carries no end client's
+     * request to sign, so the check could never run: refused rather
+     * than counted unchecked. */
+    if (*(int *)dst != 0 && c->conf->policies[c->cur_policy].domain != NULL) {
+        return conf_fail(c, path,
+                         "\"hmac\" applies to HTTP policies only: a gRPC "
+                         "descriptor carries no tenant signature");
+    }
     return 0;
 }
 

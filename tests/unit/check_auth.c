@@ -886,6 +886,13 @@ static const struct {
      " \"match\": {\"path\": \"/\"}, \"limits\": [{\"requests\": 1, \"per\": "
      "\"1s\"}], \"verify_tenant\": \"rsa\"}]}",
      "policies[0].verify_tenant: \"rsa\" is not one of none, hmac"},
+    {"{\"tenants\": [{\"id\": \"t\", \"secret\": \"" SECRET_TEXT
+     "\"}], \"policies\": [{\"name\": \"g\", \"match\": {\"domain\": "
+     "\"edge\", \"descriptor\": [{\"key\": \"tenant\"}]}, \"key\": "
+     "[\"descriptor.tenant\"], \"limits\": [{\"requests\": 1, \"per\": "
+     "\"1s\"}], \"verify_tenant\": \"hmac\"}]}",
+     "policies[0].verify_tenant: \"hmac\" applies to HTTP policies only: a "
+     "gRPC descriptor carries no tenant signature"},
     {"{\"tls\": {\"cert_file\": \"/c.pem\"}, \"policies\": []}",
      "tls.key_file: is required"},
     {"{\"tls\": {\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\", "
