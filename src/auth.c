@@ -335,6 +335,11 @@ const rl_principal_t *rl_auth_find(const rl_principal_t *list, int n,
 static const char *const caller_headers[] = {
     "X-Caller-Id", "X-Caller-Timestamp", "X-Caller-Signature"};
 
+/* See auth.h: caller_headers and the bearer mode's one. */
+const char *const rl_auth_caller_headers[] = {
+    "X-Caller-Id", "X-Caller-Timestamp", "X-Caller-Signature", "Authorization",
+    NULL};
+
 /* hmac mode: X-Caller-Id, X-Caller-Timestamp, X-Caller-Signature. */
 static int auth_caller_hmac(const rl_conf_auth_t *auth,
                             const rl_auth_input_t *in, int64_t now_s,

@@ -52,6 +52,11 @@ int rl_auth_sign(const unsigned char *secret, size_t secret_len, const char *ts,
                  const char *path, size_t path_len, const char *body_sha256_hex,
                  char *out);
 
+/* The request headers caller authentication reads (either mode), NULL
+ * terminated: what a transport other than HTTP/1 (the gRPC listener)
+ * must keep of a request for rl_auth_caller. */
+extern const char *const rl_auth_caller_headers[];
+
 /* Authenticates a caller under auth (mode hmac or bearer; mode none
  * accepts everyone) at wall-clock time now_s. Returns 0 with *caller set
  * (borrowed from the conf; NULL in mode none), or -1 with err filled:

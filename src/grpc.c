@@ -24,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/buffer.h>
@@ -90,7 +91,40 @@ static int h2_is(const uint8_t *name, size_t len, const char *lit)
     return len == strlen(lit) && memcmp(name, lit, len) == 0;
 }
 
-/* One request header: :method, :path, content-type, grpc-timeout. */
+/* Keeps header name: value for call's handler when the server's list
+ * names it (see RL_GRPC_METADATA_MAX). 0, or -1 when memory ran out. */
+static int h2_keep(rl_grpc_call_t *call, const char *const *names,
+                   const uint8_t *name, size_t namelen, const uint8_t *value,
+                   size_t valuelen)
+{
+    rl_header_t *h;
+    char *v;
+
+    for (; *names != NULL; names++) {
+        if (strlen(*names) == namelen &&
+            strncasecmp(*names, (const char *)name, namelen) == 0) {
+            break;
+        }
+    }
+    if (*names == NULL || call->nmeta == RL_GRPC_METADATA_MAX) {
+        return 0;
+    }
+    v = malloc(valuelen + 1);
+    if (v == NULL) {
+        return -1;
+    }
+    memcpy(v, value, valuelen);
+    v[valuelen] = '\0';
+    h = &call->meta[call->nmeta++];
+    h->name = *names;
+    h->name_len = namelen;
+    h->value = v;
+    h->value_len = valuelen;
+    return 0;
+}
+
+/* One request header: :method, :path, content-type, grpc-timeout, and
+ * the ones the handler reads (h2_keep). */
 static int h2_header(nghttp2_session *h2, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user)
@@ -118,6 +152,9 @@ static int h2_header(nghttp2_session *h2, const nghttp2_frame *frame,
                                   &call->timeout_us) != 0) {
             call->timeout_us = 0;
         }
+    } else if (h2_keep(call, ((grpc_conn_t *)user)->srv->metadata, name,
+                       namelen, value, valuelen) != 0) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     return 0;
 }
@@ -357,6 +394,9 @@ static void srv_accept(struct evconnlistener *l, evutil_socket_t fd,
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (salen > 0 && (size_t)salen <= sizeof(c->peer)) {
+        memcpy(&c->peer, sa, (size_t)salen);
+    }
     if (s->tls != NULL && (ssl = SSL_new(s->tls)) != NULL) {
         c->bev = bufferevent_openssl_socket_new(
             s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -444,7 +484,8 @@ static int srv_socket(const char *host, int port, char *err, size_t errlen)
 rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
                                      const rl_conf_grpc_t *conf,
                                      rl_grpc_handler_fn *fn, void *arg,
-                                     char *err, size_t errlen)
+                                     const char *const *metadata, char *err,
+                                     size_t errlen)
 {
     rl_grpc_server_t *s = calloc(1, sizeof(*s));
     int fd = -1;
@@ -460,6 +501,7 @@ rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
     s->idle.tv_usec = (suseconds_t)(conf->idle_timeout_ms % 1000) * 1000;
     s->fn = fn;
     s->arg = arg;
+    s->metadata = metadata;
     if (conf->tls.cert_file != NULL) {
         s->tls = rl_tls_ctx_new(&conf->tls, err, errlen);
         if (s->tls == NULL) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 #include "conf.h"
+#include "request.h"
 
 /* The gRPC listener of one worker: its own SO_REUSEPORT socket on the
  * worker's event loop, HTTP/2 by libnghttp2 (cleartext with prior
@@ -22,13 +23,22 @@ typedef struct rl_grpc_call rl_grpc_call_t;
 /* The gRPC status codes ratelimitd answers. */
 typedef enum {
     RL_GRPC_OK = 0,
-    RL_GRPC_DEADLINE_EXCEEDED = 4,
     RL_GRPC_INVALID_ARGUMENT = 3,
+    RL_GRPC_DEADLINE_EXCEEDED = 4,
     RL_GRPC_NOT_FOUND = 5,
+    RL_GRPC_PERMISSION_DENIED = 7,
+    RL_GRPC_RESOURCE_EXHAUSTED = 8,
     RL_GRPC_UNIMPLEMENTED = 12,
     RL_GRPC_INTERNAL = 13,
-    RL_GRPC_UNAVAILABLE = 14
+    RL_GRPC_UNAVAILABLE = 14,
+    RL_GRPC_UNAUTHENTICATED = 16
 } rl_grpc_status_t;
+
+/* The most request header lines (metadata) a call keeps: those named in
+ * the server's list, in order; later ones are dropped. With fewer names
+ * than this, a dropped line means some name came twice among those
+ * kept, which a reader of repeated headers sees. */
+#define RL_GRPC_METADATA_MAX 8
 
 /* A complete call: path is its ":path" ("/pkg.Service/Method"), msg the
  * message's len bytes; both valid only during the call. The handler
@@ -39,12 +49,16 @@ typedef void rl_grpc_handler_fn(void *arg, rl_grpc_call_t *call,
 
 /* Binds conf->listen (SO_REUSEPORT, so every worker has its own socket
  * on the one port) and, with conf->tls, loads its TLS context (ALPN h2).
- * Returns the server (free with rl_grpc_server_free), or NULL with err
- * filled. Main thread, before the worker starts. */
+ * metadata (NULL terminated, borrowed for the server's life) names the
+ * request headers a call keeps for its handler (rl_grpc_call_metadata),
+ * compared case-insensitively. Returns the server (free with
+ * rl_grpc_server_free), or NULL with err filled. Main thread, before
+ * the worker starts. */
 rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
                                      const rl_conf_grpc_t *conf,
                                      rl_grpc_handler_fn *fn, void *arg,
-                                     char *err, size_t errlen);
+                                     const char *const *metadata, char *err,
+                                     size_t errlen);
 
 /* Stops accepting and sends every session a GOAWAY; streams in flight
  * are still answered, then each connection closes. */
@@ -86,6 +100,14 @@ int rl_grpc_call_send(rl_grpc_call_t *call, const uint8_t *msg, size_t len);
 
 /* 1 while the call's answer still reaches its client. */
 int rl_grpc_call_live(const rl_grpc_call_t *call);
+
+/* The kept request headers of call (see RL_GRPC_METADATA_MAX) into
+ * *headers; returns how many. Valid until the call is answered. */
+int rl_grpc_call_metadata(const rl_grpc_call_t *call,
+                          const rl_header_t **headers);
+
+/* The client's address, or NULL once its connection went. */
+const struct sockaddr *rl_grpc_call_peer(const rl_grpc_call_t *call);
 
 /* When the call's request was complete (monotonic us). */
 int64_t rl_grpc_call_start_us(const rl_grpc_call_t *call);

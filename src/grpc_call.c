@@ -20,6 +20,9 @@ static void call_release(rl_grpc_call_t *call)
     if (call->timer != NULL) {
         event_free(call->timer);
     }
+    while (call->nmeta > 0) {
+        free((char *)call->meta[--call->nmeta].value);
+    }
     free(call->in);
     free(call->out);
     free(call);
@@ -168,6 +171,13 @@ static void call_count(const rl_grpc_call_t *call, rl_grpc_status_t status)
     case RL_GRPC_UNIMPLEMENTED: RL_STAT_INC(st, grpc_unimplemented); break;
     case RL_GRPC_UNAVAILABLE: RL_STAT_INC(st, grpc_unavailable); break;
     case RL_GRPC_INTERNAL: RL_STAT_INC(st, grpc_internal); break;
+    case RL_GRPC_UNAUTHENTICATED: RL_STAT_INC(st, grpc_unauthenticated); break;
+    case RL_GRPC_PERMISSION_DENIED:
+        RL_STAT_INC(st, grpc_permission_denied);
+        break;
+    case RL_GRPC_RESOURCE_EXHAUSTED:
+        RL_STAT_INC(st, grpc_resource_exhausted);
+        break;
     }
     if (!call->stream) {
         rl_hist_observe(&st->hist_grpc,
@@ -333,6 +343,19 @@ int rl_grpc_call_live(const rl_grpc_call_t *call)
 int64_t rl_grpc_call_start_us(const rl_grpc_call_t *call)
 {
     return call->start_us;
+}
+
+int rl_grpc_call_metadata(const rl_grpc_call_t *call,
+                          const rl_header_t **headers)
+{
+    *headers = call->meta;
+    return call->nmeta;
+}
+
+const struct sockaddr *rl_grpc_call_peer(const rl_grpc_call_t *call)
+{
+    return call->conn != NULL ? (const struct sockaddr *)&call->conn->peer
+                              : NULL;
 }
 
 /* The request of call is complete: check its framing and hand it on. */

@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include "grpc.h"
 
 #define GRPC_PATH_MAX 128
@@ -27,8 +28,10 @@ struct rl_grpc_call {
     rl_grpc_call_t *prev, *next; /* the connection's calls */
     int32_t stream_id;
     char path[GRPC_PATH_MAX];
-    int bad_request; /* not a POST of application/grpc */
-    uint8_t *in;     /* the request body received so far */
+    int bad_request;                        /* not a POST of application/grpc */
+    rl_header_t meta[RL_GRPC_METADATA_MAX]; /* values owned (malloc) */
+    int nmeta;
+    uint8_t *in; /* the request body received so far */
     size_t inlen, incap;
     int64_t timeout_us; /* 0: none */
     struct event *timer;
@@ -56,6 +59,7 @@ struct grpc_conn {
     struct bufferevent *bev;
     nghttp2_session *h2;
     rl_grpc_call_t *calls;
+    struct sockaddr_storage peer;
     int busy;    /* inside nghttp2_session_mem_recv: no send, no free */
     int closing; /* idle: GOAWAY sent, freed once written (or in 1 s) */
 };
@@ -67,6 +71,7 @@ struct rl_grpc_server {
     SSL_CTX *tls;
     rl_grpc_handler_fn *fn;
     void *arg;
+    const char *const *metadata; /* the header names calls keep */
     grpc_conn_t *conns;
     int nconns;
     int64_t max_conns;   /* "max_connections": past it, accept and close */

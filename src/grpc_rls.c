@@ -18,9 +18,11 @@
  * Health/Watch streams that status, again on every change. */
 #include "grpc_rls.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include "auth.h"
 #include "conf.h"
 #include "decide.h"
 #include "grpc_proto.h"
@@ -593,15 +595,71 @@ static void rls_watch(rl_worker_t *w, rl_grpc_call_t *call, const uint8_t *msg,
  * Dispatch
  * ---------------------------------------------------------------------- */
 
+/* Caller authentication of a call, as the HTTP front end does it
+ * (server_auth.c): the same auth section, headers (as metadata), failure
+ * throttle and counter. What is signed in hmac mode: METHOD "POST",
+ * PATH the call's :path, BODY the request message (without the gRPC
+ * prefix). 1 if the call may go on, else 0 with the call answered:
+ * UNAUTHENTICATED (401), PERMISSION_DENIED (403, suspended),
+ * INVALID_ARGUMENT (400, a repeated Authorization) or RESOURCE_EXHAUSTED
+ * (the address is throttled), the message starting with the error code. */
+static int rls_caller_ok(rl_worker_t *w, rl_grpc_call_t *call, const char *path,
+                         const uint8_t *msg, size_t len)
+{
+    const rl_conf_auth_t *a = &w->conf->auth;
+    const struct sockaddr *peer = rl_grpc_call_peer(call);
+    const rl_principal_t *caller;
+    rl_auth_input_t in;
+    rl_auth_error_t err;
+    rl_grpc_status_t st;
+    char why[200];
+
+    if (a->mode == RL_AUTH_NONE) {
+        return 1;
+    }
+    if (rl_auth_throttled(a, peer, rl_now_ms(), &err.retry_after_s)) {
+        RL_STAT_INC(&w->stats, auth_failures);
+        snprintf(why, sizeof(why), "%s: %s (retry after %lld s)",
+                 rl_error_code(RL_ERR_AUTH_THROTTLED),
+                 rl_error_message(RL_ERR_AUTH_THROTTLED),
+                 (long long)err.retry_after_s);
+        rl_grpc_call_answer(call, RL_GRPC_RESOURCE_EXHAUSTED, NULL, 0, why);
+        return 0;
+    }
+    in.method = "POST";
+    in.method_len = 4;
+    in.target = path;
+    in.target_len = strlen(path);
+    in.body = (const char *)msg;
+    in.body_len = len;
+    in.nheaders = rl_grpc_call_metadata(call, &in.headers);
+    if (rl_auth_caller(a, &in, rl_now_ms() / 1000, &caller, &err) == 0) {
+        return 1;
+    }
+    RL_STAT_INC(&w->stats, auth_failures);
+    if (err.status == 401) {
+        rl_auth_note_failure(a, peer, rl_now_ms());
+    }
+    st = err.status == 403   ? RL_GRPC_PERMISSION_DENIED
+         : err.status == 400 ? RL_GRPC_INVALID_ARGUMENT
+                             : RL_GRPC_UNAUTHENTICATED;
+    snprintf(why, sizeof(why), "%s: %s", err.code, err.message);
+    rl_grpc_call_answer(call, st, NULL, 0, why);
+    return 0;
+}
+
+/* The methods; auth: caller authentication first (the health checks
+ * stay open, as /health and /ready do). */
 static const struct {
     const char *path;
     void (*fn)(rl_worker_t *w, rl_grpc_call_t *call, const uint8_t *msg,
                size_t len);
+    int auth;
 } rls_methods[] = {
-    {"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit",
-     rls_should},
-    {"/grpc.health.v1.Health/Check", rls_health},
-    {"/grpc.health.v1.Health/Watch", rls_watch},
+    {"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit", rls_should,
+     1},
+    {"/grpc.health.v1.Health/Check", rls_health, 0},
+    {"/grpc.health.v1.Health/Watch", rls_watch, 0},
 };
 
 void rl_grpc_rls_handle(void *arg, rl_grpc_call_t *call, const char *path,
@@ -612,7 +670,10 @@ void rl_grpc_rls_handle(void *arg, rl_grpc_call_t *call, const char *path,
 
     for (i = 0; i < sizeof(rls_methods) / sizeof(rls_methods[0]); i++) {
         if (strcmp(path, rls_methods[i].path) == 0) {
-            rls_methods[i].fn(w, call, msg, len);
+            if (!rls_methods[i].auth ||
+                rls_caller_ok(w, call, path, msg, len)) {
+                rls_methods[i].fn(w, call, msg, len);
+            }
             return;
         }
     }

@@ -63,7 +63,8 @@
       "denials the top keys summary did not count: its worker's policy "       \
       "tables were all in use")                                                \
     X(counter, VALUE, auth_failures, "ratelimitd_auth_failures_total",         \
-      "requests refused by caller authentication (401, 403, 429)")             \
+      "requests and gRPC calls refused by caller authentication, and admin "   \
+      "requests refused for their key (401, 403, 429)")                        \
     X(counter, VALUE, tenant_auth_failures,                                    \
       "ratelimitd_tenant_auth_failures_total",                                 \
       "decisions refused by tenant verification (401, 403)")                   \
@@ -123,6 +124,16 @@
       "unavailable)")                                                          \
     X(counter, VALUE, grpc_internal, "ratelimitd_grpc_calls_internal_total",   \
       "gRPC calls answered INTERNAL (out of memory)")                          \
+    X(counter, VALUE, grpc_unauthenticated,                                    \
+      "ratelimitd_grpc_calls_unauthenticated_total",                           \
+      "gRPC calls answered UNAUTHENTICATED (caller authentication failed)")    \
+    X(counter, VALUE, grpc_permission_denied,                                  \
+      "ratelimitd_grpc_calls_permission_denied_total",                         \
+      "gRPC calls answered PERMISSION_DENIED (a suspended caller)")            \
+    X(counter, VALUE, grpc_resource_exhausted,                                 \
+      "ratelimitd_grpc_calls_resource_exhausted_total",                        \
+      "gRPC calls answered RESOURCE_EXHAUSTED (an address refused after "      \
+      "repeated authentication failures)")                                     \
     X(histogram, HIST, grpc, "ratelimitd_grpc_duration_seconds",               \
       "time from a complete gRPC request to its answer")
 

@@ -229,7 +229,7 @@ static int worker_grpc_init(rl_worker_t *w, const rl_conf_t *conf)
         return 0;
     }
     w->grpc = rl_grpc_server_new(w->base, conf->grpc, rl_grpc_rls_handle, w,
-                                 err, sizeof(err));
+                                 rl_auth_caller_headers, err, sizeof(err));
     if (w->grpc == NULL) {
         rl_error("worker %d: %s", w->id, err);
         return -1;

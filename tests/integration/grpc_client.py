@@ -6,7 +6,8 @@ list of operations on stdin and prints one JSON result per operation.
 Operations ({"op": ...}):
   rls     ShouldRateLimit: target, domain, descriptors [{"entries": [[k, v]],
           "hits_addend": N, "limit": {"requests_per_unit": N, "unit": U}}],
-          hits_addend, timeout (s)
+          hits_addend, timeout (s), metadata [[k, v]], sign {"id", "secret",
+          "ts", "body_hex"} (caller authentication, see metadata())
   health  Health/Check: target, service
   watch   Health/Watch: target, service, cancel_after (messages, optional),
           timeout; prints {"watch": STATUS} per message as it arrives, then
@@ -18,12 +19,15 @@ Operations ({"op": ...}):
           answers {"ok": admitted, "over": denied, "errors": [...]}
 """
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTOS = ["envoy/type/v3/ratelimit_unit.proto", "envoy/config/core/v3/base.proto",
@@ -109,11 +113,31 @@ def channel(op):
     return grpc.insecure_channel(op["target"])
 
 
+def metadata(op, path, req):
+    """op's metadata: its "metadata" pairs as given, then, with "sign"
+    {"id", "secret"[, "ts", "body_hex"]}, the X-Caller-* headers of
+    docs/security.md over POST, path and the serialized message (or the
+    body_hex bytes, to sign another message)."""
+    md = [(k, v) for k, v in op.get("metadata", [])]
+    s = op.get("sign")
+    if s:
+        ts = str(s.get("ts", int(time.time())))
+        body = bytes.fromhex(s["body_hex"]) if "body_hex" in s else req.SerializeToString()
+        text = "\n".join([ts, "POST", path, hashlib.sha256(body).hexdigest()])
+        sig = hmac.new(s["secret"].encode(), text.encode(), hashlib.sha256).hexdigest()
+        md += [("x-caller-id", s["id"]), ("x-caller-timestamp", ts),
+               ("x-caller-signature", "hmac-sha256=" + sig)]
+    return md or None
+
+
 def op_rls(op):
     with channel(op) as ch:
         stub = RLS_GRPC.RateLimitServiceStub(ch)
+        req = request(op)
+        path = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
         try:
-            resp = stub.ShouldRateLimit(request(op), timeout=op.get("timeout", 10))
+            resp = stub.ShouldRateLimit(req, timeout=op.get("timeout", 10),
+                                        metadata=metadata(op, path, req))
         except grpc.RpcError as e:
             return error_json(e)
     return response_json(resp)
