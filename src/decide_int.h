@@ -62,7 +62,9 @@ typedef struct decide_keys {
     rl_store_part_t parts[RL_MAX_OP_PARTS];
     rl_store_penalty_t pens[RL_MAX_OP_PENALTIES];
     size_t used;
-    char buf[RL_KEY_MAX * 8];
+    /* Room for every key at its longest, so a penalty is never dropped
+     * for want of space. */
+    char buf[RL_KEY_MAX * (RL_MAX_OP_PARTS + RL_MAX_OP_PENALTIES)];
 } decide_keys_t;
 
 /* Builds every part's key into k (limits from c) and copies each one's

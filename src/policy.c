@@ -552,13 +552,23 @@ static const char *key_value(const rl_key_field_t *f, const rl_policy_t *p,
 }
 
 /* Appends sep (if not NUL) and the encoding of v (vlen bytes) to buf at
- * *o. 0, or -1 when buf (len bytes) is too small. */
+ * *o; hashed: always the "#<sha256 hex>" form (the one a long value
+ * gets). 0, or -1 when buf (len bytes) is too small. */
 static int key_put(char *buf, size_t len, size_t *o, char sep, const char *v,
-                   size_t vlen)
+                   size_t vlen, int hashed)
 {
     char enc[RL_KEY_VALUE_MAX + 1];
-    size_t elen = rl_key_encode(v, vlen, enc, sizeof(enc));
-    size_t need = elen + (sep != '\0' ? 1 : 0);
+    size_t elen;
+    size_t need;
+
+    if (hashed) {
+        enc[0] = '#';
+        rl_sha256_hex(v, vlen, enc + 1);
+        elen = 65;
+    } else {
+        elen = rl_key_encode(v, vlen, enc, sizeof(enc));
+    }
+    need = elen + (sep != '\0' ? 1 : 0);
 
     if (*o + need + 2 > len) {
         return -1;
@@ -585,12 +595,13 @@ static int key_lit(char *buf, size_t len, size_t *o, const char *s)
 }
 
 /* Appends the values of the n fields (sep before each but the first when
- * first_sep is NUL) of req to buf at *o. 0; -1 with *missing = the spec
- * of an absent or empty value; -1 with *missing NULL if buf is full. */
+ * first_sep is NUL) of req to buf at *o, hashed or not (key_put). 0; -1
+ * with *missing = the spec of an absent or empty value; -1 with *missing
+ * NULL if buf is full. */
 static int key_fields(const rl_key_field_t *const *fields, int n,
                       const rl_policy_t *p, const rl_request_t *req,
-                      const rl_match_t *m, char first_sep, char *buf,
-                      size_t len, size_t *o, const char **missing)
+                      const rl_match_t *m, char first_sep, int hashed,
+                      char *buf, size_t len, size_t *o, const char **missing)
 {
     char tmp[RL_KEY_VALUE_MAX + 1];
     const char *v;
@@ -604,7 +615,8 @@ static int key_fields(const rl_key_field_t *const *fields, int n,
             *missing = fields[i]->spec;
             return -1;
         }
-        if (key_put(buf, len, o, i == 0 ? first_sep : '|', v, vlen) != 0) {
+        if (key_put(buf, len, o, i == 0 ? first_sep : '|', v, vlen, hashed) !=
+            0) {
             return -1;
         }
     }
@@ -612,13 +624,16 @@ static int key_fields(const rl_key_field_t *const *fields, int n,
 }
 
 /* Writes "<prefix>:{" and, with a hash_tag of policy p, "<t1>|<t2>}"
- * into buf. Returns the length so far, or -1 (see key_fields). */
+ * into buf; tag values past RL_KEY_TAG_MAX together are written again
+ * hashed, which depends on the tag's values alone, so every key with
+ * these values still shares their slot. Returns the length so far, or
+ * -1 (see key_fields). */
 static int key_open(const char *prefix, const rl_policy_t *p,
                     const rl_request_t *req, const rl_match_t *m, char *buf,
                     size_t len, const char **missing)
 {
     const rl_key_field_t *tag[RL_MAX_HASH_TAG];
-    size_t o = 0;
+    size_t o = 0, start;
     int i;
 
     *missing = NULL;
@@ -632,8 +647,18 @@ static int key_open(const char *prefix, const rl_policy_t *p,
     for (i = 0; i < p->nhash_tag; i++) {
         tag[i] = &p->key[p->hash_tag[i]];
     }
-    if (key_fields(tag, p->nhash_tag, p, req, m, '\0', buf, len, &o, missing) !=
-            0 ||
+    start = o;
+    if (key_fields(tag, p->nhash_tag, p, req, m, '\0', 0, buf, len, &o,
+                   missing) != 0 &&
+        *missing != NULL) {
+        return -1;
+    }
+    if (*missing == NULL && o - start <= RL_KEY_TAG_MAX) {
+        return key_lit(buf, len, &o, "}") != 0 ? -1 : (int)o;
+    }
+    o = start;
+    if (key_fields(tag, p->nhash_tag, p, req, m, '\0', 1, buf, len, &o,
+                   missing) != 0 ||
         key_lit(buf, len, &o, "}") != 0) {
         return -1;
     }
@@ -660,8 +685,8 @@ int rl_policy_key(const rl_policy_t *p, const char *prefix,
     for (i = 0; i < p->nkey && i < RL_MAX_HASH_TAG; i++) {
         fields[i] = &p->key[i];
     }
-    if (key_put(buf, len, &o, '\0', p->name, strlen(p->name)) != 0 ||
-        key_fields(fields, i, p, req, m, '|', buf, len, &o, missing) != 0) {
+    if (key_put(buf, len, &o, '\0', p->name, strlen(p->name), 0) != 0 ||
+        key_fields(fields, i, p, req, m, '|', 0, buf, len, &o, missing) != 0) {
         return -1;
     }
     if (p->nhash_tag == 0) {
@@ -699,8 +724,9 @@ int rl_penalty_key(const rl_penalty_t *pen, const char *prefix,
         fields[i] = &pen->key[i];
     }
     if (key_lit(buf, len, &o, "!") != 0 ||
-        key_put(buf, len, &o, '\0', pen->name, strlen(pen->name)) != 0 ||
-        key_fields(fields, i, NULL, req, m, '|', buf, len, &o, missing) != 0) {
+        key_put(buf, len, &o, '\0', pen->name, strlen(pen->name), 0) != 0 ||
+        key_fields(fields, i, NULL, req, m, '|', 0, buf, len, &o, missing) !=
+            0) {
         return -1;
     }
     if (!tagged) {

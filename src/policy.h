@@ -127,6 +127,10 @@ struct rl_conf; /* conf.h: the policies a request is matched against */
 #define RL_MAX_PARAMS 16
 #define RL_KEY_MAX 2048      /* a base key never exceeds this */
 #define RL_KEY_VALUE_MAX 128 /* an encoded identifier past this is hashed */
+/* A hash tag's encoded values past this are written hashed, each one:
+ * with prefix and name at most 64 and 8 key values of at most 128, a
+ * key then always fits RL_KEY_MAX. */
+#define RL_KEY_TAG_MAX 768
 
 typedef struct rl_param {
     const char *name;  /* borrowed from the pattern */

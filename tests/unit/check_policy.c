@@ -895,6 +895,73 @@ START_TEST(test_key_hash_tag_and_penalty)
 }
 END_TEST
 
+/* The longest key a valid config allows: prefix and name of 64, eight
+ * key fields that are also the hash tag, each value 126 bytes encoded.
+ * The tag is then written hashed (each value "#<sha256>"), so the key
+ * fits; a penalty key of the same tag values shares the tag (the slot);
+ * a short tag is written as it is. */
+static const char *long_conf =
+    "{\"store\": {\"prefix\": "
+    "\"PPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPPP\"},"
+    " \"penalties\": [{\"name\": \"ham\", \"key\": [\"header.h0\"],"
+    "  \"denials\": 5, \"within\": \"1m\", \"block\": \"10m\"}],"
+    " \"policies\": [{\"name\": "
+    "\"NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN\","
+    "  \"match\": {\"path\": \"/long/*\"}, \"penalty\": \"ham\","
+    "  \"key\": [\"header.h0\", \"header.h1\", \"header.h2\", \"header.h3\","
+    "           \"header.h4\", \"header.h5\", \"header.h6\", \"header.h7\"],"
+    "  \"hash_tag\": [\"header.h0\", \"header.h1\", \"header.h2\","
+    "   \"header.h3\", \"header.h4\", \"header.h5\", \"header.h6\","
+    "   \"header.h7\"],"
+    "  \"limits\": [{\"requests\": 1, \"per\": \"1s\"}]}]}";
+
+START_TEST(test_key_longest_tag_fits)
+{
+    static const char *names[] = {"h0", "h1", "h2", "h3",
+                                  "h4", "h5", "h6", "h7"};
+    rl_conf_t *conf = conf_from(long_conf);
+    rl_match_t m[RL_MAX_OP_PARTS];
+    rl_request_t req;
+    char value[43], buf[RL_KEY_MAX], pen[RL_KEY_MAX], digest[65], tag[160];
+    const char *missing;
+    int i, len;
+
+    memset(value, '%', 42);
+    value[42] = '\0';
+    req_init(&req, "GET", "/long/x");
+    for (i = 0; i < 8; i++) {
+        req_header(&req, names[i], value);
+    }
+    ck_assert_int_eq(rl_policy_find_all(conf, &req, m, RL_MAX_OP_PARTS), 1);
+    len = rl_policy_key(m[0].policy, conf->store.prefix, &req, &m[0], buf,
+                        sizeof(buf), &missing);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_lt(len, RL_KEY_MAX);
+    rl_sha256_hex(value, 42, digest);
+    snprintf(tag, sizeof(tag), ":{#%s|#%s|", digest, digest);
+    ck_assert_ptr_nonnull(strstr(buf, tag));
+    /* the key values themselves stay encoded, not hashed */
+    ck_assert_ptr_nonnull(strstr(buf, "}NNNN"));
+    ck_assert_ptr_nonnull(strstr(buf, "|%25%25%25"));
+    ck_assert_int_gt(rl_penalty_key(&conf->penalties[0], conf->store.prefix,
+                                    m[0].policy, &m[0], &req, pen, sizeof(pen),
+                                    &missing),
+                     0);
+    ck_assert_int_eq(strncmp(buf, pen, (size_t)(strchr(buf, '}') - buf + 1)),
+                     0);
+    /* a short tag as before */
+    req.nheaders = 0;
+    for (i = 0; i < 8; i++) {
+        req_header(&req, names[i], "v");
+    }
+    ck_assert_int_gt(rl_policy_key(m[0].policy, "rl", &req, &m[0], buf,
+                                   sizeof(buf), &missing),
+                     0);
+    ck_assert_int_eq(strncmp(buf, "rl:{v|v|v|v|v|v|v|v}NNNN", 24), 0);
+    rl_conf_free(conf);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * "policy" and verify_tenant; paths.case_sensitive
  * ---------------------------------------------------------------------- */
@@ -1039,6 +1106,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_find_case_insensitive);
     tcase_add_test(tc, test_key_path_folded);
     tcase_add_test(tc, test_key_hash_tag_and_penalty);
+    tcase_add_test(tc, test_key_longest_tag_fits);
     suite_add_tcase(s, tc);
     return s;
 }
