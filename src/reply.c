@@ -223,8 +223,9 @@ static void fmt_ietf_policy(const rl_verdict_t *v, char *buf, size_t len)
     }
 }
 
-/* RateLimit: the item with the fewest remaining, "policy-PERIOD";r=N;t=S.
- * Without per-limit results (a cached denial) it is the verdict's limit. */
+/* RateLimit: "policy-PERIOD";r=N;t=S of the limit the verdict reports
+ * (v->limit_def: the body's limit, remaining and reset_after_ms, and
+ * the X-RateLimit headers'), so the styles never disagree on a tie. */
 static void fmt_ietf_state(const rl_verdict_t *v, char *buf, size_t len)
 {
     const rl_verdict_part_t *parts, *bp = NULL;
@@ -232,21 +233,13 @@ static void fmt_ietf_state(const rl_verdict_t *v, char *buf, size_t len)
     char name[128];
     int n = ietf_parts(v, &parts, &one);
     int i, k, bk = 0;
-    int64_t r = shown_remaining(v), t = v->reset_after_ms;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && bp == NULL; i++) {
         for (k = 0; k < parts[i].nlimits; k++) {
-            const rl_limit_result_t *res =
-                parts[i].results != NULL ? &parts[i].results[k] : NULL;
-
-            if (res == NULL ? &parts[i].limits[k] == v->limit_def
-                            : (bp == NULL || res->remaining < r)) {
+            if (&parts[i].limits[k] == v->limit_def) {
                 bp = &parts[i];
                 bk = k;
-                if (res != NULL) {
-                    r = res->remaining < 0 ? 0 : res->remaining;
-                    t = res->reset_after_ms;
-                }
+                break;
             }
         }
     }
@@ -261,8 +254,8 @@ static void fmt_ietf_state(const rl_verdict_t *v, char *buf, size_t len)
     } else {
         ietf_item_name(bp, bk, name, sizeof(name));
     }
-    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)r,
-             (long long)ms_to_s_ceil(t));
+    snprintf(buf, len, "%s;r=%lld;t=%lld", name, (long long)shown_remaining(v),
+             (long long)ms_to_s_ceil(v->reset_after_ms));
 }
 
 /* The headers of each style, in the order they are emitted. */

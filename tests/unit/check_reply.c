@@ -249,6 +249,36 @@ START_TEST(test_headers_ietf_name_escaped)
 }
 END_TEST
 
+/* Two limits tied on remaining: the body (verdict) and the RateLimit
+ * item describe the same one, the one that resets last. */
+START_TEST(test_headers_ietf_tie_follows_verdict)
+{
+    static rl_limit_t two[2] = {
+        {RL_ALGO_GCRA, 30, 60000, 30, 0, "g1m"},
+        {RL_ALGO_FIXED_WINDOW, 30, 60000, 30, 0, "f1m"},
+    };
+    rl_policy_t p = make_policy("route", RL_HEADERS_IETF);
+    rl_store_result_t res;
+    rl_limit_result_t *r = res.limits;
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+    rl_verdict_t v;
+
+    memset(&res, 0, sizeof(res));
+    r[0].allowed = r[1].allowed = 1;
+    r[0].remaining = r[1].remaining = 29;
+    r[0].reset_after_ms = 2000;
+    r[1].reset_after_ms = 38200;
+    res.allowed = 1;
+    res.now_ms = 1730113200000;
+    rl_decide_verdict(&p, two, 2, 0, &res, &v);
+    ck_assert_ptr_eq(v.limit_def, &two[1]);
+    ck_assert_int_eq(v.reset_after_ms, 38200);
+    ck_assert_int_eq(rl_reply_headers(&v, out), 2);
+    ck_assert_str_eq(out[1].name, "RateLimit");
+    ck_assert_str_eq(out[1].value, "\"route-f1m\";r=29;t=39");
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Retry-After rounding                                                */
 /* ------------------------------------------------------------------ */
@@ -821,6 +851,7 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_headers_shadow_would_deny);
     tcase_add_test(tc, test_headers_degraded);
     tcase_add_test(tc, test_headers_ietf_name_escaped);
+    tcase_add_test(tc, test_headers_ietf_tie_follows_verdict);
     tcase_add_loop_test(tc, test_retry_after_rounding, 0,
                         (int)(sizeof(retry_cases) / sizeof(retry_cases[0])));
     suite_add_tcase(s, tc);
