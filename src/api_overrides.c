@@ -175,7 +175,7 @@ static void ovr_change_done(void *arg, const rl_store_ovr_result_t *res)
     rl_http_req_t *req = ch->req;
     rl_worker_t *w = rl_http_req_arg(req);
     int put = ch->kind == RL_STORE_OVR_PUT;
-    char *key;
+    char *key, digest[65];
 
     if (res->status != RL_OK || (!put && !res->found)) {
         if (res->status != RL_OK) {
@@ -192,11 +192,18 @@ static void ovr_change_done(void *arg, const rl_store_ovr_result_t *res)
     } else {
         RL_STAT_INC(&w->stats, override_deletes);
     }
+    /* The key's values (a tenant, a user, an address) are never logged:
+     * its digest lets an operator tell which key changed by hashing a
+     * suspect the same way. */
     key = json_dumps(ch->key, JSON_COMPACT | JSON_SORT_KEYS);
+    if (key != NULL) {
+        rl_sha256_hex(key, strlen(key), digest);
+    }
+    digest[key != NULL ? 16 : 0] = '\0';
     rl_log_kv(RL_LOG_INFO,
               put ? "admin override stored" : "admin override deleted",
-              "policy", ch->policy, "key", key != NULL ? key : "", "request_id",
-              req->id, NULL);
+              "policy", ch->policy, "key_sha256", digest, "request_id", req->id,
+              NULL);
     free(key);
     rl_override_worker_reload(ovr_change_reply, ch);
 }

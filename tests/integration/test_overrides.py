@@ -140,6 +140,9 @@ def test_admin_put_seen_by_the_other_replica_and_delete():
         log = open(a.log_path).read()
         check('"admin override stored"' in log and '"policy":"tenants"' in log,
               "the PUT is logged with its policy")
+        digest = hashlib.sha256(b'{"tenant":"acme"}').hexdigest()[:16]
+        check('"key_sha256":"%s"' % digest in log and "acme" not in log,
+              "the PUT names its key by digest, never by its values")
         check(KEY not in log, "the admin key is never logged")
 
 
