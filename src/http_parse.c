@@ -18,6 +18,8 @@ typedef struct head_state {
     rl_http_req_t *r;
     int64_t *content_length;
     const char *te; /* the Transfer-Encoding value, if one was sent */
+    int conn_close; /* "close" among the Connection options */
+    int conn_keep;  /* "keep-alive" among them */
     const char **msg;
 } head_state_t;
 
@@ -99,6 +101,27 @@ static int parse_request_line(char *p, rl_http_req_t *r, const char **msg)
     return 0;
 }
 
+/* Notes close and keep-alive among the comma-separated options of a
+ * Connection value (RFC 9110 7.6.1: a list, names case-insensitive,
+ * empty elements allowed); other options are ignored. */
+static void connection_options(head_state_t *h, const char *v)
+{
+    while (*v != '\0') {
+        size_t n = strcspn(v, ","), k = n;
+
+        while (k > 0 && (v[k - 1] == ' ' || v[k - 1] == '\t')) {
+            k--;
+        }
+        if (k == 5 && strncasecmp(v, "close", 5) == 0) {
+            h->conn_close = 1;
+        } else if (k == 10 && strncasecmp(v, "keep-alive", 10) == 0) {
+            h->conn_keep = 1;
+        }
+        v += n;
+        v += strspn(v, ", \t");
+    }
+}
+
 /* Acts on the headers that frame or steer the request (name and value
  * NUL-terminated, value vlen bytes). */
 static int apply_header(head_state_t *h, const char *name, const char *v,
@@ -128,11 +151,7 @@ static int apply_header(head_state_t *h, const char *name, const char *v,
         }
         h->te = v;
     } else if (strcasecmp(name, "connection") == 0) {
-        if (strcasecmp(v, "close") == 0) {
-            h->r->keep_alive = 0;
-        } else if (strcasecmp(v, "keep-alive") == 0) {
-            h->r->keep_alive = 1;
-        }
+        connection_options(h, v);
     } else if (strcasecmp(name, "x-request-id") == 0) {
         if (request_id_ok(v, vlen)) {
             memcpy(h->r->id, v, vlen + 1);
@@ -194,7 +213,7 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
 {
     char *end = head + head_len - 2; /* points at the final CRLF */
     char *p = head, *line_end;
-    head_state_t h = {r, content_length, NULL, msg};
+    head_state_t h = {r, content_length, NULL, 0, 0, msg};
     int rc;
 
     line_end = memchr(p, '\r', (size_t)(end - p));
@@ -212,8 +231,17 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
         rc = parse_header_line(&h, p, line_end);
         p = line_end + 2;
     }
-    if (rc != 0 || h.te == NULL) {
+    if (rc != 0) {
         return rc;
+    }
+    /* Every Connection line is one list: close wins wherever it is. */
+    if (h.conn_close) {
+        r->keep_alive = 0;
+    } else if (h.conn_keep) {
+        r->keep_alive = 1;
+    }
+    if (h.te == NULL) {
+        return 0;
     }
     /* Both framings at once is the classic smuggling shape: refuse. */
     if (*content_length >= 0) {

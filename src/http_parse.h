@@ -14,8 +14,10 @@
 /* Parses a request head in place: head is writable, head_len bytes long
  * and ends in CRLFCRLF (a NUL at head[head_len] is not required). On
  * entry r is zeroed, *content_length is -1 and *chunked 0. Fills r's
- * method, target, path, headers, keep_alive and id (an acceptable
- * X-Request-Id), *content_length and *chunked; r's strings point into
+ * method, target, path, headers, keep_alive (the version, then the
+ * options of every Connection line as one list: close wins, keep-alive
+ * keeps an HTTP/1.0 one) and id (an acceptable X-Request-Id),
+ * *content_length and *chunked; r's strings point into
  * head. Returns 0, or the HTTP status to refuse the request with (400,
  * 431, 501) and *msg. Rejects what request smuggling is made of:
  * Content-Length with Transfer-Encoding, conflicting Content-Lengths,

@@ -2,7 +2,8 @@
 (decisions that wait for Redis among them), a 5,000-deep pipeline, a client that
 shuts its sending side after the request (it still gets the reply), and
 a client that pipelines without reading its replies (the server stops
-reading from it, keeps its memory bounded and goes on serving others)."""
+reading from it, keeps its memory bounded and goes on serving others);
+Connection read as a list of options."""
 
 import json
 import re
@@ -10,8 +11,8 @@ import socket
 import threading
 import time
 
-from harness import (SLOW, check, config, eq, limit, policy, rss_kb, sanitizer_build,
-                     service)
+from harness import (SLOW, TestFailure, check, config, eq, limit, policy, rss_kb,
+                     sanitizer_build, service)
 
 # A day-long fixed window: every decision of a test lowers "remaining" by
 # exactly one.
@@ -170,3 +171,39 @@ def test_client_that_never_reads_is_bounded():
         check(all(st == 200 for st, _, _ in out), "every reply is 200")
         s.close()
         t.join(10 * SLOW)
+
+
+def _read_or_stall(sock, timeout, what):
+    """Everything sock sends until it closes; a failure if it stays open."""
+    try:
+        return _read_to_eof(sock, timeout)
+    except socket.timeout:
+        raise TestFailure("%s: the connection was still open after %.0fs"
+                          % (what, timeout * SLOW))
+
+
+def test_connection_is_a_list_of_options():
+    """Connection is a list of options (RFC 9110 7.6.1), its lines one
+    list: close among them closes the connection after the reply, and
+    keep-alive among them keeps an HTTP/1.0 connection open."""
+    with service(CFG, "memory") as svc:
+        for what in ("TE: trailers\r\nConnection: TE, close", "Connection: close, TE",
+                     "Connection: TE\r\nConnection: close", "Connection: ,\tCLOSE ,"):
+            s = _open(svc.port)
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n%s\r\n\r\n" % what.encode())
+                out = _read_or_stall(s, 3.0, repr(what))
+            finally:
+                s.close()
+            check(out.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close\r\n" in out,
+                  "%r: %r" % (what, out[:200]))
+        s = _open(svc.port)
+        try:
+            s.sendall(b"GET /health HTTP/1.0\r\nConnection: foo, keep-alive\r\n\r\n")
+            first, _ = _replies(s, 1, 5.0)
+            s.sendall(_health("k2"))
+            second, _ = _replies(s, 1, 5.0)
+        finally:
+            s.close()
+        eq([st for st, _, _ in first + second], [200, 200], "statuses on one HTTP/1.0 connection")
+        eq(second[0][1], "k2", "the second request's reply")
