@@ -53,6 +53,40 @@ static int parse_fail(const char **msg, const char *why, int status)
     return status;
 }
 
+/* Scans for the end of the head (see http_parse.h). Only LFs matter: the
+ * byte before each must be a CR, and the line it ends is empty or not. */
+int rl_http_parse_head_scan(rl_http_head_scan_t *st, const char *in, size_t len,
+                            size_t *end, const char **msg)
+{
+    const char *p = in, *lf;
+    size_t at;
+
+    while ((lf = memchr(p, '\n', len - (size_t)(p - in))) != NULL) {
+        at = st->pos + (size_t)(lf - in); /* the LF's offset */
+        if ((lf > in ? lf[-1] : st->last) != '\r') {
+            return parse_fail(msg, "bare LF (lines must end in CRLF)", 400);
+        }
+        if (at - st->line_start == 1 && st->line_start == st->skip) {
+            /* An empty line before the request line. */
+            if (++st->empty > RL_HTTP_EMPTY_LINES_MAX) {
+                return parse_fail(msg, "empty lines before the request line",
+                                  400);
+            }
+            st->skip = at + 1;
+        } else if (at - st->line_start == 1) {
+            *end = at + 1;
+            return 1;
+        }
+        st->line_start = at + 1;
+        p = lf + 1;
+    }
+    if (len > 0) {
+        st->last = in[len - 1];
+    }
+    st->pos += len;
+    return 0;
+}
+
 /* Checks the method, target and version of the NUL-terminated request
  * line p (split in place at its two spaces) and fills r from it. */
 static int parse_request_line(char *p, rl_http_req_t *r, const char **msg)

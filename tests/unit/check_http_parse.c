@@ -1,5 +1,7 @@
-/* The HTTP request-head parser (http_parse.c): the Connection options of
- * a parsed head. Pure: no sockets. */
+/* The HTTP request-head parser (http_parse.c): the search for the end of
+ * a head (CRLF only, empty lines before the request line) fed whole and
+ * one byte at a time, and the Connection options of a parsed head. Pure:
+ * no sockets. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,69 @@
 #include "http_parse.h"
 
 #define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Inputs to the head search: the result, and for 1 where the head starts
+ * (skip) and ends. */
+static const struct {
+    const char *in;
+    int rc;
+    size_t skip, end;
+} scan_cases[] = {
+    {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1, 0, 27},
+    {"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", 1, 0, 18},
+    {"GET / HTTP/1.1\r\nHost: x\r\n", 0, 0, 0},
+    {"GET / HTTP/1.1\r\nHost: x\r\n\r", 0, 0, 0},
+    /* Empty lines before the request line: up to four are dropped. */
+    {"\r\nGET / HTTP/1.1\r\n\r\n", 1, 2, 20},
+    {"\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", 1, 8, 26},
+    {"\r\n\r\n", 0, 4, 0},
+    {"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", 400, 0, 0},
+    /* A bare LF anywhere, the end of the header section included. */
+    {"GET / HTTP/1.1\r\nHost: x\r\n\n", 400, 0, 0},
+    {"GET / HTTP/1.1\nHost: x\n\n", 400, 0, 0},
+    {"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", 400, 0, 0},
+    {"GET / HTTP/1.1\n", 400, 0, 0},
+    {"\nGET / HTTP/1.1\r\n\r\n", 400, 0, 0},
+    {"\r\n\nGET / HTTP/1.1\r\n\r\n", 400, 0, 0},
+    /* A CR that ends no line is the parser's to refuse. */
+    {"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 1, 0, 26},
+};
+
+/* Runs one scan case fed in pieces of step bytes (0: whole). */
+static void scan_in_steps(int i, size_t step)
+{
+    const char *in = scan_cases[i].in;
+    size_t len = strlen(in), off = 0, end = 0;
+    rl_http_head_scan_t st;
+    const char *msg = NULL;
+    int rc = 0;
+
+    memset(&st, 0, sizeof(st));
+    while (off < len && rc == 0) {
+        size_t n = step == 0 || len - off < step ? len - off : step;
+
+        rc = rl_http_parse_head_scan(&st, in + off, n, &end, &msg);
+        off += n;
+    }
+    ck_assert_msg(rc == scan_cases[i].rc, "%d: rc %d, step %zu", i, rc, step);
+    if (rc == 1) {
+        ck_assert_uint_eq(st.skip, scan_cases[i].skip);
+        ck_assert_uint_eq(end, scan_cases[i].end);
+    } else if (rc == 0) {
+        ck_assert_uint_eq(st.pos, len);
+        ck_assert_uint_eq(st.skip, scan_cases[i].skip);
+    } else {
+        ck_assert_ptr_nonnull(msg);
+    }
+}
+
+START_TEST(head_scan)
+{
+    scan_in_steps(_i, 0);
+    scan_in_steps(_i, 1);
+    scan_in_steps(_i, 3);
+}
+END_TEST
 
 /* Heads and whether the connection stays open after the reply. */
 static const struct {
@@ -60,6 +125,7 @@ int main(void)
     SRunner *sr;
     int failed;
 
+    tcase_add_loop_test(tc, head_scan, 0, NCASES(scan_cases));
     tcase_add_loop_test(tc, connection_options, 0, NCASES(conn_cases));
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
