@@ -242,7 +242,7 @@ static void conn_update_reading(rl_http_conn_t *c)
 /* Back to waiting for the next request on a kept-alive connection. */
 static void conn_reset_request(rl_http_conn_t *c)
 {
-    c->searched = 0;
+    memset(&c->scan, 0, sizeof(c->scan));
     c->head_len = 0;
     c->content_length = -1;
     c->chunked = 0;
@@ -458,30 +458,47 @@ static int conn_begin(rl_http_conn_t *c)
     return 0;
 }
 
-/* Looks for the end of the head in the len bytes of input and copies the
- * head out. 1 when c->head holds it, 0 when more is needed or after
- * failing the connection. */
-static int conn_copy_head(rl_http_conn_t *c, struct evbuffer *in, size_t len)
+/* Feeds the input not scanned yet to the search for the end of the head
+ * (see rl_http_parse_head_scan), straight from the input's own segments.
+ * 1 when it ends at *end, 0 when more is needed, or an HTTP status with
+ * *msg. */
+static int conn_scan_head(rl_http_conn_t *c, struct evbuffer *in, size_t len,
+                          size_t *end, const char **msg)
 {
-    rl_http_server_t *s = c->srv;
-    struct evbuffer_ptr start, found;
-    size_t from = c->searched > 3 ? c->searched - 3 : 0;
+    int rc = 0;
+
+    while (c->scan.pos < len && rc == 0) {
+        struct evbuffer_iovec v[CONN_PEEK_IOV];
+        struct evbuffer_ptr at;
+        size_t before = c->scan.pos;
+        int n, i;
+
+        evbuffer_ptr_set(in, &at, c->scan.pos, EVBUFFER_PTR_SET);
+        n = evbuffer_peek(in, -1, &at, v, CONN_PEEK_IOV);
+        for (i = 0; i < n && i < CONN_PEEK_IOV && rc == 0; i++) {
+            rc = rl_http_parse_head_scan(&c->scan, v[i].iov_base, v[i].iov_len,
+                                         end, msg);
+        }
+        if (c->scan.pos == before) {
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Copies out the head that ends at end of the input, after dropping the
+ * empty lines before it. 1 when c->head holds it, 0 after failing the
+ * connection. */
+static int conn_copy_head(rl_http_conn_t *c, struct evbuffer *in, size_t end)
+{
     char *head;
 
-    evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET);
-    found = evbuffer_search(in, "\r\n\r\n", 4, &start);
-    if (found.pos < 0) {
-        c->searched = len;
-        if (len > (size_t)s->limits.max_header_bytes) {
-            conn_fail(c, RL_ERR_HEADERS_TOO_LARGE, NULL);
-        }
-        return 0;
-    }
-    if ((size_t)found.pos + 4 > (size_t)s->limits.max_header_bytes) {
+    evbuffer_drain(in, c->scan.skip);
+    c->head_len = end - c->scan.skip;
+    if (c->head_len > (size_t)c->srv->limits.max_header_bytes) {
         conn_fail(c, RL_ERR_HEADERS_TOO_LARGE, NULL);
         return 0;
     }
-    c->head_len = (size_t)found.pos + 4;
     /* A copy: the input buffer may move its bytes while the body is
      * still arriving, and the request's strings must stay put. */
     if (c->head_cap < c->head_len + 1) {
@@ -496,6 +513,34 @@ static int conn_copy_head(rl_http_conn_t *c, struct evbuffer *in, size_t len)
     evbuffer_copyout(in, c->head, c->head_len);
     c->head[c->head_len] = '\0';
     return 1;
+}
+
+/* Looks for the head in the len bytes of input. Empty lines before a
+ * request line leave the connection idle; its first byte begins the
+ * request (conn_begin). 1 when c->head holds the head, 0 when more is
+ * needed or after failing the connection. */
+static int conn_read_head(rl_http_conn_t *c, struct evbuffer *in, size_t len)
+{
+    const char *msg = NULL;
+    size_t end = 0;
+    int rc = conn_scan_head(c, in, len, &end, &msg);
+
+    if (c->state == CONN_IDLE && c->scan.pos == c->scan.skip && rc == 0) {
+        return 0;
+    }
+    if (c->state == CONN_IDLE && conn_begin(c) != 0) {
+        return 0;
+    }
+    if (rc == 1) {
+        return conn_copy_head(c, in, end);
+    }
+    if (rc != 0) {
+        conn_fail(c, conn_status_error(rc), msg);
+    } else if (c->scan.pos - c->scan.skip >
+               (size_t)c->srv->limits.max_header_bytes) {
+        conn_fail(c, RL_ERR_HEADERS_TOO_LARGE, NULL);
+    }
+    return 0;
 }
 
 /* Parses the copied head and checks the declared body length, before a
@@ -584,11 +629,8 @@ static int conn_parse(rl_http_conn_t *c)
     if (len >= RL_HTTP_LARGE) {
         c->srv->large_seen = 1;
     }
-    if (c->state == CONN_IDLE && conn_begin(c) != 0) {
-        return 0;
-    }
     if (c->head_len == 0 &&
-        (!conn_copy_head(c, in, len) || !conn_parse_head(c))) {
+        (!conn_read_head(c, in, len) || !conn_parse_head(c))) {
         return 0;
     }
     if (c->chunked) {

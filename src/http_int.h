@@ -54,11 +54,11 @@ struct rl_http_conn {
     struct event *timer;
     rl_http_conn_t *prev, *next;
     rl_http_conn_state_t state;
-    size_t searched;        /* bytes of input already searched for CRLFCRLF */
     size_t head_len;        /* request line + headers + CRLFCRLF */
     int64_t content_length; /* -1 none */
     int chunked;
-    rl_http_chunked_t chunk; /* the chunked decoder, while chunked */
+    rl_http_chunked_t chunk;  /* the chunked decoder, while chunked */
+    rl_http_head_scan_t scan; /* the search for the end of the head */
     int continue_sent;
     char *head; /* copy of the request head, parsed in place (owned) */
     size_t head_cap;

@@ -18,6 +18,8 @@ typedef struct head_state {
     rl_http_req_t *r;
     int64_t *content_length;
     const char *te; /* the Transfer-Encoding value, if one was sent */
+    int conn_close; /* "close" among the Connection options */
+    int conn_keep;  /* "keep-alive" among them */
     const char **msg;
 } head_state_t;
 
@@ -49,6 +51,40 @@ static int parse_fail(const char **msg, const char *why, int status)
 {
     *msg = why;
     return status;
+}
+
+/* Scans for the end of the head (see http_parse.h). Only LFs matter: the
+ * byte before each must be a CR, and the line it ends is empty or not. */
+int rl_http_parse_head_scan(rl_http_head_scan_t *st, const char *in, size_t len,
+                            size_t *end, const char **msg)
+{
+    const char *p = in, *lf;
+    size_t at;
+
+    while ((lf = memchr(p, '\n', len - (size_t)(p - in))) != NULL) {
+        at = st->pos + (size_t)(lf - in); /* the LF's offset */
+        if ((lf > in ? lf[-1] : st->last) != '\r') {
+            return parse_fail(msg, "bare LF (lines must end in CRLF)", 400);
+        }
+        if (at - st->line_start == 1 && st->line_start == st->skip) {
+            /* An empty line before the request line. */
+            if (++st->empty > RL_HTTP_EMPTY_LINES_MAX) {
+                return parse_fail(msg, "empty lines before the request line",
+                                  400);
+            }
+            st->skip = at + 1;
+        } else if (at - st->line_start == 1) {
+            *end = at + 1;
+            return 1;
+        }
+        st->line_start = at + 1;
+        p = lf + 1;
+    }
+    if (len > 0) {
+        st->last = in[len - 1];
+    }
+    st->pos += len;
+    return 0;
 }
 
 /* Checks the method, target and version of the NUL-terminated request
@@ -99,6 +135,27 @@ static int parse_request_line(char *p, rl_http_req_t *r, const char **msg)
     return 0;
 }
 
+/* Notes close and keep-alive among the comma-separated options of a
+ * Connection value (RFC 9110 7.6.1: a list, names case-insensitive,
+ * empty elements allowed); other options are ignored. */
+static void connection_options(head_state_t *h, const char *v)
+{
+    while (*v != '\0') {
+        size_t n = strcspn(v, ","), k = n;
+
+        while (k > 0 && (v[k - 1] == ' ' || v[k - 1] == '\t')) {
+            k--;
+        }
+        if (k == 5 && strncasecmp(v, "close", 5) == 0) {
+            h->conn_close = 1;
+        } else if (k == 10 && strncasecmp(v, "keep-alive", 10) == 0) {
+            h->conn_keep = 1;
+        }
+        v += n;
+        v += strspn(v, ", \t");
+    }
+}
+
 /* Acts on the headers that frame or steer the request (name and value
  * NUL-terminated, value vlen bytes). */
 static int apply_header(head_state_t *h, const char *name, const char *v,
@@ -128,11 +185,7 @@ static int apply_header(head_state_t *h, const char *name, const char *v,
         }
         h->te = v;
     } else if (strcasecmp(name, "connection") == 0) {
-        if (strcasecmp(v, "close") == 0) {
-            h->r->keep_alive = 0;
-        } else if (strcasecmp(v, "keep-alive") == 0) {
-            h->r->keep_alive = 1;
-        }
+        connection_options(h, v);
     } else if (strcasecmp(name, "x-request-id") == 0) {
         if (request_id_ok(v, vlen)) {
             memcpy(h->r->id, v, vlen + 1);
@@ -194,7 +247,7 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
 {
     char *end = head + head_len - 2; /* points at the final CRLF */
     char *p = head, *line_end;
-    head_state_t h = {r, content_length, NULL, msg};
+    head_state_t h = {r, content_length, NULL, 0, 0, msg};
     int rc;
 
     line_end = memchr(p, '\r', (size_t)(end - p));
@@ -212,8 +265,17 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
         rc = parse_header_line(&h, p, line_end);
         p = line_end + 2;
     }
-    if (rc != 0 || h.te == NULL) {
+    if (rc != 0) {
         return rc;
+    }
+    /* Every Connection line is one list: close wins wherever it is. */
+    if (h.conn_close) {
+        r->keep_alive = 0;
+    } else if (h.conn_keep) {
+        r->keep_alive = 1;
+    }
+    if (h.te == NULL) {
+        return 0;
     }
     /* Both framings at once is the classic smuggling shape: refuse. */
     if (*content_length >= 0) {

@@ -11,11 +11,38 @@
  * the request with. The connection (http_conn.c) feeds it what it read.
  * Any thread; each state belongs to one caller. */
 
+/* Empty lines (CRLF) ignored before a request line (RFC 9112 2.2: some
+ * clients send one after a body); one more is refused. */
+#define RL_HTTP_EMPTY_LINES_MAX 4
+
+/* Where the search for the end of a request head is: zeroed for each
+ * request. Offsets count from the first byte of the request's input,
+ * empty lines before its request line included. */
+typedef struct rl_http_head_scan {
+    size_t pos;        /* bytes scanned so far */
+    size_t skip;       /* the empty lines before the request line */
+    size_t line_start; /* where the line being scanned starts */
+    int empty;         /* how many of those empty lines */
+    char last;         /* the byte before pos */
+} rl_http_head_scan_t;
+
+/* Scans the next len bytes at in of a request's input for the end of its
+ * head, the first empty line after a request line. Every line must end
+ * in CRLF: a bare LF is refused as soon as it arrives, so a client that
+ * ends its lines with LF alone gets an answer, not the read timeout.
+ * Returns 0 when more is needed (st->pos > st->skip once a byte of the
+ * request line has arrived), 1 when the head is input[st->skip .. *end),
+ * which ends in CRLFCRLF, or 400 with *msg. */
+int rl_http_parse_head_scan(rl_http_head_scan_t *st, const char *in, size_t len,
+                            size_t *end, const char **msg);
+
 /* Parses a request head in place: head is writable, head_len bytes long
  * and ends in CRLFCRLF (a NUL at head[head_len] is not required). On
  * entry r is zeroed, *content_length is -1 and *chunked 0. Fills r's
- * method, target, path, headers, keep_alive and id (an acceptable
- * X-Request-Id), *content_length and *chunked; r's strings point into
+ * method, target, path, headers, keep_alive (the version, then the
+ * options of every Connection line as one list: close wins, keep-alive
+ * keeps an HTTP/1.0 one) and id (an acceptable X-Request-Id),
+ * *content_length and *chunked; r's strings point into
  * head. Returns 0, or the HTTP status to refuse the request with (400,
  * 431, 501) and *msg. Rejects what request smuggling is made of:
  * Content-Length with Transfer-Encoding, conflicting Content-Lengths,

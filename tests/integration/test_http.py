@@ -2,7 +2,9 @@
 (decisions that wait for Redis among them), a 5,000-deep pipeline, a client that
 shuts its sending side after the request (it still gets the reply), and
 a client that pipelines without reading its replies (the server stops
-reading from it, keeps its memory bounded and goes on serving others)."""
+reading from it, keeps its memory bounded and goes on serving others);
+and how a head is read: a bare LF refused at once, empty lines before a
+request line ignored, Connection read as a list of options."""
 
 import json
 import re
@@ -10,8 +12,8 @@ import socket
 import threading
 import time
 
-from harness import (SLOW, check, config, eq, limit, policy, rss_kb, sanitizer_build,
-                     service)
+from harness import (SLOW, TestFailure, check, config, eq, limit, policy, rss_kb,
+                     sanitizer_build, service)
 
 # A day-long fixed window: every decision of a test lowers "remaining" by
 # exactly one.
@@ -170,3 +172,112 @@ def test_client_that_never_reads_is_bounded():
         check(all(st == 200 for st, _, _ in out), "every reply is 200")
         s.close()
         t.join(10 * SLOW)
+
+
+def _read_or_stall(sock, timeout, what):
+    """Everything sock sends until it closes; a failure if it stays open."""
+    try:
+        return _read_to_eof(sock, timeout)
+    except socket.timeout:
+        raise TestFailure("%s: the connection was still open after %.0fs"
+                          % (what, timeout * SLOW))
+
+
+def _check_refused(out, what):
+    """out is one 400 BAD_REQUEST in the error shape, with Connection: close."""
+    head, _, body = out.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 400 ") and b"\r\nConnection: close" in head,
+          "%s: %r" % (what, out[:200]))
+    eq(out.count(b"HTTP/1.1 "), 1, "replies to %s" % what)
+    err = json.loads(body)
+    eq(err["code"], "BAD_REQUEST", "code of %s" % what)
+    eq(err["trace_id"], re.search(rb"\r\nX-Request-Id: ([^\r]+)", head).group(1).decode(),
+       "trace_id of %s" % what)
+
+
+# A bare LF wherever a line ends in a head (issue F1).
+BARE_LF = (
+    ("the end of the header section", b"GET /health HTTP/1.1\r\nHost: t\r\n\n"),
+    ("every line", b"GET /health HTTP/1.1\nHost: t\n\n"),
+    ("the request line", b"GET /health HTTP/1.1\nHost: t\r\n\r\n"),
+    ("a request line, nothing after it", b"GET /health HTTP/1.1\n"),
+    ("a header line", b"GET /health HTTP/1.1\r\nHost: t\nX-A: b\r\n\r\n"),
+    ("before the request line", b"\nGET /health HTTP/1.1\r\n\r\n"),
+)
+
+
+def test_bare_lf_refused_at_once():
+    """A bare LF anywhere in a head, the end of the header section
+    included, is answered at once (not by a 408 after read_timeout_ms)
+    with 400 BAD_REQUEST in the error shape, and the connection closes."""
+    with service(CFG, "memory") as svc:
+        for what, data in BARE_LF:
+            s = _open(svc.port)
+            try:
+                t0 = time.monotonic()
+                s.sendall(data)
+                out = _read_or_stall(s, 3.0, "bare LF in " + what)
+                elapsed = time.monotonic() - t0
+            finally:
+                s.close()
+            _check_refused(out, "bare LF in " + what)
+            check(elapsed < 2.0 * SLOW, "bare LF in %s answered after %.1fs" % (what, elapsed))
+
+
+def test_connection_is_a_list_of_options():
+    """Connection is a list of options (RFC 9110 7.6.1), its lines one
+    list: close among them closes the connection after the reply, and
+    keep-alive among them keeps an HTTP/1.0 connection open."""
+    with service(CFG, "memory") as svc:
+        for what in ("TE: trailers\r\nConnection: TE, close", "Connection: close, TE",
+                     "Connection: TE\r\nConnection: close", "Connection: ,\tCLOSE ,"):
+            s = _open(svc.port)
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n%s\r\n\r\n" % what.encode())
+                out = _read_or_stall(s, 3.0, repr(what))
+            finally:
+                s.close()
+            check(out.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close\r\n" in out,
+                  "%r: %r" % (what, out[:200]))
+        s = _open(svc.port)
+        try:
+            s.sendall(b"GET /health HTTP/1.0\r\nConnection: foo, keep-alive\r\n\r\n")
+            first, _ = _replies(s, 1, 5.0)
+            s.sendall(_health("k2"))
+            second, _ = _replies(s, 1, 5.0)
+        finally:
+            s.close()
+        eq([st for st, _, _ in first + second], [200, 200], "statuses on one HTTP/1.0 connection")
+        eq(second[0][1], "k2", "the second request's reply")
+
+
+def test_empty_lines_before_a_request_line_are_ignored():
+    """Up to four empty lines (CRLF) before a request line are ignored
+    (RFC 9112 2.2): on a new connection, after a POST body and between
+    pipelined requests, every request is answered in order and the
+    connection stays open; empty lines alone leave the connection idle,
+    not reading a request against read_timeout_ms. A fifth empty line is
+    400 and the connection closes."""
+    with service(dict(CFG, http={"read_timeout_ms": 500}), "memory") as svc:
+        s = _open(svc.port)
+        try:
+            s.sendall(b"\r\n" + _health("e1") + _decide("empty", "e2") + b"\r\n" +
+                      _health("e3") + b"\r\n" * 4 + _decide("empty", "e4"))
+            out, rest = _replies(s, 4, 10.0)
+            s.sendall(b"\r\n\r\n")
+            time.sleep(1.0 * SLOW)
+            s.sendall(_health("e5"))
+            more, rest = _replies(s, 1, 5.0)
+        finally:
+            s.close()
+        out += more
+        eq([rid for _, rid, _ in out], ["e1", "e2", "e3", "e4", "e5"], "replies in order")
+        check(all(st == 200 for st, _, _ in out), "statuses %r" % [st for st, _, _ in out])
+        eq(rest, b"", "bytes after the last reply")
+        s = _open(svc.port)
+        try:
+            s.sendall(b"\r\n" * 5 + _health("e6"))
+            out = _read_or_stall(s, 3.0, "five empty lines")
+        finally:
+            s.close()
+        _check_refused(out, "five empty lines")
