@@ -331,6 +331,10 @@ static int conf_protect_paths(conf_ctx_t *c, const char *path, json_t *v,
         if (!json_is_string(item) || json_string_value(item)[0] != '/') {
             return conf_fail(c, sub, "must be a path starting with \"/\"");
         }
+        /* Compared with the path alone: a query could never match. */
+        if (strpbrk(json_string_value(item), "?#") != NULL) {
+            return conf_fail(c, sub, "must be a path without a query");
+        }
         if (conf_set_str(c, sub, &a->protect_paths[i],
                          json_string_value(item)) != 0) {
             return -1;
@@ -365,7 +369,8 @@ static void conf_free_protect_paths(void *dst)
 }
 
 /* "auth" as a whole (base is conf->auth): hmac and bearer need at least
- * one caller. */
+ * one caller; protect_paths needs one of them (mode none checks nobody,
+ * so the paths would stay open unnoticed). */
 static int conf_auth_check(conf_ctx_t *c, const char *path, json_t *v,
                            void *base)
 {
@@ -376,6 +381,11 @@ static int conf_auth_check(conf_ctx_t *c, const char *path, json_t *v,
         conf_path_field(sub, sizeof(sub), path, "callers");
         return conf_fail(c, sub, "auth mode \"%s\" needs at least one caller",
                          a->mode == RL_AUTH_HMAC ? "hmac" : "bearer");
+    }
+    if (a->mode == RL_AUTH_NONE && a->nprotect > 0) {
+        conf_path_field(sub, sizeof(sub), path, "protect_paths");
+        return conf_fail(c, sub,
+                         "only applies with auth mode \"hmac\" or \"bearer\"");
     }
     return 0;
 }

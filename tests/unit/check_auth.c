@@ -816,6 +816,10 @@ END_TEST
 #define SECRET_TEXT "super-secret-value-42"
 #define CALLERS(x)                                                             \
     "{\"auth\": {\"mode\": \"hmac\", \"callers\": [" x "]}, \"policies\": []}"
+#define CALLERS_PROTECT(p)                                                     \
+    "{\"auth\": {\"mode\": \"hmac\", \"callers\": [{\"id\": \"a\", "           \
+    "\"secret\": \"" SECRET_TEXT "\"}], \"protect_paths\": [" p                \
+    "]}, \"policies\": []}"
 
 static const struct {
     const char *json;
@@ -871,6 +875,10 @@ static const struct {
      "auth.failure_window: \"soon\" is not a duration"},
     {"{\"auth\": {\"protect_paths\": [\"metrics\"]}, \"policies\": []}",
      "auth.protect_paths[0]: must be a path starting with \"/\""},
+    {"{\"auth\": {\"protect_paths\": [\"/metrics\"]}, \"policies\": []}",
+     "auth.protect_paths: only applies with auth mode \"hmac\" or \"bearer\""},
+    {CALLERS_PROTECT("\"/ready?full=1\""),
+     "auth.protect_paths[0]: must be a path without a query"},
     {"{\"tenants\": {}, \"policies\": []}",
      "tenants: must be an array of at most 100000 entries"},
     {"{\"tenants\": [{\"id\": \"t\", \"key_sha256\": \"" BEARER_SHA
