@@ -74,7 +74,9 @@ static const struct {
 };
 
 /* Reads "headers": an object of string values, at most
- * RL_MAX_REQ_HEADERS. Names and values are borrowed from obj. */
+ * RL_MAX_REQ_HEADERS, no two names equal but for case (which of them a
+ * gateway meant is anyone's guess, as with a repeated HTTP header).
+ * Names and values are borrowed from obj. */
 static int request_headers(json_t *v, rl_request_t *req,
                            rl_request_error_t *err)
 {
@@ -104,6 +106,12 @@ static int request_headers(json_t *v, rl_request_t *req,
         if (h->value == NULL) {
             return request_fail(err, RL_ERR_INVALID_FIELD,
                                 "%s must be a string", field);
+        }
+        if (rl_header_find(req->headers, req->nheaders, name, NULL) != NULL) {
+            return request_fail(err, RL_ERR_INVALID_FIELD,
+                                "%s repeats another header's name (names are "
+                                "case-insensitive)",
+                                field);
         }
         h->name = name;
         h->name_len = strlen(name);

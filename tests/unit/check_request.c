@@ -139,6 +139,10 @@ static const struct {
      "VAL_002", "headers.x-bar must be a string"},
     {"{\"path\": \"/a\", \"headers\": {\"x-foo\": \"a\\u0000b\"}}", "VAL_002",
      "headers.x-foo contains a NUL byte"},
+    {"{\"path\": \"/a\", \"headers\": {\"x-foo\": \"1\", \"X-Foo\": \"2\"}}",
+     "VAL_002",
+     "headers.X-Foo repeats another header's name (names are "
+     "case-insensitive)"},
     {"{\"path\": \"/a\", \"cost\": -1}", "VAL_002",
      "cost must be an integer from 0 to 1000000000"},
     {"{\"path\": \"/a\", \"cost\": 1000000001}", "VAL_002",
