@@ -25,7 +25,6 @@
 #include "worker.h"
 
 #define AUTHORIZE_PREFIX "/v1/authorize"
-#define AUTHORIZE_IP_MAX 128
 
 /* One entry of a comma-separated header list, borrowed from the request. */
 typedef struct authorize_item {
@@ -109,28 +108,6 @@ static int authorize_list(const rl_http_req_t *req, const char *name,
     return n;
 }
 
-/* Writes the address text p (len bytes) in its canonical form into buf
- * (AUTHORIZE_IP_MAX bytes). 0, or -1 when it is not an IPv4 or IPv6
- * address. */
-static int authorize_canon(const char *p, size_t len, char *buf)
-{
-    unsigned char addr[sizeof(struct in6_addr)];
-    char tmp[AUTHORIZE_IP_MAX];
-    int af;
-
-    if (len >= sizeof(tmp)) {
-        return -1;
-    }
-    memcpy(tmp, p, len);
-    tmp[len] = '\0';
-    af = memchr(tmp, ':', len) != NULL ? AF_INET6 : AF_INET;
-    if (inet_pton(af, tmp, addr) != 1 ||
-        inet_ntop(af, addr, buf, AUTHORIZE_IP_MAX) == NULL) {
-        return -1;
-    }
-    return 0;
-}
-
 /* The TCP peer's address as text into buf; NULL for a family without
  * one. */
 static const char *authorize_peer(const rl_http_req_t *req, char *buf)
@@ -144,14 +121,14 @@ static const char *authorize_peer(const rl_http_req_t *req, char *buf)
         addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
     }
     if (addr == NULL ||
-        inet_ntop(sa->sa_family, addr, buf, AUTHORIZE_IP_MAX) == NULL) {
+        inet_ntop(sa->sa_family, addr, buf, RL_REQUEST_IP_MAX) == NULL) {
         return NULL;
     }
     return buf;
 }
 
 /* The client address forward_auth.client_ip names, canonical, into buf
- * (AUTHORIZE_IP_MAX bytes): the TCP peer, the header whole, or the
+ * (RL_REQUEST_IP_MAX bytes): the TCP peer, the header whole, or the
  * entry trusted_hops from the right of the header's joined lines.
  * *ip is NULL when the header is absent. RL_ERR_NONE, or
  * INVALID_HEADER with msg for too many entries, too few, a repeated
@@ -189,7 +166,7 @@ static rl_error_t authorize_ip(const rl_conf_client_ip_t *cf,
                  cf->header, n, want);
         return RL_ERR_INVALID_HEADER;
     }
-    if (authorize_canon(items[n - want].p, items[n - want].len, buf) != 0) {
+    if (rl_request_ip_canon(items[n - want].p, items[n - want].len, buf) != 0) {
         snprintf(msg, msglen,
                  "%s: entry %d from the right is not an IP address", cf->header,
                  want);
@@ -393,7 +370,7 @@ void rl_api_authorize(rl_worker_t *w, rl_http_req_t *req)
     rl_request_t dr;
     rl_outcome_t o;
     rl_error_t kind;
-    char ipbuf[AUTHORIZE_IP_MAX];
+    char ipbuf[RL_REQUEST_IP_MAX];
     char msg[160];
     char id[RL_HTTP_ID_MAX];
     int64_t start_us = req->start_us;

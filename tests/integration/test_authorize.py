@@ -194,6 +194,27 @@ def test_authorize_repeated_identity_header_refused():
            "k1 not counted before")
 
 
+def test_decide_ip_keyed_like_authorize():
+    """/v1/decide keys an "ip" that is an address in the canonical form
+    /v1/authorize uses, so one address spelled two ways, on either
+    endpoint, is one bucket; an "ip" that is no address is keyed as
+    sent."""
+    with service(CFG, "memory") as svc:
+        _allowed(_auth(svc, X_Original_Method="GET", X_Original_URI="/ip/v6",
+                       X_Forwarded_For="2001:DB8:0::8"), "authorize, first")
+        for spelling in ("2001:db8::8", "2001:DB8::8", "2001:db8:0:0:0:0:0:8"):
+            eq(svc.verdict(path="/ip/v6", ip=spelling)["allowed"], False,
+               "decide %s after authorize" % spelling)
+        eq(svc.verdict(path="/ip/v4", ip="::FFFF:203.0.113.9")["allowed"], True, "mapped, first")
+        eq(svc.verdict(path="/ip/v4", ip="::ffff:203.0.113.9")["allowed"], False,
+           "mapped, another spelling")
+        eq(_auth(svc, X_Original_Method="GET", X_Original_URI="/ip/v4",
+                 X_Forwarded_For="::ffff:203.0.113.9").status, 429, "authorize, same bucket")
+        eq(svc.verdict(path="/ip/x", ip="not-an-ip")["allowed"], True, "no address, first")
+        eq(svc.verdict(path="/ip/x", ip="not-an-ip")["allowed"], False, "no address, again")
+        eq(svc.verdict(path="/ip/x", ip="NOT-AN-IP")["allowed"], True, "no address: as sent")
+
+
 def test_authorize_client_ip_sources():
     """forward_auth.client_ip: trusted_hops 2 takes the second entry from
     the right; {"header": "X-Real-IP"} takes it whole (one address,
