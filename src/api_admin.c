@@ -1,7 +1,9 @@
 /* The admin endpoints: POST /v1/admin/reset and GET /v1/policies.
  *
- * Both answer 404 unless "admin": {"enabled": true}, and then require
- * "Authorization: Bearer <key>" whose SHA-256 equals admin.key_sha256,
+ * Every admin route answers 404 unless "admin": {"enabled": true}, and
+ * then requires "Authorization: Bearer <key>" whose SHA-256 equals
+ * admin.key_sha256 (both checked by the router, the key before the
+ * Content-Type: rl_api_admin_authorized),
  * compared in constant time (401 AUTH_002 when missing, AUTH_001 when
  * wrong, 400 when Authorization is repeated). Failures count against the
  * address like caller authentication's (429 past auth.max_failures). The header
@@ -32,6 +34,12 @@ static void admin_unauthorized(rl_http_req_t *req, rl_error_t kind,
     rl_api_error_headers(req, kind, message, names, values, 1);
 }
 
+/* See server.h. */
+int rl_api_admin_enabled(const rl_worker_t *w)
+{
+    return w->conf->admin.enabled && w->conf->admin.key_sha256 != NULL;
+}
+
 /* 1 if req may use the admin endpoints; otherwise it has been answered
  * (404 while admin is disabled, 401 without the right bearer key). The
  * key is read by caller authentication's bearer check and compared in
@@ -43,7 +51,7 @@ int rl_api_admin_authorized(rl_worker_t *w, rl_http_req_t *req)
     char digest[65];
     int ok;
 
-    if (!a->enabled || a->key_sha256 == NULL) {
+    if (!rl_api_admin_enabled(w)) {
         rl_api_error(req, RL_ERR_NOT_FOUND, NULL);
         return 0;
     }
@@ -122,9 +130,6 @@ void rl_api_admin_reset(rl_worker_t *w, rl_http_req_t *req)
     rl_request_t dr;
     rl_outcome_t o;
 
-    if (!rl_api_admin_authorized(w, req)) {
-        return;
-    }
     root = rl_api_request_body(req, &dr, &o);
     if (root == NULL) {
         return;
@@ -231,9 +236,6 @@ void rl_api_policies(rl_worker_t *w, rl_http_req_t *req)
     json_t *obj;
     int i;
 
-    if (!rl_api_admin_authorized(w, req)) {
-        return;
-    }
     arr = json_array();
     for (i = 0; i < w->conf->npolicies; i++) {
         json_array_append_new(arr, admin_policy(&w->conf->policies[i]));

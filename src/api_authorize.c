@@ -25,7 +25,6 @@
 #include "worker.h"
 
 #define AUTHORIZE_PREFIX "/v1/authorize"
-#define AUTHORIZE_IP_MAX 128
 
 /* One entry of a comma-separated header list, borrowed from the request. */
 typedef struct authorize_item {
@@ -33,17 +32,36 @@ typedef struct authorize_item {
     size_t len;
 } authorize_item_t;
 
-/* A header's value, NULL when absent or empty. Borrowed from req. */
-static const char *authorize_header(const rl_http_req_t *req, const char *name,
-                                    size_t *len)
+/* The value of header name into *v (NULL when absent or empty; borrowed
+ * from req) and *len. RL_ERR_NONE, or INVALID_HEADER with msg when it
+ * is on more than one line: which copy a proxy set and which the client
+ * sent is anyone's guess, so neither is used. */
+static rl_error_t authorize_header(const rl_http_req_t *req, const char *name,
+                                   const char **v, size_t *len, char *msg,
+                                   size_t msglen)
 {
-    size_t n = 0;
-    const char *v = rl_http_header(req, name, &n);
+    size_t nlen = strlen(name);
+    int i, lines = 0;
 
-    if (len != NULL) {
-        *len = n;
+    *v = NULL;
+    *len = 0;
+    for (i = 0; i < req->nheaders; i++) {
+        const rl_header_t *h = &req->headers[i];
+
+        if (h->name_len != nlen || strncasecmp(h->name, name, nlen) != 0) {
+            continue;
+        }
+        if (++lines > 1) {
+            *v = NULL;
+            snprintf(msg, msglen, "%s appears more than once", name);
+            return RL_ERR_INVALID_HEADER;
+        }
+        if (h->value_len > 0) {
+            *v = h->value;
+            *len = h->value_len;
+        }
     }
-    return v != NULL && n > 0 ? v : NULL;
+    return RL_ERR_NONE;
 }
 
 /* Splits every line of header name in req, in order, into its
@@ -90,28 +108,6 @@ static int authorize_list(const rl_http_req_t *req, const char *name,
     return n;
 }
 
-/* Writes the address text p (len bytes) in its canonical form into buf
- * (AUTHORIZE_IP_MAX bytes). 0, or -1 when it is not an IPv4 or IPv6
- * address. */
-static int authorize_canon(const char *p, size_t len, char *buf)
-{
-    unsigned char addr[sizeof(struct in6_addr)];
-    char tmp[AUTHORIZE_IP_MAX];
-    int af;
-
-    if (len >= sizeof(tmp)) {
-        return -1;
-    }
-    memcpy(tmp, p, len);
-    tmp[len] = '\0';
-    af = memchr(tmp, ':', len) != NULL ? AF_INET6 : AF_INET;
-    if (inet_pton(af, tmp, addr) != 1 ||
-        inet_ntop(af, addr, buf, AUTHORIZE_IP_MAX) == NULL) {
-        return -1;
-    }
-    return 0;
-}
-
 /* The TCP peer's address as text into buf; NULL for a family without
  * one. */
 static const char *authorize_peer(const rl_http_req_t *req, char *buf)
@@ -125,14 +121,14 @@ static const char *authorize_peer(const rl_http_req_t *req, char *buf)
         addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
     }
     if (addr == NULL ||
-        inet_ntop(sa->sa_family, addr, buf, AUTHORIZE_IP_MAX) == NULL) {
+        inet_ntop(sa->sa_family, addr, buf, RL_REQUEST_IP_MAX) == NULL) {
         return NULL;
     }
     return buf;
 }
 
 /* The client address forward_auth.client_ip names, canonical, into buf
- * (AUTHORIZE_IP_MAX bytes): the TCP peer, the header whole, or the
+ * (RL_REQUEST_IP_MAX bytes): the TCP peer, the header whole, or the
  * entry trusted_hops from the right of the header's joined lines.
  * *ip is NULL when the header is absent. RL_ERR_NONE, or
  * INVALID_HEADER with msg for too many entries, too few, a repeated
@@ -170,7 +166,7 @@ static rl_error_t authorize_ip(const rl_conf_client_ip_t *cf,
                  cf->header, n, want);
         return RL_ERR_INVALID_HEADER;
     }
-    if (authorize_canon(items[n - want].p, items[n - want].len, buf) != 0) {
+    if (rl_request_ip_canon(items[n - want].p, items[n - want].len, buf) != 0) {
         snprintf(msg, msglen,
                  "%s: entry %d from the right is not an IP address", cf->header,
                  want);
@@ -187,11 +183,16 @@ static rl_error_t authorize_target(const rl_conf_forward_auth_t *fa,
                                    const rl_http_req_t *req, rl_request_t *dr,
                                    char *msg, size_t msglen)
 {
-    size_t plen = sizeof(AUTHORIZE_PREFIX) - 1;
+    size_t plen = sizeof(AUTHORIZE_PREFIX) - 1, n;
+    rl_error_t kind;
 
     dr->method = req->method;
     if (fa->method_header != NULL) {
-        dr->method = authorize_header(req, fa->method_header, NULL);
+        kind = authorize_header(req, fa->method_header, &dr->method, &n, msg,
+                                msglen);
+        if (kind != RL_ERR_NONE) {
+            return kind;
+        }
         if (dr->method == NULL) {
             snprintf(msg, msglen, "%s is required (forward_auth.method_header)",
                      fa->method_header);
@@ -199,7 +200,11 @@ static rl_error_t authorize_target(const rl_conf_forward_auth_t *fa,
         }
     }
     if (fa->uri_header != NULL) {
-        dr->path = authorize_header(req, fa->uri_header, &dr->path_len);
+        kind = authorize_header(req, fa->uri_header, &dr->path, &dr->path_len,
+                                msg, msglen);
+        if (kind != RL_ERR_NONE) {
+            return kind;
+        }
         if (dr->path == NULL) {
             snprintf(msg, msglen, "%s is required (forward_auth.uri_header)",
                      fa->uri_header);
@@ -222,7 +227,7 @@ static rl_error_t authorize_target(const rl_conf_forward_auth_t *fa,
 /* Fills dr from req's headers (strings borrowed from req, the address
  * copied into ipbuf). Returns RL_ERR_NONE, or the error kind with a
  * message in msg: MISSING_HEADER / INVALID_HEADER for a header that is
- * absent or cannot be used, BAD_PATH for dot segments (as /v1/decide
+ * absent, repeated or cannot be used, BAD_PATH for dot segments (as /v1/decide
  * answers them). */
 static rl_error_t authorize_request(const rl_conf_t *conf,
                                     const rl_http_req_t *req, rl_request_t *dr,
@@ -231,6 +236,7 @@ static rl_error_t authorize_request(const rl_conf_t *conf,
     const rl_conf_forward_auth_t *fa = &conf->forward_auth;
     const char *q;
     rl_error_t kind;
+    size_t n;
 
     memset(dr, 0, sizeof(*dr));
     dr->cost = 1;
@@ -249,9 +255,15 @@ static rl_error_t authorize_request(const rl_conf_t *conf,
         snprintf(msg, msglen, "%s", rl_error_message(RL_ERR_BAD_PATH));
         return RL_ERR_BAD_PATH;
     }
-    dr->tenant = authorize_header(req, fa->tenant_header, NULL);
-    dr->user = authorize_header(req, fa->user_header, NULL);
-    kind = authorize_ip(&fa->client_ip, req, ipbuf, &dr->ip, msg, msglen);
+    kind =
+        authorize_header(req, fa->tenant_header, &dr->tenant, &n, msg, msglen);
+    if (kind == RL_ERR_NONE) {
+        kind =
+            authorize_header(req, fa->user_header, &dr->user, &n, msg, msglen);
+    }
+    if (kind == RL_ERR_NONE) {
+        kind = authorize_ip(&fa->client_ip, req, ipbuf, &dr->ip, msg, msglen);
+    }
     if (kind != RL_ERR_NONE) {
         return kind;
     }
@@ -358,7 +370,7 @@ void rl_api_authorize(rl_worker_t *w, rl_http_req_t *req)
     rl_request_t dr;
     rl_outcome_t o;
     rl_error_t kind;
-    char ipbuf[AUTHORIZE_IP_MAX];
+    char ipbuf[RL_REQUEST_IP_MAX];
     char msg[160];
     char id[RL_HTTP_ID_MAX];
     int64_t start_us = req->start_us;

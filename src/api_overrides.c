@@ -1,5 +1,5 @@
 /* The admin overrides endpoints, behind the admin key like
- * /v1/admin/reset (rl_api_admin_authorized):
+ * /v1/admin/reset (the router calls rl_api_admin_authorized):
  *   PUT    /v1/admin/overrides  {"policy", "key", "limits" | "deny",
  *                                optional "ttl"}: stores it, 200 with it
  *   GET    /v1/admin/overrides[?policy=NAME]: config and admin overrides
@@ -218,9 +218,6 @@ static void ovr_change(rl_worker_t *w, rl_http_req_t *req, int put)
     json_t *body;
     char *field = NULL, *value = NULL;
 
-    if (!rl_api_admin_authorized(w, req)) {
-        return;
-    }
     body = ovr_parse_change(w, req, put, &p, &o);
     if (body == NULL) {
         return;
@@ -315,9 +312,6 @@ void rl_api_overrides_list(rl_worker_t *w, rl_http_req_t *req)
     json_t *arr;
     int i, j;
 
-    if (!rl_api_admin_authorized(w, req)) {
-        return;
-    }
     ovr_query_policy(req, only, sizeof(only));
     if (only[0] != '\0' && rl_conf_policy(w->conf, only) == NULL) {
         rl_api_error(req, RL_ERR_INVALID_FIELD, "policy: no such policy");

@@ -172,9 +172,6 @@ void rl_api_top(rl_worker_t *w, rl_http_req_t *req)
     int window_min, n;
     json_t *obj;
 
-    if (!rl_api_admin_authorized(w, req)) {
-        return;
-    }
     if (!top_query(req, "policy", name, sizeof(name)) || name[0] == '\0') {
         rl_api_error(req, RL_ERR_MISSING_FIELD, "policy: is required");
         return;

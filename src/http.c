@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include "errors.h"
 #include "log.h"
@@ -35,9 +36,47 @@ void rl_http_req_decisions(rl_http_req_t *req, int64_t n)
     c->decisions = n;
 }
 
+/* See http_int.h: prefix + 16 hex digits of the sequence, without
+ * printf (every request not carrying an id takes one). */
+void rl_http_server_new_id(rl_http_server_t *s, char *id)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t plen = strlen(s->id_prefix);
+    uint64_t seq = ++s->id_seq;
+    int k;
+
+    memcpy(id, s->id_prefix, plen);
+    for (k = 15; k >= 0; k--) {
+        id[plen + (size_t)k] = hex[seq & 15];
+        seq >>= 4;
+    }
+    id[plen + 16] = '\0';
+}
+
 /* ---------------------------------------------------------------------
  * Accepting
  * ------------------------------------------------------------------- */
+
+/* Writes the reply a refused connection gets into buf (len bytes): the
+ * error shape with a request id of its own, like every reply. Returns
+ * its length. */
+static int busy_reply(rl_http_server_t *s, char *buf, size_t len)
+{
+    char id[RL_HTTP_ID_MAX];
+    char body[256];
+    int n;
+
+    rl_http_server_new_id(s, id);
+    n = snprintf(body, sizeof(body),
+                 "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
+                 rl_error_message(RL_ERR_BUSY), rl_error_code(RL_ERR_BUSY), id);
+    return snprintf(buf, len,
+                    "HTTP/1.1 %d Service Unavailable\r\n"
+                    "Content-Type: application/json\r\n"
+                    "Content-Length: %d\r\nX-Request-Id: %s\r\n"
+                    "Connection: close\r\n\r\n%s",
+                    rl_error_status(RL_ERR_BUSY), n, id, body);
+}
 
 /* A new client: served by a new connection, or refused while the worker
  * is full or draining. */
@@ -52,30 +91,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         /* On a TLS listener plain text would only garble the handshake:
          * the connection is just closed. */
         if (s->tls == NULL) {
-            ssize_t w = send(fd, s->busy, (size_t)s->busy_len,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            char buf[512];
+            int n = busy_reply(s, buf, sizeof(buf));
+            ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
         }
         evutil_closesocket(fd);
         return;
     }
     (void)rl_http_conn_new(s, fd, sa, salen);
-}
-
-/* Builds the reply a refused connection gets (its body in the error
- * shape, trace_id null: no request was read) into s->busy. */
-static void busy_reply_build(rl_http_server_t *s)
-{
-    char body[160];
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":null}",
-                     rl_error_message(RL_ERR_BUSY), rl_error_code(RL_ERR_BUSY));
-
-    s->busy_len = snprintf(s->busy, sizeof(s->busy),
-                           "HTTP/1.1 %d Service Unavailable\r\n"
-                           "Content-Type: application/json\r\n"
-                           "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
-                           rl_error_status(RL_ERR_BUSY), n, body);
 }
 
 /* accept() failed: logged; the listener goes on. */
@@ -103,7 +127,6 @@ rl_http_server_t *rl_http_server_new(struct event_base *base, int fd,
     s->handler = handler;
     s->arg = arg;
     snprintf(s->id_prefix, sizeof(s->id_prefix), "%s", id_prefix);
-    busy_reply_build(s);
     s->listener = evconnlistener_new(
         base, accept_cb, s,
         LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, -1, fd);

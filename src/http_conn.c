@@ -314,8 +314,7 @@ static void conn_fail(rl_http_conn_t *c, rl_error_t kind, const char *msg)
     if (c->req != NULL && c->req->id[0] != '\0') {
         memcpy(id, c->req->id, sizeof(id));
     } else {
-        snprintf(id, sizeof(id), "%s%016llx", c->srv->id_prefix,
-                 (unsigned long long)++c->srv->id_seq);
+        rl_http_server_new_id(c->srv, id);
     }
     len = snprintf(body, sizeof(body),
                    "{\"error\":\"%s\",\"code\":\"%s\",\"trace_id\":\"%s\"}",
@@ -409,18 +408,7 @@ static int conn_dispatch(rl_http_conn_t *c)
     evbuffer_drain(in, c->consumed);
     c->consumed = 0;
     if (c->req->id[0] == '\0') {
-        /* prefix + 16 hex digits of the sequence, without printf. */
-        static const char hex[] = "0123456789abcdef";
-        size_t plen = strlen(s->id_prefix);
-        uint64_t seq = ++s->id_seq;
-        int k;
-
-        memcpy(c->req->id, s->id_prefix, plen);
-        for (k = 15; k >= 0; k--) {
-            c->req->id[plen + (size_t)k] = hex[seq & 15];
-            seq >>= 4;
-        }
-        c->req->id[plen + 16] = '\0';
+        rl_http_server_new_id(s, c->req->id);
     }
     if (s->draining) {
         c->req->keep_alive = 0;

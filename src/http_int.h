@@ -99,8 +99,6 @@ struct rl_http_server {
     int large_seen; /* a request of RL_HTTP_LARGE bytes or more was read */
     rl_http_req_t *req_pool[RL_HTTP_REQ_POOL]; /* free requests, reused */
     int nreq_pool;
-    char busy[256]; /* the 503 BUSY reply, built once from the error table */
-    int busy_len;
     /* Back-pressure: decisions of the requests in flight, [0] large and
      * [1] small ones (see rl_http_conn_release). At the cap a connection
      * whose request is complete is held (reading paused, in FIFO order)
@@ -109,6 +107,12 @@ struct rl_http_server {
     rl_http_conn_t *held_head, *held_tail;
     struct event *resume; /* serves held connections, from the loop */
 };
+
+/* http.c */
+
+/* Writes the next generated request id of s into id (RL_HTTP_ID_MAX
+ * bytes): the server's prefix and 16 hex digits of its sequence. */
+void rl_http_server_new_id(rl_http_server_t *s, char *id);
 
 /* http_conn.c */
 

@@ -31,6 +31,12 @@ int64_t rl_reply_retry_after_s(const rl_verdict_t *v)
     return s < 1 ? 1 : s;
 }
 
+/* See reply_int.h. */
+int rl_reply_no_retry(const rl_verdict_t *v)
+{
+    return v->policy == NULL || (v->override_deny && v->retry_after_ms <= 0);
+}
+
 /* Writes v in decimal into buf (len >= 21 bytes), NUL-terminated;
  * returns its length. printf costs more than the whole decision here. */
 static size_t fmt_i64(char *buf, int64_t v)
@@ -303,7 +309,7 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out)
         header_table[i].fmt(v, out[n].value, sizeof(out[n].value));
         n++;
     }
-    if (!v->allowed && (!v->override_deny || v->retry_after_ms > 0)) {
+    if (!v->allowed && !rl_reply_no_retry(v)) {
         memcpy(out[n].name, "Retry-After", sizeof("Retry-After"));
         fmt_i64(out[n].value, rl_reply_retry_after_s(v));
         n++;

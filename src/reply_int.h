@@ -12,6 +12,12 @@
 /* The Retry-After value of v: seconds rounded up, at least 1. */
 int64_t rl_reply_retry_after_s(const rl_verdict_t *v);
 
+/* 1 if v is a denial with no time after which a retry may pass: a deny
+ * override without ttl, or paths.unmatched's deny (no policy). It gets
+ * no Retry-After, and {retry_after}, {retry_after_human} stay as they
+ * are: no invented wait. */
+int rl_reply_no_retry(const rl_verdict_t *v);
+
 /* The deciding limit's requests, in decimal, into buf (len >= 21). */
 void rl_reply_fmt_limit(const rl_verdict_t *v, char *buf, size_t len);
 

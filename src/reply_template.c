@@ -57,17 +57,24 @@ typedef struct ph_ctx {
  * when c has no value for it (the placeholder is left as it is). */
 typedef int rl_placeholder_fn(const ph_ctx_t *c, char *buf, size_t len);
 
-/* {retry_after}: seconds, rounded up, at least 1 (as Retry-After). */
+/* {retry_after}: seconds, rounded up, at least 1 (as Retry-After); none
+ * for a denial without a retry time (reply_int.h). */
 static int ph_retry_after(const ph_ctx_t *c, char *buf, size_t len)
 {
+    if (rl_reply_no_retry(c->v)) {
+        return -1;
+    }
     snprintf(buf, len, "%lld", (long long)rl_reply_retry_after_s(c->v));
     return 0;
 }
 
 /* {retry_after_human}: "2 minutes", "45 seconds", never shorter than
- * the wait (util.h). */
+ * the wait (util.h); none where {retry_after} has none. */
 static int ph_retry_after_human(const ph_ctx_t *c, char *buf, size_t len)
 {
+    if (rl_reply_no_retry(c->v)) {
+        return -1;
+    }
     rl_human_duration_ms(c->v->retry_after_ms, buf, len);
     return 0;
 }

@@ -3,6 +3,8 @@
  * that newer clients can talk to older servers. */
 #include "request.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +64,49 @@ static int request_string(json_t *v, const char *name, const char **out,
     return 0;
 }
 
+int rl_request_ip_canon(const char *p, size_t len, char *buf)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    char tmp[RL_REQUEST_IP_MAX];
+    int af;
+
+    if (len >= sizeof(tmp)) {
+        return -1;
+    }
+    memcpy(tmp, p, len);
+    tmp[len] = '\0';
+    af = memchr(tmp, ':', len) != NULL ? AF_INET6 : AF_INET;
+    if (inet_pton(af, tmp, addr) != 1 ||
+        inet_ntop(af, addr, buf, RL_REQUEST_IP_MAX) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+/* An "ip" that is an address is keyed in its canonical form, as
+ * /v1/authorize keys it: obj's "ip" is replaced by that form, and
+ * req->ip borrows it. Anything else is kept as sent. Returns 0, or -1
+ * (out of memory) with err. */
+static int request_canon_ip(json_t *obj, rl_request_t *req,
+                            rl_request_error_t *err)
+{
+    char buf[RL_REQUEST_IP_MAX];
+    json_t *canon;
+
+    if (req->ip == NULL ||
+        rl_request_ip_canon(req->ip, strlen(req->ip), buf) != 0 ||
+        strcmp(buf, req->ip) == 0) {
+        return 0;
+    }
+    canon = json_string(buf);
+    if (canon == NULL || json_object_set_new(obj, "ip", canon) != 0) {
+        return request_fail(err, RL_ERR_INTERNAL, "%s",
+                            rl_error_message(RL_ERR_INTERNAL));
+    }
+    req->ip = json_string_value(canon);
+    return 0;
+}
+
 /* The optional string fields, read by one loop. */
 static const struct {
     const char *name;
@@ -74,7 +119,9 @@ static const struct {
 };
 
 /* Reads "headers": an object of string values, at most
- * RL_MAX_REQ_HEADERS. Names and values are borrowed from obj. */
+ * RL_MAX_REQ_HEADERS, no two names equal but for case (which of them a
+ * gateway meant is anyone's guess, as with a repeated HTTP header).
+ * Names and values are borrowed from obj. */
 static int request_headers(json_t *v, rl_request_t *req,
                            rl_request_error_t *err)
 {
@@ -104,6 +151,12 @@ static int request_headers(json_t *v, rl_request_t *req,
         if (h->value == NULL) {
             return request_fail(err, RL_ERR_INVALID_FIELD,
                                 "%s must be a string", field);
+        }
+        if (rl_header_find(req->headers, req->nheaders, name, NULL) != NULL) {
+            return request_fail(err, RL_ERR_INVALID_FIELD,
+                                "%s repeats another header's name (names are "
+                                "case-insensitive)",
+                                field);
         }
         h->name = name;
         h->name_len = strlen(name);
@@ -235,7 +288,8 @@ int rl_request_from_json(json_t *obj, rl_request_t *req,
         }
     }
 
-    if (request_headers(json_object_get(obj, "headers"), req, err) != 0) {
+    if (request_canon_ip(obj, req, err) != 0 ||
+        request_headers(json_object_get(obj, "headers"), req, err) != 0) {
         return -1;
     }
 
@@ -477,6 +531,27 @@ static int fast_members(fast_t *f, rl_request_t *req)
     }
 }
 
+/* request_canon_ip for the fast path: the canonical form is copied to
+ * the scratch; -1 when it has no room left (jansson's path then). */
+static int fast_canon_ip(fast_t *f, rl_request_t *req)
+{
+    char buf[RL_REQUEST_IP_MAX];
+    size_t n;
+
+    if (req->ip == NULL ||
+        rl_request_ip_canon(req->ip, strlen(req->ip), buf) != 0) {
+        return 0;
+    }
+    n = strlen(buf);
+    if ((size_t)(f->out_end - f->out) < n + 1) {
+        return -1;
+    }
+    memcpy(f->out, buf, n + 1);
+    req->ip = f->out;
+    f->out += n + 1;
+    return 0;
+}
+
 int rl_request_from_body(const char *body, size_t len, char *scratch,
                          size_t cap, rl_request_t *req)
 {
@@ -491,7 +566,7 @@ int rl_request_from_body(const char *body, size_t len, char *scratch,
         return -1;
     }
     fast_ws(&f);
-    if (f.p != f.end || req->path == NULL) {
+    if (f.p != f.end || req->path == NULL || fast_canon_ip(&f, req) != 0) {
         return -1;
     }
     return request_check_path(req, &err);

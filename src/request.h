@@ -73,6 +73,17 @@ int rl_request_from_body(const char *body, size_t len, char *scratch,
  * limited under the wrong policy. -1 if it has one. Pure. */
 int rl_request_path_safe(const char *path, size_t len);
 
+/* Room for an address in its canonical form, and the longest text read
+ * as one. */
+#define RL_REQUEST_IP_MAX 128
+
+/* Writes the address text p (len bytes) in its canonical form
+ * (inet_ntop: "2001:DB8:0::8" -> "2001:db8::8") into buf
+ * (RL_REQUEST_IP_MAX bytes), so that every spelling of one address is
+ * one key, whichever front end read it. 0, or -1 when it is not an IPv4
+ * or IPv6 address. Pure. */
+int rl_request_ip_canon(const char *p, size_t len, char *buf);
+
 /* Finds the first of the n headers named name, case-insensitively.
  * Returns its value (and length in *len if len is not NULL) or NULL.
  * Pure; shared by decision requests and parsed HTTP requests. */

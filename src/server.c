@@ -18,13 +18,17 @@ static rl_route_fn handle_ready;
 
 /* Route flags. */
 enum {
-    ROUTE_JSON = 1,  /* takes a JSON body (Content-Type checked) */
-    ROUTE_PREFIX = 2 /* every sub-path under path is routed here too */
+    ROUTE_JSON = 1,   /* takes a JSON body (Content-Type checked) */
+    ROUTE_PREFIX = 2, /* every sub-path under path is routed here too */
+    ROUTE_ADMIN = 4   /* exists only while admin is enabled: 404 otherwise,
+                       * whatever the method */
 };
 
-/* Whether callers must authenticate: RL_ROUTE_AUTH whenever auth.mode is
- * not "none"; 0, an open route unless listed in auth.protect_paths. */
+/* Who must authenticate: RL_ROUTE_AUTH, callers whenever auth.mode is not
+ * "none"; RL_ROUTE_ADMIN_KEY, the admin key; 0, an open route unless
+ * listed in auth.protect_paths. */
 #define RL_ROUTE_AUTH 1
+#define RL_ROUTE_ADMIN_KEY 2
 
 /* Every route: path, the one method it accepts (NULL: any), its flags,
  * its handler, and its auth column. Adding an endpoint is one line; a
@@ -42,13 +46,18 @@ static const struct route {
     {"/v1/decide/batch", "POST", ROUTE_JSON, rl_api_batch, RL_ROUTE_AUTH},
     {"/v1/authorize", NULL, ROUTE_PREFIX, rl_api_authorize, RL_ROUTE_AUTH},
     {"/metrics", "GET", 0, rl_api_metrics, 0},
-    {"/v1/admin/reset", "POST", ROUTE_JSON, rl_api_admin_reset, 0},
-    {"/v1/policies", "GET", 0, rl_api_policies, 0},
-    {"/v1/admin/overrides", "GET", 0, rl_api_overrides_list, 0},
-    {"/v1/admin/overrides", "PUT", ROUTE_JSON, rl_api_overrides_put, 0},
-    {"/v1/admin/overrides", "DELETE", ROUTE_JSON, rl_api_overrides_delete, 0},
-    {"/v1/admin/top", "GET", 0, rl_api_top, 0},
-    {"/ui", "GET", 0, rl_api_ui, 0},
+    {"/v1/admin/reset", "POST", ROUTE_ADMIN | ROUTE_JSON, rl_api_admin_reset,
+     RL_ROUTE_ADMIN_KEY},
+    {"/v1/policies", "GET", ROUTE_ADMIN, rl_api_policies, RL_ROUTE_ADMIN_KEY},
+    {"/v1/admin/overrides", "GET", ROUTE_ADMIN, rl_api_overrides_list,
+     RL_ROUTE_ADMIN_KEY},
+    {"/v1/admin/overrides", "PUT", ROUTE_ADMIN | ROUTE_JSON,
+     rl_api_overrides_put, RL_ROUTE_ADMIN_KEY},
+    {"/v1/admin/overrides", "DELETE", ROUTE_ADMIN | ROUTE_JSON,
+     rl_api_overrides_delete, RL_ROUTE_ADMIN_KEY},
+    {"/v1/admin/top", "GET", ROUTE_ADMIN, rl_api_top, RL_ROUTE_ADMIN_KEY},
+    /* The page holds no secret: its scripts send the key (api_ui.c). */
+    {"/ui", "GET", ROUTE_ADMIN, rl_api_ui, 0},
 };
 
 /* ---------------------------------------------------------------------
@@ -165,15 +174,21 @@ void rl_server_handle(rl_http_req_t *req, void *arg)
             path_only = &routes[i];
         }
     }
-    if (found == NULL && path_only != NULL) {
-        route_method_not_allowed(req, path_only);
-        return;
-    }
-    if (found == NULL) {
+    /* A disabled admin path is unknown: no 405 or 415 tells it exists. */
+    if ((found == NULL && path_only == NULL) ||
+        (((found != NULL ? found : path_only)->flags & ROUTE_ADMIN) &&
+         !rl_api_admin_enabled(w))) {
         rl_api_error(req, RL_ERR_NOT_FOUND, NULL);
         return;
     }
-    if (!rl_server_caller_ok(w, req, found->auth)) {
+    if (found == NULL) {
+        route_method_not_allowed(req, path_only);
+        return;
+    }
+    /* Who the client is comes before what it sent: 401 before 415. */
+    if (!rl_server_caller_ok(w, req, found->auth == RL_ROUTE_AUTH) ||
+        (found->auth == RL_ROUTE_ADMIN_KEY &&
+         !rl_api_admin_authorized(w, req))) {
         return;
     }
     if ((found->flags & ROUTE_JSON) &&

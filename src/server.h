@@ -28,8 +28,13 @@ rl_route_fn rl_api_overrides_delete; /* DELETE /v1/admin/overrides (admin) */
 rl_route_fn rl_api_top;              /* GET /v1/admin/top (admin) */
 rl_route_fn rl_api_ui;               /* GET /ui: the status page */
 
+/* 1 while the admin endpoints exist ("admin": {"enabled": true} with a
+ * key). api_admin.c; worker thread. */
+int rl_api_admin_enabled(const struct rl_worker *w);
+
 /* 1 if req may use the admin endpoints; otherwise it has been answered
- * (404 while admin is disabled, 401 without the right bearer key).
+ * (404 while admin is disabled, 401 without the right bearer key). The
+ * router calls it for every admin route, before the Content-Type check.
  * api_admin.c; worker thread. */
 int rl_api_admin_authorized(struct rl_worker *w, rl_http_req_t *req);
 

@@ -46,6 +46,46 @@ def test_admin_off_by_default():
                           404, "NOT_FOUND")
 
 
+# Every admin path, a method it does not take, and one it takes without
+# a JSON Content-Type (None: it takes no body).
+_ADMIN_PATHS = (("/v1/admin/reset", "GET", "POST"), ("/v1/policies", "POST", None),
+                ("/v1/admin/overrides", "PATCH", "PUT"), ("/v1/admin/overrides", "POST", "DELETE"),
+                ("/v1/admin/top", "POST", None), ("/ui", "POST", None))
+
+
+def test_admin_off_whatever_the_method_or_content_type():
+    """While admin is off, an admin path is unknown to every request: a
+    wrong method, or PUT/DELETE/POST without a JSON Content-Type, is 404
+    too, not 405 or 415 (which would tell the endpoint exists)."""
+    for cfg in (_cfg(), _cfg(admin=_admin(enabled=False))):
+        with service(cfg, "memory") as svc:
+            for path, wrong, json_method in _ADMIN_PATHS:
+                r = svc.request(wrong, path, headers=_auth())
+                _assert_error(r, 404, "NOT_FOUND")
+                eq(r.header("Allow"), None, "Allow on %s %s" % (wrong, path))
+                if json_method is not None:
+                    _assert_error(svc.request(json_method, path, body=b"{}", headers=_auth()),
+                                  404, "NOT_FOUND")
+
+
+def test_admin_key_checked_before_content_type():
+    """With admin on, the key comes before the body: without it, a PUT,
+    DELETE or POST without a JSON Content-Type is 401, not 415; with it,
+    415. A wrong method stays 405 with Allow (the route is public)."""
+    with service(_cfg(admin=_admin()), "memory") as svc:
+        for path, wrong, json_method in _ADMIN_PATHS:
+            r = svc.request(wrong, path)
+            _assert_error(r, 405, "METHOD_NOT_ALLOWED")
+            check(r.header("Allow"), "Allow on %s %s" % (wrong, path))
+            if json_method is None:
+                continue
+            _assert_error(svc.request(json_method, path, body=b"{}"), 401, "AUTH_002")
+            _assert_error(svc.request(json_method, path, body=b"{}", headers=_auth("nope")),
+                          401, "AUTH_001")
+            _assert_error(svc.request(json_method, path, body=b"{}", headers=_auth()),
+                          415, "UNSUPPORTED_MEDIA_TYPE")
+
+
 def test_admin_requires_the_bearer_key():
     """No Authorization: 401 AUTH_002; another key or scheme: 401 AUTH_001 /
     AUTH_002; each with WWW-Authenticate. Nothing is reset."""

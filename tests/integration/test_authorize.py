@@ -13,7 +13,7 @@ import json
 import time
 
 from harness import (STORES, between, check, check_config, config, eq, limit, parametrize,
-                     policy, service,
+                     policy, raw_http, service,
                      wait_until, SLOW)
 
 DENY = {"status": 429, "body": {"success": False, "message": "Too many attempts."}}
@@ -152,6 +152,67 @@ def test_authorize_ip_user_header():
         eq(_auth(svc, p, X_Tenant_Id="t", rate_limit_test="match").status, 429,
            "test header second")
         _allowed(_auth(svc, p, X_Tenant_Id="t"), "without the test header")
+
+
+def _raw_auth(svc, headers):
+    """GET /v1/authorize with headers, a list of (name, value): names may
+    repeat."""
+    head = "".join("%s: %s\r\n" % h for h in headers)
+    return raw_http(svc.port, ("GET /v1/authorize HTTP/1.1\r\nHost: t\r\n%s"
+                               "Connection: close\r\n\r\n" % head).encode())
+
+
+def test_authorize_repeated_identity_header_refused():
+    """A method, URI, tenant or user header on two lines is 400 VAL_002
+    naming it, whichever copy came first (a client's line before the
+    proxy's must not pick the policy or the bucket), and nothing is
+    counted. In a /v1/decide "headers" object, two names equal but for
+    case are 422 VAL_002 likewise."""
+    cfg = dict(CFG, forward_auth={"user_header": "X-User-Id"})
+    with service(cfg, "memory") as svc:
+        good = [("X-Original-Method", "POST"), ("X-Original-URI", "/sites/a"),
+                ("X-Tenant-Id", "t"), ("X-User-Id", "u")]
+        for name, other in (("x-original-method", "GET"), ("x-original-uri", "/free"),
+                            ("x-tenant-id", "t2"), ("x-user-id", "u")):
+            for first in (True, False):
+                hdrs = list(good)
+                at = [h[0].lower() for h in hdrs].index(name)
+                hdrs.insert(at if first else at + 1, (name.upper(), other))
+                r = _raw_auth(svc, hdrs)
+                eq((r.status, r.json["code"], r.json["error"]),
+                   (400, "VAL_002", "%s appears more than once" % name),
+                   "%s repeated (extra copy %s)" % (name, "first" if first else "last"))
+        _allowed(_raw_auth(svc, good), "the first clean request: nothing was counted")
+        eq(_raw_auth(svc, good).status, 429, "the second")
+
+        r = svc.decide(path="/key/x", headers={"x-api-key": "k1", "X-Api-Key": "k2"})
+        eq((r.status, r.json["code"], r.json["error"]),
+           (422, "VAL_002",
+            "headers.X-Api-Key repeats another header's name (names are case-insensitive)"),
+           "case variants in /v1/decide headers")
+        eq(svc.verdict(path="/key/x", headers={"X-Api-Key": "k1"})["remaining"], 0,
+           "k1 not counted before")
+
+
+def test_decide_ip_keyed_like_authorize():
+    """/v1/decide keys an "ip" that is an address in the canonical form
+    /v1/authorize uses, so one address spelled two ways, on either
+    endpoint, is one bucket; an "ip" that is no address is keyed as
+    sent."""
+    with service(CFG, "memory") as svc:
+        _allowed(_auth(svc, X_Original_Method="GET", X_Original_URI="/ip/v6",
+                       X_Forwarded_For="2001:DB8:0::8"), "authorize, first")
+        for spelling in ("2001:db8::8", "2001:DB8::8", "2001:db8:0:0:0:0:0:8"):
+            eq(svc.verdict(path="/ip/v6", ip=spelling)["allowed"], False,
+               "decide %s after authorize" % spelling)
+        eq(svc.verdict(path="/ip/v4", ip="::FFFF:203.0.113.9")["allowed"], True, "mapped, first")
+        eq(svc.verdict(path="/ip/v4", ip="::ffff:203.0.113.9")["allowed"], False,
+           "mapped, another spelling")
+        eq(_auth(svc, X_Original_Method="GET", X_Original_URI="/ip/v4",
+                 X_Forwarded_For="::ffff:203.0.113.9").status, 429, "authorize, same bucket")
+        eq(svc.verdict(path="/ip/x", ip="not-an-ip")["allowed"], True, "no address, first")
+        eq(svc.verdict(path="/ip/x", ip="not-an-ip")["allowed"], False, "no address, again")
+        eq(svc.verdict(path="/ip/x", ip="NOT-AN-IP")["allowed"], True, "no address: as sent")
 
 
 def test_authorize_client_ip_sources():

@@ -483,7 +483,9 @@ def test_idle_timeout_closes_keepalive():
 
 def test_max_connections_refused_not_queued():
     """With max_connections 5 (one worker), a 6th connection gets 503 BUSY
-    at once and is closed; once one closes, a new one is served."""
+    at once and is closed, with a request id of its own like every reply
+    (X-Request-Id, repeated as trace_id); once one closes, a new one is
+    served."""
     cfg = config(policy("p", "/*", [limit(1000, "1m")]), workers=1,
                  http={"max_connections": 5})
     with service(cfg, "memory") as svc:
@@ -495,14 +497,23 @@ def test_max_connections_refused_not_queued():
                 s.settimeout(5 * SLOW)
                 check(s.recv(4096).startswith(b"HTTP/1.1 200 "), "held connection served")
                 held.append(s)
+            ids = set()
             for _ in range(3):
                 s = _open(svc.port)
                 t0 = time.monotonic()
                 data, closed = _read_all(s, 5.0 * SLOW)
                 s.close()
                 check(data.startswith(b"HTTP/1.1 503 "), "excess connection got %r" % data[:60])
-                check(b'"code":"BUSY"' in data, "BUSY code in %r" % data)
                 check(closed and time.monotonic() - t0 < 1.0 * SLOW, "refused at once")
+                head, _, body = data.partition(b"\r\n\r\n")
+                rid = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"x-request-id:")]
+                eq(len(rid), 1, "one X-Request-Id in %r" % head)
+                err = json.loads(body.decode())
+                eq((err["code"], err["trace_id"]), ("BUSY", rid[0].decode()),
+                   "BUSY code and trace_id")
+                ids.add(rid[0])
+            eq(len(ids), 3, "a new request id per refusal")
             held.pop().close()
 
             def served():

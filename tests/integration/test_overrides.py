@@ -182,6 +182,34 @@ def test_admin_deny_override_retry_is_its_ttl():
                store + ": no rate-limit counts")
 
 
+def test_deny_override_without_ttl_has_no_retry_time():
+    """A suspension without a ttl has no retry time, and says so the same
+    way everywhere: no Retry-After (decide's headers and authorize's),
+    retry_after_ms 0, and the body's {retry_after} / {retry_after_human}
+    left as they are, not "1 second". With a ttl, header and body agree
+    on its time."""
+    body = {"m": "wait {retry_after} / {retry_after_human}"}
+    auth = {"X-User-Id": "u", "X-Original-Method": "GET", "X-Original-URI": "/api/x"}
+    with service(_cfg(workers=1), "memory") as svc:  # one worker: seen at once
+        _put(svc, {"policy": "tenants", "key": {"tenant": "s"},
+                   "deny": {"status": 403, "body": body}})
+        _put(svc, {"policy": "tenants", "key": {"tenant": "t"}, "ttl": "90s",
+                   "deny": {"status": 403, "body": body}})
+        v = _decide(svc, "s")
+        eq((v["allowed"], v["status"], v["retry_after_ms"], v["headers"], v["body"]),
+           (False, 403, 0, {}, body), "decide, no ttl")
+        r = svc.d.request("GET", "/v1/authorize", headers=dict(auth, **{"X-Tenant-Id": "s"}))
+        eq((r.status, r.header("Retry-After"), r.json), (403, None, body), "authorize, no ttl")
+
+        v = _decide(svc, "t")
+        retry = v["headers"]["Retry-After"]
+        between(int(retry), 85, 91, "Retry-After with a ttl")
+        eq(v["body"], {"m": "wait %s / 2 minutes" % retry}, "decide body with a ttl")
+        r = svc.d.request("GET", "/v1/authorize", headers=dict(auth, **{"X-Tenant-Id": "t"}))
+        eq((r.status, r.json["m"].split(" ")[1]), (403, r.header("Retry-After")),
+           "authorize: body and Retry-After agree")
+
+
 def test_admin_overrides_survive_restarting_every_replica():
     """Stored in Redis: both replicas apply it again after both restarted."""
     with service(_cfg(), "redis", instances=2) as svc:

@@ -839,6 +839,39 @@ START_TEST(test_decision_override)
 }
 END_TEST
 
+/* A deny override without ttl (and the unmatched deny) has no retry
+ * time: no Retry-After, and the body's retry placeholders stay as they
+ * are rather than claim "1 second"; with a ttl both give its time. */
+START_TEST(test_deny_without_retry_time)
+{
+    static const char in[] = "wait {retry_after} / {retry_after_human}";
+    rl_limit_t l = {RL_ALGO_FIXED_WINDOW, 1000, 60000, 1000, 0, "f1m"};
+    rl_policy_t p = make_policy("tenants", RL_HEADERS_X_RATELIMIT);
+    rl_verdict_t v = make_verdict(&p, &l, 0, 0, 0, 0);
+    rl_reply_header_t out[RL_REPLY_MAX_HEADERS];
+    char *s;
+
+    v.override_deny = 1;
+    ck_assert_int_eq(rl_reply_headers(&v, out), 0);
+    s = rl_reply_template(in, &v);
+    ck_assert_str_eq(s, in);
+    free(s);
+
+    v.retry_after_ms = 90500; /* the override expires in 90.5 s */
+    ck_assert_int_eq(rl_reply_headers(&v, out), 1);
+    ck_assert_str_eq(out[0].name, "Retry-After");
+    ck_assert_str_eq(out[0].value, "91");
+    s = rl_reply_template(in, &v);
+    ck_assert_str_eq(s, "wait 91 / 2 minutes");
+    free(s);
+
+    v = make_verdict(NULL, NULL, 0, 0, 0, 0);
+    s = rl_reply_template(in, &v);
+    ck_assert_str_eq(s, in);
+    free(s);
+}
+END_TEST
+
 /* Every test case of this file. */
 static Suite *reply_suite(void)
 {
@@ -880,6 +913,7 @@ static Suite *reply_suite(void)
     tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0,
                         2 * 4 * 4 * 32);
     tcase_add_test(tc, test_decision_override);
+    tcase_add_test(tc, test_deny_without_retry_time);
     suite_add_tcase(s, tc);
     return s;
 }

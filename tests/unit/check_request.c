@@ -139,6 +139,10 @@ static const struct {
      "VAL_002", "headers.x-bar must be a string"},
     {"{\"path\": \"/a\", \"headers\": {\"x-foo\": \"a\\u0000b\"}}", "VAL_002",
      "headers.x-foo contains a NUL byte"},
+    {"{\"path\": \"/a\", \"headers\": {\"x-foo\": \"1\", \"X-Foo\": \"2\"}}",
+     "VAL_002",
+     "headers.X-Foo repeats another header's name (names are "
+     "case-insensitive)"},
     {"{\"path\": \"/a\", \"cost\": -1}", "VAL_002",
      "cost must be an integer from 0 to 1000000000"},
     {"{\"path\": \"/a\", \"cost\": 1000000001}", "VAL_002",
@@ -482,6 +486,40 @@ static int fast_check(const char *text, size_t len)
     return 1;
 }
 
+/* "ip" as sent -> as keyed: an address canonically, as /v1/authorize
+ * keys it (one bucket per address); anything else as sent. */
+static const struct {
+    const char *ip;
+    const char *want;
+} ip_rows[] = {
+    {"2001:DB8:0::8", "2001:db8::8"},
+    {"0:0:0:0:0:0:0:1", "::1"},
+    {"::FFFF:1.2.3.4", "::ffff:1.2.3.4"},
+    {"::a0a:a0a", "::10.10.10.10"}, /* longer than sent */
+    {"203.0.113.7", "203.0.113.7"},
+    {"not-an-ip", "not-an-ip"},
+    {" 10.0.0.1", " 10.0.0.1"},
+    {"010.000.000.001", "010.000.000.001"},
+};
+
+/* Both paths (jansson and the fast one) key the same ip. */
+START_TEST(test_ip_canonical)
+{
+    char text[128];
+    rl_request_t req;
+    rl_request_error_t err;
+    json_t *obj;
+
+    snprintf(text, sizeof(text), "{\"path\": \"/x\", \"ip\": \"%s\"}",
+             ip_rows[_i].ip);
+    obj = body(text);
+    ck_assert_int_eq(rl_request_from_json(obj, &req, &err), 0);
+    ck_assert_str_eq(req.ip, ip_rows[_i].want);
+    json_decref(obj);
+    ck_assert(fast_check(text, strlen(text)));
+}
+END_TEST
+
 START_TEST(test_fast_rows)
 {
     const char *t = fast_rows[_i].json;
@@ -572,6 +610,8 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_path_normalize_idempotent);
     tcase_add_loop_test(tc, test_fast_rows, 0,
                         (int)(sizeof(fast_rows) / sizeof(fast_rows[0])));
+    tcase_add_loop_test(tc, test_ip_canonical, 0,
+                        sizeof(ip_rows) / sizeof(ip_rows[0]));
     tcase_add_test(tc, test_fast_tables);
     tcase_add_test(tc, test_fast_mutations);
     suite_add_tcase(s, tc);
