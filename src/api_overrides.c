@@ -226,6 +226,13 @@ static void ovr_change(rl_worker_t *w, rl_http_req_t *req, int put)
     if (put && ovr_ttl(req, body, &op.expires_at) != 0) {
         goto done;
     }
+    if (put && rl_override_retry_unfillable(&o, p, op.expires_at)) {
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "deny: %s", rl_override_no_retry_msg);
+        rl_api_error(req, RL_ERR_INVALID_FIELD, msg);
+        goto done;
+    }
     ch = calloc(1, sizeof(*ch));
     field = rl_override_field(&o);
     if (ch == NULL || field == NULL) {

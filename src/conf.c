@@ -241,9 +241,16 @@ static int conf_paths_check(conf_ctx_t *c, const char *path, json_t *v,
                             void *base)
 {
     rl_conf_paths_t *pc = base;
+    char sub[CONF_PATH_MAX];
 
     if (pc->deny_body != NULL) {
-        return 0;
+        if (!conf_body_uses_retry(pc->deny_body)) {
+            return 0;
+        }
+        conf_path_field(sub, sizeof(sub), path, "deny.body");
+        return conf_fail(c, sub,
+                         "an unmatched path is denied for good: there is no "
+                         "retry time for {retry_after} or {retry_after_human}");
     }
     pc->deny_body = json_pack("{s:s, s:s}", "error",
                               rl_error_message(RL_ERR_UNKNOWN_POLICY), "code",

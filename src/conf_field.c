@@ -537,6 +537,40 @@ int conf_sha256(conf_ctx_t *c, const char *path, json_t *v, void *dst,
     return 0;
 }
 
+/* See conf_field.h. */
+int conf_body_uses_retry(const json_t *body)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (body == NULL) {
+        return 0;
+    }
+    switch (json_typeof(body)) {
+    case JSON_STRING:
+        return strstr(json_string_value(body), "{retry_after}") != NULL ||
+               strstr(json_string_value(body), "{retry_after_human}") != NULL;
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)body, key, item)
+        {
+            if (conf_body_uses_retry(item)) {
+                return 1;
+            }
+        }
+        return 0;
+    case JSON_ARRAY:
+        json_array_foreach(body, i, item)
+        {
+            if (conf_body_uses_retry(item)) {
+                return 1;
+            }
+        }
+        return 0;
+    default: return 0;
+    }
+}
+
 /* "deny.body": any JSON value, deep-copied into *(json_t **)dst. */
 int conf_json(conf_ctx_t *c, const char *path, json_t *v, void *dst,
               const void *arg)

@@ -139,6 +139,11 @@ conf_parse_fn conf_sha256;      /* char *, 64 hex digits, lower-cased */
 conf_parse_fn conf_file;        /* char *, a readable file's path */
 conf_parse_fn conf_json;        /* json_t *, any value, deep-copied */
 
+/* 1 if a string of deny body (NULL: the default body) uses
+ * {retry_after} or {retry_after_human}, which a denial without a retry
+ * time (a deny override without ttl, paths.unmatched) cannot fill. */
+int conf_body_uses_retry(const json_t *body);
+
 /* Looks s up in e; returns the item or NULL. */
 const conf_enum_item_t *conf_enum_find(const conf_enum_t *e, const char *s);
 

@@ -64,6 +64,19 @@ static int ovr_parse_key(conf_ctx_t *c, const rl_policy_t *p, const char *path,
     return 0;
 }
 
+const char rl_override_no_retry_msg[] =
+    "without a ttl there is no retry time: the body (or the policy's deny "
+    "body it falls back to) cannot use {retry_after} or {retry_after_human}";
+
+/* See override.h. */
+int rl_override_retry_unfillable(const rl_override_t *o, const rl_policy_t *p,
+                                 int64_t expires_at)
+{
+    return o->limits == NULL && expires_at == 0 &&
+           conf_body_uses_retry(o->deny_body != NULL ? o->deny_body
+                                                     : p->deny_body);
+}
+
 /* "deny": {"status": 400..599 (default the policy's), "body": any}. */
 static int ovr_parse_deny(conf_ctx_t *c, const rl_policy_t *p, const char *path,
                           json_t *v, rl_override_t *o)
@@ -149,6 +162,12 @@ int rl_override_parse(const rl_policy_t *p, json_t *obj, const char *path,
     } else {
         conf_path_field(sub, sizeof(sub), path, "deny");
         if (ovr_parse_deny(&c, p, sub, deny, out) != 0) {
+            goto err;
+        }
+        /* A config override has no ttl (the admin API checks its own
+         * with rl_override_retry_unfillable). */
+        if (!allow_extra && rl_override_retry_unfillable(out, p, 0)) {
+            conf_fail(&c, sub, "%s", rl_override_no_retry_msg);
             goto err;
         }
     }

@@ -701,7 +701,6 @@ static const conf_field_t policy_fields[] = {
     {"match", conf_sub, 0, 1, &match_table, NULL, NULL},
     {"key", conf_key, 0, 0, NULL, NULL, conf_free_key},
     {"limits", conf_policy_limits, 0, 1, NULL, NULL, conf_free_policy_limits},
-    {"overrides", conf_overrides, 0, 0, NULL, NULL, conf_free_overrides},
     {"test", conf_sub_new, offsetof(rl_policy_t, test), 0, &test_alloc, NULL,
      NULL},
     {"headers", conf_enum, offsetof(rl_policy_t, headers), 0, &enum_headers,
@@ -709,6 +708,9 @@ static const conf_field_t policy_fields[] = {
     {"failure_mode", conf_enum, offsetof(rl_policy_t, failure_open), 0,
      &enum_failure, "\"open\"", NULL},
     {"deny", conf_sub, 0, 0, &deny_table, NULL, NULL},
+    /* After "deny": a deny override's status defaults to the policy's, and
+     * its body falls back to the policy's. */
+    {"overrides", conf_overrides, 0, 0, NULL, NULL, conf_free_overrides},
     {"unavailable", conf_sub_new, offsetof(rl_policy_t, unavailable), 0,
      &unavailable_alloc, NULL, NULL},
     {"mode", conf_enum, offsetof(rl_policy_t, shadow), 0, &enum_mode, NULL,

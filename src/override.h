@@ -108,6 +108,14 @@ void rl_override_clear(rl_override_t *o);
 /* Frees a policy's config overrides and the set; NULL is fine. */
 void rl_override_set_free(rl_override_set_t *set);
 
+/* 1 if deny override o of policy p, expiring at expires_at (unix s; 0:
+ * never), has no retry time for the {retry_after} or
+ * {retry_after_human} its body (or p's it falls back to) uses; such an
+ * override is refused, with rl_override_no_retry_msg. */
+int rl_override_retry_unfillable(const rl_override_t *o, const rl_policy_t *p,
+                                 int64_t expires_at);
+extern const char rl_override_no_retry_msg[];
+
 /* Parses an override object for policy p: "key" (required: an object of
  * 1..8 of p's key specs to non-empty strings), then "limits" (through the
  * policy limits parser) or "deny" {"status" 400..599, "body"}; other

@@ -2,11 +2,15 @@
 (PUT / GET / DELETE /v1/admin/overrides, behind the admin key), shared by
 every replica through the store, on the Redis and the memory store."""
 
+import copy
 import hashlib
+import json
+import os
+import tempfile
 import time
 
-from harness import (SLOW, between, check, config, eq, limit, metric, policy, scrape, service,
-                     wait_until)
+from harness import (SLOW, between, check, config, eq, limit, metric, policy, run_binary, scrape,
+                     service, wait_until)
 
 KEY = "override-admin-key-0123456789"
 AUTH = {"Authorization": "Bearer " + KEY}
@@ -183,25 +187,48 @@ def test_admin_deny_override_retry_is_its_ttl():
 
 
 def test_deny_override_without_ttl_has_no_retry_time():
-    """A suspension without a ttl has no retry time, and says so the same
-    way everywhere: no Retry-After (decide's headers and authorize's),
-    retry_after_ms 0, and the body's {retry_after} / {retry_after_human}
-    left as they are, not "1 second". With a ttl, header and body agree
-    on its time."""
+    """A suspension without a ttl lasts until lifted, so it has no retry
+    time: no Retry-After (decide's headers and authorize's), retry_after_ms
+    0, and a body that would need one ({retry_after},
+    {retry_after_human}, its own or the policy's it falls back to) is
+    refused, at load for a config override, with 422 for an admin PUT.
+    Its status defaults to the policy's deny.status. With a ttl, header
+    and body agree on its time."""
     body = {"m": "wait {retry_after} / {retry_after_human}"}
     auth = {"X-User-Id": "u", "X-Original-Method": "GET", "X-Original-URI": "/api/x"}
-    with service(_cfg(workers=1), "memory") as svc:  # one worker: seen at once
+    cfg = _cfg(workers=1)  # one worker: seen at once
+    cfg["policies"][0]["deny"] = {"status": 403, "body": body}
+    bad = copy.deepcopy(cfg)
+    bad["policies"][0]["overrides"] = [{"key": {"tenant": "s"}, "deny": {}}]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "c.json")
+        with open(path, "w") as f:
+            json.dump(bad, f)
+        rc, _, err = run_binary(["--check-config", path])
+        eq(rc, 1, "a config override inheriting a retry placeholder: exit code")
+        check("policies[0].overrides[0].deny: without a ttl there is no retry time" in err,
+              "its error names the override (%r)" % err)
+    cfg["policies"][0]["overrides"] = [{"key": {"tenant": "c"}, "deny": {"body": {"m": "no"}}}]
+    with service(cfg, "memory") as svc:
+        r = svc.d.request("PUT", URL, json_body={"policy": "tenants", "key": {"tenant": "s"},
+                                                 "deny": {"status": 403, "body": body}},
+                          headers=AUTH)
+        eq((r.status, r.json.get("code")), (422, "VAL_002"), "PUT without a ttl (%r)" % r.body)
         _put(svc, {"policy": "tenants", "key": {"tenant": "s"},
-                   "deny": {"status": 403, "body": body}})
+                   "deny": {"status": 403, "body": {"m": "suspended"}}})
         _put(svc, {"policy": "tenants", "key": {"tenant": "t"}, "ttl": "90s",
                    "deny": {"status": 403, "body": body}})
         v = _decide(svc, "s")
         eq((v["allowed"], v["status"], v["retry_after_ms"], v["headers"], v["body"]),
-           (False, 403, 0, {}, body), "decide, no ttl")
+           (False, 403, 0, {}, {"m": "suspended"}), "decide, no ttl")
         r = svc.d.request("GET", "/v1/authorize", headers=dict(auth, **{"X-Tenant-Id": "s"}))
-        eq((r.status, r.header("Retry-After"), r.json), (403, None, body), "authorize, no ttl")
+        eq((r.status, r.header("Retry-After"), r.json), (403, None, {"m": "suspended"}),
+           "authorize, no ttl")
+        v = _decide(svc, "c")
+        eq((v["status"], v["body"]), (403, {"m": "no"}), "config override: the policy's status")
 
         v = _decide(svc, "t")
+        check("Retry-After" in v["headers"], "a ttl: Retry-After (%r)" % v)
         retry = v["headers"]["Retry-After"]
         between(int(retry), 85, 91, "Retry-After with a ttl")
         eq(v["body"], {"m": "wait %s / 2 minutes" % retry}, "decide body with a ttl")

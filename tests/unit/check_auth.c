@@ -897,6 +897,10 @@ static const struct {
      "auth.failure_window: \"soon\" is not a duration"},
     {"{\"auth\": {\"protect_paths\": [\"metrics\"]}, \"policies\": []}",
      "auth.protect_paths[0]: must be a path starting with \"/\""},
+    {"{\"paths\": {\"unmatched\": \"deny\", \"deny\": {\"body\": {\"e\": "
+     "\"wait {retry_after}s\"}}}, \"policies\": []}",
+     "paths.deny.body: an unmatched path is denied for good: there is no "
+     "retry time for {retry_after} or {retry_after_human}"},
     {"{\"auth\": {\"protect_paths\": [\"/metrics\"]}, \"policies\": []}",
      "auth.protect_paths: only applies with auth mode \"hmac\" or \"bearer\""},
     {CALLERS_PROTECT("\"/ready?full=1\""),

@@ -96,6 +96,9 @@ static const struct {
      "\"a\"}, \"deny\": {}}]",
      "policies[0].overrides[1]: same key as overrides[0]"},
     {"{}", "policies[0].overrides: must be an array"},
+    {"[{\"key\": {\"tenant\": \"a\"}, \"deny\": {\"body\": {\"m\": "
+     "[\"in {retry_after_human}\"]}}}]",
+     "policies[0].overrides[0].deny: without a ttl there is no retry time"},
 };
 
 START_TEST(test_config_overrides_refused)
