@@ -395,7 +395,13 @@ static int conn_dispatch(rl_http_conn_t *c)
                 return -1;
             }
             evbuffer_ptr_set(in, &at, c->head_len, EVBUFFER_PTR_SET);
-            evbuffer_copyout_from(in, &at, c->body.data, n);
+            if (evbuffer_copyout_from(in, &at, c->body.data, n) !=
+                (ev_ssize_t)n) {
+                /* conn_parse saw the whole body: never, but a short copy
+                 * must not pass off stale bytes as the request's. */
+                conn_fail(c, RL_ERR_INTERNAL, NULL);
+                return -1;
+            }
         }
         c->body.len = n;
         c->consumed = c->head_len + n;
@@ -624,6 +630,8 @@ static int conn_parse(rl_http_conn_t *c)
     if (c->chunked) {
         return conn_read_chunked(c, in);
     }
+    /* Again: reading the head drained the empty lines before it. */
+    len = evbuffer_get_length(in);
     return c->content_length <= 0 ||
            len >= c->head_len + (size_t)c->content_length;
 }

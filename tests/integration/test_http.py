@@ -281,3 +281,39 @@ def test_empty_lines_before_a_request_line_are_ignored():
         finally:
             s.close()
         _check_refused(out, "five empty lines")
+
+
+def test_body_after_empty_lines_waits_for_its_last_bytes():
+    """A request after empty lines whose body arrives in two writes, split
+    within the bytes those lines took: nothing is answered until the body
+    is complete, and then the request is decided on its own bytes (the
+    body buffer is reused across requests; a stale tail once passed for
+    the missing bytes, and the late ones started a bogus request)."""
+    def post(name, rid):
+        body = json.dumps({"path": "/x", "tenant": "t", "policy": name}).encode()
+        return (("POST /v1/decide HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 "X-Request-Id: %s\r\nContent-Length: %d\r\n\r\n" % (rid, len(body))).encode()
+                + body)
+
+    with service(CFG, "memory") as svc:
+        s = _open(svc.port)
+        try:
+            s.sendall(post("SECRETZZ", "b1"))
+            first, rest = _replies(s, 1, 5.0)
+            msg = post("AAAAAAAA", "b2")
+            s.sendall(b"\r\n\r\n" + msg[:-4])
+            s.settimeout(0.5 * SLOW)
+            try:
+                early = s.recv(65536)
+            except socket.timeout:
+                early = b""
+            s.settimeout(10.0 * SLOW)
+            s.sendall(msg[-4:])
+            second, rest = _replies(s, 1, 5.0)
+        finally:
+            s.close()
+        eq(early, b"", "no reply before the body is complete")
+        eq(rest, b"", "nothing after the reply")
+        eq([r[:2] for r in first + second], [(422, "b1"), (422, "b2")], "the two replies")
+        check(b"AAAAAAAA" in second[0][2] and b"ZZ" not in second[0][2],
+              "decided on its own body (%r)" % second[0][2])
