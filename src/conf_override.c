@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "override.h"
+#include "request.h"
 
 #define CONF_MAX_OVERRIDES 1024
 
@@ -25,12 +26,14 @@ static int ovr_key_index(const rl_policy_t *p, const char *spec)
     return -1;
 }
 
-/* "key": 1..8 of p's key specs, each to a non-empty string. */
+/* "key": 1..8 of p's key specs, each to a non-empty string; an "ip"
+ * that is an address is kept in the canonical form requests are keyed
+ * by (rl_request_ip_canon), so any spelling of it matches. */
 static int ovr_parse_key(conf_ctx_t *c, const rl_policy_t *p, const char *path,
                          json_t *v, rl_override_t *o)
 {
-    char sub[CONF_PATH_MAX];
-    const char *spec;
+    char sub[CONF_PATH_MAX], ip[RL_REQUEST_IP_MAX];
+    const char *spec, *text;
     json_t *val;
 
     if (!json_is_object(v) || json_object_size(v) < 1 ||
@@ -53,12 +56,18 @@ static int ovr_parse_key(conf_ctx_t *c, const rl_policy_t *p, const char *path,
         if (!json_is_string(val) || json_string_length(val) == 0) {
             return conf_fail(c, sub, "must be a non-empty string");
         }
+        text = json_string_value(val);
         f->len = json_string_length(val);
+        if (p->key[f->index].kind == RL_KEY_IP &&
+            rl_request_ip_canon(text, f->len, ip) == 0) {
+            text = ip;
+            f->len = strlen(ip);
+        }
         f->value = malloc(f->len + 1);
         if (f->value == NULL) {
             return conf_fail(c, sub, "out of memory");
         }
-        memcpy(f->value, json_string_value(val), f->len + 1);
+        memcpy(f->value, text, f->len + 1);
         o->nfields++;
     }
     return 0;

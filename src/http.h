@@ -35,7 +35,9 @@ typedef struct rl_http_req {
     int nheaders;
     const char *body; /* body_len bytes, not NUL terminated */
     size_t body_len;
-    int keep_alive;
+    int keep_alive;          /* 0: close after the reply; 1: persistent; 2: an
+                                HTTP/1.0 request that asked for keep-alive, which
+                                the reply must then say */
     int64_t start_us;        /* monotonic, when the request was complete */
     char id[RL_HTTP_ID_MAX]; /* X-Request-Id: echoed, or generated */
 } rl_http_req_t;

@@ -321,7 +321,7 @@ static void conn_fail(rl_http_conn_t *c, rl_error_t kind, const char *msg)
                    msg != NULL ? msg : rl_error_message(kind),
                    rl_error_code(kind), id);
     rl_http_reply_write(c, id, rl_error_status(kind), NULL, NULL, 0, NULL, body,
-                        (size_t)len, 1);
+                        (size_t)len, RL_HTTP_CONN_HDR_CLOSE);
     if (rl_http_reply_flush(c) < 0 ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         rl_http_conn_close_soon(c);

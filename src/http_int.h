@@ -156,13 +156,21 @@ void rl_http_conn_replied(rl_http_conn_t *c, int close_after);
  * Returns -1 if the peer is gone. */
 int rl_http_reply_flush(rl_http_conn_t *c);
 
+/* The Connection header of a reply: none, close, or keep-alive (to an
+ * HTTP/1.0 client that asked for it). */
+typedef enum {
+    RL_HTTP_CONN_HDR_NONE = 0,
+    RL_HTTP_CONN_HDR_CLOSE = 1,
+    RL_HTTP_CONN_HDR_KEEP_ALIVE = 2
+} rl_http_conn_hdr_t;
+
 /* Appends a complete reply to c's output (not written yet): the status
  * line, the n extra headers, Content-Type (ctype, or JSON) when body is
- * not NULL, Content-Length, X-Request-Id (id, unless empty), Connection:
- * close when close_after, then len bytes of body. */
+ * not NULL, Content-Length, X-Request-Id (id, unless empty), the
+ * Connection header conn, then len bytes of body. */
 void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
                          const char *const *names, const char *const *values,
                          int n, const char *ctype, const char *body, size_t len,
-                         int close_after);
+                         rl_http_conn_hdr_t conn);
 
 #endif

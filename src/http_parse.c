@@ -272,7 +272,7 @@ int rl_http_parse_head(char *head, size_t head_len, rl_http_req_t *r,
     if (h.conn_close) {
         r->keep_alive = 0;
     } else if (h.conn_keep) {
-        r->keep_alive = 1;
+        r->keep_alive = r->keep_alive ? 1 : 2; /* HTTP/1.0 opts in */
     }
     if (h.te == NULL) {
         return 0;

@@ -110,10 +110,14 @@ static void reply_send(rl_http_conn_t *c, const char *p, size_t n)
  * plain copies (no printf on the hot path), the body after it when it
  * fits, and the whole sent with reply_send; a head too large for the
  * buffer falls back to printf into the output buffer. */
+/* The end of a reply head, by rl_http_conn_hdr_t. */
+static const char *const conn_hdr[] = {"\r\n", "Connection: close\r\n\r\n",
+                                       "Connection: keep-alive\r\n\r\n"};
+
 void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
                          const char *const *names, const char *const *values,
                          int n, const char *ctype, const char *body, size_t len,
-                         int close_after)
+                         rl_http_conn_hdr_t conn)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     char head[8192];
@@ -147,8 +151,7 @@ void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
         h = head_put(head, h, cap, id, strlen(id));
         h = head_put(head, h, cap, "\r\n", 2);
     }
-    h = close_after ? head_put(head, h, cap, "Connection: close\r\n\r\n", 21)
-                    : head_put(head, h, cap, "\r\n", 2);
+    h = head_put(head, h, cap, conn_hdr[conn], strlen(conn_hdr[conn]));
     if (h <= cap && (body == NULL || len <= cap - h)) {
         if (body != NULL && len > 0) {
             memcpy(head + h, body, len);
@@ -173,8 +176,7 @@ void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
         if (id[0] != '\0') {
             evbuffer_add_printf(out, "X-Request-Id: %s\r\n", id);
         }
-        evbuffer_add(out, close_after ? "Connection: close\r\n\r\n" : "\r\n",
-                     close_after ? 21 : 2);
+        evbuffer_add(out, conn_hdr[conn], strlen(conn_hdr[conn]));
     }
     if (body != NULL && len > 0) {
         evbuffer_add(out, body, len);
@@ -226,6 +228,8 @@ void rl_http_reply(rl_http_req_t *req, int status, const char *const *names,
         len = 0;
     }
     rl_http_reply_write(c, req->id, status, names, values, n, ctype, body, len,
-                        close_after);
+                        close_after            ? RL_HTTP_CONN_HDR_CLOSE
+                        : req->keep_alive == 2 ? RL_HTTP_CONN_HDR_KEEP_ALIVE
+                                               : RL_HTTP_CONN_HDR_NONE);
     rl_http_conn_replied(c, close_after);
 }

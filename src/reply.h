@@ -18,10 +18,12 @@ typedef struct rl_reply_header {
 
 /* Fills out[] with the headers of v's policy header style, plus
  * Retry-After (seconds, rounded up, >= 1) on a denial that has a retry
- * time (not a deny override without ttl). None when no policy applies. Returns
- * the number written (<= RL_REPLY_MAX_HEADERS). Styles: x-ratelimit:
- * X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (unix seconds of
- * the reset) x-ratelimit-retry-after: X-RateLimit-Limit, X-Ratelimit-Remaining,
+ * time (not a deny override without ttl). None when no policy applies.
+ * Returns the number written (<= RL_REPLY_MAX_HEADERS).
+ * Styles:
+ *  x-ratelimit:             X-RateLimit-Limit, X-RateLimit-Remaining,
+ *                           X-RateLimit-Reset (unix seconds of the reset)
+ *  x-ratelimit-retry-after: X-RateLimit-Limit, X-Ratelimit-Remaining,
  *                           X-Ratelimit-Retry-After (unix seconds)
  *  ietf:                    RateLimit-Policy: one item per limit of every
  *                           applied policy, "policy-PERIOD";q=LIMIT;w=WINDOW_S
@@ -34,8 +36,8 @@ int rl_reply_headers(const rl_verdict_t *v, rl_reply_header_t *out);
  * ("2 minutes", never shorter than the wait: util.h), {limit} and
  * {policy} in s. Returns a new string (caller frees). Unknown {words},
  * {trace_id} (no request id here), and the two retry placeholders of a
- * denial without a retry time (no Retry-After either) are left as they
- * are. */
+ * denial without a retry time (no Retry-After either; the config and
+ * the admin API refuse such a body) are left as they are. */
 char *rl_reply_template(const char *s, const rl_verdict_t *v);
 
 /* A copy of body with every string templated like rl_reply_template,

@@ -101,6 +101,30 @@ static const struct {
      "policies[0].overrides[0].deny: without a ttl there is no retry time"},
 };
 
+/* An "ip" override is kept canonical, as requests' addresses are keyed,
+ * so any spelling of the address matches; a non-address as written. */
+START_TEST(test_ip_override_canonical)
+{
+    char err[512];
+    rl_conf_t *conf = conf_from(
+        "{\"store\": {\"type\": \"memory\"}, \"policies\": [{\"name\": \"p\", "
+        "\"match\": {\"path\": \"/*\"}, \"key\": [\"ip\"], \"limits\": "
+        "[{\"requests\": 10, \"per\": \"1m\"}], \"overrides\": ["
+        "{\"key\": {\"ip\": \"2001:DB8:0::1\"}, \"deny\": {}},"
+        "{\"key\": {\"ip\": \"unix-socket\"}, \"deny\": {}}]}]}",
+        err, sizeof(err));
+    const rl_override_set_t *set;
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    set = conf->policies[0].overrides;
+    ck_assert_int_eq(set->n, 2);
+    ck_assert_str_eq(set->items[0].fields[0].value, "2001:db8::1");
+    ck_assert_int_eq(set->items[0].fields[0].len, 11);
+    ck_assert_str_eq(set->items[1].fields[0].value, "unix-socket");
+    rl_conf_free(conf);
+}
+END_TEST
+
 START_TEST(test_config_overrides_refused)
 {
     char text[1024];
@@ -204,6 +228,7 @@ int main(void)
     int failed;
 
     tcase_add_test(tc, test_config_overrides_parsed);
+    tcase_add_test(tc, test_ip_override_canonical);
     tcase_add_loop_test(tc, test_config_overrides_refused, 0,
                         (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_test(tc, test_find_order);
