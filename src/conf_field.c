@@ -17,14 +17,30 @@
  * Errors, paths and strings
  * ---------------------------------------------------------------------- */
 
-/* Formats the message and writes "path: message" into c->err. -1. */
+/* 1 if path is the store section or inside it. */
+static int conf_in_store(const char *path)
+{
+    return strncmp(path, "store", 5) == 0 &&
+           (path[5] == '\0' || path[5] == '.' || path[5] == '[');
+}
+
+/* Formats the message and writes "path: message" into c->err. -1.
+ * Inside "store" a message that starts by quoting the value ("\"%s\"
+ * ...") says "the value" instead: an address may hold user:password, a
+ * mistyped field a secret, and errors reach logs and /v1/policies. */
 int conf_fail(conf_ctx_t *c, const char *path, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (conf_in_store(path) && strncmp(fmt, "\"%s\"", 4) == 0) {
+        (void)va_arg(ap, const char *);
+        memcpy(msg, "the value", 10);
+        vsnprintf(msg + 9, sizeof(msg) - 9, fmt + 4, ap);
+    } else {
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+    }
     va_end(ap);
     snprintf(c->err, c->errlen, "%s: %s", path, msg);
     return -1;

@@ -604,24 +604,28 @@ static const struct {
      "http.max_connections: must be an integer from 1 to 2147483647"},
     /* store */
     {"{\"store\": {\"type\": \"memcached\"}, \"policies\": []}",
-     "store.type: \"memcached\" is not one of redis, memory"},
+     "store.type: the value is not one of redis, memory"},
     {"{\"store\": {\"address\": \"redis\"}, \"policies\": []}",
-     "store.address: \"redis\" is not host:port"},
+     "store.address: the value is not host:port"},
     {"{\"store\": {\"address\": \"redis:0\"}, \"policies\": []}",
-     "store.address: \"redis:0\": port must be from 1 to 65535"},
+     "store.address: the value: port must be from 1 to 65535"},
     {"{\"store\": {\"address\": \"redis.internal:6379\"}, \"policies\": []}",
-     "store.address: \"redis.internal:6379\" must be a numeric IP address or "
+     "store.address: the value must be a numeric IP address or "
      "localhost"},
     {"{\"store\": {\"timeout_ms\": 0}, \"policies\": []}",
      "store.timeout_ms: must be an integer from 1 to 60000"},
     {"{\"store\": {\"timeout_ms\": 60001}, \"policies\": []}",
      "store.timeout_ms: must be an integer from 1 to 60000"},
     {"{\"store\": {\"prefix\": \"a b\"}, \"policies\": []}",
-     "store.prefix: \"a b\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+     "store.prefix: the value must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
     {"{\"store\": {\"prefix\": \"\"}, \"policies\": []}",
-     "store.prefix: \"\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+     "store.prefix: the value must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
     {"{\"store\": {\"prefix\": \"{tag}\"}, \"policies\": []}",
-     "store.prefix: \"{tag}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+     "store.prefix: the value must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
+    /* a value in store is never quoted: it may hold user:password */
+    {"{\"store\": {\"address\": \"redis-user:hunter2@10.0.0.5\"}, "
+     "\"policies\": []}",
+     "store.address: the value is not host:port"},
     {"{\"store\": {\"db\": 16}, \"policies\": []}",
      "store.db: must be an integer from 0 to 15"},
     {"{\"store\": {\"password\": 123}, \"policies\": []}",
@@ -647,18 +651,18 @@ static const struct {
      "store.nodes[1]: must be a string"},
     {"{\"store\": {\"cluster\": true, \"nodes\": [\"redis-1:6379\"]}, "
      "\"policies\": []}",
-     "store.nodes[0]: \"redis-1:6379\" must be a numeric IP address or "
+     "store.nodes[0]: the value must be a numeric IP address or "
      "localhost"},
     {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1\"]}, "
      "\"policies\": []}",
-     "store.nodes[0]: \"10.0.0.1\" is not host:port"},
+     "store.nodes[0]: the value is not host:port"},
     {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:0\"]}, "
      "\"policies\": []}",
-     "store.nodes[0]: \"10.0.0.1:0\": port must be from 1 to 65535"},
+     "store.nodes[0]: the value: port must be from 1 to 65535"},
     {"{\"store\": {\"cluster\": true, \"nodes\": [\"10.0.0.1:7000\", "
      "\"10.0.0.2:7000\", "
      "\"10.0.0.1:7000\"]}, \"policies\": []}",
-     "store.nodes[2]: \"10.0.0.1:7000\" repeats nodes[0]"},
+     "store.nodes[2]: the value repeats nodes[0]"},
     {"{\"store\": {\"nodes\": [\"10.0.0.1:7000\"]}, \"policies\": []}",
      "store.nodes: only applies with \"cluster\": true"},
     {"{\"store\": {\"refresh_interval_ms\": 1000}, \"policies\": []}",
@@ -676,7 +680,7 @@ static const struct {
      "store.db: must be 0 with \"cluster\": true (a cluster has one database)"},
     {"{\"store\": {\"sentinel\": {\"master\": \"m\", \"nodes\": "
      "[\"10.0.0.1:26379\", \"redis-1:26379\"]}}, \"policies\": []}",
-     "store.sentinel.nodes[1]: \"redis-1:26379\" must be a numeric IP address "
+     "store.sentinel.nodes[1]: the value must be a numeric IP address "
      "or localhost"},
     {"{\"store\": {\"sentinel\": {\"nodes\": [\"10.0.0.1:26379\"]}}, "
      "\"policies\": []}",
