@@ -204,10 +204,26 @@ static json_t *admin_policy(const rl_policy_t *p)
     int i;
 
     json_object_set_new(o, "name", json_string(p->name));
-    json_object_set_new(match, "method",
-                        p->method != NULL ? json_string(p->method)
-                                          : json_null());
-    json_object_set_new(match, "path", json_string(p->path.text));
+    if (p->domain != NULL) {
+        /* A gRPC policy: its domain and descriptor entries (a value of
+         * null matches any). */
+        json_t *desc = json_array();
+
+        for (i = 0; i < p->ndesc; i++) {
+            json_array_append_new(
+                desc, json_pack("{s:s, s:o}", "key", p->desc[i].key, "value",
+                                p->desc[i].value != NULL
+                                    ? json_string(p->desc[i].value)
+                                    : json_null()));
+        }
+        json_object_set_new(match, "domain", json_string(p->domain));
+        json_object_set_new(match, "descriptor", desc);
+    } else {
+        json_object_set_new(match, "method",
+                            p->method != NULL ? json_string(p->method)
+                                              : json_null());
+        json_object_set_new(match, "path", json_string(p->path.text));
+    }
     json_object_set_new(o, "match", match);
     for (i = 0; i < p->nkey; i++) {
         json_array_append_new(key, json_string(p->key[i].spec));

@@ -200,3 +200,18 @@ def test_reset_bad_requests():
         r = _reset(svc, 503, path="/pay/x", tenant="t")
         _assert_error(r, 503, "STORE_001")
         eq(r.json["reset"], False, "reset false")
+
+
+def test_policies_lists_grpc_match():
+    """A descriptor (gRPC) policy is listed with its domain and descriptor
+    entries (a value null matches any), not an empty HTTP match."""
+    grpc = {"name": "login", "match": {"domain": "edge", "descriptor": [
+        {"key": "remote_address"}, {"key": "path", "value": "/login"}]},
+        "key": ["descriptor.remote_address"], "limits": [limit(3, "1m", "fixed_window")]}
+    with service(config(grpc, admin=_admin()), "memory") as svc:
+        r = svc.request("GET", "/v1/policies", headers=_auth())
+        eq(r.status, 200, "status")
+        eq(r.json["policies"][0]["match"],
+           {"domain": "edge", "descriptor": [{"key": "remote_address", "value": None},
+                                             {"key": "path", "value": "/login"}]},
+           "match of the gRPC policy")
