@@ -160,7 +160,10 @@ static int cv_requests(rl_convert_t *cv, const rl_yaml_t *v, int64_t *out)
     const char *s = v->text;
     int64_t n = 0;
 
-    if (v->kind != RL_YAML_SCALAR || !v->plain || *s == '\0') {
+    /* A leading zero is octal to envoyproxy/ratelimit's YAML 1.1 parser
+     * ("010" is 8): refused rather than read as another number. */
+    if (v->kind != RL_YAML_SCALAR || !v->plain || *s == '\0' ||
+        (s[0] == '0' && s[1] != '\0')) {
         goto bad;
     }
     for (; *s != '\0'; s++) {
@@ -177,7 +180,7 @@ static int cv_requests(rl_convert_t *cv, const rl_yaml_t *v, int64_t *out)
 bad:
     return cv_fail(cv, cv->file, v->line,
                    "requests_per_unit must be an integer from 0 to "
-                   "4294967295");
+                   "4294967295, in decimal without a leading zero");
 }
 
 /* Checks that map y has no key twice and only keys from allowed (a

@@ -102,6 +102,14 @@ static int yaml_events(yaml_parser_t *p, rl_yaml_t *root, int *line, char *msg,
             }
             /* fall through */
         case YAML_SCALAR_EVENT:
+            /* "\0" in a quoted scalar: C strings would end there, and a
+             * rule for "admin\0x" must not become one for "admin". */
+            if (ev.type == YAML_SCALAR_EVENT &&
+                memchr(ev.data.scalar.value, '\0', ev.data.scalar.length) !=
+                    NULL) {
+                problem = "a NUL byte (\\0) in a value is not supported";
+                break;
+            }
             y = yaml_node(&ev);
             if (y == NULL || yaml_push(stack[depth], y) != 0) {
                 rl_yaml_free(y);

@@ -257,6 +257,13 @@ static const struct {
      "a.yaml:5: malformed YAML"},
     {"domain: d\ndescriptors:\n  - &x {key: k}\n  - *x\n",
      "a.yaml:4: YAML aliases"},
+    /* octal to YAML 1.1 ("010" is 8 there), so refused, not read as 10 */
+    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+     "requests_per_unit: 010}\n",
+     "a.yaml:4: requests_per_unit must be an integer from 0 to 4294967295, in "
+     "decimal without a leading zero"},
+    {"domain: d\ndescriptors:\n  - key: k\n    value: \"admin\\0x\"\n",
+     "a.yaml:4: a NUL byte (\\0) in a value is not supported"},
     {"descriptors: []\n", "a.yaml:1: config file cannot have empty domain"},
     {"domain: d\n---\ndomain: e\n", "a.yaml:3: a second YAML document"},
     {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unlimited: true, "
