@@ -450,9 +450,9 @@ def test_sentinel_role_checked():
 # (store.sentinel value or a whole store, the error check-config prints)
 BAD = [
     ({"master": MASTER, "nodes": ["127.0.0.1:26379", "redis-1:26379"]},
-     'store.sentinel.nodes[1]: "redis-1:26379" must be a numeric IP address or localhost'),
+     'store.sentinel.nodes[1]: the value must be a numeric IP address or localhost'),
     ({"master": MASTER, "nodes": ["127.0.0.1:26379", "127.0.0.1:26379"]},
-     'store.sentinel.nodes[1]: "127.0.0.1:26379" repeats nodes[0]'),
+     'store.sentinel.nodes[1]: the value repeats nodes[0]'),
     ({"master": MASTER, "nodes": []},
      'store.sentinel.nodes: must be an array of 1 to 64 "host:port" strings'),
     ({"master": MASTER, "nodes": ["127.0.0.1"]},
@@ -460,7 +460,7 @@ BAD = [
     ({"nodes": ["127.0.0.1:26379"]}, "store.sentinel.master: is required"),
     ({"master": MASTER}, "store.sentinel.nodes: is required"),
     ({"master": "my master", "nodes": ["127.0.0.1:26379"]},
-     'store.sentinel.master: "my master" must be 1 to 64 characters of A-Z a-z 0-9 _ . -'),
+     'store.sentinel.master: the value must be 1 to 64 characters of A-Z a-z 0-9 _ . -'),
     ({"master": MASTER, "nodes": ["127.0.0.1:26379"], "username": "u"},
      "store.sentinel.username: needs store.sentinel.password"),
     ({"master": MASTER, "nodes": ["127.0.0.1:26379"], "port": 1},
