@@ -56,6 +56,11 @@ static int ovr_parse_key(conf_ctx_t *c, const rl_policy_t *p, const char *path,
         if (!json_is_string(val) || json_string_length(val) == 0) {
             return conf_fail(c, sub, "must be a non-empty string");
         }
+        /* The admin API reads bodies with NUL allowed; the store's copy
+         * could not be read back, and inet_pton would stop at it. */
+        if (strlen(json_string_value(val)) != json_string_length(val)) {
+            return conf_fail(c, sub, "must not hold a NUL byte");
+        }
         text = json_string_value(val);
         f->len = json_string_length(val);
         if (p->key[f->index].kind == RL_KEY_IP &&
@@ -117,6 +122,24 @@ static int ovr_parse_deny(conf_ctx_t *c, const rl_policy_t *p, const char *path,
         }
     }
     return 0;
+}
+
+/* {"policy", "key", "limits" | "deny"} of o as GET lists it, the key as
+ * matched (an ip canonical), so one address is one stored override
+ * whichever spelling a PUT or DELETE used. NULL when memory ran out. */
+static json_t *ovr_json(const rl_policy_t *p, const rl_override_t *o,
+                        json_t *limits, json_t *deny)
+{
+    json_t *key = json_object();
+    int i;
+
+    for (i = 0; key != NULL && i < o->nfields; i++) {
+        json_object_set_new(key, p->key[o->fields[i].index].spec,
+                            json_stringn(o->fields[i].value, o->fields[i].len));
+    }
+    return json_pack("{s:s, s:o, s:O}", "policy", p->name, "key", key,
+                     limits != NULL ? "limits" : "deny",
+                     limits != NULL ? limits : deny);
 }
 
 int rl_override_parse(const rl_policy_t *p, json_t *obj, const char *path,
@@ -181,9 +204,7 @@ int rl_override_parse(const rl_policy_t *p, json_t *obj, const char *path,
         }
     }
     out->policy = strdup(p->name);
-    out->json = json_pack("{s:s, s:O, s:O}", "policy", p->name, "key", key,
-                          limits != NULL ? "limits" : "deny",
-                          limits != NULL ? limits : deny);
+    out->json = ovr_json(p, out, limits, deny);
     if (out->policy == NULL || out->json == NULL) {
         conf_fail(&c, path, "out of memory");
         goto err;

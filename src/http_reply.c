@@ -106,14 +106,14 @@ static void reply_send(rl_http_conn_t *c, const char *p, size_t n)
     }
 }
 
-/* Writes a complete reply: the head is built in one stack buffer with
- * plain copies (no printf on the hot path), the body after it when it
- * fits, and the whole sent with reply_send; a head too large for the
- * buffer falls back to printf into the output buffer. */
 /* The end of a reply head, by rl_http_conn_hdr_t. */
 static const char *const conn_hdr[] = {"\r\n", "Connection: close\r\n\r\n",
                                        "Connection: keep-alive\r\n\r\n"};
 
+/* Writes a complete reply: the head is built in one stack buffer with
+ * plain copies (no printf on the hot path), the body after it when it
+ * fits, and the whole sent with reply_send; a head too large for the
+ * buffer falls back to printf into the output buffer. */
 void rl_http_reply_write(rl_http_conn_t *c, const char *id, int status,
                          const char *const *names, const char *const *values,
                          int n, const char *ctype, const char *body, size_t len,

@@ -189,7 +189,12 @@ static int ovr_entry(const rl_conf_t *conf, const char *text, int64_t now_s,
     char err[256];
     int missing;
 
-    p = rl_conf_policy(conf, json_string_value(json_object_get(obj, "policy")));
+    /* An entry that does not parse (an older build stored a NUL json_loads
+     * refuses) or names no policy is skipped, never dereferenced. */
+    p = json_is_string(json_object_get(obj, "policy"))
+            ? rl_conf_policy(conf,
+                             json_string_value(json_object_get(obj, "policy")))
+            : NULL;
     if (p == NULL || (json_is_integer(exp) && json_integer_value(exp) > 0 &&
                       json_integer_value(exp) <= now_s)) {
         json_decref(obj);

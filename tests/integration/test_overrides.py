@@ -442,3 +442,37 @@ def test_deny_override_on_authorize_and_batch():
             eq(r.status, 200, "batch status (%r)" % r.body[:200])
             got = [(x["allowed"], x["status"], x.get("override")) for x in r.json["results"]]
             eq(got, [(False, 403, "config"), (True, 200, None)], store + ": batch items")
+
+
+def test_admin_ip_override_one_per_address():
+    """An admin override of an ip key is stored under the address's
+    canonical form: a PUT in another spelling replaces it, a DELETE in
+    another spelling removes it, and GET lists it canonical. A key value
+    holding a NUL byte is refused with 422 (the stored copy could not be
+    read back, and an address would be cut at it), and the service goes
+    on."""
+    cfg = config(policy("by-ip", "/ip/*", [limit(100, "1h", "fixed_window")], key=["ip"]),
+                 admin={"enabled": True,
+                        "key_sha256": hashlib.sha256(KEY.encode()).hexdigest()},
+                 workers=1)
+    lim = lambda n: [{"requests": n, "per": "1h", "algorithm": "fixed_window"}]  # noqa: E731
+    for store in STORES:
+        with service(cfg, store) as svc:
+            _put(svc, {"policy": "by-ip", "key": {"ip": "2001:DB8::1"}, "limits": lim(7)})
+            _put(svc, {"policy": "by-ip", "key": {"ip": "2001:db8:0::1"}, "limits": lim(9)})
+            listed = svc.d.request("GET", URL, headers=AUTH).json["overrides"]
+            eq([(o["key"], o["limits"][0]["requests"]) for o in listed],
+               [({"ip": "2001:db8::1"}, 9)], store + ": one override, canonical")
+            r = svc.d.request("POST", "/v1/decide", json_body={"path": "/ip/x", "ip": "2001:db8::1"})
+            eq(r.json["limit"], 9, store + ": the later PUT applies")
+            r = svc.d.request("DELETE", URL, json_body={"policy": "by-ip",
+                                                        "key": {"ip": "2001:0DB8::1"}},
+                              headers=AUTH)
+            eq(r.status, 200, store + ": DELETE in a third spelling (%r)" % r.body[:200])
+            eq(svc.d.request("GET", URL, headers=AUTH).json["overrides"], [],
+               store + ": nothing left")
+            r = svc.d.request("PUT", URL, body=b'{"policy": "by-ip", "key": {"ip": "10.0.0.1\\u0000x"},'
+                              b' "limits": [{"requests": 1, "per": "1h"}]}',
+                              headers=dict(AUTH, **{"Content-Type": "application/json"}))
+            eq((r.status, r.json.get("code")), (422, "VAL_002"), store + ": NUL in a key value")
+            eq(svc.d.request("GET", "/health").status, 200, store + ": still serving")
