@@ -664,3 +664,30 @@ void rl_auth_note_failure(const rl_conf_auth_t *auth,
         b->failures++;
     }
 }
+
+/* See auth.h. */
+int rl_auth_caller_from(const rl_conf_auth_t *auth, const struct sockaddr *peer,
+                        const rl_auth_input_t *in, int64_t now_ms,
+                        const rl_principal_t **caller, rl_auth_error_t *err)
+{
+    int64_t retry_s;
+
+    *caller = NULL;
+    if (auth->mode == RL_AUTH_NONE) {
+        return 0;
+    }
+    /* Guessing a secret goes no faster than max_failures per window. */
+    if (rl_auth_throttled(auth, peer, now_ms, &retry_s)) {
+        auth_fail(err, RL_ERR_AUTH_THROTTLED, "%s",
+                  rl_error_message(RL_ERR_AUTH_THROTTLED));
+        err->retry_after_s = retry_s;
+        return -1;
+    }
+    if (rl_auth_caller(auth, in, now_ms / 1000, caller, err) == 0) {
+        return 0;
+    }
+    if (err->status == 401) {
+        rl_auth_note_failure(auth, peer, now_ms);
+    }
+    return -1;
+}

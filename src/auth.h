@@ -107,6 +107,15 @@ int rl_auth_throttled(const rl_conf_auth_t *auth, const struct sockaddr *peer,
 void rl_auth_note_failure(const rl_conf_auth_t *auth,
                           const struct sockaddr *peer, int64_t now_ms);
 
+/* Caller authentication of a request from peer as every front end does
+ * it: a throttled address is refused before any check (429 RATE_001,
+ * err->retry_after_s set), then rl_auth_caller at now_ms / 1000, and a
+ * 401 counts as a failure of peer. Returns 0 with *caller set, or -1
+ * with err filled. Mode none accepts everyone. */
+int rl_auth_caller_from(const rl_conf_auth_t *auth, const struct sockaddr *peer,
+                        const rl_auth_input_t *in, int64_t now_ms,
+                        const rl_principal_t **caller, rl_auth_error_t *err);
+
 /* Frees the calling thread's failure table; a worker calls it once its
  * loop has ended. */
 void rl_auth_thread_cleanup(void);

@@ -607,7 +607,6 @@ static int rls_caller_ok(rl_worker_t *w, rl_grpc_call_t *call, const char *path,
                          const uint8_t *msg, size_t len)
 {
     const rl_conf_auth_t *a = &w->conf->auth;
-    const struct sockaddr *peer = rl_grpc_call_peer(call);
     const rl_principal_t *caller;
     rl_auth_input_t in;
     rl_auth_error_t err;
@@ -617,15 +616,6 @@ static int rls_caller_ok(rl_worker_t *w, rl_grpc_call_t *call, const char *path,
     if (a->mode == RL_AUTH_NONE) {
         return 1;
     }
-    if (rl_auth_throttled(a, peer, rl_now_ms(), &err.retry_after_s)) {
-        RL_STAT_INC(&w->stats, auth_failures);
-        snprintf(why, sizeof(why), "%s: %s (retry after %lld s)",
-                 rl_error_code(RL_ERR_AUTH_THROTTLED),
-                 rl_error_message(RL_ERR_AUTH_THROTTLED),
-                 (long long)err.retry_after_s);
-        rl_grpc_call_answer(call, RL_GRPC_RESOURCE_EXHAUSTED, NULL, 0, why);
-        return 0;
-    }
     in.method = "POST";
     in.method_len = 4;
     in.target = path;
@@ -633,17 +623,21 @@ static int rls_caller_ok(rl_worker_t *w, rl_grpc_call_t *call, const char *path,
     in.body = (const char *)msg;
     in.body_len = len;
     in.nheaders = rl_grpc_call_metadata(call, &in.headers);
-    if (rl_auth_caller(a, &in, rl_now_ms() / 1000, &caller, &err) == 0) {
+    if (rl_auth_caller_from(a, rl_grpc_call_peer(call), &in, rl_now_ms(),
+                            &caller, &err) == 0) {
         return 1;
     }
     RL_STAT_INC(&w->stats, auth_failures);
-    if (err.status == 401) {
-        rl_auth_note_failure(a, peer, rl_now_ms());
-    }
-    st = err.status == 403   ? RL_GRPC_PERMISSION_DENIED
+    st = err.status == 429   ? RL_GRPC_RESOURCE_EXHAUSTED
+         : err.status == 403 ? RL_GRPC_PERMISSION_DENIED
          : err.status == 400 ? RL_GRPC_INVALID_ARGUMENT
                              : RL_GRPC_UNAUTHENTICATED;
-    snprintf(why, sizeof(why), "%s: %s", err.code, err.message);
+    if (err.status == 429) {
+        snprintf(why, sizeof(why), "%s: %s (retry after %lld s)", err.code,
+                 err.message, (long long)err.retry_after_s);
+    } else {
+        snprintf(why, sizeof(why), "%s: %s", err.code, err.message);
+    }
     rl_grpc_call_answer(call, st, NULL, 0, why);
     return 0;
 }

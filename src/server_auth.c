@@ -86,9 +86,6 @@ int rl_server_caller_ok(rl_worker_t *w, rl_http_req_t *req, int route_auth)
     if (a->mode == RL_AUTH_NONE || (!route_auth && !path_protected(a, req))) {
         return 1;
     }
-    if (rl_server_auth_throttled(w, req)) {
-        return 0;
-    }
     in.method = req->method;
     in.method_len = strlen(req->method);
     in.target = req->target;
@@ -97,15 +94,15 @@ int rl_server_caller_ok(rl_worker_t *w, rl_http_req_t *req, int route_auth)
     in.body_len = req->body_len;
     in.headers = req->headers;
     in.nheaders = req->nheaders;
-    if (rl_auth_caller(a, &in, rl_now_ms() / 1000, &caller, &err) == 0) {
+    if (rl_auth_caller_from(a, rl_http_req_peer(req), &in, rl_now_ms(), &caller,
+                            &err) == 0) {
         return 1;
     }
-    if (err.status == 401) {
-        rl_server_auth_failed(w, req);
-    } else {
-        RL_STAT_INC(&w->stats, auth_failures);
+    RL_STAT_INC(&w->stats, auth_failures);
+    if (err.status != 429) {
+        rl_debug("caller authentication failed: %s (%s)", err.code,
+                 err.message);
     }
-    rl_debug("caller authentication failed: %s (%s)", err.code, err.message);
     auth_reply(req, a, &err);
     return 0;
 }
