@@ -53,7 +53,7 @@ def test_cluster_cross_master_layers():
                 res = rpc(call(cfg, _descs(acc)), call(cfg, _descs(acc)), call(cfg, _descs(acc)),
                           call(cfg, [desc([["account", acc]], hits=0)]))
                 what = "account first" if first else "route first"
-                eq([r["overall"] for r in res], ["OK", "OK", "OVER_LIMIT", "OK"],
+                eq([r.get("overall", r) for r in res], ["OK", "OK", "OVER_LIMIT", "OK"],
                    "%s: codes" % what)
                 eq([s["remaining"] for s in res[1]["statuses"]], [8, 0],
                    "%s: remaining after two" % what)
