@@ -155,11 +155,17 @@ typedef struct ovr_worker {
     rl_store_t *store;
     const rl_conf_t *const *conf;
     struct event *timer;
-    int inflight;   /* the poll's store op is out */
-    int pending;    /* reloads out (rl_override_worker_reload) */
-    int dead;       /* stopped: the last answer frees this */
-    int loaded;     /* a load succeeded once */
-    json_t *values; /* the entries of the last load (array of strings) */
+    int inflight; /* the poll's store op is out */
+    int pending;  /* reloads out (rl_override_worker_reload) */
+    int dead;     /* stopped: the last answer frees this */
+    int loaded;   /* a load succeeded once */
+    /* Loads are numbered as sent; one is installed only if sent after
+     * the one in place. Not the store's version: that counter starts
+     * again when Redis loses its data, and a lower one is news too. */
+    uint64_t sent;
+    uint64_t taken;
+    uint64_t poll_seq; /* the number of the poll's load */
+    json_t *values;    /* the entries of the last load (array of strings) */
     rl_override_snap_t *snap;
     rl_override_snap_t *retired; /* newest first */
 } ovr_worker_t;
@@ -167,7 +173,7 @@ typedef struct ovr_worker {
 static _Thread_local ovr_worker_t *ovr_self;
 
 static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind,
-                     rl_store_ovr_cb *cb, void *arg);
+                     rl_store_ovr_cb *cb, void *arg, uint64_t *seq);
 
 /* Frees snap and what it owns; NULL is fine. */
 static void ovr_snap_free(rl_override_snap_t *snap)
@@ -311,6 +317,7 @@ static void ovr_loaded(ovr_worker_t *w, const rl_store_ovr_result_t *res)
 /* One reload asked for by an admin change (rl_override_worker_reload). */
 typedef struct ovr_reload {
     ovr_worker_t *w;
+    uint64_t seq;
     void (*done)(void *arg);
     void *arg;
 } ovr_reload_t;
@@ -325,11 +332,13 @@ static int ovr_maybe_free(ovr_worker_t *w)
     return 0;
 }
 
-/* Installs a load's entries unless a newer version is in place. */
-static void ovr_take(ovr_worker_t *w, const rl_store_ovr_result_t *res)
+/* Installs the entries of load number seq unless a later load is in
+ * place. */
+static void ovr_take(ovr_worker_t *w, const rl_store_ovr_result_t *res,
+                     uint64_t seq)
 {
-    if (res->status == RL_OK && res->values != NULL &&
-        (w->snap == NULL || res->version >= w->snap->version)) {
+    if (res->status == RL_OK && res->values != NULL && seq > w->taken) {
+        w->taken = seq;
         ovr_loaded(w, res);
     }
 }
@@ -343,10 +352,10 @@ static void ovr_done(void *arg, const rl_store_ovr_result_t *res)
     if (ovr_maybe_free(w) || w->dead) {
         return;
     }
-    ovr_take(w, res);
+    ovr_take(w, res, w->poll_seq);
     if (res->status == RL_OK && res->values == NULL &&
         (!w->loaded || w->snap == NULL || res->version != w->snap->version)) {
-        ovr_send(w, RL_STORE_OVR_LOAD, ovr_done, w);
+        ovr_send(w, RL_STORE_OVR_LOAD, ovr_done, w, &w->poll_seq);
     }
 }
 
@@ -358,14 +367,15 @@ static void ovr_reload_done(void *arg, const rl_store_ovr_result_t *res)
     free(arg);
     r.w->pending--;
     if (!ovr_maybe_free(r.w) && !r.w->dead) {
-        ovr_take(r.w, res);
+        ovr_take(r.w, res, r.seq);
     }
     r.done(r.arg);
 }
 
-/* Starts one store op for w, answered to cb(arg). */
+/* Starts one store op for w, answered to cb(arg); its number goes to
+ * *seq first (the store may answer at once). */
 static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind,
-                     rl_store_ovr_cb *cb, void *arg)
+                     rl_store_ovr_cb *cb, void *arg, uint64_t *seq)
 {
     rl_store_ovr_op_t op;
 
@@ -373,6 +383,7 @@ static void ovr_send(ovr_worker_t *w, rl_store_ovr_kind_t kind,
     op.kind = kind;
     op.prefix = (*w->conf)->store.prefix;
     op.now_s = rl_now_ms() / 1000;
+    *seq = ++w->sent;
     if (cb == ovr_done) {
         w->inflight = 1;
     } else {
@@ -391,7 +402,7 @@ static void ovr_tick(evutil_socket_t fd, short what, void *arg)
     ovr_gc(w, 0);
     if (!w->inflight) {
         ovr_send(w, w->loaded ? RL_STORE_OVR_VERSION : RL_STORE_OVR_LOAD,
-                 ovr_done, w);
+                 ovr_done, w, &w->poll_seq);
     }
 }
 
@@ -420,7 +431,7 @@ int rl_override_worker_start(struct event_base *base, struct rl_store *store,
         return -1;
     }
     ovr_self = w;
-    ovr_send(w, RL_STORE_OVR_LOAD, ovr_done, w);
+    ovr_send(w, RL_STORE_OVR_LOAD, ovr_done, w, &w->poll_seq);
     return 0;
 }
 
@@ -436,7 +447,7 @@ void rl_override_worker_reload(void (*done)(void *arg), void *arg)
     r->w = w;
     r->done = done;
     r->arg = arg;
-    ovr_send(w, RL_STORE_OVR_LOAD, ovr_reload_done, r);
+    ovr_send(w, RL_STORE_OVR_LOAD, ovr_reload_done, r, &r->seq);
 }
 
 const rl_override_snap_t *rl_override_worker_snap(void)
@@ -483,14 +494,15 @@ const rl_override_t *rl_override_for(const rl_policy_t *p,
                                      const rl_request_t *req,
                                      const rl_match_t *m)
 {
-    const rl_override_snap_t *snap = ovr_self != NULL ? ovr_self->snap : NULL;
+    /* Resolved against this conf first: a reload may bring back the
+     * policy or key field an entry names. */
+    const rl_override_snap_t *snap = rl_override_worker_snap();
     rl_override_vals_t vals;
     int i;
 
     if (p->overrides == NULL && (snap == NULL || snap->n == 0)) {
         return NULL;
     }
-    snap = rl_override_worker_snap();
     for (i = 0; i < p->nkey && i < RL_OVERRIDE_MAX_FIELDS; i++) {
         vals.v[i] =
             rl_policy_key_value(p, i, req, m, vals.method, &vals.len[i]);

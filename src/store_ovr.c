@@ -2,7 +2,10 @@
  * (field "<policy>\n<canonical key JSON>", value the override's JSON)
  * and its version counter "<prefix>:{overrides}:v". Both keys share the
  * hash tag, so a cluster keeps them in one slot and one script changes
- * them together. Writes drop entries whose expires_at has passed.
+ * them together. Writes drop entries whose expires_at has passed. A
+ * missing counter starts at the time in microseconds (seconds * 10^6),
+ * so one that Redis lost with its data (no persistence, a flush, a
+ * failover to a replica behind) never repeats a version a worker holds.
  *
  * Redis: the version poll is a plain GET; load, put and delete are one
  * EVAL of the script below (rare admin traffic: no SHA caching). The
@@ -37,6 +40,7 @@ static const char ovr_script[] =
     "else\n"
     "  found = redis.call('HDEL', h, ARGV[2])\n"
     "end\n"
+    "redis.call('SET', v, ARGV[3] .. '000000', 'NX')\n"
     "return {redis.call('INCR', v), found}\n";
 
 size_t rl_store_ovr_key(const char *prefix, char *buf, size_t len)
