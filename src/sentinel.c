@@ -44,6 +44,7 @@
 #define SENTINEL_REPROBE_MS 1000    /* a node ROLE refused, checked again */
 #define SENTINEL_HOST_MAX RL_SENTINEL_HOST_MAX
 #define SENTINEL_NAME_MAX 96
+#define SENTINEL_SAID_MAX 160
 
 /* A ROLE check of host:port on a connection of its own. */
 typedef struct sentinel_probe {
@@ -56,6 +57,9 @@ typedef struct sentinel_probe {
 typedef struct sentinel_node {
     char name[SENTINEL_NAME_MAX]; /* "sentinel host:port", for /ready */
     rl_redis_conn_t *conn;
+    /* What it last answered instead of a master, as logged; "" if it
+     * named one since. */
+    char said[SENTINEL_SAID_MAX];
 } sentinel_node_t;
 
 struct rl_sentinel {
@@ -239,6 +243,42 @@ static void sentinel_candidate(rl_sentinel_t *s, const char *host, int port)
 /* Asking the sentinels                                                */
 /* ------------------------------------------------------------------ */
 
+/* The sentinel the ask in flight was sent to. */
+static sentinel_node_t *sentinel_asked(rl_sentinel_t *s)
+{
+    return &s->nodes[(s->first + s->tried - 1) % s->n];
+}
+
+/* Logs a sentinel's answer that names no master (an error, or a nil: it
+ * does not monitor a master of that name) once, until it answers
+ * something else: it is asked 10 times a second while none is known. */
+static void sentinel_note_answer(rl_sentinel_t *s, const redisReply *reply)
+{
+    sentinel_node_t *node = sentinel_asked(s);
+    const char *error = reply->type == REDIS_REPLY_ERROR ? reply->str : NULL;
+    char said[SENTINEL_SAID_MAX];
+
+    snprintf(said, sizeof(said), "%s",
+             error != NULL                    ? error
+             : reply->type == REDIS_REPLY_NIL ? "(nil)"
+                                              : "(malformed)");
+    if (strcmp(said, node->said) == 0) {
+        return;
+    }
+    snprintf(node->said, sizeof(node->said), "%s", said);
+    if (error != NULL) {
+        rl_log_kv(RL_LOG_WARN, "sentinel refused the query", "sentinel",
+                  node->name, "error", error, (const char *)NULL);
+    } else {
+        rl_log_kv(RL_LOG_WARN,
+                  reply->type == REDIS_REPLY_NIL
+                      ? "sentinel does not know the master"
+                      : "sentinel answered no address for the master",
+                  "sentinel", node->name, "master", s->conf->sentinel->master,
+                  (const char *)NULL);
+    }
+}
+
 /* Reply to SENTINEL get-master-addr-by-name: [host, port] names the
  * master; a nil (unknown name), an error, a malformed reply
  * (sentinel_parse.c) or a failure moves on to the next sentinel. */
@@ -254,6 +294,7 @@ static void sentinel_ask_reply(void *arg, redisReply *reply, const char *err)
     }
     if (rl_sentinel_parse_master_addr(reply, host, sizeof(host), &port) ==
         RL_OK) {
+        sentinel_asked(s)->said[0] = '\0';
         if (port == s->left_port && !s->trouble && strcmp(host, s->left) == 0) {
             /* A sentinel that has not heard of the switch yet. */
             sentinel_ask_next(s);
@@ -264,9 +305,8 @@ static void sentinel_ask_reply(void *arg, redisReply *reply, const char *err)
         sentinel_candidate(s, host, port);
         return;
     }
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-        rl_log_kv(RL_LOG_WARN, "sentinel refused the query", "error",
-                  reply->str, (const char *)NULL);
+    if (reply != NULL) {
+        sentinel_note_answer(s, reply);
     }
     sentinel_ask_next(s);
 }

@@ -9,6 +9,7 @@ on as a replica. The errors of the new config fields, and
 deploy/quickstart.sh --sentinel."""
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -333,7 +334,8 @@ test_sentinel_tls_failover.timeout = 60
 
 class FakeSentinel:
     """A stand-in sentinel on a free loopback port: it names whatever
-    self.named is ("host", port) for SENTINEL get-master-addr-by-name,
+    self.named is ("host", port) for SENTINEL get-master-addr-by-name
+    (None: a nil, bytes: that raw reply),
     accepts SUBSCRIBE +switch-master (and PING), and publish() sends a
     message to every subscriber. Lets a test make a sentinel lie."""
 
@@ -371,6 +373,8 @@ class FakeSentinel:
         if cmd == ["sentinel", "get-master-addr-by-name"]:
             if self.named is None:
                 return b"*-1\r\n"
+            if isinstance(self.named, bytes):
+                return self.named  # a raw reply, e.g. an error
             return _resp([self.named[0], str(self.named[1])])
         if cmd[0] == "subscribe":
             with self.lock:
@@ -443,6 +447,44 @@ def test_sentinel_role_checked():
     finally:
         fake.close()
         for x in (d, replica, master):
+            if x is not None:
+                x.cleanup()
+
+
+def test_sentinel_answers_without_a_master_logged_once():
+    """A sentinel that does not know the master's name (nil), then one
+    that refuses the query (an ACL without the command): each is logged
+    once per worker, with the sentinel and the name, although it is asked
+    10 times a second while no master is known; naming the master makes
+    ratelimitd ready."""
+    fake = FakeSentinel()
+    master = d = None
+    try:
+        master = _redis(None)
+        store = {"type": "redis", "timeout_ms": 200, "password": MASTER_PW,
+                 "sentinel": {"master": MASTER, "nodes": ["127.0.0.1:%d" % fake.port]}}
+        d = Ratelimitd(dict(CFG, store=store, workers=2)).start(ready=False)
+        cases = [(None, "sentinel does not know the master"),
+                 (b"-NOPERM this user has no permissions\r\n", "sentinel refused the query")]
+        for named, msg in cases:
+            fake.named = named
+            wait_until(lambda: msg in open(d.log_path).read(), 5.0 * SLOW,
+                       what="%r logged" % msg)
+            time.sleep(1.0)
+            lines = [ln for ln in open(d.log_path).read().splitlines() if msg in ln]
+            eq(len(lines), 2, "%r lines after 1 s of asking (once per worker): %r" %
+               (msg, lines[:4]))
+            check(all(json.loads(ln).get("sentinel") == "sentinel 127.0.0.1:%d" % fake.port
+                      for ln in lines), "the sentinel named in %r" % lines[0])
+        check(any(MASTER == json.loads(ln).get("master") for ln in open(d.log_path).read()
+                  .splitlines() if "does not know the master" in ln), "the master name logged")
+        eq(_ready(d)[0], 503, "/ready while no sentinel names a master")
+        fake.named = ("127.0.0.1", master.port)
+        _ready_with(d, "127.0.0.1:%d" % master.port)
+        d.stop()
+    finally:
+        fake.close()
+        for x in (d, master):
             if x is not None:
                 x.cleanup()
 
