@@ -143,8 +143,8 @@ static json_t *top_body(rl_worker_t *w, const rl_policy_t *p, int window_min,
     for (i = 0; i < w->app->nworkers; i++) {
         const rl_topkeys_t *t = w->app->workers[i].topkeys;
 
-        nrows = rl_topkeys_read(t, p->stats_slot, window_min, now, rows, nrows,
-                                max);
+        nrows = rl_topkeys_read(t, p->stats_slot, p->key_layout, window_min,
+                                now, rows, nrows, max);
         tracked &= rl_topkeys_tracked(t, p->stats_slot, window_min, now);
     }
     rl_topkeys_sort(rows, nrows);

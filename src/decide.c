@@ -99,7 +99,8 @@ static void decide_count(rl_decide_status_t status, const rl_verdict_t *v,
         (o.kind == RL_OUTCOME_ALLOWED || o.kind == RL_OUTCOME_DENIED ||
          o.kind == RL_OUTCOME_SHADOW_DENIED)) {
         now = rl_now_ms();
-        rl_topkeys_record(rl_topkeys_self, v->policy->stats_slot, top, toplen,
+        rl_topkeys_record(rl_topkeys_self, v->policy->stats_slot,
+                          v->policy->key_layout, top, toplen,
                           o.kind != RL_OUTCOME_ALLOWED, now,
                           v->blocked ? now + v->retry_after_ms : 0);
     }

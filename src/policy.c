@@ -258,6 +258,22 @@ static int policy_fits(const struct rl_conf *conf, const rl_policy_t *p,
     return 1;
 }
 
+uint32_t rl_policy_key_layout(const rl_policy_t *p)
+{
+    uint32_t h = 2166136261u;
+    int i;
+
+    for (i = 0; i < p->nkey; i++) {
+        const unsigned char *c = (const unsigned char *)p->key[i].spec;
+
+        for (; c != NULL && *c != '\0'; c++) {
+            h = (h ^ *c) * 16777619u;
+        }
+        h = (h ^ '\n') * 16777619u; /* "a","b" is not "ab" */
+    }
+    return h;
+}
+
 /* The policy called name, borrowed from the array; NULL if none. */
 const rl_policy_t *rl_policy_by_name(const rl_policy_t *policies, int n,
                                      const char *name)

@@ -108,6 +108,8 @@ typedef struct rl_policy {
     int verify_tenant; /* "verify_tenant": "hmac" (1) / "none" (0) */
     int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
                      */
+    uint32_t key_layout; /* a hash of key[]'s specs in order, set at load:
+                          * the top keys tell reloads that change them */
     struct rl_override_set *overrides; /* "overrides" (override.h); NULL */
     char *group;                       /* "group", default "default" */
     /* "hash_tag": indexes into key[] of the fields whose values form the
@@ -163,6 +165,10 @@ int rl_pattern_match(const rl_pattern_t *p, const char *path, size_t len,
  * keep the path's case. Pure. */
 int rl_pattern_match_case(const rl_pattern_t *p, const char *path, size_t len,
                           int nocase, rl_match_t *m);
+
+/* A hash of p's key fields as written, in order (FNV-1a): equal for two
+ * policies whose keys read alike. Pure. */
+uint32_t rl_policy_key_layout(const rl_policy_t *p);
 
 /* The policy called name among the n policies (borrowed), or NULL. */
 const rl_policy_t *rl_policy_by_name(const rl_policy_t *policies, int n,

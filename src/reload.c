@@ -69,6 +69,7 @@ static int reload_prepare(rl_app_t *app, rl_conf_t *conf)
     for (i = 0; i < conf->npolicies; i++) {
         conf->policies[i].stats_slot =
             rl_stats_policy_slot(conf->policies[i].name);
+        conf->policies[i].key_layout = rl_policy_key_layout(&conf->policies[i]);
     }
     for (i = 0; i < app->nworkers; i++) {
         if (rl_stats_policy_reserve(&app->workers[i].stats,

@@ -48,9 +48,10 @@ _Static_assert(sizeof(tk_entry_t) <= 300, "an entry stays under 300 bytes");
  * evicted per quarter-hour (the error bound's floor); no other thread
  * reads them. */
 typedef struct tk_table {
-    _Atomic int policy;   /* the metrics slot it counts for */
-    _Atomic uint32_t gen; /* odd while handed to another policy */
-    uint32_t last_min;    /* the minute it last counted */
+    _Atomic int policy;      /* the metrics slot it counts for */
+    _Atomic uint32_t layout; /* the policy's key fields (rl_policy_t) */
+    _Atomic uint32_t gen;    /* odd while handed to another policy */
+    uint32_t last_min;       /* the minute it last counted */
     uint32_t evq[TK_NQ + 1];
     uint64_t evw[TK_NQ + 1];
     uint64_t whash[RL_TOPKEYS_ENTRIES];
@@ -138,11 +139,12 @@ static int tk_expired(uint32_t last, uint32_t now)
 /* Tables: allocated on a policy's first denial, handed on when idle   */
 /* ------------------------------------------------------------------ */
 
-/* Gives table s (index i, idle) to policy: the old policy loses it, its
- * entries are emptied. Readers that started before see the generation
- * move and stop. Writer only. */
+/* Gives table s (index i: idle, or policy's own of another key layout)
+ * to policy with layout: the old owner loses it, its entries are
+ * emptied. Readers that started before see the generation move and
+ * stop. Writer only. */
 static void tk_hand_over(rl_topkeys_t *t, tk_table_t *s, int i, int policy,
-                         uint32_t now_min)
+                         uint32_t layout, uint32_t now_min)
 {
     uint32_t gen = LOAD(&s->gen);
     int j;
@@ -151,6 +153,7 @@ static void tk_hand_over(rl_topkeys_t *t, tk_table_t *s, int i, int policy,
     atomic_thread_fence(memory_order_release);
     STORE(&t->dir[LOAD(&s->policy)], 0);
     STORE(&s->policy, policy);
+    STORE(&s->layout, layout);
     for (j = 0; j < RL_TOPKEYS_ENTRIES; j++) {
         STORE(&s->e[j].klen, 0);
     }
@@ -166,7 +169,8 @@ static void tk_hand_over(rl_topkeys_t *t, tk_table_t *s, int i, int policy,
 /* A table for policy, which has none: a new one while fewer than
  * RL_TOPKEYS_TABLES exist, else the longest idle one if its counts left
  * every window; NULL if none (or memory ran out). Writer only. */
-static tk_table_t *tk_assign(rl_topkeys_t *t, int policy, uint32_t now_min)
+static tk_table_t *tk_assign(rl_topkeys_t *t, int policy, uint32_t layout,
+                             uint32_t now_min)
 {
     int n = LOAD(&t->ntables);
     tk_table_t *s, *best = NULL;
@@ -177,6 +181,7 @@ static tk_table_t *tk_assign(rl_topkeys_t *t, int policy, uint32_t now_min)
             return NULL;
         }
         STORE(&s->policy, policy);
+        STORE(&s->layout, layout);
         s->last_min = now_min;
         atomic_store_explicit(&t->tables[n], s, memory_order_release);
         STORE(&t->ntables, n + 1);
@@ -192,7 +197,7 @@ static tk_table_t *tk_assign(rl_topkeys_t *t, int policy, uint32_t now_min)
         }
     }
     if (best != NULL) {
-        tk_hand_over(t, best, at, policy, now_min);
+        tk_hand_over(t, best, at, policy, layout, now_min);
     }
     return best;
 }
@@ -362,8 +367,9 @@ static void tk_count(tk_table_t *s, int i, int fresh, uint64_t hash,
     }
 }
 
-void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
-                       int denied, int64_t now_ms, int64_t blocked_until_ms)
+void rl_topkeys_record(rl_topkeys_t *t, int policy, uint32_t layout,
+                       const char *key, size_t len, int denied, int64_t now_ms,
+                       int64_t blocked_until_ms)
 {
     uint32_t now_min = (uint32_t)(now_ms / 60000);
     tk_table_t *s;
@@ -378,9 +384,13 @@ void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
     d = LOAD(&t->dir[policy]);
     if (d != 0) {
         s = LOAD(&t->tables[d - 1]);
+        if (LOAD(&s->layout) != layout) {
+            /* A reload changed its key fields: the keys read otherwise. */
+            tk_hand_over(t, s, (int)d - 1, policy, layout, now_min);
+        }
     } else if (!denied) {
         return;
-    } else if ((s = tk_assign(t, policy, now_min)) == NULL) {
+    } else if ((s = tk_assign(t, policy, layout, now_min)) == NULL) {
         tk_refuse(t, policy, now_min);
         return;
     }
@@ -532,7 +542,7 @@ static int tk_merge(rl_topkeys_row_t *rows, int n, int max,
 
 /* policy's table in t if it has one (generation in *gen), else NULL. */
 static const tk_table_t *tk_table_of(const rl_topkeys_t *t, int policy,
-                                     uint32_t *gen)
+                                     uint32_t layout, uint32_t *gen)
 {
     const tk_table_t *s;
     unsigned d;
@@ -544,15 +554,19 @@ static const tk_table_t *tk_table_of(const rl_topkeys_t *t, int policy,
         return NULL;
     }
     *gen = atomic_load_explicit(&s->gen, memory_order_acquire);
-    return (*gen & 1) == 0 && LOAD(&s->policy) == policy ? s : NULL;
+    return (*gen & 1) == 0 && LOAD(&s->policy) == policy &&
+                   LOAD(&s->layout) == layout
+               ? s
+               : NULL;
 }
 
-int rl_topkeys_read(const rl_topkeys_t *t, int policy, int window_min,
-                    int64_t now_ms, rl_topkeys_row_t *rows, int n, int max)
+int rl_topkeys_read(const rl_topkeys_t *t, int policy, uint32_t layout,
+                    int window_min, int64_t now_ms, rl_topkeys_row_t *rows,
+                    int n, int max)
 {
     uint32_t now_min = (uint32_t)(now_ms / 60000), gen = 0;
     int span = rl_topkeys_span(window_min, now_ms);
-    const tk_table_t *s = tk_table_of(t, policy, &gen);
+    const tk_table_t *s = tk_table_of(t, policy, layout, &gen);
     rl_topkeys_row_t row;
     tk_snap_t c;
     int i;

@@ -90,14 +90,17 @@ void rl_topkeys_free(rl_topkeys_t *t);
 size_t rl_topkeys_bytes(const rl_topkeys_t *t);
 
 /* Counts one decided key of policy (its metrics slot, 0 to
- * RL_TOPKEYS_POLICIES - 1) in t: key, len bytes, the policy's encoded
- * key values; denied or allowed; now_ms wall clock; blocked_until_ms the
- * end of a running block (0: none). An allowed key not in its policy's
- * table, a key too long or a slot out of range is not counted; nor is a
- * denial no table can take (counted in ratelimitd_top_keys_untracked_total
+ * RL_TOPKEYS_POLICIES - 1) in t: layout, the policy's key_layout (a
+ * table counted under another is emptied first: a reload changed the
+ * key fields, and its keys would read as the new ones); key, len bytes,
+ * the policy's encoded key values; denied or allowed; now_ms wall clock;
+ * blocked_until_ms the end of a running block (0: none). An allowed key not in
+ * its policy's table, a key too long or a slot out of range is not counted; nor
+ * is a denial no table can take (counted in ratelimitd_top_keys_untracked_total
  * when the calling thread has rl_stats_self). Owning worker only. */
-void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
-                       int denied, int64_t now_ms, int64_t blocked_until_ms);
+void rl_topkeys_record(rl_topkeys_t *t, int policy, uint32_t layout,
+                       const char *key, size_t len, int denied, int64_t now_ms,
+                       int64_t blocked_until_ms);
 
 /* The minutes a window of window_min minutes (1..60) sums at now_ms:
  * window_min up to RL_TOPKEYS_FINE, else back to the start of the
@@ -105,12 +108,14 @@ void rl_topkeys_record(rl_topkeys_t *t, int policy, const char *key, size_t len,
  * window_min + 14). The current minute counts as one. Pure. */
 int rl_topkeys_span(int window_min, int64_t now_ms);
 
-/* Adds t's keys of policy (its metrics slot) over the window of
+/* Adds t's keys of policy (its metrics slot), counted under layout (its
+ * key_layout; none under another), over the window of
  * window_min minutes (1..60, rl_topkeys_span) up to now_ms into rows (n
  * used, at most max; a key already there is summed, the later
  * last_denied_at kept, blocked or'ed). Returns the new n. Any thread. */
-int rl_topkeys_read(const rl_topkeys_t *t, int policy, int window_min,
-                    int64_t now_ms, rl_topkeys_row_t *rows, int n, int max);
+int rl_topkeys_read(const rl_topkeys_t *t, int policy, uint32_t layout,
+                    int window_min, int64_t now_ms, rl_topkeys_row_t *rows,
+                    int n, int max);
 
 /* 0 when t could not count a denial of policy (no table free) within
  * the window of window_min minutes up to now_ms, else 1. Any thread. */

@@ -201,3 +201,25 @@ def test_top_keys_can_be_turned_off():
         eq(body["enabled"], True, "on again")
         eq([(k["key"]["tenant"], k["denied"]) for k in body["keys"]], [("on", 2)],
            "counted once on")
+
+
+def test_top_after_a_reload_that_changes_the_key_fields():
+    """A reload that reorders a policy's key fields: keys counted before
+    are not shown under the new field names (tenant and user would read
+    swapped, and the status page would copy the wrong key into an
+    override); the keys denied after it are."""
+    with service(_cfg(workers=1), "memory") as svc:
+        for _ in range(4):
+            svc.decide(path="/api/x", tenant="TEN")
+        body = _top(svc, "policy=api&window=1m")
+        eq([(k["key"], k["denied"]) for k in body["keys"]],
+           [({"tenant": "TEN", "path": "/api/x"}, 1)], "before the reload")
+        cfg2 = json.loads(json.dumps(svc.d.config))
+        cfg2["policies"][0]["key"] = ["path", "tenant"]
+        eq(reload_config(svc.d, cfg2), "ok", "reload")
+        eq(_top(svc, "policy=api&window=1m")["keys"], [], "nothing under the new fields yet")
+        for _ in range(4):
+            svc.decide(path="/api/y", tenant="NEW")
+        body = _top(svc, "policy=api&window=1m")
+        eq([(k["key"], k["denied"]) for k in body["keys"]],
+           [({"path": "/api/y", "tenant": "NEW"}, 1)], "after the reload")

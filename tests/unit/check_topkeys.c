@@ -33,7 +33,7 @@ static const rl_topkeys_row_t *find(int n, const char *key)
 static void rec(rl_topkeys_t *t, int pol, const char *key, int denied,
                 int64_t now)
 {
-    rl_topkeys_record(t, pol, key, strlen(key), denied, now, 0);
+    rl_topkeys_record(t, pol, 0, key, strlen(key), denied, now, 0);
 }
 
 START_TEST(counts_per_minute_over_the_window)
@@ -51,27 +51,47 @@ START_TEST(counts_per_minute_over_the_window)
     for (i = 0; i < 3; i++) {
         rec(t, 0, "acme", 1, T0 + 1000 * i);
     }
-    n = rl_topkeys_read(t, 0, 1, T0 + 30000, rows, 0, 8);
+    n = rl_topkeys_read(t, 0, 0, 1, T0 + 30000, rows, 0, 8);
     ck_assert_int_eq(n, 1);
     ck_assert_str_eq(rows[0].key, "acme");
     ck_assert_uint_eq(rows[0].denied, 3);
     ck_assert_uint_eq(rows[0].allowed, 0);
     ck_assert_int_eq(rows[0].last_denied_at, (T0 + 2000) / 1000);
-    n = rl_topkeys_read(t, 0, 3, T0 + 30000, rows, 0, 8);
+    n = rl_topkeys_read(t, 0, 0, 3, T0 + 30000, rows, 0, 8);
     r = find(n, "acme");
     ck_assert_ptr_nonnull(r);
     ck_assert_uint_eq(r->denied, 4);
     ck_assert_uint_eq(r->allowed, 2);
     /* 75 minutes on every minute has left the longest window (60m,
      * rounded up to quarter-hours: 74 minutes here). */
-    ck_assert_int_eq(rl_topkeys_read(t, 0, 60, T0 + 75 * MIN, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 0, 0, 60, T0 + 75 * MIN, rows, 0, 8),
+                     0);
     /* The same key then starts from zero, not from stale buckets. */
     rec(t, 0, "acme", 0, T0 + 75 * MIN);
-    n = rl_topkeys_read(t, 0, 60, T0 + 75 * MIN, rows, 0, 8);
+    n = rl_topkeys_read(t, 0, 0, 60, T0 + 75 * MIN, rows, 0, 8);
     ck_assert_int_eq(n, 1);
     ck_assert_uint_eq(rows[0].denied, 0);
     ck_assert_uint_eq(rows[0].allowed, 1);
-    ck_assert_int_eq(rl_topkeys_read(t, 1, 60, T0, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 1, 0, 60, T0, rows, 0, 8), 0);
+    rl_topkeys_free(t);
+}
+END_TEST
+
+START_TEST(a_reload_that_changes_the_key_fields_starts_afresh)
+{
+    rl_topkeys_t *t = rl_topkeys_new();
+
+    /* "TEN|USR" counted under key ["tenant","user"] (layout 1) is not
+     * shown under ["user","tenant"] (layout 2), where it would read as
+     * user TEN of tenant USR; the first decision under 2 empties it. */
+    rl_topkeys_record(t, 3, 1, "TEN|USR", 7, 1, T0, 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 3, 1, 1, T0, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, 3, 2, 1, T0, rows, 0, 8), 0);
+    rl_topkeys_record(t, 3, 2, "USR|TEN", 7, 1, T0 + 1, 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 3, 1, 1, T0 + 1, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 3, 2, 1, T0 + 1, rows, 0, 8), 1);
+    ck_assert_str_eq(rows[0].key, "USR|TEN");
+    ck_assert_uint_eq(rows[0].denied, 1);
     rl_topkeys_free(t);
 }
 END_TEST
@@ -92,7 +112,7 @@ START_TEST(a_hammered_key_stays_and_nothing_over_counts)
             rec(t, 0, "hot", 1, T0);
         }
     }
-    n = rl_topkeys_read(t, 0, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES);
+    n = rl_topkeys_read(t, 0, 0, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES);
     ck_assert_int_eq(n, RL_TOPKEYS_ENTRIES);
     hot = find(n, "hot");
     ck_assert_ptr_nonnull(hot);
@@ -114,12 +134,12 @@ START_TEST(two_workers_merge_and_blocks_end)
     rl_topkeys_t *b = rl_topkeys_new();
     int n;
 
-    rl_topkeys_record(a, 2, "acme", 4, 1, T0, T0 + 5000);
-    rl_topkeys_record(b, 2, "acme", 4, 1, T0 + 1000, 0);
-    rl_topkeys_record(b, 2, "beta", 4, 1, T0 + 1000, 0);
-    rl_topkeys_record(b, 2, "beta", 4, 0, T0 + 1000, 0);
-    n = rl_topkeys_read(a, 2, 5, T0 + 2000, rows, 0, 8);
-    n = rl_topkeys_read(b, 2, 5, T0 + 2000, rows, n, 8);
+    rl_topkeys_record(a, 2, 0, "acme", 4, 1, T0, T0 + 5000);
+    rl_topkeys_record(b, 2, 0, "acme", 4, 1, T0 + 1000, 0);
+    rl_topkeys_record(b, 2, 0, "beta", 4, 1, T0 + 1000, 0);
+    rl_topkeys_record(b, 2, 0, "beta", 4, 0, T0 + 1000, 0);
+    n = rl_topkeys_read(a, 2, 0, 5, T0 + 2000, rows, 0, 8);
+    n = rl_topkeys_read(b, 2, 0, 5, T0 + 2000, rows, n, 8);
     ck_assert_int_eq(n, 2);
     rl_topkeys_sort(rows, n);
     ck_assert_str_eq(rows[0].key, "acme");
@@ -127,10 +147,10 @@ START_TEST(two_workers_merge_and_blocks_end)
     ck_assert_int_eq(rows[0].last_denied_at, (T0 + 1000) / 1000);
     ck_assert_int_eq(rows[0].blocked, 1);
     ck_assert_str_eq(rows[1].key, "beta");
-    n = rl_topkeys_read(a, 2, 5, T0 + 6000, rows, 0, 8);
+    n = rl_topkeys_read(a, 2, 0, 5, T0 + 6000, rows, 0, 8);
     ck_assert_int_eq(rows[0].blocked, 0);
     /* max bounds the rows. */
-    ck_assert_int_eq(rl_topkeys_read(b, 2, 5, T0 + 2000, rows, 0, 1), 1);
+    ck_assert_int_eq(rl_topkeys_read(b, 2, 0, 5, T0 + 2000, rows, 0, 1), 1);
     rl_topkeys_free(a);
     rl_topkeys_free(b);
 }
@@ -152,19 +172,19 @@ START_TEST(policy_slots_and_long_keys_only)
     rec(t, RL_TOPKEYS_POLICIES, "k", 1, T0);
     rec(t, -1, "k", 1, T0);
     for (i = 0; i < RL_TOPKEYS_TABLES - 1; i++) {
-        ck_assert_int_eq(rl_topkeys_read(t, i, 1, T0, rows, 0, 8), 1);
+        ck_assert_int_eq(rl_topkeys_read(t, i, 0, 1, T0, rows, 0, 8), 1);
     }
     ck_assert_int_eq(
-        rl_topkeys_read(t, RL_TOPKEYS_POLICIES - 1, 1, T0, rows, 0, 8), 1);
-    ck_assert_int_eq(rl_topkeys_read(t, RL_TOPKEYS_POLICIES, 1, T0, rows, 0, 8),
-                     0);
-    ck_assert_int_eq(rl_topkeys_read(t, -1, 1, T0, rows, 0, 8), 0);
+        rl_topkeys_read(t, RL_TOPKEYS_POLICIES - 1, 0, 1, T0, rows, 0, 8), 1);
+    ck_assert_int_eq(
+        rl_topkeys_read(t, RL_TOPKEYS_POLICIES, 0, 1, T0, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, -1, 0, 1, T0, rows, 0, 8), 0);
     memset(key, 'x', sizeof(key) - 1);
     key[sizeof(key) - 1] = '\0';
     rec(t, 0, key, 1, T0);
     key[RL_TOPKEYS_KEY_MAX] = '\0';
     rec(t, 0, key, 1, T0);
-    ck_assert_int_eq(rl_topkeys_read(t, 0, 1, T0, rows, 0, 8), 2);
+    ck_assert_int_eq(rl_topkeys_read(t, 0, 0, 1, T0, rows, 0, 8), 2);
     ck_assert_ptr_nonnull(find(2, key));
     ck_assert_uint_gt(rl_topkeys_bytes(t), empty);
     rl_topkeys_free(t);
@@ -183,7 +203,7 @@ START_TEST(at_maximum_size_under_one_megabyte)
         rec(t, 7, "allowed", 0, T0);
     }
     ck_assert_uint_eq(rl_topkeys_bytes(t), empty);
-    ck_assert_int_eq(rl_topkeys_read(t, 7, 60, T0, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 7, 0, 60, T0, rows, 0, 8), 0);
     ck_assert_uint_lt(empty, 24 * 1024);
     /* Every table full of the longest keys. */
     memset(key, 'k', RL_TOPKEYS_KEY_MAX);
@@ -195,7 +215,7 @@ START_TEST(at_maximum_size_under_one_megabyte)
             rec(t, 100 + p, key, 1, T0);
         }
         ck_assert_int_eq(
-            rl_topkeys_read(t, 100 + p, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES),
+            rl_topkeys_read(t, 100 + p, 0, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES),
             RL_TOPKEYS_ENTRIES);
     }
     full = rl_topkeys_bytes(t);
@@ -233,7 +253,7 @@ START_TEST(a_policy_beyond_the_budget_is_not_tracked)
     rec(t, 50, "late", 1, T0);
     rec(t, 50, "late", 1, T0 + 1000);
     ck_assert_uint_eq(st.top_keys_untracked, 2);
-    ck_assert_int_eq(rl_topkeys_read(t, 50, 60, T0, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 50, 0, 60, T0, rows, 0, 8), 0);
     ck_assert_int_eq(rl_topkeys_tracked(t, 50, 1, T0), 0);
     /* Untracked over the windows that include the refused denial. */
     ck_assert_int_eq(rl_topkeys_tracked(t, 50, 5, T0 + 4 * MIN), 0);
@@ -241,7 +261,7 @@ START_TEST(a_policy_beyond_the_budget_is_not_tracked)
     ck_assert_int_eq(rl_topkeys_tracked(t, 0, 1, T0), 1);
     /* The tracked policies keep counting. */
     rec(t, 0, "k", 1, T0 + 1000);
-    ck_assert_int_eq(rl_topkeys_read(t, 0, 1, T0 + 1000, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, 0, 0, 1, T0 + 1000, rows, 0, 8), 1);
     ck_assert_uint_eq(rows[0].denied, 2);
     rl_stats_self = NULL;
     rl_topkeys_free(t);
@@ -263,24 +283,29 @@ START_TEST(an_idle_table_is_handed_on)
     /* An hour on, a 60m window still shows T0: no table is idle yet. */
     rec(t, 20, "new", 1, T0 + 60 * MIN);
     ck_assert_int_eq(rl_topkeys_tracked(t, 20, 1, T0 + 60 * MIN), 0);
-    ck_assert_int_eq(rl_topkeys_read(t, 1, 60, T0 + 60 * MIN, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, 1, 0, 60, T0 + 60 * MIN, rows, 0, 8),
+                     1);
     /* 75 minutes on T0 has left every window: policy 1's table (the
      * first of the longest idle) is cleared and counts policy 20. */
     rec(t, 20, "new", 1, T0 + 75 * MIN);
     ck_assert_uint_eq(rl_topkeys_bytes(t), full);
-    ck_assert_int_eq(rl_topkeys_read(t, 20, 1, T0 + 75 * MIN, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, 20, 0, 1, T0 + 75 * MIN, rows, 0, 8),
+                     1);
     ck_assert_str_eq(rows[0].key, "new");
     ck_assert_uint_eq(rows[0].denied, 1);
     ck_assert_int_eq(rl_topkeys_tracked(t, 20, 1, T0 + 75 * MIN), 1);
-    ck_assert_int_eq(rl_topkeys_read(t, 1, 60, T0 + 75 * MIN, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 1, 0, 60, T0 + 75 * MIN, rows, 0, 8),
+                     0);
     /* Policy 1 allowed: not counted; denied again: it takes the next
      * idle table, and policy 0 (busy at T0 + 30m) keeps its own. */
     rec(t, 1, "old", 0, T0 + 75 * MIN);
-    ck_assert_int_eq(rl_topkeys_read(t, 1, 1, T0 + 75 * MIN, rows, 0, 8), 0);
+    ck_assert_int_eq(rl_topkeys_read(t, 1, 0, 1, T0 + 75 * MIN, rows, 0, 8), 0);
     rec(t, 1, "old", 1, T0 + 75 * MIN);
-    ck_assert_int_eq(rl_topkeys_read(t, 1, 1, T0 + 75 * MIN, rows, 0, 8), 1);
-    ck_assert_int_eq(rl_topkeys_read(t, 2, 60, T0 + 75 * MIN, rows, 0, 8), 0);
-    ck_assert_int_eq(rl_topkeys_read(t, 0, 60, T0 + 75 * MIN, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, 1, 0, 1, T0 + 75 * MIN, rows, 0, 8), 1);
+    ck_assert_int_eq(rl_topkeys_read(t, 2, 0, 60, T0 + 75 * MIN, rows, 0, 8),
+                     0);
+    ck_assert_int_eq(rl_topkeys_read(t, 0, 0, 60, T0 + 75 * MIN, rows, 0, 8),
+                     1);
     ck_assert_uint_eq(rows[0].allowed, 1);
     rl_topkeys_free(t);
 }
@@ -312,7 +337,7 @@ START_TEST(long_windows_round_up_to_quarter_hours)
     for (m = 1; m <= 60; m++) {
         int span = rl_topkeys_span(m, T0);
 
-        n = rl_topkeys_read(t, 0, m, T0, rows, 0, 8);
+        n = rl_topkeys_read(t, 0, 0, m, T0, rows, 0, 8);
         ck_assert_int_eq(n, 1);
         ck_assert_uint_eq(rows[0].denied, (uint64_t)span);
         ck_assert_uint_eq(rows[0].allowed, (uint64_t)span);
@@ -322,9 +347,9 @@ START_TEST(long_windows_round_up_to_quarter_hours)
     /* A gap: minutes not decided stay empty in the quarter-hours. */
     rec(t, 1, "g", 1, T0 - 40 * MIN);
     rec(t, 1, "g", 1, T0);
-    rl_topkeys_read(t, 1, 60, T0, rows, 0, 8);
+    rl_topkeys_read(t, 1, 0, 60, T0, rows, 0, 8);
     ck_assert_uint_eq(rows[0].denied, 2);
-    rl_topkeys_read(t, 1, 15, T0, rows, 0, 8);
+    rl_topkeys_read(t, 1, 0, 15, T0, rows, 0, 8);
     ck_assert_uint_eq(rows[0].denied, 1);
     rl_topkeys_free(t);
 }
@@ -355,7 +380,7 @@ START_TEST(counts_stay_within_the_error_bound)
         truth[k]++;
         total++;
     }
-    n = rl_topkeys_read(t, 0, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES);
+    n = rl_topkeys_read(t, 0, 0, 1, T0, rows, 0, RL_TOPKEYS_ENTRIES);
     ck_assert_int_eq(n, RL_TOPKEYS_ENTRIES);
     for (i = 0; i < n; i++) {
         uint64_t want = truth[atoi(rows[i].key + 1)];
@@ -394,15 +419,15 @@ START_TEST(a_key_evicted_before_another_aged_out_keeps_its_weight)
         rec(t, 0, "x", 1, T0);
     }
     rec(t, 0, "y", 1, T0);
-    ck_assert_ptr_null(
-        find(rl_topkeys_read(t, 0, 15, T0, rows, 0, RL_TOPKEYS_ENTRIES), "x"));
+    ck_assert_ptr_null(find(
+        rl_topkeys_read(t, 0, 0, 15, T0, rows, 0, RL_TOPKEYS_ENTRIES), "x"));
     /* w takes z's place; x comes back, then v: x, denied 4 times in the
      * window, more than y's weight, must stay: it inherited at least
      * the 3 it lost, not the 1 of a newcomer in an aged-out entry. */
     rec(t, 0, "w", 1, T0 + 5 * MIN);
     rec(t, 0, "x", 1, T0 + 5 * MIN);
     rec(t, 0, "v", 1, T0 + 5 * MIN);
-    n = rl_topkeys_read(t, 0, 15, T0 + 5 * MIN, rows, 0, RL_TOPKEYS_ENTRIES);
+    n = rl_topkeys_read(t, 0, 0, 15, T0 + 5 * MIN, rows, 0, RL_TOPKEYS_ENTRIES);
     ck_assert_ptr_nonnull(find(n, "x"));
     ck_assert_uint_eq(find(n, "x")->denied, 1);
     ck_assert_ptr_null(find(n, "y"));
@@ -450,6 +475,7 @@ int main(void)
     tcase_add_test(tc, counts_stay_within_the_error_bound);
     tcase_add_test(tc, a_key_evicted_before_another_aged_out_keeps_its_weight);
     tcase_add_test(tc, key_values_of_a_store_key);
+    tcase_add_test(tc, a_reload_that_changes_the_key_fields_starts_afresh);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
