@@ -381,12 +381,13 @@ static int decide_test_applies(const rl_policy_t *p, const rl_request_t *req)
 }
 
 /* A decision's deny cache step: answers from the cache and returns 1
- * when the key (len bytes) is known to be denied; a peek (cost 0) drops
- * the entry instead, as the store's answer will be newer. */
+ * when the key (len bytes) is known to be denied at this cost; a peek
+ * (cost 0) drops the entry instead, as the store's answer will be
+ * newer. */
 static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
-                             const rl_request_t *req, const char *key,
-                             size_t len, int test, int64_t now_us,
-                             rl_decide_cb *cb, void *arg)
+                             int64_t cost, const char *key, size_t len,
+                             int test, int64_t now_us, rl_decide_cb *cb,
+                             void *arg)
 {
     const rl_deny_entry_t *e;
     const char *top;
@@ -396,12 +397,12 @@ static int decide_from_cache(const rl_conf_t *conf, const rl_policy_t *p,
     if (rl_deny_cache_self == NULL) {
         return 0;
     }
-    if (req->cost <= 0) {
+    if (cost <= 0) {
         rl_deny_cache_drop(rl_deny_cache_self, key, len, test);
         return 0;
     }
     e = rl_deny_cache_get(rl_deny_cache_self, conf->generation, key, len, test,
-                          req->cost, now_us);
+                          cost, now_us);
     if (e == NULL) {
         return 0;
     }
@@ -580,8 +581,8 @@ static void decide_parts(decide_ctx_t *c, const rl_match_t *matches, int n,
 /* The deny cache step of a single-part decision without a penalty (a
  * layered or penalised one always asks the store, so penalty counts stay
  * exact): remembers the key in c, and returns 1 when the cache answered. */
-static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
-                         const decide_keys_t *k, int64_t now_us)
+static int decide_cached(decide_ctx_t *c, const decide_keys_t *k,
+                         int64_t now_us)
 {
     const decide_part_t *d = &c->parts[0];
 
@@ -595,7 +596,7 @@ static int decide_cached(decide_ctx_t *c, const rl_request_t *req,
     memcpy(c->key, k->parts[0].base_key, k->parts[0].base_len);
     c->keylen = k->parts[0].base_len;
     return c->kind == DECIDE_OP_DECIDE &&
-           decide_from_cache(c->conf, d->policy, req, c->key, c->keylen,
+           decide_from_cache(c->conf, d->policy, c->cost, c->key, c->keylen,
                              d->test, now_us, c->cb, c->arg);
 }
 
@@ -679,7 +680,7 @@ static void decide_go(rl_store_t *store, decide_ctx_t *c)
         return;
     }
     rl_decide_keys_penalties(c, &keys);
-    if (decide_cached(c, c->parts[0].req, &keys, rl_mono_us())) {
+    if (decide_cached(c, &keys, rl_mono_us())) {
         decide_drop(c);
         return;
     }
@@ -743,7 +744,13 @@ void rl_decide_items(const rl_conf_t *conf, rl_store_t *store,
         c->parts[i].cost = items[i].cost;
     }
     c->nparts = n;
-    c->part_costs = 1;
+    if (n == 1 && items[0].limits == NULL) {
+        /* One descriptor of the policy's limits: the single-part path,
+         * so the deny cache answers its repeated denials. */
+        c->cost = items[0].cost;
+    } else {
+        c->part_costs = 1;
+    }
     if (decide_overrides(c) != 0) {
         decide_drop(c);
         return;

@@ -171,6 +171,18 @@ static int rls_pick(const rl_verdict_part_t *p, int *over)
     return pick;
 }
 
+/* Sets status s's limit_remaining (clamped) and its duration d of ms. */
+static void rls_remaining(rls_status_t *s, Google__Protobuf__Duration *d,
+                          int64_t remaining, int64_t ms)
+{
+    s->limit_remaining = remaining > UINT32_MAX ? UINT32_MAX
+                         : remaining < 0        ? 0
+                                                : (uint32_t)remaining;
+    d->seconds = ms / 1000;
+    d->nanos = (int32_t)(ms % 1000) * 1000000;
+    s->duration_until_reset = d;
+}
+
 /* Fills status s (with its limit l and duration d) for part p of v. */
 static void rls_part_status(const rl_verdict_t *v, int p, rls_status_t *s,
                             rls_limit_t *l, Google__Protobuf__Duration *d)
@@ -181,6 +193,9 @@ static void rls_part_status(const rl_verdict_t *v, int p, rls_status_t *s,
 
     if (part->nlimits == 0) {
         return; /* a policy without limits: OK, no current_limit */
+    }
+    if (part->results == NULL && v->cached) {
+        pick = (int)(v->limit_def - part->limits); /* the limit that denied */
     }
     if (!v->allowed && part->policy == v->policy && !v->degraded) {
         over = 1; /* blocked by a penalty or a deny override */
@@ -195,19 +210,20 @@ static void rls_part_status(const rl_verdict_t *v, int p, rls_status_t *s,
     l->requests_per_unit = per;
     l->unit = unit;
     s->current_limit = l;
-    if (part->results != NULL) {
+    if (part->results == NULL && v->cached) {
+        /* The deny cache knows the limit that denied, not each result. */
+        rls_remaining(s, d, v->remaining,
+                      v->retry_after_ms > v->reset_after_ms
+                          ? v->retry_after_ms
+                          : v->reset_after_ms);
+    } else if (part->results != NULL) {
         const rl_limit_result_t *r = &part->results[pick];
         int64_t ms =
             over ? (r->retry_after_ms > r->reset_after_ms ? r->retry_after_ms
                                                           : r->reset_after_ms)
                  : r->reset_after_ms;
 
-        s->limit_remaining = r->remaining > UINT32_MAX ? UINT32_MAX
-                             : r->remaining < 0        ? 0
-                                                       : (uint32_t)r->remaining;
-        d->seconds = ms / 1000;
-        d->nanos = (int32_t)(ms % 1000) * 1000000;
-        s->duration_until_reset = d;
+        rls_remaining(s, d, r->remaining, ms);
     }
 }
 

@@ -157,3 +157,31 @@ def test_cache_disabled():
             svc.verdict(path="/x", tenant="t")
         eq(redis_calls(svc.redis), 20, "script calls with the cache off")
         eq(metric(scrape(svc.d), "ratelimitd_deny_cache_hits_total"), 0, "cache hits")
+
+
+def test_grpc_denials_served_from_cache():
+    """ShouldRateLimit with one descriptor over its limit: the deny cache
+    answers the repeats (Redis runs the script for a small fraction),
+    exactly the limit is admitted, and a cached answer says what the
+    store's said (OVER_LIMIT, remaining 0, the same reset)."""
+    from test_grpc import call, dpolicy, fixed, grpc_cfg, rpc, target
+    entries = [["remote_address", "10.9.9.9"]]
+    cfg = grpc_cfg(dpolicy("edge-ip", "edge", [("remote_address", None)],
+                           ["descriptor.remote_address"], fixed(3, "1h")), workers=2)
+    with service(cfg, "redis") as svc:
+        first = rpc(*[call(cfg, [{"entries": entries}]) for _ in range(4)])
+        eq([r["overall"] for r in first], ["OK"] * 3 + ["OVER_LIMIT"],
+           "three admitted, then over")
+        svc.redis.call("CONFIG", "RESETSTAT")
+        res = rpc({"op": "hammer", "targets": [target(cfg)], "domain": "edge",
+                   "descriptors": [{"entries": entries}], "n": 200, "streams": 8})[0]
+        eq((res["ok"], res["over"], res["errors"]), (0, 200, []), "the flood: all over")
+        calls = redis_calls(svc.redis)
+        check(calls * 5 <= 200, "Redis ran the script %d times for 200 calls" % calls)
+        again = rpc(call(cfg, [{"entries": entries}]))[0]
+        eq((again["overall"], again["statuses"][0]["code"], again["statuses"][0]["remaining"],
+            again["headers"].keys()), ("OVER_LIMIT", "OVER_LIMIT", 0, first[3]["headers"].keys()),
+           "a cached answer")
+        check(0 <= first[3]["statuses"][0]["reset_ms"] - again["statuses"][0]["reset_ms"] <= 5000,
+              "its reset matches the store's: %r vs %r" % (again["statuses"][0],
+                                                           first[3]["statuses"][0]))
