@@ -4,7 +4,7 @@ where a rule would make the test wait minutes, a copy with the same
 policy but shorter limits is used, or cost stands in for many requests.
 Besides the source rules: the account group beside the platform routes,
 the higher-limit and the suspended tenant of the events policy (config
-overrides), the penalty block on the build endpoints and the fail-closed
+overrides), the penalty block on the whole build API and the fail-closed
 ingest policy's 503 body."""
 
 import copy
@@ -39,17 +39,15 @@ def _payments(conf):
     raise AssertionError("the example has no policy with a test header")
 
 
-def _concrete(pattern, tail="txns"):
-    """A concrete path that fits pattern."""
-    segs = []
-    for s in pattern.split("/")[1:]:
-        if s == "*":
-            segs.append(tail)
-        elif s.startswith("{"):
-            segs.append("v1")
-        else:
-            segs.append(s)
-    return "/" + "/".join(segs)
+# Two endpoints (resources) of the payments API, as the source names them.
+TXNS = "/payments/txns"
+LOGINS = "/payments/logins"
+
+
+def _payments_path(conf, path):
+    """path, checked to be decided by the payments policy."""
+    eq(_policy(conf, "POST", path)["name"], _payments(conf)["name"], "policy for %s" % path)
+    return path
 
 
 def _platform_process(store):
@@ -167,8 +165,7 @@ def _payments_test_header(store):
     eq(p["test"]["value"], "match", "test header value")
     n = min(lim["requests"] for lim in p["test"]["limits"])
     check(n <= 20, "the test limit is small (%d)" % n)
-    path = _concrete(p["match"]["path"])
-    eq(_policy(conf, "POST", path)["name"], p["name"], "policy for %s" % path)
+    path = _payments_path(conf, TXNS)
     with service(conf, store) as svc:
         if any(lim.get("algorithm", "gcra") != "gcra" for lim in p["test"]["limits"]):
             wait_window_start(svc, 10, 2)
@@ -188,13 +185,53 @@ def _payments_test_header(store):
         eq(v["allowed"], True, "another header value")
 
 
+def _payments_per_resource(store):
+    """An endpoint is a resource with its records: requests spread over
+    /payments/txns/<id1>, <id2>, ... share the /payments/txns counter, so
+    with the test header the one past the test limit is denied and blocks
+    /payments/txns itself, while /payments/logins and another tenant keep
+    counters of their own (one store key per tenant and resource)."""
+    conf = load_example()
+    p = _payments(conf)
+    n = min(lim["requests"] for lim in p["test"]["limits"])
+    test = {"rate-limit-test": "match"}
+    ids = [_payments_path(conf, "%s/t1_txn_%d" % (TXNS, i + 1)) for i in range(n + 1)]
+    with service(conf, store) as svc:
+        if any(lim.get("algorithm", "gcra") != "gcra" for lim in p["test"]["limits"]):
+            wait_window_start(svc, 10, 3)
+        for i, path in enumerate(ids[:n]):
+            v = svc.verdict(method="GET", path=path, tenant="acme-corp", headers=test)
+            eq((v["allowed"], v["policy"], v["remaining"]), (True, p["name"], n - 1 - i),
+               "%s: test request %d of %d on the resource" % (path, i + 1, n))
+        v = svc.verdict(method="GET", path=ids[n], tenant="acme-corp", headers=test)
+        eq((v["allowed"], v["status"], v["blocked"], v.get("body")),
+           (False, 429, True, PAYMENTS_BODY), "%s: request %d on the resource" % (ids[n], n + 1))
+        v = svc.verdict(method="POST", path=TXNS, tenant="acme-corp", headers=test)
+        eq((v["allowed"], v["blocked"]), (False, True), "%s is blocked too" % TXNS)
+        v = svc.verdict(method="GET", path=ids[0], tenant="other-corp", headers=test)
+        eq(v["allowed"], True, "another tenant on %s" % ids[0])
+        for path in (LOGINS, LOGINS + "/l1"):
+            v = svc.verdict(method="GET", path=_payments_path(conf, path), tenant="acme-corp",
+                            headers=test)
+            eq(v["allowed"], True, "%s is another endpoint" % path)
+        v = svc.verdict(method="GET", path=ids[0], tenant="acme-corp")
+        eq(v["allowed"], True, "%s without the test header" % ids[0])
+        if svc.redis is not None:
+            eq(sorted(svc.redis.call("KEYS", "rl:{payments-endpoint|*")),
+               sorted(["rl:{payments-endpoint|acme-corp|txns}:ltf10s",
+                       "rl:{payments-endpoint|acme-corp|txns}:lf10s",
+                       "rl:{payments-endpoint|acme-corp|logins}:ltf10s",
+                       "rl:{payments-endpoint|other-corp|txns}:ltf10s"]),
+               "one key per tenant and resource")
+
+
 def _payments_limit_and_block(store):
     """1000 requests in 10 s per endpoint (cost 250 stands in for 250
     requests), then a 10 s block."""
     conf = load_example()
     p = _payments(conf)
-    path = _concrete(p["match"]["path"], "txns")
-    other = _concrete(p["match"]["path"], "logins")
+    path = _payments_path(conf, TXNS)
+    other = _payments_path(conf, LOGINS)
     with service(conf, store) as svc:
         if any(lim.get("algorithm", "gcra") != "gcra" for lim in p["limits"]):
             wait_window_start(svc, 10, 3)
@@ -218,7 +255,7 @@ def _payments_block_short(store):
     p = _payments(conf)
     algo = p["limits"][0].get("algorithm", "gcra")
     p["limits"] = [{"requests": 3, "per": "1s", "algorithm": algo, "block": "3s"}]
-    path = _concrete(p["match"]["path"])
+    path = _payments_path(conf, TXNS)
     with service(conf, store) as svc:
         wait_window_start(svc, 1, 0.6)
         for i in range(3):
@@ -305,7 +342,7 @@ def _payments_thousand(store):
     conf = load_example()
     p = _payments(conf)
     lim = p["limits"][0]
-    path = _concrete(p["match"]["path"])
+    path = _payments_path(conf, TXNS)
     with service(conf, store) as svc:
         if lim.get("algorithm", "gcra") != "gcra":
             wait_window_start(svc, 10, 6)
@@ -510,6 +547,50 @@ def _build_penalty(store):
            "a policy without the penalty")
 
 
+def _build_penalty_whole_api(store):
+    """The block covers the user's whole build API, as the source's "the
+    entire user account" says: during it GET /projects, a read below it
+    and another write are denied with the penalty's body and Retry-After
+    600, on /v1/decide and /v1/authorize; another user is allowed. Before
+    the block those requests are allowed, under a policy that needs the
+    user."""
+    conf = load_example()
+    pen = _penalty(conf)
+    blocked = {"message": "Account temporarily blocked for repeated requests over the rate "
+                          "limit. Try again in 10 minutes."}
+    other = [("GET", "/projects"), ("GET", "/projects/p1/builds"),
+             ("POST", "/projects/other-write")]
+    with service(conf, store) as svc:
+        for method, path in other:
+            v = svc.verdict(method=method, path=path, user="u-hammer")
+            eq(v["allowed"], True, "%s %s before the block" % (method, path))
+        v = _hammer_upload(svc, pen, "u-hammer")
+        eq((v["blocked"], v.get("penalty")), (True, pen["name"]), "the 5th denial blocks")
+        for method, path in other:
+            v = svc.verdict(method=method, path=path, user="u-hammer")
+            eq((v["allowed"], v["blocked"], v.get("penalty"), v["status"], v.get("body")),
+               (False, True, pen["name"], 429, blocked), "%s %s during the block" % (method, path))
+            between(int(v["_http"].header("Retry-After")), 590, 600, "Retry-After")
+            v = svc.verdict(method=method, path=path, user="u-other")
+            eq(v["allowed"], True, "another user: %s %s" % (method, path))
+        r = svc.request("GET", "/v1/authorize",
+                        headers={"X-Original-Method": "GET", "X-Original-URI": "/projects",
+                                 "X-User-Id": "u-hammer"})
+        eq((r.status, r.json), (429, blocked), "/v1/authorize GET /projects during the block")
+        between(int(r.header("Retry-After")), 590, 600, "Retry-After from /v1/authorize")
+        r = svc.request("GET", "/v1/authorize",
+                        headers={"X-Original-Method": "GET", "X-Original-URI": "/projects",
+                                 "X-User-Id": "u-other"})
+        eq(r.status, 200, "/v1/authorize GET /projects for another user")
+        for method, path in other:
+            p = _policy(conf, method, path)
+            eq((p.get("penalty"), p["key"]), (pen["name"], ["user"]),
+               "the policy of %s %s (%s): penalty and key" % (method, path, p["name"]))
+        r = svc.decide(method="GET", path="/projects")
+        eq((r.status, r.json.get("code")), (422, "VAL_001"), "GET /projects without a user")
+        check("user" in r.json.get("error", ""), "error %r names user" % r.json)
+
+
 def _build_penalty_ends(store):
     """A copy with a 500 ms block: once it ends the user may distribute again
     (nothing was counted while blocked), and upload answers its own limit."""
@@ -581,6 +662,7 @@ for _name, _fn in (("test_platform_process", _platform_process),
                    ("test_platform_catch_all_per_endpoint", _catch_all),
                    ("test_build_upload_distribute", _build_uploads),
                    ("test_payments_test_header", _payments_test_header),
+                   ("test_payments_per_resource", _payments_per_resource),
                    ("test_payments_limit_and_block", _payments_limit_and_block),
                    ("test_payments_block_short", _payments_block_short),
                    ("test_payments_1000_requests", _payments_thousand),
@@ -590,5 +672,6 @@ for _name, _fn in (("test_platform_process", _platform_process),
                    ("test_events_premium_tenant", _events_premium),
                    ("test_events_suspended_tenant", _events_suspended),
                    ("test_build_penalty_blocks_user", _build_penalty),
+                   ("test_build_penalty_whole_api", _build_penalty_whole_api),
                    ("test_build_penalty_ends", _build_penalty_ends)):
     parametrize(globals(), _name, _fn, STORES)

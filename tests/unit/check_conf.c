@@ -86,7 +86,7 @@ START_TEST(test_example_top_level)
     ck_assert_int_eq(conf->store.port, 6379);
     ck_assert_int_eq(conf->store.timeout_ms, 50);
     ck_assert_str_eq(conf->store.prefix, "rl");
-    ck_assert_int_eq(conf->npolicies, 10);
+    ck_assert_int_eq(conf->npolicies, 11);
     ck_assert_int_eq((int)strlen(conf->hash), 16);
     rl_conf_free(conf);
 }
@@ -161,12 +161,27 @@ START_TEST(test_example_build_payments_events)
                       "{retry_after_human}.\"}");
     }
 
+    /* The rest of the build API: a fair-use limit that carries the penalty,
+     * so a blocked user is blocked on every endpoint. */
+    p = rl_conf_policy(conf, "build-other");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(p->method);
+    ck_assert_str_eq(p->path.text, "/projects/*");
+    ck_assert_int_eq(p->nkey, 1);
+    check_key(p, 0, RL_KEY_USER, NULL, "user");
+    check_limit(&p->limits[0], RL_ALGO_GCRA, 1000000, 1000, 1000000, 0, "g1s");
+    ck_assert_ptr_nonnull(p->penalty);
+    ck_assert_str_eq(p->penalty->name, "build-hammering");
+    check_body(p, "{\"message\":\"Rate limit exceeded. Try again in "
+                  "{retry_after_human}.\"}");
+
     p = rl_conf_policy(conf, "payments-endpoint");
     ck_assert_ptr_nonnull(p);
     ck_assert_ptr_null(p->method);
-    ck_assert_str_eq(p->path.text, "/payments/*");
+    ck_assert_str_eq(p->path.text, "/payments/{resource}/*");
+    ck_assert_int_eq(p->nkey, 2);
     check_key(p, 0, RL_KEY_TENANT, NULL, "tenant");
-    check_key(p, 1, RL_KEY_PATH, NULL, "path");
+    check_key(p, 1, RL_KEY_PATH_PARAM, "resource", "path.resource");
     check_limit(&p->limits[0], RL_ALGO_FIXED_WINDOW, 1000, 10000, 1000, 10000,
                 "f10s");
     ck_assert_ptr_nonnull(p->test);
