@@ -18,8 +18,6 @@
  *     are answered, then the connection closes. */
 #include "grpc_int.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -33,6 +31,7 @@
 #include <event2/listener.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
+#include "listen.h"
 #include "log.h"
 #include "stats.h"
 #include "tls.h"
@@ -447,40 +446,6 @@ static int srv_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* A non-blocking listening socket on host:port with SO_REUSEPORT, or
- * -1 with err filled. */
-static int srv_socket(const char *host, int port, char *err, size_t errlen)
-{
-    struct addrinfo hints, *ai = NULL;
-    char portstr[8];
-    int fd, one = 1;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    if (getaddrinfo(host[0] != '\0' ? host : NULL, portstr, &hints, &ai) != 0) {
-        snprintf(err, errlen, "grpc.listen: cannot resolve %s", host);
-        return -1;
-    }
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                0);
-    if (fd < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "grpc.listen: cannot listen on %s:%d: %s", host,
-                 port, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
-
 rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
                                      const rl_conf_grpc_t *conf,
                                      rl_grpc_handler_fn *fn, void *arg,
@@ -489,6 +454,7 @@ rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
 {
     rl_grpc_server_t *s = calloc(1, sizeof(*s));
     int fd = -1;
+    int bound;
 
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -503,13 +469,14 @@ rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
     s->arg = arg;
     s->metadata = metadata;
     if (conf->tls.cert_file != NULL) {
-        s->tls = rl_tls_ctx_new(&conf->tls, err, errlen);
+        s->tls = rl_tls_ctx_new(&conf->tls, "grpc.tls", err, errlen);
         if (s->tls == NULL) {
             goto err;
         }
         SSL_CTX_set_alpn_select_cb(s->tls, srv_alpn, NULL);
     }
-    fd = srv_socket(conf->listen_host, conf->listen_port, err, errlen);
+    fd = rl_listen_socket("grpc.listen", conf->listen_host, conf->listen_port,
+                          &bound, err, errlen);
     if (fd < 0) {
         goto err;
     }

@@ -1,18 +1,16 @@
 /* ratelimitd: argument parsing, start-up, signals, shutdown. */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <event2/event.h>
 #include "config.h"
 #include "conf.h"
 #include "convert_envoy.h"
+#include "listen.h"
 #include "log.h"
 #include "reload.h"
 #include "store_mem.h"
@@ -85,53 +83,29 @@ static int split_host_port(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
-/* Opens one listening socket per worker on the same address, with
- * SO_REUSEPORT so the kernel spreads connections across workers. Port 0
- * picks a free port once; the others bind that same port. Returns the
- * number opened (== n) or -1. fds[] are non-blocking. */
+/* Opens one listening socket per worker on the same address (listen.h),
+ * after checking that no other process listens there. Port 0 picks a
+ * free port once; the others bind that same port. Returns the number
+ * opened (== n) or -1. fds[] are non-blocking. */
 static int open_listeners(const char *host, int port, int n, int *fds,
                           int *bound_port)
 {
-    struct addrinfo hints, *ai = NULL;
-    char portstr[8];
-    int i, one = 1;
+    char err[256];
+    int i;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
     for (i = 0; i < n; i++) {
         fds[i] = -1;
     }
+    if (rl_listen_probe("listen", host, port, err, sizeof(err)) != 0) {
+        rl_error("%s", err);
+        return -1;
+    }
     for (i = 0; i < n; i++) {
-        snprintf(portstr, sizeof(portstr), "%d", port);
-        if (getaddrinfo(host[0] != '\0' ? host : NULL, portstr, &hints, &ai) !=
-            0) {
-            rl_error("cannot resolve listen address %s", host);
+        fds[i] =
+            rl_listen_socket("listen", host, port, &port, err, sizeof(err));
+        if (fds[i] < 0) {
+            rl_error("%s", err);
             goto err;
-        }
-        fds[i] = socket(ai->ai_family,
-                        ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fds[i] < 0 ||
-            setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) !=
-                0 ||
-            setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
-                0 ||
-            bind(fds[i], ai->ai_addr, ai->ai_addrlen) != 0 ||
-            listen(fds[i], 1024) != 0) {
-            rl_error("cannot listen on %s:%d: %s", host, port, strerror(errno));
-            freeaddrinfo(ai);
-            goto err;
-        }
-        freeaddrinfo(ai);
-        ai = NULL;
-        if (port == 0) {
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof(ss);
-            getsockname(fds[i], (struct sockaddr *)&ss, &sl);
-            port = ntohs(ss.ss_family == AF_INET6
-                             ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                             : ((struct sockaddr_in *)&ss)->sin_port);
         }
     }
     *bound_port = port;
@@ -206,13 +180,20 @@ static int run_build(main_run_t *r)
         return -1;
     }
     if (conf->tls.cert_file != NULL &&
-        (r->tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err))) == NULL) {
+        (r->tls = rl_tls_ctx_new(&conf->tls, "tls", err, sizeof(err))) ==
+            NULL) {
         rl_log_kv(RL_LOG_ERROR, "invalid TLS configuration", "error", err,
                   NULL);
         return -1;
     }
     if (open_listeners(conf->listen_host, conf->listen_port, n, r->fds,
                        &r->port) < 0) {
+        return -1;
+    }
+    if (conf->grpc != NULL &&
+        rl_listen_probe("grpc.listen", conf->grpc->listen_host,
+                        conf->grpc->listen_port, err, sizeof(err)) != 0) {
+        rl_error("%s", err);
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -420,8 +401,27 @@ static int parse_args(int argc, char **argv, main_opts_t *o)
     return -1;
 }
 
-/* --check-config: validates the file at path, its listener TLS files
- * included. The exit code: 0 valid, 1 invalid. */
+/* --check-config's TLS step: tls (NULL: none) loads as the listener
+ * would load it. 0, or 1 with the error on stderr. */
+static int check_tls(const rl_conf_listen_tls_t *tls, const char *section,
+                     const char *path)
+{
+    char err[512];
+    SSL_CTX *ctx;
+
+    if (tls == NULL) {
+        return 0;
+    }
+    if ((ctx = rl_tls_ctx_new(tls, section, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return 1;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+/* --check-config: validates the file at path, the TLS files of both
+ * listeners included. The exit code: 0 valid, 1 invalid. */
 static int check_config(const char *path)
 {
     char err[512];
@@ -431,14 +431,14 @@ static int check_config(const char *path)
         fprintf(stderr, "%s: %s\n", path, err);
         return 1;
     }
-    if (conf->tls.cert_file != NULL) {
-        SSL_CTX *tls = rl_tls_ctx_new(&conf->tls, err, sizeof(err));
-        if (tls == NULL) {
-            fprintf(stderr, "%s: %s\n", path, err);
-            rl_conf_free(conf);
-            return 1;
-        }
-        SSL_CTX_free(tls);
+    if (check_tls(conf->tls.cert_file != NULL ? &conf->tls : NULL, "tls",
+                  path) != 0 ||
+        check_tls(conf->grpc != NULL && conf->grpc->tls.cert_file != NULL
+                      ? &conf->grpc->tls
+                      : NULL,
+                  "grpc.tls", path) != 0) {
+        rl_conf_free(conf);
+        return 1;
     }
     printf("%s: ok (%d policies)\n", path, conf->npolicies);
     rl_conf_free(conf);

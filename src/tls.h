@@ -12,9 +12,9 @@
 /* Loads tls->cert_file (a PEM chain, leaf first) and tls->key_file,
  * checks that they belong together, and sets the minimum protocol
  * version. Returns a new context (free with SSL_CTX_free), or NULL with
- * err filled ("tls.key_file: cannot load /etc/x.key: ..."); the error
- * never holds key material. */
-SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, char *err,
-                        size_t errlen);
+ * err filled, naming the config section ("grpc.tls.key_file: cannot
+ * load /etc/x.key: ..."); the error never holds key material. */
+SSL_CTX *rl_tls_ctx_new(const rl_conf_listen_tls_t *tls, const char *section,
+                        char *err, size_t errlen);
 
 #endif

@@ -201,3 +201,24 @@ def test_sigint_exits_0():
         d.stop()
     finally:
         d.cleanup()
+
+
+def test_second_instance_on_the_same_port_refused():
+    """A second ratelimitd on an address a first one serves (its HTTP
+    port, or its gRPC port) exits 1 saying the address is in use: with
+    SO_REUSEPORT it would silently take a share of the connections (with
+    the memory store, its own counts). The first keeps serving."""
+    grpc_port = free_port()
+    cfg = config(policy("p", "/*", [limit(1, "1m")]))
+    cfg["grpc"] = {"listen": "127.0.0.1:%d" % grpc_port}
+    with service(cfg, "memory") as svc:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = _write(tmp, "c.json", dict(cfg, store={"type": "memory"}))
+            for listen, what in (("127.0.0.1:%d" % svc.port, "listen"),
+                                 ("127.0.0.1:%d" % free_port(), "grpc.listen")):
+                rc, _, err = run_binary(["-c", path, "--listen", listen], timeout=10)
+                eq(rc, 1, "exit code of a second instance (%s)" % what)
+                check("%s: cannot listen on 127.0.0.1:" % what in err and
+                      "another process listens there" in err,
+                      "the error says why: %r" % err[-400:])
+        eq(svc.request("GET", "/health").status, 200, "the first still serves")

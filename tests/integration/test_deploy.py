@@ -358,6 +358,53 @@ def test_dockerfile():
     check(os.path.exists(path + ".dockerignore"), "Dockerfile.dockerignore")
 
 
+def _docker_installs(stage):
+    """The packages the RUN apt-get install lines of a Dockerfile stage
+    (0: build, 1: runtime) install."""
+    ins = _dockerfile(os.path.join(DEPLOY, "docker", "Dockerfile"))
+    froms = [i for i, (w, _) in enumerate(ins) if w == "FROM"] + [len(ins)]
+    pkgs = set()
+    for w, a in ins[froms[stage]:froms[stage + 1]]:
+        if w == "RUN" and "apt-get install" in a:
+            pkgs.update(t for t in a.split("apt-get install", 1)[1].split("&&")[0].split()
+                        if not t.startswith("-"))
+    return pkgs
+
+
+def test_dockerfile_has_every_dependency():
+    """The build stage installs every library and tool the build needs
+    (tests/lib.sh's RL_PACKAGES, less what only the tests use), and the
+    runtime stage the package of every shared library the binary links
+    (or one that depends on it): an image built without one fails at
+    configure, or at start."""
+    text = open(os.path.join(ROOT, "tests", "lib.sh")).read()
+    listed = text.split("RL_PACKAGES=(", 1)[1].split(")", 1)[0].split()
+    build = [p for p in listed if p.endswith("-dev") and p != "libc6-dev" or p.endswith("-compiler")]
+    check(len(build) >= 8, "build packages read from tests/lib.sh: %r" % build)
+    missing = sorted(set(build) - _docker_installs(0))
+    eq(missing, [], "build packages the Dockerfile's build stage lacks")
+    run = _docker_installs(1)
+    p = subprocess.run(["apt-cache", "depends"] + sorted(run), capture_output=True, text=True,
+                       timeout=60)
+    deps = {ln.split(":", 1)[1].strip() for ln in p.stdout.splitlines()
+            if ln.strip().startswith("Depends:")}
+    ldd = subprocess.run(["ldd", BINARY], capture_output=True, text=True, timeout=30)
+    lacking = []
+    for line in ldd.stdout.splitlines():
+        if "=>" not in line or not line.split("=>")[1].strip().startswith("/"):
+            continue
+        lib = line.split("=>")[1].split()[0]
+        owner = subprocess.run(["dpkg", "-S", os.path.realpath(lib)], capture_output=True,
+                               text=True, timeout=30)
+        if owner.returncode != 0:
+            owner = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True,
+                                   timeout=30)
+        pkg = owner.stdout.split(":", 1)[0].strip()
+        if pkg and pkg != "libc6" and pkg not in run and pkg not in deps:
+            lacking.append("%s (%s)" % (pkg, lib))
+    eq(lacking, [], "runtime packages the Dockerfile's runtime stage lacks")
+
+
 def test_gateway_examples():
     """Envoy's ext_authz and Traefik's ForwardAuth point at /v1/authorize."""
     (envoy,) = _load_yaml(os.path.join(DEPLOY, "envoy", "envoy.yaml"))

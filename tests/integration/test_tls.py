@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from harness import (BINARY, SLOW, Ratelimitd, TestFailure, check, config, eq, limit, policy,
-                     run_binary)
+                     free_port, run_binary)
 
 CFG = config(policy("p", "/*", [limit(3, "1m")], key=["tenant"]), workers=2)
 
@@ -196,11 +196,17 @@ def test_tls_config_errors():
         ]
         path = os.path.join(d, "conf.json")
         key_text = open(pki["server.key"]).read()
-        for tls, want in cases:
+        # The HTTP listener's "tls", then the gRPC listener's "grpc.tls":
+        # --check-config loads both as the service would.
+        listeners = [("", lambda tls: dict(CFG, tls=tls)),
+                     ("grpc.", lambda tls: dict(CFG, grpc={"listen": "127.0.0.1:%d" % free_port(),
+                                                           "tls": tls}))]
+        for (section, conf), (tls, want) in [(x, c) for x in listeners for c in cases]:
+            want = section + want
             with open(path, "w") as f:
-                json.dump(dict(CFG, tls=tls), f)
+                json.dump(conf(tls), f)
             rc, out, err = run_binary(["--check-config", path])
-            eq(rc, 1, "--check-config exit code with %r" % tls)
+            eq(rc, 1, "--check-config exit code with %s%r" % (section, tls))
             check(want in err, "error %r does not contain %r" % (err, want))
             check("PRIVATE KEY" not in err and key_text[100:140] not in err, "key material shown")
             p = subprocess.run([BINARY, "-c", path],
