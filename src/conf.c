@@ -21,6 +21,7 @@
 #include "conf_policy.h"
 #include "conf_store.h"
 #include "errors.h"
+#include "reply.h"
 #include "util.h"
 
 #define CONF_HTTP_MAX 2147483647LL
@@ -245,7 +246,7 @@ static int conf_paths_check(conf_ctx_t *c, const char *path, json_t *v,
 
     if (pc->deny_body != NULL) {
         if (!conf_body_uses_retry(pc->deny_body)) {
-            return 0;
+            return conf_body_compile(c, path, pc->deny_body, &pc->deny_tpl);
         }
         conf_path_field(sub, sizeof(sub), path, "deny.body");
         return conf_fail(c, sub,
@@ -255,7 +256,10 @@ static int conf_paths_check(conf_ctx_t *c, const char *path, json_t *v,
     pc->deny_body = json_pack("{s:s, s:s}", "error",
                               rl_error_message(RL_ERR_UNKNOWN_POLICY), "code",
                               rl_error_code(RL_ERR_UNKNOWN_POLICY));
-    return pc->deny_body != NULL ? 0 : conf_fail(c, path, "out of memory");
+    if (pc->deny_body == NULL) {
+        return conf_fail(c, path, "out of memory");
+    }
+    return conf_body_compile(c, path, pc->deny_body, &pc->deny_tpl);
 }
 
 static const conf_field_t paths_fields[] = {
@@ -480,6 +484,7 @@ void rl_conf_free(rl_conf_t *conf)
     if (conf == NULL) {
         return;
     }
+    rl_reply_body_free(conf->paths.deny_tpl);
     conf_table_free(&top_table, conf);
     free(conf);
 }

@@ -157,6 +157,7 @@ typedef struct rl_conf_paths {
     int deny_status;    /* "deny.status" of an unmatched request, 403 */
     json_t *deny_body;  /* owned; default {"error", "code"} of
                          * UNKNOWN_POLICY (errors.h) */
+    struct rl_body_tpl *deny_tpl; /* owned: deny_body compiled at load */
 } rl_conf_paths_t;
 
 typedef struct rl_conf {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "reply.h"
 #include "util.h"
 
 #define CONF_IDENT_MAX 64
@@ -599,4 +600,15 @@ int conf_json(conf_ctx_t *c, const char *path, json_t *v, void *dst,
         return conf_fail(c, path, "out of memory");
     }
     return 0;
+}
+
+/* See conf_field.h. */
+int conf_body_compile(conf_ctx_t *c, const char *path, const json_t *body,
+                      struct rl_body_tpl **tpl)
+{
+    if (body == NULL) {
+        return 0;
+    }
+    *tpl = rl_reply_body_compile(body);
+    return *tpl != NULL ? 0 : conf_fail(c, path, "out of memory");
 }

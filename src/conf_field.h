@@ -144,6 +144,12 @@ conf_parse_fn conf_json;        /* json_t *, any value, deep-copied */
  * time (a deny override without ttl, paths.unmatched) cannot fill. */
 int conf_body_uses_retry(const json_t *body);
 
+/* Compiles body (NULL: nothing to compile) into *tpl (NULL before; the
+ * caller owns it and frees it with rl_reply_body_free beside the body),
+ * so a denial streams it (reply.h). 0, or -1 (no memory) naming path. */
+int conf_body_compile(conf_ctx_t *c, const char *path, const json_t *body,
+                      struct rl_body_tpl **tpl);
+
 /* Looks s up in e; returns the item or NULL. */
 const conf_enum_item_t *conf_enum_find(const conf_enum_t *e, const char *s);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "override.h"
+#include "reply.h"
 #include "request.h"
 
 #define CONF_MAX_OVERRIDES 1024
@@ -116,6 +117,11 @@ static int ovr_parse_deny(conf_ctx_t *c, const rl_policy_t *p, const char *path,
             o->deny_body = json_deep_copy(val);
             if (o->deny_body == NULL) {
                 return conf_fail(c, sub, "out of memory");
+            }
+            /* Compiled here, so a config and an admin override alike
+             * stream their denials (freed in rl_override_clear). */
+            if (conf_body_compile(c, sub, o->deny_body, &o->deny_tpl) != 0) {
+                return -1;
             }
         } else {
             return conf_fail(c, sub, "unknown field");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf_policy.h"
+#include "reply.h"
 
 #define CONF_MAX_PENALTIES 64
 
@@ -57,8 +58,20 @@ static const conf_field_t penalty_deny_fields[] = {
     {"body", conf_json, offsetof(rl_penalty_t, deny_body), 0, NULL, NULL,
      conf_free_json},
 };
-static const conf_table_t penalty_deny_table = {
-    penalty_deny_fields, CONF_NELEM(penalty_deny_fields), NULL};
+
+/* "deny" of a penalty as a whole: the body compiled once (freed in
+ * conf_free_penalties). */
+static int conf_penalty_deny_check(conf_ctx_t *c, const char *path, json_t *v,
+                                   void *base)
+{
+    rl_penalty_t *pen = base;
+
+    (void)v;
+    return conf_body_compile(c, path, pen->deny_body, &pen->deny_tpl);
+}
+static const conf_table_t penalty_deny_table = {penalty_deny_fields,
+                                                CONF_NELEM(penalty_deny_fields),
+                                                conf_penalty_deny_check};
 
 static const conf_field_t penalty_fields[] = {
     {"name", conf_ident, offsetof(rl_penalty_t, name), 1, NULL, NULL,
@@ -123,6 +136,7 @@ void conf_free_penalties(void *dst)
     int i;
 
     for (i = 0; i < conf->npenalties; i++) {
+        rl_reply_body_free(conf->penalties[i].deny_tpl);
         conf_table_free(&penalty_table, &conf->penalties[i]);
     }
     free(conf->penalties);

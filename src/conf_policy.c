@@ -10,6 +10,7 @@
 
 #include "algo.h"
 #include "policy.h"
+#include "reply.h"
 
 #define CONF_MAX_KEY 8
 #define CONF_REQUESTS_MAX 1000000000000LL
@@ -566,8 +567,19 @@ static const conf_field_t deny_fields[] = {
     {"body", conf_json, offsetof(rl_policy_t, deny_body), 0, NULL, NULL,
      conf_free_json},
 };
+
+/* "deny" as a whole: the body compiled once for the denials that use it
+ * (freed in conf_free_policies). */
+static int conf_deny_check(conf_ctx_t *c, const char *path, json_t *v,
+                           void *base)
+{
+    rl_policy_t *p = base;
+
+    (void)v;
+    return conf_body_compile(c, path, p->deny_body, &p->deny_tpl);
+}
 static const conf_table_t deny_table = {deny_fields, CONF_NELEM(deny_fields),
-                                        NULL};
+                                        conf_deny_check};
 
 /* "unavailable": the status and body of a fail-closed store failure. */
 static const conf_range_t range_unavailable = {500, 599};
@@ -777,6 +789,7 @@ void conf_free_policies(void *dst)
     int i;
 
     for (i = 0; i < conf->npolicies; i++) {
+        rl_reply_body_free(conf->policies[i].deny_tpl);
         conf_table_free(&policy_table, &conf->policies[i]);
     }
     free(conf->policies);

@@ -314,6 +314,7 @@ static void decide_no_policy(const rl_conf_t *conf, const rl_request_t *req,
     v.allowed = !conf->paths.unmatched_deny;
     v.status = v.allowed ? 200 : conf->paths.deny_status;
     v.deny_body = v.allowed ? NULL : conf->paths.deny_body;
+    v.deny_tpl = v.allowed ? NULL : conf->paths.deny_tpl;
     v.now_ms = rl_now_ms();
     decide_count(RL_DECIDE_OK, &v, NULL, 0);
     cb(arg, RL_DECIDE_OK, &v, NULL);
@@ -463,6 +464,7 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
     v.now_ms = rl_now_ms();
     v.status = ov->deny_status;
     v.deny_body = ov->deny_body;
+    v.deny_tpl = ov->deny_tpl;
     v.override = rl_override_source_name(ov->source);
     v.override_deny = 1;
     if (ov->expires_at > 0 && ov->expires_at * 1000 > v.now_ms) {

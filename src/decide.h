@@ -56,8 +56,9 @@ typedef struct rl_verdict {
     const char *override;    /* "config" / "admin" for the deciding policy, or
                               * NULL */
     const json_t *deny_body; /* a deny override's body; NULL: the policy's */
-    const char *penalty;     /* the penalty that blocks, or NULL */
-    const rl_penalty_t *penalty_def; /* its definition (deny), or NULL */
+    const struct rl_body_tpl *deny_tpl; /* deny_body compiled, or NULL */
+    const char *penalty;                /* the penalty that blocks, or NULL */
+    const rl_penalty_t *penalty_def;    /* its definition (deny), or NULL */
 } rl_verdict_t;
 
 typedef enum {

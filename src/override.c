@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "deny_cache.h"
 #include "log.h"
+#include "reply.h"
 #include "store.h"
 #include "util.h"
 
@@ -56,6 +57,7 @@ void rl_override_clear(rl_override_t *o)
     free(o->policy);
     free(o->limits);
     json_decref(o->deny_body);
+    rl_reply_body_free(o->deny_tpl);
     json_decref(o->json);
     memset(o, 0, sizeof(*o));
 }

@@ -38,8 +38,9 @@ typedef struct rl_override {
     int nfields;
     rl_limit_t *limits; /* owned; NULL for a deny override */
     int nlimits;
-    int deny_status;   /* deny overrides: 400..599 */
-    json_t *deny_body; /* owned; NULL: the default deny body */
+    int deny_status;              /* deny overrides: 400..599 */
+    json_t *deny_body;            /* owned; NULL: the default deny body */
+    struct rl_body_tpl *deny_tpl; /* owned: deny_body compiled */
     rl_override_source_t source;
     int64_t expires_at; /* unix s; 0: never */
     json_t *json;       /* owned: {"policy", "key", "limits" | "deny"} as given,

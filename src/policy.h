@@ -73,11 +73,12 @@ typedef struct rl_penalty {
     char *name;
     rl_key_field_t *key; /* tenant, user, ip, method, header.NAME */
     int nkey;
-    int64_t denials;   /* > 0 */
-    int64_t within_ms; /* > 0 */
-    int64_t block_ms;  /* > 0 */
-    int deny_status;   /* 0: the deciding policy's */
-    json_t *deny_body; /* owned; NULL: the deciding policy's */
+    int64_t denials;              /* > 0 */
+    int64_t within_ms;            /* > 0 */
+    int64_t block_ms;             /* > 0 */
+    int deny_status;              /* 0: the deciding policy's */
+    json_t *deny_body;            /* owned; NULL: the deciding policy's */
+    struct rl_body_tpl *deny_tpl; /* owned: deny_body compiled at load */
 } rl_penalty_t;
 
 #define RL_MAX_HASH_TAG 8
@@ -104,8 +105,9 @@ typedef struct rl_policy {
     int deny_status;               /* default 429 */
     json_t *
         deny_body; /* owned; may hold {retry_after} etc.; NULL = default body */
-    int shadow;    /* "mode": "shadow" */
-    int verify_tenant; /* "verify_tenant": "hmac" (1) / "none" (0) */
+    struct rl_body_tpl *deny_tpl; /* owned: deny_body compiled at load */
+    int shadow;                   /* "mode": "shadow" */
+    int verify_tenant;            /* "verify_tenant": "hmac" (1) / "none" (0) */
     int stats_slot; /* metrics slot of the policy's name (stats.c), set at load
                      */
     uint32_t key_layout; /* a hash of key[]'s specs in order, set at load:

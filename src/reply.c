@@ -472,15 +472,8 @@ err:
 /* The /v1/decide reply, written directly                              */
 /* ------------------------------------------------------------------ */
 
-/* A JSON writer into a caller's buffer. len counts what would have been
- * written, so len > cap means the buffer was too small. */
-typedef struct jw {
-    char *buf;
-    size_t len;
-    size_t cap;
-} jw_t;
-
-static void jw_raw(jw_t *w, const char *s, size_t n)
+/* See reply_int.h. */
+void rl_jw_raw(rl_jw_t *w, const char *s, size_t n)
 {
     if (w->len <= w->cap && n <= w->cap - w->len) {
         memcpy(w->buf + w->len, s, n);
@@ -488,16 +481,16 @@ static void jw_raw(jw_t *w, const char *s, size_t n)
     w->len += n;
 }
 
-#define JW_LIT(w, s) jw_raw((w), (s), sizeof(s) - 1)
+#define JW_LIT(w, s) rl_jw_raw((w), (s), sizeof(s) - 1)
 
-static void jw_int(jw_t *w, int64_t v)
+static void jw_int(rl_jw_t *w, int64_t v)
 {
     char tmp[24];
 
-    jw_raw(w, tmp, fmt_i64(tmp, v));
+    rl_jw_raw(w, tmp, fmt_i64(tmp, v));
 }
 
-static void jw_bool(jw_t *w, int b)
+static void jw_bool(rl_jw_t *w, int b)
 {
     if (b) {
         JW_LIT(w, "true");
@@ -506,81 +499,102 @@ static void jw_bool(jw_t *w, int b)
     }
 }
 
-/* A JSON string, escaped exactly as jansson dumps it (so both writers of
- * this reply agree byte for byte: tests/unit/check_reply.c). */
-static void jw_str(jw_t *w, const char *s)
+/* Writes the escape jansson's dump writes for code point c (a control
+ * character, '"', '\\', or above 0x7F under JSON_ENSURE_ASCII): the short
+ * forms, else \uXXXX in capitals, a surrogate pair above U+FFFF. */
+static void jw_escape(rl_jw_t *w, uint32_t c)
 {
     static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)s;
+    char esc[12];
+    size_t n = 0;
+    int half;
+
+    switch (c) {
+    case '"': rl_jw_raw(w, "\\\"", 2); return;
+    case '\\': rl_jw_raw(w, "\\\\", 2); return;
+    case '\b': rl_jw_raw(w, "\\b", 2); return;
+    case '\f': rl_jw_raw(w, "\\f", 2); return;
+    case '\n': rl_jw_raw(w, "\\n", 2); return;
+    case '\r': rl_jw_raw(w, "\\r", 2); return;
+    case '\t': rl_jw_raw(w, "\\t", 2); return;
+    default: break;
+    }
+    if (c >= 0x10000) {
+        c -= 0x10000;
+        jw_escape(w, 0xD800 | ((c & 0xFFC00) >> 10));
+        c = 0xDC00 | (c & 0x3FF);
+    }
+    esc[n++] = '\\';
+    esc[n++] = 'u';
+    for (half = 12; half >= 0; half -= 4) {
+        esc[n++] = hex[(c >> half) & 15];
+    }
+    rl_jw_raw(w, esc, n);
+}
+
+/* Decodes the UTF-8 sequence at p (valid, as every jansson string is) of
+ * at most end - p bytes into *c; returns its length. */
+static size_t utf8_decode(const unsigned char *p, const unsigned char *end,
+                          uint32_t *c)
+{
+    size_t n = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : *p >= 0xC0 ? 2 : 1;
+    size_t i;
+
+    if (n > (size_t)(end - p)) {
+        n = (size_t)(end - p);
+    }
+    *c = n == 1 ? *p : (uint32_t)(*p & (0x7F >> n));
+    for (i = 1; i < n; i++) {
+        *c = (*c << 6) | (p[i] & 0x3F);
+    }
+    return n;
+}
+
+/* See reply_int.h: escaped exactly as jansson dumps it (so both writers
+ * agree byte for byte: tests/unit/check_reply.c). */
+void rl_jw_esc(rl_jw_t *w, const char *s, size_t len, int ascii)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     const unsigned char *run = p;
 
-    JW_LIT(w, "\"");
-    for (; *p != '\0'; p++) {
-        char esc[7];
-        size_t n = 2;
+    while (p < end) {
+        uint32_t c = *p;
+        size_t n = 1;
 
-        if (*p >= 0x20 && *p != '"' && *p != '\\') {
+        if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || !ascii)) {
+            p++;
             continue;
         }
-        jw_raw(w, (const char *)run, (size_t)(p - run));
-        run = p + 1;
-        esc[0] = '\\';
-        switch (*p) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            n = 6;
-            break;
+        rl_jw_raw(w, (const char *)run, (size_t)(p - run));
+        if (c >= 0x80) {
+            n = utf8_decode(p, end, &c);
         }
-        jw_raw(w, esc, n);
+        jw_escape(w, c);
+        p += n;
+        run = p;
     }
-    jw_raw(w, (const char *)run, (size_t)(p - run));
+    rl_jw_raw(w, (const char *)run, (size_t)(p - run));
+}
+
+/* A JSON string of the NUL-terminated s, as jansson dumps it. */
+static void jw_str(rl_jw_t *w, const char *s)
+{
+    JW_LIT(w, "\"");
+    rl_jw_esc(w, s, strlen(s), 0);
     JW_LIT(w, "\"");
 }
 
-/* The deny body: the default one is a constant; a policy's own goes
- * through jansson, as it is templated per verdict. */
-static void jw_deny_body(jw_t *w, const rl_verdict_t *v)
+/* The deny body (reply_template.c); a refusal (memory ran out) makes w
+ * too small, so the caller falls back to the jansson tree. */
+static void jw_deny_body(rl_jw_t *w, const rl_verdict_t *v)
 {
-    json_t *body;
-    size_t n;
-
-    if (rl_reply_deny_source(v) == NULL) {
-        JW_LIT(w, "{\"error\":");
-        jw_str(w, rl_error_message(RL_ERR_RATE_LIMITED));
-        JW_LIT(w, ",\"code\":");
-        jw_str(w, rl_error_code(RL_ERR_RATE_LIMITED));
-        JW_LIT(w, "}");
-        return;
-    }
-    body = rl_reply_deny_body(v);
-    if (body == NULL) {
-        w->len = w->cap + 1; /* out of memory: the caller falls back */
-        return;
-    }
-    n = json_dumpb(body, w->len <= w->cap ? w->buf + w->len : NULL,
-                   w->len <= w->cap ? w->cap - w->len : 0,
-                   JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(body);
-    if (n == 0) {
+    if (rl_reply_deny_jw(w, v, JSON_ENCODE_ANY) != 0) {
         w->len = w->cap + 1;
-        return;
     }
-    w->len += n;
 }
 
 /* Writes the "policies" array and the numbers of the deciding limit. */
-static void jw_decision_numbers(jw_t *w, const rl_verdict_t *v)
+static void jw_decision_numbers(rl_jw_t *w, const rl_verdict_t *v)
 {
     int has = v->policy != NULL;
     int i;
@@ -604,7 +618,7 @@ static void jw_decision_numbers(jw_t *w, const rl_verdict_t *v)
 }
 
 /* Writes the "headers" object of v. */
-static void jw_decision_headers(jw_t *w, const rl_verdict_t *v)
+static void jw_decision_headers(rl_jw_t *w, const rl_verdict_t *v)
 {
     rl_reply_header_t hdr[RL_REPLY_MAX_HEADERS];
     int n = rl_reply_headers(v, hdr);
@@ -623,7 +637,7 @@ static void jw_decision_headers(jw_t *w, const rl_verdict_t *v)
 }
 
 /* Writes the "shadow" object of a shadow policy's verdict. */
-static void jw_decision_shadow(jw_t *w, const rl_verdict_t *v)
+static void jw_decision_shadow(rl_jw_t *w, const rl_verdict_t *v)
 {
     JW_LIT(w, ",\"shadow\":{\"would_deny\":");
     jw_bool(w, v->shadow_would_deny);
@@ -641,7 +655,7 @@ static void jw_decision_shadow(jw_t *w, const rl_verdict_t *v)
  * allow path. */
 size_t rl_reply_decision_write(const rl_verdict_t *v, char *buf, size_t cap)
 {
-    jw_t w = {buf, 0, cap};
+    rl_jw_t w = {buf, 0, cap};
 
     JW_LIT(&w, "{\"allowed\":");
     jw_bool(&w, v->allowed);

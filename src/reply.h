@@ -47,6 +47,28 @@ char *rl_reply_template(const char *s, const rl_verdict_t *v);
 json_t *rl_reply_template_json(const json_t *body, const rl_verdict_t *v,
                                const char *trace_id);
 
+/* A deny body compiled once (at config load, or when an override is
+ * built): its compact JSON text, plain and JSON_ENSURE_ASCII, cut at the
+ * placeholders inside its strings, so a denial streams it without
+ * jansson (rl_reply_deny_write). Immutable; any thread may read it. */
+typedef struct rl_body_tpl rl_body_tpl_t;
+
+/* Compiles body (borrowed; not kept). The caller owns the result and
+ * frees it with rl_reply_body_free; NULL only when memory runs out. */
+rl_body_tpl_t *rl_reply_body_compile(const json_t *body);
+
+/* Frees t; NULL is fine. */
+void rl_reply_body_free(rl_body_tpl_t *t);
+
+/* Writes the bytes of json_dumps(rl_reply_deny_body(v), flags |
+ * JSON_COMPACT | JSON_PRESERVE_ORDER) into buf (cap bytes, NUL-terminated
+ * when it fits), from the compiled body without allocating where v's
+ * body was compiled; flags may hold JSON_ENSURE_ASCII and JSON_ENCODE_ANY.
+ * Returns the length, >= cap when buf was too small; 0 where jansson
+ * would fail (memory ran out, or a scalar body without JSON_ENCODE_ANY). */
+size_t rl_reply_deny_write(const rl_verdict_t *v, size_t flags, char *buf,
+                           size_t cap);
+
 /* The deny body of v's policy with every string templated (recursively
  * through objects and arrays); the default when the policy has none is
  * {"error": "rate limit exceeded", "code": "RATE_001"}. New reference. */

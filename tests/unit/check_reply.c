@@ -787,6 +787,14 @@ START_TEST(test_decision_writer_matches_jansson)
     ck_assert_ptr_nonnull(d);
     want = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
     ck_assert_ptr_nonnull(want);
+    /* Two header styles of four stream compiled bodies, two go through
+     * jansson. */
+    if (style % 2 == 0) {
+        p.deny_tpl = p.deny_body ? rl_reply_body_compile(p.deny_body) : NULL;
+        pen.deny_tpl =
+            pen.deny_body ? rl_reply_body_compile(pen.deny_body) : NULL;
+        v.deny_tpl = v.deny_body ? rl_reply_body_compile(v.deny_body) : NULL;
+    }
     len = rl_reply_decision_write(&v, buf, sizeof(buf));
     ck_assert_uint_lt(len, sizeof(buf));
     ck_assert_str_eq(buf, want);
@@ -803,6 +811,107 @@ START_TEST(test_decision_writer_matches_jansson)
     json_decref(p.deny_body);
     json_decref(ovr_body);
     json_decref(pen.deny_body);
+    rl_reply_body_free(p.deny_tpl);
+    rl_reply_body_free(pen.deny_tpl);
+    rl_reply_body_free((rl_body_tpl_t *)v.deny_tpl);
+}
+END_TEST
+
+/* Deny bodies for the compiled writer: nesting, every scalar, every
+ * placeholder (in keys too, where they stay as they are), unicode,
+ * escapes, stray braces, NUL bytes in values (a templated string ends at
+ * its first NUL, as template_str reads it; a NUL in a key fails
+ * json_deep_copy, so the config and the admin API refuse it), and bodies
+ * that are no object. */
+static const char *compiled_bodies[] = {
+    "{\"message\":\"retry in {retry_after}s ({policy}) \\\"{limit}\\\"\","
+    "\"list\":[\"{retry_after_human}\",7,1.5,true,false,null,[],{}],"
+    "\"nested\":{\"p\":\"{policy}\",\"deep\":[{\"x\":\"{trace_id}\"}]}}",
+    "{\"msg\":\"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 {policy}\","
+    "\"\xc3\xa9{policy}\":\"\xce\xba\xce\xbb\"}",
+    "{\"e\":\"tab\\t nl\\n \\u0001 \\u001f q\\\" b\\\\ s/ {retry_after}"
+    "\\u007f\\u2028\"}",
+    "{\"a\":\"{{retry_after}}\",\"b\":\"{unknown} {retry_after\","
+    "\"c\":\"{\",\"d\":\"}{limit}{\",\"e\":\"{limit}{limit}{policy}\"}",
+    "{\"n\":\"a\\u0000{policy}\",\"m\":\"{policy}\\u0000tail\","
+    "\"k\":\"v\\u0000w\"}",
+    "{\"z\":1,\"a\":2,\"m\":\"{limit}\",\"{policy}\":\"{policy}\"}",
+    "{\"r\":0.1,\"big\":1e300,\"neg\":-0.0,\"i\":-9223372036854775807}",
+    "\"slow down for {retry_after_human}\"",
+    "42",
+    "null",
+    "[]",
+    "{}",
+    "[\"{retry_after}\",[\"{retry_after_human}\",{\"l\":\"{limit}\"}]]",
+    "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}",
+};
+#define NBODIES (sizeof(compiled_bodies) / sizeof(compiled_bodies[0]))
+
+/* The compiled writer against the jansson path, byte for byte: each body
+ * as a policy's, an override's, a penalty's and an unmatched path's
+ * (no policy), with and without a retry time, plain, ENSURE_ASCII and
+ * ENCODE_ANY; also too small buffers and the default body. */
+START_TEST(test_compiled_body_matches_jansson)
+{
+    static const size_t flags_of[] = {0, JSON_ENSURE_ASCII, JSON_ENCODE_ANY};
+    rl_limit_t l = {RL_ALGO_GCRA, 60, 60000, 60, 0, "g1m"};
+    int row = _i / 24, source = (_i / 6) % 4, no_retry = (_i / 3) % 2;
+    size_t flags = flags_of[_i % 3];
+    rl_policy_t p = make_policy("api.v1", RL_HEADERS_IETF);
+    rl_verdict_t v = make_verdict(&p, &l, 0, 0, 61000, 61000);
+    json_t *body, *b;
+    rl_body_tpl_t *tpl;
+    rl_penalty_t pen;
+    char buf[2048], *want;
+    size_t len, cap;
+
+    body = json_loads(compiled_bodies[row], JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                      NULL);
+    ck_assert_ptr_nonnull(body);
+    tpl = rl_reply_body_compile(body);
+    ck_assert_ptr_nonnull(tpl);
+    memset(&pen, 0, sizeof(pen));
+    if (no_retry) {
+        v.override_deny = 1;
+        v.retry_after_ms = 0;
+    }
+    if (source == 0) {
+        p.deny_body = body;
+    } else if (source == 1 || source == 3) {
+        v.deny_body = body;
+        v.policy = source == 3 ? NULL : v.policy;
+    } else {
+        pen.deny_body = body;
+        v.penalty_def = &pen;
+    }
+    /* Not compiled yet: the jansson path. */
+    b = rl_reply_deny_body(&v);
+    ck_assert_ptr_nonnull(b);
+    want = json_dumps(b, flags | JSON_COMPACT | JSON_PRESERVE_ORDER);
+    p.deny_tpl = source == 0 ? tpl : NULL;
+    v.deny_tpl = source == 1 || source == 3 ? tpl : NULL;
+    pen.deny_tpl = source == 2 ? tpl : NULL;
+    len = rl_reply_deny_write(&v, flags, buf, sizeof(buf));
+    if (want == NULL) {
+        ck_assert_uint_eq(len, 0); /* a scalar without JSON_ENCODE_ANY */
+    } else {
+        ck_assert_uint_eq(len, strlen(want));
+        ck_assert_mem_eq(buf, want, len + 1);
+        for (cap = 0; cap <= len; cap++) {
+            ck_assert_uint_ge(rl_reply_deny_write(&v, flags, buf, cap), cap);
+        }
+    }
+    /* The default body, streamed as a constant. */
+    p.deny_body = NULL;
+    p.deny_tpl = NULL;
+    v = make_verdict(&p, &l, 0, 0, 61000, 61000);
+    len = rl_reply_deny_write(&v, flags, buf, sizeof(buf));
+    ck_assert_str_eq(
+        buf, "{\"error\":\"rate limit exceeded\",\"code\":\"RATE_001\"}");
+    free(want);
+    json_decref(b);
+    json_decref(body);
+    rl_reply_body_free(tpl);
 }
 END_TEST
 
@@ -912,6 +1021,8 @@ static Suite *reply_suite(void)
     tcase_add_test(tc, test_decision_shadow);
     tcase_add_loop_test(tc, test_decision_writer_matches_jansson, 0,
                         2 * 4 * 4 * 32);
+    tcase_add_loop_test(tc, test_compiled_body_matches_jansson, 0,
+                        (int)NBODIES * 24);
     tcase_add_test(tc, test_decision_override);
     tcase_add_test(tc, test_deny_without_retry_time);
     suite_add_tcase(s, tc);
