@@ -4,8 +4,12 @@
  * a node tree (with lines) of each file's YAML:
  *   1. node tree -> descriptor tree per domain, checking each field the
  *      way envoyproxy/ratelimit does (unknown fields, units, duplicate
- *      composite keys) and naming what ratelimitd cannot express;
+ *      composite keys, values its YAML parser types as numbers) and
+ *      naming what ratelimitd cannot express;
  *   2. descriptor trees -> a flat, ordered rule list -> JSON.
+ * Both are linear in the file: composite keys and policy names are
+ * looked up in hash sets (jansson objects), since per-value lists of
+ * tens of thousands of entries are common.
  * Everything a conversion allocates belongs to its rl_convert_t. */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,10 +29,18 @@
 /* A conversion: the files read so far (their names, for errors), the
  * domains with their descriptor trees, the first error. */
 typedef struct cv_desc cv_desc_t;
+
+/* One level of a descriptor tree (a domain's top or a descriptor's
+ * children) in file order, which several files of a domain extend. */
+typedef struct cv_level {
+    cv_desc_t **d;
+    size_t n, cap;
+    json_t *seen; /* composite key -> index in d; NULL while empty */
+} cv_level_t;
+
 typedef struct cv_domain {
     char *name;
-    cv_desc_t **children;
-    size_t n, cap;
+    cv_level_t top;
 } cv_domain_t;
 
 struct rl_convert {
@@ -70,8 +82,7 @@ struct cv_desc {
     int64_t requests; /* requests_per_unit */
     const char *per;  /* the unit as a ratelimitd duration */
     int shadow;       /* shadow_mode */
-    cv_desc_t **children;
-    size_t n, cap;
+    cv_level_t children;
 };
 
 /* envoyproxy/ratelimit's units (case-insensitive) and their ratelimitd
@@ -87,69 +98,82 @@ static const struct {
     {"week", "7d"},   {"month", "30d"}, {"year", "365d"},
 };
 
-/* Frees a descriptor and its children. */
-static void cv_desc_free(cv_desc_t *d)
+static void cv_desc_free(cv_desc_t *d);
+
+/* Frees the descriptors of l and its set (not l itself). */
+static void cv_level_free(cv_level_t *l)
 {
     size_t i;
 
+    for (i = 0; i < l->n; i++) {
+        cv_desc_free(l->d[i]);
+    }
+    free(l->d);
+    json_decref(l->seen);
+}
+
+/* Frees a descriptor and its children. */
+static void cv_desc_free(cv_desc_t *d)
+{
     if (d == NULL) {
         return;
     }
-    for (i = 0; i < d->n; i++) {
-        cv_desc_free(d->children[i]);
-    }
-    free(d->children);
+    cv_level_free(&d->children);
     free(d->key);
     free(d->value);
     free(d);
 }
 
-/* Appends d to *list. 0 or -1 (out of memory). */
-static int cv_desc_push(cv_desc_t ***list, size_t *n, size_t *cap, cv_desc_t *d)
+/* Appends d to l->d. 0 or -1 (out of memory). */
+static int cv_desc_push(cv_level_t *l, cv_desc_t *d)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 8;
-        cv_desc_t **l = realloc(*list, c * sizeof(*l));
-        if (l == NULL) {
+    if (l->n == l->cap) {
+        size_t c = l->cap ? l->cap * 2 : 8;
+        cv_desc_t **a = realloc(l->d, c * sizeof(*a));
+        if (a == NULL) {
             return -1;
         }
-        *list = l;
-        *cap = c;
+        l->d = a;
+        l->cap = c;
     }
-    (*list)[(*n)++] = d;
+    l->d[l->n++] = d;
     return 0;
 }
 
-/* A scalar field's text: 0, or -1 (cv->err names the field). */
+/* A text field's scalar: 0, or -1 (cv->err names the field). go-yaml
+ * v2 types a plain 1.5 or 18446744073709551615 as a number, which
+ * envoyproxy/ratelimit's key check refuses ("error checking config"):
+ * refused here too rather than read as text, which it is only quoted.
+ * Its other types are text in a string field (yes, 010, a date). */
 static int cv_scalar(rl_convert_t *cv, const rl_yaml_t *v, const char *field,
                      const char **out)
 {
     if (v->kind != RL_YAML_SCALAR) {
         return cv_fail(cv, cv->file, v->line, "%s must be a scalar", field);
     }
+    if (v->go == RL_YAML_GO_FLOAT || v->go == RL_YAML_GO_UINT64) {
+        return cv_fail(cv, cv->file, v->line,
+                       "%s %s is %s to envoyproxy/ratelimit's YAML parser, "
+                       "which refuses the file: quote it ('%s') to mean the "
+                       "text",
+                       field, v->text,
+                       v->go == RL_YAML_GO_FLOAT ? "a float"
+                                                 : "an integer past 2^63-1",
+                       v->text);
+    }
     *out = v->text;
     return 0;
 }
 
-/* A YAML 1.1 boolean, as envoyproxy/ratelimit's parser reads them. */
+/* A boolean in the spellings of envoyproxy/ratelimit's parser (YAML
+ * 1.1: true, yes, on, y, in lower case, capitalised or upper case). */
 static int cv_bool(rl_convert_t *cv, const rl_yaml_t *v, const char *field,
                    int *out)
 {
-    static const char *const yes[] = {"true", "yes", "on", "y"};
-    static const char *const no[] = {"false", "no", "off", "n"};
-    size_t i;
-
-    if (v->kind == RL_YAML_SCALAR && v->plain) {
-        for (i = 0; i < 4; i++) {
-            if (strcasecmp(v->text, yes[i]) == 0) {
-                *out = 1;
-                return 0;
-            }
-            if (strcasecmp(v->text, no[i]) == 0) {
-                *out = 0;
-                return 0;
-            }
-        }
+    if (v->kind == RL_YAML_SCALAR &&
+        (v->go == RL_YAML_GO_TRUE || v->go == RL_YAML_GO_FALSE)) {
+        *out = v->go == RL_YAML_GO_TRUE;
+        return 0;
     }
     return cv_fail(cv, cv->file, v->line, "%s must be true or false", field);
 }
@@ -214,30 +238,23 @@ static int cv_keys(rl_convert_t *cv, const rl_yaml_t *y, const char *what,
     return 0;
 }
 
+/* The index of field's key in map y, or y->n. */
+static size_t cv_find(const rl_yaml_t *y, const char *field)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < y->n && strcmp(y->items[i]->text, field) != 0; i += 2) {
+    }
+    return i + 1 < y->n ? i : y->n;
+}
+
 /* The value of field in map y, or NULL (absent or YAML null). */
 static const rl_yaml_t *cv_get(const rl_yaml_t *y, const char *field)
 {
-    size_t i;
+    size_t i = cv_find(y, field);
 
-    for (i = 0; i + 1 < y->n; i += 2) {
-        if (strcmp(y->items[i]->text, field) == 0) {
-            return rl_yaml_is_null(y->items[i + 1]) ? NULL : y->items[i + 1];
-        }
-    }
-    return NULL;
-}
-
-/* The line of field's key in map y (which holds it). */
-static int cv_key_line(const rl_yaml_t *y, const char *field)
-{
-    size_t i;
-
-    for (i = 0; i + 1 < y->n; i += 2) {
-        if (strcmp(y->items[i]->text, field) == 0) {
-            return y->items[i]->line;
-        }
-    }
-    return y->line;
+    return i < y->n && !rl_yaml_is_null(y->items[i + 1]) ? y->items[i + 1]
+                                                         : NULL;
 }
 
 /* The unit of a rate_limit block into d->per. 0 or -1. */
@@ -266,14 +283,20 @@ static int cv_rate_limit(rl_convert_t *cv, const rl_yaml_t *rl, cv_desc_t *d)
 {
     static const char *const fields[] = {
         "unit", "requests_per_unit", "unlimited", "name", "replaces", NULL};
-    const rl_yaml_t *unit, *req, *unl;
+    const rl_yaml_t *unit, *req, *unl, *name;
+    const char *ignored;
 
     if (cv_keys(cv, rl, "rate_limit", fields) != 0) {
         return -1;
     }
+    /* Not used, but what envoyproxy/ratelimit refuses is refused. */
+    if ((name = cv_get(rl, "name")) != NULL &&
+        cv_scalar(cv, name, "name", &ignored) != 0) {
+        return -1;
+    }
     d->has_limit = 1;
     if (cv_get(rl, "replaces") != NULL) {
-        return cv_fail(cv, cv->file, cv_key_line(rl, "replaces"),
+        return cv_fail(cv, cv->file, rl->items[cv_find(rl, "replaces")]->line,
                        "replaces is not supported: ratelimitd decides every "
                        "matched descriptor of a request; give the replaced "
                        "policy an override for these values instead "
@@ -305,8 +328,8 @@ static int cv_rate_limit(rl_convert_t *cv, const rl_yaml_t *rl, cv_desc_t *d)
     return cv_requests(cv, req, &d->requests);
 }
 
-static int cv_descriptors(rl_convert_t *cv, const rl_yaml_t *seq,
-                          cv_desc_t ***list, size_t *n, size_t *cap, int depth);
+static int cv_descriptors(rl_convert_t *cv, const rl_yaml_t *seq, cv_level_t *l,
+                          int depth);
 
 /* One descriptor mapping into a new *out. 0 or -1. */
 static int cv_descriptor(rl_convert_t *cv, const rl_yaml_t *y, int depth,
@@ -367,26 +390,80 @@ static int cv_descriptor(rl_convert_t *cv, const rl_yaml_t *y, int depth,
         return -1;
     }
     v = cv_get(y, "descriptors");
-    return v == NULL
-               ? 0
-               : cv_descriptors(cv, v, &d->children, &d->n, &d->cap, depth + 1);
+    return v == NULL ? 0 : cv_descriptors(cv, v, &d->children, depth + 1);
 }
 
-/* The composite key envoyproxy/ratelimit files a descriptor under. */
-static int cv_same(const cv_desc_t *a, const cv_desc_t *b)
+/* "key 'K'" or "key 'K' with value 'V'" for d, into buf. */
+static const char *cv_describe(const cv_desc_t *d, char *buf, size_t len)
 {
-    return strcmp(a->key, b->key) == 0 &&
-           (a->value == NULL
-                ? b->value == NULL
-                : b->value != NULL && strcmp(a->value, b->value) == 0);
+    snprintf(buf, len, "key '%.120s'%s%.120s%s", d->key,
+             d->value ? " with value '" : "", d->value ? d->value : "",
+             d->value ? "'" : "");
+    return buf;
 }
 
-/* A "descriptors" list appended to *list (which may hold descriptors of
- * an earlier file of the same domain). 0 or -1. */
-static int cv_descriptors(rl_convert_t *cv, const rl_yaml_t *seq,
-                          cv_desc_t ***list, size_t *n, size_t *cap, int depth)
+/* The error for d, whose composite key ck first already has. -1. */
+static int cv_duplicate(rl_convert_t *cv, const cv_desc_t *first,
+                        const cv_desc_t *d, const char *ck)
 {
-    size_t i, j;
+    char a[300], b[300];
+
+    if (strcmp(first->key, d->key) == 0) {
+        return cv_fail(cv, d->file, d->line,
+                       "duplicate descriptor composite key '%s' (first at "
+                       "%s:%d)",
+                       ck, first->file, first->line);
+    }
+    return cv_fail(cv, d->file, d->line,
+                   "duplicate descriptor composite key '%s' (first at %s:%d): "
+                   "envoyproxy/ratelimit files a descriptor under KEY_VALUE, "
+                   "so %s and %s are one entry there",
+                   ck, first->file, first->line, cv_describe(d, a, sizeof(a)),
+                   cv_describe(first, b, sizeof(b)));
+}
+
+/* Files d in l under its composite key, KEY or KEY_VALUE, refusing one
+ * that l already has. envoyproxy/ratelimit keeps a level in a map by
+ * that string, so {key: a, value: x} and {key: a_x} collide there (the
+ * file is refused) and must here too. Takes d (freed on failure). 0 or
+ * -1. */
+static int cv_level_add(rl_convert_t *cv, cv_level_t *l, cv_desc_t *d)
+{
+    size_t klen = strlen(d->key), vlen = d->value ? strlen(d->value) : 0;
+    char *ck = malloc(klen + vlen + 2);
+    json_t *first = NULL;
+    int rc = 0;
+
+    if (ck != NULL) {
+        memcpy(ck, d->key, klen + 1);
+        if (d->value != NULL) {
+            ck[klen] = '_';
+            memcpy(ck + klen + 1, d->value, vlen + 1);
+        }
+        first = l->seen != NULL ? json_object_get(l->seen, ck) : NULL;
+    }
+    if (first != NULL) {
+        rc = cv_duplicate(cv, l->d[json_integer_value(first)], d, ck);
+    } else if (ck == NULL ||
+               (l->seen == NULL && (l->seen = json_object()) == NULL) ||
+               json_object_set_new_nocheck(
+                   l->seen, ck, json_integer((json_int_t)l->n)) != 0 ||
+               cv_desc_push(l, d) != 0) {
+        rc = cv_fail(cv, d->file, d->line, "out of memory");
+    } else {
+        d = NULL; /* l's now */
+    }
+    cv_desc_free(d);
+    free(ck);
+    return rc;
+}
+
+/* A "descriptors" list appended to l (which may hold descriptors of an
+ * earlier file of the same domain). 0 or -1. */
+static int cv_descriptors(rl_convert_t *cv, const rl_yaml_t *seq, cv_level_t *l,
+                          int depth)
+{
+    size_t i;
 
     if (seq->kind != RL_YAML_SEQ) {
         return cv_fail(cv, cv->file, seq->line, "descriptors must be a list");
@@ -404,21 +481,8 @@ static int cv_descriptors(rl_convert_t *cv, const rl_yaml_t *seq,
             cv_desc_free(d);
             return -1;
         }
-        for (j = 0; j < *n; j++) {
-            if (cv_same((*list)[j], d)) {
-                int rc = cv_fail(cv, cv->file, d->line,
-                                 "duplicate descriptor composite key "
-                                 "'%s%s%s' (first at %s:%d)",
-                                 d->key, d->value ? "_" : "",
-                                 d->value ? d->value : "", (*list)[j]->file,
-                                 (*list)[j]->line);
-                cv_desc_free(d);
-                return rc;
-            }
-        }
-        if (cv_desc_push(list, n, cap, d) != 0) {
-            cv_desc_free(d);
-            return cv_fail(cv, cv->file, seq->line, "out of memory");
+        if (cv_level_add(cv, l, d) != 0) {
+            return -1;
         }
     }
     return 0;
@@ -476,9 +540,7 @@ static int cv_root(rl_convert_t *cv, const rl_yaml_t *doc)
         return cv_fail(cv, cv->file, v->line, "out of memory");
     }
     v = cv_get(doc, "descriptors");
-    return v == NULL
-               ? 0
-               : cv_descriptors(cv, v, &dom->children, &dom->n, &dom->cap, 1);
+    return v == NULL ? 0 : cv_descriptors(cv, v, &dom->top, 1);
 }
 
 /* See convert_envoy.h. */
@@ -490,16 +552,13 @@ rl_convert_t *rl_convert_new(void)
 /* See convert_envoy.h. */
 void rl_convert_free(rl_convert_t *cv)
 {
-    size_t i, j;
+    size_t i;
 
     if (cv == NULL) {
         return;
     }
     for (i = 0; i < cv->ndomains; i++) {
-        for (j = 0; j < cv->domains[i].n; j++) {
-            cv_desc_free(cv->domains[i].children[j]);
-        }
-        free(cv->domains[i].children);
+        cv_level_free(&cv->domains[i].top);
         free(cv->domains[i].name);
     }
     free(cv->domains);
@@ -589,16 +648,15 @@ typedef struct cv_rules {
 /* Appends the rules under list (path[0..depth-1] leading to it) in
  * first-match order: at each level the entries with a value first, each
  * followed by its own subtree. 0 or -1 (out of memory). */
-static int cv_collect(cv_rules_t *rs, const char *domain,
-                      cv_desc_t *const *list, size_t n, const cv_desc_t **path,
-                      int depth)
+static int cv_collect(cv_rules_t *rs, const char *domain, const cv_level_t *l,
+                      const cv_desc_t **path, int depth)
 {
     int pass;
     size_t i;
 
     for (pass = 0; pass < 2; pass++) {
-        for (i = 0; i < n; i++) {
-            const cv_desc_t *d = list[i];
+        for (i = 0; i < l->n; i++) {
+            const cv_desc_t *d = l->d[i];
 
             if ((d->value != NULL) != (pass == 0)) {
                 continue;
@@ -619,8 +677,7 @@ static int cv_collect(cv_rules_t *rs, const char *domain,
                        (size_t)(depth + 1) * sizeof(path[0]));
                 rs->r[rs->n++].depth = depth + 1;
             }
-            if (cv_collect(rs, domain, d->children, d->n, path, depth + 1) !=
-                0) {
+            if (cv_collect(rs, domain, &d->children, path, depth + 1) != 0) {
                 return -1;
             }
         }
@@ -649,26 +706,12 @@ static void cv_name_add(char *name, size_t *len, size_t cap, const char *s,
     name[*len] = '\0';
 }
 
-/* Whether name is already a policy of out. */
-static int cv_name_used(json_t *policies, const char *name)
-{
-    size_t i;
-    json_t *p;
-
-    json_array_foreach(policies, i, p)
-    {
-        if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The policy name of r: "DOMAIN.KEY[_VALUE].KEY..." with bytes outside
  * A-Z a-z 0-9 _ . - as '-'; when that is over 64 characters or already
- * taken, its first 55 and '-' and 8 hex digits of a hash of the raw
- * path. 0, or -1 when even that is taken. */
-static int cv_name(const cv_rule_t *r, json_t *policies, char *name)
+ * in names (the set of those given so far), its first 55 and '-' and 8
+ * hex digits of a hash of the raw path. 0, or -1 when even that is
+ * taken. */
+static int cv_name(const cv_rule_t *r, const json_t *names, char *name)
 {
     char buf[1024];
     size_t len = 0;
@@ -685,12 +728,12 @@ static int cv_name(const cv_rule_t *r, json_t *policies, char *name)
             cv_name_add(buf, &len, sizeof(buf), r->path[i]->value, &hash);
         }
     }
-    if (len <= CV_NAME_MAX && !cv_name_used(policies, buf)) {
+    if (len <= CV_NAME_MAX && json_object_get(names, buf) == NULL) {
         memcpy(name, buf, len + 1);
         return 0;
     }
     snprintf(name, CV_NAME_MAX + 1, "%.55s-%08x", buf, (unsigned)hash);
-    return cv_name_used(policies, name) ? -1 : 0;
+    return json_object_get(names, name) != NULL ? -1 : 0;
 }
 
 /* "match" and "key" of r into p. 0 or -1 (out of memory). */
@@ -752,8 +795,39 @@ static int cv_deny_all(rl_convert_t *cv, const cv_rule_t *r, json_t *p)
     return 0;
 }
 
-/* The policy of r, appended to policies. 0 or -1 (cv->err set). */
-static int cv_policy(rl_convert_t *cv, const cv_rule_t *r, json_t *policies)
+/* The limits of r's policy p (none for an unlimited leaf: allowed and,
+ * as it is matched before any more general policy, counted by none),
+ * its header style and mode. 0 or -1 (out of memory). */
+static int cv_limits(const cv_rule_t *r, json_t *p)
+{
+    const cv_desc_t *leaf = r->path[r->depth - 1];
+    int rc;
+
+    if (leaf->unlimited) {
+        rc = json_object_set_new(p, "key", json_array());
+        rc |= json_object_set_new(p, "limits", json_array());
+    } else {
+        rc = json_object_set_new(
+            p, "limits",
+            json_pack("[{s:I, s:s, s:s}]", "requests",
+                      (json_int_t)(leaf->requests > 0 ? leaf->requests : 1),
+                      "per", leaf->per, "algorithm", "fixed_window"));
+    }
+    /* envoyproxy/ratelimit answers without rate-limit headers (unless
+     * its LIMIT_RESPONSE_HEADERS_ENABLED is set), and the Envoy in front
+     * builds its own (enable_x_ratelimit_headers): ratelimitd's, sent on
+     * every answer, would give clients each header twice. */
+    rc |= json_object_set_new(p, "headers", json_string("none"));
+    if (!leaf->unlimited && leaf->shadow) {
+        rc |= json_object_set_new(p, "mode", json_string("shadow"));
+    }
+    return rc != 0 ? -1 : 0;
+}
+
+/* The policy of r, appended to policies; its name is added to names.
+ * 0 or -1 (cv->err set). */
+static int cv_policy(rl_convert_t *cv, const cv_rule_t *r, json_t *policies,
+                     json_t *names)
 {
     const cv_desc_t *leaf = r->path[r->depth - 1];
     char name[CV_NAME_MAX + 1];
@@ -770,33 +844,17 @@ static int cv_policy(rl_convert_t *cv, const cv_rule_t *r, json_t *policies)
             }
         }
     }
-    if (cv_name(r, policies, name) != 0) {
+    if (cv_name(r, names, name) != 0) {
         return cv_fail(cv, leaf->file, leaf->line,
                        "no unique policy name for this descriptor");
     }
     p = json_pack("{s:s}", "name", name);
     if (p == NULL || json_array_append_new(policies, p) != 0 ||
-        cv_match_key(r, p) != 0) {
+        json_object_set_new_nocheck(names, name, json_true()) != 0 ||
+        cv_match_key(r, p) != 0 || cv_limits(r, p) != 0) {
         return cv_fail(cv, leaf->file, leaf->line, "out of memory");
     }
-    if (leaf->unlimited) {
-        /* A limit-less policy: its requests are allowed and, as it is
-         * matched before any more general policy, counted by none. */
-        return json_object_set_new(p, "key", json_array()) != 0 ||
-                       json_object_set_new(p, "limits", json_array()) != 0
-                   ? cv_fail(cv, leaf->file, leaf->line, "out of memory")
-                   : 0;
-    }
-    if (json_object_set_new(
-            p, "limits",
-            json_pack("[{s:I, s:s, s:s}]", "requests",
-                      (json_int_t)(leaf->requests > 0 ? leaf->requests : 1),
-                      "per", leaf->per, "algorithm", "fixed_window")) != 0 ||
-        (leaf->shadow &&
-         json_object_set_new(p, "mode", json_string("shadow")) != 0)) {
-        return cv_fail(cv, leaf->file, leaf->line, "out of memory");
-    }
-    return leaf->requests == 0 ? cv_deny_all(cv, r, p) : 0;
+    return !leaf->unlimited && leaf->requests == 0 ? cv_deny_all(cv, r, p) : 0;
 }
 
 /* See convert_envoy.h. */
@@ -804,7 +862,7 @@ char *rl_convert_json(rl_convert_t *cv, char *err, size_t errlen)
 {
     const cv_desc_t *path[CV_MAX_PATH + 1];
     cv_rules_t rs = {NULL, 0, 0};
-    json_t *policies = json_array(), *root = NULL;
+    json_t *policies = json_array(), *names = json_object(), *root = NULL;
     char *out = NULL, *text = NULL;
     size_t i;
 
@@ -812,16 +870,16 @@ char *rl_convert_json(rl_convert_t *cv, char *err, size_t errlen)
     snprintf(err, errlen, "out of memory");
     cv->errlen = errlen;
     for (i = 0; i < cv->ndomains; i++) {
-        if (cv_collect(&rs, cv->domains[i].name, cv->domains[i].children,
-                       cv->domains[i].n, path, 0) != 0) {
+        if (cv_collect(&rs, cv->domains[i].name, &cv->domains[i].top, path,
+                       0) != 0) {
             goto out;
         }
     }
-    if (policies == NULL) {
+    if (policies == NULL || names == NULL) {
         goto out;
     }
     for (i = 0; i < rs.n; i++) {
-        if (cv_policy(cv, &rs.r[i], policies) != 0) {
+        if (cv_policy(cv, &rs.r[i], policies, names) != 0) {
             goto out;
         }
     }
@@ -833,6 +891,7 @@ char *rl_convert_json(rl_convert_t *cv, char *err, size_t errlen)
 out:
     free(text);
     json_decref(root);
+    json_decref(names);
     json_decref(policies);
     free(rs.r);
     return out;

@@ -482,6 +482,10 @@ def test_grpc_gateway_examples():
 
     policies = _converted(os.path.join(DEPLOY, "envoy", "ratelimit.yaml"))
     eq({p["match"]["domain"] for p in policies}, {rl["domain"]}, "converted domains")
+    # One source of x-ratelimit-* headers: Envoy builds them, so the
+    # policies send none (both would give clients each header twice).
+    eq(rl.get("enable_x_ratelimit_headers"), "DRAFT_VERSION_03", "Envoy builds the headers")
+    eq({p["headers"] for p in policies}, {"none"}, "converted policies send no headers")
     shapes = [[e["key"] for e in p["match"]["descriptor"]] for p in policies]
     sent = _descriptor_keys(hcm["route_config"]["virtual_hosts"][0]["rate_limits"])
     for keys in sent:
@@ -497,6 +501,7 @@ def test_grpc_gateway_examples():
     irl = ivalue["typed_config"]
     eq((irl["domain"], irl["rate_limit_service"]["transport_api_version"]), (rl["domain"], "V3"),
        "Istio filter domain and transport")
+    eq(irl.get("enable_x_ratelimit_headers"), "DRAFT_VERSION_03", "Istio's Envoy builds the headers")
     fqdn = "%s.%s.svc.cluster.local" % (svc["metadata"]["name"], svc["metadata"]["namespace"])
     eq(irl["rate_limit_service"]["grpc_service"]["envoy_grpc"]["cluster_name"],
        "outbound|%d||%s" % (port["port"], fqdn), "Istio's cluster for the Service")

@@ -50,6 +50,11 @@ static void expect(const char *const *texts, int n, const char *want)
     free(got);
 }
 
+/* Every converted policy sends no rate-limit headers: the Envoy in
+ * front builds them (enable_x_ratelimit_headers), as it does for
+ * envoyproxy/ratelimit. */
+#define NOHDR ", \"headers\": \"none\""
+
 /* A limit of the output: fixed_window, requests R per P. */
 #define LIM(R, P)                                                              \
     "[{\"requests\": " #R ", \"per\": \"" P "\", \"algorithm\": "              \
@@ -76,25 +81,24 @@ START_TEST(test_nested_and_specific_first)
         "    detailed_metric: true\n"
         "    rate_limit: {unit: Second, requests_per_unit: 1}\n"};
 
-    expect(
-        y, 1,
-        "[{\"name\": \"messaging.message_type_marketing.to_number\","
-        " \"match\": {\"domain\": \"messaging\", \"descriptor\": ["
-        "{\"key\": \"message_type\", \"value\": \"marketing\"},"
-        " {\"key\": \"to_number\"}]},"
-        " \"key\": [\"descriptor.to_number\"], \"limits\": " LIM(
-            5, "1d") "},"
+    expect(y, 1,
+           "[{\"name\": \"messaging.message_type_marketing.to_number\","
+           " \"match\": {\"domain\": \"messaging\", \"descriptor\": ["
+           "{\"key\": \"message_type\", \"value\": \"marketing\"},"
+           " {\"key\": \"to_number\"}]},"
+           " \"key\": [\"descriptor.to_number\"], \"limits\": " LIM(5, "1d")
+               NOHDR "},"
                      "{\"name\": \"messaging.to_number_2061111111\","
                      " \"match\": {\"domain\": \"messaging\", \"descriptor\": ["
                      "{\"key\": \"to_number\", \"value\": \"2061111111\"}]},"
-                     " \"key\": [], \"limits\": " LIM(
-                         1, "1s") "},"
-                                  "{\"name\": \"messaging.to_number\","
-                                  " \"match\": {\"domain\": \"messaging\", "
-                                  "\"descriptor\": ["
-                                  "{\"key\": \"to_number\"}]},"
-                                  " \"key\": [\"descriptor.to_number\"], "
-                                  "\"limits\": " LIM(100, "1d") "}]");
+                     " \"key\": [], \"limits\": " LIM(1, "1s") NOHDR
+           "},"
+           "{\"name\": \"messaging.to_number\","
+           " \"match\": {\"domain\": \"messaging\", "
+           "\"descriptor\": ["
+           "{\"key\": \"to_number\"}]},"
+           " \"key\": [\"descriptor.to_number\"], "
+           "\"limits\": " LIM(100, "1d") NOHDR "}]");
 }
 END_TEST
 
@@ -115,44 +119,38 @@ START_TEST(test_units_shadow_and_files)
         "descriptors:\n"
         "  - {key: l, value: x, rate_limit: {unlimited: true}}\n"};
 
-    expect(
-        y, 3,
-        "[{\"name\": \"a.l_x\", \"match\": {\"domain\": \"a\", "
-        "\"descriptor\": [{\"key\": \"l\", \"value\": \"x\"}]}, "
-        "\"key\": [], \"limits\": []},"
-        "{\"name\": \"a.m\", \"match\": {\"domain\": \"a\", "
-        "\"descriptor\": [{\"key\": \"m\"}]}, \"key\": [\"descriptor.m\"],"
-        " \"limits\": " LIM(
-            2,
-            "1m") "},"
-                  "{\"name\": \"a.h\", \"match\": {\"domain\": \"a\", "
-                  "\"descriptor\": [{\"key\": \"h\"}]}, \"key\": "
-                  "[\"descriptor.h\"],"
-                  " \"limits\": " LIM(
-                      3,
-                      "1h") ", \"mode\": \"shadow\"},"
-                            "{\"name\": \"a.w\", \"match\": {\"domain\": "
-                            "\"a\", "
-                            "\"descriptor\": [{\"key\": \"w\"}]}, \"key\": "
-                            "[\"descriptor.w\"],"
-                            " \"limits\": " LIM(
-                                4,
-                                "7d") "},"
-                                      "{\"name\": \"b.mo\", \"match\": "
-                                      "{\"domain\": \"b\", "
-                                      "\"descriptor\": [{\"key\": \"mo\"}]}, "
-                                      "\"key\": [\"descriptor.mo\"],"
-                                      " \"limits\": " LIM(
-                                          5,
-                                          "30d") "},"
-                                                 "{\"name\": \"b.y\", "
-                                                 "\"match\": {\"domain\": "
-                                                 "\"b\", "
-                                                 "\"descriptor\": [{\"key\": "
-                                                 "\"y\"}]}, \"key\": "
-                                                 "[\"descriptor.y\"],"
-                                                 " \"limits\": " LIM(
-                                                     6, "365d") "}]");
+    expect(y, 3,
+           "[{\"name\": \"a.l_x\", \"match\": {\"domain\": \"a\", "
+           "\"descriptor\": [{\"key\": \"l\", \"value\": \"x\"}]}, "
+           "\"key\": [], \"limits\": [], \"headers\": \"none\"},"
+           "{\"name\": \"a.m\", \"match\": {\"domain\": \"a\", "
+           "\"descriptor\": [{\"key\": \"m\"}]}, \"key\": [\"descriptor.m\"],"
+           " \"limits\": " LIM(2, "1m") NOHDR
+           "},"
+           "{\"name\": \"a.h\", \"match\": {\"domain\": \"a\", "
+           "\"descriptor\": [{\"key\": \"h\"}]}, \"key\": "
+           "[\"descriptor.h\"],"
+           " \"limits\": " LIM(3, "1h") NOHDR
+           ", \"mode\": \"shadow\"},"
+           "{\"name\": \"a.w\", \"match\": {\"domain\": "
+           "\"a\", "
+           "\"descriptor\": [{\"key\": \"w\"}]}, \"key\": "
+           "[\"descriptor.w\"],"
+           " \"limits\": " LIM(4, "7d") NOHDR
+           "},"
+           "{\"name\": \"b.mo\", \"match\": "
+           "{\"domain\": \"b\", "
+           "\"descriptor\": [{\"key\": \"mo\"}]}, "
+           "\"key\": [\"descriptor.mo\"],"
+           " \"limits\": " LIM(5, "30d") NOHDR "},"
+                                               "{\"name\": \"b.y\", "
+                                               "\"match\": {\"domain\": "
+                                               "\"b\", "
+                                               "\"descriptor\": [{\"key\": "
+                                               "\"y\"}]}, \"key\": "
+                                               "[\"descriptor.y\"],"
+                                               " \"limits\": " LIM(6, "365d")
+                                                   NOHDR "}]");
 }
 END_TEST
 
@@ -179,15 +177,14 @@ START_TEST(test_unlimited_allow_list)
         y, 1,
         "[{\"name\": \"edge.ip_10.0.0.1\", \"match\": {\"domain\": "
         "\"edge\", \"descriptor\": [{\"key\": \"ip\", \"value\": "
-        "\"10.0.0.1\"}]}, \"key\": [], \"limits\": []},"
+        "\"10.0.0.1\"}]}, \"key\": [], \"limits\": [], \"headers\": \"none\"},"
         " {\"name\": \"edge.ip\", \"match\": {\"domain\": \"edge\", "
         "\"descriptor\": [{\"key\": \"ip\"}]}, \"key\": "
-        "[\"descriptor.ip\"], \"limits\": " LIM(
-            5,
-            "1s") "},"
-                  " {\"name\": \"edge.user.plan\", \"match\": {\"domain\": "
-                  "\"edge\", \"descriptor\": [{\"key\": \"user\"}, {\"key\": "
-                  "\"plan\"}]}, \"key\": [], \"limits\": []}]");
+        "[\"descriptor.ip\"], \"limits\": " LIM(5, "1s") NOHDR
+        "},"
+        " {\"name\": \"edge.user.plan\", \"match\": {\"domain\": "
+        "\"edge\", \"descriptor\": [{\"key\": \"user\"}, {\"key\": "
+        "\"plan\"}]}, \"key\": [], \"limits\": [], \"headers\": \"none\"}]");
 }
 END_TEST
 
@@ -207,28 +204,29 @@ START_TEST(test_deny_all_and_names)
         "    value: /login\n"
         "    rate_limit: {unit: minute, requests_per_unit: 4}\n"};
 
-    expect(
-        y, 1,
-        "[{\"name\": \"edge.remote_address_50.0.0.5\", \"match\": "
-        "{\"domain\": \"edge\", \"descriptor\": [{\"key\": "
-        "\"remote_address\", \"value\": \"50.0.0.5\"}]}, \"key\": "
-        "[\"descriptor.remote_address\"], \"limits\": " LIM(
-            1,
-            "1s") ","
-                  " \"overrides\": [{\"key\": {\"descriptor.remote_address\": "
-                  "\"50.0.0.5\"}, \"deny\": {\"status\": 429}}]},"
-                  "{\"name\": \"edge.path_-login\", \"match\": {\"domain\": "
-                  "\"edge\", \"descriptor\": [{\"key\": \"path\", \"value\": "
-                  "\"/login\"}]}, \"key\": [], \"limits\": " LIM(
-                      4, "1m") "},"
-                               "{\"name\": \"edge.remote_address\", \"match\": "
-                               "{\"domain\": "
-                               "\"edge\", \"descriptor\": [{\"key\": "
-                               "\"remote_address\"}]}, "
-                               "\"key\": [\"descriptor.remote_address\"], "
-                               "\"limits\": " LIM(10, "1s") "}]");
+    expect(y, 1,
+           "[{\"name\": \"edge.remote_address_50.0.0.5\", \"match\": "
+           "{\"domain\": \"edge\", \"descriptor\": [{\"key\": "
+           "\"remote_address\", \"value\": \"50.0.0.5\"}]}, \"key\": "
+           "[\"descriptor.remote_address\"], \"limits\": " LIM(1, "1s") NOHDR
+           ","
+           " \"overrides\": [{\"key\": {\"descriptor.remote_address\": "
+           "\"50.0.0.5\"}, \"deny\": {\"status\": 429}}]},"
+           "{\"name\": \"edge.path_-login\", \"match\": {\"domain\": "
+           "\"edge\", \"descriptor\": [{\"key\": \"path\", \"value\": "
+           "\"/login\"}]}, \"key\": [], \"limits\": " LIM(4, "1m") NOHDR
+           "},"
+           "{\"name\": \"edge.remote_address\", \"match\": "
+           "{\"domain\": "
+           "\"edge\", \"descriptor\": [{\"key\": "
+           "\"remote_address\"}]}, "
+           "\"key\": [\"descriptor.remote_address\"], "
+           "\"limits\": " LIM(10, "1s") NOHDR "}]");
 }
 END_TEST
+
+/* A file whose one descriptor k has value V. */
+#define VALUE(V) "domain: d\ndescriptors:\n  - key: k\n    value: " V "\n"
 
 /* A refused input and the start of its error. */
 static const struct {
@@ -279,7 +277,149 @@ static const struct {
      "a.yaml:4: rate_limit must be a mapping"},
     {"domain: d\ndescriptors:\n  - key: k\n    shadow_mode: maybe\n",
      "a.yaml:4: shadow_mode must be true or false"},
+    /* envoyproxy/ratelimit files a level's descriptors under KEY_VALUE
+     * and refuses a second one with the same string */
+    {"domain: d\ndescriptors:\n  - {key: a, value: x}\n  - {key: a_x}\n",
+     "a.yaml:4: duplicate descriptor composite key 'a_x' (first at "
+     "a.yaml:3): envoyproxy/ratelimit files a descriptor under KEY_VALUE, "
+     "so key 'a_x' and key 'a' with value 'x' are one entry there"},
+    {"domain: d\ndescriptors:\n  - {key: a_b, value: c}\n"
+     "  - {key: a, value: b_c}\n",
+     "a.yaml:4: duplicate descriptor composite key 'a_b_c' (first at "
+     "a.yaml:3): envoyproxy/ratelimit files a descriptor under KEY_VALUE, "
+     "so key 'a' with value 'b_c' and key 'a_b' with value 'c' are one "
+     "entry there"},
+    {"domain: d\ndescriptors:\n  - key: p\n    descriptors:\n"
+     "      - {key: a_x}\n      - {key: a, value: x}\n",
+     "a.yaml:6: duplicate descriptor composite key 'a_x' (first at "
+     "a.yaml:5)"},
+    /* numbers to go-yaml v2, which envoyproxy/ratelimit refuses in any
+     * field ("error checking config"): floats and uint64s */
+    {VALUE("1.5"), "a.yaml:4: value 1.5 is a float to envoyproxy/ratelimit's "
+                   "YAML parser, which refuses the file: quote it ('1.5')"},
+    {VALUE(".5"), "a.yaml:4: value .5 is a float"},
+    {VALUE("1e3"), "a.yaml:4: value 1e3 is a float"},
+    {VALUE("-2.5E-3"), "a.yaml:4: value -2.5E-3 is a float"},
+    {VALUE("+.5"), "a.yaml:4: value +.5 is a float"},
+    {VALUE("1."), "a.yaml:4: value 1. is a float"},
+    {VALUE("09"), "a.yaml:4: value 09 is a float"},
+    {VALUE("1_0.5"), "a.yaml:4: value 1_0.5 is a float"},
+    {VALUE(".5_5"), "a.yaml:4: value .5_5 is a float"},
+    {VALUE(".inf"), "a.yaml:4: value .inf is a float"},
+    {VALUE("-.Inf"), "a.yaml:4: value -.Inf is a float"},
+    {VALUE(".NaN"), "a.yaml:4: value .NaN is a float"},
+    {VALUE("99999999999999999999"), "a.yaml:4: value 99999999999999999999 "
+                                    "is a float"},
+    {VALUE("+9223372036854775808"), "a.yaml:4: value +9223372036854775808 "
+                                    "is a float"},
+    {VALUE("-9223372036854775809"), "a.yaml:4: value -9223372036854775809 "
+                                    "is a float"},
+    {VALUE("9223372036854775808"), "a.yaml:4: value 9223372036854775808 is "
+                                   "an integer past 2^63-1"},
+    {VALUE("0xFFFFFFFFFFFFFFFF"), "a.yaml:4: value 0xFFFFFFFFFFFFFFFF is an "
+                                  "integer past 2^63-1"},
+    {"domain: 2.0\n", "a.yaml:1: domain 2.0 is a float"},
+    {"domain: d\ndescriptors:\n  - key: 1e9\n", "a.yaml:3: key 1e9 is a float"},
+    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: 1.5, "
+     "requests_per_unit: 1}\n",
+     "a.yaml:4: unit 1.5 is a float"},
+    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {name: 0.1, "
+     "unit: second, requests_per_unit: 1}\n",
+     "a.yaml:4: name 0.1 is a float"},
+    /* tags go-yaml v2 converts or decodes (!!binary is base64 there) */
+    {VALUE("!!float 1"), "a.yaml:4: YAML tags other than !!str"},
+    {VALUE("!!int 5"), "a.yaml:4: YAML tags other than !!str"},
+    {"domain: d\ndescriptors:\n  - key: !!binary aGVsbG8=\n",
+     "a.yaml:3: YAML tags other than !!str"},
+    /* booleans only in go-yaml v2's spellings */
+    {"domain: d\ndescriptors:\n  - key: k\n    shadow_mode: tRUE\n",
+     "a.yaml:4: shadow_mode must be true or false"},
+    {"domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unlimited: yEs}\n",
+     "a.yaml:4: unlimited must be true or false"},
 };
+
+/* Values that go-yaml v2 hands to envoyproxy/ratelimit as text (dates,
+ * integers, words in a string field, quoted or !!str or locally tagged
+ * scalars, what no number pattern matches), and that text. */
+static const struct {
+    const char *yaml;
+    const char *value;
+} text_cases[] = {
+    {"2024-01-01", "2024-01-01"},
+    {"2024-01-01 10:00:00", "2024-01-01 10:00:00"},
+    {"010", "010"},
+    {"0x1F", "0x1F"},
+    {"1_000", "1_000"},
+    {"-0b101", "-0b101"},
+    {"9223372036854775807", "9223372036854775807"},
+    {"-9223372036854775808", "-9223372036854775808"},
+    {"1e400", "1e400"},
+    {"yes", "yes"},
+    {"tRUE", "tRUE"},
+    {"'1.5'", "1.5"},
+    {"\"1e3\"", "1e3"},
+    {"!!str 1.5", "1.5"},
+    {"! 1.5", "1.5"},
+    {"!x 1.5", "1.5"},
+    {"._5", "._5"},
+    {".5_", ".5_"},
+    {"1.5.5", "1.5.5"},
+    {"1:30", "1:30"},
+    {"0x", "0x"},
+    {"+", "+"},
+};
+
+START_TEST(test_text_values)
+{
+    char yaml[256], err[512] = "";
+    const char *y[] = {yaml};
+    const char *got = NULL;
+    json_t *root;
+    char *out;
+
+    snprintf(yaml, sizeof(yaml),
+             "domain: d\ndescriptors:\n  - key: k\n    value: %s\n"
+             "    rate_limit: {unit: second, requests_per_unit: 1}\n",
+             text_cases[_i].yaml);
+    out = convert(y, 1, err, sizeof(err));
+    ck_assert_msg(out != NULL, "case %d (%s): %s", _i, text_cases[_i].yaml,
+                  err);
+    root = json_loads(out, 0, NULL);
+    ck_assert_int_eq(json_unpack(root, "{s:[{s:{s:[{s:s}]}}]}", "policies",
+                                 "match", "descriptor", "value", &got),
+                     0);
+    ck_assert_str_eq(got, text_cases[_i].value);
+    json_decref(root);
+    free(out);
+}
+END_TEST
+
+/* go-yaml v2's spellings of true, each a shadow_mode here. */
+static const char *const true_words[] = {
+    "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"};
+
+START_TEST(test_true_words)
+{
+    char yaml[256], err[512] = "";
+    const char *y[] = {yaml};
+    const char *mode = NULL;
+    json_t *root;
+    char *out;
+
+    snprintf(yaml, sizeof(yaml),
+             "domain: d\ndescriptors:\n  - key: k\n    shadow_mode: %s\n"
+             "    rate_limit: {unit: second, requests_per_unit: 1}\n",
+             true_words[_i]);
+    out = convert(y, 1, err, sizeof(err));
+    ck_assert_msg(out != NULL, "%s: %s", true_words[_i], err);
+    root = json_loads(out, 0, NULL);
+    ck_assert_int_eq(
+        json_unpack(root, "{s:[{s:s}]}", "policies", "mode", &mode), 0);
+    ck_assert_str_eq(mode, "shadow");
+    json_decref(root);
+    free(out);
+}
+END_TEST
 
 START_TEST(test_refused)
 {
@@ -307,6 +447,10 @@ int main(void)
     tcase_add_test(tc, test_unlimited_allow_list);
     tcase_add_loop_test(tc, test_refused, 0,
                         (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+    tcase_add_loop_test(tc, test_text_values, 0,
+                        (int)(sizeof(text_cases) / sizeof(text_cases[0])));
+    tcase_add_loop_test(tc, test_true_words, 0,
+                        (int)(sizeof(true_words) / sizeof(true_words[0])));
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
