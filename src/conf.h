@@ -108,8 +108,12 @@ typedef struct rl_conf_grpc {
                                 * "failure_mode" (0) */
     int64_t max_connections;   /* per worker, default 10000 */
     int64_t idle_timeout_ms;   /* default 60000: nothing received and no
-                                * call open this long (a TLS handshake
-                                * included) ends the connection */
+                                * call waiting on its answer this long (a
+                                * TLS handshake included) ends the
+                                * connection */
+    int64_t read_timeout_ms;   /* default 10000: a request not complete
+                                * this long after its first HEADERS is
+                                * answered DEADLINE_EXCEEDED and reset */
 } rl_conf_grpc_t;
 
 /* "admin": the admin endpoints (/v1/admin/reset, /v1/policies). */

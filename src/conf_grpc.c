@@ -10,7 +10,7 @@
 
 static const conf_range_t range_message = {64, 64 * 1024 * 1024};
 static const conf_range_t range_conns = {1, 1000000};
-static const conf_range_t range_idle = {100, 86400000};
+static const conf_range_t range_timeout = {100, 86400000};
 
 static const conf_enum_item_t store_failure_items[] = {
     {"failure_mode", 0},
@@ -52,7 +52,9 @@ static const conf_field_t grpc_fields[] = {
     {"max_connections", conf_int64, offsetof(rl_conf_grpc_t, max_connections),
      0, &range_conns, "10000", NULL},
     {"idle_timeout_ms", conf_int64, offsetof(rl_conf_grpc_t, idle_timeout_ms),
-     0, &range_idle, "60000", NULL},
+     0, &range_timeout, "60000", NULL},
+    {"read_timeout_ms", conf_int64, offsetof(rl_conf_grpc_t, read_timeout_ms),
+     0, &range_timeout, "10000", NULL},
 };
 static const conf_table_t grpc_table = {grpc_fields, CONF_NELEM(grpc_fields),
                                         NULL};

@@ -467,6 +467,7 @@ static void decide_override_deny(const decide_ctx_t *c, const decide_part_t *d,
     v.deny_tpl = ov->deny_tpl;
     v.override = rl_override_source_name(ov->source);
     v.override_deny = 1;
+    v.deny_parts = 1u << (d - c->parts);
     if (ov->expires_at > 0 && ov->expires_at * 1000 > v.now_ms) {
         v.retry_after_ms = ov->expires_at * 1000 - v.now_ms;
     }

@@ -59,6 +59,11 @@ typedef struct rl_verdict {
     const struct rl_body_tpl *deny_tpl; /* deny_body compiled, or NULL */
     const char *penalty;                /* the penalty that blocks, or NULL */
     const rl_penalty_t *penalty_def;    /* its definition (deny), or NULL */
+    /* Bit i: policies[i] is what denies: a limit of its own, a blocking
+     * penalty on its key, or the deny override of its key (other parts
+     * only share the denial, a decision being atomic). 0 when nothing
+     * denied, and for a degraded verdict (failure_mode decides). */
+    unsigned deny_parts;
 } rl_verdict_t;
 
 typedef enum {
@@ -129,7 +134,9 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
  * results in that order and the penalties' (pens[j] the definition of
  * the op's penalty j, masks[j] its parts). The deciding policy: a
  * blocking penalty's first part, else the first part with a denying
- * limit, else the part with the fewest remaining (tie: file order). */
+ * limit, else the part with the fewest remaining (tie: file order). The
+ * denying parts (deny_parts): those of every blocking penalty and those
+ * with a denying limit. */
 void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
                                const rl_penalty_t *const *pens,
                                const unsigned *masks, int npens,

@@ -7,6 +7,11 @@
  *   - every stream that carries a complete request gets exactly one
  *     answer: the handler's, or one of its own (a malformed frame, a
  *     message over max_message_bytes, the deadline of grpc-timeout);
+ *   - a request is complete within read_timeout_ms of its first
+ *     HEADERS or is answered DEADLINE_EXCEEDED and reset, and what the
+ *     unfinished requests of a connection buffer stays under max_held
+ *     (past it RESOURCE_EXHAUSTED and reset): a slow or silent client
+ *     holds neither memory nor, with idle_timeout_ms, its connection;
  *   - a call in the handler's hands outlives its stream and connection
  *     ("abandoned"): the late answer only frees it, nothing is sent;
  *   - flow control, PING and SETTINGS are nghttp2's; output is written
@@ -57,30 +62,43 @@ static ssize_t h2_send(nghttp2_session *h2, const uint8_t *data, size_t length,
     return (ssize_t)length;
 }
 
-/* A new stream: its call. */
+/* A new stream: its call, whose read deadline starts now. */
 static int h2_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame,
                             void *user)
 {
-    grpc_conn_t *c = user;
     rl_grpc_call_t *call;
 
     if (frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
-    call = calloc(1, sizeof(*call));
+    call = rl_grpc_call_open(user, frame->hd.stream_id);
     if (call == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    call->conn = c;
-    call->stream_id = frame->hd.stream_id;
-    call->bad_request = 1; /* until :method POST is seen */
-    call->next = c->calls;
-    if (c->calls != NULL) {
-        c->calls->prev = call;
-    }
-    c->calls = call;
     nghttp2_session_set_stream_user_data(h2, frame->hd.stream_id, call);
+    return 0;
+}
+
+/* Charges n more bytes of call's unfinished request to its connection.
+ * Past the connection's cap the call is refused (RESOURCE_EXHAUSTED, its
+ * request freed, the stream reset) rather than buffered, so many slow
+ * streams cannot pin max_message_bytes each. 0, or -1 when refused. */
+static int h2_charge(rl_grpc_call_t *call, size_t n)
+{
+    grpc_conn_t *c = call->conn;
+
+    if (n > c->srv->max_held - c->held) {
+        if (rl_stats_self != NULL) {
+            RL_STAT_INC(rl_stats_self, grpc_buffer_refusals);
+        }
+        rl_grpc_call_fail(call, RL_GRPC_RESOURCE_EXHAUSTED,
+                          "the unfinished requests of this connection hold "
+                          "too many bytes");
+        return -1;
+    }
+    c->held += n;
+    call->held += n;
     return 0;
 }
 
@@ -91,7 +109,8 @@ static int h2_is(const uint8_t *name, size_t len, const char *lit)
 }
 
 /* Keeps header name: value for call's handler when the server's list
- * names it (see RL_GRPC_METADATA_MAX). 0, or -1 when memory ran out. */
+ * names it (see RL_GRPC_METADATA_MAX), charged to the connection's cap
+ * (h2_charge) like the body. 0, or -1 when memory ran out. */
 static int h2_keep(rl_grpc_call_t *call, const char *const *names,
                    const uint8_t *name, size_t namelen, const uint8_t *value,
                    size_t valuelen)
@@ -105,7 +124,8 @@ static int h2_keep(rl_grpc_call_t *call, const char *const *names,
             break;
         }
     }
-    if (*names == NULL || call->nmeta == RL_GRPC_METADATA_MAX) {
+    if (*names == NULL || call->nmeta == RL_GRPC_METADATA_MAX ||
+        h2_charge(call, valuelen + 1) != 0) {
         return 0;
     }
     v = malloc(valuelen + 1);
@@ -123,7 +143,7 @@ static int h2_keep(rl_grpc_call_t *call, const char *const *names,
 }
 
 /* One request header: :method, :path, content-type, grpc-timeout, and
- * the ones the handler reads (h2_keep). */
+ * the ones the handler reads (h2_keep); none once the call is refused. */
 static int h2_header(nghttp2_session *h2, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user)
@@ -131,7 +151,7 @@ static int h2_header(nghttp2_session *h2, const nghttp2_frame *frame,
     rl_grpc_call_t *call =
         nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
 
-    if (call == NULL || frame->hd.type != NGHTTP2_HEADERS ||
+    if (call == NULL || call->answered || frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
@@ -158,8 +178,9 @@ static int h2_header(nghttp2_session *h2, const nghttp2_frame *frame,
     return 0;
 }
 
-/* Request DATA: buffered up to the message limit (past it the call is
- * answered at once and the rest discarded). */
+/* Request DATA: buffered up to the message limit and the connection's
+ * cap (past either the call is answered at once and reset, and what
+ * still comes is discarded). */
 static int h2_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
                    const uint8_t *data, size_t len, void *user)
 {
@@ -181,6 +202,10 @@ static int h2_data(nghttp2_session *h2, uint8_t flags, int32_t sid,
 
         while (cap < call->inlen + len) {
             cap *= 2;
+        }
+        cap = cap < max ? cap : max;
+        if (h2_charge(call, cap - call->incap) != 0) {
+            return 0;
         }
         b = realloc(call->in, cap);
         if (b == NULL) {
@@ -207,6 +232,28 @@ static int h2_frame(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
     call = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
     if (call != NULL) {
         rl_grpc_call_dispatch(call);
+    }
+    return 0;
+}
+
+/* A frame went out. An answer that ends a stream whose request is not
+ * complete (too slow, too large) is followed by RST_STREAM NO_ERROR, as
+ * gRPC's own servers do (RFC 9113 8.1): the client has its status, stops
+ * sending, and the stream stops counting against the connection's
+ * although END_STREAM never comes. Only now: a stream being reset drops
+ * what is still queued for it, the answer included. */
+static int h2_sent(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
+{
+    rl_grpc_call_t *call;
+
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+        return 0;
+    }
+    call = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+    if (call != NULL && !call->complete) {
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
     }
     return 0;
 }
@@ -303,15 +350,30 @@ static void conn_write(struct bufferevent *bev, void *arg)
     }
 }
 
-/* Nothing received for idle_timeout_ms: with calls open, reading goes
- * on; otherwise a GOAWAY goes out and the connection ends once it is
- * written, or a second later for a peer that does not read (or never
- * finished its TLS handshake). */
+/* 1 if a handler holds a call of c: its request is complete and the
+ * answer is awaited (the store, or a server stream). */
+static int conn_waiting(const grpc_conn_t *c)
+{
+    const rl_grpc_call_t *call;
+
+    for (call = c->calls; call != NULL; call = call->next) {
+        if (call->pending) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Nothing received for idle_timeout_ms: while a handler holds a call,
+ * reading goes on; otherwise (unfinished requests do not count, or a
+ * client could keep its connection by never ending one) a GOAWAY goes
+ * out and the connection ends once it is written, or a second later for
+ * a peer that does not read (or never finished its TLS handshake). */
 static void conn_idle(grpc_conn_t *c)
 {
     struct timeval grace = {1, 0};
 
-    if (c->calls != NULL && !c->closing) {
+    if (!c->closing && conn_waiting(c)) {
         bufferevent_enable(c->bev, EV_READ);
         return;
     }
@@ -364,6 +426,7 @@ static int conn_session(grpc_conn_t *c)
     nghttp2_session_callbacks_set_on_header_callback(cbs, h2_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_data);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_sent);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_close);
     rc = nghttp2_session_server_new(&c->h2, cbs, c);
     nghttp2_session_callbacks_del(cbs);
@@ -453,6 +516,7 @@ rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
                                      size_t errlen)
 {
     rl_grpc_server_t *s = calloc(1, sizeof(*s));
+    struct timeval rtv;
     int fd = -1;
     int bound;
 
@@ -462,9 +526,21 @@ rl_grpc_server_t *rl_grpc_server_new(struct event_base *base,
     }
     s->base = base;
     s->max_message = (size_t)conf->max_message_bytes;
+    s->max_held = GRPC_HELD_MESSAGES * (s->max_message + 5);
+    if (s->max_held < GRPC_HELD_MIN) {
+        s->max_held = GRPC_HELD_MIN;
+    }
     s->max_conns = conf->max_connections;
     s->idle.tv_sec = (time_t)(conf->idle_timeout_ms / 1000);
     s->idle.tv_usec = (suseconds_t)(conf->idle_timeout_ms % 1000) * 1000;
+    rtv.tv_sec = (time_t)(conf->read_timeout_ms / 1000);
+    rtv.tv_usec = (suseconds_t)(conf->read_timeout_ms % 1000) * 1000;
+    /* Every stream has this deadline: one queue, not a heap entry each. */
+    s->read = event_base_init_common_timeout(base, &rtv);
+    if (s->read == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
     s->fn = fn;
     s->arg = arg;
     s->metadata = metadata;

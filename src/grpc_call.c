@@ -1,7 +1,7 @@
 /* Calls of the gRPC listener (see grpc.c, grpc_int.h): a unary call's
- * one answer, a server stream's messages and its end, the deadline of
- * grpc-timeout. A call is freed once neither its stream nor a handler
- * holds it. Worker thread only. */
+ * one answer, a server stream's messages and its end, the read deadline
+ * of its request and the deadline of grpc-timeout. A call is freed once
+ * neither its stream nor a handler holds it. Worker thread only. */
 #include "grpc_int.h"
 
 #include <stdio.h>
@@ -28,6 +28,17 @@ static void call_release(rl_grpc_call_t *call)
     free(call);
 }
 
+void rl_grpc_call_drop_input(rl_grpc_call_t *call)
+{
+    if (call->conn != NULL) {
+        call->conn->held -= call->held;
+    }
+    call->held = 0;
+    free(call->in);
+    call->in = NULL;
+    call->inlen = call->incap = 0;
+}
+
 void rl_grpc_call_detach(rl_grpc_call_t *call)
 {
     grpc_conn_t *c = call->conn;
@@ -36,6 +47,7 @@ void rl_grpc_call_detach(rl_grpc_call_t *call)
     if (c == NULL) {
         return;
     }
+    rl_grpc_call_drop_input(call);
     if (call->prev != NULL) {
         call->prev->next = call->next;
     } else {
@@ -238,7 +250,9 @@ static void call_submit(rl_grpc_call_t *call)
     }
 }
 
-/* Answers call with an error of grpc.c's own (not the handler's). */
+/* Answers call with an error of grpc.c's own (not the handler's) and
+ * frees its request; grpc.c's h2_sent resets the stream once the answer
+ * is out if the request is not complete. */
 void rl_grpc_call_fail(rl_grpc_call_t *call, rl_grpc_status_t status,
                        const char *why)
 {
@@ -248,18 +262,52 @@ void rl_grpc_call_fail(rl_grpc_call_t *call, rl_grpc_status_t status,
     call->status = status;
     snprintf(call->message, sizeof(call->message), "%s", why);
     call_submit(call);
+    rl_grpc_call_drop_input(call);
 }
 
-/* The deadline of grpc-timeout passed before the handler answered. */
-static void call_deadline(evutil_socket_t fd, short what, void *arg)
+/* The call's timer ran out: before its request was complete, the read
+ * deadline (a client that sends slowly or never ends its request);
+ * after, the deadline of grpc-timeout before the handler answered. */
+static void call_expired(evutil_socket_t fd, short what, void *arg)
 {
     rl_grpc_call_t *call = arg;
     grpc_conn_t *c = call->conn;
 
-    rl_grpc_call_fail(call, RL_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    if (call->complete) {
+        rl_grpc_call_fail(call, RL_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    } else {
+        if (rl_stats_self != NULL) {
+            RL_STAT_INC(rl_stats_self, grpc_read_timeouts);
+        }
+        rl_grpc_call_fail(call, RL_GRPC_DEADLINE_EXCEEDED,
+                          "request not received within grpc.read_timeout_ms");
+    }
     if (c != NULL && rl_grpc_conn_flush(c) != 0) {
         rl_grpc_conn_free(c);
     }
+}
+
+rl_grpc_call_t *rl_grpc_call_open(grpc_conn_t *c, int32_t sid)
+{
+    rl_grpc_call_t *call = calloc(1, sizeof(*call));
+
+    if (call == NULL) {
+        return NULL;
+    }
+    call->timer = evtimer_new(c->srv->base, call_expired, call);
+    if (call->timer == NULL || evtimer_add(call->timer, c->srv->read) != 0) {
+        call_release(call);
+        return NULL;
+    }
+    call->conn = c;
+    call->stream_id = sid;
+    call->bad_request = 1; /* until :method POST is seen */
+    call->next = c->calls;
+    if (c->calls != NULL) {
+        c->calls->prev = call;
+    }
+    c->calls = call;
+    return call;
 }
 
 void rl_grpc_call_answer(rl_grpc_call_t *call, rl_grpc_status_t status,
@@ -368,6 +416,7 @@ void rl_grpc_call_dispatch(rl_grpc_call_t *call)
     size_t len = 0;
     rl_grpc_status_t st;
 
+    call->complete = 1;
     if (call->answered) {
         return;
     }
@@ -382,16 +431,17 @@ void rl_grpc_call_dispatch(rl_grpc_call_t *call)
         return;
     }
     call->start_us = rl_mono_us();
+    /* The read deadline gives way to grpc-timeout's, if any. */
+    event_del(call->timer);
     if (call->timeout_us > 0) {
         struct timeval tv = {(time_t)(call->timeout_us / 1000000),
                              (suseconds_t)(call->timeout_us % 1000000)};
 
-        call->timer = evtimer_new(s->base, call_deadline, call);
-        if (call->timer != NULL) {
-            evtimer_add(call->timer, &tv);
-        }
+        evtimer_add(call->timer, &tv);
     }
     call->pending = 1;
     s->inflight++;
     s->fn(s->arg, call, call->path, msg, len);
+    /* The handler has read the message (see rl_grpc_handler_fn). */
+    rl_grpc_call_drop_input(call);
 }

@@ -18,7 +18,18 @@
 #include "grpc.h"
 
 #define GRPC_PATH_MAX 128
+/* Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS):
+ * room for an Envoy worker's calls while the store is slow. Memory does
+ * not grow with it: what unfinished requests buffer is capped per
+ * connection (GRPC_HELD_MESSAGES), so a stream without its request costs
+ * only its call and nghttp2's stream, about 1 KB. */
 #define GRPC_MAX_STREAMS 1000
+/* What the unfinished requests of a connection may hold at once (their
+ * bodies and kept header values): this many requests of
+ * max_message_bytes, and never less than GRPC_HELD_MIN, so that the
+ * header values of many small calls fit too. */
+#define GRPC_HELD_MESSAGES 4
+#define GRPC_HELD_MIN (1024 * 1024)
 #define GRPC_OUTPUT_HIGH (1024 * 1024) /* stop reading past this backlog */
 
 typedef struct grpc_conn grpc_conn_t;
@@ -33,7 +44,12 @@ struct rl_grpc_call {
     int nmeta;
     uint8_t *in; /* the request body received so far */
     size_t inlen, incap;
+    size_t held;        /* bytes of in and meta charged to conn->held */
+    int complete;       /* END_STREAM came: the request is all here */
     int64_t timeout_us; /* 0: none */
+    /* Until the request is complete, its read deadline
+     * (grpc.read_timeout_ms from the first HEADERS); then the deadline of
+     * grpc-timeout, if any. */
     struct event *timer;
     int64_t start_us;
     int pending;  /* the handler holds it */
@@ -60,6 +76,7 @@ struct grpc_conn {
     nghttp2_session *h2;
     rl_grpc_call_t *calls;
     struct sockaddr_storage peer;
+    size_t held; /* what the calls' unfinished requests hold, <= max_held */
     int busy;    /* inside nghttp2_session_mem_recv: no send, no free */
     int closing; /* idle: GOAWAY sent, freed once written (or in 1 s) */
 };
@@ -67,6 +84,8 @@ struct grpc_conn {
 struct rl_grpc_server {
     struct event_base *base;
     size_t max_message; /* "max_message_bytes" (a restart-only section) */
+    size_t max_held;    /* per connection: GRPC_HELD_MESSAGES requests */
+    const struct timeval *read; /* "read_timeout_ms" (a common timeout) */
     struct evconnlistener *listener;
     SSL_CTX *tls;
     rl_grpc_handler_fn *fn;
@@ -80,6 +99,15 @@ struct rl_grpc_server {
     int stopping;
 };
 
+/* A new call for stream sid of c, linked into c's calls, its read
+ * deadline running; NULL when memory ran out. */
+rl_grpc_call_t *rl_grpc_call_open(grpc_conn_t *c, int32_t sid);
+
+/* Frees what call's request holds (its body; its kept headers stay, for
+ * the handler, but no longer count) and gives it back to the
+ * connection's cap. */
+void rl_grpc_call_drop_input(rl_grpc_call_t *call);
+
 /* Detaches call from its connection (the stream closed or the
  * connection went) and frees it unless a handler holds it; a server
  * stream's handler is told (rl_grpc_stream_end_fn). */
@@ -88,7 +116,10 @@ void rl_grpc_call_detach(rl_grpc_call_t *call);
 /* The request of call is complete: check its framing and hand it on. */
 void rl_grpc_call_dispatch(rl_grpc_call_t *call);
 
-/* Answers call with an error of the listener's own (not the handler's). */
+/* Answers call with an error of the listener's own (not the handler's)
+ * and frees its request; one answered before its request is complete
+ * is then reset (NO_ERROR), so the client stops sending and the stream
+ * closes. */
 void rl_grpc_call_fail(rl_grpc_call_t *call, rl_grpc_status_t status,
                        const char *why);
 

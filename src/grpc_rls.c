@@ -11,7 +11,10 @@
  * The answer: one DescriptorStatus per descriptor in order (unmatched,
  * or matched by a policy with "limits": []: OK, no current_limit), overall
  * OVER_LIMIT if any descriptor is over, the deciding policy's headers, and on
- * OVER_LIMIT its deny body as raw_body. A store failure answers by each
+ * OVER_LIMIT its deny body as raw_body. A descriptor is OVER_LIMIT only
+ * when it denies (rl_verdict_t's deny_parts): the others of a denied call
+ * keep their own status, as envoyproxy/ratelimit reports them, although
+ * the denial spent nothing on them. A store failure answers by each
  * policy's failure_mode, or UNAVAILABLE with "store_failure": "unavailable".
  *
  * Health/Check: SERVING while the store is ready (the /ready test);
@@ -114,6 +117,41 @@ int rl_grpc_rls_descriptor_limit(uint32_t requests, int unit, rl_limit_t *l)
                                 l->period_ms);
 }
 
+/* The limit of part p that describes it: on a denial the one that keeps
+ * the caller out longest, else the one with the fewest remaining. */
+static int rls_pick(const rl_verdict_part_t *p, int *over)
+{
+    int i, pick = 0;
+
+    *over = 0;
+    for (i = 0; p->results != NULL && i < p->nlimits; i++) {
+        const rl_limit_result_t *a = &p->results[i], *b = &p->results[pick];
+
+        if (!a->allowed && (!*over || a->retry_after_ms > b->retry_after_ms)) {
+            pick = i;
+            *over = 1;
+        } else if (!*over && a->remaining < b->remaining) {
+            pick = i;
+        }
+    }
+    return pick;
+}
+
+int rl_grpc_rls_part_over(const rl_verdict_t *v, int p, int *pick)
+{
+    int over;
+
+    *pick = rls_pick(&v->policies[p], &over);
+    if (v->policies[p].results == NULL && v->cached) {
+        /* The deny cache keeps the limit that denied, not each result. */
+        *pick = (int)(v->limit_def - v->policies[p].limits);
+    }
+    if (v->degraded) {
+        return !v->policies[p].policy->failure_open;
+    }
+    return over || (!v->allowed && (v->deny_parts >> p & 1u));
+}
+
 /* ------------------------------------------------------------------------
  * Answers
  * ---------------------------------------------------------------------- */
@@ -151,26 +189,6 @@ static void rls_send(rl_grpc_call_t *call, const rls_response_t *resp)
     free(buf);
 }
 
-/* The limit of part p that describes it: on a denial the one that keeps
- * the caller out longest, else the one with the fewest remaining. */
-static int rls_pick(const rl_verdict_part_t *p, int *over)
-{
-    int i, pick = 0;
-
-    *over = 0;
-    for (i = 0; p->results != NULL && i < p->nlimits; i++) {
-        const rl_limit_result_t *a = &p->results[i], *b = &p->results[pick];
-
-        if (!a->allowed && (!*over || a->retry_after_ms > b->retry_after_ms)) {
-            pick = i;
-            *over = 1;
-        } else if (!*over && a->remaining < b->remaining) {
-            pick = i;
-        }
-    }
-    return pick;
-}
-
 /* Sets status s's limit_remaining (clamped) and its duration d of ms. */
 static void rls_remaining(rls_status_t *s, Google__Protobuf__Duration *d,
                           int64_t remaining, int64_t ms)
@@ -188,21 +206,13 @@ static void rls_part_status(const rl_verdict_t *v, int p, rls_status_t *s,
                             rls_limit_t *l, Google__Protobuf__Duration *d)
 {
     const rl_verdict_part_t *part = &v->policies[p];
-    int over, pick = rls_pick(part, &over), unit;
+    int over, pick, unit;
     uint32_t per;
 
     if (part->nlimits == 0) {
         return; /* a policy without limits: OK, no current_limit */
     }
-    if (part->results == NULL && v->cached) {
-        pick = (int)(v->limit_def - part->limits); /* the limit that denied */
-    }
-    if (!v->allowed && part->policy == v->policy && !v->degraded) {
-        over = 1; /* blocked by a penalty or a deny override */
-    }
-    if (v->degraded) {
-        over = !part->policy->failure_open;
-    }
+    over = rl_grpc_rls_part_over(v, p, &pick);
     s->code = over && !part->policy->shadow ? RLS_OVER : RLS_OK;
     rl_grpc_rls_unit(part->limits[pick].requests, part->limits[pick].period_ms,
                      &unit, &per);

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "decide.h"
 #include "grpc.h"
 #include "limit.h"
 
@@ -32,5 +33,13 @@ void rl_grpc_rls_unit(int64_t requests, int64_t period_ms, int *unit,
  * per unit as a fixed window, suffix "d" + the window), into *l.
  * Returns 0, or -1 for an unknown unit or 0 requests. Pure. */
 int rl_grpc_rls_descriptor_limit(uint32_t requests, int unit, rl_limit_t *l);
+
+/* 1 if part p of v (which has limits) is over: it denies (a limit of
+ * its own, or a penalty or deny override on its key: v->deny_parts), or
+ * a store failure closes it; in shadow mode it would. A part that only
+ * shares another's denial is not. *pick: the limit that describes the
+ * part (on a denial the one that keeps the caller out longest, else the
+ * one with the fewest remaining). Pure. */
+int rl_grpc_rls_part_over(const rl_verdict_t *v, int p, int *pick);
 
 #endif

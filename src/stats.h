@@ -114,7 +114,8 @@
       "gRPC calls answered NOT_FOUND (a health check of an unknown service)")  \
     X(counter, VALUE, grpc_deadline_exceeded,                                  \
       "ratelimitd_grpc_calls_deadline_exceeded_total",                         \
-      "gRPC calls answered DEADLINE_EXCEEDED (grpc-timeout passed)")           \
+      "gRPC calls answered DEADLINE_EXCEEDED (grpc-timeout or "                \
+      "grpc.read_timeout_ms passed)")                                          \
     X(counter, VALUE, grpc_unimplemented,                                      \
       "ratelimitd_grpc_calls_unimplemented_total",                             \
       "gRPC calls answered UNIMPLEMENTED (unknown service or method)")         \
@@ -133,7 +134,15 @@
     X(counter, VALUE, grpc_resource_exhausted,                                 \
       "ratelimitd_grpc_calls_resource_exhausted_total",                        \
       "gRPC calls answered RESOURCE_EXHAUSTED (an address refused after "      \
-      "repeated authentication failures)")                                     \
+      "repeated authentication failures, or a connection's buffer cap)")       \
+    X(counter, VALUE, grpc_read_timeouts,                                      \
+      "ratelimitd_grpc_read_timeouts_total",                                   \
+      "gRPC requests not complete within grpc.read_timeout_ms (answered "      \
+      "DEADLINE_EXCEEDED and reset)")                                          \
+    X(counter, VALUE, grpc_buffer_refusals,                                    \
+      "ratelimitd_grpc_buffer_refusals_total",                                 \
+      "gRPC requests refused because their connection's unfinished requests "  \
+      "held too many bytes (answered RESOURCE_EXHAUSTED and reset)")           \
     X(histogram, HIST, grpc, "ratelimitd_grpc_duration_seconds",               \
       "time from a complete gRPC request to its answer")
 

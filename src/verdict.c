@@ -82,6 +82,7 @@ void rl_decide_verdict(const rl_policy_t *p, const rl_limit_t *limits,
     v->policies[0].nlimits = nlimits;
     v->policies[0].results = res->limits;
     v->npolicies = 1;
+    v->deny_parts = res->allowed ? 0 : 1u;
     verdict_pick(limits, nlimits, res->limits, res->allowed, v);
     verdict_finish(v);
 }
@@ -133,6 +134,33 @@ static int verdict_decider(const rl_verdict_part_t *parts, int nparts,
     return best >= 0 ? best : 0;
 }
 
+/* The parts (bit i: part i) that deny a layered decision: those whose
+ * key a blocking penalty holds, and those with a denying limit. */
+static unsigned verdict_denying(const rl_verdict_part_t *parts, int nparts,
+                                const unsigned *masks, int npens,
+                                const rl_store_result_t *res)
+{
+    unsigned deny = 0;
+    int off = 0, i, j, k;
+
+    if (res->allowed) {
+        return 0;
+    }
+    for (j = 0; j < npens; j++) {
+        if (res->penalties[j].state == RL_PENALTY_BLOCKING) {
+            deny |= masks[j];
+        }
+    }
+    for (i = 0; i < nparts; off += parts[i].nlimits, i++) {
+        for (k = 0; k < parts[i].nlimits; k++) {
+            if (!res->limits[off + k].allowed) {
+                deny |= 1u << i;
+            }
+        }
+    }
+    return deny;
+}
+
 void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
                                const rl_penalty_t *const *pens,
                                const unsigned *masks, int npens,
@@ -153,6 +181,7 @@ void rl_decide_verdict_layered(const rl_verdict_part_t *parts, int nparts,
     v->test = tests[d];
     v->now_ms = res->now_ms;
     v->allowed = res->allowed;
+    v->deny_parts = verdict_denying(parts, nparts, masks, npens, res);
     verdict_pick(parts[d].limits, parts[d].nlimits, v->policies[d].results,
                  res->allowed, v);
     if (pen >= 0) {
@@ -195,11 +224,15 @@ void rl_decide_verdict_expand(const rl_verdict_part_t *all, int nall,
                               rl_verdict_t *v)
 {
     rl_verdict_part_t got[RL_MAX_OP_PARTS];
+    unsigned deny = v->deny_parts;
     int i, j = 0, n = v->npolicies;
 
     memcpy(got, v->policies, sizeof(got[0]) * (size_t)n);
+    v->deny_parts = 0;
     for (i = 0; i < nall; i++) {
         if (all[i].nlimits > 0 && j < n) {
+            /* A denying part keeps its bit under its new index. */
+            v->deny_parts |= (deny >> j & 1u) << i;
             v->policies[i] = got[j++];
         } else {
             v->policies[i] = all[i];
@@ -233,6 +266,7 @@ void rl_decide_verdict_cached(const rl_policy_t *p, const rl_limit_t *limits,
     v->blocked = e->blocked;
     v->cached = 1;
     v->allowed = 0;
+    v->deny_parts = 1u;
     v->status = p->deny_status;
     v->policies[0].policy = p;
     v->policies[0].limits = limits;

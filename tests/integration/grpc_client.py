@@ -17,6 +17,12 @@ Operations ({"op": ...}):
   hammer  n ShouldRateLimit calls of one request, `streams` at a time, over
           `conns` channels per target: targets, domain, descriptors;
           answers {"ok": admitted, "over": denied, "errors": [...]}
+  unfinished  n calls at once on one channel (target, path: ShouldRateLimit
+          by default) whose request never ends in time: each sends one
+          message of `bytes` zero bytes, then holds its stream open for
+          `hold` s before ending it (a client-streaming call, so END_STREAM
+          waits); answers {"results": [{"error", "details", "s"}]}, s the
+          seconds from the start to that call's end, in call order
 """
 
 import hashlib
@@ -221,8 +227,43 @@ def op_hammer(op):
     return res
 
 
+def op_unfinished(op):
+    path = op.get("path", "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit")
+    release = threading.Event()
+
+    def requests():
+        yield b"\0" * op.get("bytes", 0)
+        release.wait(op.get("hold", 30))
+
+    ends = {}
+
+    def ended(i, t0):
+        return lambda f: ends.setdefault(i, time.monotonic() - t0)
+
+    with grpc.insecure_channel(op["target"]) as ch:
+        fn = ch.stream_unary(path, request_serializer=lambda b: b,
+                             response_deserializer=lambda b: b)
+        t0 = time.monotonic()
+        futs = []
+        for i in range(op.get("n", 1)):
+            f = fn.future(requests(), timeout=op.get("timeout", 60))
+            f.add_done_callback(ended(i, t0))
+            futs.append(f)
+        out = []
+        for i, f in enumerate(futs):
+            try:
+                f.result()
+                r = {"error": None}
+            except grpc.RpcError as e:
+                r = error_json(e)
+            r["s"] = round(ends.get(i, time.monotonic() - t0), 3)
+            out.append(r)
+        release.set()
+    return {"results": out}
+
+
 OPS = {"rls": op_rls, "health": op_health, "watch": op_watch, "raw": op_raw,
-       "hammer": op_hammer}
+       "hammer": op_hammer, "unfinished": op_unfinished}
 
 
 def main():

@@ -130,7 +130,7 @@ def _hits_scenario(cfg, store, u):
 
 def test_grpc_descriptors_are_layers():
     """Two descriptors of one request are one atomic decision: when one is
-    over, all are over and nothing is spent on the other; an unmatched
+    over, the call is over and nothing is spent on the other; an unmatched
     descriptor is OK without current_limit; an unknown domain matches
     nothing."""
     a = dpolicy("account", "edge", [("account", None)], ["descriptor.account"], fixed(10))
@@ -155,6 +155,27 @@ def test_grpc_descriptors_are_layers():
         r = rpc(call(cfg, [desc([["account", "a2"]], hits=3),
                            desc([["account", "a2"], ["route", "/y"]])]))[0]
         eq([s["remaining"] for s in r["statuses"]], [7, 1], "per-descriptor costs")
+
+
+def test_grpc_only_the_denying_descriptor_is_over():
+    """Policy small (3/min per k): k=a spent to its limit, then one call
+    with [k=b], [k=a], [zz=a]: overall OVER_LIMIT, but only k=a's status
+    is OVER_LIMIT; the fresh k=b reads OK with its 3 remaining (nothing
+    was spent, the call being atomic), the unmatched one OK; both
+    stores."""
+    pol = dpolicy("small", "t", [("k", None)], ["descriptor.k"], fixed(3))
+    for store in ("memory", "redis"):
+        cfg = grpc_cfg(pol)
+        with service(cfg, store):
+            res = rpc(call(cfg, [desc([["k", "a"]], hits=3)], domain="t"),
+                      call(cfg, [desc([["k", "b"]]), desc([["k", "a"]]), desc([["zz", "a"]])],
+                           domain="t"))
+            eq(res[0]["statuses"][0]["remaining"], 0, "%s: k=a at its limit" % store)
+            r = res[1]
+            eq(r["overall"], "OVER_LIMIT", "%s: the call is denied" % store)
+            eq([s["code"] for s in r["statuses"]], ["OK", "OVER_LIMIT", "OK"],
+               "%s: per-descriptor codes (%r)" % (store, r))
+            eq(r["statuses"][0]["remaining"], 3, "%s: k=b's own remaining" % store)
 
 
 def test_grpc_overrides_by_descriptor_value():

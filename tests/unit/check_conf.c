@@ -384,6 +384,25 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+/* The "grpc" section's timeouts: their defaults, and a value given. */
+START_TEST(test_grpc_timeouts)
+{
+    char err[256];
+    rl_conf_t *conf =
+        parse("{\"grpc\": {}, \"policies\": []}", err, sizeof(err));
+
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_int_eq(conf->grpc->idle_timeout_ms, 60000);
+    ck_assert_int_eq(conf->grpc->read_timeout_ms, 10000);
+    rl_conf_free(conf);
+    conf = parse("{\"grpc\": {\"read_timeout_ms\": 250}, \"policies\": []}",
+                 err, sizeof(err));
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_int_eq(conf->grpc->read_timeout_ms, 250);
+    rl_conf_free(conf);
+}
+END_TEST
+
 /* A cluster store: seeds in order (localhost kept as written), the
  * refresh interval, TLS fields; the defaults of a non-cluster store. */
 START_TEST(test_store_cluster_and_tls)
@@ -617,6 +636,11 @@ static const struct {
      "http.idle_timeout_ms: must be an integer from 1 to 2147483647"},
     {"{\"http\": {\"max_connections\": 0}, \"policies\": []}",
      "http.max_connections: must be an integer from 1 to 2147483647"},
+    /* grpc */
+    {"{\"grpc\": {\"read_timeout_ms\": 50}, \"policies\": []}",
+     "grpc.read_timeout_ms: must be an integer from 100 to 86400000"},
+    {"{\"grpc\": {\"read_timeout_ms\": \"10s\"}, \"policies\": []}",
+     "grpc.read_timeout_ms: must be an integer from 100 to 86400000"},
     /* store */
     {"{\"store\": {\"type\": \"memcached\"}, \"policies\": []}",
      "store.type: the value is not one of redis, memory"},
@@ -1071,6 +1095,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, test_limit_suffix_parsed);
     tcase_add_test(tc, test_store_cluster_and_tls);
     tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_grpc_timeouts);
     tcase_add_test(tc, test_unavailable);
     tcase_add_test(tc, test_defaults_from_descriptors);
     tcase_add_test(tc, test_listen_forms);

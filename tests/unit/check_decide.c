@@ -135,6 +135,52 @@ START_TEST(verdict_layered_deciding_policy)
 }
 END_TEST
 
+START_TEST(verdict_records_the_denying_parts)
+{
+    rl_penalty_t pen;
+    rl_store_result_t res;
+    rl_verdict_part_t all[3];
+    rl_limit_t l = mk_limit(10, 60000);
+    rl_policy_t p = mk_policy();
+    rl_verdict_t v;
+
+    memset(&pen, 0, sizeof(pen));
+    pen.name = "ham";
+    memset(&res, 0, sizeof(res));
+    /* Denied by b's limit: b alone, not a, which only shares it. */
+    res.limits[0] = (rl_limit_result_t){1, 0, 7, 100, 0};
+    res.limits[1] = (rl_limit_result_t){0, 0, 0, 100, 700};
+    layered(&res, &v, &pen);
+    ck_assert_uint_eq(v.deny_parts, 2u);
+    /* Denied by both limits. */
+    res.limits[0] = (rl_limit_result_t){0, 0, 0, 100, 500};
+    layered(&res, &v, &pen);
+    ck_assert_uint_eq(v.deny_parts, 3u);
+    /* Blocked by the penalty on b's key, both limits admitting. */
+    res.limits[0] = (rl_limit_result_t){1, 0, 7, 100, 0};
+    res.limits[1] = (rl_limit_result_t){1, 0, 7, 100, 0};
+    res.penalties[0] = (rl_penalty_result_t){RL_PENALTY_BLOCKING, 9000};
+    layered(&res, &v, &pen);
+    ck_assert_uint_eq(v.deny_parts, 2u);
+    /* A limit-less part put back in front moves b's bit with it. */
+    all[0] = (rl_verdict_part_t){&p, NULL, 0, NULL};
+    all[1] = v.policies[0];
+    all[2] = v.policies[1];
+    rl_decide_verdict_expand(all, 3, &v);
+    ck_assert_uint_eq(v.deny_parts, 4u);
+    /* Admitted: none. */
+    memset(&res, 0, sizeof(res));
+    res.allowed = 1;
+    layered(&res, &v, &pen);
+    ck_assert_uint_eq(v.deny_parts, 0u);
+    /* One policy: its only part, when denied. */
+    res.allowed = 0;
+    res.limits[0] = (rl_limit_result_t){0, 0, 0, 100, 500};
+    rl_decide_verdict(&p, &l, 1, 0, &res, &v);
+    ck_assert_uint_eq(v.deny_parts, 1u);
+}
+END_TEST
+
 START_TEST(verdict_denied_describes_longest_wait)
 {
     rl_limit_t limits[2] = {mk_limit(5, 1000), mk_limit(60, 60000)};
@@ -418,6 +464,7 @@ int main(void)
     tcase_add_test(tc, verdict_picks_fewest_remaining_when_allowed);
     tcase_add_test(tc, verdict_denied_describes_longest_wait);
     tcase_add_test(tc, verdict_layered_deciding_policy);
+    tcase_add_test(tc, verdict_records_the_denying_parts);
     tcase_add_test(tc, verdict_shadow_never_denies);
     tcase_add_test(tc, decide_end_to_end_memory_store);
     tcase_add_test(tc, decide_limitless_policy);

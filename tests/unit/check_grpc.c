@@ -1,10 +1,12 @@
 /* The pure parts of the gRPC front end (grpc_frame.c, grpc_rls.c's unit
- * and descriptor-limit mapping) and the per-part cost of a store op
- * (store.h) on the memory store and in the Redis command. */
+ * and descriptor-limit mapping, which descriptor reads OVER_LIMIT) and
+ * the per-part cost of a store op (store.h) on the memory store and in
+ * the Redis command. */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "decide.h"
 #include "grpc.h"
 #include "grpc_rls.h"
 #include "redis_cmd.h"
@@ -230,6 +232,76 @@ START_TEST(part_costs_in_the_redis_command)
 }
 END_TEST
 
+/* The descriptor statuses of one call: two descriptors matched by one
+ * policy of 3 per hour (each its own key), as
+ * rl_decide_verdict_layered builds the verdict from res. */
+static void two_parts(const rl_store_result_t *res, const unsigned *masks,
+                      int npens, rl_verdict_t *v)
+{
+    static rl_policy_t p;
+    static rl_limit_t l;
+    static rl_penalty_t pen;
+    const rl_penalty_t *pens[1] = {&pen};
+    rl_verdict_part_t parts[2];
+    int tests[2] = {0, 0};
+
+    memset(&p, 0, sizeof(p));
+    memset(&pen, 0, sizeof(pen));
+    p.name = "small";
+    p.deny_status = 429;
+    p.failure_open = 1;
+    pen.name = "box";
+    l = window(3);
+    parts[0] = (rl_verdict_part_t){&p, &l, 1, NULL};
+    parts[1] = parts[0];
+    rl_decide_verdict_layered(parts, 2, pens, masks, npens, tests, res, v);
+}
+
+START_TEST(only_the_denying_descriptor_is_over)
+{
+    unsigned masks[1] = {2}; /* the penalty's key: part 1's */
+    rl_store_result_t res;
+    rl_verdict_t v;
+    int pick;
+
+    memset(&res, 0, sizeof(res));
+    /* A fresh key (3 left) beside one at its limit: the call is denied,
+     * but only the second descriptor is over. */
+    res.limits[0] = (rl_limit_result_t){1, 0, 3, 60000, 0};
+    res.limits[1] = (rl_limit_result_t){0, 0, 0, 60000, 60000};
+    two_parts(&res, masks, 0, &v);
+    ck_assert_int_eq(v.allowed, 0);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 0, &pick), 0);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 1, &pick), 1);
+    /* A penalty blocking part 1's key (its limits admit): part 1 only. */
+    res.limits[1] = (rl_limit_result_t){1, 0, 2, 60000, 0};
+    res.penalties[0] = (rl_penalty_result_t){RL_PENALTY_BLOCKING, 9000};
+    two_parts(&res, masks, 1, &v);
+    ck_assert_int_eq(v.allowed, 0);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 0, &pick), 0);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 1, &pick), 1);
+    /* Both keys under the penalty: both over. */
+    masks[0] = 3;
+    two_parts(&res, masks, 1, &v);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 0, &pick), 1);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 1, &pick), 1);
+    /* A deny override on part 0's key (no store results): part 0 only. */
+    v.deny_parts = 1u;
+    v.policies[0].results = v.policies[1].results = NULL;
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 0, &pick), 1);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 1, &pick), 0);
+    /* Admitted: nothing is over. */
+    memset(&res, 0, sizeof(res));
+    res.allowed = 1;
+    res.limits[0] = (rl_limit_result_t){1, 0, 2, 60000, 0};
+    res.limits[1] = (rl_limit_result_t){1, 0, 0, 60000, 0};
+    two_parts(&res, masks, 0, &v);
+    ck_assert_int_eq(v.deny_parts, 0);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 0, &pick), 0);
+    ck_assert_int_eq(rl_grpc_rls_part_over(&v, 1, &pick), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("grpc");
@@ -243,6 +315,7 @@ int main(void)
     tcase_add_test(tc, frame_parse);
     tcase_add_test(tc, part_costs_on_the_memory_store);
     tcase_add_test(tc, part_costs_in_the_redis_command);
+    tcase_add_test(tc, only_the_denying_descriptor_is_over);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
