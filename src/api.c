@@ -18,7 +18,9 @@ void rl_api_reply_json(rl_http_req_t *req, int status, json_t *obj,
                        const char *const *names, const char *const *values,
                        int n)
 {
-    char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* Any JSON value: a configured body (unavailable) may be a string. */
+    char *body =
+        json_dumps(obj, JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER);
     char oom[128];
     int len;
 

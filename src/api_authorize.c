@@ -283,30 +283,6 @@ static int authorize_deny_status(const rl_conf_t *conf, const rl_verdict_t *v)
                                                : v->status;
 }
 
-/* v's deny body as rl_reply_deny_write writes it with flags: into stack
- * (cap bytes) where it fits, else into a new string. Returns stack, the
- * new string (caller frees it) or NULL (jansson would fail); *len is its
- * length. */
-static char *authorize_body(const rl_verdict_t *v, size_t flags, char *stack,
-                            size_t cap, size_t *len)
-{
-    char *big;
-
-    *len = rl_reply_deny_write(v, flags, stack, cap);
-    if (*len == 0) {
-        return NULL;
-    }
-    if (*len < cap) {
-        return stack;
-    }
-    big = malloc(*len + 1);
-    if (big == NULL) {
-        return NULL;
-    }
-    *len = rl_reply_deny_write(v, flags, big, *len + 1);
-    return big;
-}
-
 /* Answers a denial: the status (forward_auth.deny_status if set, else
  * the policy's), the deny body and the rate-limit headers. With the
  * status overridden, X-RateLimit-Deny-Status and X-RateLimit-Deny-Body
@@ -320,13 +296,16 @@ static void authorize_deny(rl_http_req_t *req, const rl_conf_t *conf,
 {
     char tbuf[2048], abuf[2048];
     size_t tlen, alen;
-    char *text = authorize_body(v, 0, tbuf, sizeof(tbuf), &tlen);
+    /* Any JSON value: a deny body may be a string. */
+    char *text =
+        rl_reply_deny_text(v, JSON_ENCODE_ANY, tbuf, sizeof(tbuf), &tlen);
     char *ascii = NULL;
     char status[16];
     int code = authorize_deny_status(conf, v);
 
     if (conf->forward_auth.deny_status != 0) {
-        ascii = authorize_body(v, JSON_ENSURE_ASCII, abuf, sizeof(abuf), &alen);
+        ascii = rl_reply_deny_text(v, JSON_ENSURE_ASCII | JSON_ENCODE_ANY, abuf,
+                                   sizeof(abuf), &alen);
         snprintf(status, sizeof(status), "%d", v->status);
         names[n] = "X-RateLimit-Deny-Status";
         values[n++] = status;

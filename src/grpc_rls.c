@@ -268,7 +268,8 @@ static void rls_answer(rls_ctx_t *x, const rl_verdict_t *v)
     rls_header_t hv[RL_REPLY_MAX_HEADERS], *hp[RL_REPLY_MAX_HEADERS];
     rls_response_t resp =
         ENVOY__SERVICE__RATELIMIT__V3__RATE_LIMIT_RESPONSE__INIT;
-    char *body = NULL;
+    char stack[2048], *body = NULL;
+    size_t len;
     int i;
 
     resp.overall_code = RLS_OK;
@@ -294,18 +295,19 @@ static void rls_answer(rls_ctx_t *x, const rl_verdict_t *v)
         resp.response_headers_to_add = hp;
     }
     if (v != NULL && resp.overall_code == RLS_OVER && !v->degraded) {
-        json_t *b = rl_reply_deny_body(v);
-
-        body = b != NULL ? json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                         : NULL;
-        json_decref(b);
+        /* The compiled deny body, streamed (any JSON value, a string
+         * too): no allocation below 2 KiB. */
+        body =
+            rl_reply_deny_text(v, JSON_ENCODE_ANY, stack, sizeof(stack), &len);
         if (body != NULL) {
             resp.raw_body.data = (uint8_t *)body;
-            resp.raw_body.len = strlen(body);
+            resp.raw_body.len = len;
         }
     }
     rls_send(x->call, &resp);
-    free(body);
+    if (body != stack) {
+        free(body);
+    }
 }
 
 /* rl_decide_items' callback: answers the call (unless it is no longer

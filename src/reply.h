@@ -69,6 +69,13 @@ void rl_reply_body_free(rl_body_tpl_t *t);
 size_t rl_reply_deny_write(const rl_verdict_t *v, size_t flags, char *buf,
                            size_t cap);
 
+/* v's deny body as rl_reply_deny_write writes it with flags: into stack
+ * (cap bytes) where it fits, else into a new string. Returns stack, the
+ * new string (the caller frees it) or NULL (jansson would fail); *len is
+ * its length. */
+char *rl_reply_deny_text(const rl_verdict_t *v, size_t flags, char *stack,
+                         size_t cap, size_t *len);
+
 /* The deny body of v's policy with every string templated (recursively
  * through objects and arrays); the default when the policy has none is
  * {"error": "rate limit exceeded", "code": "RATE_001"}. New reference. */

@@ -594,3 +594,24 @@ size_t rl_reply_deny_write(const rl_verdict_t *v, size_t flags, char *buf,
     }
     return w.len;
 }
+
+/* See reply.h. */
+char *rl_reply_deny_text(const rl_verdict_t *v, size_t flags, char *stack,
+                         size_t cap, size_t *len)
+{
+    char *big;
+
+    *len = rl_reply_deny_write(v, flags, stack, cap);
+    if (*len == 0) {
+        return NULL;
+    }
+    if (*len < cap) {
+        return stack;
+    }
+    big = malloc(*len + 1);
+    if (big == NULL) {
+        return NULL;
+    }
+    *len = rl_reply_deny_write(v, flags, big, *len + 1);
+    return big;
+}
