@@ -173,6 +173,9 @@ typedef struct rl_conf {
     rl_conf_store_t store;
     rl_policy_t *policies;
     int npolicies;
+    /* the descriptor policies indexed for gRPC lookups (policy_desc.c);
+     * owned, built and freed with policies; NULL when there are none */
+    rl_policy_desc_index_t *desc_index;
     rl_conf_auth_t auth;
     rl_principal_t *tenants; /* for policies with "verify_tenant" */
     int ntenants;

@@ -779,6 +779,10 @@ int conf_policies(conf_ctx_t *c, const char *path, json_t *v, void *dst,
                              "\"limits\": [] never denies");
         }
     }
+    if (rl_policy_desc_build(conf->policies, conf->npolicies,
+                             &conf->desc_index) != 0) {
+        return conf_fail(c, path, "out of memory");
+    }
     return 0;
 }
 
@@ -788,6 +792,8 @@ void conf_free_policies(void *dst)
     rl_conf_t *conf = dst;
     int i;
 
+    rl_policy_desc_free(conf->desc_index);
+    conf->desc_index = NULL;
     for (i = 0; i < conf->npolicies; i++) {
         rl_reply_body_free(conf->policies[i].deny_tpl);
         conf_table_free(&policy_table, &conf->policies[i]);

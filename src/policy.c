@@ -393,51 +393,6 @@ const rl_policy_t *rl_policy_verifier(const struct rl_conf *conf,
     return best;
 }
 
-/* 1 if the descriptor policy p fits the entries of req: the same keys
- * in the same order, the values where p gives one. */
-static int policy_fits_descriptor(const rl_policy_t *p, const rl_request_t *req)
-{
-    int i;
-
-    if (p->domain == NULL || p->ndesc != req->nheaders) {
-        return 0;
-    }
-    for (i = 0; i < p->ndesc; i++) {
-        const rl_header_t *e = &req->headers[i];
-        const rl_desc_match_t *d = &p->desc[i];
-
-        if (e->name_len != strlen(d->key) ||
-            memcmp(e->name, d->key, e->name_len) != 0) {
-            return 0;
-        }
-        if (d->value != NULL && (e->value_len != strlen(d->value) ||
-                                 memcmp(e->value, d->value, e->value_len))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-const rl_policy_t *rl_policy_find_descriptor(const struct rl_conf *conf,
-                                             const char *domain,
-                                             const rl_request_t *req,
-                                             rl_match_t *m)
-{
-    int i;
-
-    memset(m, 0, sizeof(*m));
-    for (i = 0; i < conf->npolicies; i++) {
-        const rl_policy_t *p = &conf->policies[i];
-
-        if (p->domain != NULL && strcmp(p->domain, domain) == 0 &&
-            policy_fits_descriptor(p, req)) {
-            m->policy = p;
-            return p;
-        }
-    }
-    return NULL;
-}
-
 /* The value of the descriptor entry named name (exact) of req. */
 static const char *key_entry(const rl_request_t *req, const char *name,
                              size_t *len)

@@ -196,9 +196,25 @@ int rl_policy_find_all(const struct rl_conf *conf, const rl_request_t *req,
  * conf; pure. */
 const rl_policy_t *rl_policy_verifier(const struct rl_conf *conf,
                                       const rl_request_t *req);
+/* The index of a conf's descriptor policies (policy_desc.c): built once
+ * at load with the policies, read-only afterwards, owned by the conf. */
+typedef struct rl_policy_desc_index rl_policy_desc_index_t;
+
+/* Builds the index of the descriptor policies among the n policies
+ * (borrowed: they must outlive it) into *out, the caller's (free with
+ * rl_policy_desc_free); NULL when there are none. 0, or -1 when out of
+ * memory. */
+int rl_policy_desc_build(const rl_policy_t *policies, int n,
+                         rl_policy_desc_index_t **out);
+
+/* Frees an index from rl_policy_desc_build; NULL is fine. */
+void rl_policy_desc_free(rl_policy_desc_index_t *ix);
+
 /* The first descriptor policy in file order for domain whose entries
  * match the descriptor req (its headers are the entries, names exact,
- * in order), into m; NULL when none. Pure. */
+ * in order), into m; NULL when none. Found through conf->desc_index:
+ * only the policies whose first entry fits req's first one are tested.
+ * No allocation, no lock, any thread. Pure. */
 const rl_policy_t *rl_policy_find_descriptor(const struct rl_conf *conf,
                                              const char *domain,
                                              const rl_request_t *req,

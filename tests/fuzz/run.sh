@@ -31,7 +31,8 @@ done
 CONF="src/conf.c src/conf_field.c src/conf_policy.c src/conf_auth.c src/conf_store.c
     src/conf_penalty.c src/conf_override.c src/conf_grpc.c src/override.c src/deny_cache.c
     src/store.c src/reply.c src/reply_template.c
-    src/algo.c src/algo_mem.c src/errors.c src/policy.c src/request.c src/redis_tls.c
+    src/algo.c src/algo_mem.c src/errors.c src/policy.c src/policy_desc.c src/request.c
+    src/redis_tls.c
     src/log.c src/util.c"
 # The sources each target links, besides its own fuzz_NAME.c.
 declare -A SOURCES=(

@@ -1074,6 +1074,359 @@ START_TEST(test_key_path_folded)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Descriptor policies: the index (policy_desc.c) against a file-order scan
+ * ---------------------------------------------------------------------- */
+
+/* The reference: the scan rl_policy_find_descriptor did before the index,
+ * the first policy in file order of domain whose entries fit req. */
+static const rl_policy_t *scan_descriptor(const rl_conf_t *conf,
+                                          const char *domain,
+                                          const rl_request_t *req)
+{
+    int i, j;
+
+    for (i = 0; i < conf->npolicies; i++) {
+        const rl_policy_t *p = &conf->policies[i];
+
+        if (p->domain == NULL || strcmp(p->domain, domain) != 0 ||
+            p->ndesc != req->nheaders) {
+            continue;
+        }
+        for (j = 0; j < p->ndesc; j++) {
+            const rl_header_t *e = &req->headers[j];
+            const rl_desc_match_t *d = &p->desc[j];
+
+            if (e->name_len != strlen(d->key) ||
+                memcmp(e->name, d->key, e->name_len) != 0 ||
+                (d->value != NULL &&
+                 (e->value_len != strlen(d->value) ||
+                  memcmp(e->value, d->value, e->value_len) != 0))) {
+                break;
+            }
+        }
+        if (j == p->ndesc) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Fills req with the entries of spec, "k=v,k2=v2" ("" for none; "k"
+ * alone leaves the value NULL, which reads as ""), in buf (caller's, at
+ * least strlen(spec) + 1 bytes; req borrows it). */
+static void desc_req(rl_request_t *req, const char *spec, char *buf)
+{
+    char *save = NULL;
+    char *tok;
+
+    memset(req, 0, sizeof(*req));
+    req->path = "";
+    strcpy(buf, spec);
+    for (tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        rl_header_t *h = &req->headers[req->nheaders++];
+        char *eq = strchr(tok, '=');
+
+        h->name = tok;
+        h->name_len = eq != NULL ? (size_t)(eq - tok) : strlen(tok);
+        if (eq != NULL) {
+            *eq = '\0';
+            h->value = eq + 1;
+            h->value_len = strlen(eq + 1);
+        }
+    }
+}
+
+/* Looks up spec in domain with the index, checks it against the scan
+ * and returns the policy's name (NULL for none). */
+static const char *desc_find(const rl_conf_t *conf, const char *domain,
+                             const char *spec)
+{
+    char buf[256];
+    rl_request_t req;
+    rl_match_t m;
+    const rl_policy_t *p;
+
+    desc_req(&req, spec, buf);
+    memset(&m, 0xff, sizeof(m));
+    p = rl_policy_find_descriptor(conf, domain, &req, &m);
+    ck_assert_msg(p == scan_descriptor(conf, domain, &req),
+                  "%s %s: index %s, scan %s", domain, spec,
+                  p != NULL ? p->name : "none",
+                  scan_descriptor(conf, domain, &req) != NULL
+                      ? scan_descriptor(conf, domain, &req)->name
+                      : "none");
+    ck_assert_ptr_eq(m.policy, p);
+    ck_assert_int_eq(m.nparams, 0);
+    return p != NULL ? p->name : NULL;
+}
+
+/* A policy of a test config: domain NULL for an HTTP one (path /NAME),
+ * else descriptor entries as in desc_req, "k" alone for any value. */
+typedef struct desc_policy {
+    const char *name;
+    const char *domain;
+    const char *entries;
+} desc_policy_t;
+
+/* Appends the JSON descriptor of entries ("k=v,k") to buf at *o. */
+static void desc_json_entries(const char *entries, char *buf, size_t len,
+                              size_t *o)
+{
+    char tmp[128];
+    rl_request_t req;
+    int i;
+
+    desc_req(&req, entries, tmp);
+    for (i = 0; i < req.nheaders; i++) {
+        const rl_header_t *h = &req.headers[i];
+
+        *o += (size_t)snprintf(buf + *o, len - *o, "%s{\"key\": \"%s\"",
+                               i > 0 ? ", " : "", h->name);
+        if (h->value != NULL) {
+            *o += (size_t)snprintf(buf + *o, len - *o, ", \"value\": \"%s\"",
+                                   h->value);
+        }
+        *o += (size_t)snprintf(buf + *o, len - *o, "}");
+    }
+}
+
+/* Parses a config of the n policies p (fails the test on an error);
+ * the caller frees it. */
+static rl_conf_t *desc_conf_of(const desc_policy_t *p, int n)
+{
+    size_t len = (size_t)n * 256 + 64, o = 0;
+    char *text = malloc(len);
+    rl_conf_t *conf;
+    int i;
+
+    ck_assert_ptr_nonnull(text);
+    o += (size_t)snprintf(text, len, "{\"policies\": [");
+    for (i = 0; i < n; i++) {
+        o += (size_t)snprintf(text + o, len - o, "%s{\"name\": \"%s\", ",
+                              i > 0 ? "," : "", p[i].name);
+        if (p[i].domain == NULL) {
+            o += (size_t)snprintf(text + o, len - o,
+                                  "\"match\": {\"path\": \"/%s\"}", p[i].name);
+        } else {
+            o += (size_t)snprintf(text + o, len - o,
+                                  "\"match\": {\"domain\": \"%s\", "
+                                  "\"descriptor\": [",
+                                  p[i].domain);
+            desc_json_entries(p[i].entries, text, len, &o);
+            o += (size_t)snprintf(text + o, len - o, "]}");
+        }
+        o += (size_t)snprintf(text + o, len - o, ", \"limits\": []}");
+        ck_assert_uint_lt(o, len);
+    }
+    snprintf(text + o, len - o, "]}");
+    conf = conf_from(text);
+    free(text);
+    return conf;
+}
+
+/* File order decides between fixed values and a wildcard either way,
+ * domains and nesting keep lists apart, duplicates never win. */
+static const desc_policy_t desc_policies[] = {
+    /* fixed values before the wildcard (what the converter writes) */
+    {"u1", "d", "user=u1"},
+    {"u2", "d", "user=u2"},
+    {"user", "d", "user"},
+    /* the wildcard before a fixed value: it wins */
+    {"any-ip", "d", "ip"},
+    {"ip-9", "d", "ip=9"},
+    {"http", NULL, NULL},
+    /* nested: a fixed first value, then any or fixed second ones */
+    {"m-to", "d", "type=m,to"},
+    {"to-1", "d", "type=m,to=1"},
+    {"t-to1", "d", "type,to=1"},
+    {"t-to", "d", "type,to"},
+    /* another domain, and names that run together */
+    {"e-user", "e", "user"},
+    {"ab-c", "ab", "c=v"},
+    {"a-bc", "a", "bc=v"},
+    /* a duplicate of u1: never reached */
+    {"u1-again", "d", "user=u1"},
+};
+
+/* domain, entries, expected policy (NULL: none). */
+static const struct {
+    const char *domain;
+    const char *entries;
+    const char *expect;
+} desc_rows[] = {
+    {"d", "user=u1", "u1"},
+    {"d", "user=u2", "u2"},
+    {"d", "user=u3", "user"},
+    {"d", "user=", "user"},
+    {"d", "user=u1,x=1", NULL},
+    {"d", "ip=9", "any-ip"},
+    {"d", "ip=8", "any-ip"},
+    {"d", "type=m,to=1", "m-to"},
+    {"d", "type=m,to=2", "m-to"},
+    {"d", "type=n,to=1", "t-to1"},
+    {"d", "type=n,to=2", "t-to"},
+    {"d", "to=1,type=m", NULL},
+    {"d", "type=m", NULL},
+    {"e", "user=u1", "e-user"},
+    {"e", "ip=9", NULL},
+    {"ab", "c=v", "ab-c"},
+    {"a", "bc=v", "a-bc"},
+    {"a", "c=v", NULL},
+    {"abc", "c=v", NULL},
+    {"", "user=u1", NULL},
+    {"d", "", NULL},
+    {"d", "User=u1", NULL},
+    {"d", "other=1", NULL},
+};
+
+START_TEST(test_find_descriptor)
+{
+    rl_conf_t *conf = desc_conf_of(
+        desc_policies, (int)(sizeof(desc_policies) / sizeof(desc_policies[0])));
+    const char *got =
+        desc_find(conf, desc_rows[_i].domain, desc_rows[_i].entries);
+
+    if (desc_rows[_i].expect == NULL) {
+        ck_assert_msg(got == NULL, "row %d: got %s", _i, got);
+    } else {
+        ck_assert_msg(got != NULL, "row %d: none", _i);
+        ck_assert_str_eq(got, desc_rows[_i].expect);
+    }
+    rl_conf_free(conf);
+}
+END_TEST
+
+/* A small deterministic generator (xorshift32), so a failure reproduces. */
+static uint32_t desc_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* Alphabets small enough that policies and requests meet often; "a"/"ab"
+ * and "bc"/"c" run together when concatenated. */
+static const char *const desc_domains[] = {"a", "ab", "d"};
+static const char *const desc_keys[] = {"bc", "c", "k"};
+static const char *const desc_values[] = {"1", "2", "12", "x"};
+#define DESC_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Writes one random entry list of 1..3 entries to buf ("k=v,k"): for a
+ * policy (one entry in three any-value, "k"), or for a request (values
+ * no policy names among them). */
+static void desc_gen_entries(uint32_t *seed, int policy, char *buf, size_t len)
+{
+    int n = 1 + (int)(desc_rand(seed) % 3);
+    size_t o = 0;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const char *k = desc_keys[desc_rand(seed) % DESC_N(desc_keys)];
+        int v = (int)(desc_rand(seed) % (DESC_N(desc_values) + 2));
+        const char *val = v < DESC_N(desc_values) ? desc_values[v] : "zz";
+
+        o += (size_t)snprintf(buf + o, len - o, "%s%s%s%s", i > 0 ? "," : "", k,
+                              policy && val[0] == 'z' ? "" : "=",
+                              policy && val[0] == 'z' ? "" : val);
+    }
+}
+
+#define DESC_GEN_MAX 60
+
+/* Many random configs of 0..59 policies (one in eight HTTP), each asked
+ * many random descriptors (0..3 entries, in the configs' domains and one
+ * they lack): the index answers what the scan does, every time. */
+START_TEST(test_find_descriptor_random)
+{
+    static char specs[DESC_GEN_MAX][64], names[DESC_GEN_MAX][8];
+    desc_policy_t p[DESC_GEN_MAX];
+    uint32_t seed = 0x9e3779b9u;
+    int found = 0, nested = 0, total = 0;
+    int c, r, i;
+
+    for (c = 0; c < 300; c++) {
+        int n = (int)(desc_rand(&seed) % DESC_GEN_MAX);
+        rl_conf_t *conf;
+
+        for (i = 0; i < n; i++) {
+            snprintf(names[i], sizeof(names[i]), "p%d", i);
+            desc_gen_entries(&seed, 1, specs[i], sizeof(specs[i]));
+            p[i].name = names[i];
+            p[i].entries = specs[i];
+            p[i].domain =
+                desc_rand(&seed) % 8 == 0
+                    ? NULL
+                    : desc_domains[desc_rand(&seed) % DESC_N(desc_domains)];
+        }
+        conf = desc_conf_of(p, n);
+        for (r = 0; r < 200; r++) {
+            char spec[64] = "";
+            int d = (int)(desc_rand(&seed) % (DESC_N(desc_domains) + 1));
+
+            if (desc_rand(&seed) % 16 != 0) {
+                desc_gen_entries(&seed, 0, spec, sizeof(spec));
+            }
+            if (desc_find(conf,
+                          d < DESC_N(desc_domains) ? desc_domains[d] : "zz",
+                          spec) != NULL) {
+                found++;
+                nested += strchr(spec, ',') != NULL;
+            }
+            total++;
+        }
+        rl_conf_free(conf);
+    }
+    /* the alphabets make both outcomes common, nested fits included */
+    ck_assert_int_gt(found, total / 20);
+    ck_assert_int_lt(found, total - total / 20);
+    ck_assert_int_gt(nested, found / 10);
+}
+END_TEST
+
+/* The review's shape, smaller: 3000 listed values, then the general rule;
+ * listed values find their own policy, others the general one. */
+START_TEST(test_find_descriptor_many_values)
+{
+    enum { NVALUES = 3000 };
+    static char names[NVALUES][8], specs[NVALUES][16];
+    static desc_policy_t p[NVALUES + 1];
+    char spec[32];
+    rl_conf_t *conf;
+    int i;
+
+    for (i = 0; i < NVALUES; i++) {
+        snprintf(names[i], sizeof(names[i]), "u%d", i);
+        snprintf(specs[i], sizeof(specs[i]), "user=u%d", i);
+        p[i] = (desc_policy_t){names[i], "d", specs[i]};
+    }
+    p[NVALUES] = (desc_policy_t){"user", "d", "user"};
+    conf = desc_conf_of(p, NVALUES + 1);
+    for (i = 0; i < NVALUES + 100; i += 7) {
+        snprintf(spec, sizeof(spec), "user=u%d", i);
+        ck_assert_str_eq(desc_find(conf, "d", spec),
+                         i < NVALUES ? spec + strlen("user=") : "user");
+    }
+    rl_conf_free(conf);
+}
+END_TEST
+
+/* A config without descriptor policies has no index and matches none. */
+START_TEST(test_find_descriptor_none)
+{
+    rl_conf_t *conf = conf_from(find_conf);
+
+    ck_assert_ptr_null(conf->desc_index);
+    ck_assert_ptr_null(desc_find(conf, "d", "user=u1"));
+    rl_conf_free(conf);
+    conf = conf_from("{\"policies\": []}");
+    ck_assert_ptr_null(desc_find(conf, "d", "user=u1"));
+    rl_conf_free(conf);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *policy_suite(void)
 {
@@ -1111,6 +1464,11 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_key_path_folded);
     tcase_add_test(tc, test_key_hash_tag_and_penalty);
     tcase_add_test(tc, test_key_longest_tag_fits);
+    tcase_add_loop_test(tc, test_find_descriptor, 0,
+                        (int)(sizeof(desc_rows) / sizeof(desc_rows[0])));
+    tcase_add_test(tc, test_find_descriptor_random);
+    tcase_add_test(tc, test_find_descriptor_many_values);
+    tcase_add_test(tc, test_find_descriptor_none);
     suite_add_tcase(s, tc);
     return s;
 }
