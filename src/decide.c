@@ -138,7 +138,24 @@ static void decide_count_store(const decide_ctx_t *c,
     }
 }
 
-/* Remembers a store denial in the worker's deny cache (cost > 0 only). */
+/* 1 if a limit of part d has a block. */
+static int decide_part_blocks(const decide_part_t *d)
+{
+    int i;
+
+    for (i = 0; i < d->nlimits; i++) {
+        if (d->limits[i].block_ms > 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Remembers a store denial in the worker's deny cache (cost > 0 only).
+ * With a limit that blocks, only a running block: until it ends nothing
+ * is admitted anywhere, so no request the cache answers could have
+ * started another block; before it, a cheaper request on another worker
+ * or replica may pass one limit and bring a blocking one to deny. */
 static void decide_cache_put(const decide_ctx_t *c,
                              const rl_store_result_t *res,
                              const rl_verdict_t *v)
@@ -146,7 +163,7 @@ static void decide_cache_put(const decide_ctx_t *c,
     rl_deny_entry_t e;
 
     if (rl_deny_cache_self == NULL || c->keylen == 0 || c->cost <= 0 ||
-        res->allowed) {
+        res->allowed || (!v->blocked && decide_part_blocks(&c->parts[0]))) {
         return;
     }
     memset(&e, 0, sizeof(e));

@@ -146,7 +146,7 @@ const rl_deny_entry_t *rl_deny_cache_get(rl_deny_cache_t *c, uint64_t gen,
         c->used--;
         return NULL;
     }
-    return cost >= e->cost && e->gen == gen ? e : NULL;
+    return cost == e->cost && e->gen == gen ? e : NULL;
 }
 
 int64_t rl_deny_until_us(int64_t sent_us, int64_t retry_after_ms,

@@ -13,8 +13,9 @@
  * bucket, the entry ending soonest is evicted). Times are the local
  * monotonic clock in microseconds, passed in (pure: tests inject them).
  * An entry serves requests of the same key, the same limit set (normal or
- * test) and the same conf generation, with a cost at least the cost that
- * was denied (a larger cost can only wait longer). */
+ * test), the same conf generation and the same cost: a larger cost would
+ * be denied too, but it may wait longer, or trip a limit with a block
+ * that the smaller one did not, and only the store knows. */
 
 #define RL_DENY_KEY_MAX 120 /* longer base keys are not cached */
 #define RL_DENY_WAYS 4

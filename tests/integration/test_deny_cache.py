@@ -185,3 +185,58 @@ def test_grpc_denials_served_from_cache():
         check(0 <= first[3]["statuses"][0]["reset_ms"] - again["statuses"][0]["reset_ms"] <= 5000,
               "its reset matches the store's: %r vs %r" % (again["statuses"][0],
                                                            first[3]["statuses"][0]))
+
+
+def test_a_larger_cost_asks_the_store():
+    """A denial is served from the cache only for the cost it was denied
+    at: a larger cost may wait longer (GCRA 10/min: cost 5 waits 30 s,
+    cost 11 never passes) or trip a blocking limit the smaller did not,
+    and the verdict must say what the store says."""
+    cfg = config(policy("g", "/g/*", [limit(10, "1m")], key=["tenant"]), workers=1)
+    for store in ("memory", "redis"):
+        with service(cfg, store) as svc:
+            c = svc.d.client()
+            try:
+                for _ in range(10):
+                    eq(c.decide(path="/g/x", tenant="t").json["allowed"], True, "spend")
+                first = c.decide(path="/g/x", tenant="t").json
+                again = c.decide(path="/g/x", tenant="t").json
+                check(not first["allowed"] and not again["allowed"], "cost 1 denied twice")
+                five = c.decide(path="/g/x", tenant="t", cost=5).json
+                eleven = c.decide(path="/g/x", tenant="t", cost=11).json
+            finally:
+                c.close()
+            check(not five["allowed"] and 24000 <= five["retry_after_ms"] <= 30000,
+                  "%s: cost 5 waits for 5 refills: %r" % (store, five["retry_after_ms"]))
+            check(not eleven["allowed"] and eleven["retry_after_ms"] >= 50000,
+                  "%s: cost 11 waits a whole period: %r" % (store, eleven["retry_after_ms"]))
+
+
+def test_a_cached_denial_never_skips_a_block():
+    """1 per second, and 5 per 30 s with a 30 s block: costs 1, 1, 5 —
+    the cost-5 request trips the 30 s limit's block (the second denial
+    came from the 1 s limit alone). 1.1 s later, past the 1 s window, a
+    request is still blocked: the cache did not answer the cost-5
+    request in the store's place."""
+    cfg = config(policy("b", "/b/*", [limit(1, "1s", "fixed_window"),
+                                      limit(5, "30s", "fixed_window", block="30s")],
+                        key=["tenant"]), workers=1)
+    for store in ("memory", "redis"):
+        with service(cfg, store) as svc:
+            deadline = time.time() + 20
+            while time.time() < deadline:  # just after a 1 s edge, clear of a 30 s edge
+                t = time.time() * 1000
+                if t % 1000 < 100 and 2000 < t % 30000 < 25000:
+                    break
+                time.sleep(0.005)
+            c = svc.d.client()
+            try:
+                got = [c.decide(path="/b/x", tenant="t", cost=n).json for n in (1, 1, 5)]
+                eq([g["allowed"] for g in got], [True, False, False], "%s: 1, 1, 5" % store)
+                eq(got[2]["blocked"], True, "%s: cost 5 starts the 30 s block" % store)
+                time.sleep(1.1)
+                after = c.decide(path="/b/x", tenant="t").json
+            finally:
+                c.close()
+            eq((after["allowed"], after["blocked"]), (False, True),
+               "%s: still blocked after the 1 s window" % store)
