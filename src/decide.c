@@ -138,32 +138,50 @@ static void decide_count_store(const decide_ctx_t *c,
     }
 }
 
-/* 1 if a limit of part d has a block. */
-static int decide_part_blocks(const decide_part_t *d)
+/* How long the cache may answer a denial of part d (res its store
+ * result, retry_ms the verdict's wait): retry_ms, or for a part with a
+ * limit that blocks, only while every such limit's running block lasts,
+ * then 0 (not cached). Until then nothing is admitted anywhere, so no
+ * answered request could have started a block; before a block, or once
+ * one has ended while its window is still full, the store may start
+ * one, and only the store can. A block just started reports the longer
+ * of its length and the window's wait (algorithms.md "Blocks"): past
+ * its length that wait is not a block, so it is not cached. */
+static int64_t decide_cache_ms(const decide_part_t *d,
+                               const rl_store_result_t *res, int64_t retry_ms)
 {
+    int64_t ms = retry_ms;
     int i;
 
-    for (i = 0; i < d->nlimits; i++) {
-        if (d->limits[i].block_ms > 0) {
-            return 1;
+    for (i = 0; i < d->nlimits && i < RL_MAX_OP_LIMITS; i++) {
+        const rl_limit_result_t *r = &res->limits[i];
+
+        if (d->limits[i].block_ms <= 0) {
+            continue;
+        }
+        if (!r->blocked || r->retry_after_ms > d->limits[i].block_ms) {
+            return 0;
+        }
+        if (r->retry_after_ms < ms) {
+            ms = r->retry_after_ms;
         }
     }
-    return 0;
+    return ms;
 }
 
-/* Remembers a store denial in the worker's deny cache (cost > 0 only).
- * With a limit that blocks, only a running block: until it ends nothing
- * is admitted anywhere, so no request the cache answers could have
- * started another block; before it, a cheaper request on another worker
- * or replica may pass one limit and bring a blocking one to deny. */
+/* Remembers a store denial in the worker's deny cache (cost > 0 only),
+ * for as long as decide_cache_ms allows. */
 static void decide_cache_put(const decide_ctx_t *c,
                              const rl_store_result_t *res,
                              const rl_verdict_t *v)
 {
     rl_deny_entry_t e;
+    int64_t serve_ms;
 
     if (rl_deny_cache_self == NULL || c->keylen == 0 || c->cost <= 0 ||
-        res->allowed || (!v->blocked && decide_part_blocks(&c->parts[0]))) {
+        res->allowed ||
+        (serve_ms = decide_cache_ms(&c->parts[0], res, v->retry_after_ms)) <=
+            0) {
         return;
     }
     memset(&e, 0, sizeof(e));
@@ -175,6 +193,7 @@ static void decide_cache_put(const decide_ctx_t *c,
     e.remaining = v->remaining;
     e.reset_after_ms = v->reset_after_ms;
     e.retry_after_ms = v->retry_after_ms;
+    e.serve_ms = serve_ms;
     e.blocked = (uint8_t)v->blocked;
     rl_deny_cache_put(rl_deny_cache_self, c->conf->generation, c->key,
                       c->keylen, c->parts[0].test, &e);

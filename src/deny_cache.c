@@ -178,7 +178,9 @@ void rl_deny_cache_put(rl_deny_cache_t *c, uint64_t gen, const char *key,
         return;
     }
     deny_check_epoch(c);
-    until = rl_deny_until_us(e->sent_us, e->retry_after_ms, c->max_ttl_us);
+    until = rl_deny_until_us(e->sent_us,
+                             e->serve_ms > 0 ? e->serve_ms : e->retry_after_ms,
+                             c->max_ttl_us);
     if (gen != c->gen || until == 0 || e->epoch != c->epoch) {
         return;
     }

@@ -31,7 +31,8 @@ typedef struct rl_deny_entry {
     int64_t remaining; /* the verdict's limit, as decided */
     int64_t reset_after_ms;
     int64_t retry_after_ms;
-    int16_t pick; /* index of the limit the verdict describes */
+    int64_t serve_ms; /* answered for this long from sent_us (0: retry's) */
+    int16_t pick;     /* index of the limit the verdict describes */
     uint8_t blocked;
     uint8_t test;
     uint16_t keylen;

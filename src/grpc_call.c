@@ -20,10 +20,7 @@ static void call_release(rl_grpc_call_t *call)
     if (call->timer != NULL) {
         event_free(call->timer);
     }
-    while (call->nmeta > 0) {
-        free((char *)call->meta[--call->nmeta].value);
-    }
-    free(call->in);
+    rl_grpc_call_drop_input(call);
     free(call->out);
     free(call);
 }
@@ -37,6 +34,12 @@ void rl_grpc_call_drop_input(rl_grpc_call_t *call)
     free(call->in);
     call->in = NULL;
     call->inlen = call->incap = 0;
+    /* The kept headers too: a stream answered but not closed (a client
+     * that never opens its window for the answer) would hold them
+     * uncounted for as long as it likes. */
+    while (call->nmeta > 0) {
+        free((char *)call->meta[--call->nmeta].value);
+    }
 }
 
 void rl_grpc_call_detach(rl_grpc_call_t *call)

@@ -103,9 +103,9 @@ struct rl_grpc_server {
  * deadline running; NULL when memory ran out. */
 rl_grpc_call_t *rl_grpc_call_open(grpc_conn_t *c, int32_t sid);
 
-/* Frees what call's request holds (its body; its kept headers stay, for
- * the handler, but no longer count) and gives it back to the
- * connection's cap. */
+/* Frees what call's request holds (its body and its kept headers, once
+ * the handler has read them) and gives it back to the connection's
+ * cap. */
 void rl_grpc_call_drop_input(rl_grpc_call_t *call);
 
 /* Detaches call from its connection (the stream closed or the

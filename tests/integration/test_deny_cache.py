@@ -240,3 +240,33 @@ def test_a_cached_denial_never_skips_a_block():
                 c.close()
             eq((after["allowed"], after["blocked"]), (False, True),
                "%s: still blocked after the 1 s window" % store)
+
+
+def test_a_cached_block_ends_with_the_block():
+    """2 per 4 s with a 1 s block: the first denial starts a block, but
+    the window still denies after it, and each such denial starts a new
+    block. The cache answers no longer than a block runs: a request at
+    +3.6 s reaches the store and starts a block that still holds at
+    +4.3 s, in the next window."""
+    cfg = config(policy("w", "/w/*", [limit(2, "4s", "fixed_window", block="1s")],
+                        key=["tenant"]), workers=1)
+    for store in ("memory", "redis"):
+        with service(cfg, store) as svc:
+            deadline = time.time() + 10
+            while time.time() < deadline and time.time() * 1000 % 4000 >= 100:
+                time.sleep(0.005)
+            t0 = time.monotonic()
+            c = svc.d.client()
+            try:
+                got = [c.decide(path="/w/x", tenant="t").json for _ in range(3)]
+                eq([(g["allowed"], g["blocked"]) for g in got],
+                   [(True, False), (True, False), (False, True)], "%s: 2 in, then a block" % store)
+                time.sleep(max(0.0, t0 + 3.6 - time.monotonic()))
+                late = c.decide(path="/w/x", tenant="t").json
+                time.sleep(max(0.0, t0 + 4.3 - time.monotonic()))
+                after = c.decide(path="/w/x", tenant="t").json
+            finally:
+                c.close()
+            eq(late["allowed"], False, "%s: +3.6 s, the window still full" % store)
+            eq((after["allowed"], after["blocked"]), (False, True),
+               "%s: +4.3 s, next window, the block started at +3.6 s holds" % store)

@@ -294,3 +294,52 @@ def test_grpc_unfinished_streams_memory_bounded():
 
 
 test_grpc_unfinished_streams_memory_bounded.timeout = 120
+
+
+def _ld(tag, b):
+    """A protobuf length-delimited field."""
+    out, n = b"", len(b)
+    while n >= 128:
+        out += bytes([n & 127 | 128])
+        n >>= 7
+    return bytes([tag]) + out + bytes([n]) + b
+
+
+def test_grpc_answered_streams_keep_no_headers():
+    """A client that opens no flow-control window gets each answer's
+    HEADERS but never its DATA, so its answered streams stay open: 160 of
+    them, each with 8 kept authorization headers of 16 kB, must not pin
+    their headers (20 MB before the fix, uncounted by the cap)."""
+    entry = lambda k, v: _ld(0x0a, _ld(0x0a, k.encode()) + _ld(0x12, v.encode()))  # noqa: E731
+    req = _ld(0x0a, b"edge") + _ld(0x12, entry("remote_address", "10.0.0.9") +
+                                   entry("path", "/login"))
+    msg = b"\0" + len(req).to_bytes(4, "big") + req
+    cfg = grpc_cfg(LOGIN_POLICY, workers=1)
+    with service(cfg, "memory") as svc:
+        pid = svc.d.pid
+        c = H2(target(cfg))
+        c.sock.sendall(frame(SETTINGS, 0, 0, b"\x00\x04" + (0).to_bytes(4, "big")))
+        run([c], 0.3, lambda: False)
+        start_kb = rss_kb(pid)
+        hdrs = [(":method", "POST"), (":scheme", "http"), (":path", RLS_PATH),
+                (":authority", "x"), ("content-type", "application/grpc"),
+                ("te", "trailers")] + [("authorization", "x" * 16000)] * 8
+        blk = hpack(hdrs)
+        chunks = [blk[o:o + 16000] for o in range(0, len(blk), 16000)]
+        for i in range(160):
+            sid = 1 + 2 * i
+            out = frame(HEADERS, 0, sid, chunks[0])
+            for k, ch in enumerate(chunks[1:]):
+                out += frame(9, END_HEADERS if k == len(chunks) - 2 else 0, sid, ch)
+            c.send(out + frame(DATA, END_STREAM, sid, msg))
+            run([c], 0.001, lambda: False)
+        run([c], 2.0 * SLOW, lambda: False)
+        grown = (rss_kb(pid) - start_kb) // 1024
+        answered = len({f[3] for f in c.frames if f[1] == HEADERS})
+        c.close()
+        check(answered >= 130, "answers begun (HEADERS) on %d of 160 streams" % answered)
+        if not sanitizer_build():
+            check(grown < 8, "RSS grew by %d MB for 160 answered streams" % grown)
+
+
+test_grpc_answered_streams_keep_no_headers.timeout = 120
