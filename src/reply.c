@@ -501,7 +501,8 @@ static void jw_bool(rl_jw_t *w, int b)
 
 /* Writes the escape jansson's dump writes for code point c (a control
  * character, '"', '\\', or above 0x7F under JSON_ENSURE_ASCII): the short
- * forms, else \uXXXX in capitals, a surrogate pair above U+FFFF. */
+ * forms, else \u and four capital hex digits, a surrogate pair above
+ * U+FFFF. */
 static void jw_escape(rl_jw_t *w, uint32_t c)
 {
     static const char hex[] = "0123456789ABCDEF";
