@@ -369,28 +369,36 @@ static const struct {
     {"+", "+"},
 };
 
-START_TEST(test_text_values)
+/* Converts one descriptor "key: k" whose line `field: word` is set, with
+ * a 1/s limit; the output parsed (the caller frees it). */
+static json_t *convert_field(const char *field, const char *word)
 {
     char yaml[256], err[512] = "";
     const char *y[] = {yaml};
-    const char *got = NULL;
     json_t *root;
     char *out;
 
     snprintf(yaml, sizeof(yaml),
-             "domain: d\ndescriptors:\n  - key: k\n    value: %s\n"
+             "domain: d\ndescriptors:\n  - key: k\n    %s: %s\n"
              "    rate_limit: {unit: second, requests_per_unit: 1}\n",
-             text_cases[_i].yaml);
+             field, word);
     out = convert(y, 1, err, sizeof(err));
-    ck_assert_msg(out != NULL, "case %d (%s): %s", _i, text_cases[_i].yaml,
-                  err);
+    ck_assert_msg(out != NULL, "%s: %s: %s", field, word, err);
     root = json_loads(out, 0, NULL);
+    free(out);
+    return root;
+}
+
+START_TEST(test_text_values)
+{
+    json_t *root = convert_field("value", text_cases[_i].yaml);
+    const char *got = NULL;
+
     ck_assert_int_eq(json_unpack(root, "{s:[{s:{s:[{s:s}]}}]}", "policies",
                                  "match", "descriptor", "value", &got),
                      0);
     ck_assert_str_eq(got, text_cases[_i].value);
     json_decref(root);
-    free(out);
 }
 END_TEST
 
@@ -400,24 +408,13 @@ static const char *const true_words[] = {
 
 START_TEST(test_true_words)
 {
-    char yaml[256], err[512] = "";
-    const char *y[] = {yaml};
+    json_t *root = convert_field("shadow_mode", true_words[_i]);
     const char *mode = NULL;
-    json_t *root;
-    char *out;
 
-    snprintf(yaml, sizeof(yaml),
-             "domain: d\ndescriptors:\n  - key: k\n    shadow_mode: %s\n"
-             "    rate_limit: {unit: second, requests_per_unit: 1}\n",
-             true_words[_i]);
-    out = convert(y, 1, err, sizeof(err));
-    ck_assert_msg(out != NULL, "%s: %s", true_words[_i], err);
-    root = json_loads(out, 0, NULL);
     ck_assert_int_eq(
         json_unpack(root, "{s:[{s:s}]}", "policies", "mode", &mode), 0);
     ck_assert_str_eq(mode, "shadow");
     json_decref(root);
-    free(out);
 }
 END_TEST
 
