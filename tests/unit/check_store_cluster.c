@@ -1198,6 +1198,7 @@ typedef struct busy {
     rl_store_t *s;
     char (*keys)[64];
     result_t *r;
+    int64_t started_us[5]; /* rl_mono_us of each start */
     int started;
     int n;
 } busy_t;
@@ -1210,6 +1211,7 @@ static void busy_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (b->started < b->n) {
+        b->started_us[b->started] = rl_mono_us();
         start(b->s, b->keys[b->started], &b->r[b->started]);
         b->started++;
     }
@@ -1234,11 +1236,32 @@ static int64_t run_busy(busy_t *b, int busy_ms)
     return t0;
 }
 
+/* The most script calls decisions started at t[0..n) may take when a
+ * batch goes at the latest 1 ms after its first: one per 0.5 ms window
+ * (the flush timer is armed from the loop's cached clock, which may lag
+ * the start a little). */
+static int calls_at_most(const int64_t *t, int n)
+{
+    int windows = 1;
+    int64_t first = t[0];
+    int i;
+
+    for (i = 1; i < n; i++) {
+        if (t[i] - first >= 500) {
+            windows++;
+            first = t[i];
+        }
+    }
+    return windows;
+}
+
 /* On a worker's loop (priorities of loop.h) a cluster batch goes once the
  * loop has nothing else ready: five decisions started in five passes of a
- * busy loop make one script call on their master, each answered; and it
- * goes within about 1 ms however long the loop stays busy (a lone
- * decision under 20 ms of it). */
+ * busy loop make one script call on their master, each answered (when a
+ * loaded machine spreads the five passes over more than 0.5 ms, the 1 ms
+ * flush may split them, one call per 0.5 ms at most); and it goes within
+ * about 1 ms however long the loop stays busy (a lone decision under
+ * 20 ms of it). */
 START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
 {
     char keys[5][64];
@@ -1246,6 +1269,7 @@ START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
     busy_t b;
     rl_store_t *s;
     int64_t t0;
+    int most;
     int i;
 
     ck_assert_int_eq(event_base_priority_init(g_base, RL_LOOP_PRIORITIES), 0);
@@ -1264,9 +1288,15 @@ START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
         ck_assert_int_eq(r[i].calls, 1);
         assert_ok(&r[i]);
     }
-    ck_assert_int_eq(g_nodes[0].fcall, 1);
-    ck_assert_int_eq(g_nodes[0].batches, 1);
-    ck_assert_int_eq(g_nodes[0].batch_ops, 5);
+    most = calls_at_most(b.started_us, 5);
+    ck_assert_msg(g_nodes[0].fcall >= 1 && g_nodes[0].fcall <= most,
+                  "%d script calls for 5 decisions started over %lld us",
+                  g_nodes[0].fcall,
+                  (long long)(b.started_us[4] - b.started_us[0]));
+    if (most == 1) {
+        ck_assert_int_eq(g_nodes[0].batches, 1);
+        ck_assert_int_eq(g_nodes[0].batch_ops, 5);
+    }
     memset(r, 0, sizeof(r));
     b.started = 0;
     b.n = 1;
