@@ -1191,14 +1191,17 @@ END_TEST
 
 /* A loop kept busy by a timer that fires again at once until until_us
  * (rl_mono_us), as a worker's loop is while requests keep arriving; its
- * first n firings each start one decision on keys[i] (a pass apiece). */
+ * first n (at most BUSY_MAX) firings each start one decision on keys[i]
+ * (a pass apiece). */
+#define BUSY_MAX 5
+
 typedef struct busy {
     struct event *ev;
     int64_t until_us;
     rl_store_t *s;
     char (*keys)[64];
     result_t *r;
-    int64_t started_us[5]; /* rl_mono_us of each start */
+    int64_t started_us[BUSY_MAX]; /* rl_mono_us of each start */
     int started;
     int n;
 } busy_t;
@@ -1264,8 +1267,8 @@ static int calls_at_most(const int64_t *t, int n)
  * 20 ms of it). */
 START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
 {
-    char keys[5][64];
-    result_t r[5];
+    char keys[BUSY_MAX][64];
+    result_t r[BUSY_MAX];
     busy_t b;
     rl_store_t *s;
     int64_t t0;
@@ -1274,7 +1277,7 @@ START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
 
     ck_assert_int_eq(event_base_priority_init(g_base, RL_LOOP_PRIORITIES), 0);
     s = new_store(500, 60000, 0, 1);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < BUSY_MAX; i++) {
         key_nth(0, 8191, i, keys[i], sizeof(keys[i]));
     }
     memset(r, 0, sizeof(r));
@@ -1282,20 +1285,20 @@ START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
     b.s = s;
     b.keys = keys;
     b.r = r;
-    b.n = 5;
+    b.n = BUSY_MAX;
     run_busy(&b, 5);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < BUSY_MAX; i++) {
         ck_assert_int_eq(r[i].calls, 1);
         assert_ok(&r[i]);
     }
-    most = calls_at_most(b.started_us, 5);
+    most = calls_at_most(b.started_us, BUSY_MAX);
     ck_assert_msg(g_nodes[0].fcall >= 1 && g_nodes[0].fcall <= most,
-                  "%d script calls for 5 decisions started over %lld us",
-                  g_nodes[0].fcall,
-                  (long long)(b.started_us[4] - b.started_us[0]));
+                  "%d script calls for %d decisions started over %lld us",
+                  g_nodes[0].fcall, BUSY_MAX,
+                  (long long)(b.started_us[BUSY_MAX - 1] - b.started_us[0]));
     if (most == 1) {
         ck_assert_int_eq(g_nodes[0].batches, 1);
-        ck_assert_int_eq(g_nodes[0].batch_ops, 5);
+        ck_assert_int_eq(g_nodes[0].batch_ops, BUSY_MAX);
     }
     memset(r, 0, sizeof(r));
     b.started = 0;
