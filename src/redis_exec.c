@@ -682,6 +682,9 @@ static int exec_batch_add(rl_redis_exec_t *ex, rl_redis_conn_t *conn,
         if (ex->open == NULL) {
             event_active(ex->flush, EV_TIMEOUT, 0);
             if (ex->topo->flush_when_idle) {
+                /* From now, not from the pass's start the loop cached: a
+                 * preempted pass would otherwise cut the wait short. */
+                (void)event_base_update_cache_time(ex->base);
                 event_add(ex->flush_late, &exec_flush_late);
             }
         }

@@ -19,6 +19,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PASSED=0
 FAILED=0
 SUMMARY=()
+FAILURES=()
 JOBS=$(nproc 2>/dev/null || echo 2)
 SAN_MARKERS='ERROR: AddressSanitizer|runtime error:|LeakSanitizer'
 
@@ -28,6 +29,17 @@ record() {
     PASSED=$((PASSED + pass))
     FAILED=$((FAILED + fail))
     SUMMARY+=("$(printf '%-28s %4d passed, %4d failed  %s' "$what" "$pass" "$fail" "$note")")
+}
+
+# Keeps the lines of LOG that match PATTERN (a failed check, a failed
+# test), at most 10 of 300 characters, for the list printed at the end:
+# the end of the output is the part every reader of a CI run sees.
+note_failures() {
+    local name=$1 log=$2 pattern=$3 line
+    [ -e "$log" ] || return 0
+    while IFS= read -r line; do
+        FAILURES+=("$name: ${line:0:300}")
+    done < <(grep -E "$pattern" "$log" | head -n 10 || true)
 }
 
 # Counts the Check results of every unit test log under DIR as
@@ -83,9 +95,10 @@ build_and_test() {
         [ "$fail" -gt 0 ] || fail=1
         tail -n 30 "$dir/check.log"
         for log in "$dir"/tests/unit/check_*.log; do
-            if [ -e "$log" ] && grep -qE '^(FAIL|ERROR)' "${log%.log}.trs" 2>/dev/null; then
+            if [ -e "$log" ] && grep -qE '^:test-result: (FAIL|ERROR)' "${log%.log}.trs" 2>/dev/null; then
                 echo "---- $log"
                 tail -n 60 "$log"
+                note_failures "$name" "$log" ':[EF]:'
             fi
         done
     fi
@@ -107,6 +120,7 @@ build_and_test() {
         pass=0
         fail=1
     fi
+    note_failures "$name" "$dir/integration.log" '^FAIL '
     record "$name: integration tests" "$pass" "$fail" "$(($(date +%s) - t0))s"
 
     reports=$(grep -rlE "$SAN_MARKERS" "$dir/itest-logs" "$dir"/tests/unit/*.log 2>/dev/null || true)
@@ -225,6 +239,11 @@ main() {
     unset ASAN_OPTIONS UBSAN_OPTIONS
     run_fuzzers
 
+    if [ "${#FAILURES[@]}" -gt 0 ]; then
+        echo
+        echo "== failures"
+        printf '%s\n' "${FAILURES[@]}"
+    fi
     echo
     echo "== summary ($(($(date +%s) - start))s)"
     printf '%s\n' "${SUMMARY[@]}"
