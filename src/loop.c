@@ -15,6 +15,9 @@ void rl_loop_timer_at(struct event *ev, int64_t when_us)
     }
     tv.tv_sec = (time_t)(delay / 1000000);
     tv.tv_usec = (suseconds_t)(delay % 1000000);
+    /* libevent adds the delay to the time it cached when the loop pass
+     * began: refreshed, a pass that was preempted cannot fire it early. */
+    (void)event_base_update_cache_time(event_get_base(ev));
     evtimer_add(ev, &tv);
 }
 

@@ -8,8 +8,9 @@
  * deadlines on the monotonic clock (redis_conn, store_cluster). The
  * caller's thread owns the event. */
 
-/* Arms ev to fire at the monotonic time when_us (rl_mono_us); at once if
- * that has passed. */
+/* Arms ev to fire at the monotonic time when_us (rl_mono_us), not
+ * earlier however long the loop pass has run; at once if that has
+ * passed. */
 void rl_loop_timer_at(struct event *ev, int64_t when_us);
 
 /* event_free for an event that may be NULL (never created). */

@@ -29,7 +29,7 @@
 #define EXEC_DEFAULT_TIMEOUT_MS 50
 /* The longest an open batch waits for the loop to go idle (see
  * redis_exec.h). */
-static const struct timeval exec_flush_late = {0, 1000};
+#define EXEC_FLUSH_LATE_US 1000
 
 /* Decisions of one loop pass for one connection, sent as one call. */
 typedef struct exec_batch {
@@ -682,10 +682,8 @@ static int exec_batch_add(rl_redis_exec_t *ex, rl_redis_conn_t *conn,
         if (ex->open == NULL) {
             event_active(ex->flush, EV_TIMEOUT, 0);
             if (ex->topo->flush_when_idle) {
-                /* From now, not from the pass's start the loop cached: a
-                 * preempted pass would otherwise cut the wait short. */
-                (void)event_base_update_cache_time(ex->base);
-                event_add(ex->flush_late, &exec_flush_late);
+                rl_loop_timer_at(ex->flush_late,
+                                 rl_mono_us() + EXEC_FLUSH_LATE_US);
             }
         }
         b->next = ex->open;

@@ -882,8 +882,8 @@ END_TEST
 
 /* After a redirection the op's own deadline holds: a MOVED after 70 ms
  * to a node that never answers ends at 100 ms, not 170 (the bound leaves
- * 60 ms for a loaded machine; the lower one 10 ms for a timer armed from
- * the loop's cached clock, which fired at 94.8 ms once). */
+ * 60 ms for a loaded machine, the lower one 10 ms: before rl_loop_timer_at
+ * refreshed the loop's cached clock, it fired at 94.8 ms once). */
 START_TEST(test_deadline_spans_retries)
 {
     rl_store_t *s = new_store(100, 60000, 1, 1);
@@ -1315,6 +1315,54 @@ START_TEST(test_batch_gathers_busy_passes_then_flushes_within_1ms)
 }
 END_TEST
 
+/* A timer armed late in a long loop pass (rl_loop_timer_at, which every
+ * deadline and the batch's 1 ms use) fires at its time, not at the
+ * pass's start plus its delay. */
+typedef struct late_timer {
+    struct event *ev;
+    int64_t armed_us;
+    int64_t fired_us;
+} late_timer_t;
+
+static void late_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ((late_timer_t *)arg)->fired_us = rl_mono_us();
+}
+
+static void late_timer_arm(evutil_socket_t fd, short what, void *arg)
+{
+    late_timer_t *t = arg;
+    int64_t until = rl_mono_us() + 5000;
+
+    (void)fd;
+    (void)what;
+    while (rl_mono_us() < until) {
+    }
+    t->armed_us = rl_mono_us();
+    rl_loop_timer_at(t->ev, t->armed_us + 2000);
+}
+
+START_TEST(test_timer_armed_late_in_a_pass_waits_its_time)
+{
+    static const struct timeval now = {0, 0};
+    late_timer_t t = {0};
+    struct event *pass = evtimer_new(g_base, late_timer_arm, &t);
+
+    t.ev = evtimer_new(g_base, late_timer_fired, &t);
+    ck_assert_ptr_nonnull(pass);
+    ck_assert_ptr_nonnull(t.ev);
+    event_add(pass, &now);
+    run_for(50);
+    ck_assert_msg(t.fired_us - t.armed_us >= 1900,
+                  "a 2 ms timer fired %lld us after it was armed",
+                  (long long)(t.fired_us - t.armed_us));
+    event_free(pass);
+    event_free(t.ev);
+}
+END_TEST
+
 /* A batch answered TRYAGAIN (or CLUSTERDOWN, or NOTLOCAL: a key of it
  * not served there) did not run: each decision goes alone, once, and
  * each gets its own result. Script calls: one batch, then one each. */
@@ -1434,6 +1482,7 @@ static Suite *store_cluster_suite(void)
     tcase_add_test(tc, test_free_ends_pending_ops);
     tcase_add_test(tc, test_batch_per_master);
     tcase_add_test(tc, test_batch_gathers_busy_passes_then_flushes_within_1ms);
+    tcase_add_test(tc, test_timer_armed_late_in_a_pass_waits_its_time);
     tcase_add_test(tc, test_batch_transient_falls_back);
     tcase_add_test(tc, test_batch_notlocal_element_alone);
     tcase_add_test(tc, test_batch_moved_falls_back);
